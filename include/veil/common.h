@@ -1,0 +1,84 @@
+/* Shared helpers: error codes, diagnostics, bounded buffers, files, hashing.
+ *
+ * Ownership: a struct veil_buf owns its data; veil_buf_free() releases it. A
+ * struct veil_diags owns its messages; veil_diags_free() releases them. */
+#ifndef VEIL_COMMON_H
+#define VEIL_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum veil_err {
+	VEIL_OK = 0,
+	VEIL_EINVAL = -1, /* input rejected; diagnostics say why */
+	VEIL_ENOMEM = -2,
+	VEIL_EIO = -3,
+	VEIL_ELIMIT = -4, /* a size, depth or count limit was exceeded */
+	VEIL_ENOENT = -5,
+};
+
+#define VEIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Diagnostics: every user-facing error, collected so a command can list all. */
+#define VEIL_DIAGS_MAX 200
+struct veil_diags {
+	char **msgs;
+	size_t count;
+	size_t cap;
+	size_t dropped; /* messages past VEIL_DIAGS_MAX */
+};
+
+void veil_diags_init(struct veil_diags *d);
+void veil_diags_free(struct veil_diags *d);
+void veil_diag(struct veil_diags *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void veil_vdiag(struct veil_diags *d, const char *fmt, va_list ap);
+/* "file:line:col: message" */
+void veil_diag_at(struct veil_diags *d, const char *file, unsigned line, unsigned col,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void veil_diags_print(const struct veil_diags *d, void *stream /* FILE* */);
+
+/* Growable byte buffer with a hard maximum; always NUL-terminated. */
+struct veil_buf {
+	char *data;
+	size_t size;
+	size_t cap;
+	size_t max; /* 0 means VEIL_BUF_DEFAULT_MAX */
+	int failed; /* sticky: an append failed (ENOMEM or over max) */
+};
+#define VEIL_BUF_DEFAULT_MAX ((size_t)256 << 20)
+
+void veil_buf_init(struct veil_buf *b, size_t max);
+void veil_buf_free(struct veil_buf *b);
+int veil_buf_append(struct veil_buf *b, const void *p, size_t n);
+int veil_buf_puts(struct veil_buf *b, const char *s);
+int veil_buf_printf(struct veil_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Files. veil_read_file refuses files larger than max_size. */
+int veil_read_file(const char *path, size_t max_size, char **out, size_t *out_size,
+		   struct veil_diags *d);
+/* Write atomically: temp file in the same folder, fsync, rename, fsync folder. */
+int veil_write_file(const char *path, const void *data, size_t size, unsigned mode,
+		    struct veil_diags *d);
+/* mkdir -p */
+int veil_mkdirs(const char *path, unsigned mode, struct veil_diags *d);
+/* Folder part of a path ("." if none); caller frees. */
+char *veil_dirname(const char *path);
+/* a + "/" + b; caller frees. */
+char *veil_path_join(const char *a, const char *b);
+/* Folder holding the running executable; caller frees. */
+char *veil_self_dir(void);
+
+/* SHA-256 */
+#define VEIL_SHA256_SIZE 32
+int veil_sha256(const void *data, size_t size, uint8_t out[static VEIL_SHA256_SIZE]);
+int veil_sha256_file(const char *path, uint8_t out[static VEIL_SHA256_SIZE], struct veil_diags *d);
+/* lower-case hex, out must hold 2*size+1 bytes */
+void veil_hex(const uint8_t *in, size_t size, char *out);
+
+/* Edit distance, for "did you mean" suggestions; capped at 255. */
+unsigned veil_edit_distance(const char *a, const char *b);
+
+char *veil_strdup(const char *s);
+
+#endif
