@@ -22,6 +22,7 @@ struct veil_measurement {
 	char *image;   /* build.to */
 	char *command; /* protected command line */
 	char *pwd;
+	char *manifest; /* absolute path of the manifest measured (may be NULL) */
 	char runtime_sha256[2 * VEIL_SHA256_SIZE + 1]; /* the "mrenclave" */
 	char file_set_root[2 * VEIL_SHA256_SIZE + 1];
 	struct veil_file_entry *files;

@@ -15,7 +15,8 @@ struct veil_pos {
 struct veil_env_var {
 	const char *name;
 	const char *value; /* NULL: no value given (global without default) */
-	struct veil_pos pos;
+	struct veil_pos pos;  /* of the name */
+	struct veil_pos vpos; /* of the value (the name's if none) */
 };
 
 struct veil_secret {

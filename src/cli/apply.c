@@ -99,6 +99,7 @@ static int apply_service(const struct apply_opts *o, struct ydoc *doc, struct ve
 	}
 	if ((rc = veil_measure_service(&m, dir, runtime, &meas, d)))
 		goto out;
+	meas.manifest = realpath(o->file, NULL);
 	if ((rc = veil_read_file(o->file, ylimits_default.max_doc_size, &data, &size, d)))
 		goto out;
 	if ((rc = veil_measurement_write(&meas, o->target, data, size, &out_dir, d)))
@@ -130,6 +131,35 @@ struct member_src {
 	char *dir;
 	int used;
 };
+
+/* Parse the manifest copy taken when the service was measured. Messages name
+ * the user's own file while it is unchanged; else the copy, with a warning. */
+static int load_copy(struct member_src *s, const char *copy, struct veil_diags *d)
+{
+	char *data = NULL, *orig = NULL;
+	size_t size = 0, osize = 0;
+	const char *name = copy;
+	int rc = veil_read_file(copy, ylimits_default.max_doc_size, &data, &size, d);
+	if (rc)
+		return rc;
+	if (s->meas.manifest) {
+		if (!veil_read_file(s->meas.manifest, ylimits_default.max_doc_size, &orig, &osize,
+				    NULL) &&
+		    osize == size && !memcmp(orig, data, size))
+			name = s->meas.manifest;
+		else
+			fprintf(stderr,
+				"warning: %s changed since it was measured; using the measured "
+				"copy %s (run 'veil apply -f %s' to measure it again)\n",
+				s->meas.manifest, copy, s->meas.manifest);
+	}
+	rc = ydoc_init(&s->doc, name);
+	if (!rc)
+		rc = ydoc_parse(&s->doc, data, size, NULL, d);
+	free(data);
+	free(orig);
+	return rc;
+}
 
 static int load_records(const char *target, struct member_src **out, size_t *count,
 			struct veil_diags *d)
@@ -171,7 +201,7 @@ static int load_records(const char *target, struct member_src **out, size_t *cou
 		if (!rc)
 			rc = veil_measurement_load(rec, &s->meas, d);
 		if (!rc)
-			rc = load_doc(&s->doc, man, d);
+			rc = load_copy(s, man, d);
 		if (!rc)
 			rc = veil_service_parse(&s->doc, &s->manifest, d);
 		free(rec);

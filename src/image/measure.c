@@ -21,6 +21,7 @@ void veil_measurement_free(struct veil_measurement *m)
 	free(m->image);
 	free(m->command);
 	free(m->pwd);
+	free(m->manifest);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -75,6 +76,8 @@ static int walk(struct walker *w, const char *src, const char *image_path, int d
 {
 	struct stat st;
 	if (lstat(src, &st) < 0) {
+		if (errno == ENOENT && depth == 0)
+			return VEIL_ENOENT; /* the caller names the manifest entry */
 		if (errno == ENOENT)
 			veil_diag(w->d, "copy: '%s' does not exist (looked for %s)", w->copy_item,
 				  src);
@@ -286,6 +289,8 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 	ymap_put_str(a, root, "image", m->image);
 	ymap_put_str(a, root, "command", m->command);
 	ymap_put_str(a, root, "pwd", m->pwd);
+	if (m->manifest)
+		ymap_put_str(a, root, "manifest", m->manifest);
 	ymap_put_str(a, rt, "sha256", m->runtime_sha256);
 	ymap_put(a, root, "runtime", rt);
 	ymap_put_str(a, root, "file_set_root", m->file_set_root);
@@ -338,7 +343,7 @@ static int parse_hex(const char *s, uint8_t *out, size_t size)
 
 int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d)
 {
-	static const char *const keys[] = {"veil_measurement", "name", "image", "command", "pwd",
+	static const char *const keys[] = {"veil_measurement", "name", "image", "command", "pwd", "manifest",
 					   "runtime", "file_set_root", "files", NULL};
 	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
 	struct ydoc doc;
@@ -378,6 +383,9 @@ int veil_measurement_load(const char *path, struct veil_measurement *out, struct
 	m.image = strdup(image);
 	m.command = strdup(command);
 	m.pwd = strdup(pwd);
+	const char *manifest = yget_str(&c, root, "manifest", 0, "record");
+	if (manifest)
+		m.manifest = strdup(manifest);
 	snprintf(m.runtime_sha256, sizeof(m.runtime_sha256), "%s", rts);
 	snprintf(m.file_set_root, sizeof(m.file_set_root), "%s", fsr);
 	if (files && files->count) {

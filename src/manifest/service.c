@@ -47,6 +47,7 @@ int manifest_env_list(struct yctx *c, const struct ynode *seq, const char *where
 		if (val && val->type == YT_SCALAR && !val->plain && val->len == 0)
 			v[n].value = ""; /* explicit "" */
 		v[n].pos = POS(ymap_get(e, "name"));
+		v[n].vpos = val && val->line ? POS(val) : v[n].pos;
 		n++;
 	}
 	*out = v;
@@ -300,7 +301,7 @@ static void check_own_placeholders(struct yctx *c, const struct veil_service_man
 							       ? &m->local[i]
 							       : &m->global[i - m->local_count];
 			value = v->value;
-			o.pos = v->pos;
+			o.pos = v->vpos;
 			snprintf(what, sizeof(what), "variable '%s'", v->name);
 		} else {
 			const struct veil_injection_file *f =

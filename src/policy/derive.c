@@ -256,23 +256,23 @@ struct ph_check {
 	struct derive *x;
 	const struct veil_mesh_member *mm;
 	const char *what;
+	const char *file;
 	struct veil_pos pos;
 };
 
 static int check_placeholder(const struct veil_placeholder *ph, void *arg)
 {
 	struct ph_check *pc = arg;
-	const struct veil_service_manifest *m = pc->mm->manifest;
 	if (visible_secret(pc->x, pc->mm, ph->name))
 		return 0;
 	struct secret_ref *r = find_secret(pc->x, ph->name);
 	if (r)
-		derr_at(pc->x, m->file, pc->pos,
+		derr_at(pc->x, pc->file, pc->pos,
 			"%s of service '%s' refers to secret '%s', which is local to service "
 			"'%s'",
 			pc->what, pc->mm->svc->name, ph->name, r->owner->svc->name);
 	else
-		derr_at(pc->x, m->file, pc->pos,
+		derr_at(pc->x, pc->file, pc->pos,
 			"%s of service '%s' refers to secret '%s', which is not declared in "
 			"'secrets' or 'secrets.import'",
 			pc->what, pc->mm->svc->name, ph->name);
@@ -280,12 +280,13 @@ static int check_placeholder(const struct veil_placeholder *ph, void *arg)
 }
 
 static void check_placeholders(struct derive *x, const struct veil_mesh_member *mm,
-			       const char *value, const char *what, struct veil_pos pos)
+			       const char *value, const char *what, const char *file,
+			       struct veil_pos pos)
 {
-	struct ph_check pc = {.x = x, .mm = mm, .what = what, .pos = pos};
+	struct ph_check pc = {.x = x, .mm = mm, .what = what, .file = file, .pos = pos};
 	const char *why = NULL;
 	if (veil_placeholders(value, check_placeholder, &pc, &why) == VEIL_EINVAL)
-		derr_at(x, mm->manifest->file, pos, "%s of service '%s': %s", what, mm->svc->name,
+		derr_at(x, file, pos, "%s of service '%s': %s", what, mm->svc->name,
 			why);
 }
 
@@ -386,10 +387,16 @@ static struct ynode *service_env(struct derive *x, const struct veil_mesh_member
 		const struct veil_env_var *v =
 			is_local ? &m->local[i] : &m->global[i - m->local_count];
 		const char *value = v->value;
+		/* where the value was written, for messages */
+		const char *file = m->file;
+		struct veil_pos vpos = v->vpos;
 		if (!is_local) {
 			const struct veil_env_var *mv = veil_mesh_lookup(mesh, svc, v->name, NULL);
-			if (mv && mv->value)
+			if (mv && mv->value) {
 				value = mv->value;
+				file = mesh->file;
+				vpos = mv->vpos;
+			}
 			if (!value) {
 				derr_at(x, mesh->file, mm->svc->pos,
 					"service '%s': global variable '%s' has no value; set it "
@@ -403,14 +410,14 @@ static struct ynode *service_env(struct derive *x, const struct veil_mesh_member
 		const char *missing = NULL;
 		char *filled = veil_template_fill(a, mesh, svc, value, &missing);
 		if (!filled) {
-			derr_at(x, m->file, v->pos,
+			derr_at(x, file, vpos,
 				"variable '%s' of service '%s': template {{%s}} names no Meshfile "
 				"variable or cas field",
 				v->name, svc, missing ? missing : "?");
 			continue;
 		}
 		char *what = yarena_printf(a, "variable '%s'", v->name);
-		check_placeholders(x, mm, filled, what ? what : v->name, v->pos);
+		check_placeholders(x, mm, filled, what ? what : v->name, file, vpos);
 		ymap_put_str(a, env, v->name, filled);
 	}
 	return env;
@@ -435,7 +442,7 @@ static struct ynode *image_node(struct derive *x, const struct veil_mesh_member 
 			continue;
 		}
 		char *what = yarena_printf(a, "injection file '%s'", f->path);
-		check_placeholders(x, mm, content, what ? what : f->path, f->pos);
+		check_placeholders(x, mm, content, what ? what : f->path, m->file, f->pos);
 		struct ynode *e = ynew_map(a);
 		ymap_put_str(a, e, "path", f->path);
 		ymap_put_str(a, e, "content", content);

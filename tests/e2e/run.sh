@@ -1,2 +1,459 @@
-#!/bin/sh
-exit 0
+#!/usr/bin/env bash
+# End-to-end scenarios for the veil CLI: real processes, real files, one temp
+# folder per scenario. Usage: run.sh VEIL VEIL_RUN
+set -u
+VEIL=$(realpath "$1")
+VEIL_RUN_BIN=$(realpath "${2:-$(dirname "$1")/veil-run}")
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+SEED=$ROOT/examples/python-hello-user
+TWO=$ROOT/examples/two-service-mesh
+GOLDEN=$ROOT/tests/e2e/golden
+export VEIL_RUNTIME=$GOLDEN/runtime.bin
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+pass=0
+fail=0
+failed_names=()
+
+# --- assertions (each prints why it failed) ---
+die() { echo "    $*" >&2; return 1; }
+# run CMD...: sets $out, $err, $rc
+run() {
+	"$@" >"$WORK/.out" 2>"$WORK/.err"
+	rc=$?
+	out=$(cat "$WORK/.out")
+	err=$(cat "$WORK/.err")
+}
+ok() { [ "$rc" -eq 0 ] || die "expected success, got exit $rc: $err"; }
+rejected() { [ "$rc" -eq 1 ] || die "expected exit 1, got $rc (stdout: $out) (stderr: $err)"; }
+has() { grep -qF -- "$1" <<<"$err$out" || die "expected message: $1"$'\n'"    got: $err$out"; }
+lacks() { ! grep -qF -- "$1" <<<"$err$out" || die "unexpected message: $1"; }
+
+# a writable copy of the seed example
+seed_copy() {
+	mkdir -p "$1"
+	cp "$SEED/service.yaml" "$SEED/Meshfile" "$SEED/print_env.py" "$1/"
+}
+
+# --- scenarios ---
+t_help() {
+	run "$VEIL" --help && ok && has "Commands:" || return 1
+	run "$VEIL" check --help && ok && has "Usage: veil check" || return 1
+	run "$VEIL" apply --help && ok && has "not implemented yet" || return 1
+	run "$VEIL" nosuch && [ "$rc" -eq 2 ] && has "unknown command" || return 1
+	run "$VEIL" apply && [ "$rc" -eq 2 ] && has "-f FILE is required" || return 1
+	run "$VEIL_RUN_BIN" --help && ok || return 1
+}
+
+t_seed_check() {
+	run "$VEIL" check "$SEED/service.yaml" "$SEED/Meshfile"
+	ok && has "service.yaml: ok (service manifest)" && has "Meshfile: ok (Meshfile)"
+}
+
+# The seed's two files, verbatim, produce the pinned policy.
+t_seed_golden() {
+	cd "$WORK" || return 1
+	run "$VEIL" apply -f "$SEED/service.yaml" --no-push && ok || return 1
+	has "file-set root" || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" --no-upload && ok || return 1
+	diff -u "$GOLDEN/myPythonApp.yaml" target/policies/myPythonApp.yaml >&2 ||
+		die "policy differs from golden" || return 1
+	local want
+	want=$(sha256sum target/policies/myPythonApp.yaml | cut -d' ' -f1)
+	has "policy hash $want" || return 1
+	has "policy hash $(cat "$GOLDEN/myPythonApp.hash")" || return 1
+	[ -f target/helm/Chart.yaml ] && [ -f target/helm/values.yaml ] &&
+		[ -f target/helm/templates/pythonapp-deployment.yaml ] &&
+		[ -f target/helm/templates/pythonapp-service.yaml ] || die "chart incomplete"
+}
+
+t_seed_debug_mode() {
+	cd "$WORK" || return 1
+	run "$VEIL" apply -f "$SEED/service.yaml" --no-push && ok || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" --no-upload --mode debug && ok || return 1
+	diff -u "$GOLDEN/myPythonApp-debug.yaml" target/policies/myPythonApp.yaml >&2 ||
+		die "debug policy differs from golden"
+}
+
+# Same input, byte-identical output and hash, wherever it is run from.
+t_deterministic() {
+	mkdir -p "$WORK/a" "$WORK/b"
+	(cd "$WORK/a" && "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >"$WORK/a.out") || return 1
+	(cd "$WORK/b" && "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >"$WORK/b.out") || return 1
+	diff -r "$WORK/a/target" "$WORK/b/target" >&2 || die "outputs differ" || return 1
+	diff "$WORK/a.out" "$WORK/b.out" >&2 || die "printed hash differs"
+}
+
+# No secret value is generated or written by veil: only the CAS has them.
+t_no_secret_values() {
+	cd "$WORK" || return 1
+	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >/dev/null || return 1
+	grep -q 'value:' target/policies/myPythonApp.yaml && die "policy holds a secret value"
+	grep -rq 'API_PASSWORD' target/helm target/manifests && die "chart names the protected env"
+	grep -rq 'myself' target/helm target/manifests && die "chart holds a protected env value"
+	return 0
+}
+
+t_measurement_record() {
+	cd "$WORK" || return 1
+	seed_copy app
+	run "$VEIL" apply -f app/service.yaml -t out --no-push && ok || return 1
+	local rec=out/images/python_hello_user/measurement.yaml
+	grep -q "path: /python/print_env.py" $rec || die "image path missing" || return 1
+	grep -q "sha256: $(sha256sum app/print_env.py | cut -d' ' -f1)" $rec ||
+		die "file hash missing" || return 1
+	grep -q "sha256: $(sha256sum "$VEIL_RUNTIME" | cut -d' ' -f1)" $rec ||
+		die "runtime measurement missing" || return 1
+	# the documented file-set root, recomputed with a shell
+	local root
+	root=$({ printf 'veil-fileset-v1\n'; printf '%s 0644 /python/print_env.py\n' \
+		"$(sha256sum app/print_env.py | cut -d' ' -f1)"; } | sha256sum | cut -d' ' -f1)
+	grep -q "file_set_root: $root" $rec || die "file-set root is not the documented one" || return 1
+	# a changed file changes the root
+	echo "# changed" >>app/print_env.py
+	run "$VEIL" apply -f app/service.yaml -t out --no-push && ok || return 1
+	! grep -q "file_set_root: $root" $rec || die "root did not change"
+}
+
+t_runtime_default_is_veil_run() {
+	cd "$WORK" || return 1
+	# without VEIL_RUNTIME the veil-run built next to veil is measured
+	run env -u VEIL_RUNTIME "$VEIL" apply -f "$SEED/service.yaml" --no-push && ok || return 1
+	has "mrenclave      $(sha256sum "$(dirname "$VEIL")/veil-run" | cut -d' ' -f1)"
+}
+
+t_without_no_push_says_so() {
+	cd "$WORK" || return 1
+	run "$VEIL" apply -f "$SEED/service.yaml" && ok && has "not implemented yet" || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" && ok && has "uploading to a CAS is not implemented yet"
+}
+
+t_two_service_mesh() {
+	cd "$WORK" || return 1
+	run "$VEIL" check "$TWO/frontend/service.yaml" "$TWO/backend/service.yaml" "$TWO/Meshfile" &&
+		ok || return 1
+	"$VEIL" apply -f "$TWO/frontend/service.yaml" --no-push >/dev/null &&
+		"$VEIL" apply -f "$TWO/backend/service.yaml" --no-push >/dev/null || return 1
+	run "$VEIL" apply -f "$TWO/Meshfile" --no-upload -o helm,yaml && ok || return 1
+	diff -u "$GOLDEN/demoMesh.yaml" target/policies/demoMesh.yaml >&2 ||
+		die "two-service policy differs from golden" || return 1
+	# the shared global secret is defined once
+	[ "$(grep -c 'name: db_password' target/policies/demoMesh.yaml)" -eq 1 ] ||
+		die "global secret not collected once" || return 1
+	# per-service env block overrides the global block
+	grep -q 'LOG_LEVEL: debug' target/policies/demoMesh.yaml || die "per-service block ignored" || return 1
+	grep -q 'LOG_LEVEL: warning' target/policies/demoMesh.yaml || die "global block ignored" || return 1
+	grep -q 'containerPort: 8443' target/manifests/frontend-deployment.yaml || die "port" || return 1
+	grep -q 'name: backend-pull' target/manifests/backend-deployment.yaml || die "image_secrets" || return 1
+	grep -q 'name: demo-pull' target/manifests/frontend-deployment.yaml || die "imagePullSecrets"
+}
+
+t_print_defaults() {
+	cd "$WORK" || return 1
+	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" -p && ok || return 1
+	has "pythonapp" && has "API_USER" && has "set in the Meshfile: myself" || return 1
+	[ ! -d target/policies ] || die "-p must not write the policy" || return 1
+	run "$VEIL" apply -f "$SEED/service.yaml" -p && ok && has "REQUIRED: no default"
+}
+
+# ---- negative cases: each asserts the message ----
+t_misspelt_key() {
+	seed_copy "$WORK/m"
+	sed -i 's/^environment:/enviroment:/' "$WORK/m/service.yaml"
+	run "$VEIL" check "$WORK/m/service.yaml" && rejected || return 1
+	has "service.yaml:8:1: unknown key 'enviroment' in the service manifest (did you mean 'environment'?)"
+}
+
+t_misspelt_nested_key() {
+	seed_copy "$WORK/m"
+	sed -i 's/^  command: python3/  comand: python3/' "$WORK/m/service.yaml"
+	run "$VEIL" check "$WORK/m/service.yaml" && rejected || return 1
+	has "unknown key 'comand' in build (did you mean 'command'?)" && has "service.yaml:31:3"
+}
+
+t_wrong_type() {
+	seed_copy "$WORK/m"
+	sed -i 's/size: 10/size: ten/' "$WORK/m/service.yaml"
+	run "$VEIL" check "$WORK/m/service.yaml" && rejected || return 1
+	has "service.yaml:24:11: secrets.global entry: 'size' must be an integer from 0 to 65536, found 'ten'" || return 1
+	seed_copy "$WORK/n"
+	sed -i 's/^services:/services: pythonapp\nold_services:/' "$WORK/n/Meshfile"
+	run "$VEIL" check "$WORK/n/Meshfile" && rejected || return 1
+	has "top level: 'services' must be a list, found a scalar"
+}
+
+t_all_errors_listed() {
+	seed_copy "$WORK/m"
+	sed -i 's/^environment:/enviroment:/; s/size: 10/size: ten/' "$WORK/m/service.yaml"
+	run "$VEIL" check "$WORK/m/service.yaml" && rejected || return 1
+	has "unknown key 'enviroment'" && has "'size' must be an integer"
+}
+
+t_missing_global_value() {
+	seed_copy "$WORK/m"
+	cd "$WORK/m" || return 1
+	sed -i '/name: API_USER/,+1d' Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "service 'pythonapp': global variable 'API_USER' has no value; set it in the Meshfile's env or give a default in" || return 1
+	[ ! -e target/policies/myPythonApp.yaml ] || die "a policy was written"
+}
+
+t_meshfile_sets_local() {
+	seed_copy "$WORK"
+	cd "$WORK" || return 1
+	sed -i 's/^  - name: imagePullSecrets/  - name: SCONE_LOG\n    value: debug\n  - name: imagePullSecrets/' Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "Meshfile:17:11: the Meshfile sets 'SCONE_LOG' (env list), but 'SCONE_LOG' is a local variable of service 'pythonapp'" || return 1
+	has "cannot be set from the Meshfile" || return 1
+	# the message names the user's manifest, not the measured copy
+	has "($WORK/service.yaml:12)"
+}
+
+t_stale_manifest_warns() {
+	seed_copy "$WORK/m"
+	cd "$WORK/m" || return 1
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	echo "# edited later" >>service.yaml
+	run "$VEIL" apply -f Meshfile --no-upload && ok || return 1
+	has "service.yaml changed since it was measured; using the measured copy"
+}
+
+t_meshfile_block_sets_local() {
+	seed_copy "$WORK/m"
+	cd "$WORK/m" || return 1
+	cat >>Meshfile <<'EOM'
+EOM
+	sed -i 's/^env:/env:\n  - service: pythonapp\n    env:\n      - name: API_PASSWORD\n        value: hunter2/' Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "the Meshfile sets 'API_PASSWORD' (env block of pythonapp), but 'API_PASSWORD' is a local variable of service 'pythonapp'"
+}
+
+t_undeclared_secret() {
+	seed_copy "$WORK/m"
+	sed -i 's/\$\$SCONE::password\$\$/$$SCONE::pasword$$/' "$WORK/m/service.yaml"
+	run "$VEIL" check "$WORK/m/service.yaml" && rejected || return 1
+	has "service.yaml:15:14: variable 'API_PASSWORD' refers to secret 'pasword', which is not declared in 'secrets' or 'secrets.import'"
+}
+
+t_undeclared_secret_from_meshfile() {
+	seed_copy "$WORK/m"
+	cd "$WORK/m" || return 1
+	sed -i 's/    value: myself/    value: "$$SCONE::admin_token$$"/' Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "variable 'API_USER' of service 'pythonapp' refers to secret 'admin_token', which is not declared"
+}
+
+t_bad_placeholder_suffix() {
+	seed_copy "$WORK/m"
+	sed -i 's/\$\$SCONE::password\$\$/$$SCONE::password:rot13$$/' "$WORK/m/service.yaml"
+	run "$VEIL" check "$WORK/m/service.yaml" && rejected || return 1
+	has "unknown suffix"
+}
+
+t_missing_copy_file() {
+	seed_copy "$WORK/m"
+	rm "$WORK/m/print_env.py"
+	run "$VEIL" apply -f "$WORK/m/service.yaml" -t "$WORK/t" --no-push && rejected || return 1
+	has "service.yaml:33:5: copy file 'print_env.py' not found next to the manifest" || return 1
+	[ ! -e "$WORK/t/images" ] || die "a record was written"
+}
+
+t_copy_escape() {
+	seed_copy "$WORK/m"
+	sed -i 's/- print_env.py/- ..\/..\/etc\/passwd/' "$WORK/m/service.yaml"
+	run "$VEIL" apply -f "$WORK/m/service.yaml" -t "$WORK/t" --no-push && rejected || return 1
+	has "must be a path relative to the manifest's folder without '..'"
+}
+
+t_duplicate_service() {
+	seed_copy "$WORK/m"
+	printf '  - name: pythonapp\n    image: other:1\n' >>"$WORK/m/Meshfile"
+	run "$VEIL" check "$WORK/m/Meshfile" && rejected || return 1
+	has "Meshfile:25:11: duplicate service name 'pythonapp' (first at line 23)"
+}
+
+t_duplicate_key() {
+	seed_copy "$WORK/m"
+	printf 'policy:\n  namespace: other\n' >>"$WORK/m/Meshfile"
+	run "$VEIL" check "$WORK/m/Meshfile" && rejected || return 1
+	has "duplicate key 'policy' (first at line 10)"
+}
+
+t_duplicate_env() {
+	seed_copy "$WORK/m"
+	sed -i 's/^    - name: SCONE_LOG/    - name: SCONE_HEAP\n      value: 1G\n    - name: SCONE_LOG/' "$WORK/m/service.yaml"
+	run "$VEIL" check "$WORK/m/service.yaml" && rejected || return 1
+	has "variable 'SCONE_HEAP' defined twice (first at line 10)"
+}
+
+t_non_yaml() {
+	printf 'build: [unclosed\n  - x: {\n' >"$WORK/bad.yaml"
+	run "$VEIL" check "$WORK/bad.yaml" && rejected || return 1
+	has "bad.yaml:" && has "not valid YAML" || return 1
+	head -c 4096 /dev/urandom >"$WORK/random.bin"
+	run "$VEIL" check "$WORK/random.bin" && rejected || return 1
+	has "random.bin:" || return 1
+	printf 'just some text\n' >"$WORK/text.yaml"
+	run "$VEIL" check "$WORK/text.yaml" && rejected || return 1
+	has "the document must be a mapping, found a scalar"
+}
+
+t_invalid_utf8() {
+	printf 'apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: \xff\xfe\n' >"$WORK/u.yaml"
+	run "$VEIL" check "$WORK/u.yaml" && rejected || return 1
+	has "not valid YAML"
+}
+
+t_empty_file() {
+	: >"$WORK/empty.yaml"
+	run "$VEIL" check "$WORK/empty.yaml" && rejected || return 1
+	has "empty.yaml: file is empty (no YAML document)" || return 1
+	printf '# only a comment\n' >"$WORK/comment.yaml"
+	run "$VEIL" check "$WORK/comment.yaml" && rejected || return 1
+	has "file is empty"
+}
+
+t_ten_megabytes() {
+	{ cat "$SEED/Meshfile"; head -c 10485760 /dev/zero | tr '\0' '#'; } >"$WORK/big.yaml"
+	run "$VEIL" check "$WORK/big.yaml" && rejected || return 1
+	has "big.yaml: file is 10486" && has "larger than the limit of 4194304 bytes"
+}
+
+t_deep_nesting() {
+	{ printf 'apiVersion: scone/5.8\nkind: mesh\nx: '; for _ in $(seq 1000); do printf '['; done
+	  for _ in $(seq 1000); do printf ']'; done; echo; } >"$WORK/deep.yaml"
+	run "$VEIL" check "$WORK/deep.yaml" && rejected || return 1
+	has "deep.yaml:3:" && has "nesting deeper than the limit of 64 levels" || return 1
+	{ printf 'a:\n'; for i in $(seq 1000); do printf '%*sa:\n' $((i * 2)) ''; done; } >"$WORK/deep2.yaml"
+	run "$VEIL" check "$WORK/deep2.yaml" && rejected || return 1
+	has "nesting deeper than the limit"
+}
+
+t_aliases_refused() {
+	printf 'apiVersion: scone/5.8\nkind: mesh\na: &x [1]\nb: *x\n' >"$WORK/alias.yaml"
+	run "$VEIL" check "$WORK/alias.yaml" && rejected || return 1
+	has "YAML aliases (*x) are not supported"
+}
+
+t_wrong_kind() {
+	printf 'apiVersion: scone/5.8\nkind: genservise\n' >"$WORK/k.yaml"
+	run "$VEIL" check "$WORK/k.yaml" && rejected || return 1
+	has "k.yaml:2:7: unknown kind 'genservise'" || return 1
+	printf 'apiVersion: scone/4\nkind: mesh\n' >"$WORK/v.yaml"
+	run "$VEIL" check "$WORK/v.yaml" && rejected || return 1
+	has "unsupported apiVersion 'scone/4'"
+}
+
+t_mesh_without_record() {
+	cd "$WORK" || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" --no-upload && rejected || return 1
+	has "service 'pythonapp': no measurement record for image 'registry.scontain.com:5050/cicd/python_hello_user:latest'"
+}
+
+t_unknown_tolerance_flag() {
+	seed_copy "$WORK/m"
+	sed -i 's/ -C -G -S/ -C -G -S --trust-everything/' "$WORK/m/Meshfile"
+	run "$VEIL" check "$WORK/m/Meshfile" && rejected || return 1
+	has "unknown tolerance flag '--trust-everything'"
+}
+
+t_unknown_template() {
+	seed_copy "$WORK/m"
+	cd "$WORK/m" || return 1
+	sed -i 's/value: 760M/value: "{{HEAP_SIZE}}"/' service.yaml
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "template {{HEAP_SIZE}} names no Meshfile variable or cas field"
+}
+
+t_local_secret_is_local() {
+	cd "$WORK" || return 1
+	mkdir -p a b
+	cat >a/service.yaml <<'EOM'
+apiVersion: veil/v1
+kind: genservice
+environment:
+  local:
+    - name: K
+      value: "$$SCONE::akey$$"
+secrets:
+  local:
+    - name: akey
+      kind: binary
+build: {name: a, to: "img/a:1", command: a}
+EOM
+	cat >b/service.yaml <<'EOM'
+apiVersion: veil/v1
+kind: genservice
+environment:
+  global:
+    - name: K
+build: {name: b, to: "img/b:1", command: b}
+EOM
+	cat >Meshfile <<'EOM'
+apiVersion: veil/v1
+kind: mesh
+policy: {namespace: loc}
+env:
+  - service: b
+    env: [{name: K, value: "$$SCONE::akey$$"}]
+services:
+  - {name: a, image: "img/a:1"}
+  - {name: b, image: "img/b:1"}
+EOM
+	"$VEIL" apply -f a/service.yaml --no-push >/dev/null && "$VEIL" apply -f b/service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "variable 'K' of service 'b' refers to secret 'akey', which is local to service 'a'"
+}
+
+t_conflicting_global_secrets() {
+	cd "$WORK" || return 1
+	mkdir -p a b
+	for s in a b; do
+		size=10; [ $s = b ] && size=12
+		cat >$s/service.yaml <<EOM
+apiVersion: veil/v1
+kind: genservice
+secrets:
+  global:
+    - name: shared
+      kind: ascii
+      size: $size
+build: {name: $s, to: "img/$s:1", command: $s}
+EOM
+		"$VEIL" apply -f $s/service.yaml --no-push >/dev/null || return 1
+	done
+	printf 'apiVersion: veil/v1\nkind: mesh\npolicy: {namespace: g}\nservices:\n  - {name: a, image: "img/a:1"}\n  - {name: b, image: "img/b:1"}\n' >Meshfile
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "global secrets of the same name must be defined identically"
+}
+
+t_tampered_record() {
+	cd "$WORK" || return 1
+	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1
+	sed -i 's/^    sha256: ./    sha256: 0/' target/images/python_hello_user/measurement.yaml
+	run "$VEIL" apply -f "$SEED/Meshfile" --no-upload && rejected || return 1
+	has "file_set_root does not match the files listed"
+}
+
+tests=$(declare -F | awk '{print $3}' | grep '^t_')
+for t in $tests; do
+	if (set -u; cd "$WORK" && mkdir -p "$WORK/$t" && cd "$WORK/$t" && WORK="$WORK/$t" "$t"); then
+		echo "ok   $t"
+		pass=$((pass + 1))
+	else
+		echo "FAIL $t"
+		fail=$((fail + 1))
+		failed_names+=("$t")
+	fi
+done
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
