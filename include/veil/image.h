@@ -44,6 +44,9 @@ int veil_fileset_root(const struct veil_file_entry *files, size_t count,
 int veil_measurement_write(const struct veil_measurement *m, const char *target,
 			   const char *manifest_data, size_t manifest_size, char **out_dir,
 			   struct veil_diags *d);
+/* Parse a record already read into doc (checks the file-set root). */
+int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
+			   struct veil_diags *d);
 int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d);
 
 /* The veil-run executable next to the running binary, or $VEIL_RUNTIME. */

@@ -341,21 +341,16 @@ static int parse_hex(const char *s, uint8_t *out, size_t size)
 	return 0;
 }
 
-int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d)
+int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
+			   struct veil_diags *d)
 {
 	static const char *const keys[] = {"veil_measurement", "name", "image", "command", "pwd", "manifest",
 					   "runtime", "file_set_root", "files", NULL};
 	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
-	struct ydoc doc;
 	struct veil_measurement m = {0};
-	int rc = ydoc_init(&doc, path);
-	if (rc)
-		return rc;
-	if ((rc = ydoc_load(&doc, path, NULL, d)))
-		goto out;
-	struct yctx c = {.file = doc.file, .d = d, .arena = doc.arena};
-	const struct ynode *root = doc.root;
-	rc = VEIL_EINVAL;
+	struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};
+	const struct ynode *root = doc->root;
+	int rc = VEIL_EINVAL;
 	if (yexpect(&c, root, YT_MAP, "a measurement record"))
 		goto out;
 	ycheck_keys(&c, root, keys, "the measurement record");
@@ -426,6 +421,17 @@ int veil_measurement_load(const char *path, struct veil_measurement *out, struct
 	rc = 0;
 out:
 	veil_measurement_free(&m);
+	return rc;
+}
+
+int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d)
+{
+	struct ydoc doc;
+	int rc = ydoc_init(&doc, path);
+	if (!rc)
+		rc = ydoc_load(&doc, path, NULL, d);
+	if (!rc)
+		rc = veil_measurement_parse(&doc, out, d);
 	ydoc_free(&doc);
 	return rc;
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses with clang (ASan+UBSan) and runs each for a
+# bounded time from the seed corpus. Usage: run.sh [SECONDS_PER_HARNESS]
+set -eu
+secs=${1:-30}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$root/build-fuzz
+if [ ! -f "$build/build.ninja" ]; then
+	CC=clang meson setup "$build" "$root" -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
+fi
+ninja -C "$build" tests/fuzz/fuzz_manifest tests/fuzz/fuzz_meshfile tests/fuzz/fuzz_record >/dev/null
+pass=0
+fail=0
+for f in manifest meshfile record; do
+	corpus=$(mktemp -d)
+	case $f in
+	manifest) cp "$root"/examples/*/service.yaml "$root"/examples/*/*/service.yaml "$corpus"/ 2>/dev/null || true
+		i=0; for s in "$root"/../shared/reference/scone-tutorial-manifests/*service*; do
+			[ -f "$s" ] && cp "$s" "$corpus/ref$((i++))"; done ;;
+	meshfile) i=0; for s in "$root"/examples/*/Meshfile "$root"/../shared/reference/scone-tutorial-manifests/*mesh*; do
+			[ -f "$s" ] && cp "$s" "$corpus/m$((i++))"; done ;;
+	record) cp "$root"/tests/fuzz/corpus/record/* "$corpus"/ ;;
+	esac
+	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+	if "$build/tests/fuzz/fuzz_$f" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
+		-timeout=10 -artifact_prefix="$build/crash-$f-" "$corpus" >"$build/fuzz_$f.log" 2>&1; then
+		echo "ok   fuzz_$f ($(grep -o "Done [0-9]* runs" "$build/fuzz_$f.log" | grep -o "[0-9]*" || echo "?") runs in ${secs}s)"
+		pass=$((pass + 1))
+	else
+		echo "FAIL fuzz_$f: see $build/fuzz_$f.log"
+		tail -30 "$build/fuzz_$f.log"
+		fail=$((fail + 1))
+	fi
+	rm -rf "$corpus"
+done
+echo "fuzz: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
