@@ -60,6 +60,12 @@ int veil_read_file(const char *path, size_t max_size, char **out, size_t *out_si
 /* Write atomically: temp file in the same folder, fsync, rename, fsync folder. */
 int veil_write_file(const char *path, const void *data, size_t size, unsigned mode,
 		    struct veil_diags *d);
+/* Atomic (temp file + rename) but not yet durable: for writing many files,
+ * followed by one veil_sync_fs() instead of a fsync per file. */
+int veil_write_file_nosync(const char *path, const void *data, size_t size, unsigned mode,
+			   struct veil_diags *d);
+/* Makes everything written on the file system holding `path` durable. */
+int veil_sync_fs(const char *path, struct veil_diags *d);
 /* mkdir -p */
 int veil_mkdirs(const char *path, unsigned mode, struct veil_diags *d);
 /* Folder part of a path ("." if none); caller frees. */

@@ -298,10 +298,13 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 	}
 	if ((rc = veil_mkdirs(pdir, 0755, d)))
 		goto out;
-	if ((rc = veil_write_file(pfile, canon.data, canon.size, 0644, d)))
+	if ((rc = veil_write_file_nosync(pfile, canon.data, canon.size, 0644, d)))
 		goto out;
 	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, o->target,
 				    o->outputs, d)))
+		goto out;
+	/* one sync for the policy and every chart file instead of a fsync each */
+	if ((rc = veil_sync_fs(o->target, d)))
 		goto out;
 	printf("policy %s: %zu service%s, written to %s\n", mesh.namespace_, mesh.service_count,
 	       mesh.service_count == 1 ? "" : "s", pfile);

@@ -94,8 +94,8 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-int veil_write_file(const char *path, const void *data, size_t size, unsigned mode,
-		    struct veil_diags *d)
+static int write_file(const char *path, const void *data, size_t size, unsigned mode, int sync,
+		      struct veil_diags *d)
 {
 	int rc = VEIL_EIO;
 	char *dir = veil_dirname(path);
@@ -125,7 +125,7 @@ int veil_write_file(const char *path, const void *data, size_t size, unsigned mo
 		p += n;
 		left -= (size_t)n;
 	}
-	if (fsync(fd) < 0) {
+	if (sync && fsync(fd) < 0) {
 		veil_diag(d, "%s: fsync failed: %s", path, strerror(errno));
 		goto out;
 	}
@@ -135,7 +135,8 @@ int veil_write_file(const char *path, const void *data, size_t size, unsigned mo
 		veil_diag(d, "%s: rename failed: %s", path, strerror(errno));
 		goto out;
 	}
-	fsync_dir(dir);
+	if (sync)
+		fsync_dir(dir);
 	rc = 0;
 out:
 	if (fd >= 0)
@@ -145,6 +146,31 @@ out:
 	veil_buf_free(&tmp);
 	free(dir);
 	return rc;
+}
+
+int veil_write_file(const char *path, const void *data, size_t size, unsigned mode,
+		    struct veil_diags *d)
+{
+	return write_file(path, data, size, mode, 1, d);
+}
+
+int veil_write_file_nosync(const char *path, const void *data, size_t size, unsigned mode,
+			   struct veil_diags *d)
+{
+	return write_file(path, data, size, mode, 0, d);
+}
+
+int veil_sync_fs(const char *path, struct veil_diags *d)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0) {
+		veil_diag(d, "%s: cannot sync to disk: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return VEIL_EIO;
+	}
+	close(fd);
+	return 0;
 }
 
 int veil_mkdirs(const char *path, unsigned mode, struct veil_diags *d)

@@ -236,7 +236,7 @@ static int write_buf(const char *dir, const char *name, struct veil_buf *b, stru
 	if (b->failed)
 		return VEIL_ENOMEM;
 	char *p = veil_path_join(dir, name);
-	int rc = p ? veil_write_file(p, b->data ? b->data : "", b->size, 0644, d) : VEIL_ENOMEM;
+	int rc = p ? veil_write_file_nosync(p, b->data ? b->data : "", b->size, 0644, d) : VEIL_ENOMEM;
 	free(p);
 	return rc;
 }
