@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,71 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
+static int write_all(int fd, const char *path, const void *data, size_t size,
+		     struct veil_diags *d)
+{
+	const char *p = data;
+	size_t left = size;
+	while (left) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			veil_diag(d, "%s: write failed: %s", path, strerror(errno));
+			return VEIL_EIO;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	return 0;
+}
+
+int veil_write_file_plain(const char *path, const void *data, size_t size, unsigned mode,
+			  struct veil_diags *d)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		veil_diag(d, "%s: cannot create: %s", path, strerror(errno));
+		return VEIL_EIO;
+	}
+	int rc = write_all(fd, path, data, size, d);
+	if (close(fd) < 0 && !rc) {
+		veil_diag(d, "%s: write failed: %s", path, strerror(errno));
+		rc = VEIL_EIO;
+	}
+	return rc;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+int veil_remove_tree(const char *path)
+{
+	if (access(path, F_OK) < 0)
+		return 0;
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) ? VEIL_EIO : 0;
+}
+
+int veil_swap_dir(const char *src, const char *dst, struct veil_diags *d)
+{
+	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0)
+		return veil_remove_tree(src); /* src now holds the old tree */
+	if (errno != ENOENT) {
+		veil_diag(d, "%s: cannot replace: %s", dst, strerror(errno));
+		return VEIL_EIO;
+	}
+	if (rename(src, dst) < 0) { /* no old tree */
+		veil_diag(d, "%s: cannot create: %s", dst, strerror(errno));
+		return VEIL_EIO;
+	}
+	return 0;
+}
+
 static int write_file(const char *path, const void *data, size_t size, unsigned mode, int sync,
 		      struct veil_diags *d)
 {
@@ -112,19 +178,8 @@ static int write_file(const char *path, const void *data, size_t size, unsigned 
 		veil_diag(d, "%s: cannot create: %s", path, strerror(errno));
 		goto out;
 	}
-	const char *p = data;
-	size_t left = size;
-	while (left) {
-		ssize_t n = write(fd, p, left);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			veil_diag(d, "%s: write failed: %s", path, strerror(errno));
-			goto out;
-		}
-		p += n;
-		left -= (size_t)n;
-	}
+	if (write_all(fd, path, data, size, d))
+		goto out;
 	if (sync && fsync(fd) < 0) {
 		veil_diag(d, "%s: fsync failed: %s", path, strerror(errno));
 		goto out;

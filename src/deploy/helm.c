@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "veil/deploy.h"
 
@@ -17,9 +18,23 @@ int veil_k8s_name(const char *in, char out[static 64])
 			return VEIL_EINVAL;
 	}
 	out[n] = '\0';
-	if (!isalnum((unsigned char)out[0]) || !isalnum((unsigned char)out[n - 1]))
+	/* DNS-1035 (Service names): starts with a letter, ends alphanumeric */
+	if (!isalpha((unsigned char)out[0]) || !isalnum((unsigned char)out[n - 1]))
 		return VEIL_EINVAL;
 	return 0;
+}
+
+/* DNS-1123 subdomain, what a Secret's name must be. */
+static int k8s_subdomain(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 253 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+		return 0;
+	for (; *s; s++)
+		if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-' ||
+		      *s == '.'))
+			return 0;
+	return 1;
 }
 
 /* Go template identifiers: letters, digits, '_'. */
@@ -116,10 +131,21 @@ int veil_template_render(const char *tpl, const struct ynode *values, struct vei
 				struct veil_buf q;
 				veil_buf_init(&q, 0);
 				veil_buf_puts(&q, "\"");
-				for (const char *c = v->str; *c; c++) {
+				/* as Go's strconv.Quote, which Helm's quote uses */
+				for (const unsigned char *c = (const unsigned char *)v->str; *c;
+				     c++) {
 					if (*c == '"' || *c == '\\')
-						veil_buf_puts(&q, "\\");
-					veil_buf_append(&q, c, 1);
+						veil_buf_printf(&q, "\\%c", *c);
+					else if (*c == '\n')
+						veil_buf_puts(&q, "\\n");
+					else if (*c == '\t')
+						veil_buf_puts(&q, "\\t");
+					else if (*c == '\r')
+						veil_buf_puts(&q, "\\r");
+					else if (*c < 0x20 || *c == 0x7f)
+						veil_buf_printf(&q, "\\x%02x", *c);
+					else
+						veil_buf_append(&q, c, 1);
 				}
 				veil_buf_puts(&q, "\"");
 				veil_buf_append(out, q.data, q.size);
@@ -171,13 +197,14 @@ static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const ch
 			"  selector:\n"
 			"    matchLabels:\n"
 			"      app.kubernetes.io/name: %s\n"
+			"      app.kubernetes.io/part-of: %s\n"
 			"  template:\n"
 			"    metadata:\n"
 			"      labels:\n"
 			"        app.kubernetes.io/name: %s\n"
 			"        app.kubernetes.io/part-of: %s\n"
 			"    spec:\n",
-			n, n, part_of, k, n, n, part_of);
+			n, n, part_of, k, n, part_of, n, part_of);
 	if (pull_secrets)
 		veil_buf_printf(b,
 				"      imagePullSecrets:\n"
@@ -224,11 +251,12 @@ static void service_tpl(struct veil_buf *b, const struct svc_out *s, const char 
 			"spec:\n"
 			"  selector:\n"
 			"    app.kubernetes.io/name: %s\n"
+			"    app.kubernetes.io/part-of: %s\n"
 			"  ports:\n"
 			"    - name: service\n"
 			"      port: {{ .Values.services.%s.port }}\n"
 			"      targetPort: service\n",
-			s->k8s, s->k8s, part_of, s->k8s, s->key);
+			s->k8s, s->k8s, part_of, s->k8s, part_of, s->key);
 }
 
 static int write_buf(const char *dir, const char *name, struct veil_buf *b, struct veil_diags *d)
@@ -236,7 +264,7 @@ static int write_buf(const char *dir, const char *name, struct veil_buf *b, stru
 	if (b->failed)
 		return VEIL_ENOMEM;
 	char *p = veil_path_join(dir, name);
-	int rc = p ? veil_write_file_nosync(p, b->data ? b->data : "", b->size, 0644, d) : VEIL_ENOMEM;
+	int rc = p ? veil_write_file_plain(p, b->data ? b->data : "", b->size, 0644, d) : VEIL_ENOMEM;
 	free(p);
 	return rc;
 }
@@ -271,20 +299,25 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		return rc;
 	struct yarena *a = doc.arena;
 	struct svc_out *so = calloc(count + 1, sizeof(*so));
-	char *helm = veil_path_join(target, "helm");
+	/* Both outputs are written to fresh folders and swapped in whole, so a
+	 * crash leaves the previous output and no stale file of a removed service
+	 * survives. */
+	char *helm_final = veil_path_join(target, "helm");
+	char *yaml_final = veil_path_join(target, "manifests");
+	char *helm = yarena_printf(a, "%s/.helm.new-%ld", target, (long)getpid());
+	char *yaml = yarena_printf(a, "%s/.manifests.new-%ld", target, (long)getpid());
 	char *helm_tpl = helm ? veil_path_join(helm, "templates") : NULL;
-	char *yaml = veil_path_join(target, "manifests");
 	struct veil_buf b;
 	veil_buf_init(&b, 0);
 	char chart[64];
-	if (!so || !helm_tpl || !yaml) {
+	if (!so || !helm_tpl || !yaml || !helm_final || !yaml_final) {
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
 	if (veil_k8s_name(mesh->namespace_, chart)) {
 		veil_diag_at(d, mesh->file, mesh->namespace_pos.line, mesh->namespace_pos.col,
-			     "namespace '%s' cannot name a Helm chart (at most 63 letters, digits "
-			     "and '-')",
+			     "namespace '%s' cannot name a Helm chart (it must start with a "
+			     "letter; at most 63 letters, digits, '-', '_', '.')",
 			     mesh->namespace_);
 		rc = VEIL_EINVAL;
 		goto out;
@@ -305,8 +338,8 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		values_key(ms->name, s->key);
 		if (veil_k8s_name(ms->name, s->k8s)) {
 			veil_diag_at(d, mesh->file, ms->pos.line, ms->pos.col,
-				     "service name '%s' cannot name a Kubernetes object (at most 63 "
-				     "letters, digits, '-', '_', '.')",
+				     "service name '%s' cannot name a Kubernetes object (it must start "
+				     "with a letter; at most 63 letters, digits, '-', '_', '.')",
 				     ms->name);
 			rc = VEIL_EINVAL;
 			continue;
@@ -324,7 +357,7 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		if (port && port->value) {
 			char *end = NULL;
 			long v = strtol(port->value, &end, 10);
-			if (!*port->value || *end || v < 1 || v > 65535) {
+			if (!isdigit((unsigned char)*port->value) || *end || v < 1 || v > 65535) {
 				veil_diag_at(d, mesh->file, port->pos.line, port->pos.col,
 					     "APP_SERVICE_PORT '%s' for service '%s' must be a port "
 					     "number from 1 to 65535",
@@ -355,12 +388,23 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 				yseq_push(a, pulls, e);
 			}
 		}
+		for (size_t k = 0; k < pulls->count; k++) {
+			const char *ps = ymap_get(pulls->items[k], "name")->str;
+			if (!k8s_subdomain(ps))
+				fprintf(stderr,
+					"warning: service '%s': image pull secret '%s' is not a valid "
+					"Kubernetes Secret name (lower case letters, digits, '-', '.'); "
+					"Kubernetes will not find it\n",
+					ms->name, ps);
+		}
 		ymap_put(a, sv, "imagePullSecrets", pulls);
 		ymap_put(a, services, s->key, sv);
 	}
 	if (rc)
 		goto out;
 	int want_helm = outputs & VEIL_OUT_HELM, want_yaml = outputs & VEIL_OUT_YAML;
+	veil_remove_tree(helm);
+	veil_remove_tree(yaml);
 	if (want_helm && (rc = veil_mkdirs(helm_tpl, 0755, d)))
 		goto out;
 	if (want_yaml && (rc = veil_mkdirs(yaml, 0755, d)))
@@ -403,12 +447,20 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 				       &b, values, d)))
 			goto out;
 	}
+	if (want_helm && (rc = veil_swap_dir(helm, helm_final, d)))
+		goto out;
+	if (want_yaml && (rc = veil_swap_dir(yaml, yaml_final, d)))
+		goto out;
 out:
+	if (rc && helm && yaml) {
+		veil_remove_tree(helm);
+		veil_remove_tree(yaml);
+	}
 	veil_buf_free(&b);
 	free(so);
-	free(helm);
+	free(helm_final);
 	free(helm_tpl);
-	free(yaml);
+	free(yaml_final);
 	ydoc_free(&doc);
 	return rc;
 }
