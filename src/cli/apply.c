@@ -195,15 +195,29 @@ static int load_records(const char *target, struct member_src **out, size_t *cou
 		s->dir = veil_path_join(images, de->d_name);
 		char *rec = s->dir ? veil_path_join(s->dir, "measurement.yaml") : NULL;
 		char *man = s->dir ? veil_path_join(s->dir, "service.yaml") : NULL;
-		n++;
-		if (!rec || !man)
+		if (!rec || !man) {
 			rc = VEIL_ENOMEM;
-		if (!rc)
-			rc = veil_measurement_load(rec, &s->meas, d);
-		if (!rc)
-			rc = load_copy(s, man, d);
-		if (!rc)
-			rc = veil_service_parse(&s->doc, &s->manifest, d);
+		} else {
+			/* A broken or foreign folder only matters to a mesh that uses
+			 * it: warn, skip it, and let the lookup name what is missing. */
+			struct veil_diags local;
+			veil_diags_init(&local);
+			int bad = veil_measurement_load(rec, &s->meas, &local);
+			if (!bad)
+				bad = load_copy(s, man, &local);
+			if (!bad)
+				bad = veil_service_parse(&s->doc, &s->manifest, &local);
+			if (bad) {
+				fprintf(stderr, "warning: skipping the record in %s:\n", s->dir);
+				veil_diags_print(&local, stderr);
+				ydoc_free(&s->doc);
+				veil_measurement_free(&s->meas);
+				free(s->dir);
+			} else {
+				n++;
+			}
+			veil_diags_free(&local);
+		}
 		free(rec);
 		free(man);
 	}

@@ -32,6 +32,12 @@ static int ambiguous(const char *s)
 	strtod(s, &end);
 	if (end != s && *end == '\0')
 		return 1;
+	/* YAML 1.1 numbers with '_', sexagesimal numbers, dates, 0b/0o/0x */
+	const char *p = s + (*s == '-' || *s == '+');
+	if (isdigit((unsigned char)*p) && strspn(p, "0123456789_.:eE+-") == strlen(p))
+		return 1;
+	if (p[0] == '0' && p[1] && strchr("bBoOxX", p[1]))
+		return 1;
 	return 0;
 }
 

@@ -167,6 +167,31 @@ int veil_fileset_root(const struct veil_file_entry *files, size_t count,
 	return rc;
 }
 
+/* Collapse "//", "/./" and trailing "/" (".." is refused before). */
+static void clean_path(char *s)
+{
+	char *w = s;
+	const char *r = s;
+	int absolute = *s == '/';
+	while (*r) {
+		while (*r == '/')
+			r++;
+		size_t n = strcspn(r, "/");
+		if (n == 0)
+			break;
+		if (!(n == 1 && r[0] == '.')) {
+			if (w != s || absolute)
+				*w++ = '/';
+			memmove(w, r, n);
+			w += n;
+		}
+		r += n;
+	}
+	if (w == s)
+		*w++ = absolute ? '/' : '.';
+	*w = '\0';
+}
+
 static int valid_copy_item(const char *s)
 {
 	if (!*s || s[0] == '/')
@@ -208,6 +233,7 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 	if (!(m.name = strdup(b->name)) || !(m.image = strdup(b->to)) ||
 	    !(m.command = strdup(b->command)) || !(m.pwd = strdup(b->pwd)))
 		goto out;
+	clean_path(m.pwd);
 	uint8_t h[VEIL_SHA256_SIZE];
 	rc = veil_sha256_file(runtime_path, h, d);
 	if (rc) {
@@ -227,15 +253,14 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 			rc = VEIL_EINVAL;
 			goto out;
 		}
-		/* strip trailing slashes and "./" so image paths are clean */
 		char clean[PATH_MAX];
-		snprintf(clean, sizeof(clean), "%s", item);
-		size_t len = strlen(clean);
-		while (len > 1 && clean[len - 1] == '/')
-			clean[--len] = '\0';
+		if (snprintf(clean, sizeof(clean), "%s", item) >= (int)sizeof(clean)) {
+			veil_diag(d, "copy: '%s' is too long", item);
+			rc = VEIL_ELIMIT;
+			goto out;
+		}
+		clean_path(clean);
 		const char *rel = clean;
-		while (rel[0] == '.' && rel[1] == '/')
-			rel += 2;
 		char *src = veil_path_join(manifest_dir, rel);
 		char *dst = strcmp(rel, ".") ? veil_path_join(m.pwd, rel) : strdup(m.pwd);
 		rc = src && dst ? walk(&w, src, dst, 0) : VEIL_ENOMEM;

@@ -6,6 +6,9 @@
 static const char *const cas_flags[] = {"-C",
 					"-G",
 					"-S",
+					"--insecure-configuration",
+					"--outdated-tcb",
+					"--software-hardening-needed",
 					"--only_for_testing-debug",
 					"--only_for_testing-ignore-signer",
 					"--only_for_testing-trust-any",
@@ -61,7 +64,8 @@ static void parse_cas(struct yctx *c, const struct ynode *seq, struct veil_mesh 
 				if (!in_list(cas_flags, flags[k]))
 					yerr(c, ymap_get(e, "tolerance"),
 					     "cas entry: unknown tolerance flag '%s' (known: -C, -G, "
-					     "-S, --only_for_testing-debug, "
+					     "-S, --insecure-configuration, --outdated-tcb, "
+					     "--software-hardening-needed, --only_for_testing-debug, "
 					     "--only_for_testing-ignore-signer, "
 					     "--only_for_testing-trust-any)",
 					     flags[k]);
@@ -218,6 +222,35 @@ int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *m, struct veil_dia
 		parse_services(&c, svcs, m);
 	if (svcs && m->service_count == 0 && !c.errors)
 		yerr(&c, svcs, "services: the mesh needs at least one service");
+	/* The flat list and the "global" and "helm" blocks are one shared scope. */
+	for (size_t i = 0; i < m->env_count; i++) {
+		const struct veil_mesh_env_block *b = &m->env[i];
+		int shared = !b->service || !strcmp(b->service, "global") ||
+			     !strcmp(b->service, "helm");
+		for (size_t k = 0; k < b->count; k++) {
+			const struct veil_env_var *v = &b->vars[k];
+			if (!v->value) {
+				veil_diag_at(d, c.file, v->pos.line, v->pos.col,
+					     "env: '%s' needs a value", v->name),
+					c.errors++;
+				continue;
+			}
+			for (size_t j = 0; shared && j < i; j++) {
+				const struct veil_mesh_env_block *o = &m->env[j];
+				if (o->service && strcmp(o->service, "global") &&
+				    strcmp(o->service, "helm"))
+					continue;
+				for (size_t q = 0; q < o->count; q++)
+					if (!strcmp(o->vars[q].name, v->name))
+						veil_diag_at(d, c.file, v->pos.line, v->pos.col,
+							     "env: '%s' is already set at line %u "
+							     "(the env list and the 'global' and "
+							     "'helm' blocks share one scope)",
+							     v->name, o->vars[q].pos.line),
+							c.errors++;
+			}
+		}
+	}
 	for (size_t i = 0; i < m->env_count; i++) {
 		const char *s = m->env[i].service;
 		if (!s || !strcmp(s, "global") || !strcmp(s, "helm"))

@@ -30,7 +30,7 @@ const struct veil_env_var *veil_mesh_lookup(const struct veil_mesh *mesh, const 
 		}
 		if (!b->service || !strcmp(b->service, "global") || !strcmp(b->service, "helm")) {
 			if (!shared && block)
-				*block = b->service ? b->service : "global";
+				*block = b->service;
 			if (!shared)
 				shared = v;
 		}
@@ -64,16 +64,16 @@ static const char *cas_field(const struct veil_mesh *mesh, const char *var)
 }
 
 char *veil_template_fill(struct yarena *a, const struct veil_mesh *mesh, const char *service,
-			 const char *in, const char **missing_var)
+			 const char *in, const char **why)
 {
-	*missing_var = NULL;
+	*why = NULL;
 	if (!strstr(in, "{{"))
 		return (char *)in;
 	struct veil_buf b;
 	veil_buf_init(&b, 16u << 20);
 	const char *p = in;
 	char *res = NULL;
-	static char var[257];
+	char var[257];
 	for (;;) {
 		const char *open = strstr(p, "{{");
 		if (!open) {
@@ -83,7 +83,7 @@ char *veil_template_fill(struct yarena *a, const struct veil_mesh *mesh, const c
 		veil_buf_append(&b, p, (size_t)(open - p));
 		const char *close = strstr(open + 2, "}}");
 		if (!close) {
-			*missing_var = "{{ without closing }}";
+			*why = "'{{' without closing '}}'";
 			goto out;
 		}
 		const char *s = open + 2, *e = close;
@@ -93,7 +93,7 @@ char *veil_template_fill(struct yarena *a, const struct veil_mesh *mesh, const c
 			e--;
 		size_t n = (size_t)(e - s);
 		if (n == 0 || n >= sizeof(var)) {
-			*missing_var = "empty or too long {{ }} template";
+			*why = "empty or too long {{ }} template";
 			goto out;
 		}
 		memcpy(var, s, n);
@@ -101,7 +101,11 @@ char *veil_template_fill(struct yarena *a, const struct veil_mesh *mesh, const c
 		const struct veil_env_var *v = veil_mesh_lookup(mesh, service, var, NULL);
 		const char *val = v ? v->value : cas_field(mesh, var);
 		if (!val) {
-			*missing_var = var;
+			*why = yarena_printf(a, "template {{%s}} names no Meshfile variable or cas "
+					     "field",
+					     var);
+			if (!*why)
+				*why = "out of memory";
 			goto out;
 		}
 		veil_buf_puts(&b, val);
@@ -206,6 +210,8 @@ static void collect_secrets(struct derive *x, const struct veil_mesh_member *mm,
 			}
 			if (s->is_global && prev->s && prev->s->is_global && secret_eq(s, prev->s))
 				continue; /* the same global secret, shared once per mesh */
+			if (prev->s == s)
+				continue; /* two mesh services built from one manifest */
 			derr_at(x, m->file, s->pos,
 				"secret '%s' of service '%s' conflicts with the %s secret '%s' of "
 				"service '%s' (%s); %s",
@@ -247,7 +253,7 @@ static const struct secret_ref *visible_secret(struct derive *x, const struct ve
 	struct secret_ref *r = find_secret(x, name);
 	if (!r)
 		return NULL;
-	if (r->s && !r->s->is_global && r->owner != mm)
+	if (r->s && !r->s->is_global && r->owner->manifest != mm->manifest)
 		return NULL;
 	return r;
 }
@@ -378,8 +384,8 @@ static struct ynode *service_env(struct derive *x, const struct veil_mesh_member
 			derr_at(x, mesh->file, mv->pos,
 				"the Meshfile sets '%s' (env %s%s), but '%s' is a local variable "
 				"of service '%s' (%s:%u) and cannot be set from the Meshfile",
-				v->name, block && strcmp(block, "global") ? "block of " : "list",
-				block && strcmp(block, "global") ? block : "", v->name, svc,
+				v->name, block ? "block of " : "list", block ? block : "", v->name,
+				svc,
 				m->file, v->pos.line);
 	}
 	for (size_t i = 0; i < m->local_count + m->global_count; i++) {
@@ -410,10 +416,8 @@ static struct ynode *service_env(struct derive *x, const struct veil_mesh_member
 		const char *missing = NULL;
 		char *filled = veil_template_fill(a, mesh, svc, value, &missing);
 		if (!filled) {
-			derr_at(x, file, vpos,
-				"variable '%s' of service '%s': template {{%s}} names no Meshfile "
-				"variable or cas field",
-				v->name, svc, missing ? missing : "?");
+			derr_at(x, file, vpos, "variable '%s' of service '%s': %s", v->name, svc,
+				missing ? missing : "out of memory");
 			continue;
 		}
 		char *what = yarena_printf(a, "variable '%s'", v->name);
@@ -435,10 +439,8 @@ static struct ynode *image_node(struct derive *x, const struct veil_mesh_member 
 		const char *missing = NULL;
 		char *content = veil_template_fill(a, x->mesh, mm->svc->name, f->content, &missing);
 		if (!content) {
-			derr_at(x, m->file, f->pos,
-				"injection file '%s' of service '%s': template {{%s}} names no "
-				"Meshfile variable or cas field",
-				f->path, mm->svc->name, missing ? missing : "?");
+			derr_at(x, m->file, f->pos, "injection file '%s' of service '%s': %s", f->path,
+				mm->svc->name, missing ? missing : "out of memory");
 			continue;
 		}
 		char *what = yarena_printf(a, "injection file '%s'", f->path);
@@ -450,6 +452,18 @@ static struct ynode *image_node(struct derive *x, const struct veil_mesh_member 
 	}
 	ymap_put(a, img, "injection_files", files);
 	return img;
+}
+
+static int same_tree(const struct ynode *a, const struct ynode *b)
+{
+	struct veil_buf x, y;
+	veil_buf_init(&x, 0);
+	veil_buf_init(&y, 0);
+	int same = !yemit(a, &x) && !yemit(b, &y) && x.size == y.size &&
+		   !memcmp(x.data, y.data, x.size);
+	veil_buf_free(&x);
+	veil_buf_free(&y);
+	return same;
 }
 
 static int member_cmp(const void *p, const void *q)
@@ -512,8 +526,9 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 
 	struct ynode *services = ynew_seq(a), *images = ynew_seq(a);
 	const char **image_names = calloc(count + 1, sizeof(*image_names));
+	const struct veil_mesh_member **image_owner = calloc(count + 1, sizeof(*image_owner));
 	size_t image_count = 0;
-	for (size_t i = 0; i < count && image_names; i++) {
+	for (size_t i = 0; i < count && image_names && image_owner; i++) {
 		const struct veil_mesh_member *mm = sorted[i];
 		struct ynode *s = ynew_map(a), *mr = ynew_seq(a);
 		ymap_put_str(a, s, "name", mm->svc->name);
@@ -525,15 +540,28 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		ymap_put_str(a, s, "pwd", mm->meas->pwd);
 		ymap_put(a, s, "environment", service_env(&x, mm));
 		yseq_push(a, services, s);
-		int seen = 0;
-		for (size_t k = 0; k < image_count; k++)
-			seen |= !strcmp(image_names[k], mm->meas->name);
-		if (!seen && mm->manifest->inject_count) {
-			image_names[image_count++] = mm->meas->name;
-			yseq_push(a, images, image_node(&x, mm));
+		if (!mm->manifest->inject_count)
+			continue;
+		/* Injection files belong to the image but are rendered per service:
+		 * services sharing an image must render them identically. */
+		struct ynode *img = image_node(&x, mm);
+		size_t k = 0;
+		while (k < image_count && strcmp(image_names[k], mm->meas->name))
+			k++;
+		if (k == image_count) {
+			image_names[image_count] = mm->meas->name;
+			image_owner[image_count++] = mm;
+			yseq_push(a, images, img);
+		} else if (!same_tree(images->items[k], img)) {
+			derr_at(&x, x.mesh->file, mm->svc->pos,
+				"services '%s' and '%s' share image '%s' but their injection files "
+				"render differently (per-service Meshfile values); give them "
+				"separate images",
+				image_owner[k]->svc->name, mm->svc->name, mm->meas->name);
 		}
 	}
 	free(image_names);
+	free(image_owner);
 	ymap_put(a, pol, "services", services);
 	if (images->count)
 		ymap_put(a, pol, "images", images);

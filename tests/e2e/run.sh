@@ -444,6 +444,66 @@ t_tampered_record() {
 	has "file_set_root does not match the files listed"
 }
 
+t_shared_image_two_services() {
+	seed_copy "$WORK"
+	cd "$WORK" || return 1
+	cat >>service.yaml <<'EOM'
+EOM
+	sed -i 's/^secrets:/secrets:\n  local:\n    - name: token\n      kind: binary\n      size: 16/' service.yaml
+	sed -i 's/^    - name: SCONE_LOG/    - name: TOKEN\n      value: "$$SCONE::token:hex$$"\n    - name: SCONE_LOG/' service.yaml
+	printf '  - name: pythonapp2\n    image: registry.scontain.com:5050/cicd/python_hello_user:latest\n' >>Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload -o yaml && ok || return 1
+	[ "$(grep -c 'name: token' target/policies/myPythonApp.yaml)" -eq 1 ] || die "local secret not shared by one manifest" || return 1
+	[ -f target/manifests/pythonapp2-deployment.yaml ] || die "second deployment missing"
+}
+
+t_removed_service_leaves_no_stale_chart() {
+	seed_copy "$WORK"
+	cd "$WORK" || return 1
+	printf '  - name: extra\n    image: registry.scontain.com:5050/cicd/python_hello_user:latest\n' >>Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	"$VEIL" apply -f Meshfile --no-upload -o helm,yaml >/dev/null 2>&1 || return 1
+	[ -f target/helm/templates/extra-deployment.yaml ] || die "extra not written" || return 1
+	sed -i '/name: extra/,+1d' Meshfile
+	"$VEIL" apply -f Meshfile --no-upload -o helm,yaml >/dev/null 2>&1 || return 1
+	[ ! -e target/helm/templates/extra-deployment.yaml ] && [ ! -e target/manifests/extra-deployment.yaml ] ||
+		die "stale files of a removed service" || return 1
+	[ -z "$(ls -A target | grep '^\.')" ] || die "temporary folders left behind"
+}
+
+t_meshfile_env_needs_value() {
+	seed_copy "$WORK/m"
+	sed -i 's/^    value: myself//' "$WORK/m/Meshfile"
+	run "$VEIL" check "$WORK/m/Meshfile" && rejected || return 1
+	has "Meshfile:15:11: env: 'API_USER' needs a value"
+}
+
+t_meshfile_shared_scope_duplicate() {
+	seed_copy "$WORK/m"
+	sed -i 's/^env:/env:\n  - service: global\n    env:\n      - name: API_USER\n        value: other/' "$WORK/m/Meshfile"
+	run "$VEIL" check "$WORK/m/Meshfile" && rejected || return 1
+	has "Meshfile:19:11: env: 'API_USER' is already set at line 17"
+}
+
+t_service_name_must_start_with_letter() {
+	seed_copy "$WORK"
+	cd "$WORK" || return 1
+	sed -i 's/- name: pythonapp/- name: 9lives/' Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	has "service name '9lives' cannot name a Kubernetes object (it must start with a letter"
+}
+
+t_ambiguous_strings_quoted() {
+	seed_copy "$WORK"
+	cd "$WORK" || return 1
+	sed -i 's/value: myself/value: 2024-01-01/' Meshfile
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && ok || return 1
+	grep -q 'API_USER: "2024-01-01"' target/policies/myPythonApp.yaml || die "date-like value not quoted"
+}
+
 tests=$(declare -F | awk '{print $3}' | grep '^t_')
 for t in $tests; do
 	if (set -u; cd "$WORK" && mkdir -p "$WORK/$t" && cd "$WORK/$t" && WORK="$WORK/$t" "$t"); then
