@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: unit (cmocka) and end-to-end in a normal and an
+# ASan+UBSan build, offline Kubernetes schema validation, bounded libFuzzer
+# runs, and the format check. Prints "N passed, N failed"; exits 1 on failure.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+"$root/scripts/setup.sh" --test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+pass=0
+fail=0
+failed=()
+log=$(mktemp -d)
+
+# count "N passed, N failed" from a runner's output
+tally() { # name status logfile
+	local name=$1 status=$2 f=$3 p q
+	p=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$f" | tail -1 | cut -d' ' -f1)
+	q=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$f" | tail -1 | cut -d' ' -f3)
+	p=${p:-0}
+	q=${q:-0}
+	if [ "$status" -ne 0 ] && [ "$q" -eq 0 ]; then q=1; fi
+	pass=$((pass + p))
+	fail=$((fail + q))
+	if [ "$status" -ne 0 ]; then
+		failed+=("$name")
+		echo "FAIL $name ($p passed, $q failed)"
+		tail -40 "$f"
+	else
+		echo "ok   $name ($p passed)"
+	fi
+}
+
+unit() { # builddir name
+	local b=$1 name=$2 st=0 p=0 q=0 f=$log/$2.log
+	: >"$f"
+	for t in "$b"/tests/test_*; do
+		[ -x "$t" ] || continue
+		CMOCKA_MESSAGE_OUTPUT=stdout VEIL_SOURCE_ROOT=$root "$t" >>"$f" 2>&1 || st=1
+	done
+	p=$(grep -Eo '\[  PASSED  \] [0-9]+' "$f" | awk '{s+=$NF} END {print s+0}')
+	q=$(grep -Eo '\[  FAILED  \] [0-9]+' "$f" | awk '{s+=$NF} END {print s+0}')
+	echo "$p passed, $q failed" >>"$f"
+	tally "$name" $st "$f"
+}
+
+build() { # dir meson-args...
+	local d=$1
+	shift
+	[ -f "$d/build.ninja" ] || meson setup "$d" "$root" "$@" >/dev/null
+	ninja -C "$d" >"$log/ninja-$(basename "$d").log" 2>&1
+}
+
+# normal build (warnings are errors here)
+if build build-ci -Dwerror=true; then
+	unit build-ci unit
+	tests/e2e/run.sh build-ci/veil build-ci/veil-run >"$log/e2e.log" 2>&1
+	tally e2e $? "$log/e2e.log"
+	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
+	tally k8s-schema $? "$log/k8s.log"
+else
+	cat "$log/ninja-build-ci.log" | tail -30
+	fail=$((fail + 1))
+	failed+=(build)
+fi
+
+# sanitizer build: the whole suite again under ASan+UBSan
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+	unit build-asan unit-asan
+	tests/e2e/run.sh build-asan/veil build-asan/veil-run >"$log/e2e-asan.log" 2>&1
+	tally e2e-asan $? "$log/e2e-asan.log"
+else
+	tail -30 "$log/ninja-build-asan.log"
+	fail=$((fail + 1))
+	failed+=(build-asan)
+fi
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+# fuzzers, bounded
+tests/fuzz/run.sh "$FUZZ_SECONDS" >"$log/fuzz.log" 2>&1
+tally fuzz $? "$log/fuzz.log"
+
+# format
+bad=$(clang-format --dry-run -Werror $(git ls-files '*.c' '*.h') 2>&1 | grep -c 'error:' || true)
+if [ "$bad" -eq 0 ]; then
+	pass=$((pass + 1))
+	echo "ok   clang-format"
+else
+	fail=$((fail + 1))
+	failed+=(clang-format)
+	echo "FAIL clang-format: $bad findings (run clang-format -i on the files)"
+fi
+
+rm -rf "$log"
+[ ${#failed[@]} -eq 0 ] || echo "failed: ${failed[*]}"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
