@@ -10,12 +10,12 @@
 #include <stdint.h>
 
 enum veil_err {
-        VEIL_OK = 0,
-        VEIL_EINVAL = -1, /* input rejected; diagnostics say why */
-        VEIL_ENOMEM = -2,
-        VEIL_EIO = -3,
-        VEIL_ELIMIT = -4, /* a size, depth or count limit was exceeded */
-        VEIL_ENOENT = -5,
+	VEIL_OK = 0,
+	VEIL_EINVAL = -1, /* input rejected; diagnostics say why */
+	VEIL_ENOMEM = -2,
+	VEIL_EIO = -3,
+	VEIL_ELIMIT = -4, /* a size, depth or count limit was exceeded */
+	VEIL_ENOENT = -5,
 };
 
 #define VEIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -23,10 +23,10 @@ enum veil_err {
 /* Diagnostics: every user-facing error, collected so a command can list all. */
 #define VEIL_DIAGS_MAX 200
 struct veil_diags {
-        char **msgs;
-        size_t count;
-        size_t cap;
-        size_t dropped; /* messages past VEIL_DIAGS_MAX */
+	char **msgs;
+	size_t count;
+	size_t cap;
+	size_t dropped; /* messages past VEIL_DIAGS_MAX */
 };
 
 void veil_diags_init(struct veil_diags *d);
@@ -35,16 +35,16 @@ void veil_diag(struct veil_diags *d, const char *fmt, ...) __attribute__((format
 void veil_vdiag(struct veil_diags *d, const char *fmt, va_list ap);
 /* "file:line:col: message" */
 void veil_diag_at(struct veil_diags *d, const char *file, unsigned line, unsigned col,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void veil_diags_print(const struct veil_diags *d, void *stream /* FILE* */);
 
 /* Growable byte buffer with a hard maximum; always NUL-terminated. */
 struct veil_buf {
-        char *data;
-        size_t size;
-        size_t cap;
-        size_t max; /* 0 means VEIL_BUF_DEFAULT_MAX */
-        int failed; /* sticky: an append failed (ENOMEM or over max) */
+	char *data;
+	size_t size;
+	size_t cap;
+	size_t max; /* 0 means VEIL_BUF_DEFAULT_MAX */
+	int failed; /* sticky: an append failed (ENOMEM or over max) */
 };
 #define VEIL_BUF_DEFAULT_MAX ((size_t)256 << 20)
 
@@ -56,18 +56,18 @@ int veil_buf_printf(struct veil_buf *b, const char *fmt, ...) __attribute__((for
 
 /* Files. veil_read_file refuses files larger than max_size. */
 int veil_read_file(const char *path, size_t max_size, char **out, size_t *out_size,
-                   struct veil_diags *d);
+		   struct veil_diags *d);
 /* Write atomically: temp file in the same folder, fsync, rename, fsync folder. */
 int veil_write_file(const char *path, const void *data, size_t size, unsigned mode,
-                    struct veil_diags *d);
+		    struct veil_diags *d);
 /* Atomic (temp file + rename) but not yet durable: for writing many files,
  * followed by one veil_sync_fs() instead of a fsync per file. */
 int veil_write_file_nosync(const char *path, const void *data, size_t size, unsigned mode,
-                           struct veil_diags *d);
+			   struct veil_diags *d);
 /* Plain create-or-truncate, for files in a folder that is itself swapped in
  * atomically (veil_swap_dir). */
 int veil_write_file_plain(const char *path, const void *data, size_t size, unsigned mode,
-                          struct veil_diags *d);
+			  struct veil_diags *d);
 /* Replace folder `dst` by `src` in one step (the old tree is then removed). */
 int veil_swap_dir(const char *src, const char *dst, struct veil_diags *d);
 /* rm -rf */

@@ -11,12 +11,12 @@
 enum { VEIL_OUT_HELM = 1, VEIL_OUT_YAML = 2 };
 
 int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_member *members,
-                      size_t count, const char *policy_hash, const char *target, unsigned outputs,
-                      struct veil_diags *d);
+		      size_t count, const char *policy_hash, const char *target, unsigned outputs,
+		      struct veil_diags *d);
 
 /* Renders a template of the subset above against a values tree. */
 int veil_template_render(const char *tpl, const struct ynode *values, struct veil_buf *out,
-                         const char **why);
+			 const char **why);
 
 /* Kubernetes DNS-1123 label from a name: lower case, '_' and '.' -> '-'. */
 int veil_k8s_name(const char *in, char out[static 64]);

@@ -11,42 +11,42 @@
 #include "veil/manifest.h"
 
 struct veil_file_entry {
-        char *path; /* absolute path inside the image */
-        unsigned mode;
-        uint8_t sha256[VEIL_SHA256_SIZE];
+	char *path; /* absolute path inside the image */
+	unsigned mode;
+	uint8_t sha256[VEIL_SHA256_SIZE];
 };
 
 /* Owns every string and array it points to; release with veil_measurement_free(). */
 struct veil_measurement {
-        char *name;    /* build.name */
-        char *image;   /* build.to */
-        char *command; /* protected command line */
-        char *pwd;
-        char *manifest; /* absolute path of the manifest measured (may be NULL) */
-        char runtime_sha256[2 * VEIL_SHA256_SIZE + 1]; /* the "mrenclave" */
-        char file_set_root[2 * VEIL_SHA256_SIZE + 1];
-        struct veil_file_entry *files;
-        size_t file_count;
+	char *name;    /* build.name */
+	char *image;   /* build.to */
+	char *command; /* protected command line */
+	char *pwd;
+	char *manifest; /* absolute path of the manifest measured (may be NULL) */
+	char runtime_sha256[2 * VEIL_SHA256_SIZE + 1]; /* the "mrenclave" */
+	char file_set_root[2 * VEIL_SHA256_SIZE + 1];
+	struct veil_file_entry *files;
+	size_t file_count;
 };
 
 void veil_measurement_free(struct veil_measurement *m);
 
 /* Hashes the `copy` files (relative to manifest_dir) and the runtime binary. */
 int veil_measure_service(const struct veil_service_manifest *sm, const char *manifest_dir,
-                         const char *runtime_path, struct veil_measurement *out,
-                         struct veil_diags *d);
+			 const char *runtime_path, struct veil_measurement *out,
+			 struct veil_diags *d);
 
 int veil_fileset_root(const struct veil_file_entry *files, size_t count,
-                      char out_hex[static 2 * VEIL_SHA256_SIZE + 1]);
+		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1]);
 
 /* Writes <target>/images/<name>/measurement.yaml and a copy of the manifest
  * (service.yaml) beside it; *out_dir (caller frees) names the folder. */
 int veil_measurement_write(const struct veil_measurement *m, const char *target,
-                           const char *manifest_data, size_t manifest_size, char **out_dir,
-                           struct veil_diags *d);
+			   const char *manifest_data, size_t manifest_size, char **out_dir,
+			   struct veil_diags *d);
 /* Parse a record already read into doc (checks the file-set root). */
 int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
-                           struct veil_diags *d);
+			   struct veil_diags *d);
 int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d);
 
 /* The veil-run executable next to the running binary, or $VEIL_RUNTIME. */

@@ -9,116 +9,116 @@
 #include "veil/ytree.h"
 
 struct veil_pos {
-        unsigned line, col;
+	unsigned line, col;
 };
 
 struct veil_env_var {
-        const char *name;
-        const char *value;    /* NULL: no value given (global without default) */
-        struct veil_pos pos;  /* of the name */
-        struct veil_pos vpos; /* of the value (the name's if none) */
+	const char *name;
+	const char *value;    /* NULL: no value given (global without default) */
+	struct veil_pos pos;  /* of the name */
+	struct veil_pos vpos; /* of the value (the name's if none) */
 };
 
 struct veil_secret {
-        const char *name;
-        const char *kind; /* ascii binary private-key public-key x509 x509-ca explicit */
-        unsigned long long size;
-        int has_size;
-        const char *value; /* explicit value written by the owner */
-        const char *private_key;
-        const char *issuer;
-        const char *common_name;
-        const char *valid_for;
-        const char *algorithm; /* private-key: P-256, P-384, Ed25519, RSA-2048, RSA-3072 */
-        char **dns;
-        size_t dns_count;
-        char **export_to; /* namespaces */
-        size_t export_count;
-        int migrate;
-        int is_global;
-        struct veil_pos pos;
+	const char *name;
+	const char *kind; /* ascii binary private-key public-key x509 x509-ca explicit */
+	unsigned long long size;
+	int has_size;
+	const char *value; /* explicit value written by the owner */
+	const char *private_key;
+	const char *issuer;
+	const char *common_name;
+	const char *valid_for;
+	const char *algorithm; /* private-key: P-256, P-384, Ed25519, RSA-2048, RSA-3072 */
+	char **dns;
+	size_t dns_count;
+	char **export_to; /* namespaces */
+	size_t export_count;
+	int migrate;
+	int is_global;
+	struct veil_pos pos;
 };
 
 struct veil_secret_import {
-        const char *name;
-        const char *from_namespace; /* NULL: not said in the manifest */
-        const char *secret;         /* name in the exporting namespace */
-        struct veil_pos pos;
+	const char *name;
+	const char *from_namespace; /* NULL: not said in the manifest */
+	const char *secret;         /* name in the exporting namespace */
+	struct veil_pos pos;
 };
 
 struct veil_injection_file {
-        const char *path;
-        const char *content;
-        struct veil_pos pos;
+	const char *path;
+	const char *content;
+	struct veil_pos pos;
 };
 
 struct veil_build {
-        const char *name, *kind, *to, *pwd, *command, *requirements;
-        char **copy;
-        size_t copy_count;
-        char **run;
-        size_t run_count;
-        char **host_paths;
-        size_t host_paths_count;
-        int sign;
-        struct veil_pos copy_pos;
+	const char *name, *kind, *to, *pwd, *command, *requirements;
+	char **copy;
+	size_t copy_count;
+	char **run;
+	size_t run_count;
+	char **host_paths;
+	size_t host_paths_count;
+	int sign;
+	struct veil_pos copy_pos;
 };
 
 struct veil_service_manifest {
-        const char *file; /* as given */
-        const char *api_version;
-        struct veil_env_var *local;
-        size_t local_count;
-        struct veil_env_var *global;
-        size_t global_count;
-        struct veil_secret *secrets;
-        size_t secret_count;
-        struct veil_secret_import *imports;
-        size_t import_count;
-        struct veil_injection_file *inject;
-        size_t inject_count;
-        struct veil_build build;
+	const char *file; /* as given */
+	const char *api_version;
+	struct veil_env_var *local;
+	size_t local_count;
+	struct veil_env_var *global;
+	size_t global_count;
+	struct veil_secret *secrets;
+	size_t secret_count;
+	struct veil_secret_import *imports;
+	size_t import_count;
+	struct veil_injection_file *inject;
+	size_t inject_count;
+	struct veil_build build;
 };
 
 struct veil_mesh_cas {
-        const char *name, *cas_url, *cas_key, *tolerance, *mode, *cas_encryption_key;
-        char **alias;
-        size_t alias_count;
-        struct veil_pos pos;
+	const char *name, *cas_url, *cas_key, *tolerance, *mode, *cas_encryption_key;
+	char **alias;
+	size_t alias_count;
+	struct veil_pos pos;
 };
 
 /* One env list of the Meshfile: service NULL for the flat list, else the
  * block's service ("global", "helm" or a service name). */
 struct veil_mesh_env_block {
-        const char *service;
-        struct veil_env_var *vars;
-        size_t count;
-        struct veil_pos pos;
+	const char *service;
+	struct veil_env_var *vars;
+	size_t count;
+	struct veil_pos pos;
 };
 
 struct veil_mesh_service {
-        const char *name;
-        const char *image;
-        char **image_secrets;
-        size_t image_secrets_count;
-        struct veil_pos pos;
+	const char *name;
+	const char *image;
+	char **image_secrets;
+	size_t image_secrets_count;
+	struct veil_pos pos;
 };
 
 struct veil_mesh {
-        const char *file;
-        const char *api_version;
-        struct veil_mesh_cas *cas;
-        size_t cas_count;
-        const char *namespace_;
-        char **tolerate;
-        size_t tolerate_count;
-        char **ignore_advisories;
-        size_t ignore_advisories_count;
-        struct veil_mesh_env_block *env;
-        size_t env_count;
-        struct veil_mesh_service *services;
-        size_t service_count;
-        struct veil_pos namespace_pos;
+	const char *file;
+	const char *api_version;
+	struct veil_mesh_cas *cas;
+	size_t cas_count;
+	const char *namespace_;
+	char **tolerate;
+	size_t tolerate_count;
+	char **ignore_advisories;
+	size_t ignore_advisories_count;
+	struct veil_mesh_env_block *env;
+	size_t env_count;
+	struct veil_mesh_service *services;
+	size_t service_count;
+	struct veil_pos namespace_pos;
 };
 
 enum veil_doc_kind { VEIL_DOC_UNKNOWN = 0, VEIL_DOC_SERVICE, VEIL_DOC_MESH, VEIL_DOC_POLICY };
@@ -127,7 +127,7 @@ enum veil_doc_kind { VEIL_DOC_UNKNOWN = 0, VEIL_DOC_SERVICE, VEIL_DOC_MESH, VEIL
 enum veil_doc_kind veil_doc_kind(const struct ydoc *doc, struct veil_diags *d);
 
 int veil_service_parse(const struct ydoc *doc, struct veil_service_manifest *out,
-                       struct veil_diags *d);
+		       struct veil_diags *d);
 int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *out, struct veil_diags *d);
 
 /* Names: env variables [A-Za-z_][A-Za-z0-9_]*, secrets [A-Za-z0-9_-]+ (no
@@ -139,14 +139,14 @@ int veil_valid_object_name(const char *s);
 
 /* Secret placeholders: $$SCONE::name$$ or $$SCONE::name:suffix$$ (also .suffix) */
 struct veil_placeholder {
-        size_t start, end; /* byte range of the whole placeholder in the string */
-        char name[129];
-        char suffix[17]; /* "" for none */
+	size_t start, end; /* byte range of the whole placeholder in the string */
+	char name[129];
+	char suffix[17]; /* "" for none */
 };
 /* Calls fn for each placeholder in s; returns VEIL_EINVAL with *why set for a
  * malformed one. fn returning non-zero stops the walk with that value. */
 int veil_placeholders(const char *s, int (*fn)(const struct veil_placeholder *, void *), void *arg,
-                      const char **why);
+		      const char **why);
 int veil_placeholder_suffix_valid(const char *suffix);
 
 #endif

@@ -14,39 +14,39 @@
 enum ytype { YT_SCALAR = 1, YT_MAP, YT_SEQ };
 
 struct ynode {
-        enum ytype type;
-        unsigned line, col; /* 1-based; 0 for built nodes */
-        unsigned plain : 1; /* scalar written without quotes (numbers/null/bool may be plain) */
-        char *str;          /* scalar: NUL-terminated, never contains NUL */
-        size_t len;         /* scalar: bytes */
-        size_t count;       /* map: pairs; seq: items */
-        size_t cap;
-        struct ynode **keys;  /* map: scalar key nodes */
-        struct ynode **items; /* map: values; seq: items */
+	enum ytype type;
+	unsigned line, col; /* 1-based; 0 for built nodes */
+	unsigned plain : 1; /* scalar written without quotes (numbers/null/bool may be plain) */
+	char *str;          /* scalar: NUL-terminated, never contains NUL */
+	size_t len;         /* scalar: bytes */
+	size_t count;       /* map: pairs; seq: items */
+	size_t cap;
+	struct ynode **keys;  /* map: scalar key nodes */
+	struct ynode **items; /* map: values; seq: items */
 };
 
 struct ylimits {
-        size_t max_doc_size; /* bytes */
-        size_t max_depth;    /* nested collections */
-        size_t max_str;      /* bytes of one scalar */
-        size_t max_nodes;    /* nodes in the document */
-        size_t max_items;    /* entries of one mapping or list */
+	size_t max_doc_size; /* bytes */
+	size_t max_depth;    /* nested collections */
+	size_t max_str;      /* bytes of one scalar */
+	size_t max_nodes;    /* nodes in the document */
+	size_t max_items;    /* entries of one mapping or list */
 };
 extern const struct ylimits ylimits_default;
 
 struct yarena;
 
 struct ydoc {
-        struct yarena *arena;
-        struct ynode *root;
-        char *file; /* in the arena */
+	struct yarena *arena;
+	struct ynode *root;
+	char *file; /* in the arena */
 };
 
 int ydoc_init(struct ydoc *doc, const char *file);
 /* Parse one YAML document. Aliases, multiple documents, NUL in strings and
  * duplicate mapping keys are errors. */
 int ydoc_parse(struct ydoc *doc, const char *data, size_t size, const struct ylimits *lim,
-               struct veil_diags *d);
+	       struct veil_diags *d);
 int ydoc_load(struct ydoc *doc, const char *path, const struct ylimits *lim, struct veil_diags *d);
 void ydoc_free(struct ydoc *doc);
 
@@ -78,10 +78,10 @@ void yemit_scalar(const char *s, int raw, struct veil_buf *out);
 
 /* Schema helpers: each reports file:line:column errors into ctx->d. */
 struct yctx {
-        const char *file;
-        struct veil_diags *d;
-        struct yarena *arena;
-        unsigned errors;
+	const char *file;
+	struct veil_diags *d;
+	struct yarena *arena;
+	unsigned errors;
 };
 void yerr(struct yctx *c, const struct ynode *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -89,23 +89,23 @@ void yerr(struct yctx *c, const struct ynode *at, const char *fmt, ...)
 int yexpect(struct yctx *c, const struct ynode *n, enum ytype t, const char *what);
 /* Unknown keys are errors naming the key and suggesting the closest allowed one. */
 void ycheck_keys(struct yctx *c, const struct ynode *map, const char *const *allowed,
-                 const char *where);
+		 const char *where);
 /* Scalar value of key as a string; NULL if absent or null (error if required). */
 const char *yget_str(struct yctx *c, const struct ynode *map, const char *key, int required,
-                     const char *where);
+		     const char *where);
 /* Unsigned integer value of key; returns 1 if present, 0 if absent, -1 on error. */
 int yget_uint(struct yctx *c, const struct ynode *map, const char *key, unsigned long long max,
-              unsigned long long *out, const char *where);
+	      unsigned long long *out, const char *where);
 /* Boolean (true/false); same returns as yget_uint. */
 int yget_bool(struct yctx *c, const struct ynode *map, const char *key, int *out,
-              const char *where);
+	      const char *where);
 /* Collection value of key; NULL if absent/null or wrong type (error). */
 const struct ynode *yget_coll(struct yctx *c, const struct ynode *map, const char *key,
-                              enum ytype t, int required, const char *where);
+			      enum ytype t, int required, const char *where);
 /* A list of strings, or a single string, or a comma/space separated string
  * (split_string): array of arena strings, count in *count. */
 char **yget_strlist(struct yctx *c, const struct ynode *map, const char *key, int split_string,
-                    size_t *count, const char *where);
+		    size_t *count, const char *where);
 
 int veil_utf8_valid(const char *s, size_t len);
 

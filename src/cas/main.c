@@ -6,12 +6,12 @@
 
 int main(int argc, char **argv)
 {
-        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-                printf("Usage: veil-cas [--help]\n\nveil-cas is the Configuration and Attestation "
-                       "Service.\n"
-                       "It is not implemented yet; see the project's open issues.\n");
-                return 0;
-        }
-        fprintf(stderr, "veil-cas: not implemented yet; see the project's open issues\n");
-        return 2;
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("Usage: veil-cas [--help]\n\nveil-cas is the Configuration and Attestation "
+		       "Service.\n"
+		       "It is not implemented yet; see the project's open issues.\n");
+		return 0;
+	}
+	fprintf(stderr, "veil-cas: not implemented yet; see the project's open issues\n");
+	return 2;
 }

@@ -9,55 +9,55 @@
 
 int veil_sha256(const void *data, size_t size, uint8_t out[static VEIL_SHA256_SIZE])
 {
-        unsigned int len = 0;
-        if (!EVP_Digest(data, size, out, &len, EVP_sha256(), NULL) || len != VEIL_SHA256_SIZE)
-                return VEIL_EIO;
-        return 0;
+	unsigned int len = 0;
+	if (!EVP_Digest(data, size, out, &len, EVP_sha256(), NULL) || len != VEIL_SHA256_SIZE)
+		return VEIL_EIO;
+	return 0;
 }
 
 int veil_sha256_file(const char *path, uint8_t out[static VEIL_SHA256_SIZE], struct veil_diags *d)
 {
-        int rc = VEIL_EIO;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                veil_diag(d, "%s: cannot open: %s", path, strerror(errno));
-                rc = errno == ENOENT ? VEIL_ENOENT : VEIL_EIO;
-                goto out;
-        }
-        if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
-                goto out;
-        static __thread uint8_t buf[1 << 16];
-        for (;;) {
-                ssize_t n = read(fd, buf, sizeof(buf));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        veil_diag(d, "%s: read failed: %s", path, strerror(errno));
-                        goto out;
-                }
-                if (n == 0)
-                        break;
-                if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
-                        goto out;
-        }
-        unsigned int len = 0;
-        if (!EVP_DigestFinal_ex(ctx, out, &len) || len != VEIL_SHA256_SIZE)
-                goto out;
-        rc = 0;
+	int rc = VEIL_EIO;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		veil_diag(d, "%s: cannot open: %s", path, strerror(errno));
+		rc = errno == ENOENT ? VEIL_ENOENT : VEIL_EIO;
+		goto out;
+	}
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		goto out;
+	static __thread uint8_t buf[1 << 16];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			veil_diag(d, "%s: read failed: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
+			goto out;
+	}
+	unsigned int len = 0;
+	if (!EVP_DigestFinal_ex(ctx, out, &len) || len != VEIL_SHA256_SIZE)
+		goto out;
+	rc = 0;
 out:
-        if (fd >= 0)
-                close(fd);
-        EVP_MD_CTX_free(ctx);
-        return rc;
+	if (fd >= 0)
+		close(fd);
+	EVP_MD_CTX_free(ctx);
+	return rc;
 }
 
 void veil_hex(const uint8_t *in, size_t size, char *out)
 {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < size; i++) {
-                out[2 * i] = digits[in[i] >> 4];
-                out[2 * i + 1] = digits[in[i] & 15];
-        }
-        out[2 * size] = '\0';
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < size; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * size] = '\0';
 }

@@ -12,455 +12,455 @@
 
 void veil_measurement_free(struct veil_measurement *m)
 {
-        if (!m)
-                return;
-        for (size_t i = 0; i < m->file_count; i++)
-                free(m->files[i].path);
-        free(m->files);
-        free(m->name);
-        free(m->image);
-        free(m->command);
-        free(m->pwd);
-        free(m->manifest);
-        memset(m, 0, sizeof(*m));
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->file_count; i++)
+		free(m->files[i].path);
+	free(m->files);
+	free(m->name);
+	free(m->image);
+	free(m->command);
+	free(m->pwd);
+	free(m->manifest);
+	memset(m, 0, sizeof(*m));
 }
 
 struct walker {
-        struct veil_measurement *m;
-        size_t cap;
-        struct veil_diags *d;
-        const char *copy_item; /* as written in the manifest, for messages */
-        int failed;
+	struct veil_measurement *m;
+	size_t cap;
+	struct veil_diags *d;
+	const char *copy_item; /* as written in the manifest, for messages */
+	int failed;
 };
 
 static int add_file(struct walker *w, const char *src, const char *image_path, mode_t mode)
 {
-        if (!veil_utf8_valid(image_path, strlen(image_path))) {
-                veil_diag(w->d, "copy '%s': file name '%s' is not valid UTF-8", w->copy_item, src);
-                return VEIL_EINVAL;
-        }
-        for (const char *p = image_path; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                        veil_diag(w->d, "copy '%s': file name '%s' holds a control character",
-                                  w->copy_item, src);
-                        return VEIL_EINVAL;
-                }
-        if (w->m->file_count >= MAX_FILES) {
-                veil_diag(w->d, "copy: more than %d files", MAX_FILES);
-                return VEIL_ELIMIT;
-        }
-        if (w->m->file_count == w->cap) {
-                size_t cap = w->cap ? w->cap * 2 : 16;
-                struct veil_file_entry *f = realloc(w->m->files, cap * sizeof(*f));
-                if (!f)
-                        return VEIL_ENOMEM;
-                w->m->files = f;
-                w->cap = cap;
-        }
-        struct veil_file_entry *e = &w->m->files[w->m->file_count];
-        memset(e, 0, sizeof(*e));
-        if (!(e->path = strdup(image_path)))
-                return VEIL_ENOMEM;
-        /* Modes are normalised so the record does not depend on the builder's umask. */
-        e->mode = (mode & 0111) ? 0755 : 0644;
-        w->m->file_count++;
-        return veil_sha256_file(src, e->sha256, w->d);
+	if (!veil_utf8_valid(image_path, strlen(image_path))) {
+		veil_diag(w->d, "copy '%s': file name '%s' is not valid UTF-8", w->copy_item, src);
+		return VEIL_EINVAL;
+	}
+	for (const char *p = image_path; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			veil_diag(w->d, "copy '%s': file name '%s' holds a control character",
+				  w->copy_item, src);
+			return VEIL_EINVAL;
+		}
+	if (w->m->file_count >= MAX_FILES) {
+		veil_diag(w->d, "copy: more than %d files", MAX_FILES);
+		return VEIL_ELIMIT;
+	}
+	if (w->m->file_count == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 16;
+		struct veil_file_entry *f = realloc(w->m->files, cap * sizeof(*f));
+		if (!f)
+			return VEIL_ENOMEM;
+		w->m->files = f;
+		w->cap = cap;
+	}
+	struct veil_file_entry *e = &w->m->files[w->m->file_count];
+	memset(e, 0, sizeof(*e));
+	if (!(e->path = strdup(image_path)))
+		return VEIL_ENOMEM;
+	/* Modes are normalised so the record does not depend on the builder's umask. */
+	e->mode = (mode & 0111) ? 0755 : 0644;
+	w->m->file_count++;
+	return veil_sha256_file(src, e->sha256, w->d);
 }
 
 static int name_cmp(const void *a, const void *b)
 {
-        return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static int walk(struct walker *w, const char *src, const char *image_path, int depth)
 {
-        struct stat st;
-        if (lstat(src, &st) < 0) {
-                if (errno == ENOENT && depth == 0)
-                        return VEIL_ENOENT; /* the caller names the manifest entry */
-                if (errno == ENOENT)
-                        veil_diag(w->d, "copy: '%s' does not exist (looked for %s)", w->copy_item,
-                                  src);
-                else
-                        veil_diag(w->d, "copy: '%s': %s", src, strerror(errno));
-                return VEIL_ENOENT;
-        }
-        if (S_ISLNK(st.st_mode)) {
-                veil_diag(w->d, "copy: '%s' is a symbolic link; copy the file it points to", src);
-                return VEIL_EINVAL;
-        }
-        if (S_ISREG(st.st_mode))
-                return add_file(w, src, image_path, st.st_mode);
-        if (!S_ISDIR(st.st_mode)) {
-                veil_diag(w->d, "copy: '%s' is neither a file nor a folder", src);
-                return VEIL_EINVAL;
-        }
-        if (depth > 32) {
-                veil_diag(w->d, "copy: '%s' is nested more than 32 folders deep", src);
-                return VEIL_ELIMIT;
-        }
-        DIR *dir = opendir(src);
-        if (!dir) {
-                veil_diag(w->d, "copy: cannot open folder '%s': %s", src, strerror(errno));
-                return VEIL_EIO;
-        }
-        char **names = NULL;
-        size_t n = 0, cap = 0;
-        int rc = 0;
-        struct dirent *de;
-        while ((de = readdir(dir))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                if (n == cap) {
-                        cap = cap ? cap * 2 : 32;
-                        char **p = realloc(names, cap * sizeof(*p));
-                        if (!p) {
-                                rc = VEIL_ENOMEM;
-                                break;
-                        }
-                        names = p;
-                }
-                if (!(names[n] = strdup(de->d_name))) {
-                        rc = VEIL_ENOMEM;
-                        break;
-                }
-                n++;
-        }
-        closedir(dir);
-        if (!rc)
-                qsort(names, n, sizeof(*names), name_cmp);
-        for (size_t i = 0; i < n && !rc; i++) {
-                char *s = veil_path_join(src, names[i]);
-                char *t = veil_path_join(image_path, names[i]);
-                rc = s && t ? walk(w, s, t, depth + 1) : VEIL_ENOMEM;
-                free(s);
-                free(t);
-        }
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
-        free(names);
-        return rc;
+	struct stat st;
+	if (lstat(src, &st) < 0) {
+		if (errno == ENOENT && depth == 0)
+			return VEIL_ENOENT; /* the caller names the manifest entry */
+		if (errno == ENOENT)
+			veil_diag(w->d, "copy: '%s' does not exist (looked for %s)", w->copy_item,
+				  src);
+		else
+			veil_diag(w->d, "copy: '%s': %s", src, strerror(errno));
+		return VEIL_ENOENT;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		veil_diag(w->d, "copy: '%s' is a symbolic link; copy the file it points to", src);
+		return VEIL_EINVAL;
+	}
+	if (S_ISREG(st.st_mode))
+		return add_file(w, src, image_path, st.st_mode);
+	if (!S_ISDIR(st.st_mode)) {
+		veil_diag(w->d, "copy: '%s' is neither a file nor a folder", src);
+		return VEIL_EINVAL;
+	}
+	if (depth > 32) {
+		veil_diag(w->d, "copy: '%s' is nested more than 32 folders deep", src);
+		return VEIL_ELIMIT;
+	}
+	DIR *dir = opendir(src);
+	if (!dir) {
+		veil_diag(w->d, "copy: cannot open folder '%s': %s", src, strerror(errno));
+		return VEIL_EIO;
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			char **p = realloc(names, cap * sizeof(*p));
+			if (!p) {
+				rc = VEIL_ENOMEM;
+				break;
+			}
+			names = p;
+		}
+		if (!(names[n] = strdup(de->d_name))) {
+			rc = VEIL_ENOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(dir);
+	if (!rc)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (size_t i = 0; i < n && !rc; i++) {
+		char *s = veil_path_join(src, names[i]);
+		char *t = veil_path_join(image_path, names[i]);
+		rc = s && t ? walk(w, s, t, depth + 1) : VEIL_ENOMEM;
+		free(s);
+		free(t);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
 }
 
 static int entry_cmp(const void *a, const void *b)
 {
-        return strcmp(((const struct veil_file_entry *)a)->path,
-                      ((const struct veil_file_entry *)b)->path);
+	return strcmp(((const struct veil_file_entry *)a)->path,
+		      ((const struct veil_file_entry *)b)->path);
 }
 
 int veil_fileset_root(const struct veil_file_entry *files, size_t count,
-                      char out_hex[static 2 * VEIL_SHA256_SIZE + 1])
+		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1])
 {
-        struct veil_buf b;
-        veil_buf_init(&b, 0);
-        veil_buf_puts(&b, "veil-fileset-v1\n");
-        char hex[2 * VEIL_SHA256_SIZE + 1];
-        for (size_t i = 0; i < count; i++) {
-                veil_hex(files[i].sha256, VEIL_SHA256_SIZE, hex);
-                veil_buf_printf(&b, "%s %04o %s\n", hex, files[i].mode, files[i].path);
-        }
-        uint8_t root[VEIL_SHA256_SIZE];
-        int rc = b.failed ? VEIL_ENOMEM : veil_sha256(b.data, b.size, root);
-        if (!rc)
-                veil_hex(root, VEIL_SHA256_SIZE, out_hex);
-        veil_buf_free(&b);
-        return rc;
+	struct veil_buf b;
+	veil_buf_init(&b, 0);
+	veil_buf_puts(&b, "veil-fileset-v1\n");
+	char hex[2 * VEIL_SHA256_SIZE + 1];
+	for (size_t i = 0; i < count; i++) {
+		veil_hex(files[i].sha256, VEIL_SHA256_SIZE, hex);
+		veil_buf_printf(&b, "%s %04o %s\n", hex, files[i].mode, files[i].path);
+	}
+	uint8_t root[VEIL_SHA256_SIZE];
+	int rc = b.failed ? VEIL_ENOMEM : veil_sha256(b.data, b.size, root);
+	if (!rc)
+		veil_hex(root, VEIL_SHA256_SIZE, out_hex);
+	veil_buf_free(&b);
+	return rc;
 }
 
 /* Collapse "//", "/./" and trailing "/" (".." is refused before). */
 static void clean_path(char *s)
 {
-        char *w = s;
-        const char *r = s;
-        int absolute = *s == '/';
-        while (*r) {
-                while (*r == '/')
-                        r++;
-                size_t n = strcspn(r, "/");
-                if (n == 0)
-                        break;
-                if (!(n == 1 && r[0] == '.')) {
-                        if (w != s || absolute)
-                                *w++ = '/';
-                        memmove(w, r, n);
-                        w += n;
-                }
-                r += n;
-        }
-        if (w == s)
-                *w++ = absolute ? '/' : '.';
-        *w = '\0';
+	char *w = s;
+	const char *r = s;
+	int absolute = *s == '/';
+	while (*r) {
+		while (*r == '/')
+			r++;
+		size_t n = strcspn(r, "/");
+		if (n == 0)
+			break;
+		if (!(n == 1 && r[0] == '.')) {
+			if (w != s || absolute)
+				*w++ = '/';
+			memmove(w, r, n);
+			w += n;
+		}
+		r += n;
+	}
+	if (w == s)
+		*w++ = absolute ? '/' : '.';
+	*w = '\0';
 }
 
 static int valid_copy_item(const char *s)
 {
-        if (!*s || s[0] == '/')
-                return 0;
-        /* no ".." component */
-        const char *p = s;
-        while (*p) {
-                size_t n = strcspn(p, "/");
-                if (n == 2 && p[0] == '.' && p[1] == '.')
-                        return 0;
-                p += n;
-                while (*p == '/')
-                        p++;
-        }
-        return 1;
+	if (!*s || s[0] == '/')
+		return 0;
+	/* no ".." component */
+	const char *p = s;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return 0;
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	return 1;
 }
 
 char *veil_default_runtime_path(void)
 {
-        const char *env = getenv("VEIL_RUNTIME");
-        if (env && *env)
-                return strdup(env);
-        char *dir = veil_self_dir();
-        if (!dir)
-                return NULL;
-        char *p = veil_path_join(dir, "veil-run");
-        free(dir);
-        return p;
+	const char *env = getenv("VEIL_RUNTIME");
+	if (env && *env)
+		return strdup(env);
+	char *dir = veil_self_dir();
+	if (!dir)
+		return NULL;
+	char *p = veil_path_join(dir, "veil-run");
+	free(dir);
+	return p;
 }
 
 int veil_measure_service(const struct veil_service_manifest *sm, const char *manifest_dir,
-                         const char *runtime_path, struct veil_measurement *out,
-                         struct veil_diags *d)
+			 const char *runtime_path, struct veil_measurement *out,
+			 struct veil_diags *d)
 {
-        struct veil_measurement m = {0};
-        struct walker w = {.m = &m, .d = d};
-        int rc = VEIL_ENOMEM;
-        const struct veil_build *b = &sm->build;
-        if (!(m.name = strdup(b->name)) || !(m.image = strdup(b->to)) ||
-            !(m.command = strdup(b->command)) || !(m.pwd = strdup(b->pwd)))
-                goto out;
-        clean_path(m.pwd);
-        uint8_t h[VEIL_SHA256_SIZE];
-        rc = veil_sha256_file(runtime_path, h, d);
-        if (rc) {
-                veil_diag(d,
-                          "cannot measure the runtime '%s' (build veil-run, or set VEIL_RUNTIME)",
-                          runtime_path);
-                goto out;
-        }
-        veil_hex(h, sizeof(h), m.runtime_sha256);
-        for (size_t i = 0; i < b->copy_count; i++) {
-                const char *item = b->copy[i];
-                w.copy_item = item;
-                if (!valid_copy_item(item)) {
-                        veil_diag_at(d, sm->file, b->copy_pos.line, b->copy_pos.col,
-                                     "copy: '%s' must be a path relative to the manifest's folder "
-                                     "without '..'",
-                                     item);
-                        rc = VEIL_EINVAL;
-                        goto out;
-                }
-                char clean[PATH_MAX];
-                if (snprintf(clean, sizeof(clean), "%s", item) >= (int)sizeof(clean)) {
-                        veil_diag(d, "copy: '%s' is too long", item);
-                        rc = VEIL_ELIMIT;
-                        goto out;
-                }
-                clean_path(clean);
-                const char *rel = clean;
-                char *src = veil_path_join(manifest_dir, rel);
-                char *dst = strcmp(rel, ".") ? veil_path_join(m.pwd, rel) : strdup(m.pwd);
-                rc = src && dst ? walk(&w, src, dst, 0) : VEIL_ENOMEM;
-                if (rc == VEIL_ENOENT)
-                        veil_diag_at(d, sm->file, b->copy_pos.line, b->copy_pos.col,
-                                     "copy file '%s' not found next to the manifest", item);
-                free(src);
-                free(dst);
-                if (rc)
-                        goto out;
-        }
-        qsort(m.files, m.file_count, sizeof(*m.files), entry_cmp);
-        for (size_t i = 1; i < m.file_count; i++)
-                if (!strcmp(m.files[i - 1].path, m.files[i].path)) {
-                        veil_diag_at(d, sm->file, b->copy_pos.line, b->copy_pos.col,
-                                     "copy: '%s' is copied twice", m.files[i].path);
-                        rc = VEIL_EINVAL;
-                        goto out;
-                }
-        rc = veil_fileset_root(m.files, m.file_count, m.file_set_root);
-        if (rc)
-                goto out;
-        *out = m;
-        memset(&m, 0, sizeof(m));
+	struct veil_measurement m = {0};
+	struct walker w = {.m = &m, .d = d};
+	int rc = VEIL_ENOMEM;
+	const struct veil_build *b = &sm->build;
+	if (!(m.name = strdup(b->name)) || !(m.image = strdup(b->to)) ||
+	    !(m.command = strdup(b->command)) || !(m.pwd = strdup(b->pwd)))
+		goto out;
+	clean_path(m.pwd);
+	uint8_t h[VEIL_SHA256_SIZE];
+	rc = veil_sha256_file(runtime_path, h, d);
+	if (rc) {
+		veil_diag(d,
+			  "cannot measure the runtime '%s' (build veil-run, or set VEIL_RUNTIME)",
+			  runtime_path);
+		goto out;
+	}
+	veil_hex(h, sizeof(h), m.runtime_sha256);
+	for (size_t i = 0; i < b->copy_count; i++) {
+		const char *item = b->copy[i];
+		w.copy_item = item;
+		if (!valid_copy_item(item)) {
+			veil_diag_at(d, sm->file, b->copy_pos.line, b->copy_pos.col,
+				     "copy: '%s' must be a path relative to the manifest's folder "
+				     "without '..'",
+				     item);
+			rc = VEIL_EINVAL;
+			goto out;
+		}
+		char clean[PATH_MAX];
+		if (snprintf(clean, sizeof(clean), "%s", item) >= (int)sizeof(clean)) {
+			veil_diag(d, "copy: '%s' is too long", item);
+			rc = VEIL_ELIMIT;
+			goto out;
+		}
+		clean_path(clean);
+		const char *rel = clean;
+		char *src = veil_path_join(manifest_dir, rel);
+		char *dst = strcmp(rel, ".") ? veil_path_join(m.pwd, rel) : strdup(m.pwd);
+		rc = src && dst ? walk(&w, src, dst, 0) : VEIL_ENOMEM;
+		if (rc == VEIL_ENOENT)
+			veil_diag_at(d, sm->file, b->copy_pos.line, b->copy_pos.col,
+				     "copy file '%s' not found next to the manifest", item);
+		free(src);
+		free(dst);
+		if (rc)
+			goto out;
+	}
+	qsort(m.files, m.file_count, sizeof(*m.files), entry_cmp);
+	for (size_t i = 1; i < m.file_count; i++)
+		if (!strcmp(m.files[i - 1].path, m.files[i].path)) {
+			veil_diag_at(d, sm->file, b->copy_pos.line, b->copy_pos.col,
+				     "copy: '%s' is copied twice", m.files[i].path);
+			rc = VEIL_EINVAL;
+			goto out;
+		}
+	rc = veil_fileset_root(m.files, m.file_count, m.file_set_root);
+	if (rc)
+		goto out;
+	*out = m;
+	memset(&m, 0, sizeof(m));
 out:
-        veil_measurement_free(&m);
-        return rc;
+	veil_measurement_free(&m);
+	return rc;
 }
 
 int veil_measurement_write(const struct veil_measurement *m, const char *target,
-                           const char *manifest_data, size_t manifest_size, char **out_dir,
-                           struct veil_diags *d)
+			   const char *manifest_data, size_t manifest_size, char **out_dir,
+			   struct veil_diags *d)
 {
-        struct ydoc doc;
-        struct veil_buf out;
-        char *images = veil_path_join(target, "images");
-        char *dir = images ? veil_path_join(images, m->name) : NULL;
-        char *rec = dir ? veil_path_join(dir, "measurement.yaml") : NULL;
-        char *man = dir ? veil_path_join(dir, "service.yaml") : NULL;
-        veil_buf_init(&out, 0);
-        int rc = ydoc_init(&doc, "measurement");
-        if (rc || !rec || !man) {
-                rc = VEIL_ENOMEM;
-                goto out;
-        }
-        struct yarena *a = doc.arena;
-        struct ynode *root = ynew_map(a), *rt = ynew_map(a), *files = ynew_seq(a);
-        char hex[2 * VEIL_SHA256_SIZE + 1];
-        ymap_put(a, root, "veil_measurement", ynew_int(a, 1));
-        ymap_put_str(a, root, "name", m->name);
-        ymap_put_str(a, root, "image", m->image);
-        ymap_put_str(a, root, "command", m->command);
-        ymap_put_str(a, root, "pwd", m->pwd);
-        if (m->manifest)
-                ymap_put_str(a, root, "manifest", m->manifest);
-        ymap_put_str(a, rt, "sha256", m->runtime_sha256);
-        ymap_put(a, root, "runtime", rt);
-        ymap_put_str(a, root, "file_set_root", m->file_set_root);
-        for (size_t i = 0; i < m->file_count; i++) {
-                struct ynode *f = ynew_map(a);
-                char mode[8];
-                snprintf(mode, sizeof(mode), "%04o", m->files[i].mode);
-                veil_hex(m->files[i].sha256, VEIL_SHA256_SIZE, hex);
-                ymap_put_str(a, f, "path", m->files[i].path);
-                ymap_put_str(a, f, "mode", mode);
-                ymap_put_str(a, f, "sha256", hex);
-                yseq_push(a, files, f);
-        }
-        ymap_put(a, root, "files", files);
-        if ((rc = yemit(root, &out)))
-                goto out;
-        if ((rc = veil_mkdirs(dir, 0755, d)))
-                goto out;
-        if ((rc = veil_write_file(man, manifest_data, manifest_size, 0644, d)))
-                goto out;
-        if ((rc = veil_write_file(rec, out.data, out.size, 0644, d)))
-                goto out;
-        if (out_dir) {
-                *out_dir = dir;
-                dir = NULL;
-        }
+	struct ydoc doc;
+	struct veil_buf out;
+	char *images = veil_path_join(target, "images");
+	char *dir = images ? veil_path_join(images, m->name) : NULL;
+	char *rec = dir ? veil_path_join(dir, "measurement.yaml") : NULL;
+	char *man = dir ? veil_path_join(dir, "service.yaml") : NULL;
+	veil_buf_init(&out, 0);
+	int rc = ydoc_init(&doc, "measurement");
+	if (rc || !rec || !man) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	struct yarena *a = doc.arena;
+	struct ynode *root = ynew_map(a), *rt = ynew_map(a), *files = ynew_seq(a);
+	char hex[2 * VEIL_SHA256_SIZE + 1];
+	ymap_put(a, root, "veil_measurement", ynew_int(a, 1));
+	ymap_put_str(a, root, "name", m->name);
+	ymap_put_str(a, root, "image", m->image);
+	ymap_put_str(a, root, "command", m->command);
+	ymap_put_str(a, root, "pwd", m->pwd);
+	if (m->manifest)
+		ymap_put_str(a, root, "manifest", m->manifest);
+	ymap_put_str(a, rt, "sha256", m->runtime_sha256);
+	ymap_put(a, root, "runtime", rt);
+	ymap_put_str(a, root, "file_set_root", m->file_set_root);
+	for (size_t i = 0; i < m->file_count; i++) {
+		struct ynode *f = ynew_map(a);
+		char mode[8];
+		snprintf(mode, sizeof(mode), "%04o", m->files[i].mode);
+		veil_hex(m->files[i].sha256, VEIL_SHA256_SIZE, hex);
+		ymap_put_str(a, f, "path", m->files[i].path);
+		ymap_put_str(a, f, "mode", mode);
+		ymap_put_str(a, f, "sha256", hex);
+		yseq_push(a, files, f);
+	}
+	ymap_put(a, root, "files", files);
+	if ((rc = yemit(root, &out)))
+		goto out;
+	if ((rc = veil_mkdirs(dir, 0755, d)))
+		goto out;
+	if ((rc = veil_write_file(man, manifest_data, manifest_size, 0644, d)))
+		goto out;
+	if ((rc = veil_write_file(rec, out.data, out.size, 0644, d)))
+		goto out;
+	if (out_dir) {
+		*out_dir = dir;
+		dir = NULL;
+	}
 out:
-        ydoc_free(&doc);
-        veil_buf_free(&out);
-        free(images);
-        free(dir);
-        free(rec);
-        free(man);
-        return rc;
+	ydoc_free(&doc);
+	veil_buf_free(&out);
+	free(images);
+	free(dir);
+	free(rec);
+	free(man);
+	return rc;
 }
 
 static int parse_hex(const char *s, uint8_t *out, size_t size)
 {
-        if (!s || strlen(s) != 2 * size)
-                return -1;
-        for (size_t i = 0; i < size; i++) {
-                unsigned v;
-                if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[2 * i]) ||
-                    !strchr("0123456789abcdef", s[2 * i + 1]))
-                        return -1;
-                out[i] = (uint8_t)v;
-        }
-        return 0;
+	if (!s || strlen(s) != 2 * size)
+		return -1;
+	for (size_t i = 0; i < size; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[2 * i]) ||
+		    !strchr("0123456789abcdef", s[2 * i + 1]))
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
 }
 
 int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
-                           struct veil_diags *d)
+			   struct veil_diags *d)
 {
-        static const char *const keys[] = {
-            "veil_measurement", "name",    "image",         "command", "pwd",
-            "manifest",         "runtime", "file_set_root", "files",   NULL};
-        static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
-        struct veil_measurement m = {0};
-        struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};
-        const struct ynode *root = doc->root;
-        int rc = VEIL_EINVAL;
-        if (yexpect(&c, root, YT_MAP, "a measurement record"))
-                goto out;
-        ycheck_keys(&c, root, keys, "the measurement record");
-        unsigned long long version = 0;
-        if (yget_uint(&c, root, "veil_measurement", 1000, &version, "record") != 1 ||
-            version != 1) {
-                yerr(&c, root, "not a version 1 veil measurement record");
-                goto out;
-        }
-        const char *name = yget_str(&c, root, "name", 1, "record");
-        const char *image = yget_str(&c, root, "image", 1, "record");
-        const char *command = yget_str(&c, root, "command", 1, "record");
-        const char *pwd = yget_str(&c, root, "pwd", 1, "record");
-        const char *fsr = yget_str(&c, root, "file_set_root", 1, "record");
-        const struct ynode *rt = yget_coll(&c, root, "runtime", YT_MAP, 1, "record");
-        const char *rts = rt ? yget_str(&c, rt, "sha256", 1, "record runtime") : NULL;
-        const struct ynode *files = yget_coll(&c, root, "files", YT_SEQ, 0, "record");
-        uint8_t tmp[VEIL_SHA256_SIZE];
-        if (c.errors || parse_hex(fsr, tmp, sizeof(tmp)) || parse_hex(rts, tmp, sizeof(tmp))) {
-                yerr(&c, root,
-                     "measurement record is incomplete or has malformed hashes; run "
-                     "'veil apply -f service.yaml' again");
-                goto out;
-        }
-        m.name = strdup(name);
-        m.image = strdup(image);
-        m.command = strdup(command);
-        m.pwd = strdup(pwd);
-        const char *manifest = yget_str(&c, root, "manifest", 0, "record");
-        if (manifest)
-                m.manifest = strdup(manifest);
-        snprintf(m.runtime_sha256, sizeof(m.runtime_sha256), "%s", rts);
-        snprintf(m.file_set_root, sizeof(m.file_set_root), "%s", fsr);
-        if (files && files->count) {
-                m.files = calloc(files->count, sizeof(*m.files));
-                if (!m.files) {
-                        rc = VEIL_ENOMEM;
-                        goto out;
-                }
-                for (size_t i = 0; i < files->count; i++) {
-                        const struct ynode *f = files->items[i];
-                        if (yexpect(&c, f, YT_MAP, "a files entry"))
-                                goto out;
-                        ycheck_keys(&c, f, fkeys, "a files entry");
-                        const char *p = yget_str(&c, f, "path", 1, "files entry");
-                        const char *mode = yget_str(&c, f, "mode", 1, "files entry");
-                        const char *h = yget_str(&c, f, "sha256", 1, "files entry");
-                        if (!p || !mode || parse_hex(h, m.files[i].sha256, VEIL_SHA256_SIZE)) {
-                                yerr(&c, f, "malformed files entry");
-                                goto out;
-                        }
-                        m.files[i].path = strdup(p);
-                        m.files[i].mode = (unsigned)strtoul(mode, NULL, 8);
-                        m.file_count++;
-                }
-        }
-        char check[2 * VEIL_SHA256_SIZE + 1];
-        if (veil_fileset_root(m.files, m.file_count, check) || strcmp(check, m.file_set_root)) {
-                yerr(&c, root,
-                     "file_set_root does not match the files listed; the record was "
-                     "changed after 'veil apply'");
-                goto out;
-        }
-        if (!m.name || !m.image || !m.command || !m.pwd) {
-                rc = VEIL_ENOMEM;
-                goto out;
-        }
-        *out = m;
-        memset(&m, 0, sizeof(m));
-        rc = 0;
+	static const char *const keys[] = {
+	    "veil_measurement", "name",    "image",         "command", "pwd",
+	    "manifest",         "runtime", "file_set_root", "files",   NULL};
+	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
+	struct veil_measurement m = {0};
+	struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};
+	const struct ynode *root = doc->root;
+	int rc = VEIL_EINVAL;
+	if (yexpect(&c, root, YT_MAP, "a measurement record"))
+		goto out;
+	ycheck_keys(&c, root, keys, "the measurement record");
+	unsigned long long version = 0;
+	if (yget_uint(&c, root, "veil_measurement", 1000, &version, "record") != 1 ||
+	    version != 1) {
+		yerr(&c, root, "not a version 1 veil measurement record");
+		goto out;
+	}
+	const char *name = yget_str(&c, root, "name", 1, "record");
+	const char *image = yget_str(&c, root, "image", 1, "record");
+	const char *command = yget_str(&c, root, "command", 1, "record");
+	const char *pwd = yget_str(&c, root, "pwd", 1, "record");
+	const char *fsr = yget_str(&c, root, "file_set_root", 1, "record");
+	const struct ynode *rt = yget_coll(&c, root, "runtime", YT_MAP, 1, "record");
+	const char *rts = rt ? yget_str(&c, rt, "sha256", 1, "record runtime") : NULL;
+	const struct ynode *files = yget_coll(&c, root, "files", YT_SEQ, 0, "record");
+	uint8_t tmp[VEIL_SHA256_SIZE];
+	if (c.errors || parse_hex(fsr, tmp, sizeof(tmp)) || parse_hex(rts, tmp, sizeof(tmp))) {
+		yerr(&c, root,
+		     "measurement record is incomplete or has malformed hashes; run "
+		     "'veil apply -f service.yaml' again");
+		goto out;
+	}
+	m.name = strdup(name);
+	m.image = strdup(image);
+	m.command = strdup(command);
+	m.pwd = strdup(pwd);
+	const char *manifest = yget_str(&c, root, "manifest", 0, "record");
+	if (manifest)
+		m.manifest = strdup(manifest);
+	snprintf(m.runtime_sha256, sizeof(m.runtime_sha256), "%s", rts);
+	snprintf(m.file_set_root, sizeof(m.file_set_root), "%s", fsr);
+	if (files && files->count) {
+		m.files = calloc(files->count, sizeof(*m.files));
+		if (!m.files) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < files->count; i++) {
+			const struct ynode *f = files->items[i];
+			if (yexpect(&c, f, YT_MAP, "a files entry"))
+				goto out;
+			ycheck_keys(&c, f, fkeys, "a files entry");
+			const char *p = yget_str(&c, f, "path", 1, "files entry");
+			const char *mode = yget_str(&c, f, "mode", 1, "files entry");
+			const char *h = yget_str(&c, f, "sha256", 1, "files entry");
+			if (!p || !mode || parse_hex(h, m.files[i].sha256, VEIL_SHA256_SIZE)) {
+				yerr(&c, f, "malformed files entry");
+				goto out;
+			}
+			m.files[i].path = strdup(p);
+			m.files[i].mode = (unsigned)strtoul(mode, NULL, 8);
+			m.file_count++;
+		}
+	}
+	char check[2 * VEIL_SHA256_SIZE + 1];
+	if (veil_fileset_root(m.files, m.file_count, check) || strcmp(check, m.file_set_root)) {
+		yerr(&c, root,
+		     "file_set_root does not match the files listed; the record was "
+		     "changed after 'veil apply'");
+		goto out;
+	}
+	if (!m.name || !m.image || !m.command || !m.pwd) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	*out = m;
+	memset(&m, 0, sizeof(m));
+	rc = 0;
 out:
-        veil_measurement_free(&m);
-        return rc;
+	veil_measurement_free(&m);
+	return rc;
 }
 
 int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d)
 {
-        struct ydoc doc;
-        int rc = ydoc_init(&doc, path);
-        if (!rc)
-                rc = ydoc_load(&doc, path, NULL, d);
-        if (!rc)
-                rc = veil_measurement_parse(&doc, out, d);
-        ydoc_free(&doc);
-        return rc;
+	struct ydoc doc;
+	int rc = ydoc_init(&doc, path);
+	if (!rc)
+		rc = ydoc_load(&doc, path, NULL, d);
+	if (!rc)
+		rc = veil_measurement_parse(&doc, out, d);
+	ydoc_free(&doc);
+	return rc;
 }

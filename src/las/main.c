@@ -6,12 +6,12 @@
 
 int main(int argc, char **argv)
 {
-        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-                printf("Usage: veil-las [--help]\n\nveil-las is the local attestation service of "
-                       "simulation mode.\n"
-                       "It is not implemented yet; see the project's open issues.\n");
-                return 0;
-        }
-        fprintf(stderr, "veil-las: not implemented yet; see the project's open issues\n");
-        return 2;
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("Usage: veil-las [--help]\n\nveil-las is the local attestation service of "
+		       "simulation mode.\n"
+		       "It is not implemented yet; see the project's open issues.\n");
+		return 0;
+	}
+	fprintf(stderr, "veil-las: not implemented yet; see the project's open issues\n");
+	return 2;
 }

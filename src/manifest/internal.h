@@ -7,6 +7,6 @@
 
 /* A list of {name, value} entries; duplicate and invalid names are errors. */
 int manifest_env_list(struct yctx *c, const struct ynode *seq, const char *where,
-                      struct veil_env_var **out, size_t *count);
+		      struct veil_env_var **out, size_t *count);
 
 #endif

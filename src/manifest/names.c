@@ -6,113 +6,113 @@
 
 int veil_valid_env_name(const char *s)
 {
-        if (!s || !(isalpha((unsigned char)*s) || *s == '_') || strlen(s) > 256)
-                return 0;
-        for (; *s; s++)
-                if (!isalnum((unsigned char)*s) && *s != '_')
-                        return 0;
-        return 1;
+	if (!s || !(isalpha((unsigned char)*s) || *s == '_') || strlen(s) > 256)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return 0;
+	return 1;
 }
 
 int veil_valid_secret_name(const char *s)
 {
-        if (!s || !*s || strlen(s) > 128)
-                return 0;
-        for (; *s; s++)
-                if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
-                        return 0;
-        return 1;
+	if (!s || !*s || strlen(s) > 128)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+			return 0;
+	return 1;
 }
 
 int veil_valid_object_name(const char *s)
 {
-        if (!s || !isalnum((unsigned char)*s) || strlen(s) > 128)
-                return 0;
-        for (; *s; s++)
-                if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
-                        return 0;
-        return 1;
+	if (!s || !isalnum((unsigned char)*s) || strlen(s) > 128)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return 0;
+	return 1;
 }
 
 static const char *const suffixes[] = {"hex",        "base64",    "base64url", "crt", "cert", "key",
-                                       "privatekey", "publickey", "chain",     "pem", NULL};
+				       "privatekey", "publickey", "chain",     "pem", NULL};
 
 int veil_placeholder_suffix_valid(const char *suffix)
 {
-        for (const char *const *p = suffixes; *p; p++)
-                if (!strcmp(*p, suffix))
-                        return 1;
-        return 0;
+	for (const char *const *p = suffixes; *p; p++)
+		if (!strcmp(*p, suffix))
+			return 1;
+	return 0;
 }
 
 #define PH_OPEN "$$SCONE::"
 
 int veil_placeholders(const char *s, int (*fn)(const struct veil_placeholder *, void *), void *arg,
-                      const char **why)
+		      const char **why)
 {
-        const char *p = s;
-        while ((p = strstr(p, PH_OPEN))) {
-                const char *name = p + strlen(PH_OPEN);
-                const char *close = strstr(name, "$$");
-                if (!close) {
-                        *why = "unterminated secret placeholder (missing closing '$$')";
-                        return VEIL_EINVAL;
-                }
-                struct veil_placeholder ph = {.start = (size_t)(p - s),
-                                              .end = (size_t)(close + 2 - s)};
-                size_t nlen = strcspn(name, ":.$");
-                if (nlen == 0 || nlen >= sizeof(ph.name)) {
-                        *why = "secret placeholder without a valid secret name";
-                        return VEIL_EINVAL;
-                }
-                memcpy(ph.name, name, nlen);
-                if (!veil_valid_secret_name(ph.name)) {
-                        *why = "secret placeholder names an invalid secret name";
-                        return VEIL_EINVAL;
-                }
-                const char *rest = name + nlen;
-                if (rest < close) {
-                        size_t slen = (size_t)(close - rest - 1);
-                        if (slen == 0 || slen >= sizeof(ph.suffix)) {
-                                *why = "secret placeholder has an empty or too long suffix";
-                                return VEIL_EINVAL;
-                        }
-                        memcpy(ph.suffix, rest + 1, slen);
-                        if (!veil_placeholder_suffix_valid(ph.suffix)) {
-                                *why =
-                                    "secret placeholder has an unknown suffix (known: hex, base64, "
-                                    "base64url, crt, cert, key, privatekey, publickey, chain, "
-                                    "pem)";
-                                return VEIL_EINVAL;
-                        }
-                }
-                int rc = fn ? fn(&ph, arg) : 0;
-                if (rc)
-                        return rc;
-                p = close + 2;
-        }
-        return 0;
+	const char *p = s;
+	while ((p = strstr(p, PH_OPEN))) {
+		const char *name = p + strlen(PH_OPEN);
+		const char *close = strstr(name, "$$");
+		if (!close) {
+			*why = "unterminated secret placeholder (missing closing '$$')";
+			return VEIL_EINVAL;
+		}
+		struct veil_placeholder ph = {.start = (size_t)(p - s),
+					      .end = (size_t)(close + 2 - s)};
+		size_t nlen = strcspn(name, ":.$");
+		if (nlen == 0 || nlen >= sizeof(ph.name)) {
+			*why = "secret placeholder without a valid secret name";
+			return VEIL_EINVAL;
+		}
+		memcpy(ph.name, name, nlen);
+		if (!veil_valid_secret_name(ph.name)) {
+			*why = "secret placeholder names an invalid secret name";
+			return VEIL_EINVAL;
+		}
+		const char *rest = name + nlen;
+		if (rest < close) {
+			size_t slen = (size_t)(close - rest - 1);
+			if (slen == 0 || slen >= sizeof(ph.suffix)) {
+				*why = "secret placeholder has an empty or too long suffix";
+				return VEIL_EINVAL;
+			}
+			memcpy(ph.suffix, rest + 1, slen);
+			if (!veil_placeholder_suffix_valid(ph.suffix)) {
+				*why =
+				    "secret placeholder has an unknown suffix (known: hex, base64, "
+				    "base64url, crt, cert, key, privatekey, publickey, chain, "
+				    "pem)";
+				return VEIL_EINVAL;
+			}
+		}
+		int rc = fn ? fn(&ph, arg) : 0;
+		if (rc)
+			return rc;
+		p = close + 2;
+	}
+	return 0;
 }
 
 enum veil_doc_kind veil_doc_kind(const struct ydoc *doc, struct veil_diags *d)
 {
-        struct yctx c = {.file = doc->file, .d = d};
-        const struct ynode *root = doc->root;
-        if (yexpect(&c, root, YT_MAP, "the document"))
-                return VEIL_DOC_UNKNOWN;
-        const char *api = yget_str(&c, root, "apiVersion", 1, "top level");
-        const char *kind = yget_str(&c, root, "kind", 1, "top level");
-        if (!api || !kind)
-                return VEIL_DOC_UNKNOWN;
-        if (strcmp(api, "scone/5.8") && strcmp(api, "veil/v1")) {
-                yerr(&c, ymap_get(root, "apiVersion"),
-                     "unsupported apiVersion '%s' (supported: scone/5.8, veil/v1)", api);
-                return VEIL_DOC_UNKNOWN;
-        }
-        if (!strcmp(kind, "genservice"))
-                return VEIL_DOC_SERVICE;
-        if (!strcmp(kind, "mesh"))
-                return VEIL_DOC_MESH;
-        yerr(&c, ymap_get(root, "kind"), "unknown kind '%s' (supported: genservice, mesh)", kind);
-        return VEIL_DOC_UNKNOWN;
+	struct yctx c = {.file = doc->file, .d = d};
+	const struct ynode *root = doc->root;
+	if (yexpect(&c, root, YT_MAP, "the document"))
+		return VEIL_DOC_UNKNOWN;
+	const char *api = yget_str(&c, root, "apiVersion", 1, "top level");
+	const char *kind = yget_str(&c, root, "kind", 1, "top level");
+	if (!api || !kind)
+		return VEIL_DOC_UNKNOWN;
+	if (strcmp(api, "scone/5.8") && strcmp(api, "veil/v1")) {
+		yerr(&c, ymap_get(root, "apiVersion"),
+		     "unsupported apiVersion '%s' (supported: scone/5.8, veil/v1)", api);
+		return VEIL_DOC_UNKNOWN;
+	}
+	if (!strcmp(kind, "genservice"))
+		return VEIL_DOC_SERVICE;
+	if (!strcmp(kind, "mesh"))
+		return VEIL_DOC_MESH;
+	yerr(&c, ymap_get(root, "kind"), "unknown kind '%s' (supported: genservice, mesh)", kind);
+	return VEIL_DOC_UNKNOWN;
 }

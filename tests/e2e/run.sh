@@ -232,7 +232,8 @@ EOM
 	sed -i 's/^env:/env:\n  - service: pythonapp\n    env:\n      - name: API_PASSWORD\n        value: hunter2/' Meshfile
 	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
 	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
-	has "the Meshfile sets 'API_PASSWORD' (env block of pythonapp), but 'API_PASSWORD' is a local variable of service 'pythonapp'"
+	has "the Meshfile sets 'API_PASSWORD' (env block of pythonapp), but 'API_PASSWORD' is a local variable of service 'pythonapp'" || return 1
+	lacks "hunter2" # the attempted value is not echoed
 }
 
 t_undeclared_secret() {

@@ -3,16 +3,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        struct ydoc doc;
-        struct veil_diags d;
-        veil_diags_init(&d);
-        if (fuzz_parse(&doc, data, size, &d) == 0) {
-                struct veil_service_manifest m;
-                veil_service_parse(&doc, &m, &d);
-                fuzz_placeholders(doc.root);
-                fuzz_roundtrip(doc.root);
-        }
-        ydoc_free(&doc);
-        veil_diags_free(&d);
-        return 0;
+	struct ydoc doc;
+	struct veil_diags d;
+	veil_diags_init(&d);
+	if (fuzz_parse(&doc, data, size, &d) == 0) {
+		struct veil_service_manifest m;
+		veil_service_parse(&doc, &m, &d);
+		fuzz_placeholders(doc.root);
+		fuzz_roundtrip(doc.root);
+	}
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	return 0;
 }
