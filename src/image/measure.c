@@ -273,7 +273,8 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 		if (rc)
 			goto out;
 	}
-	qsort(m.files, m.file_count, sizeof(*m.files), entry_cmp);
+	if (m.file_count)
+		qsort(m.files, m.file_count, sizeof(*m.files), entry_cmp);
 	for (size_t i = 1; i < m.file_count; i++)
 		if (!strcmp(m.files[i - 1].path, m.files[i].path)) {
 			veil_diag_at(d, sm->file, b->copy_pos.line, b->copy_pos.col,
