@@ -108,5 +108,10 @@ char **yget_strlist(struct yctx *c, const struct ynode *map, const char *key, in
 		    size_t *count, const char *where);
 
 int veil_utf8_valid(const char *s, size_t len);
+/* One code point: its byte length, or 0 if s does not start with valid UTF-8. */
+size_t veil_utf8_decode(const char *s, size_t len, unsigned *cp);
+/* May a double-quoted YAML string hold this code point unescaped? (YAML's
+ * printable set less the line breaks NEL, LS, PS) */
+int veil_yaml_printable(unsigned cp);
 
 #endif

@@ -59,6 +59,14 @@ static int plain_safe(const char *s)
 	return !ambiguous(s);
 }
 
+int veil_yaml_printable(unsigned c)
+{
+	/* NEL, LS and PS are line breaks to a YAML reader: escaped too */
+	return c == 0x09 || c == 0x0a || c == 0x0d || (c >= 0x20 && c <= 0x7e) ||
+	       (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) || (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) ||
+	       (c >= 0x10000 && c <= 0x10ffff);
+}
+
 void yemit_scalar(const char *s, int raw, struct veil_buf *out)
 {
 	if (raw || plain_safe(s)) {
@@ -83,11 +91,22 @@ void yemit_scalar(const char *s, int raw, struct veil_buf *out)
 		case '\r':
 			veil_buf_puts(out, "\\r");
 			break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
+		default: {
+			unsigned cp;
+			size_t n = veil_utf8_decode((const char *)p, strlen((const char *)p), &cp);
+			if (n == 0) /* not UTF-8: the byte as U+00NN, the best YAML can do */
 				veil_buf_printf(out, "\\x%02x", *p);
+			else if (veil_yaml_printable(cp))
+				veil_buf_append(out, p, n);
+			else if (cp <= 0xff)
+				veil_buf_printf(out, "\\x%02x", cp);
+			else if (cp <= 0xffff)
+				veil_buf_printf(out, "\\u%04x", cp);
 			else
-				veil_buf_append(out, p, 1);
+				veil_buf_printf(out, "\\U%08x", cp);
+			if (n > 1)
+				p += n - 1;
+		}
 		}
 	}
 	veil_buf_puts(out, "\"");

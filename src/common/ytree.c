@@ -282,11 +282,15 @@ static int check_duplicates(struct parser *p, struct ynode *map)
 		return VEIL_ENOMEM;
 	memcpy(sorted, map->keys, map->count * sizeof(*sorted));
 	qsort(sorted, map->count, sizeof(*sorted), key_cmp);
-	for (size_t i = 1; i < map->count; i++)
-		if (!strcmp(sorted[i - 1]->str, sorted[i]->str))
-			perr(p, sorted[i]->line, sorted[i]->col,
-			     "duplicate key '%s' (first at line %u)", sorted[i]->str,
-			     sorted[i - 1]->line);
+	size_t first = 0;
+	for (size_t i = 1; i < map->count; i++) {
+		if (strcmp(sorted[first]->str, sorted[i]->str)) {
+			first = i;
+			continue;
+		}
+		perr(p, sorted[i]->line, sorted[i]->col, "duplicate key '%s' (first at line %u)",
+		     sorted[i]->str, sorted[first]->line);
+	}
 	free(sorted);
 	return 0;
 }
@@ -429,7 +433,18 @@ int ydoc_parse(struct ydoc *doc, const char *data, size_t size, const struct yli
 	while (!done) {
 		yaml_event_t ev;
 		if (!yaml_parser_parse(&yp, &ev)) {
-			const yaml_mark_t *m = &yp.problem_mark;
+			yaml_mark_t mk = yp.problem_mark;
+			if (yp.error == YAML_READER_ERROR) {
+				/* libyaml gives reader errors as a byte offset only */
+				mk.line = mk.column = 0;
+				for (size_t i = 0; i < yp.problem_offset && i < size; i++) {
+					if (data[i] == '\n')
+						mk.line++, mk.column = 0;
+					else if (((unsigned char)data[i] & 0xc0) != 0x80)
+						mk.column++;
+				}
+			}
+			const yaml_mark_t *m = &mk;
 			perr(&p, (unsigned)m->line + 1, (unsigned)m->column + 1,
 			     "not valid YAML: %s%s%s", yp.problem ? yp.problem : "parse error",
 			     yp.context ? " " : "", yp.context ? yp.context : "");
@@ -468,36 +483,48 @@ int ydoc_load(struct ydoc *doc, const char *path, const struct ylimits *lim, str
 	return rc;
 }
 
-int veil_utf8_valid(const char *str, size_t len)
+size_t veil_utf8_decode(const char *str, size_t len, unsigned *cp)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	if (len == 0)
+		return 0;
+	unsigned c = s[0];
+	size_t n;
+	unsigned min;
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if ((c & 0xe0) == 0xc0) {
+		n = 1, min = 0x80, c &= 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 2, min = 0x800, c &= 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 3, min = 0x10000, c &= 0x07;
+	} else {
+		return 0;
+	}
+	if (len - 1 < n)
+		return 0;
+	for (size_t k = 1; k <= n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[k] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n + 1;
+}
+
+int veil_utf8_valid(const char *s, size_t len)
+{
 	size_t i = 0;
+	unsigned cp;
 	while (i < len) {
-		unsigned c = s[i];
-		size_t n;
-		unsigned min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1, min = 0x80, c &= 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2, min = 0x800, c &= 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3, min = 0x10000, c &= 0x07;
-		} else {
+		size_t n = veil_utf8_decode(s + i, len - i, &cp);
+		if (!n)
 			return 0;
-		}
-		if (len - i - 1 < n)
-			return 0;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			c = (c << 6) | (s[i + k] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-		i += n + 1;
+		i += n;
 	}
 	return 1;
 }

@@ -144,8 +144,21 @@ int veil_template_render(const char *tpl, const struct ynode *values, struct vei
 						veil_buf_puts(&q, "\\r");
 					else if (*c < 0x20 || *c == 0x7f)
 						veil_buf_printf(&q, "\\x%02x", *c);
-					else
+					else if (*c < 0x80)
 						veil_buf_append(&q, c, 1);
+					else {
+						unsigned cp;
+						size_t un = veil_utf8_decode(
+						    (const char *)c, strlen((const char *)c), &cp);
+						if (un == 0)
+							veil_buf_printf(&q, "\\x%02x", *c);
+						else if (veil_yaml_printable(cp))
+							veil_buf_append(&q, c, un);
+						else
+							veil_buf_printf(&q, "\\u%04x", cp);
+						if (un > 1)
+							c += un - 1;
+					}
 				}
 				veil_buf_puts(&q, "\"");
 				veil_buf_append(out, q.data, q.size);

@@ -148,17 +148,32 @@ static int entry_cmp(const void *a, const void *b)
 		      ((const struct veil_file_entry *)b)->path);
 }
 
+static int entry_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct veil_file_entry *const *)a)->path,
+		      (*(const struct veil_file_entry *const *)b)->path);
+}
+
 int veil_fileset_root(const struct veil_file_entry *files, size_t count,
 		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1])
 {
+	/* the root is defined over the files sorted by path, whatever the input order */
+	const struct veil_file_entry **sorted = malloc((count + 1) * sizeof(*sorted));
+	if (!sorted)
+		return VEIL_ENOMEM;
+	for (size_t i = 0; i < count; i++)
+		sorted[i] = &files[i];
+	if (count)
+		qsort(sorted, count, sizeof(*sorted), entry_ptr_cmp);
 	struct veil_buf b;
 	veil_buf_init(&b, 0);
 	veil_buf_puts(&b, "veil-fileset-v1\n");
 	char hex[2 * VEIL_SHA256_SIZE + 1];
 	for (size_t i = 0; i < count; i++) {
-		veil_hex(files[i].sha256, VEIL_SHA256_SIZE, hex);
-		veil_buf_printf(&b, "%s %04o %s\n", hex, files[i].mode, files[i].path);
+		veil_hex(sorted[i]->sha256, VEIL_SHA256_SIZE, hex);
+		veil_buf_printf(&b, "%s %04o %s\n", hex, sorted[i]->mode, sorted[i]->path);
 	}
+	free(sorted);
 	uint8_t root[VEIL_SHA256_SIZE];
 	int rc = b.failed ? VEIL_ENOMEM : veil_sha256(b.data, b.size, root);
 	if (!rc)
@@ -207,6 +222,28 @@ static int valid_copy_item(const char *s)
 			p++;
 	}
 	return 1;
+}
+
+/* lstat() in walk() sees only the last component: a symlinked folder inside a
+ * copy entry ("ext/secret.txt" with ext -> ../outside) would pull in files
+ * from outside the manifest's folder. */
+static int no_symlinked_parent(const char *dir, const char *rel, const char *item,
+			       struct veil_diags *d)
+{
+	char prefix[PATH_MAX];
+	for (const char *p = rel; (p = strchr(p, '/')); p++) {
+		int n = snprintf(prefix, sizeof(prefix), "%s/%.*s", dir, (int)(p - rel), rel);
+		if (n < 0 || (size_t)n >= sizeof(prefix))
+			return VEIL_ELIMIT;
+		struct stat st;
+		if (lstat(prefix, &st) == 0 && S_ISLNK(st.st_mode)) {
+			veil_diag(
+			    d, "copy '%s': '%s' is a symbolic link; copy the folder it points to",
+			    item, prefix);
+			return VEIL_EINVAL;
+		}
+	}
+	return 0;
 }
 
 char *veil_default_runtime_path(void)
@@ -262,6 +299,8 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 		}
 		clean_path(clean);
 		const char *rel = clean;
+		if ((rc = no_symlinked_parent(manifest_dir, rel, item, d)))
+			goto out;
 		char *src = veil_path_join(manifest_dir, rel);
 		char *dst = strcmp(rel, ".") ? veil_path_join(m.pwd, rel) : strdup(m.pwd);
 		rc = src && dst ? walk(&w, src, dst, 0) : VEIL_ENOMEM;

@@ -242,14 +242,22 @@ int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *m, struct veil_dia
 				if (o->service && strcmp(o->service, "global") &&
 				    strcmp(o->service, "helm"))
 					continue;
-				for (size_t q = 0; q < o->count; q++)
-					if (!strcmp(o->vars[q].name, v->name))
-						veil_diag_at(d, c.file, v->pos.line, v->pos.col,
-							     "env: '%s' is already set at line %u "
-							     "(the env list and the 'global' and "
-							     "'helm' blocks share one scope)",
-							     v->name, o->vars[q].pos.line),
-						    c.errors++;
+				for (size_t q = 0; q < o->count; q++) {
+					if (strcmp(o->vars[q].name, v->name))
+						continue;
+					/* report the later one, pointing back */
+					const struct veil_env_var *later = v,
+								  *earlier = &o->vars[q];
+					if (later->pos.line < earlier->pos.line)
+						later = &o->vars[q], earlier = v;
+					veil_diag_at(
+					    d, c.file, later->pos.line, later->pos.col,
+					    "env: '%s' is already set at line %u (the env "
+					    "list and the 'global' and 'helm' blocks share "
+					    "one scope)",
+					    v->name, earlier->pos.line),
+					    c.errors++;
+				}
 			}
 		}
 	}

@@ -65,6 +65,7 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 	    "name", "kind",      "size",      "value",   "private_key", "issuer", "common_name",
 	    "dns",  "valid_for", "algorithm", "migrate", "export",      NULL};
 	const char *where = is_global ? "secrets.global entry" : "secrets.local entry";
+	memset(s, 0, sizeof(*s));
 	ycheck_keys(c, e, keys, where);
 	s->pos = POS(e);
 	s->is_global = is_global;
