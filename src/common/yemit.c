@@ -63,8 +63,8 @@ int veil_yaml_printable(unsigned c)
 {
 	/* NEL, LS and PS are line breaks to a YAML reader: escaped too */
 	return c == 0x09 || c == 0x0a || c == 0x0d || (c >= 0x20 && c <= 0x7e) ||
-	       (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) || (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) ||
-	       (c >= 0x10000 && c <= 0x10ffff);
+	       (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
+	       (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || (c >= 0x10000 && c <= 0x10ffff);
 }
 
 void yemit_scalar(const char *s, int raw, struct veil_buf *out)
