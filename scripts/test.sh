@@ -36,7 +36,7 @@ unit() { # builddir name
 	local b=$1 name=$2 st=0 p=0 q=0 f=$log/$2.log
 	: >"$f"
 	for t in "$b"/tests/test_*; do
-		[ -x "$t" ] || continue
+		[ -f "$t" ] && [ -x "$t" ] || continue
 		CMOCKA_MESSAGE_OUTPUT=stdout VEIL_SOURCE_ROOT=$root "$t" >>"$f" 2>&1 || st=1
 	done
 	p=$(grep -Eo '\[  PASSED  \] [0-9]+' "$f" | awk '{s+=$NF} END {print s+0}')
