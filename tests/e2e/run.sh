@@ -505,6 +505,14 @@ t_ambiguous_strings_quoted() {
 	grep -q 'API_USER: "2024-01-01"' target/policies/myPythonApp.yaml || die "date-like value not quoted"
 }
 
+# The seed's program prints API_USER but never the password, only its length.
+t_print_env_never_prints_password() {
+	command -v python3 >/dev/null || die "python3 missing (scripts/setup.sh installs it)" || return 1
+	run env API_USER=myself API_PASSWORD=s3cr3t-Xy9 python3 "$SEED/print_env.py" && ok || return 1
+	has "API_USER = myself" && has "API_PASSWORD is set (10 characters)" && lacks "s3cr3t-Xy9" || return 1
+	run env -u API_PASSWORD python3 "$SEED/print_env.py" && ok && has "API_PASSWORD is not set"
+}
+
 tests=$(declare -F | awk '{print $3}' | grep '^t_')
 for t in $tests; do
 	if (set -u; cd "$WORK" && mkdir -p "$WORK/$t" && cd "$WORK/$t" && WORK="$WORK/$t" "$t"); then
