@@ -36,6 +36,8 @@ struct veil_secret {
 	size_t export_count;
 	int migrate;
 	int is_global;
+	const char *import_namespace; /* policy secrets: import: {namespace, secret} */
+	const char *import_secret;
 	struct veil_pos pos;
 };
 

@@ -1,0 +1,43 @@
+/* The CAS audit log: append-only, one JSON object a line, hash-chained.
+ *
+ * Each line is {"seq":N,"time":"RFC3339","prev":"<hex of the previous line's
+ * hash>","event":"create|read|update|delete|attest|refuse|...","namespace":..,
+ * "client":"<key hash>","status":N,"detail":"..","hash":"<hex>"} where hash =
+ * SHA-256 over the line's bytes without the ,"hash":"..." member (documented in
+ * audit.c); the first line's prev is 64 zeros. Never holds a secret or a policy
+ * body: callers pass names, hashes and reasons only.
+ *
+ * Ownership: struct veil_audit owns its file descriptor and lock. */
+#ifndef VEIL_AUDIT_H
+#define VEIL_AUDIT_H
+
+#include <stdint.h>
+
+#include "veil/common.h"
+
+struct veil_audit;
+
+/* Opens (creates) the log at path and reads its tail to continue the chain;
+ * refuses to open a log whose last line does not verify. */
+int veil_audit_open(const char *path, struct veil_audit **out, struct veil_diags *d);
+void veil_audit_close(struct veil_audit *a);
+
+struct veil_audit_event {
+	const char *event;     /* required */
+	const char *namespace_; /* may be NULL */
+	const char *client;    /* key hash hex, or NULL for none */
+	int status;            /* HTTP status or 0 */
+	const char *detail;    /* short reason, may be NULL */
+};
+
+/* Appends one entry, thread-safe, and makes it durable (fdatasync) before
+ * returning. */
+int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev);
+
+/* Offline verification of a whole log: every line parses, seq counts up from
+ * 1, prev chains, hash matches. On failure *bad_line is the first bad line
+ * (1-based) and d says why. *entries gets the count on success. */
+int veil_audit_verify_file(const char *path, size_t *entries, size_t *bad_line,
+			   struct veil_diags *d);
+
+#endif
