@@ -324,10 +324,11 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 	}
 	if ((rc = veil_mkdirs(pdir, 0755, d)))
 		goto out;
-	if ((rc = veil_write_file_nosync(pfile, canon.data, canon.size, 0644, d)))
-		goto out;
+	/* the chart first: a mesh it refuses leaves no new policy behind */
 	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, o->target, o->outputs,
 				    d)))
+		goto out;
+	if ((rc = veil_write_file_nosync(pfile, canon.data, canon.size, 0644, d)))
 		goto out;
 	/* one sync for the policy and every chart file instead of a fsync each */
 	if ((rc = veil_sync_fs(o->target, d)))

@@ -493,7 +493,8 @@ t_service_name_must_start_with_letter() {
 	sed -i 's/- name: pythonapp/- name: 9lives/' Meshfile
 	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
 	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
-	has "service name '9lives' cannot name a Kubernetes object (it must start with a letter"
+	has "service name '9lives' cannot name a Kubernetes object (it must start with a letter" || return 1
+	[ ! -e target/policies/myPythonApp.yaml ] || die "a policy was written for a refused mesh"
 }
 
 t_ambiguous_strings_quoted() {
