@@ -3,9 +3,10 @@
 # Usage: scripts/setup.sh [--test]   (--test adds the test tools)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-pkgs=(gcc meson ninja-build pkg-config libyaml-dev libssl-dev python3)
+pkgs=(gcc meson ninja-build pkg-config libyaml-dev libssl-dev libevent-dev libsqlite3-dev
+	libjansson-dev libcurl4-openssl-dev python3 openssl)
 if [ "${1:-}" = "--test" ]; then
-	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format nodejs)
+	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format nodejs curl sqlite3)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -57,6 +57,8 @@ if build build-ci -Dwerror=true; then
 	unit build-ci unit
 	tests/e2e/run.sh build-ci/veil build-ci/veil-run >"$log/e2e.log" 2>&1
 	tally e2e $? "$log/e2e.log"
+	tests/e2e/cas.sh build-ci >"$log/cas.log" 2>&1
+	tally cas $? "$log/cas.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-schema $? "$log/k8s.log"
 else
@@ -72,6 +74,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 	unit build-asan unit-asan
 	tests/e2e/run.sh build-asan/veil build-asan/veil-run >"$log/e2e-asan.log" 2>&1
 	tally e2e-asan $? "$log/e2e-asan.log"
+	tests/e2e/cas.sh build-asan >"$log/cas-asan.log" 2>&1
+	tally cas-asan $? "$log/cas-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

@@ -23,11 +23,11 @@ int veil_audit_open(const char *path, struct veil_audit **out, struct veil_diags
 void veil_audit_close(struct veil_audit *a);
 
 struct veil_audit_event {
-	const char *event;     /* required */
+	const char *event;      /* required */
 	const char *namespace_; /* may be NULL */
-	const char *client;    /* key hash hex, or NULL for none */
-	int status;            /* HTTP status or 0 */
-	const char *detail;    /* short reason, may be NULL */
+	const char *client;     /* key hash hex, or NULL for none */
+	int status;             /* HTTP status or 0 */
+	const char *detail;     /* short reason, may be NULL */
 };
 
 /* Appends one entry, thread-safe, and makes it durable (fdatasync) before

@@ -7,6 +7,9 @@
 
 int check_main(int argc, char **argv);
 int apply_main(int argc, char **argv);
+int policy_main(int argc, char **argv);
+int cas_main(int argc, char **argv);
+int audit_main(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 the input was rejected, 2 usage error. */
 enum { EXIT_REJECTED = 1, EXIT_USAGE = 2 };

@@ -13,6 +13,9 @@ static const struct {
     {"apply", apply_main,
      "measure a service (service.yaml) or derive a mesh's policy and "
      "Helm chart (Meshfile)"},
+    {"policy", policy_main, "create, get, update, delete and list policies on a CAS"},
+    {"cas", cas_main, "attest a CAS and pin its key (cas attest URL)"},
+    {"audit", audit_main, "verify a CAS audit log offline (audit verify FILE)"},
 };
 
 static void usage(FILE *f)
@@ -22,8 +25,7 @@ static void usage(FILE *f)
 		   "security policy for the CAS and a Helm chart.\n\nCommands:\n");
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(commands); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
-	fprintf(f, "\nRun 'veil COMMAND --help' for a command's options.\n"
-		   "The CAS client commands (policy, cas attest) arrive with veil-cas.\n");
+	fprintf(f, "\nRun 'veil COMMAND --help' for a command's options.\n");
 }
 
 int cli_report(struct veil_diags *d, int rc)

@@ -1,0 +1,54 @@
+/* A security policy as the CAS holds it: parsed and validated from the YAML
+ * that `veil apply -f Meshfile` writes (docs/manifests.md, "policy").
+ * Strings point into the ydoc's arena: the model lives as long as the doc. */
+#ifndef VEIL_POLICY_MODEL_H
+#define VEIL_POLICY_MODEL_H
+
+#include "veil/manifest.h"
+
+struct veil_policy_service {
+	const char *name, *image_name, *file_set_root, *command, *pwd;
+	char **mrenclaves;
+	size_t mrenclave_count;
+	char **platforms; /* simulated platform key hashes the policy trusts */
+	size_t platform_count;
+	struct veil_env_var *env;
+	size_t env_count;
+	struct veil_pos pos;
+};
+
+struct veil_policy_image {
+	const char *name;
+	struct veil_injection_file *inject;
+	size_t inject_count;
+};
+
+struct veil_policy {
+	const char *name, *version, *predecessor;
+	char **read, **update, **create_sessions; /* CREATOR, ANY, NONE or key hashes */
+	size_t read_count, update_count, create_sessions_count;
+	struct veil_policy_service *services;
+	size_t service_count;
+	struct veil_secret *secrets;
+	size_t secret_count;
+	struct veil_policy_image *images;
+	size_t image_count;
+	char **tolerate;
+	size_t tolerate_count;
+	char **ignore_advisories;
+	size_t ignore_advisories_count;
+	char hash[2 * VEIL_SHA256_SIZE + 1]; /* SHA-256 of the canonical form */
+};
+
+/* Limits for policies received by the CAS. */
+extern const struct ylimits veil_policy_limits;
+
+/* Validates doc as a policy and computes its hash (canonical form of the
+ * whole document, predecessor included). Errors name file:line:column. */
+int veil_policy_parse(const struct ydoc *doc, struct veil_policy *out, struct veil_diags *d);
+
+/* May identity (key hash hex, NULL: no client certificate) act under
+ * `list` for a namespace created by `owner`? */
+int veil_policy_allows(char *const *list, size_t count, const char *owner, const char *identity);
+
+#endif

@@ -1,0 +1,74 @@
+/* CAS storage: a small interface with SQLite as the embedded default (and
+ * PostgreSQL later), plus the vault that encrypts what is stored.
+ *
+ * A row holds a namespace's name, its policy hash, its creator's key hash, the
+ * namespace data key wrapped by the master key, and the encrypted payload
+ * (policy YAML and generated secrets). Nothing else is stored in clear.
+ *
+ * Ownership: struct veil_record owns its strings and buffers
+ * (veil_record_free). A store handle is used by one thread at a time: each
+ * CAS thread opens its own. */
+#ifndef VEIL_STORE_H
+#define VEIL_STORE_H
+
+#include <stdint.h>
+
+#include "veil/common.h"
+
+enum {
+	VEIL_EEXIST = -10,    /* create: the namespace exists */
+	VEIL_ECONFLICT = -11, /* update: the stored hash is not the expected one */
+};
+
+struct veil_record {
+	char *namespace_;
+	char *hash;
+	char *owner;
+	uint8_t *wrapped_key;
+	size_t wrapped_size;
+	uint8_t *blob;
+	size_t blob_size;
+};
+void veil_record_free(struct veil_record *r);
+
+struct veil_store;
+struct veil_store_ops {
+	int (*get)(struct veil_store *s, const char *ns, struct veil_record *out);
+	int (*create)(struct veil_store *s, const struct veil_record *r);
+	/* compare-and-swap on the hash */
+	int (*update)(struct veil_store *s, const struct veil_record *r, const char *expected_hash);
+	int (*remove)(struct veil_store *s, const char *ns);
+	/* namespaces created by owner, sorted; fn may stop the walk by returning non-zero */
+	int (*list)(struct veil_store *s, const char *owner,
+		    int (*fn)(const char *ns, const char *hash, void *arg), void *arg);
+	int (*count)(struct veil_store *s, long long *out);
+	int (*check)(struct veil_store *s, struct veil_diags *d); /* integrity check */
+	void (*close)(struct veil_store *s);
+};
+struct veil_store {
+	const struct veil_store_ops *ops;
+};
+
+/* SQLite in dir/cas.db: WAL, synchronous=FULL (an acknowledged write survives
+ * a crash or power loss). */
+int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d);
+
+/* The vault: a master key that wraps per-namespace data keys. In simulation
+ * the master key is a 0600 file; a PKCS#11 HSM or TEE sealing replace
+ * veil_vault_open_file without changing callers. */
+struct veil_vault;
+int veil_vault_open_file(const char *path, struct veil_vault **out, struct veil_diags *d);
+void veil_vault_close(struct veil_vault *v);
+/* New random data key, returned wrapped (AES-256-GCM under the master key,
+ * bound to the namespace). */
+int veil_vault_new_key(struct veil_vault *v, const char *ns, uint8_t **wrapped, size_t *size);
+/* Encrypts/decrypts a payload with the namespace's data key. The opened
+ * payload is secure memory: veil_secure_free(*out, *out_size). */
+int veil_vault_seal(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
+		    size_t wrapped_size, const uint8_t *plain, size_t plain_size, uint8_t **out,
+		    size_t *out_size);
+int veil_vault_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
+		    size_t wrapped_size, const uint8_t *sealed, size_t sealed_size, uint8_t **out,
+		    size_t *out_size);
+
+#endif

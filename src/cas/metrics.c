@@ -1,0 +1,95 @@
+/* Prometheus text exposition. Labels are fixed sets (route, status class):
+ * no label takes a value from a request. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cas.h"
+
+static const char *const route_names[R_COUNT] = {"healthz",       "metrics",       "cas_identity",
+						 "policy_list",   "policy_create", "policy_get",
+						 "policy_update", "policy_delete", "other"};
+static const int status_codes[10] = {200, 201, 400, 401, 403, 404, 405, 409, 413, 0};
+static const double bounds[LATENCY_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+					       0.05,   0.1,   0.25,   0.5,   1.0};
+
+static int status_slot(int status)
+{
+	for (int i = 0; i < 9; i++)
+		if (status_codes[i] == status)
+			return i;
+	return 9; /* other */
+}
+
+void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds)
+{
+	__atomic_fetch_add(&m->requests[r][status_slot(status)], 1, __ATOMIC_RELAXED);
+	int b = 0;
+	while (b < LATENCY_BUCKETS && seconds > bounds[b])
+		b++;
+	__atomic_fetch_add(&m->latency[b], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&m->latency_sum_us, (unsigned long long)(seconds * 1e6),
+			   __ATOMIC_RELAXED);
+	__atomic_fetch_add(&m->latency_count, 1, __ATOMIC_RELAXED);
+	if (status == 401 || status == 403)
+		__atomic_fetch_add(&m->refusals, 1, __ATOMIC_RELAXED);
+}
+
+char *cas_metrics_render(struct cas *cas, struct veil_store *store)
+{
+	struct cas_metrics *m = &cas->metrics;
+	struct veil_buf b;
+	veil_buf_init(&b, 1 << 20);
+	veil_buf_puts(&b, "# HELP veil_cas_requests_total Requests by route and status.\n"
+			  "# TYPE veil_cas_requests_total counter\n");
+	for (int r = 0; r < R_COUNT; r++)
+		for (int s = 0; s < 10; s++) {
+			unsigned long long v =
+			    __atomic_load_n(&m->requests[r][s], __ATOMIC_RELAXED);
+			if (!v)
+				continue;
+			if (status_codes[s])
+				veil_buf_printf(
+				    &b,
+				    "veil_cas_requests_total{route=\"%s\",status=\"%d\"} "
+				    "%llu\n",
+				    route_names[r], status_codes[s], v);
+			else
+				veil_buf_printf(
+				    &b,
+				    "veil_cas_requests_total{route=\"%s\",status=\"other\"} "
+				    "%llu\n",
+				    route_names[r], v);
+		}
+	veil_buf_puts(&b, "# HELP veil_cas_request_seconds Request latency.\n"
+			  "# TYPE veil_cas_request_seconds histogram\n");
+	unsigned long long cum = 0;
+	for (int i = 0; i <= LATENCY_BUCKETS; i++) {
+		cum += __atomic_load_n(&m->latency[i], __ATOMIC_RELAXED);
+		if (i < LATENCY_BUCKETS)
+			veil_buf_printf(&b, "veil_cas_request_seconds_bucket{le=\"%g\"} %llu\n",
+					bounds[i], cum);
+		else
+			veil_buf_printf(&b, "veil_cas_request_seconds_bucket{le=\"+Inf\"} %llu\n",
+					cum);
+	}
+	veil_buf_printf(&b,
+			"veil_cas_request_seconds_sum %.6f\nveil_cas_request_seconds_count %llu\n",
+			__atomic_load_n(&m->latency_sum_us, __ATOMIC_RELAXED) / 1e6,
+			__atomic_load_n(&m->latency_count, __ATOMIC_RELAXED));
+	veil_buf_printf(&b,
+			"# HELP veil_cas_refusals_total Requests refused for want of identity "
+			"or permission.\n# TYPE veil_cas_refusals_total counter\n"
+			"veil_cas_refusals_total %llu\n",
+			__atomic_load_n(&m->refusals, __ATOMIC_RELAXED));
+	long long n = -1;
+	if (store && store->ops->count(store, &n) == 0)
+		veil_buf_printf(&b,
+				"# HELP veil_cas_policies Policies stored.\n"
+				"# TYPE veil_cas_policies gauge\nveil_cas_policies %lld\n",
+				n);
+	if (b.failed) {
+		veil_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}

@@ -1,0 +1,534 @@
+/* veil-cas REST routes. Every refusal is answered with a JSON reason and
+ * appended to the audit log; no response or log line holds a secret. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "cas.h"
+#include "veil/policy_model.h"
+#include "veil/secrets.h"
+
+struct ctx {
+	struct cas_thread *t;
+	struct evhttp_request *req;
+	const char *identity; /* NULL: no client certificate */
+	char identity_buf[VEIL_KEY_HASH_HEX];
+	enum cas_route route;
+	int status;
+};
+
+static void reply(struct ctx *c, int status, const char *type, const char *body, size_t size)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	struct evbuffer *out = evbuffer_new();
+	if (out)
+		evbuffer_add(out, body, size);
+	const char *reason = status < 300 ? "OK" : "Error";
+	evhttp_send_reply(c->req, status, reason, out);
+	if (out)
+		evbuffer_free(out);
+	c->status = status;
+}
+
+static void reply_json(struct ctx *c, int status, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!s) {
+		reply(c, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+	} else {
+		size_t n = strlen(s);
+		s[n] = '\n';
+		reply(c, status, "application/json", s, n + 1);
+		s[n] = '\0';
+	}
+	free(s);
+	json_decref(j);
+}
+
+static void audit(struct ctx *c, const char *event, const char *ns, int status, const char *detail)
+{
+	struct veil_audit_event ev = {.event = event,
+				      .namespace_ = ns,
+				      .client = c->identity,
+				      .status = status,
+				      .detail = detail};
+	veil_audit_append(c->t->cas->audit, &ev);
+}
+
+/* An error reply; refusals (401/403) and every 4xx of a write are audited. */
+static void fail(struct ctx *c, int status, const char *ns, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail(struct ctx *c, int status, const char *ns, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (status == 401 || status == 403 || c->route == R_POLICY_CREATE ||
+	    c->route == R_POLICY_UPDATE || c->route == R_POLICY_DELETE)
+		audit(c, status == 403 || status == 401 ? "refuse" : "reject", ns, status, msg);
+	reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+static void diags_text(const struct veil_diags *d, char *out, size_t cap)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < d->count && n + 1 < cap; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "; " : "", d->msgs[i]);
+}
+
+/* ---- payload: the policy's canonical YAML and its secrets ---- */
+
+static int payload_build(const char *yaml, size_t yaml_size, const struct veil_secret_set *set,
+			 uint8_t **out, size_t *out_size)
+{
+	uint8_t *sec = NULL;
+	size_t sec_size = 0;
+	int rc = veil_secret_set_serialize(set, &sec, &sec_size);
+	if (rc)
+		return rc;
+	size_t size = 8 + yaml_size + sec_size;
+	uint8_t *p = veil_secure_alloc(size);
+	if (!p) {
+		veil_secure_free(sec, sec_size);
+		return VEIL_ENOMEM;
+	}
+	uint32_t a = (uint32_t)yaml_size, b = (uint32_t)sec_size;
+	memcpy(p, &a, 4);
+	memcpy(p + 4, yaml, yaml_size);
+	memcpy(p + 4 + yaml_size, &b, 4);
+	memcpy(p + 8 + yaml_size, sec, sec_size);
+	veil_secure_free(sec, sec_size);
+	*out = p;
+	*out_size = size;
+	return 0;
+}
+
+struct stored {
+	uint8_t *plain;
+	size_t plain_size;
+	const char *yaml;
+	size_t yaml_size;
+	struct ydoc doc;
+	struct veil_policy policy;
+	struct veil_secret_set secrets;
+	int have_doc;
+};
+
+static void stored_free(struct stored *s)
+{
+	if (s->have_doc)
+		ydoc_free(&s->doc);
+	veil_secret_set_free(&s->secrets);
+	if (s->plain)
+		veil_secure_free(s->plain, s->plain_size);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Decrypt and parse a stored record. A failure here is the CAS's fault (500). */
+static int stored_open(struct cas *cas, const struct veil_record *r, struct stored *s)
+{
+	memset(s, 0, sizeof(*s));
+	int rc = veil_vault_open(cas->vault, r->namespace_, r->wrapped_key, r->wrapped_size,
+				 r->blob, r->blob_size, &s->plain, &s->plain_size);
+	if (rc)
+		return rc;
+	uint32_t a, b;
+	if (s->plain_size < 8)
+		return VEIL_EINVAL;
+	memcpy(&a, s->plain, 4);
+	if (a > s->plain_size - 8)
+		return VEIL_EINVAL;
+	memcpy(&b, s->plain + 4 + a, 4);
+	if (b != s->plain_size - 8 - a)
+		return VEIL_EINVAL;
+	s->yaml = (const char *)s->plain + 4;
+	s->yaml_size = a;
+	if ((rc = veil_secret_set_deserialize(s->plain + 8 + a, b, &s->secrets)))
+		return rc;
+	if ((rc = ydoc_init(&s->doc, r->namespace_)))
+		return rc;
+	s->have_doc = 1;
+	struct veil_diags d;
+	veil_diags_init(&d);
+	rc = ydoc_parse(&s->doc, s->yaml, s->yaml_size, &veil_policy_limits, &d);
+	if (!rc)
+		rc = veil_policy_parse(&s->doc, &s->policy, &d);
+	veil_diags_free(&d);
+	return rc;
+}
+
+/* ---- request body: {"policy": "<YAML>"} ---- */
+
+struct incoming {
+	json_t *json;
+	struct ydoc doc;
+	struct veil_policy policy;
+	struct veil_buf canonical;
+	int have_doc;
+};
+
+static void incoming_free(struct incoming *in)
+{
+	json_decref(in->json);
+	if (in->have_doc)
+		ydoc_free(&in->doc);
+	veil_buf_free(&in->canonical);
+}
+
+/* 0, or the reply was sent */
+static int read_policy(struct ctx *c, struct incoming *in, const char *ns_for_audit)
+{
+	memset(in, 0, sizeof(*in));
+	veil_buf_init(&in->canonical, 0);
+	struct evbuffer *body = evhttp_request_get_input_buffer(c->req);
+	size_t n = evbuffer_get_length(body);
+	if (n == 0 || n > c->t->cas->body_max) {
+		fail(c, n ? 413 : 400, ns_for_audit, n ? "request body too large" : "empty body");
+		return -1;
+	}
+	const char *data = (const char *)evbuffer_pullup(body, -1);
+	json_error_t err;
+	in->json = json_loadb(data, n, JSON_REJECT_DUPLICATES, &err);
+	const char *yaml = NULL;
+	size_t yaml_size = 0;
+	if (!in->json) {
+		fail(c, 400, ns_for_audit, "body is not valid JSON: %s (line %d, column %d)",
+		     err.text, err.line, err.column);
+		return -1;
+	}
+	if (json_unpack(in->json, "{s:s%}", "policy", &yaml, &yaml_size) ||
+	    json_object_size(in->json) != 1) {
+		fail(c, 400, ns_for_audit,
+		     "body must be a JSON object {\"policy\": \"<policy YAML>\"}");
+		return -1;
+	}
+	struct veil_diags d;
+	veil_diags_init(&d);
+	int rc = ydoc_init(&in->doc, "policy");
+	in->have_doc = !rc;
+	if (!rc)
+		rc = ydoc_parse(&in->doc, yaml, yaml_size, &veil_policy_limits, &d);
+	if (!rc)
+		rc = veil_policy_parse(&in->doc, &in->policy, &d);
+	if (!rc)
+		rc = yemit(in->doc.root, &in->canonical);
+	if (rc) {
+		char msg[1800];
+		diags_text(&d, msg, sizeof(msg));
+		fail(c, 400, ns_for_audit, "invalid policy: %s", msg[0] ? msg : "out of memory");
+		veil_diags_free(&d);
+		return -1;
+	}
+	veil_diags_free(&d);
+	return 0;
+}
+
+static int gen_secrets(struct ctx *c, const struct veil_policy *p,
+		       const struct veil_secret_set *prev, struct veil_secret_set *out)
+{
+	struct veil_diags d;
+	veil_diags_init(&d);
+	int rc = veil_secrets_generate(p->secrets, p->secret_count, p->name, prev, out, &d);
+	if (rc) {
+		char msg[1800];
+		diags_text(&d, msg, sizeof(msg));
+		fail(c, 400, p->name, "cannot generate secrets: %s", msg[0] ? msg : "error");
+	}
+	veil_diags_free(&d);
+	return rc;
+}
+
+static void policy_create(struct ctx *c)
+{
+	struct cas *cas = c->t->cas;
+	struct incoming in;
+	struct veil_secret_set set = {0};
+	struct veil_record r = {0};
+	uint8_t *payload = NULL;
+	size_t payload_size = 0;
+	if (!c->identity) {
+		fail(c, 403, NULL, "a client certificate is required");
+		return;
+	}
+	if (read_policy(c, &in, NULL))
+		goto out;
+	const struct veil_policy *p = &in.policy;
+	if (p->predecessor) {
+		fail(c, 400, p->name,
+		     "'predecessor' is not allowed when creating namespace %s (use update)",
+		     p->name);
+		goto out;
+	}
+	if (gen_secrets(c, p, NULL, &set))
+		goto out;
+	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
+	if (!rc)
+		rc = veil_vault_new_key(cas->vault, p->name, &r.wrapped_key, &r.wrapped_size);
+	if (!rc)
+		rc = veil_vault_seal(cas->vault, p->name, r.wrapped_key, r.wrapped_size, payload,
+				     payload_size, &r.blob, &r.blob_size);
+	if (rc) {
+		fail(c, 500, p->name, "cannot seal the policy");
+		goto out;
+	}
+	r.namespace_ = (char *)p->name;
+	r.hash = (char *)p->hash;
+	r.owner = (char *)c->identity;
+	rc = c->t->store->ops->create(c->t->store, &r);
+	r.namespace_ = r.hash = r.owner = NULL;
+	if (rc == VEIL_EEXIST) {
+		fail(c, 409, p->name, "namespace %s exists", p->name);
+		goto out;
+	}
+	if (rc) {
+		fail(c, 500, p->name, "storage error");
+		goto out;
+	}
+	audit(c, "create", p->name, 201, p->hash);
+	reply_json(c, 201, json_pack("{s:s, s:s}", "name", p->name, "hash", p->hash));
+out:
+	if (payload)
+		veil_secure_free(payload, payload_size);
+	veil_secret_set_free(&set);
+	veil_record_free(&r);
+	incoming_free(&in);
+}
+
+/* Loads namespace ns and checks `acl` of its stored policy; 0 or replied. */
+static int load_checked(struct ctx *c, const char *ns, int for_update, struct veil_record *r,
+			struct stored *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (!c->identity) {
+		fail(c, 403, ns, "a client certificate is required");
+		return -1;
+	}
+	int rc = c->t->store->ops->get(c->t->store, ns, r);
+	if (rc == VEIL_ENOENT) {
+		c->status = 404;
+		reply_json(c, 404, json_pack("{s:s}", "error", "no such namespace"));
+		return -1;
+	}
+	if (rc || stored_open(c->t->cas, r, s)) {
+		fail(c, 500, ns, "cannot open the stored policy");
+		return -1;
+	}
+	const struct veil_policy *p = &s->policy;
+	int ok = for_update ? veil_policy_allows(p->update, p->update_count, r->owner, c->identity)
+			    : veil_policy_allows(p->read, p->read_count, r->owner, c->identity);
+	if (!ok) {
+		fail(c, 403, ns, "access_policy.%s of %s does not allow this client",
+		     for_update ? "update" : "read", ns);
+		return -1;
+	}
+	return 0;
+}
+
+static void policy_get(struct ctx *c, const char *ns)
+{
+	struct veil_record r = {0};
+	struct stored s;
+	if (!load_checked(c, ns, 0, &r, &s)) {
+		audit(c, "read", ns, 200, NULL);
+		reply_json(c, 200,
+			   json_pack("{s:s, s:s, s:s%}", "name", ns, "hash", r.hash, "policy",
+				     s.yaml, s.yaml_size));
+	}
+	stored_free(&s);
+	veil_record_free(&r);
+}
+
+static void policy_update(struct ctx *c, const char *ns)
+{
+	struct cas *cas = c->t->cas;
+	struct veil_record r = {0};
+	struct stored s;
+	struct incoming in = {0};
+	struct veil_secret_set set = {0};
+	uint8_t *payload = NULL, *blob = NULL;
+	size_t payload_size = 0, blob_size = 0;
+	veil_buf_init(&in.canonical, 0);
+	if (load_checked(c, ns, 1, &r, &s))
+		goto out;
+	if (read_policy(c, &in, ns))
+		goto out;
+	const struct veil_policy *p = &in.policy;
+	if (strcmp(p->name, ns)) {
+		fail(c, 400, ns, "the policy is named %s, not %s", p->name, ns);
+		goto out;
+	}
+	if (!p->predecessor) {
+		fail(c, 400, ns, "an update needs 'predecessor: %s' (the current policy hash)",
+		     r.hash);
+		goto out;
+	}
+	if (strcmp(p->predecessor, r.hash)) {
+		fail(c, 409, ns, "predecessor %.16s... is not the current policy hash %s",
+		     p->predecessor, r.hash);
+		goto out;
+	}
+	if (gen_secrets(c, p, &s.secrets, &set))
+		goto out;
+	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
+	if (!rc)
+		rc = veil_vault_seal(cas->vault, ns, r.wrapped_key, r.wrapped_size, payload,
+				     payload_size, &blob, &blob_size);
+	if (rc) {
+		fail(c, 500, ns, "cannot seal the policy");
+		goto out;
+	}
+	struct veil_record nr = {.namespace_ = (char *)ns,
+				 .hash = (char *)p->hash,
+				 .owner = r.owner,
+				 .wrapped_key = r.wrapped_key,
+				 .wrapped_size = r.wrapped_size,
+				 .blob = blob,
+				 .blob_size = blob_size};
+	rc = c->t->store->ops->update(c->t->store, &nr, r.hash);
+	if (rc == VEIL_ECONFLICT) {
+		fail(c, 409, ns, "the policy changed meanwhile; its hash is no longer %s", r.hash);
+		goto out;
+	}
+	if (rc) {
+		fail(c, 500, ns, "storage error");
+		goto out;
+	}
+	audit(c, "update", ns, 200, p->hash);
+	reply_json(c, 200, json_pack("{s:s, s:s}", "name", ns, "hash", p->hash));
+out:
+	free(blob);
+	if (payload)
+		veil_secure_free(payload, payload_size);
+	veil_secret_set_free(&set);
+	incoming_free(&in);
+	stored_free(&s);
+	veil_record_free(&r);
+}
+
+static void policy_delete(struct ctx *c, const char *ns)
+{
+	struct veil_record r = {0};
+	struct stored s;
+	if (!load_checked(c, ns, 1, &r, &s)) {
+		int rc = c->t->store->ops->remove(c->t->store, ns);
+		if (rc && rc != VEIL_ENOENT) {
+			fail(c, 500, ns, "storage error");
+		} else {
+			audit(c, "delete", ns, 200, r.hash);
+			reply_json(c, 200, json_pack("{s:s, s:b}", "name", ns, "deleted", 1));
+		}
+	}
+	stored_free(&s);
+	veil_record_free(&r);
+}
+
+static int list_one(const char *ns, const char *hash, void *arg)
+{
+	return json_array_append_new(arg, json_pack("{s:s, s:s}", "name", ns, "hash", hash));
+}
+
+static void policy_list(struct ctx *c)
+{
+	if (!c->identity) {
+		fail(c, 403, NULL, "a client certificate is required");
+		return;
+	}
+	json_t *a = json_array();
+	if (!a || c->t->store->ops->list(c->t->store, c->identity, list_one, a)) {
+		json_decref(a);
+		fail(c, 500, NULL, "storage error");
+		return;
+	}
+	reply_json(c, 200, json_pack("{s:o}", "policies", a));
+}
+
+static void peer_identity(struct ctx *c)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(c->req);
+	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	if (peer && veil_cert_key_hash(peer, c->identity_buf) == 0)
+		c->identity = c->identity_buf;
+}
+
+void cas_handle(struct evhttp_request *req, void *arg)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct ctx c = {.t = arg, .req = req, .route = R_OTHER};
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	peer_identity(&c);
+	if (!path) {
+		fail(&c, 400, NULL, "malformed request URI");
+		goto done;
+	}
+	const char *prefix = "/v1/policies/";
+	if (!strcmp(path, "/healthz")) {
+		c.route = R_HEALTHZ;
+		reply(&c, 200, "text/plain", "ok\n", 3);
+	} else if (!strcmp(path, "/metrics")) {
+		c.route = R_METRICS;
+		char *text = cas_metrics_render(c.t->cas, c.t->store);
+		if (text)
+			reply(&c, 200, "text/plain; version=0.0.4", text, strlen(text));
+		else
+			fail(&c, 500, NULL, "out of memory");
+		free(text);
+	} else if (!strcmp(path, "/v1/cas/identity")) {
+		c.route = R_IDENTITY;
+		const char *j = c.t->cas->identity_json;
+		reply(&c, 200, "application/json", j, strlen(j));
+	} else if (!strcmp(path, "/v1/policies")) {
+		if (m == EVHTTP_REQ_GET) {
+			c.route = R_POLICY_LIST;
+			policy_list(&c);
+		} else if (m == EVHTTP_REQ_POST) {
+			c.route = R_POLICY_CREATE;
+			policy_create(&c);
+		} else {
+			fail(&c, 405, NULL, "use GET or POST on /v1/policies");
+		}
+	} else if (!strncmp(path, prefix, strlen(prefix))) {
+		const char *ns = path + strlen(prefix);
+		/* evhttp gives the raw path: a %-escape or anything else outside the
+		 * name syntax (e.g. "../x") is refused before any lookup */
+		if (!veil_valid_object_name(ns) || strstr(ns, "..")) {
+			fail(&c, 400, NULL, "invalid namespace name in the path");
+		} else if (m == EVHTTP_REQ_GET) {
+			c.route = R_POLICY_GET;
+			policy_get(&c, ns);
+		} else if (m == EVHTTP_REQ_PUT) {
+			c.route = R_POLICY_UPDATE;
+			policy_update(&c, ns);
+		} else if (m == EVHTTP_REQ_DELETE) {
+			c.route = R_POLICY_DELETE;
+			policy_delete(&c, ns);
+		} else {
+			fail(&c, 405, ns, "use GET, PUT or DELETE on /v1/policies/NAME");
+		}
+	} else {
+		c.status = 404;
+		reply_json(&c, 404, json_pack("{s:s}", "error", "no such route"));
+	}
+done:
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cas_metrics_record(&c.t->cas->metrics, c.route, c.status,
+			   (double)(t1.tv_sec - t0.tv_sec) +
+			       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}

@@ -1,0 +1,250 @@
+/* The embedded default store: SQLite, WAL, synchronous=FULL. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "veil/store.h"
+
+struct sqlite_store {
+	struct veil_store base;
+	sqlite3 *db;
+	sqlite3_stmt *get, *create, *update, *remove, *list, *count;
+};
+
+void veil_record_free(struct veil_record *r)
+{
+	if (!r)
+		return;
+	free(r->namespace_);
+	free(r->hash);
+	free(r->owner);
+	free(r->wrapped_key);
+	free(r->blob);
+	memset(r, 0, sizeof(*r));
+}
+
+static struct sqlite_store *S(struct veil_store *s)
+{
+	return (struct sqlite_store *)s;
+}
+
+static uint8_t *dup_blob(const void *p, int n)
+{
+	uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
+	if (b && n > 0)
+		memcpy(b, p, (size_t)n);
+	return b;
+}
+
+static int sq_get(struct veil_store *s, const char *ns, struct veil_record *out)
+{
+	sqlite3_stmt *st = S(s)->get;
+	int rc = VEIL_EIO;
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	int r = sqlite3_step(st);
+	if (r == SQLITE_DONE) {
+		rc = VEIL_ENOENT;
+	} else if (r == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		out->namespace_ = strdup(ns);
+		out->hash = strdup((const char *)sqlite3_column_text(st, 0));
+		out->owner = strdup((const char *)sqlite3_column_text(st, 1));
+		out->wrapped_size = (size_t)sqlite3_column_bytes(st, 2);
+		out->wrapped_key =
+		    dup_blob(sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2));
+		out->blob_size = (size_t)sqlite3_column_bytes(st, 3);
+		out->blob = dup_blob(sqlite3_column_blob(st, 3), sqlite3_column_bytes(st, 3));
+		rc = out->namespace_ && out->hash && out->owner && out->wrapped_key && out->blob
+			 ? 0
+			 : VEIL_ENOMEM;
+		if (rc)
+			veil_record_free(out);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static void bind_record(sqlite3_stmt *st, const struct veil_record *r)
+{
+	sqlite3_bind_text(st, 1, r->namespace_, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->owner, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, r->wrapped_key, (int)r->wrapped_size, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 5, r->blob, (int)r->blob_size, SQLITE_STATIC);
+}
+
+static int sq_create(struct veil_store *s, const struct veil_record *r)
+{
+	sqlite3_stmt *st = S(s)->create;
+	bind_record(st, r);
+	int x = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (x == SQLITE_DONE)
+		return 0;
+	return x == SQLITE_CONSTRAINT ? VEIL_EEXIST : VEIL_EIO;
+}
+
+static int sq_update(struct veil_store *s, const struct veil_record *r, const char *expected)
+{
+	sqlite3_stmt *st = S(s)->update;
+	bind_record(st, r);
+	sqlite3_bind_text(st, 6, expected, -1, SQLITE_STATIC);
+	int x = sqlite3_step(st);
+	int changed = sqlite3_changes(S(s)->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (x != SQLITE_DONE)
+		return VEIL_EIO;
+	return changed == 1 ? 0 : VEIL_ECONFLICT;
+}
+
+static int sq_remove(struct veil_store *s, const char *ns)
+{
+	sqlite3_stmt *st = S(s)->remove;
+	sqlite3_bind_text(st, 1, ns, -1, SQLITE_STATIC);
+	int x = sqlite3_step(st);
+	int changed = sqlite3_changes(S(s)->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (x != SQLITE_DONE)
+		return VEIL_EIO;
+	return changed ? 0 : VEIL_ENOENT;
+}
+
+static int sq_list(struct veil_store *s, const char *owner,
+		   int (*fn)(const char *ns, const char *hash, void *arg), void *arg)
+{
+	sqlite3_stmt *st = S(s)->list;
+	int rc = 0, x;
+	sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+	while ((x = sqlite3_step(st)) == SQLITE_ROW)
+		if ((rc = fn((const char *)sqlite3_column_text(st, 0),
+			     (const char *)sqlite3_column_text(st, 1), arg)))
+			break;
+	if (!rc && x != SQLITE_DONE)
+		rc = VEIL_EIO;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int sq_count(struct veil_store *s, long long *out)
+{
+	sqlite3_stmt *st = S(s)->count;
+	int rc = VEIL_EIO;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_check(struct veil_store *s, struct veil_diags *d)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VEIL_EIO;
+	if (sqlite3_prepare_v2(S(s)->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(st, 0);
+		if (r && !strcmp(r, "ok"))
+			rc = 0;
+		else
+			veil_diag(d, "database integrity check: %s", r ? r : "?");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void sq_close(struct veil_store *s)
+{
+	struct sqlite_store *q = S(s);
+	if (!q)
+		return;
+	sqlite3_finalize(q->get);
+	sqlite3_finalize(q->create);
+	sqlite3_finalize(q->update);
+	sqlite3_finalize(q->remove);
+	sqlite3_finalize(q->list);
+	sqlite3_finalize(q->count);
+	sqlite3_close(q->db);
+	free(q);
+}
+
+static const struct veil_store_ops sqlite_ops = {
+    .get = sq_get,
+    .create = sq_create,
+    .update = sq_update,
+    .remove = sq_remove,
+    .list = sq_list,
+    .count = sq_count,
+    .check = sq_check,
+    .close = sq_close,
+};
+
+int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d)
+{
+	struct sqlite_store *q = calloc(1, sizeof(*q));
+	char *path = veil_path_join(dir, "cas.db");
+	int rc = VEIL_EIO;
+	if (!q || !path) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	q->base.ops = &sqlite_ops;
+	if (sqlite3_open_v2(path, &q->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		veil_diag(d, "%s: cannot open: %s", path,
+			  q->db ? sqlite3_errmsg(q->db) : "out of memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(q->db, 10000);
+	char *err = NULL;
+	if (sqlite3_exec(q->db,
+			 "PRAGMA journal_mode=WAL;"
+			 "PRAGMA synchronous=FULL;"
+			 "PRAGMA secure_delete=ON;"
+			 "CREATE TABLE IF NOT EXISTS policies ("
+			 " namespace TEXT PRIMARY KEY,"
+			 " hash TEXT NOT NULL,"
+			 " owner TEXT NOT NULL,"
+			 " wrapped_key BLOB NOT NULL,"
+			 " blob BLOB NOT NULL);",
+			 NULL, NULL, &err) != SQLITE_OK) {
+		veil_diag(d, "%s: cannot initialise: %s", path, err ? err : "?");
+		sqlite3_free(err);
+		goto out;
+	}
+	struct {
+		sqlite3_stmt **st;
+		const char *sql;
+	} prep[] = {
+	    {&q->get, "SELECT hash, owner, wrapped_key, blob FROM policies WHERE namespace=?"},
+	    {&q->create, "INSERT INTO policies(namespace, hash, owner, wrapped_key, blob) "
+			 "VALUES(?,?,?,?,?)"},
+	    {&q->update, "UPDATE policies SET namespace=?1, hash=?2, owner=?3, wrapped_key=?4, "
+			 "blob=?5 WHERE namespace=?1 AND hash=?6"},
+	    {&q->remove, "DELETE FROM policies WHERE namespace=?"},
+	    {&q->list, "SELECT namespace, hash FROM policies WHERE owner=? ORDER BY namespace"},
+	    {&q->count, "SELECT count(*) FROM policies"},
+	};
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(prep); i++)
+		if (sqlite3_prepare_v3(q->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+				       prep[i].st, NULL) != SQLITE_OK) {
+			veil_diag(d, "%s: %s", path, sqlite3_errmsg(q->db));
+			goto out;
+		}
+	*out = &q->base;
+	q = NULL;
+	rc = 0;
+out:
+	if (q)
+		sq_close(&q->base);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,209 @@
+/* veil cas attest URL: verify the CAS's evidence and pin its key. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/pem.h>
+
+#include "cli.h"
+#include "client.h"
+#include "veil/evidence.h"
+
+static void cas_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: veil cas attest URL [-C] [-G] [-S] [--mrenclave HEX]\n"
+		"                           [--only_for_testing-debug]\n"
+		"                           [--only_for_testing-ignore-signer]\n"
+		"                           [--only_for_testing-trust-any]\n\n"
+		"Fetches the CAS's identity over TLS, checks that its evidence is bound to the\n"
+		"TLS key this connection saw, checks the evidence with SCONE's semantics, and\n"
+		"pins the CAS key in $VEIL_HOME (default ~/.config/veil). Every later command\n"
+		"talking to that CAS fails if its key changes.\n\n"
+		"  -C   tolerate a platform that needs a configuration change\n"
+		"  -G   tolerate an out-of-date TCB (group out of date)\n"
+		"  -S   tolerate a platform that needs software hardening\n"
+		"  --mrenclave HEX                   the CAS measurement must be HEX\n"
+		"  --only_for_testing-debug          accept a CAS in debug mode (all simulation)\n"
+		"  --only_for_testing-ignore-signer  accept a CAS whose signer is not known\n"
+		"  --only_for_testing-trust-any      accept evidence from any platform\n"
+		"The long forms --insecure-configuration, --outdated-tcb and\n"
+		"--software-hardening-needed are accepted for -C, -G and -S.\n");
+}
+
+struct tolerance {
+	int C, G, S, debug, ignore_signer, trust_any;
+	const char *mrenclave;
+};
+
+static int attest(const char *url, const struct tolerance *t, struct veil_diags *d)
+{
+	struct client c;
+	struct response r = {0};
+	json_t *j = NULL;
+	int rc = client_open(&c, url, d);
+	if (rc)
+		return rc;
+	char previous[VEIL_KEY_HASH_HEX];
+	memcpy(previous, c.pinned, sizeof(previous));
+	c.pinned[0] = '\0'; /* attest afresh, then compare */
+	if ((rc = client_request(&c, "GET", "/v1/cas/identity", NULL, 1, &r, d)))
+		goto out;
+	rc = VEIL_EINVAL;
+	if (r.status != 200) {
+		response_error(&r, "GET /v1/cas/identity", d);
+		goto out;
+	}
+	json_error_t err;
+	const char *key_hash = NULL, *evidence = NULL;
+	j = json_loadb(r.body.data, r.body.size, JSON_REJECT_DUPLICATES, &err);
+	if (!j || json_unpack(j, "{s:s, s:s}", "key_hash", &key_hash, "evidence", &evidence)) {
+		veil_diag(d, "%s: the identity response is malformed", c.url);
+		goto out;
+	}
+	if (strcmp(key_hash, r.server_key)) {
+		veil_diag(d,
+			  "%s: the identity names key %.16s... but the TLS connection used key "
+			  "%.16s...: refusing",
+			  c.url, key_hash, r.server_key);
+		goto out;
+	}
+	uint8_t rd[VEIL_SHA256_SIZE];
+	for (size_t i = 0; i < sizeof(rd); i++) {
+		unsigned v;
+		sscanf(r.server_key + 2 * i, "%2x", &v);
+		rd[i] = (uint8_t)v;
+	}
+	struct veil_claims cl;
+	if (veil_evidence_verify(evidence, strlen(evidence), rd, &cl, d)) {
+		veil_diag(d, "%s: the CAS's evidence does not verify", c.url);
+		goto out;
+	}
+	/* SCONE's semantics: each weakness must be tolerated explicitly */
+	int refused = 0;
+	if (!strcmp(cl.platform, "sim") && !t->trust_any) {
+		veil_diag(d,
+			  "%s: evidence from the simulated platform %.16s..., which is not a "
+			  "trusted platform (accept only for testing: "
+			  "--only_for_testing-trust-any)",
+			  c.url, cl.platform_key);
+		refused = 1;
+	}
+	if (cl.debug && !t->debug) {
+		veil_diag(d,
+			  "%s: the CAS runs in debug mode (accept only for testing: "
+			  "--only_for_testing-debug)",
+			  c.url);
+		refused = 1;
+	}
+	if (!cl.signer[0] && !t->ignore_signer) {
+		veil_diag(d,
+			  "%s: the CAS is not signed by a known signer (accept only for testing: "
+			  "--only_for_testing-ignore-signer)",
+			  c.url);
+		refused = 1;
+	}
+	if (!strcmp(cl.tcb_status, "out-of-date") && !t->G) {
+		veil_diag(d, "%s: the platform's TCB is out of date (tolerate with -G)", c.url);
+		refused = 1;
+	}
+	if (!strcmp(cl.tcb_status, "sw-hardening-needed") && !t->S) {
+		veil_diag(d, "%s: the platform needs software hardening (tolerate with -S)", c.url);
+		refused = 1;
+	}
+	if (!strcmp(cl.tcb_status, "configuration-needed") && !t->C) {
+		veil_diag(d, "%s: the platform needs a configuration change (tolerate with -C)",
+			  c.url);
+		refused = 1;
+	}
+	if (t->mrenclave && strcmp(t->mrenclave, cl.measurement)) {
+		veil_diag(d, "%s: the CAS measurement is %s, not the expected %s", c.url,
+			  cl.measurement, t->mrenclave);
+		refused = 1;
+	}
+	if (refused)
+		goto out;
+	if (previous[0] && strcmp(previous, r.server_key))
+		fprintf(stderr, "warning: %s had key %.16s... pinned; replacing it by %.16s...\n",
+			c.url, previous, r.server_key);
+	if ((rc = client_pin(&c, r.server_key, d)))
+		goto out;
+	printf("CAS %s attested: %s platform %.16s..., measurement %s%s\n", c.url, cl.platform,
+	       cl.platform_key, cl.measurement, cl.debug ? ", debug" : "");
+	printf("CAS key %s pinned in %s\n", r.server_key, c.home);
+	rc = 0;
+out:
+	json_decref(j);
+	response_free(&r);
+	client_close(&c);
+	return rc;
+}
+
+int cas_main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		cas_usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (strcmp(argv[1], "attest")) {
+		fprintf(stderr, "veil cas: unknown command '%s'\n\n", argv[1]);
+		cas_usage(stderr);
+		return EXIT_USAGE;
+	}
+	enum { O_DEBUG = 256, O_SIGNER, O_ANY, O_MRE };
+	static const struct option opts[] = {
+	    {"only_for_testing-debug", no_argument, NULL, O_DEBUG},
+	    {"only_for_testing-ignore-signer", no_argument, NULL, O_SIGNER},
+	    {"only_for_testing-trust-any", no_argument, NULL, O_ANY},
+	    {"insecure-configuration", no_argument, NULL, 'C'},
+	    {"outdated-tcb", no_argument, NULL, 'G'},
+	    {"software-hardening-needed", no_argument, NULL, 'S'},
+	    {"mrenclave", required_argument, NULL, O_MRE},
+	    {"help", no_argument, NULL, 'h'},
+	    {0}};
+	struct tolerance t = {0};
+	int c;
+	argc--, argv++;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "CGSh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'C':
+			t.C = 1;
+			break;
+		case 'G':
+			t.G = 1;
+			break;
+		case 'S':
+			t.S = 1;
+			break;
+		case O_DEBUG:
+			t.debug = 1;
+			break;
+		case O_SIGNER:
+			t.ignore_signer = 1;
+			break;
+		case O_ANY:
+			t.trust_any = 1;
+			break;
+		case O_MRE:
+			t.mrenclave = optarg;
+			break;
+		case 'h':
+			cas_usage(stdout);
+			return 0;
+		default:
+			cas_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "veil cas attest: give exactly one URL\n\n");
+		cas_usage(stderr);
+		return EXIT_USAGE;
+	}
+	struct veil_diags d;
+	veil_diags_init(&d);
+	return cli_report(&d, attest(argv[optind], &t, &d));
+}

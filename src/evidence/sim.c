@@ -1,0 +1,175 @@
+/* The simulation platform: evidence signed by a local platform key.
+ *
+ * {"platform":"sim","version":1,"platform_key":"<SPKI PEM>",
+ *  "claims":"<JSON text>","signature":"<base64 ECDSA-SHA256 over the claims text>"}
+ * claims: {"measurement":hex,"report_data":hex,"debug":true,"timestamp":N,
+ *          "tcb_status":"up-to-date"}
+ * The claims travel as a string so the signed bytes are exactly the sent ones. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+
+#include "veil/evidence.h"
+#include "veil/tls.h"
+
+#define MAX_EVIDENCE (64 * 1024)
+
+static char *b64(const uint8_t *p, size_t n)
+{
+	char *s = malloc(4 * ((n + 2) / 3) + 1);
+	if (s)
+		EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	return s;
+}
+
+int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
+			   const uint8_t report_data[static VEIL_SHA256_SIZE], char **out)
+{
+	char rd[2 * VEIL_SHA256_SIZE + 1], claims[512];
+	veil_hex(report_data, VEIL_SHA256_SIZE, rd);
+	snprintf(claims, sizeof(claims),
+		 "{\"measurement\":\"%s\",\"report_data\":\"%s\",\"debug\":true,"
+		 "\"timestamp\":%lld,\"tcb_status\":\"up-to-date\"}",
+		 measurement_hex, rd, (long long)time(NULL));
+	int rc = VEIL_EIO;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t sig[256];
+	size_t sig_len = sizeof(sig);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem = NULL, *sig64 = NULL;
+	json_t *j = NULL;
+	if (!ctx || !bio || !EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, platform_key) ||
+	    !EVP_DigestSign(ctx, sig, &sig_len, (const uint8_t *)claims, strlen(claims)) ||
+	    !PEM_write_bio_PUBKEY(bio, platform_key))
+		goto out;
+	long n = BIO_get_mem_data(bio, &pem);
+	if (n <= 0 || !(sig64 = b64(sig, sig_len)))
+		goto out;
+	j = json_pack("{s:s, s:i, s:s%, s:s, s:s}", "platform", "sim", "version", 1, "platform_key",
+		      pem, (size_t)n, "claims", claims, "signature", sig64);
+	if (!j || !(*out = json_dumps(j, JSON_COMPACT)))
+		goto out;
+	rc = 0;
+out:
+	json_decref(j);
+	free(sig64);
+	BIO_free(bio);
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+static int unhex32(const char *s, uint8_t out[static VEIL_SHA256_SIZE])
+{
+	if (!s || strlen(s) != 2 * VEIL_SHA256_SIZE)
+		return -1;
+	for (size_t i = 0; i < VEIL_SHA256_SIZE; i++) {
+		unsigned v;
+		if (!strchr("0123456789abcdef", s[2 * i]) ||
+		    !strchr("0123456789abcdef", s[2 * i + 1]) || sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE],
+		      struct veil_claims *c, struct veil_diags *d)
+{
+	const char *pem = NULL, *claims = NULL, *sig64 = NULL;
+	int version = 0;
+	if (json_unpack(j, "{s:i, s:s, s:s, s:s}", "version", &version, "platform_key", &pem,
+			"claims", &claims, "signature", &sig64) ||
+	    version != 1) {
+		veil_diag(d, "sim evidence: missing or malformed fields");
+		return VEIL_EINVAL;
+	}
+	int rc = VEIL_EINVAL;
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	json_t *cj = NULL;
+	size_t slen = strlen(sig64);
+	uint8_t *sig = malloc(slen / 4 * 3 + 3);
+	if (!pk || !ctx || !sig) {
+		veil_diag(d, "sim evidence: platform key is not a PEM public key");
+		goto out;
+	}
+	int n = slen % 4 == 0 ? EVP_DecodeBlock(sig, (const uint8_t *)sig64, (int)slen) : -1;
+	if (n <= 0) {
+		veil_diag(d, "sim evidence: signature is not base64");
+		goto out;
+	}
+	while (slen && sig64[slen - 1] == '=')
+		slen--, n--;
+	if (!EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) ||
+	    EVP_DigestVerify(ctx, sig, (size_t)n, (const uint8_t *)claims, strlen(claims)) != 1) {
+		veil_diag(d, "sim evidence: signature does not verify with the platform key");
+		goto out;
+	}
+	json_error_t err;
+	cj = json_loads(claims, JSON_REJECT_DUPLICATES, &err);
+	const char *meas = NULL, *rd = NULL, *tcb = NULL;
+	int debug = 0;
+	json_int_t ts = 0;
+	if (!cj || json_unpack(cj, "{s:s, s:s, s:b, s:I, s:s}", "measurement", &meas, "report_data",
+			       &rd, "debug", &debug, "timestamp", &ts, "tcb_status", &tcb)) {
+		veil_diag(d, "sim evidence: malformed claims");
+		goto out;
+	}
+	uint8_t rdb[VEIL_SHA256_SIZE], mb[VEIL_SHA256_SIZE];
+	if (unhex32(rd, rdb) || unhex32(meas, mb) || strlen(tcb) >= sizeof(c->tcb_status)) {
+		veil_diag(d, "sim evidence: malformed claims");
+		goto out;
+	}
+	if (CRYPTO_memcmp(rdb, expected, VEIL_SHA256_SIZE)) {
+		veil_diag(d,
+			  "evidence is bound to another TLS key (report_data %.16s... does not "
+			  "match this connection)",
+			  rd);
+		goto out;
+	}
+	memset(c, 0, sizeof(*c));
+	snprintf(c->platform, sizeof(c->platform), "sim");
+	snprintf(c->measurement, sizeof(c->measurement), "%s", meas);
+	snprintf(c->tcb_status, sizeof(c->tcb_status), "%s", tcb);
+	c->debug = debug;
+	c->timestamp = ts;
+	if ((rc = veil_pubkey_hash(pk, c->platform_key)))
+		goto out;
+	rc = 0;
+out:
+	json_decref(cj);
+	free(sig);
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	return rc;
+}
+
+int veil_evidence_verify(const char *evidence, size_t size,
+			 const uint8_t expected_report_data[static VEIL_SHA256_SIZE],
+			 struct veil_claims *claims, struct veil_diags *d)
+{
+	if (size > MAX_EVIDENCE) {
+		veil_diag(d, "evidence larger than %d bytes", MAX_EVIDENCE);
+		return VEIL_ELIMIT;
+	}
+	json_error_t err;
+	json_t *j = json_loadb(evidence, size, JSON_REJECT_DUPLICATES, &err);
+	const char *platform = NULL;
+	int rc = VEIL_EINVAL;
+	if (!j || json_unpack(j, "{s:s}", "platform", &platform)) {
+		veil_diag(d, "evidence is not a JSON object with a 'platform'");
+	} else if (!strcmp(platform, "sim")) {
+		rc = verify_sim(j, expected_report_data, claims, d);
+	} else {
+		veil_diag(d, "evidence of unknown platform '%.32s'", platform);
+	}
+	json_decref(j);
+	return rc;
+}

@@ -1,0 +1,337 @@
+/* Policy YAML -> struct veil_policy, with the checks the CAS relies on. */
+#include <ctype.h>
+#include <string.h>
+
+#include "veil/policy.h"
+#include "veil/policy_model.h"
+
+const struct ylimits veil_policy_limits = {
+    .max_doc_size = 4u << 20,
+    .max_depth = 16,
+    .max_str = 1u << 20,
+    .max_nodes = 200000,
+    .max_items = 4096,
+};
+
+static int is_hex64(const char *s)
+{
+	if (!s || strlen(s) != 64)
+		return 0;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s) && !(*s >= 'a' && *s <= 'f'))
+			return 0;
+	return 1;
+}
+
+static void parse_acl(struct yctx *c, const struct ynode *ap, const char *key, char ***out,
+		      size_t *count)
+{
+	*out = yget_strlist(c, ap, key, 0, count, "access_policy");
+	if (!ymap_get(ap, key)) {
+		/* default: the creator only */
+		static char *creator[] = {"CREATOR"};
+		*out = creator;
+		*count = 1;
+		return;
+	}
+	for (size_t i = 0; i < *count; i++) {
+		const char *e = (*out)[i];
+		if (strcmp(e, "CREATOR") && strcmp(e, "ANY") && strcmp(e, "NONE") && !is_hex64(e))
+			yerr(c, ymap_get(ap, key),
+			     "access_policy.%s: '%s' must be CREATOR, ANY, NONE or a 64-hex-digit "
+			     "client key hash",
+			     key, e);
+		if (!strcmp(e, "NONE") && *count > 1)
+			yerr(c, ymap_get(ap, key), "access_policy.%s: NONE cannot be combined",
+			     key);
+	}
+}
+
+static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_secret *s)
+{
+	static const char *const keys[] = {
+	    "name", "kind",      "size",      "value",   "private_key", "issuer", "common_name",
+	    "dns",  "valid_for", "algorithm", "migrate", "export",      "import", NULL};
+	static const char *const kinds[] = {"ascii", "binary",  "private-key", "public-key",
+					    "x509",  "x509-ca", "explicit",    NULL};
+	const char *w = "secrets entry";
+	memset(s, 0, sizeof(*s));
+	s->pos = (struct veil_pos){e->line, e->col};
+	ycheck_keys(c, e, keys, w);
+	s->name = yget_str(c, e, "name", 1, w);
+	if (s->name && !veil_valid_secret_name(s->name))
+		yerr(c, ymap_get(e, "name"), "secrets: '%s' is not a valid secret name", s->name);
+	const struct ynode *imp = yget_coll(c, e, "import", YT_MAP, 0, w);
+	if (imp) {
+		static const char *const ikeys[] = {"namespace", "secret", NULL};
+		ycheck_keys(c, imp, ikeys, "secrets import");
+		s->import_namespace = yget_str(c, imp, "namespace", 1, "secrets import");
+		s->import_secret = yget_str(c, imp, "secret", 0, "secrets import");
+		if (!s->import_secret)
+			s->import_secret = s->name;
+		s->kind = "import";
+		return;
+	}
+	s->kind = yget_str(c, e, "kind", 1, w);
+	int ok = 0;
+	for (const char *const *k = kinds; s->kind && *k; k++)
+		ok |= !strcmp(*k, s->kind);
+	if (s->kind && !ok)
+		yerr(c, ymap_get(e, "kind"), "secrets: unknown kind '%s'", s->kind);
+	unsigned long long size;
+	if (yget_uint(c, e, "size", 65536, &size, w) == 1) {
+		s->size = size;
+		s->has_size = 1;
+		if (size == 0)
+			yerr(c, ymap_get(e, "size"), "secrets: size must be at least 1");
+	}
+	s->value = yget_str(c, e, "value", 0, w);
+	s->private_key = yget_str(c, e, "private_key", 0, w);
+	s->issuer = yget_str(c, e, "issuer", 0, w);
+	s->common_name = yget_str(c, e, "common_name", 0, w);
+	s->valid_for = yget_str(c, e, "valid_for", 0, w);
+	s->algorithm = yget_str(c, e, "algorithm", 0, w);
+	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, w);
+	yget_bool(c, e, "migrate", &s->migrate, w);
+	const struct ynode *ex = yget_coll(c, e, "export", YT_SEQ, 0, w);
+	if (ex) {
+		s->export_to = yarena_alloc(c->arena, (ex->count + 1) * sizeof(char *));
+		for (size_t i = 0; s->export_to && i < ex->count; i++) {
+			const struct ynode *x = ex->items[i];
+			if (yexpect(c, x, YT_MAP, "an export entry"))
+				continue;
+			static const char *const xkeys[] = {"namespace", NULL};
+			ycheck_keys(c, x, xkeys, "an export entry");
+			const char *ns = yget_str(c, x, "namespace", 1, "export entry");
+			if (ns)
+				s->export_to[s->export_count++] = (char *)ns;
+		}
+	}
+}
+
+struct ph_ctx {
+	struct yctx *c;
+	const struct veil_policy *p;
+	const struct ynode *at;
+	const char *what;
+};
+
+static int ph_known(const struct veil_placeholder *ph, void *arg)
+{
+	struct ph_ctx *x = arg;
+	for (size_t i = 0; i < x->p->secret_count; i++)
+		if (!strcmp(x->p->secrets[i].name, ph->name))
+			return 0;
+	yerr(x->c, x->at, "%s refers to secret '%s', which the policy does not declare", x->what,
+	     ph->name);
+	return 0;
+}
+
+static void check_ph(struct yctx *c, const struct veil_policy *p, const struct ynode *at,
+		     const char *value, const char *what)
+{
+	struct ph_ctx x = {c, p, at, what};
+	const char *why = NULL;
+	if (veil_placeholders(value, ph_known, &x, &why) == VEIL_EINVAL)
+		yerr(c, at, "%s: %s", what, why);
+}
+
+static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
+{
+	static const char *const keys[] = {"name",          "image_name", "mrenclaves",
+					   "file_set_root", "command",    "pwd",
+					   "environment",   "platforms",  NULL};
+	const char *w = "services entry";
+	ycheck_keys(c, e, keys, w);
+	s->pos = (struct veil_pos){e->line, e->col};
+	s->name = yget_str(c, e, "name", 1, w);
+	if (s->name && !veil_valid_object_name(s->name))
+		yerr(c, ymap_get(e, "name"), "services: '%s' is not a valid service name", s->name);
+	s->image_name = yget_str(c, e, "image_name", 0, w);
+	s->command = yget_str(c, e, "command", 1, w);
+	s->pwd = yget_str(c, e, "pwd", 0, w);
+	if (s->pwd && s->pwd[0] != '/')
+		yerr(c, ymap_get(e, "pwd"), "services: pwd '%s' must be absolute", s->pwd);
+	s->file_set_root = yget_str(c, e, "file_set_root", 0, w);
+	if (s->file_set_root && !is_hex64(s->file_set_root))
+		yerr(c, ymap_get(e, "file_set_root"),
+		     "services: file_set_root must be 64 lower-case hex digits");
+	s->mrenclaves = yget_strlist(c, e, "mrenclaves", 0, &s->mrenclave_count, w);
+	for (size_t i = 0; i < s->mrenclave_count; i++)
+		if (!is_hex64(s->mrenclaves[i]))
+			yerr(c, ymap_get(e, "mrenclaves"),
+			     "services: mrenclave '%s' must be 64 lower-case hex digits",
+			     s->mrenclaves[i]);
+	s->platforms = yget_strlist(c, e, "platforms", 0, &s->platform_count, w);
+	for (size_t i = 0; i < s->platform_count; i++)
+		if (!is_hex64(s->platforms[i]))
+			yerr(c, ymap_get(e, "platforms"),
+			     "services: platform '%s' must be a 64-hex-digit key hash",
+			     s->platforms[i]);
+	const struct ynode *env = yget_coll(c, e, "environment", YT_MAP, 0, w);
+	if (!env)
+		return;
+	s->env = yarena_alloc(c->arena, (env->count + 1) * sizeof(*s->env));
+	for (size_t i = 0; s->env && i < env->count; i++) {
+		const struct ynode *k = env->keys[i], *v = env->items[i];
+		if (!veil_valid_env_name(k->str)) {
+			yerr(c, k, "environment: '%s' is not a valid variable name", k->str);
+			continue;
+		}
+		if (v->type != YT_SCALAR) {
+			yerr(c, v, "environment: value of '%s' must be a string", k->str);
+			continue;
+		}
+		struct veil_env_var *x = &s->env[s->env_count++];
+		x->name = k->str;
+		x->value = ynode_is_null(v) ? "" : v->str;
+		x->pos = (struct veil_pos){k->line, k->col};
+		x->vpos = (struct veil_pos){v->line, v->col};
+	}
+}
+
+int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil_diags *d)
+{
+	static const char *const keys[] = {"name",          "version",  "predecessor",
+					   "access_policy", "services", "secrets",
+					   "images",        "security", NULL};
+	struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};
+	const struct ynode *root = doc->root;
+	memset(p, 0, sizeof(*p));
+	if (yexpect(&c, root, YT_MAP, "a policy"))
+		return VEIL_EINVAL;
+	ycheck_keys(&c, root, keys, "the policy");
+	p->name = yget_str(&c, root, "name", 1, "policy");
+	if (p->name && !veil_valid_object_name(p->name))
+		yerr(&c, ymap_get(root, "name"),
+		     "policy: name '%s' must start with a letter or digit and hold only letters, "
+		     "digits, '_', '.', '-' (at most 128)",
+		     p->name);
+	p->version = yget_str(&c, root, "version", 0, "policy");
+	if (p->version && strcmp(p->version, "0.3"))
+		yerr(&c, ymap_get(root, "version"), "policy: unsupported version '%s' (0.3)",
+		     p->version);
+	p->predecessor = yget_str(&c, root, "predecessor", 0, "policy");
+	if (p->predecessor && !is_hex64(p->predecessor))
+		yerr(&c, ymap_get(root, "predecessor"),
+		     "policy: predecessor must be the 64-hex-digit hash of the policy it replaces");
+	const struct ynode *ap = yget_coll(&c, root, "access_policy", YT_MAP, 0, "policy");
+	static const char *const akeys[] = {"read", "update", "create_sessions", NULL};
+	if (ap)
+		ycheck_keys(&c, ap, akeys, "access_policy");
+	parse_acl(&c, ap, "read", &p->read, &p->read_count);
+	parse_acl(&c, ap, "update", &p->update, &p->update_count);
+	parse_acl(&c, ap, "create_sessions", &p->create_sessions, &p->create_sessions_count);
+
+	const struct ynode *sec = yget_coll(&c, root, "secrets", YT_SEQ, 0, "policy");
+	if (sec) {
+		p->secrets = yarena_alloc(c.arena, (sec->count + 1) * sizeof(*p->secrets));
+		for (size_t i = 0; p->secrets && i < sec->count; i++) {
+			if (yexpect(&c, sec->items[i], YT_MAP, "a secrets entry"))
+				continue;
+			struct veil_secret *s = &p->secrets[p->secret_count];
+			parse_secret_def(&c, sec->items[i], s);
+			if (!s->name)
+				continue;
+			for (size_t k = 0; k < p->secret_count; k++)
+				if (!strcmp(p->secrets[k].name, s->name))
+					yerr(&c, sec->items[i], "secrets: '%s' defined twice",
+					     s->name);
+			p->secret_count++;
+		}
+	}
+	const struct ynode *svcs = yget_coll(&c, root, "services", YT_SEQ, 0, "policy");
+	if (svcs) {
+		p->services = yarena_alloc(c.arena, (svcs->count + 1) * sizeof(*p->services));
+		for (size_t i = 0; p->services && i < svcs->count; i++) {
+			if (yexpect(&c, svcs->items[i], YT_MAP, "a services entry"))
+				continue;
+			struct veil_policy_service *s = &p->services[p->service_count];
+			parse_service(&c, svcs->items[i], s);
+			if (!s->name)
+				continue;
+			for (size_t k = 0; k < p->service_count; k++)
+				if (!strcmp(p->services[k].name, s->name))
+					yerr(&c, svcs->items[i], "services: '%s' defined twice",
+					     s->name);
+			for (size_t k = 0; k < s->env_count; k++)
+				check_ph(&c, p, svcs->items[i], s->env[k].value, s->env[k].name);
+			p->service_count++;
+		}
+	}
+	const struct ynode *imgs = yget_coll(&c, root, "images", YT_SEQ, 0, "policy");
+	if (imgs) {
+		p->images = yarena_alloc(c.arena, (imgs->count + 1) * sizeof(*p->images));
+		static const char *const ikeys[] = {"name", "injection_files", NULL};
+		static const char *const fkeys[] = {"path", "content", NULL};
+		for (size_t i = 0; p->images && i < imgs->count; i++) {
+			const struct ynode *e = imgs->items[i];
+			if (yexpect(&c, e, YT_MAP, "an images entry"))
+				continue;
+			ycheck_keys(&c, e, ikeys, "an images entry");
+			struct veil_policy_image *im = &p->images[p->image_count++];
+			im->name = yget_str(&c, e, "name", 1, "images entry");
+			const struct ynode *f =
+			    yget_coll(&c, e, "injection_files", YT_SEQ, 0, "images entry");
+			if (!f)
+				continue;
+			im->inject = yarena_alloc(c.arena, (f->count + 1) * sizeof(*im->inject));
+			for (size_t k = 0; im->inject && k < f->count; k++) {
+				const struct ynode *x = f->items[k];
+				if (yexpect(&c, x, YT_MAP, "an injection_files entry"))
+					continue;
+				ycheck_keys(&c, x, fkeys, "an injection_files entry");
+				struct veil_injection_file *inj = &im->inject[im->inject_count++];
+				inj->path = yget_str(&c, x, "path", 1, "injection_files entry");
+				inj->content =
+				    yget_str(&c, x, "content", 0, "injection_files entry");
+				if (!inj->content)
+					inj->content = "";
+				if (inj->path && inj->path[0] != '/')
+					yerr(&c, x, "injection_files: path '%s' must be absolute",
+					     inj->path);
+				check_ph(&c, p, x, inj->content, "an injection file");
+			}
+		}
+	}
+	const struct ynode *security = yget_coll(&c, root, "security", YT_MAP, 0, "policy");
+	if (security) {
+		static const char *const skeys[] = {"attestation", NULL};
+		static const char *const tkeys[] = {"tolerate", "ignore_advisories", NULL};
+		ycheck_keys(&c, security, skeys, "security");
+		const struct ynode *att =
+		    yget_coll(&c, security, "attestation", YT_MAP, 0, "security");
+		if (att) {
+			ycheck_keys(&c, att, tkeys, "security.attestation");
+			p->tolerate = yget_strlist(&c, att, "tolerate", 1, &p->tolerate_count,
+						   "security.attestation");
+			p->ignore_advisories =
+			    yget_strlist(&c, att, "ignore_advisories", 1,
+					 &p->ignore_advisories_count, "security.attestation");
+		}
+	}
+	if (c.errors)
+		return VEIL_EINVAL;
+	struct veil_buf canon;
+	veil_buf_init(&canon, 0);
+	int rc = veil_policy_canonical(root, &canon, p->hash);
+	veil_buf_free(&canon);
+	return rc;
+}
+
+int veil_policy_allows(char *const *list, size_t count, const char *owner, const char *identity)
+{
+	if (!identity)
+		return 0;
+	for (size_t i = 0; i < count; i++) {
+		if (!strcmp(list[i], "NONE"))
+			return 0;
+		if (!strcmp(list[i], "ANY"))
+			return 1;
+		if (!strcmp(list[i], "CREATOR") && owner && !strcmp(owner, identity))
+			return 1;
+		if (!strcmp(list[i], identity))
+			return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# End-to-end tests of veil-cas and the CLI's CAS commands, on loopback.
+# Every server is started here and stopped by PID. Usage: cas.sh BUILD_DIR
+set -u
+BUILD=$(realpath "$1")
+VEIL=$BUILD/veil
+CAS=$BUILD/veil-cas
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+SEED=$ROOT/examples/python-hello-user
+WORK=$(mktemp -d)
+PORT=$((20000 + RANDOM % 20000))
+URL=https://127.0.0.1:$PORT
+CAS_PID=
+cleanup() {
+	[ -n "$CAS_PID" ] && kill -9 "$CAS_PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+
+die() { echo "    $*" >&2; return 1; }
+run() {
+	"$@" >"$WORK/.out" 2>"$WORK/.err"
+	rc=$?
+	out=$(cat "$WORK/.out")
+	err=$(cat "$WORK/.err")
+}
+ok() { [ "$rc" -eq 0 ] || die "expected success, got exit $rc: $err $out"; }
+rejected() { [ "$rc" -ne 0 ] || die "expected failure, got success: $out"; }
+has() { grep -qF -- "$1" <<<"$err$out" || die "expected: $1"$'\n'"    got: $err$out"; }
+lacks() { ! grep -qF -- "$1" <<<"$err$out" || die "unexpected: $1"; }
+
+start_cas() { # data dir
+	"$CAS" --data "$1" --listen "127.0.0.1:$PORT" --threads 2 >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	CAS_PID=$!
+	for _ in $(seq 100); do
+		grep -q "listening" "$WORK/cas.out" 2>/dev/null && return 0
+		kill -0 "$CAS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$WORK/cas.err" >&2
+	return 1
+}
+stop_cas() {
+	[ -n "$CAS_PID" ] || return 0
+	kill -TERM "$CAS_PID"
+	wait "$CAS_PID"
+	local r=$?
+	CAS_PID=
+	return $r
+}
+# clients: A (owner), B (another identity)
+A() { VEIL_HOME=$WORK/home-a "$VEIL" "$@"; }
+B() { VEIL_HOME=$WORK/home-b "$VEIL" "$@"; }
+TESTING="--only_for_testing-trust-any --only_for_testing-debug --only_for_testing-ignore-signer"
+key_of() { openssl x509 -in "$WORK/home-$1/identity/cert.pem" -pubkey -noout |
+	openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+# raw HTTPS as a client without a certificate, or with A's
+nocert() { curl -sk --tlsv1.3 -o "$WORK/.body" -w '%{http_code}' "$@"; }
+as_a() { curl -sk --tlsv1.3 --cert "$WORK/home-a/identity/cert.pem" --key "$WORK/home-a/identity/key.pem" \
+	-o "$WORK/.body" -w '%{http_code}' "$@"; }
+
+# a policy file for namespace NS with optional access lists and predecessor
+policy() { # ns read update [predecessor] [extra-env]
+	{
+		echo "name: $1"
+		echo 'version: "0.3"'
+		echo "access_policy:"
+		echo "  read: [$2]"
+		echo "  update: [$3]"
+		[ -n "${4:-}" ] && echo "predecessor: $4"
+		echo "services:"
+		echo "  - name: app"
+		echo "    command: python3 print_env.py"
+		echo "    pwd: /python"
+		echo "    mrenclaves: [$(printf 'a%.0s' $(seq 64))]"
+		echo "    environment:"
+		echo "      API_PASSWORD: \"\$\$SCONE::password\$\$\""
+		echo "      ROUND: \"${5:-0}\""
+		echo "secrets:"
+		echo "  - name: password"
+		echo "    kind: ascii"
+		echo "    size: 10"
+	} >"$WORK/$1.yaml"
+	echo "$WORK/$1.yaml"
+}
+hash_of() { A policy get "$1" >/dev/null 2>&1 && A policy list | awk -v n="$1" '$1 == n {print $2}'; }
+
+# ---- scenarios (run in order; they share one CAS) ----
+t_start() {
+	start_cas "$WORK/data" || die "veil-cas did not start" || return 1
+	grep -q "veil-cas key hash [0-9a-f]\{64\}" "$WORK/cas.out" || die "no key hash printed"
+}
+
+t_help() {
+	run "$CAS" --help && ok && has "Usage: veil-cas" || return 1
+	run "$CAS" && [ "$rc" -eq 2 ] && has "--data DIR is required" || return 1
+	run "$VEIL" policy --help && ok && has "Usage: veil policy" || return 1
+	run "$VEIL" cas --help && ok && has "only_for_testing-debug" || return 1
+	run "$VEIL" audit --help && ok
+}
+
+t_health_and_metrics() {
+	[ "$(nocert "$URL/healthz")" = 200 ] || die "healthz" || return 1
+	[ "$(nocert "$URL/metrics")" = 200 ] || die "metrics" || return 1
+	grep -q '^veil_cas_request_seconds_count' "$WORK/.body" || die "no histogram"
+}
+
+t_attest_refused_without_tolerance() {
+	run A cas attest "$URL" && rejected || return 1
+	has "not a trusted platform" && has "--only_for_testing-debug" && has "--only_for_testing-ignore-signer" || return 1
+	run A policy list --cas "$URL" && rejected && has "not attested yet"
+}
+
+t_attest_wrong_mrenclave() {
+	run A cas attest "$URL" $TESTING --mrenclave "$(printf '0%.0s' $(seq 64))" && rejected || return 1
+	has "the CAS measurement is"
+}
+
+t_attest_and_pin() {
+	run A cas attest "$URL" $TESTING && ok && has "pinned" || return 1
+	run B cas attest "$URL" $TESTING && ok || return 1
+	[ -f "$WORK/home-a/cas/default" ] || die "no default CAS"
+}
+
+t_create_seed_policy() {
+	mkdir -p "$WORK/seed" && cd "$WORK/seed" || return 1
+	VEIL_RUNTIME=/bin/true "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload --mode debug >"$WORK/apply.out" 2>/dev/null || return 1
+	run A policy create target/policies/myPythonApp.yaml && ok || return 1
+	has "created myPythonApp" && has "policy hash $(sha256sum target/policies/myPythonApp.yaml | cut -d' ' -f1)" || return 1
+	run A policy create target/policies/myPythonApp.yaml && rejected && has "409" && has "exists" || return 1
+	run A policy get myPythonApp && ok && has "name: myPythonApp" && has 'API_PASSWORD: "$$SCONE::password$$"'
+}
+
+t_create_refuses_predecessor() {
+	run A policy create "$(policy withpred CREATOR CREATOR "$(printf 'b%.0s' $(seq 64))")" && rejected || return 1
+	has "'predecessor' is not allowed when creating"
+}
+
+# For every route: owner / other identity / no client certificate / ANY / NONE.
+t_authorization_matrix() {
+	A policy create "$(policy nsc CREATOR CREATOR)" >/dev/null || return 1
+	A policy create "$(policy nsany ANY CREATOR)" >/dev/null || return 1
+	A policy create "$(policy nsnone NONE NONE)" >/dev/null || return 1
+	A policy create "$(policy nskey "$(key_of b)" "$(key_of b)")" >/dev/null || return 1
+	local h
+	h=$(hash_of nsc)
+	# read
+	run A policy get nsc && ok || return 1
+	run B policy get nsc && rejected && has "403" && has "access_policy.read of nsc does not allow" || return 1
+	[ "$(nocert "$URL/v1/policies/nsc")" = 403 ] || die "no cert read" || return 1
+	grep -q "a client certificate is required" "$WORK/.body" || die "no-cert reason" || return 1
+	run B policy get nsany && ok || return 1
+	[ "$(nocert "$URL/v1/policies/nsany")" = 403 ] || die "no cert ANY read" || return 1
+	run A policy get nsnone && rejected && has "403" || return 1
+	run B policy get nskey && ok || return 1
+	run A policy get nskey && rejected && has "403" || return 1
+	# update
+	run B policy update "$(policy nsc CREATOR CREATOR "$h" 1)" && rejected && has "403" || return 1
+	run B policy update "$(policy nsany ANY CREATOR "$(hash_of nsany)" 1)" && rejected && has "403" || return 1
+	[ "$(nocert -X PUT --data-binary '{"policy":"name: nsc"}' "$URL/v1/policies/nsc")" = 403 ] || die "no cert update" || return 1
+	run A policy update "$(policy nsnone NONE NONE "$(printf 'c%.0s' $(seq 64))" 1)" && rejected && has "403" || return 1
+	# delete
+	run B policy delete nsc && rejected && has "403" || return 1
+	[ "$(nocert -X DELETE "$URL/v1/policies/nsc")" = 403 ] || die "no cert delete" || return 1
+	run A policy delete nsnone && rejected && has "403" || return 1
+	# create and list without a certificate
+	[ "$(nocert -X POST --data-binary '{"policy":"name: x"}' "$URL/v1/policies")" = 403 ] || die "no cert create" || return 1
+	[ "$(nocert "$URL/v1/policies")" = 403 ] || die "no cert list" || return 1
+	# list shows only one's own namespaces
+	run B policy list && ok && lacks "nsc" || return 1
+	run A policy list && ok && has "nsc $h" || return 1
+	# refused requests changed nothing
+	[ "$(hash_of nsc)" = "$h" ] || die "nsc changed by a refused request" || return 1
+	# the owner's update and delete work
+	run A policy update "$(policy nsc CREATOR CREATOR "$h" 2)" && ok && has "updated nsc" || return 1
+	run B policy update "$(policy nskey "$(key_of b)" "$(key_of b)" "$(A policy list | awk '$1=="nskey"{print $2}')" 1)" && ok || return 1
+	run A policy delete nsc && ok || return 1
+	run A policy get nsc && rejected && has "404"
+}
+
+t_update_needs_current_predecessor() {
+	A policy create "$(policy nsu CREATOR CREATOR)" >/dev/null || return 1
+	run A policy update "$(policy nsu CREATOR CREATOR)" && rejected && has "an update needs 'predecessor:" || return 1
+	run A policy update "$(policy nsu CREATOR CREATOR "$(printf 'd%.0s' $(seq 64))" 1)" && rejected && has "409" && has "is not the current policy hash"
+}
+
+# Two clients race 100 updates from the same predecessor: exactly one wins each round.
+t_race_updates() {
+	A policy create "$(policy race CREATOR "CREATOR, $(key_of b)")" >/dev/null || return 1
+	local h wins=0 i
+	for i in $(seq 1 100); do
+		h=$(A policy list | awk '$1=="race"{print $2}')
+		cp "$(policy race CREATOR "CREATOR, $(key_of b)" "$h" "a$i")" "$WORK/ra.yaml"
+		cp "$(policy race CREATOR "CREATOR, $(key_of b)" "$h" "b$i")" "$WORK/rb.yaml"
+		A policy update "$WORK/ra.yaml" >"$WORK/ra.out" 2>&1 &
+		local pa=$!
+		B policy update "$WORK/rb.yaml" >"$WORK/rb.out" 2>&1 &
+		local pb=$!
+		wait $pa; local ra=$?
+		wait $pb; local rb=$?
+		if [ $((ra == 0 ? 1 : 0)) -eq $((rb == 0 ? 1 : 0)) ]; then
+			die "round $i: exits $ra and $rb"; cat "$WORK/ra.out" "$WORK/rb.out" >&2; return 1
+		fi
+		local winner=$([ $ra -eq 0 ] && echo "$WORK/ra.out" || echo "$WORK/rb.out")
+		local loser=$([ $ra -eq 0 ] && echo "$WORK/rb.out" || echo "$WORK/ra.out")
+		grep -q 409 "$loser" || { die "round $i: loser did not get 409"; cat "$loser" >&2; return 1; }
+		local want
+		want=$(awk '/policy hash/{print $3}' "$winner")
+		[ "$(A policy list | awk '$1=="race"{print $2}')" = "$want" ] || die "round $i: winner's update lost" || return 1
+		wins=$((wins + 1))
+	done
+	[ "$wins" -eq 100 ]
+}
+
+t_bad_input() {
+	# oversized body
+	head -c 5000000 /dev/zero | tr '\0' 'a' >"$WORK/big"
+	[ "$(as_a -X POST --data-binary @"$WORK/big" "$URL/v1/policies")" = 413 ] || die "oversized not 413" || return 1
+	# malformed JSON, JSON without policy, malformed YAML, invalid UTF-8, 10k-element list
+	[ "$(as_a -X POST --data-binary '{"policy": ' "$URL/v1/policies")" = 400 ] || die "bad json" || return 1
+	grep -q "not valid JSON" "$WORK/.body" || die "json reason" || return 1
+	[ "$(as_a -X POST --data-binary '{"x":1}' "$URL/v1/policies")" = 400 ] || die "no policy" || return 1
+	[ "$(as_a -X POST --data-binary '{"policy":"name: [unclosed"}' "$URL/v1/policies")" = 400 ] || die "bad yaml" || return 1
+	grep -q "not valid YAML" "$WORK/.body" || die "yaml reason" || return 1
+	printf '{"policy":"name: a\\u00ff\\n"}' >"$WORK/u.json"
+	printf '{"policy":"name: \xff\xfe"}' >"$WORK/u2.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/u2.json" "$URL/v1/policies")" = 400 ] || die "invalid utf-8" || return 1
+	{ printf '{"policy":"name: big\\nservices:\\n'; for i in $(seq 10000); do printf '  - {name: s%d, command: x}\\n' "$i"; done; printf '"}'; } >"$WORK/10k.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/10k.json" "$URL/v1/policies")" = 400 ] || die "10k list" || return 1
+	grep -q "more than 4096 entries" "$WORK/.body" || die "10k reason: $(cat "$WORK/.body")" || return 1
+	# path traversal and invalid names
+	[ "$(as_a --path-as-is "$URL/v1/policies/../../etc/passwd")" = 404 ] || [ "$(cat "$WORK/.body" | grep -c error)" -eq 1 ] || die "traversal" || return 1
+	[ "$(as_a "$URL/v1/policies/..%2f..%2fetc")" = 400 ] || die "encoded traversal" || return 1
+	[ "$(as_a "$URL/v1/policies/a%00b")" = 400 ] || die "NUL in name" || return 1
+	# truncated TLS: a handshake cut short, and plain text on the TLS port
+	printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' | timeout 3 bash -c "cat >/dev/tcp/127.0.0.1/$PORT" 2>/dev/null
+	printf 'GET / HTTP/1.1\r\n\r\n' | timeout 3 bash -c "cat >/dev/tcp/127.0.0.1/$PORT" 2>/dev/null
+	timeout 3 openssl s_client -connect 127.0.0.1:$PORT -tls1_2 </dev/null >/dev/null 2>&1
+	# still serving
+	[ "$(nocert "$URL/healthz")" = 200 ] || die "server stopped serving"
+}
+
+t_canary_never_stored_in_clear() {
+	local canary=CANARY-$RANDOM$RANDOM-VALUE envc=ENVCANARY-$RANDOM$RANDOM
+	{
+		echo "name: canary"
+		echo "access_policy: {read: [ANY], update: [CREATOR]}"
+		echo "services:"
+		echo "  - name: app"
+		echo "    command: run"
+		echo "    environment: {TOKEN: \"\$\$SCONE::token\$\$\", NOTE: $envc}"
+		echo "secrets:"
+		echo "  - {name: token, kind: explicit, value: $canary}"
+		echo "  - {name: gen, kind: ascii, size: 32}"
+	} >"$WORK/canary.yaml"
+	A policy create "$WORK/canary.yaml" >/dev/null || return 1
+	A policy get canary >/dev/null || return 1
+	sync
+	if grep -rqa -e "$canary" -e "$envc" "$WORK/data" "$WORK/cas.out" "$WORK/cas.err"; then
+		die "canary found in the data folder or logs"; grep -rla -e "$canary" -e "$envc" "$WORK/data" >&2; return 1
+	fi
+	# a non-owner with read access sees the policy, never generated values
+	run B policy get canary && ok && lacks "kind: ascii\n    value"
+}
+
+t_metrics_count_requests() {
+	[ "$(nocert "$URL/metrics")" = 200 ] || return 1
+	grep -q 'veil_cas_requests_total{route="policy_create",status="201"}' "$WORK/.body" || die "create not counted" || return 1
+	grep -q 'veil_cas_refusals_total [1-9]' "$WORK/.body" || die "refusals not counted" || return 1
+	grep -q '^veil_cas_policies [0-9]' "$WORK/.body" || die "policies gauge"
+}
+
+t_audit_log_verifies() {
+	run "$VEIL" audit verify "$WORK/data/audit.log" && ok && has "chain intact" || return 1
+	grep -q '"event":"refuse"' "$WORK/data/audit.log" || die "refusals not audited" || return 1
+	grep -q '"event":"create"' "$WORK/data/audit.log" || die "creates not audited" || return 1
+	# changed, removed and reordered entries are detected
+	cp "$WORK/data/audit.log" "$WORK/a1"; sed -i '3s/"create"/"delete"/; 3s/"refuse"/"read"/; 3s/"start"/"stop"/' "$WORK/a1"
+	sed -i '3s/"status":[0-9]*/"status":999/' "$WORK/a1"
+	run "$VEIL" audit verify "$WORK/a1" && rejected && has ":3" || return 1
+	sed '4d' "$WORK/data/audit.log" >"$WORK/a2"
+	run "$VEIL" audit verify "$WORK/a2" && rejected || return 1
+	awk 'NR==5{l=$0; next} NR==6{print; print l; next} {print}' "$WORK/data/audit.log" >"$WORK/a3"
+	run "$VEIL" audit verify "$WORK/a3" && rejected
+}
+
+t_sigterm_clean_stop() {
+	stop_cas || die "veil-cas exited non-zero on SIGTERM" || return 1
+	tail -1 "$WORK/data/audit.log" | grep -q '"event":"stop"' || die "no stop entry"
+}
+
+# kill -9 amid acknowledged creates and updates: all of them survive
+t_crash_safety() {
+	start_cas "$WORK/data" || return 1
+	: >"$WORK/acked"
+	(
+		for i in $(seq 1 400); do
+			if A policy create "$(policy crash$i CREATOR CREATOR)" >/dev/null 2>&1; then
+				echo "crash$i" >>"$WORK/acked"
+			fi
+		done
+	) &
+	local loader=$!
+	sleep 2
+	kill -9 "$CAS_PID"
+	wait "$CAS_PID" 2>/dev/null
+	CAS_PID=
+	wait $loader
+	local n
+	n=$(wc -l <"$WORK/acked")
+	[ "$n" -gt 5 ] || die "too few acknowledged creates ($n) before the kill" || return 1
+	start_cas "$WORK/data" || die "no restart after kill -9" || return 1
+	local missing=0 ns
+	while read -r ns; do
+		A policy get "$ns" >/dev/null 2>&1 || { missing=$((missing + 1)); echo "    lost: $ns" >&2; }
+	done <"$WORK/acked"
+	[ "$missing" -eq 0 ] || die "$missing acknowledged creates lost" || return 1
+	echo "    $n acknowledged creates before kill -9, all present after restart" >&2
+	[ "$(sqlite3 "$WORK/data/cas.db" 'PRAGMA integrity_check')" = ok ] || die "integrity check failed" || return 1
+	run "$VEIL" audit verify "$WORK/data/audit.log" && ok
+}
+
+t_pin_detects_new_key() {
+	stop_cas || return 1
+	start_cas "$WORK/data2" || return 1 # same address, another CAS
+	run A policy list && rejected && has "different key than the one pinned" || return 1
+	stop_cas
+}
+
+for t in t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
+	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
+	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear \
+	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_pin_detects_new_key; do
+	cd "$WORK" || exit 1
+	if "$t"; then
+		echo "ok   $t"
+		pass=$((pass + 1))
+	else
+		echo "FAIL $t"
+		fail=$((fail + 1))
+	fi
+done
+echo "cas: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
