@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
+#include "client.h"
 #include "veil/deploy.h"
 #include "veil/image.h"
 #include "veil/policy.h"
@@ -14,6 +17,7 @@ struct apply_opts {
 	const char *file;
 	const char *target;
 	int no_push, no_upload, debug_mode, print_defaults;
+	const char *cas;
 	unsigned outputs;
 };
 
@@ -33,8 +37,10 @@ static void apply_usage(FILE *f)
 		"  derives the security policy into TARGET/policies/<namespace>.yaml, prints its\n"
 		"  hash, and writes a Helm chart to TARGET/helm (or plain manifests to\n"
 		"  TARGET/manifests with -o yaml). No secret value is generated or written:\n"
-		"  the CAS generates secrets. Uploading to the CAS arrives with veil-cas;\n"
-		"  until then the policy is only written locally (--no-upload).\n\n"
+		"  the CAS generates secrets. Then it uploads the policy to the CAS of the\n"
+		"  Meshfile (the cas entry with alias 'security', else the first): on first\n"
+		"  contact it attests that CAS with the entry's 'tolerance' flags and pins its\n"
+		"  key; an existing namespace is updated with its current hash as predecessor.\n\n"
 		"Options:\n"
 		"  -f, --file FILE         service manifest or Meshfile (required)\n"
 		"  -t, --target DIR        output folder (default: ./target)\n"
@@ -42,6 +48,8 @@ static void apply_usage(FILE *f)
 		"      --mode MODE         mesh: production (default) or debug; debug adds\n"
 		"                          security.attestation.tolerate: [debug-mode]\n"
 		"      --no-upload         mesh: do not upload the policy to the CAS\n"
+		"      --cas URL           mesh: the CAS address (overrides the Meshfile's\n"
+		"                          cas_url; default port 8081)\n"
 		"  -o, --output FORMAT     mesh: helm (default) or yaml; repeat or use\n"
 		"                          'helm,yaml' for both\n"
 		"  -p, --print-defaults    list the global variables each service needs and\n"
@@ -239,6 +247,103 @@ static void free_records(struct member_src *v, size_t n)
 	free(v);
 }
 
+static const struct veil_mesh_cas *policy_cas(const struct veil_mesh *mesh)
+{
+	for (size_t i = 0; i < mesh->cas_count; i++)
+		for (size_t k = 0; k < mesh->cas[i].alias_count; k++)
+			if (!strcmp(mesh->cas[i].alias[k], "security"))
+				return &mesh->cas[i];
+	return mesh->cas_count ? &mesh->cas[0] : NULL;
+}
+
+/* POST the policy; if the namespace exists, name its current hash as the
+ * predecessor and PUT. Updates *policy, *canon and hash accordingly. */
+static int upload(const struct apply_opts *o, const struct veil_mesh *mesh, struct yarena *a,
+		  struct ynode *policy, struct veil_buf *canon, char hash[static 65],
+		  struct veil_diags *d)
+{
+	const struct veil_mesh_cas *mc = policy_cas(mesh);
+	const char *url = o->cas ? o->cas : mc ? mc->cas_url : NULL;
+	struct client c = {0};
+	struct response r = {0};
+	json_t *j = NULL;
+	char *body = NULL, path[300];
+	if (!url) {
+		veil_diag(d, "%s names no CAS: give --cas URL, or --no-upload", mesh->file);
+		return VEIL_EINVAL;
+	}
+	int rc = client_open(&c, url, d);
+	if (!rc && !c.pinned[0]) {
+		/* first contact: attest with the Meshfile's tolerance, then pin */
+		struct tolerance t;
+		rc = cli_tolerance_parse(mc ? mc->tolerance : NULL, &t, d);
+		if (!rc)
+			rc = cli_attest(url, &t, d);
+		client_close(&c);
+		if (!rc)
+			rc = client_open(&c, url, d);
+	}
+	if (rc)
+		goto out;
+	if (!(j = json_pack("{s:s%}", "policy", canon->data, canon->size)) ||
+	    !(body = json_dumps(j, JSON_COMPACT))) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	if ((rc = client_request(&c, "POST", "/v1/policies", body, 0, &r, d)))
+		goto out;
+	if (r.status == 201) {
+		printf("uploaded to %s: created namespace %s\n", c.url, mesh->namespace_);
+		goto out;
+	}
+	if (r.status != 409) {
+		response_error(&r, "upload", d);
+		rc = VEIL_EINVAL;
+		goto out;
+	}
+	/* the namespace exists: update it from its current hash */
+	response_free(&r);
+	snprintf(path, sizeof(path), "/v1/policies/%s", mesh->namespace_);
+	if ((rc = client_request(&c, "GET", path, NULL, 0, &r, d)))
+		goto out;
+	json_t *cur = r.status == 200 ? json_loadb(r.body.data, r.body.size, 0, NULL) : NULL;
+	const char *current = NULL;
+	if (!cur || json_unpack(cur, "{s:s}", "hash", &current)) {
+		json_decref(cur);
+		response_error(&r, "reading the current policy", d);
+		rc = VEIL_EINVAL;
+		goto out;
+	}
+	ymap_put_str(a, policy, "predecessor", current);
+	json_decref(cur);
+	canon->size = 0;
+	if ((rc = veil_policy_canonical(policy, canon, hash)))
+		goto out;
+	json_decref(j);
+	free(body);
+	body = NULL;
+	if (!(j = json_pack("{s:s%}", "policy", canon->data, canon->size)) ||
+	    !(body = json_dumps(j, JSON_COMPACT))) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	response_free(&r);
+	if ((rc = client_request(&c, "PUT", path, body, 0, &r, d)))
+		goto out;
+	if (r.status != 200) {
+		response_error(&r, "upload (update)", d);
+		rc = VEIL_EINVAL;
+		goto out;
+	}
+	printf("uploaded to %s: updated namespace %s\n", c.url, mesh->namespace_);
+out:
+	json_decref(j);
+	free(body);
+	response_free(&r);
+	client_close(&c);
+	return rc;
+}
+
 static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_diags *d)
 {
 	struct veil_mesh mesh;
@@ -324,6 +429,8 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 	}
 	if ((rc = veil_mkdirs(pdir, 0755, d)))
 		goto out;
+	if (!o->no_upload && (rc = upload(o, &mesh, doc->arena, policy, &canon, hash, d)))
+		goto out;
 	/* the chart first: a mesh it refuses leaves no new policy behind */
 	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, o->target, o->outputs,
 				    d)))
@@ -340,10 +447,6 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 		printf("helm chart %s/helm\n", o->target);
 	if (o->outputs & VEIL_OUT_YAML)
 		printf("kubernetes manifests %s/manifests\n", o->target);
-	if (!o->no_upload)
-		fprintf(stderr,
-			"note: uploading to a CAS is not implemented yet (veil-cas issue); "
-			"the policy was only written locally (--no-upload silences this)\n");
 out:
 	veil_buf_free(&canon);
 	free(pdir);
@@ -355,7 +458,7 @@ out:
 
 int apply_main(int argc, char **argv)
 {
-	enum { OPT_NO_PUSH = 256, OPT_NO_UPLOAD, OPT_MODE };
+	enum { OPT_NO_PUSH = 256, OPT_NO_UPLOAD, OPT_MODE, OPT_CAS };
 	static const struct option opts[] = {
 	    {"file", required_argument, NULL, 'f'},
 	    {"target", required_argument, NULL, 't'},
@@ -364,6 +467,7 @@ int apply_main(int argc, char **argv)
 	    {"no-push", no_argument, NULL, OPT_NO_PUSH},
 	    {"no-upload", no_argument, NULL, OPT_NO_UPLOAD},
 	    {"mode", required_argument, NULL, OPT_MODE},
+	    {"cas", required_argument, NULL, OPT_CAS},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -404,6 +508,9 @@ int apply_main(int argc, char **argv)
 			break;
 		case OPT_NO_UPLOAD:
 			o.no_upload = 1;
+			break;
+		case OPT_CAS:
+			o.cas = optarg;
 			break;
 		case OPT_MODE:
 			if (!strcmp(optarg, "debug")) {

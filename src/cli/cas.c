@@ -33,12 +33,35 @@ static void cas_usage(FILE *f)
 		"--software-hardening-needed are accepted for -C, -G and -S.\n");
 }
 
-struct tolerance {
-	int C, G, S, debug, ignore_signer, trust_any;
-	const char *mrenclave;
-};
+int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diags *d)
+{
+	memset(t, 0, sizeof(*t));
+	char *copy = strdup(flags ? flags : ""), *save = NULL;
+	int rc = copy ? 0 : VEIL_ENOMEM;
+	for (char *w = copy ? strtok_r(copy, " \t", &save) : NULL; w;
+	     w = strtok_r(NULL, " \t", &save)) {
+		if (!strcmp(w, "-C") || !strcmp(w, "--insecure-configuration"))
+			t->C = 1;
+		else if (!strcmp(w, "-G") || !strcmp(w, "--outdated-tcb"))
+			t->G = 1;
+		else if (!strcmp(w, "-S") || !strcmp(w, "--software-hardening-needed"))
+			t->S = 1;
+		else if (!strcmp(w, "--only_for_testing-debug"))
+			t->debug = 1;
+		else if (!strcmp(w, "--only_for_testing-ignore-signer"))
+			t->ignore_signer = 1;
+		else if (!strcmp(w, "--only_for_testing-trust-any"))
+			t->trust_any = 1;
+		else {
+			veil_diag(d, "unknown CAS tolerance flag '%s'", w);
+			rc = VEIL_EINVAL;
+		}
+	}
+	free(copy);
+	return rc;
+}
 
-static int attest(const char *url, const struct tolerance *t, struct veil_diags *d)
+int cli_attest(const char *url, const struct tolerance *t, struct veil_diags *d)
 {
 	struct client c;
 	struct response r = {0};
@@ -205,5 +228,5 @@ int cas_main(int argc, char **argv)
 	}
 	struct veil_diags d;
 	veil_diags_init(&d);
-	return cli_report(&d, attest(argv[optind], &t, &d));
+	return cli_report(&d, cli_attest(argv[optind], &t, &d));
 }

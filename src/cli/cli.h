@@ -16,4 +16,13 @@ enum { EXIT_REJECTED = 1, EXIT_USAGE = 2 };
 
 int cli_report(struct veil_diags *d, int rc);
 
+/* What a client tolerates when it attests a CAS (SCONE's flags). */
+struct tolerance {
+	int C, G, S, debug, ignore_signer, trust_any;
+	const char *mrenclave;
+};
+int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diags *d);
+/* Attests the CAS at url and pins its key (cas.c). */
+int cli_attest(const char *url, const struct tolerance *t, struct veil_diags *d);
+
 #endif

@@ -266,6 +266,28 @@ t_canary_never_stored_in_clear() {
 	run B policy get canary && ok && lacks "kind: ascii\n    value"
 }
 
+# veil apply -f Meshfile attests the CAS with the Meshfile's tolerance flags
+# (a fresh client, nothing pinned) and uploads: create, then update.
+t_apply_uploads() {
+	mkdir -p "$WORK/up" && cd "$WORK/up" || return 1
+	export VEIL_HOME=$WORK/home-c
+	VEIL_RUNTIME=/bin/true "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1
+	sed 's/namespace: myPythonApp/namespace: uploaded/' "$SEED/Meshfile" >Meshfile
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
+	has "attested" && has "uploaded to $URL: created namespace uploaded" || return 1
+	local h1
+	h1=$(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)
+	has "policy hash $h1" || return 1
+	run "$VEIL" policy get uploaded && ok && has "name: uploaded" || return 1
+	# again: an update whose predecessor is the stored hash
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
+	has "updated namespace uploaded" || return 1
+	grep -q "^predecessor: $h1" target/policies/uploaded.yaml || die "no predecessor in the written policy" || return 1
+	has "policy hash $(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)" || return 1
+	run "$VEIL" policy list && ok && has "uploaded $(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)"
+	unset VEIL_HOME
+}
+
 t_metrics_count_requests() {
 	[ "$(nocert "$URL/metrics")" = 200 ] || return 1
 	grep -q 'veil_cas_requests_total{route="policy_create",status="201"}' "$WORK/.body" || die "create not counted" || return 1
@@ -332,7 +354,7 @@ t_pin_detects_new_key() {
 
 for t in t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
-	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear \
+	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads \
 	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_pin_detects_new_key; do
 	cd "$WORK" || exit 1
 	if "$t"; then

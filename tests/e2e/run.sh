@@ -128,7 +128,9 @@ t_runtime_default_is_veil_run() {
 t_without_no_push_says_so() {
 	cd "$WORK" || return 1
 	run "$VEIL" apply -f "$SEED/service.yaml" && ok && has "not implemented yet" || return 1
-	run "$VEIL" apply -f "$SEED/Meshfile" && ok && has "uploading to a CAS is not implemented yet"
+	# without --no-upload the policy goes to a CAS: here a closed loopback port
+	VEIL_HOME=$WORK/home run "$VEIL" apply -f "$SEED/Meshfile" --cas https://127.0.0.1:1 && rejected || return 1
+	has "127.0.0.1:1"
 }
 
 t_two_service_mesh() {
