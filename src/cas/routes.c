@@ -13,7 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "cas.h"
-#include "veil/policy_model.h"
+#include "veil/cas_request.h"
 #include "veil/secrets.h"
 
 struct ctx {
@@ -170,70 +170,29 @@ static int stored_open(struct cas *cas, const struct veil_record *r, struct stor
 	return rc;
 }
 
-/* ---- request body: {"policy": "<YAML>"} ---- */
-
-struct incoming {
-	json_t *json;
-	struct ydoc doc;
-	struct veil_policy policy;
-	struct veil_buf canonical;
-	int have_doc;
-};
-
-static void incoming_free(struct incoming *in)
-{
-	json_decref(in->json);
-	if (in->have_doc)
-		ydoc_free(&in->doc);
-	veil_buf_free(&in->canonical);
-}
+/* ---- request body ---- */
 
 /* 0, or the reply was sent */
-static int read_policy(struct ctx *c, struct incoming *in, const char *ns_for_audit)
+static int read_policy(struct ctx *c, struct veil_policy_request *in, const char *ns_for_audit)
 {
-	memset(in, 0, sizeof(*in));
-	veil_buf_init(&in->canonical, 0);
 	struct evbuffer *body = evhttp_request_get_input_buffer(c->req);
 	size_t n = evbuffer_get_length(body);
-	if (n == 0 || n > c->t->cas->body_max) {
-		fail(c, n ? 413 : 400, ns_for_audit, n ? "request body too large" : "empty body");
-		return -1;
-	}
-	const char *data = (const char *)evbuffer_pullup(body, -1);
-	json_error_t err;
-	in->json = json_loadb(data, n, JSON_REJECT_DUPLICATES, &err);
-	const char *yaml = NULL;
-	size_t yaml_size = 0;
-	if (!in->json) {
-		fail(c, 400, ns_for_audit, "body is not valid JSON: %s (line %d, column %d)",
-		     err.text, err.line, err.column);
-		return -1;
-	}
-	if (json_unpack(in->json, "{s:s%}", "policy", &yaml, &yaml_size) ||
-	    json_object_size(in->json) != 1) {
-		fail(c, 400, ns_for_audit,
-		     "body must be a JSON object {\"policy\": \"<policy YAML>\"}");
+	memset(in, 0, sizeof(*in));
+	if (n > c->t->cas->body_max) {
+		fail(c, 413, ns_for_audit, "request body too large");
 		return -1;
 	}
 	struct veil_diags d;
 	veil_diags_init(&d);
-	int rc = ydoc_init(&in->doc, "policy");
-	in->have_doc = !rc;
-	if (!rc)
-		rc = ydoc_parse(&in->doc, yaml, yaml_size, &veil_policy_limits, &d);
-	if (!rc)
-		rc = veil_policy_parse(&in->doc, &in->policy, &d);
-	if (!rc)
-		rc = yemit(in->doc.root, &in->canonical);
+	int rc = veil_policy_request_decode((const char *)evbuffer_pullup(body, -1), n, in, &d);
 	if (rc) {
 		char msg[1800];
 		diags_text(&d, msg, sizeof(msg));
-		fail(c, 400, ns_for_audit, "invalid policy: %s", msg[0] ? msg : "out of memory");
-		veil_diags_free(&d);
-		return -1;
+		fail(c, 400, ns_for_audit, "%s%s", in->have_doc ? "invalid policy: " : "",
+		     msg[0] ? msg : "out of memory");
 	}
 	veil_diags_free(&d);
-	return 0;
+	return rc ? -1 : 0;
 }
 
 static int gen_secrets(struct ctx *c, const struct veil_policy *p,
@@ -254,7 +213,7 @@ static int gen_secrets(struct ctx *c, const struct veil_policy *p,
 static void policy_create(struct ctx *c)
 {
 	struct cas *cas = c->t->cas;
-	struct incoming in;
+	struct veil_policy_request in;
 	struct veil_secret_set set = {0};
 	struct veil_record r = {0};
 	uint8_t *payload = NULL;
@@ -304,7 +263,7 @@ out:
 		veil_secure_free(payload, payload_size);
 	veil_secret_set_free(&set);
 	veil_record_free(&r);
-	incoming_free(&in);
+	veil_policy_request_free(&in);
 }
 
 /* Loads namespace ns and checks `acl` of its stored policy; 0 or replied. */
@@ -356,7 +315,7 @@ static void policy_update(struct ctx *c, const char *ns)
 	struct cas *cas = c->t->cas;
 	struct veil_record r = {0};
 	struct stored s;
-	struct incoming in = {0};
+	struct veil_policy_request in = {0};
 	struct veil_secret_set set = {0};
 	uint8_t *payload = NULL, *blob = NULL;
 	size_t payload_size = 0, blob_size = 0;
@@ -413,7 +372,7 @@ out:
 	if (payload)
 		veil_secure_free(payload, payload_size);
 	veil_secret_set_free(&set);
-	incoming_free(&in);
+	veil_policy_request_free(&in);
 	stored_free(&s);
 	veil_record_free(&r);
 }

@@ -142,6 +142,7 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 					   "file_set_root", "command",    "pwd",
 					   "environment",   "platforms",  NULL};
 	const char *w = "services entry";
+	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
 	s->pos = (struct veil_pos){e->line, e->col};
 	s->name = yget_str(c, e, "name", 1, w);

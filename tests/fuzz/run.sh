@@ -9,10 +9,11 @@ if [ ! -f "$build/build.ninja" ]; then
 	CC=clang meson setup "$build" "$root" -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
 fi
-ninja -C "$build" tests/fuzz/fuzz_manifest tests/fuzz/fuzz_meshfile tests/fuzz/fuzz_record >/dev/null
+harnesses="manifest meshfile record policy request"
+ninja -C "$build" $(for f in $harnesses; do echo tests/fuzz/fuzz_$f; done) >/dev/null
 pass=0
 fail=0
-for f in manifest meshfile record; do
+for f in $harnesses; do
 	corpus=$(mktemp -d)
 	case $f in
 	manifest) cp "$root"/examples/*/service.yaml "$root"/examples/*/*/service.yaml "$corpus"/ 2>/dev/null || true
@@ -20,7 +21,7 @@ for f in manifest meshfile record; do
 			[ -f "$s" ] && cp "$s" "$corpus/ref$((i++))"; done ;;
 	meshfile) i=0; for s in "$root"/examples/*/Meshfile "$root"/../shared/reference/scone-tutorial-manifests/*mesh*; do
 			[ -f "$s" ] && cp "$s" "$corpus/m$((i++))"; done ;;
-	record) cp "$root"/tests/fuzz/corpus/record/* "$corpus"/ ;;
+	record | policy | request) cp "$root"/tests/fuzz/corpus/$f/* "$corpus"/ ;;
 	esac
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	if "$build/tests/fuzz/fuzz_$f" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \

@@ -1,0 +1,22 @@
+/* Decoding a policy request body of the CAS: {"policy": "<policy YAML>"}.
+ * Pure and bounded, so it can be fuzzed without a server. */
+#ifndef VEIL_CAS_REQUEST_H
+#define VEIL_CAS_REQUEST_H
+
+#include "veil/policy_model.h"
+
+struct veil_policy_request {
+	struct ydoc doc; /* owns the parsed policy */
+	struct veil_policy policy;
+	struct veil_buf canonical; /* canonical YAML: what the CAS stores */
+	int have_doc;
+};
+
+/* 0 on success; otherwise a reason for a 400 answer in d (never a value from
+ * the policy beyond names and positions). Free with veil_policy_request_free
+ * in both cases. */
+int veil_policy_request_decode(const char *body, size_t size, struct veil_policy_request *out,
+			       struct veil_diags *d);
+void veil_policy_request_free(struct veil_policy_request *r);
+
+#endif

@@ -1,0 +1,128 @@
+/* Policy model (src/policy/model.c): what veil-cas accepts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "veil/policy_model.h"
+
+static int parse(const char *yaml, struct ydoc *doc, struct veil_policy *p, struct veil_diags *d)
+{
+	veil_diags_init(d);
+	assert_int_equal(ydoc_init(doc, "p.yaml"), 0);
+	int rc = ydoc_parse(doc, yaml, strlen(yaml), &veil_policy_limits, d);
+	return rc ? rc : veil_policy_parse(doc, p, d);
+}
+
+static int has_diag(const struct veil_diags *d, const char *text)
+{
+	for (size_t i = 0; i < d->count; i++)
+		if (strstr(d->msgs[i], text))
+			return 1;
+	return 0;
+}
+
+/* found by fuzzing: a rejected service's slot was reused with its env count */
+static void test_nameless_service_does_not_taint_next(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	int rc = parse("name: n\n"
+		       "services:\n"
+		       "  - command: a\n"
+		       "    environment: {A: x, B: y, C: z}\n"
+		       "  - name: s\n"
+		       "    command: b\n",
+		       &doc, &p, &d);
+	assert_int_equal(rc, VEIL_EINVAL);
+	assert_true(has_diag(&d, "required key 'name' is missing"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
+static void test_predecessor_must_be_a_hash(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	assert_int_equal(parse("name: n\npredecessor: abc\n", &doc, &p, &d), VEIL_EINVAL);
+	assert_true(has_diag(&d, "predecessor must be the 64-hex-digit hash"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
+static void test_access_lists(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	assert_int_equal(
+	    parse("name: n\naccess_policy: {read: [ANY], update: [NONE]}\n", &doc, &p, &d), 0);
+	assert_true(veil_policy_allows(p.read, p.read_count, "owner", "other"));
+	assert_false(veil_policy_allows(p.read, p.read_count, "owner", NULL));
+	assert_false(veil_policy_allows(p.update, p.update_count, "owner", "owner"));
+	/* create_sessions defaults to the creator */
+	assert_true(veil_policy_allows(p.create_sessions, p.create_sessions_count, "o", "o"));
+	assert_false(veil_policy_allows(p.create_sessions, p.create_sessions_count, "o", "x"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	assert_int_equal(parse("name: n\naccess_policy: {read: [NONE, ANY]}\n", &doc, &p, &d),
+			 VEIL_EINVAL);
+	assert_true(has_diag(&d, "NONE cannot be combined"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	assert_int_equal(parse("name: n\naccess_policy: {read: [bob]}\n", &doc, &p, &d),
+			 VEIL_EINVAL);
+	assert_true(has_diag(&d, "must be CREATOR, ANY, NONE or a 64-hex-digit"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
+static void test_placeholder_must_name_a_policy_secret(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	assert_int_equal(parse("name: n\nservices:\n  - name: s\n    command: c\n"
+			       "    environment: {P: \"$$SCONE::nope$$\"}\n",
+			       &doc, &p, &d),
+			 VEIL_EINVAL);
+	assert_true(has_diag(&d, "refers to secret 'nope', which the policy does not declare"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
+static void test_hash_is_canonical(void **state)
+{
+	(void)state;
+	struct ydoc a, b;
+	struct veil_policy pa, pb;
+	struct veil_diags d;
+	assert_int_equal(parse("name: n\nversion: \"0.3\"\n", &a, &pa, &d), 0);
+	veil_diags_free(&d);
+	/* same policy, other key order and quoting */
+	assert_int_equal(parse("version: '0.3'\nname: \"n\"\n", &b, &pb, &d), 0);
+	assert_string_equal(pa.hash, pb.hash);
+	ydoc_free(&a);
+	ydoc_free(&b);
+	veil_diags_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_nameless_service_does_not_taint_next),
+	    cmocka_unit_test(test_predecessor_must_be_a_hash),
+	    cmocka_unit_test(test_access_lists),
+	    cmocka_unit_test(test_placeholder_must_name_a_policy_secret),
+	    cmocka_unit_test(test_hash_is_canonical),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
