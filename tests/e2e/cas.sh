@@ -318,15 +318,25 @@ t_sigterm_clean_stop() {
 t_crash_safety() {
 	start_cas "$WORK/data" || return 1
 	: >"$WORK/acked"
+	: >"$WORK/acked-updates"
+	local h0
+	h0=$(A policy create "$(policy crashupd CREATOR CREATOR)" | awk '/policy hash/{print $3}')
+	[ -n "$h0" ] || die "no initial hash" || return 1
+	echo "$h0" >"$WORK/acked-updates"
 	(
+		h=$h0
 		for i in $(seq 1 400); do
 			if A policy create "$(policy crash$i CREATOR CREATOR)" >/dev/null 2>&1; then
 				echo "crash$i" >>"$WORK/acked"
 			fi
+			if A policy update "$(policy crashupd CREATOR CREATOR "$h" "$i")" >"$WORK/upd.out" 2>&1; then
+				h=$(awk '/policy hash/{print $3}' "$WORK/upd.out")
+				echo "$h" >>"$WORK/acked-updates"
+			fi
 		done
 	) &
 	local loader=$!
-	sleep 2
+	sleep 3
 	kill -9 "$CAS_PID"
 	wait "$CAS_PID" 2>/dev/null
 	CAS_PID=
@@ -340,7 +350,15 @@ t_crash_safety() {
 		A policy get "$ns" >/dev/null 2>&1 || { missing=$((missing + 1)); echo "    lost: $ns" >&2; }
 	done <"$WORK/acked"
 	[ "$missing" -eq 0 ] || die "$missing acknowledged creates lost" || return 1
-	echo "    $n acknowledged creates before kill -9, all present after restart" >&2
+	# the stored update is the last acknowledged one, or a later one in flight
+	local stored last u
+	stored=$(A policy list | awk '$1=="crashupd"{print $2}')
+	last=$(tail -1 "$WORK/acked-updates")
+	u=$(wc -l <"$WORK/acked-updates")
+	if [ "$stored" != "$last" ] && grep -qx "$stored" "$WORK/acked-updates"; then
+		die "an acknowledged update was lost: stored $stored, last acknowledged $last"; return 1
+	fi
+	echo "    $n creates and $((u - 1)) updates acknowledged before kill -9; all present after restart" >&2
 	[ "$(sqlite3 "$WORK/data/cas.db" 'PRAGMA integrity_check')" = ok ] || die "integrity check failed" || return 1
 	run "$VEIL" audit verify "$WORK/data/audit.log" && ok
 }
