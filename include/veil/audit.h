@@ -28,10 +28,12 @@ struct veil_audit_event {
 	const char *client;     /* key hash hex, or NULL for none */
 	int status;             /* HTTP status or 0 */
 	const char *detail;     /* short reason, may be NULL */
+	int nosync;             /* reads and refusals: written, not waited for on disk */
 };
 
-/* Appends one entry, thread-safe, and makes it durable (fdatasync) before
- * returning. */
+/* Appends one entry, thread-safe. Unless ev->nosync it is durable (fdatasync,
+ * which also flushes every earlier nosync entry) before this returns: a crash
+ * can lose the last unsynced read or refusal entries, never a change's. */
 int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev);
 
 /* Offline verification of a whole log: every line parses, seq counts up from

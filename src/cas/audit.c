@@ -661,6 +661,7 @@ void veil_audit_close(struct veil_audit *a)
 	if (!a)
 		return;
 	pthread_mutex_destroy(&a->lock);
+	fdatasync(a->fd); /* the unsynced read and refusal entries */
 	close(a->fd);
 	free(a);
 }
@@ -731,7 +732,7 @@ int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev)
 		rc = VEIL_EIO;
 		goto out;
 	}
-	if (fdatasync(a->fd) < 0) {
+	if (!ev->nosync && fdatasync(a->fd) < 0) {
 		/* After a failed sync the page cache no longer says what is on disk. */
 		a->broken = 1;
 		rc = VEIL_EIO;

@@ -47,6 +47,20 @@ struct cas {
 	char *identity_json; /* GET /v1/cas/identity */
 	size_t body_max;
 	struct cas_metrics metrics;
+	/* bumped after every committed change: read caches older than it are stale
+	 * (one CAS process per data folder: the audit log's lock ensures it) */
+	unsigned long long generation;
+};
+
+#define READ_CACHE_SLOTS 512
+struct read_cache_entry {
+	char ns[129];
+	unsigned long long generation;
+	char *owner;
+	char **read; /* access_policy.read, copied */
+	size_t read_count;
+	char *response; /* the JSON answer to GET */
+	size_t response_size;
 };
 
 struct cas_thread {
@@ -54,11 +68,13 @@ struct cas_thread {
 	struct event_base *base;
 	struct evhttp *http;
 	struct veil_store *store;
+	struct read_cache_entry *cache; /* READ_CACHE_SLOTS, this thread's own */
 	pthread_t tid;
 	int fd;
 };
 
 void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
+void cas_cache_free(struct cas_thread *t);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);
 char *cas_metrics_render(struct cas *cas, struct veil_store *store); /* caller frees */
 

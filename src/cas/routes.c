@@ -57,11 +57,15 @@ static void reply_json(struct ctx *c, int status, json_t *j)
 
 static void audit(struct ctx *c, const char *event, const char *ns, int status, const char *detail)
 {
+	/* changes are durable before the reply; reads and refusals ride along */
+	int change =
+	    !strcmp(event, "create") || !strcmp(event, "update") || !strcmp(event, "delete");
 	struct veil_audit_event ev = {.event = event,
 				      .namespace_ = ns,
 				      .client = c->identity,
 				      .status = status,
-				      .detail = detail};
+				      .detail = detail,
+				      .nosync = !change};
 	veil_audit_append(c->t->cas->audit, &ev);
 }
 
@@ -87,6 +91,12 @@ static void diags_text(const struct veil_diags *d, char *out, size_t cap)
 	out[0] = '\0';
 	for (size_t i = 0; i < d->count && n + 1 < cap; i++)
 		n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "; " : "", d->msgs[i]);
+}
+
+/* After a committed change: every thread's read cache is stale. */
+static void changed(struct ctx *c)
+{
+	__atomic_add_fetch(&c->t->cas->generation, 1, __ATOMIC_RELEASE);
 }
 
 /* ---- payload: the policy's canonical YAML and its secrets ---- */
@@ -256,6 +266,7 @@ static void policy_create(struct ctx *c)
 		fail(c, 500, p->name, "storage error");
 		goto out;
 	}
+	changed(c);
 	audit(c, "create", p->name, 201, p->hash);
 	reply_json(c, 201, json_pack("{s:s, s:s}", "name", p->name, "hash", p->hash));
 out:
@@ -296,15 +307,95 @@ static int load_checked(struct ctx *c, const char *ns, int for_update, struct ve
 	return 0;
 }
 
+/* ---- the read cache: decrypting and parsing a policy once per change ---- */
+
+static struct read_cache_entry *cache_slot(struct cas_thread *t, const char *ns)
+{
+	if (!t->cache)
+		return NULL;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = ns; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &t->cache[h % READ_CACHE_SLOTS];
+}
+
+static void cache_clear(struct read_cache_entry *e)
+{
+	free(e->owner);
+	for (size_t i = 0; i < e->read_count; i++)
+		free(e->read[i]);
+	free(e->read);
+	free(e->response);
+	memset(e, 0, sizeof(*e));
+}
+
+void cas_cache_free(struct cas_thread *t)
+{
+	for (size_t i = 0; t->cache && i < READ_CACHE_SLOTS; i++)
+		cache_clear(&t->cache[i]);
+	free(t->cache);
+	t->cache = NULL;
+}
+
+static void cache_fill(struct read_cache_entry *e, const char *ns, unsigned long long gen,
+		       const char *owner, const struct veil_policy *p, const char *response,
+		       size_t size)
+{
+	cache_clear(e);
+	if (strlen(ns) >= sizeof(e->ns))
+		return;
+	e->read = calloc(p->read_count + 1, sizeof(char *));
+	e->owner = strdup(owner);
+	e->response = malloc(size);
+	if (!e->read || !e->owner || !e->response) {
+		cache_clear(e);
+		return;
+	}
+	for (size_t i = 0; i < p->read_count; i++)
+		if (!(e->read[e->read_count++] = strdup(p->read[i]))) {
+			cache_clear(e);
+			return;
+		}
+	memcpy(e->response, response, size);
+	e->response_size = size;
+	snprintf(e->ns, sizeof(e->ns), "%s", ns);
+	e->generation = gen;
+}
+
 static void policy_get(struct ctx *c, const char *ns)
 {
+	struct cas *cas = c->t->cas;
+	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
+	struct read_cache_entry *e = cache_slot(c->t, ns);
+	if (e && e->response && e->generation == gen && !strcmp(e->ns, ns)) {
+		if (!c->identity) {
+			fail(c, 403, ns, "a client certificate is required");
+		} else if (!veil_policy_allows(e->read, e->read_count, e->owner, c->identity)) {
+			fail(c, 403, ns, "access_policy.read of %s does not allow this client", ns);
+		} else {
+			audit(c, "read", ns, 200, NULL);
+			reply(c, 200, "application/json", e->response, e->response_size);
+		}
+		return;
+	}
 	struct veil_record r = {0};
 	struct stored s;
 	if (!load_checked(c, ns, 0, &r, &s)) {
 		audit(c, "read", ns, 200, NULL);
-		reply_json(c, 200,
-			   json_pack("{s:s, s:s, s:s%}", "name", ns, "hash", r.hash, "policy",
-				     s.yaml, s.yaml_size));
+		json_t *j = json_pack("{s:s, s:s, s:s%}", "name", ns, "hash", r.hash, "policy",
+				      s.yaml, s.yaml_size);
+		char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (!body) {
+			fail(c, 500, ns, "out of memory");
+		} else {
+			size_t n = strlen(body);
+			body[n] = '\n'; /* json_dumps leaves room: its NUL */
+			reply(c, 200, "application/json", body, n + 1);
+			if (e)
+				cache_fill(e, ns, gen, r.owner, &s.policy, body, n + 1);
+			free(body);
+		}
 	}
 	stored_free(&s);
 	veil_record_free(&r);
@@ -365,6 +456,7 @@ static void policy_update(struct ctx *c, const char *ns)
 		fail(c, 500, ns, "storage error");
 		goto out;
 	}
+	changed(c);
 	audit(c, "update", ns, 200, p->hash);
 	reply_json(c, 200, json_pack("{s:s, s:s}", "name", ns, "hash", p->hash));
 out:
@@ -386,6 +478,7 @@ static void policy_delete(struct ctx *c, const char *ns)
 		if (rc && rc != VEIL_ENOENT) {
 			fail(c, 500, ns, "storage error");
 		} else {
+			changed(c);
 			audit(c, "delete", ns, 200, r.hash);
 			reply_json(c, 200, json_pack("{s:s, s:b}", "name", ns, "deleted", 1));
 		}
@@ -414,14 +507,47 @@ static void policy_list(struct ctx *c)
 	reply_json(c, 200, json_pack("{s:o}", "policies", a));
 }
 
+static void free_identity(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			  void *argp)
+{
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	free(ptr);
+}
+
+static int identity_index = -1;
+static pthread_once_t identity_once = PTHREAD_ONCE_INIT;
+
+static void identity_index_init(void)
+{
+	identity_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_identity);
+}
+
+/* The client's key hash, computed once per connection: encoding a public key
+ * is costly in OpenSSL 3 and the certificate cannot change on a connection. */
 static void peer_identity(struct ctx *c)
 {
 	struct evhttp_connection *conn = evhttp_request_get_connection(c->req);
 	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	X509 *peer = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-	if (peer && veil_cert_key_hash(peer, c->identity_buf) == 0)
+	if (!ssl)
+		return;
+	pthread_once(&identity_once, identity_index_init);
+	const char *known = identity_index >= 0 ? SSL_get_ex_data(ssl, identity_index) : NULL;
+	if (known) {
+		memcpy(c->identity_buf, known, VEIL_KEY_HASH_HEX);
 		c->identity = c->identity_buf;
+		return;
+	}
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	if (!peer || veil_cert_key_hash(peer, c->identity_buf))
+		return;
+	c->identity = c->identity_buf;
+	char *copy = identity_index >= 0 ? malloc(VEIL_KEY_HASH_HEX) : NULL;
+	if (copy) {
+		memcpy(copy, c->identity_buf, VEIL_KEY_HASH_HEX);
+		if (!SSL_set_ex_data(ssl, identity_index, copy))
+			free(copy);
+	}
 }
 
 void cas_handle(struct evhttp_request *req, void *arg)
