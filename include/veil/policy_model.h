@@ -40,6 +40,11 @@ struct veil_policy {
 	char hash[2 * VEIL_SHA256_SIZE + 1]; /* SHA-256 of the canonical form */
 };
 
+/* CAS namespaces: one or more object names joined by '/' ("app", "app/prod"),
+ * at most 8 levels and 255 bytes. A namespace with a parent can be created
+ * only by a client the parent's access_policy.create_sessions allows. */
+int veil_valid_namespace(const char *s);
+
 /* Limits for policies received by the CAS. */
 extern const struct ylimits veil_policy_limits;
 

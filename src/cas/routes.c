@@ -205,6 +205,92 @@ static int read_policy(struct ctx *c, struct veil_policy_request *in, const char
 	return rc ? -1 : 0;
 }
 
+/* Imports need the exporting owner's consent: the exporting namespace's
+ * policy lists the importer under the secret's `export`. Checked at create
+ * and update; /v1/attest checks again when it renders the value. */
+static int check_imports(struct ctx *c, const struct veil_policy *p)
+{
+	for (size_t i = 0; i < p->secret_count; i++) {
+		const struct veil_secret *s = &p->secrets[i];
+		if (!s->import_namespace)
+			continue;
+		const char *from = s->import_namespace, *name = s->import_secret;
+		if (!strcmp(from, p->name)) {
+			fail(c, 400, p->name, "secret %s: a namespace cannot import from itself",
+			     s->name);
+			return -1;
+		}
+		struct veil_record r = {0};
+		struct stored st;
+		memset(&st, 0, sizeof(st));
+		int rc = c->t->store->ops->get(c->t->store, from, &r);
+		if (rc == VEIL_ENOENT) {
+			fail(c, 400, p->name,
+			     "secret %s imports from namespace %s, which does not exist", s->name,
+			     from);
+			veil_record_free(&r);
+			return -1;
+		}
+		if (rc || stored_open(c->t->cas, &r, &st)) {
+			fail(c, 500, p->name, "cannot open namespace %s", from);
+			stored_free(&st);
+			veil_record_free(&r);
+			return -1;
+		}
+		const struct veil_secret *src = NULL;
+		for (size_t k = 0; k < st.policy.secret_count; k++)
+			if (!strcmp(st.policy.secrets[k].name, name))
+				src = &st.policy.secrets[k];
+		int consent = 0;
+		for (size_t k = 0; src && k < src->export_count; k++)
+			consent |= !strcmp(src->export_to[k], p->name);
+		if (!src)
+			fail(c, 400, p->name,
+			     "secret %s imports %s from namespace %s, which has no "
+			     "such secret",
+			     s->name, name, from);
+		else if (!consent)
+			fail(c, 403, p->name,
+			     "namespace %s does not export secret %s to %s (its owner must list %s "
+			     "under the secret's export)",
+			     from, name, p->name, p->name);
+		stored_free(&st);
+		veil_record_free(&r);
+		if (!src || !consent)
+			return -1;
+	}
+	return 0;
+}
+
+/* "parent/child": the parent must exist and allow this client to create
+ * namespaces under it (access_policy.create_sessions). */
+static int check_parent(struct ctx *c, const char *ns)
+{
+	const char *slash = strrchr(ns, '/');
+	if (!slash)
+		return 0;
+	char parent[256];
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - ns), ns);
+	struct veil_record r = {0};
+	struct stored st;
+	memset(&st, 0, sizeof(st));
+	int rc = c->t->store->ops->get(c->t->store, parent, &r), ok = -1;
+	if (rc == VEIL_ENOENT)
+		fail(c, 400, ns, "parent namespace %s does not exist", parent);
+	else if (rc || stored_open(c->t->cas, &r, &st))
+		fail(c, 500, ns, "cannot open namespace %s", parent);
+	else if (!veil_policy_allows(st.policy.create_sessions, st.policy.create_sessions_count,
+				     r.owner, c->identity))
+		fail(c, 403, ns,
+		     "access_policy.create_sessions of %s does not allow this client to create %s",
+		     parent, ns);
+	else
+		ok = 0;
+	stored_free(&st);
+	veil_record_free(&r);
+	return ok;
+}
+
 static int gen_secrets(struct ctx *c, const struct veil_policy *p,
 		       const struct veil_secret_set *prev, struct veil_secret_set *out)
 {
@@ -241,7 +327,7 @@ static void policy_create(struct ctx *c)
 		     p->name);
 		goto out;
 	}
-	if (gen_secrets(c, p, NULL, &set))
+	if (check_parent(c, p->name) || check_imports(c, p) || gen_secrets(c, p, NULL, &set))
 		goto out;
 	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
 	if (!rc)
@@ -430,7 +516,7 @@ static void policy_update(struct ctx *c, const char *ns)
 		     p->predecessor, r.hash);
 		goto out;
 	}
-	if (gen_secrets(c, p, &s.secrets, &set))
+	if (check_imports(c, p) || gen_secrets(c, p, &s.secrets, &set))
 		goto out;
 	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
 	if (!rc)
@@ -593,7 +679,7 @@ void cas_handle(struct evhttp_request *req, void *arg)
 		const char *ns = path + strlen(prefix);
 		/* evhttp gives the raw path: a %-escape or anything else outside the
 		 * name syntax (e.g. "../x") is refused before any lookup */
-		if (!veil_valid_object_name(ns) || strstr(ns, "..")) {
+		if (!veil_valid_namespace(ns)) {
 			fail(&c, 400, NULL, "invalid namespace name in the path");
 		} else if (m == EVHTTP_REQ_GET) {
 			c.route = R_POLICY_GET;

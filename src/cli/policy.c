@@ -71,7 +71,7 @@ static int run(const char *cmd, const char *arg, const char *cas, struct veil_di
 	} else if (!strcmp(cmd, "list")) {
 		rc = client_request(&c, "GET", "/v1/policies", NULL, 0, &r, d);
 	} else {
-		if (!veil_valid_object_name(arg)) {
+		if (!veil_valid_namespace(arg)) {
 			veil_diag(d, "'%s' is not a namespace name", arg);
 			rc = VEIL_EINVAL;
 			goto out;

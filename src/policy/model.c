@@ -13,6 +13,26 @@ const struct ylimits veil_policy_limits = {
     .max_items = 4096,
 };
 
+int veil_valid_namespace(const char *s)
+{
+	if (!s || !*s || strlen(s) > 255)
+		return 0;
+	char seg[256];
+	int levels = 0;
+	for (const char *p = s;; p++) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || ++levels > 8)
+			return 0;
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		if (!veil_valid_object_name(seg) || !strcmp(seg, "..") || seg[0] == '.')
+			return 0;
+		p += n;
+		if (!*p)
+			return 1;
+	}
+}
+
 static int is_hex64(const char *s)
 {
 	if (!s || strlen(s) != 64)
@@ -203,10 +223,10 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 		return VEIL_EINVAL;
 	ycheck_keys(&c, root, keys, "the policy");
 	p->name = yget_str(&c, root, "name", 1, "policy");
-	if (p->name && !veil_valid_object_name(p->name))
+	if (p->name && !veil_valid_namespace(p->name))
 		yerr(&c, ymap_get(root, "name"),
-		     "policy: name '%s' must start with a letter or digit and hold only letters, "
-		     "digits, '_', '.', '-' (at most 128)",
+		     "policy: name '%s' must be names of letters, digits, '_', '.', '-' (each "
+		     "starting with a letter or digit) joined by '/', at most 8 levels",
 		     p->name);
 	p->version = yget_str(&c, root, "version", 0, "policy");
 	if (p->version && strcmp(p->version, "0.3"))

@@ -266,6 +266,43 @@ t_canary_never_stored_in_clear() {
 	run B policy get canary && ok && lacks "kind: ascii\n    value"
 }
 
+# export/import between namespaces needs the exporting owner's consent
+t_import_needs_consent() {
+	printf 'name: exporter\nsecrets:\n  - {name: shared, kind: ascii, size: 12}\n' >"$WORK/exp.yaml"
+	A policy create "$WORK/exp.yaml" >/dev/null || return 1
+	printf 'name: importer\nsecrets:\n  - name: s\n    import: {namespace: exporter, secret: shared}\n' >"$WORK/imp.yaml"
+	run B policy create "$WORK/imp.yaml" && rejected || return 1
+	has "403" && has "namespace exporter does not export secret shared to importer" || return 1
+	printf 'name: importer2\nsecrets:\n  - name: s\n    import: {namespace: nowhere}\n' >"$WORK/imp2.yaml"
+	run B policy create "$WORK/imp2.yaml" && rejected && has "imports from namespace nowhere, which does not exist" || return 1
+	# the exporter's owner consents
+	local h
+	h=$(A policy list | awk '$1=="exporter"{print $2}')
+	printf 'name: exporter\npredecessor: %s\nsecrets:\n  - name: shared\n    kind: ascii\n    size: 12\n    export: [{namespace: importer}]\n' "$h" >"$WORK/exp2.yaml"
+	run A policy update "$WORK/exp2.yaml" && ok || return 1
+	run B policy create "$WORK/imp.yaml" && ok && has "created importer"
+}
+
+# "parent/child" namespaces: access_policy.create_sessions of the parent decides
+t_child_namespaces() {
+	printf 'name: parent1\n' >"$WORK/p1.yaml"
+	A policy create "$WORK/p1.yaml" >/dev/null || return 1
+	printf 'name: parent1/child\n' >"$WORK/c1.yaml"
+	run B policy create "$WORK/c1.yaml" && rejected && has "access_policy.create_sessions of parent1 does not allow" || return 1
+	run A policy create "$WORK/c1.yaml" && ok || return 1
+	run A policy get parent1/child && ok && has "name: parent1/child" || return 1
+	printf 'name: nope/child\n' >"$WORK/c2.yaml"
+	run A policy create "$WORK/c2.yaml" && rejected && has "parent namespace nope does not exist" || return 1
+	printf 'name: parent1/../x\n' >"$WORK/c3.yaml"
+	run A policy create "$WORK/c3.yaml" && rejected || return 1
+	local h
+	h=$(A policy list | awk '$1=="parent1"{print $2}')
+	printf 'name: parent1\npredecessor: %s\naccess_policy: {create_sessions: [ANY]}\n' "$h" >"$WORK/p1b.yaml"
+	A policy update "$WORK/p1b.yaml" >/dev/null || return 1
+	printf 'name: parent1/kid\n' >"$WORK/c4.yaml"
+	run B policy create "$WORK/c4.yaml" && ok
+}
+
 # veil apply -f Meshfile attests the CAS with the Meshfile's tolerance flags
 # (a fresh client, nothing pinned) and uploads: create, then update.
 t_apply_uploads() {
@@ -372,7 +409,7 @@ t_pin_detects_new_key() {
 
 for t in t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
-	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads \
+	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_import_needs_consent t_child_namespaces \
 	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_pin_detects_new_key; do
 	cd "$WORK" || exit 1
 	if "$t"; then
