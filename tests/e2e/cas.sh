@@ -19,17 +19,7 @@ trap cleanup EXIT
 pass=0
 fail=0
 
-die() { echo "    $*" >&2; return 1; }
-run() {
-	"$@" >"$WORK/.out" 2>"$WORK/.err"
-	rc=$?
-	out=$(cat "$WORK/.out")
-	err=$(cat "$WORK/.err")
-}
-ok() { [ "$rc" -eq 0 ] || die "expected success, got exit $rc: $err $out"; }
-rejected() { [ "$rc" -ne 0 ] || die "expected failure, got success: $out"; }
-has() { grep -qF -- "$1" <<<"$err$out" || die "expected: $1"$'\n'"    got: $err$out"; }
-lacks() { ! grep -qF -- "$1" <<<"$err$out" || die "unexpected: $1"; }
+. "$ROOT/tests/e2e/lib.sh"
 
 start_cas() { # data dir
 	"$CAS" --data "$1" --listen "127.0.0.1:$PORT" --threads 2 >"$WORK/cas.out" 2>"$WORK/cas.err" &

@@ -15,19 +15,7 @@ pass=0
 fail=0
 failed_names=()
 
-# --- assertions (each prints why it failed) ---
-die() { echo "    $*" >&2; return 1; }
-# run CMD...: sets $out, $err, $rc
-run() {
-	"$@" >"$WORK/.out" 2>"$WORK/.err"
-	rc=$?
-	out=$(cat "$WORK/.out")
-	err=$(cat "$WORK/.err")
-}
-ok() { [ "$rc" -eq 0 ] || die "expected success, got exit $rc: $err"; }
-rejected() { [ "$rc" -eq 1 ] || die "expected exit 1, got $rc (stdout: $out) (stderr: $err)"; }
-has() { grep -qF -- "$1" <<<"$err$out" || die "expected message: $1"$'\n'"    got: $err$out"; }
-lacks() { ! grep -qF -- "$1" <<<"$err$out" || die "unexpected message: $1"; }
+. "$ROOT/tests/e2e/lib.sh"
 
 # a writable copy of the seed example
 seed_copy() {
