@@ -1,17 +1,192 @@
-/* veil-las: the local attestation service of simulation mode.
- * Not implemented yet: this binary exists so the build, the layout and (for
- * veil-run) the runtime measurement are in place. It refuses to run. */
+/* veil-las: the local attestation service of simulation mode, one per node.
+ *
+ * A process connects to the unix socket and sends "REPORT <64 hex>\n" (the
+ * report data: SHA-256 of its TLS public key). veil-las identifies the caller
+ * from the kernel (SO_PEERCRED), hashes the caller's executable itself through
+ * /proc/<pid>/exe (the measurement is never self-reported) and answers with
+ * evidence signed by its platform key (include/veil/evidence.h, platform
+ * "sim", always debug), followed by "\n"; or "ERROR <reason>\n". */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "veil/evidence.h"
+#include "veil/tls.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: veil-las [--socket PATH] [--data DIR]\n\n"
+		"The local attestation service of simulation mode (one per node). It signs,\n"
+		"with its platform key, the measurement of the process that asks: the SHA-256\n"
+		"of that process's executable, which veil-las reads itself.\n\n"
+		"  --socket PATH  unix socket (default $SCONE_LAS_ADDR, else /run/veil/las.sock)\n"
+		"  --data DIR     platform key folder (default /var/lib/veil-las)\n"
+		"The platform key hash is printed at start: register it with\n"
+		"'veil-cas --trust-platform HASH' or in a policy's 'platforms'.\n");
+}
+
+static void reply(int fd, const char *s)
+{
+	size_t n = strlen(s);
+	while (n) {
+		ssize_t w = write(fd, s, n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void serve(int fd, EVP_PKEY *platform)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char req[160], path[64], meas[VEIL_KEY_HASH_HEX];
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.pid <= 0) {
+		reply(fd, "ERROR cannot identify the caller\n");
+		return;
+	}
+	size_t n = 0;
+	while (n < sizeof(req) - 1 && !memchr(req, '\n', n)) {
+		ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	req[n] = '\0';
+	uint8_t rd[VEIL_SHA256_SIZE];
+	char hex[65];
+	if (sscanf(req, "REPORT %64[0-9a-f]\n", hex) != 1 || strlen(hex) != 64) {
+		reply(fd, "ERROR expected 'REPORT <64 hex digits>'\n");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(rd); i++) {
+		unsigned v;
+		sscanf(hex + 2 * i, "%2x", &v);
+		rd[i] = (uint8_t)v;
+	}
+	/* /proc/<pid>/exe opens the very inode the caller runs, even if the
+	 * file at its path was replaced since */
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)cred.pid);
+	uint8_t h[VEIL_SHA256_SIZE];
+	if (veil_sha256_file(path, h, NULL)) {
+		reply(fd, "ERROR cannot measure the caller\n");
+		return;
+	}
+	veil_hex(h, sizeof(h), meas);
+	char *ev = NULL;
+	if (veil_evidence_sim_sign(platform, meas, rd, &ev)) {
+		reply(fd, "ERROR cannot sign\n");
+		return;
+	}
+	reply(fd, ev);
+	reply(fd, "\n");
+	fprintf(stderr, "veil-las: evidence for pid %d, measurement %s\n", (int)cred.pid, meas);
+	free(ev);
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("Usage: veil-las [--help]\n\nveil-las is the local attestation service of "
-		       "simulation mode.\n"
-		       "It is not implemented yet; see the project's open issues.\n");
-		return 0;
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+					     {"data", required_argument, NULL, 'd'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	const char *sock = getenv("VEIL_LAS_ADDR");
+	if (!sock || !*sock)
+		sock = getenv("SCONE_LAS_ADDR");
+	if (!sock || !*sock || sock[0] != '/')
+		sock = "/run/veil/las.sock";
+	const char *data = "/var/lib/veil-las";
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 's')
+			sock = optarg;
+		else if (c == 'd')
+			data = optarg;
+		else if (c == 'h') {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
 	}
-	fprintf(stderr, "veil-las: not implemented yet; see the project's open issues\n");
-	return 2;
+	struct veil_diags d;
+	veil_diags_init(&d);
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	char *kdir = veil_path_join(data, "platform");
+	char khash[VEIL_KEY_HASH_HEX];
+	int rc =
+	    kdir ? veil_identity_load_or_create(kdir, "veil simulated platform", &key, &cert, &d)
+		 : VEIL_ENOMEM;
+	if (!rc)
+		rc = veil_pubkey_hash(key, khash);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = -1;
+	if (!rc && strlen(sock) >= sizeof(sa.sun_path)) {
+		veil_diag(&d, "--socket %s: path too long", sock);
+		rc = VEIL_EINVAL;
+	}
+	if (!rc) {
+		char *dir = veil_dirname(sock);
+		veil_mkdirs(dir, 0755, NULL);
+		free(dir);
+		memcpy(sa.sun_path, sock, strlen(sock) + 1);
+		unlink(sock);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		/* pods reach it through a hostPath: any local process may ask */
+		mode_t old = umask(0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
+			veil_diag(&d, "%s: %s", sock, strerror(errno));
+			rc = VEIL_EIO;
+		}
+		umask(old);
+	}
+	if (rc) {
+		veil_diags_print(&d, stderr);
+		veil_diags_free(&d);
+		return 1;
+	}
+	struct sigaction act = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &act, NULL);
+	sigaction(SIGINT, &act, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	printf("veil-las listening on %s\nveil-las platform key hash %s\n", sock, khash);
+	fflush(stdout);
+	while (!stop) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0)
+			continue;
+		serve(cfd, key);
+		close(cfd);
+	}
+	close(fd);
+	unlink(sock);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	free(kdir);
+	veil_diags_free(&d);
+	return 0;
 }
