@@ -22,6 +22,7 @@ enum cas_route {
 	R_POLICY_GET,
 	R_POLICY_UPDATE,
 	R_POLICY_DELETE,
+	R_ATTEST,
 	R_OTHER,
 	R_COUNT
 };
@@ -50,6 +51,8 @@ struct cas {
 	/* bumped after every committed change: read caches older than it are stale
 	 * (one CAS process per data folder: the audit log's lock ensures it) */
 	unsigned long long generation;
+	char **trusted_platforms; /* --trust-platform key hashes */
+	size_t trusted_count;
 };
 
 #define READ_CACHE_SLOTS 512

@@ -29,6 +29,8 @@ static void usage(FILE *f)
 		   "  --listen HOST:PORT  HTTPS address (default 127.0.0.1:8081)\n"
 		   "  --threads N         event loops (default: number of cores)\n"
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
+		   "  --trust-platform H  accept evidence signed by the platform key with hash H\n"
+		   "                      (veil-las prints it); repeatable\n"
 		   "  -h, --help          this help\n\n"
 		   "HTTPS only (TLS 1.3), client certificates requested; a client's identity is\n"
 		   "the SHA-256 of its certificate's public key. SIGTERM stops it cleanly.\n");
@@ -159,11 +161,16 @@ static void *run_thread(void *arg)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"data", required_argument, NULL, 'd'},    {"listen", required_argument, NULL, 'l'},
-	    {"threads", required_argument, NULL, 't'}, {"body-max", required_argument, NULL, 'b'},
-	    {"help", no_argument, NULL, 'h'},          {0}};
+	static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+					     {"listen", required_argument, NULL, 'l'},
+					     {"threads", required_argument, NULL, 't'},
+					     {"body-max", required_argument, NULL, 'b'},
+					     {"trust-platform", required_argument, NULL, 'p'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
 	const char *data = NULL, *listen_addr = "127.0.0.1:8081";
+	char *trusted[64];
+	size_t ntrusted = 0;
 	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -179,6 +186,16 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			body_max = strtol(optarg, NULL, 10);
+			break;
+		case 'p':
+			if (strlen(optarg) != 64 || strspn(optarg, "0123456789abcdef") != 64 ||
+			    ntrusted == 64) {
+				fprintf(stderr,
+					"veil-cas: --trust-platform takes a 64-hex-digit key "
+					"hash (veil-las prints it), at most 64 times\n");
+				return 2;
+			}
+			trusted[ntrusted++] = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -197,7 +214,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	struct veil_diags d;
 	veil_diags_init(&d);
-	struct cas cas = {.data_dir = data, .body_max = (size_t)body_max};
+	struct cas cas = {.data_dir = data,
+			  .body_max = (size_t)body_max,
+			  .trusted_platforms = trusted,
+			  .trusted_count = ntrusted};
 	struct cas_thread *threads = calloc((size_t)nthreads, sizeof(*threads));
 	char *keyfile = veil_path_join(data, "master.key");
 	char *tlsdir = veil_path_join(data, "tls");

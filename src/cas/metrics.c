@@ -5,9 +5,9 @@
 
 #include "cas.h"
 
-static const char *const route_names[R_COUNT] = {"healthz",       "metrics",       "cas_identity",
-						 "policy_list",   "policy_create", "policy_get",
-						 "policy_update", "policy_delete", "other"};
+static const char *const route_names[R_COUNT] = {
+    "healthz",    "metrics",       "cas_identity",  "policy_list", "policy_create",
+    "policy_get", "policy_update", "policy_delete", "attest",      "other"};
 static const int status_codes[10] = {200, 201, 400, 401, 403, 404, 405, 409, 413, 0};
 static const double bounds[LATENCY_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 					       0.05,   0.1,   0.25,   0.5,   1.0};

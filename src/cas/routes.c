@@ -14,6 +14,7 @@
 
 #include "cas.h"
 #include "veil/cas_request.h"
+#include "veil/evidence.h"
 #include "veil/secrets.h"
 
 struct ctx {
@@ -593,6 +594,173 @@ static void policy_list(struct ctx *c)
 	reply_json(c, 200, json_pack("{s:o}", "policies", a));
 }
 
+/* ---- /v1/attest: a service proves what it is and gets its configuration ---- */
+
+static int in_list(char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return 0;
+}
+
+/* Renders the service's environment and its image's injection files into
+ * resp; 0 or a reason in d (never a value). */
+static int render_config(const struct veil_policy *p, const struct veil_policy_service *svc,
+			 const struct veil_secret_set *set, json_t *resp, struct veil_diags *d)
+{
+	json_t *env = json_object(), *files = json_array();
+	json_object_set_new(resp, "environment", env);
+	json_object_set_new(resp, "injection_files", files);
+	json_object_set_new(resp, "command", json_string(svc->command));
+	json_object_set_new(resp, "pwd", json_string(svc->pwd ? svc->pwd : "/"));
+	if (!env || !files)
+		return VEIL_ENOMEM;
+	for (size_t i = 0; i < svc->env_count; i++) {
+		char *v = NULL;
+		if (veil_secret_render(svc->env[i].value, set, &v, d))
+			return VEIL_EINVAL;
+		json_object_set_new(env, svc->env[i].name, json_string(v));
+		veil_secure_strfree(v);
+	}
+	for (size_t i = 0; i < p->image_count; i++) {
+		if (!svc->image_name || strcmp(p->images[i].name, svc->image_name))
+			continue;
+		for (size_t k = 0; k < p->images[i].inject_count; k++) {
+			char *v = NULL;
+			if (veil_secret_render(p->images[i].inject[k].content, set, &v, d))
+				return VEIL_EINVAL;
+			json_array_append_new(files,
+					      json_pack("{s:s, s:s}", "path",
+							p->images[i].inject[k].path, "content", v));
+			veil_secure_strfree(v);
+		}
+	}
+	return 0;
+}
+
+static void attest(struct ctx *c)
+{
+	struct cas *cas = c->t->cas;
+	struct veil_record r = {0};
+	struct stored st;
+	struct veil_diags d;
+	memset(&st, 0, sizeof(st));
+	veil_diags_init(&d);
+	json_t *req = NULL, *resp = NULL;
+	char ns[256], msg[600], *body = NULL;
+	const char *config_id = NULL, *evidence = NULL, *root = NULL;
+	if (!c->identity) {
+		fail(c, 403, NULL, "attestation needs the client certificate the evidence binds");
+		goto out;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
+	size_t n = evbuffer_get_length(in);
+	json_error_t err;
+	req = n ? json_loadb((const char *)evbuffer_pullup(in, -1), n, JSON_REJECT_DUPLICATES, &err)
+		: NULL;
+	if (!req || json_unpack(req, "{s:s, s:s, s?:s}", "config_id", &config_id, "evidence",
+				&evidence, "file_set_root", &root)) {
+		fail(c, 400, NULL,
+		     "body must be {\"config_id\": \"NAMESPACE/SERVICE\", \"evidence\": \"...\", "
+		     "\"file_set_root\": \"HEX\"}");
+		goto out;
+	}
+	const char *slash = strrchr(config_id, '/');
+	if (!slash || slash == config_id || (size_t)(slash - config_id) >= sizeof(ns) ||
+	    !veil_valid_object_name(slash + 1)) {
+		fail(c, 400, NULL, "config_id must be NAMESPACE/SERVICE");
+		goto out;
+	}
+	snprintf(ns, sizeof(ns), "%.*s", (int)(slash - config_id), config_id);
+	const char *svc_name = slash + 1;
+	if (!veil_valid_namespace(ns)) {
+		fail(c, 400, NULL, "config_id must be NAMESPACE/SERVICE");
+		goto out;
+	}
+	int rc = c->t->store->ops->get(c->t->store, ns, &r);
+	if (rc == VEIL_ENOENT) {
+		fail(c, 404, ns, "no namespace %s", ns);
+		goto out;
+	}
+	if (rc || stored_open(cas, &r, &st)) {
+		fail(c, 500, ns, "cannot open the stored policy");
+		goto out;
+	}
+	const struct veil_policy *p = &st.policy;
+	const struct veil_policy_service *svc = NULL;
+	for (size_t i = 0; i < p->service_count; i++)
+		if (!strcmp(p->services[i].name, svc_name))
+			svc = &p->services[i];
+	if (!svc) {
+		fail(c, 404, ns, "no service %s in policy %s", svc_name, ns);
+		goto out;
+	}
+	/* 1. the evidence is bound to the key of this very TLS connection */
+	uint8_t rd[VEIL_SHA256_SIZE];
+	for (size_t i = 0; i < sizeof(rd); i++) {
+		unsigned v;
+		sscanf(c->identity + 2 * i, "%2x", &v);
+		rd[i] = (uint8_t)v;
+	}
+	struct veil_claims cl;
+	if (veil_evidence_verify(evidence, strlen(evidence), rd, &cl, &d)) {
+		diags_text(&d, msg, sizeof(msg));
+		fail(c, 403, ns, "evidence refused for %s: %s", config_id, msg);
+		goto out;
+	}
+	/* 2. a platform this CAS or the policy trusts */
+	if (!in_list(cas->trusted_platforms, cas->trusted_count, cl.platform_key) &&
+	    !in_list(svc->platforms, svc->platform_count, cl.platform_key)) {
+		fail(c, 403, ns,
+		     "platform %.16s... is not trusted for %s (veil-cas --trust-platform, or the "
+		     "service's platforms in the policy)",
+		     cl.platform_key, config_id);
+		goto out;
+	}
+	/* 3. tolerance: simulation evidence is always debug */
+	if (cl.debug && !in_list(p->tolerate, p->tolerate_count, "debug-mode")) {
+		fail(c, 403, ns,
+		     "debug evidence (%s platform) refused: policy %s does not tolerate debug-mode",
+		     cl.platform, ns);
+		goto out;
+	}
+	/* 4. a measurement the policy accepts */
+	if (!in_list(svc->mrenclaves, svc->mrenclave_count, cl.measurement)) {
+		fail(c, 403, ns, "measurement %.16s... not in policy %s", cl.measurement,
+		     config_id);
+		goto out;
+	}
+	/* 5. the protected files are the measured ones */
+	if (svc->file_set_root && (!root || strcmp(root, svc->file_set_root))) {
+		fail(c, 403, ns, "file-set root %.16s... does not match policy %s",
+		     root ? root : "(none)", config_id);
+		goto out;
+	}
+	if (!(resp = json_object()) || render_config(p, svc, &st.secrets, resp, &d) ||
+	    !(body = json_dumps(resp, JSON_COMPACT))) {
+		diags_text(&d, msg, sizeof(msg));
+		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,
+		     msg[0] ? msg : "out of memory");
+		goto out;
+	}
+	char detail[200];
+	snprintf(detail, sizeof(detail), "%s measurement %.16s platform %.16s", svc_name,
+		 cl.measurement, cl.platform_key);
+	audit(c, "attest", ns, 200, detail);
+	reply(c, 200, "application/json", body, strlen(body));
+out:
+	if (body) {
+		OPENSSL_cleanse(body, strlen(body));
+		free(body);
+	}
+	veil_diags_free(&d);
+	json_decref(resp);
+	json_decref(req);
+	stored_free(&st);
+	veil_record_free(&r);
+}
+
 static void free_identity(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 			  void *argp)
 {
@@ -665,6 +833,12 @@ void cas_handle(struct evhttp_request *req, void *arg)
 		c.route = R_IDENTITY;
 		const char *j = c.t->cas->identity_json;
 		reply(&c, 200, "application/json", j, strlen(j));
+	} else if (!strcmp(path, "/v1/attest")) {
+		c.route = R_ATTEST;
+		if (m == EVHTTP_REQ_POST)
+			attest(&c);
+		else
+			fail(&c, 405, NULL, "use POST on /v1/attest");
 	} else if (!strcmp(path, "/v1/policies")) {
 		if (m == EVHTTP_REQ_GET) {
 			c.route = R_POLICY_LIST;
