@@ -59,6 +59,8 @@ if build build-ci -Dwerror=true; then
 	tally e2e $? "$log/e2e.log"
 	tests/e2e/cas.sh build-ci >"$log/cas.log" 2>&1
 	tally cas $? "$log/cas.log"
+	tests/e2e/attest.sh build-ci >"$log/attest.log" 2>&1
+	tally attest $? "$log/attest.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-schema $? "$log/k8s.log"
 else
@@ -76,6 +78,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
 	tally e2e-asan $? "$log/e2e-asan.log"
 	tests/e2e/cas.sh build-asan >"$log/cas-asan.log" 2>&1
 	tally cas-asan $? "$log/cas-asan.log"
+	tests/e2e/attest.sh build-asan >"$log/attest-asan.log" 2>&1
+	tally attest-asan $? "$log/attest-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The attested start of the seed's program: veil-las, veil-cas and veil-run on
+# loopback; the app's files at /python in a private mount namespace (root).
+# Every server is started here and stopped by PID. Usage: attest.sh BUILD_DIR
+set -u
+BUILD=$(realpath "$1")
+VEIL=$BUILD/veil
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+SEED=$ROOT/examples/python-hello-user
+WORK=$(mktemp -d)
+PORT=$((20000 + RANDOM % 20000))
+URL=https://127.0.0.1:$PORT
+export VEIL_HOME=$WORK/home
+pids=()
+made_python=
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ -n "$made_python" ] && rmdir /python 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+. "$ROOT/tests/e2e/lib.sh"
+
+wait_for() { # file text
+	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+	return 1
+}
+start_las() { # name
+	"$BUILD/veil-las" --socket "$WORK/$1.sock" --data "$WORK/$1" >"$WORK/$1.out" 2>"$WORK/$1.err" &
+	pids+=($!)
+	wait_for "$WORK/$1.out" "platform key hash"
+}
+las_hash() { awk '/platform key hash/{print $5}' "$WORK/$1.out"; }
+
+# veil-run as a pod would run it: only the SCONE_* settings, the files at /python
+start_service() { # las-name [extra env...]
+	local las=$1
+	shift
+	unshare -m --propagation private bash -c '
+		mount --bind "$1" /python || exit 97
+		shift
+		exec env -i "$@"' _ "$WORK/files" \
+		SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$PORT \
+		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "$BUILD/veil-run"
+}
+
+t_setup() {
+	[ "$(id -u)" = 0 ] || die "needs root for the mount namespace" || return 1
+	if [ ! -d /python ]; then mkdir /python && made_python=1; fi
+	start_las las || die "veil-las did not start" || return 1
+	start_las las2 || return 1
+	"$BUILD/veil-cas" --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 \
+		--trust-platform "$(las_hash las)" >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	pids+=($!)
+	wait_for "$WORK/cas.out" "key hash" || die "veil-cas did not start" || return 1
+	CAS_KEY=$(awk '/key hash/{print $4}' "$WORK/cas.out")
+	mkdir -p "$WORK/files" "$WORK/app" && cp "$SEED/print_env.py" "$WORK/files/" || return 1
+	cd "$WORK/app" || return 1
+	# the measured runtime is the veil-run that will start the service
+	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" --mode debug --cas "$URL" && ok && has "created namespace myPythonApp"
+}
+
+t_seed_starts_attested() {
+	run start_service las && ok || return 1
+	has "API_USER = myself" && has "API_PASSWORD is set (10 characters)"
+}
+
+t_host_environment_ignored() {
+	run start_service las API_PASSWORD=attacker API_USER=mallory && ok || return 1
+	has "API_USER = myself" && has "API_PASSWORD is set (10 characters)" && lacks "mallory"
+}
+
+t_extra_argv_refused() {
+	run unshare -m --propagation private bash -c 'mount --bind "$1" /python && exec env -i SCONE_CONFIG_ID=myPythonApp/pythonapp "$2" -c "print(1)"' _ "$WORK/files" "$BUILD/veil-run" && rejected || return 1
+	has "veil-run takes no arguments"
+}
+
+t_changed_file_refused() {
+	cp "$WORK/files/print_env.py" "$WORK/orig.py"
+	printf '#' >>"$WORK/files/print_env.py"
+	run start_service las && rejected || return 1
+	has "file-set root" && has "does not match policy myPythonApp/pythonapp" && lacks "API_USER =" || return 1
+	cp "$WORK/orig.py" "$WORK/files/print_env.py"
+	echo 'print("x")' >"$WORK/files/extra.py"
+	run start_service las && rejected && has "does not match policy" || return 1
+	rm "$WORK/files/extra.py"
+}
+
+t_other_service_config_gets_nothing() {
+	run start_service las SCONE_CONFIG_ID=myPythonApp/other && rejected || return 1
+	has "no service other in policy myPythonApp"
+}
+
+t_untrusted_platform_refused() {
+	run start_service las2 && rejected || return 1
+	has "platform $(las_hash las2 | cut -c1-16)... is not trusted"
+}
+
+t_replayed_evidence_refused() {
+	# evidence bound to some other key, presented on this client's connection
+	python3 - "$WORK/las.sock" >"$WORK/ev.json" <<'PY' || return 1
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"REPORT " + b"0" * 64 + b"\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk: break
+    data += chunk
+print(json.dumps({"config_id": "myPythonApp/pythonapp", "evidence": data.decode().strip(), "file_set_root": "0" * 64}))
+PY
+	local code
+	code=$(curl -sk --tlsv1.3 --cert "$VEIL_HOME/identity/cert.pem" --key "$VEIL_HOME/identity/key.pem" \
+		-o "$WORK/.body" -w '%{http_code}' -X POST --data-binary @"$WORK/ev.json" "$URL/v1/attest")
+	[ "$code" = 403 ] || die "replay got $code" || return 1
+	grep -q "bound to another TLS key" "$WORK/.body" || die "reason: $(cat "$WORK/.body")"
+}
+
+t_production_policy_refuses_simulation() {
+	cd "$WORK/app" || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" --cas "$URL" && ok && has "updated namespace myPythonApp" || return 1
+	run start_service las && rejected || return 1
+	has "policy myPythonApp does not tolerate debug-mode"
+}
+
+t_password_never_leaks() {
+	! grep -rqa "API_PASSWORD=" "$WORK/cas" "$WORK"/*.out "$WORK"/*.err || die "password variable in CAS files or logs"
+}
+
+for t in t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
+	t_changed_file_refused t_other_service_config_gets_nothing t_untrusted_platform_refused \
+	t_replayed_evidence_refused t_password_never_leaks t_production_policy_refuses_simulation; do
+	cd "$WORK" || exit 1
+	if "$t"; then
+		echo "ok   $t"
+		pass=$((pass + 1))
+	else
+		echo "FAIL $t"
+		fail=$((fail + 1))
+	fi
+done
+echo "attest: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
