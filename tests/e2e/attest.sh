@@ -42,7 +42,7 @@ start_service() { # las-name [extra env...]
 	unshare -m --propagation private bash -c '
 		mount --bind "$1" /python || exit 97
 		shift
-		exec env -i "$@"' _ "$WORK/files" \
+		exec env -i "$@"' _ "${FILES:-$WORK/files}" \
 		SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$PORT \
 		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "$BUILD/veil-run"
 }
@@ -127,13 +127,66 @@ t_production_policy_refuses_simulation() {
 	has "policy myPythonApp does not tolerate debug-mode"
 }
 
+# a CAS-generated secret is generated once: every start gets the same value
+t_second_start_same_password() {
+	mkdir -p "$WORK/pw/files" && cd "$WORK/pw" || return 1
+	cat >files/hashpw.py <<'PY'
+import hashlib, os
+print("PW sha256", hashlib.sha256(os.environ["PW"].encode()).hexdigest(), "length", len(os.environ["PW"]))
+PY
+	cat >service.yaml <<'YML'
+apiVersion: veil/v1
+kind: genservice
+environment:
+  local:
+    - name: PW
+      value: "$$SCONE::pw$$"
+secrets:
+  local:
+    - name: pw
+      kind: ascii
+      size: 16
+build:
+  name: pwcheck
+  to: veil.test/pwcheck:1
+  pwd: /python
+  command: python3 hashpw.py
+  copy:
+    - files/hashpw.py
+YML
+	# the image path is pwd + the copy entry: keep the file at /python/hashpw.py
+	sed -i 's|    - files/hashpw.py|    - hashpw.py|' service.yaml && cp files/hashpw.py .
+	printf 'apiVersion: veil/v1\nkind: mesh\npolicy: {namespace: pwcheck}\nservices:\n  - {name: app, image: "veil.test/pwcheck:1"}\n' >Meshfile
+	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
+	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
+	local first=$out
+	has "length 16" || return 1
+	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
+	[ "$out" = "$first" ] || die "the second start got another password" || return 1
+	# an update keeps ascii secrets
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "updated namespace pwcheck" || return 1
+	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
+	[ "$out" = "$first" ] || die "an update changed the password"
+}
+
+# a policy update that drops the old measurement stops new starts of the old build
+t_update_drops_old_measurement() {
+	cd "$WORK/pw" || return 1
+	VEIL_RUNTIME=/bin/true "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
+	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && rejected || return 1
+	has "not in policy pwcheck/app"
+}
+
 t_password_never_leaks() {
 	! grep -rqa "API_PASSWORD=" "$WORK/cas" "$WORK"/*.out "$WORK"/*.err || die "password variable in CAS files or logs"
 }
 
 for t in t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_other_service_config_gets_nothing t_untrusted_platform_refused \
-	t_replayed_evidence_refused t_password_never_leaks t_production_policy_refuses_simulation; do
+	t_replayed_evidence_refused t_second_start_same_password t_update_drops_old_measurement \
+	t_password_never_leaks t_production_policy_refuses_simulation; do
 	cd "$WORK" || exit 1
 	if "$t"; then
 		echo "ok   $t"
