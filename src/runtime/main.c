@@ -5,6 +5,9 @@
  * authenticated by its pinned key), and only then builds the environment from
  * the policy alone and execs the policy's command in the policy's pwd. */
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <malloc.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -15,10 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 
 #include "veil/image.h"
 #include "veil/tls.h"
@@ -121,93 +124,119 @@ static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SI
 	return 0;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
+/* Minimal HTTPS over OpenSSL for the one request veil-run makes: a small
+ * runtime (no libcurl in the TCB, ~20 ms less start-up) that pins the CAS by
+ * its key hash and presents the fresh key. */
+static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, X509 *cert,
+		      const char *body, struct veil_buf *resp, long *status, int *retry)
 {
-	return veil_buf_append(arg, p, size * n) ? 0 : size * n;
-}
-
-static char *pem_of(EVP_PKEY *key, X509 *cert)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p = NULL, *out = NULL;
-	if (b && (key ? PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)
-		      : PEM_write_bio_X509(b, cert))) {
-		long n = BIO_get_mem_data(b, &p);
-		if (n > 0 && (out = malloc((size_t)n + 1))) {
-			memcpy(out, p, (size_t)n);
-			out[n] = '\0';
-		}
+	char host[256], port[16] = "8081";
+	const char *colon = strrchr(hostport, ':');
+	size_t hl = colon ? (size_t)(colon - hostport) : strlen(hostport);
+	*retry = 0;
+	if (hl == 0 || hl >= sizeof(host) || (colon && strlen(colon + 1) >= sizeof(port)))
+		return die("SCONE_CAS_ADDR '%s' is not HOST[:PORT]", hostport);
+	memcpy(host, hostport, hl);
+	host[hl] = '\0';
+	if (colon)
+		snprintf(port, sizeof(port), "%s", colon + 1);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	if (getaddrinfo(host, port, &hints, &ai)) {
+		*retry = 1;
+		return die("cannot resolve the CAS address %s", hostport);
 	}
-	BIO_free(b);
-	return out;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = 1;
+	struct timeval tv = {.tv_sec = 30};
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen)) {
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		*retry = 1;
+		fprintf(stderr, "veil-run: CAS %s unreachable: %s\n", hostport, strerror(errno));
+		return 1;
+	}
+	freeaddrinfo(ai);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = NULL;
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    !(ssl = SSL_new(ctx)) || !SSL_set_fd(ssl, fd) || SSL_connect(ssl) != 1) {
+		die("TLS with the CAS at %s failed", hostport);
+		*retry = 1;
+		goto out;
+	}
+	/* the CAS is who the pin says, whatever its (self-signed) certificate */
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	char seen[VEIL_KEY_HASH_HEX];
+	if (!peer || veil_cert_key_hash(peer, seen) || strcmp(seen, cas_key)) {
+		die("the CAS at %s does not have the pinned key %.16s...: refusing", hostport,
+		    cas_key);
+		goto out;
+	}
+	/* one write, one TLS record: a second small segment would wait for the
+	 * server's delayed ACK (Nagle) */
+	struct veil_buf req;
+	veil_buf_init(&req, 1u << 20);
+	veil_buf_printf(&req,
+			"POST /v1/attest HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+			"Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			host, strlen(body), body);
+	int sent = !req.failed && SSL_write(ssl, req.data, (int)req.size) == (int)req.size;
+	veil_buf_free(&req);
+	if (!sent) {
+		die("cannot send to the CAS at %s", hostport);
+		goto out;
+	}
+	char buf[16384];
+	int r;
+	while ((r = SSL_read(ssl, buf, sizeof(buf))) > 0)
+		if (veil_buf_append(resp, buf, (size_t)r)) {
+			die("the CAS's answer is too large");
+			goto out;
+		}
+	/* status line, then the body after the blank line (Connection: close) */
+	char *hdr_end = resp->data ? strstr(resp->data, "\r\n\r\n") : NULL;
+	if (!hdr_end || sscanf(resp->data, "HTTP/1.%*d %ld", status) != 1) {
+		die("malformed answer from the CAS at %s", hostport);
+		goto out;
+	}
+	size_t hsize = (size_t)(hdr_end + 4 - resp->data);
+	OPENSSL_cleanse(resp->data, hsize);
+	memmove(resp->data, resp->data + hsize, resp->size - hsize + 1);
+	resp->size -= hsize;
+	rc = 0;
+out:
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return rc;
 }
 
-/* POST /v1/attest with retries while the CAS is unreachable. */
+/* POST /v1/attest, retrying with backoff while the CAS is unreachable. */
 static int cas_attest(const char *cas, const char *cas_key, EVP_PKEY *key, X509 *cert,
 		      const char *body, struct veil_buf *resp, long *status)
 {
-	char url[512], pin[64], *kpem = pem_of(key, NULL), *cpem = pem_of(NULL, cert);
-	uint8_t raw[VEIL_SHA256_SIZE];
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		unsigned v;
-		if (sscanf(cas_key + 2 * i, "%2x", &v) != 1)
-			return die("VEIL_CAS_KEY must be 64 hex digits");
-		raw[i] = (uint8_t)v;
-	}
-	memcpy(pin, "sha256//", 8);
-	EVP_EncodeBlock((unsigned char *)pin + 8, raw, sizeof(raw));
-	snprintf(url, sizeof(url), "https://%s%s/v1/attest", cas, strchr(cas, ':') ? "" : ":8081");
-	int rc = 1;
 	for (int attempt = 1, delay_ms = 200; attempt <= 8; attempt++, delay_ms *= 2) {
-		CURL *h = curl_easy_init();
-		struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-		struct curl_blob cb = {.data = cpem, .len = strlen(cpem), .flags = CURL_BLOB_COPY};
-		struct curl_blob kb = {.data = kpem, .len = strlen(kpem), .flags = CURL_BLOB_COPY};
+		int retry = 0;
 		resp->size = 0;
-		curl_easy_setopt(h, CURLOPT_URL, url);
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-		curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3);
-		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cb);
-		curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-		curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L); /* pinned instead */
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-		curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pin);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-		CURLcode e = curl_easy_perform(h);
-		if (e == CURLE_OK)
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-		curl_slist_free_all(hdr);
-		curl_easy_cleanup(h);
-		if (e == CURLE_OK) {
-			rc = 0;
-			break;
-		}
-		if (e == CURLE_SSL_PINNEDPUBKEYNOTMATCH) {
-			rc = die("the CAS at %s does not have the pinned key %.16s...: refusing",
-				 cas, cas_key);
-			break;
-		}
-		fprintf(stderr, "veil-run: CAS %s unreachable (%s), attempt %d of 8\n", cas,
-			curl_easy_strerror(e), attempt);
-		if (attempt < 8) {
-			struct timespec ts = {.tv_sec = delay_ms / 1000,
-					      .tv_nsec = (delay_ms % 1000) * 1000000L};
+		if (!https_post(cas, cas_key, key, cert, body, resp, status, &retry))
+			return 0;
+		if (!retry)
+			return 1;
+		fprintf(stderr, "veil-run: attempt %d of 8 failed%s\n", attempt,
+			attempt < 8 ? ", retrying" : "");
+		struct timespec ts = {.tv_sec = delay_ms / 1000,
+				      .tv_nsec = (delay_ms % 1000) * 1000000L};
+		if (attempt < 8)
 			nanosleep(&ts, NULL);
-		} else {
-			rc = die("giving up on the CAS at %s", cas);
-		}
 	}
-	OPENSSL_cleanse(kpem, strlen(kpem));
-	free(kpem);
-	free(cpem);
-	return rc;
+	return die("giving up on the CAS at %s", cas);
 }
 
 /* The file-set root of dir, computed exactly as `veil apply` measured it. */
@@ -311,7 +340,6 @@ int main(int argc, char **argv)
 	struct veil_buf resp;
 	veil_buf_init(&resp, 16u << 20);
 	long status = 0;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	int rc = cas_attest(cas, cas_key, key, cert, body, &resp, &status);
 	free(body);
 	EVP_PKEY_free(key);
