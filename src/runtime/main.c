@@ -300,6 +300,8 @@ int main(int argc, char **argv)
 		return die("VEIL_CAS_KEY must be the CAS's 64-hex-digit key hash");
 	if (!strncmp(cas, "https://", 8))
 		cas += 8;
+	/* the host's openssl.cnf has no say over the runtime (and costs ms) */
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	/* the configuration holds secrets: jansson's memory is wiped when freed */
 	json_set_alloc_funcs(malloc, cleanse_free);
 
