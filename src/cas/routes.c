@@ -639,6 +639,51 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 	return 0;
 }
 
+/* Names the first protected file that differs between the policy and the
+ * list the runtime sent ({path, sha256} entries), as ": FILE changed" etc. */
+static void name_changed_file(const struct veil_policy_service *svc, json_t *sent, char *out,
+			      size_t cap)
+{
+	out[0] = '\0';
+	if (!svc->file_count || !json_is_array(sent))
+		return;
+	size_t i;
+	json_t *e;
+	json_array_foreach(sent, i, e)
+	{
+		const char *path = NULL, *h = NULL;
+		if (json_unpack(e, "{s:s, s:s}", "path", &path, "sha256", &h))
+			continue;
+		const struct veil_policy_file *pf = NULL;
+		for (size_t k = 0; k < svc->file_count; k++)
+			if (!strcmp(svc->files[k].path, path))
+				pf = &svc->files[k];
+		if (!pf) {
+			snprintf(out, cap, ": %.200s is not a protected file of the policy", path);
+			return;
+		}
+		if (strcmp(pf->sha256, h)) {
+			snprintf(out, cap, ": %.200s changed", path);
+			return;
+		}
+	}
+	for (size_t k = 0; k < svc->file_count; k++) {
+		int found = 0;
+		json_array_foreach(sent, i, e)
+		{
+			const char *path = NULL;
+			if (!json_unpack(e, "{s:s}", "path", &path) &&
+			    !strcmp(path, svc->files[k].path))
+				found = 1;
+		}
+		if (!found) {
+			snprintf(out, cap, ": %.200s is missing", svc->files[k].path);
+			return;
+		}
+	}
+	snprintf(out, cap, ": a file's mode changed");
+}
+
 static void attest(struct ctx *c)
 {
 	struct cas *cas = c->t->cas;
@@ -650,6 +695,7 @@ static void attest(struct ctx *c)
 	json_t *req = NULL, *resp = NULL;
 	char ns[256], msg[600], *body = NULL;
 	const char *config_id = NULL, *evidence = NULL, *root = NULL;
+	json_t *sent_files = NULL;
 	if (!c->identity) {
 		fail(c, 403, NULL, "attestation needs the client certificate the evidence binds");
 		goto out;
@@ -659,8 +705,8 @@ static void attest(struct ctx *c)
 	json_error_t err;
 	req = n ? json_loadb((const char *)evbuffer_pullup(in, -1), n, JSON_REJECT_DUPLICATES, &err)
 		: NULL;
-	if (!req || json_unpack(req, "{s:s, s:s, s?:s}", "config_id", &config_id, "evidence",
-				&evidence, "file_set_root", &root)) {
+	if (!req || json_unpack(req, "{s:s, s:s, s?:s, s?:o}", "config_id", &config_id, "evidence",
+				&evidence, "file_set_root", &root, "files", &sent_files)) {
 		fail(c, 400, NULL,
 		     "body must be {\"config_id\": \"NAMESPACE/SERVICE\", \"evidence\": \"...\", "
 		     "\"file_set_root\": \"HEX\"}");
@@ -733,8 +779,10 @@ static void attest(struct ctx *c)
 	}
 	/* 5. the protected files are the measured ones */
 	if (svc->file_set_root && (!root || strcmp(root, svc->file_set_root))) {
-		fail(c, 403, ns, "file-set root %.16s... does not match policy %s",
-		     root ? root : "(none)", config_id);
+		char which[300];
+		name_changed_file(svc, sent_files, which, sizeof(which));
+		fail(c, 403, ns, "file-set root %.16s... does not match policy %s%s",
+		     root ? root : "(none)", config_id, which);
 		goto out;
 	}
 	if (!(resp = json_object()) || render_config(p, svc, &st.secrets, resp, &d) ||

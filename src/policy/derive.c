@@ -536,6 +536,23 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		yseq_push(a, mr, ynew_str(a, mm->meas->runtime_sha256));
 		ymap_put(a, s, "mrenclaves", mr);
 		ymap_put_str(a, s, "file_set_root", mm->meas->file_set_root);
+		if (mm->meas->file_count) {
+			/* the protected files themselves, so a refusal can name the one
+			 * that changed */
+			struct ynode *files = ynew_seq(a);
+			for (size_t k = 0; k < mm->meas->file_count; k++) {
+				const struct veil_file_entry *f = &mm->meas->files[k];
+				struct ynode *e = ynew_map(a);
+				char hex[2 * VEIL_SHA256_SIZE + 1], mode[8];
+				veil_hex(f->sha256, VEIL_SHA256_SIZE, hex);
+				snprintf(mode, sizeof(mode), "%04o", f->mode);
+				ymap_put_str(a, e, "path", f->path);
+				ymap_put_str(a, e, "mode", mode);
+				ymap_put_str(a, e, "sha256", hex);
+				yseq_push(a, files, e);
+			}
+			ymap_put(a, s, "files", files);
+		}
 		ymap_put_str(a, s, "command", mm->meas->command);
 		ymap_put_str(a, s, "pwd", mm->meas->pwd);
 		ymap_put(a, s, "environment", service_env(&x, mm));

@@ -2,6 +2,10 @@
 #include <ctype.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "veil/image.h"
 #include "veil/policy.h"
 #include "veil/policy_model.h"
 
@@ -158,9 +162,9 @@ static void check_ph(struct yctx *c, const struct veil_policy *p, const struct y
 
 static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
 {
-	static const char *const keys[] = {"name",          "image_name", "mrenclaves",
-					   "file_set_root", "command",    "pwd",
-					   "environment",   "platforms",  NULL};
+	static const char *const keys[] = {"name",    "image_name", "mrenclaves",  "file_set_root",
+					   "command", "pwd",        "environment", "platforms",
+					   "files",   NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
@@ -189,6 +193,46 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 			yerr(c, ymap_get(e, "platforms"),
 			     "services: platform '%s' must be a 64-hex-digit key hash",
 			     s->platforms[i]);
+	const struct ynode *files = yget_coll(c, e, "files", YT_SEQ, 0, w);
+	if (files && (s->files = yarena_alloc(c->arena, (files->count + 1) * sizeof(*s->files)))) {
+		static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
+		struct veil_file_entry *fe = calloc(files->count + 1, sizeof(*fe));
+		for (size_t i = 0; fe && i < files->count; i++) {
+			const struct ynode *f = files->items[i];
+			if (yexpect(c, f, YT_MAP, "a files entry"))
+				continue;
+			ycheck_keys(c, f, fkeys, "a files entry");
+			const char *path = yget_str(c, f, "path", 1, "files entry");
+			const char *mode = yget_str(c, f, "mode", 1, "files entry");
+			const char *h = yget_str(c, f, "sha256", 1, "files entry");
+			if (!path || !mode || !is_hex64(h) ||
+			    (strcmp(mode, "0644") && strcmp(mode, "0755"))) {
+				yerr(
+				    c, f,
+				    "services: a files entry needs a path, mode 0644 or 0755 and a "
+				    "64-hex-digit sha256");
+				continue;
+			}
+			struct veil_policy_file *pf = &s->files[s->file_count];
+			pf->path = path;
+			pf->sha256 = h;
+			pf->mode = !strcmp(mode, "0755") ? 0755 : 0644;
+			fe[s->file_count].path = (char *)path;
+			fe[s->file_count].mode = pf->mode;
+			for (size_t k = 0; k < VEIL_SHA256_SIZE; k++) {
+				unsigned v;
+				sscanf(h + 2 * k, "%2x", &v);
+				fe[s->file_count].sha256[k] = (uint8_t)v;
+			}
+			s->file_count++;
+		}
+		/* the list must be the one the root was computed over */
+		char root[2 * VEIL_SHA256_SIZE + 1];
+		if (fe && !c->errors && s->file_set_root &&
+		    (veil_fileset_root(fe, s->file_count, root) || strcmp(root, s->file_set_root)))
+			yerr(c, files, "services: the files listed do not give the file_set_root");
+		free(fe);
+	}
 	const struct ynode *env = yget_coll(c, e, "environment", YT_MAP, 0, w);
 	if (!env)
 		return;

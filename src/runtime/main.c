@@ -240,7 +240,7 @@ static int cas_attest(const char *cas, const char *cas_key, EVP_PKEY *key, X509 
 }
 
 /* The file-set root of dir, computed exactly as `veil apply` measured it. */
-static int files_root(const char *dir, char root[static 65])
+static int files_root(const char *dir, char root[static 65], json_t *list)
 {
 	char *copy[] = {"."};
 	struct veil_service_manifest m = {.file = "the protected folder"};
@@ -259,6 +259,12 @@ static int files_root(const char *dir, char root[static 65])
 			die("%s", d.msgs[i]);
 	} else {
 		memcpy(root, meas.file_set_root, 65);
+		for (size_t i = 0; i < meas.file_count; i++) {
+			char hex[65];
+			veil_hex(meas.files[i].sha256, VEIL_SHA256_SIZE, hex);
+			json_array_append_new(list, json_pack("{s:s, s:s}", "path",
+							      meas.files[i].path, "sha256", hex));
+		}
 	}
 	veil_measurement_free(&meas);
 	veil_diags_free(&d);
@@ -327,13 +333,14 @@ int main(int argc, char **argv)
 
 	/* 2. the protected files as they are now */
 	char root[65];
-	if (files_root(files_dir, root))
+	json_t *flist = json_array();
+	if (!flist || files_root(files_dir, root, flist))
 		return die("cannot measure the protected folder %s", files_dir);
 	logmsg("file-set root of %s: %s", files_dir, root);
 
 	/* 3. attest */
-	json_t *req = json_pack("{s:s, s:s, s:s}", "config_id", config_id, "evidence", evidence,
-				"file_set_root", root);
+	json_t *req = json_pack("{s:s, s:s, s:s, s:o}", "config_id", config_id, "evidence",
+				evidence, "file_set_root", root, "files", flist);
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	free(evidence);

@@ -83,11 +83,14 @@ t_changed_file_refused() {
 	cp "$WORK/files/print_env.py" "$WORK/orig.py"
 	printf '#' >>"$WORK/files/print_env.py"
 	run start_service las && rejected || return 1
-	has "file-set root" && has "does not match policy myPythonApp/pythonapp" && lacks "API_USER =" || return 1
+	has "does not match policy myPythonApp/pythonapp: /python/print_env.py changed" && lacks "API_USER =" || return 1
 	cp "$WORK/orig.py" "$WORK/files/print_env.py"
 	echo 'print("x")' >"$WORK/files/extra.py"
-	run start_service las && rejected && has "does not match policy" || return 1
+	run start_service las && rejected && has "/python/extra.py is not a protected file of the policy" || return 1
 	rm "$WORK/files/extra.py"
+	mv "$WORK/files/print_env.py" "$WORK/orig2.py"
+	run start_service las && rejected && has "/python/print_env.py is missing" || return 1
+	mv "$WORK/orig2.py" "$WORK/files/print_env.py"
 }
 
 t_other_service_config_gets_nothing() {

@@ -99,6 +99,31 @@ static void test_placeholder_must_name_a_policy_secret(void **state)
 	veil_diags_free(&d);
 }
 
+/* the listed protected files must be the ones the root was computed over */
+static void test_files_must_give_the_root(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	const char *good =
+	    "name: n\nservices:\n  - name: s\n    command: c\n"
+	    "    file_set_root: 082cccc685171910e434780cb94f6416452e8bd5756eb04785dff38d29654fb9\n"
+	    "    files:\n      - {path: /python/print_env.py, mode: \"0644\", sha256: "
+	    "596b0171eb632e646d0d49d72d469a7ebc8895b5b2ac9788b7931a56fe4fb0c6}\n";
+	assert_int_equal(parse(good, &doc, &p, &d), 0);
+	assert_int_equal(p.services[0].file_count, 1);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	char bad[1024];
+	snprintf(bad, sizeof(bad), "%s", good);
+	bad[strlen(bad) - 3] = '0'; /* one hex digit of the file's hash */
+	assert_int_equal(parse(bad, &doc, &p, &d), VEIL_EINVAL);
+	assert_true(has_diag(&d, "the files listed do not give the file_set_root"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
 static void test_hash_is_canonical(void **state)
 {
 	(void)state;

@@ -1164,7 +1164,14 @@ static void test_seed_policy_matches_golden(void **state)
 	    veil_read_file(GOLDEN_DIR "myPythonApp.hash", 1 << 20, &golden_hash, &n, &w.d), 0);
 	load_mesh(mesh_text);
 	add_member("pythonapp", svc_text);
+	/* the protected file, as `veil apply -f service.yaml` measured it */
+	struct veil_file_entry file = {.path = "/python/print_env.py", .mode = 0644};
+	assert_int_equal(veil_sha256_file(SEED_DIR "print_env.py", file.sha256, &w.d), 0);
+	w.meas[0].files = &file;
+	w.meas[0].file_count = 1;
 	derive_ok();
+	w.meas[0].files = NULL;
+	w.meas[0].file_count = 0;
 	struct veil_buf canon;
 	char hash[65];
 	veil_buf_init(&canon, 0);
