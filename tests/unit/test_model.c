@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -148,6 +149,7 @@ int main(void)
 	    cmocka_unit_test(test_access_lists),
 	    cmocka_unit_test(test_placeholder_must_name_a_policy_secret),
 	    cmocka_unit_test(test_hash_is_canonical),
+	    cmocka_unit_test(test_files_must_give_the_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
