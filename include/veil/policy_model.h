@@ -6,6 +6,11 @@
 
 #include "veil/manifest.h"
 
+struct veil_policy_file {
+	const char *path, *sha256; /* sha256: 64 hex */
+	unsigned mode;
+};
+
 struct veil_policy_service {
 	const char *name, *image_name, *file_set_root, *command, *pwd;
 	char **mrenclaves;
@@ -14,6 +19,8 @@ struct veil_policy_service {
 	size_t platform_count;
 	struct veil_env_var *env;
 	size_t env_count;
+	struct veil_policy_file *files; /* the protected files, when listed */
+	size_t file_count;
 	struct veil_pos pos;
 };
 
