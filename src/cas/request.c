@@ -47,3 +47,42 @@ void veil_policy_request_free(struct veil_policy_request *r)
 	veil_buf_free(&r->canonical);
 	memset(r, 0, sizeof(*r));
 }
+
+int veil_attest_request_decode(const char *body, size_t size, struct veil_attest_request *r,
+			       struct veil_diags *d)
+{
+	memset(r, 0, sizeof(*r));
+	json_error_t err;
+	json_t *j = size ? json_loadb(body, size, JSON_REJECT_DUPLICATES, &err) : NULL,
+	       *files = NULL;
+	r->json = j;
+	if (!j ||
+	    json_unpack(j, "{s:s, s:s, s?:s, s?:o}", "config_id", &r->config_id, "evidence",
+			&r->evidence, "file_set_root", &r->file_set_root, "files", &files) ||
+	    (files && !json_is_array(files))) {
+		veil_diag(d, "body must be {\"config_id\": \"NAMESPACE/SERVICE\", \"evidence\": "
+			     "\"...\", \"file_set_root\": \"HEX\", \"files\": [...]}");
+		return VEIL_EINVAL;
+	}
+	r->files = files;
+	const char *slash = strrchr(r->config_id, '/');
+	if (!slash || slash == r->config_id || (size_t)(slash - r->config_id) >= sizeof(r->ns) ||
+	    !veil_valid_object_name(slash + 1)) {
+		veil_diag(d, "config_id must be NAMESPACE/SERVICE");
+		return VEIL_EINVAL;
+	}
+	memcpy(r->ns, r->config_id, (size_t)(slash - r->config_id));
+	r->ns[slash - r->config_id] = '\0';
+	r->service = slash + 1;
+	if (!veil_valid_namespace(r->ns)) {
+		veil_diag(d, "config_id must be NAMESPACE/SERVICE");
+		return VEIL_EINVAL;
+	}
+	return 0;
+}
+
+void veil_attest_request_free(struct veil_attest_request *r)
+{
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}

@@ -692,38 +692,24 @@ static void attest(struct ctx *c)
 	struct veil_diags d;
 	memset(&st, 0, sizeof(st));
 	veil_diags_init(&d);
-	json_t *req = NULL, *resp = NULL;
-	char ns[256], msg[600], *body = NULL;
-	const char *config_id = NULL, *evidence = NULL, *root = NULL;
-	json_t *sent_files = NULL;
+	struct veil_attest_request q;
+	json_t *resp = NULL;
+	char msg[600], *body = NULL;
+	memset(&q, 0, sizeof(q));
 	if (!c->identity) {
 		fail(c, 403, NULL, "attestation needs the client certificate the evidence binds");
 		goto out;
 	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
-	size_t n = evbuffer_get_length(in);
-	json_error_t err;
-	req = n ? json_loadb((const char *)evbuffer_pullup(in, -1), n, JSON_REJECT_DUPLICATES, &err)
-		: NULL;
-	if (!req || json_unpack(req, "{s:s, s:s, s?:s, s?:o}", "config_id", &config_id, "evidence",
-				&evidence, "file_set_root", &root, "files", &sent_files)) {
-		fail(c, 400, NULL,
-		     "body must be {\"config_id\": \"NAMESPACE/SERVICE\", \"evidence\": \"...\", "
-		     "\"file_set_root\": \"HEX\"}");
+	if (veil_attest_request_decode((const char *)evbuffer_pullup(in, -1),
+				       evbuffer_get_length(in), &q, &d)) {
+		diags_text(&d, msg, sizeof(msg));
+		fail(c, 400, NULL, "%s", msg);
 		goto out;
 	}
-	const char *slash = strrchr(config_id, '/');
-	if (!slash || slash == config_id || (size_t)(slash - config_id) >= sizeof(ns) ||
-	    !veil_valid_object_name(slash + 1)) {
-		fail(c, 400, NULL, "config_id must be NAMESPACE/SERVICE");
-		goto out;
-	}
-	snprintf(ns, sizeof(ns), "%.*s", (int)(slash - config_id), config_id);
-	const char *svc_name = slash + 1;
-	if (!veil_valid_namespace(ns)) {
-		fail(c, 400, NULL, "config_id must be NAMESPACE/SERVICE");
-		goto out;
-	}
+	const char *ns = q.ns, *svc_name = q.service, *config_id = q.config_id;
+	const char *evidence = q.evidence, *root = q.file_set_root;
+	json_t *sent_files = q.files;
 	int rc = c->t->store->ops->get(c->t->store, ns, &r);
 	if (rc == VEIL_ENOENT) {
 		fail(c, 404, ns, "no namespace %s", ns);
@@ -804,7 +790,7 @@ out:
 	}
 	veil_diags_free(&d);
 	json_decref(resp);
-	json_decref(req);
+	veil_attest_request_free(&q);
 	stored_free(&st);
 	veil_record_free(&r);
 }

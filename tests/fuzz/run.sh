@@ -9,7 +9,7 @@ if [ ! -f "$build/build.ninja" ]; then
 	CC=clang meson setup "$build" "$root" -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
 fi
-harnesses="manifest meshfile record policy request evidence"
+harnesses="manifest meshfile record policy request evidence attest"
 ninja -C "$build" $(for f in $harnesses; do echo tests/fuzz/fuzz_$f; done) >/dev/null
 pass=0
 fail=0
@@ -21,7 +21,7 @@ for f in $harnesses; do
 			[ -f "$s" ] && cp "$s" "$corpus/ref$((i++))"; done ;;
 	meshfile) i=0; for s in "$root"/examples/*/Meshfile "$root"/../shared/reference/scone-tutorial-manifests/*mesh*; do
 			[ -f "$s" ] && cp "$s" "$corpus/m$((i++))"; done ;;
-	record | policy | request | evidence) cp "$root"/tests/fuzz/corpus/$f/* "$corpus"/ ;;
+	record | policy | request | evidence | attest) cp "$root"/tests/fuzz/corpus/$f/* "$corpus"/ ;;
 	esac
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 	if "$build/tests/fuzz/fuzz_$f" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
