@@ -89,6 +89,9 @@ int veil_sha256(const void *data, size_t size, uint8_t out[static VEIL_SHA256_SI
 int veil_sha256_file(const char *path, uint8_t out[static VEIL_SHA256_SIZE], struct veil_diags *d);
 /* lower-case hex, out must hold 2*size+1 bytes */
 void veil_hex(const uint8_t *in, size_t size, char *out);
+/* exactly 2*size lower-case hex digits -> size bytes; 0 or VEIL_EINVAL
+ * (out untouched then) */
+int veil_unhex(const char *hex, uint8_t *out, size_t size);
 
 /* Edit distance, for "did you mean" suggestions; capped at 255. */
 unsigned veil_edit_distance(const char *a, const char *b);

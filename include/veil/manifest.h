@@ -131,6 +131,9 @@ enum veil_doc_kind veil_doc_kind(const struct ydoc *doc, struct veil_diags *d);
 int veil_service_parse(const struct ydoc *doc, struct veil_service_manifest *out,
 		       struct veil_diags *d);
 int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *out, struct veil_diags *d);
+/* The CAS that holds the mesh's policy: the cas entry with alias "security",
+ * else the first; NULL if the Meshfile names none. */
+const struct veil_mesh_cas *veil_mesh_policy_cas(const struct veil_mesh *mesh);
 
 /* Names: env variables [A-Za-z_][A-Za-z0-9_]*, secrets [A-Za-z0-9_-]+ (no
  * dots: a dot starts a placeholder suffix), services and namespaces

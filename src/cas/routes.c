@@ -730,11 +730,7 @@ static void attest(struct ctx *c)
 	}
 	/* 1. the evidence is bound to the key of this very TLS connection */
 	uint8_t rd[VEIL_SHA256_SIZE];
-	for (size_t i = 0; i < sizeof(rd); i++) {
-		unsigned v;
-		sscanf(c->identity + 2 * i, "%2x", &v);
-		rd[i] = (uint8_t)v;
-	}
+	veil_unhex(c->identity, rd, sizeof(rd)); /* our own hex of the peer's key */
 	struct veil_claims cl;
 	if (veil_evidence_verify(evidence, strlen(evidence), rd, &cl, &d)) {
 		diags_text(&d, msg, sizeof(msg));

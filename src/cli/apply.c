@@ -247,22 +247,13 @@ static void free_records(struct member_src *v, size_t n)
 	free(v);
 }
 
-static const struct veil_mesh_cas *policy_cas(const struct veil_mesh *mesh)
-{
-	for (size_t i = 0; i < mesh->cas_count; i++)
-		for (size_t k = 0; k < mesh->cas[i].alias_count; k++)
-			if (!strcmp(mesh->cas[i].alias[k], "security"))
-				return &mesh->cas[i];
-	return mesh->cas_count ? &mesh->cas[0] : NULL;
-}
-
 /* POST the policy; if the namespace exists, name its current hash as the
  * predecessor and PUT. Updates *policy, *canon and hash accordingly. */
 static int upload(const struct apply_opts *o, const struct veil_mesh *mesh, struct yarena *a,
 		  struct ynode *policy, struct veil_buf *canon, char hash[static 65],
 		  struct veil_diags *d)
 {
-	const struct veil_mesh_cas *mc = policy_cas(mesh);
+	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(mesh);
 	const char *url = o->cas ? o->cas : mc ? mc->cas_url : NULL;
 	struct client c = {0};
 	struct response r = {0};

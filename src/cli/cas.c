@@ -94,11 +94,7 @@ int cli_attest(const char *url, const struct tolerance *t, struct veil_diags *d)
 		goto out;
 	}
 	uint8_t rd[VEIL_SHA256_SIZE];
-	for (size_t i = 0; i < sizeof(rd); i++) {
-		unsigned v;
-		sscanf(r.server_key + 2 * i, "%2x", &v);
-		rd[i] = (uint8_t)v;
-	}
+	veil_unhex(r.server_key, rd, sizeof(rd)); /* our own hex of the TLS key */
 	struct veil_claims cl;
 	if (veil_evidence_verify(evidence, strlen(evidence), rd, &cl, d)) {
 		veil_diag(d, "%s: the CAS's evidence does not verify", c.url);

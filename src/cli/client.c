@@ -196,13 +196,7 @@ void response_error(const struct response *r, const char *what, struct veil_diag
 static int hex_to_b64(const char *hex, char *out, size_t cap)
 {
 	uint8_t raw[VEIL_SHA256_SIZE];
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -1;
-		raw[i] = (uint8_t)v;
-	}
-	if (cap < 45)
+	if (veil_unhex(hex, raw, sizeof(raw)) || cap < 45)
 		return -1;
 	EVP_EncodeBlock((unsigned char *)out, raw, sizeof(raw));
 	return 0;

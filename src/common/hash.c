@@ -52,6 +52,27 @@ out:
 	return rc;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int veil_unhex(const char *hex, uint8_t *out, size_t size)
+{
+	if (!hex || strlen(hex) != 2 * size)
+		return VEIL_EINVAL;
+	for (size_t i = 0; i < 2 * size; i++)
+		if (hex_digit(hex[i]) < 0)
+			return VEIL_EINVAL;
+	for (size_t i = 0; i < size; i++)
+		out[i] = (uint8_t)(hex_digit(hex[2 * i]) << 4 | hex_digit(hex[2 * i + 1]));
+	return 0;
+}
+
 void veil_hex(const uint8_t *in, size_t size, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -183,15 +183,6 @@ struct svc_out {
 	const char *cas_addr;
 };
 
-static const struct veil_mesh_cas *main_cas(const struct veil_mesh *mesh)
-{
-	for (size_t i = 0; i < mesh->cas_count; i++)
-		for (size_t k = 0; k < mesh->cas[i].alias_count; k++)
-			if (!strcmp(mesh->cas[i].alias[k], "security"))
-				return &mesh->cas[i];
-	return mesh->cas_count ? &mesh->cas[0] : NULL;
-}
-
 static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const char *part_of,
 			   int pull_secrets)
 {
@@ -337,7 +328,7 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		rc = VEIL_EINVAL;
 		goto out;
 	}
-	const struct veil_mesh_cas *cas = main_cas(mesh);
+	const struct veil_mesh_cas *cas = veil_mesh_policy_cas(mesh);
 	struct ynode *values = ynew_map(a), *services = ynew_map(a), *casv = ynew_map(a),
 		     *pol = ynew_map(a);
 	ymap_put_str(a, casv, "addr", cas ? cas->cas_url : "");

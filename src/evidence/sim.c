@@ -63,20 +63,6 @@ out:
 	return rc;
 }
 
-static int unhex32(const char *s, uint8_t out[static VEIL_SHA256_SIZE])
-{
-	if (!s || strlen(s) != 2 * VEIL_SHA256_SIZE)
-		return -1;
-	for (size_t i = 0; i < VEIL_SHA256_SIZE; i++) {
-		unsigned v;
-		if (!strchr("0123456789abcdef", s[2 * i]) ||
-		    !strchr("0123456789abcdef", s[2 * i + 1]) || sscanf(s + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (uint8_t)v;
-	}
-	return 0;
-}
-
 static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE],
 		      struct veil_claims *c, struct veil_diags *d)
 {
@@ -122,7 +108,8 @@ static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 		goto out;
 	}
 	uint8_t rdb[VEIL_SHA256_SIZE], mb[VEIL_SHA256_SIZE];
-	if (unhex32(rd, rdb) || unhex32(meas, mb) || strlen(tcb) >= sizeof(c->tcb_status)) {
+	if (veil_unhex(rd, rdb, sizeof(rdb)) || veil_unhex(meas, mb, sizeof(mb)) ||
+	    strlen(tcb) >= sizeof(c->tcb_status)) {
 		veil_diag(d, "sim evidence: malformed claims");
 		goto out;
 	}

@@ -393,20 +393,6 @@ out:
 	return rc;
 }
 
-static int parse_hex(const char *s, uint8_t *out, size_t size)
-{
-	if (!s || strlen(s) != 2 * size)
-		return -1;
-	for (size_t i = 0; i < size; i++) {
-		unsigned v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdef", s[2 * i]) ||
-		    !strchr("0123456789abcdef", s[2 * i + 1]))
-			return -1;
-		out[i] = (uint8_t)v;
-	}
-	return 0;
-}
-
 int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			   struct veil_diags *d)
 {
@@ -436,7 +422,7 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 	const char *rts = rt ? yget_str(&c, rt, "sha256", 1, "record runtime") : NULL;
 	const struct ynode *files = yget_coll(&c, root, "files", YT_SEQ, 0, "record");
 	uint8_t tmp[VEIL_SHA256_SIZE];
-	if (c.errors || parse_hex(fsr, tmp, sizeof(tmp)) || parse_hex(rts, tmp, sizeof(tmp))) {
+	if (c.errors || veil_unhex(fsr, tmp, sizeof(tmp)) || veil_unhex(rts, tmp, sizeof(tmp))) {
 		yerr(&c, root,
 		     "measurement record is incomplete or has malformed hashes; run "
 		     "'veil apply -f service.yaml' again");
@@ -465,7 +451,7 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			const char *p = yget_str(&c, f, "path", 1, "files entry");
 			const char *mode = yget_str(&c, f, "mode", 1, "files entry");
 			const char *h = yget_str(&c, f, "sha256", 1, "files entry");
-			if (!p || !mode || parse_hex(h, m.files[i].sha256, VEIL_SHA256_SIZE)) {
+			if (!p || !mode || veil_unhex(h, m.files[i].sha256, VEIL_SHA256_SIZE)) {
 				yerr(&c, f, "malformed files entry");
 				goto out;
 			}

@@ -77,14 +77,9 @@ static void serve(int fd, EVP_PKEY *platform)
 	req[n] = '\0';
 	uint8_t rd[VEIL_SHA256_SIZE];
 	char hex[65];
-	if (sscanf(req, "REPORT %64[0-9a-f]\n", hex) != 1 || strlen(hex) != 64) {
+	if (sscanf(req, "REPORT %64[0-9a-f]\n", hex) != 1 || veil_unhex(hex, rd, sizeof(rd))) {
 		reply(fd, "ERROR expected 'REPORT <64 hex digits>'\n");
 		return;
-	}
-	for (size_t i = 0; i < sizeof(rd); i++) {
-		unsigned v;
-		sscanf(hex + 2 * i, "%2x", &v);
-		rd[i] = (uint8_t)v;
 	}
 	/* /proc/<pid>/exe opens the very inode the caller runs, even if the
 	 * file at its path was replaced since */

@@ -275,3 +275,12 @@ int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *m, struct veil_dia
 	}
 	return c.errors ? VEIL_EINVAL : 0;
 }
+
+const struct veil_mesh_cas *veil_mesh_policy_cas(const struct veil_mesh *mesh)
+{
+	for (size_t i = 0; i < mesh->cas_count; i++)
+		for (size_t k = 0; k < mesh->cas[i].alias_count; k++)
+			if (!strcmp(mesh->cas[i].alias[k], "security"))
+				return &mesh->cas[i];
+	return mesh->cas_count ? &mesh->cas[0] : NULL;
+}

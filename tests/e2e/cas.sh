@@ -16,8 +16,6 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-pass=0
-fail=0
 
 . "$ROOT/tests/e2e/lib.sh"
 
@@ -397,18 +395,7 @@ t_pin_detects_new_key() {
 	stop_cas
 }
 
-for t in t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
+run_in_order cas t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
 	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_import_needs_consent t_child_namespaces \
-	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_pin_detects_new_key; do
-	cd "$WORK" || exit 1
-	if "$t"; then
-		echo "ok   $t"
-		pass=$((pass + 1))
-	else
-		echo "FAIL $t"
-		fail=$((fail + 1))
-	fi
-done
-echo "cas: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_pin_detects_new_key

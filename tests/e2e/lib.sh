@@ -14,3 +14,23 @@ ok() { [ "$rc" -eq 0 ] || die "expected success, got exit $rc: $err $out"; }
 rejected() { [ "$rc" -eq 1 ] || die "expected exit 1, got $rc (stdout: $out) (stderr: $err)"; }
 has() { grep -qF -- "$1" <<<"$err$out" || die "expected message: $1"$'\n'"    got: $err$out"; }
 lacks() { ! grep -qF -- "$1" <<<"$err$out" || die "unexpected message: $1"; }
+
+# run_in_order LABEL TEST...: runs the scenarios in this shell, in order (they
+# may share servers), from $WORK; prints "LABEL: N passed, N failed" and
+# returns non-zero if any failed.
+run_in_order() {
+	local label=$1 t passed=0 failed=0
+	shift
+	for t in "$@"; do
+		cd "$WORK" || return 1
+		if "$t"; then
+			echo "ok   $t"
+			passed=$((passed + 1))
+		else
+			echo "FAIL $t"
+			failed=$((failed + 1))
+		fi
+	done
+	echo "$label: $passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+}
