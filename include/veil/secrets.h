@@ -46,6 +46,11 @@ void veil_secret_set_free(struct veil_secret_set *set);
 const struct veil_secret_value *veil_secret_find(const struct veil_secret_set *set,
 						 const char *name);
 
+/* Appends a copy of src under `name`: an imported secret under the importer's
+ * local name, for rendering. */
+int veil_secret_set_append(struct veil_secret_set *set, const char *name,
+			   const struct veil_secret_value *src);
+
 /* Serialised form for encrypted storage (and back). The buffer is secure
  * memory: free with veil_secure_free(buf, size). */
 int veil_secret_set_serialize(const struct veil_secret_set *set, uint8_t **buf, size_t *size);

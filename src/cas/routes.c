@@ -207,58 +207,80 @@ static int read_policy(struct ctx *c, struct veil_policy_request *in, const char
 }
 
 /* Imports need the exporting owner's consent: the exporting namespace's
- * policy lists the importer under the secret's `export`. Checked at create
- * and update; /v1/attest checks again when it renders the value. */
+ * policy lists the importer under the secret's `export`. The exporter is
+ * opened into *st (the caller frees it with stored_free and r with
+ * veil_record_free); 0 with the exported value in *val (NULL when the
+ * exporter has none, e.g. an explicit import chain), else an HTTP status and
+ * the reason in msg. Checked at create and update, and again by /v1/attest
+ * each time it renders the value: consent withdrawn stops new starts. */
+static int open_export(struct cas_thread *t, const char *importer, const struct veil_secret *s,
+		       struct veil_record *r, struct stored *st,
+		       const struct veil_secret_value **val, char *msg, size_t cap)
+{
+	const char *from = s->import_namespace, *name = s->import_secret;
+	memset(st, 0, sizeof(*st));
+	*val = NULL;
+	if (!strcmp(from, importer)) {
+		snprintf(msg, cap, "secret %s: a namespace cannot import from itself", s->name);
+		return 400;
+	}
+	int rc = t->store->ops->get(t->store, from, r);
+	if (rc == VEIL_ENOENT) {
+		snprintf(msg, cap, "secret %s imports from namespace %s, which does not exist",
+			 s->name, from);
+		return 400;
+	}
+	if (rc || stored_open(t->cas, r, st)) {
+		snprintf(msg, cap, "cannot open namespace %s", from);
+		return 500;
+	}
+	const struct veil_secret *src = NULL;
+	for (size_t k = 0; k < st->policy.secret_count; k++)
+		if (!strcmp(st->policy.secrets[k].name, name))
+			src = &st->policy.secrets[k];
+	int consent = 0;
+	for (size_t k = 0; src && k < src->export_count; k++)
+		consent |= !strcmp(src->export_to[k], importer);
+	if (!src) {
+		snprintf(msg, cap,
+			 "secret %s imports %s from namespace %s, which has no such secret",
+			 s->name, name, from);
+		return 400;
+	}
+	if (src->import_namespace) {
+		snprintf(msg, cap,
+			 "secret %s of namespace %s is itself imported: imports do not chain", name,
+			 from);
+		return 400;
+	}
+	if (!consent) {
+		snprintf(msg, cap,
+			 "namespace %s does not export secret %s to %s (its owner must list %s "
+			 "under the secret's export)",
+			 from, name, importer, importer);
+		return 403;
+	}
+	*val = veil_secret_find(&st->secrets, name);
+	return 0;
+}
+
 static int check_imports(struct ctx *c, const struct veil_policy *p)
 {
 	for (size_t i = 0; i < p->secret_count; i++) {
 		const struct veil_secret *s = &p->secrets[i];
 		if (!s->import_namespace)
 			continue;
-		const char *from = s->import_namespace, *name = s->import_secret;
-		if (!strcmp(from, p->name)) {
-			fail(c, 400, p->name, "secret %s: a namespace cannot import from itself",
-			     s->name);
-			return -1;
-		}
 		struct veil_record r = {0};
 		struct stored st;
-		memset(&st, 0, sizeof(st));
-		int rc = c->t->store->ops->get(c->t->store, from, &r);
-		if (rc == VEIL_ENOENT) {
-			fail(c, 400, p->name,
-			     "secret %s imports from namespace %s, which does not exist", s->name,
-			     from);
-			veil_record_free(&r);
-			return -1;
-		}
-		if (rc || stored_open(c->t->cas, &r, &st)) {
-			fail(c, 500, p->name, "cannot open namespace %s", from);
-			stored_free(&st);
-			veil_record_free(&r);
-			return -1;
-		}
-		const struct veil_secret *src = NULL;
-		for (size_t k = 0; k < st.policy.secret_count; k++)
-			if (!strcmp(st.policy.secrets[k].name, name))
-				src = &st.policy.secrets[k];
-		int consent = 0;
-		for (size_t k = 0; src && k < src->export_count; k++)
-			consent |= !strcmp(src->export_to[k], p->name);
-		if (!src)
-			fail(c, 400, p->name,
-			     "secret %s imports %s from namespace %s, which has no "
-			     "such secret",
-			     s->name, name, from);
-		else if (!consent)
-			fail(c, 403, p->name,
-			     "namespace %s does not export secret %s to %s (its owner must list %s "
-			     "under the secret's export)",
-			     from, name, p->name, p->name);
+		const struct veil_secret_value *val;
+		char msg[600];
+		int status = open_export(c->t, p->name, s, &r, &st, &val, msg, sizeof(msg));
 		stored_free(&st);
 		veil_record_free(&r);
-		if (!src || !consent)
+		if (status) {
+			fail(c, status, p->name, "%s", msg);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -766,6 +788,31 @@ static void attest(struct ctx *c)
 		fail(c, 403, ns, "file-set root %.16s... does not match policy %s%s",
 		     root ? root : "(none)", config_id, which);
 		goto out;
+	}
+	/* 6. imported secrets, each with its exporter's consent as of now */
+	for (size_t i = 0; i < p->secret_count; i++) {
+		const struct veil_secret *s = &p->secrets[i];
+		if (!s->import_namespace)
+			continue;
+		struct veil_record er = {0};
+		struct stored est;
+		const struct veil_secret_value *val;
+		int status = open_export(c->t, ns, s, &er, &est, &val, msg, sizeof(msg));
+		if (!status && !val) {
+			snprintf(msg, sizeof(msg), "namespace %s holds no value for secret %s",
+				 s->import_namespace, s->import_secret);
+			status = 500;
+		} else if (!status && veil_secret_set_append(&st.secrets, s->name, val)) {
+			snprintf(msg, sizeof(msg), "out of memory");
+			status = 500;
+		}
+		stored_free(&est);
+		veil_record_free(&er);
+		if (status) {
+			fail(c, status == 500 ? 500 : 403, ns, "cannot provision %s: %s", config_id,
+			     msg);
+			goto out;
+		}
 	}
 	if (!(resp = json_object()) || render_config(p, svc, &st.secrets, resp, &d) ||
 	    !(body = json_dumps(resp, JSON_COMPACT))) {

@@ -1158,17 +1158,21 @@ out:
 	return rc;
 }
 
+static void value_free(struct veil_secret_value *v)
+{
+	sec_freep(&v->name);
+	sec_freep(&v->kind);
+	sec_freep(&v->bytes);
+	sec_freep(&v->key_pem);
+	sec_freep(&v->pub_pem);
+	sec_freep(&v->cert_pem);
+	sec_freep(&v->chain_pem);
+}
+
 static void values_free(struct veil_secret_value *v, size_t n)
 {
-	for (size_t i = 0; v && i < n; i++) {
-		sec_freep(&v[i].name);
-		sec_freep(&v[i].kind);
-		sec_freep(&v[i].bytes);
-		sec_freep(&v[i].key_pem);
-		sec_freep(&v[i].pub_pem);
-		sec_freep(&v[i].cert_pem);
-		sec_freep(&v[i].chain_pem);
-	}
+	for (size_t i = 0; v && i < n; i++)
+		value_free(&v[i]);
 	veil_secure_free(v, 0);
 }
 
@@ -1260,6 +1264,32 @@ void veil_secret_set_free(struct veil_secret_set *set)
 	values_free(set->v, set->count);
 	set->v = NULL;
 	set->count = 0;
+}
+
+int veil_secret_set_append(struct veil_secret_set *set, const char *name,
+			   const struct veil_secret_value *src)
+{
+	if (!set || !name || !src)
+		return VEIL_EINVAL;
+	struct veil_secret_value *v = veil_secure_alloc((set->count + 2) * sizeof(*v));
+	if (!v)
+		return VEIL_ENOMEM;
+	if (set->count)
+		memcpy(v, set->v, set->count * sizeof(*v));
+	struct veil_secret_value *n = &v[set->count];
+	int rc = copy_value(n, src);
+	sec_freep(&n->name);
+	if (!rc && !(n->name = veil_secure_strdup(name)))
+		rc = VEIL_ENOMEM;
+	if (rc) {
+		value_free(n);
+		veil_secure_free(v, 0);
+		return rc;
+	}
+	veil_secure_free(set->v, 0);
+	set->v = v;
+	set->count++;
+	return 0;
 }
 
 const struct veil_secret_value *veil_secret_find(const struct veil_secret_set *set,

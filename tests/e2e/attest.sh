@@ -161,14 +161,56 @@ YML
 	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
 	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
 	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
-	local first=$out
+	PW_FIRST=$out
 	has "length 16" || return 1
 	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
-	[ "$out" = "$first" ] || die "the second start got another password" || return 1
+	[ "$out" = "$PW_FIRST" ] || die "the second start got another password" || return 1
 	# an update keeps ascii secrets
 	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "updated namespace pwcheck" || return 1
 	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
-	[ "$out" = "$first" ] || die "an update changed the password"
+	[ "$out" = "$PW_FIRST" ] || die "an update changed the password"
+}
+
+# a secret imported from another namespace: the exporter's value, only while
+# the exporter's owner consents (checked again at every start)
+t_imported_secret() {
+	cd "$WORK/pw" || return 1
+	cp service.yaml service.noexport.yaml
+	sed -i 's|      size: 16|      size: 16\n      export: pwimport|' service.yaml
+	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "updated namespace pwcheck" || return 1
+	mkdir -p "$WORK/imp/files" && cd "$WORK/imp" || return 1
+	cp "$WORK/pw/hashpw.py" . && cp "$WORK/pw/files/hashpw.py" files/
+	cat >service.yaml <<'YML'
+apiVersion: veil/v1
+kind: genservice
+environment:
+  local:
+    - name: PW
+      value: "$$SCONE::pw$$"
+secrets:
+  import:
+    - {name: pw, namespace: pwcheck, secret: pw}
+build:
+  name: pwimp
+  to: veil.test/pwimp:1
+  pwd: /python
+  command: python3 hashpw.py
+  copy:
+    - hashpw.py
+YML
+	printf 'apiVersion: veil/v1\nkind: mesh\npolicy: {namespace: pwimport}\nservices:\n  - {name: app, image: "veil.test/pwimp:1"}\n' >Meshfile
+	VEIL_RUNTIME=$BUILD/veil-run run "$VEIL" apply -f service.yaml --no-push && ok || return 1
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "created namespace pwimport" || return 1
+	FILES=$WORK/imp/files run start_service las SCONE_CONFIG_ID=pwimport/app && ok || return 1
+	[ "$out" = "$PW_FIRST" ] || die "the importer got another value: $out" || return 1
+	# the exporter withdraws its consent: the importer's next start gets nothing
+	cd "$WORK/pw" && cp service.noexport.yaml service.yaml || return 1
+	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
+	FILES=$WORK/imp/files run start_service las SCONE_CONFIG_ID=pwimport/app && rejected || return 1
+	has "namespace pwcheck does not export secret pw to pwimport" && lacks "PW sha256" || return 1
+	grep -a "pwimport" "$WORK"/cas/audit* | tail -1 | grep -q "does not export secret pw" || die "refusal not audited"
 }
 
 # a policy update that drops the old measurement stops new starts of the old build
@@ -186,5 +228,5 @@ t_password_never_leaks() {
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_other_service_config_gets_nothing t_untrusted_platform_refused \
-	t_replayed_evidence_refused t_second_start_same_password t_update_drops_old_measurement \
+	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_update_drops_old_measurement \
 	t_password_never_leaks t_production_policy_refuses_simulation

@@ -1542,6 +1542,49 @@ static void test_find_and_free(void **state)
 	veil_secret_set_free(NULL);
 }
 
+/* An imported value joins the importer's set under the importer's name; the
+ * rendering then works as for the importer's own secrets. */
+static void test_append_imported(void **state)
+{
+	struct veil_secret exp_defs[] = {
+	    {.name = "shared", .kind = "ascii", .size = 12, .has_size = 1},
+	    {.name = "tls", .kind = "x509"}};
+	struct veil_secret own_def = {.name = "mine", .kind = "binary"};
+	struct veil_secret_set exporter = {0}, importer = {0};
+	gen_ok(exp_defs, 2, NULL, &exporter);
+	gen_ok(&own_def, 1, NULL, &importer);
+	const struct veil_secret_value *src = must_find(&exporter, "shared");
+	assert_int_equal(veil_secret_set_append(&importer, "theirs", src), 0);
+	assert_int_equal(veil_secret_set_append(&importer, "cert", must_find(&exporter, "tls")), 0);
+	assert_int_equal(importer.count, 3);
+	assert_non_null(must_find(&importer, "mine"));
+	const struct veil_secret_value *v = must_find(&importer, "theirs");
+	assert_ptr_not_equal(v->bytes, src->bytes); /* a copy: the exporter's set may go */
+	assert_int_equal(v->size, 12);
+	assert_memory_equal(v->bytes, src->bytes, 12);
+	assert_string_equal(v->kind, "ascii");
+	char *out = NULL;
+	assert_int_equal(
+	    veil_secret_render("pw=$$SCONE::theirs$$ c=$$SCONE::cert:crt$$", &importer, &out, &D),
+	    0);
+	assert_memory_equal(out + 3, src->bytes, 12);
+	assert_non_null(strstr(out, must_find(&exporter, "tls")->cert_pem));
+	veil_secure_strfree(out);
+	veil_secret_set_free(&exporter);
+	assert_string_equal(must_find(&importer, "cert")->kind, "x509");
+	assert_int_equal(veil_secret_set_append(&importer, NULL, v), VEIL_EINVAL);
+	assert_int_equal(veil_secret_set_append(NULL, "x", v), VEIL_EINVAL);
+	assert_int_equal(importer.count, 3);
+	veil_secret_set_free(&importer);
+	/* appending to an empty set */
+	struct veil_secret_value lone = {
+	    .name = "n", .kind = "explicit", .bytes = (uint8_t *)"v", .size = 1};
+	assert_int_equal(veil_secret_set_append(&importer, "lone", &lone), 0);
+	assert_int_equal(importer.count, 1);
+	assert_memory_equal(must_find(&importer, "lone")->bytes, "v", 1);
+	veil_secret_set_free(&importer);
+}
+
 static int group_setup(void **state)
 {
 	veil_diags_init(&D);
@@ -1581,6 +1624,7 @@ int main(void)
 	    cmocka_unit_test(test_render_suffix_matrix),
 	    cmocka_unit_test(test_render_encodings),
 	    cmocka_unit_test(test_find_and_free),
+	    cmocka_unit_test(test_append_imported),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
