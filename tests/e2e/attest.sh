@@ -222,11 +222,66 @@ t_update_drops_old_measurement() {
 	has "not in policy pwcheck/app"
 }
 
-t_password_never_leaks() {
-	! grep -rqa "API_PASSWORD=" "$WORK/cas" "$WORK"/*.out "$WORK"/*.err || die "password variable in CAS files or logs"
+# The seed's password itself: a probe service of the same mesh declares the same
+# global secret and writes the value to a file only this test reads; then
+# the value must be nowhere else: target/, the CAS folder, every log and
+# output, the process list while a provisioned program runs.
+t_password_value_never_leaks() {
+	mkdir -p "$WORK/probe/files" "$WORK/probe-out" && cd "$WORK/probe" || return 1
+	cat >probe.py <<'PY'
+import os, time
+with open(os.environ["PROBE_OUT"], "w") as f:
+    f.write(os.environ["API_PASSWORD"])
+open(os.environ["PROBE_OUT"] + ".ready", "w").close()
+time.sleep(1)
+PY
+	cp probe.py files/
+	cat >service.yaml <<YML
+apiVersion: veil/v1
+kind: genservice
+environment:
+  local:
+    - name: API_PASSWORD
+      value: "\$\$SCONE::password\$\$"
+    - name: PROBE_OUT
+      value: $WORK/probe-out/pw
+secrets:
+  global:
+  - name: password
+    kind: ascii
+    size: 10
+build:
+  name: probe
+  to: veil.test/probe:1
+  pwd: /python
+  command: python3 probe.py
+  copy:
+    - probe.py
+YML
+	cd "$WORK/app" || return 1
+	VEIL_RUNTIME=$BUILD/veil-run run "$VEIL" apply -f "$WORK/probe/service.yaml" --no-push && ok || return 1
+	{ cat "$SEED/Meshfile"; printf '  - name: probe\n    image: veil.test/probe:1\n'; } >Meshfile.probe
+	run "$VEIL" apply -f Meshfile.probe --mode debug --cas "$URL" && ok && has "updated namespace myPythonApp" || return 1
+	FILES=$WORK/probe/files start_service las SCONE_CONFIG_ID=myPythonApp/probe >"$WORK/probe.run" 2>&1 &
+	local probe=$!
+	for _ in $(seq 100); do [ -e "$WORK/probe-out/pw.ready" ] && break; sleep 0.05; done
+	{ ps -eo args; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' ' '; } >"$WORK/probe-out/ps.txt"
+	wait "$probe" || die "the probe did not start: $(cat "$WORK/probe.run")" || return 1
+	grep -q "probe.py" "$WORK/probe-out/ps.txt" || die "the process list was taken too late" || return 1
+	local pw
+	pw=$(cat "$WORK/probe-out/pw")
+	[ ${#pw} = 10 ] || die "the probe got a ${#pw}-character password" || return 1
+	# the seed gets this same password (its output shows only the length)
+	run start_service las && ok && has "API_PASSWORD is set (10 characters)" || return 1
+	printf '%s\n' "$out" >"$WORK/seed-run.out"
+	if grep -rqaF -- "$pw" "$WORK/probe-out/ps.txt"; then die "the password is in the process list"; return 1; fi
+	local hits
+	hits=$(grep -rlaF --exclude-dir=probe-out -- "$pw" "$WORK" 2>/dev/null)
+	[ -z "$hits" ] || die "the password is in: $hits" || return 1
+	[ -d "$WORK/app/target" ] && [ -d "$WORK/cas" ] && ls "$WORK"/cas.err "$WORK"/las.out >/dev/null || die "nothing was searched"
 }
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_other_service_config_gets_nothing t_untrusted_platform_refused \
 	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_update_drops_old_measurement \
-	t_password_never_leaks t_production_policy_refuses_simulation
+	t_password_value_never_leaks t_production_policy_refuses_simulation
