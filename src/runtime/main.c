@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -25,6 +26,7 @@
 
 #include "veil/image.h"
 #include "veil/tls.h"
+#include "inject.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_ARGS 256
@@ -306,6 +308,9 @@ int main(int argc, char **argv)
 		return die("VEIL_CAS_KEY must be the CAS's 64-hex-digit key hash");
 	if (!strncmp(cas, "https://", 8))
 		cas += 8;
+	/* no core dump and no ptrace by same-uid processes while veil-run holds
+	 * its key and the configuration (execve gives the program its own say) */
+	prctl(PR_SET_DUMPABLE, 0);
 	/* the host's openssl.cnf has no say over the runtime (and costs ms) */
 	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	/* the configuration holds secrets: jansson's memory is wiped when freed */
@@ -375,12 +380,31 @@ int main(int argc, char **argv)
 	/* 4. the policy's pwd must be the folder that was measured */
 	if (strcmp(pwd, files_dir))
 		return die("the policy's pwd %s is not the measured folder %s", pwd, files_dir);
-	if (json_array_size(files))
-		return die("injection files are not supported by this veil-run yet");
+	/* 5. injection files, in memory only */
+	size_t ninj = json_array_size(files);
+	struct inject_file *inj = calloc(ninj + 1, sizeof(*inj));
+	if (!json_is_array(files) || !inj)
+		return die("malformed configuration from the CAS");
+	for (size_t i = 0; i < ninj; i++) {
+		json_t *c = NULL;
+		if (json_unpack(json_array_get(files, i), "{s:s, s:o}", "path", &inj[i].path,
+				"content", &c) ||
+		    !json_is_string(c))
+			return die("malformed injection file from the CAS");
+		inj[i].content = json_string_value(c);
+		inj[i].size = json_string_length(c);
+	}
+	char why[600];
+	if (inject_files(inj, ninj, why, sizeof(why)))
+		return die("%s", why);
+	free(inj);
+	if (ninj)
+		logmsg("%zu injection file%s placed (%s)", ninj, ninj == 1 ? "" : "s",
+		       inject_method());
 	if (chdir(pwd))
 		return die("cannot enter %s: %s", pwd, strerror(errno));
 
-	/* 5. the environment comes from the policy alone */
+	/* 6. the environment comes from the policy alone */
 	size_t nenv = json_object_size(env), k = 0;
 	char **envp = calloc(nenv + 2, sizeof(char *));
 	const char *name;
@@ -398,7 +422,7 @@ int main(int argc, char **argv)
 		envp[k++] = "PATH=" DEFAULT_PATH; /* a fixed default, never the host's */
 	envp[k] = NULL;
 
-	/* 6. argv from the policy's command (split on blanks, no shell) */
+	/* 7. argv from the policy's command (split on blanks, no shell) */
 	char *cmd = strdup(command), *args[MAX_ARGS + 1], *save = NULL;
 	size_t nargs = 0;
 	for (char *t = strtok_r(cmd, " \t", &save); t && nargs < MAX_ARGS;

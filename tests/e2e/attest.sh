@@ -213,6 +213,79 @@ YML
 	grep -a "pwimport" "$WORK"/cas/audit* | tail -1 | grep -q "does not export secret pw" || die "refusal not audited"
 }
 
+# Injection files: rendered by the CAS, placed in memory only. As root (the
+# private mount namespace way) the file is a tmpfs mount over its path and
+# the disk holds only an empty mount point; without CAP_SYS_ADMIN a folder
+# that is not memory-backed is refused, a memory-backed one (a Kubernetes
+# emptyDir with medium: Memory; /dev/shm here) gets the file 0600.
+inject_service() { # injection-path
+	cat >"$WORK/inj/service.yaml" <<YML
+apiVersion: veil/v1
+kind: genservice
+environment:
+  local:
+    - name: PW
+      value: "\$\$SCONE::pw\$\$"
+    - name: CONF
+      value: $1
+secrets:
+  local:
+    - name: pw
+      kind: ascii
+      size: 24
+injection_files:
+  - path: $1
+    content: "password=\$\$SCONE::pw\$\$\\n"
+build:
+  name: inj
+  to: veil.test/inj:1
+  pwd: /python
+  command: python3 readconf.py
+  copy:
+    - readconf.py
+YML
+	cd "$WORK/inj" || return 1
+	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	printf 'apiVersion: veil/v1\nkind: mesh\npolicy: {namespace: injtest}\nservices:\n  - {name: app, image: "veil.test/inj:1"}\n' >Meshfile
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok
+}
+no_sys_admin=(setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin)
+
+t_injection_files() {
+	mkdir -p "$WORK/inj/files" && cd "$WORK/inj" || return 1
+	cat >readconf.py <<'PY'
+import os, stat
+p = os.environ["CONF"]
+data = open(p).read()
+print("content", "matches" if data == "password=%s\n" % os.environ["PW"] else "differs")
+print("mode %o" % stat.S_IMODE(os.stat(p).st_mode))
+for line in open("/proc/self/mountinfo"):
+    f = line.split()
+    if f[4] == p:
+        print("mounted", f[f.index("-") + 1])
+PY
+	cp readconf.py files/
+	local conf=$WORK/inj/etc/app/app.conf shm
+	inject_service "$conf" || return 1
+	FILES=$WORK/inj/files run start_service las SCONE_CONFIG_ID=injtest/app && ok || return 1
+	has "content matches" && has "mode 600" && has "mounted tmpfs" || return 1
+	[ -f "$conf" ] && [ ! -s "$conf" ] || die "the disk holds more than an empty mount point" || return 1
+	# no private namespace allowed, folder on disk: refused, nothing runs
+	FILES=$WORK/inj/files run start_service las SCONE_CONFIG_ID=injtest/app "${no_sys_admin[@]}" && rejected || return 1
+	has "injection file $conf: $WORK/inj/etc/app is not memory-backed" && lacks "content" || return 1
+	# no private namespace allowed, memory-backed folder: written there
+	shm=$(mktemp -d /dev/shm/veil-inject.XXXXXX) || return 1
+	inject_service "$shm/app.conf" || { rm -rf "$shm"; return 1; }
+	FILES=$WORK/inj/files run start_service las SCONE_CONFIG_ID=injtest/app "${no_sys_admin[@]}"
+	local st=$? mode
+	mode=$(stat -c %a "$shm/app.conf" 2>/dev/null)
+	ls -A "$shm" >"$WORK/inj/shm.list"
+	rm -rf "$shm"
+	[ $st = 0 ] || die "exit $st: $out" || return 1
+	has "content matches" && [ "$mode" = 600 ] || die "mode $mode" || return 1
+	[ "$(cat "$WORK/inj/shm.list")" = app.conf ] || die "left in the folder: $(cat "$WORK/inj/shm.list")"
+}
+
 # a policy update that drops the old measurement stops new starts of the old build
 t_update_drops_old_measurement() {
 	cd "$WORK/pw" || return 1
@@ -283,5 +356,5 @@ YML
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_other_service_config_gets_nothing t_untrusted_platform_refused \
-	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_update_drops_old_measurement \
+	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_injection_files t_update_drops_old_measurement \
 	t_password_value_never_leaks t_production_policy_refuses_simulation

@@ -1,0 +1,265 @@
+/* Injection files (see inject.h).
+ *
+ * Preferred: a private mount namespace. A tmpfs is created detached
+ * (fsopen/fsmount: it is never attached anywhere another process could
+ * reach), each file is written into it, and a bind mount of that one file is
+ * moved over the policy's path. The image's other files in the directory stay
+ * visible; the program inherits the namespace through execve; when it exits
+ * the tmpfs is gone. A missing target gets an empty placeholder file (and its
+ * folders), which never holds content.
+ *
+ * Fallback, for containers without CAP_SYS_ADMIN: the file's directory must
+ * already be memory-backed (tmpfs or ramfs, e.g. the emptyDir with medium:
+ * Memory that veil's Helm chart mounts); the file is written there 0600 under
+ * a temporary name and renamed into place. */
+#include "inject.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#define MAX_FILES 256
+#define MAX_TOTAL (64u << 20)
+
+static const char *method = "none";
+
+const char *inject_method(void)
+{
+	return method;
+}
+
+static int failf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int failf(char *err, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, cap, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Absolute, no empty, "." or ".." component, not a folder, not in the
+ * kernel's pseudo file systems (/dev/shm is memory, and allowed). */
+static int path_ok(const char *p, char *err, size_t cap)
+{
+	size_t n = strlen(p);
+	if (p[0] != '/' || n < 2 || n >= PATH_MAX || p[n - 1] == '/')
+		return failf(err, cap, "injection file path '%.200s' must be an absolute file path",
+			     p);
+	for (const char *c = p; *c;) {
+		const char *e = strchr(c + 1, '/');
+		size_t len = (e ? (size_t)(e - c) : strlen(c)) - 1;
+		if (len == 0 || (len == 1 && c[1] == '.') || (len == 2 && !strncmp(c + 1, "..", 2)))
+			return failf(err, cap,
+				     "injection file path '%.200s' has an empty, '.' or '..' part",
+				     p);
+		if (!e)
+			break;
+		c = e;
+	}
+	static const char *const pseudo[] = {"/proc/", "/sys/", "/dev/"};
+	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
+		if (!strncmp(p, pseudo[i], strlen(pseudo[i])) && strncmp(p, "/dev/shm/", 9))
+			return failf(err, cap, "injection file path '%.200s' is in %.*s", p,
+				     (int)strlen(pseudo[i]) - 1, pseudo[i]);
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* mkdir -p of path's parent folders (0755): they hold no content. */
+static int make_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *s = strchr(buf + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -1;
+		*s = '/';
+	}
+	return 0;
+}
+
+/* The target must be a regular file to mount over; a missing one gets an
+ * empty placeholder. Symbolic links are refused: a mount would follow one. */
+static int prepare_target(const char *path, char *err, size_t cap)
+{
+	struct stat st;
+	if (!lstat(path, &st)) {
+		if (S_ISREG(st.st_mode))
+			return 0;
+		return failf(err, cap, "injection file %.200s: the path is %s", path,
+			     S_ISLNK(st.st_mode)   ? "a symbolic link"
+			     : S_ISDIR(st.st_mode) ? "a directory"
+						   : "not a regular file");
+	}
+	if (errno != ENOENT || make_parents(path))
+		return failf(err, cap, "injection file %.200s: %s", path, strerror(errno));
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return failf(err, cap, "injection file %.200s: cannot create its mount point: %s",
+			     path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+static int inject_private(const struct inject_file *f, size_t count, size_t total, char *err,
+			  size_t cap)
+{
+	/* nothing mounted here may propagate back to the host's namespace */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return failf(err, cap, "cannot make the mount namespace private: %s",
+			     strerror(errno));
+	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC), mnt = -1, rc = -1;
+	char size[32], inodes[32];
+	snprintf(size, sizeof(size), "%zu", total + count * 4096 + 65536);
+	snprintf(inodes, sizeof(inodes), "%zu", count + 16);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "nr_inodes", inodes, 0) ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) ||
+	    (mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+			   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0) {
+		failf(err, cap, "cannot create a private tmpfs: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < count; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "%zu", i);
+		int fd = openat(mnt, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		int bad = fd < 0 || write_all(fd, f[i].content, f[i].size);
+		if (fd >= 0)
+			close(fd);
+		if (bad) {
+			failf(err, cap, "injection file %.200s: cannot write it to memory: %s",
+			      f[i].path, strerror(errno));
+			goto out;
+		}
+		if (prepare_target(f[i].path, err, cap))
+			goto out;
+		int tree = open_tree(mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (tree < 0 ||
+		    move_mount(tree, "", AT_FDCWD, f[i].path, MOVE_MOUNT_F_EMPTY_PATH)) {
+			failf(err, cap, "injection file %.200s: cannot mount it: %s", f[i].path,
+			      strerror(errno));
+			if (tree >= 0)
+				close(tree);
+			goto out;
+		}
+		close(tree);
+	}
+	method = "private mount namespace";
+	rc = 0;
+out:
+	/* the detached tmpfs lives on in the file mounts */
+	if (mnt >= 0)
+		close(mnt);
+	if (fs >= 0)
+		close(fs);
+	return rc;
+}
+
+static int is_memory_fs(int fd)
+{
+	struct statfs s;
+	return !fstatfs(fd, &s) && (s.f_type == TMPFS_MAGIC || s.f_type == RAMFS_MAGIC);
+}
+
+static int inject_memdir(const struct inject_file *f, size_t count, const char *why_not_private,
+			 char *err, size_t cap)
+{
+	size_t done = 0;
+	for (; done < count; done++) {
+		const char *path = f[done].path, *slash = strrchr(path, '/');
+		char dir[PATH_MAX], tmp[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+		int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0) {
+			failf(err, cap, "injection file %.200s: folder %.200s: %s", path, dir,
+			      strerror(errno));
+			break;
+		}
+		if (!is_memory_fs(dfd)) {
+			close(dfd);
+			failf(err, cap,
+			      "injection file %.200s: %.200s is not memory-backed and veil-run "
+			      "cannot make a private mount namespace (%s); mount a memory volume "
+			      "at %.200s (Kubernetes: emptyDir with medium: Memory, as veil's "
+			      "chart does)",
+			      path, dir, why_not_private, dir);
+			break;
+		}
+		snprintf(tmp, sizeof(tmp), ".%.200s.veil-%ld", slash + 1, (long)getpid());
+		int fd =
+		    openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int bad =
+		    fd < 0 || fchmod(fd, 0600) || write_all(fd, f[done].content, f[done].size);
+		if (fd >= 0)
+			close(fd);
+		if (bad || renameat(dfd, tmp, dfd, slash + 1)) {
+			failf(err, cap, "injection file %.200s: cannot write it: %s", path,
+			      strerror(errno));
+			unlinkat(dfd, tmp, 0);
+			close(dfd);
+			break;
+		}
+		close(dfd);
+	}
+	if (done == count) {
+		method = "memory-backed folders";
+		return 0;
+	}
+	/* all or nothing: no file with secrets stays behind */
+	for (size_t i = 0; i < done; i++)
+		unlink(f[i].path);
+	return -1;
+}
+
+int inject_files(const struct inject_file *f, size_t count, char *err, size_t cap)
+{
+	if (!count)
+		return 0;
+	if (count > MAX_FILES)
+		return failf(err, cap, "the policy has %zu injection files; at most %d", count,
+			     MAX_FILES);
+	size_t total = 0;
+	for (size_t i = 0; i < count; i++) {
+		if (path_ok(f[i].path, err, cap))
+			return -1;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(f[k].path, f[i].path))
+				return failf(err, cap, "injection file %.200s is given twice",
+					     f[i].path);
+		total += f[i].size;
+		if (total > MAX_TOTAL)
+			return failf(err, cap, "the injection files exceed %u MiB",
+				     MAX_TOTAL >> 20);
+	}
+	if (!unshare(CLONE_NEWNS))
+		return inject_private(f, count, total, err, cap);
+	const char *why = strerror(errno);
+	return inject_memdir(f, count, why, err, cap);
+}
