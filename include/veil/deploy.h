@@ -10,9 +10,11 @@
 
 enum { VEIL_OUT_HELM = 1, VEIL_OUT_YAML = 2 };
 
+/* Writes TARGET/helm and/or TARGET/manifests. cas_key: the CAS key hash the
+ * pods' veil-run pins (values cas.key; "" or NULL leaves it to be set). */
 int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_member *members,
-		      size_t count, const char *policy_hash, const char *target, unsigned outputs,
-		      struct veil_diags *d);
+		      size_t count, const char *policy_hash, const char *cas_key,
+		      const char *target, unsigned outputs, struct veil_diags *d);
 
 /* Renders a template of the subset above against a values tree. */
 int veil_template_render(const char *tpl, const struct ynode *values, struct veil_buf *out,

@@ -251,7 +251,7 @@ static void free_records(struct member_src *v, size_t n)
  * predecessor and PUT. Updates *policy, *canon and hash accordingly. */
 static int upload(const struct apply_opts *o, const struct veil_mesh *mesh, struct yarena *a,
 		  struct ynode *policy, struct veil_buf *canon, char hash[static 65],
-		  struct veil_diags *d)
+		  char cas_key[static VEIL_KEY_HASH_HEX], struct veil_diags *d)
 {
 	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(mesh);
 	const char *url = o->cas ? o->cas : mc ? mc->cas_url : NULL;
@@ -276,6 +276,7 @@ static int upload(const struct apply_opts *o, const struct veil_mesh *mesh, stru
 	}
 	if (rc)
 		goto out;
+	memcpy(cas_key, c.pinned, VEIL_KEY_HASH_HEX);
 	if (!(j = json_pack("{s:s%}", "policy", canon->data, canon->size)) ||
 	    !(body = json_dumps(j, JSON_COMPACT))) {
 		rc = VEIL_ENOMEM;
@@ -420,11 +421,24 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 	}
 	if ((rc = veil_mkdirs(pdir, 0755, d)))
 		goto out;
-	if (!o->no_upload && (rc = upload(o, &mesh, doc->arena, policy, &canon, hash, d)))
+	/* the key the pods' veil-run pins: the CAS attested and pinned by the
+	 * upload, else the Meshfile's cas_key when it is a key hash */
+	char cas_key[VEIL_KEY_HASH_HEX] = "";
+	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(&mesh);
+	if (!o->no_upload && (rc = upload(o, &mesh, doc->arena, policy, &canon, hash, cas_key, d)))
 		goto out;
+	if (!cas_key[0] && mc && mc->cas_key && strlen(mc->cas_key) == 64 &&
+	    strspn(mc->cas_key, "0123456789abcdef") == 64)
+		memcpy(cas_key, mc->cas_key, sizeof(cas_key));
+	if (!cas_key[0] && o->outputs)
+		fprintf(stderr,
+			"warning: the chart's cas.key is empty: veil-run pins the CAS by "
+			"its key hash and will not start without it; set cas.key (e.g. helm "
+			"--set cas.key=HASH, the hash 'veil cas attest' prints) or upload "
+			"the policy\n");
 	/* the chart first: a mesh it refuses leaves no new policy behind */
-	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, o->target, o->outputs,
-				    d)))
+	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, cas_key, o->target,
+				    o->outputs, d)))
 		goto out;
 	if ((rc = veil_write_file_nosync(pfile, canon.data, canon.size, 0644, d)))
 		goto out;

@@ -183,6 +183,68 @@ struct svc_out {
 	const char *cas_addr;
 };
 
+/* veil-las's socket folder on the node, shared with the pods */
+#define LAS_DIR "/run/veil"
+
+/* The volumes of a service's pod: veil-las's socket folder (hostPath) and a
+ * memory-backed emptyDir at each folder of its injection files, where
+ * veil-run writes them when it cannot make a private mount namespace. A
+ * folder that is, or contains, the protected folder would hide it: refused. */
+static int pod_volumes(struct yarena *a, const struct veil_mesh_member *mm, struct ynode *sv,
+		       struct veil_diags *d)
+{
+	struct ynode *vols = ynew_seq(a), *mounts = ynew_seq(a), *las = ynew_map(a),
+		     *hp = ynew_map(a), *lasm = ynew_map(a);
+	ymap_put_str(a, hp, "path", LAS_DIR);
+	ymap_put_str(a, hp, "type", "Directory");
+	ymap_put_str(a, las, "name", "veil-las");
+	ymap_put(a, las, "hostPath", hp);
+	yseq_push(a, vols, las);
+	ymap_put_str(a, lasm, "name", "veil-las");
+	ymap_put_str(a, lasm, "mountPath", LAS_DIR);
+	ymap_put(a, lasm, "readOnly", ynew_bool(a, 1));
+	yseq_push(a, mounts, lasm);
+	const struct veil_service_manifest *m = mm->manifest;
+	const char *pwd = m && m->build.pwd ? m->build.pwd : "/";
+	int rc = 0;
+	for (size_t i = 0; m && i < m->inject_count; i++) {
+		const struct veil_injection_file *f = &m->inject[i];
+		const char *slash = strrchr(f->path, '/');
+		char *dir = yarena_printf(a, "%.*s", slash == f->path ? 1 : (int)(slash - f->path),
+					  f->path);
+		size_t dl = strlen(dir);
+		if (!strcmp(dir, "/") ||
+		    (!strncmp(pwd, dir, dl) && (pwd[dl] == '\0' || pwd[dl] == '/'))) {
+			veil_diag_at(
+			    d, m->file, f->pos.line, f->pos.col,
+			    "injection file %s: in Kubernetes its folder %s becomes a "
+			    "memory volume, which would hide the protected folder %s; give "
+			    "injection files a folder of their own",
+			    f->path, dir, pwd);
+			rc = VEIL_EINVAL;
+			continue;
+		}
+		int seen = 0;
+		for (size_t k = 1; k < mounts->count; k++)
+			seen |= !strcmp(ymap_get(mounts->items[k], "mountPath")->str, dir);
+		if (seen)
+			continue;
+		char *name = yarena_printf(a, "veil-inject-%zu", mounts->count);
+		struct ynode *v = ynew_map(a), *ed = ynew_map(a), *vm = ynew_map(a);
+		ymap_put_str(a, ed, "medium", "Memory");
+		ymap_put_str(a, ed, "sizeLimit", "64Mi");
+		ymap_put_str(a, v, "name", name);
+		ymap_put(a, v, "emptyDir", ed);
+		yseq_push(a, vols, v);
+		ymap_put_str(a, vm, "name", name);
+		ymap_put_str(a, vm, "mountPath", dir);
+		yseq_push(a, mounts, vm);
+	}
+	ymap_put(a, sv, "volumeMounts", mounts);
+	ymap_put(a, sv, "volumes", vols);
+	return rc;
+}
+
 static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const char *part_of,
 			   int pull_secrets)
 {
@@ -233,13 +295,15 @@ static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const ch
 			"              value: {{ .Values.services.%s.configId | quote }}\n"
 			"            - name: SCONE_CAS_ADDR\n"
 			"              value: {{ .Values.cas.addr | quote }}\n"
-			"            - name: VEIL_NODE_IP\n"
-			"              valueFrom:\n"
-			"                fieldRef:\n"
-			"                  fieldPath: status.hostIP\n"
+			"            - name: VEIL_CAS_KEY\n"
+			"              value: {{ .Values.cas.key | quote }}\n"
 			"            - name: SCONE_LAS_ADDR\n"
-			"              value: \"$(VEIL_NODE_IP)\"\n",
-			k);
+			"              value: \"" LAS_DIR "/las.sock\"\n"
+			"          volumeMounts:\n"
+			"            {{- toYaml .Values.services.%s.volumeMounts | nindent 12 }}\n"
+			"      volumes:\n"
+			"        {{- toYaml .Values.services.%s.volumes | nindent 8 }}\n",
+			k, k, k);
 }
 
 static void service_tpl(struct veil_buf *b, const struct svc_out *s, const char *part_of)
@@ -296,8 +360,8 @@ static int write_object(const char *helm_tpl_dir, const char *yaml_dir, const ch
 }
 
 int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_member *members,
-		      size_t count, const char *policy_hash, const char *target, unsigned outputs,
-		      struct veil_diags *d)
+		      size_t count, const char *policy_hash, const char *cas_key,
+		      const char *target, unsigned outputs, struct veil_diags *d)
 {
 	struct ydoc doc;
 	int rc = ydoc_init(&doc, "values.yaml");
@@ -332,6 +396,7 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 	struct ynode *values = ynew_map(a), *services = ynew_map(a), *casv = ynew_map(a),
 		     *pol = ynew_map(a);
 	ymap_put_str(a, casv, "addr", cas ? cas->cas_url : "");
+	ymap_put_str(a, casv, "key", cas_key ? cas_key : "");
 	ymap_put(a, values, "cas", casv);
 	ymap_put_str(a, pol, "namespace", mesh->namespace_);
 	ymap_put_str(a, pol, "hash", policy_hash);
@@ -408,6 +473,8 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 				    ms->name, ps);
 		}
 		ymap_put(a, sv, "imagePullSecrets", pulls);
+		if (pod_volumes(a, &members[i], sv, d))
+			rc = VEIL_EINVAL;
 		ymap_put(a, services, s->key, sv);
 	}
 	if (rc)

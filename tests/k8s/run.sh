@@ -119,7 +119,8 @@ fi
 
 # ------------------------------------------------------------------ mesh 2: two services
 # web-frontend: per-service APP_SERVICE_PORT and image_secrets -> Deployment + Service.
-# queue_worker: no APP_SERVICE_PORT -> Deployment without ports and no Service; the flat
+# queue_worker: no APP_SERVICE_PORT -> Deployment without ports and no Service; an injection
+# file -> a memory emptyDir at its folder; the flat
 # (global) imagePullSecrets. The names exercise veil's name mapping ('_' -> '-' in Kubernetes
 # names, '-' -> '_' in values keys).
 M2=$WORK/shop
@@ -167,6 +168,9 @@ secrets:
     - name: db_password
       kind: ascii
       size: 16
+injection_files:
+  - path: /run/secrets/db.conf
+    content: "password=$$SCONE::db_password$$"
 build:
   name: shop_worker
   kind: python

@@ -397,7 +397,8 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 	int count = load_mesh_text(text);
 	free(text);
 	const char *hash = "b60513e07bb591d7aab67bf7fb90fdedea450d473c8cd9a9a4125544fdf5e718";
-	int rc = veil_deploy_write(&mesh, members, (size_t)count, hash, tmp,
+	const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	int rc = veil_deploy_write(&mesh, members, (size_t)count, hash, key, tmp,
 				   VEIL_OUT_HELM | VEIL_OUT_YAML, &diags);
 	for (size_t i = 0; rc && i < diags.count; i++)
 		print_message("diag: %s\n", diags.msgs[i]);
@@ -430,6 +431,18 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 	assert_string_equal(ymap_get(env->items[0], "name")->str, "SCONE_CONFIG_ID");
 	assert_string_equal(ymap_get(env->items[0], "value")->str, "myPythonApp/pythonapp");
 	assert_string_equal(ymap_get(env->items[1], "value")->str, "edge.scone-cas.cf");
+	/* veil-run pins the CAS key; veil-las is a unix socket in a hostPath */
+	assert_string_equal(ymap_get(env->items[2], "name")->str, "VEIL_CAS_KEY");
+	assert_string_equal(ymap_get(env->items[2], "value")->str, key);
+	assert_string_equal(ymap_get(env->items[3], "name")->str, "SCONE_LAS_ADDR");
+	assert_string_equal(ymap_get(env->items[3], "value")->str, "/run/veil/las.sock");
+	const struct ynode *vm = ymap_get(c0, "volumeMounts"), *vols = ymap_get(spec, "volumes");
+	assert_int_equal(vm->count, 1);
+	assert_string_equal(ymap_get(vm->items[0], "mountPath")->str, "/run/veil");
+	assert_string_equal(ymap_get(vm->items[0], "readOnly")->str, "true");
+	assert_int_equal(vols->count, 1);
+	assert_string_equal(ymap_get(ymap_get(vols->items[0], "hostPath"), "path")->str,
+			    "/run/veil");
 	assert_string_equal(ymap_get(ymap_get(spec, "imagePullSecrets")->items[0], "name")->str,
 			    "SconeApps");
 	ydoc_free(&y);
@@ -448,9 +461,9 @@ static void test_deploy_namespace_not_a_chart_name(void **state)
 	(void)state;
 	int count = load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: 1ns\n"
 				   "services:\n  - name: app\n    image: x\n");
-	assert_int_equal(
-	    veil_deploy_write(&mesh, members, (size_t)count, "00", tmp, VEIL_OUT_HELM, &diags),
-	    VEIL_EINVAL);
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 VEIL_EINVAL);
 	assert_int_equal(diags.count, 1);
 	assert_string_equal(
 	    diags.msgs[0], "Meshfile:4:14: namespace '1ns' cannot name a Helm chart (it must start "
@@ -463,9 +476,9 @@ static void test_deploy_bad_port(void **state)
 	int count = load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
 				   "services:\n  - name: app\n    image: x\n"
 				   "env:\n  - name: APP_SERVICE_PORT\n    value: \"+443\"\n");
-	assert_int_equal(
-	    veil_deploy_write(&mesh, members, (size_t)count, "00", tmp, VEIL_OUT_HELM, &diags),
-	    VEIL_EINVAL);
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 VEIL_EINVAL);
 	assert_int_equal(diags.count, 1);
 	assert_string_equal(diags.msgs[0], "Meshfile:9:11: APP_SERVICE_PORT '+443' for service "
 					   "'app' must be a port number from 1 to 65535");
@@ -477,9 +490,9 @@ static void test_deploy_names_colliding_in_kubernetes(void **state)
 	int count = load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
 				   "services:\n  - name: a_b\n    image: x\n"
 				   "  - name: a.b\n    image: y\n");
-	assert_int_equal(
-	    veil_deploy_write(&mesh, members, (size_t)count, "00", tmp, VEIL_OUT_HELM, &diags),
-	    VEIL_EINVAL);
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 VEIL_EINVAL);
 	assert_int_equal(diags.count, 1);
 	assert_string_equal(diags.msgs[0], "Meshfile:8:5: services 'a_b' and 'a.b' map to the same "
 					   "Kubernetes name 'a-b'");
@@ -489,6 +502,72 @@ static void test_deploy_names_colliding_in_kubernetes(void **state)
 	assert_int_not_equal(stat(helm, &st), 0);
 }
 
+/* Injection files: a memory-backed emptyDir at each of their folders (once
+ * per folder), where veil-run writes them in an ordinary container. */
+static void test_deploy_injection_folders_are_memory(void **state)
+{
+	(void)state;
+	int count = load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
+				   "services:\n  - name: app\n    image: x\n");
+	struct veil_injection_file inj[] = {
+	    {.path = "/etc/app/a.conf"}, {.path = "/run/secrets/c"}, {.path = "/etc/app/b.conf"}};
+	struct veil_service_manifest m = {.file = "service.yaml", .inject = inj, .inject_count = 3};
+	m.build.pwd = "/python";
+	members[0].manifest = &m;
+	int rc = veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp, VEIL_OUT_YAML,
+				   &diags);
+	for (size_t i = 0; rc && i < diags.count; i++)
+		print_message("diag: %s\n", diags.msgs[i]);
+	assert_int_equal(rc, 0);
+	char *dep = slurp("manifests/app-deployment.yaml");
+	struct ydoc y;
+	assert_int_equal(ydoc_init(&y, "deployment"), 0);
+	assert_int_equal(ydoc_parse(&y, dep, strlen(dep), NULL, &diags), 0);
+	const struct ynode *spec = ymap_get(ymap_get(ymap_get(y.root, "spec"), "template"), "spec");
+	const struct ynode *vm = ymap_get(ymap_get(spec, "containers")->items[0], "volumeMounts");
+	const struct ynode *vols = ymap_get(spec, "volumes");
+	assert_int_equal(vm->count, 3);
+	assert_int_equal(vols->count, 3);
+	const char *want[] = {"/run/veil", "/etc/app", "/run/secrets"};
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(ymap_get(vm->items[i], "mountPath")->str, want[i]);
+		assert_string_equal(ymap_get(vm->items[i], "name")->str,
+				    ymap_get(vols->items[i], "name")->str);
+	}
+	for (size_t i = 1; i < 3; i++)
+		assert_string_equal(ymap_get(ymap_get(vols->items[i], "emptyDir"), "medium")->str,
+				    "Memory");
+	ydoc_free(&y);
+	free(dep);
+	members[0].manifest = NULL;
+}
+
+/* A memory volume at a folder that is or holds the protected folder would
+ * hide the program: refused, naming the manifest position. */
+static void test_deploy_injection_folder_hiding_the_program(void **state)
+{
+	(void)state;
+	int count = load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
+				   "services:\n  - name: app\n    image: x\n");
+	struct veil_injection_file inj[] = {{.path = "/python/conf.yaml", .pos = {3, 5}},
+					    {.path = "/top.conf", .pos = {5, 5}},
+					    {.path = "/pythonic/ok.conf", .pos = {7, 5}}};
+	struct veil_service_manifest m = {.file = "service.yaml", .inject = inj, .inject_count = 3};
+	m.build.pwd = "/python";
+	members[0].manifest = &m;
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 VEIL_EINVAL);
+	members[0].manifest = NULL;
+	assert_int_equal(diags.count, 2);
+	assert_string_equal(
+	    diags.msgs[0], "service.yaml:3:5: injection file /python/conf.yaml: in Kubernetes its "
+			   "folder /python becomes a memory volume, which would hide the protected "
+			   "folder /python; give injection files a folder of their own");
+	assert_non_null(strstr(diags.msgs[1], "service.yaml:5:5: injection file /top.conf: in "
+					      "Kubernetes its folder / becomes"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define TD(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
 
@@ -496,6 +575,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_k8s_name_too_long_refused),
+	    TD(test_deploy_injection_folders_are_memory),
+	    TD(test_deploy_injection_folder_hiding_the_program),
 	    T(test_k8s_name_bad_edges_refused),
 	    T(test_k8s_name_bad_characters_refused),
 	    T(test_k8s_name_lowercases_and_maps_separators),
