@@ -7,6 +7,7 @@
  *           [--method GET|POST|PUT] [--body FILE] [--header 'K: V']...
  *           --mode keepalive|new --connections N --threads T --duration SECONDS
  *           [--expect STATUS] [--timeout SECONDS]
+ *           [--las SOCKET --identities N]
  *
  * keepalive: every connection sends HTTP/1.1 requests back to back until the
  *            duration ends (one request in flight per connection).
@@ -27,6 +28,13 @@
  * keepalive. client_cpu is the CPU time loadgen used divided by the wall time
  * (1.00 = one core busy). The SHA-256 of the server's SubjectPublicKeyInfo is
  * printed once on stderr ("server_pubkey_sha256=...").
+ *
+ * --las/--identities (veil-cas /v1/attest): instead of --cert/--key, N fresh
+ * P-256 keys with self-signed certificates, each with evidence from veil-las
+ * binding it (report data = SHA-256 of the key's SubjectPublicKeyInfo; the
+ * LAS measures this loadgen binary). The body's "@@EVIDENCE@@" is replaced by
+ * each key's evidence; connections use the identities in turn, so every
+ * request presents evidence bound to its own connection's key.
  *
  * The server certificate is not verified: the peers are self-signed test
  * servers on loopback. This is a benchmark tool, never a client to trust.
@@ -54,6 +62,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,6 +100,12 @@ static struct {
 	 * (same length, so Content-Length holds), e.g. for unique names */
 	size_t counter_off; /* SIZE_MAX: none */
 	atomic_uint_fast64_t counter;
+	/* --identities: a client certificate and a request each */
+	int nids;
+	SSL_CTX **id_ctx;
+	char **id_req;
+	size_t *id_req_size;
+	atomic_uint_fast64_t next_id;
 	uint64_t t_end_ns;
 	atomic_bool fingerprint_printed;
 } g;
@@ -337,6 +352,7 @@ struct conn {
 	uint64_t deadline_ns; /* timeout of the current step, or end of the backoff */
 	size_t woff;
 	char *req; /* this connection's copy of the request when it has a counter */
+	int id;    /* --identities: which one this connection presents */
 	size_t rpos, rlen;
 	struct resp resp;
 	char rbuf[RBUF_SIZE];
@@ -406,6 +422,12 @@ static int want(struct worker *w, struct conn *c, uint32_t events)
 	return 0;
 }
 
+static const char *conn_request(const struct conn *c, size_t *size)
+{
+	*size = g.nids ? g.id_req_size[c->id] : g.request_size;
+	return c->req ? c->req : g.nids ? g.id_req[c->id] : g.request;
+}
+
 static void start_request(struct conn *c, uint64_t now)
 {
 	c->st = C_WRITING;
@@ -436,6 +458,8 @@ static void conn_start(struct worker *w, struct conn *c, uint64_t now)
 	}
 	c->t_start_ns = now;
 	c->deadline_ns = now + g.timeout_ns;
+	if (g.nids)
+		c->id = (int)(atomic_fetch_add(&g.next_id, 1) % (uint64_t)g.nids);
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		conn_fail(w, c, now);
@@ -485,7 +509,7 @@ static void conn_drive(struct worker *w, struct conn *c)
 				conn_fail(w, c, now_ns());
 				return;
 			}
-			c->ssl = SSL_new(g.ctx);
+			c->ssl = SSL_new(g.nids ? g.id_ctx[c->id] : g.ctx);
 			if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
 				conn_fail(w, c, now_ns());
 				return;
@@ -509,12 +533,13 @@ static void conn_drive(struct worker *w, struct conn *c)
 			}
 			conn_fail(w, c, now_ns());
 			return;
-		case C_WRITING:
-			r = SSL_write(c->ssl, (c->req ? c->req : g.request) + c->woff,
-				      (int)(g.request_size - c->woff));
+		case C_WRITING: {
+			size_t rsize;
+			const char *rq = conn_request(c, &rsize);
+			r = SSL_write(c->ssl, rq + c->woff, (int)(rsize - c->woff));
 			if (r > 0) {
 				c->woff += (size_t)r;
-				if (c->woff < g.request_size)
+				if (c->woff < rsize)
 					break;
 				c->st = C_READING;
 				if (SSL_has_pending(c->ssl))
@@ -533,6 +558,7 @@ static void conn_drive(struct worker *w, struct conn *c)
 			}
 			conn_fail(w, c, now_ns());
 			return;
+		}
 		case C_READING: {
 			if (c->rpos > 0) { /* keep unparsed bytes at the front */
 				memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
@@ -687,11 +713,10 @@ static char *read_file(const char *path, size_t *size)
 	return buf;
 }
 
-static void build_request(const char *method, const char *path, const char *host_header,
-			  const char **headers, int nheaders, const char *body_file)
+static char *make_request(const char *method, const char *path, const char *host_header,
+			  const char **headers, int nheaders, const char *body, size_t body_size,
+			  size_t *size)
 {
-	size_t body_size = 0;
-	char *body = body_file ? read_file(body_file, &body_size) : NULL;
 	char *head = malloc(MAX_REQUEST_HEAD_SIZE);
 	if (!head)
 		die("out of memory%s", "");
@@ -722,19 +747,15 @@ static void build_request(const char *method, const char *path, const char *host
 	if (r < 0 || (size_t)r >= MAX_REQUEST_HEAD_SIZE - n)
 		die("request head too long%s", "");
 	n += (size_t)r;
-	g.request = malloc(n + body_size);
-	if (!g.request)
+	char *req = malloc(n + body_size);
+	if (!req)
 		die("out of memory%s", "");
-	memcpy(g.request, head, n);
+	memcpy(req, head, n);
 	if (body_size)
-		memcpy(g.request + n, body, body_size);
-	g.request_size = n + body_size;
-	g.counter_off = SIZE_MAX;
-	char *mark = body_size ? memmem(g.request + n, body_size, "@@@@@@@@@@@@", 12) : NULL;
-	if (mark)
-		g.counter_off = (size_t)(mark - g.request);
+		memcpy(req + n, body, body_size);
+	*size = n + body_size;
 	free(head);
-	free(body);
+	return req;
 }
 
 static void ssl_die(const char *what, const char *arg)
@@ -753,36 +774,146 @@ static int accept_any_chain(X509_STORE_CTX *store, void *arg)
 	return 1;
 }
 
-static void setup_tls(const char *cert, const char *key)
+static SSL_CTX *new_ctx(void)
 {
-	g.ctx = SSL_CTX_new(TLS_client_method());
-	if (!g.ctx)
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
 		ssl_die("SSL_CTX_new failed%s", "");
-	if (!SSL_CTX_set_min_proto_version(g.ctx, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_max_proto_version(g.ctx, TLS1_3_VERSION))
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION))
 		ssl_die("cannot restrict to TLS 1.3%s", "");
 	/* Every handshake in mode new must be a full one: no session is ever kept. */
-	SSL_CTX_set_session_cache_mode(g.ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(g.ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	/* Servers that end a close-delimited body with a plain TCP close (no
 	 * close_notify) would otherwise fail every such response; truncation of
 	 * a framed body is still caught by the parser. */
-	SSL_CTX_set_options(g.ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* One read() per arriving flight instead of one for each record header
 	 * and one for each record body: fewer syscalls, less client CPU. */
-	SSL_CTX_set_read_ahead(g.ctx, 1);
-	SSL_CTX_set_mode(g.ctx,
-			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Self-signed test peers: skip chain building altogether, which OpenSSL
 	 * would otherwise still run (and ignore) for every handshake. */
-	SSL_CTX_set_verify(g.ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_cert_verify_callback(g.ctx, accept_any_chain, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, accept_any_chain, NULL);
+	return ctx;
+}
+
+static void setup_tls(const char *cert, const char *key)
+{
+	g.ctx = new_ctx();
 	if (SSL_CTX_use_certificate_chain_file(g.ctx, cert) != 1)
 		ssl_die("cannot load --cert %s", cert);
 	if (SSL_CTX_use_PrivateKey_file(g.ctx, key, SSL_FILETYPE_PEM) != 1)
 		ssl_die("cannot load --key %s", key);
 	if (SSL_CTX_check_private_key(g.ctx) != 1)
 		ssl_die("--key does not match --cert %s", cert);
+}
+
+/* Evidence from veil-las binding rd: "REPORT <hex>\n", the answer up to EOF. */
+static char *las_evidence(const char *sock, const unsigned char rd[32])
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		die("--las %s: path too long", sock);
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		die("cannot reach veil-las at %s", sock);
+	char req[80];
+	int n = snprintf(req, sizeof(req), "REPORT ");
+	for (int i = 0; i < 32; i++)
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "%02x", rd[i]);
+	req[n++] = '\n';
+	if (write(fd, req, (size_t)n) != n)
+		die("cannot write to veil-las at %s", sock);
+	size_t cap = 65536, len = 0;
+	char *buf = malloc(cap + 1);
+	ssize_t r;
+	while (buf && (r = read(fd, buf + len, cap - len)) > 0)
+		if ((len += (size_t)r) == cap)
+			die("veil-las at %s answers too much", sock);
+	close(fd);
+	if (!buf || !len || !strncmp(buf, "ERROR ", 6))
+		die("veil-las at %s gave no evidence", sock);
+	buf[len] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+/* s as the inside of a JSON string (the evidence is itself JSON); frees s. */
+static char *json_escape(char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(6 * n + 1), *w = out;
+	if (!out)
+		die("out of memory%s", "");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			*w++ = '\\';
+			*w++ = (char)*p;
+		} else if (*p < 0x20) {
+			w += snprintf(w, 7, "\\u%04x", *p);
+		} else {
+			*w++ = (char)*p;
+		}
+	}
+	*w = '\0';
+	free(s);
+	return out;
+}
+
+static void setup_identities(const char *las, int n, const char *method, const char *path,
+			     const char *host, const char **headers, int nheaders, const char *body,
+			     size_t body_size)
+{
+	const char *mark = body ? memmem(body, body_size, "@@EVIDENCE@@", 12) : NULL;
+	if (!mark)
+		die("--identities needs a --body with @@EVIDENCE@@ in it%s", "");
+	size_t pre = (size_t)(mark - body), post = body_size - pre - 12;
+	g.nids = n;
+	g.id_ctx = calloc((size_t)n, sizeof(*g.id_ctx));
+	g.id_req = calloc((size_t)n, sizeof(*g.id_req));
+	g.id_req_size = calloc((size_t)n, sizeof(*g.id_req_size));
+	if (!g.id_ctx || !g.id_req || !g.id_req_size)
+		die("out of memory%s", "");
+	for (int i = 0; i < n; i++) {
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		X509 *x = X509_new();
+		unsigned char *der = NULL, rd[32];
+		int dl = k ? i2d_PUBKEY(k, &der) : -1;
+		if (!x || dl <= 0 || !EVP_Digest(der, (size_t)dl, rd, NULL, EVP_sha256(), NULL))
+			ssl_die("cannot make identity key%s", "");
+		OPENSSL_free(der);
+		X509_set_version(x, 2);
+		ASN1_INTEGER_set(X509_get_serialNumber(x), i + 1);
+		X509_gmtime_adj(X509_getm_notBefore(x), -60);
+		X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+					   (const unsigned char *)"loadgen", -1, -1, 0);
+		X509_set_issuer_name(x, X509_get_subject_name(x));
+		if (!X509_set_pubkey(x, k) || !X509_sign(x, k, EVP_sha256()))
+			ssl_die("cannot make identity certificate%s", "");
+		g.id_ctx[i] = new_ctx();
+		if (SSL_CTX_use_certificate(g.id_ctx[i], x) != 1 ||
+		    SSL_CTX_use_PrivateKey(g.id_ctx[i], k) != 1)
+			ssl_die("cannot use identity%s", "");
+		X509_free(x);
+		EVP_PKEY_free(k);
+		char *ev = json_escape(las_evidence(las, rd));
+		size_t el = strlen(ev), bs = pre + el + post;
+		char *b = malloc(bs);
+		if (!b)
+			die("out of memory%s", "");
+		memcpy(b, body, pre);
+		memcpy(b + pre, ev, el);
+		memcpy(b + pre + el, mark + 12, post);
+		g.id_req[i] =
+		    make_request(method, path, host, headers, nheaders, b, bs, &g.id_req_size[i]);
+		free(b);
+		free(ev);
+	}
 }
 
 static void usage(void)
@@ -792,14 +923,16 @@ static void usage(void)
 	    "usage: loadgen --url https://127.0.0.1:PORT/PATH --cert C.pem --key K.pem\n"
 	    "               [--method GET|POST|PUT] [--body FILE] [--header 'K: V']...\n"
 	    "               --mode keepalive|new --connections N --threads T --duration SECONDS\n"
-	    "               [--expect STATUS (default 200, 0 = any)] [--timeout SECONDS (5)]\n");
+	    "               [--expect STATUS (default 200, 0 = any)] [--timeout SECONDS (5)]\n"
+	    "               [--las SOCKET --identities N  (instead of --cert/--key)]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	const char *url = NULL, *cert = NULL, *key = NULL, *method = "GET", *body_file = NULL;
-	const char *mode = NULL;
+	const char *mode = NULL, *las = NULL;
+	int identities = 0;
 	const char *headers[MAX_HEADERS];
 	int nheaders = 0;
 	g.connections = 0;
@@ -821,6 +954,8 @@ int main(int argc, char **argv)
 	    {"duration", required_argument, NULL, 'd'},
 	    {"expect", required_argument, NULL, 'e'},
 	    {"timeout", required_argument, NULL, 'T'},
+	    {"las", required_argument, NULL, 'L'},
+	    {"identities", required_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -867,12 +1002,18 @@ int main(int argc, char **argv)
 			g.timeout_ns =
 			    (uint64_t)(parse_number(optarg, "--timeout", 0.001, 600) * 1e9);
 			break;
+		case 'L':
+			las = optarg;
+			break;
+		case 'I':
+			identities = (int)parse_number(optarg, "--identities", 1, 4096);
+			break;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc || !url || !cert || !key || !mode || g.connections == 0 ||
-	    g.duration_s == 0)
+	if (optind != argc || !url || (!las && (!cert || !key)) || !!las != !!identities || !mode ||
+	    g.connections == 0 || g.duration_s == 0)
 		usage();
 	if (strcmp(mode, "keepalive") == 0)
 		g.mode = MODE_KEEPALIVE;
@@ -891,8 +1032,23 @@ int main(int argc, char **argv)
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &g.addr.sin_addr, ip, sizeof(ip));
 	snprintf(host_header, sizeof(host_header), "%s:%u", ip, ntohs(g.addr.sin_port));
-	build_request(method, path, host_header, headers, nheaders, body_file);
-	setup_tls(cert, key);
+	size_t body_size = 0;
+	char *body = body_file ? read_file(body_file, &body_size) : NULL;
+	g.counter_off = SIZE_MAX;
+	if (las) {
+		setup_identities(las, identities, method, path, host_header, headers, nheaders,
+				 body, body_size);
+	} else {
+		g.request = make_request(method, path, host_header, headers, nheaders, body,
+					 body_size, &g.request_size);
+		char *mark = body_size ? memmem(g.request + g.request_size - body_size, body_size,
+						"@@@@@@@@@@@@", 12)
+				       : NULL;
+		if (mark)
+			g.counter_off = (size_t)(mark - g.request);
+		setup_tls(cert, key);
+	}
+	free(body);
 	signal(SIGPIPE, SIG_IGN);
 
 	struct worker *workers = calloc((size_t)g.threads, sizeof(*workers));
@@ -949,5 +1105,12 @@ int main(int argc, char **argv)
 	free(workers);
 	free(g.request);
 	SSL_CTX_free(g.ctx);
+	for (int i = 0; i < g.nids; i++) {
+		SSL_CTX_free(g.id_ctx[i]);
+		free(g.id_req[i]);
+	}
+	free(g.id_ctx);
+	free(g.id_req);
+	free(g.id_req_size);
 	return 0;
 }

@@ -71,7 +71,8 @@ struct cas_thread {
 	struct event_base *base;
 	struct evhttp *http;
 	struct veil_store *store;
-	struct read_cache_entry *cache; /* READ_CACHE_SLOTS, this thread's own */
+	struct read_cache_entry *cache;          /* READ_CACHE_SLOTS, this thread's own */
+	struct attest_cache_entry *attest_cache; /* routes.c's, allocated on first use */
 	pthread_t tid;
 	int fd;
 };

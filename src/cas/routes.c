@@ -438,12 +438,56 @@ static void cache_clear(struct read_cache_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/* /v1/attest's cache: a namespace's decrypted, parsed policy and secrets,
+ * per thread, until the next committed change anywhere (the generation).
+ * Decrypting, parsing and deserialising per start cost ~40 us of ~850 us.
+ * The secrets stay in secure memory (locked, not dumped) while cached.
+ * Policies that import are not cached: the exporter's consent and value are
+ * read afresh every time. */
+#define ATTEST_CACHE_SLOTS 64
+struct attest_cache_entry {
+	char ns[129];
+	unsigned long long generation;
+	struct stored st;
+	int used;
+};
+
+static void attest_cache_clear(struct attest_cache_entry *e)
+{
+	if (e->used)
+		stored_free(&e->st);
+	memset(e, 0, sizeof(*e));
+}
+
 void cas_cache_free(struct cas_thread *t)
 {
 	for (size_t i = 0; t->cache && i < READ_CACHE_SLOTS; i++)
 		cache_clear(&t->cache[i]);
 	free(t->cache);
 	t->cache = NULL;
+	for (size_t i = 0; t->attest_cache && i < ATTEST_CACHE_SLOTS; i++)
+		attest_cache_clear(&t->attest_cache[i]);
+	free(t->attest_cache);
+	t->attest_cache = NULL;
+}
+
+static struct attest_cache_entry *attest_slot(struct cas_thread *t, const char *ns)
+{
+	if (!t->attest_cache &&
+	    !(t->attest_cache = calloc(ATTEST_CACHE_SLOTS, sizeof(*t->attest_cache))))
+		return NULL;
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = ns; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &t->attest_cache[h % ATTEST_CACHE_SLOTS];
+}
+
+static int has_imports(const struct veil_policy *p)
+{
+	for (size_t i = 0; i < p->secret_count; i++)
+		if (p->secrets[i].import_namespace)
+			return 1;
+	return 0;
 }
 
 static void cache_fill(struct read_cache_entry *e, const char *ns, unsigned long long gen,
@@ -732,16 +776,33 @@ static void attest(struct ctx *c)
 	const char *ns = q.ns, *svc_name = q.service, *config_id = q.config_id;
 	const char *evidence = q.evidence, *root = q.file_set_root;
 	json_t *sent_files = q.files;
-	int rc = c->t->store->ops->get(c->t->store, ns, &r);
-	if (rc == VEIL_ENOENT) {
-		fail(c, 404, ns, "no namespace %s", ns);
-		goto out;
+	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
+	struct attest_cache_entry *slot = attest_slot(c->t, ns);
+	struct stored *sp = &st; /* the cached entry, or st (this request's) */
+	if (slot && slot->used && slot->generation == gen && !strcmp(slot->ns, ns)) {
+		sp = &slot->st;
+	} else {
+		int rc = c->t->store->ops->get(c->t->store, ns, &r);
+		if (rc == VEIL_ENOENT) {
+			fail(c, 404, ns, "no namespace %s", ns);
+			goto out;
+		}
+		if (rc || stored_open(cas, &r, &st)) {
+			fail(c, 500, ns, "cannot open the stored policy");
+			goto out;
+		}
+		if (slot && strlen(ns) < sizeof(slot->ns) && !has_imports(&st.policy)) {
+			attest_cache_clear(slot);
+			slot->st = st; /* moved: the doc's arena is on the heap, the
+					* policy's pointers stay valid */
+			memset(&st, 0, sizeof(st));
+			snprintf(slot->ns, sizeof(slot->ns), "%s", ns);
+			slot->generation = gen;
+			slot->used = 1;
+			sp = &slot->st;
+		}
 	}
-	if (rc || stored_open(cas, &r, &st)) {
-		fail(c, 500, ns, "cannot open the stored policy");
-		goto out;
-	}
-	const struct veil_policy *p = &st.policy;
+	const struct veil_policy *p = &sp->policy;
 	const struct veil_policy_service *svc = NULL;
 	for (size_t i = 0; i < p->service_count; i++)
 		if (!strcmp(p->services[i].name, svc_name))
@@ -802,7 +863,7 @@ static void attest(struct ctx *c)
 			snprintf(msg, sizeof(msg), "namespace %s holds no value for secret %s",
 				 s->import_namespace, s->import_secret);
 			status = 500;
-		} else if (!status && veil_secret_set_append(&st.secrets, s->name, val)) {
+		} else if (!status && veil_secret_set_append(&sp->secrets, s->name, val)) {
 			snprintf(msg, sizeof(msg), "out of memory");
 			status = 500;
 		}
@@ -814,7 +875,7 @@ static void attest(struct ctx *c)
 			goto out;
 		}
 	}
-	if (!(resp = json_object()) || render_config(p, svc, &st.secrets, resp, &d) ||
+	if (!(resp = json_object()) || render_config(p, svc, &sp->secrets, resp, &d) ||
 	    !(body = json_dumps(resp, JSON_COMPACT))) {
 		diags_text(&d, msg, sizeof(msg));
 		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -63,6 +64,53 @@ out:
 	return rc;
 }
 
+/* Platform keys seen lately, parsed: a node's veil-las signs every start with
+ * the same key, and OpenSSL 3's PEM decoder (provider lookups under rwlocks)
+ * was a fifth of the CAS's time per attestation. Global, so that the
+ * entries stay reachable (no leak) whichever thread filled them. */
+#define PK_CACHE 8
+static struct {
+	char *pem;
+	EVP_PKEY *pk;
+	char hash[VEIL_KEY_HASH_HEX];
+} pk_cache[PK_CACHE];
+static unsigned pk_next;
+static pthread_mutex_t pk_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The key of pem (a reference the caller frees) and its hash, or NULL. */
+static EVP_PKEY *platform_key(const char *pem, char hash[static VEIL_KEY_HASH_HEX])
+{
+	EVP_PKEY *pk = NULL;
+	pthread_mutex_lock(&pk_lock);
+	for (unsigned i = 0; i < PK_CACHE && !pk; i++)
+		if (pk_cache[i].pem && !strcmp(pk_cache[i].pem, pem) &&
+		    EVP_PKEY_up_ref(pk_cache[i].pk)) {
+			pk = pk_cache[i].pk;
+			memcpy(hash, pk_cache[i].hash, VEIL_KEY_HASH_HEX);
+		}
+	pthread_mutex_unlock(&pk_lock);
+	if (pk)
+		return pk;
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	char *copy = pk ? strdup(pem) : NULL;
+	if (!copy || veil_pubkey_hash(pk, hash) || !EVP_PKEY_up_ref(pk)) {
+		free(copy);
+		EVP_PKEY_free(pk);
+		return NULL;
+	}
+	pthread_mutex_lock(&pk_lock);
+	unsigned k = pk_next++ % PK_CACHE;
+	free(pk_cache[k].pem);
+	EVP_PKEY_free(pk_cache[k].pk);
+	pk_cache[k].pem = copy;
+	pk_cache[k].pk = pk; /* the extra reference */
+	memcpy(pk_cache[k].hash, hash, VEIL_KEY_HASH_HEX);
+	pthread_mutex_unlock(&pk_lock);
+	return pk;
+}
+
 static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE],
 		      struct veil_claims *c, struct veil_diags *d)
 {
@@ -75,8 +123,8 @@ static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 		return VEIL_EINVAL;
 	}
 	int rc = VEIL_EINVAL;
-	BIO *bio = BIO_new_mem_buf(pem, -1);
-	EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	char pk_hash[VEIL_KEY_HASH_HEX];
+	EVP_PKEY *pk = platform_key(pem, pk_hash);
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	json_t *cj = NULL;
 	size_t slen = strlen(sig64);
@@ -126,15 +174,13 @@ static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 	snprintf(c->tcb_status, sizeof(c->tcb_status), "%s", tcb);
 	c->debug = debug;
 	c->timestamp = ts;
-	if ((rc = veil_pubkey_hash(pk, c->platform_key)))
-		goto out;
+	memcpy(c->platform_key, pk_hash, sizeof(pk_hash));
 	rc = 0;
 out:
 	json_decref(cj);
 	free(sig);
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pk);
-	BIO_free(bio);
 	return rc;
 }
 

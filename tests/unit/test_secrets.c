@@ -1,6 +1,7 @@
 /* Unit tests: CAS secrets (src/cas/secrets.c): secure memory, generation,
  * dependency order, update rules, the serialised form and placeholder
  * rendering. Adversarial cases first in each group. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,6 +245,60 @@ static int forbidden_ascii(int c)
 
 /* ------------------------------------------------------------------------ */
 /* Secure memory                                                            */
+
+/* Pool blocks come back wiped, whoever used them before; two threads
+ * allocating and freeing at once never share a block. */
+static void *secure_churn(void *arg)
+{
+	uint8_t tag = (uint8_t)(uintptr_t)arg;
+	for (int round = 0; round < 2000; round++) {
+		uint8_t *p[8];
+		for (size_t i = 0; i < 8; i++) {
+			size_t n = 1 + (size_t)(round * 8 + (int)i) % 300;
+			p[i] = veil_secure_alloc(n);
+			if (!p[i])
+				return (void *)1;
+			for (size_t k = 0; k < n; k++)
+				if (p[i][k])
+					return (void *)1; /* not wiped */
+			memset(p[i], tag, n);
+		}
+		for (size_t i = 0; i < 8; i++) {
+			size_t n = 1 + (size_t)(round * 8 + (int)i) % 300;
+			for (size_t k = 0; k < n; k++)
+				if (p[i][k] != tag)
+					return (void *)1; /* another thread wrote here */
+			veil_secure_free(p[i], n);
+		}
+	}
+	return NULL;
+}
+
+static void test_secure_reuse_wiped_and_threads(void **state)
+{
+	uint8_t *p[100];
+	for (size_t i = 0; i < 100; i++) {
+		p[i] = veil_secure_alloc(40);
+		memset(p[i], 0xa5, 40);
+	}
+	for (size_t i = 0; i < 100; i++)
+		veil_secure_free(p[i], 40);
+	for (size_t i = 0; i < 100; i++) {
+		p[i] = veil_secure_alloc(40);
+		for (size_t k = 0; k < 40; k++)
+			assert_int_equal(p[i][k], 0);
+	}
+	for (size_t i = 0; i < 100; i++)
+		veil_secure_free(p[i], 40);
+	pthread_t t1, t2;
+	void *r1, *r2;
+	assert_int_equal(pthread_create(&t1, NULL, secure_churn, (void *)(uintptr_t)0x11), 0);
+	assert_int_equal(pthread_create(&t2, NULL, secure_churn, (void *)(uintptr_t)0x22), 0);
+	pthread_join(t1, &r1);
+	pthread_join(t2, &r2);
+	assert_null(r1);
+	assert_null(r2);
+}
 
 static void test_secure_alloc(void **state)
 {
@@ -1625,6 +1680,7 @@ int main(void)
 	    cmocka_unit_test(test_render_encodings),
 	    cmocka_unit_test(test_find_and_free),
 	    cmocka_unit_test(test_append_imported),
+	    cmocka_unit_test(test_secure_reuse_wiped_and_threads),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
