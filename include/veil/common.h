@@ -87,6 +87,10 @@ char *veil_self_dir(void);
 #define VEIL_SHA256_SIZE 32
 int veil_sha256(const void *data, size_t size, uint8_t out[static VEIL_SHA256_SIZE]);
 int veil_sha256_file(const char *path, uint8_t out[static VEIL_SHA256_SIZE], struct veil_diags *d);
+/* The rest of an open file from its current offset; path only names it in
+ * messages. The caller keeps fd. */
+int veil_sha256_fd(int fd, const char *path, uint8_t out[static VEIL_SHA256_SIZE],
+		   struct veil_diags *d);
 /* lower-case hex, out must hold 2*size+1 bytes */
 void veil_hex(const uint8_t *in, size_t size, char *out);
 /* exactly 2*size lower-case hex digits -> size bytes; 0 or VEIL_EINVAL

@@ -31,7 +31,8 @@ struct veil_measurement {
 
 void veil_measurement_free(struct veil_measurement *m);
 
-/* Hashes the `copy` files (relative to manifest_dir) and the runtime binary. */
+/* Hashes the `copy` files (relative to manifest_dir) and the runtime binary
+ * (runtime_path NULL: not measured, runtime_sha256 left empty). */
 int veil_measure_service(const struct veil_service_manifest *sm, const char *manifest_dir,
 			 const char *runtime_path, struct veil_measurement *out,
 			 struct veil_diags *d);

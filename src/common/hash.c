@@ -17,14 +17,21 @@ int veil_sha256(const void *data, size_t size, uint8_t out[static VEIL_SHA256_SI
 
 int veil_sha256_file(const char *path, uint8_t out[static VEIL_SHA256_SIZE], struct veil_diags *d)
 {
-	int rc = VEIL_EIO;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		veil_diag(d, "%s: cannot open: %s", path, strerror(errno));
-		rc = errno == ENOENT ? VEIL_ENOENT : VEIL_EIO;
-		goto out;
+		return errno == ENOENT ? VEIL_ENOENT : VEIL_EIO;
 	}
+	int rc = veil_sha256_fd(fd, path, out, d);
+	close(fd);
+	return rc;
+}
+
+int veil_sha256_fd(int fd, const char *path, uint8_t out[static VEIL_SHA256_SIZE],
+		   struct veil_diags *d)
+{
+	int rc = VEIL_EIO;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
 		goto out;
 	static __thread uint8_t buf[1 << 16];
@@ -46,8 +53,6 @@ int veil_sha256_file(const char *path, uint8_t out[static VEIL_SHA256_SIZE], str
 		goto out;
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
 	EVP_MD_CTX_free(ctx);
 	return rc;
 }

@@ -272,14 +272,15 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 		goto out;
 	clean_path(m.pwd);
 	uint8_t h[VEIL_SHA256_SIZE];
-	rc = veil_sha256_file(runtime_path, h, d);
+	rc = runtime_path ? veil_sha256_file(runtime_path, h, d) : 0;
 	if (rc) {
 		veil_diag(d,
 			  "cannot measure the runtime '%s' (build veil-run, or set VEIL_RUNTIME)",
 			  runtime_path);
 		goto out;
 	}
-	veil_hex(h, sizeof(h), m.runtime_sha256);
+	if (runtime_path)
+		veil_hex(h, sizeof(h), m.runtime_sha256);
 	for (size_t i = 0; i < b->copy_count; i++) {
 		const char *item = b->copy[i];
 		w.copy_item = item;

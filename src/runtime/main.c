@@ -32,6 +32,7 @@
 #define MAX_ARGS 256
 
 static int verbose;
+static struct timespec t_start;
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg(const char *fmt, ...)
@@ -40,7 +41,11 @@ static void logmsg(const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("veil-run: ", stderr);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	fprintf(stderr, "veil-run: [%6.2f ms] ",
+		(double)(now.tv_sec - t_start.tv_sec) * 1e3 +
+		    (double)(now.tv_nsec - t_start.tv_nsec) / 1e6);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -255,7 +260,8 @@ static int files_root(const char *dir, char root[static 65], json_t *list)
 	struct veil_measurement meas = {0};
 	struct veil_diags d;
 	veil_diags_init(&d);
-	int rc = veil_measure_service(&m, dir, "/proc/self/exe", &meas, &d);
+	/* our own executable is veil-las's to measure, not ours */
+	int rc = veil_measure_service(&m, dir, NULL, &meas, &d);
 	if (rc) {
 		for (size_t i = 0; i < d.count; i++)
 			die("%s", d.msgs[i]);
@@ -283,6 +289,7 @@ static void cleanse_free(void *p)
 
 int main(int argc, char **argv)
 {
+	clock_gettime(CLOCK_MONOTONIC, &t_start);
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
 		return 0;
@@ -316,6 +323,7 @@ int main(int argc, char **argv)
 	/* the configuration holds secrets: jansson's memory is wiped when freed */
 	json_set_alloc_funcs(malloc, cleanse_free);
 
+	logmsg("started");
 	/* 1. a fresh key; the evidence binds its SHA-256 */
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	X509 *cert = X509_new();
@@ -331,6 +339,7 @@ int main(int argc, char **argv)
 	X509_set_issuer_name(cert, X509_get_subject_name(cert));
 	if (!X509_set_pubkey(cert, key) || !X509_sign(cert, key, EVP_sha256()))
 		return die("cannot make a certificate");
+	logmsg("key and certificate made");
 	char *evidence = NULL;
 	if (las_evidence(las, rd, &evidence))
 		return 1;
@@ -431,8 +440,8 @@ int main(int argc, char **argv)
 	args[nargs] = NULL;
 	if (!nargs)
 		return die("the policy's command is empty");
-	json_decref(cfg); /* wiped by cleanse_free */
 	logmsg("exec %s in %s", args[0], pwd);
+	json_decref(cfg); /* wiped by cleanse_free; pwd pointed into it */
 	char *path_env = NULL;
 	for (size_t i = 0; envp[i]; i++)
 		if (!strncmp(envp[i], "PATH=", 5))

@@ -42,7 +42,7 @@ start_service() { # las-name [extra env...]
 		shift
 		exec env -i "$@"' _ "${FILES:-$WORK/files}" \
 		SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$PORT \
-		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "$BUILD/veil-run"
+		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "${RUNTIME:-$BUILD/veil-run}"
 }
 
 t_setup() {
@@ -89,6 +89,20 @@ t_changed_file_refused() {
 	mv "$WORK/files/print_env.py" "$WORK/orig2.py"
 	run start_service las && rejected && has "/python/print_env.py is missing" || return 1
 	mv "$WORK/orig2.py" "$WORK/files/print_env.py"
+}
+
+# veil-las remembers measurements by file identity; a binary changed in place
+# (same inode, same path) is measured again, never served from memory
+t_las_remeasures_changed_runtime() {
+	cp "$BUILD/veil-run" "$WORK/vr" || return 1
+	RUNTIME=$WORK/vr run start_service las && ok && has "API_USER = myself" || return 1
+	RUNTIME=$WORK/vr run start_service las && ok || return 1
+	local ino
+	ino=$(stat -c %i "$WORK/vr")
+	printf '\0' >>"$WORK/vr"
+	[ "$(stat -c %i "$WORK/vr")" = "$ino" ] || die "not the same inode" || return 1
+	RUNTIME=$WORK/vr run start_service las && rejected || return 1
+	has "not in policy myPythonApp/pythonapp" && lacks "API_USER ="
 }
 
 t_other_service_config_gets_nothing() {
@@ -355,6 +369,6 @@ YML
 }
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
-	t_changed_file_refused t_other_service_config_gets_nothing t_untrusted_platform_refused \
+	t_changed_file_refused t_las_remeasures_changed_runtime t_other_service_config_gets_nothing t_untrusted_platform_refused \
 	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_injection_files t_update_drops_old_measurement \
 	t_password_value_never_leaks t_production_policy_refuses_simulation
