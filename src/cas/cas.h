@@ -73,6 +73,7 @@ struct cas_thread {
 	struct veil_store *store;
 	struct read_cache_entry *cache;          /* READ_CACHE_SLOTS, this thread's own */
 	struct attest_cache_entry *attest_cache; /* routes.c's, allocated on first use */
+	unsigned long long attest_gen;           /* the generation its entries belong to */
 	pthread_t tid;
 	int fd;
 };

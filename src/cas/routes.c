@@ -471,8 +471,16 @@ void cas_cache_free(struct cas_thread *t)
 	t->attest_cache = NULL;
 }
 
-static struct attest_cache_entry *attest_slot(struct cas_thread *t, const char *ns)
+/* The slot for ns. After any committed change every entry of this thread is
+ * wiped at once, not only the one looked up: a deleted or updated
+ * namespace's secrets do not linger in slots nobody asks for again. */
+static struct attest_cache_entry *attest_slot(struct cas_thread *t, const char *ns,
+					      unsigned long long gen)
 {
+	if (t->attest_cache && t->attest_gen != gen)
+		for (size_t i = 0; i < ATTEST_CACHE_SLOTS; i++)
+			attest_cache_clear(&t->attest_cache[i]);
+	t->attest_gen = gen;
 	if (!t->attest_cache &&
 	    !(t->attest_cache = calloc(ATTEST_CACHE_SLOTS, sizeof(*t->attest_cache))))
 		return NULL;
@@ -777,7 +785,7 @@ static void attest(struct ctx *c)
 	const char *evidence = q.evidence, *root = q.file_set_root;
 	json_t *sent_files = q.files;
 	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
-	struct attest_cache_entry *slot = attest_slot(c->t, ns);
+	struct attest_cache_entry *slot = attest_slot(c->t, ns, gen);
 	struct stored *sp = &st; /* the cached entry, or st (this request's) */
 	if (slot && slot->used && slot->generation == gen && !strcmp(slot->ns, ns)) {
 		sp = &slot->st;

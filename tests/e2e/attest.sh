@@ -300,6 +300,17 @@ PY
 	[ "$(cat "$WORK/inj/shm.list")" = app.conf ] || die "left in the folder: $(cat "$WORK/inj/shm.list")"
 }
 
+# the CAS keeps a started policy in memory; deleting the namespace stops the
+# next start all the same
+t_deleted_namespace_stops_starts() {
+	cd "$WORK/inj" || return 1
+	inject_service "$WORK/inj/etc/app/app.conf" || return 1
+	FILES=$WORK/inj/files run start_service las SCONE_CONFIG_ID=injtest/app && ok && has "content matches" || return 1
+	run "$VEIL" policy delete injtest --cas "$URL" && ok || return 1
+	FILES=$WORK/inj/files run start_service las SCONE_CONFIG_ID=injtest/app && rejected || return 1
+	has "no namespace injtest" && lacks "content matches"
+}
+
 # a policy update that drops the old measurement stops new starts of the old build
 t_update_drops_old_measurement() {
 	cd "$WORK/pw" || return 1
@@ -370,5 +381,5 @@ YML
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_las_remeasures_changed_runtime t_other_service_config_gets_nothing t_untrusted_platform_refused \
-	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_injection_files t_update_drops_old_measurement \
+	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
 	t_password_value_never_leaks t_production_policy_refuses_simulation
