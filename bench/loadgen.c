@@ -450,6 +450,17 @@ static void start_request(struct conn *c, uint64_t now)
 
 static void conn_drive(struct worker *w, struct conn *c);
 
+/* After an SSL call returned r: wait for the socket when OpenSSL asks to,
+ * otherwise the connection failed. */
+static void ssl_wait_or_fail(struct worker *w, struct conn *c, int r)
+{
+	int e = SSL_get_error(c->ssl, r);
+	if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+	    want(w, c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT) == 0)
+		return;
+	conn_fail(w, c, now_ns());
+}
+
 static void conn_start(struct worker *w, struct conn *c, uint64_t now)
 {
 	if (now >= g.t_end_ns) {
@@ -525,13 +536,7 @@ static void conn_drive(struct worker *w, struct conn *c)
 				start_request(c, now_ns());
 				break;
 			}
-			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				if (want(w, c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT) < 0)
-					conn_fail(w, c, now_ns());
-				return;
-			}
-			conn_fail(w, c, now_ns());
+			ssl_wait_or_fail(w, c, r);
 			return;
 		case C_WRITING: {
 			size_t rsize;
@@ -550,13 +555,7 @@ static void conn_drive(struct worker *w, struct conn *c)
 					conn_fail(w, c, now_ns());
 				return;
 			}
-			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-				if (want(w, c, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT) < 0)
-					conn_fail(w, c, now_ns());
-				return;
-			}
-			conn_fail(w, c, now_ns());
+			ssl_wait_or_fail(w, c, r);
 			return;
 		}
 		case C_READING: {

@@ -96,6 +96,8 @@ void veil_hex(const uint8_t *in, size_t size, char *out);
 /* exactly 2*size lower-case hex digits -> size bytes; 0 or VEIL_EINVAL
  * (out untouched then) */
 int veil_unhex(const char *hex, uint8_t *out, size_t size);
+/* s is a SHA-256 in veil's hex (64 lower-case digits), e.g. a key hash */
+int veil_is_sha256_hex(const char *s);
 
 /* Edit distance, for "did you mean" suggestions; capped at 255. */
 unsigned veil_edit_distance(const char *a, const char *b);

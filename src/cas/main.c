@@ -192,8 +192,7 @@ int main(int argc, char **argv)
 			body_max = strtol(optarg, NULL, 10);
 			break;
 		case 'p':
-			if (strlen(optarg) != 64 || strspn(optarg, "0123456789abcdef") != 64 ||
-			    ntrusted == 64) {
+			if (!veil_is_sha256_hex(optarg) || ntrusted == 64) {
 				fprintf(stderr,
 					"veil-cas: --trust-platform takes a 64-hex-digit key "
 					"hash (veil-las prints it), at most 64 times\n");

@@ -264,7 +264,11 @@ static int open_export(struct cas_thread *t, const char *importer, const struct 
 	return 0;
 }
 
-static int check_imports(struct ctx *c, const struct veil_policy *p)
+/* Every import of p (imported into namespace `importer`) with its exporter's
+ * consent; with `into`, each value is added to it under the importer's name.
+ * 0, or an HTTP status and the reason in msg. */
+static int import_all(struct cas_thread *t, const char *importer, const struct veil_policy *p,
+		      struct veil_secret_set *into, char *msg, size_t cap)
 {
 	for (size_t i = 0; i < p->secret_count; i++) {
 		const struct veil_secret *s = &p->secrets[i];
@@ -273,16 +277,30 @@ static int check_imports(struct ctx *c, const struct veil_policy *p)
 		struct veil_record r = {0};
 		struct stored st;
 		const struct veil_secret_value *val;
-		char msg[600];
-		int status = open_export(c->t, p->name, s, &r, &st, &val, msg, sizeof(msg));
+		int status = open_export(t, importer, s, &r, &st, &val, msg, cap);
+		if (!status && into && !val) {
+			snprintf(msg, cap, "namespace %s holds no value for secret %s",
+				 s->import_namespace, s->import_secret);
+			status = 500;
+		} else if (!status && into && veil_secret_set_append(into, s->name, val)) {
+			snprintf(msg, cap, "out of memory");
+			status = 500;
+		}
 		stored_free(&st);
 		veil_record_free(&r);
-		if (status) {
-			fail(c, status, p->name, "%s", msg);
-			return -1;
-		}
+		if (status)
+			return status;
 	}
 	return 0;
+}
+
+static int check_imports(struct ctx *c, const struct veil_policy *p)
+{
+	char msg[600];
+	int status = import_all(c->t, p->name, p, NULL, msg, sizeof(msg));
+	if (status)
+		fail(c, status, p->name, "%s", msg);
+	return status ? -1 : 0;
 }
 
 /* "parent/child": the parent must exist and allow this client to create
@@ -858,30 +876,12 @@ static void attest(struct ctx *c)
 		     root ? root : "(none)", config_id, which);
 		goto out;
 	}
-	/* 6. imported secrets, each with its exporter's consent as of now */
-	for (size_t i = 0; i < p->secret_count; i++) {
-		const struct veil_secret *s = &p->secrets[i];
-		if (!s->import_namespace)
-			continue;
-		struct veil_record er = {0};
-		struct stored est;
-		const struct veil_secret_value *val;
-		int status = open_export(c->t, ns, s, &er, &est, &val, msg, sizeof(msg));
-		if (!status && !val) {
-			snprintf(msg, sizeof(msg), "namespace %s holds no value for secret %s",
-				 s->import_namespace, s->import_secret);
-			status = 500;
-		} else if (!status && veil_secret_set_append(&sp->secrets, s->name, val)) {
-			snprintf(msg, sizeof(msg), "out of memory");
-			status = 500;
-		}
-		stored_free(&est);
-		veil_record_free(&er);
-		if (status) {
-			fail(c, status == 500 ? 500 : 403, ns, "cannot provision %s: %s", config_id,
-			     msg);
-			goto out;
-		}
+	/* 6. imported secrets, each with its exporter's consent as of now (a
+	 * policy with imports is never the cached entry: sp is this request's) */
+	int status = import_all(c->t, ns, p, &sp->secrets, msg, sizeof(msg));
+	if (status) {
+		fail(c, status == 500 ? 500 : 403, ns, "cannot provision %s: %s", config_id, msg);
+		goto out;
 	}
 	if (!(resp = json_object()) || render_config(p, svc, &sp->secrets, resp, &d) ||
 	    !(body = json_dumps(resp, JSON_COMPACT))) {

@@ -427,8 +427,7 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(&mesh);
 	if (!o->no_upload && (rc = upload(o, &mesh, doc->arena, policy, &canon, hash, cas_key, d)))
 		goto out;
-	if (!cas_key[0] && mc && mc->cas_key && strlen(mc->cas_key) == 64 &&
-	    strspn(mc->cas_key, "0123456789abcdef") == 64)
+	if (!cas_key[0] && mc && veil_is_sha256_hex(mc->cas_key))
 		memcpy(cas_key, mc->cas_key, sizeof(cas_key));
 	if (!cas_key[0] && o->outputs)
 		fprintf(stderr,

@@ -87,3 +87,9 @@ void veil_hex(const uint8_t *in, size_t size, char *out)
 	}
 	out[2 * size] = '\0';
 }
+
+int veil_is_sha256_hex(const char *s)
+{
+	uint8_t scratch[VEIL_SHA256_SIZE];
+	return s && !veil_unhex(s, scratch, sizeof(scratch));
+}

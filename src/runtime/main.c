@@ -311,7 +311,7 @@ int main(int argc, char **argv)
 		return die("%s is not set (see veil-run --help)", !config_id ? "SCONE_CONFIG_ID"
 								  : !cas     ? "SCONE_CAS_ADDR"
 									     : "VEIL_CAS_KEY");
-	if (strlen(cas_key) != 64 || strspn(cas_key, "0123456789abcdef") != 64)
+	if (!veil_is_sha256_hex(cas_key))
 		return die("VEIL_CAS_KEY must be the CAS's 64-hex-digit key hash");
 	if (!strncmp(cas, "https://", 8))
 		cas += 8;
