@@ -59,7 +59,9 @@ start_cas() { # threads (the same data folder each time)
 		kill "$cas_pid" && wait "$cas_pid" 2>/dev/null
 	fi
 	: >"$work/cas.log"
-	"$build/veil-cas" --data "$work/data" --listen "127.0.0.1:$port" --threads "$1" \
+	local init=
+	[ -e "$work/data/master.key" ] || init=--init
+	"$build/veil-cas" --data "$work/data" $init --listen "127.0.0.1:$port" --threads "$1" \
 		--trust-platform "$(awk '/platform key hash/{print $5}' "$work/las.log")" >"$work/cas.log" 2>&1 &
 	cas_pid=$!
 	for _ in $(seq 100); do grep -q listening "$work/cas.log" && break; sleep 0.05; done

@@ -24,7 +24,7 @@ export VEIL_HOME=$work/home
 "$build/veil-las" --socket "$work/las.sock" --data "$work/las" >"$work/las.out" 2>/dev/null &
 pids+=($!)
 for _ in $(seq 100); do grep -q "key hash" "$work/las.out" 2>/dev/null && break; sleep 0.05; done
-"$build/veil-cas" --data "$work/cas" --listen "127.0.0.1:$port" --threads 2 \
+"$build/veil-cas" --init --data "$work/cas" --listen "127.0.0.1:$port" --threads 2 \
 	--trust-platform "$(awk '/key hash/{print $5}' "$work/las.out")" >"$work/cas.out" 2>/dev/null &
 pids+=($!)
 for _ in $(seq 100); do grep -q "key hash" "$work/cas.out" 2>/dev/null && break; sleep 0.05; done

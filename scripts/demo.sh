@@ -21,7 +21,7 @@ made_python=
 las_pid=$!
 for _ in $(seq 100); do grep -q "key hash" "$out/las.log" && break; sleep 0.05; done
 platform=$(awk '/platform key hash/{print $5}' "$out/las.log")
-"$bin/veil-cas" --data "$out/cas-data" --listen "127.0.0.1:$port" --trust-platform "$platform" \
+"$bin/veil-cas" --init --data "$out/cas-data" --listen "127.0.0.1:$port" --trust-platform "$platform" \
 	>"$out/cas.log" 2>&1 &
 cas_pid=$!
 trap 'kill "$cas_pid" "$las_pid" 2>/dev/null; wait 2>/dev/null; [ -n "$made_python" ] && rmdir /python' EXIT

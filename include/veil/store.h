@@ -11,6 +11,7 @@
 #ifndef VEIL_STORE_H
 #define VEIL_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "veil/common.h"
@@ -57,7 +58,9 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
  * the master key is a 0600 file; a PKCS#11 HSM or TEE sealing replace
  * veil_vault_open_file without changing callers. */
 struct veil_vault;
-int veil_vault_open_file(const char *path, struct veil_vault **out, struct veil_diags *d);
+/* create: make a new key (the file must not exist); else open an existing one. */
+int veil_vault_open_file(const char *path, bool create, struct veil_vault **out,
+			 struct veil_diags *d);
 void veil_vault_close(struct veil_vault *v);
 /* New random data key, returned wrapped (AES-256-GCM under the master key,
  * bound to the namespace). */

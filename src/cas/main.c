@@ -21,11 +21,13 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: veil-cas --data DIR [--listen HOST:PORT] [--threads N]\n\n"
+	fprintf(f, "Usage: veil-cas --data DIR [--init] [--listen HOST:PORT] [--threads N]\n\n"
 		   "The Configuration and Attestation Service: stores policies encrypted at rest,\n"
 		   "generates their secrets, and (with veil-run) provisions attested services.\n\n"
 		   "  --data DIR          state folder: SQLite store (cas.db), master key, TLS\n"
-		   "                      identity, audit log; created on first start\n"
+		   "                      identity, audit log\n"
+		   "  --init              create a new CAS in DIR (refused if DIR holds one),\n"
+		   "                      then serve; without it DIR must hold a CAS\n"
 		   "  --listen HOST:PORT  HTTPS address (default 127.0.0.1:8081)\n"
 		   "  --threads N         event loops (default: number of cores)\n"
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
@@ -156,6 +158,41 @@ static int make_identity(struct cas *cas, struct veil_diags *d)
 	return rc;
 }
 
+/* A CAS is its master key plus what it wraps. A new one is made only on
+ * request: silently making a fresh key beside policies sealed under a lost one
+ * left a CAS that reported healthy and answered 500 to every read. */
+static int check_data_dir(const char *data, bool init, struct veil_diags *d)
+{
+	static const char *const parts[] = {"master.key", "cas.db", "audit.log", "tls"};
+	bool present[VEIL_ARRAY_LEN(parts)], any = false;
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(parts); i++) {
+		char *p = veil_path_join(data, parts[i]);
+		if (!p)
+			return VEIL_ENOMEM;
+		present[i] = access(p, F_OK) == 0;
+		any |= present[i];
+		free(p);
+	}
+	if (init && any) {
+		veil_diag(d, "%s already holds a CAS; start it without --init", data);
+		return VEIL_EINVAL;
+	}
+	if (!init && !any) {
+		veil_diag(d, "%s holds no CAS; create one with 'veil-cas --init --data %s'", data,
+			  data);
+		return VEIL_EINVAL;
+	}
+	if (!init && !present[0]) {
+		veil_diag(
+		    d,
+		    "%s/master.key is missing: the policies in %s cannot be decrypted without "
+		    "it; restore the key from your backup (--init would not bring it back)",
+		    data, data);
+		return VEIL_EINVAL;
+	}
+	return 0;
+}
+
 static void *run_thread(void *arg)
 {
 	struct cas_thread *t = arg;
@@ -170,6 +207,7 @@ int main(int argc, char **argv)
 					     {"threads", required_argument, NULL, 't'},
 					     {"body-max", required_argument, NULL, 'b'},
 					     {"trust-platform", required_argument, NULL, 'p'},
+					     {"init", no_argument, NULL, 'i'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	const char *data = NULL, *listen_addr = "127.0.0.1:8081";
@@ -177,8 +215,12 @@ int main(int argc, char **argv)
 	size_t ntrusted = 0;
 	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20;
 	int c;
+	bool init = false;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'i':
+			init = true;
+			break;
 		case 'd':
 			data = optarg;
 			break;
@@ -226,9 +268,11 @@ int main(int argc, char **argv)
 	char *tlsdir = veil_path_join(data, "tls");
 	char *auditlog = veil_path_join(data, "audit.log");
 	int rc =
-	    threads && keyfile && tlsdir && auditlog ? veil_mkdirs(data, 0700, &d) : VEIL_ENOMEM;
+	    threads && keyfile && tlsdir && auditlog ? check_data_dir(data, init, &d) : VEIL_ENOMEM;
+	if (!rc && init)
+		rc = veil_mkdirs(data, 0700, &d);
 	if (!rc)
-		rc = veil_vault_open_file(keyfile, &cas.vault, &d);
+		rc = veil_vault_open_file(keyfile, init, &cas.vault, &d);
 	if (!rc)
 		rc = veil_identity_load_or_create(tlsdir, "veil-cas", &cas.key, &cas.cert, &d);
 	if (!rc)

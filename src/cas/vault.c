@@ -24,7 +24,8 @@ struct veil_vault {
 	uint8_t *master; /* secure memory */
 };
 
-int veil_vault_open_file(const char *path, struct veil_vault **out, struct veil_diags *d)
+int veil_vault_open_file(const char *path, bool create, struct veil_vault **out,
+			 struct veil_diags *d)
 {
 	struct veil_vault *v = calloc(1, sizeof(*v));
 	int rc = VEIL_EIO, fd = -1;
@@ -32,9 +33,8 @@ int veil_vault_open_file(const char *path, struct veil_vault **out, struct veil_
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT) {
-		/* first start: a new master key, created exclusively, 0600 */
+	if (create) {
+		/* --init: a new master key, created exclusively, 0600 */
 		if (RAND_priv_bytes(v->master, KEY_SIZE) != 1)
 			goto out;
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -47,6 +47,7 @@ int veil_vault_open_file(const char *path, struct veil_vault **out, struct veil_
 		rc = 0;
 		goto out;
 	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		veil_diag(d, "%s: cannot open the master key: %s", path, strerror(errno));

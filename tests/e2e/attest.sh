@@ -50,7 +50,7 @@ t_setup() {
 	if [ ! -d /python ]; then mkdir /python && made_python=1; fi
 	start_las las || die "veil-las did not start" || return 1
 	start_las las2 || return 1
-	"$BUILD/veil-cas" --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 \
+	"$BUILD/veil-cas" --init --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 \
 		--trust-platform "$(las_hash las)" >"$WORK/cas.out" 2>"$WORK/cas.err" &
 	pids+=($!)
 	wait_for "$WORK/cas.out" "key hash" || die "veil-cas did not start" || return 1

@@ -19,8 +19,10 @@ trap cleanup EXIT
 
 . "$ROOT/tests/e2e/lib.sh"
 
-start_cas() { # data dir
-	"$CAS" --data "$1" --listen "127.0.0.1:$PORT" --threads 2 >"$WORK/cas.out" 2>"$WORK/cas.err" &
+start_cas() { # data dir (a new CAS there unless it holds one)
+	local init=
+	[ -e "$1/master.key" ] || init=--init
+	"$CAS" --data "$1" $init --listen "127.0.0.1:$PORT" --threads 2 >"$WORK/cas.out" 2>"$WORK/cas.err" &
 	CAS_PID=$!
 	for _ in $(seq 100); do
 		grep -q "listening" "$WORK/cas.out" 2>/dev/null && return 0
@@ -388,6 +390,23 @@ t_crash_safety() {
 	run "$VEIL" audit verify "$WORK/data/audit.log" && ok
 }
 
+# a store whose master key is lost must not start (it used to make a new key,
+# report healthy and answer 500 to every read); --init never overwrites a CAS
+t_lost_master_key_refuses_to_start() {
+	stop_cas || return 1
+	mkdir -p "$WORK/empty"
+	run "$CAS" --data "$WORK/empty" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] &&
+		has "holds no CAS; create one with 'veil-cas --init" || return 1
+	[ -z "$(ls -A "$WORK/empty")" ] || die "a refused start wrote into the folder" || return 1
+	run "$CAS" --init --data "$WORK/data" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] &&
+		has "already holds a CAS; start it without --init" || return 1
+	cp -a "$WORK/data" "$WORK/nokey" && rm "$WORK/nokey/master.key"
+	run "$CAS" --data "$WORK/nokey" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] &&
+		has "master.key is missing" && has "restore the key from your backup" || return 1
+	[ ! -e "$WORK/nokey/master.key" ] || die "a new master key was made" || return 1
+	start_cas "$WORK/data" || die "the intact store no longer starts"
+}
+
 t_pin_detects_new_key() {
 	stop_cas || return 1
 	start_cas "$WORK/data2" || return 1 # same address, another CAS
@@ -398,4 +417,4 @@ t_pin_detects_new_key() {
 run_in_order cas t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
 	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_import_needs_consent t_child_namespaces \
-	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_pin_detects_new_key
+	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_lost_master_key_refuses_to_start t_pin_detects_new_key

@@ -37,7 +37,7 @@ static struct veil_vault *open_vault(void)
 	struct veil_vault *v = NULL;
 	struct veil_diags d;
 	veil_diags_init(&d);
-	assert_int_equal(veil_vault_open_file(path, &v, &d), 0);
+	assert_int_equal(veil_vault_open_file(path, access(path, F_OK) != 0, &v, &d), 0);
 	veil_diags_free(&d);
 	return v;
 }
@@ -56,13 +56,36 @@ static void test_master_key_file_is_private(void **state)
 	struct veil_vault *v = NULL;
 	struct veil_diags d;
 	veil_diags_init(&d);
-	assert_int_equal(veil_vault_open_file(path, &v, &d), VEIL_EINVAL);
+	assert_int_equal(veil_vault_open_file(path, false, &v, &d), VEIL_EINVAL);
 	assert_non_null(strstr(d.msgs[0], "chmod 600"));
 	veil_diags_free(&d);
 	chmod(path, 0600);
 	assert_int_equal(truncate(path, 31), 0);
 	veil_diags_init(&d);
-	assert_int_equal(veil_vault_open_file(path, &v, &d), VEIL_EINVAL);
+	assert_int_equal(veil_vault_open_file(path, false, &v, &d), VEIL_EINVAL);
+	veil_diags_free(&d);
+	unlink(path);
+}
+
+static void test_missing_key_is_not_recreated(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	struct veil_vault *v = NULL;
+	struct veil_diags d;
+	veil_diags_init(&d);
+	assert_int_not_equal(veil_vault_open_file(path, false, &v, &d), 0);
+	assert_null(v);
+	assert_int_not_equal(access(path, F_OK), 0);
+	veil_diags_free(&d);
+	veil_diags_init(&d);
+	assert_int_equal(veil_vault_open_file(path, true, &v, &d), 0);
+	veil_vault_close(v);
+	v = NULL;
+	/* creating again never overwrites the key that wraps existing data */
+	assert_int_not_equal(veil_vault_open_file(path, true, &v, &d), 0);
+	assert_null(v);
 	veil_diags_free(&d);
 	unlink(path);
 }
@@ -170,6 +193,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_master_key_file_is_private, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_key_is_not_recreated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seal_binds_namespace_and_detects_tampering, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_generated_secret_not_in_database, setup, teardown),
