@@ -63,6 +63,8 @@ if build build-ci -Dwerror=true; then
 	tally attest $? "$log/attest.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-schema $? "$log/k8s.log"
+	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
+	tally help $? "$log/help.log"
 else
 	cat "$log/ninja-build-ci.log" | tail -30
 	fail=$((fail + 1))
