@@ -176,6 +176,11 @@ static void parse_secrets(struct yctx *c, const struct ynode *sec, struct veil_s
 			x->name = yget_str(c, e, "name", 1, "secrets.import entry");
 			x->from_namespace = yget_str(c, e, "namespace", 0, "secrets.import entry");
 			x->secret = yget_str(c, e, "secret", 0, "secrets.import entry");
+			if (x->secret && !x->from_namespace)
+				yerr(c, ymap_get(e, "secret"),
+				     "secrets.import entry: 'secret' renames a secret of another "
+				     "namespace and needs 'namespace' (within a mesh, import a "
+				     "global secret by its own name)");
 		} else {
 			yerr(c, e,
 			     "secrets.import entries must be a secret name or a mapping, found %s",

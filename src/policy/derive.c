@@ -189,6 +189,35 @@ static struct secret_ref *find_secret(struct derive *x, const char *name)
 	return NULL;
 }
 
+/* An import without a namespace names, as in SCONE's meshes (the flask/redis
+ * tutorial), a global secret another service of the same mesh declares: the
+ * policy holds that one secret and both services refer to it, so both get
+ * the same value. Nothing is added; `prev` is what the mesh declares. */
+static void import_within_mesh(struct derive *x, const struct veil_mesh_member *mm,
+			       const struct veil_secret_import *imp, const struct secret_ref *prev)
+{
+	const char *file = mm->manifest->file;
+	if (prev && prev->s && prev->s->is_global)
+		return;
+	if (!prev)
+		derr_at(x, file, imp->pos,
+			"service '%s' imports secret '%s', but no service of the mesh declares a "
+			"global secret '%s' (to import from another namespace, give "
+			"{name, namespace, secret})",
+			mm->svc->name, imp->name, imp->name);
+	else if (prev->s)
+		derr_at(x, file, imp->pos,
+			"service '%s' imports secret '%s', which is local to service '%s' (%s); "
+			"only global secrets can be imported within a mesh",
+			mm->svc->name, imp->name, prev->owner->svc->name,
+			prev->owner->manifest->file);
+	else
+		derr_at(x, file, imp->pos,
+			"imported secret '%s' of service '%s' conflicts with secret '%s' of "
+			"service '%s'",
+			imp->name, mm->svc->name, imp->name, prev->owner->svc->name);
+}
+
 static void collect_secrets(struct derive *x, const struct veil_mesh_member *mm, size_t count)
 {
 	size_t cap = 0;
@@ -230,6 +259,8 @@ static void collect_secrets(struct derive *x, const struct veil_mesh_member *mm,
 		for (size_t k = 0; k < m->import_count; k++) {
 			const struct veil_secret_import *imp = &m->imports[k];
 			struct secret_ref *prev = find_secret(x, imp->name);
+			if (!imp->from_namespace)
+				continue;
 			if (!prev) {
 				x->secrets[x->secret_count++] =
 				    (struct secret_ref){.imp = imp, .owner = &mm[i]};
@@ -244,6 +275,15 @@ static void collect_secrets(struct derive *x, const struct veil_mesh_member *mm,
 			    "service '%s'",
 			    imp->name, mm[i].svc->name, imp->name, prev->owner->svc->name);
 		}
+	}
+	/* imports within the mesh last: they must see every secret the policy
+	 * holds, imports from other namespaces included */
+	for (size_t i = 0; i < count; i++) {
+		const struct veil_service_manifest *m = mm[i].manifest;
+		for (size_t k = 0; k < m->import_count; k++)
+			if (!m->imports[k].from_namespace)
+				import_within_mesh(x, &mm[i], &m->imports[k],
+						   find_secret(x, m->imports[k].name));
 	}
 }
 
@@ -274,6 +314,9 @@ static int check_placeholder(const struct veil_placeholder *ph, void *arg)
 	if (visible_secret(pc->x, pc->mm, ph->name))
 		return 0;
 	struct secret_ref *r = find_secret(pc->x, ph->name);
+	for (size_t i = 0; !r && i < pc->mm->manifest->import_count; i++)
+		if (!strcmp(pc->mm->manifest->imports[i].name, ph->name))
+			return 0; /* an unresolved import, reported at the import */
 	if (r)
 		derr_at(pc->x, pc->file, pc->pos,
 			"%s of service '%s' refers to secret '%s', which is local to service "

@@ -427,6 +427,56 @@ EOM
 	has "global secrets of the same name must be defined identically"
 }
 
+# SCONE's flask/redis tutorial: `secrets: import: [name]` names a global
+# secret of another service of the same mesh; the policy holds it once and
+# both services refer to it (so the CAS gives both the same value)
+t_import_within_mesh() {
+	cd "$WORK" || return 1
+	mkdir -p redis flask
+	cat >redis/service.yaml <<'EOM'
+apiVersion: scone/5.8
+kind: genservice
+environment:
+  local:
+    - name: CA
+      value: "$$SCONE::redis_ca_cert:crt$$"
+secrets:
+  global:
+    - name: redis_ca_key
+      kind: private-key
+    - name: redis_ca_cert
+      kind: x509-ca
+      private_key: redis_ca_key
+build: {name: redis, to: "img/redis:1", command: redis-server}
+EOM
+	cat >flask/service.yaml <<'EOM'
+apiVersion: scone/5.8
+kind: genservice
+injection_files:
+  - path: /tls/redis-ca.crt
+    content: $$SCONE::redis_ca_cert.chain$$
+secrets:
+  import:
+    - redis_ca_cert
+build: {name: flask, to: "img/flask:1", command: python3 api.py}
+EOM
+	"$VEIL" apply -f redis/service.yaml --no-push >/dev/null &&
+		"$VEIL" apply -f flask/service.yaml --no-push >/dev/null || return 1
+	printf 'apiVersion: scone/5.8\nkind: mesh\npolicy: {namespace: fr}\nservices:\n  - {name: flask, image: "img/flask:1"}\n  - {name: redis, image: "img/redis:1"}\n' >Meshfile
+	run "$VEIL" check redis/service.yaml flask/service.yaml Meshfile && ok || return 1
+	run "$VEIL" apply -f Meshfile --no-upload && ok || return 1
+	local pol=target/policies/fr.yaml
+	[ "$(grep -c '^    name: redis_ca_cert$' $pol)" = 1 ] || die "redis_ca_cert is not one secret: $(cat $pol)" || return 1
+	! grep -q 'import' $pol || die "the policy holds an import: $(cat $pol)" || return 1
+	grep -qF 'content: "$$SCONE::redis_ca_cert.chain$$"' $pol &&
+		grep -qF 'CA: "$$SCONE::redis_ca_cert:crt$$"' $pol || die "a reference is missing: $(cat $pol)" || return 1
+	# without the declaring service the import names nothing
+	printf 'apiVersion: scone/5.8\nkind: mesh\npolicy: {namespace: fr}\nservices:\n  - {name: flask, image: "img/flask:1"}\n' >Meshfile
+	run "$VEIL" apply -f Meshfile --no-upload && rejected || return 1
+	[ "$err" = "error: $WORK/flask/service.yaml:8:7: service 'flask' imports secret 'redis_ca_cert', but no service of the mesh declares a global secret 'redis_ca_cert' (to import from another namespace, give {name, namespace, secret})" ] ||
+		die "got: $err"
+}
+
 t_tampered_record() {
 	cd "$WORK" || return 1
 	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1

@@ -463,6 +463,21 @@ static void test_service_import_invalid_entry(void **state)
 			    "t.yaml:10:7: secrets.import: 'bad.name' is not a valid secret name");
 }
 
+/* Within a mesh an import names a global secret by its own name; renaming
+ * needs the namespace the secret comes from. */
+static void test_service_import_renaming_without_namespace_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "secrets:\n"
+					  "  import:\n"
+					  "    - name: pw\n"
+					  "      secret: db_pw\n"),
+			 VEIL_EINVAL);
+	assert_only_diag("t.yaml:10:15: secrets.import entry: 'secret' renames a secret of another "
+			 "namespace and needs 'namespace' (within a mesh, import a global secret "
+			 "by its own name)");
+}
+
 /* A secret refused for a missing name must not leak its fields into the
  * next entry's checks. */
 static void test_service_nameless_secret_does_not_taint_next(void **state)
@@ -1560,6 +1575,7 @@ int main(void)
 	    T(test_service_import_of_defined_secret),
 	    T(test_service_import_twice),
 	    T(test_service_import_invalid_entry),
+	    T(test_service_import_renaming_without_namespace_refused),
 	    T(test_service_nameless_secret_does_not_taint_next),
 	    T(test_service_unknown_secret_kind),
 	    T(test_service_secret_without_kind),

@@ -529,7 +529,60 @@ static void test_conflicting_imports_refused(void **state)
 			 "'db' of service 'a'");
 }
 
-static void test_import_clashing_with_definition_refused(void **state)
+/* SCONE's flask/redis tutorial: `secrets: import: [name]` inside a mesh names
+ * a global secret another service declares; one secret, referred to by both. */
+static void test_import_within_mesh_names_global_secret(void **state)
+{
+	(void)state;
+	load_mesh(MESH(TWO_SERVICES));
+	add_member("a", SVC("a") "secrets:\n"
+				 "  import:\n"
+				 "    - db\n"
+				 "environment:\n"
+				 "  local:\n"
+				 "    - name: DB\n"
+				 "      value: \"$$SCONE::db$$\"\n");
+	add_member("b", SVC("b") "secrets:\n"
+				 "  global:\n"
+				 "    - name: db\n"
+				 "      kind: ascii\n"
+				 "      size: 12\n"
+				 "environment:\n"
+				 "  local:\n"
+				 "    - name: DB\n"
+				 "      value: \"$$SCONE::db$$\"\n");
+	derive_ok();
+	const char *text = emit_policy();
+	assert_contains(text, "secrets:\n"
+			      "  - kind: ascii\n"
+			      "    name: db\n"
+			      "    size: 12\n"
+			      "services:\n");
+	assert_null(strstr(text, "import"));
+	assert_int_equal(ymap_get(w.policy, "secrets")->count, 1);
+	assert_string_equal(env_of("a", "DB"), "$$SCONE::db$$");
+	assert_string_equal(env_of("b", "DB"), "$$SCONE::db$$");
+}
+
+static void test_import_within_mesh_without_declaration_refused(void **state)
+{
+	(void)state;
+	load_mesh(MESH(TWO_SERVICES));
+	add_member("a", SVC("a") "secrets:\n"
+				 "  import:\n"
+				 "    - db\n"
+				 "environment:\n"
+				 "  local:\n"
+				 "    - name: DB\n"
+				 "      value: \"$$SCONE::db$$\"\n");
+	add_member("b", SVC("b"));
+	assert_int_equal(derive_mode(0), VEIL_EINVAL);
+	assert_only_diag("a.yaml:10:7: service 'a' imports secret 'db', but no service of the mesh "
+			 "declares a global secret 'db' (to import from another namespace, give "
+			 "{name, namespace, secret})");
+}
+
+static void test_import_within_mesh_of_local_secret_refused(void **state)
 {
 	(void)state;
 	load_mesh(MESH(TWO_SERVICES));
@@ -537,9 +590,25 @@ static void test_import_clashing_with_definition_refused(void **state)
 				 "  import:\n"
 				 "    - db\n");
 	add_member("b", SVC("b") "secrets:\n"
-				 "  global:\n"
+				 "  local:\n"
 				 "    - name: db\n"
 				 "      kind: ascii\n");
+	assert_int_equal(derive_mode(0), VEIL_EINVAL);
+	assert_only_diag("a.yaml:10:7: service 'a' imports secret 'db', which is local to service "
+			 "'b' (b.yaml); only global secrets can be imported within a mesh");
+}
+
+static void test_import_within_mesh_clashing_with_namespace_import_refused(void **state)
+{
+	(void)state;
+	load_mesh(MESH(TWO_SERVICES));
+	add_member("a", SVC("a") "secrets:\n"
+				 "  import:\n"
+				 "    - db\n");
+	add_member("b", SVC("b") "secrets:\n"
+				 "  import:\n"
+				 "    - name: db\n"
+				 "      namespace: other\n");
 	assert_int_equal(derive_mode(0), VEIL_EINVAL);
 	assert_only_diag("a.yaml:10:7: imported secret 'db' of service 'a' conflicts with secret "
 			 "'db' of service 'b'");
@@ -774,7 +843,6 @@ static void test_imports_in_output(void **state)
 	load_mesh(MESH(TWO_SERVICES));
 	add_member("a", SVC("a") "secrets:\n"
 				 "  import:\n"
-				 "    - shared\n"
 				 "    - name: db\n"
 				 "      namespace: dbns\n"
 				 "      secret: db_pw\n");
@@ -790,9 +858,6 @@ static void test_imports_in_output(void **state)
 			   "      namespace: dbns\n"
 			   "      secret: db_pw\n"
 			   "    name: db\n"
-			   "  - import:\n"
-			   "      secret: shared\n"
-			   "    name: shared\n"
 			   "services:\n";
 	assert_contains(text, want);
 }
@@ -1209,7 +1274,10 @@ int main(void)
 	    T(test_mesh_value_malformed_placeholder_refused),
 	    T(test_private_key_of_other_service_refused),
 	    T(test_conflicting_imports_refused),
-	    T(test_import_clashing_with_definition_refused),
+	    T(test_import_within_mesh_names_global_secret),
+	    T(test_import_within_mesh_without_declaration_refused),
+	    T(test_import_within_mesh_of_local_secret_refused),
+	    T(test_import_within_mesh_clashing_with_namespace_import_refused),
 	    T(test_precedence_service_block_over_global_block),
 	    T(test_precedence_global_block_over_default),
 	    T(test_precedence_helm_block_over_default),
