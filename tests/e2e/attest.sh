@@ -227,6 +227,44 @@ YML
 	grep -a "pwimport" "$WORK"/cas/audit* | tail -1 | grep -q "does not export secret pw" || die "refusal not audited"
 }
 
+# an import within a mesh (SCONE's flask/redis `secrets: import: [name]`):
+# the importer gets the value of the global secret another service declares
+t_import_within_mesh_same_value() {
+	mkdir -p "$WORK/mesh/files" && cd "$WORK/mesh" || return 1
+	cp "$WORK/pw/hashpw.py" . && cp "$WORK/pw/files/hashpw.py" files/ || return 1
+	cat >owner.yaml <<'YML'
+apiVersion: scone/5.8
+kind: genservice
+environment:
+  local:
+    - name: PW
+      value: "$$SCONE::shared_pw$$"
+secrets:
+  global:
+    - name: shared_pw
+      kind: ascii
+      size: 16
+build:
+  name: meshowner
+  to: veil.test/meshowner:1
+  pwd: /python
+  command: python3 hashpw.py
+  copy:
+    - hashpw.py
+YML
+	sed -e 's/meshowner/meshimporter/g' -e '/^  global:/,/size: 16/d' owner.yaml >importer.yaml
+	sed -i 's/^secrets:/secrets:\n  import:\n    - shared_pw/' importer.yaml
+	grep -q '    - shared_pw' importer.yaml && ! grep -q 'kind: ascii' importer.yaml || die "importer.yaml: $(cat importer.yaml)" || return 1
+	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f owner.yaml --no-push >/dev/null &&
+		VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f importer.yaml --no-push >/dev/null || return 1
+	printf 'apiVersion: scone/5.8\nkind: mesh\npolicy: {namespace: meshimp}\nservices:\n  - {name: owner, image: "veil.test/meshowner:1"}\n  - {name: importer, image: "veil.test/meshimporter:1"}\n' >Meshfile
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "created namespace meshimp" || return 1
+	FILES=$WORK/mesh/files run start_service las SCONE_CONFIG_ID=meshimp/owner && ok && has "length 16" || return 1
+	local owner_out=$out
+	FILES=$WORK/mesh/files run start_service las SCONE_CONFIG_ID=meshimp/importer && ok && has "length 16" || return 1
+	[ "$out" = "$owner_out" ] || die "the importer got another value: $out (owner: $owner_out)"
+}
+
 # Injection files: rendered by the CAS, placed in memory only. As root (the
 # private mount namespace way) the file is a tmpfs mount over its path and
 # the disk holds only an empty mount point; without CAP_SYS_ADMIN a folder
@@ -381,5 +419,5 @@ YML
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_las_remeasures_changed_runtime t_other_service_config_gets_nothing t_untrusted_platform_refused \
-	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
+	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_import_within_mesh_same_value t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
 	t_password_value_never_leaks t_production_policy_refuses_simulation
