@@ -47,6 +47,22 @@ static int is_hex64(const char *s)
 	return 1;
 }
 
+/* SCONE writes its session language's version as "0.3" or with a patch
+ * level, "0.3.10"; veil's policy is that language. */
+static int version_of_0_3_family(const char *v)
+{
+	if (strncmp(v, "0.3", 3))
+		return 0;
+	if (!v[3])
+		return 1;
+	if (v[3] != '.' || !v[4] || strlen(v + 4) > 9)
+		return 0;
+	for (const char *p = v + 4; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
 static void parse_acl(struct yctx *c, const struct ynode *ap, const char *key, char ***out,
 		      size_t *count)
 {
@@ -270,9 +286,9 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 		     "starting with a letter or digit) joined by '/', at most 8 levels",
 		     p->name);
 	p->version = yget_str(&c, root, "version", 0, "policy");
-	if (p->version && strcmp(p->version, "0.3"))
-		yerr(&c, ymap_get(root, "version"), "policy: unsupported version '%s' (0.3)",
-		     p->version);
+	if (p->version && !version_of_0_3_family(p->version))
+		yerr(&c, ymap_get(root, "version"),
+		     "policy: unsupported version '%s' (the 0.3 family: 0.3 or 0.3.N)", p->version);
 	p->predecessor = yget_str(&c, root, "predecessor", 0, "policy");
 	if (p->predecessor && !is_hex64(p->predecessor))
 		yerr(&c, ymap_get(root, "predecessor"),

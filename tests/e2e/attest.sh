@@ -265,6 +265,22 @@ YML
 	[ "$out" = "$owner_out" ] || die "the importer got another value: $out (owner: $owner_out)"
 }
 
+# SCONE writes its policy versions as 0.3 or 0.3.N: veil and the CAS accept
+# them; the CAS itself refuses another version (the client is bypassed)
+t_policy_version_0_3_family() {
+	printf 'name: verx\nversion: "0.3.10"\n' >"$WORK/verx.yaml"
+	run "$VEIL" policy create "$WORK/verx.yaml" --cas "$URL" && ok && has "verx" || return 1
+	run "$VEIL" policy get verx --cas "$URL" && ok && has 'version: "0.3.10"' || return 1
+	printf 'name: very\nversion: "0.4"\n' >"$WORK/very.yaml"
+	run "$VEIL" policy create "$WORK/very.yaml" --cas "$URL" && rejected || return 1
+	has "$WORK/very.yaml:2:10: policy: unsupported version '0.4' (the 0.3 family: 0.3 or 0.3.N)" || return 1
+	local code
+	code=$(curl -sk --tlsv1.3 --cert "$VEIL_HOME/identity/cert.pem" --key "$VEIL_HOME/identity/key.pem" \
+		-o "$WORK/.body" -w '%{http_code}' -X POST --data-binary '{"policy": "name: very\nversion: \"0.4\"\n"}' "$URL/v1/policies")
+	[ "$code" = 400 ] || die "the CAS answered $code: $(cat "$WORK/.body")" || return 1
+	grep -qF "unsupported version '0.4' (the 0.3 family: 0.3 or 0.3.N)" "$WORK/.body" || die "reason: $(cat "$WORK/.body")"
+}
+
 # Injection files: rendered by the CAS, placed in memory only. As root (the
 # private mount namespace way) the file is a tmpfs mount over its path and
 # the disk holds only an empty mount point; without CAP_SYS_ADMIN a folder
@@ -419,5 +435,5 @@ YML
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_las_remeasures_changed_runtime t_other_service_config_gets_nothing t_untrusted_platform_refused \
-	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_import_within_mesh_same_value t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
+	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_import_within_mesh_same_value t_policy_version_0_3_family t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
 	t_password_value_never_leaks t_production_policy_refuses_simulation

@@ -125,6 +125,56 @@ static void test_files_must_give_the_root(void **state)
 	veil_diags_free(&d);
 }
 
+static void assert_only_diag(const struct veil_diags *d, const char *want)
+{
+	for (size_t i = 0; d->count != 1 && i < d->count; i++)
+		print_message("diag[%zu]: %s\n", i, d->msgs[i]);
+	assert_int_equal(d->count, 1);
+	assert_string_equal(d->msgs[0], want);
+}
+
+/* SCONE writes "0.3" or a patch level of it */
+static void test_version_of_the_0_3_family_accepted(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {"version: \"0.3\"\n", "version: 0.3\n",
+					 "version: \"0.3.10\"\n", "version: 0.3.0\n"};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct ydoc doc;
+		struct veil_policy p;
+		struct veil_diags d;
+		char yaml[128];
+		snprintf(yaml, sizeof(yaml), "name: n\n%s", ok[i]);
+		assert_int_equal(parse(yaml, &doc, &p, &d), 0);
+		assert_int_equal(d.count, 0);
+		ydoc_free(&doc);
+		veil_diags_free(&d);
+	}
+}
+
+static void test_other_versions_refused(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {"0.4",      "0.2",    "0.30", "0.3.", "0.3.x",
+					  "0.3.10.1", "1.0",    "0",    "0.3-1", "\"\"",
+					  "0.3.1234567890"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct ydoc doc;
+		struct veil_policy p;
+		struct veil_diags d;
+		char yaml[128], want[160];
+		snprintf(yaml, sizeof(yaml), "name: n\nversion: %s\n", bad[i]);
+		assert_int_equal(parse(yaml, &doc, &p, &d), VEIL_EINVAL);
+		snprintf(want, sizeof(want),
+			 "p.yaml:2:10: policy: unsupported version '%s' (the 0.3 family: 0.3 or "
+			 "0.3.N)",
+			 bad[i][0] == '"' ? "" : bad[i]);
+		assert_only_diag(&d, want);
+		ydoc_free(&doc);
+		veil_diags_free(&d);
+	}
+}
+
 static void test_hash_is_canonical(void **state)
 {
 	(void)state;
@@ -149,6 +199,8 @@ int main(void)
 	    cmocka_unit_test(test_access_lists),
 	    cmocka_unit_test(test_placeholder_must_name_a_policy_secret),
 	    cmocka_unit_test(test_hash_is_canonical),
+	    cmocka_unit_test(test_version_of_the_0_3_family_accepted),
+	    cmocka_unit_test(test_other_versions_refused),
 	    cmocka_unit_test(test_files_must_give_the_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
