@@ -142,6 +142,19 @@ int veil_valid_env_name(const char *s);
 int veil_valid_secret_name(const char *s);
 int veil_valid_object_name(const char *s);
 
+/* valid_for of a certificate secret, read the same way by `veil check`, the
+ * policy validator and the CAS: one or more "<number> <unit>" parts as SCONE
+ * writes them ("90 days", "1 year 6 months", "36h"; units s, m, h, d, w, M,
+ * y and their long names, a month 30.44 days, a year 365.25), or a bare
+ * number of days. 0 and *seconds (1 s to VEIL_VALID_FOR_MAX_DAYS days) or
+ * VEIL_EINVAL. VEIL_VALID_FOR_FORMS says so in messages. */
+#define VEIL_VALID_FOR_MAX_DAYS 36500LL
+#define VEIL_VALID_FOR_FORMS                                                                       \
+	"a duration such as 90 days, 1 year 6 months or 36h (units s, m, h, d, w, M, y or "       \
+	"their names: seconds, minutes, hours, days, weeks, months, years), or a number of days; " \
+	"at most 36500 days"
+int veil_valid_for_parse(const char *s, long long *seconds);
+
 /* Secret placeholders: $$SCONE::name$$ or $$SCONE::name:suffix$$ (also .suffix) */
 struct veil_placeholder {
 	size_t start, end; /* byte range of the whole placeholder in the string */

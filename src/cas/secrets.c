@@ -31,7 +31,6 @@
 #define SECRET_SIZE_MAX 65536
 #define FIELD_MAX ((size_t)16 << 20)
 #define RENDER_MAX ((size_t)64 << 20)
-#define VALID_DAYS_MAX 36500L
 #define NS_CA_NAME "namespace_ca"
 #define NS_CA_DAYS 3650L
 #define NONE SIZE_MAX
@@ -445,36 +444,16 @@ static char *cert_to_pem(X509 *x)
 	return s;
 }
 
-/* valid_for: a number of days, optionally with a unit: d (days), h (hours),
- * y (365 days). NULL: 365 days. */
-static int parse_valid_for(const char *s, long *days, long *secs)
+/* valid_for (veil_valid_for_parse, shared with the manifest and policy
+ * checks) as X509_time_adj_ex's days and seconds; NULL: 365 days. */
+static int valid_for_days(const char *s, long *days, long *secs)
 {
-	*days = 365;
-	*secs = 0;
-	if (!s)
-		return 0;
-	long n = 0;
-	const char *p = s;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		n = n * 10 + (*p - '0');
-		if (n > VALID_DAYS_MAX * 24)
-			return -1;
-	}
-	if (p == s || n == 0)
+	long long total = 365 * 86400LL;
+	if (s && veil_valid_for_parse(s, &total))
 		return -1;
-	if (!*p || !strcmp(p, "d")) {
-		*days = n;
-	} else if (!strcmp(p, "y")) {
-		if (n > VALID_DAYS_MAX / 365)
-			return -1;
-		*days = n * 365;
-	} else if (!strcmp(p, "h")) {
-		*days = n / 24;
-		*secs = (n % 24) * 3600;
-	} else {
-		return -1;
-	}
-	return *days > VALID_DAYS_MAX ? -1 : 0;
+	*days = (long)(total / 86400);
+	*secs = (long)(total % 86400);
+	return 0;
 }
 
 static int ip_literal(const char *s, unsigned char addr[16], int *len)
@@ -796,11 +775,9 @@ static int check_def(struct gen *g, size_t i)
 		}
 	}
 	long days, secs;
-	if (parse_valid_for(s->valid_for, &days, &secs)) {
-		veil_diag(d,
-			  "secret '%s': valid_for '%s' is not a duration (a number of days, "
-			  "optionally followed by d, h or y; at most %ld days)",
-			  s->name, s->valid_for, VALID_DAYS_MAX);
+	if (valid_for_days(s->valid_for, &days, &secs)) {
+		veil_diag(d, "secret '%s': valid_for '%s' is not " VEIL_VALID_FOR_FORMS, s->name,
+			  s->valid_for);
 		bad = 1;
 	}
 	if (s->common_name && (!*s->common_name || strlen(s->common_name) > 256)) {
@@ -1098,7 +1075,7 @@ static int gen_cert(struct gen *g, size_t di, const struct veil_secret_value *pv
 			       .key = *key,
 			       .issuer = ivi != NONE ? g->cert[ivi] : NULL,
 			       .issuer_key = ivi != NONE ? g->key[ivi] : NULL};
-	parse_valid_for(s->valid_for, &cs.days, &cs.secs);
+	valid_for_days(s->valid_for, &cs.days, &cs.secs); /* checked in check_def */
 	if ((rc = make_cert(&cs, cert, g->d)))
 		return rc;
 	if (fill_key(v, *key, 1) || fill_cert(v, *cert, ivi != NONE ? &g->v[ivi] : NULL))

@@ -34,6 +34,65 @@ int veil_valid_object_name(const char *s)
 	return 1;
 }
 
+/* SCONE reads valid_for as a humantime duration ("90 days", "1year 6months",
+ * "36h"): the units and lengths below are humantime's (a month is 30.44
+ * days, a year 365.25). A bare number is veil's older form: days. */
+static const struct duration_unit {
+	const char *name;
+	long long seconds;
+} duration_units[] = {
+    {"s", 1},           {"sec", 1},          {"secs", 1},         {"second", 1},
+    {"seconds", 1},     {"m", 60},           {"min", 60},         {"mins", 60},
+    {"minute", 60},     {"minutes", 60},     {"h", 3600},         {"hr", 3600},
+    {"hrs", 3600},      {"hour", 3600},      {"hours", 3600},     {"d", 86400},
+    {"day", 86400},     {"days", 86400},     {"w", 604800},       {"week", 604800},
+    {"weeks", 604800},  {"M", 2630016},      {"month", 2630016},  {"months", 2630016},
+    {"y", 31557600},    {"year", 31557600},  {"years", 31557600},
+};
+
+int veil_valid_for_parse(const char *s, long long *seconds)
+{
+	const long long max = VEIL_VALID_FOR_MAX_DAYS * 86400LL;
+	long long total = 0;
+	int parts = 0;
+	if (!s || strlen(s) > 64)
+		return VEIL_EINVAL;
+	for (const char *p = s;;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		long long n = 0;
+		const char *digits = p;
+		for (; isdigit((unsigned char)*p); p++)
+			if ((n = n * 10 + (*p - '0')) > max)
+				return VEIL_EINVAL;
+		if (p == digits)
+			return VEIL_EINVAL;
+		while (*p == ' ')
+			p++;
+		const char *unit = p;
+		while (isalpha((unsigned char)*p))
+			p++;
+		size_t len = (size_t)(p - unit);
+		long long mult = 0;
+		if (len == 0 && !*p && parts == 0 && digits == s)
+			mult = 86400; /* a bare number: days */
+		for (size_t i = 0; len && i < VEIL_ARRAY_LEN(duration_units); i++)
+			if (strlen(duration_units[i].name) == len &&
+			    !strncmp(duration_units[i].name, unit, len))
+				mult = duration_units[i].seconds;
+		if (!mult || n > (max - total) / mult)
+			return VEIL_EINVAL;
+		total += n * mult;
+		parts++;
+	}
+	if (total <= 0)
+		return VEIL_EINVAL;
+	*seconds = total;
+	return 0;
+}
+
 static const char *const suffixes[] = {"hex",        "base64",    "base64url", "crt", "cert", "key",
 				       "privatekey", "publickey", "chain",     "pem", NULL};
 

@@ -105,6 +105,10 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 	s->issuer = yget_str(c, e, "issuer", 0, where);
 	s->common_name = yget_str(c, e, "common_name", 0, where);
 	s->valid_for = yget_str(c, e, "valid_for", 0, where);
+	long long seconds;
+	if (s->valid_for && veil_valid_for_parse(s->valid_for, &seconds))
+		yerr(c, ymap_get(e, "valid_for"), "%s: valid_for '%s' is not " VEIL_VALID_FOR_FORMS,
+		     where, s->valid_for);
 	s->algorithm = yget_str(c, e, "algorithm", 0, where);
 	if (s->algorithm) {
 		static const char *const algs[] = {"P-256",    "P-384",    "Ed25519",

@@ -130,6 +130,10 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	s->issuer = yget_str(c, e, "issuer", 0, w);
 	s->common_name = yget_str(c, e, "common_name", 0, w);
 	s->valid_for = yget_str(c, e, "valid_for", 0, w);
+	long long seconds;
+	if (s->valid_for && veil_valid_for_parse(s->valid_for, &seconds))
+		yerr(c, ymap_get(e, "valid_for"), "secrets: valid_for '%s' is not " VEIL_VALID_FOR_FORMS,
+		     s->valid_for);
 	s->algorithm = yget_str(c, e, "algorithm", 0, w);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, w);
 	yget_bool(c, e, "migrate", &s->migrate, w);

@@ -281,6 +281,35 @@ t_policy_version_0_3_family() {
 	grep -qF "unsupported version '0.4' (the 0.3 family: 0.3 or 0.3.N)" "$WORK/.body" || die "reason: $(cat "$WORK/.body")"
 }
 
+# valid_for as SCONE writes it: veil check and the CAS agree (one validator)
+t_valid_for_check_and_cas_agree() {
+	mkdir -p "$WORK/vf" && cd "$WORK/vf" || return 1
+	cp "$WORK/pw/hashpw.py" . || return 1
+	cat >service.yaml <<'YML'
+apiVersion: scone/5.8
+kind: genservice
+secrets:
+  global:
+    - name: ca
+      kind: x509-ca
+      valid_for: 90 days
+build:
+  name: vf
+  to: veil.test/vf:1
+  pwd: /python
+  command: python3 hashpw.py
+  copy:
+    - hashpw.py
+YML
+	printf 'apiVersion: scone/5.8\nkind: mesh\npolicy: {namespace: vf}\nservices:\n  - {name: app, image: "veil.test/vf:1"}\n' >Meshfile
+	run "$VEIL" check service.yaml && ok || return 1
+	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "created namespace vf" || return 1
+	sed -i 's/valid_for: 90 days/valid_for: 90 days ago/' service.yaml
+	run "$VEIL" check service.yaml && rejected || return 1
+	[ "$err" = "error: service.yaml:7:18: secrets.global entry: valid_for '90 days ago' is not a duration such as 90 days, 1 year 6 months or 36h (units s, m, h, d, w, M, y or their names: seconds, minutes, hours, days, weeks, months, years), or a number of days; at most 36500 days" ] || die "got: $err"
+}
+
 # Injection files: rendered by the CAS, placed in memory only. As root (the
 # private mount namespace way) the file is a tmpfs mount over its path and
 # the disk holds only an empty mount point; without CAP_SYS_ADMIN a folder
@@ -435,5 +464,5 @@ YML
 
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_las_remeasures_changed_runtime t_other_service_config_gets_nothing t_untrusted_platform_refused \
-	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_import_within_mesh_same_value t_policy_version_0_3_family t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
+	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_import_within_mesh_same_value t_policy_version_0_3_family t_valid_for_check_and_cas_agree t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
 	t_password_value_never_leaks t_production_policy_refuses_simulation

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "veil/policy_model.h"
 #include "veil/secrets.h"
 
 static struct veil_diags D;
@@ -610,6 +611,120 @@ static void test_private_key_value(void **state)
 	free(trad);
 	free(enc);
 	EVP_PKEY_free(mine);
+}
+
+/* ------------------------------------------------------------------------ */
+/* valid_for: one validator for `veil check`, the policy validator and the CAS */
+
+static const struct {
+	const char *in;
+	long long seconds; /* 0: refused */
+} valid_for_cases[] = {
+    {"90 days", 90 * 86400LL},
+    {"90days", 90 * 86400LL},
+    {"90d", 90 * 86400LL},
+    {"90", 90 * 86400LL}, /* veil's older form: days */
+    {"1 year", 31557600LL},
+    {"2y", 2 * 31557600LL},
+    {"1 year 6 months", 31557600LL + 6 * 2630016LL},
+    {"1year 6months", 31557600LL + 6 * 2630016LL},
+    {"36h", 36 * 3600LL},
+    {"2 weeks", 14 * 86400LL},
+    {"30 minutes", 1800LL},
+    {"1 day 12 hours", 36 * 3600LL},
+    {"36500 days", 36500 * 86400LL},
+    {"soon", 0},
+    {"0", 0},
+    {"0 days", 0},
+    {"-1", 0},
+    {"12x", 0},
+    {"36501", 0},
+    {"36501 days", 0},
+    {"100 years", 0}, /* 36525 days */
+    {"99999999999999999999d", 0},
+    {"d", 0},
+    {"", 0},
+    {"90 days ago", 0},
+    {"1.5 days", 0},
+    {"90 ms", 0},
+    {"days 90", 0},
+    {"1 year 1", 0},
+    {"90 Days", 0},
+};
+
+static void test_valid_for_same_verdict_everywhere(void **state)
+{
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(valid_for_cases); i++) {
+		const char *in = valid_for_cases[i].in;
+		long long want = valid_for_cases[i].seconds, got = -1;
+		int accepted = want > 0;
+		char yaml[512], msg[512];
+		print_message("valid_for '%s'\n", in);
+
+		/* the shared parser */
+		assert_int_equal(veil_valid_for_parse(in, &got), accepted ? 0 : VEIL_EINVAL);
+		if (accepted)
+			assert_true(got == want);
+
+		/* veil check: the service manifest */
+		struct ydoc doc;
+		struct veil_service_manifest m;
+		veil_diags_free(&D);
+		veil_diags_init(&D);
+		snprintf(yaml, sizeof(yaml),
+			 "apiVersion: scone/5.8\nkind: genservice\n"
+			 "build: {name: a, to: r/a:1, command: a}\n"
+			 "secrets:\n  global:\n    - name: ca\n      kind: x509-ca\n"
+			 "      valid_for: \"%s\"\n",
+			 in);
+		assert_int_equal(ydoc_init(&doc, "s.yaml"), 0);
+		assert_int_equal(ydoc_parse(&doc, yaml, strlen(yaml), NULL, &D), 0);
+		assert_int_equal(veil_service_parse(&doc, &m, &D), accepted ? 0 : VEIL_EINVAL);
+		snprintf(msg, sizeof(msg),
+			 "s.yaml:8:18: secrets.global entry: valid_for '%s' is "
+			 "not " VEIL_VALID_FOR_FORMS,
+			 in);
+		assert_int_equal(D.count, accepted ? 0 : 1);
+		if (!accepted)
+			assert_string_equal(D.msgs[0], msg);
+		ydoc_free(&doc);
+
+		/* veil policy create / veil-cas: the policy validator */
+		struct veil_policy p;
+		veil_diags_free(&D);
+		veil_diags_init(&D);
+		snprintf(yaml, sizeof(yaml),
+			 "name: n\nsecrets:\n  - name: ca\n    kind: x509-ca\n    valid_for: \"%s\"\n",
+			 in);
+		assert_int_equal(ydoc_init(&doc, "p.yaml"), 0);
+		assert_int_equal(ydoc_parse(&doc, yaml, strlen(yaml), &veil_policy_limits, &D), 0);
+		assert_int_equal(veil_policy_parse(&doc, &p, &D), accepted ? 0 : VEIL_EINVAL);
+		snprintf(msg, sizeof(msg),
+			 "p.yaml:5:16: secrets: valid_for '%s' is not " VEIL_VALID_FOR_FORMS, in);
+		assert_int_equal(D.count, accepted ? 0 : 1);
+		if (!accepted)
+			assert_string_equal(D.msgs[0], msg);
+		ydoc_free(&doc);
+
+		/* the CAS generating the certificate: that validity exactly */
+		struct veil_secret def = {.name = "ca", .kind = "x509-ca", .valid_for = in};
+		struct veil_secret_set set = {0};
+		if (!accepted) {
+			snprintf(msg, sizeof(msg),
+				 "secret 'ca': valid_for '%s' is not " VEIL_VALID_FOR_FORMS, in);
+			gen_err(&def, 1, NULL, msg);
+			continue;
+		}
+		gen_ok(&def, 1, NULL, &set);
+		X509 *x = parse_cert(must_find(&set, "ca")->cert_pem);
+		int days = 0, secs = 0;
+		assert_int_equal(
+		    ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)), 1);
+		/* notBefore is 5 minutes back, for clocks that lag the CAS */
+		assert_true(days * 86400LL + secs == want + 300);
+		X509_free(x);
+		veil_secret_set_free(&set);
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1661,6 +1776,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_invalid_definitions),
+	    cmocka_unit_test(test_valid_for_same_verdict_everywhere),
 	    cmocka_unit_test(test_cycles_and_missing),
 	    cmocka_unit_test(test_serialize_truncations),
 	    cmocka_unit_test(test_deserialize_malformed),
