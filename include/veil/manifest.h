@@ -155,6 +155,14 @@ int veil_valid_object_name(const char *s);
 	"at most 36500 days"
 int veil_valid_for_parse(const char *s, long long *seconds);
 
+/* An explicit value of a binary secret is hex, as SCONE writes it (its java
+ * tutorial: `value: |` then `feedfeed00`): an even number of hex digits of
+ * either case, at least two, blanks and line breaks around them ignored.
+ * 0 with the digits' offset and length, or VEIL_EINVAL. */
+int veil_binary_value_span(const char *value, size_t *start, size_t *len);
+#define VEIL_BINARY_VALUE_FORM                                                                     \
+	"an even number of hex digits (an explicit binary value is hex, as in SCONE)"
+
 /* Secret placeholders: $$SCONE::name$$ or $$SCONE::name:suffix$$ (also .suffix) */
 struct veil_placeholder {
 	size_t start, end; /* byte range of the whole placeholder in the string */

@@ -5,6 +5,7 @@
  * lives in veil_secure_alloc() memory and is wiped on every path, errors
  * included. Diagnostics name secrets and suffixes, never values. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -758,6 +759,12 @@ static int check_def(struct gen *g, size_t i)
 			  SECRET_SIZE_MAX);
 		bad = 1;
 	}
+	size_t start, len;
+	if (s->value && is_kind(s->kind, "binary") &&
+	    veil_binary_value_span(s->value, &start, &len)) {
+		veil_diag(d, "secret '%s': value must be " VEIL_BINARY_VALUE_FORM, s->name);
+		bad = 1;
+	}
 	if (s->value && strlen(s->value) > FIELD_MAX) {
 		veil_diag(d, "secret '%s': value longer than %zu bytes", s->name, FIELD_MAX);
 		bad = 1;
@@ -937,12 +944,34 @@ out:
 	return rc;
 }
 
+/* An explicit binary value: hex (veil_binary_value_span, checked in
+ * check_def), decoded through a lower-cased copy in secure memory. */
+static int binary_value(struct gen *g, const struct veil_secret *s, struct veil_secret_value *v)
+{
+	size_t start = 0, len = 0;
+	if (veil_binary_value_span(s->value, &start, &len))
+		return VEIL_EINVAL;
+	char *digits = veil_secure_alloc(len + 1);
+	v->bytes = veil_secure_alloc(len / 2 + 1);
+	int rc = digits && v->bytes ? 0 : VEIL_ENOMEM;
+	for (size_t i = 0; !rc && i < len; i++)
+		digits[i] = (char)tolower((unsigned char)s->value[start + i]);
+	if (!rc && veil_unhex(digits, v->bytes, len / 2))
+		rc = VEIL_EINVAL;
+	veil_secure_free(digits, len + 1);
+	if (!rc)
+		v->size = len / 2;
+	return rc;
+}
+
 static int gen_bytes(struct gen *g, const struct veil_secret *s, const struct veil_secret_value *pv,
 		     struct veil_secret_value *v)
 {
 	int ascii = is_kind(s->kind, "ascii");
 	size_t size;
 	const uint8_t *src = NULL;
+	if (s->value && is_kind(s->kind, "binary"))
+		return binary_value(g, s, v);
 	if (s->value) {
 		size = strlen(s->value);
 		src = (const uint8_t *)s->value;

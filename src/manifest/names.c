@@ -93,6 +93,24 @@ int veil_valid_for_parse(const char *s, long long *seconds)
 	return 0;
 }
 
+int veil_binary_value_span(const char *value, size_t *start, size_t *len)
+{
+	static const char blanks[] = " \t\r\n";
+	if (!value)
+		return VEIL_EINVAL;
+	size_t a = strspn(value, blanks), n = strlen(value + a);
+	while (n && strchr(blanks, value[a + n - 1]))
+		n--;
+	if (n == 0 || n % 2)
+		return VEIL_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)value[a + i]))
+			return VEIL_EINVAL;
+	*start = a;
+	*len = n;
+	return 0;
+}
+
 static const char *const suffixes[] = {"hex",        "base64",    "base64url", "crt", "cert", "key",
 				       "privatekey", "publickey", "chain",     "pem", NULL};
 

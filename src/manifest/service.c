@@ -99,6 +99,10 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 	s->value = yget_str(c, e, "value", 0, where);
 	if (s->value && s->has_size)
 		yerr(c, ymap_get(e, "value"), "%s: give either 'size' or 'value', not both", where);
+	size_t start, len;
+	if (s->value && s->kind && !strcmp(s->kind, "binary") &&
+	    veil_binary_value_span(s->value, &start, &len))
+		yerr(c, ymap_get(e, "value"), "%s: value must be " VEIL_BINARY_VALUE_FORM, where);
 	if (s->kind && !strcmp(s->kind, "explicit") && !s->value)
 		yerr(c, e, "%s: an explicit secret needs a 'value'", where);
 	s->private_key = yget_str(c, e, "private_key", 0, where);

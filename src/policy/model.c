@@ -126,6 +126,10 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 			yerr(c, ymap_get(e, "size"), "secrets: size must be at least 1");
 	}
 	s->value = yget_str(c, e, "value", 0, w);
+	size_t start, len;
+	if (s->value && s->kind && !strcmp(s->kind, "binary") &&
+	    veil_binary_value_span(s->value, &start, &len))
+		yerr(c, ymap_get(e, "value"), "secrets: value must be " VEIL_BINARY_VALUE_FORM);
 	s->private_key = yget_str(c, e, "private_key", 0, w);
 	s->issuer = yget_str(c, e, "issuer", 0, w);
 	s->common_name = yget_str(c, e, "common_name", 0, w);

@@ -552,6 +552,25 @@ static void test_service_size_and_value_refused(void **state)
 			 "both");
 }
 
+/* SCONE's explicit binary values are hex (its java tutorial: feedfeed00) */
+static void test_service_binary_value_must_be_hex(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "secrets:\n"
+					  "  global:\n"
+					  "    - name: store\n"
+					  "      kind: binary\n"
+					  "      value: |\n"
+					  "        feedfeed00\n"
+					  "    - name: bad\n"
+					  "      kind: binary\n"
+					  "      value: not hex\n"),
+			 VEIL_EINVAL);
+	assert_only_diag("t.yaml:15:14: secrets.global entry: value must be an even number of hex "
+			 "digits (an explicit binary value is hex, as in SCONE)");
+	assert_string_equal(sm.secrets[0].value, "feedfeed00\n");
+}
+
 static void test_service_explicit_secret_needs_value(void **state)
 {
 	(void)state;
@@ -1583,6 +1602,7 @@ int main(void)
 	    T(test_service_size_zero_refused),
 	    T(test_service_size_and_value_refused),
 	    T(test_service_explicit_secret_needs_value),
+	    T(test_service_binary_value_must_be_hex),
 	    T(test_service_unknown_algorithm),
 	    T(test_service_invalid_export_namespace),
 	    T(test_service_placeholder_names_undeclared_secret),

@@ -175,6 +175,26 @@ static void test_other_versions_refused(void **state)
 	}
 }
 
+static void test_binary_value_must_be_hex(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	assert_int_equal(parse("name: n\nsecrets:\n  - {name: b, kind: binary, value: FEEDfeed00}\n",
+			       &doc, &p, &d),
+			 0);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	assert_int_equal(parse("name: n\nsecrets:\n  - {name: b, kind: binary, value: feedfee}\n",
+			       &doc, &p, &d),
+			 VEIL_EINVAL);
+	assert_only_diag(&d, "p.yaml:3:36: secrets: value must be an even number of hex digits (an "
+			     "explicit binary value is hex, as in SCONE)");
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
 static void test_hash_is_canonical(void **state)
 {
 	(void)state;
@@ -201,6 +221,7 @@ int main(void)
 	    cmocka_unit_test(test_hash_is_canonical),
 	    cmocka_unit_test(test_version_of_the_0_3_family_accepted),
 	    cmocka_unit_test(test_other_versions_refused),
+	    cmocka_unit_test(test_binary_value_must_be_hex),
 	    cmocka_unit_test(test_files_must_give_the_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

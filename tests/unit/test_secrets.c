@@ -430,7 +430,7 @@ static void test_explicit_and_values(void **state)
 	    {.name = "e", .kind = "explicit", .value = "the value"},
 	    {.name = "empty", .kind = "explicit", .value = ""},
 	    {.name = "a", .kind = "ascii", .value = "given ascii"},
-	    {.name = "b", .kind = "binary", .value = "given binary"},
+	    {.name = "b", .kind = "binary", .value = "feedfeed00"},
 	};
 	struct veil_secret_set set = {0};
 	gen_ok(defs, 4, NULL, &set);
@@ -440,8 +440,39 @@ static void test_explicit_and_values(void **state)
 	assert_int_equal(must_find(&set, "empty")->size, 0);
 	assert_non_null(must_find(&set, "empty")->bytes);
 	assert_memory_equal(must_find(&set, "a")->bytes, "given ascii", 11);
-	assert_memory_equal(must_find(&set, "b")->bytes, "given binary", 12);
+	/* an explicit binary value is hex, as in SCONE */
+	assert_int_equal(must_find(&set, "b")->size, 5);
+	assert_memory_equal(must_find(&set, "b")->bytes, "\xfe\xed\xfe\xed\x00", 5);
 	veil_secret_set_free(&set);
+}
+
+/* SCONE's java tutorial writes `value: |` then `feedfeed00`: the line break of
+ * the block and upper-case digits are accepted; the default rendering of a
+ * binary secret gives the same hex back */
+static void test_explicit_binary_value_is_hex(void **state)
+{
+	static const char *const same[] = {"feedfeed00", "feedfeed00\n", "  FEEDfeed00 \r\n"};
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(same); i++) {
+		struct veil_secret def = {.name = "b", .kind = "binary", .value = same[i]};
+		struct veil_secret_set set = {0};
+		char *out = NULL;
+		gen_ok(&def, 1, NULL, &set);
+		assert_int_equal(must_find(&set, "b")->size, 5);
+		assert_memory_equal(must_find(&set, "b")->bytes, "\xfe\xed\xfe\xed\x00", 5);
+		assert_int_equal(veil_secret_render("<$$SCONE::b$$|$$SCONE::b:base64$$>", &set, &out, &D),
+				 0);
+		assert_string_equal(out, "<feedfeed00|/u3+7QA=>");
+		veil_secure_strfree(out);
+		veil_secret_set_free(&set);
+	}
+	static const char *const bad[] = {"given binary", "abc", "", "\n", "fe ed", "0x00", "gg"};
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(bad); i++) {
+		struct veil_secret def = {.name = "b", .kind = "binary", .value = bad[i]};
+		gen_err(&def, 1, NULL,
+			"secret 'b': value must be an even number of hex digits (an explicit "
+			"binary value is hex, as in SCONE)");
+		assert_int_equal(D.count, 1);
+	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1787,6 +1818,7 @@ int main(void)
 	    cmocka_unit_test(test_defaults_and_distinct),
 	    cmocka_unit_test(test_binary_sizes),
 	    cmocka_unit_test(test_explicit_and_values),
+	    cmocka_unit_test(test_explicit_binary_value_is_hex),
 	    cmocka_unit_test(test_key_algorithms),
 	    cmocka_unit_test(test_private_key_value),
 	    cmocka_unit_test(test_x509_with_ca),
