@@ -59,8 +59,10 @@ int veil_secret_set_deserialize(const uint8_t *buf, size_t size, struct veil_sec
 /* Replaces every $$SCONE::name[:suffix]$$ (or .suffix) in `in`. Suffixes:
  * none (ascii/explicit: the text; binary: hex; keys: private key PEM; certs:
  * certificate PEM), hex, base64, base64url, crt/cert (certificate PEM),
- * key/privatekey (private key PEM), publickey (public key PEM), chain
- * (certificate chain PEM), pem (the secret's natural PEM). *out is secure
+ * key/privatekey (private key PEM), publickey (public key PEM), chain (as
+ * in SCONE: the issuers' certificates, direct issuer first, without the
+ * certificate itself; a self-signed certificate's is itself), pem (the
+ * secret's natural PEM). *out is secure
  * memory (veil_secure_strfree). An unknown secret or a suffix that does not
  * fit the kind is an error naming them, never the value. */
 int veil_secret_render(const char *in, const struct veil_secret_set *set, char **out,

@@ -1660,6 +1660,19 @@ static const char *const render_field_names[] = {[R_KEY] = "private key",
 						 [R_CERT] = "certificate",
 						 [R_CHAIN] = "certificate chain"};
 
+/* SCONE's :chain: the certificates of the issuers, the direct issuer first,
+ * up to the root, without the certificate itself; a self-signed certificate
+ * is its own issuer (SCONE's flask/redis tutorial hands out
+ * $$SCONE::redis_ca_cert.chain$$ as the CA file). chain_pem, as stored, is
+ * the certificate followed by its issuers. NULL if it is not. */
+static const char *issuer_chain(const struct veil_secret_value *v)
+{
+	size_t n = v->cert_pem ? strlen(v->cert_pem) : 0;
+	if (!v->chain_pem || !n || strncmp(v->chain_pem, v->cert_pem, n))
+		return NULL;
+	return v->chain_pem[n] ? v->chain_pem + n : v->cert_pem;
+}
+
 static int render_one(const struct veil_placeholder *ph, void *arg)
 {
 	struct render_ctx *r = arg;
@@ -1691,7 +1704,7 @@ static int render_one(const struct veil_placeholder *ph, void *arg)
 	const char *pem = as == R_KEY     ? v->key_pem
 			  : as == R_PUB   ? v->pub_pem
 			  : as == R_CERT  ? v->cert_pem
-			  : as == R_CHAIN ? v->chain_pem
+			  : as == R_CHAIN ? issuer_chain(v)
 					  : NULL;
 	if (as >= R_KEY && !pem) {
 		veil_diag(r->d, "secret placeholder '%.*s': secret '%s' has no %s", plen, ptext,

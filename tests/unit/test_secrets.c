@@ -962,6 +962,7 @@ static void test_intermediate_ca(void **state)
 	veil_secret_set_free(&set);
 }
 
+
 static void test_order_independence(void **state)
 {
 	const struct veil_secret base[5] = {
@@ -1562,6 +1563,45 @@ static void render_reject(const struct veil_secret_set *set, const char *in, con
 		assert_no_leak(&set->v[i]);
 }
 
+/* SCONE's :chain is the chain of issuers, without the certificate itself; a
+ * self-signed CA is its own issuer */
+static void test_chain_suffix_is_the_issuers(void **state)
+{
+	struct veil_secret defs[] = {
+	    {.name = "leaf", .kind = "x509", .issuer = "inter"},
+	    {.name = "inter", .kind = "x509-ca", .issuer = "root"},
+	    {.name = "root", .kind = "x509-ca"},
+	    {.name = "svc", .kind = "x509"}, /* issued by the namespace CA */
+	};
+	struct veil_secret_set set = {0};
+	gen_ok(defs, 4, NULL, &set);
+	const char *inter = must_find(&set, "inter")->cert_pem;
+	const char *root = must_find(&set, "root")->cert_pem;
+	const char *ns_ca = must_find(&set, "namespace_ca")->cert_pem;
+	size_t ni = strlen(inter);
+	char *want = calloc(1, ni + strlen(root) + 1);
+	assert_non_null(want);
+	memcpy(want, inter, ni);
+	strcpy(want + ni, root);
+	render_expect(&set, "$$SCONE::leaf:chain$$", want);
+	render_expect(&set, "$$SCONE::leaf.chain$$", want);
+	render_expect(&set, "$$SCONE::inter:chain$$", root);
+	render_expect(&set, "$$SCONE::root.chain$$", root);
+	render_expect(&set, "$$SCONE::svc:chain$$", ns_ca);
+	/* what a TLS client does with it: the leaf verifies against the chain's
+	 * last certificate with the others as intermediates */
+	char *out = NULL;
+	assert_int_equal(render_rc("$$SCONE::leaf:chain$$", &set, &out), 0);
+	STACK_OF(X509) *chain = parse_certs(out);
+	assert_int_equal(sk_X509_num(chain), 2);
+	sk_X509_pop_free(chain, X509_free);
+	assert_null(strstr(out, must_find(&set, "leaf")->cert_pem));
+	assert_int_equal(verify(must_find(&set, "leaf")->cert_pem, root, out), X509_V_OK);
+	veil_secure_strfree(out);
+	free(want);
+	veil_secret_set_free(&set);
+}
+
 static void test_render_suffix_matrix(void **state)
 {
 	static const char *const kinds[] = {"ascii",      "binary",  "explicit", "private-key",
@@ -1602,7 +1642,8 @@ static void test_render_suffix_matrix(void **state)
 			} else if (cert && (!strcmp(s, "crt") || !strcmp(s, "cert"))) {
 				w = v->cert_pem;
 			} else if (cert && !strcmp(s, "chain")) {
-				w = v->chain_pem;
+				/* the issuers: x509's is x509-ca, self-signed */
+				w = must_find(&set, "x509-ca")->cert_pem;
 			} else if (v->key_pem && (!strcmp(s, "key") || !strcmp(s, "privatekey"))) {
 				w = v->key_pem;
 			} else if (v->pub_pem && !strcmp(s, "publickey")) {
@@ -1825,6 +1866,7 @@ int main(void)
 	    cmocka_unit_test(test_x509_namespace_ca),
 	    cmocka_unit_test(test_x509_keys_and_algorithms),
 	    cmocka_unit_test(test_intermediate_ca),
+	    cmocka_unit_test(test_chain_suffix_is_the_issuers),
 	    cmocka_unit_test(test_order_independence),
 	    cmocka_unit_test(test_imports_skipped),
 	    cmocka_unit_test(test_update_semantics),
