@@ -155,6 +155,21 @@ int veil_valid_object_name(const char *s);
 	"at most 36500 days"
 int veil_valid_for_parse(const char *s, long long *seconds);
 
+/* A command is one string, the program and its arguments separated by
+ * blanks, as SCONE writes it (veil-run splits it, no shell); a YAML list is
+ * refused with this reason. */
+#define VEIL_COMMAND_FORM                                                                          \
+	" (the program and its arguments separated by blanks, as in SCONE: command: python3 "    \
+	"app.py --port 80)"
+
+/* SCONE renders $$SCONE::name$$ in a service's command; veil refuses it
+ * (manifest, policy validator and CAS alike): outside a TEE the command line
+ * of the started program is readable by the node (ps, /proc/PID/cmdline).
+ * The reason, for messages after "'command' holds a secret placeholder". */
+#define VEIL_COMMAND_PLACEHOLDER_REFUSED                                                          \
+	"; veil does not put secrets on a command line, which the node can read (ps, "           \
+	"/proc/PID/cmdline): pass the secret in the environment or an injection file"
+
 /* An explicit value of a binary secret is hex, as SCONE writes it (its java
  * tutorial: `value: |` then `feedfeed00`): an even number of hex digits of
  * either case, at least two, blanks and line breaks around them ignored.

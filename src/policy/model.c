@@ -197,7 +197,14 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 	if (s->name && !veil_valid_object_name(s->name))
 		yerr(c, ymap_get(e, "name"), "services: '%s' is not a valid service name", s->name);
 	s->image_name = yget_str(c, e, "image_name", 0, w);
-	s->command = yget_str(c, e, "command", 1, w);
+	const struct ynode *cmd = ymap_get(e, "command");
+	if (cmd && cmd->type == YT_SEQ)
+		yerr(c, cmd, "services: 'command' must be one string, found a list" VEIL_COMMAND_FORM);
+	else
+		s->command = yget_str(c, e, "command", 1, w);
+	if (s->command && strstr(s->command, "$$SCONE::"))
+		yerr(c, ymap_get(e, "command"),
+		     "services: 'command' holds a secret placeholder" VEIL_COMMAND_PLACEHOLDER_REFUSED);
 	s->pwd = yget_str(c, e, "pwd", 0, w);
 	if (s->pwd && s->pwd[0] != '/')
 		yerr(c, ymap_get(e, "pwd"), "services: pwd '%s' must be absolute", s->pwd);

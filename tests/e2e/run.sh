@@ -477,6 +477,18 @@ EOM
 		die "got: $err"
 }
 
+# SCONE's command is one string; a secret placeholder in it is refused (on
+# veil's command line the node could read the secret)
+t_command_forms() {
+	cd "$WORK" || return 1
+	printf 'apiVersion: scone/5.8\nkind: genservice\nbuild:\n  name: a\n  to: r/a:1\n  command: [python3, app.py]\n' >list.yaml
+	run "$VEIL" check list.yaml && rejected || return 1
+	[ "$err" = "error: list.yaml:6:12: build: 'command' must be one string, found a list (the program and its arguments separated by blanks, as in SCONE: command: python3 app.py --port 80)" ] || die "got: $err" || return 1
+	printf 'apiVersion: scone/5.8\nkind: genservice\nsecrets:\n  local: [{name: pw, kind: ascii}]\nbuild:\n  name: a\n  to: r/a:1\n  command: python3 app.py $$SCONE::pw$$\n' >ph.yaml
+	run "$VEIL" check ph.yaml && rejected || return 1
+	[ "$err" = "error: ph.yaml:8:12: build: 'command' holds a secret placeholder; veil does not put secrets on a command line, which the node can read (ps, /proc/PID/cmdline): pass the secret in the environment or an injection file" ] || die "got: $err"
+}
+
 t_tampered_record() {
 	cd "$WORK" || return 1
 	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1

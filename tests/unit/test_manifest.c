@@ -571,6 +571,42 @@ static void test_service_binary_value_must_be_hex(void **state)
 	assert_string_equal(sm.secrets[0].value, "feedfeed00\n");
 }
 
+/* SCONE's command is one string; veil-run splits it at blanks */
+static void test_service_command_list_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service("apiVersion: scone/5.8\n"
+				 "kind: genservice\n"
+				 "build:\n"
+				 "  name: app\n"
+				 "  to: reg.example/app:1\n"
+				 "  command: [python3, app.py]\n"),
+			 VEIL_EINVAL);
+	assert_only_diag("t.yaml:6:12: build: 'command' must be one string, found a list (the "
+			 "program and its arguments separated by blanks, as in SCONE: command: "
+			 "python3 app.py --port 80)");
+}
+
+/* SCONE would render it; on veil's command line the node could read it */
+static void test_service_command_placeholder_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service("apiVersion: scone/5.8\n"
+				 "kind: genservice\n"
+				 "secrets:\n"
+				 "  local:\n"
+				 "    - {name: pw, kind: ascii}\n"
+				 "build:\n"
+				 "  name: app\n"
+				 "  to: reg.example/app:1\n"
+				 "  command: python3 app.py --password $$SCONE::pw$$\n"),
+			 VEIL_EINVAL);
+	assert_only_diag("t.yaml:9:12: build: 'command' holds a secret placeholder; veil does not "
+			 "put secrets on a command line, which the node can read (ps, "
+			 "/proc/PID/cmdline): pass the secret in the environment or an injection "
+			 "file");
+}
+
 static void test_service_explicit_secret_needs_value(void **state)
 {
 	(void)state;
@@ -1603,6 +1639,8 @@ int main(void)
 	    T(test_service_size_and_value_refused),
 	    T(test_service_explicit_secret_needs_value),
 	    T(test_service_binary_value_must_be_hex),
+	    T(test_service_command_list_refused),
+	    T(test_service_command_placeholder_refused),
 	    T(test_service_unknown_algorithm),
 	    T(test_service_invalid_export_namespace),
 	    T(test_service_placeholder_names_undeclared_secret),

@@ -195,6 +195,33 @@ static void test_binary_value_must_be_hex(void **state)
 	veil_diags_free(&d);
 }
 
+/* the CAS refuses what veil check refuses in a command */
+static void test_command_list_and_placeholder_refused(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	assert_int_equal(parse("name: n\nservices:\n  - name: s\n    command: [a, b]\n", &doc, &p,
+			       &d),
+			 VEIL_EINVAL);
+	assert_only_diag(&d, "p.yaml:4:14: services: 'command' must be one string, found a list "
+			     "(the program and its arguments separated by blanks, as in SCONE: "
+			     "command: python3 app.py --port 80)");
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	assert_int_equal(parse("name: n\nsecrets:\n  - {name: pw, kind: ascii}\nservices:\n"
+			       "  - name: s\n    command: app $$SCONE::pw$$\n",
+			       &doc, &p, &d),
+			 VEIL_EINVAL);
+	assert_only_diag(&d, "p.yaml:6:14: services: 'command' holds a secret placeholder; veil "
+			     "does not put secrets on a command line, which the node can read (ps, "
+			     "/proc/PID/cmdline): pass the secret in the environment or an "
+			     "injection file");
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
 static void test_hash_is_canonical(void **state)
 {
 	(void)state;
@@ -222,6 +249,7 @@ int main(void)
 	    cmocka_unit_test(test_version_of_the_0_3_family_accepted),
 	    cmocka_unit_test(test_other_versions_refused),
 	    cmocka_unit_test(test_binary_value_must_be_hex),
+	    cmocka_unit_test(test_command_list_and_placeholder_refused),
 	    cmocka_unit_test(test_files_must_give_the_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
