@@ -134,6 +134,9 @@ int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *out, struct veil_d
 /* The CAS that holds the mesh's policy: the cas entry with alias "security",
  * else the first; NULL if the Meshfile names none. */
 const struct veil_mesh_cas *veil_mesh_policy_cas(const struct veil_mesh *mesh);
+/* Does `veil apply -f Meshfile` upload the policy? Not when that CAS says
+ * mode: NoUpload (SCONE's mode; Upload, the default, does). */
+int veil_mesh_uploads(const struct veil_mesh *mesh);
 
 /* Names: env variables [A-Za-z_][A-Za-z0-9_]*, secrets [A-Za-z0-9_-]+ (no
  * dots: a dot starts a placeholder suffix), services and namespaces

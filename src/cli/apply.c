@@ -425,7 +425,8 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 	 * upload, else the Meshfile's cas_key when it is a key hash */
 	char cas_key[VEIL_KEY_HASH_HEX] = "";
 	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(&mesh);
-	if (!o->no_upload && (rc = upload(o, &mesh, doc->arena, policy, &canon, hash, cas_key, d)))
+	if (!o->no_upload && veil_mesh_uploads(&mesh) &&
+	    (rc = upload(o, &mesh, doc->arena, policy, &canon, hash, cas_key, d)))
 		goto out;
 	if (!cas_key[0] && mc && veil_is_sha256_hex(mc->cas_key))
 		memcpy(cas_key, mc->cas_key, sizeof(cas_key));

@@ -31,6 +31,25 @@ static int in_list(const char *const *list, const char *s)
 	return 0;
 }
 
+/* SCONE's upload modes. Upload and NoUpload mean what they say; veil
+ * neither signs nor encrypts manifests or policies, so the modes that ask
+ * for that are refused rather than accepted and ignored. */
+static void check_mode(struct yctx *c, const struct ynode *at, const char *mode)
+{
+	static const char *const refused[] = {"SignedManifest", "EncryptedManifest",
+					      "EncryptedOnly", NULL};
+	if (!strcmp(mode, "Upload") || !strcmp(mode, "NoUpload"))
+		return;
+	if (in_list(refused, mode))
+		yerr(c, at,
+		     "cas entry: mode '%s' is not supported: veil neither signs nor encrypts "
+		     "manifests or policies; it uploads the policy over mutual TLS to the CAS it "
+		     "attested (mode Upload, the default) or not at all (mode NoUpload)",
+		     mode);
+	else
+		yerr(c, at, "cas entry: unknown mode '%s' (Upload, NoUpload)", mode);
+}
+
 static void parse_cas(struct yctx *c, const struct ynode *seq, struct veil_mesh *m)
 {
 	static const char *const keys[] = {
@@ -52,11 +71,8 @@ static void parse_cas(struct yctx *c, const struct ynode *seq, struct veil_mesh 
 		x->mode = yget_str(c, e, "mode", 0, "cas entry");
 		x->cas_encryption_key = yget_str(c, e, "cas_encryption_key", 0, "cas entry");
 		x->alias = yget_strlist(c, e, "alias", 0, &x->alias_count, "cas entry");
-		if (x->mode && strcmp(x->mode, "SignedManifest") &&
-		    strcmp(x->mode, "EncryptedManifest"))
-			yerr(c, ymap_get(e, "mode"),
-			     "cas entry: unknown mode '%s' (SignedManifest, EncryptedManifest)",
-			     x->mode);
+		if (x->mode)
+			check_mode(c, ymap_get(e, "mode"), x->mode);
 		if (x->tolerance) {
 			size_t n = 0;
 			char **flags = yget_strlist(c, e, "tolerance", 1, &n, "cas entry");
@@ -274,6 +290,12 @@ int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *m, struct veil_dia
 			    c.errors++;
 	}
 	return c.errors ? VEIL_EINVAL : 0;
+}
+
+int veil_mesh_uploads(const struct veil_mesh *mesh)
+{
+	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(mesh);
+	return !mc || !mc->mode || strcmp(mc->mode, "NoUpload");
 }
 
 const struct veil_mesh_cas *veil_mesh_policy_cas(const struct veil_mesh *mesh)

@@ -489,6 +489,26 @@ t_command_forms() {
 	[ "$err" = "error: ph.yaml:8:12: build: 'command' holds a secret placeholder; veil does not put secrets on a command line, which the node can read (ps, /proc/PID/cmdline): pass the secret in the environment or an injection file" ] || die "got: $err"
 }
 
+# SCONE's Meshfile modes: NoUpload keeps the policy local, Upload uploads,
+# the signing/encrypting modes are refused (veil does neither)
+t_meshfile_modes() {
+	seed_copy "$WORK"
+	cd "$WORK" || return 1
+	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
+	sed -i 's|^    cas_url: edge.scone-cas.cf.*|    cas_url: https://127.0.0.1:1\n    mode: NoUpload|' Meshfile
+	grep -q '^    mode: NoUpload$' Meshfile || die "Meshfile not edited" || return 1
+	VEIL_HOME=$WORK/home run "$VEIL" apply -f Meshfile && ok || return 1
+	has "written to target/policies/myPythonApp.yaml" && lacks "uploaded" && lacks "127.0.0.1:1" || return 1
+	[ ! -e "$WORK/home" ] || die "the CAS was contacted (VEIL_HOME was created)" || return 1
+	sed -i 's|^    mode: NoUpload$|    mode: Upload|' Meshfile
+	VEIL_HOME=$WORK/home run "$VEIL" apply -f Meshfile && rejected && has "127.0.0.1:1" || return 1
+	for m in SignedManifest EncryptedManifest EncryptedOnly; do
+		sed -i "s|^    mode: .*|    mode: $m|" Meshfile
+		run "$VEIL" check Meshfile && rejected || return 1
+		[ "$err" = "error: Meshfile:8:11: cas entry: mode '$m' is not supported: veil neither signs nor encrypts manifests or policies; it uploads the policy over mutual TLS to the CAS it attested (mode Upload, the default) or not at all (mode NoUpload)" ] || die "got: $err" || return 1
+	done
+}
+
 t_tampered_record() {
 	cd "$WORK" || return 1
 	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1

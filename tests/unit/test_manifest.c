@@ -118,7 +118,36 @@ static void test_unknown_api_version_refused(void **state)
 	(void)state;
 	assert_int_equal(service("apiVersion: scone/6.0\nkind: genservice\n"), VEIL_EINVAL);
 	assert_only_diag("t.yaml:1:13: unsupported apiVersion 'scone/6.0' (supported: scone/5.8, "
-			 "veil/v1)");
+			 "its patch versions such as scone/5.8.0, veil/v1)");
+}
+
+/* SCONE writes patch versions too: scone/5.8.0 is the scone/5.8 format */
+static void test_api_version_patch_levels(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {"scone/5.8", "scone/5.8.0", "scone/5.8.12", "veil/v1"};
+	static const char *const bad[] = {"scone/5.8.", "scone/5.8.x", "scone/5.80", "scone/5.9",
+					  "scone/5.8.0.1", "scone/5", "scone/5.8-1", "scone/5.8.1234567890"};
+	char text[256], want[256];
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "apiVersion: %s\nkind: genservice\nbuild: {name: a, to: r, "
+			 "command: a}\n", ok[i]);
+		assert_int_equal(service(text), 0);
+		assert_no_diags();
+		teardown(NULL);
+		setup(NULL);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "apiVersion: %s\nkind: mesh\n", bad[i]);
+		assert_int_equal(meshfile(text), VEIL_EINVAL);
+		snprintf(want, sizeof(want),
+			 "t.yaml:1:13: unsupported apiVersion '%s' (supported: scone/5.8, its patch "
+			 "versions such as scone/5.8.0, veil/v1)",
+			 bad[i]);
+		assert_only_diag(want);
+		teardown(NULL);
+		setup(NULL);
+	}
 }
 
 static void test_unknown_kind_refused(void **state)
@@ -1005,8 +1034,60 @@ static void test_mesh_unknown_cas_mode(void **state)
 							"    cas_url: cas.example\n"
 							"    mode: Plain\n"),
 			 VEIL_EINVAL);
-	assert_only_diag("t.yaml:11:11: cas entry: unknown mode 'Plain' (SignedManifest, "
-			 "EncryptedManifest)");
+	assert_only_diag("t.yaml:11:11: cas entry: unknown mode 'Plain' (Upload, NoUpload)");
+}
+
+/* SCONE's Upload and NoUpload mean what they say; the modes that ask veil to
+ * sign or encrypt are refused, never accepted and ignored */
+static void test_mesh_cas_modes(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {"Upload", "NoUpload"};
+	static const char *const refused[] = {"SignedManifest", "EncryptedManifest",
+					      "EncryptedOnly"};
+	char text[512], want[512];
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(text, sizeof(text),
+			 MESH_HEAD ONE_SERVICE "cas:\n  - name: cas\n    cas_url: c.example\n"
+					       "    mode: %s\n",
+			 ok[i]);
+		assert_int_equal(meshfile(text), 0);
+		assert_no_diags();
+		assert_int_equal(veil_mesh_uploads(&mesh), i == 0);
+		teardown(NULL);
+		setup(NULL);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(text, sizeof(text),
+			 MESH_HEAD ONE_SERVICE "cas:\n  - name: cas\n    cas_url: c.example\n"
+					       "    mode: %s\n",
+			 refused[i]);
+		assert_int_equal(meshfile(text), VEIL_EINVAL);
+		snprintf(want, sizeof(want),
+			 "t.yaml:11:11: cas entry: mode '%s' is not supported: veil neither signs "
+			 "nor encrypts manifests or policies; it uploads the policy over mutual TLS "
+			 "to the CAS it attested (mode Upload, the default) or not at all (mode "
+			 "NoUpload)",
+			 refused[i]);
+		assert_only_diag(want);
+		teardown(NULL);
+		setup(NULL);
+	}
+	/* the mode of the CAS that holds the policy (alias security) decides */
+	assert_int_equal(meshfile(MESH_HEAD ONE_SERVICE "cas:\n"
+							"  - name: img\n"
+							"    cas_url: a\n"
+							"    mode: NoUpload\n"
+							"  - name: sec\n"
+							"    cas_url: b\n"
+							"    alias: security\n"),
+			 0);
+	assert_int_equal(veil_mesh_uploads(&mesh), 1);
+	teardown(NULL);
+	setup(NULL);
+	/* no cas at all: uploading is the default (the CLI then needs --cas) */
+	assert_int_equal(meshfile(MESH_HEAD ONE_SERVICE), 0);
+	assert_int_equal(veil_mesh_uploads(&mesh), 1);
 }
 
 static void test_mesh_cas_name_not_an_identifier(void **state)
@@ -1152,7 +1233,7 @@ static void test_mesh_all_policy_fields(void **state)
 					    "  - name: c\n"
 					    "    cas_url: cas.example:8081\n"
 					    "    cas_key: abcd\n"
-					    "    mode: SignedManifest\n"
+					    "    mode: NoUpload\n"
 					    "    cas_encryption_key: ef01\n"
 					    "    alias: security\n"),
 			 0);
@@ -1169,7 +1250,7 @@ static void test_mesh_all_policy_fields(void **state)
 	assert_string_equal(mesh.services[0].image_secrets[1], "pull2");
 	assert_int_equal(mesh.cas_count, 1);
 	assert_string_equal(mesh.cas[0].cas_key, "abcd");
-	assert_string_equal(mesh.cas[0].mode, "SignedManifest");
+	assert_string_equal(mesh.cas[0].mode, "NoUpload");
 	assert_string_equal(mesh.cas[0].cas_encryption_key, "ef01");
 	assert_int_equal(mesh.cas[0].alias_count, 1);
 	assert_string_equal(mesh.cas[0].alias[0], "security");
@@ -1596,6 +1677,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_unknown_api_version_refused),
+	    T(test_api_version_patch_levels),
 	    T(test_unknown_kind_refused),
 	    T(test_missing_kind_refused),
 	    T(test_non_mapping_document_refused),
@@ -1669,6 +1751,7 @@ int main(void)
 	    T(test_mesh_unknown_tolerate_value),
 	    T(test_mesh_unknown_cas_tolerance_flag),
 	    T(test_mesh_unknown_cas_mode),
+	    T(test_mesh_cas_modes),
 	    T(test_mesh_cas_name_not_an_identifier),
 	    T(test_mesh_cas_defined_twice),
 	    T(test_mesh_cas_without_url),
