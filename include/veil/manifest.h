@@ -153,7 +153,7 @@ int veil_valid_object_name(const char *s);
  * VEIL_EINVAL. VEIL_VALID_FOR_FORMS says so in messages. */
 #define VEIL_VALID_FOR_MAX_DAYS 36500LL
 #define VEIL_VALID_FOR_FORMS                                                                       \
-	"a duration such as 90 days, 1 year 6 months or 36h (units s, m, h, d, w, M, y or "       \
+	"a duration such as 90 days, 1 year 6 months or 36h (units s, m, h, d, w, M, y or "        \
 	"their names: seconds, minutes, hours, days, weeks, months, years), or a number of days; " \
 	"at most 36500 days"
 int veil_valid_for_parse(const char *s, long long *seconds);
@@ -162,15 +162,15 @@ int veil_valid_for_parse(const char *s, long long *seconds);
  * blanks, as SCONE writes it (veil-run splits it, no shell); a YAML list is
  * refused with this reason. */
 #define VEIL_COMMAND_FORM                                                                          \
-	" (the program and its arguments separated by blanks, as in SCONE: command: python3 "    \
+	" (the program and its arguments separated by blanks, as in SCONE: command: python3 "      \
 	"app.py --port 80)"
 
 /* SCONE renders $$SCONE::name$$ in a service's command; veil refuses it
  * (manifest, policy validator and CAS alike): outside a TEE the command line
  * of the started program is readable by the node (ps, /proc/PID/cmdline).
  * The reason, for messages after "'command' holds a secret placeholder". */
-#define VEIL_COMMAND_PLACEHOLDER_REFUSED                                                          \
-	"; veil does not put secrets on a command line, which the node can read (ps, "           \
+#define VEIL_COMMAND_PLACEHOLDER_REFUSED                                                           \
+	"; veil does not put secrets on a command line, which the node can read (ps, "             \
 	"/proc/PID/cmdline): pass the secret in the environment or an injection file"
 
 /* An explicit value of a binary secret is hex, as SCONE writes it (its java

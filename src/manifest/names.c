@@ -41,13 +41,13 @@ static const struct duration_unit {
 	const char *name;
 	long long seconds;
 } duration_units[] = {
-    {"s", 1},           {"sec", 1},          {"secs", 1},         {"second", 1},
-    {"seconds", 1},     {"m", 60},           {"min", 60},         {"mins", 60},
-    {"minute", 60},     {"minutes", 60},     {"h", 3600},         {"hr", 3600},
-    {"hrs", 3600},      {"hour", 3600},      {"hours", 3600},     {"d", 86400},
-    {"day", 86400},     {"days", 86400},     {"w", 604800},       {"week", 604800},
-    {"weeks", 604800},  {"M", 2630016},      {"month", 2630016},  {"months", 2630016},
-    {"y", 31557600},    {"year", 31557600},  {"years", 31557600},
+    {"s", 1},          {"sec", 1},         {"secs", 1},         {"second", 1},
+    {"seconds", 1},    {"m", 60},          {"min", 60},         {"mins", 60},
+    {"minute", 60},    {"minutes", 60},    {"h", 3600},         {"hr", 3600},
+    {"hrs", 3600},     {"hour", 3600},     {"hours", 3600},     {"d", 86400},
+    {"day", 86400},    {"days", 86400},    {"w", 604800},       {"week", 604800},
+    {"weeks", 604800}, {"M", 2630016},     {"month", 2630016},  {"months", 2630016},
+    {"y", 31557600},   {"year", 31557600}, {"years", 31557600},
 };
 
 int veil_valid_for_parse(const char *s, long long *seconds)
@@ -196,10 +196,11 @@ enum veil_doc_kind veil_doc_kind(const struct ydoc *doc, struct veil_diags *d)
 	if (!api || !kind)
 		return VEIL_DOC_UNKNOWN;
 	if (!api_version_supported(api)) {
-		yerr(&c, ymap_get(root, "apiVersion"),
-		     "unsupported apiVersion '%s' (supported: scone/5.8, its patch versions such as "
-		     "scone/5.8.0, veil/v1)",
-		     api);
+		yerr(
+		    &c, ymap_get(root, "apiVersion"),
+		    "unsupported apiVersion '%s' (supported: scone/5.8, its patch versions such as "
+		    "scone/5.8.0, veil/v1)",
+		    api);
 		return VEIL_DOC_UNKNOWN;
 	}
 	if (!strcmp(kind, "genservice"))

@@ -237,8 +237,9 @@ static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build
 	else
 		out->command = yget_str(c, b, "command", 1, "build");
 	if (out->command && strstr(out->command, "$$SCONE::"))
-		yerr(c, ymap_get(b, "command"),
-		     "build: 'command' holds a secret placeholder" VEIL_COMMAND_PLACEHOLDER_REFUSED);
+		yerr(
+		    c, ymap_get(b, "command"),
+		    "build: 'command' holds a secret placeholder" VEIL_COMMAND_PLACEHOLDER_REFUSED);
 	out->requirements = yget_str(c, b, "requirements", 0, "build");
 	out->copy = yget_strlist(c, b, "copy", 0, &out->copy_count, "build");
 	out->copy_pos = POS(ymap_get(b, "copy"));

@@ -136,8 +136,8 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	s->valid_for = yget_str(c, e, "valid_for", 0, w);
 	long long seconds;
 	if (s->valid_for && veil_valid_for_parse(s->valid_for, &seconds))
-		yerr(c, ymap_get(e, "valid_for"), "secrets: valid_for '%s' is not " VEIL_VALID_FOR_FORMS,
-		     s->valid_for);
+		yerr(c, ymap_get(e, "valid_for"),
+		     "secrets: valid_for '%s' is not " VEIL_VALID_FOR_FORMS, s->valid_for);
 	s->algorithm = yget_str(c, e, "algorithm", 0, w);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, w);
 	yget_bool(c, e, "migrate", &s->migrate, w);
@@ -199,12 +199,14 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 	s->image_name = yget_str(c, e, "image_name", 0, w);
 	const struct ynode *cmd = ymap_get(e, "command");
 	if (cmd && cmd->type == YT_SEQ)
-		yerr(c, cmd, "services: 'command' must be one string, found a list" VEIL_COMMAND_FORM);
+		yerr(c, cmd,
+		     "services: 'command' must be one string, found a list" VEIL_COMMAND_FORM);
 	else
 		s->command = yget_str(c, e, "command", 1, w);
 	if (s->command && strstr(s->command, "$$SCONE::"))
 		yerr(c, ymap_get(e, "command"),
-		     "services: 'command' holds a secret placeholder" VEIL_COMMAND_PLACEHOLDER_REFUSED);
+		     "services: 'command' holds a secret "
+		     "placeholder" VEIL_COMMAND_PLACEHOLDER_REFUSED);
 	s->pwd = yget_str(c, e, "pwd", 0, w);
 	if (s->pwd && s->pwd[0] != '/')
 		yerr(c, ymap_get(e, "pwd"), "services: pwd '%s' must be absolute", s->pwd);

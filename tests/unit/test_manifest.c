@@ -126,12 +126,15 @@ static void test_api_version_patch_levels(void **state)
 {
 	(void)state;
 	static const char *const ok[] = {"scone/5.8", "scone/5.8.0", "scone/5.8.12", "veil/v1"};
-	static const char *const bad[] = {"scone/5.8.", "scone/5.8.x", "scone/5.80", "scone/5.9",
-					  "scone/5.8.0.1", "scone/5", "scone/5.8-1", "scone/5.8.1234567890"};
+	static const char *const bad[] = {"scone/5.8.",  "scone/5.8.x",         "scone/5.80",
+					  "scone/5.9",   "scone/5.8.0.1",       "scone/5",
+					  "scone/5.8-1", "scone/5.8.1234567890"};
 	char text[256], want[256];
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		snprintf(text, sizeof(text), "apiVersion: %s\nkind: genservice\nbuild: {name: a, to: r, "
-			 "command: a}\n", ok[i]);
+		snprintf(text, sizeof(text),
+			 "apiVersion: %s\nkind: genservice\nbuild: {name: a, to: r, "
+			 "command: a}\n",
+			 ok[i]);
 		assert_int_equal(service(text), 0);
 		assert_no_diags();
 		teardown(NULL);
@@ -140,10 +143,11 @@ static void test_api_version_patch_levels(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(text, sizeof(text), "apiVersion: %s\nkind: mesh\n", bad[i]);
 		assert_int_equal(meshfile(text), VEIL_EINVAL);
-		snprintf(want, sizeof(want),
-			 "t.yaml:1:13: unsupported apiVersion '%s' (supported: scone/5.8, its patch "
-			 "versions such as scone/5.8.0, veil/v1)",
-			 bad[i]);
+		snprintf(
+		    want, sizeof(want),
+		    "t.yaml:1:13: unsupported apiVersion '%s' (supported: scone/5.8, its patch "
+		    "versions such as scone/5.8.0, veil/v1)",
+		    bad[i]);
 		assert_only_diag(want);
 		teardown(NULL);
 		setup(NULL);
@@ -1063,12 +1067,13 @@ static void test_mesh_cas_modes(void **state)
 					       "    mode: %s\n",
 			 refused[i]);
 		assert_int_equal(meshfile(text), VEIL_EINVAL);
-		snprintf(want, sizeof(want),
-			 "t.yaml:11:11: cas entry: mode '%s' is not supported: veil neither signs "
-			 "nor encrypts manifests or policies; it uploads the policy over mutual TLS "
-			 "to the CAS it attested (mode Upload, the default) or not at all (mode "
-			 "NoUpload)",
-			 refused[i]);
+		snprintf(
+		    want, sizeof(want),
+		    "t.yaml:11:11: cas entry: mode '%s' is not supported: veil neither signs "
+		    "nor encrypts manifests or policies; it uploads the policy over mutual TLS "
+		    "to the CAS it attested (mode Upload, the default) or not at all (mode "
+		    "NoUpload)",
+		    refused[i]);
 		assert_only_diag(want);
 		teardown(NULL);
 		setup(NULL);

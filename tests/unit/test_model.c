@@ -155,9 +155,9 @@ static void test_version_of_the_0_3_family_accepted(void **state)
 static void test_other_versions_refused(void **state)
 {
 	(void)state;
-	static const char *const bad[] = {"0.4",      "0.2",    "0.30", "0.3.", "0.3.x",
-					  "0.3.10.1", "1.0",    "0",    "0.3-1", "\"\"",
-					  "0.3.1234567890"};
+	static const char *const bad[] = {"0.4",   "0.2",      "0.30",          "0.3.",
+					  "0.3.x", "0.3.10.1", "1.0",           "0",
+					  "0.3-1", "\"\"",     "0.3.1234567890"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct ydoc doc;
 		struct veil_policy p;
@@ -181,14 +181,15 @@ static void test_binary_value_must_be_hex(void **state)
 	struct ydoc doc;
 	struct veil_policy p;
 	struct veil_diags d;
-	assert_int_equal(parse("name: n\nsecrets:\n  - {name: b, kind: binary, value: FEEDfeed00}\n",
-			       &doc, &p, &d),
-			 0);
+	assert_int_equal(
+	    parse("name: n\nsecrets:\n  - {name: b, kind: binary, value: FEEDfeed00}\n", &doc, &p,
+		  &d),
+	    0);
 	ydoc_free(&doc);
 	veil_diags_free(&d);
-	assert_int_equal(parse("name: n\nsecrets:\n  - {name: b, kind: binary, value: feedfee}\n",
-			       &doc, &p, &d),
-			 VEIL_EINVAL);
+	assert_int_equal(
+	    parse("name: n\nsecrets:\n  - {name: b, kind: binary, value: feedfee}\n", &doc, &p, &d),
+	    VEIL_EINVAL);
 	assert_only_diag(&d, "p.yaml:3:36: secrets: value must be an even number of hex digits (an "
 			     "explicit binary value is hex, as in SCONE)");
 	ydoc_free(&doc);
@@ -202,9 +203,9 @@ static void test_command_list_and_placeholder_refused(void **state)
 	struct ydoc doc;
 	struct veil_policy p;
 	struct veil_diags d;
-	assert_int_equal(parse("name: n\nservices:\n  - name: s\n    command: [a, b]\n", &doc, &p,
-			       &d),
-			 VEIL_EINVAL);
+	assert_int_equal(
+	    parse("name: n\nservices:\n  - name: s\n    command: [a, b]\n", &doc, &p, &d),
+	    VEIL_EINVAL);
 	assert_only_diag(&d, "p.yaml:4:14: services: 'command' must be one string, found a list "
 			     "(the program and its arguments separated by blanks, as in SCONE: "
 			     "command: python3 app.py --port 80)");

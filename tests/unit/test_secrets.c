@@ -459,8 +459,8 @@ static void test_explicit_binary_value_is_hex(void **state)
 		gen_ok(&def, 1, NULL, &set);
 		assert_int_equal(must_find(&set, "b")->size, 5);
 		assert_memory_equal(must_find(&set, "b")->bytes, "\xfe\xed\xfe\xed\x00", 5);
-		assert_int_equal(veil_secret_render("<$$SCONE::b$$|$$SCONE::b:base64$$>", &set, &out, &D),
-				 0);
+		assert_int_equal(
+		    veil_secret_render("<$$SCONE::b$$|$$SCONE::b:base64$$>", &set, &out, &D), 0);
 		assert_string_equal(out, "<feedfeed00|/u3+7QA=>");
 		veil_secure_strfree(out);
 		veil_secret_set_free(&set);
@@ -724,9 +724,10 @@ static void test_valid_for_same_verdict_everywhere(void **state)
 		struct veil_policy p;
 		veil_diags_free(&D);
 		veil_diags_init(&D);
-		snprintf(yaml, sizeof(yaml),
-			 "name: n\nsecrets:\n  - name: ca\n    kind: x509-ca\n    valid_for: \"%s\"\n",
-			 in);
+		snprintf(
+		    yaml, sizeof(yaml),
+		    "name: n\nsecrets:\n  - name: ca\n    kind: x509-ca\n    valid_for: \"%s\"\n",
+		    in);
 		assert_int_equal(ydoc_init(&doc, "p.yaml"), 0);
 		assert_int_equal(ydoc_parse(&doc, yaml, strlen(yaml), &veil_policy_limits, &D), 0);
 		assert_int_equal(veil_policy_parse(&doc, &p, &D), accepted ? 0 : VEIL_EINVAL);
@@ -961,7 +962,6 @@ static void test_intermediate_ca(void **state)
 	assert_string_equal(inter->chain_pem + strlen(inter->cert_pem), root->cert_pem);
 	veil_secret_set_free(&set);
 }
-
 
 static void test_order_independence(void **state)
 {

@@ -137,8 +137,8 @@ struct scan {
 	int has_db;
 };
 
-static void scan_folder(const char *folder, struct scan *sc, const void *secret,
-			size_t secret_size, const void *control, size_t control_size)
+static void scan_folder(const char *folder, struct scan *sc, const void *secret, size_t secret_size,
+			const void *control, size_t control_size)
 {
 	DIR *dp = opendir(folder);
 	assert_non_null(dp);
