@@ -228,41 +228,85 @@ YML
 }
 
 # an import within a mesh (SCONE's flask/redis `secrets: import: [name]`):
-# the importer gets the value of the global secret another service declares
+# the importer gets the values of the global secrets another service
+# declares; with them, SCONE's readings of an explicit binary value (hex) and
+# of :chain (the issuers; a self-signed CA's is its own certificate)
 t_import_within_mesh_same_value() {
 	mkdir -p "$WORK/mesh/files" && cd "$WORK/mesh" || return 1
-	cp "$WORK/pw/hashpw.py" . && cp "$WORK/pw/files/hashpw.py" files/ || return 1
-	cat >owner.yaml <<'YML'
-apiVersion: scone/5.8
-kind: genservice
-environment:
+	cat >meshprobe.py <<'PY'
+import hashlib, os
+print("PW sha256", hashlib.sha256(os.environ["PW"].encode()).hexdigest(), "length", len(os.environ["PW"]))
+print("BIN", os.environ["BIN"])
+print("CA chain is the CA certificate:", os.environ["CA_CHAIN"] == os.environ["CA_CRT"], os.environ["CA_CRT"].count("BEGIN CERTIFICATE"))
+print("leaf chain is the CA certificate:", os.environ["LEAF_CHAIN"] == os.environ["CA_CRT"])
+PY
+	cp meshprobe.py files/ || return 1
+	local envs='environment:
   local:
     - name: PW
       value: "$$SCONE::shared_pw$$"
+    - name: BIN
+      value: "$$SCONE::store$$"
+    - name: CA_CHAIN
+      value: "$$SCONE::ca.chain$$"
+    - name: CA_CRT
+      value: "$$SCONE::ca:crt$$"
+    - name: LEAF_CHAIN
+      value: "$$SCONE::leaf:chain$$"'
+	cat >owner.yaml <<YML
+apiVersion: scone/5.8
+kind: genservice
+$envs
 secrets:
   global:
     - name: shared_pw
       kind: ascii
       size: 16
+    - name: store
+      kind: binary
+      value: |
+        FEEDfeed00
+    - name: ca
+      kind: x509-ca
+    - name: leaf
+      kind: x509
+      issuer: ca
 build:
   name: meshowner
   to: veil.test/meshowner:1
   pwd: /python
-  command: python3 hashpw.py
+  command: python3 meshprobe.py
   copy:
-    - hashpw.py
+    - meshprobe.py
 YML
-	sed -e 's/meshowner/meshimporter/g' -e '/^  global:/,/size: 16/d' owner.yaml >importer.yaml
-	sed -i 's/^secrets:/secrets:\n  import:\n    - shared_pw/' importer.yaml
-	grep -q '    - shared_pw' importer.yaml && ! grep -q 'kind: ascii' importer.yaml || die "importer.yaml: $(cat importer.yaml)" || return 1
+	cat >importer.yaml <<YML
+apiVersion: scone/5.8
+kind: genservice
+$envs
+secrets:
+  import:
+    - shared_pw
+    - store
+    - ca
+    - leaf
+build:
+  name: meshimporter
+  to: veil.test/meshimporter:1
+  pwd: /python
+  command: python3 meshprobe.py
+  copy:
+    - meshprobe.py
+YML
 	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f owner.yaml --no-push >/dev/null &&
 		VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f importer.yaml --no-push >/dev/null || return 1
 	printf 'apiVersion: scone/5.8\nkind: mesh\npolicy: {namespace: meshimp}\nservices:\n  - {name: owner, image: "veil.test/meshowner:1"}\n  - {name: importer, image: "veil.test/meshimporter:1"}\n' >Meshfile
 	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "created namespace meshimp" || return 1
-	FILES=$WORK/mesh/files run start_service las SCONE_CONFIG_ID=meshimp/owner && ok && has "length 16" || return 1
+	FILES=$WORK/mesh/files run start_service las SCONE_CONFIG_ID=meshimp/owner && ok || return 1
+	has "length 16" && has "BIN feedfeed00" && has "CA chain is the CA certificate: True 1" &&
+		has "leaf chain is the CA certificate: True" || return 1
 	local owner_out=$out
 	FILES=$WORK/mesh/files run start_service las SCONE_CONFIG_ID=meshimp/importer && ok && has "length 16" || return 1
-	[ "$out" = "$owner_out" ] || die "the importer got another value: $out (owner: $owner_out)"
+	[ "$out" = "$owner_out" ] || die "the importer got other values: $out (owner: $owner_out)"
 }
 
 # SCONE writes its policy versions as 0.3 or 0.3.N: veil and the CAS accept
