@@ -173,6 +173,15 @@ int veil_valid_for_parse(const char *s, long long *seconds);
 	"; veil does not put secrets on a command line, which the node can read (ps, "             \
 	"/proc/PID/cmdline): pass the secret in the environment or an injection file"
 
+/* The keys of a secret definition that do not fit its kind, by one table
+ * for veil check, the policy validator and the CAS: fn is called for each key
+ * given that does not apply to the kind (needed 0) and each key the kind
+ * needs that is missing (needed 1). Returns how many, -1 for an unknown kind.
+ * Keys: size, value, private_key, issuer, common_name, valid_for, algorithm,
+ * dns. */
+int veil_secret_keys_misfit(const struct veil_secret *s,
+			    void (*fn)(const char *key, int needed, void *arg), void *arg);
+
 /* An explicit value of a binary secret is hex, as SCONE writes it (its java
  * tutorial: `value: |` then `feedfeed00`): an even number of hex digits of
  * either case, at least two, blanks and line breaks around them ignored.

@@ -260,17 +260,6 @@ static char *sec_concat(const char *a, const char *b)
 /* ------------------------------------------------------------------------ */
 /* Kinds                                                                    */
 
-enum {
-	A_SIZE = 1 << 0,
-	A_VALUE = 1 << 1,
-	A_PK = 1 << 2,
-	A_ISSUER = 1 << 3,
-	A_CN = 1 << 4,
-	A_VALID = 1 << 5,
-	A_ALG = 1 << 6,
-	A_DNS = 1 << 7,
-};
-
 /* Fields of a stored value, for the serialised form. */
 enum {
 	F_BYTES = 1 << 0,
@@ -280,20 +269,19 @@ enum {
 	F_CHAIN = 1 << 4,
 };
 
-#define CERT_ATTRS (A_PK | A_ISSUER | A_CN | A_VALID | A_ALG | A_DNS)
+/* The keys that apply to each kind: veil_secret_keys_misfit (shared with
+ * the manifest and policy checks). */
 static const struct kind_info {
 	const char *kind;
-	unsigned allowed;  /* definition keys that apply */
-	unsigned required; /* definition keys that must be given */
-	unsigned fields;   /* value fields present, all others absent */
+	unsigned fields; /* value fields present, all others absent */
 } kinds[] = {
-    {"ascii", A_SIZE | A_VALUE, 0, F_BYTES},
-    {"binary", A_SIZE | A_VALUE, 0, F_BYTES},
-    {"explicit", A_VALUE, A_VALUE, F_BYTES},
-    {"private-key", A_VALUE | A_ALG, 0, F_KEY | F_PUB},
-    {"public-key", A_PK, A_PK, F_PUB},
-    {"x509-ca", CERT_ATTRS, 0, F_KEY | F_PUB | F_CERT | F_CHAIN},
-    {"x509", CERT_ATTRS, 0, F_KEY | F_PUB | F_CERT | F_CHAIN},
+    {"ascii", F_BYTES},
+    {"binary", F_BYTES},
+    {"explicit", F_BYTES},
+    {"private-key", F_KEY | F_PUB},
+    {"public-key", F_PUB},
+    {"x509-ca", F_KEY | F_PUB | F_CERT | F_CHAIN},
+    {"x509", F_KEY | F_PUB | F_CERT | F_CHAIN},
 };
 
 static const struct kind_info *kind_find(const char *kind)
@@ -694,15 +682,19 @@ static int is_import(const struct veil_secret *s)
 	return s->import_namespace != NULL;
 }
 
-static const char *const attr_names[] = {"size",        "value",     "private_key", "issuer",
-					 "common_name", "valid_for", "algorithm",   "dns"};
+struct misfit_ctx {
+	const struct veil_secret *s;
+	struct veil_diags *d;
+};
 
-static unsigned attrs_given(const struct veil_secret *s)
+static void report_misfit(const char *key, int needed, void *arg)
 {
-	return (s->has_size ? A_SIZE : 0) | (s->value ? A_VALUE : 0) | (s->private_key ? A_PK : 0) |
-	       (s->issuer ? A_ISSUER : 0) | (s->common_name ? A_CN : 0) |
-	       (s->valid_for ? A_VALID : 0) | (s->algorithm ? A_ALG : 0) |
-	       (s->dns_count ? A_DNS : 0);
+	struct misfit_ctx *m = arg;
+	if (needed)
+		veil_diag(m->d, "secret '%s': kind '%s' needs '%s'", m->s->name, m->s->kind, key);
+	else
+		veil_diag(m->d, "secret '%s': '%s' does not apply to kind '%s'", m->s->name, key,
+			  m->s->kind);
 }
 
 /* Everything about a definition that does not need the others. */
@@ -736,21 +728,10 @@ static int check_def(struct gen *g, size_t i)
 			  s->name, s->kind ? s->kind : "(none)");
 		return 1;
 	}
-	unsigned given = attrs_given(s);
-	for (size_t a = 0; a < VEIL_ARRAY_LEN(attr_names); a++) {
-		unsigned bit = 1u << a;
-		if ((given & bit) && !(ki->allowed & bit)) {
-			veil_diag(d, "secret '%s': '%s' does not apply to kind '%s'", s->name,
-				  attr_names[a], s->kind);
-			bad = 1;
-		}
-		if (!(given & bit) && (ki->required & bit)) {
-			veil_diag(d, "secret '%s': kind '%s' needs '%s'", s->name, s->kind,
-				  attr_names[a]);
-			bad = 1;
-		}
-	}
-	if ((given & A_SIZE) && (given & A_VALUE)) {
+	struct misfit_ctx mc = {s, d};
+	if (veil_secret_keys_misfit(s, report_misfit, &mc))
+		bad = 1;
+	if (s->has_size && s->value) {
 		veil_diag(d, "secret '%s': give either 'size' or 'value', not both", s->name);
 		bad = 1;
 	}

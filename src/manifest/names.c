@@ -93,6 +93,59 @@ int veil_valid_for_parse(const char *s, long long *seconds)
 	return 0;
 }
 
+/* Which definition keys apply to which kind of secret, and which a kind
+ * needs: one table for veil check, the policy validator and the CAS. */
+enum {
+	K_SIZE = 1 << 0,
+	K_VALUE = 1 << 1,
+	K_PK = 1 << 2,
+	K_ISSUER = 1 << 3,
+	K_CN = 1 << 4,
+	K_VALID = 1 << 5,
+	K_ALG = 1 << 6,
+	K_DNS = 1 << 7,
+};
+#define K_CERT (K_PK | K_ISSUER | K_CN | K_VALID | K_ALG | K_DNS)
+static const struct secret_kind_keys {
+	const char *kind;
+	unsigned allowed, required;
+} secret_kind_keys[] = {
+    {"ascii", K_SIZE | K_VALUE, 0},
+    {"binary", K_SIZE | K_VALUE, 0},
+    {"explicit", K_VALUE, K_VALUE},
+    {"private-key", K_VALUE | K_ALG, 0},
+    {"public-key", K_PK, K_PK},
+    {"x509-ca", K_CERT, 0},
+    {"x509", K_CERT, 0},
+};
+static const char *const secret_key_names[] = {"size",        "value",     "private_key", "issuer",
+					       "common_name", "valid_for", "algorithm",   "dns"};
+
+int veil_secret_keys_misfit(const struct veil_secret *s,
+			    void (*fn)(const char *key, int needed, void *arg), void *arg)
+{
+	const struct secret_kind_keys *k = NULL;
+	for (size_t i = 0; s->kind && i < VEIL_ARRAY_LEN(secret_kind_keys); i++)
+		if (!strcmp(secret_kind_keys[i].kind, s->kind))
+			k = &secret_kind_keys[i];
+	if (!k)
+		return -1;
+	unsigned given = (s->has_size ? K_SIZE : 0) | (s->value ? K_VALUE : 0) |
+			 (s->private_key ? K_PK : 0) | (s->issuer ? K_ISSUER : 0) |
+			 (s->common_name ? K_CN : 0) | (s->valid_for ? K_VALID : 0) |
+			 (s->algorithm ? K_ALG : 0) | (s->dns_count ? K_DNS : 0);
+	int n = 0;
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(secret_key_names); i++) {
+		unsigned bit = 1u << i;
+		if (((given & bit) && !(k->allowed & bit)) ||
+		    (!(given & bit) && (k->required & bit))) {
+			fn(secret_key_names[i], !(given & bit), arg);
+			n++;
+		}
+	}
+	return n;
+}
+
 int veil_binary_value_span(const char *value, size_t *start, size_t *len)
 {
 	static const char blanks[] = " \t\r\n";

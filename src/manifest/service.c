@@ -58,6 +58,23 @@ int manifest_env_list(struct yctx *c, const struct ynode *seq, const char *where
 static const char *const secret_kinds[] = {"ascii", "binary",  "private-key", "public-key",
 					   "x509",  "x509-ca", "explicit",    NULL};
 
+/* A key that does not fit the secret's kind, by the table the CAS uses. */
+struct misfit_at {
+	struct yctx *c;
+	const struct ynode *entry;
+	const char *where, *kind;
+};
+
+static void report_misfit(const char *key, int needed, void *arg)
+{
+	struct misfit_at *m = arg;
+	if (needed)
+		yerr(m->c, m->entry, "%s: kind '%s' needs '%s'", m->where, m->kind, key);
+	else
+		yerr(m->c, ymap_get(m->entry, key), "%s: '%s' does not apply to kind '%s'",
+		     m->where, key, m->kind);
+}
+
 static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 			 struct veil_secret *s)
 {
@@ -90,9 +107,6 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 	if (r == 1) {
 		if (size == 0)
 			yerr(c, ymap_get(e, "size"), "%s: size must be at least 1", where);
-		if (s->kind && strcmp(s->kind, "ascii") && strcmp(s->kind, "binary"))
-			yerr(c, ymap_get(e, "size"),
-			     "%s: 'size' applies only to ascii and binary secrets", where);
 		s->size = size;
 		s->has_size = 1;
 	}
@@ -103,8 +117,6 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 	if (s->value && s->kind && !strcmp(s->kind, "binary") &&
 	    veil_binary_value_span(s->value, &start, &len))
 		yerr(c, ymap_get(e, "value"), "%s: value must be " VEIL_BINARY_VALUE_FORM, where);
-	if (s->kind && !strcmp(s->kind, "explicit") && !s->value)
-		yerr(c, e, "%s: an explicit secret needs a 'value'", where);
 	s->private_key = yget_str(c, e, "private_key", 0, where);
 	s->issuer = yget_str(c, e, "issuer", 0, where);
 	s->common_name = yget_str(c, e, "common_name", 0, where);
@@ -133,6 +145,8 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 			yerr(c, ymap_get(e, "export"), "%s: '%s' is not a valid namespace name",
 			     where, s->export_to[i]);
 	yget_bool(c, e, "migrate", &s->migrate, where);
+	struct misfit_at m = {c, e, where, s->kind};
+	veil_secret_keys_misfit(s, report_misfit, &m);
 }
 
 static void parse_secrets(struct yctx *c, const struct ynode *sec, struct veil_service_manifest *m)

@@ -87,6 +87,24 @@ static void parse_acl(struct yctx *c, const struct ynode *ap, const char *key, c
 	}
 }
 
+/* A key that does not fit the secret's kind, by the table the CAS's
+ * generator uses (veil_secret_keys_misfit). */
+struct misfit_at {
+	struct yctx *c;
+	const struct ynode *entry;
+	const char *kind;
+};
+
+static void report_misfit(const char *key, int needed, void *arg)
+{
+	struct misfit_at *m = arg;
+	if (needed)
+		yerr(m->c, m->entry, "secrets: kind '%s' needs '%s'", m->kind, key);
+	else
+		yerr(m->c, ymap_get(m->entry, key), "secrets: '%s' does not apply to kind '%s'",
+		     key, m->kind);
+}
+
 static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_secret *s)
 {
 	static const char *const keys[] = {
@@ -141,6 +159,8 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	s->algorithm = yget_str(c, e, "algorithm", 0, w);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, w);
 	yget_bool(c, e, "migrate", &s->migrate, w);
+	struct misfit_at m = {c, e, s->kind};
+	veil_secret_keys_misfit(s, report_misfit, &m);
 	const struct ynode *ex = yget_coll(c, e, "export", YT_SEQ, 0, w);
 	if (ex) {
 		s->export_to = yarena_alloc(c->arena, (ex->count + 1) * sizeof(char *));

@@ -555,8 +555,7 @@ static void test_service_size_with_non_ascii_kind(void **state)
 					  "      kind: x509\n"
 					  "      size: 10\n"),
 			 VEIL_EINVAL);
-	assert_only_diag("t.yaml:11:13: secrets.local entry: 'size' applies only to ascii and "
-			 "binary secrets");
+	assert_only_diag("t.yaml:11:13: secrets.local entry: 'size' does not apply to kind 'x509'");
 }
 
 static void test_service_size_zero_refused(void **state)
@@ -648,7 +647,7 @@ static void test_service_explicit_secret_needs_value(void **state)
 					  "    - name: pw\n"
 					  "      kind: explicit\n"),
 			 VEIL_EINVAL);
-	assert_only_diag("t.yaml:9:7: secrets.local entry: an explicit secret needs a 'value'");
+	assert_only_diag("t.yaml:9:7: secrets.local entry: kind 'explicit' needs 'value'");
 }
 
 static void test_service_unknown_algorithm(void **state)

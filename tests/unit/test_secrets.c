@@ -759,6 +759,131 @@ static void test_valid_for_same_verdict_everywhere(void **state)
 	}
 }
 
+/* Which keys fit which kind: one table (veil_secret_keys_misfit) for veil
+ * check, the policy validator and the CAS; the same definitions get the same
+ * verdict on all three sides */
+static void test_secret_keys_fit_kind_same_everywhere(void **state)
+{
+	static const struct {
+		const char *kind, *key_line; /* key_line: one "key: value" or "" */
+		const char *key;             /* the misfit, NULL: accepted */
+		int needed;
+	} cases[] = {
+	    {"ascii", "valid_for: 90 days", "valid_for", 0},
+	    {"ascii", "issuer: ca", "issuer", 0},
+	    {"ascii", "algorithm: P-256", "algorithm", 0},
+	    {"binary", "private_key: k", "private_key", 0},
+	    {"private-key", "common_name: x", "common_name", 0},
+	    {"x509", "value: pem", "value", 0},
+	    {"x509", "size: 4", "size", 0},
+	    {"public-key", "", "private_key", 1},
+	    {"explicit", "", "value", 1},
+	    {"x509", "valid_for: 90 days", NULL, 0},
+	    {"private-key", "algorithm: P-384", NULL, 0},
+	    {"public-key", "private_key: k", NULL, 0},
+	};
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(cases); i++) {
+		char yaml[512], msg[256];
+		int accepted = !cases[i].key;
+		print_message("kind %s, %s\n", cases[i].kind, cases[i].key_line);
+
+		/* veil check */
+		struct ydoc doc;
+		struct veil_service_manifest m;
+		veil_diags_free(&D);
+		veil_diags_init(&D);
+		snprintf(yaml, sizeof(yaml),
+			 "apiVersion: scone/5.8\nkind: genservice\n"
+			 "build: {name: a, to: r/a:1, command: a}\n"
+			 "secrets:\n  global:\n    - name: k\n      kind: private-key\n"
+			 "    - name: s\n      kind: %s\n      %s\n",
+			 cases[i].kind, cases[i].key_line);
+		assert_int_equal(ydoc_init(&doc, "s.yaml"), 0);
+		assert_int_equal(ydoc_parse(&doc, yaml, strlen(yaml), NULL, &D), 0);
+		assert_int_equal(veil_service_parse(&doc, &m, &D), accepted ? 0 : VEIL_EINVAL);
+		if (cases[i].needed)
+			snprintf(msg, sizeof(msg),
+				 "s.yaml:8:7: secrets.global entry: kind '%s' needs '%s'",
+				 cases[i].kind, cases[i].key);
+		else if (!accepted)
+			snprintf(
+			    msg, sizeof(msg), /* at the key's value */
+			    "s.yaml:10:%zu: secrets.global entry: '%s' does not apply to kind '%s'",
+			    7 + strlen(cases[i].key) + 2, cases[i].key, cases[i].kind);
+		assert_int_equal(D.count, accepted ? 0 : 1);
+		if (!accepted)
+			assert_string_equal(D.msgs[0], msg);
+		ydoc_free(&doc);
+
+		/* veil policy create / veil-cas */
+		struct veil_policy p;
+		veil_diags_free(&D);
+		veil_diags_init(&D);
+		snprintf(yaml, sizeof(yaml),
+			 "name: n\nsecrets:\n  - name: k\n    kind: private-key\n"
+			 "  - name: s\n    kind: %s\n    %s\n",
+			 cases[i].kind, cases[i].key_line);
+		assert_int_equal(ydoc_init(&doc, "p.yaml"), 0);
+		assert_int_equal(ydoc_parse(&doc, yaml, strlen(yaml), &veil_policy_limits, &D), 0);
+		assert_int_equal(veil_policy_parse(&doc, &p, &D), accepted ? 0 : VEIL_EINVAL);
+		if (cases[i].needed)
+			snprintf(msg, sizeof(msg), "p.yaml:5:5: secrets: kind '%s' needs '%s'",
+				 cases[i].kind, cases[i].key);
+		else if (!accepted)
+			snprintf(msg, sizeof(msg),
+				 "p.yaml:7:%zu: secrets: '%s' does not apply to kind '%s'",
+				 5 + strlen(cases[i].key) + 2, cases[i].key, cases[i].kind);
+		assert_int_equal(D.count, accepted ? 0 : 1);
+		if (!accepted)
+			assert_string_equal(D.msgs[0], msg);
+
+		/* the CAS generating the policy's secrets */
+		struct veil_secret_set set = {0};
+		if (accepted) {
+			if (!strcmp(cases[i].kind, "x509") ||
+			    !strcmp(cases[i].kind, "private-key") ||
+			    !strcmp(cases[i].kind, "public-key"))
+				gen_ok(p.secrets, p.secret_count, NULL, &set);
+			veil_secret_set_free(&set);
+		} else {
+			if (cases[i].needed)
+				snprintf(msg, sizeof(msg), "secret 's': kind '%s' needs '%s'",
+					 cases[i].kind, cases[i].key);
+			else
+				snprintf(msg, sizeof(msg),
+					 "secret 's': '%s' does not apply to kind '%s'",
+					 cases[i].key, cases[i].kind);
+			/* the policy validator refused it: give the CAS the definition by hand */
+			struct veil_secret defs[2] = {{.name = "k", .kind = "private-key"},
+						      {.name = "s", .kind = cases[i].kind}};
+			const char *v = strchr(cases[i].key_line, ':');
+			v = v ? v + 2 : NULL;
+			const char *key = cases[i].key;
+			if (!cases[i].needed) {
+				if (!strcmp(key, "valid_for"))
+					defs[1].valid_for = v;
+				else if (!strcmp(key, "issuer"))
+					defs[1].issuer = v;
+				else if (!strcmp(key, "algorithm"))
+					defs[1].algorithm = v;
+				else if (!strcmp(key, "private_key"))
+					defs[1].private_key = v;
+				else if (!strcmp(key, "common_name"))
+					defs[1].common_name = v;
+				else if (!strcmp(key, "value"))
+					defs[1].value = v;
+				else if (!strcmp(key, "size")) {
+					defs[1].size = 4;
+					defs[1].has_size = 1;
+				}
+			}
+			gen_err(defs, 2, NULL, msg);
+			assert_int_equal(D.count, 1);
+		}
+		ydoc_free(&doc);
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* Certificates                                                             */
 
@@ -1849,6 +1974,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_invalid_definitions),
 	    cmocka_unit_test(test_valid_for_same_verdict_everywhere),
+	    cmocka_unit_test(test_secret_keys_fit_kind_same_everywhere),
 	    cmocka_unit_test(test_cycles_and_missing),
 	    cmocka_unit_test(test_serialize_truncations),
 	    cmocka_unit_test(test_deserialize_malformed),
