@@ -10,9 +10,10 @@
 #include <jansson.h>
 #include <openssl/pem.h>
 
+#include "cli.h"
 #include "client.h"
 
-static char *home_dir(void)
+char *cli_home_dir(void)
 {
 	const char *h = getenv("VEIL_HOME");
 	if (h && *h)
@@ -109,8 +110,10 @@ int client_open(struct client *c, const char *url, struct veil_diags *d)
 {
 	memset(c, 0, sizeof(*c));
 	int rc = VEIL_ENOMEM;
-	if (!(c->home = home_dir()))
+	if (!(c->home = cli_home_dir()))
 		goto out;
+	if (!url)
+		url = cli_cas_url(NULL);
 	if (url) {
 		if (!(c->url = client_normalize_url(url))) {
 			veil_diag(d, "'%s' is not a CAS address (https://HOST[:PORT])", url);
@@ -131,8 +134,8 @@ int client_open(struct client *c, const char *url, struct veil_diags *d)
 		free(dir);
 		if (rc || !c->url) {
 			veil_diag(d,
-				  "no CAS given: use --cas URL, or pin one with 'veil cas attest "
-				  "URL'");
+				  "no CAS given: use --cas URL or $VEIL_CAS, or pin one with 'veil "
+				  "cas attest URL'");
 			rc = VEIL_EINVAL;
 			goto out;
 		}
@@ -185,8 +188,12 @@ void response_error(const struct response *r, const char *what, struct veil_diag
 {
 	json_error_t err;
 	json_t *j = r->body.data ? json_loads(r->body.data, 0, &err) : NULL;
-	const char *msg = NULL;
-	if (j && !json_unpack(j, "{s:s}", "error", &msg))
+	const char *msg = NULL, *identity = NULL;
+	if (j && !json_unpack(j, "{s:s, s:s}", "error", &msg, "identity", &identity) &&
+	    veil_is_sha256_hex(identity))
+		veil_diag(d, "the CAS refused identity %s: %s: the CAS answered %ld: %s", identity,
+			  what, r->status, msg);
+	else if (j && !json_unpack(j, "{s:s}", "error", &msg))
 		veil_diag(d, "%s: the CAS answered %ld: %s", what, r->status, msg);
 	else
 		veil_diag(d, "%s: the CAS answered %ld", what, r->status);
