@@ -67,9 +67,9 @@ t_seed_debug_mode() {
 t_deterministic() {
 	mkdir -p "$WORK/a" "$WORK/b"
 	(cd "$WORK/a" && "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
-		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >"$WORK/a.out") || return 1
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >"$WORK/a.out") || return 1
 	(cd "$WORK/b" && "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
-		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >"$WORK/b.out") || return 1
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >"$WORK/b.out") || return 1
 	diff -r "$WORK/a/target" "$WORK/b/target" >&2 || die "outputs differ" || return 1
 	diff "$WORK/a.out" "$WORK/b.out" >&2 || die "printed hash differs"
 }
@@ -78,7 +78,7 @@ t_deterministic() {
 t_no_secret_values() {
 	cd "$WORK" || return 1
 	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
-		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >/dev/null || return 1
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >/dev/null || return 1
 	grep -q 'value:' target/policies/myPythonApp.yaml && die "policy holds a secret value"
 	grep -rq 'API_PASSWORD' target/helm target/manifests && die "chart names the protected env"
 	grep -rq 'myself' target/helm target/manifests && die "chart holds a protected env value"
@@ -127,7 +127,7 @@ t_two_service_mesh() {
 		ok || return 1
 	"$VEIL" apply -f "$TWO/frontend/service.yaml" --no-push >/dev/null &&
 		"$VEIL" apply -f "$TWO/backend/service.yaml" --no-push >/dev/null || return 1
-	run "$VEIL" apply -f "$TWO/Meshfile" --no-upload -o helm,yaml && ok || return 1
+	run "$VEIL" apply -f "$TWO/Meshfile" --no-upload --format helm,manifests && ok || return 1
 	diff -u "$GOLDEN/demoMesh.yaml" target/policies/demoMesh.yaml >&2 ||
 		die "two-service policy differs from golden" || return 1
 	# the shared global secret is defined once
@@ -444,7 +444,7 @@ EOM
 	sed -i 's/^    - name: SCONE_LOG/    - name: TOKEN\n      value: "$$SCONE::token:hex$$"\n    - name: SCONE_LOG/' service.yaml
 	printf '  - name: pythonapp2\n    image: registry.scontain.com:5050/cicd/python_hello_user:latest\n' >>Meshfile
 	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
-	run "$VEIL" apply -f Meshfile --no-upload -o yaml && ok || return 1
+	run "$VEIL" apply -f Meshfile --no-upload --format manifests && ok || return 1
 	[ "$(grep -c 'name: token' target/policies/myPythonApp.yaml)" -eq 1 ] || die "local secret not shared by one manifest" || return 1
 	[ -f target/manifests/pythonapp2-deployment.yaml ] || die "second deployment missing"
 }
@@ -454,10 +454,10 @@ t_removed_service_leaves_no_stale_chart() {
 	cd "$WORK" || return 1
 	printf '  - name: extra\n    image: registry.scontain.com:5050/cicd/python_hello_user:latest\n' >>Meshfile
 	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
-	"$VEIL" apply -f Meshfile --no-upload -o helm,yaml >/dev/null 2>&1 || return 1
+	"$VEIL" apply -f Meshfile --no-upload --format helm,manifests >/dev/null 2>&1 || return 1
 	[ -f target/helm/templates/extra-deployment.yaml ] || die "extra not written" || return 1
 	sed -i '/name: extra/,+1d' Meshfile
-	"$VEIL" apply -f Meshfile --no-upload -o helm,yaml >/dev/null 2>&1 || return 1
+	"$VEIL" apply -f Meshfile --no-upload --format helm,manifests >/dev/null 2>&1 || return 1
 	[ ! -e target/helm/templates/extra-deployment.yaml ] && [ ! -e target/manifests/extra-deployment.yaml ] ||
 		die "stale files of a removed service" || return 1
 	[ -z "$(ls -A target | grep '^\.')" ] || die "temporary folders left behind"
