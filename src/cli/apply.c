@@ -745,8 +745,7 @@ static int apply_main(int argc, char **argv)
 const struct cli_cmd apply_cmd = {
     .name = "apply",
     .path = "veil apply",
-    .summary = "measure a service (service.yaml) or derive a mesh's policy and Helm chart "
-	       "(Meshfile)",
+    .summary = "measure a service, or derive a mesh's policy and Helm chart",
     .run = apply_main,
     .usage = apply_usage,
     .opts =

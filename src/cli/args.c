@@ -46,6 +46,7 @@ static void group_usage(const struct cli_cmd *g, FILE *f)
 	fprintf(f, "Commands:\n");
 	for (const struct cli_cmd *const *s = g->subs; *s; s++)
 		fprintf(f, "  %-12s %s\n", (*s)->name, (*s)->summary);
+	fprintf(f, "\nOptions:\n  -h, --help   this help\n  --version    veil's version\n");
 	fprintf(f, "\nRun '%s COMMAND --help' for a command's options.\n", g->path);
 }
 
