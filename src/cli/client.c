@@ -37,11 +37,42 @@ char *client_normalize_url(const char *in)
 	else if (strstr(host, "://"))
 		return NULL; /* only https */
 	size_t n = strcspn(host, "/");
-	if (n == 0 || n > 255)
-		return NULL;
+	if (n == 0 || n > 255 || (host[n] == '/' && host[n + 1]))
+		return NULL; /* a path would be dropped silently */
+	/* [v6]:port, host:port, host, :port (this machine) */
+	size_t hlen = n;
+	const char *port = NULL;
+	if (host[0] == '[') {
+		const char *close = memchr(host, ']', n);
+		if (!close)
+			return NULL;
+		hlen = (size_t)(close - host) + 1;
+		if (hlen < n && host[hlen] != ':')
+			return NULL;
+	} else {
+		const char *colon = memchr(host, ':', n);
+		if (colon)
+			hlen = (size_t)(colon - host);
+	}
+	if (hlen < n)
+		port = host + hlen + 1;
+	char portbuf[8] = "8081";
+	if (port) {
+		size_t plen = n - hlen - 1;
+		unsigned long v = 0;
+		if (plen == 0 || plen >= sizeof(portbuf))
+			return NULL;
+		memcpy(portbuf, port, plen);
+		portbuf[plen] = '\0';
+		if (cli_parse_uint(portbuf, 65535, &v) || v == 0)
+			return NULL;
+	}
 	char *out = NULL;
-	const char *colon = memchr(host, ':', n);
-	if (asprintf(&out, "https://%.*s%s", (int)n, host, colon ? "" : ":8081") < 0)
+	if (!hlen) {
+		host = "127.0.0.1";
+		hlen = strlen(host);
+	}
+	if (asprintf(&out, "https://%.*s:%s", (int)hlen, host, portbuf) < 0)
 		return NULL;
 	return out;
 }
@@ -116,7 +147,10 @@ int client_open(struct client *c, const char *url, struct veil_diags *d)
 		url = cli_cas_url(NULL);
 	if (url) {
 		if (!(c->url = client_normalize_url(url))) {
-			veil_diag(d, "'%s' is not a CAS address (https://HOST[:PORT])", url);
+			veil_diag(d,
+				  "'%s' is not a CAS address (https://HOST[:PORT], HOST[:PORT] or "
+				  ":PORT; PORT from 1 to 65535)",
+				  url);
 			rc = VEIL_EINVAL;
 			goto out;
 		}

@@ -74,6 +74,19 @@ t_usage_errors_are_one_line() {
 	! grep -v '^error: ' <<<"$err" | grep -q . || die "a line without the error prefix: $err"
 }
 
+# CAS addresses: the port is a strict decimal from 1 to 65535; ":PORT" is this machine
+t_cas_address_strict() {
+	export VEIL_HOME=$WORK/home
+	local u
+	for u in https://a:80x1 a:0 a:65536 a:+81 "a: 81" a: https://h/path ftp://h; do
+		run "$VEIL" policy list --cas "$u" && rejected || return 1
+		has "error: '$u' is not a CAS address (https://HOST[:PORT], HOST[:PORT] or :PORT; PORT from 1 to 65535)" || return 1
+	done
+	run "$VEIL" policy list --cas :8081 && rejected && has "the CAS at https://127.0.0.1:8081 is not attested yet" || return 1
+	run "$VEIL" policy list --cas localhost && rejected && has "the CAS at https://localhost:8081 is not attested yet" || return 1
+	run "$VEIL" policy list --cas '[::1]:99' && rejected && has "the CAS at https://[::1]:99 is not attested yet"
+}
+
 # --help and --version at every level, on stdout, exit 0
 t_help_and_version_everywhere() {
 	local words
