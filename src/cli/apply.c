@@ -136,6 +136,10 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	}
 	if ((rc = veil_measurement_write(&meas, o->target, data, size, &out_dir, d)))
 		goto out;
+	if (!o->no_push)
+		fprintf(stderr,
+			"note: building and pushing the OCI image is not implemented yet; "
+			"only the measurement record was written (--no-push silences this)\n");
 	if (o->fmt != CLI_FMT_TEXT) {
 		char *record = veil_path_join(out_dir, "measurement.yaml");
 		if (!record ||
@@ -156,10 +160,6 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	printf("  mrenclave      %s\n", meas.runtime_sha256);
 	printf("  file-set root  %s\n", meas.file_set_root);
 	printf("  record         %s/measurement.yaml\n", out_dir);
-	if (!o->no_push)
-		fprintf(stderr,
-			"note: building and pushing the OCI image is not implemented yet; "
-			"only the measurement record was written (--no-push silences this)\n");
 out:
 	veil_measurement_free(&meas);
 	free(dir);
@@ -327,7 +327,7 @@ static int cas_prepare(const struct apply_opts *o, const struct veil_mesh *mesh,
 	int rc = client_open(&plan->c, url, d);
 	if (!rc && !plan->c.pinned[0]) {
 		/* first contact: attest with the Meshfile's tolerance, then pin */
-		struct tolerance t;
+		struct cas_tolerance t;
 		rc = cli_tolerance_parse(mc ? mc->tolerance : NULL, &t, d);
 		if (!rc)
 			rc = cli_attest(url, &t, o->fmt != CLI_FMT_TEXT, NULL, d);

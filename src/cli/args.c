@@ -91,21 +91,28 @@ int cli_option_default(const struct cli_cmd *cmd, int c, char **argv)
 		printf("veil %s\n", VEIL_VERSION);
 		return 0;
 	}
-	/* optopt is the short option, or 0 for a long one, then named by the
-	 * word getopt just consumed */
+	/* getopt just consumed the offending word; a long flag is named by it
+	 * (without any "=value"), a short one by optopt */
 	const char *word = argv[optind - 1];
-	char flag[3] = {'-', (char)optopt, '\0'};
 	size_t n = strcspn(word, "=");
-	if (c == ':') {
-		if (optopt && optopt < 0x100)
-			return cli_usage_error(cmd, "flag %s needs a value", flag);
-		return cli_usage_error(cmd, "flag %.*s needs a value", (int)n, word);
+	if (!strncmp(word, "--", 2)) {
+		if (c == ':')
+			return cli_usage_error(cmd, "flag %.*s needs a value", (int)n, word);
+		if (optopt) /* known, but given a value it does not take */
+			return cli_usage_error(cmd, "flag %.*s takes no value", (int)n, word);
+		size_t matches = 0;
+		for (const struct option *o = cmd->opts; o->name; o++)
+			if (n > 2 && !strncmp(o->name, word + 2, n - 2))
+				matches++;
+		if (matches > 1)
+			return cli_usage_error(cmd, "ambiguous flag %.*s: give more of its name",
+					       (int)n, word);
+		return cli_usage_error(cmd, "unknown flag %.*s", (int)n, word);
 	}
-	if (optopt && optopt < 0x100)
-		return cli_usage_error(cmd, "unknown flag %s", flag);
-	if (optopt) /* a long flag without a value given one: --help=x */
-		return cli_usage_error(cmd, "flag %.*s takes no value", (int)n, word);
-	return cli_usage_error(cmd, "unknown flag %.*s", (int)n, word);
+	char flag[3] = {'-', (char)optopt, '\0'};
+	if (c == ':')
+		return cli_usage_error(cmd, "flag %s needs a value", flag);
+	return cli_usage_error(cmd, "unknown flag %s", flag);
 }
 
 int cli_parse_format(const struct cli_cmd *cmd, const char *arg, enum cli_format *out)

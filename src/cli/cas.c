@@ -37,7 +37,7 @@ static void cas_usage(FILE *f)
 		"--software-hardening-needed are accepted for -C, -G and -S.\n");
 }
 
-int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diags *d)
+int cli_tolerance_parse(const char *flags, struct cas_tolerance *t, struct veil_diags *d)
 {
 	memset(t, 0, sizeof(*t));
 	char *copy = strdup(flags ? flags : ""), *save = NULL;
@@ -45,11 +45,11 @@ int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diag
 	for (char *w = copy ? strtok_r(copy, " \t", &save) : NULL; w;
 	     w = strtok_r(NULL, " \t", &save)) {
 		if (!strcmp(w, "-C") || !strcmp(w, "--insecure-configuration"))
-			t->C = 1;
+			t->configuration_needed = 1;
 		else if (!strcmp(w, "-G") || !strcmp(w, "--outdated-tcb"))
-			t->G = 1;
+			t->outdated_tcb = 1;
 		else if (!strcmp(w, "-S") || !strcmp(w, "--software-hardening-needed"))
-			t->S = 1;
+			t->sw_hardening_needed = 1;
 		else if (!strcmp(w, "--only_for_testing-debug"))
 			t->debug = 1;
 		else if (!strcmp(w, "--only_for_testing-ignore-signer"))
@@ -65,7 +65,7 @@ int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diag
 	return rc;
 }
 
-int cli_attest(const char *url, const struct tolerance *t, int quiet, json_t **result,
+int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t **result,
 	       struct veil_diags *d)
 {
 	struct client c;
@@ -129,15 +129,15 @@ int cli_attest(const char *url, const struct tolerance *t, int quiet, json_t **r
 			  c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "out-of-date") && !t->G) {
+	if (!strcmp(cl.tcb_status, "out-of-date") && !t->outdated_tcb) {
 		veil_diag(d, "%s: the platform's TCB is out of date (tolerate with -G)", c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "sw-hardening-needed") && !t->S) {
+	if (!strcmp(cl.tcb_status, "sw-hardening-needed") && !t->sw_hardening_needed) {
 		veil_diag(d, "%s: the platform needs software hardening (tolerate with -S)", c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "configuration-needed") && !t->C) {
+	if (!strcmp(cl.tcb_status, "configuration-needed") && !t->configuration_needed) {
 		veil_diag(d, "%s: the platform needs a configuration change (tolerate with -C)",
 			  c.url);
 		refused = 1;
@@ -180,19 +180,19 @@ static const struct cli_cmd cas_attest_cmd;
 static int attest_main(int argc, char **argv)
 {
 	enum cli_format fmt = CLI_FMT_TEXT;
-	struct tolerance t = {0};
+	struct cas_tolerance t = {0};
 	int c;
 	while ((c = getopt_long(argc, argv, cas_attest_cmd.shortopts, cas_attest_cmd.opts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'C':
-			t.C = 1;
+			t.configuration_needed = 1;
 			break;
 		case 'G':
-			t.G = 1;
+			t.outdated_tcb = 1;
 			break;
 		case 'S':
-			t.S = 1;
+			t.sw_hardening_needed = 1;
 			break;
 		case O_DEBUG:
 			t.debug = 1;

@@ -95,14 +95,17 @@ void cli_inputs_free(struct cli_input *v, size_t count);
 const char *cli_cas_url(const char *flag);
 
 /* What a client tolerates when it attests a CAS (SCONE's flags). */
-struct tolerance {
-	int C, G, S, debug, ignore_signer, trust_any;
+struct cas_tolerance {
+	int configuration_needed; /* -C */
+	int outdated_tcb;         /* -G */
+	int sw_hardening_needed;  /* -S */
+	int debug, ignore_signer, trust_any;
 	const char *mrenclave;
 };
-int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diags *d);
+int cli_tolerance_parse(const char *flags, struct cas_tolerance *t, struct veil_diags *d);
 /* Attests the CAS at url and pins its key (cas.c). *result (optional)
  * receives a JSON object describing the CAS (new reference). */
-int cli_attest(const char *url, const struct tolerance *t, int quiet, json_t **result,
+int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t **result,
 	       struct veil_diags *d);
 
 #endif

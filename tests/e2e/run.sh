@@ -44,6 +44,8 @@ usage_error() {
 t_usage_errors_are_one_line() {
 	run "$VEIL" apply --x && usage_error "unknown flag --x" "veil apply" || return 1
 	run "$VEIL" apply -f Meshfile --no-uplod=3 && usage_error "unknown flag --no-uplod" "veil apply" || return 1
+	run "$VEIL" apply -f x --no && usage_error "ambiguous flag --no: give more of its name" "veil apply" || return 1
+	run "$VEIL" apply -f x --help=1 && usage_error "flag --help takes no value" "veil apply" || return 1
 	run "$VEIL" apply -Z && usage_error "unknown flag -Z" "veil apply" || return 1
 	run "$VEIL" apply -f && usage_error "flag -f needs a value" "veil apply" || return 1
 	run "$VEIL" apply -f x --cas && usage_error "flag --cas needs a value" "veil apply" || return 1
