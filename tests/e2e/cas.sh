@@ -491,6 +491,8 @@ t_audit_log_verifies() {
 	cp "$WORK/data/audit.log" "$WORK/a1"; sed -i '3s/"create"/"delete"/; 3s/"refuse"/"read"/; 3s/"start"/"stop"/' "$WORK/a1"
 	sed -i '3s/"status":[0-9]*/"status":999/' "$WORK/a1"
 	run "$VEIL" audit verify "$WORK/a1" && rejected && has ":3" || return 1
+	run "$VEIL" audit verify "$WORK/a1" -o json && rejected && json_ok || return 1
+	[ "$(json_get 'd["intact"]')" = False ] && grep -q ":3" <<<"$(json_get 'd["errors"][0]')" || die "audit json of a broken chain: $out" || return 1
 	sed '4d' "$WORK/data/audit.log" >"$WORK/a2"
 	run "$VEIL" audit verify "$WORK/a2" && rejected || return 1
 	awk 'NR==5{l=$0; next} NR==6{print; print l; next} {print}' "$WORK/data/audit.log" >"$WORK/a3"
