@@ -1,7 +1,7 @@
 /* Helm chart and plain Kubernetes manifests for a mesh.
  *
  * Templates use a small subset of Helm's language, which veil itself
- * renders for -o yaml: {{ .Values.a.b }}, {{ .Values.a.b | quote }} and
+ * renders for --format manifests: {{ .Values.a.b }}, {{ .Values.a.b | quote }} and
  * {{- toYaml .Values.a.b | nindent N }}. */
 #ifndef VEIL_DEPLOY_H
 #define VEIL_DEPLOY_H
