@@ -8,7 +8,10 @@
 
 #include "veil/common.h"
 
-#define VEIL_VERSION "0.1.0"
+/* VEIL_VERSION comes from meson.build (project version), nowhere else */
+#ifndef VEIL_VERSION
+#error "VEIL_VERSION must be defined by the build (meson.build)"
+#endif
 
 /* Exit codes: 0 success, 1 the input was rejected, 2 usage error. */
 enum { EXIT_REJECTED = 1, EXIT_USAGE = 2 };
