@@ -270,19 +270,19 @@ static int create_or_update(const struct policy_args *a, int create, struct veil
 	veil_buf_init(&canon, 0);
 	int rc = veil_read_file(a->arg, veil_policy_limits.max_doc_size, &text, &size, d);
 	if (rc)
-		goto out_nocas;
+		goto out;
 	/* the file is checked before the CAS sees it; --predecessor rewrites it
 	 * (in memory) to the canonical form with that predecessor */
 	if ((rc = cli_policy_rewrite(a->arg, text, size, a->predecessor, &canon, hash, &name, d)))
-		goto out_nocas;
+		goto out;
 	if ((rc = client_open(&c, cli_cas_url(a->cas), d)))
-		goto out_nocas;
+		goto out;
 	if (a->predecessor)
 		rc = send_policy(&c, create, name, canon.data, canon.size, NULL, d);
 	else
 		rc = send_policy(&c, create, name, text, size, NULL, d);
 	client_close(&c);
-out_nocas:
+out:
 	veil_buf_free(&canon);
 	free(text);
 	free(name);

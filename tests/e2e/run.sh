@@ -133,7 +133,7 @@ t_several_inputs() {
 	diff -u "$GOLDEN/myPythonApp.yaml" target/policies/myPythonApp.yaml >&2 || die "policy differs" || return 1
 	# a folder: its service.yaml and Meshfile (print_env.py is no manifest)
 	rm -rf target
-	run "$VEIL" apply -f app --no-push --no-upload -t out2 && ok || return 1
+	run "$VEIL" apply -f app --no-push --no-upload --output-dir out2 && ok || return 1
 	has "service python_hello_user: measured" && has "policy myPythonApp: 1 service" || return 1
 	[ -f out2/policies/myPythonApp.yaml ] || die "folder: no policy" || return 1
 	# stdin, for a Meshfile and for a service manifest (copy files relative to .)
