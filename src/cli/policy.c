@@ -1,5 +1,6 @@
 /* veil policy create FILE | get NAME | update FILE | edit NAME | delete NAME | list */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,27 +370,36 @@ static int run_editor(const char *path, struct veil_diags *d)
 		ed = getenv("EDITOR");
 	if (!ed || !*ed)
 		ed = "vi";
+	/* as system() does: Ctrl-C is the editor's, and veil stays to clean up */
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGINT, &ign, &old_int);
+	sigaction(SIGQUIT, &ign, &old_quit);
+	int status = 0, rc = 0;
 	pid_t pid = fork();
-	if (pid < 0) {
-		veil_diag(d, "cannot start the editor: %s", strerror(errno));
-		return VEIL_EIO;
-	}
 	if (pid == 0) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGQUIT, &old_quit, NULL);
 		execl("/bin/sh", "sh", "-c", "exec $0 \"$1\"", ed, path, (char *)NULL);
 		_exit(127);
 	}
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0)
+	if (pid < 0) {
+		veil_diag(d, "cannot start the editor: %s", strerror(errno));
+		rc = VEIL_EIO;
+	}
+	while (!rc && waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			veil_diag(d, "waiting for the editor: %s", strerror(errno));
-			return VEIL_EIO;
+			rc = VEIL_EIO;
 		}
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGQUIT, &old_quit, NULL);
+	if (!rc && (!WIFEXITED(status) || WEXITSTATUS(status))) {
 		veil_diag(d, "the editor '%s' failed (status %d): nothing uploaded", ed,
 			  WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-		return VEIL_EINVAL;
+		rc = VEIL_EINVAL;
 	}
-	return 0;
+	return rc;
 }
 
 static int edit(const struct policy_args *a, struct veil_diags *d)
