@@ -429,6 +429,11 @@ EOM
 	[ "$(hash_of gedit)" = "$h" ] && [ "$(changes)" = "$changes1" ] || die "unchanged edit uploaded" || return 1
 	# a failing editor uploads nothing
 	EDITOR=false run A policy edit gedit && rejected && has "the editor 'false' failed" || return 1
+	# an invalid edit is refused before the CAS sees it, and kept
+	printf '#!/bin/sh\necho "services: [unclosed" >>"$1"\n' >"$WORK/ed3.sh" && chmod +x "$WORK/ed3.sh"
+	EDITOR=$WORK/ed3.sh run A policy edit gedit && rejected && has "not valid YAML" && has "your edit is kept in" || return 1
+	rm -f "$(sed -n 's/.*your edit is kept in //p' <<<"$err")"
+	[ "$(hash_of gedit)" = "$h" ] && [ "$(changes)" = "$changes1" ] || die "an invalid edit changed the CAS" || return 1
 	# someone else updates while the editor is open: 409, the edit is kept
 	cat >"$WORK/ed2.sh" <<EOM
 #!/bin/sh
