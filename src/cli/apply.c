@@ -714,6 +714,14 @@ static int apply_main(int argc, char **argv)
 					  in[i].name);
 			bad = VEIL_EINVAL;
 		}
+		/* the schema too (apply_* parse again, into what they keep) */
+		if (!bad && kinds[i] == VEIL_DOC_SERVICE) {
+			struct veil_service_manifest m;
+			bad = veil_service_parse(&docs[i], &m, &d);
+		} else if (!bad) {
+			struct veil_mesh m;
+			bad = veil_mesh_parse(&docs[i], &m, &d);
+		}
 		if (bad == VEIL_ENOMEM)
 			rc = bad;
 		else if (bad)

@@ -150,6 +150,11 @@ t_several_inputs() {
 	rm -rf out4
 	run "$VEIL" apply -f app/service.yaml -f missing.yaml -t out4 --no-push && rejected && has "missing.yaml" || return 1
 	[ ! -e out4 ] || die "an input was applied although another was bad" || return 1
+	# a schema error in a later input: the earlier service is not measured either
+	sed 's/^environment:/enviroment:/' app/service.yaml >bad-service.yaml
+	run "$VEIL" apply -f app/service.yaml -f bad-service.yaml -t out5 --no-push && rejected &&
+		has "bad-service.yaml:8:1: unknown key 'enviroment'" || return 1
+	[ ! -e out5 ] || die "a service was measured although a later input was invalid" || return 1
 	# check: several files, a folder and stdin
 	run "$VEIL" check app - <app/Meshfile && ok || return 1
 	has "app/Meshfile: ok (Meshfile)" && has "app/service.yaml: ok (service manifest)" && has "<stdin>: ok (Meshfile)"
