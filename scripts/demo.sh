@@ -31,7 +31,7 @@ step cat "$out/las.log" "$out/cas.log"
 step "$bin/veil" check "$ex/service.yaml" "$ex/Meshfile"
 step "$bin/veil" apply -f "$ex/service.yaml" -t target --no-push
 # the seed's tolerance flags accept the simulated CAS on first contact
-step "$bin/veil" apply -f "$ex/Meshfile" -t target --mode debug -o helm,yaml \
+step "$bin/veil" apply -f "$ex/Meshfile" -t target --mode debug --format helm,manifests \
 	--cas "https://127.0.0.1:$port"
 step "$bin/veil" policy list
 step "$bin/veil" policy get myPythonApp

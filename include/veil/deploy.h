@@ -1,7 +1,7 @@
 /* Helm chart and plain Kubernetes manifests for a mesh.
  *
  * Templates use a small subset of Helm's language, which veil itself
- * renders for -o yaml: {{ .Values.a.b }}, {{ .Values.a.b | quote }} and
+ * renders for --format manifests: {{ .Values.a.b }}, {{ .Values.a.b | quote }} and
  * {{- toYaml .Values.a.b | nindent N }}. */
 #ifndef VEIL_DEPLOY_H
 #define VEIL_DEPLOY_H
@@ -11,7 +11,9 @@
 enum { VEIL_OUT_HELM = 1, VEIL_OUT_YAML = 2 };
 
 /* Writes TARGET/helm and/or TARGET/manifests. cas_key: the CAS key hash the
- * pods' veil-run pins (values cas.key; "" or NULL leaves it to be set). */
+ * pods' veil-run pins (values cas.key; "" or NULL leaves it to be set).
+ * outputs 0: only the checks (names, ports, volumes); nothing is written and
+ * no warning printed, so a caller can check before its first write. */
 int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_member *members,
 		      size_t count, const char *policy_hash, const char *cas_key,
 		      const char *target, unsigned outputs, struct veil_diags *d);

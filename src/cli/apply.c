@@ -14,54 +14,67 @@
 #include "veil/policy.h"
 
 struct apply_opts {
-	const char *file;
 	const char *target;
 	int no_push, no_upload, debug_mode, print_defaults;
 	const char *cas;
 	unsigned outputs;
+	enum cli_format fmt;
+	json_t *items; /* -o json|yaml: one result per input */
 };
 
 static void apply_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: veil apply -f FILE [-t TARGET] [options]\n\n"
-		"With a service manifest (kind: genservice):\n"
-		"  Resolves the 'copy' files relative to the manifest's folder and writes the\n"
-		"  service's measurement record to TARGET/images/<build.name>/: per protected\n"
-		"  file its image path, mode and SHA-256, the file-set root, the protected\n"
-		"  command and pwd, and the runtime measurement (SHA-256 of veil-run).\n"
-		"  Building and pushing the OCI image is not implemented yet (a later issue):\n"
-		"  today only the measurement record is written, with or without --no-push.\n\n"
-		"With a Meshfile (kind: mesh):\n"
-		"  Finds each service's measurement record in TARGET by its image (build.to),\n"
-		"  derives the security policy into TARGET/policies/<namespace>.yaml, prints its\n"
-		"  hash, and writes a Helm chart to TARGET/helm (or plain manifests to\n"
-		"  TARGET/manifests with -o yaml). No secret value is generated or written:\n"
-		"  the CAS generates secrets. Then it uploads the policy to the CAS of the\n"
-		"  Meshfile (the cas entry with alias 'security', else the first): on first\n"
-		"  contact it attests that CAS with the entry's 'tolerance' flags and pins its\n"
-		"  key; an existing namespace is updated with its current hash as predecessor.\n\n"
-		"Options:\n"
-		"  -f, --file FILE         service manifest or Meshfile (required)\n"
-		"  -t, --target DIR        output folder (default: ./target)\n"
-		"      --no-push           service: do not push the image\n"
-		"      --mode MODE         mesh: production (default) or debug; debug adds\n"
-		"                          security.attestation.tolerate: [debug-mode]\n"
-		"      --no-upload         mesh: do not upload the policy to the CAS\n"
-		"      --cas URL           mesh: the CAS address (overrides the Meshfile's\n"
-		"                          cas_url; default port 8081)\n"
-		"  -o, --output FORMAT     mesh: helm (default) or yaml; repeat or use\n"
-		"                          'helm,yaml' for both\n"
-		"  -p, --print-defaults    list the global variables each service needs and\n"
-		"                          where their values come from, then exit\n"
-		"  -h, --help              this help\n\n"
-		"Environment: VEIL_RUNTIME overrides the veil-run binary that is measured.\n");
+	fprintf(
+	    f,
+	    "Usage: veil apply -f FILE... [--output-dir DIR] [options]\n\n"
+	    "-f takes a file, a folder (its *.yaml, *.yml and Meshfile, not recursive) or\n"
+	    "- (stdin), and can be repeated. Every input is parsed before anything is\n"
+	    "written; service manifests are applied before Meshfiles.\n\n"
+	    "With a service manifest (kind: genservice):\n"
+	    "  Resolves the 'copy' files relative to the manifest's folder (the current\n"
+	    "  folder for stdin) and writes the service's measurement record to\n"
+	    "  DIR/images/<build.name>/: per protected file its image path, mode and\n"
+	    "  SHA-256, the file-set root, the protected command and pwd, and the runtime\n"
+	    "  measurement (SHA-256 of veil-run). Building and pushing the OCI image is\n"
+	    "  not implemented yet: only the record is written, with or without --no-push.\n\n"
+	    "With a Meshfile (kind: mesh):\n"
+	    "  Finds each service's measurement record in DIR by its image (build.to) and\n"
+	    "  derives the security policy. Unless --no-upload, it reads the namespace on\n"
+	    "  the CAS (on first contact it attests the CAS with the Meshfile's 'tolerance'\n"
+	    "  flags and pins its key): a stored policy equal to the derived one, ignoring\n"
+	    "  'predecessor', leaves everything as it is ('unchanged'); else the update\n"
+	    "  names the stored hash as predecessor. Every check runs before the first\n"
+	    "  write; then DIR/policies/<namespace>.yaml and the chart are written (each\n"
+	    "  swapped in whole), and the CAS is changed last. If that upload fails, the\n"
+	    "  local files are already written and the CAS is unchanged: run apply again.\n"
+	    "  No secret value is generated or written: the CAS generates secrets.\n\n"
+	    "Options:\n"
+	    "  -f, --file FILE          manifest, Meshfile, folder or - (required; repeatable)\n"
+	    "      --output-dir DIR     output folder (default: ./target); also -t, --target\n"
+	    "      --no-push            service: do not push the image\n"
+	    "      --mode MODE          mesh: production (default) or debug; debug adds\n"
+	    "                           security.attestation.tolerate: [debug-mode]\n"
+	    "      --no-upload          mesh: do not read or change the CAS\n"
+	    "      --cas URL            mesh: the CAS address (default: $VEIL_CAS, else the\n"
+	    "                           Meshfile's cas_url; default port 8081)\n"
+	    "      --format FILES       mesh: helm (DIR/helm, the default) and/or manifests\n"
+	    "                           (plain Kubernetes YAML in DIR/manifests):\n"
+	    "                           'helm,manifests' or repeat the flag\n"
+	    "  -o, --output FORMAT      json or yaml: the results on stdout, {\"items\": [...]}\n"
+	    "  -p, --print-defaults     list the global variables each service needs and\n"
+	    "                           where their values come from, then exit\n"
+	    "  -h, --help               this help\n\n"
+	    "Environment: VEIL_RUNTIME overrides the veil-run binary that is measured;\n"
+	    "VEIL_CAS is the CAS when --cas is not given.\n");
 }
 
-static int load_doc(struct ydoc *doc, const char *path, struct veil_diags *d)
+static int load_doc(struct ydoc *doc, const struct cli_input *in, struct veil_diags *d)
 {
-	int rc = ydoc_init(doc, path);
-	return rc ? rc : ydoc_load(doc, path, NULL, d);
+	int rc = ydoc_init(doc, in->name);
+	if (rc)
+		return rc;
+	return in->is_stdin ? ydoc_parse(doc, in->data, in->size, NULL, d)
+			    : ydoc_load(doc, in->name, NULL, d);
 }
 
 static void print_globals(const char *label, const struct veil_service_manifest *m,
@@ -86,7 +99,8 @@ static void print_globals(const char *label, const struct veil_service_manifest 
 	}
 }
 
-static int apply_service(const struct apply_opts *o, struct ydoc *doc, struct veil_diags *d)
+static int apply_service(const struct apply_opts *o, const struct cli_input *in, struct ydoc *doc,
+			 struct veil_diags *d)
 {
 	struct veil_service_manifest m;
 	struct veil_measurement meas = {0};
@@ -99,7 +113,8 @@ static int apply_service(const struct apply_opts *o, struct ydoc *doc, struct ve
 		print_globals(m.build.name, &m, NULL, NULL);
 		goto out;
 	}
-	dir = veil_dirname(o->file);
+	/* from stdin, 'copy' files are relative to the current folder */
+	dir = in->is_stdin ? strdup(".") : veil_dirname(in->name);
 	runtime = veil_default_runtime_path();
 	if (!dir || !runtime) {
 		rc = VEIL_ENOMEM;
@@ -107,11 +122,37 @@ static int apply_service(const struct apply_opts *o, struct ydoc *doc, struct ve
 	}
 	if ((rc = veil_measure_service(&m, dir, runtime, &meas, d)))
 		goto out;
-	meas.manifest = realpath(o->file, NULL);
-	if ((rc = veil_read_file(o->file, ylimits_default.max_doc_size, &data, &size, d)))
-		goto out;
+	if (in->is_stdin) {
+		if (!(data = malloc(in->size + 1))) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		memcpy(data, in->data, in->size);
+		size = in->size;
+	} else {
+		meas.manifest = realpath(in->name, NULL);
+		if ((rc = veil_read_file(in->name, ylimits_default.max_doc_size, &data, &size, d)))
+			goto out;
+	}
 	if ((rc = veil_measurement_write(&meas, o->target, data, size, &out_dir, d)))
 		goto out;
+	if (!o->no_push)
+		fprintf(stderr,
+			"note: building and pushing the OCI image is not implemented yet; "
+			"only the measurement record was written (--no-push silences this)\n");
+	if (o->fmt != CLI_FMT_TEXT) {
+		char *record = veil_path_join(out_dir, "measurement.yaml");
+		if (!record ||
+		    json_array_append_new(
+			o->items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "file",
+					    in->name, "kind", "service", "name", meas.name, "image",
+					    meas.image, "files", (json_int_t)meas.file_count,
+					    "mrenclave", meas.runtime_sha256, "file_set_root",
+					    meas.file_set_root, "record", record)))
+			rc = VEIL_ENOMEM;
+		free(record);
+		goto out;
+	}
 	printf("service %s: measured %zu protected file%s\n", meas.name, meas.file_count,
 	       meas.file_count == 1 ? "" : "s");
 	printf("  image          %s\n", meas.image);
@@ -119,10 +160,6 @@ static int apply_service(const struct apply_opts *o, struct ydoc *doc, struct ve
 	printf("  mrenclave      %s\n", meas.runtime_sha256);
 	printf("  file-set root  %s\n", meas.file_set_root);
 	printf("  record         %s/measurement.yaml\n", out_dir);
-	if (!o->no_push)
-		fprintf(stderr,
-			"note: building and pushing the OCI image is not implemented yet; "
-			"only the measurement record was written (--no-push silences this)\n");
 out:
 	veil_measurement_free(&meas);
 	free(dir);
@@ -247,94 +284,140 @@ static void free_records(struct member_src *v, size_t n)
 	free(v);
 }
 
-/* POST the policy; if the namespace exists, name its current hash as the
- * predecessor and PUT. Updates *policy, *canon and hash accordingly. */
-static int upload(const struct apply_opts *o, const struct veil_mesh *mesh, struct yarena *a,
-		  struct ynode *policy, struct veil_buf *canon, char hash[static 65],
-		  char cas_key[static VEIL_KEY_HASH_HEX], struct veil_diags *d)
+/* What the upload will do, decided before the first write. */
+enum cas_action { CAS_NONE = 0, CAS_CREATE, CAS_UPDATE, CAS_UNCHANGED };
+
+struct cas_plan {
+	struct client c;
+	int open;
+	enum cas_action action;
+	char *stored; /* CAS_UNCHANGED: the stored text, which is the local file */
+};
+
+static void cas_plan_free(struct cas_plan *p)
+{
+	if (p->open)
+		client_close(&p->c);
+	free(p->stored);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Contacts the CAS (attesting and pinning it on first contact) and compares
+ * the stored policy with the derived one, ignoring 'predecessor'. Changes
+ * nothing on the CAS. For an update, puts the stored hash as predecessor into
+ * `policy` and recomputes *canon and hash. */
+static int cas_prepare(const struct apply_opts *o, const struct veil_mesh *mesh, struct yarena *a,
+		       struct ynode *policy, struct veil_buf *canon, char hash[static 65],
+		       struct cas_plan *plan, struct veil_diags *d)
 {
 	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(mesh);
-	const char *url = o->cas ? o->cas : mc ? mc->cas_url : NULL;
-	struct client c = {0};
+	const char *url = cli_cas_url(o->cas);
 	struct response r = {0};
 	json_t *j = NULL;
-	char *body = NULL, path[300];
+	char path[300];
+	struct veil_buf stored_canon;
+	veil_buf_init(&stored_canon, 0);
+	if (!url)
+		url = mc ? mc->cas_url : NULL;
 	if (!url) {
-		veil_diag(d, "%s names no CAS: give --cas URL, or --no-upload", mesh->file);
+		veil_diag(d, "%s names no CAS: give --cas URL (or $VEIL_CAS), or --no-upload",
+			  mesh->file);
 		return VEIL_EINVAL;
 	}
-	int rc = client_open(&c, url, d);
-	if (!rc && !c.pinned[0]) {
+	int rc = client_open(&plan->c, url, d);
+	if (!rc && !plan->c.pinned[0]) {
 		/* first contact: attest with the Meshfile's tolerance, then pin */
-		struct tolerance t;
+		struct cas_tolerance t;
 		rc = cli_tolerance_parse(mc ? mc->tolerance : NULL, &t, d);
 		if (!rc)
-			rc = cli_attest(url, &t, d);
-		client_close(&c);
+			rc = cli_attest(url, &t, o->fmt != CLI_FMT_TEXT, NULL, d);
+		client_close(&plan->c);
 		if (!rc)
-			rc = client_open(&c, url, d);
+			rc = client_open(&plan->c, url, d);
 	}
 	if (rc)
 		goto out;
-	memcpy(cas_key, c.pinned, VEIL_KEY_HASH_HEX);
-	if (!(j = json_pack("{s:s%}", "policy", canon->data, canon->size)) ||
-	    !(body = json_dumps(j, JSON_COMPACT))) {
-		rc = VEIL_ENOMEM;
-		goto out;
-	}
-	if ((rc = client_request(&c, "POST", "/v1/policies", body, 0, &r, d)))
-		goto out;
-	if (r.status == 201) {
-		printf("uploaded to %s: created namespace %s\n", c.url, mesh->namespace_);
-		goto out;
-	}
-	if (r.status != 409) {
-		response_error(&r, "upload", d);
-		rc = VEIL_EINVAL;
-		goto out;
-	}
-	/* the namespace exists: update it from its current hash */
-	response_free(&r);
+	plan->open = 1;
 	snprintf(path, sizeof(path), "/v1/policies/%s", mesh->namespace_);
-	if ((rc = client_request(&c, "GET", path, NULL, 0, &r, d)))
+	if ((rc = client_request(&plan->c, "GET", path, NULL, 0, &r, d)))
 		goto out;
-	json_t *cur = r.status == 200 ? json_loadb(r.body.data, r.body.size, 0, NULL) : NULL;
-	const char *current = NULL;
-	if (!cur || json_unpack(cur, "{s:s}", "hash", &current)) {
-		json_decref(cur);
+	if (r.status == 404) {
+		plan->action = CAS_CREATE;
+		goto out;
+	}
+	const char *text = NULL, *current = NULL;
+	j = r.status == 200 ? json_loadb(r.body.data, r.body.size, 0, NULL) : NULL;
+	if (!j || json_unpack(j, "{s:s, s:s}", "policy", &text, "hash", &current) ||
+	    !veil_is_sha256_hex(current)) {
 		response_error(&r, "reading the current policy", d);
 		rc = VEIL_EINVAL;
 		goto out;
 	}
-	ymap_put_str(a, policy, "predecessor", current);
-	json_decref(cur);
+	char stored_hash[65];
+	if ((rc = cli_policy_rewrite(path, text, strlen(text), NULL, &stored_canon, stored_hash,
+				     NULL, d)))
+		goto out;
+	if (stored_canon.size == canon->size &&
+	    !memcmp(stored_canon.data, canon->data, canon->size)) {
+		/* the stored text is canonical: its bytes are the current hash */
+		uint8_t raw[VEIL_SHA256_SIZE];
+		char h[65];
+		veil_sha256(text, strlen(text), raw);
+		veil_hex(raw, sizeof(raw), h);
+		if (strcmp(h, current)) {
+			veil_diag(d, "%s: the stored policy does not hash to %s", plan->c.url,
+				  current);
+			rc = VEIL_EIO;
+			goto out;
+		}
+		if (!(plan->stored = strdup(text))) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		plan->action = CAS_UNCHANGED;
+		canon->size = 0;
+		if (veil_buf_puts(canon, text)) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		memcpy(hash, current, 65);
+		goto out;
+	}
+	plan->action = CAS_UPDATE;
+	if ((rc = ymap_put_str(a, policy, "predecessor", current)))
+		goto out;
 	canon->size = 0;
-	if ((rc = veil_policy_canonical(policy, canon, hash)))
-		goto out;
-	json_decref(j);
-	free(body);
-	body = NULL;
-	if (!(j = json_pack("{s:s%}", "policy", canon->data, canon->size)) ||
-	    !(body = json_dumps(j, JSON_COMPACT))) {
-		rc = VEIL_ENOMEM;
-		goto out;
-	}
-	response_free(&r);
-	if ((rc = client_request(&c, "PUT", path, body, 0, &r, d)))
-		goto out;
-	if (r.status != 200) {
-		response_error(&r, "upload (update)", d);
-		rc = VEIL_EINVAL;
-		goto out;
-	}
-	printf("uploaded to %s: updated namespace %s\n", c.url, mesh->namespace_);
+	rc = veil_policy_canonical(policy, canon, hash);
 out:
+	veil_buf_free(&stored_canon);
 	json_decref(j);
-	free(body);
 	response_free(&r);
-	client_close(&c);
 	return rc;
 }
+
+/* The CAS changes last: POST or PUT the policy whose files are written. */
+static int cas_upload(const struct veil_mesh *mesh, struct cas_plan *plan,
+		      const struct veil_buf *canon, struct veil_diags *d)
+{
+	struct response r = {0};
+	char path[300], *body = NULL;
+	json_t *j = json_pack("{s:s%}", "policy", canon->data, canon->size);
+	int create = plan->action == CAS_CREATE;
+	int rc = j && (body = json_dumps(j, JSON_COMPACT)) ? 0 : VEIL_ENOMEM;
+	snprintf(path, sizeof(path), create ? "/v1/policies" : "/v1/policies/%s", mesh->namespace_);
+	if (!rc)
+		rc = client_request(&plan->c, create ? "POST" : "PUT", path, body, 0, &r, d);
+	if (!rc && r.status != (create ? 201 : 200)) {
+		response_error(&r, create ? "upload (create)" : "upload (update)", d);
+		rc = VEIL_EINVAL;
+	}
+	json_decref(j);
+	free(body);
+	response_free(&r);
+	return rc;
+}
+
+static const char *const action_names[] = {"", "created", "updated", "unchanged"};
 
 static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_diags *d)
 {
@@ -344,6 +427,7 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 	struct veil_mesh_member *members = NULL;
 	struct veil_buf canon;
 	veil_buf_init(&canon, 0);
+	struct cas_plan plan = {0};
 	char *pdir = NULL, *pfile = NULL;
 	int rc = veil_mesh_parse(doc, &mesh, d);
 	if (rc)
@@ -419,32 +503,71 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
-	if ((rc = veil_mkdirs(pdir, 0755, d)))
+	/* Every check before the first write: the chart's names, ports and
+	 * volumes (no output selected: nothing is written), then the CAS, which
+	 * is only read here. */
+	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, "", o->target, 0, d)))
 		goto out;
-	/* the key the pods' veil-run pins: the CAS attested and pinned by the
-	 * upload, else the Meshfile's cas_key when it is a key hash */
+	if (!o->no_upload && veil_mesh_uploads(&mesh) &&
+	    (rc = cas_prepare(o, &mesh, doc->arena, policy, &canon, hash, &plan, d)))
+		goto out;
+	/* the key the pods' veil-run pins: the CAS attested and pinned, else the
+	 * Meshfile's cas_key when it is a key hash */
 	char cas_key[VEIL_KEY_HASH_HEX] = "";
 	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(&mesh);
-	if (!o->no_upload && veil_mesh_uploads(&mesh) &&
-	    (rc = upload(o, &mesh, doc->arena, policy, &canon, hash, cas_key, d)))
-		goto out;
+	if (plan.open)
+		memcpy(cas_key, plan.c.pinned, sizeof(cas_key));
 	if (!cas_key[0] && mc && veil_is_sha256_hex(mc->cas_key))
 		memcpy(cas_key, mc->cas_key, sizeof(cas_key));
-	if (!cas_key[0] && o->outputs)
+	if (!cas_key[0])
 		fprintf(stderr,
 			"warning: the chart's cas.key is empty: veil-run pins the CAS by "
 			"its key hash and will not start without it; set cas.key (e.g. helm "
 			"--set cas.key=HASH, the hash 'veil cas attest' prints) or upload "
 			"the policy\n");
-	/* the chart first: a mesh it refuses leaves no new policy behind */
+	/* local files: each swapped in whole; then one sync for all of them */
+	if ((rc = veil_mkdirs(pdir, 0755, d)))
+		goto out;
 	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, cas_key, o->target,
 				    o->outputs, d)))
 		goto out;
 	if ((rc = veil_write_file_nosync(pfile, canon.data, canon.size, 0644, d)))
 		goto out;
-	/* one sync for the policy and every chart file instead of a fsync each */
 	if ((rc = veil_sync_fs(o->target, d)))
 		goto out;
+	/* the CAS last: a CAS change always has the local files describing it */
+	if ((plan.action == CAS_CREATE || plan.action == CAS_UPDATE) &&
+	    (rc = cas_upload(&mesh, &plan, &canon, d))) {
+		veil_diag(d,
+			  "%s and the chart are written, the CAS at %s is unchanged: run 'veil "
+			  "apply' again once the CAS accepts the policy",
+			  pfile, plan.c.url);
+		goto out;
+	}
+	if (o->fmt != CLI_FMT_TEXT) {
+		json_t *outs = json_object(), *cas = NULL;
+		char *helm = veil_path_join(o->target, "helm");
+		char *mans = veil_path_join(o->target, "manifests");
+		if (plan.action)
+			cas = json_pack("{s:s, s:s, s:s}", "url", plan.c.url, "result",
+					action_names[plan.action], "key_hash", plan.c.pinned);
+		if (!outs || !helm || !mans ||
+		    ((o->outputs & VEIL_OUT_HELM) &&
+		     json_object_set_new(outs, "helm", json_string(helm))) ||
+		    ((o->outputs & VEIL_OUT_YAML) &&
+		     json_object_set_new(outs, "manifests", json_string(mans))) ||
+		    json_array_append_new(
+			o->items,
+			json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:O, s:o?}", "file", mesh.file,
+				  "kind", "mesh", "namespace", mesh.namespace_, "services",
+				  (json_int_t)mesh.service_count, "policy_file", pfile,
+				  "policy_hash", hash, "outputs", outs, "cas", cas)))
+			rc = VEIL_ENOMEM;
+		json_decref(outs);
+		free(helm);
+		free(mans);
+		goto out;
+	}
 	printf("policy %s: %zu service%s, written to %s\n", mesh.namespace_, mesh.service_count,
 	       mesh.service_count == 1 ? "" : "s", pfile);
 	printf("policy hash %s\n", hash);
@@ -452,7 +575,14 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 		printf("helm chart %s/helm\n", o->target);
 	if (o->outputs & VEIL_OUT_YAML)
 		printf("kubernetes manifests %s/manifests\n", o->target);
+	if (plan.action == CAS_UNCHANGED)
+		printf("unchanged: namespace %s on %s holds this policy (nothing uploaded)\n",
+		       mesh.namespace_, plan.c.url);
+	else if (plan.action)
+		printf("%s namespace %s on %s\n", action_names[plan.action], mesh.namespace_,
+		       plan.c.url);
 out:
+	cas_plan_free(&plan);
 	veil_buf_free(&canon);
 	free(pdir);
 	free(pfile);
@@ -461,27 +591,45 @@ out:
 	return rc;
 }
 
-int apply_main(int argc, char **argv)
+static int parse_files(const char *arg, unsigned *outputs)
 {
-	enum { OPT_NO_PUSH = 256, OPT_NO_UPLOAD, OPT_MODE, OPT_CAS };
-	static const struct option opts[] = {
-	    {"file", required_argument, NULL, 'f'},
-	    {"target", required_argument, NULL, 't'},
-	    {"output", required_argument, NULL, 'o'},
-	    {"print-defaults", no_argument, NULL, 'p'},
-	    {"no-push", no_argument, NULL, OPT_NO_PUSH},
-	    {"no-upload", no_argument, NULL, OPT_NO_UPLOAD},
-	    {"mode", required_argument, NULL, OPT_MODE},
-	    {"cas", required_argument, NULL, OPT_CAS},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
-	};
+	char *save = NULL, *copy = strdup(arg);
+	int rc = copy ? 0 : VEIL_ENOMEM;
+	for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !rc;
+	     t = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(t, "helm"))
+			*outputs |= VEIL_OUT_HELM;
+		else if (!strcmp(t, "manifests"))
+			*outputs |= VEIL_OUT_YAML;
+		else
+			rc = cli_usage_error(&apply_cmd,
+					     "unknown --format '%s' (helm, manifests, or both: "
+					     "helm,manifests)",
+					     t);
+	}
+	if (copy && !*copy)
+		rc = cli_usage_error(&apply_cmd, "--format needs helm, manifests or both");
+	free(copy);
+	return rc;
+}
+
+enum { OPT_NO_PUSH = 256, OPT_NO_UPLOAD, OPT_MODE, OPT_CAS, OPT_FORMAT };
+
+static int apply_main(int argc, char **argv)
+{
 	struct apply_opts o = {.target = "target"};
+	const char **files = calloc((size_t)argc + 1, sizeof(*files));
+	size_t nfiles = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "f:t:o:ph", opts, NULL)) != -1) {
+	if (!files) {
+		fprintf(stderr, "error: out of memory\n");
+		return EXIT_REJECTED;
+	}
+	while ((c = getopt_long(argc, argv, apply_cmd.shortopts, apply_cmd.opts, NULL)) != -1) {
+		int usage = 0;
 		switch (c) {
 		case 'f':
-			o.file = optarg;
+			files[nfiles++] = optarg;
 			break;
 		case 't':
 			o.target = optarg;
@@ -489,25 +637,18 @@ int apply_main(int argc, char **argv)
 		case 'p':
 			o.print_defaults = 1;
 			break;
-		case 'o': {
-			char *save = NULL, *arg = strdup(optarg);
-			for (char *t = arg ? strtok_r(arg, ",", &save) : NULL; t;
-			     t = strtok_r(NULL, ",", &save)) {
-				if (!strcmp(t, "helm")) {
-					o.outputs |= VEIL_OUT_HELM;
-				} else if (!strcmp(t, "yaml")) {
-					o.outputs |= VEIL_OUT_YAML;
-				} else {
-					fprintf(stderr,
-						"veil apply: unknown output '%s' (helm, yaml)\n",
-						t);
-					free(arg);
-					return EXIT_USAGE;
-				}
-			}
-			free(arg);
+		case 'o':
+			if (strstr(optarg, "helm") || !strcmp(optarg, "manifests"))
+				usage = cli_usage_error(&apply_cmd,
+							"-o is the result's format (json, yaml); "
+							"the files apply writes are chosen with "
+							"--format helm,manifests");
+			else
+				usage = cli_parse_format(&apply_cmd, optarg, &o.fmt);
 			break;
-		}
+		case OPT_FORMAT:
+			usage = parse_files(optarg, &o.outputs);
+			break;
 		case OPT_NO_PUSH:
 			o.no_push = 1;
 			break;
@@ -518,45 +659,118 @@ int apply_main(int argc, char **argv)
 			o.cas = optarg;
 			break;
 		case OPT_MODE:
-			if (!strcmp(optarg, "debug")) {
+			if (!strcmp(optarg, "debug"))
 				o.debug_mode = 1;
-			} else if (strcmp(optarg, "production")) {
-				fprintf(stderr, "veil apply: --mode must be debug or production\n");
-				return EXIT_USAGE;
-			}
+			else if (strcmp(optarg, "production"))
+				usage = cli_usage_error(&apply_cmd,
+							"--mode must be debug or production");
 			break;
-		case 'h':
-			apply_usage(stdout);
-			return 0;
 		default:
-			apply_usage(stderr);
-			return EXIT_USAGE;
+			free(files);
+			return cli_option_default(&apply_cmd, c, argv);
+		}
+		if (usage) {
+			free(files);
+			return usage;
 		}
 	}
-	if (!o.file || optind < argc) {
-		fprintf(stderr, "veil apply: %s\n\n",
-			!o.file ? "-f FILE is required" : "unexpected argument");
-		apply_usage(stderr);
-		return EXIT_USAGE;
+	int usage = 0;
+	if (!nfiles)
+		usage = cli_usage_error(&apply_cmd, "-f FILE is required");
+	else if (optind < argc)
+		usage = cli_usage_error(&apply_cmd, "unexpected argument '%s' (each file needs -f)",
+					argv[optind]);
+	else if (o.print_defaults && o.fmt != CLI_FMT_TEXT)
+		usage = cli_usage_error(&apply_cmd, "-p prints text; it takes no -o");
+	if (usage) {
+		free(files);
+		return usage;
 	}
 	if (!o.outputs)
 		o.outputs = VEIL_OUT_HELM;
 	struct veil_diags d;
 	veil_diags_init(&d);
-	struct ydoc doc;
-	int rc = load_doc(&doc, o.file, &d);
-	if (!rc) {
-		switch (veil_doc_kind(&doc, &d)) {
-		case VEIL_DOC_SERVICE:
-			rc = apply_service(&o, &doc, &d);
-			break;
-		case VEIL_DOC_MESH:
-			rc = apply_mesh(&o, &doc, &d);
-			break;
-		default:
-			rc = VEIL_EINVAL;
+	struct cli_input *in = NULL;
+	size_t count = 0;
+	struct ydoc *docs = NULL;
+	enum veil_doc_kind *kinds = NULL;
+	int rc = 0;
+	for (size_t i = 0; i < nfiles && !rc; i++)
+		rc = cli_inputs_add(&in, &count, files[i], ylimits_default.max_doc_size, &d);
+	free(files);
+	if (!rc && (!(docs = calloc(count + 1, sizeof(*docs))) ||
+		    !(kinds = calloc(count + 1, sizeof(*kinds))) ||
+		    (o.fmt != CLI_FMT_TEXT && !(o.items = json_array()))))
+		rc = VEIL_ENOMEM;
+	/* every input parsed and of a known kind before anything is applied */
+	for (size_t i = 0; !rc && i < count; i++) {
+		int bad = load_doc(&docs[i], &in[i], &d);
+		if (!bad && (kinds[i] = veil_doc_kind(&docs[i], &d)) != VEIL_DOC_SERVICE &&
+		    kinds[i] != VEIL_DOC_MESH) {
+			if (kinds[i] == VEIL_DOC_POLICY)
+				veil_diag(&d,
+					  "%s: a policy is not applied; use 'veil policy create' "
+					  "or 'veil policy update'",
+					  in[i].name);
+			bad = VEIL_EINVAL;
 		}
+		/* the schema too (apply_* parse again, into what they keep) */
+		if (!bad && kinds[i] == VEIL_DOC_SERVICE) {
+			struct veil_service_manifest m;
+			bad = veil_service_parse(&docs[i], &m, &d);
+		} else if (!bad) {
+			struct veil_mesh m;
+			bad = veil_mesh_parse(&docs[i], &m, &d);
+		}
+		if (bad == VEIL_ENOMEM)
+			rc = bad;
+		else if (bad)
+			kinds[i] = VEIL_DOC_UNKNOWN;
 	}
-	ydoc_free(&doc);
+	for (size_t i = 0; !rc && i < count; i++)
+		if (kinds[i] == VEIL_DOC_UNKNOWN)
+			rc = VEIL_EINVAL;
+	/* services first: a Meshfile needs their measurement records */
+	for (size_t i = 0; !rc && i < count; i++)
+		if (kinds[i] == VEIL_DOC_SERVICE)
+			rc = apply_service(&o, &in[i], &docs[i], &d);
+	for (size_t i = 0; !rc && i < count; i++)
+		if (kinds[i] == VEIL_DOC_MESH)
+			rc = apply_mesh(&o, &docs[i], &d);
+	if (!rc && o.items) {
+		rc = cli_print_result(json_pack("{s:O}", "items", o.items), o.fmt);
+	}
+	for (size_t i = 0; docs && i < count; i++)
+		if (docs[i].arena)
+			ydoc_free(&docs[i]);
+	json_decref(o.items);
+	free(docs);
+	free(kinds);
+	cli_inputs_free(in, count);
 	return cli_report(&d, rc);
 }
+
+const struct cli_cmd apply_cmd = {
+    .name = "apply",
+    .path = "veil apply",
+    .summary = "measure a service, or derive a mesh's policy and Helm chart",
+    .run = apply_main,
+    .usage = apply_usage,
+    .opts =
+	(const struct option[]){
+	    {"file", required_argument, NULL, 'f'},
+	    {"output-dir", required_argument, NULL, 't'},
+	    {"target", required_argument, NULL, 't'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"format", required_argument, NULL, OPT_FORMAT},
+	    {"print-defaults", no_argument, NULL, 'p'},
+	    {"no-push", no_argument, NULL, OPT_NO_PUSH},
+	    {"no-upload", no_argument, NULL, OPT_NO_UPLOAD},
+	    {"mode", required_argument, NULL, OPT_MODE},
+	    {"cas", required_argument, NULL, OPT_CAS},
+	    CLI_STD_OPTS,
+	    {0},
+	},
+    .shortopts = ":f:t:o:ph",
+    .file_flags = "file output-dir target",
+};

@@ -11,17 +11,19 @@
 #include "client.h"
 #include "veil/evidence.h"
 
+enum { O_DEBUG = 256, O_SIGNER, O_ANY, O_MRE };
+
 static void cas_usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: veil cas attest URL [-C] [-G] [-S] [--mrenclave HEX]\n"
+		"Usage: veil cas attest [URL] [-C] [-G] [-S] [--mrenclave HEX] [-o json|yaml]\n"
 		"                           [--only_for_testing-debug]\n"
 		"                           [--only_for_testing-ignore-signer]\n"
 		"                           [--only_for_testing-trust-any]\n\n"
 		"Fetches the CAS's identity over TLS, checks that its evidence is bound to the\n"
 		"TLS key this connection saw, checks the evidence with SCONE's semantics, and\n"
 		"pins the CAS key in $VEIL_HOME (default ~/.config/veil). Every later command\n"
-		"talking to that CAS fails if its key changes.\n\n"
+		"talking to that CAS fails if its key changes. Without URL: $VEIL_CAS.\n\n"
 		"  -C   tolerate a platform that needs a configuration change\n"
 		"  -G   tolerate an out-of-date TCB (group out of date)\n"
 		"  -S   tolerate a platform that needs software hardening\n"
@@ -29,11 +31,13 @@ static void cas_usage(FILE *f)
 		"  --only_for_testing-debug          accept a CAS in debug mode (all simulation)\n"
 		"  --only_for_testing-ignore-signer  accept a CAS whose signer is not known\n"
 		"  --only_for_testing-trust-any      accept evidence from any platform\n"
+		"  -o, --output FORMAT               json or yaml: the attested CAS on stdout\n"
+		"  -h, --help                        this help\n"
 		"The long forms --insecure-configuration, --outdated-tcb and\n"
 		"--software-hardening-needed are accepted for -C, -G and -S.\n");
 }
 
-int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diags *d)
+int cli_tolerance_parse(const char *flags, struct cas_tolerance *t, struct veil_diags *d)
 {
 	memset(t, 0, sizeof(*t));
 	char *copy = strdup(flags ? flags : ""), *save = NULL;
@@ -41,11 +45,11 @@ int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diag
 	for (char *w = copy ? strtok_r(copy, " \t", &save) : NULL; w;
 	     w = strtok_r(NULL, " \t", &save)) {
 		if (!strcmp(w, "-C") || !strcmp(w, "--insecure-configuration"))
-			t->C = 1;
+			t->configuration_needed = 1;
 		else if (!strcmp(w, "-G") || !strcmp(w, "--outdated-tcb"))
-			t->G = 1;
+			t->outdated_tcb = 1;
 		else if (!strcmp(w, "-S") || !strcmp(w, "--software-hardening-needed"))
-			t->S = 1;
+			t->sw_hardening_needed = 1;
 		else if (!strcmp(w, "--only_for_testing-debug"))
 			t->debug = 1;
 		else if (!strcmp(w, "--only_for_testing-ignore-signer"))
@@ -61,7 +65,8 @@ int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diag
 	return rc;
 }
 
-int cli_attest(const char *url, const struct tolerance *t, struct veil_diags *d)
+int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t **result,
+	       struct veil_diags *d)
 {
 	struct client c;
 	struct response r = {0};
@@ -124,15 +129,15 @@ int cli_attest(const char *url, const struct tolerance *t, struct veil_diags *d)
 			  c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "out-of-date") && !t->G) {
+	if (!strcmp(cl.tcb_status, "out-of-date") && !t->outdated_tcb) {
 		veil_diag(d, "%s: the platform's TCB is out of date (tolerate with -G)", c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "sw-hardening-needed") && !t->S) {
+	if (!strcmp(cl.tcb_status, "sw-hardening-needed") && !t->sw_hardening_needed) {
 		veil_diag(d, "%s: the platform needs software hardening (tolerate with -S)", c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "configuration-needed") && !t->C) {
+	if (!strcmp(cl.tcb_status, "configuration-needed") && !t->configuration_needed) {
 		veil_diag(d, "%s: the platform needs a configuration change (tolerate with -C)",
 			  c.url);
 		refused = 1;
@@ -149,9 +154,19 @@ int cli_attest(const char *url, const struct tolerance *t, struct veil_diags *d)
 			c.url, previous, r.server_key);
 	if ((rc = client_pin(&c, r.server_key, d)))
 		goto out;
-	printf("CAS %s attested: %s platform %.16s..., measurement %s%s\n", c.url, cl.platform,
-	       cl.platform_key, cl.measurement, cl.debug ? ", debug" : "");
-	printf("CAS key %s pinned in %s\n", r.server_key, c.home);
+	if (!quiet) {
+		printf("CAS %s attested: %s platform %.16s..., measurement %s%s\n", c.url,
+		       cl.platform, cl.platform_key, cl.measurement, cl.debug ? ", debug" : "");
+		printf("CAS key %s pinned in %s\n", r.server_key, c.home);
+	}
+	if (result &&
+	    !(*result = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "url", c.url, "key_hash",
+				  r.server_key, "platform", cl.platform, "platform_key",
+				  cl.platform_key, "measurement", cl.measurement, "debug", cl.debug,
+				  "pinned_in", c.home))) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
 	rc = 0;
 out:
 	json_decref(j);
@@ -160,42 +175,24 @@ out:
 	return rc;
 }
 
-int cas_main(int argc, char **argv)
+static const struct cli_cmd cas_attest_cmd;
+
+static int attest_main(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		cas_usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
-	}
-	if (strcmp(argv[1], "attest")) {
-		fprintf(stderr, "veil cas: unknown command '%s'\n\n", argv[1]);
-		cas_usage(stderr);
-		return EXIT_USAGE;
-	}
-	enum { O_DEBUG = 256, O_SIGNER, O_ANY, O_MRE };
-	static const struct option opts[] = {
-	    {"only_for_testing-debug", no_argument, NULL, O_DEBUG},
-	    {"only_for_testing-ignore-signer", no_argument, NULL, O_SIGNER},
-	    {"only_for_testing-trust-any", no_argument, NULL, O_ANY},
-	    {"insecure-configuration", no_argument, NULL, 'C'},
-	    {"outdated-tcb", no_argument, NULL, 'G'},
-	    {"software-hardening-needed", no_argument, NULL, 'S'},
-	    {"mrenclave", required_argument, NULL, O_MRE},
-	    {"help", no_argument, NULL, 'h'},
-	    {0}};
-	struct tolerance t = {0};
+	enum cli_format fmt = CLI_FMT_TEXT;
+	struct cas_tolerance t = {0};
 	int c;
-	argc--, argv++;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "CGSh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, cas_attest_cmd.shortopts, cas_attest_cmd.opts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'C':
-			t.C = 1;
+			t.configuration_needed = 1;
 			break;
 		case 'G':
-			t.G = 1;
+			t.outdated_tcb = 1;
 			break;
 		case 'S':
-			t.S = 1;
+			t.sw_hardening_needed = 1;
 			break;
 		case O_DEBUG:
 			t.debug = 1;
@@ -209,20 +206,53 @@ int cas_main(int argc, char **argv)
 		case O_MRE:
 			t.mrenclave = optarg;
 			break;
-		case 'h':
-			cas_usage(stdout);
-			return 0;
+		case 'o':
+			if (cli_parse_format(&cas_attest_cmd, optarg, &fmt))
+				return EXIT_USAGE;
+			break;
 		default:
-			cas_usage(stderr);
-			return EXIT_USAGE;
+			return cli_option_default(&cas_attest_cmd, c, argv);
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "veil cas attest: give exactly one URL\n\n");
-		cas_usage(stderr);
-		return EXIT_USAGE;
-	}
+	const char *url = optind < argc ? argv[optind] : cli_cas_url(NULL);
+	if (argc - optind > 1)
+		return cli_usage_error(&cas_attest_cmd, "give one URL");
+	if (!url)
+		return cli_usage_error(&cas_attest_cmd, "give the CAS URL (or set $VEIL_CAS)");
+	if (t.mrenclave && !veil_is_sha256_hex(t.mrenclave))
+		return cli_usage_error(&cas_attest_cmd,
+				       "--mrenclave needs 64 lower-case hex digits");
 	struct veil_diags d;
 	veil_diags_init(&d);
-	return cli_report(&d, cli_attest(argv[optind], &t, &d));
+	json_t *result = NULL;
+	int rc = cli_attest(url, &t, fmt != CLI_FMT_TEXT, fmt != CLI_FMT_TEXT ? &result : NULL, &d);
+	if (!rc && result)
+		rc = cli_print_result(result, fmt);
+	return cli_report(&d, rc);
 }
+
+static const struct cli_cmd cas_attest_cmd = {
+    .name = "attest",
+    .path = "veil cas attest",
+    .summary = "attest a CAS and pin its key",
+    .run = attest_main,
+    .usage = cas_usage,
+    .opts = (const struct option[]){{"only_for_testing-debug", no_argument, NULL, O_DEBUG},
+				    {"only_for_testing-ignore-signer", no_argument, NULL, O_SIGNER},
+				    {"only_for_testing-trust-any", no_argument, NULL, O_ANY},
+				    {"insecure-configuration", no_argument, NULL, 'C'},
+				    {"outdated-tcb", no_argument, NULL, 'G'},
+				    {"software-hardening-needed", no_argument, NULL, 'S'},
+				    {"mrenclave", required_argument, NULL, O_MRE},
+				    {"output", required_argument, NULL, 'o'},
+				    CLI_STD_OPTS,
+				    {0}},
+    .shortopts = ":CGSo:h",
+};
+
+const struct cli_cmd cas_cmd = {
+    .name = "cas",
+    .path = "veil cas",
+    .summary = "attest a CAS and pin its key (cas attest URL)",
+    .subs = (const struct cli_cmd *const[]){&cas_attest_cmd, NULL},
+};

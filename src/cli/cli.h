@@ -1,28 +1,114 @@
 #ifndef VEIL_CLI_H
 #define VEIL_CLI_H
 
+#include <getopt.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
 #include "veil/common.h"
 
-#define VEIL_VERSION "0.1.0"
-
-int check_main(int argc, char **argv);
-int apply_main(int argc, char **argv);
-int policy_main(int argc, char **argv);
-int cas_main(int argc, char **argv);
-int audit_main(int argc, char **argv);
+/* VEIL_VERSION comes from meson.build (project version), nowhere else */
+#ifndef VEIL_VERSION
+#error "VEIL_VERSION must be defined by the build (meson.build)"
+#endif
 
 /* Exit codes: 0 success, 1 the input was rejected, 2 usage error. */
 enum { EXIT_REJECTED = 1, EXIT_USAGE = 2 };
 
+/* A node of the command tree (veil, veil policy, veil policy get, ...). The
+ * same tables drive dispatch, --help of groups, "did you mean" and the bash
+ * completion (completion.c), so a command or flag exists in all or none.
+ *
+ * A group has `subs` (NULL-terminated); a leaf has `run`, which gets argv with
+ * argv[0] = its own name and getopt reset. Flags with a file or folder value
+ * are listed in `file_flags` (long names, space separated); `file_args` says
+ * the positional arguments are files. */
+struct cli_cmd {
+	const char *name;
+	const char *path; /* "veil policy get": for messages and hints */
+	const char *summary;
+	int (*run)(int argc, char **argv);
+	void (*usage)(FILE *f); /* leaves: full help; groups: text after the list */
+	const struct cli_cmd *const *subs;
+	const struct option *opts; /* leaves: getopt_long's table */
+	const char *shortopts;     /* leaves: starts with ':' (missing values reported) */
+	const char *file_flags;
+	int file_args;
+};
+
+/* The value getopt returns for --version; every leaf's table has it. */
+enum { CLI_OPT_VERSION = 0x7f00, CLI_OPT_OUTPUT };
+#define CLI_STD_OPTS                                                                               \
+	{"help", no_argument, NULL, 'h'},                                                          \
+	{                                                                                          \
+		"version", no_argument, NULL, CLI_OPT_VERSION                                      \
+	}
+
+extern const struct cli_cmd cli_root;
+extern const struct cli_cmd check_cmd, apply_cmd, policy_cmd, cas_cmd, audit_cmd, whoami_cmd,
+    completion_cmd;
+
+/* Runs a group: its sub-command, --help, --version, or a usage error. */
+int cli_dispatch(const struct cli_cmd *group, int argc, char **argv);
+/* What a leaf's getopt loop does with an option it does not handle itself:
+ * -h/--help (help on stdout, 0), --version (0), an unknown flag or a missing
+ * value (one line on stderr, a hint, EXIT_USAGE). */
+int cli_option_default(const struct cli_cmd *cmd, int c, char **argv);
+/* A usage error: "error: <msg>" and "See '<path> --help'."; returns EXIT_USAGE. */
+int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Closest name of a group's sub-commands within a small edit distance, or NULL. */
+const char *cli_suggest(const struct cli_cmd *group, const char *word);
+
+/* -o json|yaml */
+enum cli_format { CLI_FMT_TEXT = 0, CLI_FMT_JSON, CLI_FMT_YAML };
+/* Parses -o's value; a usage error (message printed) returns EXIT_USAGE. */
+int cli_parse_format(const struct cli_cmd *cmd, const char *arg, enum cli_format *out);
+/* Prints j (consumed) on stdout as JSON or YAML; 0 or a veil_err. */
+int cli_print_result(json_t *j, enum cli_format fmt);
+/* The diagnostics as a JSON array of strings (new reference; NULL on ENOMEM). */
+json_t *cli_diags_json(const struct veil_diags *d);
+
+/* Strict unsigned decimal: digits only, no sign or space, at most max. */
+int cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
 int cli_report(struct veil_diags *d, int rc);
 
+/* Parses and validates a policy's YAML text, sets its 'predecessor' (NULL:
+ * removes it) and gives its canonical bytes and hash. name (optional)
+ * receives the namespace (caller frees). label names the text in messages. */
+int cli_policy_rewrite(const char *label, const char *text, size_t size, const char *predecessor,
+		       struct veil_buf *canon, char hash[static 2 * VEIL_SHA256_SIZE + 1],
+		       char **name, struct veil_diags *d);
+
+/* Files named on the command line: a file, a folder (its *.yaml, *.yml and
+ * Meshfile, sorted, not recursive) or "-" (stdin, at most once). */
+struct cli_input {
+	char *name; /* the path, or "<stdin>" */
+	char *data; /* the bytes, for stdin only; else NULL */
+	size_t size;
+	int is_stdin;
+};
+int cli_inputs_add(struct cli_input **v, size_t *count, const char *arg, size_t max_size,
+		   struct veil_diags *d);
+void cli_inputs_free(struct cli_input *v, size_t count);
+
+/* The CAS URL a command talks to: --cas, else $VEIL_CAS, else NULL. */
+const char *cli_cas_url(const char *flag);
+
 /* What a client tolerates when it attests a CAS (SCONE's flags). */
-struct tolerance {
-	int C, G, S, debug, ignore_signer, trust_any;
+struct cas_tolerance {
+	int configuration_needed; /* -C */
+	int outdated_tcb;         /* -G */
+	int sw_hardening_needed;  /* -S */
+	int debug, ignore_signer, trust_any;
 	const char *mrenclave;
 };
-int cli_tolerance_parse(const char *flags, struct tolerance *t, struct veil_diags *d);
-/* Attests the CAS at url and pins its key (cas.c). */
-int cli_attest(const char *url, const struct tolerance *t, struct veil_diags *d);
+int cli_tolerance_parse(const char *flags, struct cas_tolerance *t, struct veil_diags *d);
+/* Attests the CAS at url and pins its key (cas.c). *result (optional)
+ * receives a JSON object describing the CAS (new reference). */
+int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t **result,
+	       struct veil_diags *d);
 
 #endif

@@ -10,9 +10,10 @@
 #include <jansson.h>
 #include <openssl/pem.h>
 
+#include "cli.h"
 #include "client.h"
 
-static char *home_dir(void)
+char *cli_home_dir(void)
 {
 	const char *h = getenv("VEIL_HOME");
 	if (h && *h)
@@ -36,11 +37,42 @@ char *client_normalize_url(const char *in)
 	else if (strstr(host, "://"))
 		return NULL; /* only https */
 	size_t n = strcspn(host, "/");
-	if (n == 0 || n > 255)
-		return NULL;
+	if (n == 0 || n > 255 || (host[n] == '/' && host[n + 1]))
+		return NULL; /* a path would be dropped silently */
+	/* [v6]:port, host:port, host, :port (this machine) */
+	size_t hlen = n;
+	const char *port = NULL;
+	if (host[0] == '[') {
+		const char *close = memchr(host, ']', n);
+		if (!close)
+			return NULL;
+		hlen = (size_t)(close - host) + 1;
+		if (hlen < n && host[hlen] != ':')
+			return NULL;
+	} else {
+		const char *colon = memchr(host, ':', n);
+		if (colon)
+			hlen = (size_t)(colon - host);
+	}
+	if (hlen < n)
+		port = host + hlen + 1;
+	char portbuf[8] = "8081";
+	if (port) {
+		size_t plen = n - hlen - 1;
+		unsigned long v = 0;
+		if (plen == 0 || plen >= sizeof(portbuf))
+			return NULL;
+		memcpy(portbuf, port, plen);
+		portbuf[plen] = '\0';
+		if (cli_parse_uint(portbuf, 65535, &v) || v == 0)
+			return NULL;
+	}
 	char *out = NULL;
-	const char *colon = memchr(host, ':', n);
-	if (asprintf(&out, "https://%.*s%s", (int)n, host, colon ? "" : ":8081") < 0)
+	if (!hlen) {
+		host = "127.0.0.1";
+		hlen = strlen(host);
+	}
+	if (asprintf(&out, "https://%.*s:%s", (int)hlen, host, portbuf) < 0)
 		return NULL;
 	return out;
 }
@@ -109,11 +141,16 @@ int client_open(struct client *c, const char *url, struct veil_diags *d)
 {
 	memset(c, 0, sizeof(*c));
 	int rc = VEIL_ENOMEM;
-	if (!(c->home = home_dir()))
+	if (!(c->home = cli_home_dir()))
 		goto out;
+	if (!url)
+		url = cli_cas_url(NULL);
 	if (url) {
 		if (!(c->url = client_normalize_url(url))) {
-			veil_diag(d, "'%s' is not a CAS address (https://HOST[:PORT])", url);
+			veil_diag(d,
+				  "'%s' is not a CAS address (https://HOST[:PORT], HOST[:PORT] or "
+				  ":PORT; PORT from 1 to 65535)",
+				  url);
 			rc = VEIL_EINVAL;
 			goto out;
 		}
@@ -131,8 +168,8 @@ int client_open(struct client *c, const char *url, struct veil_diags *d)
 		free(dir);
 		if (rc || !c->url) {
 			veil_diag(d,
-				  "no CAS given: use --cas URL, or pin one with 'veil cas attest "
-				  "URL'");
+				  "no CAS given: use --cas URL or $VEIL_CAS, or pin one with 'veil "
+				  "cas attest URL'");
 			rc = VEIL_EINVAL;
 			goto out;
 		}
@@ -185,8 +222,12 @@ void response_error(const struct response *r, const char *what, struct veil_diag
 {
 	json_error_t err;
 	json_t *j = r->body.data ? json_loads(r->body.data, 0, &err) : NULL;
-	const char *msg = NULL;
-	if (j && !json_unpack(j, "{s:s}", "error", &msg))
+	const char *msg = NULL, *identity = NULL;
+	if (j && !json_unpack(j, "{s:s, s:s}", "error", &msg, "identity", &identity) &&
+	    veil_is_sha256_hex(identity))
+		veil_diag(d, "the CAS refused identity %s: %s: the CAS answered %ld: %s", identity,
+			  what, r->status, msg);
+	else if (j && !json_unpack(j, "{s:s}", "error", &msg))
 		veil_diag(d, "%s: the CAS answered %ld: %s", what, r->status, msg);
 	else
 		veil_diag(d, "%s: the CAS answered %ld", what, r->status);

@@ -21,7 +21,9 @@ struct response {
 	char *server_cert_pem;
 };
 
-/* url NULL: the CAS pinned last. Creates the identity on first use. */
+/* $VEIL_HOME, else ~/.config/veil; caller frees. */
+char *cli_home_dir(void);
+/* url NULL: $VEIL_CAS, else the CAS pinned last. Creates the identity on first use. */
 int client_open(struct client *c, const char *url, struct veil_diags *d);
 void client_close(struct client *c);
 /* want_cert: fill server_key/server_cert_pem (used before a key is pinned). */

@@ -463,7 +463,7 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		}
 		for (size_t k = 0; k < pulls->count; k++) {
 			const char *ps = ymap_get(pulls->items[k], "name")->str;
-			if (!k8s_subdomain(ps))
+			if (outputs && !k8s_subdomain(ps))
 				fprintf(
 				    stderr,
 				    "warning: service '%s': image pull secret '%s' is not a valid "

@@ -179,8 +179,11 @@ YML
 	has "length 16" || return 1
 	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
 	[ "$out" = "$PW_FIRST" ] || die "the second start got another password" || return 1
-	# an update keeps ascii secrets
-	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "updated namespace pwcheck" || return 1
+	# the same inputs again: nothing uploaded
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "unchanged: namespace pwcheck" || return 1
+	# an update keeps ascii secrets (get names the current hash as predecessor)
+	"$VEIL" policy get pwcheck >"$WORK/pwcheck.yaml" || return 1
+	run "$VEIL" policy update "$WORK/pwcheck.yaml" && ok && has "updated pwcheck on $URL" || return 1
 	FILES=$WORK/pw/files run start_service las SCONE_CONFIG_ID=pwcheck/app && ok || return 1
 	[ "$out" = "$PW_FIRST" ] || die "an update changed the password"
 }

@@ -87,8 +87,13 @@ t_help() {
 	run "$CAS" --help && ok && has "Usage: veil-cas" || return 1
 	run "$CAS" && [ "$rc" -eq 2 ] && has "--data DIR is required" || return 1
 	run "$VEIL" policy --help && ok && has "Usage: veil policy" || return 1
-	run "$VEIL" cas --help && ok && has "only_for_testing-debug" || return 1
-	run "$VEIL" audit --help && ok
+	run "$VEIL" cas --help && ok && has "attest" || return 1
+	run "$VEIL" cas attest --help && ok && has "only_for_testing-debug" || return 1
+	run "$VEIL" audit --help && ok && has "verify" || return 1
+	# used to open a file named --help
+	run "$VEIL" audit verify --help && ok && has "Usage: veil audit verify" || return 1
+	run "$VEIL" policy edit --help && ok && has "VISUAL" || return 1
+	run "$VEIL" policy update --help && ok && has "--predecessor HASH"
 }
 
 t_health_and_metrics() {
@@ -293,26 +298,187 @@ t_child_namespaces() {
 	run B policy create "$WORK/c4.yaml" && ok
 }
 
+# changes (not reads) in the CAS's audit log
+changes() { grep -cE '"event":"(create|update|delete)"' "$WORK/data/audit.log"; }
+# every file of a folder with its hash, in one string
+tree_hash() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
+json_ok() { python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$out" || die "not JSON: $out"; }
+# jq-less field access: json_get EXPR (Python, on the document d)
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" <<<"$out"; }
+
 # veil apply -f Meshfile attests the CAS with the Meshfile's tolerance flags
-# (a fresh client, nothing pinned) and uploads: create, then update.
+# (a fresh client, nothing pinned) and uploads: create, then nothing while the
+# inputs are unchanged, then an update naming the stored hash as predecessor.
 t_apply_uploads() {
 	mkdir -p "$WORK/up" && cd "$WORK/up" || return 1
 	export VEIL_HOME=$WORK/home-c
 	VEIL_RUNTIME=/bin/true "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1
 	sed 's/namespace: myPythonApp/namespace: uploaded/' "$SEED/Meshfile" >Meshfile
 	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
-	has "attested" && has "uploaded to $URL: created namespace uploaded" || return 1
+	has "attested" && has "created namespace uploaded on $URL" || return 1
 	local h1
 	h1=$(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)
 	has "policy hash $h1" || return 1
 	run "$VEIL" policy get uploaded && ok && has "name: uploaded" || return 1
-	# again: an update whose predecessor is the stored hash
+	# again, unchanged: no upload, no new version, not one byte changed
+	local before changes1
+	before=$(tree_hash target)
+	changes1=$(changes)
 	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
-	has "updated namespace uploaded" || return 1
+	has "unchanged: namespace uploaded on $URL" && has "policy hash $h1" && lacks "updated" || return 1
+	[ "$(tree_hash target)" = "$before" ] || die "target/ changed on a no-op apply" || return 1
+	[ "$(changes)" = "$changes1" ] || die "a no-op apply changed the CAS (audit)" || return 1
+	run "$VEIL" policy list && ok && has "uploaded $h1" || return 1
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "unchanged" || return 1
+	[ "$(tree_hash target)" = "$before" ] || die "target/ changed on the third run" || return 1
+	# a changed input: an update whose predecessor is the stored hash
+	sed -i 's/value: myself/value: someone/' Meshfile
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok || return 1
+	has "updated namespace uploaded on $URL" || return 1
 	grep -q "^predecessor: $h1" target/policies/uploaded.yaml || die "no predecessor in the written policy" || return 1
-	has "policy hash $(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)" || return 1
-	run "$VEIL" policy list && ok && has "uploaded $(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)"
+	local h2
+	h2=$(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)
+	has "policy hash $h2" || return 1
+	grep -q "appVersion: \"${h2:0:12}\"" target/helm/Chart.yaml || die "chart not updated" || return 1
+	run "$VEIL" policy list && ok && has "uploaded $h2" || return 1
+	[ "$(changes)" -eq $((changes1 + 1)) ] || die "expected exactly one new change" || return 1
+	# and unchanged again, with a predecessor in the stored policy
+	before=$(tree_hash target)
+	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "unchanged" && has "policy hash $h2" || return 1
+	[ "$(tree_hash target)" = "$before" ] || die "target/ changed on a no-op apply after an update" || return 1
+	# VEIL_CAS selects the CAS when --cas is absent (the Meshfile's is ignored)
+	sed -i 's/value: someone/value: other/' Meshfile
+	VEIL_CAS=https://127.0.0.1:1 run "$VEIL" apply -f Meshfile --mode debug && rejected && has "127.0.0.1:1" || return 1
+	[ "$(tree_hash target)" = "$before" ] || die "an apply that could not reach the CAS wrote files" || return 1
+	VEIL_CAS=$URL run "$VEIL" apply -f Meshfile --mode debug -o json && ok || return 1
+	json_ok || return 1
+	[ "$(json_get 'd["items"][0]["cas"]["result"]')" = updated ] || die "json: cas.result" || return 1
+	[ "$(json_get 'd["items"][0]["cas"]["url"]')" = "$URL" ] || die "json: cas.url" || return 1
+	[ "$(json_get 'd["items"][0]["policy_hash"]')" = "$(sha256sum target/policies/uploaded.yaml | cut -d' ' -f1)" ] ||
+		die "json: policy_hash" || return 1
 	unset VEIL_HOME
+}
+
+# A failed apply changes nothing anywhere: a namespace that cannot name a
+# Helm chart is refused before the CAS is even read.
+t_failed_apply_changes_nothing() {
+	cd "$WORK/up" || return 1
+	export VEIL_HOME=$WORK/home-c
+	sed 's/namespace: myPythonApp/namespace: 9lives/' "$SEED/Meshfile" >Bad
+	local before changes1
+	before=$(tree_hash target)
+	changes1=$(changes)
+	run "$VEIL" apply -f Bad --mode debug --cas "$URL" && rejected || return 1
+	has "namespace '9lives' cannot name a Helm chart" || return 1
+	[ "$(tree_hash target)" = "$before" ] || die "target/ changed by a failed apply" || return 1
+	[ "$(changes)" = "$changes1" ] || die "the CAS changed on a failed apply" || return 1
+	run "$VEIL" policy get 9lives && rejected && has "404" || return 1
+	# a namespace this client may not read: refused before any local write
+	A policy create "$(policy secretns CREATOR CREATOR)" >/dev/null || return 1
+	sed 's/namespace: myPythonApp/namespace: secretns/' "$SEED/Meshfile" >Other
+	run "$VEIL" apply -f Other --mode debug --cas "$URL" && rejected && has "403" || return 1
+	[ "$(tree_hash target)" = "$before" ] || die "target/ changed by an apply the CAS refused to read" || return 1
+	# readable but not updatable: the local files are written, the CAS is not changed
+	A policy create "$(policy readonly ANY CREATOR)" >/dev/null || return 1
+	local h
+	h=$(hash_of readonly)
+	sed 's/namespace: myPythonApp/namespace: readonly/' "$SEED/Meshfile" >Ro
+	changes1=$(changes)
+	run "$VEIL" apply -f Ro --mode debug --cas "$URL" && rejected || return 1
+	has "403" && has "target/policies/readonly.yaml and the chart are written, the CAS at $URL is unchanged" || return 1
+	[ "$(hash_of readonly)" = "$h" ] || die "the refused update changed the CAS" || return 1
+	[ "$(changes)" = "$changes1" ] || die "the refused update is a change in the audit log" || return 1
+	grep -q "^predecessor: $h" target/policies/readonly.yaml || die "local policy not written" || return 1
+	unset VEIL_HOME
+}
+
+# get -> edit -> update works: get shows the current hash as predecessor
+t_policy_get_edit_update() {
+	A policy create "$(policy gedit CREATOR CREATOR)" >/dev/null || return 1
+	local h
+	h=$(hash_of gedit)
+	run A policy get gedit && ok && has "predecessor: $h" || return 1
+	A policy get gedit | sed 's/ROUND: "0"/ROUND: "1"/' >"$WORK/gedit.yaml"
+	run A policy update "$WORK/gedit.yaml" && ok && has "updated gedit on $URL" || return 1
+	[ "$(hash_of gedit)" != "$h" ] || die "update did not change the hash" || return 1
+	grep -q 'ROUND: "1"' <<<"$(A policy get gedit)" || die "update lost" || return 1
+	# --predecessor: a file without (or with a stale) predecessor
+	h=$(hash_of gedit)
+	run A policy update "$(policy gedit CREATOR CREATOR "" 2)" --predecessor "$h" && ok || return 1
+	grep -q 'ROUND: "2"' <<<"$(A policy get gedit)" || die "--predecessor update lost" || return 1
+	run A policy update "$(policy gedit CREATOR CREATOR)" --predecessor "$h" && rejected && has "409" || return 1
+	run A policy update "$(policy gedit CREATOR CREATOR)" --predecessor 12x && [ "$rc" -eq 2 ] &&
+		has "--predecessor needs a policy hash" || return 1
+	# edit with EDITOR set to a script: the file is 0600, the change uploaded
+	cat >"$WORK/ed.sh" <<'EOM'
+#!/bin/sh
+stat -c %a "$1" >"$ED_LOG"
+sed -i 's/ROUND: "2"/ROUND: "3"/' "$1"
+EOM
+	chmod +x "$WORK/ed.sh"
+	export ED_LOG=$WORK/ed.log
+	h=$(hash_of gedit)
+	EDITOR=$WORK/ed.sh run A policy edit gedit && ok && has "updated gedit on $URL" || return 1
+	[ "$(cat "$WORK/ed.log")" = 600 ] || die "the edited file is not 0600: $(cat "$WORK/ed.log")" || return 1
+	grep -q 'ROUND: "3"' <<<"$(A policy get gedit)" || die "edit lost" || return 1
+	# VISUAL wins over EDITOR; an editor that changes nothing uploads nothing
+	local changes1
+	changes1=$(changes)
+	h=$(hash_of gedit)
+	VISUAL=true EDITOR=false run A policy edit gedit && ok && has "unchanged: gedit" || return 1
+	[ "$(hash_of gedit)" = "$h" ] && [ "$(changes)" = "$changes1" ] || die "unchanged edit uploaded" || return 1
+	# a failing editor uploads nothing
+	EDITOR=false run A policy edit gedit && rejected && has "the editor 'false' failed" || return 1
+	# an invalid edit is refused before the CAS sees it, and kept
+	printf '#!/bin/sh\necho "services: [unclosed" >>"$1"\n' >"$WORK/ed3.sh" && chmod +x "$WORK/ed3.sh"
+	EDITOR=$WORK/ed3.sh run A policy edit gedit && rejected && has "not valid YAML" && has "your edit is kept in" || return 1
+	rm -f "$(sed -n 's/.*your edit is kept in //p' <<<"$err")"
+	[ "$(hash_of gedit)" = "$h" ] && [ "$(changes)" = "$changes1" ] || die "an invalid edit changed the CAS" || return 1
+	# someone else updates while the editor is open: 409, the edit is kept
+	cat >"$WORK/ed2.sh" <<EOM
+#!/bin/sh
+VEIL_HOME=$WORK/home-a "$VEIL" policy get gedit | sed 's/ROUND: "3"/ROUND: "4"/' >"$WORK/other.yaml"
+VEIL_HOME=$WORK/home-a "$VEIL" policy update "$WORK/other.yaml" >/dev/null || exit 1
+sed -i 's/ROUND: "3"/ROUND: "5"/' "\$1"
+EOM
+	chmod +x "$WORK/ed2.sh"
+	EDITOR=$WORK/ed2.sh run A policy edit gedit && rejected || return 1
+	has "409" && has "gedit changed on the CAS while you edited it" && has "your edit is kept in" || return 1
+	local kept
+	kept=$(sed -n 's/.*your edit is kept in //p' <<<"$err")
+	grep -q 'ROUND: "5"' "$kept" || die "the kept file lacks the edit" || return 1
+	rm -f "$kept"
+	grep -q 'ROUND: "4"' <<<"$(A policy get gedit)" || die "the other update was lost"
+}
+
+# -o json on stdout, parsed by a JSON parser; whoami is the CAS's view of us
+t_json_outputs() {
+	run A policy get gedit -o json && ok && json_ok || return 1
+	[ "$(json_get 'd["name"]')" = gedit ] && [ "$(json_get 'd["hash"]')" = "$(hash_of gedit)" ] || die "get json" || return 1
+	grep -q "predecessor: $(hash_of gedit)" <<<"$(json_get 'd["policy"]')" || die "get json: policy text" || return 1
+	run A policy get gedit -o yaml && ok && has "name: gedit" && has "hash: $(hash_of gedit)" || return 1
+	run A policy list -o json && ok && json_ok || return 1
+	[ "$(json_get '[p["hash"] for p in d["policies"] if p["name"] == "gedit"][0]')" = "$(hash_of gedit)" ] ||
+		die "list json" || return 1
+	run A cas attest "$URL" $TESTING -o json && ok && json_ok || return 1
+	[ "$(json_get 'd["url"]')" = "$URL" ] && [ "$(json_get 'd["platform"]')" = sim ] &&
+		[ "$(json_get 'd["debug"]')" = True ] || die "attest json" || return 1
+	[ "$(json_get 'd["key_hash"]')" = "$(awk '/key_hash/{print $2}' "$WORK/home-a/cas/"*127.0.0.1*)" ] ||
+		die "attest json: key_hash is not the pinned key" || return 1
+	lacks "attested:" || return 1
+	run "$VEIL" audit verify "$WORK/data/audit.log" -o json && ok && json_ok || return 1
+	[ "$(json_get 'd["intact"]')" = True ] && [ "$(json_get 'd["entries"]')" -gt 10 ] || die "audit json" || return 1
+	run A whoami && ok && [ "$out" = "$(key_of a)" ] || die "whoami: $out, CAS computes $(key_of a)" || return 1
+	run B whoami -o json && ok && json_ok && [ "$(json_get 'd["identity"]')" = "$(key_of b)" ] || die "whoami json"
+}
+
+# VEIL_CAS selects the CAS when --cas is absent; --cas wins over it
+t_veil_cas_env() {
+	VEIL_HOME=$WORK/home-d VEIL_CAS=$URL run "$VEIL" policy list && rejected &&
+		has "the CAS at $URL is not attested yet" || return 1
+	VEIL_HOME=$WORK/home-d VEIL_CAS=$URL run "$VEIL" cas attest $TESTING && ok && has "CAS $URL attested" || return 1
+	VEIL_CAS=https://127.0.0.1:1 run A policy list && rejected && has "127.0.0.1:1" || return 1
+	VEIL_CAS=https://127.0.0.1:1 run A policy list --cas "$URL" && ok && has "gedit"
 }
 
 t_metrics_count_requests() {
@@ -330,6 +496,8 @@ t_audit_log_verifies() {
 	cp "$WORK/data/audit.log" "$WORK/a1"; sed -i '3s/"create"/"delete"/; 3s/"refuse"/"read"/; 3s/"start"/"stop"/' "$WORK/a1"
 	sed -i '3s/"status":[0-9]*/"status":999/' "$WORK/a1"
 	run "$VEIL" audit verify "$WORK/a1" && rejected && has ":3" || return 1
+	run "$VEIL" audit verify "$WORK/a1" -o json && rejected && json_ok || return 1
+	[ "$(json_get 'd["intact"]')" = False ] && grep -q ":3" <<<"$(json_get 'd["errors"][0]')" || die "audit json of a broken chain: $out" || return 1
 	sed '4d' "$WORK/data/audit.log" >"$WORK/a2"
 	run "$VEIL" audit verify "$WORK/a2" && rejected || return 1
 	awk 'NR==5{l=$0; next} NR==6{print; print l; next} {print}' "$WORK/data/audit.log" >"$WORK/a3"
@@ -416,5 +584,6 @@ t_pin_detects_new_key() {
 
 run_in_order cas t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
-	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_import_needs_consent t_child_namespaces \
+	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_failed_apply_changes_nothing \
+	t_policy_get_edit_update t_json_outputs t_veil_cas_env t_import_needs_consent t_child_namespaces \
 	t_metrics_count_requests t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_lost_master_key_refuses_to_start t_pin_detects_new_key

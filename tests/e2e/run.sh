@@ -33,6 +33,209 @@ t_help() {
 	run "$VEIL_RUN_BIN" --help && ok || return 1
 }
 
+# usage_error MESSAGE HINT: exit 2, nothing on stdout, exactly these two lines
+usage_error() {
+	[ "$rc" -eq 2 ] || die "expected exit 2, got $rc: $err" || return 1
+	[ -z "$out" ] || die "usage error wrote to stdout: $out" || return 1
+	[ "$err" = "error: $1"$'\n'"See '$2 --help'." ] ||
+		die "expected: error: $1 / See '$2 --help'."$'\n'"    got: $err"
+}
+
+t_usage_errors_are_one_line() {
+	run "$VEIL" apply --x && usage_error "unknown flag --x" "veil apply" || return 1
+	run "$VEIL" apply -f Meshfile --no-uplod=3 && usage_error "unknown flag --no-uplod" "veil apply" || return 1
+	run "$VEIL" apply -f x --no && usage_error "ambiguous flag --no: give more of its name" "veil apply" || return 1
+	run "$VEIL" apply -f x --help=1 && usage_error "flag --help takes no value" "veil apply" || return 1
+	run "$VEIL" apply -Z && usage_error "unknown flag -Z" "veil apply" || return 1
+	run "$VEIL" apply -f && usage_error "flag -f needs a value" "veil apply" || return 1
+	run "$VEIL" apply -f x --cas && usage_error "flag --cas needs a value" "veil apply" || return 1
+	run "$VEIL" apply -f x --no-push=1 && usage_error "flag --no-push takes no value" "veil apply" || return 1
+	run "$VEIL" apply -f x extra && usage_error "unexpected argument 'extra' (each file needs -f)" "veil apply" || return 1
+	run "$VEIL" apply -f x -o helm,yaml &&
+		usage_error "-o is the result's format (json, yaml); the files apply writes are chosen with --format helm,manifests" "veil apply" || return 1
+	run "$VEIL" apply -f x --format helm,yaml &&
+		usage_error "unknown --format 'yaml' (helm, manifests, or both: helm,manifests)" "veil apply" || return 1
+	run "$VEIL" check -o xml x && usage_error "-o must be json, yaml or text, not 'xml'" "veil check" || return 1
+	run "$VEIL" check && usage_error "give at least one FILE" "veil check" || return 1
+	run "$VEIL" polcy list && usage_error "unknown command 'veil polcy' (did you mean 'policy'?)" "veil" || return 1
+	run "$VEIL" po && usage_error "unknown command 'veil po' (did you mean 'policy'?)" "veil" || return 1
+	run "$VEIL" zzzzzz && usage_error "unknown command 'veil zzzzzz'" "veil" || return 1
+	run "$VEIL" policy gte x && usage_error "unknown command 'veil policy gte' (did you mean 'get'?)" "veil policy" || return 1
+	run "$VEIL" policy && usage_error "'veil policy' needs a command" "veil policy" || return 1
+	run "$VEIL" policy --cas x list && usage_error "unknown flag --cas (give the command first)" "veil policy" || return 1
+	run "$VEIL" policy get && usage_error "give the namespace NAME" "veil policy get" || return 1
+	run "$VEIL" policy get a b && usage_error "unexpected argument 'b'" "veil policy get" || return 1
+	run "$VEIL" policy get 'a b' && usage_error "'a b' is not a namespace name" "veil policy get" || return 1
+	run "$VEIL" audit verify && usage_error "give exactly one FILE" "veil audit verify" || return 1
+	run "$VEIL" audit vrify x && usage_error "unknown command 'veil audit vrify' (did you mean 'verify'?)" "veil audit" || return 1
+	run "$VEIL" cas attest --mrenclave 12 x && usage_error "--mrenclave needs 64 lower-case hex digits" "veil cas attest" || return 1
+	run "$VEIL" whoami x && usage_error "unexpected argument 'x'" "veil whoami" || return 1
+	run "$VEIL" completion zsh && usage_error "unknown command 'veil completion zsh' (did you mean 'bash'?)" "veil completion" || return 1
+	# nothing but "error: " starts a line of an error
+	run "$VEIL" check "$WORK/nonexistent.yaml" && rejected || return 1
+	! grep -v '^error: ' <<<"$err" | grep -q . || die "a line without the error prefix: $err"
+}
+
+# CAS addresses: the port is a strict decimal from 1 to 65535; ":PORT" is this machine
+t_cas_address_strict() {
+	export VEIL_HOME=$WORK/home
+	local u
+	for u in https://a:80x1 a:0 a:65536 a:+81 "a: 81" a: https://h/path ftp://h; do
+		run "$VEIL" policy list --cas "$u" && rejected || return 1
+		has "error: '$u' is not a CAS address (https://HOST[:PORT], HOST[:PORT] or :PORT; PORT from 1 to 65535)" || return 1
+	done
+	run "$VEIL" policy list --cas :8081 && rejected && has "the CAS at https://127.0.0.1:8081 is not attested yet" || return 1
+	run "$VEIL" policy list --cas localhost && rejected && has "the CAS at https://localhost:8081 is not attested yet" || return 1
+	run "$VEIL" policy list --cas '[::1]:99' && rejected && has "the CAS at https://[::1]:99 is not attested yet"
+}
+
+# --help and --version at every level, on stdout, exit 0
+t_help_and_version_everywhere() {
+	local words version
+	version=$("$VEIL" --version)
+	[[ $version =~ ^veil\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || die "veil --version: $version" || return 1
+	for words in "" check apply policy "policy create" "policy get" "policy update" "policy edit" \
+		"policy delete" "policy list" cas "cas attest" audit "audit verify" whoami completion \
+		"completion bash"; do
+		# shellcheck disable=SC2086
+		run "$VEIL" $words --help && ok && has "Usage: veil${words:+ $words}" || return 1
+		# shellcheck disable=SC2086
+		run "$VEIL" $words --version && ok && [ "$out" = "$version" ] || die "$words --version: $out" || return 1
+	done
+	run "$VEIL" audit verify -h && ok && has "Usage: veil audit verify" || return 1
+	[ ! -e ./--help ] || die "a file named --help"
+}
+
+t_check_json() {
+	seed_copy "$WORK/m"
+	sed -i 's/^environment:/enviroment:/' "$WORK/m/service.yaml"
+	run "$VEIL" check -o json "$SEED/Meshfile" "$WORK/m/service.yaml" && rejected || return 1
+	printf '%s' "$out" >"$WORK/out.json"
+	python3 - "$WORK/out.json" "$SEED/Meshfile" "$WORK/m/service.yaml" <<'EOM' || die "check -o json: $out" || return 1
+import json, sys
+d = json.load(open(sys.argv.pop(1)))
+a, b = d["files"]
+assert a == {"file": sys.argv[1], "kind": "mesh", "ok": True, "errors": []}, a
+assert b["file"] == sys.argv[2] and b["kind"] == "service" and b["ok"] is False, b
+assert any("unknown key 'enviroment'" in e for e in b["errors"]), b
+EOM
+	has "error: $WORK/m/service.yaml:8:1: unknown key 'enviroment'" || return 1
+	run "$VEIL" check -o yaml "$SEED/Meshfile" && ok && has "kind: mesh" && has "ok: true"
+}
+
+# -f repeated, a folder, and - (stdin): every input applied, none dropped
+t_several_inputs() {
+	seed_copy "$WORK/app"
+	cd "$WORK" || return 1
+	# both files in one call: the service is measured before the mesh needs it
+	run "$VEIL" apply -f app/Meshfile -f app/service.yaml --no-push --no-upload && ok || return 1
+	has "service python_hello_user: measured" && has "policy myPythonApp: 1 service" || return 1
+	diff -u "$GOLDEN/myPythonApp.yaml" target/policies/myPythonApp.yaml >&2 || die "policy differs" || return 1
+	# a folder: its service.yaml and Meshfile (print_env.py is no manifest)
+	rm -rf target
+	run "$VEIL" apply -f app --no-push --no-upload --output-dir out2 && ok || return 1
+	has "service python_hello_user: measured" && has "policy myPythonApp: 1 service" || return 1
+	[ -f out2/policies/myPythonApp.yaml ] || die "folder: no policy" || return 1
+	# stdin, for a Meshfile and for a service manifest (copy files relative to .)
+	(cd app && "$VEIL" apply -f - -t ../out3 --no-push <service.yaml) >/dev/null 2>&1 || die "service from stdin" || return 1
+	run "$VEIL" apply -f - -t out3 --no-upload <app/Meshfile && ok && has "policy myPythonApp: 1 service" || return 1
+	cmp out3/policies/myPythonApp.yaml "$GOLDEN/myPythonApp.yaml" || die "stdin: policy differs" || return 1
+	# refusals: stdin twice, an empty folder, a policy file, a missing file
+	run "$VEIL" apply -f - -f - --no-upload </dev/null && rejected && has "'-' (stdin) is given twice" || return 1
+	mkdir -p empty
+	run "$VEIL" apply -f empty && rejected && has "empty: the folder holds no manifest (*.yaml, *.yml or Meshfile)" || return 1
+	run "$VEIL" apply -f out3/policies/myPythonApp.yaml && rejected || return 1
+	has "required key 'apiVersion' is missing" || return 1
+	# a bad input among good ones: nothing is applied
+	rm -rf out4
+	run "$VEIL" apply -f app/service.yaml -f missing.yaml -t out4 --no-push && rejected && has "missing.yaml" || return 1
+	[ ! -e out4 ] || die "an input was applied although another was bad" || return 1
+	# a schema error in a later input: the earlier service is not measured either
+	sed 's/^environment:/enviroment:/' app/service.yaml >bad-service.yaml
+	run "$VEIL" apply -f app/service.yaml -f bad-service.yaml -t out5 --no-push && rejected &&
+		has "bad-service.yaml:8:1: unknown key 'enviroment'" || return 1
+	[ ! -e out5 ] || die "a service was measured although a later input was invalid" || return 1
+	# check: several files, a folder and stdin
+	run "$VEIL" check app - <app/Meshfile && ok || return 1
+	has "app/Meshfile: ok (Meshfile)" && has "app/service.yaml: ok (service manifest)" && has "<stdin>: ok (Meshfile)"
+}
+
+t_apply_json() {
+	cd "$WORK" || return 1
+	run "$VEIL" apply -f "$SEED/service.yaml" -f "$SEED/Meshfile" --no-push --no-upload \
+		--format helm,manifests -o json && ok || return 1
+	printf '%s' "$out" >"$WORK/out.json"
+	python3 - "$WORK/out.json" "$(sha256sum target/policies/myPythonApp.yaml | cut -d' ' -f1)" <<'EOM' || die "apply -o json: $out" || return 1
+import json, sys
+items = json.load(open(sys.argv.pop(1)))["items"]
+s, m = items
+assert s["kind"] == "service" and s["name"] == "python_hello_user" and s["files"] == 1, s
+assert len(s["file_set_root"]) == 64 and s["record"].endswith("measurement.yaml"), s
+assert m["kind"] == "mesh" and m["namespace"] == "myPythonApp" and m["services"] == 1, m
+assert m["policy_hash"] == sys.argv[1] and m["policy_file"] == "target/policies/myPythonApp.yaml", m
+assert m["outputs"] == {"helm": "target/helm", "manifests": "target/manifests"}, m
+assert m["cas"] is None, m
+EOM
+	run "$VEIL" apply -f "$SEED/Meshfile" --no-upload -o yaml && ok && has "namespace: myPythonApp" || return 1
+	run "$VEIL" apply -f "$SEED/Meshfile" -p -o json && [ "$rc" -eq 2 ] && has "-p prints text; it takes no -o"
+}
+
+# The same inputs twice: not one byte of target/ changes (no upload here)
+t_apply_twice_same_bytes() {
+	cd "$WORK" || return 1
+	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null || return 1
+	"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >/dev/null 2>&1 || return 1
+	local a
+	a=$(cd target && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+	"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >/dev/null 2>&1 || return 1
+	[ "$a" = "$(cd target && find . -type f -print0 | sort -z | xargs -0 sha256sum)" ] || die "target/ changed"
+}
+
+# A mesh that cannot name a chart is refused before anything is written
+t_failed_apply_writes_nothing() {
+	seed_copy "$WORK"
+	cd "$WORK" || return 1
+	"$VEIL" apply -f service.yaml --no-push >/dev/null && "$VEIL" apply -f Meshfile --no-upload >/dev/null 2>&1 || return 1
+	local a
+	a=$(cd target && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+	sed -i 's/namespace: myPythonApp/namespace: 9lives/' Meshfile
+	run "$VEIL" apply -f Meshfile --no-upload && rejected && has "namespace '9lives' cannot name a Helm chart" || return 1
+	[ ! -e target/policies/9lives.yaml ] || die "a policy was written" || return 1
+	[ "$a" = "$(cd target && find . -type f -print0 | sort -z | xargs -0 sha256sum)" ] || die "target/ changed"
+}
+
+# veil completion bash: sourced, it completes commands, sub-commands and flags
+t_bash_completion() {
+	run bash -c 'source <("$1" completion bash) && complete -p veil' _ "$VEIL" && ok && [ "$out" = "complete -F _veil veil" ] ||
+		die "complete -p: $out $err" || return 1
+	mkdir -p "$WORK/c" && touch "$WORK/c/Meshfile"
+	# complete WORDS...: what _veil offers for the last word
+	cat >"$WORK/complete.sh" <<'EOM'
+source <("$VEIL" completion bash)
+COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+_veil
+printf '%s
+' "${COMPREPLY[@]}"
+EOM
+	comp() { VEIL=$VEIL bash "$WORK/complete.sh" "$@"; }
+	[ "$(comp veil po)" = policy ] || die "veil po -> $(comp veil po)" || return 1
+	[ "$(comp veil policy g)" = get ] || die "veil policy g -> $(comp veil policy g)" || return 1
+	[ "$(comp veil policy get --c)" = --cas ] || die "veil policy get --c" || return 1
+	[ "$(comp veil apply --fo)" = --format ] || die "veil apply --fo" || return 1
+	[ "$(comp veil apply -f x --format h)" = $'helm\nhelm,manifests' ] || die "--format h: $(comp veil apply -f x --format h)" || return 1
+	[ "$(comp veil check -o j)" = json ] || die "check -o j" || return 1
+	[ "$(comp veil apply -f "$WORK/c/M")" = "$WORK/c/Meshfile" ] || die "-f completes files: $(comp veil apply -f "$WORK/c/M")" || return 1
+	[ "$(comp veil audit verify "$WORK/c/M")" = "$WORK/c/Meshfile" ] || die "audit verify FILE" || return 1
+	[ "$(comp veil completion '')" = bash ] || die "veil completion" || return 1
+	comp veil '' | grep -qx whoami || die "top level lacks whoami" || return 1
+	# every flag veil apply accepts is offered, and only those
+	local f
+	for f in $(comp veil apply -- ''); do :; done
+	for f in --file --output-dir --format --no-upload --cas --help --version -f -t -o -p; do
+		comp veil apply - | grep -qx -- "$f" || die "veil apply - lacks $f" || return 1
+	done
+}
+
 t_seed_check() {
 	run "$VEIL" check "$SEED/service.yaml" "$SEED/Meshfile"
 	ok && has "service.yaml: ok (service manifest)" && has "Meshfile: ok (Meshfile)"
@@ -67,9 +270,9 @@ t_seed_debug_mode() {
 t_deterministic() {
 	mkdir -p "$WORK/a" "$WORK/b"
 	(cd "$WORK/a" && "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
-		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >"$WORK/a.out") || return 1
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >"$WORK/a.out") || return 1
 	(cd "$WORK/b" && "$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
-		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >"$WORK/b.out") || return 1
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >"$WORK/b.out") || return 1
 	diff -r "$WORK/a/target" "$WORK/b/target" >&2 || die "outputs differ" || return 1
 	diff "$WORK/a.out" "$WORK/b.out" >&2 || die "printed hash differs"
 }
@@ -78,7 +281,7 @@ t_deterministic() {
 t_no_secret_values() {
 	cd "$WORK" || return 1
 	"$VEIL" apply -f "$SEED/service.yaml" --no-push >/dev/null &&
-		"$VEIL" apply -f "$SEED/Meshfile" --no-upload -o helm,yaml >/dev/null || return 1
+		"$VEIL" apply -f "$SEED/Meshfile" --no-upload --format helm,manifests >/dev/null 2>&1 || return 1
 	grep -q 'value:' target/policies/myPythonApp.yaml && die "policy holds a secret value"
 	grep -rq 'API_PASSWORD' target/helm target/manifests && die "chart names the protected env"
 	grep -rq 'myself' target/helm target/manifests && die "chart holds a protected env value"
@@ -127,7 +330,7 @@ t_two_service_mesh() {
 		ok || return 1
 	"$VEIL" apply -f "$TWO/frontend/service.yaml" --no-push >/dev/null &&
 		"$VEIL" apply -f "$TWO/backend/service.yaml" --no-push >/dev/null || return 1
-	run "$VEIL" apply -f "$TWO/Meshfile" --no-upload -o helm,yaml && ok || return 1
+	run "$VEIL" apply -f "$TWO/Meshfile" --no-upload --format helm,manifests && ok || return 1
 	diff -u "$GOLDEN/demoMesh.yaml" target/policies/demoMesh.yaml >&2 ||
 		die "two-service policy differs from golden" || return 1
 	# the shared global secret is defined once
@@ -526,7 +729,7 @@ EOM
 	sed -i 's/^    - name: SCONE_LOG/    - name: TOKEN\n      value: "$$SCONE::token:hex$$"\n    - name: SCONE_LOG/' service.yaml
 	printf '  - name: pythonapp2\n    image: registry.scontain.com:5050/cicd/python_hello_user:latest\n' >>Meshfile
 	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
-	run "$VEIL" apply -f Meshfile --no-upload -o yaml && ok || return 1
+	run "$VEIL" apply -f Meshfile --no-upload --format manifests && ok || return 1
 	[ "$(grep -c 'name: token' target/policies/myPythonApp.yaml)" -eq 1 ] || die "local secret not shared by one manifest" || return 1
 	[ -f target/manifests/pythonapp2-deployment.yaml ] || die "second deployment missing"
 }
@@ -536,10 +739,10 @@ t_removed_service_leaves_no_stale_chart() {
 	cd "$WORK" || return 1
 	printf '  - name: extra\n    image: registry.scontain.com:5050/cicd/python_hello_user:latest\n' >>Meshfile
 	"$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
-	"$VEIL" apply -f Meshfile --no-upload -o helm,yaml >/dev/null 2>&1 || return 1
+	"$VEIL" apply -f Meshfile --no-upload --format helm,manifests >/dev/null 2>&1 || return 1
 	[ -f target/helm/templates/extra-deployment.yaml ] || die "extra not written" || return 1
 	sed -i '/name: extra/,+1d' Meshfile
-	"$VEIL" apply -f Meshfile --no-upload -o helm,yaml >/dev/null 2>&1 || return 1
+	"$VEIL" apply -f Meshfile --no-upload --format helm,manifests >/dev/null 2>&1 || return 1
 	[ ! -e target/helm/templates/extra-deployment.yaml ] && [ ! -e target/manifests/extra-deployment.yaml ] ||
 		die "stale files of a removed service" || return 1
 	[ -z "$(ls -A target | grep '^\.')" ] || die "temporary folders left behind"

@@ -113,7 +113,7 @@ mkdir -p "$M1"
 if run "hello: veil apply -f service.yaml" \
 	in_dir "$M1" env VEIL_RUNTIME=/bin/true "$VEIL" apply -f "$EXAMPLE/service.yaml" --no-push &&
 	run "hello: veil apply -f Meshfile" \
-		in_dir "$M1" "$VEIL" apply -f "$EXAMPLE/Meshfile" --no-upload -o helm,yaml; then
+		in_dir "$M1" "$VEIL" apply -f "$EXAMPLE/Meshfile" --no-upload --format helm,manifests; then
 	check_mesh hello "$M1"
 fi
 
@@ -221,7 +221,7 @@ if run "shop: veil apply -f frontend/service.yaml" \
 	run "shop: veil apply -f worker/service.yaml" \
 		in_dir "$M2" env VEIL_RUNTIME=/bin/true "$VEIL" apply -f worker/service.yaml --no-push &&
 	run "shop: veil apply -f Meshfile" \
-		in_dir "$M2" "$VEIL" apply -f Meshfile --no-upload -o helm,yaml; then
+		in_dir "$M2" "$VEIL" apply -f Meshfile --no-upload --format helm,manifests; then
 	check_mesh shop "$M2"
 	# What this mesh must have produced, beyond being valid.
 	T=$M2/target
