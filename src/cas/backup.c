@@ -337,11 +337,12 @@ static int replay_log(const char *log, size_t size, struct ns_map *m, size_t *cu
 		line_no++;
 		json_error_t err;
 		json_t *j = json_loadb(log + off, len, 0, &err);
-		const char *event = NULL, *ns = NULL, *detail = NULL, *hash = NULL;
+		const char *event = NULL, *hash = NULL;
+		json_t *ns_j = NULL, *detail_j = NULL; /* a string or null */
 		int status = 0;
 		if (!j ||
-		    json_unpack(j, "{s:s, s?:s, s:i, s?:s, s:s}", "event", &event, "namespace", &ns,
-				"status", &status, "detail", &detail, "hash", &hash)) {
+		    json_unpack(j, "{s:s, s:o, s:i, s:o, s:s}", "event", &event, "namespace", &ns_j,
+				"status", &status, "detail", &detail_j, "hash", &hash)) {
 			veil_diag(d,
 				  "audit.log:%zu: not an audit entry (veil audit verify says more)",
 				  line_no);
@@ -351,6 +352,7 @@ static int replay_log(const char *log, size_t size, struct ns_map *m, size_t *cu
 		bool set = (!strcmp(event, "create") && status == 201) ||
 			   (!strcmp(event, "update") && status == 200);
 		bool del = !strcmp(event, "delete") && status == 200;
+		const char *ns = json_string_value(ns_j), *detail = json_string_value(detail_j);
 		if ((set || del) && ns) {
 			struct ns_entry *e = ns_get(m, ns);
 			if (!e) {

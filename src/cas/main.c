@@ -60,6 +60,8 @@ struct listen_addr {
 	char host[256]; /* as given, without brackets; "" for :PORT */
 };
 
+/* VEIL_EINVAL: not an address (a usage error); VEIL_ENOENT: a name that does
+ * not resolve */
 static int listen_parse(const char *arg, struct listen_addr *out, struct veil_diags *d)
 {
 	const char *colon = strrchr(arg, ':');
@@ -100,7 +102,7 @@ static int listen_parse(const char *arg, struct listen_addr *out, struct veil_di
 	if (e) {
 		veil_diag(d, "--listen '%s': cannot resolve %s: %s", arg, out->host,
 			  gai_strerror(e));
-		return VEIL_EINVAL;
+		return VEIL_ENOENT; /* not a usage error: the name may resolve later */
 	}
 	/* the first address (IPv4 first for "localhost" under glibc's defaults) */
 	memcpy(&out->sa, ai->ai_addr, ai->ai_addrlen);
@@ -470,6 +472,10 @@ int main(int argc, char **argv)
 		veil_diag(&d, "--san applies to the certificate --init makes; give it with --init");
 		goto usage_error;
 	}
+	struct listen_addr la;
+	int lrc = key_hash_only ? 0 : listen_parse(listen_arg, &la, &d);
+	if (lrc == VEIL_EINVAL)
+		goto usage_error;
 	if (key_hash_only) {
 		int r = print_key_hash(data, &d);
 		veil_diags_print(&d, stderr);
@@ -477,7 +483,6 @@ int main(int argc, char **argv)
 		return r ? 1 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	struct listen_addr la;
 	cas.data_dir = data;
 	cas.body_max = (size_t)body_max;
 	cas.trusted_platforms = trusted;
@@ -489,7 +494,7 @@ int main(int argc, char **argv)
 	int rc =
 	    threads && keyfile && tlsdir && auditlog ? check_data_dir(data, init, &d) : VEIL_ENOMEM;
 	if (!rc)
-		rc = listen_parse(listen_arg, &la, &d);
+		rc = lrc;
 	/* the address first: a CAS already serving it stops this one before
 	 * anything is created or opened */
 	int first_fd = rc ? -1 : listen_socket(listen_arg, &la, true, &d);
