@@ -91,7 +91,9 @@ static void usage(FILE *f)
 	       "  VEIL_FILES_DIR                     the protected folder (default: the\n"
 	       "                                     policy's pwd must be this folder; /python\n"
 	       "                                     if unset)\n"
-	       "  SCONE_LOG       / VEIL_LOG         'debug' or 'info' for progress messages\n");
+	       "  SCONE_LOG       / VEIL_LOG         'debug' or 'info' for progress messages\n\n"
+	       "  -h, --help   this help\n"
+	       "  --version    print the version\n");
 }
 
 static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SIZE], char **out)
@@ -297,7 +299,9 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && !strcmp(argv[1], "--version"))
 		return veil_print_version("veil-run");
-	if (argc > 1 && argv[1][0] == '-')
+	/* "--x" reads as a mistyped flag; anything else ("-c", "app.py") as a
+	 * host trying to pass a command line, which only the policy gives */
+	if (argc > 1 && !strncmp(argv[1], "--", 2))
 		return veil_usage_error("veil-run", "unknown flag %s", argv[1]);
 	if (argc > 1)
 		return veil_usage_error("veil-run",
