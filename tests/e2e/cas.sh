@@ -546,6 +546,29 @@ t_curl_verifies_cas_certificate() {
 	grep -q "IP Address:127.0.0.1" "$WORK/san" && grep -q "DNS:localhost" "$WORK/san" || die "SAN: $(cat "$WORK/san")"
 }
 
+# --listen :PORT serves every interface; --san adds a name to the certificate
+# made at --init, so curl verifies the CAS under that name
+t_listen_all_interfaces_and_san() {
+	local p=$((PORT + 4)) pid code
+	"$CAS" --init --data "$WORK/sandata" --listen ":$p" --san cas.example.test --san 10.1.2.3 --threads 1 \
+		>"$WORK/san.out" 2>"$WORK/san.err" &
+	pid=$!
+	for _ in $(seq 100); do grep -q listening "$WORK/san.out" && break; sleep 0.05; done
+	code=$(curl -s --cacert "$WORK/sandata/tls/cert.pem" -o /dev/null -w '%{http_code}' \
+		--resolve "cas.example.test:$p:127.0.0.1" "https://cas.example.test:$p/healthz")
+	local v6=200
+	if [ -e /proc/net/if_inet6 ]; then
+		v6=$(curl -sk -o /dev/null -w '%{http_code}' "https://[::1]:$p/healthz")
+	fi
+	kill -TERM "$pid"; wait "$pid"
+	[ "$code" = 200 ] || die "curl --cacert via the --san name on :$p: $code $(cat "$WORK/san.err")" || return 1
+	[ "$v6" = 200 ] || die ":$p does not serve [::1]: $v6" || return 1
+	openssl x509 -in "$WORK/sandata/tls/cert.pem" -noout -ext subjectAltName >"$WORK/san.txt" || return 1
+	grep -q "DNS:cas.example.test" "$WORK/san.txt" && grep -q "IP Address:10.1.2.3" "$WORK/san.txt" &&
+		grep -q "IP Address:127.0.0.1" "$WORK/san.txt" && grep -q "DNS:localhost" "$WORK/san.txt" ||
+		die "SAN: $(cat "$WORK/san.txt")"
+}
+
 t_health_ready_methods() {
 	# HEAD: status and headers, no body
 	curl -s --cacert "$WORK/data/tls/cert.pem" -I "$URL/healthz" >"$WORK/head" || return 1
@@ -652,6 +675,22 @@ t_request_log_has_no_secret() {
 	! grep -q "$canary" "$WORK/request.log" "$WORK/cas.err" "$WORK/cas.out" || die "the canary is in the log"
 }
 
+# starts the CAS restored in $1 on another port and lists A's policies there
+# into $out (A's identity in another home: attesting makes that CAS the home's
+# default)
+serve_restored() {
+	local port2=$((PORT + 1)) p2
+	"$CAS" --data "$1" --listen "127.0.0.1:$port2" --threads 1 >"$WORK/r.out" 2>"$WORK/r.err" &
+	p2=$!
+	for _ in $(seq 100); do grep -q listening "$WORK/r.out" && break; sleep 0.05; done
+	rm -rf "$WORK/home-r" && cp -a "$WORK/home-a" "$WORK/home-r"
+	VEIL_HOME=$WORK/home-r "$VEIL" cas attest "https://127.0.0.1:$port2" $TESTING >/dev/null 2>&1
+	run env VEIL_HOME="$WORK/home-r" "$VEIL" policy list --cas "https://127.0.0.1:$port2"
+	kill -TERM "$p2"
+	wait "$p2" || die "the restored CAS exited $?: $(cat "$WORK/r.err")" || return 1
+	ok
+}
+
 # backup of a CAS taking writes, restore into a new folder, same hashes
 t_backup_restore_round_trip() {
 	local writer i
@@ -674,6 +713,11 @@ t_backup_restore_round_trip() {
 	sqlite3 -separator ' ' "$WORK/bk1/cas.db" 'SELECT namespace, hash FROM policies' | sort >"$WORK/bk1.rows"
 	diff "$WORK/bk1.replay" "$WORK/bk1.rows" >&2 || die "backup store and audit log disagree" || return 1
 	grep -q '^bk' "$WORK/bk1.rows" || die "the backup holds none of the concurrent writes" || return 1
+	# the backup taken under writes, restored, serves exactly its rows
+	run "$CAS" restore "$WORK/bk1" --data "$WORK/restored1" && ok || return 1
+	sqlite3 -separator ' ' "$WORK/bk1/cas.db" "SELECT namespace, hash FROM policies WHERE owner = '$(key_of a)' ORDER BY namespace" >"$WORK/bk1.a"
+	serve_restored "$WORK/restored1" || return 1
+	[ "$out" = "$(cat "$WORK/bk1.a")" ] || die "restored bk1 serves: $(diff "$WORK/bk1.a" <(echo "$out"))" || return 1
 	# a quiet backup equals the live CAS
 	run "$CAS" backup --data "$WORK/data" "$WORK/bk2" && ok || return 1
 	run "$CAS" backup --data "$WORK/data" "$WORK/bk2" && rejected && has "exists and is not an empty folder" || return 1
@@ -685,16 +729,7 @@ t_backup_restore_round_trip() {
 	[ "$("$CAS" --print-key-hash --data "$WORK/restored")" = "$("$CAS" --print-key-hash --data "$WORK/data")" ] || die "key hash differs" || return 1
 	local live
 	live=$(A policy list)
-	local port2=$((PORT + 1)) p2
-	"$CAS" --data "$WORK/restored" --listen "127.0.0.1:$port2" --threads 1 >"$WORK/r.out" 2>"$WORK/r.err" &
-	p2=$!
-	for _ in $(seq 100); do grep -q listening "$WORK/r.out" && break; sleep 0.05; done
-	# A's identity in another home: attesting makes that CAS the home's default
-	rm -rf "$WORK/home-r" && cp -a "$WORK/home-a" "$WORK/home-r"
-	VEIL_HOME=$WORK/home-r "$VEIL" cas attest "https://127.0.0.1:$port2" $TESTING >/dev/null 2>&1
-	run env VEIL_HOME="$WORK/home-r" "$VEIL" policy list --cas "https://127.0.0.1:$port2"
-	kill -TERM "$p2"; wait "$p2"
-	ok || return 1
+	serve_restored "$WORK/restored" || return 1
 	[ "$out" = "$live" ] || die "restored CAS serves other hashes: $(diff <(echo "$live") <(echo "$out"))" || return 1
 	# a tampered backup is refused: a record the master key does not open
 	cp -a "$WORK/bk2" "$WORK/bk3"
@@ -733,7 +768,7 @@ run_in_order cas t_start t_help t_health_and_metrics t_attest_refused_without_to
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
 	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_import_needs_consent t_child_namespaces \
 	t_metrics_count_requests t_version_and_usage_errors t_print_key_hash t_second_cas_refused t_second_las_refused \
-	t_curl_verifies_cas_certificate t_health_ready_methods t_refusal_names_identity t_build_info_metric \
+	t_curl_verifies_cas_certificate t_listen_all_interfaces_and_san t_health_ready_methods t_refusal_names_identity t_build_info_metric \
 	t_5xx_logged_and_counted t_request_log t_request_log_json t_request_log_has_no_secret \
 	t_backup_restore_round_trip t_schema_version t_data_folder_tightened \
 	t_audit_log_verifies t_sigterm_clean_stop t_crash_safety t_lost_master_key_refuses_to_start t_pin_detects_new_key
