@@ -20,6 +20,7 @@
  * change the store lacks. An entry still being written is waited for (up to
  * BACKUP_WAIT_MS). The copied log is a prefix of a chained log, so it
  * verifies (veil audit verify) on its own. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -191,24 +192,27 @@ static int copy_parts(const char *from, const char *to, struct veil_diags *d)
 	return rc;
 }
 
-/* A folder that may receive a CAS or a backup: absent, or empty. */
-static int fresh_folder(const char *path, bool *exists, struct veil_diags *d)
+/* A folder that may receive a CAS or a backup: absent, or an empty folder
+ * (rename(2) replaces an empty folder in one step, so it is left alone until
+ * the copy is complete). */
+static int fresh_folder(const char *path, struct veil_diags *d)
 {
-	struct stat st;
-	*exists = false;
-	if (stat(path, &st)) {
+	DIR *dir = opendir(path);
+	if (!dir) {
 		if (errno == ENOENT)
 			return 0;
-		veil_diag(d, "%s: %s", path, strerror(errno));
-		return VEIL_EIO;
+		veil_diag(d, "%s exists and is not an empty folder: give a new one", path);
+		return VEIL_EINVAL;
 	}
-	*exists = true;
-	if (rmdir(path) == 0) { /* empty: replaced by the finished copy */
-		*exists = false;
-		return 0;
+	size_t entries = 0;
+	for (struct dirent *e; (e = readdir(dir));)
+		entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(dir);
+	if (entries) {
+		veil_diag(d, "%s exists and is not an empty folder: give a new one", path);
+		return VEIL_EINVAL;
 	}
-	veil_diag(d, "%s exists and is not an empty folder: give a new one", path);
-	return VEIL_EINVAL;
+	return 0;
 }
 
 /* The copy is made in DEST.partial and renamed into place when complete: a
@@ -229,13 +233,16 @@ static char *partial_name(const char *dest)
 static int finish(const char *partial, const char *dest, struct veil_diags *d)
 {
 	char *parent = veil_dirname(dest);
-	int rc = parent ? 0 : VEIL_ENOMEM;
-	if (!rc && (rc = veil_sync_fs(partial, d)) == 0 && rename(partial, dest)) {
+	int rc = parent ? veil_sync_fs(partial, d) : VEIL_ENOMEM;
+	if (rc)
+		goto out;
+	if (rename(partial, dest)) {
 		veil_diag(d, "cannot rename %s to %s: %s", partial, dest, strerror(errno));
 		rc = VEIL_EIO;
+		goto out;
 	}
-	if (!rc)
-		rc = veil_sync_fs(parent, d);
+	rc = veil_sync_fs(parent, d);
+out:
 	free(parent);
 	return rc;
 }
@@ -485,13 +492,13 @@ int cas_backup_main(int argc, char **argv)
 	struct veil_diags d;
 	struct ns_map m = {0};
 	long long policies = 0;
-	bool exists, made = false;
+	bool made = false;
 	veil_diags_init(&d);
 	char *partial = partial_name(dest);
 	char *db = partial ? veil_path_join(partial, "cas.db") : NULL;
 	int rc = db ? check_data_dir(data, false, &d) : VEIL_ENOMEM;
 	if (!rc)
-		rc = fresh_folder(dest, &exists, &d);
+		rc = fresh_folder(dest, &d);
 	if (!rc && mkdir(partial, 0700)) {
 		veil_diag(&d, "%s: %s%s", partial, strerror(errno),
 			  errno == EEXIST ? " (left by an interrupted backup: remove it)" : "");
@@ -588,7 +595,7 @@ int cas_restore_main(int argc, char **argv)
 	char *to_log = partial ? veil_path_join(partial, "audit.log") : NULL;
 	size_t size = 0, entries = 0, bad = 0;
 	long long policies = 0;
-	bool exists, made = false;
+	bool made = false;
 	int rc = manifest && from_db && from_log && to_db && to_log ? 0 : VEIL_ENOMEM;
 	if (!rc && (veil_read_file(manifest, 4096, &text, &size, NULL) ||
 		    strncmp(text, BACKUP_MAGIC, strlen(BACKUP_MAGIC)))) {
@@ -601,7 +608,7 @@ int cas_restore_main(int argc, char **argv)
 		rc = VEIL_EINVAL;
 	}
 	if (!rc)
-		rc = fresh_folder(data, &exists, &d);
+		rc = fresh_folder(data, &d);
 	if (!rc && mkdir(partial, 0700)) {
 		veil_diag(&d, "%s: %s", partial, strerror(errno));
 		rc = VEIL_EIO;

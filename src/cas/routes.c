@@ -429,7 +429,7 @@ static int load_checked(struct ctx *c, const char *ns, int for_update, struct ve
 	}
 	int rc = c->t->store->ops->get(c->t->store, ns, r);
 	if (rc == VEIL_ENOENT) {
-		c->status = 404;
+		snprintf(c->error, sizeof(c->error), "no such namespace");
 		reply_json(c, 404, json_pack("{s:s}", "error", "no such namespace"));
 		return -1;
 	}

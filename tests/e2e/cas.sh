@@ -718,8 +718,10 @@ t_backup_restore_round_trip() {
 	sqlite3 -separator ' ' "$WORK/bk1/cas.db" "SELECT namespace, hash FROM policies WHERE owner = '$(key_of a)' ORDER BY namespace" >"$WORK/bk1.a"
 	serve_restored "$WORK/restored1" || return 1
 	[ "$out" = "$(cat "$WORK/bk1.a")" ] || die "restored bk1 serves: $(diff "$WORK/bk1.a" <(echo "$out"))" || return 1
-	# a quiet backup equals the live CAS
+	# a quiet backup equals the live CAS (into an empty folder made beforehand)
+	mkdir -m 755 "$WORK/bk2"
 	run "$CAS" backup --data "$WORK/data" "$WORK/bk2" && ok || return 1
+	[ "$(stat -c %a "$WORK/bk2")" = 700 ] || die "backup into an empty folder: not 0700" || return 1
 	run "$CAS" backup --data "$WORK/data" "$WORK/bk2" && rejected && has "exists and is not an empty folder" || return 1
 	mkdir -p "$WORK/full" && touch "$WORK/full/x"
 	run "$CAS" restore "$WORK/bk2" --data "$WORK/full" && rejected && has "exists and is not an empty folder" || return 1
