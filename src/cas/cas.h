@@ -111,7 +111,7 @@ void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
 int cas_backup_main(int argc, char **argv);
 int cas_restore_main(int argc, char **argv);
 /* main.c: DIR holds a CAS (or, with init, none yet); the reason in d */
-int check_data_dir(const char *data, bool init, struct veil_diags *d);
+int cas_check_data_dir(const char *data, bool init, struct veil_diags *d);
 void cas_cache_free(struct cas_thread *t);
 const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);

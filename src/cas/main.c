@@ -241,7 +241,7 @@ static int make_identity(struct cas *cas, struct veil_diags *d)
 /* A CAS is its master key plus what it wraps. A new one is made only on
  * request: silently making a fresh key beside policies sealed under a lost one
  * left a CAS that reported healthy and answered 500 to every read. */
-int check_data_dir(const char *data, bool init, struct veil_diags *d)
+int cas_check_data_dir(const char *data, bool init, struct veil_diags *d)
 {
 	static const char *const parts[] = {"master.key", "cas.db", "audit.log", "tls"};
 	bool present[VEIL_ARRAY_LEN(parts)], any = false;
@@ -307,7 +307,7 @@ static int print_key_hash(const char *data, struct veil_diags *d)
 	char hash[VEIL_KEY_HASH_HEX];
 	X509 *cert = NULL;
 	FILE *f = NULL;
-	int rc = cert_path ? check_data_dir(data, false, d) : VEIL_ENOMEM;
+	int rc = cert_path ? cas_check_data_dir(data, false, d) : VEIL_ENOMEM;
 	if (rc)
 		goto out;
 	if (!(f = fopen(cert_path, "re")) || !(cert = PEM_read_X509(f, NULL, NULL, NULL))) {
@@ -491,8 +491,8 @@ int main(int argc, char **argv)
 	char *keyfile = veil_path_join(data, "master.key");
 	char *tlsdir = veil_path_join(data, "tls");
 	char *auditlog = veil_path_join(data, "audit.log");
-	int rc =
-	    threads && keyfile && tlsdir && auditlog ? check_data_dir(data, init, &d) : VEIL_ENOMEM;
+	int rc = threads && keyfile && tlsdir && auditlog ? cas_check_data_dir(data, init, &d)
+							  : VEIL_ENOMEM;
 	if (!rc)
 		rc = lrc;
 	/* the address first: a CAS already serving it stops this one before
