@@ -528,10 +528,12 @@ t_second_las_refused() {
 	"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/las3.out" 2>&1 &
 	p3=$!
 	for _ in $(seq 100); do grep -q "key hash" "$WORK/las3.out" && break; sleep 0.05; done
-	kill -TERM "$p2"; wait "$p2"
+	kill -TERM "$p2"
+	wait "$p2" || die "veil-las exited $? on SIGTERM" || { kill "$p3"; return 1; }
 	[ -S "$sock" ] || die "veil-las removed a socket that was not its own" || { kill "$p3"; return 1; }
 	[ "$(las_reply "$sock")" != "" ] || die "the third veil-las does not answer" || { kill "$p3"; return 1; }
-	kill -TERM "$p3"; wait "$p3"
+	kill -TERM "$p3"
+	wait "$p3" || die "veil-las exited $? on SIGTERM" || return 1
 	[ ! -e "$sock" ] || die "veil-las left its own socket behind"
 }
 
@@ -560,7 +562,8 @@ t_listen_all_interfaces_and_san() {
 	if [ -e /proc/net/if_inet6 ]; then
 		v6=$(curl -sk -o /dev/null -w '%{http_code}' "https://[::1]:$p/healthz")
 	fi
-	kill -TERM "$pid"; wait "$pid"
+	kill -TERM "$pid"
+	wait "$pid" || die "veil-cas exited $? on SIGTERM: $(cat "$WORK/san.err")" || return 1
 	[ "$code" = 200 ] || die "curl --cacert via the --san name on :$p: $code $(cat "$WORK/san.err")" || return 1
 	[ "$v6" = 200 ] || die ":$p does not serve [::1]: $v6" || return 1
 	openssl x509 -in "$WORK/sandata/tls/cert.pem" -noout -ext subjectAltName >"$WORK/san.txt" || return 1
@@ -761,7 +764,8 @@ t_data_folder_tightened() {
 	"$CAS" --data "$WORK/restored" --listen "127.0.0.1:$((PORT + 3))" --threads 1 >"$WORK/t.out" 2>"$WORK/t.err" &
 	local p=$!
 	for _ in $(seq 100); do grep -q listening "$WORK/t.out" && break; sleep 0.05; done
-	kill -TERM "$p"; wait "$p"
+	kill -TERM "$p"
+	wait "$p" || die "veil-cas exited $? on SIGTERM: $(cat "$WORK/t.err")" || return 1
 	grep -qx "warning: $WORK/restored was mode 0755 (group or others had access); it is now 0700" "$WORK/t.err" || die "no warning: $(cat "$WORK/t.err")" || return 1
 	[ "$(stat -c %a "$WORK/restored")" = 700 ] || die "still $(stat -c %a "$WORK/restored")"
 }
