@@ -259,7 +259,7 @@ t_canary_never_stored_in_clear() {
 	A policy create "$WORK/canary.yaml" >/dev/null || return 1
 	A policy get canary >/dev/null || return 1
 	sync
-	if grep -rqa -e "$canary" -e "$envc" "$WORK/data" "$WORK/cas.out" "$WORK/cas.err"; then
+	if grep -rqa -e "$canary" -e "$envc" "$WORK/data" "$WORK/cas.out" "$WORK/cas.err" "$WORK/request.log"; then
 		die "canary found in the data folder or logs"; grep -rla -e "$canary" -e "$envc" "$WORK/data" >&2; return 1
 	fi
 	# a non-owner with read access sees the policy, never generated values:
