@@ -18,7 +18,9 @@
  * is exactly the snapshot's set of (namespace, hash): every change in the
  * copied store has its entry in the copied log, and the copied log holds no
  * change the store lacks. An entry still being written is waited for (up to
- * BACKUP_WAIT_MS). The copied log is a prefix of a chained log, so it
+ * BACKUP_WAIT_MS in all); when the log never matches the snapshot (two
+ * threads' commits logged in the other order) another snapshot is taken, up
+ * to BACKUP_SNAPSHOTS times. The copied log is a prefix of a chained log, so it
  * verifies (veil audit verify) on its own. */
 #include <dirent.h>
 #include <errno.h>
@@ -40,7 +42,8 @@
 #include "veil/secrets.h"
 
 #define BACKUP_MAGIC "veil-cas backup 1\n"
-#define BACKUP_WAIT_MS 5000
+#define BACKUP_WAIT_MS 5000 /* for the log to catch up, over all snapshots */
+#define BACKUP_SNAPSHOTS 5
 #define AUDIT_LOG_MAX ((size_t)1 << 30) /* bytes read into memory by a backup */
 #define COPY_CHUNK 65536
 
@@ -396,13 +399,8 @@ static int write_audit_prefix(const char *data, const char *partial, long long p
 			break;
 		if (cut != SIZE_MAX)
 			break;
-		if (waited >= BACKUP_WAIT_MS) {
-			veil_diag(d,
-				  "%s does not describe the store's state (a change without its "
-				  "audit entry, e.g. after a crash between the two): no consistent "
-				  "backup; check it with 'veil audit verify'",
-				  from);
-			rc = VEIL_EINVAL;
+		if (waited >= BACKUP_WAIT_MS / BACKUP_SNAPSHOTS) {
+			rc = VEIL_ENOENT; /* the caller takes another snapshot */
 			break;
 		}
 		usleep(50000); /* an acknowledged change's entry is on its way */
@@ -505,12 +503,29 @@ int cas_backup_main(int argc, char **argv)
 		rc = VEIL_EIO;
 	}
 	made = !rc;
-	if (!rc)
-		rc = snapshot_store(data, db, &d);
-	if (!rc)
-		rc = load_snapshot(db, &m, &policies, &d);
-	if (!rc)
+	/* Two changes committed in one order can reach the log in the other
+	 * (threads): a snapshot between the two commits then matches no prefix
+	 * of the log. Another snapshot a moment later does. */
+	for (int attempt = 1; !rc; attempt++) {
+		ns_map_free(&m);
+		if ((rc = snapshot_store(data, db, &d)) ||
+		    (rc = load_snapshot(db, &m, &policies, &d)))
+			break;
 		rc = write_audit_prefix(data, partial, policies, &m, &d);
+		if (rc != VEIL_ENOENT)
+			break;
+		if (attempt == BACKUP_SNAPSHOTS) {
+			veil_diag(
+			    &d,
+			    "%s/audit.log does not describe the store's state (a change "
+			    "without its audit entry, e.g. after a crash between the two): no "
+			    "consistent backup; check it with 'veil audit verify'",
+			    data);
+			rc = VEIL_EINVAL;
+			break;
+		}
+		rc = 0;
+	}
 	if (!rc)
 		rc = copy_parts(data, partial, &d);
 	if (!rc)

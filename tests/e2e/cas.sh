@@ -696,17 +696,24 @@ serve_restored() {
 
 # backup of a CAS taking writes, restore into a new folder, same hashes
 t_backup_restore_round_trip() {
-	local writer i
+	local writer writer2 i
+	# two clients write at once (their commits can reach the log in either order)
 	(
 		for i in $(seq 1 60); do
 			A policy create "$(policy bk$i CREATOR CREATOR)" >/dev/null 2>&1
 		done
 	) &
 	writer=$!
+	(
+		for i in $(seq 1 60); do
+			B policy create "$(policy bkb$i CREATOR CREATOR)" >/dev/null 2>&1
+		done
+	) &
+	writer2=$!
 	sleep 1
-	run "$CAS" backup --data "$WORK/data" "$WORK/bk1" && ok || { wait $writer; return 1; }
-	has "warning: $WORK/bk1 holds the CAS's master key" || { wait $writer; return 1; }
-	wait $writer
+	run "$CAS" backup --data "$WORK/data" "$WORK/bk1" && ok || { wait $writer $writer2; return 1; }
+	has "warning: $WORK/bk1 holds the CAS's master key" || { wait $writer $writer2; return 1; }
+	wait $writer $writer2
 	[ "$(stat -c %a "$WORK/bk1")" = 700 ] || die "backup folder not 0700" || return 1
 	head -1 "$WORK/bk1/BACKUP" | grep -qx "veil-cas backup 1" || return 1
 	# consistent: the copied log's changes replayed give exactly the copied store
@@ -741,7 +748,13 @@ t_backup_restore_round_trip() {
 	sqlite3 "$WORK/bk3/cas.db" "UPDATE policies SET blob = x'00' WHERE namespace = 'nskey'" || return 1
 	run "$CAS" restore "$WORK/bk3" --data "$WORK/r3" && rejected && has "namespace nskey does not open with the backup's master.key" || return 1
 	[ ! -e "$WORK/r3" ] || die "a refused restore left the folder" || return 1
-	return 0
+	# a change in the store without its audit entry (a crash between the two):
+	# no consistent backup exists, and none is made
+	cp -a "$WORK/restored" "$WORK/unaudited"
+	sqlite3 "$WORK/unaudited/cas.db" "INSERT INTO policies VALUES ('ghost', 'h', 'o', x'00', x'00')" || return 1
+	run "$CAS" backup --data "$WORK/unaudited" "$WORK/bk4" && rejected || return 1
+	has "error: $WORK/unaudited/audit.log does not describe the store's state" || return 1
+	[ ! -e "$WORK/bk4" ] || die "an inconsistent backup was made" || return 1
 }
 
 # PRAGMA user_version: 1 today; a newer store is refused with the reason
