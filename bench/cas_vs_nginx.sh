@@ -61,8 +61,10 @@ start_cas() { # threads (the same data folder each time)
 	: >"$work/cas.log"
 	local init=
 	[ -e "$work/data/master.key" ] || init=--init
+	# --log-level warn: no line per successful request, as nginx's access_log off
 	"$build/veil-cas" --data "$work/data" $init --listen "127.0.0.1:$port" --threads "$1" \
-		--trust-platform "$(awk '/platform key hash/{print $5}' "$work/las.log")" >"$work/cas.log" 2>&1 &
+		--log-level "${CAS_LOG_LEVEL:-warn}" \
+		--trust-platform "$("$build/veil-las" --print-key-hash --data "$work/las")" >"$work/cas.log" 2>&1 &
 	cas_pid=$!
 	for _ in $(seq 100); do grep -q listening "$work/cas.log" && break; sleep 0.05; done
 }

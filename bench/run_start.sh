@@ -25,10 +25,10 @@ export VEIL_HOME=$work/home
 pids+=($!)
 for _ in $(seq 100); do grep -q "key hash" "$work/las.out" 2>/dev/null && break; sleep 0.05; done
 "$build/veil-cas" --init --data "$work/cas" --listen "127.0.0.1:$port" --threads 2 \
-	--trust-platform "$(awk '/key hash/{print $5}' "$work/las.out")" >"$work/cas.out" 2>/dev/null &
+	--trust-platform "$("$build/veil-las" --print-key-hash --data "$work/las")" >"$work/cas.out" 2>/dev/null &
 pids+=($!)
 for _ in $(seq 100); do grep -q "key hash" "$work/cas.out" 2>/dev/null && break; sleep 0.05; done
-cas_key=$(awk '/key hash/{print $4}' "$work/cas.out")
+cas_key=$("$build/veil-cas" --print-key-hash --data "$work/cas")
 mkdir -p "$work/files" && cp "$root/examples/python-hello-user/print_env.py" "$work/files/"
 (cd "$work" && VEIL_RUNTIME=$build/veil-run "$build/veil" apply -f "$root/examples/python-hello-user/service.yaml" --no-push >/dev/null &&
 	"$build/veil" apply -f "$root/examples/python-hello-user/Meshfile" --mode debug --cas "https://127.0.0.1:$port" >/dev/null)

@@ -20,7 +20,7 @@ made_python=
 "$bin/veil-las" --socket "$out/las.sock" --data "$out/las-data" >"$out/las.log" 2>&1 &
 las_pid=$!
 for _ in $(seq 100); do grep -q "key hash" "$out/las.log" && break; sleep 0.05; done
-platform=$(awk '/platform key hash/{print $5}' "$out/las.log")
+platform=$("$bin/veil-las" --print-key-hash --data "$out/las-data")
 "$bin/veil-cas" --init --data "$out/cas-data" --listen "127.0.0.1:$port" --trust-platform "$platform" \
 	>"$out/cas.log" 2>&1 &
 cas_pid=$!
@@ -42,7 +42,7 @@ step ls -R target/helm
 # a pod gets: config id, CAS address and key, LAS socket.
 mkdir -p "$out/files" && cp "$ex/print_env.py" "$out/files/"
 if [ ! -d /python ]; then mkdir /python && made_python=1; fi
-cas_key=$(awk '/key hash/{print $4}' "$out/cas.log")
+cas_key=$("$bin/veil-cas" --print-key-hash --data "$out/cas-data")
 step unshare -m --propagation private bash -c 'mount --bind "$1" /python && shift && exec env -i "$@"' \
 	_ "$out/files" SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$port \
 	SCONE_LAS_ADDR="$out/las.sock" VEIL_CAS_KEY="$cas_key" API_PASSWORD=from-the-host \

@@ -53,6 +53,12 @@ struct veil_store {
 /* SQLite in dir/cas.db: WAL, synchronous=FULL (an acknowledged write survives
  * a crash or power loss). */
 int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d);
+/* cas.db's schema version (PRAGMA user_version) this code writes. */
+#define VEIL_STORE_SCHEMA_VERSION 1
+/* Brings db (a sqlite3 *, named path in messages) to VEIL_STORE_SCHEMA_VERSION
+ * by the migration steps above its version; refuses a newer one. */
+struct sqlite3;
+int veil_store_sqlite_migrate(struct sqlite3 *db, const char *path, struct veil_diags *d);
 
 /* The vault: a master key that wraps per-namespace data keys. In simulation
  * the master key is a 0600 file; a PKCS#11 HSM or TEE sealing replace

@@ -4,6 +4,7 @@
 #define VEIL_CAS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -15,6 +16,7 @@
 
 enum cas_route {
 	R_HEALTHZ,
+	R_READYZ,
 	R_METRICS,
 	R_IDENTITY,
 	R_POLICY_LIST,
@@ -28,8 +30,9 @@ enum cas_route {
 };
 
 #define LATENCY_BUCKETS 11
+#define STATUS_SLOTS 13 /* metrics.c's status codes and "other" */
 struct cas_metrics {
-	unsigned long long requests[R_COUNT][10]; /* by status_slot() */
+	unsigned long long requests[R_COUNT][STATUS_SLOTS]; /* by status_slot() */
 	unsigned long long latency[LATENCY_BUCKETS + 1];
 	unsigned long long latency_sum_us;
 	unsigned long long latency_count;
@@ -37,8 +40,32 @@ struct cas_metrics {
 	unsigned long long tls_accepts;
 };
 
+/* The request log (log.c) */
+enum cas_log_level { CAS_LOG_DEBUG, CAS_LOG_INFO, CAS_LOG_WARN, CAS_LOG_ERROR };
+enum cas_log_format { CAS_LOG_LOGFMT, CAS_LOG_JSON };
+struct cas_log {
+	const char *path; /* NULL: stderr */
+	int fd;
+	enum cas_log_level level;
+	enum cas_log_format format;
+};
+struct cas_log_entry {
+	enum cas_log_level level;
+	const char *route, *method, *path;
+	int status;
+	double ms;
+	const char *client; /* key hash hex or NULL */
+	const char *error;  /* the reason of an error reply, or NULL */
+};
+int cas_log_parse_level(const char *s, enum cas_log_level *out);
+int cas_log_open(struct cas_log *l, struct veil_diags *d);
+int cas_log_reopen(struct cas_log *l, struct veil_diags *d); /* SIGHUP */
+void cas_log_close(struct cas_log *l);
+void cas_log_request(struct cas_log *l, const struct cas_log_entry *e);
+
 struct cas {
 	const char *data_dir;
+	struct cas_log log;
 	struct veil_vault *vault;
 	struct veil_audit *audit;
 	SSL_CTX *ssl;
@@ -79,7 +106,14 @@ struct cas_thread {
 };
 
 void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
+/* backup.c: `veil-cas backup ...` and `veil-cas restore ...` (argv[0] is the
+ * command's name); exit statuses */
+int cas_backup_main(int argc, char **argv);
+int cas_restore_main(int argc, char **argv);
+/* main.c: DIR holds a CAS (or, with init, none yet); the reason in d */
+int cas_check_data_dir(const char *data, bool init, struct veil_diags *d);
 void cas_cache_free(struct cas_thread *t);
+const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);
 char *cas_metrics_render(struct cas *cas, struct veil_store *store); /* caller frees */
 

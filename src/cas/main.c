@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
@@ -17,65 +18,144 @@
 #include <openssl/pem.h>
 
 #include "cas.h"
+#include "veil/args.h"
 #include "veil/evidence.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: veil-cas --data DIR [--init] [--listen HOST:PORT] [--threads N]\n\n"
+	fprintf(f, "Usage: veil-cas --data DIR [--init] [--listen HOST:PORT] [--threads N]\n"
+		   "       veil-cas backup --data DIR DEST\n"
+		   "       veil-cas restore SRC --data NEWDIR\n\n"
 		   "The Configuration and Attestation Service: stores policies encrypted at rest,\n"
 		   "generates their secrets, and (with veil-run) provisions attested services.\n\n"
 		   "  --data DIR          state folder: SQLite store (cas.db), master key, TLS\n"
-		   "                      identity, audit log\n"
+		   "                      identity, audit log (made mode 0700)\n"
 		   "  --init              create a new CAS in DIR (refused if DIR holds one),\n"
 		   "                      then serve; without it DIR must hold a CAS\n"
-		   "  --listen HOST:PORT  HTTPS address (default 127.0.0.1:8081)\n"
-		   "  --threads N         event loops (default: number of cores)\n"
+		   "  --listen HOST:PORT  HTTPS address (default 127.0.0.1:8081); HOST may be a\n"
+		   "                      name (localhost) or [IPv6]; :PORT is every interface\n"
+		   "  --san NAME          with --init: one more subjectAltName (DNS name or IP)\n"
+		   "                      in the TLS certificate; repeatable\n"
+		   "  --threads N         event loops, 1 to 256 (default: number of cores)\n"
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
 		   "  --trust-platform H  accept evidence signed by the platform key with hash H\n"
-		   "                      (veil-las prints it); repeatable\n"
-		   "  -h, --help          this help\n\n"
+		   "                      (veil-las --print-key-hash prints it); repeatable\n"
+		   "  --log-format F      request log as logfmt (default) or json\n"
+		   "  --log-level L       debug, info (default), warn or error\n"
+		   "  --log-file PATH     request log file (default stderr); SIGHUP reopens it\n"
+		   "  --print-key-hash    print the CAS's TLS key hash and exit\n"
+		   "  -h, --help          this help\n"
+		   "  --version           print the version\n\n"
+		   "Commands:\n"
+		   "  backup   a consistent copy of a running CAS, key material included\n"
+		   "  restore  a backup into a new data folder\n\n"
 		   "HTTPS only (TLS 1.3), client certificates requested; a client's identity is\n"
 		   "the SHA-256 of its certificate's public key. SIGTERM stops it cleanly.\n");
 }
 
-static int listen_socket(const char *addr, struct veil_diags *d)
+/* --listen, resolved once: every thread's socket binds the same address. */
+struct listen_addr {
+	struct sockaddr_storage sa;
+	socklen_t len;
+	char host[256]; /* as given, without brackets; "" for :PORT */
+};
+
+/* VEIL_EINVAL: not an address (a usage error); VEIL_ENOENT: a name that does
+ * not resolve */
+static int listen_parse(const char *arg, struct listen_addr *out, struct veil_diags *d)
 {
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	if (!colon || (size_t)(colon - addr) >= sizeof(host) || !colon[1]) {
-		veil_diag(d, "--listen '%s': expected HOST:PORT", addr);
-		return -1;
+	const char *colon = strrchr(arg, ':');
+	long port;
+	memset(out, 0, sizeof(*out));
+	if (!colon || (size_t)(colon - arg) >= sizeof(out->host)) {
+		veil_diag(d, "--listen '%s': expected HOST:PORT, [IPv6]:PORT or :PORT", arg);
+		return VEIL_EINVAL;
 	}
-	memcpy(host, addr, (size_t)(colon - addr));
-	host[colon - addr] = '\0';
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
+	if (veil_parse_long("--listen port", colon + 1, 1, 65535, &port, d))
+		return VEIL_EINVAL;
+	size_t n = (size_t)(colon - arg);
+	if (n >= 2 && arg[0] == '[' && arg[n - 1] == ']') {
+		memcpy(out->host, arg + 1, n - 2);
+		out->host[n - 2] = '\0';
+	} else if (memchr(arg, ':', n)) {
+		veil_diag(d, "--listen '%s': write an IPv6 address in brackets, [::1]:PORT", arg);
+		return VEIL_EINVAL;
+	} else {
+		memcpy(out->host, arg, n);
+		out->host[n] = '\0';
+	}
+	if (!out->host[0]) {
+		/* every interface, both stacks where the kernel has IPv6 (as Go's
+		 * ":8081"); bound as [::] with IPV6_V6ONLY off */
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&out->sa;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		a6->sin6_addr = in6addr_any;
+		out->len = sizeof(*a6);
+		return 0;
 	}
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV},
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG},
 			*ai = NULL;
-	int e = getaddrinfo(host, colon + 1, &hints, &ai);
+	int e = getaddrinfo(out->host, colon + 1, &hints, &ai);
 	if (e) {
-		veil_diag(d, "--listen '%s': %s (give a numeric address and port)", addr,
+		veil_diag(d, "--listen '%s': cannot resolve %s: %s", arg, out->host,
 			  gai_strerror(e));
+		return VEIL_ENOENT; /* not a usage error: the name may resolve later */
+	}
+	/* the first address (IPv4 first for "localhost" under glibc's defaults) */
+	memcpy(&out->sa, ai->ai_addr, ai->ai_addrlen);
+	out->len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+/* One listening socket per thread, all bound to the same address in one
+ * SO_REUSEPORT group, so the kernel spreads connections over the threads.
+ * The first is bound WITHOUT SO_REUSEPORT and only then joins the group:
+ * that bind fails with EADDRINUSE when anyone already listens there (a
+ * second veil-cas used to join the first one's group and take half of its
+ * connections). The accept path is unchanged. */
+static int listen_socket(const char *arg, const struct listen_addr *la, bool first,
+			 struct veil_diags *d)
+{
+	int fd = socket(la->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1,
+	    off = 0;
+	if (fd < 0 && la->sa.ss_family == AF_INET6 && !la->host[0]) {
+		veil_diag(d, "--listen '%s': this kernel has no IPv6; give 0.0.0.0:PORT", arg);
 		return -1;
 	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    (la->sa.ss_family == AF_INET6 && !la->host[0] &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off))) ||
+	    (!first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
 	    /* inherited by accepted sockets: a response's TLS records must not wait
 	     * for the client's delayed ACK (40 ms a request on keep-alive) */
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
-		veil_diag(d, "--listen '%s': %s", addr, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))) {
+		veil_diag(d, "--listen '%s': %s", arg, strerror(errno));
+		goto fail;
 	}
-	freeaddrinfo(ai);
+	if (bind(fd, (const struct sockaddr *)&la->sa, la->len)) {
+		if (errno == EADDRINUSE)
+			veil_diag(d,
+				  "--listen '%s': the address is already in use (another "
+				  "veil-cas, or another server, listens there)",
+				  arg);
+		else
+			veil_diag(d, "--listen '%s': %s", arg, strerror(errno));
+		goto fail;
+	}
+	if ((first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+	    listen(fd, 4096)) {
+		veil_diag(d, "--listen '%s': %s", arg, strerror(errno));
+		goto fail;
+	}
 	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }
 
 /* Self-signed client certificates are the norm: the identity is the key hash,
@@ -161,7 +241,7 @@ static int make_identity(struct cas *cas, struct veil_diags *d)
 /* A CAS is its master key plus what it wraps. A new one is made only on
  * request: silently making a fresh key beside policies sealed under a lost one
  * left a CAS that reported healthy and answered 500 to every read. */
-static int check_data_dir(const char *data, bool init, struct veil_diags *d)
+int cas_check_data_dir(const char *data, bool init, struct veil_diags *d)
 {
 	static const char *const parts[] = {"master.key", "cas.db", "audit.log", "tls"};
 	bool present[VEIL_ARRAY_LEN(parts)], any = false;
@@ -193,6 +273,60 @@ static int check_data_dir(const char *data, bool init, struct veil_diags *d)
 	return 0;
 }
 
+/* The data folder holds the master key: group or other access is taken away
+ * (with a warning), whoever made the folder. A folder we cannot chmod (not
+ * ours) is refused. */
+static int tighten_data_dir(const char *data, struct veil_diags *d)
+{
+	struct stat st;
+	if (stat(data, &st)) {
+		veil_diag(d, "%s: %s", data, strerror(errno));
+		return VEIL_EIO;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		veil_diag(d, "--data %s is not a folder", data);
+		return VEIL_EINVAL;
+	}
+	if (!(st.st_mode & 077))
+		return 0;
+	if (chmod(data, 0700)) {
+		veil_diag(
+		    d, "%s is mode %04o (group or others have access) and cannot be made 0700: %s",
+		    data, (unsigned)(st.st_mode & 07777), strerror(errno));
+		return VEIL_EINVAL;
+	}
+	fprintf(stderr, "warning: %s was mode %04o (group or others had access); it is now 0700\n",
+		data, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+/* --print-key-hash: the key hash of DIR's CAS, nothing created or started */
+static int print_key_hash(const char *data, struct veil_diags *d)
+{
+	char *cert_path = veil_path_join(data, "tls/cert.pem");
+	char hash[VEIL_KEY_HASH_HEX];
+	X509 *cert = NULL;
+	FILE *f = NULL;
+	int rc = cert_path ? cas_check_data_dir(data, false, d) : VEIL_ENOMEM;
+	if (rc)
+		goto out;
+	if (!(f = fopen(cert_path, "re")) || !(cert = PEM_read_X509(f, NULL, NULL, NULL))) {
+		veil_diag(d, "%s: cannot read the CAS certificate%s%s", cert_path, f ? "" : ": ",
+			  f ? "" : strerror(errno));
+		rc = VEIL_EIO;
+		goto out;
+	}
+	if ((rc = veil_cert_key_hash(cert, hash)))
+		goto out;
+	printf("%s\n", hash);
+out:
+	if (f)
+		fclose(f);
+	X509_free(cert);
+	free(cert_path);
+	return rc;
+}
+
 static void *run_thread(void *arg)
 {
 	struct cas_thread *t = arg;
@@ -200,81 +334,189 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
+#define MAX_TRUSTED 64
+#define MAX_SANS 32
+
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
-					     {"listen", required_argument, NULL, 'l'},
-					     {"threads", required_argument, NULL, 't'},
-					     {"body-max", required_argument, NULL, 'b'},
-					     {"trust-platform", required_argument, NULL, 'p'},
-					     {"init", no_argument, NULL, 'i'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0}};
-	const char *data = NULL, *listen_addr = "127.0.0.1:8081";
-	char *trusted[64];
-	size_t ntrusted = 0;
+	if (argc > 1 && !strcmp(argv[1], "backup"))
+		return cas_backup_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "restore"))
+		return cas_restore_main(argc - 1, argv + 1);
+	enum {
+		OPT_INIT = 256,
+		OPT_DATA,
+		OPT_LISTEN,
+		OPT_THREADS,
+		OPT_BODY_MAX,
+		OPT_TRUST,
+		OPT_SAN,
+		OPT_LOG_FORMAT,
+		OPT_LOG_LEVEL,
+		OPT_LOG_FILE,
+		OPT_PRINT_KEY_HASH,
+		OPT_VERSION,
+	};
+	static const struct option opts[] = {
+	    {"data", required_argument, NULL, OPT_DATA},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"body-max", required_argument, NULL, OPT_BODY_MAX},
+	    {"trust-platform", required_argument, NULL, OPT_TRUST},
+	    {"san", required_argument, NULL, OPT_SAN},
+	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+	    {"print-key-hash", no_argument, NULL, OPT_PRINT_KEY_HASH},
+	    {"init", no_argument, NULL, OPT_INIT},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {0}};
+	const char *prog = "veil-cas";
+	const char *data = NULL, *listen_arg = "127.0.0.1:8081";
+	char *trusted[MAX_TRUSTED];
+	const char *sans[MAX_SANS + 3];
+	size_t ntrusted = 0, nsans = 0;
 	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20;
 	int c;
-	bool init = false;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	bool init = false, key_hash_only = false;
+	struct cas cas = {.log = {.fd = -1, .level = CAS_LOG_INFO, .format = CAS_LOG_LOGFMT}};
+	struct veil_diags d;
+	veil_diags_init(&d);
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > 256)
+		nthreads = 256;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'i':
+		case OPT_INIT:
 			init = true;
 			break;
-		case 'd':
+		case OPT_DATA:
 			data = optarg;
 			break;
-		case 'l':
-			listen_addr = optarg;
+		case OPT_LISTEN:
+			listen_arg = optarg;
 			break;
-		case 't':
-			nthreads = strtol(optarg, NULL, 10);
+		case OPT_THREADS:
+			if (veil_parse_long("--threads", optarg, 1, 256, &nthreads, &d))
+				goto usage_error;
 			break;
-		case 'b':
-			body_max = strtol(optarg, NULL, 10);
+		case OPT_BODY_MAX:
+			if (veil_parse_long("--body-max", optarg, 1024, 1L << 30, &body_max, &d))
+				goto usage_error;
 			break;
-		case 'p':
-			if (!veil_is_sha256_hex(optarg) || ntrusted == 64) {
-				fprintf(stderr,
-					"veil-cas: --trust-platform takes a 64-hex-digit key "
-					"hash (veil-las prints it), at most 64 times\n");
-				return 2;
+		case OPT_TRUST:
+			if (!veil_is_sha256_hex(optarg) || ntrusted == MAX_TRUSTED) {
+				veil_diag(&d,
+					  "--trust-platform takes a 64-hex-digit key hash "
+					  "(veil-las --print-key-hash prints it), at most %d times",
+					  MAX_TRUSTED);
+				goto usage_error;
 			}
 			trusted[ntrusted++] = optarg;
+			break;
+		case OPT_SAN:
+			if (!*optarg || strlen(optarg) > 253 || nsans == MAX_SANS) {
+				veil_diag(&d,
+					  "--san takes a DNS name or an IP address, at most %d "
+					  "times",
+					  MAX_SANS);
+				goto usage_error;
+			}
+			sans[nsans++] = optarg;
+			break;
+		case OPT_LOG_FORMAT:
+			if (!strcmp(optarg, "json")) {
+				cas.log.format = CAS_LOG_JSON;
+			} else if (!strcmp(optarg, "logfmt")) {
+				cas.log.format = CAS_LOG_LOGFMT;
+			} else {
+				veil_diag(&d, "--log-format: '%s' is not logfmt or json", optarg);
+				goto usage_error;
+			}
+			break;
+		case OPT_LOG_LEVEL:
+			if (cas_log_parse_level(optarg, &cas.log.level)) {
+				veil_diag(&d, "--log-level: '%s' is not debug, info, warn or error",
+					  optarg);
+				goto usage_error;
+			}
+			break;
+		case OPT_LOG_FILE:
+			cas.log.path = optarg;
+			break;
+		case OPT_PRINT_KEY_HASH:
+			key_hash_only = true;
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
+		case OPT_VERSION:
+			return veil_print_version(prog);
 		default:
-			usage(stderr);
-			return 2;
+			veil_diags_free(&d);
+			return veil_getopt_error(prog, c, argv, optind);
 		}
 	}
-	if (!data || optind < argc || nthreads < 1 || nthreads > 256 || body_max < 1024) {
-		fprintf(stderr, "veil-cas: %s\n\n",
-			!data ? "--data DIR is required" : "bad arguments");
-		usage(stderr);
-		return 2;
+	if (optind < argc) {
+		veil_diags_free(&d);
+		return veil_usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	}
+	if (!data) {
+		veil_diag(&d, "--data DIR is required");
+		goto usage_error;
+	}
+	if (nsans && !init) {
+		veil_diag(&d, "--san applies to the certificate --init makes; give it with --init");
+		goto usage_error;
+	}
+	struct listen_addr la;
+	int lrc = key_hash_only ? 0 : listen_parse(listen_arg, &la, &d);
+	if (lrc == VEIL_EINVAL)
+		goto usage_error;
+	if (key_hash_only) {
+		int r = print_key_hash(data, &d);
+		veil_diags_print(&d, stderr);
+		veil_diags_free(&d);
+		return r ? 1 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	struct veil_diags d;
-	veil_diags_init(&d);
-	struct cas cas = {.data_dir = data,
-			  .body_max = (size_t)body_max,
-			  .trusted_platforms = trusted,
-			  .trusted_count = ntrusted};
+	cas.data_dir = data;
+	cas.body_max = (size_t)body_max;
+	cas.trusted_platforms = trusted;
+	cas.trusted_count = ntrusted;
 	struct cas_thread *threads = calloc((size_t)nthreads, sizeof(*threads));
 	char *keyfile = veil_path_join(data, "master.key");
 	char *tlsdir = veil_path_join(data, "tls");
 	char *auditlog = veil_path_join(data, "audit.log");
-	int rc =
-	    threads && keyfile && tlsdir && auditlog ? check_data_dir(data, init, &d) : VEIL_ENOMEM;
+	int rc = threads && keyfile && tlsdir && auditlog ? cas_check_data_dir(data, init, &d)
+							  : VEIL_ENOMEM;
+	if (!rc)
+		rc = lrc;
+	/* the address first: a CAS already serving it stops this one before
+	 * anything is created or opened */
+	int first_fd = rc ? -1 : listen_socket(listen_arg, &la, true, &d);
+	if (!rc && first_fd < 0)
+		rc = VEIL_EIO;
 	if (!rc && init)
 		rc = veil_mkdirs(data, 0700, &d);
 	if (!rc)
-		rc = veil_vault_open_file(keyfile, init, &cas.vault, &d);
+		rc = tighten_data_dir(data, &d);
 	if (!rc)
-		rc = veil_identity_load_or_create(tlsdir, "veil-cas", &cas.key, &cas.cert, &d);
+		rc = cas_log_open(&cas.log, &d);
+	if (!rc)
+		rc = veil_vault_open_file(keyfile, init, &cas.vault, &d);
+	if (!rc) {
+		/* names clients may use: loopback, and the --listen host */
+		sans[nsans++] = "127.0.0.1";
+		sans[nsans++] = "localhost";
+		if (la.host[0] && strcmp(la.host, "127.0.0.1") && strcmp(la.host, "localhost"))
+			sans[nsans++] = la.host;
+		rc = veil_identity_load_or_create_san(tlsdir, "veil-cas", sans, nsans, &cas.key,
+						      &cas.cert, &d);
+	}
 	if (!rc)
 		rc = veil_cert_key_hash(cas.cert, cas.key_hash);
 	if (!rc)
@@ -293,6 +535,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the threads inherit it */
 	long started = 0;
 	for (long i = 0; !rc && i < nthreads; i++) {
@@ -300,9 +543,10 @@ int main(int argc, char **argv)
 		t->cas = &cas;
 		t->fd = -1;
 		t->cache = calloc(READ_CACHE_SLOTS, sizeof(*t->cache));
-		if ((t->fd = listen_socket(listen_addr, &d)) < 0 ||
-		    veil_store_sqlite_open(data, &t->store, &d) || !(t->base = event_base_new()) ||
-		    !(t->http = evhttp_new(t->base))) {
+		t->fd = i == 0 ? first_fd : listen_socket(listen_arg, &la, false, &d);
+		first_fd = -1;
+		if (t->fd < 0 || veil_store_sqlite_open(data, &t->store, &d) ||
+		    !(t->base = event_base_new()) || !(t->http = evhttp_new(t->base))) {
 			rc = VEIL_EIO;
 			break;
 		}
@@ -311,10 +555,14 @@ int main(int argc, char **argv)
 		evhttp_set_max_body_size(t->http, (ev_ssize_t)body_max);
 		evhttp_set_max_headers_size(t->http, 16 * 1024);
 		evhttp_set_timeout(t->http, 30);
-		evhttp_set_allowed_methods(t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-							EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+		/* every method evhttp knows reaches the routes, which answer a wrong
+		 * one with 405 and Allow (evhttp itself would say 501) */
+		evhttp_set_allowed_methods(
+		    t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+				 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+				 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 		if (evhttp_accept_socket(t->http, t->fd)) {
-			veil_diag(&d, "cannot accept on %s", listen_addr);
+			veil_diag(&d, "cannot accept on %s", listen_arg);
 			rc = VEIL_EIO;
 			break;
 		}
@@ -327,12 +575,19 @@ int main(int argc, char **argv)
 	}
 	if (!rc) {
 		printf("veil-cas listening on https://%s (%ld threads)\nveil-cas key hash %s\n",
-		       listen_addr, nthreads, cas.key_hash);
+		       listen_arg, nthreads, cas.key_hash);
 		fflush(stdout);
 		struct veil_audit_event ev = {.event = "start", .detail = cas.key_hash};
 		veil_audit_append(cas.audit, &ev);
 		int sig = 0;
-		sigwait(&sigs, &sig);
+		while (!sigwait(&sigs, &sig) && sig == SIGHUP) {
+			/* log rotation: reopen, keep serving */
+			struct veil_diags hd;
+			veil_diags_init(&hd);
+			if (cas_log_reopen(&cas.log, &hd))
+				veil_diags_print(&hd, stderr);
+			veil_diags_free(&hd);
+		}
 		fprintf(stderr, "veil-cas: signal %d, shutting down\n", sig);
 	} else {
 		veil_diags_print(&d, stderr);
@@ -353,12 +608,15 @@ int main(int argc, char **argv)
 		if (t->fd >= 0)
 			close(t->fd);
 	}
+	if (first_fd >= 0)
+		close(first_fd);
 	if (!rc) {
 		struct veil_audit_event ev = {.event = "stop"};
 		veil_audit_append(cas.audit, &ev);
 	}
 	veil_audit_close(cas.audit);
 	veil_vault_close(cas.vault);
+	cas_log_close(&cas.log);
 	SSL_CTX_free(cas.ssl);
 	EVP_PKEY_free(cas.key);
 	X509_free(cas.cert);
@@ -369,4 +627,9 @@ int main(int argc, char **argv)
 	free(auditlog);
 	veil_diags_free(&d);
 	return rc ? 1 : 0;
+usage_error:
+	for (size_t i = 0; i < d.count; i++)
+		veil_usage_error(prog, "%s", d.msgs[i]);
+	veil_diags_free(&d);
+	return 2;
 }

@@ -6,18 +6,25 @@
 #include "cas.h"
 
 static const char *const route_names[R_COUNT] = {
-    "healthz",    "metrics",       "cas_identity",  "policy_list", "policy_create",
-    "policy_get", "policy_update", "policy_delete", "attest",      "other"};
-static const int status_codes[10] = {200, 201, 400, 401, 403, 404, 405, 409, 413, 0};
+    "healthz",    "readyz",        "metrics",       "cas_identity", "policy_list", "policy_create",
+    "policy_get", "policy_update", "policy_delete", "attest",       "other"};
+/* the last slot counts every other status as "other" */
+static const int status_codes[STATUS_SLOTS] = {200, 201, 400, 401, 403, 404, 405,
+					       409, 413, 500, 503, 504, 0};
 static const double bounds[LATENCY_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 					       0.05,   0.1,   0.25,   0.5,   1.0};
 
 static int status_slot(int status)
 {
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < STATUS_SLOTS - 1; i++)
 		if (status_codes[i] == status)
 			return i;
-	return 9; /* other */
+	return STATUS_SLOTS - 1; /* other */
+}
+
+const char *cas_route_name(enum cas_route r)
+{
+	return route_names[r];
 }
 
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds)
@@ -39,10 +46,13 @@ char *cas_metrics_render(struct cas *cas, struct veil_store *store)
 	struct cas_metrics *m = &cas->metrics;
 	struct veil_buf b;
 	veil_buf_init(&b, 1 << 20);
+	veil_buf_puts(&b, "# HELP veil_cas_build_info The running veil-cas.\n"
+			  "# TYPE veil_cas_build_info gauge\n"
+			  "veil_cas_build_info{version=\"" VEIL_VERSION "\"} 1\n");
 	veil_buf_puts(&b, "# HELP veil_cas_requests_total Requests by route and status.\n"
 			  "# TYPE veil_cas_requests_total counter\n");
 	for (int r = 0; r < R_COUNT; r++)
-		for (int s = 0; s < 10; s++) {
+		for (int s = 0; s < STATUS_SLOTS; s++) {
 			unsigned long long v =
 			    __atomic_load_n(&m->requests[r][s], __ATOMIC_RELAXED);
 			if (!v)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -24,6 +25,8 @@ struct ctx {
 	char identity_buf[VEIL_KEY_HASH_HEX];
 	enum cas_route route;
 	int status;
+	const char *allow; /* the Allow header of a 405 */
+	char error[512];   /* an error reply's reason, for the request log */
 };
 
 static void reply(struct ctx *c, int status, const char *type, const char *body, size_t size)
@@ -31,11 +34,13 @@ static void reply(struct ctx *c, int status, const char *type, const char *body,
 	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
 	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (status == 405 && c->allow)
+		evhttp_add_header(h, "Allow", c->allow);
 	struct evbuffer *out = evbuffer_new();
 	if (out)
 		evbuffer_add(out, body, size);
-	const char *reason = status < 300 ? "OK" : "Error";
-	evhttp_send_reply(c->req, status, reason, out);
+	/* NULL: libevent's standard reason phrase for the status */
+	evhttp_send_reply(c->req, status, NULL, out);
 	if (out)
 		evbuffer_free(out);
 	c->status = status;
@@ -70,7 +75,9 @@ static void audit(struct ctx *c, const char *event, const char *ns, int status, 
 	veil_audit_append(c->t->cas->audit, &ev);
 }
 
-/* An error reply; refusals (401/403) and every 4xx of a write are audited. */
+/* An error reply; refusals (401/403) and every 4xx of a write are audited. A
+ * refusal names the client identity it refused, so its user can tell which
+ * key to grant (veil whoami prints one's own). */
 static void fail(struct ctx *c, int status, const char *ns, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void fail(struct ctx *c, int status, const char *ns, const char *fmt, ...)
@@ -83,7 +90,14 @@ static void fail(struct ctx *c, int status, const char *ns, const char *fmt, ...
 	if (status == 401 || status == 403 || c->route == R_POLICY_CREATE ||
 	    c->route == R_POLICY_UPDATE || c->route == R_POLICY_DELETE)
 		audit(c, status == 403 || status == 401 ? "refuse" : "reject", ns, status, msg);
-	reply_json(c, status, json_pack("{s:s}", "error", msg));
+	size_t n = strnlen(msg, sizeof(c->error) - 1);
+	memcpy(c->error, msg, n);
+	c->error[n] = '\0';
+	if ((status == 401 || status == 403) && c->identity)
+		reply_json(c, status,
+			   json_pack("{s:s, s:s}", "error", msg, "identity", c->identity));
+	else
+		reply_json(c, status, json_pack("{s:s}", "error", msg));
 }
 
 static void diags_text(const struct veil_diags *d, char *out, size_t cap)
@@ -415,7 +429,7 @@ static int load_checked(struct ctx *c, const char *ns, int for_update, struct ve
 	}
 	int rc = c->t->store->ops->get(c->t->store, ns, r);
 	if (rc == VEIL_ENOENT) {
-		c->status = 404;
+		snprintf(c->error, sizeof(c->error), "no such namespace");
 		reply_json(c, 404, json_pack("{s:s}", "error", "no such namespace"));
 		return -1;
 	}
@@ -950,6 +964,88 @@ static void peer_identity(struct ctx *c)
 	}
 }
 
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return "?";
+}
+
+/* A known route asked with a method it does not take: 405 and Allow. */
+static void wrong_method(struct ctx *c, const char *allow, const char *path)
+{
+	c->allow = allow;
+	fail(c, 405, NULL, "%s takes %s", path, allow);
+}
+
+/* 200 only when a restart would succeed and requests can be served: the
+ * store answers, the master key wraps and unwraps, and master.key is still
+ * in the data folder (without it the next start is refused). */
+static void readyz(struct ctx *c)
+{
+	struct cas *cas = c->t->cas;
+	long long n;
+	uint8_t *wrapped = NULL, *sealed = NULL, *opened = NULL;
+	size_t wrapped_size = 0, sealed_size = 0, opened_size = 0;
+	static const uint8_t probe[] = "readyz";
+	char *keyfile = veil_path_join(cas->data_dir, "master.key");
+	const char *reason = NULL;
+	if (!keyfile)
+		reason = "out of memory";
+	else if (c->t->store->ops->count(c->t->store, &n))
+		reason = "the store does not answer";
+	else if (access(keyfile, R_OK))
+		reason = "master.key is missing from the data folder (a restart would refuse to "
+			 "start)";
+	else if (veil_vault_new_key(cas->vault, "readyz", &wrapped, &wrapped_size) ||
+		 veil_vault_seal(cas->vault, "readyz", wrapped, wrapped_size, probe, sizeof(probe),
+				 &sealed, &sealed_size) ||
+		 veil_vault_open(cas->vault, "readyz", wrapped, wrapped_size, sealed, sealed_size,
+				 &opened, &opened_size) ||
+		 opened_size != sizeof(probe))
+		reason = "the master key does not wrap and unwrap a data key";
+	if (reason) {
+		snprintf(c->error, sizeof(c->error), "not ready: %s", reason);
+		reply_json(c, 503, json_pack("{s:s}", "error", c->error));
+	} else {
+		reply(c, 200, "text/plain", "ok\n", 3);
+	}
+	if (opened)
+		veil_secure_free(opened, opened_size);
+	free(sealed);
+	free(wrapped);
+	free(keyfile);
+}
+
+static enum cas_log_level log_level_of(const struct ctx *c)
+{
+	if (c->status >= 500)
+		return CAS_LOG_ERROR;
+	if (c->status >= 400)
+		return CAS_LOG_WARN;
+	if (c->route == R_HEALTHZ || c->route == R_READYZ || c->route == R_METRICS)
+		return CAS_LOG_DEBUG; /* probes every few seconds would drown the rest */
+	return CAS_LOG_INFO;
+}
+
 void cas_handle(struct evhttp_request *req, void *arg)
 {
 	struct timespec t0, t1;
@@ -958,6 +1054,7 @@ void cas_handle(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	bool get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
 	peer_identity(&c);
 	if (!path) {
 		fail(&c, 400, NULL, "malformed request URI");
@@ -966,11 +1063,22 @@ void cas_handle(struct evhttp_request *req, void *arg)
 	const char *prefix = "/v1/policies/";
 	if (!strcmp(path, "/healthz")) {
 		c.route = R_HEALTHZ;
-		reply(&c, 200, "text/plain", "ok\n", 3);
+		if (get)
+			reply(&c, 200, "text/plain", "ok\n", 3);
+		else
+			wrong_method(&c, "GET, HEAD", path);
+	} else if (!strcmp(path, "/readyz")) {
+		c.route = R_READYZ;
+		if (get)
+			readyz(&c);
+		else
+			wrong_method(&c, "GET, HEAD", path);
 	} else if (!strcmp(path, "/metrics")) {
 		c.route = R_METRICS;
-		char *text = cas_metrics_render(c.t->cas, c.t->store);
-		if (text)
+		char *text = get ? cas_metrics_render(c.t->cas, c.t->store) : NULL;
+		if (!get)
+			wrong_method(&c, "GET, HEAD", path);
+		else if (text)
 			reply(&c, 200, "text/plain; version=0.0.4", text, strlen(text));
 		else
 			fail(&c, 500, NULL, "out of memory");
@@ -978,13 +1086,16 @@ void cas_handle(struct evhttp_request *req, void *arg)
 	} else if (!strcmp(path, "/v1/cas/identity")) {
 		c.route = R_IDENTITY;
 		const char *j = c.t->cas->identity_json;
-		reply(&c, 200, "application/json", j, strlen(j));
+		if (get)
+			reply(&c, 200, "application/json", j, strlen(j));
+		else
+			wrong_method(&c, "GET, HEAD", path);
 	} else if (!strcmp(path, "/v1/attest")) {
 		c.route = R_ATTEST;
 		if (m == EVHTTP_REQ_POST)
 			attest(&c);
 		else
-			fail(&c, 405, NULL, "use POST on /v1/attest");
+			wrong_method(&c, "POST", path);
 	} else if (!strcmp(path, "/v1/policies")) {
 		if (m == EVHTTP_REQ_GET) {
 			c.route = R_POLICY_LIST;
@@ -993,7 +1104,7 @@ void cas_handle(struct evhttp_request *req, void *arg)
 			c.route = R_POLICY_CREATE;
 			policy_create(&c);
 		} else {
-			fail(&c, 405, NULL, "use GET or POST on /v1/policies");
+			wrong_method(&c, "GET, POST", path);
 		}
 	} else if (!strncmp(path, prefix, strlen(prefix))) {
 		const char *ns = path + strlen(prefix);
@@ -1011,15 +1122,24 @@ void cas_handle(struct evhttp_request *req, void *arg)
 			c.route = R_POLICY_DELETE;
 			policy_delete(&c, ns);
 		} else {
-			fail(&c, 405, ns, "use GET, PUT or DELETE on /v1/policies/NAME");
+			wrong_method(&c, "GET, PUT, DELETE", "/v1/policies/NAME");
 		}
 	} else {
 		c.status = 404;
+		snprintf(c.error, sizeof(c.error), "no such route");
 		reply_json(&c, 404, json_pack("{s:s}", "error", "no such route"));
 	}
 done:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	cas_metrics_record(&c.t->cas->metrics, c.route, c.status,
-			   (double)(t1.tv_sec - t0.tv_sec) +
-			       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	double seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	cas_metrics_record(&c.t->cas->metrics, c.route, c.status, seconds);
+	struct cas_log_entry e = {.level = log_level_of(&c),
+				  .route = cas_route_name(c.route),
+				  .method = method_name(m),
+				  .path = path,
+				  .status = c.status,
+				  .ms = seconds * 1e3,
+				  .client = c.identity,
+				  .error = c.error};
+	cas_log_request(&c.t->cas->log, &e);
 }

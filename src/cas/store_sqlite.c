@@ -1,4 +1,15 @@
-/* The embedded default store: SQLite, WAL, synchronous=FULL. */
+/* The embedded default store: SQLite, WAL, synchronous=FULL.
+ *
+ * Schema versions: PRAGMA user_version holds the version of cas.db's schema.
+ * Opening a store runs every migration step above its version, each in one
+ * transaction with the new user_version, so a store is always at a version a
+ * step produced. Version 0 is a store older than versions (or a new file);
+ * step 1 is today's schema (CREATE TABLE IF NOT EXISTS: a pre-version store
+ * already has it). A store newer than VEIL_STORE_SCHEMA_VERSION is refused:
+ * an older veil-cas must not write a schema it does not know. By hand:
+ *   sqlite3 DATA/cas.db 'PRAGMA user_version'
+ * A new step appends {N, "SQL"} to migrations[] and bumps the version. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +197,74 @@ static const struct veil_store_ops sqlite_ops = {
     .close = sq_close,
 };
 
+static const struct {
+	int version;
+	const char *sql;
+} migrations[] = {
+    {1, "CREATE TABLE IF NOT EXISTS policies ("
+	" namespace TEXT PRIMARY KEY,"
+	" hash TEXT NOT NULL,"
+	" owner TEXT NOT NULL,"
+	" wrapped_key BLOB NOT NULL,"
+	" blob BLOB NOT NULL);"},
+};
+_Static_assert(VEIL_ARRAY_LEN(migrations) == VEIL_STORE_SCHEMA_VERSION,
+	       "one migration step per schema version");
+
+static int user_version(sqlite3 *db, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VEIL_EIO;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int veil_store_sqlite_migrate(sqlite3 *db, const char *path, struct veil_diags *d)
+{
+	int v = 0, rc = VEIL_EIO;
+	char *err = NULL;
+	/* IMMEDIATE: the version read and the steps are one writer's, even
+	 * with several connections opening at once */
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK)
+		goto out;
+	if (user_version(db, &v))
+		goto rollback;
+	if (v > VEIL_STORE_SCHEMA_VERSION || v < 0) {
+		veil_diag(d,
+			  "%s has schema version %d; this veil-cas (%s) knows versions up to %d: "
+			  "run a newer veil-cas",
+			  path, v, VEIL_VERSION, VEIL_STORE_SCHEMA_VERSION);
+		rc = VEIL_EINVAL;
+		goto rollback;
+	}
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(migrations); i++) {
+		if (migrations[i].version <= v)
+			continue;
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", migrations[i].version);
+		if (sqlite3_exec(db, migrations[i].sql, NULL, NULL, &err) != SQLITE_OK ||
+		    sqlite3_exec(db, pragma, NULL, NULL, &err) != SQLITE_OK)
+			goto rollback;
+	}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
+		goto rollback;
+	rc = 0;
+	goto out;
+rollback:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	if (rc == VEIL_EIO)
+		veil_diag(d, "%s: cannot bring the schema to version %d: %s", path,
+			  VEIL_STORE_SCHEMA_VERSION, err ? err : sqlite3_errmsg(db));
+	sqlite3_free(err);
+	return rc;
+}
+
 int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d)
 {
 	struct sqlite_store *q = calloc(1, sizeof(*q));
@@ -208,18 +287,15 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
 	if (sqlite3_exec(q->db,
 			 "PRAGMA journal_mode=WAL;"
 			 "PRAGMA synchronous=FULL;"
-			 "PRAGMA secure_delete=ON;"
-			 "CREATE TABLE IF NOT EXISTS policies ("
-			 " namespace TEXT PRIMARY KEY,"
-			 " hash TEXT NOT NULL,"
-			 " owner TEXT NOT NULL,"
-			 " wrapped_key BLOB NOT NULL,"
-			 " blob BLOB NOT NULL);",
+			 "PRAGMA secure_delete=ON;",
 			 NULL, NULL, &err) != SQLITE_OK) {
 		veil_diag(d, "%s: cannot initialise: %s", path, err ? err : "?");
 		sqlite3_free(err);
 		goto out;
 	}
+	if ((rc = veil_store_sqlite_migrate(q->db, path, d)))
+		goto out;
+	rc = VEIL_EIO;
 	struct {
 		sqlite3_stmt **st;
 		const char *sql;

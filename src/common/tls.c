@@ -50,7 +50,43 @@ int veil_cert_key_hash(X509 *cert, char out[static VEIL_KEY_HASH_HEX])
 	return rc;
 }
 
-static X509 *self_signed(EVP_PKEY *key, const char *cn)
+/* subjectAltName from names: an IP address where one parses, else a DNS name */
+static int add_sans(X509 *x, const char *const *sans, size_t san_count)
+{
+	GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+	int ok = names != NULL;
+	for (size_t i = 0; ok && i < san_count; i++) {
+		ASN1_OCTET_STRING *ip = a2i_IPADDRESS(sans[i]);
+		GENERAL_NAME *g = GENERAL_NAME_new();
+		if (!g) {
+			ASN1_OCTET_STRING_free(ip);
+			ok = 0;
+			break;
+		}
+		if (ip) {
+			GENERAL_NAME_set0_value(g, GEN_IPADD, ip);
+		} else {
+			ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+			if (!dns || !ASN1_STRING_set(dns, sans[i], -1)) {
+				ASN1_IA5STRING_free(dns);
+				GENERAL_NAME_free(g);
+				ok = 0;
+				break;
+			}
+			GENERAL_NAME_set0_value(g, GEN_DNS, dns);
+		}
+		if (!sk_GENERAL_NAME_push(names, g)) {
+			GENERAL_NAME_free(g);
+			ok = 0;
+		}
+	}
+	if (ok && san_count)
+		ok = X509_add1_ext_i2d(x, NID_subject_alt_name, names, 0, 0) == 1;
+	GENERAL_NAMES_free(names);
+	return ok ? 0 : VEIL_EIO;
+}
+
+static X509 *self_signed(EVP_PKEY *key, const char *cn, const char *const *sans, size_t san_count)
 {
 	X509 *x = X509_new();
 	uint8_t serial[16];
@@ -67,7 +103,8 @@ static X509 *self_signed(EVP_PKEY *key, const char *cn)
 	X509_NAME *name = X509_get_subject_name(x);
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
 	X509_set_issuer_name(x, name);
-	if (!X509_set_pubkey(x, key) || !X509_sign(x, key, EVP_sha256()))
+	if (add_sans(x, sans, san_count) || !X509_set_pubkey(x, key) ||
+	    !X509_sign(x, key, EVP_sha256()))
 		goto fail;
 	BN_free(bn);
 	return x;
@@ -79,6 +116,13 @@ fail:
 
 int veil_identity_load_or_create(const char *dir, const char *cn, EVP_PKEY **key, X509 **cert,
 				 struct veil_diags *d)
+{
+	return veil_identity_load_or_create_san(dir, cn, NULL, 0, key, cert, d);
+}
+
+int veil_identity_load_or_create_san(const char *dir, const char *cn, const char *const *sans,
+				     size_t san_count, EVP_PKEY **key, X509 **cert,
+				     struct veil_diags *d)
 {
 	char *kp = veil_path_join(dir, "key.pem"), *cp = veil_path_join(dir, "cert.pem");
 	EVP_PKEY *k = NULL;
@@ -120,7 +164,7 @@ int veil_identity_load_or_create(const char *dir, const char *cn, EVP_PKEY **key
 			goto out;
 		rc = VEIL_EIO;
 		k = EVP_EC_gen("P-256");
-		if (!k || !(x = self_signed(k, cn)))
+		if (!k || !(x = self_signed(k, cn, sans, san_count)))
 			goto out;
 		int fd = open(kp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 || !(f = fdopen(fd, "w"))) {

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include <openssl/evp.h>
 
+#include "veil/args.h"
 #include "veil/evidence.h"
 #include "veil/tls.h"
 
@@ -33,15 +35,58 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: veil-las [--socket PATH] [--data DIR]\n\n"
-		"The local attestation service of simulation mode (one per node). It signs,\n"
-		"with its platform key, the measurement of the process that asks: the SHA-256\n"
-		"of that process's executable, which veil-las reads itself.\n\n"
-		"  --socket PATH  unix socket (default $SCONE_LAS_ADDR, else /run/veil/las.sock)\n"
-		"  --data DIR     platform key folder (default /var/lib/veil-las)\n"
-		"The platform key hash is printed at start: register it with\n"
-		"'veil-cas --trust-platform HASH' or in a policy's 'platforms'.\n");
+	fprintf(f, "Usage: veil-las [--socket PATH] [--data DIR]\n\n"
+		   "The local attestation service of simulation mode (one per node). It signs,\n"
+		   "with its platform key, the measurement of the process that asks: the SHA-256\n"
+		   "of that process's executable, which veil-las reads itself.\n\n"
+		   "  --socket PATH     unix socket (default $SCONE_LAS_ADDR, else\n"
+		   "                    /run/veil/las.sock); refused while another veil-las\n"
+		   "                    answers on it\n"
+		   "  --data DIR        platform key folder (default /var/lib/veil-las)\n"
+		   "  --print-key-hash  print the platform key hash (making the key if DIR has\n"
+		   "                    none) and exit\n"
+		   "  -h, --help        this help\n"
+		   "  --version         print the version\n\n"
+		   "The platform key hash is printed at start: register it with\n"
+		   "'veil-cas --trust-platform HASH' or in a policy's 'platforms'.\n");
+}
+
+/* The socket path is free: nothing there, or a socket nobody answers on (a
+ * veil-las that died), which is removed. A live one is refused: a second
+ * veil-las would take it over and delete it when it exits. */
+static int claim_socket_path(const char *sock, const struct sockaddr_un *sa, struct veil_diags *d)
+{
+	struct stat st;
+	if (lstat(sock, &st)) {
+		if (errno == ENOENT)
+			return 0;
+		veil_diag(d, "%s: %s", sock, strerror(errno));
+		return VEIL_EIO;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		veil_diag(d, "%s exists and is not a socket: not removed", sock);
+		return VEIL_EINVAL;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		veil_diag(d, "socket: %s", strerror(errno));
+		return VEIL_EIO;
+	}
+	int r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)), e = errno;
+	close(fd);
+	if (r == 0) {
+		veil_diag(d, "%s: another veil-las answers on this socket; stop it first", sock);
+		return VEIL_EINVAL;
+	}
+	if (e != ECONNREFUSED) {
+		veil_diag(d, "%s: cannot tell whether a veil-las serves it: %s", sock, strerror(e));
+		return VEIL_EIO;
+	}
+	if (unlink(sock) && errno != ENOENT) { /* stale: its server is gone */
+		veil_diag(d, "%s: cannot remove the stale socket: %s", sock, strerror(errno));
+		return VEIL_EIO;
+	}
+	return 0;
 }
 
 static void reply(int fd, const char *s)
@@ -161,10 +206,15 @@ static void serve(int fd, EVP_PKEY *platform)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-					     {"data", required_argument, NULL, 'd'},
-					     {"help", no_argument, NULL, 'h'},
-					     {0}};
+	enum { OPT_PRINT_KEY_HASH = 256, OPT_VERSION };
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"data", required_argument, NULL, 'd'},
+	    {"print-key-hash", no_argument, NULL, OPT_PRINT_KEY_HASH},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {0}};
+	bool key_hash_only = false;
 	const char *sock = getenv("VEIL_LAS_ADDR");
 	if (!sock || !*sock)
 		sock = getenv("SCONE_LAS_ADDR");
@@ -172,23 +222,32 @@ int main(int argc, char **argv)
 		sock = "/run/veil/las.sock";
 	const char *data = "/var/lib/veil-las";
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 's')
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 's') {
 			sock = optarg;
-		else if (c == 'd')
+		} else if (c == 'd') {
 			data = optarg;
-		else if (c == 'h') {
+		} else if (c == OPT_PRINT_KEY_HASH) {
+			key_hash_only = true;
+		} else if (c == 'h') {
 			usage(stdout);
 			return 0;
+		} else if (c == OPT_VERSION) {
+			return veil_print_version("veil-las");
 		} else {
-			usage(stderr);
-			return 2;
+			return veil_getopt_error("veil-las", c, argv, optind);
 		}
 	}
+	if (optind < argc)
+		return veil_usage_error("veil-las", "unexpected argument '%s'", argv[optind]);
 	struct veil_diags d;
 	veil_diags_init(&d);
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat mine = {0};
+	int fd = -1;
 	char *kdir = veil_path_join(data, "platform");
 	char khash[VEIL_KEY_HASH_HEX];
 	int rc =
@@ -196,8 +255,10 @@ int main(int argc, char **argv)
 		 : VEIL_ENOMEM;
 	if (!rc)
 		rc = veil_pubkey_hash(key, khash);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = -1;
+	if (!rc && key_hash_only) {
+		printf("%s\n", khash);
+		goto out;
+	}
 	if (!rc && strlen(sock) >= sizeof(sa.sun_path)) {
 		veil_diag(&d, "--socket %s: path too long", sock);
 		rc = VEIL_EINVAL;
@@ -207,21 +268,22 @@ int main(int argc, char **argv)
 		veil_mkdirs(dir, 0755, NULL);
 		free(dir);
 		memcpy(sa.sun_path, sock, strlen(sock) + 1);
-		unlink(sock);
+		rc = claim_socket_path(sock, &sa, &d);
+	}
+	if (!rc) {
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		/* pods reach it through a hostPath: any local process may ask */
 		mode_t old = umask(0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
+		/* bind fails with EADDRINUSE if another veil-las won the path since */
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128) ||
+		    stat(sock, &mine)) {
 			veil_diag(&d, "%s: %s", sock, strerror(errno));
 			rc = VEIL_EIO;
 		}
 		umask(old);
 	}
-	if (rc) {
-		veil_diags_print(&d, stderr);
-		veil_diags_free(&d);
-		return 1;
-	}
+	if (rc)
+		goto out;
 	struct sigaction act = {.sa_handler = on_signal};
 	sigaction(SIGTERM, &act, NULL);
 	sigaction(SIGINT, &act, NULL);
@@ -235,11 +297,19 @@ int main(int argc, char **argv)
 		serve(cfd, key);
 		close(cfd);
 	}
-	close(fd);
-	unlink(sock);
+	/* only our own socket: a path replaced meanwhile (another veil-las
+	 * after this one's was removed) is not ours to delete */
+	struct stat now;
+	if (!stat(sock, &now) && now.st_dev == mine.st_dev && now.st_ino == mine.st_ino)
+		unlink(sock);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		veil_diags_print(&d, stderr);
 	EVP_PKEY_free(key);
 	X509_free(cert);
 	free(kdir);
 	veil_diags_free(&d);
-	return 0;
+	return rc ? 1 : 0;
 }

@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "veil/args.h"
 #include "veil/image.h"
 #include "veil/tls.h"
 #include "inject.h"
@@ -56,7 +57,7 @@ static int die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("veil-run: error: ", stderr);
+	fputs("error: ", stderr);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
@@ -90,7 +91,9 @@ static void usage(FILE *f)
 	       "  VEIL_FILES_DIR                     the protected folder (default: the\n"
 	       "                                     policy's pwd must be this folder; /python\n"
 	       "                                     if unset)\n"
-	       "  SCONE_LOG       / VEIL_LOG         'debug' or 'info' for progress messages\n");
+	       "  SCONE_LOG       / VEIL_LOG         'debug' or 'info' for progress messages\n\n"
+	       "  -h, --help   this help\n"
+	       "  --version    print the version\n");
 }
 
 static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SIZE], char **out)
@@ -165,7 +168,7 @@ static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, 
 		if (fd >= 0)
 			close(fd);
 		*retry = 1;
-		fprintf(stderr, "veil-run: CAS %s unreachable: %s\n", hostport, strerror(errno));
+		fprintf(stderr, "warning: CAS %s unreachable: %s\n", hostport, strerror(errno));
 		return 1;
 	}
 	freeaddrinfo(ai);
@@ -236,7 +239,7 @@ static int cas_attest(const char *cas, const char *cas_key, EVP_PKEY *key, X509 
 			return 0;
 		if (!retry)
 			return 1;
-		fprintf(stderr, "veil-run: attempt %d of 8 failed%s\n", attempt,
+		fprintf(stderr, "warning: attempt %d of 8 failed%s\n", attempt,
 			attempt < 8 ? ", retrying" : "");
 		struct timespec ts = {.tv_sec = delay_ms / 1000,
 				      .tv_nsec = (delay_ms % 1000) * 1000000L};
@@ -294,10 +297,17 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc > 1 && !strcmp(argv[1], "--version"))
+		return veil_print_version("veil-run");
+	/* "--x" reads as a mistyped flag; anything else ("-c", "app.py") as a
+	 * host trying to pass a command line, which only the policy gives */
+	if (argc > 1 && !strncmp(argv[1], "--", 2))
+		return veil_usage_error("veil-run", "unknown flag %s", argv[1]);
 	if (argc > 1)
-		return die("veil-run takes no arguments: the command comes from the policy "
-			   "(got '%s')",
-			   argv[1]);
+		return veil_usage_error("veil-run",
+					"veil-run takes no arguments: the command comes from the "
+					"policy (got '%s')",
+					argv[1]);
 	const char *log = setting("LOG");
 	verbose = log && (!strcmp(log, "debug") || !strcmp(log, "info"));
 	const char *config_id = setting("CONFIG_ID"), *cas = setting("CAS_ADDR");

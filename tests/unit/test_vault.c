@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "veil/secrets.h"
 #include "veil/store.h"
@@ -220,6 +221,72 @@ static void test_generated_secret_not_in_database(void **state)
 	veil_diags_free(&d);
 }
 
+static int user_version_of(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void set_user_version(const char *path, int v)
+{
+	sqlite3 *db = NULL;
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* a new store is at the current version; a store from before versions (0)
+ * keeps its rows and is brought to it; a newer one is refused, unchanged */
+static void test_schema_version_migrated_or_newer_refused(void **state)
+{
+	(void)state;
+	struct veil_diags d;
+	struct veil_store *s = NULL;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/cas.db", dir);
+	veil_diags_init(&d);
+	assert_int_equal(veil_store_sqlite_open(dir, &s, &d), 0);
+	uint8_t k[] = {1}, b[] = {2};
+	struct veil_record r = {.namespace_ = "ns",
+				.hash = "h",
+				.owner = "o",
+				.wrapped_key = k,
+				.wrapped_size = 1,
+				.blob = b,
+				.blob_size = 1};
+	assert_int_equal(s->ops->create(s, &r), 0);
+	s->ops->close(s);
+	assert_int_equal(user_version_of(path), VEIL_STORE_SCHEMA_VERSION);
+
+	set_user_version(path, 0);
+	assert_int_equal(veil_store_sqlite_open(dir, &s, &d), 0);
+	struct veil_record got = {0};
+	assert_int_equal(s->ops->get(s, "ns", &got), 0);
+	veil_record_free(&got);
+	s->ops->close(s);
+	assert_int_equal(user_version_of(path), VEIL_STORE_SCHEMA_VERSION);
+
+	set_user_version(path, VEIL_STORE_SCHEMA_VERSION + 1);
+	s = NULL;
+	assert_int_equal(veil_store_sqlite_open(dir, &s, &d), VEIL_EINVAL);
+	assert_null(s);
+	assert_int_equal(d.count, 1);
+	assert_non_null(strstr(d.msgs[0], "has schema version 2; this veil-cas"));
+	assert_non_null(strstr(d.msgs[0], "knows versions up to 1: run a newer veil-cas"));
+	assert_int_equal(user_version_of(path), VEIL_STORE_SCHEMA_VERSION + 1);
+	veil_diags_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +295,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_seal_binds_namespace_and_detects_tampering, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_generated_secret_not_in_database, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema_version_migrated_or_newer_refused, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
