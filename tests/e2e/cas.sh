@@ -27,7 +27,8 @@ start_cas() { # data dir (a new CAS there unless it holds one)
 	"$CAS" --data "$1" $init --listen "127.0.0.1:$PORT" --threads 2 --log-file "$WORK/request.log" \
 		${CAS_FLAGS:-} >"$WORK/cas.out" 2>"$WORK/cas.err" &
 	CAS_PID=$!
-	for _ in $(seq 100); do
+	# up to 30 s: an ASan build on a loaded 2-core machine took over 5 s once
+	for _ in $(seq 600); do
 		grep -q "listening" "$WORK/cas.out" 2>/dev/null && return 0
 		kill -0 "$CAS_PID" 2>/dev/null || break
 		sleep 0.05
