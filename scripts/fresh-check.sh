@@ -113,14 +113,15 @@ if ! command -v mmdebstrap >/dev/null; then
 fi
 mkdir -p "$cache/apt-archives/partial" "$cache/npm" || die "cannot create $cache"
 
-if [ -z "$(find "$rootfs_tar" -mtime -"${VEIL_CI_ROOTFS_DAYS:-7}" 2>/dev/null)" ]; then
+if [ -z "$(find "$rootfs_tar" -type f -mtime -"${VEIL_CI_ROOTFS_DAYS:-7}" 2>/dev/null)" ]; then
 	say "making the Debian 12 minbase rootfs: $rootfs_tar"
 	t0=$(date +%s)
-	mmdebstrap --quiet --variant=minbase bookworm "$rootfs_tar.new" \
+	# (mmdebstrap picks the output format by the name's extension)
+	mmdebstrap --quiet --variant=minbase bookworm "$cache/new-rootfs.tar" \
 		"deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
 		"deb http://deb.debian.org/debian-security bookworm-security main" ||
-		{ rm -f "$rootfs_tar.new"; die "mmdebstrap failed"; }
-	mv "$rootfs_tar.new" "$rootfs_tar"
+		{ rm -f "$cache/new-rootfs.tar"; die "mmdebstrap failed"; }
+	mv "$cache/new-rootfs.tar" "$rootfs_tar"
 	say "rootfs made in $(($(date +%s) - t0)) s"
 fi
 
