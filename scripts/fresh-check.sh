@@ -44,6 +44,9 @@ esac
 if [ "$what" = --in-namespace ]; then
 	r=$2 cache=$3 what=$4
 	set -e
+	# the rootfs as a mount point of its own: unshare -m inside (demo.sh, the
+	# attest tests) cannot make a non-mount-point root private
+	mount --bind "$r" "$r"
 	mount -t proc proc "$r/proc"
 	mount --rbind /sys "$r/sys"
 	mount --rbind /dev "$r/dev"

@@ -56,7 +56,7 @@ build() { # dir meson-args... (the log is printed on failure)
 }
 
 # normal build (warnings are errors here)
-if build build-ci -Dwerror=true -Dtests=enabled; then
+if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	unit build-ci unit
 	tests/e2e/run.sh build-ci/veil build-ci/veil-run >"$log/e2e.log" 2>&1
 	tally e2e $? "$log/e2e.log"
@@ -68,6 +68,8 @@ if build build-ci -Dwerror=true -Dtests=enabled; then
 	tally k8s-schema $? "$log/k8s.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
 	tally help $? "$log/help.log"
+	tests/e2e/install.sh build-ci >"$log/install.log" 2>&1
+	tally install $? "$log/install.log"
 else
 	tail -30 "$log/ninja-build-ci.log"
 	fail=$((fail + 1))
