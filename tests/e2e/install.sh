@@ -74,7 +74,7 @@ for p in "${pages[@]}"; do
 	check "$p: man -l shows SEE ALSO" grep -q "^SEE ALSO" <<<"$text"
 done
 
-# one page per veil command, and every flag of each --help in its page
+# one page per veil command, and every option of each --help in its page
 cmds=$("$BIN/veil" --help | awk '/^Commands:/{on=1; next} on && /^  [a-z]/{print $1} on && /^$/{on=0}')
 check "veil --help lists commands" [ -n "$cmds" ]
 for c in $cmds; do
@@ -84,18 +84,26 @@ for c in $cmds; do
 	done
 	check "veil $c has a man page (veil-$c.1 or veil-$c-*.1)" [ -n "$found" ]
 done
-flags_in_page() { # PAGE HELP-CMD...: every --long and -x flag of the help is in the page
-	local page=$1 src=$ROOT/docs/man/$1.scd missing=() f
+# flags_in_page PAGE HELP-CMD...: every flag of the help's option list (its
+# lines starting with '-') has an entry in the page: a definition line of its
+# OPTIONS or COMMANDS section, starting with '*', that holds *FLAG*.
+flags_in_page() {
+	local page=$1 src=$ROOT/docs/man/$1.scd missing=() f n=0
 	shift
 	local help cmd="${1##*/} ${*:2}"
 	help=$("$@" --help 2>&1) || {
 		bad "$page: $cmd --help failed"
 		return
 	}
-	for f in $(grep -oE '(^|[ ,[])--?[a-zA-Z][a-zA-Z0-9_-]*' <<<"$help" | sed 's/^[ ,[]//' | sort -u); do
-		sed 's/\\_/_/g' "$src" | grep -qE -- "(^|[^a-zA-Z0-9_-])$f([^a-zA-Z0-9_-]|\$)" || missing+=("$f")
+	local defs
+	defs=$(sed 's/\\_/_/g' "$src" | awk '/^# /{on = $2 == "OPTIONS" || $2 == "COMMANDS"} on && /^\*/')
+	for f in $(grep -E '^ +-' <<<"$help" | sed -E 's/^ +//; s/  .*//' |
+		grep -oE -- '--?[a-zA-Z][a-zA-Z0-9_-]*' | sort -u); do
+		n=$((n + 1))
+		grep -qF -- "*$f*" <<<"$defs" || missing+=("$f")
 	done
-	check "$page documents every flag of '${cmd% } --help'${missing:+ (missing: ${missing[*]})}" [ ${#missing[@]} -eq 0 ]
+	check "$page has an entry for each of the $n options of '${cmd% } --help'${missing:+ (missing: ${missing[*]})}" \
+		[ ${#missing[@]} -eq 0 ]
 }
 flags_in_page veil.1 "$BIN/veil"
 for c in $cmds; do
