@@ -7,8 +7,9 @@
 #   scripts/fresh-check.sh [demo|test|all]   (default: all; .ci/run runs this)
 #
 # Runs scripts/demo.sh, then scripts/test.sh, inside the rootfs; prints one
-# final "N passed, N failed" line (the demo counts as one test, test.sh adds
-# its own count) and exits 1 on any failure.
+# final "N passed, N failed" line (the demo counts as one test, and that it
+# built without cmocka as another; test.sh adds its own count) and exits 1 on
+# any failure.
 #
 # Host side: root, mmdebstrap (installed if missing), network to Debian's
 # mirror and the npm registry. Kept between runs in $VEIL_CI_CACHE (default
@@ -71,6 +72,19 @@ if [ "$what" = --in-namespace ]; then
 		else
 			fail=$((fail + 1))
 			echo "fresh-check: FAIL demo ($(($(date +%s) - t0)) s)"
+		fi
+		# the demo's build must not need the test tools (unit tests are
+		# optional): cmocka is installed only by scripts/test.sh
+		if in_root dpkg-query -W -f='${Status}\n' libcmocka-dev 2>/dev/null |
+			grep -q "install ok installed"; then
+			fail=$((fail + 1))
+			echo "fresh-check: FAIL demo installed cmocka (setup.sh without --test must not)"
+		elif [ -x "$r/root/veil/build/veil" ] && [ ! -e "$r/root/veil/build/tests/test_ytree" ]; then
+			pass=$((pass + 1))
+			echo "fresh-check: ok   demo built veil without cmocka (no unit tests in build/)"
+		else
+			fail=$((fail + 1))
+			echo "fresh-check: FAIL demo: no build/veil, or unit tests built without cmocka"
 		fi
 	fi
 	if [ "$what" = test ] || [ "$what" = all ]; then
