@@ -5,7 +5,7 @@
 # Run as root on Debian 12: installs what it needs, builds, runs.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup.sh" >/dev/null
+"$root/scripts/setup.sh"
 bin=$root/build
 ex=$root/examples/python-hello-user
 out=${VEIL_DEMO_DIR:-$root/demo}

@@ -1,32 +1,53 @@
 #!/usr/bin/env bash
 # Installs what veil needs on Debian 12 (as root) and builds it into build/.
 # Usage: scripts/setup.sh [--test]   (--test adds the test tools)
+# Prints one line per step; a failing step prints its whole output and exits 1.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-pkgs=(gcc meson ninja-build pkg-config libyaml-dev libssl-dev libevent-dev libsqlite3-dev
-	libjansson-dev libcurl4-openssl-dev python3 openssl)
+# to build and run veil (demo.sh: util-linux's unshare and mount are in every
+# Debian 12 system), and scdoc for the man pages
+pkgs=(gcc libc6-dev meson ninja-build pkg-config libyaml-dev libssl-dev libevent-dev
+	libsqlite3-dev libjansson-dev libcurl4-openssl-dev python3 openssl ca-certificates scdoc)
 if [ "${1:-}" = "--test" ]; then
-	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format nodejs curl sqlite3)
+	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3), attest e2e
+	# (ps), man page check (groff, man), k8s schema check (node and npm)
+	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base
+		man-db)
+	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
+	# (and conflicts with Debian's npm), so ask for npm only without one.
+	command -v node >/dev/null || pkgs+=(nodejs)
+	command -v npm >/dev/null || pkgs+=(npm)
 fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# step MESSAGE CMD...: one line of progress; the command's output only if it fails
+step() {
+	local msg=$1
+	shift
+	echo "setup: $msg"
+	if ! "$@" >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "setup: failed: $msg ($*)" >&2
+		exit 1
+	fi
+}
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	echo "installing: ${missing[*]}"
 	if [ "$(id -u)" -ne 0 ]; then
-		echo "error: run as root (or install: ${missing[*]})" >&2
+		echo "setup: error: run as root, or install: ${missing[*]}" >&2
 		exit 1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null; then
-	# Debian's own nodejs ships npm separately
-	apt-get install -y -qq --no-install-recommends npm >/dev/null
+	step "updating the package lists (apt-get update)" apt-get update
+	step "installing ${missing[*]}" apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 if [ ! -f "$root/build/build.ninja" ]; then
-	meson setup "$root/build" "$root" >/dev/null
+	rm -rf "$root/build" # what a failed configuration left
+	step "configuring build/ (meson setup)" meson setup "$root/build" "$root"
 fi
-ninja -C "$root/build"
+step "building build/ (ninja)" ninja -C "$root/build"

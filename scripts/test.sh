@@ -45,15 +45,18 @@ unit() { # builddir name
 	tally "$name" $st "$f"
 }
 
-build() { # dir meson-args...
-	local d=$1
+build() { # dir meson-args... (the log is printed on failure)
+	local d=$1 f=$log/ninja-$(basename "$1").log
 	shift
-	[ -f "$d/build.ninja" ] || meson setup "$d" "$root" "$@" >/dev/null
-	ninja -C "$d" >"$log/ninja-$(basename "$d").log" 2>&1
+	if [ ! -f "$d/build.ninja" ]; then
+		rm -rf "$d"
+		meson setup "$d" "$root" "$@" >"$f" 2>&1 || return 1
+	fi
+	ninja -C "$d" >>"$f" 2>&1
 }
 
 # normal build (warnings are errors here)
-if build build-ci -Dwerror=true; then
+if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	unit build-ci unit
 	tests/e2e/run.sh build-ci/veil build-ci/veil-run >"$log/e2e.log" 2>&1
 	tally e2e $? "$log/e2e.log"
@@ -65,8 +68,10 @@ if build build-ci -Dwerror=true; then
 	tally k8s-schema $? "$log/k8s.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
 	tally help $? "$log/help.log"
+	tests/e2e/install.sh build-ci >"$log/install.log" 2>&1
+	tally install $? "$log/install.log"
 else
-	cat "$log/ninja-build-ci.log" | tail -30
+	tail -30 "$log/ninja-build-ci.log"
 	fail=$((fail + 1))
 	failed+=(build)
 fi
@@ -74,7 +79,7 @@ fi
 # sanitizer build: the whole suite again under ASan+UBSan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enabled; then
 	unit build-asan unit-asan
 	tests/e2e/run.sh build-asan/veil build-asan/veil-run >"$log/e2e-asan.log" 2>&1
 	tally e2e-asan $? "$log/e2e-asan.log"
@@ -94,7 +99,14 @@ tests/fuzz/run.sh "$FUZZ_SECONDS" >"$log/fuzz.log" 2>&1
 tally fuzz $? "$log/fuzz.log"
 
 # format
-bad=$(clang-format --dry-run -Werror $(git ls-files '*.c' '*.h') 2>&1 | grep -c 'error:' || true)
+# the tracked sources; without git (a source tree copied, not cloned), the
+# C files of the source folders
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+	csrc=$(git ls-files '*.c' '*.h')
+else
+	csrc=$(find src include tests bench -name '*.[ch]' -not -path '*/node_modules/*' | sort)
+fi
+bad=$(clang-format --dry-run -Werror $csrc 2>&1 | grep -c 'error:' || true)
 if [ "$bad" -eq 0 ]; then
 	pass=$((pass + 1))
 	echo "ok   clang-format"

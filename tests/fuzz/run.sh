@@ -6,11 +6,15 @@ secs=${1:-30}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$root/build-fuzz
 if [ ! -f "$build/build.ninja" ]; then
+	rm -rf "$build" # what a failed configuration left
 	CC=clang meson setup "$build" "$root" -Dfuzz=true -Db_sanitize=address,undefined \
-		-Db_lundef=false -Dbuildtype=debugoptimized >/dev/null
+		-Db_lundef=false -Dbuildtype=debugoptimized -Dtests=disabled -Dman_pages=disabled \
+		>"$build.log" 2>&1 || { cat "$build.log"; echo "fuzz: meson setup failed"; exit 1; }
 fi
 harnesses="manifest meshfile record policy request evidence attest"
-ninja -C "$build" $(for f in $harnesses; do echo tests/fuzz/fuzz_$f; done) >/dev/null
+ninja -C "$build" $(for f in $harnesses; do echo tests/fuzz/fuzz_$f; done) >"$build.log" 2>&1 ||
+	{ tail -40 "$build.log"; echo "fuzz: build failed"; exit 1; }
+rm -f "$build.log"
 pass=0
 fail=0
 for f in $harnesses; do

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# What `meson install` puts on a machine: the four binaries, a man page per
+# docs/man/*.scd (valid roff that man renders, with a NAME naming the page),
+# one page per `veil` command, every flag of a binary's --help in its page,
+# and the LICENSE and docs. Needs a build configured with scdoc found.
+# Usage: tests/e2e/install.sh BUILD_DIR
+set -u
+BUILD=$(cd "${1:?usage: install.sh BUILD_DIR}" && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DEST=$(mktemp -d)
+trap 'rm -rf "$DEST"' EXIT
+passed=0
+failed=0
+ok() {
+	echo "ok   $1"
+	passed=$((passed + 1))
+}
+bad() {
+	echo "FAIL $1"
+	failed=$((failed + 1))
+}
+check() { # NAME CMD...
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+if ! meson install -C "$BUILD" --destdir "$DEST" >"$DEST.log" 2>&1; then
+	bad "meson install --destdir"
+	tail -20 "$DEST.log"
+	rm -f "$DEST.log"
+	echo "install: $passed passed, $failed failed"
+	exit 1
+fi
+rm -f "$DEST.log"
+ok "meson install --destdir"
+prefix=$(meson introspect "$BUILD" --buildoptions |
+	python3 -c 'import json,sys; o={x["name"]:x["value"] for x in json.load(sys.stdin)}; print(o["prefix"], o["bindir"], o["mandir"], o["datadir"])')
+read -r pfx bindir mandir datadir <<<"$prefix"
+at() { case $1 in /*) echo "$DEST$1" ;; *) echo "$DEST$pfx/$1" ;; esac }
+BIN=$(at "$bindir")
+MAN=$(at "$mandir")
+DOC=$(at "$datadir")/doc/veil
+
+# exactly the four binaries, runnable
+want="veil veil-cas veil-las veil-run"
+got=$(ls "$BIN" 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//')
+check "bin holds exactly: $want (got: $got)" [ "$got" = "$want" ]
+for b in $want; do
+	check "$b is executable and answers --help" bash -c '"$1" --help >/dev/null' _ "$BIN/$b"
+done
+
+# a page per source, where man looks for it, and nothing else
+pages=()
+for src in "$ROOT"/docs/man/*.scd; do
+	pages+=("$(basename "$src" .scd)")
+done
+want=$(printf '%s\n' "${pages[@]}" | sort | tr '\n' ' ' | sed 's/ $//')
+got=$(cd "$MAN" 2>/dev/null && ls man*/* | sed 's,.*/,,' | sort | tr '\n' ' ' | sed 's/ $//')
+check "man pages installed: exactly the docs/man sources" [ "$got" = "$want" ]
+for p in "${pages[@]}"; do
+	name=${p%.*} sec=${p##*.}
+	f=$MAN/man$sec/$p
+	if [ ! -f "$f" ]; then
+		bad "$p installed in man$sec"
+		continue
+	fi
+	th=$(grep -m1 '^\.TH' "$f")
+	check "$p: .TH names $name section $sec" grep -q "^\.TH \"*$name\"* \"*$sec\"*" <<<"$th"
+	warn=$(groff -man -Tutf8 -ww -z "$f" 2>&1)
+	check "$p: groff -man -ww renders without a warning${warn:+: $warn}" [ -z "$warn" ]
+	text=$(MANWIDTH=200 man -l "$f" 2>&1)
+	check "$p: man -l shows NAME '$name - ...'" grep -q "^ *$name - " <<<"$text"
+	check "$p: man -l shows SEE ALSO" grep -q "^SEE ALSO" <<<"$text"
+done
+
+# one page per veil command, and every option of each --help in its page
+cmds=$("$BIN/veil" --help | awk '/^Commands:/{on=1; next} on && /^  [a-z]/{print $1} on && /^$/{on=0}')
+check "veil --help lists commands" [ -n "$cmds" ]
+for c in $cmds; do
+	found=
+	for p in "${pages[@]}"; do
+		case $p in veil-"$c".1 | veil-"$c"-*.1) found=$p ;; esac
+	done
+	check "veil $c has a man page (veil-$c.1 or veil-$c-*.1)" [ -n "$found" ]
+done
+# flags_in_page PAGE HELP-CMD...: every flag of the help's option list (its
+# lines starting with '-') has an entry in the page: a definition line of its
+# OPTIONS or COMMANDS section, starting with '*', that holds *FLAG*.
+flags_in_page() {
+	local page=$1 src=$ROOT/docs/man/$1.scd missing=() f n=0
+	shift
+	local help cmd="${1##*/} ${*:2}"
+	help=$("$@" --help 2>&1) || {
+		bad "$page: $cmd --help failed"
+		return
+	}
+	local defs
+	defs=$(sed 's/\\_/_/g' "$src" | awk '/^# /{on = $2 == "OPTIONS" || $2 == "COMMANDS"} on && /^\*/')
+	for f in $(grep -E '^ +-' <<<"$help" | sed -E 's/^ +//; s/  .*//' |
+		grep -oE -- '--?[a-zA-Z][a-zA-Z0-9_-]*' | sort -u); do
+		n=$((n + 1))
+		grep -qF -- "*$f*" <<<"$defs" || missing+=("$f")
+	done
+	check "$page has an entry for each of the $n options of '${cmd% } --help'${missing:+ (missing: ${missing[*]})}" \
+		[ ${#missing[@]} -eq 0 ]
+}
+flags_in_page veil.1 "$BIN/veil"
+for c in $cmds; do
+	for p in "${pages[@]}"; do
+		case $p in veil-"$c".1 | veil-"$c"-*.1) flags_in_page "$p" "$BIN/veil" "$c" ;; esac
+	done
+done
+flags_in_page veil-cas.8 "$BIN/veil-cas"
+flags_in_page veil-las.8 "$BIN/veil-las"
+flags_in_page veil-run.8 "$BIN/veil-run"
+
+# the licence and the docs
+check "LICENSE installed, the same as the tree's" cmp -s "$ROOT/LICENSE" "$DOC/LICENSE"
+check "LICENSE is the Apache License 2.0 text" \
+	bash -c 'head -5 "$1" | grep -q "Apache License" && grep -q "Version 2.0, January 2004" "$1" && grep -q "END OF TERMS AND CONDITIONS" "$1"' _ "$ROOT/LICENSE"
+check "meson.build declares Apache-2.0" grep -q "license : 'Apache-2.0'" "$ROOT/meson.build"
+for d in README.md architecture.md cas.md manifests.md; do
+	check "doc $d installed" test -s "$DOC/$d"
+done
+
+echo "install: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
