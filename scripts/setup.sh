@@ -11,7 +11,7 @@ pkgs=(gcc libc6-dev meson ninja-build pkg-config libyaml-dev libssl-dev libevent
 if [ "${1:-}" = "--test" ]; then
 	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3), attest e2e
 	# (ps), man page check (groff, man), k8s schema check (node and npm)
-	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base
+	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
 		man-db)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
 	# (and conflicts with Debian's npm), so ask for npm only without one.
