@@ -36,7 +36,8 @@ static void apply_usage(FILE *f)
 	    "  DIR/images/<build.name>/: per protected file its image path, mode and\n"
 	    "  SHA-256, the file-set root, the protected command and pwd, and the runtime\n"
 	    "  measurement (SHA-256 of veil-run). Building and pushing the OCI image is\n"
-	    "  not implemented yet: only the record is written, with or without --no-push.\n\n"
+	    "  not implemented yet (planned): only the record is written, with or without\n"
+	    "  --no-push.\n\n"
 	    "With a Meshfile (kind: mesh):\n"
 	    "  Finds each service's measurement record in DIR by its image (build.to) and\n"
 	    "  derives the security policy. Unless --no-upload, it reads the namespace on\n"
@@ -137,9 +138,10 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	if ((rc = veil_measurement_write(&meas, o->target, data, size, &out_dir, d)))
 		goto out;
 	if (!o->no_push)
-		fprintf(stderr,
-			"note: building and pushing the OCI image is not implemented yet; "
-			"only the measurement record was written (--no-push silences this)\n");
+		fprintf(
+		    stderr,
+		    "note: building and pushing the OCI image is not implemented yet (planned); "
+		    "only the measurement record was written (--no-push silences this)\n");
 	if (o->fmt != CLI_FMT_TEXT) {
 		char *record = veil_path_join(out_dir, "measurement.yaml");
 		if (!record ||
