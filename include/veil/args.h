@@ -6,6 +6,8 @@
 #ifndef VEIL_ARGS_H
 #define VEIL_ARGS_H
 
+#include <stdarg.h>
+
 #include "veil/common.h"
 
 /* VEIL_VERSION comes from meson's project version (never a literal here). */
@@ -16,6 +18,8 @@
 /* Prints "error: <message>\nSee '<prog> --help'.\n" to stderr; returns 2 (the
  * exit status of a usage error). */
 int veil_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int veil_usage_verror(const char *prog, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* After getopt_long (optstring starting with ':') returned '?' or ':': the
  * one-line message for the flag at argv[optind - 1]. Returns 2. */

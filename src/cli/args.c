@@ -14,10 +14,8 @@ int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("error: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	veil_usage_verror(cmd->path, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nSee '%s --help'.\n", cmd->path);
 	return EXIT_USAGE;
 }
 
@@ -215,23 +213,6 @@ json_t *cli_diags_json(const struct veil_diags *d)
 			return NULL;
 		}
 	return a;
-}
-
-int cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	unsigned long v = 0;
-	if (!s || !*s)
-		return VEIL_EINVAL;
-	for (const char *p = s; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return VEIL_EINVAL;
-		unsigned digit = (unsigned)(*p - '0');
-		if (v > (max - digit) / 10)
-			return VEIL_EINVAL;
-		v = v * 10 + digit;
-	}
-	*out = v;
-	return 0;
 }
 
 int cli_report(struct veil_diags *d, int rc)

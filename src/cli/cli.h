@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "veil/args.h"
 #include "veil/common.h"
 
 /* VEIL_VERSION comes from meson.build (project version), nowhere else */
@@ -69,9 +70,6 @@ int cli_parse_format(const struct cli_cmd *cmd, const char *arg, enum cli_format
 int cli_print_result(json_t *j, enum cli_format fmt);
 /* The diagnostics as a JSON array of strings (new reference; NULL on ENOMEM). */
 json_t *cli_diags_json(const struct veil_diags *d);
-
-/* Strict unsigned decimal: digits only, no sign or space, at most max. */
-int cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
 
 int cli_report(struct veil_diags *d, int rc);
 

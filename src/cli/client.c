@@ -59,12 +59,16 @@ char *client_normalize_url(const char *in)
 	char portbuf[8] = "8081";
 	if (port) {
 		size_t plen = n - hlen - 1;
-		unsigned long v = 0;
+		long v = 0;
 		if (plen == 0 || plen >= sizeof(portbuf))
 			return NULL;
 		memcpy(portbuf, port, plen);
 		portbuf[plen] = '\0';
-		if (cli_parse_uint(portbuf, 65535, &v) || v == 0)
+		struct veil_diags pd;
+		veil_diags_init(&pd);
+		int bad = veil_parse_long("port", portbuf, 1, 65535, &v, &pd);
+		veil_diags_free(&pd);
+		if (bad)
 			return NULL;
 	}
 	char *out = NULL;

@@ -4,15 +4,21 @@
 
 #include "veil/args.h"
 
+int veil_usage_verror(const char *prog, const char *fmt, va_list ap)
+{
+	fputs("error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\nSee '%s --help'.\n", prog);
+	return 2;
+}
+
 int veil_usage_error(const char *prog, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("error: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	int rc = veil_usage_verror(prog, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nSee '%s --help'.\n", prog);
-	return 2;
+	return rc;
 }
 
 int veil_getopt_error(const char *prog, int c, char **argv, int optind_now)
