@@ -169,6 +169,9 @@ mkdir "$r/root/veil" &&
 mkdir -p "$r/etc/ssl" && cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/veil-ci-host-ca.crt" ||
 	die "no CA bundle at /etc/ssl/certs/ca-certificates.crt"
 cp /etc/resolv.conf "$r/etc/resolv.conf" || die "cannot copy /etc/resolv.conf"
+# what every installed machine (the installer) and container runtime writes,
+# and minbase lacks: without it "localhost" does not resolve at all
+[ -s "$r/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
 say "rootfs ready in $work ($(($(date +%s) - start)) s)"
 
 unshare --mount --pid --fork --kill-child --propagation private -- \
