@@ -410,6 +410,50 @@ t_failed_apply_changes_nothing() {
 	unset VEIL_HOME
 }
 
+# Several Meshfiles: all of them are checked, and the CAS read for each, before
+# the first local write, and every local file is written before the first
+# upload. A good Meshfile given before a bad one (a namespace that cannot name
+# a chart; an image without a measurement record) changes nothing anywhere.
+t_multi_apply_checks_every_mesh_first() {
+	cd "$WORK/up" || return 1
+	export VEIL_HOME=$WORK/home-c
+	mkdir -p good good2 bad unmeasured || return 1
+	sed 's/namespace: myPythonApp/namespace: multigood/' "$SEED/Meshfile" >good/Meshfile
+	sed 's/namespace: myPythonApp/namespace: multigood2/' "$SEED/Meshfile" >good2/Meshfile
+	sed 's/namespace: myPythonApp/namespace: 9lives/' "$SEED/Meshfile" >bad/Meshfile
+	sed 's/namespace: myPythonApp/namespace: unmeasured/; s/python_hello_user:latest/never_measured:1/' \
+		"$SEED/Meshfile" >unmeasured/Meshfile
+	local before changes1 list1 bad
+	before=$(tree_hash target)
+	changes1=$(changes)
+	list1=$("$VEIL" policy list --cas "$URL") || return 1
+	for bad in bad unmeasured; do
+		run "$VEIL" apply -f good/Meshfile -f "$bad/Meshfile" --mode debug --cas "$URL" && rejected || return 1
+		case $bad in
+		bad) has "namespace '9lives' cannot name a Helm chart" || return 1 ;;
+		unmeasured) has "no measurement record for image 'registry.scontain.com:5050/cicd/never_measured:1'" || return 1 ;;
+		esac
+		lacks "created namespace multigood" || return 1
+		[ "$(tree_hash target)" = "$before" ] || die "-f good -f $bad: target/ changed" || return 1
+		[ ! -e target/policies/multigood.yaml ] || die "-f good -f $bad: wrote the good policy" || return 1
+		[ "$(changes)" = "$changes1" ] || die "-f good -f $bad: the CAS changed (audit log)" || return 1
+		[ "$("$VEIL" policy list --cas "$URL")" = "$list1" ] || die "-f good -f $bad: the policy list changed" || return 1
+	done
+	# one namespace in two Meshfiles: refused before anything is written
+	mkdir -p dup && cp good/Meshfile dup/Meshfile
+	run "$VEIL" apply -f good/Meshfile -f dup/Meshfile --mode debug --cas "$URL" && rejected &&
+		has "good/Meshfile and dup/Meshfile both name namespace 'multigood'" || return 1
+	[ "$(tree_hash target)" = "$before" ] && [ "$(changes)" = "$changes1" ] || die "-f good -f dup changed something" || return 1
+	# two good ones: both written, then both uploaded
+	run "$VEIL" apply -f good/Meshfile -f good2/Meshfile --mode debug --cas "$URL" && ok || return 1
+	has "created namespace multigood on $URL" && has "created namespace multigood2 on $URL" || return 1
+	[ -f target/policies/multigood.yaml ] && [ -f target/policies/multigood2.yaml ] || die "policy files not written" || return 1
+	[ "$(changes)" -eq $((changes1 + 2)) ] || die "expected two creates" || return 1
+	run "$VEIL" policy list --cas "$URL" && ok && has "multigood $(sha256sum target/policies/multigood.yaml | cut -d' ' -f1)" &&
+		has "multigood2 $(sha256sum target/policies/multigood2.yaml | cut -d' ' -f1)" || return 1
+	unset VEIL_HOME
+}
+
 # get -> edit -> update works: get shows the current hash as predecessor
 t_policy_get_edit_update() {
 	A policy create "$(policy gedit CREATOR CREATOR)" >/dev/null || return 1
@@ -1004,7 +1048,7 @@ t_data_folder_tightened() {
 
 run_in_order cas t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
-	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_failed_apply_changes_nothing \
+	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_failed_apply_changes_nothing t_multi_apply_checks_every_mesh_first \
 	t_policy_get_edit_update t_policy_edit_killed_removes_temp_file t_json_outputs t_veil_cas_env t_import_needs_consent t_child_namespaces \
 	t_metrics_count_requests t_version_and_usage_errors t_print_key_hash t_second_cas_refused t_second_las_refused \
 	t_curl_verifies_cas_certificate t_listen_all_interfaces_and_san t_health_ready_methods t_refusal_names_identity t_build_info_metric \
