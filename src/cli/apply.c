@@ -29,7 +29,9 @@ static void apply_usage(FILE *f)
 	    "Usage: veil apply -f FILE... [--output-dir DIR] [options]\n\n"
 	    "-f takes a file, a folder (its *.yaml, *.yml and Meshfile, not recursive) or\n"
 	    "- (stdin), and can be repeated. Every input is parsed before anything is\n"
-	    "written; service manifests are applied before Meshfiles.\n\n"
+	    "written; service manifests are applied before Meshfiles. Of several\n"
+	    "Meshfiles, every one is checked (and the CAS read) before the first is\n"
+	    "written, and every one is written before the first upload.\n\n"
 	    "With a service manifest (kind: genservice):\n"
 	    "  Resolves the 'copy' files relative to the manifest's folder (the current\n"
 	    "  folder for stdin) and writes the service's measurement record to\n"
@@ -421,138 +423,170 @@ static int cas_upload(const struct veil_mesh *mesh, struct cas_plan *plan,
 
 static const char *const action_names[] = {"", "created", "updated", "unchanged"};
 
-static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_diags *d)
-{
+/* One Meshfile through apply's three steps. mesh_prepare checks everything and
+ * only reads (records, the CAS); mesh_write writes the local files; mesh_upload
+ * changes the CAS. apply runs each step for every Meshfile before the next, so
+ * a Meshfile refused anywhere leaves target/ and the CAS as they were. */
+struct mesh_apply {
+	struct ydoc *doc;
 	struct veil_mesh mesh;
-	struct member_src *src = NULL;
-	size_t nsrc = 0;
-	struct veil_mesh_member *members = NULL;
+	struct member_src *src;
+	size_t nsrc;
+	struct veil_mesh_member *members;
 	struct veil_buf canon;
-	veil_buf_init(&canon, 0);
-	struct cas_plan plan = {0};
-	char *pdir = NULL, *pfile = NULL;
-	int rc = veil_mesh_parse(doc, &mesh, d);
+	char hash[2 * VEIL_SHA256_SIZE + 1];
+	struct cas_plan plan;
+	char *pdir, *pfile;
+	char cas_key[VEIL_KEY_HASH_HEX];
+};
+
+static void mesh_apply_free(struct mesh_apply *m)
+{
+	cas_plan_free(&m->plan);
+	veil_buf_free(&m->canon);
+	free(m->pdir);
+	free(m->pfile);
+	free(m->members);
+	free_records(m->src, m->nsrc);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Parses, finds the records, derives the policy, checks the chart without
+ * writing it and reads the CAS: every check, no write. With -p it prints the
+ * globals instead. */
+static int mesh_prepare(const struct apply_opts *o, struct ydoc *doc, struct mesh_apply *m,
+			struct veil_diags *d)
+{
+	struct veil_mesh *mesh = &m->mesh;
+	m->doc = doc;
+	veil_buf_init(&m->canon, 0);
+	int rc = veil_mesh_parse(doc, mesh, d);
 	if (rc)
-		goto out;
-	if ((rc = load_records(o->target, &src, &nsrc, d)))
-		goto out;
-	members = calloc(mesh.service_count + 1, sizeof(*members));
-	if (!members) {
-		rc = VEIL_ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < mesh.service_count; i++) {
-		const struct veil_mesh_service *s = &mesh.services[i];
+		return rc;
+	if ((rc = load_records(o->target, &m->src, &m->nsrc, d)))
+		return rc;
+	if (!(m->members = calloc(mesh->service_count + 1, sizeof(*m->members))))
+		return VEIL_ENOMEM;
+	for (size_t i = 0; i < mesh->service_count; i++) {
+		const struct veil_mesh_service *s = &mesh->services[i];
 		struct member_src *found = NULL;
-		for (size_t k = 0; k < nsrc; k++) {
-			if (strcmp(src[k].meas.image, s->image))
+		for (size_t k = 0; k < m->nsrc; k++) {
+			if (strcmp(m->src[k].meas.image, s->image))
 				continue;
 			if (found) {
-				veil_diag_at(d, mesh.file, s->pos.line, s->pos.col,
+				veil_diag_at(d, mesh->file, s->pos.line, s->pos.col,
 					     "service '%s': image '%s' has two measurement records "
 					     "(%s, %s); remove the stale one",
-					     s->name, s->image, found->dir, src[k].dir);
+					     s->name, s->image, found->dir, m->src[k].dir);
 				rc = VEIL_EINVAL;
 			}
-			found = &src[k];
+			found = &m->src[k];
 		}
 		if (!found) {
 			veil_diag_at(
-			    d, mesh.file, s->pos.line, s->pos.col,
+			    d, mesh->file, s->pos.line, s->pos.col,
 			    "service '%s': no measurement record for image '%s' in "
 			    "%s/images; run 'veil apply -f <its service.yaml> -t %s' first",
 			    s->name, s->image, o->target, o->target);
 			rc = VEIL_EINVAL;
 			continue;
 		}
-		members[i] = (struct veil_mesh_member){
+		m->members[i] = (struct veil_mesh_member){
 		    .svc = s, .manifest = &found->manifest, .meas = &found->meas};
 	}
 	if (rc)
-		goto out;
+		return rc;
 	if (o->print_defaults) {
-		printf("# global variables of mesh %s, per service\n", mesh.namespace_);
-		for (size_t i = 0; i < mesh.service_count; i++) {
+		printf("# global variables of mesh %s, per service\n", mesh->namespace_);
+		for (size_t i = 0; i < mesh->service_count; i++) {
 			char label[300];
-			snprintf(label, sizeof(label), "%s (%s)", members[i].svc->name,
-				 members[i].manifest->file);
-			print_globals(label, members[i].manifest, &mesh, members[i].svc->name);
+			snprintf(label, sizeof(label), "%s (%s)", m->members[i].svc->name,
+				 m->members[i].manifest->file);
+			print_globals(label, m->members[i].manifest, mesh, m->members[i].svc->name);
 		}
-		goto out;
+		return 0;
 	}
 	struct veil_derive_opts dopts = {.debug_mode = o->debug_mode};
 	struct ynode *policy = NULL;
-	if ((rc = veil_policy_derive(doc->arena, &mesh, members, mesh.service_count, &dopts,
+	if ((rc = veil_policy_derive(doc->arena, mesh, m->members, mesh->service_count, &dopts,
 				     &policy, d)))
-		goto out;
-	for (size_t i = 0; i < mesh.service_count; i++) {
-		const struct veil_service_manifest *m = members[i].manifest;
-		for (size_t k = 0; k < m->secret_count; k++)
-			if (m->secrets[k].value)
+		return rc;
+	for (size_t i = 0; i < mesh->service_count; i++) {
+		const struct veil_service_manifest *sm = m->members[i].manifest;
+		for (size_t k = 0; k < sm->secret_count; k++)
+			if (sm->secrets[k].value)
 				fprintf(stderr,
 					"warning: secret '%s' has an explicit value in %s: it is "
 					"copied into the policy and readable by whoever reads the "
 					"manifest; prefer a CAS-generated or imported secret\n",
-					m->secrets[k].name, m->file);
+					sm->secrets[k].name, sm->file);
 	}
-	char hash[2 * VEIL_SHA256_SIZE + 1];
-	if ((rc = veil_policy_canonical(policy, &canon, hash)))
-		goto out;
-	pdir = veil_path_join(o->target, "policies");
-	char *name = yarena_printf(doc->arena, "%s.yaml", mesh.namespace_);
-	pfile = pdir && name ? veil_path_join(pdir, name) : NULL;
-	if (!pfile) {
-		rc = VEIL_ENOMEM;
-		goto out;
-	}
-	/* Every check before the first write: the chart's names, ports and
-	 * volumes (no output selected: nothing is written), then the CAS, which
-	 * is only read here. */
-	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, "", o->target, 0, d)))
-		goto out;
-	if (!o->no_upload && veil_mesh_uploads(&mesh) &&
-	    (rc = cas_prepare(o, &mesh, doc->arena, policy, &canon, hash, &plan, d)))
-		goto out;
+	if ((rc = veil_policy_canonical(policy, &m->canon, m->hash)))
+		return rc;
+	m->pdir = veil_path_join(o->target, "policies");
+	char *name = yarena_printf(doc->arena, "%s.yaml", mesh->namespace_);
+	m->pfile = m->pdir && name ? veil_path_join(m->pdir, name) : NULL;
+	if (!m->pfile)
+		return VEIL_ENOMEM;
+	/* the chart's names, ports and volumes (no output selected: nothing is
+	 * written), then the CAS, which is only read here */
+	if ((rc = veil_deploy_write(mesh, m->members, mesh->service_count, m->hash, "", o->target,
+				    0, d)))
+		return rc;
+	if (!o->no_upload && veil_mesh_uploads(mesh) &&
+	    (rc = cas_prepare(o, mesh, doc->arena, policy, &m->canon, m->hash, &m->plan, d)))
+		return rc;
 	/* the key the pods' veil-run pins: the CAS attested and pinned, else the
 	 * Meshfile's cas_key when it is a key hash */
-	char cas_key[VEIL_KEY_HASH_HEX] = "";
-	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(&mesh);
-	if (plan.open)
-		memcpy(cas_key, plan.c.pinned, sizeof(cas_key));
-	if (!cas_key[0] && mc && veil_is_sha256_hex(mc->cas_key))
-		memcpy(cas_key, mc->cas_key, sizeof(cas_key));
-	if (!cas_key[0])
+	const struct veil_mesh_cas *mc = veil_mesh_policy_cas(mesh);
+	if (m->plan.open)
+		memcpy(m->cas_key, m->plan.c.pinned, sizeof(m->cas_key));
+	if (!m->cas_key[0] && mc && veil_is_sha256_hex(mc->cas_key))
+		memcpy(m->cas_key, mc->cas_key, sizeof(m->cas_key));
+	if (!m->cas_key[0])
 		fprintf(stderr,
 			"warning: the chart's cas.key is empty: veil-run pins the CAS by "
 			"its key hash and will not start without it; set cas.key (e.g. helm "
 			"--set cas.key=HASH, the hash 'veil cas attest' prints) or upload "
 			"the policy\n");
-	/* local files: each swapped in whole; then one sync for all of them */
-	if ((rc = veil_mkdirs(pdir, 0755, d)))
-		goto out;
-	if ((rc = veil_deploy_write(&mesh, members, mesh.service_count, hash, cas_key, o->target,
-				    o->outputs, d)))
-		goto out;
-	if ((rc = veil_write_file_nosync(pfile, canon.data, canon.size, 0644, d)))
-		goto out;
-	if ((rc = veil_sync_fs(o->target, d)))
-		goto out;
-	/* the CAS last: a CAS change always has the local files describing it */
-	if ((plan.action == CAS_CREATE || plan.action == CAS_UPDATE) &&
-	    (rc = cas_upload(&mesh, &plan, &canon, d))) {
+	return 0;
+}
+
+/* The local files, each swapped in whole; apply syncs them once for all. */
+static int mesh_write(const struct apply_opts *o, const struct mesh_apply *m, struct veil_diags *d)
+{
+	int rc = veil_mkdirs(m->pdir, 0755, d);
+	if (!rc)
+		rc = veil_deploy_write(&m->mesh, m->members, m->mesh.service_count, m->hash,
+				       m->cas_key, o->target, o->outputs, d);
+	if (!rc)
+		rc = veil_write_file_nosync(m->pfile, m->canon.data, m->canon.size, 0644, d);
+	return rc;
+}
+
+/* The CAS last: a CAS change always has the local files describing it. Then
+ * the result, so each namespace changed is reported even if a later one's
+ * upload fails. */
+static int mesh_upload(const struct apply_opts *o, struct mesh_apply *m, struct veil_diags *d)
+{
+	const struct veil_mesh *mesh = &m->mesh;
+	struct cas_plan *plan = &m->plan;
+	int rc = 0;
+	if ((plan->action == CAS_CREATE || plan->action == CAS_UPDATE) &&
+	    (rc = cas_upload(mesh, plan, &m->canon, d))) {
 		veil_diag(d,
 			  "%s and the chart are written, the CAS at %s is unchanged: run 'veil "
 			  "apply' again once the CAS accepts the policy",
-			  pfile, plan.c.url);
-		goto out;
+			  m->pfile, plan->c.url);
+		return rc;
 	}
 	if (o->fmt != CLI_FMT_TEXT) {
 		json_t *outs = json_object(), *cas = NULL;
 		char *helm = veil_path_join(o->target, "helm");
 		char *mans = veil_path_join(o->target, "manifests");
-		if (plan.action)
-			cas = json_pack("{s:s, s:s, s:s}", "url", plan.c.url, "result",
-					action_names[plan.action], "key_hash", plan.c.pinned);
+		if (plan->action)
+			cas = json_pack("{s:s, s:s, s:s}", "url", plan->c.url, "result",
+					action_names[plan->action], "key_hash", plan->c.pinned);
 		if (!outs || !helm || !mans ||
 		    ((o->outputs & VEIL_OUT_HELM) &&
 		     json_object_set_new(outs, "helm", json_string(helm))) ||
@@ -560,36 +594,75 @@ static int apply_mesh(const struct apply_opts *o, struct ydoc *doc, struct veil_
 		     json_object_set_new(outs, "manifests", json_string(mans))) ||
 		    json_array_append_new(
 			o->items,
-			json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:O, s:o?}", "file", mesh.file,
-				  "kind", "mesh", "namespace", mesh.namespace_, "services",
-				  (json_int_t)mesh.service_count, "policy_file", pfile,
-				  "policy_hash", hash, "outputs", outs, "cas", cas)))
+			json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:O, s:o?}", "file", mesh->file,
+				  "kind", "mesh", "namespace", mesh->namespace_, "services",
+				  (json_int_t)mesh->service_count, "policy_file", m->pfile,
+				  "policy_hash", m->hash, "outputs", outs, "cas", cas)))
 			rc = VEIL_ENOMEM;
 		json_decref(outs);
 		free(helm);
 		free(mans);
-		goto out;
+		return rc;
 	}
-	printf("policy %s: %zu service%s, written to %s\n", mesh.namespace_, mesh.service_count,
-	       mesh.service_count == 1 ? "" : "s", pfile);
-	printf("policy hash %s\n", hash);
+	printf("policy %s: %zu service%s, written to %s\n", mesh->namespace_, mesh->service_count,
+	       mesh->service_count == 1 ? "" : "s", m->pfile);
+	printf("policy hash %s\n", m->hash);
 	if (o->outputs & VEIL_OUT_HELM)
 		printf("helm chart %s/helm\n", o->target);
 	if (o->outputs & VEIL_OUT_YAML)
 		printf("kubernetes manifests %s/manifests\n", o->target);
-	if (plan.action == CAS_UNCHANGED)
+	if (plan->action == CAS_UNCHANGED)
 		printf("unchanged: namespace %s on %s holds this policy (nothing uploaded)\n",
-		       mesh.namespace_, plan.c.url);
-	else if (plan.action)
-		printf("%s namespace %s on %s\n", action_names[plan.action], mesh.namespace_,
-		       plan.c.url);
+		       mesh->namespace_, plan->c.url);
+	else if (plan->action)
+		printf("%s namespace %s on %s\n", action_names[plan->action], mesh->namespace_,
+		       plan->c.url);
+	return 0;
+}
+
+/* Every Meshfile prepared (all checks, reads only), then every one's local
+ * files written and synced, then every one uploaded. */
+static int apply_meshes(const struct apply_opts *o, struct ydoc **docs, size_t count,
+			struct veil_diags *d)
+{
+	struct mesh_apply *m = calloc(count + 1, sizeof(*m));
+	size_t i;
+	int rc = m ? 0 : VEIL_ENOMEM;
+	for (i = 0; !rc && i < count; i++)
+		rc = mesh_prepare(o, docs[i], &m[i], d);
+	size_t prepared = i; /* the one that failed included: partly filled */
+	if (o->print_defaults)
+		goto out;
+	/* one namespace, one policy file: two Meshfiles naming it would write
+	 * the same file and race on the CAS */
+	for (i = 0; !rc && i < count; i++)
+		for (size_t k = 0; !rc && k < i; k++)
+			if (!strcmp(m[i].mesh.namespace_, m[k].mesh.namespace_)) {
+				veil_diag(d,
+					  "%s and %s both name namespace '%s': apply them one at "
+					  "a time",
+					  m[k].mesh.file, m[i].mesh.file, m[i].mesh.namespace_);
+				rc = VEIL_EINVAL;
+			}
+	for (i = 0; !rc && i < count; i++)
+		rc = mesh_write(o, &m[i], d);
+	if (!rc && count)
+		rc = veil_sync_fs(o->target, d);
+	for (i = 0; !rc && i < count; i++) {
+		if (!(rc = mesh_upload(o, &m[i], d)))
+			continue;
+		/* the later namespaces' files are written too, and not uploaded */
+		for (size_t k = i + 1; k < count; k++)
+			if (m[k].plan.action == CAS_CREATE || m[k].plan.action == CAS_UPDATE)
+				veil_diag(d,
+					  "%s is written, not uploaded: the CAS at %s is "
+					  "unchanged",
+					  m[k].pfile, m[k].plan.c.url);
+	}
 out:
-	cas_plan_free(&plan);
-	veil_buf_free(&canon);
-	free(pdir);
-	free(pfile);
-	free(members);
-	free_records(src, nsrc);
+	for (i = 0; m && i < prepared; i++)
+		mesh_apply_free(&m[i]);
+	free(m);
 	return rc;
 }
 
@@ -694,7 +767,7 @@ static int apply_main(int argc, char **argv)
 	veil_diags_init(&d);
 	struct cli_input *in = NULL;
 	size_t count = 0;
-	struct ydoc *docs = NULL;
+	struct ydoc *docs = NULL, **meshes = NULL;
 	enum veil_doc_kind *kinds = NULL;
 	int rc = 0;
 	for (size_t i = 0; i < nfiles && !rc; i++)
@@ -702,6 +775,7 @@ static int apply_main(int argc, char **argv)
 	free(files);
 	if (!rc && (!(docs = calloc(count + 1, sizeof(*docs))) ||
 		    !(kinds = calloc(count + 1, sizeof(*kinds))) ||
+		    !(meshes = calloc(count + 1, sizeof(*meshes))) ||
 		    (o.fmt != CLI_FMT_TEXT && !(o.items = json_array()))))
 		rc = VEIL_ENOMEM;
 	/* every input parsed and of a known kind before anything is applied */
@@ -736,9 +810,12 @@ static int apply_main(int argc, char **argv)
 	for (size_t i = 0; !rc && i < count; i++)
 		if (kinds[i] == VEIL_DOC_SERVICE)
 			rc = apply_service(&o, &in[i], &docs[i], &d);
+	size_t nmesh = 0;
 	for (size_t i = 0; !rc && i < count; i++)
 		if (kinds[i] == VEIL_DOC_MESH)
-			rc = apply_mesh(&o, &docs[i], &d);
+			meshes[nmesh++] = &docs[i];
+	if (!rc && nmesh)
+		rc = apply_meshes(&o, meshes, nmesh, &d);
 	if (!rc && o.items) {
 		rc = cli_print_result(json_pack("{s:O}", "items", o.items), o.fmt);
 	}
@@ -747,6 +824,7 @@ static int apply_main(int argc, char **argv)
 			ydoc_free(&docs[i]);
 	json_decref(o.items);
 	free(docs);
+	free(meshes);
 	free(kinds);
 	cli_inputs_free(in, count);
 	return cli_report(&d, rc);

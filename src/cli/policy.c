@@ -361,6 +361,58 @@ out:
 	return rc;
 }
 
+/* The temporary file of 'policy edit' holds the whole policy, explicit secret
+ * values included. While it exists, a signal that ends veil removes it and ends
+ * the editor too (which would write the file again on save), then ends veil by
+ * the same signal. Its path and the editor's pid change only while these
+ * signals are blocked, so the handler never sees them half-written. */
+static const int edit_exit_signals[] = {SIGHUP, SIGINT, SIGTERM, SIGPIPE};
+enum { EDIT_EXIT_SIGNAL_COUNT = sizeof(edit_exit_signals) / sizeof(edit_exit_signals[0]) };
+static char edit_temp_path[512];
+static volatile sig_atomic_t edit_editor_pid;
+static struct sigaction edit_old_actions[EDIT_EXIT_SIGNAL_COUNT];
+
+static void remove_edit_temp_file_and_die(int sig)
+{
+	if (edit_editor_pid > 0)
+		kill((pid_t)edit_editor_pid, sig);
+	if (edit_temp_path[0])
+		unlink(edit_temp_path);
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	raise(sig); /* delivered when the handler returns: veil ends by `sig` */
+}
+
+static void block_edit_exit_signals(sigset_t *saved)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < EDIT_EXIT_SIGNAL_COUNT; i++)
+		sigaddset(&set, edit_exit_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, saved);
+}
+
+/* Called with the signals blocked. A signal veil was started ignoring (nohup)
+ * stays ignored. */
+static void arm_edit_exit_signals(void)
+{
+	struct sigaction act = {.sa_handler = remove_edit_temp_file_and_die};
+	sigfillset(&act.sa_mask);
+	for (size_t i = 0; i < EDIT_EXIT_SIGNAL_COUNT; i++) {
+		sigaction(edit_exit_signals[i], NULL, &edit_old_actions[i]);
+		if (edit_old_actions[i].sa_handler != SIG_IGN)
+			sigaction(edit_exit_signals[i], &act, NULL);
+	}
+}
+
+/* Called with the signals blocked: the dispositions veil was started with. */
+static void disarm_edit_exit_signals(void)
+{
+	for (size_t i = 0; i < EDIT_EXIT_SIGNAL_COUNT; i++)
+		sigaction(edit_exit_signals[i], &edit_old_actions[i], NULL);
+}
+
 /* Runs the user's editor on path, as git does: through the shell, so
  * EDITOR may hold arguments ("code --wait"). */
 static int run_editor(const char *path, struct veil_diags *d)
@@ -376,13 +428,21 @@ static int run_editor(const char *path, struct veil_diags *d)
 	sigaction(SIGINT, &ign, &old_int);
 	sigaction(SIGQUIT, &ign, &old_quit);
 	int status = 0, rc = 0;
+	sigset_t saved;
+	block_edit_exit_signals(&saved);
 	pid_t pid = fork();
 	if (pid == 0) {
-		sigaction(SIGINT, &old_int, NULL);
+		/* the editor starts with veil's own dispositions; blocked until
+		 * then, no signal runs veil's handler in this copy */
+		disarm_edit_exit_signals();
 		sigaction(SIGQUIT, &old_quit, NULL);
+		sigprocmask(SIG_SETMASK, &saved, NULL);
 		execl("/bin/sh", "sh", "-c", "exec $0 \"$1\"", ed, path, (char *)NULL);
 		_exit(127);
 	}
+	if (pid > 0)
+		edit_editor_pid = pid;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
 	if (pid < 0) {
 		veil_diag(d, "cannot start the editor: %s", strerror(errno));
 		rc = VEIL_EIO;
@@ -392,6 +452,7 @@ static int run_editor(const char *path, struct veil_diags *d)
 			veil_diag(d, "waiting for the editor: %s", strerror(errno));
 			rc = VEIL_EIO;
 		}
+	edit_editor_pid = 0;
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGQUIT, &old_quit, NULL);
 	if (!rc && (!WIFEXITED(status) || WEXITSTATUS(status))) {
@@ -405,9 +466,11 @@ static int run_editor(const char *path, struct veil_diags *d)
 static int edit(const struct policy_args *a, struct veil_diags *d)
 {
 	struct client c;
-	char *text = NULL, *hash = NULL, *edited = NULL, *name = NULL, path[512] = "";
+	char *text = NULL, *hash = NULL, *edited = NULL, *name = NULL;
+	char *path = edit_temp_path;
 	size_t esize = 0;
-	int keep = 0, fd = -1;
+	int keep = 0, fd = -1, armed = 0;
+	sigset_t saved;
 	char h[2 * VEIL_SHA256_SIZE + 1], h2[2 * VEIL_SHA256_SIZE + 1];
 	struct veil_buf shown, before, after;
 	veil_buf_init(&shown, 0);
@@ -426,12 +489,21 @@ static int edit(const struct policy_args *a, struct veil_diags *d)
 	for (const char *p = a->arg; *p && k + 1 < sizeof(safe); p++)
 		safe[k++] = *p == '/' ? '_' : *p;
 	safe[k] = '\0';
-	snprintf(path, sizeof(path), "%s/veil-policy-%s-XXXXXX.yaml", tmp && *tmp ? tmp : "/tmp",
-		 safe);
+	/* the handlers are in place before the file exists */
+	block_edit_exit_signals(&saved);
+	arm_edit_exit_signals();
+	armed = 1;
+	snprintf(path, sizeof(edit_temp_path), "%s/veil-policy-%s-XXXXXX.yaml",
+		 tmp && *tmp ? tmp : "/tmp", safe);
 	/* mkstemps: a new file, mode 0600 */
-	if ((fd = mkstemps(path, 5)) < 0) {
-		veil_diag(d, "%s: %s", path, strerror(errno));
+	fd = mkstemps(path, 5);
+	int mkstemps_errno = errno;
+	if (fd < 0)
 		path[0] = '\0';
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	if (fd < 0) {
+		veil_diag(d, "cannot create a temporary file in %s: %s", tmp && *tmp ? tmp : "/tmp",
+			  strerror(mkstemps_errno));
 		rc = VEIL_EIO;
 		goto out;
 	}
@@ -475,10 +547,18 @@ static int edit(const struct policy_args *a, struct veil_diags *d)
 out:
 	if (fd >= 0)
 		close(fd);
+	if (armed)
+		block_edit_exit_signals(&saved);
 	if (keep && rc)
 		veil_diag(d, "your edit is kept in %s", path);
 	else if (path[0])
 		unlink(path);
+	path[0] = '\0';
+	if (armed) {
+		/* a signal that came meanwhile ends veil now, the file handled */
+		disarm_edit_exit_signals();
+		sigprocmask(SIG_SETMASK, &saved, NULL);
+	}
 	veil_buf_free(&shown);
 	veil_buf_free(&before);
 	veil_buf_free(&after);

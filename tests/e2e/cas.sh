@@ -410,6 +410,50 @@ t_failed_apply_changes_nothing() {
 	unset VEIL_HOME
 }
 
+# Several Meshfiles: all of them are checked, and the CAS read for each, before
+# the first local write, and every local file is written before the first
+# upload. A good Meshfile given before a bad one (a namespace that cannot name
+# a chart; an image without a measurement record) changes nothing anywhere.
+t_multi_apply_checks_every_mesh_first() {
+	cd "$WORK/up" || return 1
+	export VEIL_HOME=$WORK/home-c
+	mkdir -p good good2 bad unmeasured || return 1
+	sed 's/namespace: myPythonApp/namespace: multigood/' "$SEED/Meshfile" >good/Meshfile
+	sed 's/namespace: myPythonApp/namespace: multigood2/' "$SEED/Meshfile" >good2/Meshfile
+	sed 's/namespace: myPythonApp/namespace: 9lives/' "$SEED/Meshfile" >bad/Meshfile
+	sed 's/namespace: myPythonApp/namespace: unmeasured/; s/python_hello_user:latest/never_measured:1/' \
+		"$SEED/Meshfile" >unmeasured/Meshfile
+	local before changes1 list1 bad
+	before=$(tree_hash target)
+	changes1=$(changes)
+	list1=$("$VEIL" policy list --cas "$URL") || return 1
+	for bad in bad unmeasured; do
+		run "$VEIL" apply -f good/Meshfile -f "$bad/Meshfile" --mode debug --cas "$URL" && rejected || return 1
+		case $bad in
+		bad) has "namespace '9lives' cannot name a Helm chart" || return 1 ;;
+		unmeasured) has "no measurement record for image 'registry.scontain.com:5050/cicd/never_measured:1'" || return 1 ;;
+		esac
+		lacks "created namespace multigood" || return 1
+		[ "$(tree_hash target)" = "$before" ] || die "-f good -f $bad: target/ changed" || return 1
+		[ ! -e target/policies/multigood.yaml ] || die "-f good -f $bad: wrote the good policy" || return 1
+		[ "$(changes)" = "$changes1" ] || die "-f good -f $bad: the CAS changed (audit log)" || return 1
+		[ "$("$VEIL" policy list --cas "$URL")" = "$list1" ] || die "-f good -f $bad: the policy list changed" || return 1
+	done
+	# one namespace in two Meshfiles: refused before anything is written
+	mkdir -p dup && cp good/Meshfile dup/Meshfile
+	run "$VEIL" apply -f good/Meshfile -f dup/Meshfile --mode debug --cas "$URL" && rejected &&
+		has "good/Meshfile and dup/Meshfile both name namespace 'multigood'" || return 1
+	[ "$(tree_hash target)" = "$before" ] && [ "$(changes)" = "$changes1" ] || die "-f good -f dup changed something" || return 1
+	# two good ones: both written, then both uploaded
+	run "$VEIL" apply -f good/Meshfile -f good2/Meshfile --mode debug --cas "$URL" && ok || return 1
+	has "created namespace multigood on $URL" && has "created namespace multigood2 on $URL" || return 1
+	[ -f target/policies/multigood.yaml ] && [ -f target/policies/multigood2.yaml ] || die "policy files not written" || return 1
+	[ "$(changes)" -eq $((changes1 + 2)) ] || die "expected two creates" || return 1
+	run "$VEIL" policy list --cas "$URL" && ok && has "multigood $(sha256sum target/policies/multigood.yaml | cut -d' ' -f1)" &&
+		has "multigood2 $(sha256sum target/policies/multigood2.yaml | cut -d' ' -f1)" || return 1
+	unset VEIL_HOME
+}
+
 # get -> edit -> update works: get shows the current hash as predecessor
 t_policy_get_edit_update() {
 	A policy create "$(policy gedit CREATOR CREATOR)" >/dev/null || return 1
@@ -467,6 +511,56 @@ EOM
 	grep -q 'ROUND: "5"' "$kept" || die "the kept file lacks the edit" || return 1
 	rm -f "$kept"
 	grep -q 'ROUND: "4"' <<<"$(A policy get gedit)" || die "the other update was lost"
+}
+
+# veil killed while the editor runs: the temporary file (the whole policy,
+# explicit secret values included) is removed, and the editor ended with it
+# (it would write the file again on save); the CAS is unchanged
+t_policy_edit_killed_removes_temp_file() {
+	cat >"$WORK/ed-sleep.sh" <<'EOM'
+#!/bin/sh
+echo "$$ $1" >"$ED_LOG.tmp" && mv "$ED_LOG.tmp" "$ED_LOG"
+exec sleep 30
+EOM
+	chmod +x "$WORK/ed-sleep.sh"
+	mkdir -p "$WORK/edtmp" || return 1
+	local sig pid st editor file changes1 h
+	for sig in HUP TERM; do
+		rm -f "$WORK/ed.log"
+		changes1=$(changes)
+		h=$(hash_of gedit)
+		VEIL_HOME=$WORK/home-a TMPDIR=$WORK/edtmp ED_LOG=$WORK/ed.log EDITOR=$WORK/ed-sleep.sh \
+			"$VEIL" policy edit gedit >/dev/null 2>&1 &
+		pid=$!
+		for _ in $(seq 200); do [ -s "$WORK/ed.log" ] && break; sleep 0.05; done
+		read -r editor file <"$WORK/ed.log" || { kill "$pid"; die "the editor did not start"; return 1; }
+		[ -f "$file" ] || { kill "$pid" "$editor"; die "no temporary file $file while editing"; return 1; }
+		kill -"$sig" "$pid"
+		wait "$pid" 2>/dev/null # no "Hangup" job notice
+		st=$?
+		[ "$st" -eq $((128 + $(kill -l "$sig"))) ] || { kill "$editor" 2>/dev/null; die "SIG$sig: veil exited $st"; return 1; }
+		for _ in $(seq 100); do kill -0 "$editor" 2>/dev/null || break; sleep 0.05; done
+		kill -0 "$editor" 2>/dev/null && { kill "$editor"; die "SIG$sig: the editor still runs"; return 1; }
+		[ ! -e "$file" ] || { rm -f "$file"; die "SIG$sig: the temporary file $file is left behind"; return 1; }
+		[ -z "$(ls -A "$WORK/edtmp")" ] || die "SIG$sig: left in TMPDIR: $(ls -A "$WORK/edtmp")" || return 1
+		[ "$(hash_of gedit)" = "$h" ] && [ "$(changes)" = "$changes1" ] || die "SIG$sig: the CAS changed" || return 1
+	done
+	# Ctrl-C while the editor runs is the editor's: veil stays, and cleans up
+	# when the editor exits
+	rm -f "$WORK/ed.log"
+	VEIL_HOME=$WORK/home-a TMPDIR=$WORK/edtmp ED_LOG=$WORK/ed.log EDITOR=$WORK/ed-sleep.sh \
+		"$VEIL" policy edit gedit >/dev/null 2>&1 &
+	pid=$!
+	for _ in $(seq 200); do [ -s "$WORK/ed.log" ] && break; sleep 0.05; done
+	read -r editor file <"$WORK/ed.log" || { kill "$pid"; die "the editor did not start"; return 1; }
+	kill -INT "$pid"
+	sleep 0.2
+	kill -0 "$pid" 2>/dev/null && [ -f "$file" ] || { kill "$editor"; die "SIGINT during the editor ended veil"; return 1; }
+	kill -TERM "$editor"
+	wait "$pid"
+	st=$?
+	[ "$st" -eq 1 ] || die "veil exited $st after the editor was killed" || return 1
+	[ -z "$(ls -A "$WORK/edtmp")" ] || die "left in TMPDIR: $(ls -A "$WORK/edtmp")"
 }
 
 # -o json on stdout, parsed by a JSON parser; whoami is the CAS's view of us
@@ -954,8 +1048,8 @@ t_data_folder_tightened() {
 
 run_in_order cas t_start t_help t_health_and_metrics t_attest_refused_without_tolerance t_attest_wrong_mrenclave \
 	t_attest_and_pin t_create_seed_policy t_create_refuses_predecessor t_authorization_matrix \
-	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_failed_apply_changes_nothing \
-	t_policy_get_edit_update t_json_outputs t_veil_cas_env t_import_needs_consent t_child_namespaces \
+	t_update_needs_current_predecessor t_race_updates t_bad_input t_canary_never_stored_in_clear t_apply_uploads t_failed_apply_changes_nothing t_multi_apply_checks_every_mesh_first \
+	t_policy_get_edit_update t_policy_edit_killed_removes_temp_file t_json_outputs t_veil_cas_env t_import_needs_consent t_child_namespaces \
 	t_metrics_count_requests t_version_and_usage_errors t_print_key_hash t_second_cas_refused t_second_las_refused \
 	t_curl_verifies_cas_certificate t_listen_all_interfaces_and_san t_health_ready_methods t_refusal_names_identity t_build_info_metric \
 	t_5xx_logged_and_counted t_request_log t_request_log_json t_request_log_has_no_secret \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What `meson install` puts on a machine: the four binaries, a man page per
 # docs/man/*.scd (valid roff that man renders, with a NAME naming the page),
-# one page per `veil` command, every flag of a binary's --help in its page,
-# and the LICENSE and docs. Needs a build configured with scdoc found.
+# one page per `veil` command, every flag of each leaf command's --help and of
+# its command table in its page, the bash completion (sourced by bash), and the
+# LICENSE and docs. Needs a build configured with scdoc found.
 # Usage: tests/e2e/install.sh BUILD_DIR
 set -u
 BUILD=$(cd "${1:?usage: install.sh BUILD_DIR}" && pwd)
@@ -41,6 +42,7 @@ at() { case $1 in /*) echo "$DEST$1" ;; *) echo "$DEST$pfx/$1" ;; esac }
 BIN=$(at "$bindir")
 MAN=$(at "$mandir")
 DOC=$(at "$datadir")/doc/veil
+COMP=$(at "$datadir")/bash-completion/completions/veil
 
 # exactly the four binaries, runnable
 want="veil veil-cas veil-las veil-run"
@@ -84,13 +86,16 @@ for c in $cmds; do
 	done
 	check "veil $c has a man page (veil-$c.1 or veil-$c-*.1)" [ -n "$found" ]
 done
-# flags_in_page PAGE HELP-CMD...: every flag of the help's option list (its
-# lines starting with '-') has an entry in the page: a definition line of its
-# OPTIONS or COMMANDS section, starting with '*', that holds *FLAG*.
+# flags_in_page PAGE HELP-CMD...: the help's option list (its lines starting
+# with '-') has at least one flag, and every flag has an entry in the page: a
+# definition line of its OPTIONS or COMMANDS section, starting with '*', that
+# holds *FLAG*. HELP-CMD is a leaf command: a group's help lists only -h and
+# --version, whatever its commands take.
 flags_in_page() {
 	local page=$1 src=$ROOT/docs/man/$1.scd missing=() f n=0
 	shift
 	local help cmd="${1##*/} ${*:2}"
+	cmd=${cmd% }
 	help=$("$@" --help 2>&1) || {
 		bad "$page: $cmd --help failed"
 		return
@@ -102,18 +107,76 @@ flags_in_page() {
 		n=$((n + 1))
 		grep -qF -- "*$f*" <<<"$defs" || missing+=("$f")
 	done
-	check "$page has an entry for each of the $n options of '${cmd% } --help'${missing:+ (missing: ${missing[*]})}" \
-		[ ${#missing[@]} -eq 0 ]
+	local good=0
+	[ "$n" -gt 0 ] && [ ${#missing[@]} -eq 0 ] && good=1
+	check "$page has an entry for each of the $n options of '$cmd --help'${missing:+ (missing: ${missing[*]})}" \
+		[ "$good" = 1 ]
 }
-flags_in_page veil.1 "$BIN/veil"
-for c in $cmds; do
-	for p in "${pages[@]}"; do
-		case $p in veil-"$c".1 | veil-"$c"-*.1) flags_in_page "$p" "$BIN/veil" "$c" ;; esac
+# table_flags_in_page PAGE LEAF: every flag the command table of 'veil LEAF'
+# accepts (the completion script is generated from the tables) has an entry in
+# the page, those --help leaves out ("also -t, --target") included
+table_flags_in_page() {
+	local page=$1 leaf=$2 src=$ROOT/docs/man/$1.scd missing=() f n=0 defs flags
+	defs=$(sed 's/\\_/_/g' "$src" | awk '/^# /{on = $2 == "OPTIONS" || $2 == "COMMANDS"} on && /^\*/')
+	flags=$(awk -v p="\"veil $leaf\")" '{l = $0; sub(/^[ \t]+/, "", l)} l == p {on=1; next} on && /^\t\tflags=/ {sub(/^\t\tflags="/, ""); sub(/"$/, ""); print; exit}' "$COMP")
+	for f in $flags; do
+		n=$((n + 1))
+		grep -qF -- "*$f*" <<<"$defs" || missing+=("$f")
 	done
+	local good=0
+	[ "$n" -gt 0 ] && [ ${#missing[@]} -eq 0 ] && good=1
+	check "$page has an entry for each of the $n flags veil's table gives 'veil $leaf'${missing:+ (missing: ${missing[*]})}" \
+		[ "$good" = 1 ]
+}
+# commands_of HELP-CMD...: the words of the help's "Commands:" list (none for a leaf)
+commands_of() {
+	"$@" --help 2>/dev/null | awk '/^Commands:/{on=1; next} on && /^  [a-z]/{print $1} on && /^$/{on=0}'
+}
+# the leaf commands: each command of `veil --help`, or each of a group's commands
+leaves=()
+for c in $cmds; do
+	subs=$(commands_of "$BIN/veil" "$c")
+	if [ -z "$subs" ]; then
+		leaves+=("$c")
+	else
+		for s in $subs; do leaves+=("$c $s"); done
+	fi
+done
+want="policy create|policy get|policy update|policy edit|policy delete|policy list|cas attest|audit verify|whoami|completion bash|check|apply"
+got=$(printf '%s\n' "${leaves[@]}" | sort | paste -sd'|')
+check "veil's leaf commands are the known ones (got: $got)" \
+	[ "$got" = "$(tr '|' '\n' <<<"$want" | sort | paste -sd'|')" ]
+flags_in_page veil.1 "$BIN/veil"
+# a leaf's page: veil-<command>-<sub>.1 if there is one, else veil-<command>.1
+for leaf in "${leaves[@]}"; do
+	read -r c s <<<"$leaf"
+	page=
+	[ -n "$s" ] && [ -f "$ROOT/docs/man/veil-$c-$s.1.scd" ] && page=veil-$c-$s.1
+	[ -z "$page" ] && [ -f "$ROOT/docs/man/veil-$c.1.scd" ] && page=veil-$c.1
+	if [ -z "$page" ]; then
+		bad "veil $leaf has a man page (veil-$c-$s.1 or veil-$c.1)"
+		continue
+	fi
+	# shellcheck disable=SC2086 # the leaf's words
+	flags_in_page "$page" "$BIN/veil" $leaf
+	table_flags_in_page "$page" "$leaf"
 done
 flags_in_page veil-cas.8 "$BIN/veil-cas"
+for s in $(sed -n 's/^       veil-cas \([a-z]*\) .*/\1/p; s/^Usage: veil-cas \([a-z]*\) .*/\1/p' <<<"$("$BIN/veil-cas" --help)"); do
+	flags_in_page veil-cas.8 "$BIN/veil-cas" "$s"
+done
 flags_in_page veil-las.8 "$BIN/veil-las"
 flags_in_page veil-run.8 "$BIN/veil-run"
+
+# the bash completion, where bash-completion looks for it, the one veil prints,
+# and a script bash sources that registers a completion for veil
+check "bash completion installed: share/bash-completion/completions/veil" test -s "$COMP"
+check "the installed completion is what 'veil completion bash' prints" \
+	cmp -s "$COMP" <("$BIN/veil" completion bash)
+check "the installed completion sources in bash and completes veil" \
+	bash -c 'source "$1" && complete -p veil | grep -q " veil$"' _ "$COMP"
+check "the installed completion completes 'veil policy ed' to 'edit'" \
+	bash -c 'source "$1" && COMP_WORDS=(veil policy ed) COMP_CWORD=2 && _veil && [ "${COMPREPLY[*]}" = edit ]' _ "$COMP"
 
 # the licence and the docs
 check "LICENSE installed, the same as the tree's" cmp -s "$ROOT/LICENSE" "$DOC/LICENSE"
