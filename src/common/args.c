@@ -45,7 +45,9 @@ int veil_parse_long(const char *flag, const char *s, long min, long max, long *o
 	size_t i = 0;
 	for (; s[i] >= '0' && s[i] <= '9'; i++) {
 		int digit = s[i] - '0';
-		if (v > (max - digit) / 10) {
+		/* v * 10 + digit <= max, without computing it: (max - digit) / 10
+		 * rounded "7" under max 5 down to 0 and let it through */
+		if (max < 0 || v > max / 10 || (v == max / 10 && digit > max % 10)) {
 			i = 0; /* over max: refused below, never wrapped */
 			break;
 		}
