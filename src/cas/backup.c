@@ -468,7 +468,7 @@ static int parse_sub(const char *prog, int argc, char **argv, void (*usage)(FILE
 			usage(stdout);
 			return 0;
 		} else {
-			return veil_getopt_error(prog, c, argv, optind);
+			return veil_getopt_error(prog, c, argc, argv, optind);
 		}
 	}
 	if (!*data)

@@ -457,7 +457,7 @@ int main(int argc, char **argv)
 			return veil_print_version(prog);
 		default:
 			veil_diags_free(&d);
-			return veil_getopt_error(prog, c, argv, optind);
+			return veil_getopt_error(prog, c, argc, argv, optind);
 		}
 	}
 	if (optind < argc) {

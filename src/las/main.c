@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 		} else if (c == OPT_VERSION) {
 			return veil_print_version("veil-las");
 		} else {
-			return veil_getopt_error("veil-las", c, argv, optind);
+			return veil_getopt_error("veil-las", c, argc, argv, optind);
 		}
 	}
 	if (optind < argc)

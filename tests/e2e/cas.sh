@@ -611,6 +611,14 @@ t_version_and_usage_errors() {
 			[ "$err" = "error: unknown flag --x
 See '$b --help'." ] || die "$b --x: $rc: $err" || return 1
 	done
+	# a short flag bundled after a value is named itself, not the word before it
+	for b in veil-cas veil-las "veil-cas backup"; do
+		run $BUILD/$b --data "$WORK/data" -xh && [ "$rc" -eq 2 ] && [ "$err" = "error: unknown flag -x
+See '$b --help'." ] || die "$b --data DIR -xh: $rc: $err" || return 1
+	done
+	run "$CAS" --data "$WORK/data" -hx && [ "$rc" -eq 0 ] && has "Usage: veil-cas" || return 1
+	run "$CAS" --data "$WORK/data" --threads && [ "$rc" -eq 2 ] && has "error: --threads needs a value" || return 1
+	run "$CAS" --data "$WORK/data" --help=x && [ "$rc" -eq 2 ] && has "error: --help takes no value" || return 1
 	local bad
 	for bad in 1x '' 0 257 -1 ' 2' 99999999999999999999999; do
 		run "$CAS" --data "$WORK/data" --threads "$bad" && [ "$rc" -eq 2 ] &&
