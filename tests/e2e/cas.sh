@@ -590,6 +590,20 @@ t_lost_master_key_refuses_to_start() {
 	run "$CAS" --data "$WORK/nokey" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] &&
 		has "master.key is missing" && has "restore the key from your backup" || return 1
 	[ ! -e "$WORK/nokey/master.key" ] || die "a new master key was made" || return 1
+	# without its store and log it used to serve an empty CAS with a new audit chain
+	cp -a "$WORK/data" "$WORK/nostore" && rm -f "$WORK/nostore"/cas.db* "$WORK/nostore/audit.log"
+	run timeout 10 "$CAS" --data "$WORK/nostore" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] ||
+		die "a folder without cas.db and audit.log: exit $rc: $err" || return 1
+	has "$WORK/nostore/cas.db is missing" && has "$WORK/nostore/audit.log is missing" &&
+		has "--init would not bring it back" || return 1
+	[ ! -e "$WORK/nostore/cas.db" ] && [ ! -e "$WORK/nostore/audit.log" ] || die "a refused start made a store or log" || return 1
+	local part
+	for part in cas.db audit.log; do
+		rm -rf "$WORK/nopart" && cp -a "$WORK/data" "$WORK/nopart" && rm -f "$WORK/nopart/$part"
+		run timeout 10 "$CAS" --data "$WORK/nopart" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] &&
+			has "$WORK/nopart/$part is missing" || die "without $part: exit $rc: $err" || return 1
+		run "$CAS" backup --data "$WORK/nopart" "$WORK/nopart-bk" && rejected && has "$part is missing" || return 1
+	done
 	start_cas "$WORK/data" || die "the intact store no longer starts"
 }
 
