@@ -5,7 +5,9 @@
  *   BACKUP          "veil-cas backup 1\n" then "version V\n", "time T\n",
  *                   "policies N\n", "audit_entries M\n", "audit_head HEX\n"
  *   cas.db          the store, one SQLite snapshot (online backup API: the
- *                   running CAS keeps reading and writing)
+ *                   running CAS keeps reading and writing), in rollback
+ *                   journal mode: one file, no -wal or -shm
+ * Every file is mode 0600, whatever the umask.
  *   audit.log       the audit log cut exactly where it describes the snapshot
  *   master.key      the master key: THE BACKUP CAN DECRYPT EVERY POLICY
  *   tls/            the CAS's TLS identity (clients pin its key hash)
@@ -168,8 +170,10 @@ out:
 	return rc;
 }
 
-/* from/name to to/name for each name; a missing optional file is skipped */
-static int copy_parts(const char *from, const char *to, struct veil_diags *d)
+/* from/name to to/name for each name; a missing optional file is skipped.
+ * In a backup every file is 0600 (a certificate too: the folder is a secret
+ * as a whole); a restored data folder gets the CAS's own modes. */
+static int copy_parts(const char *from, const char *to, bool to_backup, struct veil_diags *d)
 {
 	static const struct {
 		const char *name;
@@ -187,7 +191,8 @@ static int copy_parts(const char *from, const char *to, struct veil_diags *d)
 		char *dir = dst ? veil_dirname(dst) : NULL;
 		rc = src && dst && dir ? veil_mkdirs(dir, 0700, d) : VEIL_ENOMEM;
 		if (!rc)
-			rc = copy_file(src, dst, parts[i].mode, parts[i].optional, d);
+			rc = copy_file(src, dst, to_backup ? 0600 : parts[i].mode,
+				       parts[i].optional, d);
 		free(src);
 		free(dst);
 		free(dir);
@@ -260,6 +265,9 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 	int rc = VEIL_EIO, x = SQLITE_ERROR;
 	if (!from)
 		return VEIL_ENOMEM;
+	/* SQLite creates its files with the umask's mode (0644 under 022): the
+	 * copy and any journal beside it are the owner's only */
+	mode_t old_umask = umask(077);
 	if (sqlite3_open_v2(from, &src, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
 	    sqlite3_open_v2(to, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 		SQLITE_OK) {
@@ -282,10 +290,17 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 		veil_diag(d, "%s: cannot copy the store: %s", from, sqlite3_errmsg(dst));
 		goto out;
 	}
+	/* the pages copied say WAL, as the live store: the copy becomes one
+	 * self-contained file, with no -wal or -shm beside it */
+	if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK) {
+		veil_diag(d, "%s: cannot make the copy one file: %s", to, sqlite3_errmsg(dst));
+		goto out;
+	}
 	rc = veil_store_sqlite_migrate(dst, from, d); /* refuses a newer schema */
 out:
 	sqlite3_close(src);
 	sqlite3_close(dst);
+	umask(old_umask);
 	free(from);
 	return rc;
 }
@@ -527,7 +542,7 @@ int cas_backup_main(int argc, char **argv)
 		rc = 0;
 	}
 	if (!rc)
-		rc = copy_parts(data, partial, &d);
+		rc = copy_parts(data, partial, true, &d);
 	if (!rc)
 		rc = finish(partial, dest, &d);
 	if (!rc) {
@@ -634,7 +649,7 @@ int cas_restore_main(int argc, char **argv)
 	if (!rc)
 		rc = copy_file(from_log, to_log, 0600, false, &d);
 	if (!rc)
-		rc = copy_parts(src, partial, &d);
+		rc = copy_parts(src, partial, false, &d);
 	if (!rc)
 		rc = check_records(partial, &policies, &d);
 	if (!rc)

@@ -902,10 +902,15 @@ t_backup_restore_round_trip() {
 	) &
 	writer2=$!
 	sleep 1
-	run "$CAS" backup --data "$WORK/data" "$WORK/bk1" && ok || { wait $writer $writer2; return 1; }
+	run sh -c 'umask 022 && exec "$@"' sh "$CAS" backup --data "$WORK/data" "$WORK/bk1" && ok || { wait $writer $writer2; return 1; }
 	has "warning: $WORK/bk1 holds the CAS's master key" || { wait $writer $writer2; return 1; }
 	wait $writer $writer2
 	[ "$(stat -c %a "$WORK/bk1")" = 700 ] || die "backup folder not 0700" || return 1
+	# under umask 022 too, every file of a backup is 0600, and the store is one file
+	[ -z "$(find "$WORK/bk1" -type f ! -perm 0600)" ] || die "backup files not 0600: $(find "$WORK/bk1" -type f ! -perm 0600 -printf '%m %p\n')" || return 1
+	[ -z "$(find "$WORK/bk1" -name '*-wal' -o -name '*-shm' -o -name '*-journal')" ] || die "backup holds: $(ls "$WORK/bk1")" || return 1
+	[ "$(sqlite3 "$WORK/bk1/cas.db" 'PRAGMA journal_mode')" = delete ] || die "the copy is not in rollback-journal mode" || return 1
+	[ -z "$(find "$WORK/bk1" -name '*-wal' -o -name '*-shm')" ] || die "reading the copy left -wal/-shm" || return 1
 	head -1 "$WORK/bk1/BACKUP" | grep -qx "veil-cas backup 1" || return 1
 	# consistent: the copied log's changes replayed give exactly the copied store
 	run "$VEIL" audit verify "$WORK/bk1/audit.log" && ok || return 1
