@@ -943,7 +943,32 @@ t_backup_restore_round_trip() {
 	cp -a "$WORK/bk2" "$WORK/bk3"
 	sqlite3 "$WORK/bk3/cas.db" "UPDATE policies SET blob = x'00' WHERE namespace = 'nskey'" || return 1
 	run "$CAS" restore "$WORK/bk3" --data "$WORK/r3" && rejected && has "namespace nskey does not open with the backup's master.key" || return 1
-	[ ! -e "$WORK/r3" ] || die "a refused restore left the folder" || return 1
+	[ ! -e "$WORK/r3" ] && [ ! -e "$WORK/r3.partial" ] || die "a refused restore left the folder" || return 1
+	# an incomplete backup is refused, and nothing is left behind: an audit
+	# log cut at a line boundary (it still verifies on its own), a row deleted
+	# from the store, a damaged store
+	rm -rf "$WORK/bk5" && cp -a "$WORK/bk2" "$WORK/bk5"
+	head -n -1 "$WORK/bk2/audit.log" >"$WORK/bk5/audit.log"
+	run "$VEIL" audit verify "$WORK/bk5/audit.log" && ok || die "the cut log should verify alone" || return 1
+	run "$CAS" restore "$WORK/bk5" --data "$WORK/r5" && rejected &&
+		has "audit.log holds $(($(wc -l <"$WORK/bk2/audit.log") - 1)) entries; BACKUP says $(wc -l <"$WORK/bk2/audit.log"): the backup is incomplete" || return 1
+	[ ! -e "$WORK/r5" ] && [ ! -e "$WORK/r5.partial" ] || die "a refused restore left a folder" || return 1
+	rm -rf "$WORK/bk6" && cp -a "$WORK/bk2" "$WORK/bk6"
+	sqlite3 "$WORK/bk6/cas.db" "DELETE FROM policies WHERE namespace = 'nskey'" || return 1
+	run "$CAS" restore "$WORK/bk6" --data "$WORK/r6" && rejected &&
+		has "cas.db holds $(($(sed -n 's/^policies //p' "$WORK/bk2/BACKUP") - 1)) policies; BACKUP says $(sed -n 's/^policies //p' "$WORK/bk2/BACKUP"): the backup is incomplete" || return 1
+	[ ! -e "$WORK/r6" ] && [ ! -e "$WORK/r6.partial" ] || die "a refused restore left a folder" || return 1
+	# the row deleted and BACKUP's count lowered to match: the log still has it
+	sed -i "s/^policies .*/policies $(sqlite3 "$WORK/bk6/cas.db" 'SELECT count(*) FROM policies')/" "$WORK/bk6/BACKUP"
+	run "$CAS" restore "$WORK/bk6" --data "$WORK/r6" && rejected &&
+		has "cas.db and audit.log disagree" || return 1
+	[ ! -e "$WORK/r6" ] && [ ! -e "$WORK/r6.partial" ] || die "a refused restore left a folder" || return 1
+	rm -rf "$WORK/bk7" && cp -a "$WORK/bk2" "$WORK/bk7"
+	local page # page 2: the first table's root
+	page=$(sqlite3 "$WORK/bk7/cas.db" 'PRAGMA page_size')
+	head -c 512 /dev/urandom | dd of="$WORK/bk7/cas.db" bs=1 seek="$page" conv=notrunc status=none
+	run "$CAS" restore "$WORK/bk7" --data "$WORK/r7" && rejected && has "cas.db" && has "damaged" || return 1
+	[ ! -e "$WORK/r7" ] && [ ! -e "$WORK/r7.partial" ] || die "a refused restore left a folder" || return 1
 	# a change in the store without its audit entry (a crash between the two):
 	# no consistent backup exists, and none is made
 	cp -a "$WORK/restored" "$WORK/unaudited"
