@@ -833,14 +833,47 @@ t_request_log() {
 	kill -HUP "$CAS_PID"
 	sleep 0.2
 	kill -0 "$CAS_PID" || die "SIGHUP killed the CAS" || return 1
+	local before after
+	before=$(grep -c 'route=policy_get .*path="/v1/policies/myPythonApp" status=200' "$WORK/request.log.1")
 	run A policy get myPythonApp && ok || return 1
-	[ -f "$WORK/request.log" ] && grep -q 'path="/v1/policies/myPythonApp" status=200' "$WORK/request.log" ||
+	after=$(grep -c 'route=policy_get .*path="/v1/policies/myPythonApp" status=200' "$WORK/request.log.1")
+	[ "$after" = "$before" ] || die "after SIGHUP the old file still got the line ($before, then $after)" || return 1
+	[ -f "$WORK/request.log" ] && grep -q 'route=policy_get .*path="/v1/policies/myPythonApp" status=200' "$WORK/request.log" ||
 		die "SIGHUP did not reopen the log" || return 1
-	! grep -q 'myPythonApp" status=200' <(tail -n +2 "$WORK/request.log.1" | grep -v "^time=.*route=policy_get.*myPythonApp" ; true) || return 1
-	# a client's path cannot forge a line: quotes and newlines are escaped
+	# a client's path cannot forge a line: a percent-encoded one is logged as sent
 	as_a "$URL/v1/policies/a%22b%0Aevil=1" >/dev/null
 	grep -q 'path="/v1/policies/a%22b%0Aevil=1"' "$WORK/request.log" || die "path not logged verbatim" || return 1
-	! grep -q '^evil' "$WORK/request.log" || die "a forged line"
+	# and a raw quote and bytes from 0x7f are escaped (\" and \u00XX)
+	raw_get '/v1/policies/a"b\x7f\xff"evil="1' >/dev/null || return 1
+	grep -qF 'path="/v1/policies/a\"b\u007f\u00ff\"evil=\"1"' "$WORK/request.log" ||
+		die "raw quote or byte not escaped: $(tail -2 "$WORK/request.log" | od -c | head)" || return 1
+	# every line is one whole logfmt line: nothing forged or split
+	! grep -Evq '^time=[0-9T:.Z-]+ level=[a-z]+ route=[a-z_]+ method=[A-Z]+ path="([^"\\]|\\.)*" status=[0-9]+ ms=[0-9.]+ client=([0-9a-f]{64}|-)( error=".*")?$' "$WORK/request.log" ||
+		die "a line that is not logfmt: $(grep -Ev '^time=' "$WORK/request.log" | head -3)"
+}
+
+# one GET as A with a raw request line: python's ssl, with A's client key;
+# PATH is a python bytes literal body (\xff, a raw ")
+raw_get() {
+	python3 - "$PORT" "$WORK/home-a/identity/cert.pem" "$WORK/home-a/identity/key.pem" "$1" <<'PY'
+import ast, socket, ssl, sys
+port, cert, key, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_cert_chain(cert, key)
+raw = ast.literal_eval('b"' + path.replace('"', '\\"') + '"')
+with socket.create_connection(("127.0.0.1", port)) as s, ctx.wrap_socket(s) as t:
+    t.sendall(b"GET " + raw + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    reply = b""
+    while True:
+        chunk = t.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+print(reply.split(b"\r\n", 1)[0].decode())
+PY
 }
 
 # JSON lines and --log-level warn (a restart with other flags)
@@ -855,6 +888,11 @@ t_request_log_json() {
 		.path == "/v1/policies/idns" and .status == 403 and (.ms | type) == "number" and
 		.client == $kb and (.error | startswith("access_policy.read")) and (.time | test("Z$"))' \
 		"$WORK/request.log" >/dev/null || die "JSON line: $(cat "$WORK/request.log")" || return 1
+	# a raw quote and bytes from 0x7f in the path: still one JSON line each, path intact
+	raw_get '/v1/policies/a"b\x7f\xff\x01' >/dev/null || return 1
+	[ "$(wc -l <"$WORK/request.log")" -eq 2 ] || die "not one line a request: $(cat "$WORK/request.log")" || return 1
+	jq -e -s 'length == 2 and .[1].path == "/v1/policies/a\"b\u007f\u00ff\u0001" and .[1].status >= 400' \
+		"$WORK/request.log" >/dev/null || die "JSON line of a raw path: $(tail -1 "$WORK/request.log")" || return 1
 	stop_cas && start_cas "$WORK/data"
 }
 
