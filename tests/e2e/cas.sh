@@ -696,7 +696,8 @@ PY
 }
 
 # A second veil-las refuses a live socket; a stale one is taken over; on exit
-# a veil-las removes only its own socket.
+# a veil-las removes only its own socket; SOCKET.lock makes check, unlink and
+# bind one step among veil-las processes.
 t_second_las_refused() {
 	local LAS=$BUILD/veil-las sock=$WORK/las.sock p1 p2 p3
 	"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/las1.out" 2>&1 &
@@ -704,7 +705,7 @@ t_second_las_refused() {
 	for _ in $(seq 100); do grep -q "key hash" "$WORK/las1.out" && break; sleep 0.05; done
 	run timeout 10 "$LAS" --socket "$sock" --data "$WORK/las2" && [ "$rc" -eq 1 ] ||
 		die "second veil-las: exit $rc" || { kill "$p1"; return 1; }
-	has "error: $sock: another veil-las answers on this socket; stop it first" || { kill "$p1"; return 1; }
+	has "error: $sock: another veil-las holds $sock.lock (it serves this socket or is starting on it); stop it first" || { kill "$p1"; return 1; }
 	[ -S "$sock" ] || die "the refused instance removed the live socket" || { kill "$p1"; return 1; }
 	[ "$(las_reply "$sock")" != "" ] || die "the first veil-las no longer answers" || { kill "$p1"; return 1; }
 	# kill -9 leaves a stale socket: the next one takes it over
@@ -714,18 +715,70 @@ t_second_las_refused() {
 	p2=$!
 	for _ in $(seq 100); do grep -q "key hash" "$WORK/las2.out" && break; sleep 0.05; done
 	grep -q "listening" "$WORK/las2.out" || die "stale socket not taken over: $(cat "$WORK/las2.out")" || { kill "$p2"; return 1; }
-	# its path is replaced by another veil-las's socket: exiting, it leaves that one alone
+	# its path removed, a veil-las started meanwhile is refused by the lock
+	# (SOCKET.lock, held for a veil-las's lifetime), not by an answer
 	rm "$sock"
-	"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/las3.out" 2>&1 &
-	p3=$!
-	for _ in $(seq 100); do grep -q "key hash" "$WORK/las3.out" && break; sleep 0.05; done
+	run timeout 10 "$LAS" --socket "$sock" --data "$WORK/las1" && [ "$rc" -eq 1 ] ||
+		die "veil-las beside a live one: exit $rc: $err" || { kill "$p2"; return 1; }
+	has "error: $sock: another veil-las holds $sock.lock (it serves this socket or is starting on it); stop it first" || { kill "$p2"; return 1; }
+	[ ! -e "$sock" ] || die "the refused instance made a socket" || { kill "$p2"; return 1; }
+	# the path replaced by another program's socket: exiting, veil-las leaves it alone
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock"
 	kill -TERM "$p2"
-	wait "$p2" || die "veil-las exited $? on SIGTERM" || { kill "$p3"; return 1; }
-	[ -S "$sock" ] || die "veil-las removed a socket that was not its own" || { kill "$p3"; return 1; }
-	[ "$(las_reply "$sock")" != "" ] || die "the third veil-las does not answer" || { kill "$p3"; return 1; }
-	kill -TERM "$p3"
-	wait "$p3" || die "veil-las exited $? on SIGTERM" || return 1
-	[ ! -e "$sock" ] || die "veil-las left its own socket behind"
+	wait "$p2" || die "veil-las exited $? on SIGTERM" || return 1
+	[ -S "$sock" ] || die "veil-las removed a socket that was not its own" || return 1
+	# a held lock alone refuses a veil-las (the stale socket is not touched)
+	python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' "$sock.lock" >"$WORK/lock.out" &
+	local holder=$!
+	for _ in $(seq 100); do grep -q locked "$WORK/lock.out" && break; sleep 0.05; done
+	run timeout 10 "$LAS" --socket "$sock" --data "$WORK/las1" && [ "$rc" -eq 1 ] &&
+		has "error: $sock: another veil-las holds $sock.lock" || { kill "$holder"; return 1; }
+	[ -S "$sock" ] || die "a refused veil-las removed the stale socket" || { kill "$holder"; return 1; }
+	kill "$holder"; wait "$holder" 2>/dev/null
+	# two started together on a stale socket: exactly one serves, and it answers
+	# (the slower one used to unlink the faster one's fresh socket)
+	local round served
+	for round in 1 2 3 4 5; do
+		"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasA.out" 2>&1 &
+		p2=$!
+		"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasB.out" 2>&1 &
+		p3=$!
+		for _ in $(seq 100); do
+			served=$(cat "$WORK/lasA.out" "$WORK/lasB.out" | grep -c "listening")
+			[ "$served" -ge 1 ] && { kill -0 "$p2" 2>/dev/null && kill -0 "$p3" 2>/dev/null || break; }
+			sleep 0.05
+		done
+		sleep 0.2
+		served=$(cat "$WORK/lasA.out" "$WORK/lasB.out" | grep -c "listening")
+		[ "$served" -eq 1 ] && [ "$(las_reply "$sock")" != "" ] ||
+			die "round $round: $served serving: $(cat "$WORK/lasA.out" "$WORK/lasB.out")" || { kill "$p2" "$p3" 2>/dev/null; return 1; }
+		kill -TERM "$p2" "$p3" 2>/dev/null
+		wait "$p2" "$p3" 2>/dev/null
+		[ ! -e "$sock" ] || die "veil-las left its own socket behind" || return 1
+		python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock" # stale again
+	done
+	# the race made to happen (where strace can trace): one stalls 1 s in
+	# unlink after its connect saw the stale socket refuse; another starts
+	# meanwhile. Without the lock both served, one of them on a deleted path.
+	if strace -f -qq -o /dev/null true 2>/dev/null; then
+		strace -f -qq -o /dev/null -e trace=unlink -e inject=unlink:delay_enter=1000000 \
+			"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasA.out" 2>&1 &
+		p2=$!
+		sleep 0.5
+		"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasB.out" 2>&1 &
+		p3=$!
+		for _ in $(seq 60); do grep -q listening "$WORK/lasA.out" && break; sleep 0.05; done
+		sleep 0.3
+		served=$(cat "$WORK/lasA.out" "$WORK/lasB.out" | grep -c "listening")
+		kill -9 "$p3" 2>/dev/null
+		pkill -9 -P "$p2" 2>/dev/null # the veil-las under strace
+		kill -9 "$p2" 2>/dev/null
+		wait "$p2" "$p3" 2>/dev/null
+		[ "$served" -eq 1 ] && grep -q "another veil-las holds $sock.lock" "$WORK/lasB.out" ||
+			die "stalled unlink: $served serving: $(cat "$WORK/lasA.out" "$WORK/lasB.out")" || return 1
+	fi
+	rm -f "$sock"
 }
 
 # the certificate names 127.0.0.1 and localhost: curl verifies it with --cacert (no -k)
