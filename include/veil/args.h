@@ -22,8 +22,9 @@ int veil_usage_verror(const char *prog, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
 /* After getopt_long (optstring starting with ':') returned '?' or ':': the
- * one-line message for the flag at argv[optind - 1]. Returns 2. */
-int veil_getopt_error(const char *prog, int c, char **argv, int optind_now);
+ * one-line message naming the flag ("-x" for a short one, even bundled in
+ * "-xh"; "--name" for a long one). Returns 2. */
+int veil_getopt_error(const char *prog, int c, int argc, char **argv, int optind_now);
 
 /* "PROG VERSION\n" on stdout; returns 0. */
 int veil_print_version(const char *prog);

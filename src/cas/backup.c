@@ -5,7 +5,9 @@
  *   BACKUP          "veil-cas backup 1\n" then "version V\n", "time T\n",
  *                   "policies N\n", "audit_entries M\n", "audit_head HEX\n"
  *   cas.db          the store, one SQLite snapshot (online backup API: the
- *                   running CAS keeps reading and writing)
+ *                   running CAS keeps reading and writing), in rollback
+ *                   journal mode: one file, no -wal or -shm
+ * Every file is mode 0600, whatever the umask.
  *   audit.log       the audit log cut exactly where it describes the snapshot
  *   master.key      the master key: THE BACKUP CAN DECRYPT EVERY POLICY
  *   tls/            the CAS's TLS identity (clients pin its key hash)
@@ -168,8 +170,10 @@ out:
 	return rc;
 }
 
-/* from/name to to/name for each name; a missing optional file is skipped */
-static int copy_parts(const char *from, const char *to, struct veil_diags *d)
+/* from/name to to/name for each name; a missing optional file is skipped.
+ * In a backup every file is 0600 (a certificate too: the folder is a secret
+ * as a whole); a restored data folder gets the CAS's own modes. */
+static int copy_parts(const char *from, const char *to, bool to_backup, struct veil_diags *d)
 {
 	static const struct {
 		const char *name;
@@ -187,7 +191,8 @@ static int copy_parts(const char *from, const char *to, struct veil_diags *d)
 		char *dir = dst ? veil_dirname(dst) : NULL;
 		rc = src && dst && dir ? veil_mkdirs(dir, 0700, d) : VEIL_ENOMEM;
 		if (!rc)
-			rc = copy_file(src, dst, parts[i].mode, parts[i].optional, d);
+			rc = copy_file(src, dst, to_backup ? 0600 : parts[i].mode,
+				       parts[i].optional, d);
 		free(src);
 		free(dst);
 		free(dir);
@@ -260,6 +265,9 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 	int rc = VEIL_EIO, x = SQLITE_ERROR;
 	if (!from)
 		return VEIL_ENOMEM;
+	/* SQLite creates its files with the umask's mode (0644 under 022): the
+	 * copy and any journal beside it are the owner's only */
+	mode_t old_umask = umask(077);
 	if (sqlite3_open_v2(from, &src, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
 	    sqlite3_open_v2(to, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 		SQLITE_OK) {
@@ -282,10 +290,17 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 		veil_diag(d, "%s: cannot copy the store: %s", from, sqlite3_errmsg(dst));
 		goto out;
 	}
+	/* the pages copied say WAL, as the live store: the copy becomes one
+	 * self-contained file, with no -wal or -shm beside it */
+	if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK) {
+		veil_diag(d, "%s: cannot make the copy one file: %s", to, sqlite3_errmsg(dst));
+		goto out;
+	}
 	rc = veil_store_sqlite_migrate(dst, from, d); /* refuses a newer schema */
 out:
 	sqlite3_close(src);
 	sqlite3_close(dst);
+	umask(old_umask);
 	free(from);
 	return rc;
 }
@@ -446,7 +461,10 @@ static void restore_usage(FILE *f)
 	fprintf(f, "Usage: veil-cas restore SRC --data NEWDIR\n\n"
 		   "Restores the backup SRC (made by 'veil-cas backup') into NEWDIR, which must\n"
 		   "not exist or be empty. The backup is checked first: its audit log chain,\n"
-		   "its store's schema, and that its master key opens every stored policy.\n"
+		   "its store's integrity and schema, the policy and audit entry counts and\n"
+		   "the last audit hash against BACKUP, that the log's changes give exactly\n"
+		   "the store, and that its master key opens every stored policy. A backup\n"
+		   "that fails a check is refused and nothing is left in NEWDIR.\n"
 		   "Then start the CAS with 'veil-cas --data NEWDIR'.\n\n"
 		   "  --data NEWDIR  the new data folder\n"
 		   "  -h, --help     this help\n");
@@ -468,7 +486,7 @@ static int parse_sub(const char *prog, int argc, char **argv, void (*usage)(FILE
 			usage(stdout);
 			return 0;
 		} else {
-			return veil_getopt_error(prog, c, argv, optind);
+			return veil_getopt_error(prog, c, argc, argv, optind);
 		}
 	}
 	if (!*data)
@@ -527,7 +545,7 @@ int cas_backup_main(int argc, char **argv)
 		rc = 0;
 	}
 	if (!rc)
-		rc = copy_parts(data, partial, &d);
+		rc = copy_parts(data, partial, true, &d);
 	if (!rc)
 		rc = finish(partial, dest, &d);
 	if (!rc) {
@@ -551,6 +569,119 @@ int cas_backup_main(int argc, char **argv)
 
 /* ---- restore ---- */
 
+/* What BACKUP says of the backup's content. */
+struct backup_manifest {
+	long long policies;
+	size_t audit_entries;
+	char audit_head[VEIL_KEY_HASH_HEX]; /* "" when the log is empty ("-") */
+};
+
+/* BACKUP's text (NUL-terminated) into *out; every field is required. */
+static int parse_manifest(const char *src, const char *text, struct backup_manifest *out,
+			  struct veil_diags *d)
+{
+	const char *p = strstr(text, "\npolicies "), *q = strstr(text, "\naudit_entries ");
+	const char *h = strstr(text, "\naudit_head ");
+	struct backup_manifest m = {0};
+	char head[VEIL_KEY_HASH_HEX + 1] = "";
+	unsigned long long entries = 0;
+	char end = 0;
+	if (!p || sscanf(p, "\npolicies %lld%c", &m.policies, &end) != 2 || end != '\n' ||
+	    m.policies < 0 || !q || sscanf(q, "\naudit_entries %llu%c", &entries, &end) != 2 ||
+	    end != '\n' || !h || sscanf(h, "\naudit_head %64s%c", head, &end) != 2 || end != '\n') {
+		veil_diag(d,
+			  "%s/BACKUP lacks 'policies N', 'audit_entries M' or 'audit_head HEX': "
+			  "not a complete backup",
+			  src);
+		return VEIL_EINVAL;
+	}
+	m.audit_entries = (size_t)entries;
+	if (strcmp(head, "-"))
+		snprintf(m.audit_head, sizeof(m.audit_head), "%s", head);
+	*out = m;
+	return 0;
+}
+
+/* PRAGMA integrity_check: "ok", or the store is refused with its first
+ * complaint. */
+static int store_is_intact(const char *db_path, struct veil_diags *d)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = VEIL_EINVAL;
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st, NULL) != SQLITE_OK) {
+		veil_diag(d, "%s: the store is damaged: %s", db_path,
+			  db ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	int x = sqlite3_step(st);
+	const char *verdict = x == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	if (!verdict || strcmp(verdict, "ok")) {
+		veil_diag(d, "%s: the store is damaged (integrity_check: %s)", db_path,
+			  verdict ? verdict : sqlite3_errmsg(db));
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* The restored store and log agree with each other and with BACKUP, as
+ * backup made them: the store holds BACKUP's policy count, the log BACKUP's
+ * entry count and head, and the log's changes replayed give exactly the
+ * store's (namespace, hash) pairs (replay_log, as backup cuts the log). A log
+ * cut at a line boundary still verifies on its own, and a deleted row leaves
+ * a store that opens: these are what catch them. */
+static int check_complete(const char *dir, const struct backup_manifest *want, struct veil_diags *d)
+{
+	char *db = veil_path_join(dir, "cas.db"), *log_path = veil_path_join(dir, "audit.log");
+	char *log = NULL, head[VEIL_KEY_HASH_HEX];
+	struct ns_map m = {0};
+	long long policies = 0;
+	size_t size = 0, cut = SIZE_MAX, entries = 0, bad = 0;
+	int rc = db && log_path ? store_is_intact(db, d) : VEIL_ENOMEM;
+	if (!rc && veil_audit_verify_file(log_path, &entries, &bad, d)) {
+		veil_diag(d, "the backup's audit log does not verify (line %zu)", bad);
+		rc = VEIL_EINVAL;
+	}
+	if (!rc && entries != want->audit_entries) {
+		veil_diag(d,
+			  "audit.log holds %zu entries; BACKUP says %zu: the backup is incomplete",
+			  entries, want->audit_entries);
+		rc = VEIL_EINVAL;
+	}
+	if (!rc && (rc = load_snapshot(db, &m, &policies, d)))
+		veil_diag(d, "%s: the store is damaged", db);
+	if (!rc && policies != want->policies) {
+		veil_diag(d,
+			  "cas.db holds %lld policies; BACKUP says %lld: the backup is incomplete",
+			  policies, want->policies);
+		rc = VEIL_EINVAL;
+	}
+	if (!rc)
+		rc = veil_read_file(log_path, AUDIT_LOG_MAX, &log, &size, d);
+	if (!rc)
+		rc = replay_log(log, size, &m, &cut, &entries, head, d);
+	if (!rc && (cut != size || entries != want->audit_entries)) {
+		veil_diag(d, "cas.db and audit.log disagree (a change in one has no counterpart in "
+			     "the other): the backup is incomplete or altered");
+		rc = VEIL_EINVAL;
+	}
+	if (!rc && strcmp(head, want->audit_head)) {
+		veil_diag(d, "audit.log ends at %s; BACKUP says %s: the backup is incomplete",
+			  head[0] ? head : "-", want->audit_head[0] ? want->audit_head : "-");
+		rc = VEIL_EINVAL;
+	}
+	ns_map_free(&m);
+	free(log);
+	free(db);
+	free(log_path);
+	return rc;
+}
+
 /* Every record of the store at dir opens with the master key at dir. */
 static int check_records(const char *dir, long long *count, struct veil_diags *d)
 {
@@ -569,7 +700,8 @@ static int check_records(const char *dir, long long *count, struct veil_diags *d
 		veil_diag(d, "%s: %s", dbfile, db ? sqlite3_errmsg(db) : "out of memory");
 		rc = VEIL_EIO;
 	}
-	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+	int x = SQLITE_DONE;
+	while (!rc && (x = sqlite3_step(st)) == SQLITE_ROW) {
 		struct veil_record r = {0};
 		uint8_t *plain = NULL;
 		size_t plain_size = 0;
@@ -584,6 +716,12 @@ static int check_records(const char *dir, long long *count, struct veil_diags *d
 			veil_secure_free(plain, plain_size);
 		veil_record_free(&r);
 		(*count)++;
+	}
+	/* SQLITE_CORRUPT or SQLITE_IOERR ends the rows as quietly as the last
+	 * row does: only SQLITE_DONE means every record was checked */
+	if (!rc && x != SQLITE_DONE) {
+		veil_diag(d, "%s: the store is damaged: %s", dbfile, sqlite3_errmsg(db));
+		rc = VEIL_EINVAL;
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -608,7 +746,8 @@ int cas_restore_main(int argc, char **argv)
 	char *from_db = veil_path_join(src, "cas.db"), *from_log = veil_path_join(src, "audit.log");
 	char *to_db = partial ? veil_path_join(partial, "cas.db") : NULL;
 	char *to_log = partial ? veil_path_join(partial, "audit.log") : NULL;
-	size_t size = 0, entries = 0, bad = 0;
+	size_t size = 0;
+	struct backup_manifest want = {0};
 	long long policies = 0;
 	bool made = false;
 	int rc = manifest && from_db && from_log && to_db && to_log ? 0 : VEIL_ENOMEM;
@@ -618,10 +757,8 @@ int cas_restore_main(int argc, char **argv)
 			  (int)strlen(BACKUP_MAGIC) - 1, BACKUP_MAGIC);
 		rc = VEIL_EINVAL;
 	}
-	if (!rc && veil_audit_verify_file(from_log, &entries, &bad, &d)) {
-		veil_diag(&d, "%s: the audit log does not verify (line %zu)", src, bad);
-		rc = VEIL_EINVAL;
-	}
+	if (!rc)
+		rc = parse_manifest(src, text, &want, &d);
 	if (!rc)
 		rc = fresh_folder(data, &d);
 	if (!rc && mkdir(partial, 0700)) {
@@ -634,7 +771,10 @@ int cas_restore_main(int argc, char **argv)
 	if (!rc)
 		rc = copy_file(from_log, to_log, 0600, false, &d);
 	if (!rc)
-		rc = copy_parts(src, partial, &d);
+		rc = copy_parts(src, partial, false, &d);
+	/* checked in the copy: what is checked is what is restored */
+	if (!rc)
+		rc = check_complete(partial, &want, &d);
 	if (!rc)
 		rc = check_records(partial, &policies, &d);
 	if (!rc)
@@ -642,10 +782,11 @@ int cas_restore_main(int argc, char **argv)
 	if (!rc) {
 		printf("restored %lld policies and %zu audit entries into %s; start it with "
 		       "'veil-cas --data %s'\n",
-		       policies, entries, data, data);
+		       policies, want.audit_entries, data, data);
 	} else {
 		veil_diags_print(&d, stderr);
-		if (made)
+		/* a refused backup leaves nothing that looks like a data folder */
+		if (made && veil_remove_tree(partial))
 			fprintf(stderr, "error: the incomplete copy is left in %s: remove it\n",
 				partial);
 	}

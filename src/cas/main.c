@@ -270,7 +270,26 @@ int cas_check_data_dir(const char *data, bool init, struct veil_diags *d)
 		    data, data);
 		return VEIL_EINVAL;
 	}
-	return 0;
+	/* Without them the CAS used to start as an empty store with a fresh
+	 * audit chain: every policy gone, and a log that no longer tells. */
+	int rc = 0;
+	if (!init && !present[1]) {
+		veil_diag(d,
+			  "%s/cas.db is missing: it holds every policy of this CAS; restore it "
+			  "from your backup with 'veil-cas restore' (--init would not bring it "
+			  "back, it makes an empty CAS)",
+			  data);
+		rc = VEIL_EINVAL;
+	}
+	if (!init && !present[2]) {
+		veil_diag(d,
+			  "%s/audit.log is missing: it is the history of every change to this "
+			  "CAS; restore it from your backup with 'veil-cas restore' (--init "
+			  "would not bring it back, it starts a new chain)",
+			  data);
+		rc = VEIL_EINVAL;
+	}
+	return rc;
 }
 
 /* The data folder holds the master key: group or other access is taken away
@@ -457,7 +476,7 @@ int main(int argc, char **argv)
 			return veil_print_version(prog);
 		default:
 			veil_diags_free(&d);
-			return veil_getopt_error(prog, c, argv, optind);
+			return veil_getopt_error(prog, c, argc, argv, optind);
 		}
 	}
 	if (optind < argc) {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -51,9 +52,51 @@ static void usage(FILE *f)
 		   "'veil-cas --trust-platform HASH' or in a policy's 'platforms'.\n");
 }
 
-/* The socket path is free: nothing there, or a socket nobody answers on (a
- * veil-las that died), which is removed. A live one is refused: a second
- * veil-las would take it over and delete it when it exits. */
+/* SOCKET.lock, locked for the life of this veil-las: check, unlink and bind
+ * of the socket path are one step among veil-las processes. Without it two
+ * starting together on a stale socket both saw ECONNREFUSED, and the slower
+ * one unlinked the faster one's fresh socket (which then served nobody). A
+ * second veil-las is refused by the lock alone. The lock file is never
+ * removed: an unlinked lock file would let a third process lock a new one.
+ * *lock_fd gets the descriptor, to keep open until exit. */
+static int lock_socket_path(const char *sock, int *lock_fd, struct veil_diags *d)
+{
+	size_t n = strlen(sock);
+	char *path = malloc(n + sizeof(".lock"));
+	if (!path)
+		return VEIL_ENOMEM;
+	memcpy(path, sock, n);
+	memcpy(path + n, ".lock", sizeof(".lock"));
+	int rc = VEIL_EIO;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		veil_diag(d, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		if (errno == EWOULDBLOCK) {
+			veil_diag(d,
+				  "%s: another veil-las holds %s (it serves this socket or is "
+				  "starting on it); stop it first",
+				  sock, path);
+			rc = VEIL_EINVAL;
+		} else {
+			veil_diag(d, "%s: cannot lock: %s", path, strerror(errno));
+		}
+		close(fd);
+		goto out;
+	}
+	*lock_fd = fd;
+	rc = 0;
+out:
+	free(path);
+	return rc;
+}
+
+/* Under the lock: the socket path is free: nothing there, or a socket nobody
+ * answers on (a veil-las that died), which is removed. A live one (a program
+ * that does not take the lock) is refused: a veil-las would take it over and
+ * delete it when it exits. */
 static int claim_socket_path(const char *sock, const struct sockaddr_un *sa, struct veil_diags *d)
 {
 	struct stat st;
@@ -236,7 +279,7 @@ int main(int argc, char **argv)
 		} else if (c == OPT_VERSION) {
 			return veil_print_version("veil-las");
 		} else {
-			return veil_getopt_error("veil-las", c, argv, optind);
+			return veil_getopt_error("veil-las", c, argc, argv, optind);
 		}
 	}
 	if (optind < argc)
@@ -247,7 +290,7 @@ int main(int argc, char **argv)
 	X509 *cert = NULL;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat mine = {0};
-	int fd = -1;
+	int fd = -1, lock_fd = -1;
 	char *kdir = veil_path_join(data, "platform");
 	char khash[VEIL_KEY_HASH_HEX];
 	int rc =
@@ -268,8 +311,10 @@ int main(int argc, char **argv)
 		veil_mkdirs(dir, 0755, NULL);
 		free(dir);
 		memcpy(sa.sun_path, sock, strlen(sock) + 1);
-		rc = claim_socket_path(sock, &sa, &d);
+		rc = lock_socket_path(sock, &lock_fd, &d);
 	}
+	if (!rc)
+		rc = claim_socket_path(sock, &sa, &d);
 	if (!rc) {
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		/* pods reach it through a hostPath: any local process may ask */
@@ -305,6 +350,8 @@ int main(int argc, char **argv)
 out:
 	if (fd >= 0)
 		close(fd);
+	if (lock_fd >= 0)
+		close(lock_fd); /* after the unlink: the next veil-las finds the path free */
 	if (rc)
 		veil_diags_print(&d, stderr);
 	EVP_PKEY_free(key);

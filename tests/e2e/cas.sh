@@ -684,6 +684,20 @@ t_lost_master_key_refuses_to_start() {
 	run "$CAS" --data "$WORK/nokey" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] &&
 		has "master.key is missing" && has "restore the key from your backup" || return 1
 	[ ! -e "$WORK/nokey/master.key" ] || die "a new master key was made" || return 1
+	# without its store and log it used to serve an empty CAS with a new audit chain
+	cp -a "$WORK/data" "$WORK/nostore" && rm -f "$WORK/nostore"/cas.db* "$WORK/nostore/audit.log"
+	run timeout 10 "$CAS" --data "$WORK/nostore" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] ||
+		die "a folder without cas.db and audit.log: exit $rc: $err" || return 1
+	has "$WORK/nostore/cas.db is missing" && has "$WORK/nostore/audit.log is missing" &&
+		has "--init would not bring it back" || return 1
+	[ ! -e "$WORK/nostore/cas.db" ] && [ ! -e "$WORK/nostore/audit.log" ] || die "a refused start made a store or log" || return 1
+	local part
+	for part in cas.db audit.log; do
+		rm -rf "$WORK/nopart" && cp -a "$WORK/data" "$WORK/nopart" && rm -f "$WORK/nopart/$part"
+		run timeout 10 "$CAS" --data "$WORK/nopart" --listen "127.0.0.1:$PORT" && [ "$rc" -eq 1 ] &&
+			has "$WORK/nopart/$part is missing" || die "without $part: exit $rc: $err" || return 1
+		run "$CAS" backup --data "$WORK/nopart" "$WORK/nopart-bk" && rejected && has "$part is missing" || return 1
+	done
 	start_cas "$WORK/data" || die "the intact store no longer starts"
 }
 
@@ -705,6 +719,14 @@ t_version_and_usage_errors() {
 			[ "$err" = "error: unknown flag --x
 See '$b --help'." ] || die "$b --x: $rc: $err" || return 1
 	done
+	# a short flag bundled after a value is named itself, not the word before it
+	for b in veil-cas veil-las "veil-cas backup"; do
+		run $BUILD/$b --data "$WORK/data" -xh && [ "$rc" -eq 2 ] && [ "$err" = "error: unknown flag -x
+See '$b --help'." ] || die "$b --data DIR -xh: $rc: $err" || return 1
+	done
+	run "$CAS" --data "$WORK/data" -hx && [ "$rc" -eq 0 ] && has "Usage: veil-cas" || return 1
+	run "$CAS" --data "$WORK/data" --threads && [ "$rc" -eq 2 ] && has "error: --threads needs a value" || return 1
+	run "$CAS" --data "$WORK/data" --help=x && [ "$rc" -eq 2 ] && has "error: --help takes no value" || return 1
 	local bad
 	for bad in 1x '' 0 257 -1 ' 2' 99999999999999999999999; do
 		run "$CAS" --data "$WORK/data" --threads "$bad" && [ "$rc" -eq 2 ] &&
@@ -768,7 +790,8 @@ PY
 }
 
 # A second veil-las refuses a live socket; a stale one is taken over; on exit
-# a veil-las removes only its own socket.
+# a veil-las removes only its own socket; SOCKET.lock makes check, unlink and
+# bind one step among veil-las processes.
 t_second_las_refused() {
 	local LAS=$BUILD/veil-las sock=$WORK/las.sock p1 p2 p3
 	"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/las1.out" 2>&1 &
@@ -776,7 +799,7 @@ t_second_las_refused() {
 	for _ in $(seq 100); do grep -q "key hash" "$WORK/las1.out" && break; sleep 0.05; done
 	run timeout 10 "$LAS" --socket "$sock" --data "$WORK/las2" && [ "$rc" -eq 1 ] ||
 		die "second veil-las: exit $rc" || { kill "$p1"; return 1; }
-	has "error: $sock: another veil-las answers on this socket; stop it first" || { kill "$p1"; return 1; }
+	has "error: $sock: another veil-las holds $sock.lock (it serves this socket or is starting on it); stop it first" || { kill "$p1"; return 1; }
 	[ -S "$sock" ] || die "the refused instance removed the live socket" || { kill "$p1"; return 1; }
 	[ "$(las_reply "$sock")" != "" ] || die "the first veil-las no longer answers" || { kill "$p1"; return 1; }
 	# kill -9 leaves a stale socket: the next one takes it over
@@ -786,18 +809,70 @@ t_second_las_refused() {
 	p2=$!
 	for _ in $(seq 100); do grep -q "key hash" "$WORK/las2.out" && break; sleep 0.05; done
 	grep -q "listening" "$WORK/las2.out" || die "stale socket not taken over: $(cat "$WORK/las2.out")" || { kill "$p2"; return 1; }
-	# its path is replaced by another veil-las's socket: exiting, it leaves that one alone
+	# its path removed, a veil-las started meanwhile is refused by the lock
+	# (SOCKET.lock, held for a veil-las's lifetime), not by an answer
 	rm "$sock"
-	"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/las3.out" 2>&1 &
-	p3=$!
-	for _ in $(seq 100); do grep -q "key hash" "$WORK/las3.out" && break; sleep 0.05; done
+	run timeout 10 "$LAS" --socket "$sock" --data "$WORK/las1" && [ "$rc" -eq 1 ] ||
+		die "veil-las beside a live one: exit $rc: $err" || { kill "$p2"; return 1; }
+	has "error: $sock: another veil-las holds $sock.lock (it serves this socket or is starting on it); stop it first" || { kill "$p2"; return 1; }
+	[ ! -e "$sock" ] || die "the refused instance made a socket" || { kill "$p2"; return 1; }
+	# the path replaced by another program's socket: exiting, veil-las leaves it alone
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock"
 	kill -TERM "$p2"
-	wait "$p2" || die "veil-las exited $? on SIGTERM" || { kill "$p3"; return 1; }
-	[ -S "$sock" ] || die "veil-las removed a socket that was not its own" || { kill "$p3"; return 1; }
-	[ "$(las_reply "$sock")" != "" ] || die "the third veil-las does not answer" || { kill "$p3"; return 1; }
-	kill -TERM "$p3"
-	wait "$p3" || die "veil-las exited $? on SIGTERM" || return 1
-	[ ! -e "$sock" ] || die "veil-las left its own socket behind"
+	wait "$p2" || die "veil-las exited $? on SIGTERM" || return 1
+	[ -S "$sock" ] || die "veil-las removed a socket that was not its own" || return 1
+	# a held lock alone refuses a veil-las (the stale socket is not touched)
+	python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' "$sock.lock" >"$WORK/lock.out" &
+	local holder=$!
+	for _ in $(seq 100); do grep -q locked "$WORK/lock.out" && break; sleep 0.05; done
+	run timeout 10 "$LAS" --socket "$sock" --data "$WORK/las1" && [ "$rc" -eq 1 ] &&
+		has "error: $sock: another veil-las holds $sock.lock" || { kill "$holder"; return 1; }
+	[ -S "$sock" ] || die "a refused veil-las removed the stale socket" || { kill "$holder"; return 1; }
+	kill "$holder"; wait "$holder" 2>/dev/null
+	# two started together on a stale socket: exactly one serves, and it answers
+	# (the slower one used to unlink the faster one's fresh socket)
+	local round served
+	for round in 1 2 3 4 5; do
+		"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasA.out" 2>&1 &
+		p2=$!
+		"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasB.out" 2>&1 &
+		p3=$!
+		for _ in $(seq 100); do
+			served=$(cat "$WORK/lasA.out" "$WORK/lasB.out" | grep -c "listening")
+			[ "$served" -ge 1 ] && { kill -0 "$p2" 2>/dev/null && kill -0 "$p3" 2>/dev/null || break; }
+			sleep 0.05
+		done
+		sleep 0.2
+		served=$(cat "$WORK/lasA.out" "$WORK/lasB.out" | grep -c "listening")
+		[ "$served" -eq 1 ] && [ "$(las_reply "$sock")" != "" ] ||
+			die "round $round: $served serving: $(cat "$WORK/lasA.out" "$WORK/lasB.out")" || { kill "$p2" "$p3" 2>/dev/null; return 1; }
+		kill -TERM "$p2" "$p3" 2>/dev/null
+		wait "$p2" "$p3" 2>/dev/null
+		[ ! -e "$sock" ] || die "veil-las left its own socket behind" || return 1
+		python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock" # stale again
+	done
+	# the race made to happen (where strace can trace): one stalls 1 s in
+	# unlink after its connect saw the stale socket refuse; another starts
+	# meanwhile. Without the lock both served, one of them on a deleted path.
+	if strace -f -qq -o /dev/null true 2>/dev/null; then
+		strace -f -qq -o /dev/null -e trace=unlink -e inject=unlink:delay_enter=1000000 \
+			"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasA.out" 2>&1 &
+		p2=$!
+		sleep 0.5
+		"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasB.out" 2>&1 &
+		p3=$!
+		for _ in $(seq 60); do grep -q listening "$WORK/lasA.out" && break; sleep 0.05; done
+		sleep 0.3
+		served=$(cat "$WORK/lasA.out" "$WORK/lasB.out" | grep -c "listening")
+		kill -9 "$p3" 2>/dev/null
+		pkill -9 -P "$p2" 2>/dev/null # the veil-las under strace
+		kill -9 "$p2" 2>/dev/null
+		wait "$p2" "$p3" 2>/dev/null
+		[ "$served" -eq 1 ] && grep -q "another veil-las holds $sock.lock" "$WORK/lasB.out" ||
+			die "stalled unlink: $served serving: $(cat "$WORK/lasA.out" "$WORK/lasB.out")" || return 1
+	fi
+	rm -f "$sock"
 }
 
 # the certificate names 127.0.0.1 and localhost: curl verifies it with --cacert (no -k)
@@ -905,14 +980,47 @@ t_request_log() {
 	kill -HUP "$CAS_PID"
 	sleep 0.2
 	kill -0 "$CAS_PID" || die "SIGHUP killed the CAS" || return 1
+	local before after
+	before=$(grep -c 'route=policy_get .*path="/v1/policies/myPythonApp" status=200' "$WORK/request.log.1")
 	run A policy get myPythonApp && ok || return 1
-	[ -f "$WORK/request.log" ] && grep -q 'path="/v1/policies/myPythonApp" status=200' "$WORK/request.log" ||
+	after=$(grep -c 'route=policy_get .*path="/v1/policies/myPythonApp" status=200' "$WORK/request.log.1")
+	[ "$after" = "$before" ] || die "after SIGHUP the old file still got the line ($before, then $after)" || return 1
+	[ -f "$WORK/request.log" ] && grep -q 'route=policy_get .*path="/v1/policies/myPythonApp" status=200' "$WORK/request.log" ||
 		die "SIGHUP did not reopen the log" || return 1
-	! grep -q 'myPythonApp" status=200' <(tail -n +2 "$WORK/request.log.1" | grep -v "^time=.*route=policy_get.*myPythonApp" ; true) || return 1
-	# a client's path cannot forge a line: quotes and newlines are escaped
+	# a client's path cannot forge a line: a percent-encoded one is logged as sent
 	as_a "$URL/v1/policies/a%22b%0Aevil=1" >/dev/null
 	grep -q 'path="/v1/policies/a%22b%0Aevil=1"' "$WORK/request.log" || die "path not logged verbatim" || return 1
-	! grep -q '^evil' "$WORK/request.log" || die "a forged line"
+	# and a raw quote and bytes from 0x7f are escaped (\" and \u00XX)
+	raw_get '/v1/policies/a"b\x7f\xff"evil="1' >/dev/null || return 1
+	grep -qF 'path="/v1/policies/a\"b\u007f\u00ff\"evil=\"1"' "$WORK/request.log" ||
+		die "raw quote or byte not escaped: $(tail -2 "$WORK/request.log" | od -c | head)" || return 1
+	# every line is one whole logfmt line: nothing forged or split
+	! grep -Evq '^time=[0-9T:.Z-]+ level=[a-z]+ route=[a-z_]+ method=[A-Z]+ path="([^"\\]|\\.)*" status=[0-9]+ ms=[0-9.]+ client=([0-9a-f]{64}|-)( error=".*")?$' "$WORK/request.log" ||
+		die "a line that is not logfmt: $(grep -Ev '^time=' "$WORK/request.log" | head -3)"
+}
+
+# one GET as A with a raw request line: python's ssl, with A's client key;
+# PATH is a python bytes literal body (\xff, a raw ")
+raw_get() {
+	python3 - "$PORT" "$WORK/home-a/identity/cert.pem" "$WORK/home-a/identity/key.pem" "$1" <<'PY'
+import ast, socket, ssl, sys
+port, cert, key, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+ctx.load_cert_chain(cert, key)
+raw = ast.literal_eval('b"' + path.replace('"', '\\"') + '"')
+with socket.create_connection(("127.0.0.1", port)) as s, ctx.wrap_socket(s) as t:
+    t.sendall(b"GET " + raw + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    reply = b""
+    while True:
+        chunk = t.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+print(reply.split(b"\r\n", 1)[0].decode())
+PY
 }
 
 # JSON lines and --log-level warn (a restart with other flags)
@@ -927,6 +1035,11 @@ t_request_log_json() {
 		.path == "/v1/policies/idns" and .status == 403 and (.ms | type) == "number" and
 		.client == $kb and (.error | startswith("access_policy.read")) and (.time | test("Z$"))' \
 		"$WORK/request.log" >/dev/null || die "JSON line: $(cat "$WORK/request.log")" || return 1
+	# a raw quote and bytes from 0x7f in the path: still one JSON line each, path intact
+	raw_get '/v1/policies/a"b\x7f\xff\x01' >/dev/null || return 1
+	[ "$(wc -l <"$WORK/request.log")" -eq 2 ] || die "not one line a request: $(cat "$WORK/request.log")" || return 1
+	jq -e -s 'length == 2 and .[1].path == "/v1/policies/a\"b\u007f\u00ff\u0001" and .[1].status >= 400' \
+		"$WORK/request.log" >/dev/null || die "JSON line of a raw path: $(tail -1 "$WORK/request.log")" || return 1
 	stop_cas && start_cas "$WORK/data"
 }
 
@@ -974,10 +1087,15 @@ t_backup_restore_round_trip() {
 	) &
 	writer2=$!
 	sleep 1
-	run "$CAS" backup --data "$WORK/data" "$WORK/bk1" && ok || { wait $writer $writer2; return 1; }
+	run sh -c 'umask 022 && exec "$@"' sh "$CAS" backup --data "$WORK/data" "$WORK/bk1" && ok || { wait $writer $writer2; return 1; }
 	has "warning: $WORK/bk1 holds the CAS's master key" || { wait $writer $writer2; return 1; }
 	wait $writer $writer2
 	[ "$(stat -c %a "$WORK/bk1")" = 700 ] || die "backup folder not 0700" || return 1
+	# under umask 022 too, every file of a backup is 0600, and the store is one file
+	[ -z "$(find "$WORK/bk1" -type f ! -perm 0600)" ] || die "backup files not 0600: $(find "$WORK/bk1" -type f ! -perm 0600 -printf '%m %p\n')" || return 1
+	[ -z "$(find "$WORK/bk1" -name '*-wal' -o -name '*-shm' -o -name '*-journal')" ] || die "backup holds: $(ls "$WORK/bk1")" || return 1
+	[ "$(sqlite3 "$WORK/bk1/cas.db" 'PRAGMA journal_mode')" = delete ] || die "the copy is not in rollback-journal mode" || return 1
+	[ -z "$(find "$WORK/bk1" -name '*-wal' -o -name '*-shm')" ] || die "reading the copy left -wal/-shm" || return 1
 	head -1 "$WORK/bk1/BACKUP" | grep -qx "veil-cas backup 1" || return 1
 	# consistent: the copied log's changes replayed give exactly the copied store
 	run "$VEIL" audit verify "$WORK/bk1/audit.log" && ok || return 1
@@ -1010,7 +1128,32 @@ t_backup_restore_round_trip() {
 	cp -a "$WORK/bk2" "$WORK/bk3"
 	sqlite3 "$WORK/bk3/cas.db" "UPDATE policies SET blob = x'00' WHERE namespace = 'nskey'" || return 1
 	run "$CAS" restore "$WORK/bk3" --data "$WORK/r3" && rejected && has "namespace nskey does not open with the backup's master.key" || return 1
-	[ ! -e "$WORK/r3" ] || die "a refused restore left the folder" || return 1
+	[ ! -e "$WORK/r3" ] && [ ! -e "$WORK/r3.partial" ] || die "a refused restore left the folder" || return 1
+	# an incomplete backup is refused, and nothing is left behind: an audit
+	# log cut at a line boundary (it still verifies on its own), a row deleted
+	# from the store, a damaged store
+	rm -rf "$WORK/bk5" && cp -a "$WORK/bk2" "$WORK/bk5"
+	head -n -1 "$WORK/bk2/audit.log" >"$WORK/bk5/audit.log"
+	run "$VEIL" audit verify "$WORK/bk5/audit.log" && ok || die "the cut log should verify alone" || return 1
+	run "$CAS" restore "$WORK/bk5" --data "$WORK/r5" && rejected &&
+		has "audit.log holds $(($(wc -l <"$WORK/bk2/audit.log") - 1)) entries; BACKUP says $(wc -l <"$WORK/bk2/audit.log"): the backup is incomplete" || return 1
+	[ ! -e "$WORK/r5" ] && [ ! -e "$WORK/r5.partial" ] || die "a refused restore left a folder" || return 1
+	rm -rf "$WORK/bk6" && cp -a "$WORK/bk2" "$WORK/bk6"
+	sqlite3 "$WORK/bk6/cas.db" "DELETE FROM policies WHERE namespace = 'nskey'" || return 1
+	run "$CAS" restore "$WORK/bk6" --data "$WORK/r6" && rejected &&
+		has "cas.db holds $(($(sed -n 's/^policies //p' "$WORK/bk2/BACKUP") - 1)) policies; BACKUP says $(sed -n 's/^policies //p' "$WORK/bk2/BACKUP"): the backup is incomplete" || return 1
+	[ ! -e "$WORK/r6" ] && [ ! -e "$WORK/r6.partial" ] || die "a refused restore left a folder" || return 1
+	# the row deleted and BACKUP's count lowered to match: the log still has it
+	sed -i "s/^policies .*/policies $(sqlite3 "$WORK/bk6/cas.db" 'SELECT count(*) FROM policies')/" "$WORK/bk6/BACKUP"
+	run "$CAS" restore "$WORK/bk6" --data "$WORK/r6" && rejected &&
+		has "cas.db and audit.log disagree" || return 1
+	[ ! -e "$WORK/r6" ] && [ ! -e "$WORK/r6.partial" ] || die "a refused restore left a folder" || return 1
+	rm -rf "$WORK/bk7" && cp -a "$WORK/bk2" "$WORK/bk7"
+	local page # page 2: the first table's root
+	page=$(sqlite3 "$WORK/bk7/cas.db" 'PRAGMA page_size')
+	head -c 512 /dev/urandom | dd of="$WORK/bk7/cas.db" bs=1 seek="$page" conv=notrunc status=none
+	run "$CAS" restore "$WORK/bk7" --data "$WORK/r7" && rejected && has "cas.db" && has "damaged" || return 1
+	[ ! -e "$WORK/r7" ] && [ ! -e "$WORK/r7.partial" ] || die "a refused restore left a folder" || return 1
 	# a change in the store without its audit entry (a crash between the two):
 	# no consistent backup exists, and none is made
 	cp -a "$WORK/restored" "$WORK/unaudited"
