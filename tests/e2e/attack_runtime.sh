@@ -8,8 +8,9 @@
 # - C1: an LD_PRELOAD library hooking execvpe, named by the host in veil-run's
 #   environment, wrote API_PASSWORD=<the generated password> to a file (its
 #   SHA-256 was the one the genuine program printed); veil-las signed
-#   evidence for python3 (a dynamically linked executable) and for a static
-#   program that had mapped an executable file named lib.so.
+#   evidence for python3 (a dynamically linked executable), for a static
+#   program that had mapped an executable file named lib.so, and for one
+#   traced by its child (PTRACE_SEIZE).
 # - H2: a watcher (inotify, IN_CLOSE_NOWRITE) that renamed another probe.py
 #   over the genuine one right after veil-run had hashed it won 5 of 5 races:
 #   the attacker's code ran with the secret. A start without CAP_SYS_ADMIN ran
@@ -169,12 +170,31 @@ las_client() {
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 int main(int argc, char **argv)
 {
-	if (argc > 2) { /* map this file executable, as a loader maps a library */
+	int p[2], q[2];
+	if (argc > 2 && !strcmp(argv[2], "--traced")) { /* a child traces us (PTRACE_SEIZE: no stop) */
+		pid_t parent = getpid();
+		prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY);
+		if (pipe(p) || pipe(q))
+			return 2;
+		if (fork() == 0) {
+			close(q[1]);
+			char c = ptrace(PTRACE_SEIZE, parent, 0, 0) ? 'n' : 'y';
+			write(p[1], &c, 1);
+			read(q[0], &c, 1); /* until the parent's exit closes q: then detach */
+			return 0;
+		}
+		close(q[0]);
+		char c = 0;
+		if (read(p[0], &c, 1) != 1 || c != 'y')
+			return fputs("cannot trace\n", stderr), 2;
+	} else if (argc > 2) { /* map this file executable, as a loader maps a library */
 		int lib = open(argv[2], O_RDONLY);
 		if (lib < 0 || mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, lib, 0) == MAP_FAILED)
 			return perror(argv[2]), 2;
@@ -214,7 +234,9 @@ t_c1_las_refuses_mapped_library() {
 	run "$WORK/lasc" "$WORK/las.sock" && ok && has measurement || die "a static caller got no evidence" || return 1
 	run "$WORK/lasc" "$WORK/las.sock" "$WORK/lib.so" && rejected && has "maps the library $WORK/lib.so" || return 1
 	# an executable mapping under any name is code the measurement does not cover
-	run "$WORK/lasc" "$WORK/las.sock" "$WORK/plugin.bin" && rejected && has "maps the library $WORK/plugin.bin"
+	run "$WORK/lasc" "$WORK/las.sock" "$WORK/plugin.bin" && rejected && has "maps the library $WORK/plugin.bin" || return 1
+	# a tracer can write any code into its tracee
+	run "$WORK/lasc" "$WORK/las.sock" --traced && rejected && has "the caller is being traced by pid"
 }
 
 # the static runtime still resolves names (/etc/hosts, DNS) without NSS modules
