@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # to build and run veil (demo.sh: util-linux's unshare and mount are in every
 # Debian 12 system), and scdoc for the man pages
 pkgs=(gcc libc6-dev meson ninja-build pkg-config libyaml-dev libssl-dev libevent-dev
-	libsqlite3-dev libjansson-dev libcurl4-openssl-dev python3 openssl ca-certificates scdoc)
+	libsqlite3-dev libjansson-dev libcurl4-openssl-dev libc-ares-dev python3 openssl ca-certificates scdoc)
 if [ "${1:-}" = "--test" ]; then
 	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3), attest e2e
 	# (ps), man page check (groff, man), k8s schema check (node and npm)

@@ -64,6 +64,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally cas $? "$log/cas.log"
 	tests/e2e/attest.sh build-ci >"$log/attest.log" 2>&1
 	tally attest $? "$log/attest.log"
+	tests/e2e/attack_runtime.sh build-ci >"$log/attack-runtime.log" 2>&1
+	tally attack-runtime $? "$log/attack-runtime.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-schema $? "$log/k8s.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
@@ -87,6 +89,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally cas-asan $? "$log/cas-asan.log"
 	tests/e2e/attest.sh build-asan >"$log/attest-asan.log" 2>&1
 	tally attest-asan $? "$log/attest-asan.log"
+	tests/e2e/attack_runtime.sh build-asan >"$log/attack-runtime-asan.log" 2>&1
+	tally attack-runtime-asan $? "$log/attack-runtime-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

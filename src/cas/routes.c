@@ -720,6 +720,10 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 	json_object_set_new(resp, "injection_files", files);
 	json_object_set_new(resp, "command", json_string(svc->command));
 	json_object_set_new(resp, "pwd", json_string(svc->pwd ? svc->pwd : "/"));
+	/* veil-run starts from files it could not pin only with this consent */
+	json_object_set_new(
+	    resp, "unpinned_files_allowed",
+	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unpinned-files")));
 	if (!env || !files)
 		return VEIL_ENOMEM;
 	for (size_t i = 0; i < svc->env_count; i++) {

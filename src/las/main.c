@@ -6,6 +6,7 @@
  * /proc/<pid>/exe (the measurement is never self-reported) and answers with
  * evidence signed by its platform key (include/veil/evidence.h, platform
  * "sim", always debug), followed by "\n"; or "ERROR <reason>\n". */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -204,6 +206,93 @@ static int measure(const char *path, char hex[static VEIL_KEY_HASH_HEX])
 	return 0;
 }
 
+/* veil-las vouches only for a process that runs no code but its measured
+ * executable (issue 9, C1): an executable with a program interpreter
+ * (PT_INTERP) runs whatever the dynamic loader maps before main (LD_PRELOAD,
+ * LD_LIBRARY_PATH, the image's libraries), none of it measured; so does a
+ * process with any other file mapped as a library: a name ending in .so or
+ * holding ".so.", or any file mapped executable (a library under another name,
+ * a memfd). The kernel's own mappings ([vdso], [vvar], [vsyscall]) have no
+ * file (inode 0). A traced process runs what its tracer writes into it.
+ * 0, or -1 with the reason (for the caller's ERROR line) in why. */
+static int refuse_unmeasured_code(pid_t pid, char *why, size_t cap)
+{
+	char path[64], exe_path[4096] = "", line[4096 + 256];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+	struct stat exe;
+	Elf64_Ehdr eh;
+	FILE *f = NULL;
+	snprintf(why, cap, "cannot inspect the caller");
+	if (fd < 0 || fstat(fd, &exe) || pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+		goto out;
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512) {
+		snprintf(why, cap, "the caller's executable is not a 64-bit ELF executable");
+		goto out;
+	}
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			goto out;
+		if (ph.p_type == PT_INTERP) {
+			snprintf(why, cap,
+				 "the caller's executable has a program interpreter (dynamically "
+				 "linked): code its loader maps is not measured; only a static "
+				 "executable such as veil-run is vouched for");
+			goto out;
+		}
+	}
+	ssize_t n = readlink(path, exe_path, sizeof(exe_path) - 1);
+	exe_path[n > 0 ? n : 0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (!(f = fopen(path, "re")))
+		goto out;
+	while (fgets(line, sizeof(line), f)) {
+		char perms[5];
+		unsigned maj, min;
+		unsigned long ino;
+		int off = 0;
+		size_t len = strlen(line);
+		if (!len || line[len - 1] != '\n' ||
+		    sscanf(line, "%*x-%*x %4s %*x %x:%x %lu %n", perms, &maj, &min, &ino, &off) < 4)
+			goto out; /* a path longer than any real one */
+		line[len - 1] = '\0';
+		const char *file = line + off, *base = strrchr(file, '/');
+		base = base ? base + 1 : file;
+		size_t bl = strlen(base);
+		if (!ino || (makedev(maj, min) == exe.st_dev && ino == exe.st_ino) ||
+		    !strcmp(file, exe_path))
+			continue;
+		if (perms[2] == 'x' || (bl > 3 && !strcmp(base + bl - 3, ".so")) ||
+		    strstr(base, ".so.")) {
+			snprintf(why, cap,
+				 "the caller maps the library %.300s, which is not measured", file);
+			goto out;
+		}
+	}
+	fclose(f);
+	f = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "re")))
+		goto out;
+	while (fgets(line, sizeof(line), f)) {
+		long tracer = 0;
+		if (sscanf(line, "TracerPid: %ld", &tracer) == 1 && tracer != 0) {
+			snprintf(why, cap, "the caller is being traced by pid %ld", tracer);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static void serve(int fd, EVP_PKEY *platform)
 {
 	struct ucred cred;
@@ -234,6 +323,13 @@ static void serve(int fd, EVP_PKEY *platform)
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)cred.pid);
 	if (measure(path, meas)) {
 		reply(fd, "ERROR cannot measure the caller\n");
+		return;
+	}
+	char why[512], line[600];
+	if (refuse_unmeasured_code(cred.pid, why, sizeof(why))) {
+		snprintf(line, sizeof(line), "ERROR %s\n", why);
+		reply(fd, line);
+		fprintf(stderr, "veil-las: refused pid %d: %s\n", (int)cred.pid, why);
 		return;
 	}
 	char *ev = NULL;

@@ -4,8 +4,8 @@
  * protected files, attests to the CAS over mutual TLS with that key (the CAS
  * authenticated by its pinned key), and only then builds the environment from
  * the policy alone and execs the policy's command in the policy's pwd. */
+#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <malloc.h>
@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <ares.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -28,6 +30,7 @@
 #include "veil/image.h"
 #include "veil/tls.h"
 #include "inject.h"
+#include "pin.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_ARGS 256
@@ -134,6 +137,90 @@ static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SI
 	return 0;
 }
 
+/* The CAS's addresses. A numeric address is used as it is; a name
+ * (Kubernetes service names) goes through c-ares, which reads
+ * /etc/resolv.conf and /etc/hosts itself: glibc's getaddrinfo in a static
+ * executable dlopens NSS modules at run time, code veil-las never measured. */
+#define MAX_CAS_ADDRS 8
+struct cas_addrs {
+	struct sockaddr_storage addr[MAX_CAS_ADDRS];
+	socklen_t len[MAX_CAS_ADDRS];
+	size_t count;
+	int status; /* c-ares's */
+};
+
+static void add_cas_addr(struct cas_addrs *a, const struct sockaddr *sa, size_t len, uint16_t port)
+{
+	if (a->count >= MAX_CAS_ADDRS || len > sizeof(a->addr[0]) ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return;
+	memcpy(&a->addr[a->count], sa, len);
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)&a->addr[a->count])->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)&a->addr[a->count])->sin6_port = htons(port);
+	a->len[a->count++] = (socklen_t)len;
+}
+
+static void on_cas_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+	struct cas_addrs *a = arg;
+	a->status = status;
+	for (struct ares_addrinfo_node *n = res ? res->nodes : NULL; n; n = n->ai_next)
+		add_cas_addr(a, n->ai_addr, n->ai_addrlen, 0);
+	ares_freeaddrinfo(res);
+}
+
+static int resolve_cas(const char *host, uint16_t port, struct cas_addrs *a, const char **why)
+{
+	struct sockaddr_in s4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+	char bare[256];
+	size_t hl = strlen(host);
+	/* [v6]: the brackets are not part of the address */
+	snprintf(bare, sizeof(bare), "%.*s", host[0] == '[' && hl > 2 ? (int)hl - 2 : (int)hl,
+		 host + (host[0] == '[' && hl > 2));
+	a->count = 0;
+	*why = "no address";
+	if (inet_pton(AF_INET, bare, &s4.sin_addr) == 1)
+		add_cas_addr(a, (struct sockaddr *)&s4, sizeof(s4), port);
+	else if (inet_pton(AF_INET6, bare, &s6.sin6_addr) == 1)
+		add_cas_addr(a, (struct sockaddr *)&s6, sizeof(s6), port);
+	if (a->count)
+		return 0;
+	ares_channel ch;
+	struct ares_options opt = {.timeout = 2000, .tries = 2};
+	if (ares_library_init(ARES_LIB_INIT_ALL) ||
+	    ares_init_options(&ch, &opt, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES)) {
+		*why = "cannot start the resolver";
+		return 1;
+	}
+	struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	a->status = ARES_ENOTFOUND;
+	ares_getaddrinfo(ch, bare, NULL, &hints, on_cas_addrinfo, a);
+	for (;;) {
+		fd_set r, w;
+		FD_ZERO(&r);
+		FD_ZERO(&w);
+		int nfds = ares_fds(ch, &r, &w);
+		if (!nfds)
+			break;
+		struct timeval tv, *tvp = ares_timeout(ch, NULL, &tv);
+		select(nfds, &r, &w, NULL, tvp);
+		ares_process(ch, &r, &w);
+	}
+	ares_destroy(ch);
+	ares_library_cleanup();
+	for (size_t i = 0; i < a->count; i++)
+		if (a->addr[i].ss_family == AF_INET)
+			((struct sockaddr_in *)&a->addr[i])->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&a->addr[i])->sin6_port = htons(port);
+	if (a->status != ARES_SUCCESS)
+		*why = ares_strerror(a->status);
+	return a->count ? 0 : 1;
+}
+
 /* Minimal HTTPS over OpenSSL for the one request veil-run makes: a small
  * runtime (no libcurl in the TCB, ~20 ms less start-up) that pins the CAS by
  * its key hash and presents the fresh key. */
@@ -142,6 +229,8 @@ static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, 
 {
 	char host[256], port[16] = "8081";
 	const char *colon = strrchr(hostport, ':');
+	if (colon && hostport[0] == '[' && colon[-1] != ']')
+		colon = NULL; /* [v6] without a port */
 	size_t hl = colon ? (size_t)(colon - hostport) : strlen(hostport);
 	*retry = 0;
 	if (hl == 0 || hl >= sizeof(host) || (colon && strlen(colon + 1) >= sizeof(port)))
@@ -150,28 +239,40 @@ static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, 
 	host[hl] = '\0';
 	if (colon)
 		snprintf(port, sizeof(port), "%s", colon + 1);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-	if (getaddrinfo(host, port, &hints, &ai)) {
+	char *end = NULL;
+	long portnum = strtol(port, &end, 10);
+	if (port[0] < '0' || port[0] > '9' || *end || portnum < 1 || portnum > 65535)
+		return die("SCONE_CAS_ADDR '%s': the port must be a number from 1 to 65535",
+			   hostport);
+	struct cas_addrs addrs;
+	const char *why = NULL;
+	if (resolve_cas(host, (uint16_t)portnum, &addrs, &why)) {
 		*retry = 1;
-		return die("cannot resolve the CAS address %s", hostport);
+		return die("cannot resolve the CAS address %s: %s", hostport, why);
 	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = 1;
-	struct timeval tv = {.tv_sec = 30};
-	if (fd >= 0) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-		freeaddrinfo(ai);
-		if (fd >= 0)
+	int fd = -1, rc = 1, err = 0;
+	for (size_t i = 0; i < addrs.count && fd < 0; i++) {
+		fd = socket(addrs.addr[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct timeval tv = {.tv_sec = 30};
+		if (fd >= 0) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		}
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&addrs.addr[i], addrs.len[i])) {
+			err = errno;
 			close(fd);
+			fd = -1;
+		} else if (fd < 0) {
+			err = errno;
+		}
+	}
+	if (fd < 0) {
 		*retry = 1;
-		fprintf(stderr, "warning: CAS %s unreachable: %s\n", hostport, strerror(errno));
+		fprintf(stderr, "warning: CAS %s unreachable: %s\n", hostport, strerror(err));
 		return 1;
 	}
-	freeaddrinfo(ai);
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	SSL *ssl = NULL;
 	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
@@ -249,7 +350,24 @@ static int cas_attest(const char *cas, const char *cas_key, EVP_PKEY *key, X509 
 	return die("giving up on the CAS at %s", cas);
 }
 
-/* The file-set root of dir, computed exactly as `veil apply` measured it. */
+/* The file-set root and the list of files the CAS compares with its policy. */
+static int describe_files(const struct veil_file_entry *files, size_t count, char root[static 65],
+			  json_t *list)
+{
+	if (veil_fileset_root(files, count, root))
+		return 1;
+	for (size_t i = 0; i < count; i++) {
+		char hex[65];
+		veil_hex(files[i].sha256, VEIL_SHA256_SIZE, hex);
+		if (json_array_append_new(
+			list, json_pack("{s:s, s:s}", "path", files[i].path, "sha256", hex)))
+			return 1;
+	}
+	return 0;
+}
+
+/* The files of dir hashed in place (an unpinned start), exactly as `veil
+ * apply` measured them. */
 static int files_root(const char *dir, char root[static 65], json_t *list)
 {
 	char *copy[] = {"."};
@@ -269,13 +387,7 @@ static int files_root(const char *dir, char root[static 65], json_t *list)
 		for (size_t i = 0; i < d.count; i++)
 			die("%s", d.msgs[i]);
 	} else {
-		memcpy(root, meas.file_set_root, 65);
-		for (size_t i = 0; i < meas.file_count; i++) {
-			char hex[65];
-			veil_hex(meas.files[i].sha256, VEIL_SHA256_SIZE, hex);
-			json_array_append_new(list, json_pack("{s:s, s:s}", "path",
-							      meas.files[i].path, "sha256", hex));
-		}
+		rc = describe_files(meas.files, meas.file_count, root, list);
 	}
 	veil_measurement_free(&meas);
 	veil_diags_free(&d);
@@ -355,12 +467,20 @@ int main(int argc, char **argv)
 		return 1;
 	logmsg("evidence from %s", las);
 
-	/* 2. the protected files as they are now */
+	/* 2. the protected files, copied into private memory as they are
+	 * hashed: what is verified is what the program will read */
+	struct pinned_tree pin;
+	char pin_why[600];
+	int unpinned = pin_copy(files_dir, &pin, pin_why, sizeof(pin_why));
+	if (unpinned < 0)
+		return die("cannot verify the protected folder %s: %s", files_dir, pin_why);
 	char root[65];
 	json_t *flist = json_array();
-	if (!flist || files_root(files_dir, root, flist))
+	if (!flist || (unpinned ? files_root(files_dir, root, flist)
+				: describe_files(pin.files, pin.file_count, root, flist)))
 		return die("cannot measure the protected folder %s", files_dir);
-	logmsg("file-set root of %s: %s", files_dir, root);
+	logmsg("file-set root of %s: %s (%s)", files_dir, root,
+	       unpinned ? "hashed in place" : "copied into memory");
 
 	/* 3. attest */
 	json_t *req = json_pack("{s:s, s:s, s:s, s:o}", "config_id", config_id, "evidence",
@@ -396,9 +516,27 @@ int main(int argc, char **argv)
 		return die("malformed configuration from the CAS");
 	logmsg("attested as %s", config_id);
 
-	/* 4. the policy's pwd must be the folder that was measured */
+	/* 4. the policy's pwd must be the folder that was measured; the
+	 * verified copy goes there, seen only in this mount namespace */
 	if (strcmp(pwd, files_dir))
 		return die("the policy's pwd %s is not the measured folder %s", pwd, files_dir);
+	char why[600];
+	int unpinned_ok = 0;
+	if (json_unpack(cfg, "{s?b}", "unpinned_files_allowed", &unpinned_ok))
+		return die("malformed configuration from the CAS");
+	if (unpinned && !unpinned_ok)
+		return die("cannot pin the protected folder %s (%s): refusing to start, since "
+			   "files could change after verification; a policy that accepts this "
+			   "says security.attestation.tolerate: [insecure-unpinned-files]",
+			   files_dir, pin_why);
+	if (unpinned)
+		fprintf(stderr,
+			"warning: the protected folder %s is not pinned (%s): files changed "
+			"after verification would run (the policy tolerates "
+			"insecure-unpinned-files)\n",
+			files_dir, pin_why);
+	else if (pin_attach(&pin, pwd, why, sizeof(why)))
+		return die("%s", why);
 	/* 5. injection files, in memory only */
 	size_t ninj = json_array_size(files);
 	struct inject_file *inj = calloc(ninj + 1, sizeof(*inj));
@@ -413,10 +551,13 @@ int main(int argc, char **argv)
 		inj[i].content = json_string_value(c);
 		inj[i].size = json_string_length(c);
 	}
-	char why[600];
 	if (inject_files(inj, ninj, why, sizeof(why)))
 		return die("%s", why);
 	free(inj);
+	/* read-only after the injection files got their mount points */
+	if (!unpinned && pin_seal(pwd, why, sizeof(why)))
+		return die("%s", why);
+	pin_free(&pin);
 	if (ninj)
 		logmsg("%zu injection file%s placed (%s)", ninj, ninj == 1 ? "" : "s",
 		       inject_method());

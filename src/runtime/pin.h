@@ -1,0 +1,35 @@
+/* veil-run's protected folder, pinned: verified while copied into memory that
+ * only veil-run's private mount namespace can reach, so that what was hashed
+ * is exactly what the program reads (issue 9, H2: a file renamed over a
+ * verified one after hashing ran with the secrets). */
+#ifndef VEIL_RUNTIME_PIN_H
+#define VEIL_RUNTIME_PIN_H
+
+#include <stddef.h>
+
+#include "veil/image.h"
+
+struct pinned_tree {
+	int mnt;                       /* the detached tmpfs holding the copy; -1 if none */
+	struct veil_file_entry *files; /* owned; paths as in the image (dir + relative path) */
+	size_t file_count;
+};
+
+/* Makes this process's mount namespace private, copies every regular file
+ * under dir (folders recursively; a symbolic link or special file is
+ * refused) into a fresh detached tmpfs, hashing the bytes as they are copied.
+ * Returns 0 (tree filled: files and their hashes), 1 when pinning is not
+ * possible here (no CAP_SYS_ADMIN: the reason is in err, tree is empty and
+ * the caller may measure dir in place), or -1 on any other failure (reason
+ * in err). */
+int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap);
+
+/* Attaches the copy at dir, in this process's namespace only. */
+int pin_attach(struct pinned_tree *tree, const char *dir, char *err, size_t cap);
+
+/* Makes the mount at dir read-only (after injection files were placed). */
+int pin_seal(const char *dir, char *err, size_t cap);
+
+void pin_free(struct pinned_tree *tree);
+
+#endif
