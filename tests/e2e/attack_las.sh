@@ -124,7 +124,7 @@ t_setup() {
 # LAS that never answers), the child asks on the inherited connection for
 # evidence bound to its own key and attests with it
 t_h4_fork_after_connect() {
-	(timeout 30 python3 - "$WORK/las.sock" "$ATT_RD" "$BUILD/veil-run" "$WORK/silent.sock" >"$WORK/ev1" 2>"$WORK/ev1.err") 2>/dev/null <<'PY'
+	(timeout 30 python3 - "$WORK/las.sock" "$ATT_RD" "$BUILD/veil-run" "$WORK/silent.sock" >"$WORK/ev1" 2>"$WORK/ev1.err"; true) 2>/dev/null <<'PY'
 import os, socket, sys, time
 las, rd, vr, silent = sys.argv[1:5]
 s = socket.socket(socket.AF_UNIX); s.connect(las)
@@ -166,7 +166,7 @@ PY
 t_h4_exec_after_send() {
 	local nl
 	for nl in no yes; do
-		(timeout 30 python3 - "$WORK/las.sock" "$ATT_RD" "$BUILD/veil-run" "$WORK/silent.sock" $nl >"$WORK/ev2" 2>"$WORK/ev2.err") 2>/dev/null <<'PY'
+		(timeout 30 python3 - "$WORK/las.sock" "$ATT_RD" "$BUILD/veil-run" "$WORK/silent.sock" $nl >"$WORK/ev2" 2>"$WORK/ev2.err"; true) 2>/dev/null <<'PY'
 import os, socket, sys, time
 las, rd, vr, silent, nl = sys.argv[1:6]
 s = socket.socket(socket.AF_UNIX); s.connect(las)

@@ -122,6 +122,8 @@ t_replayed_evidence_refused() {
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.sendall(b"REPORT " + b"0" * 64 + b"\n")
+challenge = s.recv(4096).split()  # answered by this process, which veil-las measured
+s.sendall(b"RESPONSE " + challenge[1] + b"\n")
 data = b""
 while True:
     chunk = s.recv(65536)
