@@ -4,24 +4,25 @@
 # the attack fails. Root (mount namespaces, a loop-mounted ext4 image).
 # Every server is started here and stopped by PID. Usage: attack_las.sh BUILD_DIR
 #
-# Seen against the code before the fix (veil-las of 1c7cc1f):
+# Seen against the code before the fix (veil-las and veil-run of 1c7cc1f):
 # - t_h4_fork_after_connect: the CAS answered 200 with the seed's
 #   API_PASSWORD to the attacker's own key (veil-las measured the pid that
 #   connected, the parent, which had become the genuine veil-run).
 # - t_h4_exec_after_send: the same with the request sent by the process
-#   before it exec'd veil-run (no newline: veil-las waited out its 5 s read
-#   timeout, then measured the exe the pid had by then).
-# - t_m1_offline_change_under_remount: a veil-run copy on an ext4 image
+#   itself before it exec'd veil-run (without the newline veil-las waited out
+#   its 5 s read timeout, then measured the exe the pid had by then).
+# - t_m1_offline_change_under_remount: a veil-run copy on an ext4 image,
 #   changed while unmounted (same device, inode, size, mtime, ctime after the
-#   remount) got the genuine binary's measurement from the cache and the
-#   secrets; veil-las logged a measurement that is not the file's SHA-256.
-# - t_m1_cache_lifetime: --cache-seconds did not exist (and a binary changed
-#   under a live mount behind the filesystem's back was vouched for as long
-#   as veil-las ran).
+#   remount), got the genuine binary's measurement from the cache and the
+#   secrets ("API_PASSWORD is set").
+# - t_m1_cache_lifetime: --cache-seconds did not exist; run against the old
+#   veil-las without it, the binary changed under a live mount behind the
+#   filesystem's back started with the secrets 1.5 s later (and would have
+#   as long as veil-las ran).
 # - t_m5_slow_client_does_not_block: a client dribbling a byte a second held
-#   veil-las; a genuine start took until the dribbler stopped (> 6 s).
-# - t_m5_silent_las_times_out: veil-run waited forever on a LAS that accepts
-#   and never answers (killed by the test's 30 s guard).
+#   veil-las; the genuine start next to it took 69.7 s.
+# - t_m5_silent_las_times_out: veil-run waited on a LAS that accepts and never
+#   answers until the test's 30 s guard killed it (exit 124).
 set -u
 BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
