@@ -60,7 +60,7 @@ static void usage(FILE *f)
 		   "                    answers on it\n"
 		   "  --data DIR        platform key folder (default /var/lib/veil-las)\n"
 		   "  --cache-seconds N how long a measurement is reused for an unchanged file\n"
-		   "                    (same mount, inode, size, mtime, ctime) before it is\n"
+		   "                    (same device, inode, size, mtime, ctime) before it is\n"
 		   "                    hashed again; 0 hashes at every request (default 10)\n"
 		   "  --print-key-hash  print the platform key hash (making the key if DIR has\n"
 		   "                    none) and exit\n"
@@ -123,19 +123,19 @@ static void reply(int fd, const char *s)
 /* Measurements of executables seen lately, by file identity. A running
  * executable cannot be written (ETXTBSY), and any write or metadata change
  * to a file moves its ctime, which no one can set back; so an unchanged
- * (mount, device, inode, size, mtime, ctime) is an unchanged file, as far as
- * the kernel saw. What it did not see (the disk image changed while
- * unmounted, or the block device written behind the filesystem's back) keeps
- * the identity: the mount's unique id (STATX_MNT_ID_UNIQUE, Linux 6.8; a
- * remount is a new mount) catches the first, and an entry lives at most
- * --cache-seconds, so such a change is vouched for that long at most.
- * Hashing a statically linked veil-run (5 MB) took 3-5 ms of every start. */
+ * (device, inode, size, mtime, ctime) is an unchanged file, as far as the
+ * kernel saw. What it did not see keeps the identity: a disk image changed
+ * while unmounted and mounted again, or the block device written under a
+ * live mount. Both take the privilege to mount or write block devices (the
+ * node's root, who can read the platform key anyway), and both are vouched
+ * for at most --cache-seconds: an entry is not used after that. A mount id in
+ * the key would not stop the second, and every pod's mount namespace has its
+ * own copy of a mount: veil-run would be hashed at every start (+8 ms in
+ * bench/run_start.sh). Hashing a statically linked veil-run (5 MB) took
+ * 3-5 ms of every start. */
 #define MEASURE_CACHE 64
-#ifndef STATX_MNT_ID_UNIQUE
-#define STATX_MNT_ID_UNIQUE 0x00004000U
-#endif
 struct file_identity {
-	uint64_t mnt_id, dev_major, dev_minor, ino, size;
+	uint64_t dev_major, dev_minor, ino, size;
 	struct statx_timestamp mtime, ctime;
 };
 static struct {
@@ -153,16 +153,12 @@ static long cache_seconds = 10;
 static int identify(int fd, struct file_identity *id)
 {
 	struct statx sx;
-	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT,
-		  STATX_BASIC_STATS | STATX_MNT_ID | STATX_MNT_ID_UNIQUE, &sx))
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &sx))
 		return -1;
 	const unsigned need = STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME;
-	if ((sx.stx_mask & need) != need || !(sx.stx_mask & (STATX_MNT_ID | STATX_MNT_ID_UNIQUE)))
+	if ((sx.stx_mask & need) != need)
 		return -1;
 	memset(id, 0, sizeof(*id));
-	/* a reusable mount id (before 6.8) may come back after a remount: then
-	 * only the lifetime bounds an offline change */
-	id->mnt_id = sx.stx_mnt_id;
 	id->dev_major = sx.stx_dev_major;
 	id->dev_minor = sx.stx_dev_minor;
 	id->ino = sx.stx_ino;
@@ -174,10 +170,10 @@ static int identify(int fd, struct file_identity *id)
 
 static int same_identity(const struct file_identity *a, const struct file_identity *b)
 {
-	return a->mnt_id == b->mnt_id && a->dev_major == b->dev_major &&
-	       a->dev_minor == b->dev_minor && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+	return a->dev_major == b->dev_major && a->dev_minor == b->dev_minor && a->ino == b->ino &&
+	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+	       a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 static int fresh(struct timespec added, struct timespec now)
