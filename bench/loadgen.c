@@ -810,7 +810,8 @@ static void setup_tls(const char *cert, const char *key)
 		ssl_die("--key does not match --cert %s", cert);
 }
 
-/* Evidence from veil-las binding rd: "REPORT <hex>\n", the answer up to EOF. */
+/* Evidence from veil-las binding rd (protocol in src/las/main.c): "REPORT
+ * <hex>\n", the challenge answered, the evidence up to EOF. */
 static char *las_evidence(const char *sock, const unsigned char rd[32])
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -828,11 +829,23 @@ static char *las_evidence(const char *sock, const unsigned char rd[32])
 	if (write(fd, req, (size_t)n) != n)
 		die("cannot write to veil-las at %s", sock);
 	size_t cap = 65536, len = 0;
-	char *buf = malloc(cap + 1);
+	char *buf = malloc(cap + 1), nonce[33];
 	ssize_t r;
-	while (buf && (r = read(fd, buf + len, cap - len)) > 0)
+	/* its challenge line: nothing more comes until it is answered */
+	while (buf && !memchr(buf, '\n', len) && (r = read(fd, buf + len, cap - len)) > 0)
 		if ((len += (size_t)r) == cap)
 			die("veil-las at %s answers too much", sock);
+	if (buf)
+		buf[len] = '\0';
+	if (buf && sscanf(buf, "CHALLENGE %32[0-9a-f]\n", nonce) == 1) {
+		n = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
+		if (write(fd, req, (size_t)n) != n)
+			die("cannot write to veil-las at %s", sock);
+		len = 0;
+		while ((r = read(fd, buf + len, cap - len)) > 0)
+			if ((len += (size_t)r) == cap)
+				die("veil-las at %s answers too much", sock);
+	}
 	close(fd);
 	if (!buf || !len || !strncmp(buf, "ERROR ", 6))
 		die("veil-las at %s gave no evidence", sock);

@@ -1,28 +1,45 @@
 /* veil-las: the local attestation service of simulation mode, one per node.
  *
- * A process connects to the unix socket and sends "REPORT <64 hex>\n" (the
- * report data: SHA-256 of its TLS public key). veil-las identifies the caller
- * from the kernel (SO_PEERCRED), hashes the caller's executable itself through
- * /proc/<pid>/exe (the measurement is never self-reported) and answers with
- * evidence signed by its platform key (include/veil/evidence.h, platform
- * "sim", always debug), followed by "\n"; or "ERROR <reason>\n". */
+ * The protocol on the unix socket, one line each way at a time:
+ *   caller: "REPORT <64 hex>\n"    (the report data: SHA-256 of its TLS key)
+ *   las:    "CHALLENGE <32 hex>\n" (a fresh nonce)
+ *   caller: "RESPONSE <32 hex>\n"  (the nonce back)
+ *   las:    the evidence (include/veil/evidence.h, platform "sim", always
+ *           debug) and "\n"; or "ERROR <reason>\n" at any step.
+ * The measured process is the one that SENT the request, named by the kernel
+ * on every message (SCM_CREDENTIALS), not the one that connected: a
+ * connection is inherited across fork and exec. veil-las pins it with a
+ * pidfd, hashes its executable itself through /proc/<pid>/exe (never
+ * self-reported), and the response must come from that same, still living
+ * process, after the measurement, running the same executable: a process
+ * that sent a request and then exec'd the genuine binary cannot answer (its
+ * new program knows nothing of the nonce), and another process cannot answer
+ * for it (its pid is not the sender's). Only a process that runs no code but
+ * its executable is vouched for (refuse_unmeasured_code). The whole exchange
+ * has a deadline; callers are served concurrently. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "veil/args.h"
 #include "veil/evidence.h"
@@ -38,7 +55,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: veil-las [--socket PATH] [--data DIR]\n\n"
+	fprintf(f, "Usage: veil-las [--socket PATH] [--data DIR] [--cache-seconds N]\n\n"
 		   "The local attestation service of simulation mode (one per node). It signs,\n"
 		   "with its platform key, the measurement of the process that asks: the SHA-256\n"
 		   "of that process's executable, which veil-las reads itself.\n\n"
@@ -46,6 +63,9 @@ static void usage(FILE *f)
 		   "                    /run/veil/las.sock); refused while another veil-las\n"
 		   "                    answers on it\n"
 		   "  --data DIR        platform key folder (default /var/lib/veil-las)\n"
+		   "  --cache-seconds N how long a measurement is reused for an unchanged file\n"
+		   "                    (same device, inode, size, mtime, ctime) before it is\n"
+		   "                    hashed again; 0 hashes at every request (default 10)\n"
 		   "  --print-key-hash  print the platform key hash (making the key if DIR has\n"
 		   "                    none) and exit\n"
 		   "  -h, --help        this help\n"
@@ -149,62 +169,189 @@ static void reply(int fd, const char *s)
 /* Measurements of executables seen lately, by file identity. A running
  * executable cannot be written (ETXTBSY), and any write or metadata change
  * to a file moves its ctime, which no one can set back; so an unchanged
- * (device, inode, size, mtime, ctime) is an unchanged file. Hashing a
- * statically linked veil-run (5 MB) took 3-5 ms of every start. */
+ * (device, inode, size, mtime, ctime) is an unchanged file, as far as the
+ * kernel saw. What it did not see keeps the identity: a disk image changed
+ * while unmounted and mounted again, or the block device written under a
+ * live mount. Both take the privilege to mount or write block devices (the
+ * node's root, who can read the platform key anyway), and both are vouched
+ * for at most --cache-seconds: an entry is not used after that. A mount id in
+ * the key would not stop the second, and every pod's mount namespace has its
+ * own copy of a mount: veil-run would be hashed at every start (+8 ms in
+ * bench/run_start.sh). Hashing a statically linked veil-run (5 MB) took
+ * 3-5 ms of every start. */
 #define MEASURE_CACHE 64
+struct file_identity {
+	uint64_t dev_major, dev_minor, ino, size;
+	struct statx_timestamp mtime, ctime;
+};
 static struct {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
+	struct file_identity id;
+	struct timespec added; /* CLOCK_MONOTONIC */
 	char hex[VEIL_KEY_HASH_HEX];
 	int used;
 } mcache[MEASURE_CACHE];
 static unsigned mcache_next;
+static pthread_mutex_t mcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static long cache_seconds = 10;
 
-static int same_time(struct timespec a, struct timespec b)
+/* 0 and the identity of the open file, or -1 if it cannot be told (then
+ * nothing is cached for it) */
+static int identify(int fd, struct file_identity *id)
 {
-	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
-}
-
-static int measure(const char *path, char hex[static VEIL_KEY_HASH_HEX])
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st)) {
-		if (fd >= 0)
-			close(fd);
+	struct statx sx;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, &sx))
 		return -1;
-	}
-	for (unsigned i = 0; i < MEASURE_CACHE; i++)
-		if (mcache[i].used && mcache[i].dev == st.st_dev && mcache[i].ino == st.st_ino &&
-		    mcache[i].size == st.st_size && same_time(mcache[i].mtime, st.st_mtim) &&
-		    same_time(mcache[i].ctime, st.st_ctim)) {
-			memcpy(hex, mcache[i].hex, VEIL_KEY_HASH_HEX);
-			close(fd);
-			return 0;
-		}
-	uint8_t h[VEIL_SHA256_SIZE];
-	int rc = veil_sha256_fd(fd, path, h, NULL);
-	struct stat after;
-	/* changed while hashed: measured, but not remembered */
-	int stable = !rc && !fstat(fd, &after) && same_time(after.st_ctim, st.st_ctim);
-	close(fd);
-	if (rc)
+	const unsigned need = STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME;
+	if ((sx.stx_mask & need) != need)
 		return -1;
-	veil_hex(h, sizeof(h), hex);
-	if (stable) {
-		unsigned k = mcache_next++ % MEASURE_CACHE;
-		mcache[k].dev = st.st_dev;
-		mcache[k].ino = st.st_ino;
-		mcache[k].size = st.st_size;
-		mcache[k].mtime = st.st_mtim;
-		mcache[k].ctime = st.st_ctim;
-		memcpy(mcache[k].hex, hex, VEIL_KEY_HASH_HEX);
-		mcache[k].used = 1;
-	}
+	memset(id, 0, sizeof(*id));
+	id->dev_major = sx.stx_dev_major;
+	id->dev_minor = sx.stx_dev_minor;
+	id->ino = sx.stx_ino;
+	id->size = sx.stx_size;
+	id->mtime = sx.stx_mtime;
+	id->ctime = sx.stx_ctime;
 	return 0;
 }
+
+static int same_identity(const struct file_identity *a, const struct file_identity *b)
+{
+	return a->dev_major == b->dev_major && a->dev_minor == b->dev_minor && a->ino == b->ino &&
+	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static int fresh(struct timespec added, struct timespec now)
+{
+	return now.tv_sec - added.tv_sec < cache_seconds ||
+	       (now.tv_sec - added.tv_sec == cache_seconds && now.tv_nsec < added.tv_nsec);
+}
+
+/* The SHA-256 of the open executable fd (path names it in messages). */
+static int measure(int fd, const char *path, char hex[static VEIL_KEY_HASH_HEX])
+{
+	struct file_identity id, after;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int known = !identify(fd, &id) && cache_seconds > 0, hit = 0;
+	pthread_mutex_lock(&mcache_lock);
+	for (unsigned i = 0; known && !hit && i < MEASURE_CACHE; i++)
+		if (mcache[i].used && same_identity(&mcache[i].id, &id) &&
+		    fresh(mcache[i].added, now)) {
+			memcpy(hex, mcache[i].hex, VEIL_KEY_HASH_HEX);
+			hit = 1;
+		}
+	pthread_mutex_unlock(&mcache_lock);
+	if (hit)
+		return 0;
+	uint8_t h[VEIL_SHA256_SIZE];
+	if (lseek(fd, 0, SEEK_SET) || veil_sha256_fd(fd, path, h, NULL))
+		return -1;
+	veil_hex(h, sizeof(h), hex);
+	/* changed while hashed: measured, but not remembered */
+	if (!known || identify(fd, &after) || !same_identity(&id, &after))
+		return 0;
+	pthread_mutex_lock(&mcache_lock);
+	unsigned k = mcache_next++ % MEASURE_CACHE;
+	mcache[k].id = id;
+	mcache[k].added = now;
+	memcpy(mcache[k].hex, hex, VEIL_KEY_HASH_HEX);
+	mcache[k].used = 1;
+	pthread_mutex_unlock(&mcache_lock);
+	return 0;
+}
+
+/* The whole exchange with one caller, from accept to the evidence, may take
+ * this long: a caller that dribbles its request holds one of MAX_CALLERS
+ * slots for at most this (veil-run needs well under a millisecond). */
+#define REQUEST_SECONDS 5
+#define MAX_CALLERS 64
+
+static int ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+		       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms <= 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+}
+
+/* Reads one line ("...\n", nothing after it) by the deadline. Every byte
+ * must have been sent by one process: the kernel stamps each write with its
+ * sender (SO_PASSCRED) and never joins two senders' bytes in one read. That
+ * process's pid in *sender (0 on entry: whoever sent; else it must be that
+ * one). 0, or an error message for the caller. */
+static const char *read_line(int fd, const struct timespec *deadline, char *buf, size_t size,
+			     pid_t *sender)
+{
+	size_t n = 0;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int left = ms_left(deadline);
+		if (!left || poll(&p, 1, left) <= 0)
+			return "request not complete in time";
+		union {
+			struct cmsghdr h;
+			char space[CMSG_SPACE(sizeof(struct ucred))];
+		} ctl;
+		struct iovec iov = {.iov_base = buf + n, .iov_len = size - 1 - n};
+		struct msghdr m = {.msg_iov = &iov,
+				   .msg_iovlen = 1,
+				   .msg_control = &ctl,
+				   .msg_controllen = sizeof(ctl)};
+		ssize_t r = recvmsg(fd, &m, MSG_DONTWAIT);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0)
+			return "connection closed before the end of the line";
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		struct ucred cred;
+		if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS ||
+		    c->cmsg_len != CMSG_LEN(sizeof(cred)))
+			return "cannot identify the sender";
+		memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+		/* 0: a sender outside our pid namespace */
+		if (cred.pid <= 0)
+			return "cannot identify the sender";
+		if (*sender && cred.pid != *sender)
+			return "the request was sent by more than one process";
+		*sender = cred.pid;
+		n += (size_t)r;
+		buf[n] = '\0';
+		char *nl = memchr(buf, '\n', n);
+		if (nl && nl != buf + n - 1)
+			return "data after the end of the line";
+		if (nl)
+			return NULL;
+		if (n == size - 1)
+			return "line too long";
+	}
+}
+
+static int alive(int pidfd)
+{
+	return pidfd_send_signal(pidfd, 0, NULL, 0) == 0;
+}
+
+/* The executable of the pinned process now: dev/inode, as fstat of an open
+ * /proc/<pid>/exe gives them. */
+static int exe_identity(int pidfd, pid_t pid, struct stat *st)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	/* alive after the stat: the pid still named the pinned process */
+	return stat(path, st) || !alive(pidfd) ? -1 : 0;
+}
+
+struct caller {
+	int fd;
+	EVP_PKEY *platform;
+};
+
+static pthread_mutex_t callers_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t callers_cond = PTHREAD_COND_INITIALIZER;
+static int callers;
 
 /* veil-las vouches only for a process that runs no code but its measured
  * executable (issue 9, C1): an executable with a program interpreter
@@ -295,60 +442,151 @@ out:
 
 static void serve(int fd, EVP_PKEY *platform)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	char req[160], path[64], meas[VEIL_KEY_HASH_HEX];
-	struct timeval tv = {.tv_sec = 5};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.pid <= 0) {
-		reply(fd, "ERROR cannot identify the caller\n");
-		return;
-	}
-	size_t n = 0;
-	while (n < sizeof(req) - 1 && !memchr(req, '\n', n)) {
-		ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	req[n] = '\0';
+	struct ucred cred = {0};
+	char req[160], path[64], meas[VEIL_KEY_HASH_HEX], line[600];
+	int pidfd = -1, exefd = -1;
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += REQUEST_SECONDS;
+	struct timeval tv = {.tv_sec = REQUEST_SECONDS};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	const char *why = read_line(fd, &deadline, req, sizeof(req), &cred.pid);
 	uint8_t rd[VEIL_SHA256_SIZE];
 	char hex[65];
-	if (sscanf(req, "REPORT %64[0-9a-f]\n", hex) != 1 || veil_unhex(hex, rd, sizeof(rd))) {
-		reply(fd, "ERROR expected 'REPORT <64 hex digits>'\n");
-		return;
+	if (!why &&
+	    (sscanf(req, "REPORT %64[0-9a-f]\n", hex) != 1 || veil_unhex(hex, rd, sizeof(rd))))
+		why = "expected 'REPORT <64 hex digits>'";
+	if (why)
+		goto refuse;
+	/* the sender, pinned: its pid cannot name another process while the
+	 * pidfd is held and the process alive. If the pid was reused between
+	 * the request and pidfd_open, the pinned process is not the sender and
+	 * cannot answer the challenge (below) as the sender's pid. */
+	pidfd = pidfd_open(cred.pid, 0);
+	if (pidfd < 0) {
+		why = "cannot identify the caller";
+		goto refuse;
 	}
 	/* /proc/<pid>/exe opens the very inode the caller runs, even if the
 	 * file at its path was replaced since */
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)cred.pid);
-	if (measure(path, meas)) {
-		reply(fd, "ERROR cannot measure the caller\n");
-		return;
+	exefd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat measured;
+	if (exefd < 0 || fstat(exefd, &measured) || !alive(pidfd) || measure(exefd, path, meas)) {
+		why = "cannot measure the caller";
+		goto refuse;
 	}
-	char why[512], line[600];
-	if (refuse_unmeasured_code(cred.pid, why, sizeof(why))) {
-		snprintf(line, sizeof(line), "ERROR %s\n", why);
-		reply(fd, line);
-		fprintf(stderr, "veil-las: refused pid %d: %s\n", (int)cred.pid, why);
-		return;
+	/* no interpreter, library or tracer: checked now (a dynamically linked
+	 * caller is told at once) and again just before signing */
+	char unmeasured[512];
+	if (refuse_unmeasured_code(cred.pid, unmeasured, sizeof(unmeasured))) {
+		why = unmeasured;
+		goto refuse;
 	}
+	/* proof that the measured process itself asks, after the measurement */
+	uint8_t nonce[16];
+	char nonce_hex[33], got[33];
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		why = "no randomness";
+		goto refuse;
+	}
+	veil_hex(nonce, sizeof(nonce), nonce_hex);
+	snprintf(line, sizeof(line), "CHALLENGE %s\n", nonce_hex);
+	reply(fd, line);
+	why = read_line(fd, &deadline, line, sizeof(line), &cred.pid);
+	if (!why && (sscanf(line, "RESPONSE %32[0-9a-f]\n", got) != 1 || strlen(got) != 32 ||
+		     CRYPTO_memcmp(got, nonce_hex, 32)))
+		why = "expected 'RESPONSE <the challenge>' from the process that sent the request";
+	struct stat now;
+	if (!why && (exe_identity(pidfd, cred.pid, &now) || now.st_dev != measured.st_dev ||
+		     now.st_ino != measured.st_ino))
+		why = "the caller's executable changed or the caller exited";
+	if (!why && refuse_unmeasured_code(cred.pid, unmeasured, sizeof(unmeasured)))
+		why = unmeasured;
+	if (why)
+		goto refuse;
 	char *ev = NULL;
 	if (veil_evidence_sim_sign(platform, meas, rd, &ev)) {
-		reply(fd, "ERROR cannot sign\n");
-		return;
+		why = "cannot sign";
+		goto refuse;
 	}
 	reply(fd, ev);
 	reply(fd, "\n");
 	fprintf(stderr, "veil-las: evidence for pid %d, measurement %s\n", (int)cred.pid, meas);
 	free(ev);
+	goto out;
+refuse:
+	snprintf(line, sizeof(line), "ERROR %s\n", why);
+	reply(fd, line);
+	if (cred.pid > 0)
+		fprintf(stderr, "veil-las: refused pid %d: %s\n", (int)cred.pid, why);
+out:
+	if (exefd >= 0)
+		close(exefd);
+	if (pidfd >= 0)
+		close(pidfd);
+}
+
+static void *serve_thread(void *arg)
+{
+	struct caller *c = arg;
+	serve(c->fd, c->platform);
+	close(c->fd);
+	free(c);
+	pthread_mutex_lock(&callers_lock);
+	callers--;
+	pthread_cond_signal(&callers_cond);
+	pthread_mutex_unlock(&callers_lock);
+	return NULL;
+}
+
+/* one thread per caller, at most MAX_CALLERS at a time (the next wait in
+ * the listen backlog) */
+static void serve_concurrently(int cfd, EVP_PKEY *platform)
+{
+	struct caller *c = malloc(sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t t;
+	if (!c) {
+		close(cfd);
+		return;
+	}
+	*c = (struct caller){.fd = cfd, .platform = platform};
+	pthread_mutex_lock(&callers_lock);
+	callers++;
+	pthread_mutex_unlock(&callers_lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, serve_thread, c)) {
+		reply(cfd, "ERROR veil-las is out of threads\n");
+		close(cfd);
+		free(c);
+		pthread_mutex_lock(&callers_lock);
+		callers--;
+		pthread_mutex_unlock(&callers_lock);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void wait_for_a_slot(void)
+{
+	pthread_mutex_lock(&callers_lock);
+	while (callers >= MAX_CALLERS && !stop) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_sec += 1;
+		pthread_cond_timedwait(&callers_cond, &callers_lock, &t);
+	}
+	pthread_mutex_unlock(&callers_lock);
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_PRINT_KEY_HASH = 256, OPT_VERSION };
+	enum { OPT_PRINT_KEY_HASH = 256, OPT_VERSION, OPT_CACHE_SECONDS };
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
 	    {"data", required_argument, NULL, 'd'},
+	    {"cache-seconds", required_argument, NULL, OPT_CACHE_SECONDS},
 	    {"print-key-hash", no_argument, NULL, OPT_PRINT_KEY_HASH},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -367,6 +605,16 @@ int main(int argc, char **argv)
 			sock = optarg;
 		} else if (c == 'd') {
 			data = optarg;
+		} else if (c == OPT_CACHE_SECONDS) {
+			struct veil_diags pd;
+			veil_diags_init(&pd);
+			int bad = veil_parse_long("--cache-seconds", optarg, 0, 86400,
+						  &cache_seconds, &pd);
+			if (bad)
+				veil_usage_error("veil-las", "%s", pd.msgs[0]);
+			veil_diags_free(&pd);
+			if (bad)
+				return 2;
 		} else if (c == OPT_PRINT_KEY_HASH) {
 			key_hash_only = true;
 		} else if (c == 'h') {
@@ -415,8 +663,12 @@ int main(int argc, char **argv)
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		/* pods reach it through a hostPath: any local process may ask */
 		mode_t old = umask(0);
+		/* every message names its sender; on the listening socket, so that
+		 * accepted ones have it before their first byte arrives */
+		int on = 1;
 		/* bind fails with EADDRINUSE if another veil-las won the path since */
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128) ||
+		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) ||
+		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128) ||
 		    stat(sock, &mine)) {
 			veil_diag(&d, "%s: %s", sock, strerror(errno));
 			rc = VEIL_EIO;
@@ -431,12 +683,23 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	printf("veil-las listening on %s\nveil-las platform key hash %s\n", sock, khash);
 	fflush(stdout);
+	/* the callers' threads take no signals: SIGTERM interrupts accept */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
 	while (!stop) {
+		wait_for_a_slot();
 		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-		if (cfd < 0)
+		if (cfd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+			    errno == ENOBUFS)
+				sleep(1); /* not a spin: a slot frees within REQUEST_SECONDS */
 			continue;
-		serve(cfd, key);
-		close(cfd);
+		}
+		pthread_sigmask(SIG_BLOCK, &block, &old);
+		serve_concurrently(cfd, key);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	/* only our own socket: a path replaced meanwhile (another veil-las
 	 * after this one's was removed) is not ours to delete */

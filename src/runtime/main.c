@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <malloc.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,17 +100,65 @@ static void usage(FILE *f)
 	       "  --version    print the version\n");
 }
 
+/* veil-las answers in well under a millisecond when it is up; one that
+ * accepts and never answers (hung, or a slow caller's victim) must not hold
+ * the start forever: the whole exchange, connect included, has this long. */
+#define LAS_SECONDS 10
+
+/* Reads what veil-las sends until a newline (line) or its end (!line), by
+ * the deadline, into b. 0, 1 on a closed connection or error, 2 on time out. */
+static int las_read(int fd, const struct timespec *deadline, struct veil_buf *b, int line)
+{
+	char tmp[4096];
+	for (;;) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+			       (deadline->tv_nsec - now.tv_nsec) / 1000000;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int pr = ms > 0 ? poll(&p, 1, (int)ms) : 0;
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0)
+			return 2;
+		/* veil-las sends nothing after its challenge until it is answered */
+		ssize_t r = read(fd, tmp, sizeof(tmp));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return 1;
+		if (r == 0)
+			return line ? 1 : 0;
+		if (veil_buf_append(b, tmp, (size_t)r))
+			return 1;
+		if (line && memchr(tmp, '\n', (size_t)r))
+			return 0;
+	}
+}
+
+/* The evidence for report data rd from veil-las at sock (protocol in
+ * src/las/main.c): "REPORT", answer its challenge from this process, then the
+ * evidence. */
 static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SIZE], char **out)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(sock) >= sizeof(sa.sun_path))
 		return die("LAS address %s is too long", sock);
 	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += LAS_SECONDS;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* bounds connect (a full backlog) and the writes */
+	struct timeval tv = {.tv_sec = LAS_SECONDS};
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
+		if (e == EAGAIN || e == EWOULDBLOCK)
+			return die("veil-las at %s did not answer within %d s", sock, LAS_SECONDS);
 		return die("cannot reach veil-las at %s: %s", sock, strerror(e));
 	}
 	char req[80], hex[65];
@@ -118,16 +167,26 @@ static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SI
 	struct veil_buf b;
 	veil_buf_init(&b, 64 * 1024);
 	int rc = write(fd, req, (size_t)n) == n ? 0 : 1;
-	char tmp[4096];
-	ssize_t r;
-	while (!rc && (r = read(fd, tmp, sizeof(tmp))) > 0)
-		if (veil_buf_append(&b, tmp, (size_t)r))
-			rc = 1;
+	if (!rc)
+		rc = las_read(fd, &deadline, &b, 1);
+	char nonce[33];
+	if (!rc && b.data && sscanf(b.data, "CHALLENGE %32[0-9a-f]\n", nonce) == 1 &&
+	    strlen(nonce) == 32) {
+		n = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
+		rc = write(fd, req, (size_t)n) == n ? 0 : 1;
+		b.size = 0;
+		if (!rc)
+			rc = las_read(fd, &deadline, &b, 0);
+	}
 	close(fd);
-	if (rc || !b.data || !b.size)
+	if (rc == 2)
+		rc = die("veil-las at %s did not answer within %d s", sock, LAS_SECONDS);
+	else if (rc || !b.data || !b.size)
 		rc = die("veil-las at %s gave no evidence", sock);
 	else if (!strncmp(b.data, "ERROR ", 6))
-		rc = die("veil-las refused: %s", b.data + 6);
+		rc = die("veil-las refused: %.*s", (int)strcspn(b.data + 6, "\n"), b.data + 6);
+	else if (!strncmp(b.data, "CHALLENGE ", 10))
+		rc = die("veil-las at %s sent a malformed challenge", sock);
 	if (rc) {
 		veil_buf_free(&b);
 		return rc;

@@ -118,7 +118,8 @@ t_untrusted_platform_refused() {
 
 t_replayed_evidence_refused() {
 	# evidence bound to some other key, presented on this client's connection;
-	# asked by a static program (veil-las vouches for no dynamically linked one)
+	# asked by a static program (veil-las vouches for no dynamically linked one),
+	# which answers veil-las's challenge itself
 	cat >"$WORK/lasc.c" <<'C'
 #include <stdio.h>
 #include <string.h>
@@ -130,12 +131,21 @@ int main(int argc, char **argv)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	char req[80] = "REPORT ", buf[8192];
+	char req[80] = "REPORT ", buf[8192], nonce[64];
 	memset(req + 7, '0', 64);
 	req[71] = '\n';
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || write(fd, req, 72) != 72)
 		return 1;
-	ssize_t n, got = 0;
+	/* veil-las challenges the process it measured: this one answers */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1), got = 0;
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	if (sscanf(buf, "CHALLENGE %32s", nonce) != 1)
+		return 1;
+	int len = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
+	if (write(fd, req, (size_t)len) != len)
+		return 1;
 	while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
 		got += n;
 	buf[got] = '\0';
