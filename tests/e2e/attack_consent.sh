@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# Attacks on the CAS's consent and evidence rules (issue 9: H3, M2, L3, L4),
+# each performed against a real veil-cas on loopback. No root, no veil-las:
+# simulation evidence is made here with a platform key the CAS trusts
+# (--trust-platform), standing in for evidence a node's veil-las signed and
+# an attacker recorded; the attacker's own platform key is another one.
+# Every server is started here and stopped by PID. Usage: attack_consent.sh BUILD_DIR
+#
+# Seen against the code before the fix (commit 1c7cc1f), every attack below
+# SUCCEEDED:
+#   H3 a name-only export was accepted; identity B created the named
+#      importer and was given the secret by /v1/attest with evidence of B's
+#      own platform key listed in B's policy (200, the exporter's value);
+#      a namespace deleted by its owner was created again by B, importing.
+#   M2 evidence with timestamp 1 opened a namespace (200); evidence made for
+#      m2a/app opened m2b/app (200); a client certificate that expired in
+#      2020 created a namespace (201) and attested (200).
+#   L3 a parent with a child was deleted (200) and re-created by B, who
+#      then owned the child's parent; `update: [NONE]` could never be
+#      deleted (403 for its creator); one client created 30 namespaces.
+#   L4 GET/PUT/DELETE of an absent namespace answered 404, of another
+#      client's 403 (the name's existence leaked); /v1/attest with bad
+#      evidence answered 404 "no namespace" / "no service" for absent ones
+#      and 403 for existing ones.
+set -u
+BUILD=$(realpath "$1")
+CAS=$BUILD/veil-cas
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+WORK=$(mktemp -d)
+PORT=$((20000 + RANDOM % 20000))
+URL=https://127.0.0.1:$PORT
+CAS_PID=
+cleanup() {
+	[ -n "$CAS_PID" ] && kill -9 "$CAS_PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+. "$ROOT/tests/e2e/lib.sh"
+
+# keys, certificates, evidence and request bodies
+cat >"$WORK/tool.py" <<'PY'
+import base64, datetime, hashlib, json, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+def spki_hash(pub):
+    der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+def load_key(path):
+    return serialization.load_pem_private_key(open(path, "rb").read(), None)
+
+cmd, args = sys.argv[1], sys.argv[2:]
+if cmd == "key":  # PATH: a P-256 key; prints its hash
+    k = ec.generate_private_key(ec.SECP256R1())
+    open(args[0], "wb").write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    print(spki_hash(k.public_key()))
+elif cmd == "cert":  # PREFIX [expired]: PREFIX.key, PREFIX.crt; prints the key hash
+    k = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    nb, na = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
+    if len(args) > 1 and args[1] == "expired":
+        nb, na = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc), datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker")])
+    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(k.public_key())
+         .serial_number(x509.random_serial_number()).not_valid_before(nb).not_valid_after(na)
+         .sign(k, hashes.SHA256()))
+    open(args[0] + ".key", "wb").write(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    open(args[0] + ".crt", "wb").write(c.public_bytes(serialization.Encoding.PEM))
+    print(spki_hash(k.public_key()))
+elif cmd == "attest":  # PLATFORM_KEY MEASUREMENT REPORT_DATA TIMESTAMP CONFIG_ID [EVIDENCE_CONFIG_ID]
+    pk = load_key(args[0])
+    claims = {"measurement": args[1], "report_data": args[2], "debug": True,
+              "timestamp": int(args[3]), "tcb_status": "up-to-date"}
+    if len(args) > 5:
+        claims["config_id"] = args[5]
+    text = json.dumps(claims, separators=(",", ":"))
+    sig = pk.sign(text.encode(), ec.ECDSA(hashes.SHA256()))
+    pem = pk.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    ev = {"platform": "sim", "version": 1, "platform_key": pem, "claims": text,
+          "signature": base64.b64encode(sig).decode()}
+    print(json.dumps({"config_id": args[4], "evidence": json.dumps(ev, separators=(",", ":"))}))
+elif cmd == "policy":  # FILE: the body of a create/update
+    print(json.dumps({"policy": open(args[0]).read()}))
+PY
+tool() { python3 "$WORK/tool.py" "$@"; }
+
+MEAS=$(printf 'b%.0s' $(seq 64))
+# as ID METHOD PATH [BODY-FILE]: prints the status, the answer in $WORK/.body
+as() {
+	local id=$1 m=$2 p=$3
+	shift 3
+	curl -sk --tlsv1.3 --cert "$WORK/$id.crt" --key "$WORK/$id.key" -o "$WORK/.body" \
+		-w '%{http_code}' -X "$m" ${1:+--data-binary @"$1"} "$URL$p"
+}
+body_has() { grep -qF -- "$1" "$WORK/.body" || die "expected in the answer: $1"$'\n'"    got: $(cat "$WORK/.body")"; }
+# create ID FILE: POST the policy in FILE as ID; prints the status
+create() { tool policy "$2" >"$WORK/req.json" && as "$1" POST /v1/policies "$WORK/req.json"; }
+# attest ID CONFIG_ID [TIMESTAMP [EVIDENCE_CONFIG_ID [PLATFORM]]]: evidence for ID's key
+attest() {
+	local id=$1 cfg=$2 ts=${3:-$(date +%s)} evcfg=${4:-$2} plat=${5:-platform}
+	tool attest "$WORK/$plat.key" "$MEAS" "${KEYS[$id]}" "$ts" "$cfg" "$evcfg" >"$WORK/att.json" &&
+		as "$id" POST /v1/attest "$WORK/att.json"
+}
+# a policy with one attestable service `app` and one ascii secret, plus extras
+policy() { # NS [extra service lines] [extra top-level lines]
+	{
+		echo "name: $1"
+		echo "services:"
+		echo "  - name: app"
+		echo "    command: /bin/true"
+		echo "    mrenclaves: [$MEAS]"
+		echo "    environment: {SECRET: \"\$\$SCONE::s\$\$\"}"
+		[ -n "${2:-}" ] && echo "$2"
+		echo "secrets:"
+		echo "  - {name: s, kind: ascii, size: 12}"
+		[ -n "${3:-}" ] && echo "$3"
+		echo "security: {attestation: {tolerate: [debug-mode]}}"
+	} >"$WORK/${1//\//_}.yaml"
+	echo "$WORK/${1//\//_}.yaml"
+}
+declare -A KEYS
+
+start_cas() {
+	"$CAS" --init --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 \
+		--trust-platform "$PLATFORM" "$@" >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	CAS_PID=$!
+	for _ in $(seq 600); do
+		grep -q "listening" "$WORK/cas.out" 2>/dev/null && return 0
+		kill -0 "$CAS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$WORK/cas.err" >&2
+	return 1
+}
+
+t_setup() {
+	PLATFORM=$(tool key "$WORK/platform.key") || return 1
+	tool key "$WORK/bplatform.key" >"$WORK/bplatform.hash" || return 1
+	for id in a b c q; do KEYS[$id]=$(tool cert "$WORK/$id") || return 1; done
+	KEYS[old]=$(tool cert "$WORK/old" expired) || return 1
+	start_cas ${CAS_EXTRA---max-namespaces-per-client 20} || die "veil-cas did not start"
+}
+
+# ---- H3: export consent binds the importer's identity, not a name ----
+t_h3_name_only_export_refused() {
+	# A exports `shared` to whoever will be called `partner`
+	local f g code
+	f=$(policy exporter '' '  - {name: shared, kind: ascii, size: 16, export: [{namespace: partner}]}')
+	code=$(create a "$f")
+	if [ "$code" = 201 ]; then
+		# the attack: B names itself partner, lists its own platform key, imports
+		g=$(policy partner "    platforms: [$(cat "$WORK/bplatform.hash")]" '  - {name: stolen, import: {namespace: exporter, secret: shared}}')
+		sed -i 's|\$\$SCONE::s\$\$|$$SCONE::stolen$$|' "$g"
+		code=$(create b "$g")
+		[ "$code" = 201 ] && code=$(attest b partner/app "" "" bplatform)
+		die "a name-only export was accepted; B's import then answered $code: $(cat "$WORK/.body")"
+		as a DELETE /v1/policies/exporter >/dev/null
+		as b DELETE /v1/policies/partner >/dev/null
+		return 1
+	fi
+	[ "$code" = 400 ] || die "name-only export: $code $(cat "$WORK/.body")" || return 1
+	body_has "export to partner needs the importer's identity"
+}
+
+t_h3_other_identity_cannot_import() {
+	# A consents to `partner` owned by C; B creates `partner` first
+	local f
+	f=$(policy exporter '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: partner, owner: ${KEYS[c]}}]}")
+	[ "$(create a "$f")" = 201 ] || die "exporter: $(cat "$WORK/.body")" || return 1
+	f=$(policy partner '' '  - {name: stolen, import: {namespace: exporter, secret: shared}}')
+	sed -i 's|\$\$SCONE::s\$\$|$$SCONE::stolen$$|' "$f"
+	[ "$(create b "$f")" = 403 ] || die "B imported A's secret: $(cat "$WORK/.body")" || return 1
+	body_has "does not export secret shared to partner"
+	# C, the importer A named, can
+	[ "$(create c "$f")" = 201 ] || die "C: $(cat "$WORK/.body")" || return 1
+	[ "$(attest c partner/app)" = 200 ] || die "C's start: $(cat "$WORK/.body")" || return 1
+	body_has '"SECRET":'
+	# C deletes `partner`; B takes the name: still nothing
+	[ "$(as c DELETE /v1/policies/partner)" = 200 ] || return 1
+	[ "$(create b "$f")" = 403 ] || die "B re-created partner and imported: $(cat "$WORK/.body")"
+}
+
+t_h3_session_hash_binds_the_policy() {
+	local f g
+	g=$(policy sh_partner '' '  - {name: got, import: {namespace: sh_exporter, secret: shared}}')
+	# the importer's policy hash is what its creator sees in the answer; learn
+	# it by creating the importer first without the import
+	f=$(policy sh_exporter '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: sh_partner, session_hash: $(printf 'c%.0s' $(seq 64))}]}")
+	[ "$(create a "$f")" = 201 ] || die "exporter: $(cat "$WORK/.body")" || return 1
+	[ "$(create a "$g")" = 403 ] || die "a policy of another hash imported: $(cat "$WORK/.body")" || return 1
+	body_has "does not export secret shared to sh_partner"
+}
+
+t_h3_policy_platform_not_trusted() {
+	# B's namespace lists B's own platform key: B's self-made evidence opens it
+	local f
+	f=$(policy bplat "    platforms: [$(cat "$WORK/bplatform.hash")]")
+	[ "$(create b "$f")" = 201 ] || die "create: $(cat "$WORK/.body")" || return 1
+	[ "$(attest b bplat/app "" "" bplatform)" = 403 ] || die "self-declared platform trusted: $(cat "$WORK/.body")" || return 1
+	body_has "is not trusted"
+}
+
+# ---- M2: evidence is fresh, bound to its config id; certificates valid ----
+t_m2_setup() {
+	[ "$(create a "$(policy m2a)")" = 201 ] && [ "$(create a "$(policy m2b)")" = 201 ] || die "$(cat "$WORK/.body")" || return 1
+	[ "$(attest a m2a/app)" = 200 ] || die "a fresh start: $(cat "$WORK/.body")"
+}
+
+t_m2_old_evidence_refused() {
+	[ "$(attest a m2a/app 1)" = 403 ] || die "timestamp 1 accepted: $(cat "$WORK/.body")" || return 1
+	body_has "evidence is not fresh"
+	[ "$(attest a m2a/app $(($(date +%s) - 600)))" = 403 ] || die "10-minute-old evidence accepted" || return 1
+	[ "$(attest a m2a/app $(($(date +%s) + 600)))" = 403 ] || die "evidence from the future accepted"
+}
+
+t_m2_evidence_for_other_config_refused() {
+	[ "$(attest a m2b/app "" m2a/app)" = 403 ] || die "m2a's evidence opened m2b: $(cat "$WORK/.body")" || return 1
+	body_has "evidence was made for m2a/app, not m2b/app"
+	# evidence without a config id (the old format) is refused too
+	tool attest "$WORK/platform.key" "$MEAS" "${KEYS[a]}" "$(date +%s)" m2a/app >"$WORK/att.json" || return 1
+	python3 - "$WORK" <<'PY' || return 1
+import base64, json, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+w = sys.argv[1]
+d = json.load(open(w + "/att.json")); ev = json.loads(d["evidence"]); c = json.loads(ev["claims"])
+c.pop("config_id", None)
+text = json.dumps(c, separators=(",", ":"))
+k = serialization.load_pem_private_key(open(w + "/platform.key", "rb").read(), None)
+ev["claims"] = text
+ev["signature"] = base64.b64encode(k.sign(text.encode(), ec.ECDSA(hashes.SHA256()))).decode()
+d["evidence"] = json.dumps(ev, separators=(",", ":"))
+json.dump(d, open(w + "/att.json", "w"))
+PY
+	[ "$(as a POST /v1/attest "$WORK/att.json")" = 403 ] || die "evidence without config_id accepted: $(cat "$WORK/.body")"
+}
+
+t_m2_expired_client_certificate_refused() {
+	[ "$(create old "$(policy m2old)")" = 403 ] || die "expired certificate created a namespace: $(cat "$WORK/.body")" || return 1
+	body_has "client certificate is outside its validity period"
+	[ "$(attest old m2a/app)" = 403 ] || die "expired certificate attested: $(cat "$WORK/.body")" || return 1
+	body_has "client certificate is outside its validity period"
+}
+
+# ---- L3: parents, NONE, quota ----
+t_l3_parent_with_children_not_deleted() {
+	[ "$(create a "$(policy l3p)")" = 201 ] && [ "$(create a "$(policy l3p/kid)")" = 201 ] || die "$(cat "$WORK/.body")" || return 1
+	[ "$(as a DELETE /v1/policies/l3p)" = 409 ] || die "parent deleted with a child: $(cat "$WORK/.body")" || return 1
+	body_has "has child namespaces"
+	[ "$(create b "$(policy l3p)")" = 409 ] || die "B took over the parent" || return 1
+	# children first, then the parent
+	[ "$(as a DELETE /v1/policies/l3p/kid)" = 200 ] && [ "$(as a DELETE /v1/policies/l3p)" = 200 ] || die "$(cat "$WORK/.body")"
+}
+
+t_l3_update_none_deletable_by_creator() {
+	local f
+	f=$(policy l3frozen)
+	sed -i '1a access_policy: {update: [NONE]}' "$f"
+	[ "$(create a "$f")" = 201 ] || die "$(cat "$WORK/.body")" || return 1
+	tool policy "$f" >"$WORK/req.json"
+	[ "$(as a PUT /v1/policies/l3frozen "$WORK/req.json")" != 200 ] || die "NONE updated" || return 1
+	[ "$(as b DELETE /v1/policies/l3frozen)" != 200 ] || die "B deleted A's namespace" || return 1
+	[ "$(as a DELETE /v1/policies/l3frozen)" = 200 ] || die "the creator cannot delete a NONE policy: $(cat "$WORK/.body")"
+}
+
+t_l3_quota_per_client() {
+	local i code
+	for i in $(seq 20); do
+		code=$(create q "$(policy "q$i")")
+		[ "$code" = 201 ] || die "q$i: $code $(cat "$WORK/.body")" || return 1
+	done
+	[ "$(create q "$(policy q21)")" = 403 ] || die "a 21st namespace over --max-namespaces-per-client 20" || return 1
+	body_has "at most 20 namespaces per client"
+	# deleting one makes room
+	[ "$(as q DELETE /v1/policies/q1)" = 200 ] && [ "$(create q "$(policy q21)")" = 201 ] || die "$(cat "$WORK/.body")"
+}
+
+# ---- L4: no existence oracle ----
+t_l4_absent_and_not_yours_answer_alike() {
+	local m a n
+	tool policy "$(policy m2a)" >"$WORK/req.json"
+	for m in GET PUT DELETE; do
+		a=$(as b "$m" /v1/policies/m2a "$WORK/req.json")
+		cp "$WORK/.body" "$WORK/mine.body"
+		n=$(as b "$m" /v1/policies/nosuchns "$WORK/req.json")
+		sed -i 's/nosuchns/m2a/g' "$WORK/.body"
+		[ "$a" = "$n" ] && cmp -s "$WORK/mine.body" "$WORK/.body" ||
+			die "$m: existing $a $(cat "$WORK/mine.body") vs absent $n $(cat "$WORK/.body")" || return 1
+	done
+	# a child under someone else's parent vs under an absent one
+	a=$(create b "$(policy m2a/kid)")
+	cp "$WORK/.body" "$WORK/mine.body"
+	n=$(create b "$(policy nosuchns/kid)")
+	sed -i 's/nosuchns/m2a/g' "$WORK/.body"
+	[ "$a" = "$n" ] && cmp -s "$WORK/mine.body" "$WORK/.body" ||
+		die "child: existing $a $(cat "$WORK/mine.body") vs absent $n $(cat "$WORK/.body")" || return 1
+	# an import from someone else's namespace vs from an absent one
+	local f
+	f=$(policy l4imp '' '  - {name: x, import: {namespace: exporter, secret: nosuchsecret}}')
+	a=$(create b "$f")
+	cp "$WORK/.body" "$WORK/mine.body"
+	sed -i 's/namespace: exporter, secret: nosuchsecret/namespace: nosuchns, secret: nosuchsecret/' "$f"
+	n=$(create b "$f")
+	sed -i 's/nosuchns/exporter/g' "$WORK/.body"
+	[ "$a" = "$n" ] && cmp -s "$WORK/mine.body" "$WORK/.body" ||
+		die "import: existing $a $(cat "$WORK/mine.body") vs absent $n $(cat "$WORK/.body")"
+}
+
+t_l4_attest_checks_evidence_first() {
+	local a n s
+	# evidence of an untrusted platform: the same answer whatever the config id names
+	a=$(attest b m2a/app "" "" bplatform)
+	cp "$WORK/.body" "$WORK/mine.body"
+	n=$(attest b nosuchns/app "" "" bplatform)
+	sed -i 's|nosuchns/app|m2a/app|g' "$WORK/.body"
+	s=$(attest b m2a/nosuchsvc "" "" bplatform)
+	sed -i 's|m2a/nosuchsvc|m2a/app|g' "$WORK/.body"
+	cp "$WORK/.body" "$WORK/svc.body"
+	n2=$(attest b nosuchns/app "" "" bplatform)
+	sed -i 's|nosuchns/app|m2a/app|g' "$WORK/.body"
+	[ "$a" = 403 ] && [ "$a" = "$n" ] && [ "$a" = "$s" ] && cmp -s "$WORK/mine.body" "$WORK/.body" &&
+		cmp -s "$WORK/mine.body" "$WORK/svc.body" ||
+		die "bad evidence: existing $a $(cat "$WORK/mine.body") vs absent $n / service $s $(cat "$WORK/svc.body")" || return 1
+	# stale evidence alike
+	a=$(attest b m2a/app 1)
+	cp "$WORK/.body" "$WORK/mine.body"
+	n=$(attest b nosuchns/app 1)
+	sed -i 's|nosuchns/app|m2a/app|g' "$WORK/.body"
+	[ "$a" = "$n" ] && cmp -s "$WORK/mine.body" "$WORK/.body" ||
+		die "stale evidence: existing $a $(cat "$WORK/mine.body") vs absent $n $(cat "$WORK/.body")"
+}
+
+t_stop() {
+	kill -TERM "$CAS_PID" && wait "$CAS_PID"
+	local r=$?
+	CAS_PID=
+	[ "$r" -eq 0 ] || die "veil-cas exited $r: $(tail -3 "$WORK/cas.err")"
+}
+
+run_in_order attack_consent t_setup \
+	t_h3_name_only_export_refused t_h3_other_identity_cannot_import t_h3_session_hash_binds_the_policy \
+	t_h3_policy_platform_not_trusted \
+	t_m2_setup t_m2_old_evidence_refused t_m2_evidence_for_other_config_refused \
+	t_m2_expired_client_certificate_refused \
+	t_l3_parent_with_children_not_deleted t_l3_update_none_deletable_by_creator t_l3_quota_per_client \
+	t_l4_absent_and_not_yours_answer_alike t_l4_attest_checks_evidence_first \
+	t_stop
