@@ -165,7 +165,8 @@ static void serve(int fd, EVP_PKEY *platform)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	char req[160], path[64], meas[VEIL_KEY_HASH_HEX];
+	/* "REPORT <64 hex> <config id>\n" */
+	char req[80 + VEIL_EVIDENCE_CONFIG_ID_MAX], path[64], meas[VEIL_KEY_HASH_HEX];
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.pid <= 0) {
@@ -181,9 +182,12 @@ static void serve(int fd, EVP_PKEY *platform)
 	}
 	req[n] = '\0';
 	uint8_t rd[VEIL_SHA256_SIZE];
-	char hex[65];
-	if (sscanf(req, "REPORT %64[0-9a-f]\n", hex) != 1 || veil_unhex(hex, rd, sizeof(rd))) {
-		reply(fd, "ERROR expected 'REPORT <64 hex digits>'\n");
+	char hex[65], config_id[VEIL_EVIDENCE_CONFIG_ID_MAX + 1], end = 0;
+	/* the config id goes into the signed evidence: the CAS accepts it only
+	 * for that configuration */
+	if (sscanf(req, "REPORT %64[0-9a-f] %384[A-Za-z0-9_./-]%c", hex, config_id, &end) != 3 ||
+	    end != '\n' || veil_unhex(hex, rd, sizeof(rd))) {
+		reply(fd, "ERROR expected 'REPORT <64 hex digits> <NAMESPACE/SERVICE>'\n");
 		return;
 	}
 	/* /proc/<pid>/exe opens the very inode the caller runs, even if the
@@ -194,7 +198,7 @@ static void serve(int fd, EVP_PKEY *platform)
 		return;
 	}
 	char *ev = NULL;
-	if (veil_evidence_sim_sign(platform, meas, rd, &ev)) {
+	if (veil_evidence_sim_sign(platform, meas, rd, config_id, &ev)) {
 		reply(fd, "ERROR cannot sign\n");
 		return;
 	}
