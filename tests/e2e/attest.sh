@@ -121,7 +121,7 @@ t_replayed_evidence_refused() {
 	python3 - "$WORK/las.sock" >"$WORK/ev.json" <<'PY' || return 1
 import json, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(b"REPORT " + b"0" * 64 + b"\n")
+s.sendall(b"REPORT " + b"0" * 64 + b" myPythonApp/pythonapp\n")
 data = b""
 while True:
     chunk = s.recv(65536)
@@ -194,7 +194,8 @@ YML
 t_imported_secret() {
 	cd "$WORK/pw" || return 1
 	cp service.yaml service.noexport.yaml
-	sed -i 's|      size: 16|      size: 16\n      export: pwimport|' service.yaml
+	# consent to the namespace pwimport of this very client (its owner key)
+	sed -i "s|      size: 16|      size: 16\n      export: [{namespace: pwimport, owner: $("$VEIL" whoami)}]|" service.yaml
 	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
 	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "updated namespace pwcheck" || return 1
 	mkdir -p "$WORK/imp/files" && cd "$WORK/imp" || return 1
