@@ -883,12 +883,13 @@ static void attest(struct ctx *c)
 		goto out;
 	}
 	/* fresh (a recording replayed later is refused), */
-	long long now = (long long)time(NULL), age = now - cl.timestamp;
-	if (age > cas->evidence_max_age || age < -cas->evidence_max_age) {
+	long long now = (long long)time(NULL), max_age = cas->evidence_max_age;
+	if (cl.timestamp < now - max_age || cl.timestamp > now + max_age) {
+		/* no subtraction with the claimed time: it may be any 64-bit value */
 		fail(c, 403, ns,
-		     "evidence refused for %s: evidence is not fresh (made at %lld, %lld s from "
-		     "now; veil-cas accepts %ld s, --evidence-max-age)",
-		     config_id, cl.timestamp, age, cas->evidence_max_age);
+		     "evidence refused for %s: evidence is not fresh (made at %lld, the CAS's "
+		     "time is %lld; veil-cas accepts %lld s either way, --evidence-max-age)",
+		     config_id, cl.timestamp, now, max_age);
 		goto out;
 	}
 	/* made for this configuration, */

@@ -184,14 +184,37 @@ t_h3_other_identity_cannot_import() {
 }
 
 t_h3_session_hash_binds_the_policy() {
-	local f g
+	local f g h port2=$((PORT + 1)) p2
 	g=$(policy sh_partner '' '  - {name: got, import: {namespace: sh_exporter, secret: shared}}')
-	# the importer's policy hash is what its creator sees in the answer; learn
-	# it by creating the importer first without the import
+	sed -i 's|\$\$SCONE::s\$\$|$$SCONE::got$$|' "$g"
 	f=$(policy sh_exporter '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: sh_partner, session_hash: $(printf 'c%.0s' $(seq 64))}]}")
 	[ "$(create a "$f")" = 201 ] || die "exporter: $(cat "$WORK/.body")" || return 1
 	[ "$(create a "$g")" = 403 ] || die "a policy of another hash imported: $(cat "$WORK/.body")" || return 1
 	body_has "does not export secret shared to sh_partner"
+	# the importer's policy hash, learnt from a scratch CAS that accepts it
+	"$CAS" --init --data "$WORK/cas2" --listen "127.0.0.1:$port2" --threads 1 >"$WORK/cas2.out" 2>&1 &
+	p2=$!
+	for _ in $(seq 200); do grep -q listening "$WORK/cas2.out" && break; sleep 0.05; done
+	sed "s|session_hash: c*}|owner: ${KEYS[a]}}|" "$f" >"$WORK/f2.yaml"
+	tool policy "$WORK/f2.yaml" >"$WORK/req.json"
+	URL=https://127.0.0.1:$port2 as a POST /v1/policies "$WORK/req.json" >/dev/null
+	tool policy "$g" >"$WORK/req.json"
+	URL=https://127.0.0.1:$port2 as a POST /v1/policies "$WORK/req.json" >/dev/null
+	h=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hash"])' "$WORK/.body")
+	kill -TERM "$p2"
+	wait "$p2"
+	[ ${#h} = 64 ] || die "no hash from the scratch CAS: $(cat "$WORK/.body")" || return 1
+	# consent to that very policy: whoever uploads it (here B) imports, and
+	# its start gets the value; any other content does not
+	tool policy "$f" >"$WORK/req.json"
+	local cur
+	cur=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hash"])' <(as a GET /v1/policies/sh_exporter >/dev/null; cat "$WORK/.body"))
+	sed -i "s|session_hash: c*}|session_hash: $h}|; 1a predecessor: $cur" "$f"
+	tool policy "$f" >"$WORK/req.json"
+	[ "$(as a PUT /v1/policies/sh_exporter "$WORK/req.json")" = 200 ] || die "exporter update: $(cat "$WORK/.body")" || return 1
+	[ "$(create b "$g")" = 201 ] || die "the consented policy: $(cat "$WORK/.body")" || return 1
+	[ "$(attest b sh_partner/app)" = 200 ] || die "its start: $(cat "$WORK/.body")" || return 1
+	body_has '"SECRET":'
 }
 
 t_h3_policy_platform_not_trusted() {
@@ -213,7 +236,9 @@ t_m2_old_evidence_refused() {
 	[ "$(attest a m2a/app 1)" = 403 ] || die "timestamp 1 accepted: $(cat "$WORK/.body")" || return 1
 	body_has "evidence is not fresh"
 	[ "$(attest a m2a/app $(($(date +%s) - 600)))" = 403 ] || die "10-minute-old evidence accepted" || return 1
-	[ "$(attest a m2a/app $(($(date +%s) + 600)))" = 403 ] || die "evidence from the future accepted"
+	[ "$(attest a m2a/app $(($(date +%s) + 600)))" = 403 ] || die "evidence from the future accepted" || return 1
+	[ "$(attest a m2a/app -9223372036854775808)" = 403 ] && [ "$(attest a m2a/app 9223372036854775807)" = 403 ] ||
+		die "extreme timestamps: $(cat "$WORK/.body")"
 }
 
 t_m2_evidence_for_other_config_refused() {
