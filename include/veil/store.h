@@ -59,7 +59,7 @@ struct veil_store {
  * a crash or power loss). */
 int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d);
 /* cas.db's schema version (PRAGMA user_version) this code writes. */
-#define VEIL_STORE_SCHEMA_VERSION 1
+#define VEIL_STORE_SCHEMA_VERSION 2
 /* Brings db (a sqlite3 *, named path in messages) to VEIL_STORE_SCHEMA_VERSION
  * by the migration steps above its version; refuses a newer one. */
 struct sqlite3;

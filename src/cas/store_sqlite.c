@@ -234,6 +234,10 @@ static const struct {
 	" owner TEXT NOT NULL,"
 	" wrapped_key BLOB NOT NULL,"
 	" blob BLOB NOT NULL);"},
+    /* the per-client quota counts a client's namespaces at every create:
+     * without an index a scan of the whole table (a create took 1.6 ms
+     * instead of 0.17 ms with 10,000 namespaces) */
+    {2, "CREATE INDEX IF NOT EXISTS policies_owner ON policies(owner);"},
 };
 _Static_assert(VEIL_ARRAY_LEN(migrations) == VEIL_STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -333,11 +337,12 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
 	    {&q->update, "UPDATE policies SET namespace=?1, hash=?2, owner=?3, wrapped_key=?4, "
 			 "blob=?5 WHERE namespace=?1 AND hash=?6"},
 	    {&q->remove, "DELETE FROM policies WHERE namespace=?1 AND NOT EXISTS (SELECT 1 FROM "
-			 "policies WHERE substr(namespace, 1, length(?1) + 1) = ?1 || '/')"},
+			 "policies WHERE namespace > ?1 || '/' AND namespace < ?1 || '0')"},
 	    {&q->list, "SELECT namespace, hash FROM policies WHERE owner=? ORDER BY namespace"},
 	    {&q->count, "SELECT count(*) FROM policies"},
-	    {&q->count_children, "SELECT count(*) FROM policies WHERE substr(namespace, 1, "
-				 "length(?1) + 1) = ?1 || '/'"},
+	    /* "ns/..." is the primary key's range (ns/, ns0): '0' follows '/' */
+	    {&q->count_children, "SELECT count(*) FROM policies WHERE namespace > ?1 || '/' AND "
+				 "namespace < ?1 || '0'"},
 	    {&q->count_owned, "SELECT count(*) FROM policies WHERE owner=?"},
 	};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(prep); i++)

@@ -934,18 +934,25 @@ t_backup_restore_round_trip() {
 	[ ! -e "$WORK/bk4" ] || die "an inconsistent backup was made" || return 1
 }
 
-# PRAGMA user_version: 1 today; a newer store is refused with the reason
+# PRAGMA user_version: 2 today; a newer store is refused with the reason
 t_schema_version() {
-	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 1 ] || die "schema version not 1" || return 1
+	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 2 ] || die "schema version not 2" || return 1
 	cp -a "$WORK/restored" "$WORK/newer"
-	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=2' || return 1
+	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=3' || return 1
 	run timeout 10 "$CAS" --data "$WORK/newer" --listen "127.0.0.1:$((PORT + 2))" && [ "$rc" -eq 1 ] || die "newer schema: exit $rc" || return 1
-	has "cas.db has schema version 2; this veil-cas ($VERSION) knows versions up to 1: run a newer veil-cas" || return 1
-	# a store from before versions (0) is migrated to 1
-	cp -a "$WORK/restored" "$WORK/older"
-	sqlite3 "$WORK/older/cas.db" 'PRAGMA user_version=0' || return 1
-	run "$CAS" backup --data "$WORK/older" "$WORK/older-bk" && ok || return 1
-	[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 1 ] || die "not migrated"
+	has "cas.db has schema version 3; this veil-cas ($VERSION) knows versions up to 2: run a newer veil-cas" || return 1
+	# a store from before versions (0), and one of version 1 (no owner index),
+	# are migrated to 2
+	local v
+	for v in 0 1; do
+		rm -rf "$WORK/older" "$WORK/older-bk"
+		cp -a "$WORK/restored" "$WORK/older"
+		sqlite3 "$WORK/older/cas.db" "DROP INDEX IF EXISTS policies_owner; PRAGMA user_version=$v" || return 1
+		run "$CAS" backup --data "$WORK/older" "$WORK/older-bk" && ok || return 1
+		[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 2 ] || die "$v not migrated" || return 1
+		sqlite3 "$WORK/older-bk/cas.db" "SELECT name FROM sqlite_master WHERE type='index'" | grep -qx policies_owner ||
+			die "$v: no owner index" || return 1
+	done
 }
 
 # a data folder with group/other access is tightened to 0700 at start
