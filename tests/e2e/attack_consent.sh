@@ -360,6 +360,20 @@ t_l4_attest_checks_evidence_first() {
 		die "stale evidence: existing $a $(cat "$WORK/mine.body") vs absent $n $(cat "$WORK/.body")"
 }
 
+# the operator may opt in to self-declared platforms (--allow-policy-platforms):
+# then a key a service lists counts, for that service only
+t_h3_operator_allows_policy_platforms() {
+	kill -TERM "$CAS_PID" && wait "$CAS_PID" || die "veil-cas exited $?" || return 1
+	CAS_PID=
+	"$CAS" --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 --trust-platform "$PLATFORM" \
+		--allow-policy-platforms >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	CAS_PID=$!
+	for _ in $(seq 600); do grep -q "listening" "$WORK/cas.out" 2>/dev/null && break; sleep 0.05; done
+	[ "$(attest b bplat/app "" "" bplatform)" = 200 ] || die "opted in, bplat: $(cat "$WORK/.body")" || return 1
+	[ "$(attest a m2a/app "" "" bplatform)" = 403 ] || die "B's platform opened A's m2a: $(cat "$WORK/.body")" || return 1
+	body_has "is not trusted for m2a/app"
+}
+
 t_stop() {
 	kill -TERM "$CAS_PID" && wait "$CAS_PID"
 	local r=$?
@@ -374,4 +388,4 @@ run_in_order attack_consent t_setup \
 	t_m2_expired_client_certificate_refused \
 	t_l3_parent_with_children_not_deleted t_l3_update_none_deletable_by_creator t_l3_quota_per_client \
 	t_l4_absent_and_not_yours_answer_alike t_l4_attest_checks_evidence_first \
-	t_stop
+	t_h3_operator_allows_policy_platforms t_stop
