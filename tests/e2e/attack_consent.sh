@@ -18,12 +18,12 @@
 #   L3 a parent with a child was deleted (200) and re-created by B, who
 #      then owned the child's parent; `update: [NONE]` could never be
 #      deleted (403 for its creator); one client created 30 namespaces.
-#   (re-run with CAS_EXTRA= against that commit's veil-cas: 2 passed, 14
-#   failed, each failure the attack's success: the secret in B's answer.)
 #   L4 GET/PUT/DELETE of an absent namespace answered 404, of another
 #      client's 403 (the name's existence leaked); /v1/attest with bad
 #      evidence answered 404 "no namespace" / "no service" for absent ones
 #      and 403 for existing ones.
+#   Re-run against that commit's veil-cas (CAS_EXTRA= drops the flag it does
+#   not know): 2 passed, 14 failed, each failure an attack that succeeded.
 set -u
 BUILD=$(realpath "$1")
 CAS=$BUILD/veil-cas
