@@ -8,16 +8,18 @@
 #
 # Seen against the code before the fix (commit 1c7cc1f), every attack below
 # SUCCEEDED:
-#   H3 a name-only export was accepted; identity B created the named
-#      importer and was given the secret by /v1/attest with evidence of B's
-#      own platform key listed in B's policy (200, the exporter's value);
-#      a namespace deleted by its owner was created again by B, importing.
+#   H3 a name-only export to `partner` was accepted (201); identity B then
+#      created `partner` importing the secret and listing B's own platform
+#      key, and /v1/attest with evidence B signed itself returned the
+#      exporter's value (200); B's own namespace listing B's key opened the
+#      same way (200).
 #   M2 evidence with timestamp 1 opened a namespace (200); evidence made for
 #      m2a/app opened m2b/app (200); a client certificate that expired in
-#      2020 created a namespace (201) and attested (200).
-#   L3 a parent with a child was deleted (200) and re-created by B, who
-#      then owned the child's parent; `update: [NONE]` could never be
-#      deleted (403 for its creator); one client created 30 namespaces.
+#      2020 created a namespace (201).
+#   L3 a parent with a child was deleted (200: its name free for anyone to
+#      take, and with it the child's parent); the creator of an
+#      `update: [NONE]` policy could not delete it (403, ever); a client
+#      created a 21st namespace (no quota).
 #   L4 GET/PUT/DELETE of an absent namespace answered 404, of another
 #      client's 403 (the name's existence leaked); /v1/attest with bad
 #      evidence answered 404 "no namespace" / "no service" for absent ones
