@@ -63,7 +63,7 @@ start_cas() { # threads (the same data folder each time)
 	[ -e "$work/data/master.key" ] || init=--init
 	# --log-level warn: no line per successful request, as nginx's access_log off
 	"$build/veil-cas" --data "$work/data" $init --listen "127.0.0.1:$port" --threads "$1" \
-		--log-level "${CAS_LOG_LEVEL:-warn}" \
+		--log-level "${CAS_LOG_LEVEL:-warn}" --max-namespaces-per-client 1000000 \
 		--trust-platform "$("$build/veil-las" --print-key-hash --data "$work/las")" >"$work/cas.log" 2>&1 &
 	cas_pid=$!
 	for _ in $(seq 100); do grep -q listening "$work/cas.log" && break; sleep 0.05; done
@@ -85,7 +85,8 @@ status=$(curl -sk --tlsv1.3 --cert "$work/cert.pem" --key "$work/key.pem" -o /de
 [ "$status" = 201 ] || { echo "cannot create the attest policy: $status"; exit 1; }
 printf '{"config_id":"attest/app","evidence":"@@EVIDENCE@@","file_set_root":"%s"}' "$root_hex" >"$work/attest.json"
 
-# creates: a unique namespace per request (loadgen fills the @ run with a counter)
+# creates: a unique namespace per request (loadgen fills the @ run with a counter),
+# all by one client: hence --max-namespaces-per-client above
 printf '{"policy":"%s"}' "$(sed 's/name: bench/name: b@@@@@@@@@@@@/' <<<"$policy")" >"$work/create-many.json"
 
 run_cas() { # label mode conns method body expect path [loadgen options instead of the cert]

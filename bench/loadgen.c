@@ -810,9 +810,12 @@ static void setup_tls(const char *cert, const char *key)
 		ssl_die("--key does not match --cert %s", cert);
 }
 
-/* Evidence from veil-las binding rd (protocol in src/las/main.c): "REPORT
- * <hex>\n", the challenge answered, the evidence up to EOF. */
-static char *las_evidence(const char *sock, const unsigned char rd[32])
+/* Evidence from veil-las binding rd, made for config_id (protocol in
+ * src/las/main.c): "REPORT <hex> <config id>\n", the challenge answered, the
+ * evidence up to EOF. veil-cas accepts it for that config id only, and only
+ * --evidence-max-age seconds (default 60) after it was signed: a run must not
+ * outlast that. */
+static char *las_evidence(const char *sock, const unsigned char rd[32], const char *config_id)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(sock) >= sizeof(sa.sun_path))
@@ -821,11 +824,11 @@ static char *las_evidence(const char *sock, const unsigned char rd[32])
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
 		die("cannot reach veil-las at %s", sock);
-	char req[80];
+	char req[512];
 	int n = snprintf(req, sizeof(req), "REPORT ");
 	for (int i = 0; i < 32; i++)
 		n += snprintf(req + n, sizeof(req) - (size_t)n, "%02x", rd[i]);
-	req[n++] = '\n';
+	n += snprintf(req + n, sizeof(req) - (size_t)n, " %.400s\n", config_id);
 	if (write(fd, req, (size_t)n) != n)
 		die("cannot write to veil-las at %s", sock);
 	size_t cap = 65536, len = 0;
@@ -884,6 +887,16 @@ static void setup_identities(const char *las, int n, const char *method, const c
 	if (!mark)
 		die("--identities needs a --body with @@EVIDENCE@@ in it%s", "");
 	size_t pre = (size_t)(mark - body), post = body_size - pre - 12;
+	/* the evidence names the body's config id */
+	const char *cfg = memmem(body, body_size, "\"config_id\":\"", 13);
+	char config_id[401];
+	size_t cl = 0;
+	for (cfg = cfg ? cfg + 13 : NULL;
+	     cfg && cfg < body + body_size && *cfg != '"' && cl < sizeof(config_id) - 1; cfg++)
+		config_id[cl++] = *cfg;
+	config_id[cl] = '\0';
+	if (!cl)
+		die("--identities needs a --body with \"config_id\":\"NS/SERVICE\" in it%s", "");
 	g.nids = n;
 	g.id_ctx = calloc((size_t)n, sizeof(*g.id_ctx));
 	g.id_req = calloc((size_t)n, sizeof(*g.id_req));
@@ -913,7 +926,7 @@ static void setup_identities(const char *las, int n, const char *method, const c
 			ssl_die("cannot use identity%s", "");
 		X509_free(x);
 		EVP_PKEY_free(k);
-		char *ev = json_escape(las_evidence(las, rd));
+		char *ev = json_escape(las_evidence(las, rd, config_id));
 		size_t el = strlen(ev), bs = pre + el + post;
 		char *b = malloc(bs);
 		if (!b)

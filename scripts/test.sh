@@ -68,6 +68,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally attack-runtime $? "$log/attack-runtime.log"
 	tests/e2e/attack_las.sh build-ci >"$log/attack-las.log" 2>&1
 	tally attack-las $? "$log/attack-las.log"
+	tests/e2e/attack_consent.sh build-ci >"$log/attack-consent.log" 2>&1
+	tally attack-consent $? "$log/attack-consent.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-schema $? "$log/k8s.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
@@ -95,6 +97,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally attack-runtime-asan $? "$log/attack-runtime-asan.log"
 	tests/e2e/attack_las.sh build-asan >"$log/attack-las-asan.log" 2>&1
 	tally attack-las-asan $? "$log/attack-las-asan.log"
+	tests/e2e/attack_consent.sh build-asan >"$log/attack-consent-asan.log" 2>&1
+	tally attack-consent-asan $? "$log/attack-consent-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

@@ -32,7 +32,13 @@ struct veil_secret {
 	const char *algorithm; /* private-key: P-256, P-384, Ed25519, RSA-2048, RSA-3072 */
 	char **dns;
 	size_t dns_count;
-	char **export_to; /* namespaces */
+	/* export entries: the importer namespace and its identity, consent
+	 * being bound to the identity, not to the name: export_owner[i] (the
+	 * importer's owner key hash) and/or export_session_hash[i] (the
+	 * importer's policy hash), NULL when the entry does not name one */
+	char **export_to;
+	char **export_owner;
+	char **export_session_hash;
 	size_t export_count;
 	int migrate;
 	int is_global;

@@ -59,6 +59,11 @@ extern const struct ylimits veil_policy_limits;
  * whole document, predecessor included). Errors name file:line:column. */
 int veil_policy_parse(const struct ydoc *doc, struct veil_policy *out, struct veil_diags *d);
 
+/* The rules a policy must meet to be uploaded now, beyond what a stored
+ * one must (stored ones stay readable): every export entry names the
+ * importer's identity (owner and/or session_hash). 0 or VEIL_EINVAL. */
+int veil_policy_check_new(const struct veil_policy *p, struct veil_diags *d);
+
 /* May identity (key hash hex, NULL: no client certificate) act under
  * `list` for a namespace created by `owner`? */
 int veil_policy_allows(char *const *list, size_t count, const char *owner, const char *identity);

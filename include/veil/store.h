@@ -38,11 +38,16 @@ struct veil_store_ops {
 	int (*create)(struct veil_store *s, const struct veil_record *r);
 	/* compare-and-swap on the hash */
 	int (*update)(struct veil_store *s, const struct veil_record *r, const char *expected_hash);
+	/* VEIL_ENOENT when ns is absent or has child namespaces (in the same
+	 * statement: a child created meanwhile keeps its parent) */
 	int (*remove)(struct veil_store *s, const char *ns);
 	/* namespaces created by owner, sorted; fn may stop the walk by returning non-zero */
 	int (*list)(struct veil_store *s, const char *owner,
 		    int (*fn)(const char *ns, const char *hash, void *arg), void *arg);
 	int (*count)(struct veil_store *s, long long *out);
+	/* namespaces under ns ("ns/..."), and namespaces created by owner */
+	int (*count_children)(struct veil_store *s, const char *ns, long long *out);
+	int (*count_owned)(struct veil_store *s, const char *owner, long long *out);
 	int (*check)(struct veil_store *s, struct veil_diags *d); /* integrity check */
 	void (*close)(struct veil_store *s);
 };
@@ -54,7 +59,7 @@ struct veil_store {
  * a crash or power loss). */
 int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d);
 /* cas.db's schema version (PRAGMA user_version) this code writes. */
-#define VEIL_STORE_SCHEMA_VERSION 1
+#define VEIL_STORE_SCHEMA_VERSION 2
 /* Brings db (a sqlite3 *, named path in messages) to VEIL_STORE_SCHEMA_VERSION
  * by the migration steps above its version; refuses a newer one. */
 struct sqlite3;

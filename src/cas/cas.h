@@ -80,6 +80,11 @@ struct cas {
 	unsigned long long generation;
 	char **trusted_platforms; /* --trust-platform key hashes */
 	size_t trusted_count;
+	/* --allow-policy-platforms: a service's `platforms` count too (off: a
+	 * policy cannot make the CAS trust a key its writer made up) */
+	bool allow_policy_platforms;
+	long evidence_max_age;          /* seconds, --evidence-max-age */
+	long max_namespaces_per_client; /* --max-namespaces-per-client */
 };
 
 #define READ_CACHE_SLOTS 512

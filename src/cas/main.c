@@ -40,6 +40,15 @@ static void usage(FILE *f)
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
 		   "  --trust-platform H  accept evidence signed by the platform key with hash H\n"
 		   "                      (veil-las --print-key-hash prints it); repeatable\n"
+		   "  --allow-policy-platforms\n"
+		   "                      also trust the platform keys a service's policy\n"
+		   "                      lists in `platforms` (off: only --trust-platform)\n"
+		   "  --evidence-max-age SECONDS\n"
+		   "                      refuse evidence made longer ago (or further ahead)\n"
+		   "                      than this, 1 to 3600 (default 60)\n"
+		   "  --max-namespaces-per-client N\n"
+		   "                      namespaces one client identity may own, 1 to\n"
+		   "                      1000000 (default 1000)\n"
 		   "  --log-format F      request log as logfmt (default) or json\n"
 		   "  --log-level L       debug, info (default), warn or error\n"
 		   "  --log-file PATH     request log file (default stderr); SIGHUP reopens it\n"
@@ -220,7 +229,7 @@ static int make_identity(struct cas *cas, struct veil_diags *d)
 		rc = veil_pubkey_digest(cas->key, rd);
 	}
 	if (!rc)
-		rc = veil_evidence_sim_sign(platform, measurement, rd, &evidence);
+		rc = veil_evidence_sim_sign(platform, measurement, rd, "", &evidence);
 	BIO *b = BIO_new(BIO_s_mem());
 	char *pem = NULL;
 	long n = !rc && b && PEM_write_bio_X509(b, cas->cert) ? BIO_get_mem_data(b, &pem) : 0;
@@ -375,6 +384,9 @@ int main(int argc, char **argv)
 		OPT_LOG_FILE,
 		OPT_PRINT_KEY_HASH,
 		OPT_VERSION,
+		OPT_ALLOW_POLICY_PLATFORMS,
+		OPT_EVIDENCE_MAX_AGE,
+		OPT_MAX_NAMESPACES,
 	};
 	static const struct option opts[] = {
 	    {"data", required_argument, NULL, OPT_DATA},
@@ -382,6 +394,9 @@ int main(int argc, char **argv)
 	    {"threads", required_argument, NULL, OPT_THREADS},
 	    {"body-max", required_argument, NULL, OPT_BODY_MAX},
 	    {"trust-platform", required_argument, NULL, OPT_TRUST},
+	    {"allow-policy-platforms", no_argument, NULL, OPT_ALLOW_POLICY_PLATFORMS},
+	    {"evidence-max-age", required_argument, NULL, OPT_EVIDENCE_MAX_AGE},
+	    {"max-namespaces-per-client", required_argument, NULL, OPT_MAX_NAMESPACES},
 	    {"san", required_argument, NULL, OPT_SAN},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -399,7 +414,9 @@ int main(int argc, char **argv)
 	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20;
 	int c;
 	bool init = false, key_hash_only = false;
-	struct cas cas = {.log = {.fd = -1, .level = CAS_LOG_INFO, .format = CAS_LOG_LOGFMT}};
+	struct cas cas = {.log = {.fd = -1, .level = CAS_LOG_INFO, .format = CAS_LOG_LOGFMT},
+			  .evidence_max_age = 60,
+			  .max_namespaces_per_client = 1000};
 	struct veil_diags d;
 	veil_diags_init(&d);
 	if (nthreads < 1)
@@ -435,6 +452,19 @@ int main(int argc, char **argv)
 				goto usage_error;
 			}
 			trusted[ntrusted++] = optarg;
+			break;
+		case OPT_ALLOW_POLICY_PLATFORMS:
+			cas.allow_policy_platforms = true;
+			break;
+		case OPT_EVIDENCE_MAX_AGE:
+			if (veil_parse_long("--evidence-max-age", optarg, 1, 3600,
+					    &cas.evidence_max_age, &d))
+				goto usage_error;
+			break;
+		case OPT_MAX_NAMESPACES:
+			if (veil_parse_long("--max-namespaces-per-client", optarg, 1, 1000000,
+					    &cas.max_namespaces_per_client, &d))
+				goto usage_error;
 			break;
 		case OPT_SAN:
 			if (!*optarg || strlen(optarg) > 253 || nsans == MAX_SANS) {

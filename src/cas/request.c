@@ -32,7 +32,8 @@ int veil_policy_request_decode(const char *body, size_t size, struct veil_policy
 	r->have_doc = 1;
 	if ((rc = ydoc_parse(&r->doc, yaml, yaml_size, &veil_policy_limits, d)))
 		goto out;
-	if ((rc = veil_policy_parse(&r->doc, &r->policy, d)))
+	if ((rc = veil_policy_parse(&r->doc, &r->policy, d)) ||
+	    (rc = veil_policy_check_new(&r->policy, d)))
 		goto out;
 	rc = yemit(r->doc.root, &r->canonical);
 out:

@@ -25,8 +25,9 @@ struct ctx {
 	char identity_buf[VEIL_KEY_HASH_HEX];
 	enum cas_route route;
 	int status;
-	const char *allow; /* the Allow header of a 405 */
-	char error[512];   /* an error reply's reason, for the request log */
+	const char *allow;     /* the Allow header of a 405 */
+	bool cert_out_of_date; /* the client certificate is expired or not yet valid */
+	char error[512];       /* an error reply's reason, for the request log */
 };
 
 static void reply(struct ctx *c, int status, const char *type, const char *body, size_t size)
@@ -98,6 +99,23 @@ static void fail(struct ctx *c, int status, const char *ns, const char *fmt, ...
 			   json_pack("{s:s, s:s}", "error", msg, "identity", c->identity));
 	else
 		reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+/* A namespace that does not exist and one this client may not use get the
+ * same answer (404, same body), so that nobody learns which names exist;
+ * only the audit log tells them apart (a refusal is audited). `acl` names
+ * the access list that decided, e.g. "read". */
+static void absent_or_refused(struct ctx *c, const char *ns, const char *acl, int refused)
+{
+	char msg[400];
+	snprintf(msg, sizeof(msg),
+		 "no namespace %s that access_policy.%s allows this client (absent or not "
+		 "allowed)",
+		 ns, acl);
+	if (refused)
+		audit(c, "refuse", ns, 404, msg);
+	snprintf(c->error, sizeof(c->error), "%s", msg);
+	reply_json(c, 404, json_pack("{s:s, s:s}", "error", msg, "identity", c->identity));
 }
 
 static void diags_text(const struct veil_diags *d, char *out, size_t cap)
@@ -221,13 +239,20 @@ static int read_policy(struct ctx *c, struct veil_policy_request *in, const char
 }
 
 /* Imports need the exporting owner's consent: the exporting namespace's
- * policy lists the importer under the secret's `export`. The exporter is
- * opened into *st (the caller frees it with stored_free and r with
- * veil_record_free); 0 with the exported value in *val (NULL when the
- * exporter has none, e.g. an explicit import chain), else an HTTP status and
- * the reason in msg. Checked at create and update, and again by /v1/attest
- * each time it renders the value: consent withdrawn stops new starts. */
-static int open_export(struct cas_thread *t, const char *importer, const struct veil_secret *s,
+ * policy lists the importer under the secret's `export`, bound to the
+ * importer's identity: its owner's key hash (`owner`) and/or its policy hash
+ * (`session_hash`), so that whoever creates or re-creates a namespace of
+ * that name gets nothing. An entry naming neither (stored before identities
+ * were required) grants nothing. The exporter is opened into *st (the caller
+ * frees it with stored_free and r with veil_record_free); 0 with the
+ * exported value in *val (NULL when the exporter has none, e.g. an explicit
+ * import chain), else an HTTP status and the reason in msg. An absent
+ * exporter, an absent secret and a missing consent get the same answer: an
+ * importer learns nothing about namespaces that do not consent to it.
+ * Checked at create and update, and again by /v1/attest each time it renders
+ * the value: consent withdrawn stops new starts. */
+static int open_export(struct cas_thread *t, const char *importer, const char *importer_owner,
+		       const char *importer_hash, const struct veil_secret *s,
 		       struct veil_record *r, struct stored *st,
 		       const struct veil_secret_value **val, char *msg, size_t cap)
 {
@@ -239,27 +264,32 @@ static int open_export(struct cas_thread *t, const char *importer, const struct 
 		return 400;
 	}
 	int rc = t->store->ops->get(t->store, from, r);
-	if (rc == VEIL_ENOENT) {
-		snprintf(msg, cap, "secret %s imports from namespace %s, which does not exist",
-			 s->name, from);
-		return 400;
+	if (rc && rc != VEIL_ENOENT) {
+		snprintf(msg, cap, "cannot open namespace %s", from);
+		return 500;
 	}
-	if (rc || stored_open(t->cas, r, st)) {
+	if (!rc && stored_open(t->cas, r, st)) {
 		snprintf(msg, cap, "cannot open namespace %s", from);
 		return 500;
 	}
 	const struct veil_secret *src = NULL;
-	for (size_t k = 0; k < st->policy.secret_count; k++)
+	for (size_t k = 0; !rc && k < st->policy.secret_count; k++)
 		if (!strcmp(st->policy.secrets[k].name, name))
 			src = &st->policy.secrets[k];
 	int consent = 0;
-	for (size_t k = 0; src && k < src->export_count; k++)
-		consent |= !strcmp(src->export_to[k], importer);
-	if (!src) {
+	for (size_t k = 0; src && k < src->export_count; k++) {
+		const char *owner = src->export_owner[k], *sh = src->export_session_hash[k];
+		consent |= !strcmp(src->export_to[k], importer) && (owner || sh) &&
+			   (!owner || (importer_owner && !strcmp(owner, importer_owner))) &&
+			   (!sh || (importer_hash && !strcmp(sh, importer_hash)));
+	}
+	if (!consent) {
 		snprintf(msg, cap,
-			 "secret %s imports %s from namespace %s, which has no such secret",
-			 s->name, name, from);
-		return 400;
+			 "namespace %s does not export secret %s to %s (its owner must list %s "
+			 "under the secret's export, with this namespace's owner key hash or "
+			 "policy hash)",
+			 from, name, importer, importer);
+		return 403;
 	}
 	if (src->import_namespace) {
 		snprintf(msg, cap,
@@ -267,22 +297,17 @@ static int open_export(struct cas_thread *t, const char *importer, const struct 
 			 from);
 		return 400;
 	}
-	if (!consent) {
-		snprintf(msg, cap,
-			 "namespace %s does not export secret %s to %s (its owner must list %s "
-			 "under the secret's export)",
-			 from, name, importer, importer);
-		return 403;
-	}
 	*val = veil_secret_find(&st->secrets, name);
 	return 0;
 }
 
-/* Every import of p (imported into namespace `importer`) with its exporter's
- * consent; with `into`, each value is added to it under the importer's name.
- * 0, or an HTTP status and the reason in msg. */
-static int import_all(struct cas_thread *t, const char *importer, const struct veil_policy *p,
-		      struct veil_secret_set *into, char *msg, size_t cap)
+/* Every import of p (imported into namespace `importer`, owned by
+ * importer_owner, p's hash being its identity) with its exporter's consent;
+ * with `into`, each value is added to it under the importer's name. 0, or an
+ * HTTP status and the reason in msg. */
+static int import_all(struct cas_thread *t, const char *importer, const char *importer_owner,
+		      const struct veil_policy *p, struct veil_secret_set *into, char *msg,
+		      size_t cap)
 {
 	for (size_t i = 0; i < p->secret_count; i++) {
 		const struct veil_secret *s = &p->secrets[i];
@@ -291,7 +316,8 @@ static int import_all(struct cas_thread *t, const char *importer, const struct v
 		struct veil_record r = {0};
 		struct stored st;
 		const struct veil_secret_value *val;
-		int status = open_export(t, importer, s, &r, &st, &val, msg, cap);
+		int status =
+		    open_export(t, importer, importer_owner, p->hash, s, &r, &st, &val, msg, cap);
 		if (!status && into && !val) {
 			snprintf(msg, cap, "namespace %s holds no value for secret %s",
 				 s->import_namespace, s->import_secret);
@@ -308,10 +334,10 @@ static int import_all(struct cas_thread *t, const char *importer, const struct v
 	return 0;
 }
 
-static int check_imports(struct ctx *c, const struct veil_policy *p)
+static int check_imports(struct ctx *c, const struct veil_policy *p, const char *owner)
 {
 	char msg[600];
-	int status = import_all(c->t, p->name, p, NULL, msg, sizeof(msg));
+	int status = import_all(c->t, p->name, owner, p, NULL, msg, sizeof(msg));
 	if (status)
 		fail(c, status, p->name, "%s", msg);
 	return status ? -1 : 0;
@@ -330,15 +356,18 @@ static int check_parent(struct ctx *c, const char *ns)
 	struct stored st;
 	memset(&st, 0, sizeof(st));
 	int rc = c->t->store->ops->get(c->t->store, parent, &r), ok = -1;
-	if (rc == VEIL_ENOENT)
-		fail(c, 400, ns, "parent namespace %s does not exist", parent);
-	else if (rc || stored_open(c->t->cas, &r, &st))
+	if (rc && rc != VEIL_ENOENT)
 		fail(c, 500, ns, "cannot open namespace %s", parent);
-	else if (!veil_policy_allows(st.policy.create_sessions, st.policy.create_sessions_count,
+	else if (!rc && stored_open(c->t->cas, &r, &st))
+		fail(c, 500, ns, "cannot open namespace %s", parent);
+	else if (rc == VEIL_ENOENT ||
+		 !veil_policy_allows(st.policy.create_sessions, st.policy.create_sessions_count,
 				     r.owner, c->identity))
+		/* absent and not allowed alike: no existence oracle */
 		fail(c, 403, ns,
-		     "access_policy.create_sessions of %s does not allow this client to create %s",
-		     parent, ns);
+		     "access_policy.create_sessions of %s does not allow this client to create %s "
+		     "(or %s does not exist)",
+		     parent, ns, parent);
 	else
 		ok = 0;
 	stored_free(&st);
@@ -382,7 +411,20 @@ static void policy_create(struct ctx *c)
 		     p->name);
 		goto out;
 	}
-	if (check_parent(c, p->name) || check_imports(c, p) || gen_secrets(c, p, NULL, &set))
+	long long owned = 0;
+	if (c->t->store->ops->count_owned(c->t->store, c->identity, &owned)) {
+		fail(c, 500, p->name, "storage error");
+		goto out;
+	}
+	if (owned >= cas->max_namespaces_per_client) {
+		fail(c, 403, p->name,
+		     "this client owns %lld namespaces: at most %ld namespaces per client "
+		     "(veil-cas --max-namespaces-per-client)",
+		     owned, cas->max_namespaces_per_client);
+		goto out;
+	}
+	if (check_parent(c, p->name) || check_imports(c, p, c->identity) ||
+	    gen_secrets(c, p, NULL, &set))
 		goto out;
 	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
 	if (!rc)
@@ -418,7 +460,8 @@ out:
 	veil_policy_request_free(&in);
 }
 
-/* Loads namespace ns and checks `acl` of its stored policy; 0 or replied. */
+/* Loads namespace ns and checks `acl` of its stored policy (for_update: 0
+ * read, 1 update, 2 delete); 0 or replied. */
 static int load_checked(struct ctx *c, const char *ns, int for_update, struct veil_record *r,
 			struct stored *s)
 {
@@ -429,8 +472,7 @@ static int load_checked(struct ctx *c, const char *ns, int for_update, struct ve
 	}
 	int rc = c->t->store->ops->get(c->t->store, ns, r);
 	if (rc == VEIL_ENOENT) {
-		snprintf(c->error, sizeof(c->error), "no such namespace");
-		reply_json(c, 404, json_pack("{s:s}", "error", "no such namespace"));
+		absent_or_refused(c, ns, for_update ? "update" : "read", 0);
 		return -1;
 	}
 	if (rc || stored_open(c->t->cas, r, s)) {
@@ -440,9 +482,11 @@ static int load_checked(struct ctx *c, const char *ns, int for_update, struct ve
 	const struct veil_policy *p = &s->policy;
 	int ok = for_update ? veil_policy_allows(p->update, p->update_count, r->owner, c->identity)
 			    : veil_policy_allows(p->read, p->read_count, r->owner, c->identity);
+	/* for_update 2 (delete): a frozen policy (update: [NONE]) by its creator */
+	if (!ok && for_update == 2 && p->update_count == 1 && !strcmp(p->update[0], "NONE"))
+		ok = veil_policy_allows((char *[]){"CREATOR"}, 1, r->owner, c->identity);
 	if (!ok) {
-		fail(c, 403, ns, "access_policy.%s of %s does not allow this client",
-		     for_update ? "update" : "read", ns);
+		absent_or_refused(c, ns, for_update ? "update" : "read", 1);
 		return -1;
 	}
 	return 0;
@@ -564,7 +608,7 @@ static void policy_get(struct ctx *c, const char *ns)
 		if (!c->identity) {
 			fail(c, 403, ns, "a client certificate is required");
 		} else if (!veil_policy_allows(e->read, e->read_count, e->owner, c->identity)) {
-			fail(c, 403, ns, "access_policy.read of %s does not allow this client", ns);
+			absent_or_refused(c, ns, "read", 1);
 		} else {
 			audit(c, "read", ns, 200, NULL);
 			reply(c, 200, "application/json", e->response, e->response_size);
@@ -623,7 +667,7 @@ static void policy_update(struct ctx *c, const char *ns)
 		     p->predecessor, r.hash);
 		goto out;
 	}
-	if (check_imports(c, p) || gen_secrets(c, p, &s.secrets, &set))
+	if (check_imports(c, p, r.owner) || gen_secrets(c, p, &s.secrets, &set))
 		goto out;
 	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
 	if (!rc)
@@ -662,13 +706,24 @@ out:
 	veil_record_free(&r);
 }
 
+/* Deleting is governed by access_policy.update; a policy whose update list
+ * is NONE (frozen: nobody may change it) can still be deleted by its
+ * creator, or a name would be held forever. A parent with child namespaces
+ * is not deleted: its name freed, anyone could create it again and hold the
+ * children's parent (create_sessions). */
 static void policy_delete(struct ctx *c, const char *ns)
 {
 	struct veil_record r = {0};
 	struct stored s;
-	if (!load_checked(c, ns, 1, &r, &s)) {
+	long long children = 0;
+	if (!load_checked(c, ns, 2, &r, &s)) {
 		int rc = c->t->store->ops->remove(c->t->store, ns);
-		if (rc && rc != VEIL_ENOENT) {
+		if (rc == VEIL_ENOENT &&
+		    !c->t->store->ops->count_children(c->t->store, ns, &children) && children) {
+			fail(c, 409, ns,
+			     "namespace %s has child namespaces (%lld): delete them first", ns,
+			     children);
+		} else if (rc && rc != VEIL_ENOENT) {
 			fail(c, 500, ns, "storage error");
 		} else {
 			changed(c);
@@ -820,6 +875,43 @@ static void attest(struct ctx *c)
 	const char *ns = q.ns, *svc_name = q.service, *config_id = q.config_id;
 	const char *evidence = q.evidence, *root = q.file_set_root;
 	json_t *sent_files = q.files;
+	/* 1. the evidence, before anything about the namespace: a refusal says
+	 * nothing about which namespaces and services exist. It verifies and is
+	 * bound to the key of this very TLS connection, */
+	uint8_t rd[VEIL_SHA256_SIZE];
+	veil_unhex(c->identity, rd, sizeof(rd)); /* our own hex of the peer's key */
+	struct veil_claims cl;
+	if (veil_evidence_verify(evidence, strlen(evidence), rd, &cl, &d)) {
+		diags_text(&d, msg, sizeof(msg));
+		fail(c, 403, ns, "evidence refused for %s: %s", config_id, msg);
+		goto out;
+	}
+	/* fresh (a recording replayed later is refused), */
+	long long now = (long long)time(NULL), max_age = cas->evidence_max_age;
+	if (cl.timestamp < now - max_age || cl.timestamp > now + max_age) {
+		/* no subtraction with the claimed time: it may be any 64-bit value */
+		fail(c, 403, ns,
+		     "evidence refused for %s: evidence is not fresh (made at %lld, the CAS's "
+		     "time is %lld; veil-cas accepts %lld s either way, --evidence-max-age)",
+		     config_id, cl.timestamp, now, max_age);
+		goto out;
+	}
+	/* made for this configuration, */
+	if (strcmp(cl.config_id, config_id)) {
+		fail(c, 403, ns, "evidence refused for %s: evidence was made for %s, not %s",
+		     config_id, cl.config_id[0] ? cl.config_id : "(no config id)", config_id);
+		goto out;
+	}
+	/* 2. and signed by a platform the operator trusts (a key the policy
+	 * lists counts only with --allow-policy-platforms: a policy's writer
+	 * could list a key they made up) */
+	int platform_trusted = in_list(cas->trusted_platforms, cas->trusted_count, cl.platform_key);
+	if (!platform_trusted && !cas->allow_policy_platforms) {
+		fail(c, 403, ns,
+		     "platform %.16s... is not trusted for %s (veil-cas --trust-platform)",
+		     cl.platform_key, config_id);
+		goto out;
+	}
 	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
 	struct attest_cache_entry *slot = attest_slot(c->t, ns, gen);
 	struct stored *sp = &st; /* the cached entry, or st (this request's) */
@@ -855,21 +947,10 @@ static void attest(struct ctx *c)
 		fail(c, 404, ns, "no service %s in policy %s", svc_name, ns);
 		goto out;
 	}
-	/* 1. the evidence is bound to the key of this very TLS connection */
-	uint8_t rd[VEIL_SHA256_SIZE];
-	veil_unhex(c->identity, rd, sizeof(rd)); /* our own hex of the peer's key */
-	struct veil_claims cl;
-	if (veil_evidence_verify(evidence, strlen(evidence), rd, &cl, &d)) {
-		diags_text(&d, msg, sizeof(msg));
-		fail(c, 403, ns, "evidence refused for %s: %s", config_id, msg);
-		goto out;
-	}
-	/* 2. a platform this CAS or the policy trusts */
-	if (!in_list(cas->trusted_platforms, cas->trusted_count, cl.platform_key) &&
-	    !in_list(svc->platforms, svc->platform_count, cl.platform_key)) {
+	if (!platform_trusted && !in_list(svc->platforms, svc->platform_count, cl.platform_key)) {
 		fail(c, 403, ns,
 		     "platform %.16s... is not trusted for %s (veil-cas --trust-platform, or the "
-		     "service's platforms in the policy)",
+		     "service's platforms with veil-cas --allow-policy-platforms)",
 		     cl.platform_key, config_id);
 		goto out;
 	}
@@ -896,7 +977,7 @@ static void attest(struct ctx *c)
 	}
 	/* 6. imported secrets, each with its exporter's consent as of now (a
 	 * policy with imports is never the cached entry: sp is this request's) */
-	int status = import_all(c->t, ns, p, &sp->secrets, msg, sizeof(msg));
+	int status = import_all(c->t, ns, r.owner, p, &sp->secrets, msg, sizeof(msg));
 	if (status) {
 		fail(c, status == 500 ? 500 : 403, ns, "cannot provision %s: %s", config_id, msg);
 		goto out;
@@ -950,6 +1031,11 @@ static void peer_identity(struct ctx *c)
 	if (!ssl)
 		return;
 	pthread_once(&identity_once, identity_index_init);
+	/* per request, not per connection: a connection outlives a certificate */
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	if (cert && (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0 ||
+		     X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0))
+		c->cert_out_of_date = true;
 	const char *known = identity_index >= 0 ? SSL_get_ex_data(ssl, identity_index) : NULL;
 	if (known) {
 		memcpy(c->identity_buf, known, VEIL_KEY_HASH_HEX);
@@ -1065,7 +1151,13 @@ void cas_handle(struct evhttp_request *req, void *arg)
 		goto done;
 	}
 	const char *prefix = "/v1/policies/";
-	if (!strcmp(path, "/healthz")) {
+	if (c.cert_out_of_date && (!strcmp(path, "/v1/attest") || !strcmp(path, "/v1/policies") ||
+				   !strncmp(path, prefix, strlen(prefix)))) {
+		c.route = !strcmp(path, "/v1/attest") ? R_ATTEST : R_OTHER;
+		fail(&c, 403, NULL,
+		     "the client certificate is outside its validity period (expired or not yet "
+		     "valid)");
+	} else if (!strcmp(path, "/healthz")) {
 		c.route = R_HEALTHZ;
 		if (get)
 			reply(&c, 200, "text/plain", "ok\n", 3);

@@ -20,7 +20,7 @@
 struct sqlite_store {
 	struct veil_store base;
 	sqlite3 *db;
-	sqlite3_stmt *get, *create, *update, *remove, *list, *count;
+	sqlite3_stmt *get, *create, *update, *remove, *list, *count, *count_children, *count_owned;
 };
 
 void veil_record_free(struct veil_record *r)
@@ -154,6 +154,29 @@ static int sq_count(struct veil_store *s, long long *out)
 	return rc;
 }
 
+static int count_with(sqlite3_stmt *st, const char *arg, long long *out)
+{
+	int rc = VEIL_EIO;
+	sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int sq_count_children(struct veil_store *s, const char *ns, long long *out)
+{
+	return count_with(S(s)->count_children, ns, out);
+}
+
+static int sq_count_owned(struct veil_store *s, const char *owner, long long *out)
+{
+	return count_with(S(s)->count_owned, owner, out);
+}
+
 static int sq_check(struct veil_store *s, struct veil_diags *d)
 {
 	sqlite3_stmt *st = NULL;
@@ -182,6 +205,8 @@ static void sq_close(struct veil_store *s)
 	sqlite3_finalize(q->remove);
 	sqlite3_finalize(q->list);
 	sqlite3_finalize(q->count);
+	sqlite3_finalize(q->count_children);
+	sqlite3_finalize(q->count_owned);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -193,6 +218,8 @@ static const struct veil_store_ops sqlite_ops = {
     .remove = sq_remove,
     .list = sq_list,
     .count = sq_count,
+    .count_children = sq_count_children,
+    .count_owned = sq_count_owned,
     .check = sq_check,
     .close = sq_close,
 };
@@ -207,6 +234,10 @@ static const struct {
 	" owner TEXT NOT NULL,"
 	" wrapped_key BLOB NOT NULL,"
 	" blob BLOB NOT NULL);"},
+    /* the per-client quota counts a client's namespaces at every create:
+     * without an index a scan of the whole table (a create took 1.6 ms
+     * instead of 0.17 ms with 10,000 namespaces) */
+    {2, "CREATE INDEX IF NOT EXISTS policies_owner ON policies(owner);"},
 };
 _Static_assert(VEIL_ARRAY_LEN(migrations) == VEIL_STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -305,9 +336,14 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
 			 "VALUES(?,?,?,?,?)"},
 	    {&q->update, "UPDATE policies SET namespace=?1, hash=?2, owner=?3, wrapped_key=?4, "
 			 "blob=?5 WHERE namespace=?1 AND hash=?6"},
-	    {&q->remove, "DELETE FROM policies WHERE namespace=?"},
+	    {&q->remove, "DELETE FROM policies WHERE namespace=?1 AND NOT EXISTS (SELECT 1 FROM "
+			 "policies WHERE namespace > ?1 || '/' AND namespace < ?1 || '0')"},
 	    {&q->list, "SELECT namespace, hash FROM policies WHERE owner=? ORDER BY namespace"},
 	    {&q->count, "SELECT count(*) FROM policies"},
+	    /* "ns/..." is the primary key's range (ns/, ns0): '0' follows '/' */
+	    {&q->count_children, "SELECT count(*) FROM policies WHERE namespace > ?1 || '/' AND "
+				 "namespace < ?1 || '0'"},
+	    {&q->count_owned, "SELECT count(*) FROM policies WHERE owner=?"},
 	};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(prep); i++)
 		if (sqlite3_prepare_v3(q->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT,

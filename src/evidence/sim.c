@@ -3,7 +3,10 @@
  * {"platform":"sim","version":1,"platform_key":"<SPKI PEM>",
  *  "claims":"<JSON text>","signature":"<base64 ECDSA-SHA256 over the claims text>"}
  * claims: {"measurement":hex,"report_data":hex,"debug":true,"timestamp":N,
- *          "tcb_status":"up-to-date"}
+ *          "tcb_status":"up-to-date","config_id":"NAMESPACE/SERVICE"}
+ * timestamp: seconds since the epoch when veil-las signed; config_id: the
+ * configuration veil-run asked evidence for (absent in an older veil-las's
+ * evidence, which the CAS refuses).
  * The claims travel as a string so the signed bytes are exactly the sent ones. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +32,20 @@ static char *b64(const uint8_t *p, size_t n)
 }
 
 int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
-			   const uint8_t report_data[static VEIL_SHA256_SIZE], char **out)
+			   const uint8_t report_data[static VEIL_SHA256_SIZE],
+			   const char *config_id, char **out)
 {
-	char rd[2 * VEIL_SHA256_SIZE + 1], claims[512];
+	char rd[2 * VEIL_SHA256_SIZE + 1];
 	veil_hex(report_data, VEIL_SHA256_SIZE, rd);
-	snprintf(claims, sizeof(claims),
-		 "{\"measurement\":\"%s\",\"report_data\":\"%s\",\"debug\":true,"
-		 "\"timestamp\":%lld,\"tcb_status\":\"up-to-date\"}",
-		 measurement_hex, rd, (long long)time(NULL));
+	if (!config_id || strlen(config_id) > VEIL_EVIDENCE_CONFIG_ID_MAX)
+		return VEIL_EINVAL;
+	json_t *cj = json_pack("{s:s, s:s, s:b, s:I, s:s, s:s}", "measurement", measurement_hex,
+			       "report_data", rd, "debug", 1, "timestamp", (json_int_t)time(NULL),
+			       "tcb_status", "up-to-date", "config_id", config_id);
+	char *claims = cj ? json_dumps(cj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(cj);
+	if (!claims)
+		return VEIL_ENOMEM;
 	int rc = VEIL_EIO;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	uint8_t sig[256];
@@ -59,6 +68,7 @@ int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
 out:
 	json_decref(j);
 	free(sig64);
+	free(claims);
 	BIO_free(bio);
 	EVP_MD_CTX_free(ctx);
 	return rc;
@@ -147,17 +157,18 @@ static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 	}
 	json_error_t err;
 	cj = json_loads(claims, JSON_REJECT_DUPLICATES, &err);
-	const char *meas = NULL, *rd = NULL, *tcb = NULL;
+	const char *meas = NULL, *rd = NULL, *tcb = NULL, *cfg = "";
 	int debug = 0;
 	json_int_t ts = 0;
-	if (!cj || json_unpack(cj, "{s:s, s:s, s:b, s:I, s:s}", "measurement", &meas, "report_data",
-			       &rd, "debug", &debug, "timestamp", &ts, "tcb_status", &tcb)) {
+	if (!cj || json_unpack(cj, "{s:s, s:s, s:b, s:I, s:s, s?:s}", "measurement", &meas,
+			       "report_data", &rd, "debug", &debug, "timestamp", &ts, "tcb_status",
+			       &tcb, "config_id", &cfg)) {
 		veil_diag(d, "sim evidence: malformed claims");
 		goto out;
 	}
 	uint8_t rdb[VEIL_SHA256_SIZE], mb[VEIL_SHA256_SIZE];
 	if (veil_unhex(rd, rdb, sizeof(rdb)) || veil_unhex(meas, mb, sizeof(mb)) ||
-	    strlen(tcb) >= sizeof(c->tcb_status)) {
+	    strlen(tcb) >= sizeof(c->tcb_status) || strlen(cfg) >= sizeof(c->config_id)) {
 		veil_diag(d, "sim evidence: malformed claims");
 		goto out;
 	}
@@ -172,6 +183,7 @@ static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 	snprintf(c->platform, sizeof(c->platform), "sim");
 	snprintf(c->measurement, sizeof(c->measurement), "%s", meas);
 	snprintf(c->tcb_status, sizeof(c->tcb_status), "%s", tcb);
+	snprintf(c->config_id, sizeof(c->config_id), "%s", cfg);
 	c->debug = debug;
 	c->timestamp = ts;
 	memcpy(c->platform_key, pk_hash, sizeof(pk_hash));

@@ -1,7 +1,8 @@
 /* veil-las: the local attestation service of simulation mode, one per node.
  *
  * The protocol on the unix socket, one line each way at a time:
- *   caller: "REPORT <64 hex>\n"    (the report data: SHA-256 of its TLS key)
+ *   caller: "REPORT <64 hex> <config id>\n" (the report data: SHA-256 of
+ *           its TLS key; the NAMESPACE/SERVICE the evidence is made for)
  *   las:    "CHALLENGE <32 hex>\n" (a fresh nonce)
  *   caller: "RESPONSE <32 hex>\n"  (the nonce back)
  *   las:    the evidence (include/veil/evidence.h, platform "sim", always
@@ -443,7 +444,8 @@ out:
 static void serve(int fd, EVP_PKEY *platform)
 {
 	struct ucred cred = {0};
-	char req[160], path[64], meas[VEIL_KEY_HASH_HEX], line[600];
+	/* "REPORT <64 hex> <config id>\n" */
+	char req[80 + VEIL_EVIDENCE_CONFIG_ID_MAX], path[64], meas[VEIL_KEY_HASH_HEX], line[600];
 	int pidfd = -1, exefd = -1;
 	struct timespec deadline;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
@@ -452,10 +454,13 @@ static void serve(int fd, EVP_PKEY *platform)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	const char *why = read_line(fd, &deadline, req, sizeof(req), &cred.pid);
 	uint8_t rd[VEIL_SHA256_SIZE];
-	char hex[65];
+	char hex[65], config_id[VEIL_EVIDENCE_CONFIG_ID_MAX + 1], end = 0;
+	/* the config id goes into the signed evidence: the CAS accepts it only
+	 * for that configuration */
 	if (!why &&
-	    (sscanf(req, "REPORT %64[0-9a-f]\n", hex) != 1 || veil_unhex(hex, rd, sizeof(rd))))
-		why = "expected 'REPORT <64 hex digits>'";
+	    (sscanf(req, "REPORT %64[0-9a-f] %384[A-Za-z0-9_./-]%c", hex, config_id, &end) != 3 ||
+	     end != '\n' || veil_unhex(hex, rd, sizeof(rd))))
+		why = "expected 'REPORT <64 hex digits> <NAMESPACE/SERVICE>'";
 	if (why)
 		goto refuse;
 	/* the sender, pinned: its pid cannot name another process while the
@@ -506,7 +511,7 @@ static void serve(int fd, EVP_PKEY *platform)
 	if (why)
 		goto refuse;
 	char *ev = NULL;
-	if (veil_evidence_sim_sign(platform, meas, rd, &ev)) {
+	if (veil_evidence_sim_sign(platform, meas, rd, config_id, &ev)) {
 		why = "cannot sign";
 		goto refuse;
 	}

@@ -75,6 +75,80 @@ static void report_misfit(const char *key, int needed, void *arg)
 		     m->where, key, m->kind);
 }
 
+static int is_hex64(const char *s)
+{
+	if (!s || strlen(s) != 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* export: one entry or a list; an entry is {namespace, owner, session_hash}.
+ * Consent goes to an identity, not a name (whoever creates the name later
+ * would get the secret), so an entry names the importer's owner key hash
+ * and/or its policy hash; a bare name is refused with the form to write. */
+static void parse_exports(struct yctx *c, const struct ynode *e, const char *where,
+			  struct veil_secret *s)
+{
+	const struct ynode *ex = ymap_get(e, "export");
+	if (!ex || ynode_is_null(ex))
+		return;
+	const struct ynode *const *items = &ex;
+	size_t n = 1;
+	if (ex->type == YT_SEQ) {
+		items = (const struct ynode *const *)ex->items;
+		n = ex->count;
+	}
+	size_t cap = (n + 1) * sizeof(char *);
+	s->export_to = yarena_alloc(c->arena, cap);
+	s->export_owner = yarena_alloc(c->arena, cap);
+	s->export_session_hash = yarena_alloc(c->arena, cap);
+	if (!s->export_to || !s->export_owner || !s->export_session_hash)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct ynode *x = items[i];
+		if (x->type == YT_SCALAR) {
+			yerr(c, x,
+			     "%s: export to '%s' needs the importer's identity: write "
+			     "{namespace: %s, owner: KEYHASH} ('veil whoami' prints a client's key "
+			     "hash) and/or session_hash: POLICYHASH",
+			     where, x->str, x->str);
+			continue;
+		}
+		if (yexpect(c, x, YT_MAP, "an export entry"))
+			continue;
+		static const char *const xkeys[] = {"namespace", "owner", "session_hash", NULL};
+		ycheck_keys(c, x, xkeys, "an export entry");
+		const char *ns = yget_str(c, x, "namespace", 1, "export entry");
+		const char *owner = yget_str(c, x, "owner", 0, "export entry");
+		const char *sh = yget_str(c, x, "session_hash", 0, "export entry");
+		if (ns && !veil_valid_object_name(ns))
+			yerr(c, ymap_get(x, "namespace"), "%s: '%s' is not a valid namespace name",
+			     where, ns);
+		if (owner && !is_hex64(owner))
+			yerr(c, ymap_get(x, "owner"),
+			     "%s: export owner '%s' must be a 64-hex-digit client key hash", where,
+			     owner);
+		if (sh && !is_hex64(sh))
+			yerr(c, ymap_get(x, "session_hash"),
+			     "%s: export session_hash '%s' must be a 64-hex-digit policy hash",
+			     where, sh);
+		if (ns && !owner && !sh)
+			yerr(c, x,
+			     "%s: export to '%s' needs the importer's identity: 'owner' (its "
+			     "owner's "
+			     "client key hash) and/or 'session_hash' (its policy hash)",
+			     where, ns);
+		if (ns) {
+			s->export_to[s->export_count] = (char *)ns;
+			s->export_owner[s->export_count] = (char *)owner;
+			s->export_session_hash[s->export_count++] = (char *)sh;
+		}
+	}
+}
+
 static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 			 struct veil_secret *s)
 {
@@ -139,11 +213,7 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 			     where, s->algorithm);
 	}
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, where);
-	s->export_to = yget_strlist(c, e, "export", 0, &s->export_count, where);
-	for (size_t i = 0; i < s->export_count; i++)
-		if (!veil_valid_object_name(s->export_to[i]))
-			yerr(c, ymap_get(e, "export"), "%s: '%s' is not a valid namespace name",
-			     where, s->export_to[i]);
+	parse_exports(c, e, where, s);
 	yget_bool(c, e, "migrate", &s->migrate, where);
 	struct misfit_at m = {c, e, where, s->kind};
 	veil_secret_keys_misfit(s, report_misfit, &m);

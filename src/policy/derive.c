@@ -169,6 +169,15 @@ static int list_eq(char **a, size_t na, char **b, size_t nb)
 	return 1;
 }
 
+/* two lists of n entries that may be NULL (absent entries) */
+static int opt_list_eq(char *const *a, char *const *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!str_eq(a ? a[i] : NULL, b ? b[i] : NULL))
+			return 0;
+	return 1;
+}
+
 static int secret_eq(const struct veil_secret *a, const struct veil_secret *b)
 {
 	return str_eq(a->kind, b->kind) && a->has_size == b->has_size && a->size == b->size &&
@@ -176,7 +185,9 @@ static int secret_eq(const struct veil_secret *a, const struct veil_secret *b)
 	       str_eq(a->issuer, b->issuer) && str_eq(a->common_name, b->common_name) &&
 	       str_eq(a->valid_for, b->valid_for) && str_eq(a->algorithm, b->algorithm) &&
 	       a->migrate == b->migrate && list_eq(a->dns, a->dns_count, b->dns, b->dns_count) &&
-	       list_eq(a->export_to, a->export_count, b->export_to, b->export_count);
+	       list_eq(a->export_to, a->export_count, b->export_to, b->export_count) &&
+	       opt_list_eq(a->export_owner, b->export_owner, a->export_count) &&
+	       opt_list_eq(a->export_session_hash, b->export_session_hash, a->export_count);
 }
 
 static struct secret_ref *find_secret(struct derive *x, const char *name)
@@ -387,6 +398,10 @@ static struct ynode *secret_node(struct derive *x, const struct secret_ref *r)
 		for (size_t i = 0; i < s->export_count; i++) {
 			struct ynode *e = ynew_map(a);
 			ymap_put_str(a, e, "namespace", s->export_to[i]);
+			if (s->export_owner && s->export_owner[i])
+				ymap_put_str(a, e, "owner", s->export_owner[i]);
+			if (s->export_session_hash && s->export_session_hash[i])
+				ymap_put_str(a, e, "session_hash", s->export_session_hash[i]);
 			yseq_push(a, l, e);
 		}
 		ymap_put(a, n, "export", l);

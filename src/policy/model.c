@@ -163,16 +163,40 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	veil_secret_keys_misfit(s, report_misfit, &m);
 	const struct ynode *ex = yget_coll(c, e, "export", YT_SEQ, 0, w);
 	if (ex) {
-		s->export_to = yarena_alloc(c->arena, (ex->count + 1) * sizeof(char *));
-		for (size_t i = 0; s->export_to && i < ex->count; i++) {
+		size_t cap = (ex->count + 1) * sizeof(char *);
+		s->export_to = yarena_alloc(c->arena, cap);
+		s->export_owner = yarena_alloc(c->arena, cap);
+		s->export_session_hash = yarena_alloc(c->arena, cap);
+		for (size_t i = 0;
+		     s->export_to && s->export_owner && s->export_session_hash && i < ex->count;
+		     i++) {
 			const struct ynode *x = ex->items[i];
 			if (yexpect(c, x, YT_MAP, "an export entry"))
 				continue;
-			static const char *const xkeys[] = {"namespace", NULL};
+			static const char *const xkeys[] = {"namespace", "owner", "session_hash",
+							    NULL};
 			ycheck_keys(c, x, xkeys, "an export entry");
 			const char *ns = yget_str(c, x, "namespace", 1, "export entry");
-			if (ns)
-				s->export_to[s->export_count++] = (char *)ns;
+			const char *owner = yget_str(c, x, "owner", 0, "export entry");
+			const char *sh = yget_str(c, x, "session_hash", 0, "export entry");
+			if (owner && !is_hex64(owner))
+				yerr(c, ymap_get(x, "owner"),
+				     "secrets: export owner '%s' must be a 64-hex-digit client key "
+				     "hash",
+				     owner);
+			if (sh && !is_hex64(sh))
+				yerr(c, ymap_get(x, "session_hash"),
+				     "secrets: export session_hash '%s' must be a 64-hex-digit "
+				     "policy hash",
+				     sh);
+			/* a bare name is parsed (a policy stored before names had to be
+			 * bound still opens) but grants nothing: veil_policy_check_new
+			 * refuses it in an upload, the CAS ignores it in a stored one */
+			if (ns) {
+				s->export_to[s->export_count] = (char *)ns;
+				s->export_owner[s->export_count] = (char *)owner;
+				s->export_session_hash[s->export_count++] = (char *)sh;
+			}
 		}
 	}
 }
@@ -431,6 +455,26 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 	veil_buf_init(&canon, 0);
 	int rc = veil_policy_canonical(root, &canon, p->hash);
 	veil_buf_free(&canon);
+	return rc;
+}
+
+int veil_policy_check_new(const struct veil_policy *p, struct veil_diags *d)
+{
+	int rc = 0;
+	for (size_t i = 0; i < p->secret_count; i++) {
+		const struct veil_secret *s = &p->secrets[i];
+		for (size_t k = 0; k < s->export_count; k++)
+			if (!s->export_owner[k] && !s->export_session_hash[k]) {
+				veil_diag(
+				    d,
+				    "secrets: %s: export to %s needs the importer's identity: "
+				    "'owner' (its owner's client key hash) and/or "
+				    "'session_hash' (its policy hash); consent by name alone "
+				    "would go to whoever creates %s",
+				    s->name, s->export_to[k], s->export_to[k]);
+				rc = VEIL_EINVAL;
+			}
+	}
 	return rc;
 }
 

@@ -28,6 +28,7 @@
 #include <openssl/ssl.h>
 
 #include "veil/args.h"
+#include "veil/evidence.h"
 #include "veil/image.h"
 #include "veil/tls.h"
 #include "inject.h"
@@ -137,9 +138,11 @@ static int las_read(int fd, const struct timespec *deadline, struct veil_buf *b,
 }
 
 /* The evidence for report data rd from veil-las at sock (protocol in
- * src/las/main.c): "REPORT", answer its challenge from this process, then the
- * evidence. */
-static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SIZE], char **out)
+ * src/las/main.c): "REPORT" with the config id the evidence is made for (the
+ * CAS accepts it for that configuration only, and only for a short while),
+ * answer its challenge from this process, then the evidence. */
+static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SIZE],
+			const char *config_id, char **out)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(sock) >= sizeof(sa.sun_path))
@@ -161,9 +164,13 @@ static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SI
 			return die("veil-las at %s did not answer within %d s", sock, LAS_SECONDS);
 		return die("cannot reach veil-las at %s: %s", sock, strerror(e));
 	}
-	char req[80], hex[65];
+	char req[80 + VEIL_EVIDENCE_CONFIG_ID_MAX], hex[65];
 	veil_hex(rd, VEIL_SHA256_SIZE, hex);
-	int n = snprintf(req, sizeof(req), "REPORT %s\n", hex);
+	int n = snprintf(req, sizeof(req), "REPORT %s %s\n", hex, config_id);
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		close(fd);
+		return die("SCONE_CONFIG_ID is longer than %d bytes", VEIL_EVIDENCE_CONFIG_ID_MAX);
+	}
 	struct veil_buf b;
 	veil_buf_init(&b, 64 * 1024);
 	int rc = write(fd, req, (size_t)n) == n ? 0 : 1;
@@ -522,7 +529,7 @@ int main(int argc, char **argv)
 		return die("cannot make a certificate");
 	logmsg("key and certificate made");
 	char *evidence = NULL;
-	if (las_evidence(las, rd, &evidence))
+	if (las_evidence(las, rd, config_id, &evidence))
 		return 1;
 	logmsg("evidence from %s", las);
 

@@ -144,7 +144,7 @@ if os.fork() == 0:
             pass
         time.sleep(0.01)
     time.sleep(0.05)
-    s.sendall(b"REPORT " + rd.encode() + b"\n")
+    s.sendall(b"REPORT " + rd.encode() + b" myPythonApp/pythonapp\n")
     data = b""
     while True:
         chunk = s.recv(65536)
@@ -194,7 +194,7 @@ if child == 0:
     sys.stdout.write(data.decode()); sys.stdout.flush()
     os.kill(parent, 9)
     os._exit(0)
-s.sendall(b"REPORT " + rd.encode() + (b"\n" if nl == "yes" else b""))
+s.sendall(b"REPORT " + rd.encode() + b" myPythonApp/pythonapp" + (b"\n" if nl == "yes" else b""))
 os.execve(vr, [vr], {"SCONE_CONFIG_ID": "myPythonApp/pythonapp", "SCONE_CAS_ADDR": "127.0.0.1:1",
                      "VEIL_CAS_KEY": "0" * 64, "SCONE_LAS_ADDR": silent})
 PY
@@ -266,7 +266,7 @@ import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 start = time.monotonic()
 try:
-    for b in b"REPORT " + b"0" * 64 + b"\n":
+    for b in b"REPORT " + b"0" * 64 + b" myPythonApp/pythonapp\n":
         s.sendall(bytes([b]))
         time.sleep(1)
 except OSError:

@@ -204,15 +204,15 @@ int main(int argc, char **argv)
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
 		return perror("connect"), 2;
-	char req[80] = "REPORT ", buf[8192], nonce[64];
+	char req[128] = "REPORT ", buf[8192], nonce[64];
 	memset(req + 7, '0', 64);
-	req[71] = '\n';
-	write(fd, req, 72);
+	int len = 71 + snprintf(req + 71, sizeof(req) - 71, " myPythonApp/pythonapp\n");
+	write(fd, req, (size_t)len);
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	buf[n > 0 ? n : 0] = '\0';
 	/* answer veil-las's challenge: this process is the one it measured */
 	if (sscanf(buf, "CHALLENGE %32s", nonce) == 1) {
-		int len = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
+		len = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
 		write(fd, req, (size_t)len);
 		ssize_t got = 0;
 		while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
@@ -231,7 +231,7 @@ t_c1_las_refuses_dynamic_caller() {
 	run python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(b"REPORT " + b"0" * 64 + b"\n")
+s.sendall(b"REPORT " + b"0" * 64 + b" myPythonApp/pythonapp\n")
 print(s.recv(65536).decode())' "$WORK/las.sock" && ok || return 1
 	has "ERROR" && has "has a program interpreter" || return 1
 }

@@ -131,10 +131,10 @@ int main(int argc, char **argv)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	char req[80] = "REPORT ", buf[8192], nonce[64];
+	char req[128] = "REPORT ", buf[8192], nonce[64];
 	memset(req + 7, '0', 64);
-	req[71] = '\n';
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || write(fd, req, 72) != 72)
+	int len = 71 + snprintf(req + 71, sizeof(req) - 71, " myPythonApp/pythonapp\n");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || write(fd, req, (size_t)len) != len)
 		return 1;
 	/* veil-las challenges the process it measured: this one answers */
 	ssize_t n = read(fd, buf, sizeof(buf) - 1), got = 0;
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 	buf[n] = '\0';
 	if (sscanf(buf, "CHALLENGE %32s", nonce) != 1)
 		return 1;
-	int len = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
+	len = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
 	if (write(fd, req, (size_t)len) != len)
 		return 1;
 	while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
@@ -223,7 +223,8 @@ YML
 t_imported_secret() {
 	cd "$WORK/pw" || return 1
 	cp service.yaml service.noexport.yaml
-	sed -i 's|      size: 16|      size: 16\n      export: pwimport|' service.yaml
+	# consent to the namespace pwimport of this very client (its owner key)
+	sed -i "s|      size: 16|      size: 16\n      export: [{namespace: pwimport, owner: $("$VEIL" whoami)}]|" service.yaml
 	VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null || return 1
 	run "$VEIL" apply -f Meshfile --mode debug --cas "$URL" && ok && has "updated namespace pwcheck" || return 1
 	mkdir -p "$WORK/imp/files" && cd "$WORK/imp" || return 1

@@ -154,23 +154,26 @@ t_authorization_matrix() {
 	h=$(hash_of nsc)
 	# read
 	run A policy get nsc && ok || return 1
-	run B policy get nsc && rejected && has "403" && has "access_policy.read of nsc does not allow" || return 1
+	# refused as if absent (404, the same answer as for a name nobody holds)
+	run B policy get nsc && rejected && has "404" && has "no namespace nsc that access_policy.read allows this client" || return 1
 	[ "$(nocert "$URL/v1/policies/nsc")" = 403 ] || die "no cert read" || return 1
 	grep -q "a client certificate is required" "$WORK/.body" || die "no-cert reason" || return 1
 	run B policy get nsany && ok || return 1
 	[ "$(nocert "$URL/v1/policies/nsany")" = 403 ] || die "no cert ANY read" || return 1
-	run A policy get nsnone && rejected && has "403" || return 1
+	run A policy get nsnone && rejected && has "404" || return 1
 	run B policy get nskey && ok || return 1
-	run A policy get nskey && rejected && has "403" || return 1
+	run A policy get nskey && rejected && has "404" || return 1
 	# update
-	run B policy update "$(policy nsc CREATOR CREATOR "$h" 1)" && rejected && has "403" || return 1
-	run B policy update "$(policy nsany ANY CREATOR "$(hash_of nsany)" 1)" && rejected && has "403" || return 1
+	run B policy update "$(policy nsc CREATOR CREATOR "$h" 1)" && rejected && has "404" || return 1
+	run B policy update "$(policy nsany ANY CREATOR "$(hash_of nsany)" 1)" && rejected && has "404" || return 1
 	[ "$(nocert -X PUT --data-binary '{"policy":"name: nsc"}' "$URL/v1/policies/nsc")" = 403 ] || die "no cert update" || return 1
-	run A policy update "$(policy nsnone NONE NONE "$(printf 'c%.0s' $(seq 64))" 1)" && rejected && has "403" || return 1
+	run A policy update "$(policy nsnone NONE NONE "$(printf 'c%.0s' $(seq 64))" 1)" && rejected && has "404" || return 1
 	# delete
-	run B policy delete nsc && rejected && has "403" || return 1
+	run B policy delete nsc && rejected && has "404" || return 1
 	[ "$(nocert -X DELETE "$URL/v1/policies/nsc")" = 403 ] || die "no cert delete" || return 1
-	run A policy delete nsnone && rejected && has "403" || return 1
+	# update: [NONE] freezes a policy, but its creator may still delete it
+	run B policy delete nsnone && rejected && has "404" || return 1
+	run A policy delete nsnone && ok || return 1
 	# create and list without a certificate
 	[ "$(nocert -X POST --data-binary '{"policy":"name: x"}' "$URL/v1/policies")" = 403 ] || die "no cert create" || return 1
 	[ "$(nocert "$URL/v1/policies")" = 403 ] || die "no cert list" || return 1
@@ -286,12 +289,13 @@ t_import_needs_consent() {
 	printf 'name: importer\nsecrets:\n  - name: s\n    import: {namespace: exporter, secret: shared}\n' >"$WORK/imp.yaml"
 	run B policy create "$WORK/imp.yaml" && rejected || return 1
 	has "403" && has "namespace exporter does not export secret shared to importer" || return 1
+	# an absent exporter gets the same answer (no existence oracle)
 	printf 'name: importer2\nsecrets:\n  - name: s\n    import: {namespace: nowhere}\n' >"$WORK/imp2.yaml"
-	run B policy create "$WORK/imp2.yaml" && rejected && has "imports from namespace nowhere, which does not exist" || return 1
+	run B policy create "$WORK/imp2.yaml" && rejected && has "403" && has "namespace nowhere does not export secret s to importer2" || return 1
 	# the exporter's owner consents
 	local h
 	h=$(A policy list | awk '$1=="exporter"{print $2}')
-	printf 'name: exporter\npredecessor: %s\nsecrets:\n  - name: shared\n    kind: ascii\n    size: 12\n    export: [{namespace: importer}]\n' "$h" >"$WORK/exp2.yaml"
+	printf 'name: exporter\npredecessor: %s\nsecrets:\n  - name: shared\n    kind: ascii\n    size: 12\n    export: [{namespace: importer, owner: %s}]\n' "$h" "$(key_of b)" >"$WORK/exp2.yaml"
 	run A policy update "$WORK/exp2.yaml" && ok || return 1
 	run B policy create "$WORK/imp.yaml" && ok && has "created importer"
 }
@@ -305,7 +309,7 @@ t_child_namespaces() {
 	run A policy create "$WORK/c1.yaml" && ok || return 1
 	run A policy get parent1/child && ok && has "name: parent1/child" || return 1
 	printf 'name: nope/child\n' >"$WORK/c2.yaml"
-	run A policy create "$WORK/c2.yaml" && rejected && has "parent namespace nope does not exist" || return 1
+	run A policy create "$WORK/c2.yaml" && rejected && has "access_policy.create_sessions of nope does not allow this client to create nope/child (or nope does not exist)" || return 1
 	printf 'name: parent1/../x\n' >"$WORK/c3.yaml"
 	run A policy create "$WORK/c3.yaml" && rejected || return 1
 	local h
@@ -394,8 +398,10 @@ t_failed_apply_changes_nothing() {
 	# a namespace this client may not read: refused before any local write
 	A policy create "$(policy secretns CREATOR CREATOR)" >/dev/null || return 1
 	sed 's/namespace: myPythonApp/namespace: secretns/' "$SEED/Meshfile" >Other
-	run "$VEIL" apply -f Other --mode debug --cas "$URL" && rejected && has "403" || return 1
-	[ "$(tree_hash target)" = "$before" ] || die "target/ changed by an apply the CAS refused to read" || return 1
+	# (the CAS answers it as absent, so apply tries to create it: refused, 409)
+	changes1=$(changes)
+	run "$VEIL" apply -f Other --mode debug --cas "$URL" && rejected && has "409" && has "namespace secretns exists" || return 1
+	[ "$(changes)" = "$changes1" ] || die "the CAS changed on a refused apply" || return 1
 	# readable but not updatable: the local files are written, the CAS is not changed
 	A policy create "$(policy readonly ANY CREATOR)" >/dev/null || return 1
 	local h
@@ -403,7 +409,7 @@ t_failed_apply_changes_nothing() {
 	sed 's/namespace: myPythonApp/namespace: readonly/' "$SEED/Meshfile" >Ro
 	changes1=$(changes)
 	run "$VEIL" apply -f Ro --mode debug --cas "$URL" && rejected || return 1
-	has "403" && has "target/policies/readonly.yaml and the chart are written, the CAS at $URL is unchanged" || return 1
+	has "404" && has "target/policies/readonly.yaml and the chart are written, the CAS at $URL is unchanged" || return 1
 	[ "$(hash_of readonly)" = "$h" ] || die "the refused update changed the CAS" || return 1
 	[ "$(changes)" = "$changes1" ] || die "the refused update is a change in the audit log" || return 1
 	grep -q "^predecessor: $h" target/policies/readonly.yaml || die "local policy not written" || return 1
@@ -784,7 +790,7 @@ las_reply() { # socket: a REPORT request's first answer word
 import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
-s.sendall(b"REPORT " + b"ab" * 32 + b"\n")
+s.sendall(b"REPORT " + b"ab" * 32 + b" myPythonApp/pythonapp\n")
 print(s.recv(4096).decode().split()[0][:5])
 PY
 }
@@ -936,9 +942,11 @@ t_health_ready_methods() {
 # a 403 names the identity it refused
 t_refusal_names_identity() {
 	A policy create "$(policy idns CREATOR CREATOR)" >/dev/null || return 1
-	[ "$(as_b "$URL/v1/policies/idns")" = 403 ] || die "B read idns" || return 1
-	[ "$(jq -r .identity "$WORK/.body")" = "$(key_of b)" ] || die "identity in 403: $(cat "$WORK/.body")" || return 1
-	[ "$(jq -r .error "$WORK/.body")" = "access_policy.read of idns does not allow this client" ] || die "403 reason: $(cat "$WORK/.body")"
+	# answered as if absent (404), and an absent name gets the same answer
+	[ "$(as_b "$URL/v1/policies/idns")" = 404 ] || die "B read idns" || return 1
+	[ "$(jq -r .identity "$WORK/.body")" = "$(key_of b)" ] || die "identity in the refusal: $(cat "$WORK/.body")" || return 1
+	[ "$(jq -r .error "$WORK/.body")" = "no namespace idns that access_policy.read allows this client (absent or not allowed)" ] || die "reason: $(cat "$WORK/.body")" || return 1
+	[ "$(as_b "$URL/v1/policies/idnx")" = 404 ] && [ "$(jq -r .identity "$WORK/.body")" = "$(key_of b)" ] || die "absent: $(cat "$WORK/.body")"
 }
 
 t_build_info_metric() {
@@ -971,7 +979,7 @@ t_request_log() {
 	grep -Eq '^time=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z level=info route=policy_get method=GET path="/v1/policies/myPythonApp" status=200 ms=[0-9]+\.[0-9]{3} client='"$ka"'$' "$WORK/request.log" ||
 		die "no logfmt line for the read: $(tail -3 "$WORK/request.log")" || return 1
 	run B policy get nskey && ok
-	grep -q 'level=warn route=policy_get .* status=403 .* error="access_policy.read' "$WORK/request.log" || die "no warn line for a 403" || return 1
+	grep -q 'level=warn route=policy_get .* status=404 .* error="no namespace' "$WORK/request.log" || die "no warn line for a refusal" || return 1
 	# probes are debug: below the default level
 	nocert "$URL/healthz" >/dev/null
 	! grep -q 'route=healthz method=GET' "$WORK/request.log" || die "a probe logged at info" || return 1
@@ -1032,8 +1040,8 @@ t_request_log_json() {
 	run B policy get idns && rejected || return 1
 	[ "$(wc -l <"$WORK/request.log")" -eq 1 ] || die "level warn kept: $(cat "$WORK/request.log")" || return 1
 	jq -e --arg kb "$(key_of b)" '.level == "warn" and .route == "policy_get" and .method == "GET" and
-		.path == "/v1/policies/idns" and .status == 403 and (.ms | type) == "number" and
-		.client == $kb and (.error | startswith("access_policy.read")) and (.time | test("Z$"))' \
+		.path == "/v1/policies/idns" and .status == 404 and (.ms | type) == "number" and
+		.client == $kb and (.error | startswith("no namespace idns")) and (.time | test("Z$"))' \
 		"$WORK/request.log" >/dev/null || die "JSON line: $(cat "$WORK/request.log")" || return 1
 	# a raw quote and bytes from 0x7f in the path: still one JSON line each, path intact
 	raw_get '/v1/policies/a"b\x7f\xff\x01' >/dev/null || return 1
@@ -1163,18 +1171,25 @@ t_backup_restore_round_trip() {
 	[ ! -e "$WORK/bk4" ] || die "an inconsistent backup was made" || return 1
 }
 
-# PRAGMA user_version: 1 today; a newer store is refused with the reason
+# PRAGMA user_version: 2 today; a newer store is refused with the reason
 t_schema_version() {
-	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 1 ] || die "schema version not 1" || return 1
+	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 2 ] || die "schema version not 2" || return 1
 	cp -a "$WORK/restored" "$WORK/newer"
-	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=2' || return 1
+	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=3' || return 1
 	run timeout 10 "$CAS" --data "$WORK/newer" --listen "127.0.0.1:$((PORT + 2))" && [ "$rc" -eq 1 ] || die "newer schema: exit $rc" || return 1
-	has "cas.db has schema version 2; this veil-cas ($VERSION) knows versions up to 1: run a newer veil-cas" || return 1
-	# a store from before versions (0) is migrated to 1
-	cp -a "$WORK/restored" "$WORK/older"
-	sqlite3 "$WORK/older/cas.db" 'PRAGMA user_version=0' || return 1
-	run "$CAS" backup --data "$WORK/older" "$WORK/older-bk" && ok || return 1
-	[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 1 ] || die "not migrated"
+	has "cas.db has schema version 3; this veil-cas ($VERSION) knows versions up to 2: run a newer veil-cas" || return 1
+	# a store from before versions (0), and one of version 1 (no owner index),
+	# are migrated to 2
+	local v
+	for v in 0 1; do
+		rm -rf "$WORK/older" "$WORK/older-bk"
+		cp -a "$WORK/restored" "$WORK/older"
+		sqlite3 "$WORK/older/cas.db" "DROP INDEX IF EXISTS policies_owner; PRAGMA user_version=$v" || return 1
+		run "$CAS" backup --data "$WORK/older" "$WORK/older-bk" && ok || return 1
+		[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 2 ] || die "$v not migrated" || return 1
+		sqlite3 "$WORK/older-bk/cas.db" "SELECT name FROM sqlite_master WHERE type='index'" | grep -qx policies_owner ||
+			die "$v: no owner index" || return 1
+	done
 }
 
 # a data folder with group/other access is tightened to 0700 at start

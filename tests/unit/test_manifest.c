@@ -666,14 +666,46 @@ static void test_service_unknown_algorithm(void **state)
 static void test_service_invalid_export_namespace(void **state)
 {
 	(void)state;
+	assert_int_equal(
+	    service(SVC_BASE
+		    "secrets:\n"
+		    "  global:\n"
+		    "    - name: pw\n"
+		    "      kind: ascii\n"
+		    "      export: [{namespace: -bad, owner: "
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}]\n"),
+	    VEIL_EINVAL);
+	assert_only_diag("t.yaml:11:28: secrets.global entry: '-bad' is not a valid namespace "
+			 "name");
+}
+
+/* consent by a name alone would go to whoever creates that name */
+static void test_service_export_by_name_alone_refused(void **state)
+{
+	(void)state;
 	assert_int_equal(service(SVC_BASE "secrets:\n"
 					  "  global:\n"
 					  "    - name: pw\n"
 					  "      kind: ascii\n"
-					  "      export: [ok, -bad]\n"),
+					  "      export: [partner]\n"),
 			 VEIL_EINVAL);
-	assert_only_diag("t.yaml:11:15: secrets.global entry: '-bad' is not a valid namespace "
-			 "name");
+	assert_only_diag("t.yaml:11:16: secrets.global entry: export to 'partner' needs the "
+			 "importer's identity: write {namespace: partner, owner: KEYHASH} ('veil "
+			 "whoami' prints a client's key hash) and/or session_hash: POLICYHASH");
+}
+
+static void test_service_export_entry_without_identity_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "secrets:\n"
+					  "  global:\n"
+					  "    - name: pw\n"
+					  "      kind: ascii\n"
+					  "      export: [{namespace: partner}]\n"),
+			 VEIL_EINVAL);
+	assert_only_diag("t.yaml:11:16: secrets.global entry: export to 'partner' needs the "
+			 "importer's identity: 'owner' (its owner's client key hash) and/or "
+			 "'session_hash' (its policy hash)");
 }
 
 static void test_service_placeholder_names_undeclared_secret(void **state)
@@ -773,48 +805,50 @@ static void test_service_injection_dotted_names_accepted(void **state)
 static void test_service_all_fields(void **state)
 {
 	(void)state;
-	assert_int_equal(service("apiVersion: veil/v1\n"
-				 "kind: genservice\n"
-				 "environment:\n"
-				 "  global:\n"
-				 "    - name: G\n"
-				 "      value: dflt\n"
-				 "secrets:\n"
-				 "  global:\n"
-				 "    - name: ca_key\n"
-				 "      kind: private-key\n"
-				 "      algorithm: P-256\n"
-				 "    - name: ca\n"
-				 "      kind: x509-ca\n"
-				 "      private_key: ca_key\n"
-				 "      common_name: my ca\n"
-				 "      valid_for: 365d\n"
-				 "      dns: [a.example, b.example]\n"
-				 "      export: [other]\n"
-				 "      migrate: true\n"
-				 "  local:\n"
-				 "    - name: token\n"
-				 "      kind: explicit\n"
-				 "      value: s3cret\n"
-				 "  import:\n"
-				 "    - shared\n"
-				 "    - name: db\n"
-				 "      namespace: dbns\n"
-				 "      secret: db_pw\n"
-				 "injection_files:\n"
-				 "  - path: /etc/app.conf\n"
-				 "    content: \"t=$$SCONE::token$$ db=$$SCONE::db:hex$$\"\n"
-				 "build:\n"
-				 "  name: app.v2\n"
-				 "  to: reg.example/app:2\n"
-				 "  command: ./run\n"
-				 "  requirements: requirements.txt\n"
-				 "  copy: src\n"
-				 "  run: [pip install x, make]\n"
-				 "  host_paths: [/dev/sgx]\n"
-				 "  signature:\n"
-				 "    sign: true\n"),
-			 0);
+	assert_int_equal(
+	    service("apiVersion: veil/v1\n"
+		    "kind: genservice\n"
+		    "environment:\n"
+		    "  global:\n"
+		    "    - name: G\n"
+		    "      value: dflt\n"
+		    "secrets:\n"
+		    "  global:\n"
+		    "    - name: ca_key\n"
+		    "      kind: private-key\n"
+		    "      algorithm: P-256\n"
+		    "    - name: ca\n"
+		    "      kind: x509-ca\n"
+		    "      private_key: ca_key\n"
+		    "      common_name: my ca\n"
+		    "      valid_for: 365d\n"
+		    "      dns: [a.example, b.example]\n"
+		    "      export: [{namespace: other, owner: "
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}]\n"
+		    "      migrate: true\n"
+		    "  local:\n"
+		    "    - name: token\n"
+		    "      kind: explicit\n"
+		    "      value: s3cret\n"
+		    "  import:\n"
+		    "    - shared\n"
+		    "    - name: db\n"
+		    "      namespace: dbns\n"
+		    "      secret: db_pw\n"
+		    "injection_files:\n"
+		    "  - path: /etc/app.conf\n"
+		    "    content: \"t=$$SCONE::token$$ db=$$SCONE::db:hex$$\"\n"
+		    "build:\n"
+		    "  name: app.v2\n"
+		    "  to: reg.example/app:2\n"
+		    "  command: ./run\n"
+		    "  requirements: requirements.txt\n"
+		    "  copy: src\n"
+		    "  run: [pip install x, make]\n"
+		    "  host_paths: [/dev/sgx]\n"
+		    "  signature:\n"
+		    "    sign: true\n"),
+	    0);
 	assert_no_diags();
 	assert_string_equal(sm.api_version, "veil/v1");
 	assert_int_equal(sm.global_count, 1);
@@ -834,6 +868,9 @@ static void test_service_all_fields(void **state)
 	assert_string_equal(ca->dns[1], "b.example");
 	assert_int_equal(ca->export_count, 1);
 	assert_string_equal(ca->export_to[0], "other");
+	assert_string_equal(ca->export_owner[0],
+			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_null(ca->export_session_hash[0]);
 	assert_true(ca->migrate);
 	assert_false(ca->has_size);
 	assert_string_equal(sm.secrets[2].name, "token");
@@ -1730,6 +1767,8 @@ int main(void)
 	    T(test_service_command_placeholder_refused),
 	    T(test_service_unknown_algorithm),
 	    T(test_service_invalid_export_namespace),
+	    T(test_service_export_by_name_alone_refused),
+	    T(test_service_export_entry_without_identity_refused),
 	    T(test_service_placeholder_names_undeclared_secret),
 	    T(test_service_malformed_placeholder),
 	    T(test_service_injection_placeholder_undeclared),

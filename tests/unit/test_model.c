@@ -239,6 +239,52 @@ static void test_hash_is_canonical(void **state)
 	veil_diags_free(&d);
 }
 
+/* consent by a namespace's name alone would go to whoever creates that name:
+ * an upload must bind the importer's identity; a stored policy with a bare
+ * entry (from an older CAS) still parses, and the CAS grants it nothing */
+static void test_export_needs_the_importers_identity(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	assert_int_equal(parse("name: n\n"
+			       "secrets:\n"
+			       "  - {name: s, kind: ascii, export: [{namespace: partner}]}\n",
+			       &doc, &p, &d),
+			 0);
+	assert_null(p.secrets[0].export_owner[0]);
+	assert_int_equal(veil_policy_check_new(&p, &d), VEIL_EINVAL);
+	assert_true(has_diag(&d, "secrets: s: export to partner needs the importer's identity"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	assert_int_equal(
+	    parse("name: n\n"
+		  "secrets:\n"
+		  "  - {name: s, kind: ascii, export: [{namespace: partner, owner: "
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}, "
+		  "{namespace: other, session_hash: "
+		  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}]}\n",
+		  &doc, &p, &d),
+	    0);
+	assert_string_equal(p.secrets[0].export_owner[0],
+			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_null(p.secrets[0].export_session_hash[0]);
+	assert_string_equal(p.secrets[0].export_session_hash[1],
+			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(veil_policy_check_new(&p, &d), 0);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	assert_int_equal(parse("name: n\n"
+			       "secrets:\n"
+			       "  - {name: s, kind: ascii, export: [{namespace: p, owner: ABC}]}\n",
+			       &doc, &p, &d),
+			 VEIL_EINVAL);
+	assert_true(has_diag(&d, "export owner 'ABC' must be a 64-hex-digit client key hash"));
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +298,7 @@ int main(void)
 	    cmocka_unit_test(test_binary_value_must_be_hex),
 	    cmocka_unit_test(test_command_list_and_placeholder_refused),
 	    cmocka_unit_test(test_files_must_give_the_root),
+	    cmocka_unit_test(test_export_needs_the_importers_identity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -866,23 +866,25 @@ static void test_secret_defaults_and_fields_in_output(void **state)
 {
 	(void)state;
 	load_mesh(MESH(TWO_SERVICES));
-	add_member("a", SVC("a") "secrets:\n"
-				 "  local:\n"
-				 "    - name: k\n"
-				 "      kind: private-key\n"
-				 "      algorithm: Ed25519\n"
-				 "    - name: c\n"
-				 "      kind: x509\n"
-				 "      private_key: k\n"
-				 "      common_name: svc\n"
-				 "      dns: [a.example]\n"
-				 "      export: [other]\n"
-				 "      migrate: true\n"
-				 "    - name: e\n"
-				 "      kind: explicit\n"
-				 "      value: \"443\"\n"
-				 "    - name: s\n"
-				 "      kind: ascii\n");
+	add_member("a",
+		   SVC("a") "secrets:\n"
+			    "  local:\n"
+			    "    - name: k\n"
+			    "      kind: private-key\n"
+			    "      algorithm: Ed25519\n"
+			    "    - name: c\n"
+			    "      kind: x509\n"
+			    "      private_key: k\n"
+			    "      common_name: svc\n"
+			    "      dns: [a.example]\n"
+			    "      export: [{namespace: other, session_hash: "
+			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}]\n"
+			    "      migrate: true\n"
+			    "    - name: e\n"
+			    "      kind: explicit\n"
+			    "      value: \"443\"\n"
+			    "    - name: s\n"
+			    "      kind: ascii\n");
 	derive_ok();
 	const char *text = emit_policy();
 	const char *want = "secrets:\n"
@@ -891,6 +893,8 @@ static void test_secret_defaults_and_fields_in_output(void **state)
 			   "      - a.example\n"
 			   "    export:\n"
 			   "      - namespace: other\n"
+			   "        session_hash: "
+			   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
 			   "    kind: x509\n"
 			   "    migrate: true\n"
 			   "    name: c\n"
