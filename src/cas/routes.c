@@ -1,5 +1,6 @@
 /* veil-cas REST routes. Every refusal is answered with a JSON reason and
  * appended to the audit log; no response or log line holds a secret. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,16 @@ static void diags_text(const struct veil_diags *d, char *out, size_t cap)
 	out[0] = '\0';
 	for (size_t i = 0; i < d->count && n + 1 < cap; i++)
 		n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "; " : "", d->msgs[i]);
+}
+
+/* Test-only fault injection: VEIL_CAS_FAULT=NAME kills the CAS (SIGKILL, as
+ * a crash) at the point NAME, e.g. after_commit: the store has committed a
+ * change, its audit entry is not written yet. */
+static void fault_point(const char *name)
+{
+	const char *f = getenv("VEIL_CAS_FAULT");
+	if (f && !strcmp(f, name))
+		raise(SIGKILL);
 }
 
 /* After a committed change: every thread's read cache is stale. */
@@ -649,6 +660,7 @@ static void policy_update(struct ctx *c, const char *ns)
 		fail(c, 500, ns, "storage error");
 		goto out;
 	}
+	fault_point("after_commit");
 	changed(c);
 	audit(c, "update", ns, 200, p->hash);
 	reply_json(c, 200, json_pack("{s:s, s:s}", "name", ns, "hash", p->hash));
