@@ -38,6 +38,14 @@ static void usage(FILE *f)
 		   "                      in the TLS certificate; repeatable\n"
 		   "  --threads N         event loops, 1 to 256 (default: number of cores)\n"
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
+		   "  --buffered-max BYTES  request bytes all connections may hold before\n"
+		   "                      their requests are complete; over it 503 (default\n"
+		   "                      67108864)\n"
+		   "  --max-connections N  connections at once (default: what the file-\n"
+		   "                      descriptor limit allows, raised to its hard limit)\n"
+		   "  --max-connections-per-client N  from one client address (default 256)\n"
+		   "  --request-timeout S  seconds from accept (or the previous reply) to a\n"
+		   "                      complete request (default 30)\n"
 		   "  --trust-platform H  accept evidence signed by the platform key with hash H\n"
 		   "                      (veil-las --print-key-hash prints it); repeatable\n"
 		   "  --log-format F      request log as logfmt (default) or json\n"
@@ -172,13 +180,19 @@ static int accept_any_chain(X509_STORE_CTX *x, void *arg)
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
-	struct cas *cas = arg;
-	SSL *ssl = SSL_new(cas->ssl);
+	struct cas_thread *t = arg;
+	SSL *ssl = SSL_new(t->cas->ssl);
 	if (!ssl)
 		return NULL;
-	__atomic_fetch_add(&cas->metrics.tls_accepts, 1, __ATOMIC_RELAXED);
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	__atomic_fetch_add(&t->cas->metrics.tls_accepts, 1, __ATOMIC_RELAXED);
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev && cas_conn_new(t, ssl, bev)) {
+		/* the connection's limits cannot be kept: a handshake that fails
+		 * (evhttp would serve a NULL bufferevent as plain HTTP) */
+		SSL_set_max_proto_version(ssl, TLS1_2_VERSION); /* below the minimum */
+	}
+	return bev;
 }
 
 static SSL_CTX *make_ssl(struct cas *cas)
@@ -356,6 +370,10 @@ int main(int argc, char **argv)
 		OPT_LOG_FILE,
 		OPT_PRINT_KEY_HASH,
 		OPT_VERSION,
+		OPT_BUFFERED_MAX,
+		OPT_MAX_CONNS,
+		OPT_MAX_CONNS_CLIENT,
+		OPT_REQUEST_TIMEOUT,
 	};
 	static const struct option opts[] = {
 	    {"data", required_argument, NULL, OPT_DATA},
@@ -368,6 +386,10 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"log-file", required_argument, NULL, OPT_LOG_FILE},
 	    {"print-key-hash", no_argument, NULL, OPT_PRINT_KEY_HASH},
+	    {"buffered-max", required_argument, NULL, OPT_BUFFERED_MAX},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+	    {"max-connections-per-client", required_argument, NULL, OPT_MAX_CONNS_CLIENT},
+	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	    {"init", no_argument, NULL, OPT_INIT},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -377,10 +399,12 @@ int main(int argc, char **argv)
 	char *trusted[MAX_TRUSTED];
 	const char *sans[MAX_SANS + 3];
 	size_t ntrusted = 0, nsans = 0;
-	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20;
+	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20, buffered_max = 64L << 20;
 	int c;
 	bool init = false, key_hash_only = false;
-	struct cas cas = {.log = {.fd = -1, .level = CAS_LOG_INFO, .format = CAS_LOG_LOGFMT}};
+	struct cas cas = {.log = {.fd = -1, .level = CAS_LOG_INFO, .format = CAS_LOG_LOGFMT},
+			  .max_conns_per_client = 256,
+			  .request_timeout = 30};
 	struct veil_diags d;
 	veil_diags_init(&d);
 	if (nthreads < 1)
@@ -405,6 +429,26 @@ int main(int argc, char **argv)
 			break;
 		case OPT_BODY_MAX:
 			if (veil_parse_long("--body-max", optarg, 1024, 1L << 30, &body_max, &d))
+				goto usage_error;
+			break;
+		case OPT_BUFFERED_MAX:
+			if (veil_parse_long("--buffered-max", optarg, 1L << 20, 1L << 40,
+					    &buffered_max, &d))
+				goto usage_error;
+			break;
+		case OPT_MAX_CONNS:
+			if (veil_parse_long("--max-connections", optarg, 1, 1L << 20,
+					    &cas.max_conns, &d))
+				goto usage_error;
+			break;
+		case OPT_MAX_CONNS_CLIENT:
+			if (veil_parse_long("--max-connections-per-client", optarg, 1, 1L << 20,
+					    &cas.max_conns_per_client, &d))
+				goto usage_error;
+			break;
+		case OPT_REQUEST_TIMEOUT:
+			if (veil_parse_long("--request-timeout", optarg, 1, 3600,
+					    &cas.request_timeout, &d))
 				goto usage_error;
 			break;
 		case OPT_TRUST:
@@ -485,6 +529,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	cas.data_dir = data;
 	cas.body_max = (size_t)body_max;
+	cas.buffered_max = (size_t)buffered_max;
 	cas.trusted_platforms = trusted;
 	cas.trusted_count = ntrusted;
 	struct cas_thread *threads = calloc((size_t)nthreads, sizeof(*threads));
@@ -527,6 +572,8 @@ int main(int argc, char **argv)
 		veil_diag(&d, "cannot set up TLS");
 		rc = VEIL_EIO;
 	}
+	if (!rc)
+		rc = cas_conn_setup(&cas, cas.ssl, nthreads, &d);
 	if (!rc && evthread_use_pthreads()) {
 		veil_diag(&d, "libevent threads unavailable");
 		rc = VEIL_EIO;
@@ -550,7 +597,7 @@ int main(int argc, char **argv)
 			rc = VEIL_EIO;
 			break;
 		}
-		evhttp_set_bevcb(t->http, make_bev, &cas);
+		evhttp_set_bevcb(t->http, make_bev, t);
 		evhttp_set_gencb(t->http, cas_handle, t);
 		evhttp_set_max_body_size(t->http, (ev_ssize_t)body_max);
 		evhttp_set_max_headers_size(t->http, 16 * 1024);
@@ -561,7 +608,7 @@ int main(int argc, char **argv)
 		    t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 				 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 				 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-		if (evhttp_accept_socket(t->http, t->fd)) {
+		if (cas_conn_listen(t, t->fd)) {
 			veil_diag(&d, "cannot accept on %s", listen_arg);
 			rc = VEIL_EIO;
 			break;
@@ -600,6 +647,8 @@ int main(int argc, char **argv)
 		struct cas_thread *t = &threads[i];
 		if (t->http)
 			evhttp_free(t->http);
+		if (t->resume)
+			event_free(t->resume);
 		if (t->base)
 			event_base_free(t->base);
 		if (t->store)

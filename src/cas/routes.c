@@ -1063,6 +1063,7 @@ void cas_handle(struct evhttp_request *req, void *arg)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	struct ctx c = {.t = arg, .req = req, .route = R_OTHER};
+	cas_conn_request_done(req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -1154,4 +1155,5 @@ done:
 				  .client = c.identity,
 				  .error = c.error};
 	cas_log_request(&c.t->cas->log, &e);
+	cas_conn_request_next(req);
 }

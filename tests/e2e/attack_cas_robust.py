@@ -123,15 +123,25 @@ def main():
             except OSError:
                 pass
         print(len(conns), flush=True)
-        time.sleep(float(sys.argv[5]))
+        got = [None] * len(conns)
+        end = time.time() + float(sys.argv[5])
         for c in conns:
-            try:
-                c.settimeout(0.5)
-                codes.append(c.recv(64).split(b" ")[1].decode())
-            except Exception:
-                codes.append("-")
+            c.setblocking(False)
+        while time.time() < end:
+            for i, c in enumerate(conns):
+                if got[i] is None:
+                    try:
+                        d = c.recv(64)
+                        got[i] = d.split(b" ")[1].decode() if d else "-"
+                    except (ssl.SSLWantReadError, BlockingIOError):
+                        pass
+                    except Exception as e:
+                        got[i] = "-"
+                        print(repr(e), file=sys.stderr)
+            time.sleep(0.1)
+        for c in conns:
             c.close()
-        print(" ".join(codes))
+        print(" ".join(g or "-" for g in got))
     elif cmd == "nocert":  # port count: requests without a client certificate
         port, n = int(sys.argv[2]), int(sys.argv[3])
         c = http.client.HTTPSConnection("127.0.0.1", port, context=tls(), timeout=10)
