@@ -115,6 +115,8 @@ struct cas_thread {
 };
 
 void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
+/* routes.c: a signed checkpoint of the audit head, kept in the store too */
+int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and
  * before any thread; new for every accepted connection (make_bev); listen
  * instead of evhttp_accept_socket (takes fd); request_done when a request is

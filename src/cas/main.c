@@ -348,6 +348,34 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
+/* Store and audit log agree at start: the log holds the head the store
+ * committed last (else it was cut or rewritten: refused), and changes
+ * logged after it that never committed get a "rollback" entry. */
+static int reconcile_audit(struct cas *cas, struct veil_store *st, const char *path,
+			   struct veil_diags *d)
+{
+	struct veil_store_head sh;
+	int rc = st->ops->get_head(st, &sh);
+	if (rc == VEIL_ENOENT)
+		return veil_audit_reconcile(cas->audit, NULL, d); /* an older CAS: none yet */
+	if (rc) {
+		veil_diag(d, "%s: cannot read the audit head from cas.db", path);
+		return rc;
+	}
+	struct veil_audit_head h = {.seq = sh.seq, .size = sh.size};
+	memcpy(h.hash, sh.hash, sizeof(h.hash));
+	if (veil_audit_head_verify(cas->key, &h, sh.signature)) {
+		veil_diag(d, "%s: the audit head in cas.db is not signed by this CAS's key", path);
+		return VEIL_EINVAL;
+	}
+	rc = veil_audit_reconcile(cas->audit, &h, d);
+	if (rc)
+		veil_diag(d, "the audit log does not hold what the store committed; veil-cas does "
+			     "not start on it ('veil audit verify --data DIR' says more)");
+	return rc;
+}
+
+#define CHECKPOINT_SECONDS 60
 #define MAX_TRUSTED 64
 #define MAX_SANS 32
 
@@ -566,6 +594,12 @@ int main(int argc, char **argv)
 		rc = veil_cert_key_hash(cas.cert, cas.key_hash);
 	if (!rc)
 		rc = veil_audit_open(auditlog, &cas.audit, &d);
+	/* the main thread's store: the audit head (start, checkpoints, stop) */
+	struct veil_store *main_store = NULL;
+	if (!rc)
+		rc = veil_store_sqlite_open(data, &main_store, &d);
+	if (!rc)
+		rc = reconcile_audit(&cas, main_store, auditlog, &d);
 	if (!rc)
 		rc = make_identity(&cas, &d);
 	if (!rc && !(cas.ssl = make_ssl(&cas))) {
@@ -626,8 +660,26 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		struct veil_audit_event ev = {.event = "start", .detail = cas.key_hash};
 		veil_audit_append(cas.audit, &ev);
+		if (cas_audit_checkpoint(&cas, main_store))
+			cas_warn_limited("cannot write an audit checkpoint");
 		int sig = 0;
-		while (!sigwait(&sigs, &sig) && sig == SIGHUP) {
+		struct veil_audit_head last = {0}, now;
+		veil_audit_head_get(cas.audit, &last);
+		const struct timespec every = {CHECKPOINT_SECONDS, 0};
+		for (;;) {
+			sig = sigtimedwait(&sigs, NULL, &every);
+			if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+				/* a checkpoint a minute while the log grows */
+				if (!veil_audit_head_get(cas.audit, &now) && now.seq != last.seq) {
+					if (cas_audit_checkpoint(&cas, main_store))
+						cas_warn_limited(
+						    "cannot write an audit checkpoint");
+					veil_audit_head_get(cas.audit, &last);
+				}
+				continue;
+			}
+			if (sig != SIGHUP)
+				break;
 			/* log rotation: reopen, keep serving */
 			struct veil_diags hd;
 			veil_diags_init(&hd);
@@ -662,7 +714,10 @@ int main(int argc, char **argv)
 	if (!rc) {
 		struct veil_audit_event ev = {.event = "stop"};
 		veil_audit_append(cas.audit, &ev);
+		cas_audit_checkpoint(&cas, main_store);
 	}
+	if (main_store)
+		main_store->ops->close(main_store);
 	veil_audit_close(cas.audit);
 	veil_vault_close(cas.vault);
 	cas_log_close(&cas.log);

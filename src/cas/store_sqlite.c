@@ -20,7 +20,7 @@
 struct sqlite_store {
 	struct veil_store base;
 	sqlite3 *db;
-	sqlite3_stmt *get, *create, *update, *remove, *list, *count;
+	sqlite3_stmt *get, *create, *update, *remove, *list, *count, *set_head, *get_head;
 };
 
 void veil_record_free(struct veil_record *r)
@@ -171,6 +171,62 @@ static int sq_check(struct veil_store *s, struct veil_diags *d)
 	return rc;
 }
 
+static int sq_exec(struct veil_store *s, const char *sql)
+{
+	return sqlite3_exec(S(s)->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
+}
+
+static int sq_begin(struct veil_store *s)
+{
+	return sq_exec(s, "BEGIN IMMEDIATE");
+}
+
+static int sq_commit(struct veil_store *s)
+{
+	return sq_exec(s, "COMMIT");
+}
+
+static void sq_rollback(struct veil_store *s)
+{
+	if (!sqlite3_get_autocommit(S(s)->db))
+		sq_exec(s, "ROLLBACK");
+}
+
+static int sq_set_head(struct veil_store *s, const struct veil_store_head *h)
+{
+	sqlite3_stmt *st = S(s)->set_head;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)h->seq);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)h->size);
+	sqlite3_bind_text(st, 3, h->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, h->signature, -1, SQLITE_STATIC);
+	int x = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return x == SQLITE_DONE ? 0 : VEIL_EIO;
+}
+
+static int sq_get_head(struct veil_store *s, struct veil_store_head *out)
+{
+	sqlite3_stmt *st = S(s)->get_head;
+	int rc = VEIL_EIO, x = sqlite3_step(st);
+	if (x == SQLITE_DONE) {
+		rc = VEIL_ENOENT;
+	} else if (x == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(st, 2);
+		const char *sig = (const char *)sqlite3_column_text(st, 3);
+		memset(out, 0, sizeof(*out));
+		out->seq = (uint64_t)sqlite3_column_int64(st, 0);
+		out->size = (uint64_t)sqlite3_column_int64(st, 1);
+		if (h && strlen(h) == 64 && (!sig || strlen(sig) < sizeof(out->signature))) {
+			memcpy(out->hash, h, 65);
+			snprintf(out->signature, sizeof(out->signature), "%s", sig ? sig : "");
+			rc = 0;
+		}
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 static void sq_close(struct veil_store *s)
 {
 	struct sqlite_store *q = S(s);
@@ -182,6 +238,8 @@ static void sq_close(struct veil_store *s)
 	sqlite3_finalize(q->remove);
 	sqlite3_finalize(q->list);
 	sqlite3_finalize(q->count);
+	sqlite3_finalize(q->set_head);
+	sqlite3_finalize(q->get_head);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -194,6 +252,11 @@ static const struct veil_store_ops sqlite_ops = {
     .list = sq_list,
     .count = sq_count,
     .check = sq_check,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .set_head = sq_set_head,
+    .get_head = sq_get_head,
     .close = sq_close,
 };
 
@@ -207,6 +270,13 @@ static const struct {
 	" owner TEXT NOT NULL,"
 	" wrapped_key BLOB NOT NULL,"
 	" blob BLOB NOT NULL);"},
+    /* the audit log's head, committed with each change (audit.c) */
+    {2, "CREATE TABLE IF NOT EXISTS audit_head ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" seq INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" hash TEXT NOT NULL,"
+	" signature TEXT NOT NULL);"},
 };
 _Static_assert(VEIL_ARRAY_LEN(migrations) == VEIL_STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -308,6 +378,9 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
 	    {&q->remove, "DELETE FROM policies WHERE namespace=?"},
 	    {&q->list, "SELECT namespace, hash FROM policies WHERE owner=? ORDER BY namespace"},
 	    {&q->count, "SELECT count(*) FROM policies"},
+	    {&q->set_head, "INSERT OR REPLACE INTO audit_head(id, seq, size, hash, signature) "
+			   "VALUES(1,?,?,?,?)"},
+	    {&q->get_head, "SELECT seq, size, hash, signature FROM audit_head WHERE id=1"},
 	};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(prep); i++)
 		if (sqlite3_prepare_v3(q->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT,

@@ -239,6 +239,16 @@ t_crash_between_commit_and_audit() {
 	h1=$(stored_hash full)
 	[ "$h1" = "$h0" ] || grep -q "\"event\":\"update\".*\"detail\":\"$h1\"" "$d/audit.log" ||
 		die "stored $h1 without an audit entry" || return 1
+	# killed after the audit entry, before the store's commit: the change is
+	# not stored, and the log says so (a "rollback" entry naming it)
+	stop_cas
+	VEIL_CAS_FAULT=before_commit start_cas "$d" "$PORT" --threads 1 || return 1
+	put_policy full "$h1" crash2 >/dev/null
+	wait "$CAS_PID" 2>/dev/null
+	CAS_PID=
+	start_cas "$d" "$PORT" --threads 1 || return 1
+	[ "$(stored_hash full)" = "$h1" ] || die "a change killed before its commit is stored" || return 1
+	grep -q '"event":"rollback"' "$d/audit.log" || die "no rollback entry for the uncommitted change" || return 1
 	stop_cas
 	run "$VEIL" audit verify --data "$d" "$d/audit.log" && ok
 }
