@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +18,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/thread.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 
 #include "cas.h"
@@ -379,8 +383,34 @@ static int reconcile_audit(struct cas *cas, struct veil_store *st, const char *p
 #define MAX_TRUSTED 64
 #define MAX_SANS 32
 
+/* jansson's memory is wiped when freed: rendered configurations (secret
+ * values) pass through its strings and json_dumps buffers, and a core or a
+ * later heap reuse found 3 copies of a rendered password before. */
+static void *json_alloc(size_t size)
+{
+	return malloc(size);
+}
+
+static void json_free_wiped(void *p)
+{
+	if (p)
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+/* No core files and no ptrace by the same uid: the process holds the master
+ * key and renders secrets (/proc/PID/mem and the like become root's). */
+static void no_dumps(void)
+{
+	struct rlimit none = {0, 0};
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
+	no_dumps();
+	json_set_alloc_funcs(json_alloc, json_free_wiped);
 	if (argc > 1 && !strcmp(argv[1], "backup"))
 		return cas_backup_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "restore"))

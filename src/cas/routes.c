@@ -47,6 +47,34 @@ static void reply(struct ctx *c, int status, const char *type, const char *body,
 	c->status = status;
 }
 
+static void wipe_and_free(const void *data, size_t size, void *arg)
+{
+	(void)arg;
+	OPENSSL_cleanse((void *)data, size);
+	free((void *)data);
+}
+
+/* A reply holding secrets: libevent sends body (malloc'd, taken over) by
+ * reference, and it is wiped and freed once written, not left in freed
+ * evbuffer chains. */
+static void reply_secret(struct ctx *c, int status, char *body, size_t size)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	struct evbuffer *out = evbuffer_new();
+	if (!out || evbuffer_add_reference(out, body, size, wipe_and_free, NULL)) {
+		wipe_and_free(body, size, NULL);
+		if (out)
+			evbuffer_free(out);
+		reply(c, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+		return;
+	}
+	evhttp_send_reply(c->req, status, NULL, out);
+	evbuffer_free(out);
+	c->status = status;
+}
+
 static void reply_json(struct ctx *c, int status, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -1045,7 +1073,8 @@ static void attest(struct ctx *c)
 	snprintf(detail, sizeof(detail), "%s measurement %.16s platform %.16s", svc_name,
 		 cl.measurement, cl.platform_key);
 	audit(c, "attest", ns, 200, detail);
-	reply(c, 200, "application/json", body, strlen(body));
+	reply_secret(c, 200, body, strlen(body));
+	body = NULL;
 out:
 	if (body) {
 		OPENSSL_cleanse(body, strlen(body));
