@@ -318,6 +318,33 @@ static int tighten_data_dir(const char *data, struct veil_diags *d)
 	return 0;
 }
 
+/* The files of an older data folder keep the modes they were made with
+ * (cas.db was 0644 in a 0755 folder): group and other access is taken away
+ * from each, with a warning, before anything is opened. */
+static int tighten_data_files(const char *data, struct veil_diags *d)
+{
+	static const char *const files[] = {"cas.db", "cas.db-wal", "cas.db-shm", "audit.log",
+					    "master.key"};
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(files); i++) {
+		char *p = veil_path_join(data, files[i]);
+		struct stat st;
+		if (!p)
+			return VEIL_ENOMEM;
+		if (!lstat(p, &st) && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+			if (chmod(p, st.st_mode & 0700)) {
+				veil_diag(d, "%s is mode %04o and cannot be made private: %s", p,
+					  (unsigned)(st.st_mode & 07777), strerror(errno));
+				free(p);
+				return VEIL_EINVAL;
+			}
+			fprintf(stderr, "warning: %s was mode %04o; it is now %04o\n", p,
+				(unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
+		}
+		free(p);
+	}
+	return 0;
+}
+
 /* --print-key-hash: the key hash of DIR's CAS, nothing created or started */
 static int print_key_hash(const char *data, struct veil_diags *d)
 {
@@ -410,6 +437,7 @@ static void no_dumps(void)
 int main(int argc, char **argv)
 {
 	no_dumps();
+	umask(077); /* cas.db and its WAL as SQLite makes them: 0600, not 0644 */
 	json_set_alloc_funcs(json_alloc, json_free_wiped);
 	if (argc > 1 && !strcmp(argv[1], "backup"))
 		return cas_backup_main(argc - 1, argv + 1);
@@ -607,6 +635,8 @@ int main(int argc, char **argv)
 		rc = veil_mkdirs(data, 0700, &d);
 	if (!rc)
 		rc = tighten_data_dir(data, &d);
+	if (!rc)
+		rc = tighten_data_files(data, &d);
 	if (!rc)
 		rc = cas_log_open(&cas.log, &d);
 	if (!rc)
