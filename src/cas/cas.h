@@ -81,12 +81,13 @@ struct cas {
 	char **trusted_platforms; /* --trust-platform key hashes */
 	size_t trusted_count;
 	/* conn.c: connection limits and what is held now */
-	long max_conns;            /* --max-connections (0: what the fd limit allows) */
-	long max_conns_per_client; /* --max-connections-per-client */
-	long request_timeout;      /* --request-timeout, seconds */
-	size_t buffered_max;       /* --buffered-max, bytes */
-	long conn_count;           /* atomic */
-	size_t buffered;           /* atomic: request bytes received, not yet handled */
+	long max_conns;              /* --max-connections (0: what the fd limit allows) */
+	long max_conns_per_client;   /* --max-connections-per-client */
+	long request_timeout;        /* --request-timeout, seconds */
+	size_t buffered_max;         /* --buffered-max, bytes */
+	struct cas_workers *workers; /* routes.c: policy create/update */
+	long conn_count;             /* atomic */
+	size_t buffered;             /* atomic: request bytes received, not yet handled */
 };
 
 #define READ_CACHE_SLOTS 512
@@ -115,6 +116,11 @@ struct cas_thread {
 };
 
 void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
+/* routes.c: the workers that create and update policies (key generation
+ * off the event loops); stop before the loops stop, free after */
+int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d);
+void cas_workers_stop(struct cas *cas);
+void cas_workers_free(struct cas *cas);
 /* routes.c: a signed checkpoint of the audit head, kept in the store too */
 int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and

@@ -678,6 +678,8 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the threads inherit it */
+	if (!rc)
+		rc = cas_workers_start(&cas, nthreads > 1 ? 2 : 1, &d);
 	long started = 0;
 	for (long i = 0; !rc && i < nthreads; i++) {
 		struct cas_thread *t = &threads[i];
@@ -751,6 +753,7 @@ int main(int argc, char **argv)
 	} else {
 		veil_diags_print(&d, stderr);
 	}
+	cas_workers_stop(&cas); /* their answers go out on the loops */
 	for (long i = 0; i < started; i++)
 		event_base_loopexit(threads[i].base, NULL);
 	for (long i = 0; i < started; i++)
@@ -778,6 +781,7 @@ int main(int argc, char **argv)
 	}
 	if (main_store)
 		main_store->ops->close(main_store);
+	cas_workers_free(&cas);
 	veil_audit_close(cas.audit);
 	veil_vault_close(cas.vault);
 	cas_log_close(&cas.log);

@@ -64,7 +64,10 @@ def evidence(las, rd_hex):
 
 
 def attest_body(las, key_hash, config_id, nfiles):
-    files = [{"path": "/f/%07d" % i, "sha256": "%064x" % i, "mode": "0644"} for i in range(nfiles)]
+    # the policy's own 4096 files (write_policy), repeated: every one matches,
+    # so a quadratic comparison runs to its end
+    files = [{"path": "/f/%07d" % (i % 4096), "sha256": "%064x" % (i % 4096 + 1), "mode": "0644"}
+             for i in range(nfiles)]
     return json.dumps({"config_id": config_id, "evidence": evidence(las, key_hash),
                        "file_set_root": "1" * 64, "files": files}).encode()
 
