@@ -34,7 +34,7 @@ as_a() { curl -sk --tlsv1.3 --cert "$CERT" --key "$KEY" -o "$WORK/.body" -w '%{h
 start_cas() {
 	local data=$1 port=$2 init=
 	shift 2
-	stop_cas
+	stop_cas || return 1
 	[ -e "$data/master.key" ] || init=--init
 	rm -f "$WORK/cas.out"
 	${CAS_WRAP:-} "$CAS" --data "$data" $init --listen "127.0.0.1:$port" --log-file "$WORK/request.log" \
@@ -54,6 +54,8 @@ stop_cas() {
 	wait "$CAS_PID" 2>/dev/null
 	local r=$?
 	CAS_PID=
+	# a sanitizer build's findings fail the scenario that stopped it
+	! grep -q "Sanitizer" "$WORK/cas.err" || die "$(grep -A12 Sanitizer "$WORK/cas.err")" || return 1
 	return $r
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -114,7 +116,7 @@ t_setup() {
 # libevent's "Error from accept() call: Too many open files" in those seconds.
 t_fd_limit_flood() {
 	local p=$((PORT + 1)) c0 c1 n
-	stop_cas
+	stop_cas || return 1
 	CAS_WRAP="prlimit --nofile=128:128" start_cas "$WORK/data" "$p" --threads 1 || return 1
 	$PY flood "$p" 400 6 >"$WORK/flood.out" &
 	EXTRA_PID=$!
@@ -137,7 +139,7 @@ t_fd_limit_flood() {
 # whole 20 s of the test (each byte restarted evhttp's 30 s read timeout).
 t_slowloris_disconnected() {
 	local p=$((PORT + 1)) s
-	stop_cas
+	stop_cas || return 1
 	start_cas "$WORK/data" "$p" --threads 1 ${SLOW_FLAGS---request-timeout 4} || return 1
 	s=$($PY slowloris "$p" 1 20)
 	echo "    slow client disconnected after $s s"
@@ -148,7 +150,7 @@ t_slowloris_disconnected() {
 # /v1/attest whose 16384 files (1.6 MB) were compared with the policy's 4096
 # quadratically (its answer took 18.4 s; /healthz waited 7.5 s).
 t_cpu_work_off_the_loop() {
-	stop_cas
+	stop_cas || return 1
 	start_cas "$WORK/data" "$PORT" --threads 1 || return 1
 	[ "$(as_a -X POST --data-binary @<(python3 -c 'import json,sys; print(json.dumps({"policy": open(sys.argv[1]).read()}))' "$(write_policy big 4096 0)") "$URL/v1/policies")" = 201 ] ||
 		die "create big: $(cat "$WORK/.body")" || return 1
@@ -180,7 +182,7 @@ t_buffered_bodies_capped() {
 	wait "$EXTRA_PID"
 	EXTRA_PID=
 	echo "    RSS +$(((r1 - r0) / 1024)) MB; answers: $(tail -1 "$WORK/bodies.out" | tr ' ' '\n' | sort | uniq -c | tr '\n' ' ')"
-	[ $(((r1 - r0) / 1024)) -lt 60 ] || die "RSS grew by $(((r1 - r0) / 1024)) MB" || return 1
+	[ $(((r1 - r0) / 1024)) -lt 80 ] || die "RSS grew by $(((r1 - r0) / 1024)) MB" || return 1
 	grep -q 503 "$WORK/bodies.out" || die "no body refused with 503"
 }
 
@@ -199,7 +201,7 @@ t_nocert_flood_audit_bounded() {
 # while its audit entry was never written.
 t_full_disk_refuses_unaudited() {
 	local d=$WORK/full/data h code acked=0
-	stop_cas
+	stop_cas || return 1
 	mkdir -p "$WORK/full" && mount -t tmpfs -o size=8m tmpfs "$WORK/full" || return 1
 	start_cas "$d" "$PORT" --threads 1 || return 1
 	A cas attest "$URL" $TESTING >/dev/null
@@ -220,7 +222,7 @@ t_full_disk_refuses_unaudited() {
 	h=$(stored_hash full)
 	grep -q "\"detail\":\"$h\"" "$d/audit.log" || die "stored policy $h has no audit entry ($acked acknowledged)" || return 1
 	echo "    $acked of 6 updates acknowledged on a full disk; the stored one is audited"
-	stop_cas
+	stop_cas || return 1
 	rm -f "$WORK/full/fill"
 }
 
@@ -230,7 +232,7 @@ t_crash_between_commit_and_audit() {
 	local d=$WORK/full/data h0 h1
 	start_cas "$d" "$PORT" --threads 1 || return 1
 	h0=$(stored_hash full)
-	stop_cas
+	stop_cas || return 1
 	VEIL_CAS_FAULT=after_commit start_cas "$d" "$PORT" --threads 1 || return 1
 	put_policy full "$h0" crash >/dev/null
 	wait "$CAS_PID" 2>/dev/null
@@ -241,7 +243,7 @@ t_crash_between_commit_and_audit() {
 		die "stored $h1 without an audit entry" || return 1
 	# killed after the audit entry, before the store's commit: the change is
 	# not stored, and the log says so (a "rollback" entry naming it)
-	stop_cas
+	stop_cas || return 1
 	VEIL_CAS_FAULT=before_commit start_cas "$d" "$PORT" --threads 1 || return 1
 	put_policy full "$h1" crash2 >/dev/null
 	wait "$CAS_PID" 2>/dev/null
@@ -249,7 +251,7 @@ t_crash_between_commit_and_audit() {
 	start_cas "$d" "$PORT" --threads 1 || return 1
 	[ "$(stored_hash full)" = "$h1" ] || die "a change killed before its commit is stored" || return 1
 	grep -q '"event":"rollback"' "$d/audit.log" || die "no rollback entry for the uncommitted change" || return 1
-	stop_cas
+	stop_cas || return 1
 	run "$VEIL" audit verify --data "$d" "$d/audit.log" && ok
 }
 
@@ -294,11 +296,16 @@ t_not_dumpable_no_secret_in_core() {
 	pw=$(sed -n 2p "$WORK/canary.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])') ||
 		die "no password: $(cat "$WORK/canary.out")" || return 1
 	command -v gcore >/dev/null || { echo "    (no gcore: core not checked)"; return 0; }
-	gcore -o "$WORK/core" "$CAS_PID" >/dev/null 2>&1 || die "gcore failed" || return 1
-	n=$(grep -c -a -F "$pw" "$WORK/core.$CAS_PID")
-	rm -f "$WORK/core.$CAS_PID"
-	echo "    rendered password found $n times in a core"
-	[ "$n" = 0 ] || die "the rendered password is in veil-cas's core ($n)" || return 1
+	# an ASan build reserves terabytes of shadow memory: gcore makes no core
+	if grep -q libasan "/proc/$CAS_PID/maps"; then
+		echo "    (an ASan build: gcore cannot dump it; core not checked)"
+	else
+		gcore -o "$WORK/core" "$CAS_PID" >/dev/null 2>&1 || die "gcore failed" || return 1
+		n=$(grep -c -a -F "$pw" "$WORK/core.$CAS_PID")
+		rm -f "$WORK/core.$CAS_PID"
+		echo "    rendered password found $n times in a core"
+		[ "$n" = 0 ] || die "the rendered password is in veil-cas's core ($n)" || return 1
+	fi
 	grep -q "^Max core file size *0 *0" "/proc/$CAS_PID/limits" || die "core files on: $(grep core "/proc/$CAS_PID/limits")"
 }
 
@@ -309,7 +316,7 @@ t_unprivileged_not_dumpable() {
 	mkdir -p "$d" && chown nobody "$d" && touch "$WORK/request.log" && chmod 666 "$WORK/request.log" || return 1
 	CAS_WRAP="setpriv --reuid=nobody --regid=nogroup --clear-groups" start_cas "$d" "$p" --threads 1 || return 1
 	u=$(stat -c %u "/proc/$CAS_PID/mem")
-	stop_cas
+	stop_cas || return 1
 	chmod 600 "$WORK/request.log"
 	[ "$u" = 0 ] || die "veil-cas is dumpable: /proc/PID/mem belongs to uid $u"
 }
@@ -319,7 +326,7 @@ t_file_modes_tightened() {
 	local d=$WORK/data
 	chmod 755 "$d"; chmod 644 "$d/cas.db" "$d/audit.log"
 	start_cas "$d" "$PORT" --threads 1 || return 1
-	stop_cas
+	stop_cas || return 1
 	for f in cas.db audit.log master.key; do
 		[ "$(stat -c %a "$d/$f")" = 600 ] || die "$f is mode $(stat -c %a "$d/$f")" || return 1
 	done
