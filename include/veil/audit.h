@@ -57,10 +57,13 @@ int veil_audit_append_at(struct veil_audit *a, const struct veil_audit_event *ev
  * the log must hold that entry, unchanged, ending at that size (else it was
  * cut or rewritten: refused, the reason in d). An entry of a change
  * (create, update, delete) after it belongs to a store transaction that
- * never committed (a crash between the two): a "rollback" entry naming it
- * is appended for each, so log and store agree again. */
+ * never committed (a crash between the two): for each, a "rollback" entry
+ * (status 200) names its namespace and, as detail, the hash the store holds
+ * for it (stored_hash: 0, or VEIL_ENOENT for none: detail null), so a replay
+ * of the log ends in the store's state again. */
 int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *stored,
-			 struct veil_diags *d);
+			 int (*stored_hash)(void *arg, const char *ns, char hash[static 65]),
+			 void *arg, struct veil_diags *d);
 
 /* Offline: the log at path holds the entry head names, unchanged, at its
  * place (VEIL_EINVAL and why in d otherwise). */

@@ -839,8 +839,26 @@ static bool is_change_line(const char *p, size_t n)
 	return false;
 }
 
+/* The namespace of a line, when it is a plain string (names have no escapes). */
+static bool line_namespace(const char *p, size_t n, char out[static 256])
+{
+	static const char key[] = ",\"namespace\":\"";
+	for (size_t i = 0; i + sizeof(key) - 1 < n && i < 300; i++) {
+		if (memcmp(p + i, key, sizeof(key) - 1))
+			continue;
+		const char *v = p + i + sizeof(key) - 1, *end = memchr(v, '"', n - (size_t)(v - p));
+		if (!end || end - v >= 256 || memchr(v, '\\', (size_t)(end - v)))
+			return false;
+		memcpy(out, v, (size_t)(end - v));
+		out[end - v] = '\0';
+		return true;
+	}
+	return false;
+}
+
 int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *stored,
-			 struct veil_diags *d)
+			 int (*stored_hash)(void *arg, const char *ns, char hash[static 65]),
+			 void *arg, struct veil_diags *d)
 {
 	if (!stored)
 		return 0;
@@ -855,7 +873,7 @@ int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *sto
 		return VEIL_ELIMIT;
 	}
 	char *buf = malloc((size_t)left_size);
-	uint64_t *undone = NULL;
+	char(*undone)[256] = NULL;
 	size_t n_undone = 0;
 	if (!buf)
 		return VEIL_ENOMEM;
@@ -869,26 +887,34 @@ int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *sto
 		struct entry e;
 		const char *why;
 		size_t col;
-		if (!check_line(buf + off, n, &e, &why, &col) && is_change_line(buf + off, n)) {
-			uint64_t *p = realloc(undone, (n_undone + 1) * sizeof(*p));
+		char ns[256];
+		if (!check_line(buf + off, n, &e, &why, &col) && is_change_line(buf + off, n) &&
+		    line_namespace(buf + off, n, ns)) {
+			char(*p)[256] = realloc(undone, (n_undone + 1) * sizeof(*p));
 			if (!p) {
 				rc = VEIL_ENOMEM;
 				break;
 			}
 			undone = p;
-			undone[n_undone++] = e.seq;
+			memcpy(undone[n_undone++], ns, sizeof(ns));
 		}
 		off += n + 1;
 	}
 	free(buf);
+	/* each names the namespace and its hash in the store (null: absent): the
+	 * state before the change that never committed, which a replay of the
+	 * log (veil-cas backup) takes as it takes an update or a delete */
 	for (size_t i = 0; !rc && i < n_undone; i++) {
-		char detail[160];
-		snprintf(detail, sizeof(detail),
-			 "entry %" PRIu64
-			 " was not committed: the CAS stopped between its audit entry and "
-			 "its store transaction; the change is not in the store",
-			 undone[i]);
-		struct veil_audit_event ev = {.event = "rollback", .detail = detail};
+		char hash[65];
+		int r = stored_hash(arg, undone[i], hash);
+		if (r && r != VEIL_ENOENT) {
+			rc = r;
+			break;
+		}
+		struct veil_audit_event ev = {.event = "rollback",
+					      .namespace_ = undone[i],
+					      .status = 200,
+					      .detail = r ? NULL : hash};
 		rc = veil_audit_append(a, &ev);
 	}
 	free(undone);

@@ -382,13 +382,24 @@ static void *run_thread(void *arg)
 /* Store and audit log agree at start: the log holds the head the store
  * committed last (else it was cut or rewritten: refused), and changes
  * logged after it that never committed get a "rollback" entry. */
+static int hash_in_store(void *arg, const char *ns, char hash[static 65])
+{
+	struct veil_store *st = arg;
+	struct veil_record r = {0};
+	int rc = st->ops->get(st, ns, &r);
+	if (!rc)
+		snprintf(hash, 65, "%s", r.hash);
+	veil_record_free(&r);
+	return rc;
+}
+
 static int reconcile_audit(struct cas *cas, struct veil_store *st, const char *path,
 			   struct veil_diags *d)
 {
 	struct veil_store_head sh;
 	int rc = st->ops->get_head(st, &sh);
 	if (rc == VEIL_ENOENT)
-		return veil_audit_reconcile(cas->audit, NULL, d); /* an older CAS: none yet */
+		return 0; /* an older CAS: no head yet */
 	if (rc) {
 		veil_diag(d, "%s: cannot read the audit head from cas.db", path);
 		return rc;
@@ -399,7 +410,7 @@ static int reconcile_audit(struct cas *cas, struct veil_store *st, const char *p
 		veil_diag(d, "%s: the audit head in cas.db is not signed by this CAS's key", path);
 		return VEIL_EINVAL;
 	}
-	rc = veil_audit_reconcile(cas->audit, &h, d);
+	rc = veil_audit_reconcile(cas->audit, &h, hash_in_store, st, d);
 	if (rc)
 		veil_diag(d, "the audit log does not hold what the store committed; veil-cas does "
 			     "not start on it ('veil audit verify --data DIR' says more)");

@@ -246,11 +246,17 @@ static int commit_change(struct ctx *c, const char *event, const char *ns, int s
 	fault_point("before_commit");
 	if (record_head(cas, st, &h) || st->ops->commit(st)) {
 		st->ops->rollback(st);
-		char why[96];
-		snprintf(why, sizeof(why), "entry %llu was not committed: storage error",
-			 (unsigned long long)h.seq);
-		struct veil_audit_event rb = {.event = "rollback", .namespace_ = ns, .detail = why};
-		veil_audit_append(cas->audit, &rb);
+		/* the entry stands for a change that is not stored: a rollback
+		 * entry restores the state (as veil_audit_reconcile does) */
+		struct veil_record old = {0};
+		int g = st->ops->get(st, ns, &old);
+		struct veil_audit_event rb = {.event = "rollback",
+					      .namespace_ = ns,
+					      .status = 200,
+					      .detail = g ? NULL : old.hash};
+		if (!g || g == VEIL_ENOENT)
+			veil_audit_append(cas->audit, &rb);
+		veil_record_free(&old);
 		fail(c, 500, ns, "storage error");
 		return -1;
 	}

@@ -250,7 +250,10 @@ t_crash_between_commit_and_audit() {
 	CAS_PID=
 	start_cas "$d" "$PORT" --threads 1 || return 1
 	[ "$(stored_hash full)" = "$h1" ] || die "a change killed before its commit is stored" || return 1
-	grep -q '"event":"rollback"' "$d/audit.log" || die "no rollback entry for the uncommitted change" || return 1
+	grep -q "\"event\":\"rollback\",\"namespace\":\"full\",.*\"detail\":\"$h1\"" "$d/audit.log" ||
+		die "no rollback entry for the uncommitted change" || return 1
+	# a backup's replay of the log ends in the store's state again
+	run "$CAS" backup --data "$d" "$WORK/bk-rollback" && ok || return 1
 	stop_cas || return 1
 	run "$VEIL" audit verify --data "$d" "$d/audit.log" && ok
 }
