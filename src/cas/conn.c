@@ -115,7 +115,7 @@ void cas_warn_limited(const char *fmt, ...)
 	pthread_mutex_lock(&warn_lock);
 	if (now == last_time && !strcmp(msg, last)) {
 		suppressed++;
-	} else if (now != last_time || strcmp(msg, last)) {
+	} else {
 		if (suppressed)
 			fprintf(stderr, "veil-cas: (the last message %lu more times)\n",
 				suppressed);

@@ -187,7 +187,7 @@ t_buffered_bodies_capped() {
 }
 
 # M6. Before: 3000 requests without a certificate grew the audit log by
-# 1 MB (one entry each).
+# 899 KB (one entry each).
 t_nocert_flood_audit_bounded() {
 	local s0 s1
 	s0=$(stat -c %s "$WORK/data/audit.log")
