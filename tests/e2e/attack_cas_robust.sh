@@ -46,6 +46,9 @@ start_cas() {
 		sleep 0.05
 	done
 	cat "$WORK/cas.err" >&2
+	kill -9 "$CAS_PID" 2>/dev/null
+	wait "$CAS_PID" 2>/dev/null # a CAS that refused to start is not the next one's to stop
+	CAS_PID=
 	return 1
 }
 stop_cas() {
