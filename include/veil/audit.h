@@ -65,6 +65,9 @@ int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *sto
 			 int (*stored_hash)(void *arg, const char *ns, char hash[static 65]),
 			 void *arg, struct veil_diags *d);
 
+/* Offline: the head of the log at path (its last entry). */
+int veil_audit_tail_head(const char *path, struct veil_audit_head *out, struct veil_diags *d);
+
 /* Offline: the log at path holds the entry head names, unchanged, at its
  * place (VEIL_EINVAL and why in d otherwise). */
 int veil_audit_check_head_file(const char *path, const struct veil_audit_head *head,

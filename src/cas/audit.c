@@ -826,6 +826,28 @@ int veil_audit_check_head_file(const char *path, const struct veil_audit_head *h
 	return rc;
 }
 
+int veil_audit_tail_head(const char *path, struct veil_audit_head *out, struct veil_diags *d)
+{
+	struct veil_audit *a = calloc(1, sizeof(*a));
+	struct stat st;
+	int rc = VEIL_EIO;
+	if (!a)
+		return VEIL_ENOMEM;
+	a->fd = open(path, O_RDONLY | O_CLOEXEC);
+	memcpy(a->prev, zero_hash, sizeof(a->prev));
+	if (a->fd < 0 || fstat(a->fd, &st)) {
+		veil_diag(d, "%s: %s", path, strerror(errno));
+	} else if (!(rc = st.st_size > 0 ? load_tail(a, path, (uint64_t)st.st_size, d) : 0)) {
+		out->seq = a->seq;
+		out->size = (uint64_t)st.st_size;
+		memcpy(out->hash, a->prev, sizeof(out->hash));
+	}
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a);
+	return rc;
+}
+
 static bool is_change_line(const char *p, size_t n)
 {
 	static const char *const events[] = {",\"event\":\"create\",", ",\"event\":\"update\",",

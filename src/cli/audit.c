@@ -106,16 +106,16 @@ static int verify_main(int argc, char **argv)
 	size_t entries = 0, bad = 0;
 	struct veil_audit_head h = {0};
 	int rc = veil_audit_verify_file(file, &entries, &bad, &d);
-	if (!rc && dir)
-		rc = check_store_head(dir, file, &h, &d);
+	if (!rc)
+		rc = dir ? check_store_head(dir, file, &h, &d) : veil_audit_tail_head(file, &h, &d);
 	if (fmt != CLI_FMT_TEXT) {
 		int prc = cli_print_result(
-		    json_pack("{s:s, s:I, s:b, s:o*, s:o*}", "file", file, "entries",
-			      (json_int_t)entries, "intact", rc == 0, "head",
-			      dir && !rc ? json_pack("{s:I, s:s}", "seq", (json_int_t)h.seq, "hash",
-						     h.hash)
-					 : NULL,
-			      "errors", cli_diags_json(&d)),
+		    json_pack(
+			"{s:s, s:I, s:b, s:o*, s:b, s:o*}", "file", file, "entries",
+			(json_int_t)entries, "intact", rc == 0, "head",
+			!rc ? json_pack("{s:I, s:s}", "seq", (json_int_t)h.seq, "hash", h.hash)
+			    : NULL,
+			"head_checked", dir != NULL, "errors", cli_diags_json(&d)),
 		    fmt);
 		if (!rc)
 			rc = prc;
@@ -124,9 +124,9 @@ static int verify_main(int argc, char **argv)
 		       "hash %s)\n",
 		       file, entries, dir, (unsigned long long)h.seq, h.hash);
 	} else if (!rc) {
-		printf("%s: %zu entries, chain intact (a cut end is not visible without --data "
-		       "DIR)\n",
-		       file, entries);
+		printf("%s: %zu entries, chain intact; head: entry %llu, hash %s (whether entries "
+		       "were cut from the end shows only with --data DIR)\n",
+		       file, entries, (unsigned long long)h.seq, h.hash);
 	}
 	return cli_report(&d, rc);
 }
