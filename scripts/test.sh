@@ -70,6 +70,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally attack-las $? "$log/attack-las.log"
 	tests/e2e/attack_consent.sh build-ci >"$log/attack-consent.log" 2>&1
 	tally attack-consent $? "$log/attack-consent.log"
+	tests/e2e/attack_cas_robust.sh build-ci >"$log/attack-cas-robust.log" 2>&1
+	tally attack-cas-robust $? "$log/attack-cas-robust.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-schema $? "$log/k8s.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
@@ -99,6 +101,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally attack-las-asan $? "$log/attack-las-asan.log"
 	tests/e2e/attack_consent.sh build-asan >"$log/attack-consent-asan.log" 2>&1
 	tally attack-consent-asan $? "$log/attack-consent-asan.log"
+	tests/e2e/attack_cas_robust.sh build-asan >"$log/attack-cas-robust-asan.log" 2>&1
+	tally attack-cas-robust-asan $? "$log/attack-cas-robust-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "veil/common.h"
 
 struct veil_audit;
@@ -35,6 +37,47 @@ struct veil_audit_event {
  * which also flushes every earlier nosync entry) before this returns: a crash
  * can lose the last unsynced read or refusal entries, never a change's. */
 int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev);
+
+/* The head: the last entry's seq and hash, and the log's size after it. */
+struct veil_audit_head {
+	uint64_t seq;
+	uint64_t size;
+	char hash[65];
+};
+
+/* The head now. */
+int veil_audit_head_get(struct veil_audit *a, struct veil_audit_head *out);
+
+/* veil_audit_append, and the head right after this entry in *head (a
+ * change's: its store transaction records it, see store.h). */
+int veil_audit_append_at(struct veil_audit *a, const struct veil_audit_event *ev,
+			 struct veil_audit_head *head);
+
+/* At start, against the head the store committed last (NULL: none yet):
+ * the log must hold that entry, unchanged, ending at that size (else it was
+ * cut or rewritten: refused, the reason in d). An entry of a change
+ * (create, update, delete) after it belongs to a store transaction that
+ * never committed (a crash between the two): for each, a "rollback" entry
+ * (status 200) names its namespace and, as detail, the hash the store holds
+ * for it (stored_hash: 0, or VEIL_ENOENT for none: detail null), so a replay
+ * of the log ends in the store's state again. */
+int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *stored,
+			 int (*stored_hash)(void *arg, const char *ns, char hash[static 65]),
+			 void *arg, struct veil_diags *d);
+
+/* Offline: the head of the log at path (its last entry). */
+int veil_audit_tail_head(const char *path, struct veil_audit_head *out, struct veil_diags *d);
+
+/* Offline: the log at path holds the entry head names, unchanged, at its
+ * place (VEIL_EINVAL and why in d otherwise). */
+int veil_audit_check_head_file(const char *path, const struct veil_audit_head *head,
+			       struct veil_diags *d);
+
+/* A signature of head by key (the CAS's TLS key), base64 into out (NUL
+ * terminated); and its check with a certificate's key. The signed bytes are
+ * "veil-audit-head-v1\n<seq>\n<hash>\n" (SHA-256 digest, or Ed25519's own). */
+int veil_audit_head_sign(EVP_PKEY *key, const struct veil_audit_head *head, char *out, size_t cap);
+int veil_audit_head_verify(EVP_PKEY *key, const struct veil_audit_head *head, const char *sig);
 
 /* Offline verification of a whole log: every line parses, seq counts up from
  * 1, prev chains, hash matches. On failure *bad_line is the first bad line

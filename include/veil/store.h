@@ -32,6 +32,16 @@ struct veil_record {
 };
 void veil_record_free(struct veil_record *r);
 
+/* The audit log's head as the store last saw it commit (audit.h): the entry
+ * numbered seq, with hash, ends at byte size of the log; signature is the
+ * CAS key's over it (veil_audit_head_sign), "" where none. */
+struct veil_store_head {
+	uint64_t seq;
+	uint64_t size;
+	char hash[65];
+	char signature[512];
+};
+
 struct veil_store;
 struct veil_store_ops {
 	int (*get)(struct veil_store *s, const char *ns, struct veil_record *out);
@@ -49,6 +59,13 @@ struct veil_store_ops {
 	int (*count_children)(struct veil_store *s, const char *ns, long long *out);
 	int (*count_owned)(struct veil_store *s, const char *owner, long long *out);
 	int (*check)(struct veil_store *s, struct veil_diags *d); /* integrity check */
+	/* One write transaction: a change and the audit head it was logged at
+	 * commit together or not at all (BEGIN IMMEDIATE: one writer) */
+	int (*begin)(struct veil_store *s);
+	int (*commit)(struct veil_store *s);
+	void (*rollback)(struct veil_store *s);
+	int (*set_head)(struct veil_store *s, const struct veil_store_head *h);
+	int (*get_head)(struct veil_store *s, struct veil_store_head *out); /* VEIL_ENOENT: none */
 	void (*close)(struct veil_store *s);
 };
 struct veil_store {
@@ -59,7 +76,7 @@ struct veil_store {
  * a crash or power loss). */
 int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d);
 /* cas.db's schema version (PRAGMA user_version) this code writes. */
-#define VEIL_STORE_SCHEMA_VERSION 2
+#define VEIL_STORE_SCHEMA_VERSION 3
 /* Brings db (a sqlite3 *, named path in messages) to VEIL_STORE_SCHEMA_VERSION
  * by the migration steps above its version; refuses a newer one. */
 struct sqlite3;

@@ -684,6 +684,12 @@ static int write_all(int fd, const char *p, size_t size)
 
 int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev)
 {
+	return veil_audit_append_at(a, ev, NULL);
+}
+
+int veil_audit_append_at(struct veil_audit *a, const struct veil_audit_event *ev,
+			 struct veil_audit_head *head)
+{
 	if (!a || !ev || !ev->event || !ev->event[0])
 		return VEIL_EINVAL;
 	char when[AUDIT_TIME_SIZE + 1], hash[AUDIT_HEX_SIZE + 1], num[32];
@@ -741,10 +747,247 @@ int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev)
 	a->size += o.size;
 	a->seq++;
 	memcpy(a->prev, hash, sizeof(a->prev));
+	if (head) {
+		head->seq = a->seq;
+		head->size = a->size;
+		memcpy(head->hash, a->prev, sizeof(head->hash));
+	}
 	rc = 0;
 out:
 	pthread_mutex_unlock(&a->lock);
 	return rc;
+}
+
+/* ---- the head the store keeps ---- */
+
+int veil_audit_head_get(struct veil_audit *a, struct veil_audit_head *out)
+{
+	pthread_mutex_lock(&a->lock);
+	out->seq = a->seq;
+	out->size = a->size;
+	memcpy(out->hash, a->prev, sizeof(out->hash));
+	int rc = a->broken ? VEIL_EIO : 0;
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* The entry that ends at byte head->size of fd (of file_size bytes) is
+ * head's, unchanged; 0, or why in d. */
+static int check_head(int fd, uint64_t file_size, const char *path,
+		      const struct veil_audit_head *head, struct veil_diags *d)
+{
+	if (head->size > file_size) {
+		veil_diag(d,
+			  "%s: truncated: the store's audit head is entry %" PRIu64
+			  " ending at byte %" PRIu64 ", the log has only %" PRIu64 " bytes",
+			  path, head->seq, head->size, file_size);
+		return VEIL_EINVAL;
+	}
+	size_t window = head->size < AUDIT_LINE_MAX + 1 ? (size_t)head->size : AUDIT_LINE_MAX + 1;
+	char *buf = malloc(window + 1);
+	int rc = VEIL_EINVAL;
+	if (!buf)
+		return VEIL_ENOMEM;
+	struct entry e;
+	const char *why = NULL;
+	size_t col = 0, i = window ? window - 1 : 0;
+	if (!window || read_full(fd, buf, window, head->size - window) || buf[window - 1] != '\n')
+		goto bad;
+	while (i > 0 && buf[i - 1] != '\n')
+		i--;
+	if (check_line(buf + i, window - 1 - i, &e, &why, &col) || e.seq != head->seq ||
+	    memcmp(e.hash, head->hash, AUDIT_HEX_SIZE))
+		goto bad;
+	rc = 0;
+	goto out;
+bad:
+	veil_diag(d,
+		  "%s: the store's audit head (entry %" PRIu64 ", hash %.16s..., ending at byte "
+		  "%" PRIu64 ") is not in the log: the log was truncated or rewritten",
+		  path, head->seq, head->hash, head->size);
+out:
+	free(buf);
+	return rc;
+}
+
+int veil_audit_check_head_file(const char *path, const struct veil_audit_head *head,
+			       struct veil_diags *d)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st)) {
+		veil_diag(d, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return VEIL_EIO;
+	}
+	int rc = check_head(fd, (uint64_t)st.st_size, path, head, d);
+	close(fd);
+	return rc;
+}
+
+int veil_audit_tail_head(const char *path, struct veil_audit_head *out, struct veil_diags *d)
+{
+	struct veil_audit *a = calloc(1, sizeof(*a));
+	struct stat st;
+	int rc = VEIL_EIO;
+	if (!a)
+		return VEIL_ENOMEM;
+	a->fd = open(path, O_RDONLY | O_CLOEXEC);
+	memcpy(a->prev, zero_hash, sizeof(a->prev));
+	if (a->fd < 0 || fstat(a->fd, &st)) {
+		veil_diag(d, "%s: %s", path, strerror(errno));
+	} else if (!(rc = st.st_size > 0 ? load_tail(a, path, (uint64_t)st.st_size, d) : 0)) {
+		out->seq = a->seq;
+		out->size = (uint64_t)st.st_size;
+		memcpy(out->hash, a->prev, sizeof(out->hash));
+	}
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a);
+	return rc;
+}
+
+static bool is_change_line(const char *p, size_t n)
+{
+	static const char *const events[] = {",\"event\":\"create\",", ",\"event\":\"update\",",
+					     ",\"event\":\"delete\","};
+	for (size_t k = 0; k < VEIL_ARRAY_LEN(events); k++) {
+		size_t m = strlen(events[k]);
+		for (size_t i = 0; i + m <= n && i < 200; i++)
+			if (!memcmp(p + i, events[k], m))
+				return true;
+	}
+	return false;
+}
+
+/* The namespace of a line, when it is a plain string (names have no escapes). */
+static bool line_namespace(const char *p, size_t n, char out[static 256])
+{
+	static const char key[] = ",\"namespace\":\"";
+	for (size_t i = 0; i + sizeof(key) - 1 < n && i < 300; i++) {
+		if (memcmp(p + i, key, sizeof(key) - 1))
+			continue;
+		const char *v = p + i + sizeof(key) - 1, *end = memchr(v, '"', n - (size_t)(v - p));
+		if (!end || end - v >= 256 || memchr(v, '\\', (size_t)(end - v)))
+			return false;
+		memcpy(out, v, (size_t)(end - v));
+		out[end - v] = '\0';
+		return true;
+	}
+	return false;
+}
+
+int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *stored,
+			 int (*stored_hash)(void *arg, const char *ns, char hash[static 65]),
+			 void *arg, struct veil_diags *d)
+{
+	if (!stored)
+		return 0;
+	int rc = check_head(a->fd, a->size, "audit.log", stored, d);
+	if (rc)
+		return rc;
+	uint64_t left_size = a->size - stored->size;
+	if (!left_size)
+		return 0;
+	if (left_size > ((uint64_t)1 << 30)) {
+		veil_diag(d, "audit.log: %" PRIu64 " bytes after the store's head", left_size);
+		return VEIL_ELIMIT;
+	}
+	char *buf = malloc((size_t)left_size);
+	char(*undone)[256] = NULL;
+	size_t n_undone = 0;
+	if (!buf)
+		return VEIL_ENOMEM;
+	if (read_full(a->fd, buf, (size_t)left_size, stored->size)) {
+		free(buf);
+		return VEIL_EIO;
+	}
+	for (size_t off = 0; off < left_size;) {
+		char *nl = memchr(buf + off, '\n', (size_t)left_size - off);
+		size_t n = nl ? (size_t)(nl - (buf + off)) : (size_t)left_size - off;
+		struct entry e;
+		const char *why;
+		size_t col;
+		char ns[256];
+		if (!check_line(buf + off, n, &e, &why, &col) && is_change_line(buf + off, n) &&
+		    line_namespace(buf + off, n, ns)) {
+			char(*p)[256] = realloc(undone, (n_undone + 1) * sizeof(*p));
+			if (!p) {
+				rc = VEIL_ENOMEM;
+				break;
+			}
+			undone = p;
+			memcpy(undone[n_undone++], ns, sizeof(ns));
+		}
+		off += n + 1;
+	}
+	free(buf);
+	/* each names the namespace and its hash in the store (null: absent): the
+	 * state before the change that never committed, which a replay of the
+	 * log (veil-cas backup) takes as it takes an update or a delete */
+	for (size_t i = 0; !rc && i < n_undone; i++) {
+		char hash[65];
+		int r = stored_hash(arg, undone[i], hash);
+		if (r && r != VEIL_ENOENT) {
+			rc = r;
+			break;
+		}
+		struct veil_audit_event ev = {.event = "rollback",
+					      .namespace_ = undone[i],
+					      .status = 200,
+					      .detail = r ? NULL : hash};
+		rc = veil_audit_append(a, &ev);
+	}
+	free(undone);
+	return rc;
+}
+
+static int head_message(const struct veil_audit_head *h, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "veil-audit-head-v1\n%" PRIu64 "\n%s\n", h->seq, h->hash);
+	return n > 0 && (size_t)n < cap ? n : -1;
+}
+
+static const EVP_MD *head_md(EVP_PKEY *key)
+{
+	return EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448") ? NULL : EVP_sha256();
+}
+
+int veil_audit_head_sign(EVP_PKEY *key, const struct veil_audit_head *head, char *out, size_t cap)
+{
+	char msg[128];
+	unsigned char sig[1024];
+	size_t sig_size = sizeof(sig);
+	int n = head_message(head, msg, sizeof(msg)), rc = VEIL_EIO;
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	if (n > 0 && m && EVP_DigestSignInit(m, NULL, head_md(key), NULL, key) == 1 &&
+	    EVP_DigestSign(m, sig, &sig_size, (const unsigned char *)msg, (size_t)n) == 1 &&
+	    cap > 4 * ((sig_size + 2) / 3)) {
+		EVP_EncodeBlock((unsigned char *)out, sig, (int)sig_size);
+		rc = 0;
+	}
+	EVP_MD_CTX_free(m);
+	return rc;
+}
+
+int veil_audit_head_verify(EVP_PKEY *key, const struct veil_audit_head *head, const char *sig)
+{
+	char msg[128];
+	unsigned char raw[1024];
+	size_t len = strlen(sig);
+	int n = head_message(head, msg, sizeof(msg)), ok = 0;
+	if (n < 0 || !len || len % 4 || len / 4 * 3 > sizeof(raw))
+		return VEIL_EINVAL;
+	int raw_size = EVP_DecodeBlock(raw, (const unsigned char *)sig, (int)len);
+	if (raw_size < 0)
+		return VEIL_EINVAL;
+	raw_size -= (len > 0 && sig[len - 1] == '=') + (len > 1 && sig[len - 2] == '=');
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	ok = m && EVP_DigestVerifyInit(m, NULL, head_md(key), NULL, key) == 1 &&
+	     EVP_DigestVerify(m, raw, (size_t)raw_size, (const unsigned char *)msg, (size_t)n) == 1;
+	EVP_MD_CTX_free(m);
+	return ok ? 0 : VEIL_EINVAL;
 }
 
 /* ---- offline verification ---- */

@@ -374,9 +374,14 @@ static int replay_log(const char *log, size_t size, struct ns_map *m, size_t *cu
 			json_decref(j);
 			return VEIL_EINVAL;
 		}
+		/* rollback: the store's state again after a change that never
+		 * committed (audit.c), the hash or null */
+		bool rollback = !strcmp(event, "rollback") && status == 200;
 		bool set = (!strcmp(event, "create") && status == 201) ||
-			   (!strcmp(event, "update") && status == 200);
-		bool del = !strcmp(event, "delete") && status == 200;
+			   (!strcmp(event, "update") && status == 200) ||
+			   (rollback && json_is_string(detail_j));
+		bool del = (!strcmp(event, "delete") && status == 200) ||
+			   (rollback && !json_is_string(detail_j));
 		const char *ns = json_string_value(ns_j), *detail = json_string_value(detail_j);
 		if ((set || del) && ns) {
 			struct ns_entry *e = ns_get(m, ns);

@@ -85,6 +85,14 @@ struct cas {
 	bool allow_policy_platforms;
 	long evidence_max_age;          /* seconds, --evidence-max-age */
 	long max_namespaces_per_client; /* --max-namespaces-per-client */
+	/* conn.c: connection limits and what is held now */
+	long max_conns;              /* --max-connections (0: what the fd limit allows) */
+	long max_conns_per_client;   /* --max-connections-per-client */
+	long request_timeout;        /* --request-timeout, seconds */
+	size_t buffered_max;         /* --buffered-max, bytes */
+	struct cas_workers *workers; /* routes.c: policy create/update */
+	long conn_count;             /* atomic */
+	size_t buffered;             /* atomic: request bytes received, not yet handled */
 };
 
 #define READ_CACHE_SLOTS 512
@@ -106,11 +114,33 @@ struct cas_thread {
 	struct read_cache_entry *cache;          /* READ_CACHE_SLOTS, this thread's own */
 	struct attest_cache_entry *attest_cache; /* routes.c's, allocated on first use */
 	unsigned long long attest_gen;           /* the generation its entries belong to */
+	struct evconnlistener *listener;         /* evhttp frees it */
+	struct event *resume;                    /* conn.c: accepting again after a pause */
 	pthread_t tid;
 	int fd;
 };
 
 void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
+/* routes.c: the workers that create and update policies (key generation
+ * off the event loops); stop before the loops stop, free after */
+int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d);
+void cas_workers_stop(struct cas *cas);
+void cas_workers_free(struct cas *cas);
+/* routes.c: a signed checkpoint of the audit head, kept in the store too */
+int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
+/* conn.c: connection limits (see there). setup once, after the SSL_CTX and
+ * before any thread; new for every accepted connection (make_bev); listen
+ * instead of evhttp_accept_socket (takes fd); request_done when a request is
+ * complete, request_next once it is answered (the next one's deadline). */
+struct bufferevent;
+struct evconnlistener;
+int cas_conn_setup(struct cas *cas, SSL_CTX *ctx, long nthreads, struct veil_diags *d);
+int cas_conn_new(struct cas_thread *t, SSL *ssl, struct bufferevent *bev);
+int cas_conn_listen(struct cas_thread *t, int fd);
+void cas_conn_request_done(struct evhttp_request *req);
+void cas_conn_request_next(struct evhttp_request *req);
+/* a message to stderr, the same one at most once a second */
+void cas_warn_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* backup.c: `veil-cas backup ...` and `veil-cas restore ...` (argv[0] is the
  * command's name); exit statuses */
 int cas_backup_main(int argc, char **argv);

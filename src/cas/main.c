@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +18,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/thread.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 
 #include "cas.h"
@@ -38,6 +42,14 @@ static void usage(FILE *f)
 		   "                      in the TLS certificate; repeatable\n"
 		   "  --threads N         event loops, 1 to 256 (default: number of cores)\n"
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
+		   "  --buffered-max BYTES  request bytes all connections may hold before\n"
+		   "                      their requests are complete; over it 503 (default\n"
+		   "                      67108864)\n"
+		   "  --max-connections N  connections at once (default: what the file-\n"
+		   "                      descriptor limit allows, raised to its hard limit)\n"
+		   "  --max-connections-per-client N  from one client address (default 256)\n"
+		   "  --request-timeout S  seconds from accept (or the previous reply) to a\n"
+		   "                      complete request (default 30)\n"
 		   "  --trust-platform H  accept evidence signed by the platform key with hash H\n"
 		   "                      (veil-las --print-key-hash prints it); repeatable\n"
 		   "  --allow-policy-platforms\n"
@@ -181,13 +193,19 @@ static int accept_any_chain(X509_STORE_CTX *x, void *arg)
 
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
-	struct cas *cas = arg;
-	SSL *ssl = SSL_new(cas->ssl);
+	struct cas_thread *t = arg;
+	SSL *ssl = SSL_new(t->cas->ssl);
 	if (!ssl)
 		return NULL;
-	__atomic_fetch_add(&cas->metrics.tls_accepts, 1, __ATOMIC_RELAXED);
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	__atomic_fetch_add(&t->cas->metrics.tls_accepts, 1, __ATOMIC_RELAXED);
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev && cas_conn_new(t, ssl, bev)) {
+		/* the connection's limits cannot be kept: a handshake that fails
+		 * (evhttp would serve a NULL bufferevent as plain HTTP) */
+		SSL_set_max_proto_version(ssl, TLS1_2_VERSION); /* below the minimum */
+	}
+	return bev;
 }
 
 static SSL_CTX *make_ssl(struct cas *cas)
@@ -328,6 +346,33 @@ static int tighten_data_dir(const char *data, struct veil_diags *d)
 	return 0;
 }
 
+/* The files of an older data folder keep the modes they were made with
+ * (cas.db was 0644 in a 0755 folder): group and other access is taken away
+ * from each, with a warning, before anything is opened. */
+static int tighten_data_files(const char *data, struct veil_diags *d)
+{
+	static const char *const files[] = {"cas.db", "cas.db-wal", "cas.db-shm", "audit.log",
+					    "master.key"};
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(files); i++) {
+		char *p = veil_path_join(data, files[i]);
+		struct stat st;
+		if (!p)
+			return VEIL_ENOMEM;
+		if (!lstat(p, &st) && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+			if (chmod(p, st.st_mode & 0700)) {
+				veil_diag(d, "%s is mode %04o and cannot be made private: %s", p,
+					  (unsigned)(st.st_mode & 07777), strerror(errno));
+				free(p);
+				return VEIL_EINVAL;
+			}
+			fprintf(stderr, "warning: %s was mode %04o; it is now %04o\n", p,
+				(unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
+		}
+		free(p);
+	}
+	return 0;
+}
+
 /* --print-key-hash: the key hash of DIR's CAS, nothing created or started */
 static int print_key_hash(const char *data, struct veil_diags *d)
 {
@@ -362,11 +407,77 @@ static void *run_thread(void *arg)
 	return NULL;
 }
 
+/* Store and audit log agree at start: the log holds the head the store
+ * committed last (else it was cut or rewritten: refused), and changes
+ * logged after it that never committed get a "rollback" entry. */
+static int hash_in_store(void *arg, const char *ns, char hash[static 65])
+{
+	struct veil_store *st = arg;
+	struct veil_record r = {0};
+	int rc = st->ops->get(st, ns, &r);
+	if (!rc)
+		snprintf(hash, 65, "%s", r.hash);
+	veil_record_free(&r);
+	return rc;
+}
+
+static int reconcile_audit(struct cas *cas, struct veil_store *st, const char *path,
+			   struct veil_diags *d)
+{
+	struct veil_store_head sh;
+	int rc = st->ops->get_head(st, &sh);
+	if (rc == VEIL_ENOENT)
+		return 0; /* an older CAS: no head yet */
+	if (rc) {
+		veil_diag(d, "%s: cannot read the audit head from cas.db", path);
+		return rc;
+	}
+	struct veil_audit_head h = {.seq = sh.seq, .size = sh.size};
+	memcpy(h.hash, sh.hash, sizeof(h.hash));
+	if (veil_audit_head_verify(cas->key, &h, sh.signature)) {
+		veil_diag(d, "%s: the audit head in cas.db is not signed by this CAS's key", path);
+		return VEIL_EINVAL;
+	}
+	rc = veil_audit_reconcile(cas->audit, &h, hash_in_store, st, d);
+	if (rc)
+		veil_diag(d, "the audit log does not hold what the store committed; veil-cas does "
+			     "not start on it ('veil audit verify --data DIR' says more)");
+	return rc;
+}
+
+#define CHECKPOINT_SECONDS 60
 #define MAX_TRUSTED 64
 #define MAX_SANS 32
 
+/* jansson's memory is wiped when freed: rendered configurations (secret
+ * values) pass through its strings and json_dumps buffers, and a core or a
+ * later heap reuse found 3 copies of a rendered password before. */
+static void *json_alloc(size_t size)
+{
+	return malloc(size);
+}
+
+static void json_free_wiped(void *p)
+{
+	if (p)
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+/* No core files and no ptrace by the same uid: the process holds the master
+ * key and renders secrets (/proc/PID/mem and the like become root's). */
+static void no_dumps(void)
+{
+	struct rlimit none = {0, 0};
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
+	no_dumps();
+	umask(077); /* cas.db and its WAL as SQLite makes them: 0600, not 0644 */
+	json_set_alloc_funcs(json_alloc, json_free_wiped);
 	if (argc > 1 && !strcmp(argv[1], "backup"))
 		return cas_backup_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "restore"))
@@ -387,6 +498,10 @@ int main(int argc, char **argv)
 		OPT_ALLOW_POLICY_PLATFORMS,
 		OPT_EVIDENCE_MAX_AGE,
 		OPT_MAX_NAMESPACES,
+		OPT_BUFFERED_MAX,
+		OPT_MAX_CONNS,
+		OPT_MAX_CONNS_CLIENT,
+		OPT_REQUEST_TIMEOUT,
 	};
 	static const struct option opts[] = {
 	    {"data", required_argument, NULL, OPT_DATA},
@@ -402,6 +517,10 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	    {"log-file", required_argument, NULL, OPT_LOG_FILE},
 	    {"print-key-hash", no_argument, NULL, OPT_PRINT_KEY_HASH},
+	    {"buffered-max", required_argument, NULL, OPT_BUFFERED_MAX},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
+	    {"max-connections-per-client", required_argument, NULL, OPT_MAX_CONNS_CLIENT},
+	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	    {"init", no_argument, NULL, OPT_INIT},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -411,12 +530,14 @@ int main(int argc, char **argv)
 	char *trusted[MAX_TRUSTED];
 	const char *sans[MAX_SANS + 3];
 	size_t ntrusted = 0, nsans = 0;
-	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20;
+	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20, buffered_max = 64L << 20;
 	int c;
 	bool init = false, key_hash_only = false;
 	struct cas cas = {.log = {.fd = -1, .level = CAS_LOG_INFO, .format = CAS_LOG_LOGFMT},
 			  .evidence_max_age = 60,
-			  .max_namespaces_per_client = 1000};
+			  .max_namespaces_per_client = 1000,
+			  .max_conns_per_client = 256,
+			  .request_timeout = 30};
 	struct veil_diags d;
 	veil_diags_init(&d);
 	if (nthreads < 1)
@@ -441,6 +562,26 @@ int main(int argc, char **argv)
 			break;
 		case OPT_BODY_MAX:
 			if (veil_parse_long("--body-max", optarg, 1024, 1L << 30, &body_max, &d))
+				goto usage_error;
+			break;
+		case OPT_BUFFERED_MAX:
+			if (veil_parse_long("--buffered-max", optarg, 1L << 20, 1L << 40,
+					    &buffered_max, &d))
+				goto usage_error;
+			break;
+		case OPT_MAX_CONNS:
+			if (veil_parse_long("--max-connections", optarg, 1, 1L << 20,
+					    &cas.max_conns, &d))
+				goto usage_error;
+			break;
+		case OPT_MAX_CONNS_CLIENT:
+			if (veil_parse_long("--max-connections-per-client", optarg, 1, 1L << 20,
+					    &cas.max_conns_per_client, &d))
+				goto usage_error;
+			break;
+		case OPT_REQUEST_TIMEOUT:
+			if (veil_parse_long("--request-timeout", optarg, 1, 3600,
+					    &cas.request_timeout, &d))
 				goto usage_error;
 			break;
 		case OPT_TRUST:
@@ -534,6 +675,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	cas.data_dir = data;
 	cas.body_max = (size_t)body_max;
+	cas.buffered_max = (size_t)buffered_max;
 	cas.trusted_platforms = trusted;
 	cas.trusted_count = ntrusted;
 	struct cas_thread *threads = calloc((size_t)nthreads, sizeof(*threads));
@@ -554,6 +696,8 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = tighten_data_dir(data, &d);
 	if (!rc)
+		rc = tighten_data_files(data, &d);
+	if (!rc)
 		rc = cas_log_open(&cas.log, &d);
 	if (!rc)
 		rc = veil_vault_open_file(keyfile, init, &cas.vault, &d);
@@ -570,12 +714,20 @@ int main(int argc, char **argv)
 		rc = veil_cert_key_hash(cas.cert, cas.key_hash);
 	if (!rc)
 		rc = veil_audit_open(auditlog, &cas.audit, &d);
+	/* the main thread's store: the audit head (start, checkpoints, stop) */
+	struct veil_store *main_store = NULL;
+	if (!rc)
+		rc = veil_store_sqlite_open(data, &main_store, &d);
+	if (!rc)
+		rc = reconcile_audit(&cas, main_store, auditlog, &d);
 	if (!rc)
 		rc = make_identity(&cas, &d);
 	if (!rc && !(cas.ssl = make_ssl(&cas))) {
 		veil_diag(&d, "cannot set up TLS");
 		rc = VEIL_EIO;
 	}
+	if (!rc)
+		rc = cas_conn_setup(&cas, cas.ssl, nthreads, &d);
 	if (!rc && evthread_use_pthreads()) {
 		veil_diag(&d, "libevent threads unavailable");
 		rc = VEIL_EIO;
@@ -586,6 +738,8 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the threads inherit it */
+	if (!rc)
+		rc = cas_workers_start(&cas, nthreads > 1 ? 2 : 1, &d);
 	long started = 0;
 	for (long i = 0; !rc && i < nthreads; i++) {
 		struct cas_thread *t = &threads[i];
@@ -599,7 +753,7 @@ int main(int argc, char **argv)
 			rc = VEIL_EIO;
 			break;
 		}
-		evhttp_set_bevcb(t->http, make_bev, &cas);
+		evhttp_set_bevcb(t->http, make_bev, t);
 		evhttp_set_gencb(t->http, cas_handle, t);
 		evhttp_set_max_body_size(t->http, (ev_ssize_t)body_max);
 		evhttp_set_max_headers_size(t->http, 16 * 1024);
@@ -610,7 +764,7 @@ int main(int argc, char **argv)
 		    t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 				 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 				 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-		if (evhttp_accept_socket(t->http, t->fd)) {
+		if (cas_conn_listen(t, t->fd)) {
 			veil_diag(&d, "cannot accept on %s", listen_arg);
 			rc = VEIL_EIO;
 			break;
@@ -628,8 +782,26 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		struct veil_audit_event ev = {.event = "start", .detail = cas.key_hash};
 		veil_audit_append(cas.audit, &ev);
+		if (cas_audit_checkpoint(&cas, main_store))
+			cas_warn_limited("cannot write an audit checkpoint");
 		int sig = 0;
-		while (!sigwait(&sigs, &sig) && sig == SIGHUP) {
+		struct veil_audit_head last = {0}, now;
+		veil_audit_head_get(cas.audit, &last);
+		const struct timespec every = {CHECKPOINT_SECONDS, 0};
+		for (;;) {
+			sig = sigtimedwait(&sigs, NULL, &every);
+			if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+				/* a checkpoint a minute while the log grows */
+				if (!veil_audit_head_get(cas.audit, &now) && now.seq != last.seq) {
+					if (cas_audit_checkpoint(&cas, main_store))
+						cas_warn_limited(
+						    "cannot write an audit checkpoint");
+					veil_audit_head_get(cas.audit, &last);
+				}
+				continue;
+			}
+			if (sig != SIGHUP)
+				break;
 			/* log rotation: reopen, keep serving */
 			struct veil_diags hd;
 			veil_diags_init(&hd);
@@ -641,6 +813,7 @@ int main(int argc, char **argv)
 	} else {
 		veil_diags_print(&d, stderr);
 	}
+	cas_workers_stop(&cas); /* their answers go out on the loops */
 	for (long i = 0; i < started; i++)
 		event_base_loopexit(threads[i].base, NULL);
 	for (long i = 0; i < started; i++)
@@ -649,6 +822,8 @@ int main(int argc, char **argv)
 		struct cas_thread *t = &threads[i];
 		if (t->http)
 			evhttp_free(t->http);
+		if (t->resume)
+			event_free(t->resume);
 		if (t->base)
 			event_base_free(t->base);
 		if (t->store)
@@ -662,7 +837,11 @@ int main(int argc, char **argv)
 	if (!rc) {
 		struct veil_audit_event ev = {.event = "stop"};
 		veil_audit_append(cas.audit, &ev);
+		cas_audit_checkpoint(&cas, main_store);
 	}
+	if (main_store)
+		main_store->ops->close(main_store);
+	cas_workers_free(&cas);
 	veil_audit_close(cas.audit);
 	veil_vault_close(cas.vault);
 	cas_log_close(&cas.log);

@@ -20,7 +20,8 @@
 struct sqlite_store {
 	struct veil_store base;
 	sqlite3 *db;
-	sqlite3_stmt *get, *create, *update, *remove, *list, *count, *count_children, *count_owned;
+	sqlite3_stmt *get, *create, *update, *remove, *list, *count, *count_children, *count_owned,
+	    *set_head, *get_head;
 };
 
 void veil_record_free(struct veil_record *r)
@@ -194,6 +195,62 @@ static int sq_check(struct veil_store *s, struct veil_diags *d)
 	return rc;
 }
 
+static int sq_exec(struct veil_store *s, const char *sql)
+{
+	return sqlite3_exec(S(s)->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : VEIL_EIO;
+}
+
+static int sq_begin(struct veil_store *s)
+{
+	return sq_exec(s, "BEGIN IMMEDIATE");
+}
+
+static int sq_commit(struct veil_store *s)
+{
+	return sq_exec(s, "COMMIT");
+}
+
+static void sq_rollback(struct veil_store *s)
+{
+	if (!sqlite3_get_autocommit(S(s)->db))
+		sq_exec(s, "ROLLBACK");
+}
+
+static int sq_set_head(struct veil_store *s, const struct veil_store_head *h)
+{
+	sqlite3_stmt *st = S(s)->set_head;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)h->seq);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)h->size);
+	sqlite3_bind_text(st, 3, h->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, h->signature, -1, SQLITE_STATIC);
+	int x = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return x == SQLITE_DONE ? 0 : VEIL_EIO;
+}
+
+static int sq_get_head(struct veil_store *s, struct veil_store_head *out)
+{
+	sqlite3_stmt *st = S(s)->get_head;
+	int rc = VEIL_EIO, x = sqlite3_step(st);
+	if (x == SQLITE_DONE) {
+		rc = VEIL_ENOENT;
+	} else if (x == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(st, 2);
+		const char *sig = (const char *)sqlite3_column_text(st, 3);
+		memset(out, 0, sizeof(*out));
+		out->seq = (uint64_t)sqlite3_column_int64(st, 0);
+		out->size = (uint64_t)sqlite3_column_int64(st, 1);
+		if (h && strlen(h) == 64 && (!sig || strlen(sig) < sizeof(out->signature))) {
+			memcpy(out->hash, h, 65);
+			snprintf(out->signature, sizeof(out->signature), "%s", sig ? sig : "");
+			rc = 0;
+		}
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 static void sq_close(struct veil_store *s)
 {
 	struct sqlite_store *q = S(s);
@@ -207,6 +264,8 @@ static void sq_close(struct veil_store *s)
 	sqlite3_finalize(q->count);
 	sqlite3_finalize(q->count_children);
 	sqlite3_finalize(q->count_owned);
+	sqlite3_finalize(q->set_head);
+	sqlite3_finalize(q->get_head);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -221,6 +280,11 @@ static const struct veil_store_ops sqlite_ops = {
     .count_children = sq_count_children,
     .count_owned = sq_count_owned,
     .check = sq_check,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .set_head = sq_set_head,
+    .get_head = sq_get_head,
     .close = sq_close,
 };
 
@@ -238,6 +302,13 @@ static const struct {
      * without an index a scan of the whole table (a create took 1.6 ms
      * instead of 0.17 ms with 10,000 namespaces) */
     {2, "CREATE INDEX IF NOT EXISTS policies_owner ON policies(owner);"},
+    /* the audit log's head, committed with each change (audit.c) */
+    {3, "CREATE TABLE IF NOT EXISTS audit_head ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" seq INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" hash TEXT NOT NULL,"
+	" signature TEXT NOT NULL);"},
 };
 _Static_assert(VEIL_ARRAY_LEN(migrations) == VEIL_STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -344,6 +415,9 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
 	    {&q->count_children, "SELECT count(*) FROM policies WHERE namespace > ?1 || '/' AND "
 				 "namespace < ?1 || '0'"},
 	    {&q->count_owned, "SELECT count(*) FROM policies WHERE owner=?"},
+	    {&q->set_head, "INSERT OR REPLACE INTO audit_head(id, seq, size, hash, signature) "
+			   "VALUES(1,?,?,?,?)"},
+	    {&q->get_head, "SELECT seq, size, hash, signature FROM audit_head WHERE id=1"},
 	};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(prep); i++)
 		if (sqlite3_prepare_v3(q->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT,

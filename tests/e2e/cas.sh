@@ -624,7 +624,10 @@ t_audit_log_verifies() {
 
 t_sigterm_clean_stop() {
 	stop_cas || die "veil-cas exited non-zero on SIGTERM" || return 1
-	tail -1 "$WORK/data/audit.log" | grep -q '"event":"stop"' || die "no stop entry"
+	# the stop entry, then the signed checkpoint of the head
+	tail -2 "$WORK/data/audit.log" | head -1 | grep -q '"event":"stop"' || die "no stop entry" || return 1
+	tail -1 "$WORK/data/audit.log" | grep -q '"event":"checkpoint"' || die "no checkpoint at stop" || return 1
+	run "$VEIL" audit verify --data "$WORK/data" "$WORK/data/audit.log" && ok && has "holds the signed head"
 }
 
 # kill -9 amid acknowledged creates and updates: all of them survive
@@ -1171,22 +1174,25 @@ t_backup_restore_round_trip() {
 	[ ! -e "$WORK/bk4" ] || die "an inconsistent backup was made" || return 1
 }
 
-# PRAGMA user_version: 2 today; a newer store is refused with the reason
+# PRAGMA user_version: 3 today (2: the owner index, 3: the audit head); a newer store is refused with the reason
 t_schema_version() {
-	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 2 ] || die "schema version not 2" || return 1
+	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 3 ] || die "schema version not 3" || return 1
 	cp -a "$WORK/restored" "$WORK/newer"
-	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=3' || return 1
+	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=4' || return 1
 	run timeout 10 "$CAS" --data "$WORK/newer" --listen "127.0.0.1:$((PORT + 2))" && [ "$rc" -eq 1 ] || die "newer schema: exit $rc" || return 1
-	has "cas.db has schema version 3; this veil-cas ($VERSION) knows versions up to 2: run a newer veil-cas" || return 1
-	# a store from before versions (0), and one of version 1 (no owner index),
-	# are migrated to 2
+	has "cas.db has schema version 4; this veil-cas ($VERSION) knows versions up to 3: run a newer veil-cas" || return 1
+	# a store from before versions (0), one of version 1 (no owner index) and
+	# one of version 2 are migrated to 3
 	local v
-	for v in 0 1; do
+	for v in 0 1 2; do
 		rm -rf "$WORK/older" "$WORK/older-bk"
 		cp -a "$WORK/restored" "$WORK/older"
-		sqlite3 "$WORK/older/cas.db" "DROP INDEX IF EXISTS policies_owner; PRAGMA user_version=$v" || return 1
+		# a version below 2 has no owner index (the audit head table is kept:
+		# the log must still match the head the store committed)
+		[ "$v" -ge 2 ] || sqlite3 "$WORK/older/cas.db" "DROP INDEX IF EXISTS policies_owner" || return 1
+		sqlite3 "$WORK/older/cas.db" "PRAGMA user_version=$v" || return 1
 		run "$CAS" backup --data "$WORK/older" "$WORK/older-bk" && ok || return 1
-		[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 2 ] || die "$v not migrated" || return 1
+		[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 3 ] || die "$v not migrated" || return 1
 		sqlite3 "$WORK/older-bk/cas.db" "SELECT name FROM sqlite_master WHERE type='index'" | grep -qx policies_owner ||
 			die "$v: no owner index" || return 1
 	done
