@@ -233,7 +233,15 @@ static int inject_private(const struct inject_file *f, size_t count, size_t tota
 		char name[32];
 		snprintf(name, sizeof(name), "%zu", i);
 		int fd = openat(mnt, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		int bad = fd < 0 || write_all(fd, f[i].content, f[i].size) || give_to(fd, uid, gid);
+		int bad = fd < 0 || write_all(fd, f[i].content, f[i].size);
+		if (!bad && give_to(fd, uid, gid)) {
+			failf(err, cap,
+			      "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
+			      "veil-run needs CAP_CHOWN for that",
+			      f[i].path, (unsigned)uid, (unsigned)gid, strerror(errno));
+			close(fd);
+			goto out;
+		}
 		if (fd >= 0)
 			close(fd);
 		if (bad) {
@@ -303,8 +311,18 @@ static int inject_memdir(const struct inject_file *f, size_t count, const char *
 		snprintf(tmp, sizeof(tmp), ".%.200s.veil-%ld", slash + 1, (long)getpid());
 		int fd =
 		    openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-		int bad = fd < 0 || fchmod(fd, 0600) || give_to(fd, uid, gid) ||
-			  write_all(fd, f[done].content, f[done].size);
+		int bad = fd < 0 || fchmod(fd, 0600);
+		if (!bad && give_to(fd, uid, gid)) {
+			failf(err, cap,
+			      "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
+			      "veil-run needs CAP_CHOWN for that",
+			      path, (unsigned)uid, (unsigned)gid, strerror(errno));
+			close(fd);
+			unlinkat(dfd, tmp, 0);
+			close(dfd);
+			break;
+		}
+		bad = bad || write_all(fd, f[done].content, f[done].size);
 		if (fd >= 0)
 			close(fd);
 		if (bad || renameat(dfd, tmp, dfd, slash + 1)) {

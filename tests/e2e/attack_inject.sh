@@ -56,7 +56,7 @@ no_sys_admin=(setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin)
 # a process of the container's ordinary uid, with what veil-run needs (the
 # neighbour is started the same way: same uid, same capabilities)
 as_neighbour=(setpriv --reuid="$NEIGHBOUR_UID" --regid="$NEIGHBOUR_UID" --clear-groups
-	--inh-caps=+sys_admin,+setuid,+setgid --ambient-caps=+sys_admin,+setuid,+setgid)
+	--inh-caps=+sys_admin,+setuid,+setgid,+chown --ambient-caps=+sys_admin,+setuid,+setgid,+chown)
 as_plain_neighbour=(setpriv --reuid="$NEIGHBOUR_UID" --regid="$NEIGHBOUR_UID" --clear-groups)
 
 # service INJECTION_PATH [build lines...]: applies the service and its mesh
@@ -246,8 +246,8 @@ t_m7_dedicated_uid_neighbour_refused() {
 		die "the program ran as: $prog" || return 1
 	# it reads its injection file, and cannot get its start's privileges back
 	grep -q "^conf matches" <<<"$prog" || die "the program: $prog" || return 1
-	grep -q "^CapEff 0000000000000000" <<<"$prog" && grep -q "^CapPrm 0000000000000000" <<<"$prog" &&
-		grep -q "^CapAmb 0000000000000000" <<<"$prog" || die "the program kept capabilities: $prog" || return 1
+	grep -q "^CapEff: 0000000000000000" <<<"$prog" && grep -q "^CapPrm: 0000000000000000" <<<"$prog" &&
+		grep -q "^CapAmb: 0000000000000000" <<<"$prog" || die "the program kept capabilities: $prog" || return 1
 	if grep -q '^PW=' <<<"$n_out"$'\n'"$p_out"; then
 		die "the neighbour (uid $NEIGHBOUR_UID) read the program's environment"
 		return 1
@@ -261,16 +261,20 @@ t_m7_dedicated_uid_neighbour_refused() {
 t_m7_cannot_switch_refused() {
 	service "$WORK/l2/etc/app.conf" "user: $PROGRAM_UID" || return 1
 	run start_service setpriv --reuid="$NEIGHBOUR_UID" --regid="$NEIGHBOUR_UID" --clear-groups \
-		--inh-caps=+sys_admin --ambient-caps=+sys_admin
-	rejected && has "uid $PROGRAM_UID" && lacks "PW sha256"
+		--inh-caps=+sys_admin,+chown --ambient-caps=+sys_admin,+chown
+	rejected && has "the policy runs the program as uid $PROGRAM_UID, gid $PROGRAM_UID: veil-run (uid $NEIGHBOUR_UID) cannot switch" && lacks "PW sha256" || return 1
+	# nor can it give the program its injection file
+	run start_service setpriv --reuid="$NEIGHBOUR_UID" --regid="$NEIGHBOUR_UID" --clear-groups \
+		--inh-caps=+sys_admin,+setuid,+setgid --ambient-caps=+sys_admin,+setuid,+setgid
+	rejected && has "cannot give it to uid $PROGRAM_UID, gid $PROGRAM_UID" && lacks "PW sha256"
 }
 
 # uid 0 is no separation; group without user neither
 t_m7_policy_refuses_root_and_lone_group() {
 	service "$WORK/l2/etc/app.conf" "user: 0" && die "user: 0 accepted" && return 1
-	has "user" || return 1
+	has "build: user 0 is root's" || return 1
 	service "$WORK/l2/etc/app.conf" "group: $PROGRAM_UID" && die "a group without a user accepted" && return 1
-	has "group"
+	has "build: 'group' needs 'user'"
 }
 
 # ONLY="t_x t_y" runs those scenarios after the setup
