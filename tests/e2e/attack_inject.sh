@@ -207,7 +207,7 @@ t_l2_plain_path_still_works() {
 start_waiting() {
 	start_service "$@" >"$WORK/bg.out" 2>"$WORK/bg.err" &
 	bg_pid=$!
-	pids+=($bg_pid)
+	pids+=("$bg_pid")
 	wait_for "$WORK/bg.out" "^pid " || { die "the program did not start: $(cat "$WORK/bg.err" "$WORK/bg.out")"; return 1; }
 	prog_pid=$(sed -n 's/^pid //p' "$WORK/bg.out")
 }
