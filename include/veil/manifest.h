@@ -69,6 +69,9 @@ struct veil_build {
 	char **host_paths;
 	size_t host_paths_count;
 	int sign;
+	/* the program's dedicated uid and gid (a veil extension: SCONE's policy
+	 * language has no such field); 0: not named, since 0 is refused */
+	unsigned user, group;
 	struct veil_pos copy_pos;
 };
 

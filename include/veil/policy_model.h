@@ -21,6 +21,7 @@ struct veil_policy_service {
 	size_t env_count;
 	struct veil_policy_file *files; /* the protected files, when listed */
 	size_t file_count;
+	unsigned user, group; /* the program's uid and gid; 0: veil-run's own */
 	struct veil_pos pos;
 };
 

@@ -965,6 +965,11 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 	json_object_set_new(resp, "injection_files", files);
 	json_object_set_new(resp, "command", json_string(svc->command));
 	json_object_set_new(resp, "pwd", json_string(svc->pwd ? svc->pwd : "/"));
+	if (svc->user) { /* veil-run runs the program as them */
+		json_object_set_new(resp, "user", json_integer(svc->user));
+		json_object_set_new(resp, "group",
+				    json_integer(svc->group ? svc->group : svc->user));
+	}
 	/* veil-run starts from files it could not pin only with this consent */
 	json_object_set_new(
 	    resp, "unpinned_files_allowed",

@@ -296,11 +296,27 @@ static void parse_secrets(struct yctx *c, const struct ynode *sec, struct veil_s
 	}
 }
 
+/* build.user / build.group: 1 to 4294967294 (-1 means "unchanged" to
+ * setuid); 0 is root, no separation from anything. 0 if absent or refused. */
+static unsigned get_program_id(struct yctx *c, const struct ynode *b, const char *key,
+			       const char *what)
+{
+	unsigned long long v = 0;
+	if (yget_uint(c, b, key, 4294967294ull, &v, "build") != 1)
+		return 0;
+	if (!v)
+		yerr(c, ymap_get(b, key),
+		     "build: %s 0 is root's, which separates the program from nothing: name a "
+		     "dedicated %s from 1 to 4294967294, or leave '%s' out",
+		     key, what, key);
+	return (unsigned)v;
+}
+
 static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build *out)
 {
 	static const char *const keys[] = {"name", "kind",         "to",  "pwd",       "command",
 					   "copy", "requirements", "run", "signature", "host_paths",
-					   NULL};
+					   "user", "group",        NULL};
 	ycheck_keys(c, b, keys, "build");
 	out->name = yget_str(c, b, "name", 1, "build");
 	if (out->name && !veil_valid_object_name(out->name))
@@ -324,6 +340,12 @@ static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build
 		yerr(
 		    c, ymap_get(b, "command"),
 		    "build: 'command' holds a secret placeholder" VEIL_COMMAND_PLACEHOLDER_REFUSED);
+	out->user = get_program_id(c, b, "user", "uid");
+	out->group = get_program_id(c, b, "group", "gid");
+	if (out->group && !ymap_get(b, "user"))
+		yerr(c, ymap_get(b, "group"),
+		     "build: 'group' needs 'user': the uid is what keeps other processes out of "
+		     "the program's environment");
 	out->requirements = yget_str(c, b, "requirements", 0, "build");
 	out->copy = yget_strlist(c, b, "copy", 0, &out->copy_count, "build");
 	out->copy_pos = POS(ymap_get(b, "copy"));

@@ -613,6 +613,12 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		}
 		ymap_put_str(a, s, "command", mm->meas->command);
 		ymap_put_str(a, s, "pwd", mm->meas->pwd);
+		if (mm->manifest->build.user) {
+			const struct veil_build *b = &mm->manifest->build;
+			ymap_put_str(a, s, "user", yarena_printf(a, "%u", b->user));
+			ymap_put_str(a, s, "group",
+				     yarena_printf(a, "%u", b->group ? b->group : b->user));
+		}
 		ymap_put(a, s, "environment", service_env(&x, mm));
 		yseq_push(a, services, s);
 		if (!mm->manifest->inject_count)

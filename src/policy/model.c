@@ -232,7 +232,7 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 {
 	static const char *const keys[] = {"name",    "image_name", "mrenclaves",  "file_set_root",
 					   "command", "pwd",        "environment", "platforms",
-					   "files",   NULL};
+					   "files",   "user",       "group",       NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
@@ -254,6 +254,18 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 	s->pwd = yget_str(c, e, "pwd", 0, w);
 	if (s->pwd && s->pwd[0] != '/')
 		yerr(c, ymap_get(e, "pwd"), "services: pwd '%s' must be absolute", s->pwd);
+	static const char *const ids[] = {"user", "group"};
+	unsigned *id[] = {&s->user, &s->group};
+	for (size_t i = 0; i < 2; i++) {
+		unsigned long long v = 0;
+		if (yget_uint(c, e, ids[i], 4294967294ull, &v, w) == 1 && !v)
+			yerr(c, ymap_get(e, ids[i]),
+			     "services: %s 0 is root's: name a dedicated one or leave it out",
+			     ids[i]);
+		*id[i] = (unsigned)v;
+	}
+	if (s->group && !s->user)
+		yerr(c, ymap_get(e, "group"), "services: 'group' needs 'user'");
 	s->file_set_root = yget_str(c, e, "file_set_root", 0, w);
 	if (s->file_set_root && !is_hex64(s->file_set_root))
 		yerr(c, ymap_get(e, "file_set_root"),

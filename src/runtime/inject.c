@@ -11,13 +11,23 @@
  * Fallback, for containers without CAP_SYS_ADMIN: the file's directory must
  * already be memory-backed (tmpfs or ramfs, e.g. the emptyDir with medium:
  * Memory that veil's Helm chart mounts); the file is written there 0600 under
- * a temporary name and renamed into place. */
+ * a temporary name and renamed into place.
+ *
+ * Either way each path is walked one component at a time with openat2(2)
+ * and RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: a link anywhere in it is
+ * refused (it redirected files into the host's /dev/shm and mounts onto
+ * /proc/sys/kernel/hostname, past the textual /proc rule), and every later
+ * step works on the folder's descriptor, so a link swapped in after the check
+ * is not followed either. Without openat2 (Linux < 5.6) nothing is placed.
+ * RESOLVE_NO_XDEV is not used: a path may rightly cross into a mount (an
+ * emptyDir, /run); the folder's file system is checked instead. */
 #include "inject.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +36,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_FILES 256
@@ -89,45 +100,117 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* mkdir -p of path's parent folders (0755): they hold no content. */
-static int make_parents(const char *path)
+/* The one component name in dfd, never through a symbolic link (magic
+ * /proc links included). */
+static int open_no_links(int dfd, const char *name, int flags)
+{
+	struct open_how how = {.flags = (unsigned long long)(flags | O_CLOEXEC),
+			       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	return (int)syscall(SYS_openat2, dfd, name, &how, sizeof(how));
+}
+
+/* Kernel pseudo file systems: writing or mounting there changes the kernel,
+ * not a file (the folder as reached, whatever its path says). */
+static int is_pseudo_fs(int fd)
+{
+	static const unsigned long pseudo[] = {
+	    PROC_SUPER_MAGIC,   SYSFS_MAGIC,   CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC,
+	    SECURITYFS_MAGIC,   DEBUGFS_MAGIC, TRACEFS_MAGIC,      BPF_FS_MAGIC,
+	    DEVPTS_SUPER_MAGIC, EFIVARFS_MAGIC};
+	struct statfs s;
+	if (fstatfs(fd, &s))
+		return 1;
+	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
+		if ((unsigned long)s.f_type == pseudo[i])
+			return 1;
+	return 0;
+}
+
+/* The folder holding path, walked from / one component at a time without
+ * following a link; create: make missing folders (0755: they hold no
+ * content). The descriptor (O_PATH), or -1 with the reason in err. */
+static int open_parent(const char *path, int create, char *err, size_t cap)
 {
 	char buf[PATH_MAX];
 	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *s = strchr(buf + 1, '/'); s; s = strchr(s + 1, '/')) {
+	int dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return failf(err, cap, "injection file %.200s: /: %s", path, strerror(errno));
+	char *name = buf + 1;
+	for (char *s = strchr(name, '/'); s; name = s + 1, s = strchr(name, '/')) {
 		*s = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
+		if (create && mkdirat(dfd, name, 0755) && errno != EEXIST) {
+			failf(err, cap, "injection file %.200s: cannot make folder %.200s: %s",
+			      path, buf, strerror(errno));
+			close(dfd);
 			return -1;
+		}
+		int next = open_no_links(dfd, name, O_PATH | O_DIRECTORY);
+		int e = errno;
+		close(dfd);
+		if (next < 0) {
+			if (e == ENOSYS)
+				return failf(err, cap,
+					     "injection file %.200s: this kernel has no openat2 "
+					     "(Linux 5.6 or later): veil-run cannot place the file "
+					     "without following symbolic links, and refuses",
+					     path);
+			if (e == ELOOP || e == EXDEV)
+				return failf(err, cap,
+					     "injection file %.200s: %.200s is a symbolic link; "
+					     "injection paths must not go through one",
+					     path, buf);
+			return failf(err, cap, "injection file %.200s: folder %.200s: %s", path,
+				     buf, e == ENOTDIR ? "not a folder" : strerror(e));
+		}
+		dfd = next;
 		*s = '/';
 	}
-	return 0;
+	if (is_pseudo_fs(dfd)) {
+		close(dfd);
+		return failf(err, cap,
+			     "injection file %.200s: its folder is on a kernel pseudo file system",
+			     path);
+	}
+	return dfd;
 }
 
-/* The target must be a regular file to mount over; a missing one gets an
- * empty placeholder. Symbolic links are refused: a mount would follow one. */
-static int prepare_target(const char *path, char *err, size_t cap)
+/* The target (name in dfd) must be a regular file to mount over; a missing
+ * one gets an empty placeholder. Symbolic links are refused: a mount would
+ * follow one. Its descriptor (O_PATH), or -1 with the reason in err. */
+static int prepare_target(int dfd, const char *name, const char *path, char *err, size_t cap)
 {
-	struct stat st;
-	if (!lstat(path, &st)) {
-		if (S_ISREG(st.st_mode))
-			return 0;
-		return failf(err, cap, "injection file %.200s: the path is %s", path,
-			     S_ISLNK(st.st_mode)   ? "a symbolic link"
-			     : S_ISDIR(st.st_mode) ? "a directory"
-						   : "not a regular file");
-	}
-	if (errno != ENOENT || make_parents(path))
-		return failf(err, cap, "injection file %.200s: %s", path, strerror(errno));
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno != EEXIST)
 		return failf(err, cap, "injection file %.200s: cannot create its mount point: %s",
 			     path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	struct stat st;
+	fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		failf(err, cap, "injection file %.200s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (S_ISREG(st.st_mode))
+		return fd;
 	close(fd);
-	return 0;
+	return failf(err, cap, "injection file %.200s: the path is %s", path,
+		     S_ISLNK(st.st_mode)   ? "a symbolic link"
+		     : S_ISDIR(st.st_mode) ? "a directory"
+					   : "not a regular file");
 }
 
-static int inject_private(const struct inject_file *f, size_t count, size_t total, char *err,
-			  size_t cap)
+/* The program's: it may run under the policy's uid and gid. */
+static int give_to(int fd, uid_t uid, gid_t gid)
+{
+	return uid == (uid_t)-1 && gid == (gid_t)-1 ? 0 : fchown(fd, uid, gid);
+}
+
+static int inject_private(const struct inject_file *f, size_t count, size_t total, uid_t uid,
+			  gid_t gid, char *err, size_t cap)
 {
 	/* nothing mounted here may propagate back to the host's namespace */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
@@ -151,6 +234,14 @@ static int inject_private(const struct inject_file *f, size_t count, size_t tota
 		snprintf(name, sizeof(name), "%zu", i);
 		int fd = openat(mnt, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		int bad = fd < 0 || write_all(fd, f[i].content, f[i].size);
+		if (!bad && give_to(fd, uid, gid)) {
+			failf(err, cap,
+			      "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
+			      "veil-run needs CAP_CHOWN for that",
+			      f[i].path, (unsigned)uid, (unsigned)gid, strerror(errno));
+			close(fd);
+			goto out;
+		}
 		if (fd >= 0)
 			close(fd);
 		if (bad) {
@@ -158,18 +249,26 @@ static int inject_private(const struct inject_file *f, size_t count, size_t tota
 			      f[i].path, strerror(errno));
 			goto out;
 		}
-		if (prepare_target(f[i].path, err, cap))
+		int dfd = open_parent(f[i].path, 1, err, cap);
+		if (dfd < 0)
 			goto out;
+		int target = prepare_target(dfd, strrchr(f[i].path, '/') + 1, f[i].path, err, cap);
+		close(dfd);
+		if (target < 0)
+			goto out;
+		/* onto the file checked, not onto whatever its path names now */
 		int tree = open_tree(mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-		if (tree < 0 ||
-		    move_mount(tree, "", AT_FDCWD, f[i].path, MOVE_MOUNT_F_EMPTY_PATH)) {
+		if (tree < 0 || move_mount(tree, "", target, "",
+					   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
 			failf(err, cap, "injection file %.200s: cannot mount it: %s", f[i].path,
 			      strerror(errno));
 			if (tree >= 0)
 				close(tree);
+			close(target);
 			goto out;
 		}
 		close(tree);
+		close(target);
 	}
 	method = "private mount namespace";
 	rc = 0;
@@ -189,19 +288,16 @@ static int is_memory_fs(int fd)
 }
 
 static int inject_memdir(const struct inject_file *f, size_t count, const char *why_not_private,
-			 char *err, size_t cap)
+			 uid_t uid, gid_t gid, char *err, size_t cap)
 {
 	size_t done = 0;
 	for (; done < count; done++) {
 		const char *path = f[done].path, *slash = strrchr(path, '/');
 		char dir[PATH_MAX], tmp[PATH_MAX];
 		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-		int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0) {
-			failf(err, cap, "injection file %.200s: folder %.200s: %s", path, dir,
-			      strerror(errno));
+		int dfd = open_parent(path, 0, err, cap);
+		if (dfd < 0)
 			break;
-		}
 		if (!is_memory_fs(dfd)) {
 			close(dfd);
 			failf(err, cap,
@@ -215,8 +311,18 @@ static int inject_memdir(const struct inject_file *f, size_t count, const char *
 		snprintf(tmp, sizeof(tmp), ".%.200s.veil-%ld", slash + 1, (long)getpid());
 		int fd =
 		    openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-		int bad =
-		    fd < 0 || fchmod(fd, 0600) || write_all(fd, f[done].content, f[done].size);
+		int bad = fd < 0 || fchmod(fd, 0600);
+		if (!bad && give_to(fd, uid, gid)) {
+			failf(err, cap,
+			      "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
+			      "veil-run needs CAP_CHOWN for that",
+			      path, (unsigned)uid, (unsigned)gid, strerror(errno));
+			close(fd);
+			unlinkat(dfd, tmp, 0);
+			close(dfd);
+			break;
+		}
+		bad = bad || write_all(fd, f[done].content, f[done].size);
 		if (fd >= 0)
 			close(fd);
 		if (bad || renameat(dfd, tmp, dfd, slash + 1)) {
@@ -233,12 +339,19 @@ static int inject_memdir(const struct inject_file *f, size_t count, const char *
 		return 0;
 	}
 	/* all or nothing: no file with secrets stays behind */
-	for (size_t i = 0; i < done; i++)
-		unlink(f[i].path);
+	for (size_t i = 0; i < done; i++) {
+		char ignored[8];
+		int dfd = open_parent(f[i].path, 0, ignored, sizeof(ignored));
+		if (dfd >= 0) {
+			unlinkat(dfd, strrchr(f[i].path, '/') + 1, 0);
+			close(dfd);
+		}
+	}
 	return -1;
 }
 
-int inject_files(const struct inject_file *f, size_t count, char *err, size_t cap)
+int inject_files(const struct inject_file *f, size_t count, uid_t uid, gid_t gid, char *err,
+		 size_t cap)
 {
 	if (!count)
 		return 0;
@@ -259,7 +372,7 @@ int inject_files(const struct inject_file *f, size_t count, char *err, size_t ca
 				     MAX_TOTAL >> 20);
 	}
 	if (!unshare(CLONE_NEWNS))
-		return inject_private(f, count, total, err, cap);
+		return inject_private(f, count, total, uid, gid, err, cap);
 	const char *why = strerror(errno);
-	return inject_memdir(f, count, why, err, cap);
+	return inject_memdir(f, count, why, uid, gid, err, cap);
 }

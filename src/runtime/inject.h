@@ -4,6 +4,7 @@
 #define VEIL_RUNTIME_INJECT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct inject_file {
 	const char *path;    /* absolute, as in the policy */
@@ -17,8 +18,13 @@ struct inject_file {
  * changes), or, where that is not permitted (no CAP_SYS_ADMIN), directly into
  * directories that are on tmpfs/ramfs (Kubernetes emptyDir medium: Memory).
  * Anything else is refused. 0 on success; otherwise the reason, naming the
- * path but never the content, is in err and no written file is left. */
-int inject_files(const struct inject_file *files, size_t count, char *err, size_t cap);
+ * path but never the content, is in err and no written file is left.
+ * A path that goes through a symbolic link, or whose folder is on a kernel
+ * pseudo file system, is refused. The files are owned by uid:gid (the
+ * program's, when the policy names them; (uid_t)-1, (gid_t)-1: this
+ * process's), mode 0600. */
+int inject_files(const struct inject_file *files, size_t count, uid_t uid, gid_t gid, char *err,
+		 size_t cap);
 
 /* How the files were placed, for the log. */
 const char *inject_method(void);

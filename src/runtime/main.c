@@ -10,6 +10,8 @@
 #include <netinet/tcp.h>
 #include <malloc.h>
 #include <getopt.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -460,6 +463,47 @@ static int files_root(const char *dir, char root[static 65], json_t *list)
 	return rc ? 1 : 0;
 }
 
+/* The policy's user and group (docs/manifests.md, build.user): the program
+ * runs under a uid of its own so that processes of the container's other
+ * uids cannot read its environment (/proc/PID/environ) or trace it. The
+ * switch drops supplementary groups and every capability (bounding set
+ * while veil-run may, ambient, permitted, effective, inheritable): the
+ * program cannot switch back. Refused, not skipped, where veil-run may not
+ * switch. After execve the program is dumpable again (the kernel resets it
+ * when the credentials match the executable's), i.e. readable by its own
+ * uid and by root: the uid must be the program's alone. */
+static int become(uid_t uid, gid_t gid)
+{
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+	getresuid(&r, &e, &s);
+	getresgid(&rg, &eg, &sg);
+	int already = r == uid && e == uid && s == uid && rg == gid && eg == gid && sg == gid &&
+		      getgroups(0, NULL) == 0;
+	if (!already) {
+		/* needs CAP_SETPCAP, which a start as root has; the capset below
+		 * empties the sets the program starts with either way */
+		for (int c = 0; c <= CAP_LAST_CAP; c++)
+			prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+		if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
+			return die(
+			    "the policy runs the program as uid %u, gid %u: veil-run (uid %u) "
+			    "cannot switch to them (%s); start it as root or with "
+			    "CAP_SETUID and CAP_SETGID",
+			    (unsigned)uid, (unsigned)gid, (unsigned)r, strerror(errno));
+	}
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct none[2] = {{0}};
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) ||
+	    syscall(SYS_capset, &hdr, none))
+		return die("cannot drop capabilities before running as uid %u: %s", (unsigned)uid,
+			   strerror(errno));
+	if (setuid(0) == 0 || setgid(0) == 0)
+		return die("could switch back to root after running as uid %u: refusing",
+			   (unsigned)uid);
+	return 0;
+}
+
 static void cleanse_free(void *p)
 {
 	if (p) {
@@ -581,6 +625,16 @@ int main(int argc, char **argv)
 				"environment", &env, "injection_files", &files))
 		return die("malformed configuration from the CAS");
 	logmsg("attested as %s", config_id);
+	/* the program's own uid and gid, when the policy names them */
+	json_int_t user = -1, group = -1;
+	if (json_unpack(cfg, "{s?I, s?I}", "user", &user, "group", &group) || user < -1 ||
+	    user == 0 || user >= UINT32_MAX || group < -1 || group == 0 || group >= UINT32_MAX ||
+	    (group >= 0 && user < 0))
+		return die("malformed user or group in the configuration from the CAS");
+	if (user > 0 && group < 0)
+		group = user;
+	uid_t run_uid = user > 0 ? (uid_t)user : (uid_t)-1;
+	gid_t run_gid = group > 0 ? (gid_t)group : (gid_t)-1;
 
 	/* 4. the policy's pwd must be the folder that was measured; the
 	 * verified copy goes there, seen only in this mount namespace */
@@ -617,7 +671,7 @@ int main(int argc, char **argv)
 		inj[i].content = json_string_value(c);
 		inj[i].size = json_string_length(c);
 	}
-	if (inject_files(inj, ninj, why, sizeof(why)))
+	if (inject_files(inj, ninj, run_uid, run_gid, why, sizeof(why)))
 		return die("%s", why);
 	free(inj);
 	/* read-only after the injection files got their mount points */
@@ -665,6 +719,11 @@ int main(int argc, char **argv)
 			path_env = envp[i] + 5;
 	if (path_env)
 		setenv("PATH", path_env, 1); /* execvpe searches the policy's PATH */
+	if (run_uid != (uid_t)-1) {
+		if (become(run_uid, run_gid))
+			return 1;
+		logmsg("running as uid %u, gid %u", (unsigned)run_uid, (unsigned)run_gid);
+	}
 	execvpe(args[0], args, envp);
 	return die("cannot run %s: %s", args[0], strerror(errno));
 }

@@ -214,6 +214,32 @@ static void test_service_unknown_build_key_suggests(void **state)
 	assert_only_diag("t.yaml:7:3: unknown key 'comand' in build (did you mean 'command'?)");
 }
 
+/* build.user/group: the program's own uid (a veil extension) */
+static void test_service_build_user_and_group(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "  user: 64123\n"), 0);
+	assert_no_diags();
+	assert_int_equal(sm.build.user, 64123);
+	assert_int_equal(sm.build.group, 0);
+}
+
+static void test_service_build_root_user_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "  user: 0\n"), VEIL_EINVAL);
+	assert_only_diag("t.yaml:7:9: build: user 0 is root's, which separates the program from "
+			 "nothing: name a dedicated uid from 1 to 4294967294, or leave 'user' out");
+}
+
+static void test_service_build_lone_group_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "  group: 64123\n"), VEIL_EINVAL);
+	assert_only_diag("t.yaml:7:10: build: 'group' needs 'user': the uid is what keeps other "
+			 "processes out of the program's environment");
+}
+
 static void test_service_unknown_env_entry_key(void **state)
 {
 	(void)state;
@@ -1728,6 +1754,9 @@ int main(void)
 	    T(test_doc_kind),
 	    T(test_service_unknown_key_suggests),
 	    T(test_service_unknown_build_key_suggests),
+	    T(test_service_build_user_and_group),
+	    T(test_service_build_root_user_refused),
+	    T(test_service_build_lone_group_refused),
 	    T(test_service_unknown_env_entry_key),
 	    T(test_service_missing_build_refused),
 	    T(test_service_build_required_fields),

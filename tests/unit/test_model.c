@@ -223,6 +223,38 @@ static void test_command_list_and_placeholder_refused(void **state)
 	veil_diags_free(&d);
 }
 
+/* the program's uid and gid: root's and a lone group are no separation */
+static void test_program_user_and_group(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	assert_int_equal(
+	    parse("name: n\nservices:\n  - {name: s, command: a, user: 64123}\n", &doc, &p, &d), 0);
+	assert_int_equal(p.services[0].user, 64123);
+	assert_int_equal(p.services[0].group, 0);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	static const char *const bad[][2] = {
+	    {"user: 0", "services: user 0 is root's"},
+	    {"user: 64123, group: 0", "services: group 0 is root's"},
+	    {"group: 64123", "services: 'group' needs 'user'"},
+	    {"user: -1", "'user' must be an integer from 0 to 4294967294"},
+	    {"user: 4294967295", "'user' must be an integer from 0 to 4294967294"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char y[256];
+		snprintf(y, sizeof(y), "name: n\nservices:\n  - {name: s, command: a, %s}\n",
+			 bad[i][0]);
+		assert_int_equal(parse(y, &doc, &p, &d), VEIL_EINVAL);
+		if (!has_diag(&d, bad[i][1]))
+			fail_msg("%s: wanted '%s'", bad[i][0], bad[i][1]);
+		ydoc_free(&doc);
+		veil_diags_free(&d);
+	}
+}
+
 static void test_hash_is_canonical(void **state)
 {
 	(void)state;
@@ -292,6 +324,7 @@ int main(void)
 	    cmocka_unit_test(test_predecessor_must_be_a_hash),
 	    cmocka_unit_test(test_access_lists),
 	    cmocka_unit_test(test_placeholder_must_name_a_policy_secret),
+	    cmocka_unit_test(test_program_user_and_group),
 	    cmocka_unit_test(test_hash_is_canonical),
 	    cmocka_unit_test(test_version_of_the_0_3_family_accepted),
 	    cmocka_unit_test(test_other_versions_refused),
