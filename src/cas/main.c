@@ -125,9 +125,19 @@ static int listen_parse(const char *arg, struct listen_addr *out, struct veil_di
 			  gai_strerror(e));
 		return VEIL_ENOENT; /* not a usage error: the name may resolve later */
 	}
-	/* the first address (IPv4 first for "localhost" under glibc's defaults) */
-	memcpy(&out->sa, ai->ai_addr, ai->ai_addrlen);
-	out->len = ai->ai_addrlen;
+	/* One address: the first IPv4 one, else the first. A name such as
+	 * "localhost" often resolves to ::1 first (RFC 6724 ordering with the
+	 * usual "::1 localhost" line of /etc/hosts), and a CAS on ::1 alone is
+	 * neither what 127.0.0.1 clients reach nor in the way of a second CAS
+	 * on 127.0.0.1 (Go's net.Listen prefers IPv4 the same way). */
+	const struct addrinfo *pick = ai;
+	for (const struct addrinfo *p = ai; p; p = p->ai_next)
+		if (p->ai_family == AF_INET) {
+			pick = p;
+			break;
+		}
+	memcpy(&out->sa, pick->ai_addr, pick->ai_addrlen);
+	out->len = pick->ai_addrlen;
 	freeaddrinfo(ai);
 	return 0;
 }
