@@ -163,6 +163,15 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	printf("  command        %s (pwd %s)\n", meas.command, meas.pwd);
 	printf("  mrenclave      %s\n", meas.runtime_sha256);
 	printf("  file-set root  %s\n", meas.file_set_root);
+	if (meas.program)
+		printf("  program        %s (%zu runtime file%s)\n", meas.program,
+		       meas.runtime_file_count, meas.runtime_file_count == 1 ? "" : "s");
+	else
+		fprintf(stderr,
+			"warning: the command's program is not in the image (looked up with "
+			"PATH=%s%s%s) or is a protected file: nothing outside pwd is measured\n",
+			VEIL_DEFAULT_PATH, getenv("VEIL_IMAGE_ROOT") ? " under VEIL_IMAGE_ROOT=" : "",
+			getenv("VEIL_IMAGE_ROOT") ? getenv("VEIL_IMAGE_ROOT") : "");
 	printf("  record         %s/measurement.yaml\n", out_dir);
 out:
 	veil_measurement_free(&meas);

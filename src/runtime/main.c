@@ -6,6 +6,7 @@
  * the policy alone and execs the policy's command in the policy's pwd. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <malloc.h>
@@ -17,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -460,6 +462,143 @@ static int files_root(const char *dir, char root[static 65], json_t *list)
 	return rc ? 1 : 0;
 }
 
+/* The runtime files the policy lists (src/image/runtime.c: files by content,
+ * folders by listing, absent paths) checked as they are now, right before
+ * the exec (issue 9, H1). The program is opened once: what was hashed is the
+ * file execed (*prog_fd). 0, or a reason naming the first difference in why. */
+static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, size_t cap)
+{
+	const char *program = NULL;
+	json_t *list = NULL;
+	*prog_fd = -1;
+	*count = 0;
+	if (json_unpack(cfg, "{s?s, s?o}", "program", &program, "runtime_files", &list) ||
+	    (program && (program[0] != '/' || !json_is_array(list)))) {
+		snprintf(why, cap, "malformed runtime files from the CAS");
+		return 1;
+	}
+	if (!program)
+		return 0;
+	size_t i;
+	json_t *e;
+	struct veil_diags d;
+	veil_diags_init(&d);
+	int rc = 0, have_program = 0;
+	json_array_foreach(list, i, e)
+	{
+		const char *path = NULL, *hex = NULL;
+		int mode = 0;
+		uint8_t want[VEIL_SHA256_SIZE], got[VEIL_SHA256_SIZE];
+		if (json_unpack(e, "{s:s, s:i, s:s}", "path", &path, "mode", &mode, "sha256", &hex) ||
+		    path[0] != '/' || veil_unhex(hex, want, sizeof(want))) {
+			snprintf(why, cap, "malformed runtime files from the CAS");
+			rc = 1;
+			break;
+		}
+		size_t len = strlen(path);
+		int is_dir = path[len - 1] == '/';
+		char bare[512];
+		if (snprintf(bare, sizeof(bare), "%.*s", (int)(is_dir && len > 1 ? len - 1 : len),
+			     path) >= (int)sizeof(bare)) {
+			snprintf(why, cap, "a runtime file's path is too long");
+			rc = 1;
+			break;
+		}
+		struct stat st;
+		if (mode == 0) {
+			if (!lstat(bare, &st) || errno != ENOENT) {
+				snprintf(why, cap,
+					 "%s exists, but the image had no such %s when `veil apply` "
+					 "measured it",
+					 bare, is_dir ? "folder" : "file");
+				rc = 1;
+				break;
+			}
+			continue;
+		}
+		if (is_dir) {
+			char **names = NULL;
+			size_t n = 0;
+			int lr = veil_listing_sha256(bare, got, &names, &n);
+			if (lr == VEIL_ENOENT) {
+				snprintf(why, cap, "the runtime folder %s is missing", path);
+				rc = 1;
+			} else if (lr) {
+				snprintf(why, cap, "cannot list the runtime folder %s", path);
+				rc = 1;
+			} else if (memcmp(got, want, sizeof(got))) {
+				/* a file Python runs at start that the policy does not list
+				 * is named; any other difference names the folder */
+				snprintf(why, cap,
+					 "the runtime folder %s changed since `veil apply` measured it "
+					 "(a file or folder was added, removed or renamed)",
+					 path);
+				for (size_t k = 0; k < n; k++) {
+					char full[512];
+					if (snprintf(full, sizeof(full), "%s%s", path, names[k]) >=
+					    (int)sizeof(full))
+						continue;
+					int listed = 0;
+					size_t j;
+					json_t *o;
+					json_array_foreach(list, j, o)
+					{
+						const char *op = json_string_value(json_object_get(o, "path"));
+						listed |= op && !strcmp(op, full);
+					}
+					if (!listed && veil_runtime_startup_file(names[k])) {
+						snprintf(why, cap,
+							 "%s was added to the runtime folder %s after `veil "
+							 "apply` measured it",
+							 full, path);
+						break;
+					}
+				}
+				rc = 1;
+			}
+			for (size_t k = 0; k < n; k++)
+				free(names[k]);
+			free(names);
+			if (rc)
+				break;
+			continue;
+		}
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+		    veil_sha256_fd(fd, path, got, &d)) {
+			snprintf(why, cap, "the runtime file %s is missing or unreadable", path);
+			if (fd >= 0)
+				close(fd);
+			rc = 1;
+			break;
+		}
+		if (memcmp(got, want, sizeof(got)) || ((st.st_mode & 0111) ? 0755 : 0644) != mode) {
+			snprintf(why, cap,
+				 "the runtime file %s changed since `veil apply` measured it", path);
+			close(fd);
+			rc = 1;
+			break;
+		}
+		if (!strcmp(path, program) && !have_program) {
+			*prog_fd = fd;
+			have_program = 1;
+		} else {
+			close(fd);
+		}
+		(*count)++;
+	}
+	veil_diags_free(&d);
+	if (!rc && !have_program) {
+		snprintf(why, cap, "the policy's program %s is not among its runtime files", program);
+		rc = 1;
+	}
+	if (rc && *prog_fd >= 0) {
+		close(*prog_fd);
+		*prog_fd = -1;
+	}
+	return rc;
+}
+
 static void cleanse_free(void *p)
 {
 	if (p) {
@@ -586,7 +725,7 @@ int main(int argc, char **argv)
 	 * verified copy goes there, seen only in this mount namespace */
 	if (strcmp(pwd, files_dir))
 		return die("the policy's pwd %s is not the measured folder %s", pwd, files_dir);
-	char why[600];
+	char why[1200];
 	int unpinned_ok = 0;
 	if (json_unpack(cfg, "{s?b}", "unpinned_files_allowed", &unpinned_ok))
 		return die("malformed configuration from the CAS");
@@ -657,7 +796,19 @@ int main(int argc, char **argv)
 	args[nargs] = NULL;
 	if (!nargs)
 		return die("the policy's command is empty");
-	logmsg("exec %s in %s", args[0], pwd);
+	/* 8. what the command execs outside pwd is what was measured */
+	int prog_fd = -1;
+	size_t nrt = 0;
+	char program[4096] = "";
+	if (verify_runtime(cfg, &prog_fd, &nrt, why, sizeof(why)))
+		return die("%s: refusing to start", why);
+	const char *pg = NULL;
+	if (!json_unpack(cfg, "{s:s}", "program", &pg))
+		snprintf(program, sizeof(program), "%s", pg);
+	if (prog_fd >= 0)
+		logmsg("%zu runtime files verified; exec %s (%s) in %s", nrt, program, args[0], pwd);
+	else
+		logmsg("exec %s in %s", args[0], pwd);
 	json_decref(cfg); /* wiped by cleanse_free; pwd pointed into it */
 	char *path_env = NULL;
 	for (size_t i = 0; envp[i]; i++)
@@ -665,6 +816,14 @@ int main(int argc, char **argv)
 			path_env = envp[i] + 5;
 	if (path_env)
 		setenv("PATH", path_env, 1); /* execvpe searches the policy's PATH */
+	if (prog_fd >= 0) {
+		/* the descriptor that was hashed; a script's (#!) cannot be execed
+		 * through a close-on-exec descriptor, so it is execed by its path */
+		fexecve(prog_fd, args, envp);
+		if (errno == ENOENT)
+			execve(program, args, envp);
+		return die("cannot run %s: %s", program, strerror(errno));
+	}
 	execvpe(args[0], args, envp);
 	return die("cannot run %s: %s", args[0], strerror(errno));
 }
