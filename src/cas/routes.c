@@ -979,8 +979,8 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 		for (size_t i = 0; rf && i < svc->runtime_file_count; i++) {
 			const struct veil_policy_file *f = &svc->runtime_files[i];
 			if (json_array_append_new(rf, json_pack("{s:s, s:i, s:s}", "path", f->path,
-								 "mode", (int)f->mode, "sha256",
-								 f->sha256)))
+								"mode", (int)f->mode, "sha256",
+								f->sha256)))
 				return VEIL_ENOMEM;
 		}
 		if (!rf)

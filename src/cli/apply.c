@@ -170,7 +170,8 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 		fprintf(stderr,
 			"warning: the command's program is not in the image (looked up with "
 			"PATH=%s%s%s) or is a protected file: nothing outside pwd is measured\n",
-			VEIL_DEFAULT_PATH, getenv("VEIL_IMAGE_ROOT") ? " under VEIL_IMAGE_ROOT=" : "",
+			VEIL_DEFAULT_PATH,
+			getenv("VEIL_IMAGE_ROOT") ? " under VEIL_IMAGE_ROOT=" : "",
 			getenv("VEIL_IMAGE_ROOT") ? getenv("VEIL_IMAGE_ROOT") : "");
 	printf("  record         %s/measurement.yaml\n", out_dir);
 out:

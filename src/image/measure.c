@@ -429,9 +429,8 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			   struct veil_diags *d)
 {
 	static const char *const keys[] = {
-	    "veil_measurement", "name",    "image",         "command", "pwd",
-	    "manifest",         "runtime", "file_set_root", "files",   "program",
-	    "runtime_files",    NULL};
+	    "veil_measurement", "name",          "image", "command", "pwd",           "manifest",
+	    "runtime",          "file_set_root", "files", "program", "runtime_files", NULL};
 	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
 	struct veil_measurement m = {0};
 	struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};

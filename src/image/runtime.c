@@ -35,8 +35,13 @@
 #define MAX_RUNTIME_FILES 4096
 #define MAX_LISTING_NAMES 100000
 
-static const char *const lib_dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-				       "/lib64", "/usr/lib64", "/lib", "/usr/lib", NULL};
+static const char *const lib_dirs[] = {"/lib/x86_64-linux-gnu",
+				       "/usr/lib/x86_64-linux-gnu",
+				       "/lib64",
+				       "/usr/lib64",
+				       "/lib",
+				       "/usr/lib",
+				       NULL};
 
 struct rt {
 	const char *root; /* "/" or the image's root folder */
@@ -365,7 +370,7 @@ out:
 /* The program, its loader and the shared objects they need, breadth first. */
 static int push_elf_closure(struct rt *r, const char *program)
 {
-	char (*needed)[256] = malloc(MAX_NEEDED * sizeof(*needed));
+	char(*needed)[256] = malloc(MAX_NEEDED * sizeof(*needed));
 	char **queue = calloc(MAX_RUNTIME_FILES, sizeof(*queue));
 	size_t head = 0, tail = 0;
 	int rc = needed && queue ? 0 : VEIL_ENOMEM;

@@ -230,9 +230,9 @@ static void check_ph(struct yctx *c, const struct veil_policy *p, const struct y
 
 static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
 {
-	static const char *const keys[] = {"name",    "image_name", "mrenclaves",  "file_set_root",
-					   "command", "pwd",        "environment", "platforms",
-					   "files",   "program",    "runtime_files", NULL};
+	static const char *const keys[] = {
+	    "name",        "image_name", "mrenclaves", "file_set_root", "command",       "pwd",
+	    "environment", "platforms",  "files",      "program",       "runtime_files", NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
@@ -326,7 +326,8 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 			const char *mode = yget_str(c, f, "mode", 1, "runtime_files entry");
 			const char *h = yget_str(c, f, "sha256", 1, "runtime_files entry");
 			if (!path || path[0] != '/' || !mode || !is_hex64(h) ||
-			    (strcmp(mode, "0644") && strcmp(mode, "0755") && strcmp(mode, "0000"))) {
+			    (strcmp(mode, "0644") && strcmp(mode, "0755") &&
+			     strcmp(mode, "0000"))) {
 				yerr(c, f,
 				     "services: a runtime_files entry needs an absolute path, mode "
 				     "0644, 0755 or 0000 (absent) and a 64-hex-digit sha256");

@@ -489,7 +489,8 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 		const char *path = NULL, *hex = NULL;
 		int mode = 0;
 		uint8_t want[VEIL_SHA256_SIZE], got[VEIL_SHA256_SIZE];
-		if (json_unpack(e, "{s:s, s:i, s:s}", "path", &path, "mode", &mode, "sha256", &hex) ||
+		if (json_unpack(e, "{s:s, s:i, s:s}", "path", &path, "mode", &mode, "sha256",
+				&hex) ||
 		    path[0] != '/' || veil_unhex(hex, want, sizeof(want))) {
 			snprintf(why, cap, "malformed runtime files from the CAS");
 			rc = 1;
@@ -507,10 +508,11 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 		struct stat st;
 		if (mode == 0) {
 			if (!lstat(bare, &st) || errno != ENOENT) {
-				snprintf(why, cap,
-					 "%s exists, but the image had no such %s when `veil apply` "
-					 "measured it",
-					 bare, is_dir ? "folder" : "file");
+				snprintf(
+				    why, cap,
+				    "%s exists, but the image had no such %s when `veil apply` "
+				    "measured it",
+				    bare, is_dir ? "folder" : "file");
 				rc = 1;
 				break;
 			}
@@ -529,10 +531,11 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 			} else if (memcmp(got, want, sizeof(got))) {
 				/* a file Python runs at start that the policy does not list
 				 * is named; any other difference names the folder */
-				snprintf(why, cap,
-					 "the runtime folder %s changed since `veil apply` measured it "
-					 "(a file or folder was added, removed or renamed)",
-					 path);
+				snprintf(
+				    why, cap,
+				    "the runtime folder %s changed since `veil apply` measured it "
+				    "(a file or folder was added, removed or renamed)",
+				    path);
 				for (size_t k = 0; k < n; k++) {
 					char full[512];
 					if (snprintf(full, sizeof(full), "%s%s", path, names[k]) >=
@@ -543,12 +546,14 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 					json_t *o;
 					json_array_foreach(list, j, o)
 					{
-						const char *op = json_string_value(json_object_get(o, "path"));
+						const char *op =
+						    json_string_value(json_object_get(o, "path"));
 						listed |= op && !strcmp(op, full);
 					}
 					if (!listed && veil_runtime_startup_file(names[k])) {
 						snprintf(why, cap,
-							 "%s was added to the runtime folder %s after `veil "
+							 "%s was added to the runtime folder %s "
+							 "after `veil "
 							 "apply` measured it",
 							 full, path);
 						break;
@@ -574,7 +579,8 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 		}
 		if (memcmp(got, want, sizeof(got)) || ((st.st_mode & 0111) ? 0755 : 0644) != mode) {
 			snprintf(why, cap,
-				 "the runtime file %s changed since `veil apply` measured it", path);
+				 "the runtime file %s changed since `veil apply` measured it",
+				 path);
 			close(fd);
 			rc = 1;
 			break;
@@ -589,7 +595,8 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 	}
 	veil_diags_free(&d);
 	if (!rc && !have_program) {
-		snprintf(why, cap, "the policy's program %s is not among its runtime files", program);
+		snprintf(why, cap, "the policy's program %s is not among its runtime files",
+			 program);
 		rc = 1;
 	}
 	if (rc && *prog_fd >= 0) {
@@ -806,7 +813,8 @@ int main(int argc, char **argv)
 	if (!json_unpack(cfg, "{s:s}", "program", &pg))
 		snprintf(program, sizeof(program), "%s", pg);
 	if (prog_fd >= 0)
-		logmsg("%zu runtime files verified; exec %s (%s) in %s", nrt, program, args[0], pwd);
+		logmsg("%zu runtime files verified; exec %s (%s) in %s", nrt, program, args[0],
+		       pwd);
 	else
 		logmsg("exec %s in %s", args[0], pwd);
 	json_decref(cfg); /* wiped by cleanse_free; pwd pointed into it */
