@@ -807,6 +807,7 @@ int main(int argc, char **argv)
 	int prog_fd = -1;
 	size_t nrt = 0;
 	char program[4096] = "";
+	logmsg("verifying the runtime files");
 	if (verify_runtime(cfg, &prog_fd, &nrt, why, sizeof(why)))
 		return die("%s: refusing to start", why);
 	const char *pg = NULL;
