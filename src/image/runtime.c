@@ -60,7 +60,8 @@ static char *host_path(const struct rt *r, const char *p)
 	char *real = joined ? realpath(joined, NULL) : NULL;
 	char *root = realpath(r->root, NULL);
 	free(joined);
-	if (real && root && strncmp(real, root, strlen(root))) {
+	size_t rl = root ? strlen(root) : 0;
+	if (real && root && (strncmp(real, root, rl) || (real[rl] != '/' && real[rl]))) {
 		free(real);
 		real = NULL; /* escapes the image */
 	}
