@@ -464,10 +464,16 @@ static int files_root(const char *dir, char root[static 65], json_t *list)
 
 /* The runtime files the policy lists (src/image/runtime.c: files by content,
  * folders by listing, absent paths) checked as they are now, right before
- * the exec (issue 9, H1). The program is opened once: what was hashed is the
- * file execed (*prog_fd). 0, or a reason naming the first difference in why. */
-static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, size_t cap)
+ * the exec (issue 9, H1). With pf (a private mount namespace) each file is
+ * copied into memory while hashed and the copy mounted over its path, so the
+ * loader and Python read exactly what was hashed, and the program execed
+ * (*prog_fd) is the copy; without pf each is hashed in place and the program
+ * is execed through the descriptor that was hashed. 0, or a reason naming the
+ * first difference in why. */
+static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, size_t *count,
+			  char *why, size_t cap)
 {
+	size_t prog_copy = 0;
 	const char *program = NULL;
 	json_t *list = NULL;
 	*prog_fd = -1;
@@ -568,6 +574,29 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 				break;
 			continue;
 		}
+		if (pf) { /* pinned: the copy is what was hashed and what runs */
+			unsigned got_mode = 0;
+			char perr[600];
+			if (pin_files_copy(pf, path, got, &got_mode, perr, sizeof(perr))) {
+				snprintf(why, cap, "%s", perr);
+				rc = 1;
+				break;
+			}
+			if (memcmp(got, want, sizeof(got)) || got_mode != (unsigned)mode) {
+				snprintf(
+				    why, cap,
+				    "the runtime file %s changed since `veil apply` measured it",
+				    path);
+				rc = 1;
+				break;
+			}
+			if (!strcmp(path, program) && !have_program) {
+				prog_copy = pf->count - 1;
+				have_program = 1;
+			}
+			(*count)++;
+			continue;
+		}
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
 		    veil_sha256_fd(fd, path, got, &d)) {
@@ -598,6 +627,29 @@ static int verify_runtime(json_t *cfg, int *prog_fd, size_t *count, char *why, s
 		snprintf(why, cap, "the policy's program %s is not among its runtime files",
 			 program);
 		rc = 1;
+	}
+	/* every copy made and checked: each goes over its path, read-only */
+	if (!rc && pf) {
+		size_t k = 0;
+		json_array_foreach(list, i, e)
+		{
+			int mode = 0;
+			const char *path = NULL;
+			if (json_unpack(e, "{s:s, s:i}", "path", &path, "mode", &mode) ||
+			    mode == 0 || path[strlen(path) - 1] == '/')
+				continue;
+			char perr[600];
+			if (pin_files_attach(pf, k++, path, perr, sizeof(perr))) {
+				snprintf(why, cap, "%s", perr);
+				rc = 1;
+				break;
+			}
+		}
+		if (!rc && (*prog_fd = pin_files_open_copy(pf, prog_copy)) < 0) {
+			snprintf(why, cap, "cannot open the verified copy of %s: %s", program,
+				 strerror(errno));
+			rc = 1;
+		}
 	}
 	if (rc && *prog_fd >= 0) {
 		close(*prog_fd);
@@ -808,8 +860,12 @@ int main(int argc, char **argv)
 	size_t nrt = 0;
 	char program[4096] = "";
 	logmsg("verifying the runtime files");
-	if (verify_runtime(cfg, &prog_fd, &nrt, why, sizeof(why)))
+	struct pinned_files pf = {.mnt = -1, .root = -1};
+	if (!unpinned && pin_files_open(&pf, why, sizeof(why)))
+		return die("%s", why);
+	if (verify_runtime(cfg, unpinned ? NULL : &pf, &prog_fd, &nrt, why, sizeof(why)))
 		return die("%s: refusing to start", why);
+	pin_files_close(&pf);
 	const char *pg = NULL;
 	if (!json_unpack(cfg, "{s:s}", "program", &pg))
 		snprintf(program, sizeof(program), "%s", pg);

@@ -75,6 +75,9 @@ t_setup() {
 	cat >"$WORK/files/probe.py" <<'PY'
 import hashlib, os
 print("PW sha256", hashlib.sha256(os.environ["API_PASSWORD"].encode()).hexdigest())
+for line in open("/proc/self/mountinfo"):
+    f = line.split()
+    print("mount", f[4], f[f.index("-") + 1], f[5].split(",")[0])
 PY
 	cp "$WORK/files/probe.py" "$WORK/app/" || return 1
 	cat >"$WORK/app/service.yaml" <<'YML'
@@ -113,6 +116,15 @@ t_h1_policy_lists_runtime_files() {
 	grep -q "path: .*/lib/$PYVER/\$" "$pol" || die "policy lacks the $PYVER folder" || return 1
 }
 
+# the interpreter and its libraries run from verified copies in memory
+# mounted over their paths (read-only), not from the files that were checked
+t_h1_runtime_files_pinned() {
+	PRE=: run start_service && ok && has "$PW_SHA" || return 1
+	has "mount $INTERP tmpfs ro" || return 1
+	grep -q "^mount .*/libc.so.6 tmpfs ro" <<<"$out" || die "libc is not a pinned copy" || return 1
+	grep -q "^mount .*\.pth tmpfs ro" <<<"$out" || die "no .pth file is a pinned copy"
+}
+
 # (1) a fake interpreter over the real one, in the namespace veil-run starts in
 t_h1_fake_interpreter_refused() {
 	printf '#!/bin/sh\necho "FAKE sha256 $(printf %%s "$API_PASSWORD" | sha256sum | cut -d" " -f1)"\n' >"$WORK/fake"
@@ -145,5 +157,5 @@ t_h1_changed_library_refused() {
 	lacks "$PW_SHA" && rejected && has "$lib" || return 1
 }
 
-run_in_order attack_interp t_setup t_h1_policy_lists_runtime_files \
+run_in_order attack_interp t_setup t_h1_policy_lists_runtime_files t_h1_runtime_files_pinned \
 	t_h1_fake_interpreter_refused t_h1_added_pth_refused t_h1_changed_library_refused
