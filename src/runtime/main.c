@@ -12,6 +12,8 @@
 #include <malloc.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +464,47 @@ static int files_root(const char *dir, char root[static 65], json_t *list)
 	return rc ? 1 : 0;
 }
 
+/* Runtime files copied into memory while hashed, on two threads: the
+ * interpreter alone is most of the bytes, the rest goes on the other. */
+#define MAX_RUNTIME_JOBS 4096
+struct copy_job {
+	const struct pinned_files *pf;
+	size_t idx;
+	const char *path;
+	unsigned mode, got_mode;
+	uint8_t want[VEIL_SHA256_SIZE], got[VEIL_SHA256_SIZE];
+	int failed;
+	char err[600];
+};
+
+struct copy_queue {
+	struct copy_job *jobs;
+	size_t count;
+	atomic_size_t next;
+};
+
+static void *copy_worker(void *arg)
+{
+	struct copy_queue *q = arg;
+	for (size_t k; (k = atomic_fetch_add(&q->next, 1)) < q->count;) {
+		struct copy_job *j = &q->jobs[k];
+		j->failed = pin_files_copy(j->pf, j->idx, j->path, j->got, &j->got_mode, j->err,
+					   sizeof(j->err)) != 0;
+	}
+	return NULL;
+}
+
+static void copy_all(struct copy_job *jobs, size_t count)
+{
+	struct copy_queue q = {.jobs = jobs, .count = count};
+	atomic_init(&q.next, 0);
+	pthread_t t;
+	int helper = count > 1 && !pthread_create(&t, NULL, copy_worker, &q);
+	copy_worker(&q);
+	if (helper)
+		pthread_join(t, NULL);
+}
+
 /* The runtime files the policy lists (src/image/runtime.c: files by content,
  * folders by listing, absent paths) checked as they are now, right before
  * the exec (issue 9, H1). With pf (a private mount namespace) each file is
@@ -485,8 +528,13 @@ static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, si
 	}
 	if (!program)
 		return 0;
-	size_t i;
+	size_t i, njobs = 0;
 	json_t *e;
+	struct copy_job *jobs = pf ? calloc(MAX_RUNTIME_JOBS, sizeof(*jobs)) : NULL;
+	if (pf && !jobs) {
+		snprintf(why, cap, "out of memory");
+		return 1;
+	}
 	struct veil_diags d;
 	veil_diags_init(&d);
 	int rc = 0, have_program = 0;
@@ -574,27 +622,18 @@ static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, si
 				break;
 			continue;
 		}
-		if (pf) { /* pinned: the copy is what was hashed and what runs */
-			unsigned got_mode = 0;
-			char perr[600];
-			if (pin_files_copy(pf, path, got, &got_mode, perr, sizeof(perr))) {
-				snprintf(why, cap, "%s", perr);
+		if (pf) { /* pinned: copied (in parallel) after this loop */
+			if (njobs == MAX_RUNTIME_JOBS) {
+				snprintf(why, cap, "more than %d runtime files", MAX_RUNTIME_JOBS);
 				rc = 1;
 				break;
 			}
-			if (memcmp(got, want, sizeof(got)) || got_mode != (unsigned)mode) {
-				snprintf(
-				    why, cap,
-				    "the runtime file %s changed since `veil apply` measured it",
-				    path);
-				rc = 1;
-				break;
-			}
-			if (!strcmp(path, program) && !have_program) {
-				prog_copy = pf->count - 1;
-				have_program = 1;
-			}
-			(*count)++;
+			struct copy_job *j = &jobs[njobs];
+			j->pf = pf;
+			j->idx = njobs++;
+			j->path = path;
+			j->mode = (unsigned)mode;
+			memcpy(j->want, want, sizeof(want));
 			continue;
 		}
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -623,6 +662,27 @@ static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, si
 		(*count)++;
 	}
 	veil_diags_free(&d);
+	if (!rc && pf) {
+		copy_all(jobs, njobs);
+		for (size_t k = 0; k < njobs && !rc; k++) {
+			struct copy_job *j = &jobs[k];
+			if (j->failed) {
+				snprintf(why, cap, "%s", j->err);
+				rc = 1;
+			} else if (memcmp(j->got, j->want, sizeof(j->got)) ||
+				   j->got_mode != j->mode) {
+				snprintf(
+				    why, cap,
+				    "the runtime file %s changed since `veil apply` measured it",
+				    j->path);
+				rc = 1;
+			} else if (!strcmp(j->path, program) && !have_program) {
+				prog_copy = k;
+				have_program = 1;
+			}
+		}
+		*count = njobs;
+	}
 	if (!rc && !have_program) {
 		snprintf(why, cap, "the policy's program %s is not among its runtime files",
 			 program);
@@ -630,19 +690,11 @@ static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, si
 	}
 	/* every copy made and checked: each goes over its path, read-only */
 	if (!rc && pf) {
-		size_t k = 0;
-		json_array_foreach(list, i, e)
-		{
-			int mode = 0;
-			const char *path = NULL;
-			if (json_unpack(e, "{s:s, s:i}", "path", &path, "mode", &mode) ||
-			    mode == 0 || path[strlen(path) - 1] == '/')
-				continue;
+		for (size_t k = 0; k < njobs && !rc; k++) {
 			char perr[600];
-			if (pin_files_attach(pf, k++, path, perr, sizeof(perr))) {
+			if (pin_files_attach(pf, k, jobs[k].path, perr, sizeof(perr))) {
 				snprintf(why, cap, "%s", perr);
 				rc = 1;
-				break;
 			}
 		}
 		if (!rc && (*prog_fd = pin_files_open_copy(pf, prog_copy)) < 0) {
@@ -655,6 +707,7 @@ static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, si
 		close(*prog_fd);
 		*prog_fd = -1;
 	}
+	free(jobs);
 	return rc;
 }
 

@@ -300,11 +300,12 @@ int pin_files_open(struct pinned_files *pf, char *err, size_t cap)
 	return 0;
 }
 
-int pin_files_copy(struct pinned_files *pf, const char *path, uint8_t sha[VEIL_SHA256_SIZE],
-		   unsigned *mode, char *err, size_t cap)
+int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
+		   uint8_t sha[VEIL_SHA256_SIZE], unsigned *mode, char *err, size_t cap)
 {
 	char name[32];
-	snprintf(name, sizeof(name), "%zu", pf->count);
+	snprintf(name, sizeof(name), "%zu", idx);
+	unsigned char *buf = malloc(1 << 16); /* one per call: copies run in parallel */
 	int in = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC), out = -1, rc = -1;
 	struct stat st;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -318,9 +319,12 @@ int pin_files_copy(struct pinned_files *pf, const char *path, uint8_t sha[VEIL_S
 		failf(err, cap, "%s: cannot copy it to memory: %s", path, strerror(errno));
 		goto done;
 	}
-	static unsigned char buf[1 << 16];
+	if (!buf) {
+		failf(err, cap, "out of memory");
+		goto done;
+	}
 	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
+		ssize_t n = read(in, buf, 1 << 16);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -339,9 +343,9 @@ int pin_files_copy(struct pinned_files *pf, const char *path, uint8_t sha[VEIL_S
 		failf(err, cap, "%s: cannot hash it", path);
 		goto done;
 	}
-	pf->count++;
 	rc = 0;
 done:
+	free(buf);
 	EVP_MD_CTX_free(md);
 	if (in >= 0)
 		close(in);
