@@ -379,6 +379,10 @@ static int push_elf_closure(struct rt *r, const char *program)
 		rc = VEIL_ENOMEM;
 	while (!rc && head < tail) {
 		char *cur = queue[head++];
+		if (!cur) {
+			rc = VEIL_ENOMEM;
+			break;
+		}
 		char interp[PATH_MAX] = "";
 		size_t n = 0;
 		char *h = host_path(r, cur);
