@@ -969,6 +969,10 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 	json_object_set_new(
 	    resp, "unpinned_files_allowed",
 	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unpinned-files")));
+	/* and execs a program `veil apply` did not measure only with this one */
+	json_object_set_new(
+	    resp, "unmeasured_program_allowed",
+	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unmeasured-program")));
 	if (!env || !files)
 		return VEIL_ENOMEM;
 	/* what veil-run verifies before it execs the program (issue 9, H1) */

@@ -173,7 +173,9 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	else
 		fprintf(stderr,
 			"warning: the command's program is not in the image (looked up with "
-			"PATH=%s%s%s) or is a protected file: nothing outside pwd is measured\n",
+			"PATH=%s%s%s) or is a protected file: nothing outside pwd is measured, and "
+			"veil-run will not start it unless the policy tolerates "
+			"insecure-unmeasured-program\n",
 			VEIL_DEFAULT_PATH,
 			getenv("VEIL_IMAGE_ROOT") ? " under VEIL_IMAGE_ROOT=" : "",
 			getenv("VEIL_IMAGE_ROOT") ? getenv("VEIL_IMAGE_ROOT") : "");

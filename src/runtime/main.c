@@ -526,8 +526,22 @@ static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, si
 		snprintf(why, cap, "malformed runtime files from the CAS");
 		return 1;
 	}
-	if (!program)
+	if (!program) {
+		int allowed = 0;
+		if (json_unpack(cfg, "{s?b}", "unmeasured_program_allowed", &allowed) || !allowed) {
+			snprintf(
+			    why, cap,
+			    "the policy names no measured program (`veil apply` did not find "
+			    "the command's program in the image, see VEIL_IMAGE_ROOT), so what "
+			    "it execs is unchecked; a policy that accepts this says "
+			    "security.attestation.tolerate: [insecure-unmeasured-program]");
+			return 1;
+		}
+		fprintf(stderr, "warning: the command's program is not measured: it is found on "
+				"PATH and not checked (the policy tolerates "
+				"insecure-unmeasured-program)\n");
 		return 0;
+	}
 	size_t i, njobs = 0;
 	json_t *e;
 	struct copy_job *jobs = pf ? calloc(MAX_RUNTIME_JOBS, sizeof(*jobs)) : NULL;

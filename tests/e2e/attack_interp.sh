@@ -13,6 +13,10 @@
 # - a .pth file added to a copy of /usr/local/lib/python3.11/dist-packages
 #   bind-mounted over it ran its "import" line inside the genuine interpreter
 #   and printed the same SHA-256.
+# - (4, seen with a policy that names no program, which veil-run still runs
+#   the old way: execvpe) a python3 script in /usr/local/bin, earlier on the
+#   default PATH than /usr/bin, ran instead of the interpreter and printed
+#   the SHA-256.
 set -u
 BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
@@ -48,6 +52,14 @@ start_service() {
 		exec env -i "$@"' _ "$WORK/files" "${PRE:-:}" \
 		SCONE_CONFIG_ID=attack/app SCONE_CAS_ADDR=127.0.0.1:$PORT \
 		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" "$BUILD/veil-run"
+}
+
+# measure the service (VEIL_IMAGE_ROOT as given) and upload the policy, which
+# tolerates $1 if given
+mesh() {
+	(cd "$WORK/app" && VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null 2>&1) || return 1
+	printf 'apiVersion: veil/v1\nkind: mesh\ncas:\n  - {name: cas, cas_url: 127.0.0.1, tolerance: "--only_for_testing-trust-any --only_for_testing-debug --only_for_testing-ignore-signer"}\npolicy: {namespace: attack%s}\nservices:\n  - {name: app, image: "veil.test/attack:1"}\n' "${1:+, tolerate: [$1]}" >"$WORK/app/Meshfile"
+	(cd "$WORK/app" && "$VEIL" apply -f Meshfile --mode debug --cas "$URL" >/dev/null)
 }
 
 # the interpreter `python3` resolves to with veil-run's default PATH, and its
@@ -100,9 +112,7 @@ build:
   copy:
     - probe.py
 YML
-	(cd "$WORK/app" && VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null) || return 1
-	printf 'apiVersion: veil/v1\nkind: mesh\ncas:\n  - {name: cas, cas_url: 127.0.0.1, tolerance: "--only_for_testing-trust-any --only_for_testing-debug --only_for_testing-ignore-signer"}\npolicy: {namespace: attack}\nservices:\n  - {name: app, image: "veil.test/attack:1"}\n' >"$WORK/app/Meshfile"
-	(cd "$WORK/app" && "$VEIL" apply -f Meshfile --mode debug --cas "$URL" >/dev/null) || return 1
+	mesh || return 1
 	PRE=: run start_service && ok && has "PW sha256" || return 1
 	PW_SHA=$(grep '^PW sha256' <<<"$out" | cut -d' ' -f3)
 }
@@ -146,6 +156,28 @@ t_h1_added_pth_refused() {
 	rejected && has "$site/zz-evil.pth" || return 1
 }
 
+# (4) a python3 earlier on PATH (/usr/local/bin, a copy of the folder mounted
+# over it): veil-run execs the policy's program, not a PATH search
+t_h1_python_earlier_on_path_ignored() {
+	mkdir -p "$WORK/localbin" && cp -a /usr/local/bin/. "$WORK/localbin/" 2>/dev/null
+	rm -f "$WORK/localbin/python3"
+	cp "$WORK/fake" "$WORK/localbin/python3" || return 1
+	PRE="mount --bind $WORK/localbin /usr/local/bin" run start_service
+	lacks "FAKE sha256" || die "the python3 earlier on PATH ran" || return 1
+	ok && has "$PW_SHA"
+}
+
+# (5) a policy whose program was not measured (not found in the image when
+# `veil apply` ran) does not start unless it says so
+t_h1_unmeasured_program_refused_by_default() {
+	VEIL_IMAGE_ROOT=/nonexistent mesh || return 1
+	PRE=: run start_service && rejected || return 1
+	has "names no measured program" && has "insecure-unmeasured-program" && lacks "$PW_SHA" || return 1
+	VEIL_IMAGE_ROOT=/nonexistent mesh insecure-unmeasured-program || return 1
+	PRE=: run start_service && ok && has "$PW_SHA" && has "warning: the command's program is not measured" || return 1
+	mesh
+}
+
 # (3) a changed shared object the interpreter loads
 t_h1_changed_library_refused() {
 	local lib
@@ -158,4 +190,5 @@ t_h1_changed_library_refused() {
 }
 
 run_in_order attack_interp t_setup t_h1_policy_lists_runtime_files t_h1_runtime_files_pinned \
-	t_h1_fake_interpreter_refused t_h1_added_pth_refused t_h1_changed_library_refused
+	t_h1_fake_interpreter_refused t_h1_added_pth_refused t_h1_changed_library_refused \
+	t_h1_python_earlier_on_path_ignored t_h1_unmeasured_program_refused_by_default
