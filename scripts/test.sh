@@ -66,6 +66,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally attest $? "$log/attest.log"
 	tests/e2e/attack_runtime.sh build-ci >"$log/attack-runtime.log" 2>&1
 	tally attack-runtime $? "$log/attack-runtime.log"
+	tests/e2e/attack_interp.sh build-ci >"$log/attack-interp.log" 2>&1
+	tally attack-interp $? "$log/attack-interp.log"
 	tests/e2e/attack_las.sh build-ci >"$log/attack-las.log" 2>&1
 	tally attack-las $? "$log/attack-las.log"
 	tests/e2e/attack_consent.sh build-ci >"$log/attack-consent.log" 2>&1
@@ -99,6 +101,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally attest-asan $? "$log/attest-asan.log"
 	tests/e2e/attack_runtime.sh build-asan >"$log/attack-runtime-asan.log" 2>&1
 	tally attack-runtime-asan $? "$log/attack-runtime-asan.log"
+	tests/e2e/attack_interp.sh build-asan >"$log/attack-interp-asan.log" 2>&1
+	tally attack-interp-asan $? "$log/attack-interp-asan.log"
 	tests/e2e/attack_las.sh build-asan >"$log/attack-las-asan.log" 2>&1
 	tally attack-las-asan $? "$log/attack-las-asan.log"
 	tests/e2e/attack_consent.sh build-asan >"$log/attack-consent-asan.log" 2>&1

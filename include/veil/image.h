@@ -27,6 +27,12 @@ struct veil_measurement {
 	char file_set_root[2 * VEIL_SHA256_SIZE + 1];
 	struct veil_file_entry *files;
 	size_t file_count;
+	/* what the command execs outside pwd (src/image/runtime.c): the program
+	 * (absolute, symbolic links resolved; NULL when the command's program is
+	 * not in the image or is a protected file) and the runtime files */
+	char *program;
+	struct veil_file_entry *runtime_files;
+	size_t runtime_file_count;
 };
 
 void veil_measurement_free(struct veil_measurement *m);
@@ -49,6 +55,24 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			   struct veil_diags *d);
 int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d);
+
+/* veil-run's PATH when the policy sets none; `veil apply` resolves the
+ * command's program with it. */
+#define VEIL_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* The program the command names and its runtime files (src/image/runtime.c
+ * says which), looked up under root ("/" or $VEIL_IMAGE_ROOT). No program
+ * found: 0 with *program NULL. The caller owns the outputs. */
+int veil_measure_runtime_files(const char *root, const char *command, char **program,
+			       struct veil_file_entry **files, size_t *count, struct veil_diags *d);
+/* A folder's listing hash (format in src/image/runtime.c); VEIL_ENOENT if it
+ * is absent. names (optional, caller frees each and the array) gets the
+ * sorted lines. */
+int veil_listing_sha256(const char *dir, uint8_t out[static VEIL_SHA256_SIZE], char ***names,
+			size_t *count);
+/* A file Python runs at start when it is in a site folder (*.pth, site.py,
+ * sitecustomize.py, usercustomize.py). */
+int veil_runtime_startup_file(const char *name);
 
 /* The veil-run executable next to the running binary, or $VEIL_RUNTIME. */
 char *veil_default_runtime_path(void);

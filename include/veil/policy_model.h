@@ -21,7 +21,10 @@ struct veil_policy_service {
 	size_t env_count;
 	struct veil_policy_file *files; /* the protected files, when listed */
 	size_t file_count;
-	unsigned user, group; /* the program's uid and gid; 0: veil-run's own */
+	unsigned user, group;                   /* the program's uid and gid; 0: veil-run's own */
+	const char *program;                    /* absolute; NULL: not measured */
+	struct veil_policy_file *runtime_files; /* mode 0 means "must not exist" */
+	size_t runtime_file_count;
 	struct veil_pos pos;
 };
 

@@ -974,8 +974,27 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 	json_object_set_new(
 	    resp, "unpinned_files_allowed",
 	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unpinned-files")));
+	/* and execs a program `veil apply` did not measure only with this one */
+	json_object_set_new(
+	    resp, "unmeasured_program_allowed",
+	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unmeasured-program")));
 	if (!env || !files)
 		return VEIL_ENOMEM;
+	/* what veil-run verifies before it execs the program (issue 9, H1) */
+	if (svc->program) {
+		json_t *rf = json_array();
+		json_object_set_new(resp, "program", json_string(svc->program));
+		json_object_set_new(resp, "runtime_files", rf);
+		for (size_t i = 0; rf && i < svc->runtime_file_count; i++) {
+			const struct veil_policy_file *f = &svc->runtime_files[i];
+			if (json_array_append_new(rf, json_pack("{s:s, s:i, s:s}", "path", f->path,
+								"mode", (int)f->mode, "sha256",
+								f->sha256)))
+				return VEIL_ENOMEM;
+		}
+		if (!rf)
+			return VEIL_ENOMEM;
+	}
 	for (size_t i = 0; i < svc->env_count; i++) {
 		char *v = NULL;
 		if (veil_secret_render(svc->env[i].value, set, &v, d))

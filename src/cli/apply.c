@@ -37,9 +37,13 @@ static void apply_usage(FILE *f)
 	    "  folder for stdin) and writes the service's measurement record to\n"
 	    "  DIR/images/<build.name>/: per protected file its image path, mode and\n"
 	    "  SHA-256, the file-set root, the protected command and pwd, and the runtime\n"
-	    "  measurement (SHA-256 of veil-run). Building and pushing the OCI image is\n"
-	    "  not implemented yet (planned): only the record is written, with or without\n"
-	    "  --no-push.\n\n"
+	    "  measurement (SHA-256 of veil-run). It also records the runtime files: the\n"
+	    "  program the command resolves to, its loader and shared objects, and a\n"
+	    "  Python interpreter's folders (their listings and .pth and site files),\n"
+	    "  looked up under $VEIL_IMAGE_ROOT (default /); veil-run checks them before\n"
+	    "  it execs the program. Building and pushing the OCI image is\n"
+	    "  not implemented yet (planned): only the record is written, with or\n"
+	    "  without --no-push.\n\n"
 	    "With a Meshfile (kind: mesh):\n"
 	    "  Finds each service's measurement record in DIR by its image (build.to) and\n"
 	    "  derives the security policy. Unless --no-upload, it reads the namespace on\n"
@@ -163,6 +167,18 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	printf("  command        %s (pwd %s)\n", meas.command, meas.pwd);
 	printf("  mrenclave      %s\n", meas.runtime_sha256);
 	printf("  file-set root  %s\n", meas.file_set_root);
+	if (meas.program)
+		printf("  program        %s (%zu runtime file%s)\n", meas.program,
+		       meas.runtime_file_count, meas.runtime_file_count == 1 ? "" : "s");
+	else
+		fprintf(stderr,
+			"warning: the command's program is not in the image (looked up with "
+			"PATH=%s%s%s) or is a protected file: nothing outside pwd is measured, and "
+			"veil-run will not start it unless the policy tolerates "
+			"insecure-unmeasured-program\n",
+			VEIL_DEFAULT_PATH,
+			getenv("VEIL_IMAGE_ROOT") ? " under VEIL_IMAGE_ROOT=" : "",
+			getenv("VEIL_IMAGE_ROOT") ? getenv("VEIL_IMAGE_ROOT") : "");
 	printf("  record         %s/measurement.yaml\n", out_dir);
 out:
 	veil_measurement_free(&meas);

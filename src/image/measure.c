@@ -17,6 +17,10 @@ void veil_measurement_free(struct veil_measurement *m)
 	for (size_t i = 0; i < m->file_count; i++)
 		free(m->files[i].path);
 	free(m->files);
+	for (size_t i = 0; i < m->runtime_file_count; i++)
+		free(m->runtime_files[i].path);
+	free(m->runtime_files);
+	free(m->program);
 	free(m->name);
 	free(m->image);
 	free(m->command);
@@ -325,6 +329,18 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 	rc = veil_fileset_root(m.files, m.file_count, m.file_set_root);
 	if (rc)
 		goto out;
+	/* what the command execs outside pwd (issue 9, H1); veil-run's own
+	 * measurement of its folder (runtime_path NULL) has no command */
+	if (runtime_path) {
+		const char *root = getenv("VEIL_IMAGE_ROOT");
+		rc = veil_measure_runtime_files(root, m.command, &m.program, &m.runtime_files,
+						&m.runtime_file_count, d);
+		if (rc)
+			goto out;
+		if (m.runtime_file_count)
+			qsort(m.runtime_files, m.runtime_file_count, sizeof(*m.runtime_files),
+			      entry_cmp);
+	}
 	*out = m;
 	memset(&m, 0, sizeof(m));
 out:
@@ -372,6 +388,21 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 		yseq_push(a, files, f);
 	}
 	ymap_put(a, root, "files", files);
+	if (m->program) {
+		struct ynode *rf = ynew_seq(a);
+		ymap_put_str(a, root, "program", m->program);
+		for (size_t i = 0; i < m->runtime_file_count; i++) {
+			struct ynode *f = ynew_map(a);
+			char mode[8];
+			snprintf(mode, sizeof(mode), "%04o", m->runtime_files[i].mode);
+			veil_hex(m->runtime_files[i].sha256, VEIL_SHA256_SIZE, hex);
+			ymap_put_str(a, f, "path", m->runtime_files[i].path);
+			ymap_put_str(a, f, "mode", mode);
+			ymap_put_str(a, f, "sha256", hex);
+			yseq_push(a, rf, f);
+		}
+		ymap_put(a, root, "runtime_files", rf);
+	}
 	if ((rc = yemit(root, &out)))
 		goto out;
 	if ((rc = veil_mkdirs(dir, 0755, d)))
@@ -398,8 +429,8 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			   struct veil_diags *d)
 {
 	static const char *const keys[] = {
-	    "veil_measurement", "name",    "image",         "command", "pwd",
-	    "manifest",         "runtime", "file_set_root", "files",   NULL};
+	    "veil_measurement", "name",          "image", "command", "pwd",           "manifest",
+	    "runtime",          "file_set_root", "files", "program", "runtime_files", NULL};
 	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
 	struct veil_measurement m = {0};
 	struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};
@@ -459,6 +490,39 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			m.files[i].path = strdup(p);
 			m.files[i].mode = (unsigned)strtoul(mode, NULL, 8);
 			m.file_count++;
+		}
+	}
+	const char *program = yget_str(&c, root, "program", 0, "record");
+	const struct ynode *rfiles = yget_coll(&c, root, "runtime_files", YT_SEQ, 0, "record");
+	if (program && !(m.program = strdup(program))) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	if (rfiles && rfiles->count) {
+		m.runtime_files = calloc(rfiles->count, sizeof(*m.runtime_files));
+		if (!m.runtime_files) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < rfiles->count; i++) {
+			const struct ynode *f = rfiles->items[i];
+			if (yexpect(&c, f, YT_MAP, "a runtime_files entry"))
+				goto out;
+			ycheck_keys(&c, f, fkeys, "a runtime_files entry");
+			const char *p = yget_str(&c, f, "path", 1, "runtime_files entry");
+			const char *mode = yget_str(&c, f, "mode", 1, "runtime_files entry");
+			const char *h = yget_str(&c, f, "sha256", 1, "runtime_files entry");
+			if (!p || p[0] != '/' || !mode ||
+			    veil_unhex(h, m.runtime_files[i].sha256, VEIL_SHA256_SIZE)) {
+				yerr(&c, f, "malformed runtime_files entry");
+				goto out;
+			}
+			if (!(m.runtime_files[i].path = strdup(p))) {
+				rc = VEIL_ENOMEM;
+				goto out;
+			}
+			m.runtime_files[i].mode = (unsigned)strtoul(mode, NULL, 8);
+			m.runtime_file_count++;
 		}
 	}
 	char check[2 * VEIL_SHA256_SIZE + 1];

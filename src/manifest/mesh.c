@@ -22,6 +22,7 @@ static const char *const tolerations[] = {"debug-mode",
 					  "insecure-igpu",
 					  "aepic-leak",
 					  "insecure-unpinned-files",
+					  "insecure-unmeasured-program",
 					  NULL};
 
 static int in_list(const char *const *list, const char *s)
@@ -228,7 +229,8 @@ int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *m, struct veil_dia
 				     "policy: unknown tolerate value '%s' (known: debug-mode, "
 				     "outdated-tcb, software-hardening-needed, "
 				     "insecure-configuration, hyperthreading, insecure-igpu, "
-				     "aepic-leak, insecure-unpinned-files)",
+				     "aepic-leak, insecure-unpinned-files, "
+				     "insecure-unmeasured-program)",
 				     m->tolerate[i]);
 		m->ignore_advisories = yget_strlist(&c, pol, "ignore_advisories", 1,
 						    &m->ignore_advisories_count, "policy");

@@ -230,9 +230,10 @@ static void check_ph(struct yctx *c, const struct veil_policy *p, const struct y
 
 static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
 {
-	static const char *const keys[] = {"name",    "image_name", "mrenclaves",  "file_set_root",
-					   "command", "pwd",        "environment", "platforms",
-					   "files",   "user",       "group",       NULL};
+	static const char *const keys[] = {
+	    "name",        "image_name", "mrenclaves", "file_set_root", "command",       "pwd",
+	    "environment", "platforms",  "files",      "program",       "runtime_files", "user",
+	    "group",       NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
@@ -318,6 +319,38 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 		    (veil_fileset_root(fe, s->file_count, root) || strcmp(root, s->file_set_root)))
 			yerr(c, files, "services: the files listed do not give the file_set_root");
 		free(fe);
+	}
+	s->program = yget_str(c, e, "program", 0, w);
+	if (s->program && s->program[0] != '/')
+		yerr(c, ymap_get(e, "program"), "services: program '%s' must be absolute",
+		     s->program);
+	const struct ynode *rfiles = yget_coll(c, e, "runtime_files", YT_SEQ, 0, w);
+	if (rfiles && !s->program)
+		yerr(c, rfiles, "services: runtime_files without a program");
+	if (rfiles &&
+	    (s->runtime_files = yarena_alloc(c->arena, (rfiles->count + 1) * sizeof(*s->files)))) {
+		static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
+		for (size_t i = 0; i < rfiles->count; i++) {
+			const struct ynode *f = rfiles->items[i];
+			if (yexpect(c, f, YT_MAP, "a runtime_files entry"))
+				continue;
+			ycheck_keys(c, f, fkeys, "a runtime_files entry");
+			const char *path = yget_str(c, f, "path", 1, "runtime_files entry");
+			const char *mode = yget_str(c, f, "mode", 1, "runtime_files entry");
+			const char *h = yget_str(c, f, "sha256", 1, "runtime_files entry");
+			if (!path || path[0] != '/' || !mode || !is_hex64(h) ||
+			    (strcmp(mode, "0644") && strcmp(mode, "0755") &&
+			     strcmp(mode, "0000"))) {
+				yerr(c, f,
+				     "services: a runtime_files entry needs an absolute path, mode "
+				     "0644, 0755 or 0000 (absent) and a 64-hex-digit sha256");
+				continue;
+			}
+			struct veil_policy_file *pf = &s->runtime_files[s->runtime_file_count++];
+			pf->path = path;
+			pf->sha256 = h;
+			pf->mode = !strcmp(mode, "0755") ? 0755 : !strcmp(mode, "0644") ? 0644 : 0;
+		}
 	}
 	const struct ynode *env = yget_coll(c, e, "environment", YT_MAP, 0, w);
 	if (!env)

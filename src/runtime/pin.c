@@ -271,3 +271,124 @@ int pin_seal(const char *dir, char *err, size_t cap)
 		return failf(err, cap, "cannot make %s read-only: %s", dir, strerror(errno));
 	return 0;
 }
+
+/* ---- runtime files (issue 9, H1) ----
+ * The program, its loader and libraries and Python's start-up files are
+ * opened by path after veil-run checked them: the loader and Python would
+ * read whatever was renamed over them in the meantime. Each is copied into a
+ * second detached tmpfs while hashed, like the protected folder, and the copy
+ * is mounted over its path in this namespace only. */
+
+int pin_files_open(struct pinned_files *pf, char *err, size_t cap)
+{
+	*pf = (struct pinned_files){.mnt = -1, .root = -1};
+	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+	char size[32];
+	snprintf(size, sizeof(size), "%llu", MAX_BYTES);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0) ||
+	    fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) ||
+	    (pf->mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0 ||
+	    (pf->root = openat(pf->mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		int e = errno;
+		if (fs >= 0)
+			close(fs);
+		pin_files_close(pf);
+		return failf(err, cap, "cannot create a private tmpfs: %s", strerror(e));
+	}
+	close(fs);
+	return 0;
+}
+
+int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
+		   uint8_t sha[VEIL_SHA256_SIZE], unsigned *mode, char *err, size_t cap)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%zu", idx);
+	unsigned char *buf = malloc(1 << 16); /* one per call: copies run in parallel */
+	int in = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC), out = -1, rc = -1;
+	struct stat st;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (in < 0 || fstat(in, &st) || !S_ISREG(st.st_mode)) {
+		failf(err, cap, "the runtime file %s is missing or not a regular file", path);
+		goto done;
+	}
+	*mode = (st.st_mode & 0111) ? 0755 : 0644;
+	out = openat(pf->root, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, *mode);
+	if (out < 0 || fchmod(out, *mode) || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		failf(err, cap, "%s: cannot copy it to memory: %s", path, strerror(errno));
+		goto done;
+	}
+	if (!buf) {
+		failf(err, cap, "out of memory");
+		goto done;
+	}
+	for (;;) {
+		ssize_t n = read(in, buf, 1 << 16);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			failf(err, cap, "%s: read failed: %s", path, strerror(errno));
+			goto done;
+		}
+		if (n == 0)
+			break;
+		if (!EVP_DigestUpdate(md, buf, (size_t)n) || write_all(out, buf, (size_t)n)) {
+			failf(err, cap, "%s: cannot copy it to memory: %s", path, strerror(errno));
+			goto done;
+		}
+	}
+	unsigned int len = 0;
+	if (!EVP_DigestFinal_ex(md, sha, &len) || len != VEIL_SHA256_SIZE) {
+		failf(err, cap, "%s: cannot hash it", path);
+		goto done;
+	}
+	rc = 0;
+done:
+	free(buf);
+	EVP_MD_CTX_free(md);
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char *err, size_t cap)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%zu", idx);
+	if (idx == 0) { /* the first attach seals the tmpfs: nothing is written after */
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+		if (mount_setattr(pf->mnt, "", AT_EMPTY_PATH, &attr, sizeof(attr)))
+			return failf(err, cap, "cannot make the runtime copies read-only: %s",
+				     strerror(errno));
+	}
+	int t = open_tree(pf->mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (t < 0 ||
+	    move_mount(t, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS)) {
+		int e = errno;
+		if (t >= 0)
+			close(t);
+		return failf(err, cap, "cannot mount the verified copy of %s: %s", path,
+			     strerror(e));
+	}
+	close(t);
+	return 0;
+}
+
+int pin_files_open_copy(const struct pinned_files *pf, size_t idx)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%zu", idx);
+	return openat(pf->root, name, O_RDONLY | O_CLOEXEC);
+}
+
+void pin_files_close(struct pinned_files *pf)
+{
+	if (pf->root >= 0)
+		close(pf->root);
+	if (pf->mnt >= 0)
+		close(pf->mnt);
+	pf->root = pf->mnt = -1;
+}

@@ -32,4 +32,22 @@ int pin_seal(const char *dir, char *err, size_t cap);
 
 void pin_free(struct pinned_tree *tree);
 
+/* Runtime files (the program, its libraries, Python's start-up files), each
+ * copied into a detached tmpfs while hashed, then mounted over its own path
+ * in this (private) namespace. Copies are numbered by the caller. */
+struct pinned_files {
+	int mnt, root; /* the detached tmpfs and its root folder; -1 if none */
+};
+int pin_files_open(struct pinned_files *pf, char *err, size_t cap);
+/* Copies path (symbolic links followed) as copy number idx; sha and mode
+ * (0644/0755) describe the bytes copied. Thread-safe for distinct idx. */
+int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
+		   uint8_t sha[VEIL_SHA256_SIZE], unsigned *mode, char *err, size_t cap);
+/* Mounts copy idx over path (read-only; the first call seals the tmpfs, so
+ * attach only after every copy is made). */
+int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char *err, size_t cap);
+/* A read-only descriptor of copy idx (to exec it). */
+int pin_files_open_copy(const struct pinned_files *pf, size_t idx);
+void pin_files_close(struct pinned_files *pf);
+
 #endif

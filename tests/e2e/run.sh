@@ -9,6 +9,10 @@ SEED=$ROOT/examples/python-hello-user
 TWO=$ROOT/examples/two-service-mesh
 GOLDEN=$ROOT/tests/e2e/golden
 export VEIL_RUNTIME=$GOLDEN/runtime.bin
+# runtime files (the command's program, its libraries, the interpreter's folders)
+# come from a small stand-in image, not the host: the goldens stay the same
+# on every machine
+export VEIL_IMAGE_ROOT=$GOLDEN/rootfs
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pass=0

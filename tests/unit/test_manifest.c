@@ -1076,7 +1076,7 @@ static void test_mesh_unknown_tolerate_value(void **state)
 	assert_only_diag("t.yaml:5:13: policy: unknown tolerate value 'outdated_tcb' (known: "
 			 "debug-mode, outdated-tcb, software-hardening-needed, "
 			 "insecure-configuration, hyperthreading, insecure-igpu, aepic-leak, "
-			 "insecure-unpinned-files)");
+			 "insecure-unpinned-files, insecure-unmeasured-program)");
 }
 
 static void test_mesh_unknown_cas_tolerance_flag(void **state)

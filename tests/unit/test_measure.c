@@ -770,6 +770,209 @@ static void test_record_round_trip_c1_file_name(void **state)
 	assert_string_equal(loaded.files[0].path, meas.files[0].path);
 }
 
+/* ---- runtime files (src/image/runtime.c), in a stand-in image <tmp>/img ---- */
+
+static char img[160];
+static char *rt_program;
+static struct veil_file_entry *rt_files;
+static size_t rt_count;
+
+static void rt_measure(const char *command)
+{
+	snprintf(img, sizeof(img), "%s/img", tmp);
+	int rc =
+	    veil_measure_runtime_files(img, command, &rt_program, &rt_files, &rt_count, &diags);
+	if (rc)
+		print_diags();
+	assert_int_equal(rc, 0);
+}
+
+static void rt_free(void)
+{
+	for (size_t i = 0; i < rt_count; i++)
+		free(rt_files[i].path);
+	free(rt_files);
+	free(rt_program);
+	rt_files = NULL;
+	rt_program = NULL;
+	rt_count = 0;
+}
+
+static const struct veil_file_entry *rt_find(const char *path)
+{
+	for (size_t i = 0; i < rt_count; i++)
+		if (!strcmp(rt_files[i].path, path))
+			return &rt_files[i];
+	return NULL;
+}
+
+static void put_bytes(const char *rel, const void *data, size_t n, mode_t mode)
+{
+	char *p = path_in(tmp, rel);
+	FILE *f = fopen(p, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(p, mode), 0);
+	free(p);
+}
+
+static void put_img_dirs(void)
+{
+	put_dir("img");
+	put_dir("img/usr");
+	put_dir("img/usr/bin");
+	put_dir("img/lib");
+	put_dir("img/lib/x86_64-linux-gnu");
+}
+
+static void le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A minimal ELF64 with PT_INTERP, PT_LOAD and PT_DYNAMIC naming needed. */
+static size_t make_elf(unsigned char *b, size_t cap, const char *const *needed, size_t n,
+		       uint64_t bad_offset)
+{
+	assert_true(cap >= 0x1000);
+	memset(b, 0, 0x1000);
+	memcpy(b, "\177ELF", 4);
+	b[4] = 2, b[5] = 1, b[6] = 1;
+	le64(b + 32, 64); /* e_phoff */
+	b[54] = 56, b[56] = 3;
+	unsigned char *ph = b + 64;
+	const char *interp = "/lib64/ld-test.so.2";
+	ph[0] = 3; /* PT_INTERP */
+	le64(ph + 8, 0x200);
+	le64(ph + 32, strlen(interp) + 1);
+	memcpy(b + 0x200, interp, strlen(interp) + 1);
+	ph += 56;
+	ph[0] = 1; /* PT_LOAD */
+	le64(ph + 16, 0x400000);
+	le64(ph + 32, 0x1000);
+	ph += 56;
+	ph[0] = 2; /* PT_DYNAMIC */
+	le64(ph + 8, 0x300);
+	le64(ph + 32, (n + 3) * 16);
+	size_t str = 1;
+	unsigned char *dyn = b + 0x300;
+	for (size_t i = 0; i < n; i++, dyn += 16) {
+		le64(dyn, 1);
+		le64(dyn + 8, str);
+		memcpy(b + 0x400 + str, needed[i], strlen(needed[i]) + 1);
+		str += strlen(needed[i]) + 1;
+	}
+	le64(dyn, 1); /* a DT_NEEDED pointing past the file */
+	le64(dyn + 8, bad_offset);
+	dyn += 16;
+	le64(dyn, 5); /* DT_STRTAB */
+	le64(dyn + 8, 0x400400);
+	return 0x1000;
+}
+
+static void test_runtime_elf_loader_and_libraries(void **state)
+{
+	(void)state;
+	static unsigned char b[0x1000];
+	const char *const needed[] = {"libx.so.1", "/abs/libz.so", "libmissing.so.9"};
+	put_img_dirs();
+	size_t n = make_elf(b, sizeof(b), needed, 3, 1ull << 40);
+	put_bytes("img/usr/bin/prog", b, n, 0755);
+	put_file("img/lib/x86_64-linux-gnu/libx.so.1", "not an elf", 0644);
+	rt_measure("prog --flag");
+	assert_string_equal(rt_program, "/usr/bin/prog");
+	const struct veil_file_entry *e = rt_find("/usr/bin/prog");
+	assert_non_null(e);
+	assert_int_equal(e->mode, 0755);
+	assert_non_null((e = rt_find("/lib/x86_64-linux-gnu/libx.so.1")));
+	assert_int_equal(e->mode, 0644);
+	/* the loader is not in the image: recorded absent, as are the files that
+	 * steer the loader; a path and a missing library are not searched */
+	assert_non_null((e = rt_find("/lib64/ld-test.so.2")));
+	assert_int_equal(e->mode, 0);
+	assert_non_null((e = rt_find("/etc/ld.so.preload")));
+	assert_int_equal(e->mode, 0);
+	assert_null(rt_find("/abs/libz.so"));
+	assert_int_equal(rt_count, 5);
+	rt_free();
+}
+
+static void test_runtime_truncated_and_garbage_elf(void **state)
+{
+	(void)state;
+	static unsigned char b[0x1000];
+	const char *const needed[] = {"libx.so.1"};
+	put_img_dirs();
+	make_elf(b, sizeof(b), needed, 1, 0);
+	/* cut inside the program headers, then inside the dynamic section */
+	const size_t cuts[] = {4, 63, 100, 0x310, 0x401};
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		put_bytes("img/usr/bin/prog", b, cuts[i], 0755);
+		rt_measure("prog");
+		assert_string_equal(rt_program, "/usr/bin/prog");
+		rt_free();
+	}
+	/* absurd counts and offsets */
+	make_elf(b, sizeof(b), needed, 1, 0);
+	b[56] = 0xff, b[57] = 0xff;
+	le64(b + 32, ~0ull);
+	put_bytes("img/usr/bin/prog", b, sizeof(b), 0755);
+	rt_measure("prog");
+	assert_int_equal(rt_count, 1);
+	rt_free();
+}
+
+static void test_runtime_python_folders(void **state)
+{
+	(void)state;
+	put_img_dirs();
+	put_file("img/usr/bin/python3.11", "#!/bin/false\n", 0755);
+	put_link("img/usr/bin/python3", "python3.11");
+	put_dir("img/usr/lib");
+	put_dir("img/usr/lib/python3.11");
+	put_file("img/usr/lib/python3.11/site.py", "# site\n", 0644);
+	put_file("img/usr/lib/python3.11/os.py", "# os\n", 0644);
+	put_file("img/usr/lib/python3.11/a.pth", "import x\n", 0644);
+	put_dir("img/usr/lib/python3.11/encodings");
+	rt_measure("python3 app.py");
+	assert_string_equal(rt_program, "/usr/bin/python3.11");
+	const struct veil_file_entry *e = rt_find("/usr/lib/python3.11/");
+	assert_non_null(e);
+	assert_int_equal(e->mode, 0755);
+	/* the listing: names sorted, '/' after a folder */
+	unsigned char want[32];
+	const char *listing = "veil-listing-v1\na.pth\nencodings/\nos.py\nsite.py\n";
+	SHA256((const unsigned char *)listing, strlen(listing), want);
+	assert_memory_equal(e->sha256, want, 32);
+	assert_non_null(rt_find("/usr/lib/python3.11/a.pth"));
+	assert_non_null(rt_find("/usr/lib/python3.11/site.py"));
+	assert_null(rt_find("/usr/lib/python3.11/os.py")); /* listed, not hashed */
+	assert_non_null((e = rt_find("/usr/lib/python3.11/site-packages/")));
+	assert_int_equal(e->mode, 0);
+	assert_non_null((e = rt_find("/usr/lib/python311.zip")));
+	assert_int_equal(e->mode, 0);
+	rt_free();
+}
+
+static void test_runtime_program_outside_image_not_followed(void **state)
+{
+	(void)state;
+	put_img_dirs();
+	put_dir("img2");
+	put_file("img2/prog", "#!/bin/false\n", 0755);
+	put_link("img/usr/bin/prog", "../../../img2/prog");
+	rt_measure("prog");
+	assert_null(rt_program);
+	assert_int_equal(rt_count, 0);
+	/* not found, and a path relative to pwd (a protected file) */
+	rt_measure("nosuch");
+	assert_null(rt_program);
+	rt_measure("./run.sh");
+	assert_null(rt_program);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -797,6 +1000,10 @@ int main(void)
 	    T(test_measure_whole_folder_with_dot),
 	    T(test_measure_no_copy_entries),
 	    T(test_record_round_trip),
+	    T(test_runtime_elf_loader_and_libraries),
+	    T(test_runtime_truncated_and_garbage_elf),
+	    T(test_runtime_python_folders),
+	    T(test_runtime_program_outside_image_not_followed),
 	    T(test_record_without_manifest_field),
 	    T(test_record_tampered_file_hash_refused),
 	    T(test_record_tampered_mode_refused),

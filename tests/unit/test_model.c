@@ -125,6 +125,47 @@ static void test_files_must_give_the_root(void **state)
 	veil_diags_free(&d);
 }
 
+static void test_runtime_files(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	const char *h = "596b0171eb632e646d0d49d72d469a7ebc8895b5b2ac9788b7931a56fe4fb0c6";
+	char y[2048];
+	snprintf(y, sizeof(y),
+		 "name: n\nservices:\n  - name: s\n    command: python3 a.py\n"
+		 "    program: /usr/bin/python3.11\n    runtime_files:\n"
+		 "      - {path: /usr/bin/python3.11, mode: \"0755\", sha256: %s}\n"
+		 "      - {path: /usr/lib/python3.11/, mode: \"0755\", sha256: %s}\n"
+		 "      - {path: /etc/ld.so.preload, mode: \"0000\", sha256: %s}\n",
+		 h, h, h);
+	assert_int_equal(parse(y, &doc, &p, &d), 0);
+	assert_string_equal(p.services[0].program, "/usr/bin/python3.11");
+	assert_int_equal(p.services[0].runtime_file_count, 3);
+	assert_int_equal(p.services[0].runtime_files[2].mode, 0);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	/* a relative path, a mode that is none of the three, no program */
+	const char *bad[] = {
+	    "    program: /usr/bin/p\n    runtime_files:\n      - {path: usr/bin/p, mode: "
+	    "\"0755\", "
+	    "sha256: ",
+	    "    program: /usr/bin/p\n    runtime_files:\n      - {path: /usr/bin/p, mode: "
+	    "\"0777\", "
+	    "sha256: ",
+	    "    runtime_files:\n      - {path: /usr/bin/p, mode: \"0755\", sha256: ",
+	    "    program: bin/p\n    runtime_files: []\n# ",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(y, sizeof(y), "name: n\nservices:\n  - name: s\n    command: p\n%s%s%s\n",
+			 bad[i], h, bad[i][strlen(bad[i]) - 1] == ' ' ? "}" : "");
+		assert_int_equal(parse(y, &doc, &p, &d), VEIL_EINVAL);
+		ydoc_free(&doc);
+		veil_diags_free(&d);
+	}
+}
+
 static void assert_only_diag(const struct veil_diags *d, const char *want)
 {
 	for (size_t i = 0; d->count != 1 && i < d->count; i++)
@@ -331,6 +372,7 @@ int main(void)
 	    cmocka_unit_test(test_binary_value_must_be_hex),
 	    cmocka_unit_test(test_command_list_and_placeholder_refused),
 	    cmocka_unit_test(test_files_must_give_the_root),
+	    cmocka_unit_test(test_runtime_files),
 	    cmocka_unit_test(test_export_needs_the_importers_identity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

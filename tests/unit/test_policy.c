@@ -1219,6 +1219,12 @@ static void test_canonical_independent_of_member_order(void **state)
 	veil_buf_free(&y);
 }
 
+static int runtime_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct veil_file_entry *)a)->path,
+		      ((const struct veil_file_entry *)b)->path);
+}
+
 /* The seed's manifests with the e2e measurement give the golden policy. */
 static void test_seed_policy_matches_golden(void **state)
 {
@@ -1238,6 +1244,14 @@ static void test_seed_policy_matches_golden(void **state)
 	assert_int_equal(veil_sha256_file(SEED_DIR "print_env.py", file.sha256, &w.d), 0);
 	w.meas[0].files = &file;
 	w.meas[0].file_count = 1;
+	/* the runtime files, from the e2e goldens' stand-in image */
+	assert_int_equal(veil_measure_runtime_files(GOLDEN_DIR "rootfs", "python3 print_env.py",
+						    &w.meas[0].program, &w.meas[0].runtime_files,
+						    &w.meas[0].runtime_file_count, &w.d),
+			 0);
+	assert_non_null(w.meas[0].program);
+	qsort(w.meas[0].runtime_files, w.meas[0].runtime_file_count,
+	      sizeof(*w.meas[0].runtime_files), runtime_entry_cmp);
 	derive_ok();
 	w.meas[0].files = NULL;
 	w.meas[0].file_count = 0;
@@ -1249,6 +1263,13 @@ static void test_seed_policy_matches_golden(void **state)
 	assert_memory_equal(hash, golden_hash, 64);
 	assert_string_equal(env_of("pythonapp", "API_USER"), "myself");
 	veil_buf_free(&canon);
+	for (size_t i = 0; i < w.meas[0].runtime_file_count; i++)
+		free(w.meas[0].runtime_files[i].path);
+	free(w.meas[0].runtime_files);
+	free(w.meas[0].program);
+	w.meas[0].runtime_files = NULL;
+	w.meas[0].runtime_file_count = 0;
+	w.meas[0].program = NULL;
 	free(mesh_text);
 	free(svc_text);
 	free(golden);

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Attacks on what veil-run execs besides the protected folder (issue 9, H1):
+# the interpreter the policy's command resolves to and the interpreter's
+# library folders, each performed for real against veil-las, veil-cas and
+# veil-run on loopback; every scenario expects the attack to fail. Root
+# (mount namespaces, /python). Usage: attack_interp.sh BUILD_DIR
+#
+# Seen against the code before the fix (i9-h1 at 447dc8d, 2026-12-02):
+# - a shell script bind-mounted over /usr/bin/python3.11 in the private mount
+#   namespace veil-run starts in was exec'd with the rendered environment and
+#   printed the SHA-256 of the generated password (the one the genuine probe
+#   printed);
+# - a .pth file added to a copy of /usr/local/lib/python3.11/dist-packages
+#   bind-mounted over it ran its "import" line inside the genuine interpreter
+#   and printed the same SHA-256.
+# - (4, seen with a policy that names no program, which veil-run still runs
+#   the old way: execvpe) a python3 script in /usr/local/bin, earlier on the
+#   default PATH than /usr/bin, ran instead of the interpreter and printed
+#   the SHA-256.
+set -u
+BUILD=$(realpath "$1")
+VEIL=$BUILD/veil
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+WORK=$(mktemp -d)
+PORT=$((20000 + RANDOM % 20000))
+URL=https://127.0.0.1:$PORT
+PW_SHA=unset
+export VEIL_HOME=$WORK/home
+pids=()
+made_python=
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	[ -n "$made_python" ] && rmdir /python 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+. "$ROOT/tests/e2e/lib.sh"
+
+wait_for() { # file text
+	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+	return 1
+}
+
+# veil-run as a pod would run it, after $PRE (mounts an attacker makes in the
+# namespace veil-run starts in) ran in a private mount namespace
+start_service() {
+	unshare -m --propagation private bash -c '
+		mount --bind "$1" /python || exit 97
+		eval "$2" || exit 98
+		shift 2
+		exec env -i "$@"' _ "$WORK/files" "${PRE:-:}" \
+		SCONE_CONFIG_ID=attack/app SCONE_CAS_ADDR=127.0.0.1:$PORT \
+		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" "$BUILD/veil-run"
+}
+
+# measure the service (VEIL_IMAGE_ROOT as given) and upload the policy, which
+# tolerates $1 if given
+mesh() {
+	(cd "$WORK/app" && VEIL_RUNTIME=$BUILD/veil-run "$VEIL" apply -f service.yaml --no-push >/dev/null 2>&1) || return 1
+	printf 'apiVersion: veil/v1\nkind: mesh\ncas:\n  - {name: cas, cas_url: 127.0.0.1, tolerance: "--only_for_testing-trust-any --only_for_testing-debug --only_for_testing-ignore-signer"}\npolicy: {namespace: attack%s}\nservices:\n  - {name: app, image: "veil.test/attack:1"}\n' "${1:+, tolerate: [$1]}" >"$WORK/app/Meshfile"
+	(cd "$WORK/app" && "$VEIL" apply -f Meshfile --mode debug --cas "$URL" >/dev/null)
+}
+
+# the interpreter `python3` resolves to with veil-run's default PATH, and its
+# version (python3.N)
+INTERP=
+PYVER=
+
+t_setup() {
+	[ "$(id -u)" = 0 ] || die "needs root for the mount namespace" || return 1
+	local p
+	p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v python3) || die "no python3" || return 1
+	INTERP=$(readlink -f "$p")
+	PYVER=$(basename "$INTERP")
+	[[ $PYVER == python3.* ]] || die "python3 resolves to $INTERP, not python3.N" || return 1
+	if [ ! -d /python ]; then mkdir /python && made_python=1; fi
+	"$BUILD/veil-las" --socket "$WORK/las.sock" --data "$WORK/las" >"$WORK/las.out" 2>"$WORK/las.err" &
+	pids+=($!)
+	wait_for "$WORK/las.out" "platform key hash" || die "veil-las did not start" || return 1
+	"$BUILD/veil-cas" --init --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 \
+		--trust-platform "$("$BUILD/veil-las" --print-key-hash --data "$WORK/las")" >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	pids+=($!)
+	wait_for "$WORK/cas.out" "key hash" || die "veil-cas did not start" || return 1
+	CAS_KEY=$("$BUILD/veil-cas" --print-key-hash --data "$WORK/cas")
+	mkdir -p "$WORK/files" "$WORK/app" || return 1
+	cat >"$WORK/files/probe.py" <<'PY'
+import hashlib, os
+print("PW sha256", hashlib.sha256(os.environ["API_PASSWORD"].encode()).hexdigest())
+for line in open("/proc/self/mountinfo"):
+    f = line.split()
+    print("mount", f[4], f[f.index("-") + 1], f[5].split(",")[0])
+PY
+	cp "$WORK/files/probe.py" "$WORK/app/" || return 1
+	cat >"$WORK/app/service.yaml" <<'YML'
+apiVersion: veil/v1
+kind: genservice
+environment:
+  local:
+    - name: API_PASSWORD
+      value: "$$SCONE::password$$"
+secrets:
+  local:
+    - name: password
+      kind: ascii
+      size: 10
+build:
+  name: attack
+  to: veil.test/attack:1
+  pwd: /python
+  command: python3 probe.py
+  copy:
+    - probe.py
+YML
+	mesh || return 1
+	PRE=: run start_service && ok && has "PW sha256" || return 1
+	PW_SHA=$(grep '^PW sha256' <<<"$out" | cut -d' ' -f3)
+}
+
+# the policy lists the interpreter and its library folders
+t_h1_policy_lists_runtime_files() {
+	local pol=$WORK/app/target/policies/attack.yaml
+	grep -q "program: $INTERP" "$pol" || die "policy names no program $INTERP" || return 1
+	grep -q "path: $INTERP\$" "$pol" || die "policy lacks $INTERP" || return 1
+	grep -q "path: .*/libc.so.6\$" "$pol" || die "policy lacks libc" || return 1
+	grep -q "path: .*/lib/$PYVER/\$" "$pol" || die "policy lacks the $PYVER folder" || return 1
+}
+
+# the interpreter and its libraries run from verified copies in memory
+# mounted over their paths (read-only), not from the files that were checked
+t_h1_runtime_files_pinned() {
+	PRE=: run start_service && ok && has "$PW_SHA" || return 1
+	has "mount $INTERP tmpfs ro" || return 1
+	grep -q "^mount .*/libc.so.6 tmpfs ro" <<<"$out" || die "libc is not a pinned copy" || return 1
+	grep -q "^mount .*\.pth tmpfs ro" <<<"$out" || die "no .pth file is a pinned copy"
+}
+
+# (1) a fake interpreter over the real one, in the namespace veil-run starts in
+t_h1_fake_interpreter_refused() {
+	printf '#!/bin/sh\necho "FAKE sha256 $(printf %%s "$API_PASSWORD" | sha256sum | cut -d" " -f1)"\n' >"$WORK/fake"
+	chmod 755 "$WORK/fake"
+	PRE="mount --bind $WORK/fake $INTERP" run start_service
+	lacks "$PW_SHA" || die "the fake interpreter got the password" || return 1
+	rejected && has "$INTERP" && has "changed" || return 1
+}
+
+# (2) a .pth file added to a site folder (a copy of the folder mounted over
+# it: the host is not modified)
+t_h1_added_pth_refused() {
+	local site=/usr/local/lib/$PYVER/dist-packages
+	[ -d "$site" ] || site=/usr/lib/python3/dist-packages
+	mkdir -p "$WORK/site" && cp -a "$site/." "$WORK/site/" || return 1
+	echo 'import os, hashlib; print("PTH sha256", hashlib.sha256(os.environ["API_PASSWORD"].encode()).hexdigest())' >"$WORK/site/zz-evil.pth"
+	PRE="mount --bind $WORK/site $site" run start_service
+	lacks "$PW_SHA" || die "the .pth file got the password" || return 1
+	rejected && has "$site/zz-evil.pth" || return 1
+}
+
+# (4) a python3 earlier on PATH (/usr/local/bin, a copy of the folder mounted
+# over it): veil-run execs the policy's program, not a PATH search
+t_h1_python_earlier_on_path_ignored() {
+	mkdir -p "$WORK/localbin" && cp -a /usr/local/bin/. "$WORK/localbin/" 2>/dev/null
+	rm -f "$WORK/localbin/python3"
+	cp "$WORK/fake" "$WORK/localbin/python3" || return 1
+	PRE="mount --bind $WORK/localbin /usr/local/bin" run start_service
+	lacks "FAKE sha256" || die "the python3 earlier on PATH ran" || return 1
+	ok && has "$PW_SHA"
+}
+
+# (5) a policy whose program was not measured (not found in the image when
+# `veil apply` ran) does not start unless it says so
+t_h1_unmeasured_program_refused_by_default() {
+	VEIL_IMAGE_ROOT=/nonexistent mesh || return 1
+	PRE=: run start_service && rejected || return 1
+	has "names no measured program" && has "insecure-unmeasured-program" && lacks "$PW_SHA" || return 1
+	VEIL_IMAGE_ROOT=/nonexistent mesh insecure-unmeasured-program || return 1
+	PRE=: run start_service && ok && has "$PW_SHA" && has "warning: the command's program is not measured" || return 1
+	mesh
+}
+
+# (3) a changed shared object the interpreter loads
+t_h1_changed_library_refused() {
+	local lib
+	lib=$(grep -o 'path: .*/libm.so.6$' "$WORK/app/target/policies/attack.yaml" | cut -d' ' -f2)
+	[ -n "$lib" ] || lib=$(grep -o 'path: .*/libc.so.6$' "$WORK/app/target/policies/attack.yaml" | cut -d' ' -f2)
+	[ -n "$lib" ] || die "no library in the policy" || return 1
+	cp "$lib" "$WORK/lib" && printf 'x' >>"$WORK/lib" || return 1
+	PRE="mount --bind $WORK/lib $lib" run start_service
+	lacks "$PW_SHA" && rejected && has "$lib" || return 1
+}
+
+run_in_order attack_interp t_setup t_h1_policy_lists_runtime_files t_h1_runtime_files_pinned \
+	t_h1_fake_interpreter_refused t_h1_added_pth_refused t_h1_changed_library_refused \
+	t_h1_python_earlier_on_path_ignored t_h1_unmeasured_program_refused_by_default
