@@ -111,41 +111,7 @@ t_setup() {
 	# veil-las vouches only for static callers: evidence comes from this
 	# static client (REPORT, the challenge answered), whose hash the
 	# policies name as their measurement
-	cat >"$WORK/lasc.c" <<'C'
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-/* lasc SOCKET REPORT_DATA_HEX CONFIG_ID: the evidence on stdout */
-int main(int argc, char **argv)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char req[600], buf[65536], nonce[64];
-	if (argc != 4)
-		return 2;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	int len = snprintf(req, sizeof(req), "REPORT %s %s\n", argv[2], argv[3]);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || write(fd, req, (size_t)len) != len)
-		return 1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1), got = 0;
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	if (sscanf(buf, "CHALLENGE %32s", nonce) != 1)
-		return fputs(buf, stderr), 1;
-	len = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
-	if (write(fd, req, (size_t)len) != len)
-		return 1;
-	while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
-		got += n;
-	buf[got] = '\0';
-	fputs(buf, stdout);
-	return strncmp(buf, "{", 1) != 0;
-}
-C
-	cc -static-pie -O1 -o "$WORK/lasc" "$WORK/lasc.c" || return 1
+	build_lasc "$WORK/lasc" || return 1
 	export LASC=$WORK/lasc
 	PYHASH=$(sha256sum "$WORK/lasc" | cut -d' ' -f1)
 	start_cas "$WORK/data" "$PORT" --threads 1 || return 1

@@ -120,44 +120,11 @@ t_replayed_evidence_refused() {
 	# evidence bound to some other key, presented on this client's connection;
 	# asked by a static program (veil-las vouches for no dynamically linked one),
 	# which answers veil-las's challenge itself
-	cat >"$WORK/lasc.c" <<'C'
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-int main(int argc, char **argv)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", argv[1]);
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	char req[128] = "REPORT ", buf[8192], nonce[64];
-	memset(req + 7, '0', 64);
-	int len = 71 + snprintf(req + 71, sizeof(req) - 71, " myPythonApp/pythonapp\n");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || write(fd, req, (size_t)len) != len)
-		return 1;
-	/* veil-las challenges the process it measured: this one answers */
-	ssize_t n = read(fd, buf, sizeof(buf) - 1), got = 0;
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	if (sscanf(buf, "CHALLENGE %32s", nonce) != 1)
-		return 1;
-	len = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
-	if (write(fd, req, (size_t)len) != len)
-		return 1;
-	while ((n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
-		got += n;
-	buf[got] = '\0';
-	printf("{\"config_id\": \"myPythonApp/pythonapp\", \"evidence\": \"");
-	for (char *p = buf; *p && *p != '\n'; p++)
-		printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-	printf("\", \"file_set_root\": \"%064d\"}\n", 0);
-	return strncmp(buf, "{", 1) != 0;
-}
-C
-	cc -static-pie -O1 -o "$WORK/lasc" "$WORK/lasc.c" || return 1
-	"$WORK/lasc" "$WORK/las.sock" >"$WORK/ev.json" || die "no evidence: $(cat "$WORK/ev.json")" || return 1
+	build_lasc "$WORK/lasc" || return 1
+	"$WORK/lasc" "$WORK/las.sock" "$(printf '%064d' 0)" myPythonApp/pythonapp >"$WORK/ev.txt" ||
+		die "no evidence: $(cat "$WORK/ev.txt")" || return 1
+	python3 -c 'import json,sys; print(json.dumps({"config_id": "myPythonApp/pythonapp", "evidence": open(sys.argv[1]).read().strip(), "file_set_root": "0" * 64}))' \
+		"$WORK/ev.txt" >"$WORK/ev.json" || return 1
 	local code
 	code=$(curl -sk --tlsv1.3 --cert "$VEIL_HOME/identity/cert.pem" --key "$VEIL_HOME/identity/key.pem" \
 		-o "$WORK/.body" -w '%{http_code}' -X POST --data-binary @"$WORK/ev.json" "$URL/v1/attest")

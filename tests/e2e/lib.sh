@@ -34,3 +34,8 @@ run_in_order() {
 	echo "$label: $passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }
+
+# build_lasc OUT: the static evidence client (tests/e2e/lasc.c) at OUT
+build_lasc() {
+	cc -static-pie -O1 -o "$1" "$(dirname "${BASH_SOURCE[0]}")/lasc.c"
+}
