@@ -22,6 +22,7 @@
  * RESOLVE_NO_XDEV is not used: a path may rightly cross into a mount (an
  * emptyDir, /run); the folder's file system is checked instead. */
 #include "inject.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,31 +50,21 @@ const char *inject_method(void)
 	return method;
 }
 
-static int failf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int failf(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, cap, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* Absolute, no empty, "." or ".." component, not a folder, not in the
  * kernel's pseudo file systems (/dev/shm is memory, and allowed). */
 static int path_ok(const char *p, char *err, size_t cap)
 {
 	size_t n = strlen(p);
 	if (p[0] != '/' || n < 2 || n >= PATH_MAX || p[n - 1] == '/')
-		return failf(err, cap, "injection file path '%.200s' must be an absolute file path",
-			     p);
+		return rt_failf(err, cap,
+				"injection file path '%.200s' must be an absolute file path", p);
 	for (const char *c = p; *c;) {
 		const char *e = strchr(c + 1, '/');
 		size_t len = (e ? (size_t)(e - c) : strlen(c)) - 1;
 		if (len == 0 || (len == 1 && c[1] == '.') || (len == 2 && !strncmp(c + 1, "..", 2)))
-			return failf(err, cap,
-				     "injection file path '%.200s' has an empty, '.' or '..' part",
-				     p);
+			return rt_failf(
+			    err, cap, "injection file path '%.200s' has an empty, '.' or '..' part",
+			    p);
 		if (!e)
 			break;
 		c = e;
@@ -81,22 +72,8 @@ static int path_ok(const char *p, char *err, size_t cap)
 	static const char *const pseudo[] = {"/proc/", "/sys/", "/dev/"};
 	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
 		if (!strncmp(p, pseudo[i], strlen(pseudo[i])) && strncmp(p, "/dev/shm/", 9))
-			return failf(err, cap, "injection file path '%.200s' is in %.*s", p,
-				     (int)strlen(pseudo[i]) - 1, pseudo[i]);
-	return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
+			return rt_failf(err, cap, "injection file path '%.200s' is in %.*s", p,
+					(int)strlen(pseudo[i]) - 1, pseudo[i]);
 	return 0;
 }
 
@@ -135,13 +112,13 @@ static int open_parent(const char *path, int create, char *err, size_t cap)
 	snprintf(buf, sizeof(buf), "%s", path);
 	int dfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
-		return failf(err, cap, "injection file %.200s: /: %s", path, strerror(errno));
+		return rt_failf(err, cap, "injection file %.200s: /: %s", path, strerror(errno));
 	char *name = buf + 1;
 	for (char *s = strchr(name, '/'); s; name = s + 1, s = strchr(name, '/')) {
 		*s = '\0';
 		if (create && mkdirat(dfd, name, 0755) && errno != EEXIST) {
-			failf(err, cap, "injection file %.200s: cannot make folder %.200s: %s",
-			      path, buf, strerror(errno));
+			rt_failf(err, cap, "injection file %.200s: cannot make folder %.200s: %s",
+				 path, buf, strerror(errno));
 			close(dfd);
 			return -1;
 		}
@@ -150,27 +127,28 @@ static int open_parent(const char *path, int create, char *err, size_t cap)
 		close(dfd);
 		if (next < 0) {
 			if (e == ENOSYS)
-				return failf(err, cap,
-					     "injection file %.200s: this kernel has no openat2 "
-					     "(Linux 5.6 or later): veil-run cannot place the file "
-					     "without following symbolic links, and refuses",
-					     path);
+				return rt_failf(
+				    err, cap,
+				    "injection file %.200s: this kernel has no openat2 "
+				    "(Linux 5.6 or later): veil-run cannot place the file "
+				    "without following symbolic links, and refuses",
+				    path);
 			if (e == ELOOP || e == EXDEV)
-				return failf(err, cap,
-					     "injection file %.200s: %.200s is a symbolic link; "
-					     "injection paths must not go through one",
-					     path, buf);
-			return failf(err, cap, "injection file %.200s: folder %.200s: %s", path,
-				     buf, e == ENOTDIR ? "not a folder" : strerror(e));
+				return rt_failf(err, cap,
+						"injection file %.200s: %.200s is a symbolic link; "
+						"injection paths must not go through one",
+						path, buf);
+			return rt_failf(err, cap, "injection file %.200s: folder %.200s: %s", path,
+					buf, e == ENOTDIR ? "not a folder" : strerror(e));
 		}
 		dfd = next;
 		*s = '/';
 	}
 	if (is_pseudo_fs(dfd)) {
 		close(dfd);
-		return failf(err, cap,
-			     "injection file %.200s: its folder is on a kernel pseudo file system",
-			     path);
+		return rt_failf(
+		    err, cap, "injection file %.200s: its folder is on a kernel pseudo file system",
+		    path);
 	}
 	return dfd;
 }
@@ -182,14 +160,15 @@ static int prepare_target(int dfd, const char *name, const char *path, char *err
 {
 	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 && errno != EEXIST)
-		return failf(err, cap, "injection file %.200s: cannot create its mount point: %s",
-			     path, strerror(errno));
+		return rt_failf(err, cap,
+				"injection file %.200s: cannot create its mount point: %s", path,
+				strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	struct stat st;
 	fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st)) {
-		failf(err, cap, "injection file %.200s: %s", path, strerror(errno));
+		rt_failf(err, cap, "injection file %.200s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -197,10 +176,10 @@ static int prepare_target(int dfd, const char *name, const char *path, char *err
 	if (S_ISREG(st.st_mode))
 		return fd;
 	close(fd);
-	return failf(err, cap, "injection file %.200s: the path is %s", path,
-		     S_ISLNK(st.st_mode)   ? "a symbolic link"
-		     : S_ISDIR(st.st_mode) ? "a directory"
-					   : "not a regular file");
+	return rt_failf(err, cap, "injection file %.200s: the path is %s", path,
+			S_ISLNK(st.st_mode)   ? "a symbolic link"
+			: S_ISDIR(st.st_mode) ? "a directory"
+					      : "not a regular file");
 }
 
 /* The program's: it may run under the policy's uid and gid. */
@@ -214,8 +193,8 @@ static int inject_private(const struct inject_file *f, size_t count, size_t tota
 {
 	/* nothing mounted here may propagate back to the host's namespace */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		return failf(err, cap, "cannot make the mount namespace private: %s",
-			     strerror(errno));
+		return rt_failf(err, cap, "cannot make the mount namespace private: %s",
+				strerror(errno));
 	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC), mnt = -1, rc = -1;
 	char size[32], inodes[32];
 	snprintf(size, sizeof(size), "%zu", total + count * 4096 + 65536);
@@ -226,27 +205,27 @@ static int inject_private(const struct inject_file *f, size_t count, size_t tota
 	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) ||
 	    (mnt = fsmount(fs, FSMOUNT_CLOEXEC,
 			   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0) {
-		failf(err, cap, "cannot create a private tmpfs: %s", strerror(errno));
+		rt_failf(err, cap, "cannot create a private tmpfs: %s", strerror(errno));
 		goto out;
 	}
 	for (size_t i = 0; i < count; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "%zu", i);
 		int fd = openat(mnt, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		int bad = fd < 0 || write_all(fd, f[i].content, f[i].size);
+		int bad = fd < 0 || rt_write_all(fd, f[i].content, f[i].size);
 		if (!bad && give_to(fd, uid, gid)) {
-			failf(err, cap,
-			      "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
-			      "veil-run needs CAP_CHOWN for that",
-			      f[i].path, (unsigned)uid, (unsigned)gid, strerror(errno));
+			rt_failf(err, cap,
+				 "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
+				 "veil-run needs CAP_CHOWN for that",
+				 f[i].path, (unsigned)uid, (unsigned)gid, strerror(errno));
 			close(fd);
 			goto out;
 		}
 		if (fd >= 0)
 			close(fd);
 		if (bad) {
-			failf(err, cap, "injection file %.200s: cannot write it to memory: %s",
-			      f[i].path, strerror(errno));
+			rt_failf(err, cap, "injection file %.200s: cannot write it to memory: %s",
+				 f[i].path, strerror(errno));
 			goto out;
 		}
 		int dfd = open_parent(f[i].path, 1, err, cap);
@@ -260,8 +239,8 @@ static int inject_private(const struct inject_file *f, size_t count, size_t tota
 		int tree = open_tree(mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 		if (tree < 0 || move_mount(tree, "", target, "",
 					   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) {
-			failf(err, cap, "injection file %.200s: cannot mount it: %s", f[i].path,
-			      strerror(errno));
+			rt_failf(err, cap, "injection file %.200s: cannot mount it: %s", f[i].path,
+				 strerror(errno));
 			if (tree >= 0)
 				close(tree);
 			close(target);
@@ -300,12 +279,13 @@ static int inject_memdir(const struct inject_file *f, size_t count, const char *
 			break;
 		if (!is_memory_fs(dfd)) {
 			close(dfd);
-			failf(err, cap,
-			      "injection file %.200s: %.200s is not memory-backed and veil-run "
-			      "cannot make a private mount namespace (%s); mount a memory volume "
-			      "at %.200s (Kubernetes: emptyDir with medium: Memory, as veil's "
-			      "chart does)",
-			      path, dir, why_not_private, dir);
+			rt_failf(
+			    err, cap,
+			    "injection file %.200s: %.200s is not memory-backed and veil-run "
+			    "cannot make a private mount namespace (%s); mount a memory volume "
+			    "at %.200s (Kubernetes: emptyDir with medium: Memory, as veil's "
+			    "chart does)",
+			    path, dir, why_not_private, dir);
 			break;
 		}
 		snprintf(tmp, sizeof(tmp), ".%.200s.veil-%ld", slash + 1, (long)getpid());
@@ -313,21 +293,21 @@ static int inject_memdir(const struct inject_file *f, size_t count, const char *
 		    openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 		int bad = fd < 0 || fchmod(fd, 0600);
 		if (!bad && give_to(fd, uid, gid)) {
-			failf(err, cap,
-			      "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
-			      "veil-run needs CAP_CHOWN for that",
-			      path, (unsigned)uid, (unsigned)gid, strerror(errno));
+			rt_failf(err, cap,
+				 "injection file %.200s: cannot give it to uid %u, gid %u (%s): "
+				 "veil-run needs CAP_CHOWN for that",
+				 path, (unsigned)uid, (unsigned)gid, strerror(errno));
 			close(fd);
 			unlinkat(dfd, tmp, 0);
 			close(dfd);
 			break;
 		}
-		bad = bad || write_all(fd, f[done].content, f[done].size);
+		bad = bad || rt_write_all(fd, f[done].content, f[done].size);
 		if (fd >= 0)
 			close(fd);
 		if (bad || renameat(dfd, tmp, dfd, slash + 1)) {
-			failf(err, cap, "injection file %.200s: cannot write it: %s", path,
-			      strerror(errno));
+			rt_failf(err, cap, "injection file %.200s: cannot write it: %s", path,
+				 strerror(errno));
 			unlinkat(dfd, tmp, 0);
 			close(dfd);
 			break;
@@ -356,20 +336,20 @@ int inject_files(const struct inject_file *f, size_t count, uid_t uid, gid_t gid
 	if (!count)
 		return 0;
 	if (count > MAX_FILES)
-		return failf(err, cap, "the policy has %zu injection files; at most %d", count,
-			     MAX_FILES);
+		return rt_failf(err, cap, "the policy has %zu injection files; at most %d", count,
+				MAX_FILES);
 	size_t total = 0;
 	for (size_t i = 0; i < count; i++) {
 		if (path_ok(f[i].path, err, cap))
 			return -1;
 		for (size_t k = 0; k < i; k++)
 			if (!strcmp(f[k].path, f[i].path))
-				return failf(err, cap, "injection file %.200s is given twice",
-					     f[i].path);
+				return rt_failf(err, cap, "injection file %.200s is given twice",
+						f[i].path);
 		total += f[i].size;
 		if (total > MAX_TOTAL)
-			return failf(err, cap, "the injection files exceed %u MiB",
-				     MAX_TOTAL >> 20);
+			return rt_failf(err, cap, "the injection files exceed %u MiB",
+					MAX_TOTAL >> 20);
 	}
 	if (!unshare(CLONE_NEWNS))
 		return inject_private(f, count, total, uid, gid, err, cap);

@@ -12,6 +12,7 @@
  * namespace through execve. A change to the host's folder after the copy
  * changes nothing the program reads. */
 #include "pin.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,43 +41,19 @@ struct pin_walk {
 	size_t errcap;
 };
 
-static int failf(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int failf(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, cap, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* One file: the bytes hashed are the bytes written to the copy. */
 static int copy_file(struct pin_walk *w, int src_dir, int dst_dir, const char *name,
 		     const char *image_path)
 {
 	struct pinned_tree *t = w->tree;
 	if (t->file_count >= MAX_FILES)
-		return failf(w->err, w->errcap, "the protected folder holds more than %d files",
-			     MAX_FILES);
+		return rt_failf(w->err, w->errcap, "the protected folder holds more than %d files",
+				MAX_FILES);
 	if (t->file_count == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 16;
 		struct veil_file_entry *f = realloc(t->files, cap * sizeof(*f));
 		if (!f)
-			return failf(w->err, w->errcap, "out of memory");
+			return rt_failf(w->err, w->errcap, "out of memory");
 		t->files = f;
 		w->cap = cap;
 	}
@@ -84,19 +61,19 @@ static int copy_file(struct pin_walk *w, int src_dir, int dst_dir, const char *n
 	struct stat st;
 	int rc = -1;
 	if (in < 0 || fstat(in, &st)) {
-		failf(w->err, w->errcap, "%s: %s", image_path, strerror(errno));
+		rt_failf(w->err, w->errcap, "%s: %s", image_path, strerror(errno));
 		goto done;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		failf(w->err, w->errcap, "%s is not a regular file", image_path);
+		rt_failf(w->err, w->errcap, "%s is not a regular file", image_path);
 		goto done;
 	}
 	/* modes are normalised as `veil apply` records them */
 	mode_t mode = (st.st_mode & 0111) ? 0755 : 0644;
 	out = openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (out < 0 || fchmod(out, mode) || !EVP_DigestInit_ex(w->md, EVP_sha256(), NULL)) {
-		failf(w->err, w->errcap, "%s: cannot copy it to memory: %s", image_path,
-		      strerror(errno));
+		rt_failf(w->err, w->errcap, "%s: cannot copy it to memory: %s", image_path,
+			 strerror(errno));
 		goto done;
 	}
 	static unsigned char buf[1 << 16];
@@ -105,16 +82,16 @@ static int copy_file(struct pin_walk *w, int src_dir, int dst_dir, const char *n
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			failf(w->err, w->errcap, "%s: read failed: %s", image_path,
-			      strerror(errno));
+			rt_failf(w->err, w->errcap, "%s: read failed: %s", image_path,
+				 strerror(errno));
 			goto done;
 		}
 		if (n == 0)
 			break;
-		if (!EVP_DigestUpdate(w->md, buf, (size_t)n) || write_all(out, buf, (size_t)n)) {
-			failf(w->err, w->errcap, "%s: cannot copy it to memory: %s%s", image_path,
-			      strerror(errno),
-			      errno == ENOSPC ? " (the protected folder exceeds 1 GiB)" : "");
+		if (!EVP_DigestUpdate(w->md, buf, (size_t)n) || rt_write_all(out, buf, (size_t)n)) {
+			rt_failf(w->err, w->errcap, "%s: cannot copy it to memory: %s%s",
+				 image_path, strerror(errno),
+				 errno == ENOSPC ? " (the protected folder exceeds 1 GiB)" : "");
 			goto done;
 		}
 	}
@@ -123,7 +100,7 @@ static int copy_file(struct pin_walk *w, int src_dir, int dst_dir, const char *n
 	memset(e, 0, sizeof(*e));
 	if (!EVP_DigestFinal_ex(w->md, e->sha256, &len) || len != VEIL_SHA256_SIZE ||
 	    !(e->path = strdup(image_path))) {
-		failf(w->err, w->errcap, "%s: cannot hash it", image_path);
+		rt_failf(w->err, w->errcap, "%s: cannot hash it", image_path);
 		goto done;
 	}
 	e->mode = (unsigned)mode;
@@ -140,14 +117,14 @@ done:
 static int copy_dir(struct pin_walk *w, int src_dir, int dst_dir, const char *image_path, int depth)
 {
 	if (depth > MAX_DEPTH)
-		return failf(w->err, w->errcap, "%s is nested more than %d folders deep",
-			     image_path, MAX_DEPTH);
+		return rt_failf(w->err, w->errcap, "%s is nested more than %d folders deep",
+				image_path, MAX_DEPTH);
 	int dup_fd = dup(src_dir);
 	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
 	if (!d) {
 		if (dup_fd >= 0)
 			close(dup_fd);
-		return failf(w->err, w->errcap, "%s: %s", image_path, strerror(errno));
+		return rt_failf(w->err, w->errcap, "%s: %s", image_path, strerror(errno));
 	}
 	int rc = 0;
 	struct dirent *de;
@@ -157,12 +134,12 @@ static int copy_dir(struct pin_walk *w, int src_dir, int dst_dir, const char *im
 			continue;
 		char path[4096];
 		if (snprintf(path, sizeof(path), "%s/%s", image_path, name) >= (int)sizeof(path)) {
-			rc = failf(w->err, w->errcap, "%.200s/...: path too long", image_path);
+			rc = rt_failf(w->err, w->errcap, "%.200s/...: path too long", image_path);
 			break;
 		}
 		struct stat st;
 		if (fstatat(src_dir, name, &st, AT_SYMLINK_NOFOLLOW)) {
-			rc = failf(w->err, w->errcap, "%s: %s", path, strerror(errno));
+			rc = rt_failf(w->err, w->errcap, "%s: %s", path, strerror(errno));
 		} else if (S_ISREG(st.st_mode)) {
 			rc = copy_file(w, src_dir, dst_dir, name, path);
 		} else if (S_ISDIR(st.st_mode)) {
@@ -172,20 +149,20 @@ static int copy_dir(struct pin_walk *w, int src_dir, int dst_dir, const char *im
 				    ? openat(dst_dir, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
 				    : -1;
 			rc = t >= 0 ? copy_dir(w, s, t, path, depth + 1)
-				    : failf(w->err, w->errcap, "%s: %s", path, strerror(errno));
+				    : rt_failf(w->err, w->errcap, "%s: %s", path, strerror(errno));
 			if (s >= 0)
 				close(s);
 			if (t >= 0)
 				close(t);
 		} else {
-			rc =
-			    failf(w->err, w->errcap,
-				  "%s is %s: the protected folder holds only files and folders",
-				  path, S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
+			rc = rt_failf(w->err, w->errcap,
+				      "%s is %s: the protected folder holds only files and folders",
+				      path,
+				      S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file");
 		}
 	}
 	if (!rc && errno)
-		rc = failf(w->err, w->errcap, "%s: %s", image_path, strerror(errno));
+		rc = rt_failf(w->err, w->errcap, "%s: %s", image_path, strerror(errno));
 	closedir(d);
 	return rc;
 }
@@ -206,21 +183,21 @@ int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap)
 {
 	*tree = (struct pinned_tree){.mnt = -1};
 	if (dir[0] != '/' || !dir[1])
-		return failf(err, cap,
-			     "the protected folder '%s' must be an absolute folder "
-			     "other than /",
-			     dir);
+		return rt_failf(err, cap,
+				"the protected folder '%s' must be an absolute folder "
+				"other than /",
+				dir);
 	/* only here does the start depend on privilege: without CAP_SYS_ADMIN
 	 * (an ordinary Kubernetes container) there is no private namespace */
 	if (unshare(CLONE_NEWNS)) {
-		failf(err, cap, "no private mount namespace: %s (CAP_SYS_ADMIN is needed)",
-		      strerror(errno));
+		rt_failf(err, cap, "no private mount namespace: %s (CAP_SYS_ADMIN is needed)",
+			 strerror(errno));
 		return 1;
 	}
 	/* nothing mounted here may propagate back to the host's namespace */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		return failf(err, cap, "cannot make the mount namespace private: %s",
-			     strerror(errno));
+		return rt_failf(err, cap, "cannot make the mount namespace private: %s",
+				strerror(errno));
 	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC), src = -1, root = -1, rc = -1;
 	char size[32];
 	snprintf(size, sizeof(size), "%llu", MAX_BYTES);
@@ -229,17 +206,17 @@ int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap)
 	    fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) ||
 	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) ||
 	    (tree->mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0) {
-		failf(err, cap, "cannot create a private tmpfs: %s", strerror(errno));
+		rt_failf(err, cap, "cannot create a private tmpfs: %s", strerror(errno));
 		goto out;
 	}
 	src = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	root = openat(tree->mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (src < 0 || root < 0) {
-		failf(err, cap, "%s: %s", dir, strerror(errno));
+		rt_failf(err, cap, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
 	if (!w.md) {
-		failf(err, cap, "out of memory");
+		rt_failf(err, cap, "out of memory");
 		goto out;
 	}
 	rc = copy_dir(&w, src, root, dir, 0);
@@ -259,8 +236,8 @@ out:
 int pin_attach(struct pinned_tree *tree, const char *dir, char *err, size_t cap)
 {
 	if (move_mount(tree->mnt, "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH))
-		return failf(err, cap, "cannot mount the verified copy at %s: %s", dir,
-			     strerror(errno));
+		return rt_failf(err, cap, "cannot mount the verified copy at %s: %s", dir,
+				strerror(errno));
 	return 0;
 }
 
@@ -268,7 +245,7 @@ int pin_seal(const char *dir, char *err, size_t cap)
 {
 	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
 	if (mount_setattr(AT_FDCWD, dir, 0, &attr, sizeof(attr)))
-		return failf(err, cap, "cannot make %s read-only: %s", dir, strerror(errno));
+		return rt_failf(err, cap, "cannot make %s read-only: %s", dir, strerror(errno));
 	return 0;
 }
 
@@ -294,7 +271,7 @@ int pin_files_open(struct pinned_files *pf, char *err, size_t cap)
 		if (fs >= 0)
 			close(fs);
 		pin_files_close(pf);
-		return failf(err, cap, "cannot create a private tmpfs: %s", strerror(e));
+		return rt_failf(err, cap, "cannot create a private tmpfs: %s", strerror(e));
 	}
 	close(fs);
 	return 0;
@@ -310,17 +287,17 @@ int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
 	struct stat st;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (in < 0 || fstat(in, &st) || !S_ISREG(st.st_mode)) {
-		failf(err, cap, "the runtime file %s is missing or not a regular file", path);
+		rt_failf(err, cap, "the runtime file %s is missing or not a regular file", path);
 		goto done;
 	}
 	*mode = (st.st_mode & 0111) ? 0755 : 0644;
 	out = openat(pf->root, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, *mode);
 	if (out < 0 || fchmod(out, *mode) || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-		failf(err, cap, "%s: cannot copy it to memory: %s", path, strerror(errno));
+		rt_failf(err, cap, "%s: cannot copy it to memory: %s", path, strerror(errno));
 		goto done;
 	}
 	if (!buf) {
-		failf(err, cap, "out of memory");
+		rt_failf(err, cap, "out of memory");
 		goto done;
 	}
 	for (;;) {
@@ -328,19 +305,20 @@ int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			failf(err, cap, "%s: read failed: %s", path, strerror(errno));
+			rt_failf(err, cap, "%s: read failed: %s", path, strerror(errno));
 			goto done;
 		}
 		if (n == 0)
 			break;
-		if (!EVP_DigestUpdate(md, buf, (size_t)n) || write_all(out, buf, (size_t)n)) {
-			failf(err, cap, "%s: cannot copy it to memory: %s", path, strerror(errno));
+		if (!EVP_DigestUpdate(md, buf, (size_t)n) || rt_write_all(out, buf, (size_t)n)) {
+			rt_failf(err, cap, "%s: cannot copy it to memory: %s", path,
+				 strerror(errno));
 			goto done;
 		}
 	}
 	unsigned int len = 0;
 	if (!EVP_DigestFinal_ex(md, sha, &len) || len != VEIL_SHA256_SIZE) {
-		failf(err, cap, "%s: cannot hash it", path);
+		rt_failf(err, cap, "%s: cannot hash it", path);
 		goto done;
 	}
 	rc = 0;
@@ -361,8 +339,8 @@ int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char
 	if (idx == 0) { /* the first attach seals the tmpfs: nothing is written after */
 		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
 		if (mount_setattr(pf->mnt, "", AT_EMPTY_PATH, &attr, sizeof(attr)))
-			return failf(err, cap, "cannot make the runtime copies read-only: %s",
-				     strerror(errno));
+			return rt_failf(err, cap, "cannot make the runtime copies read-only: %s",
+					strerror(errno));
 	}
 	int t = open_tree(pf->mnt, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 	if (t < 0 ||
@@ -370,8 +348,8 @@ int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char
 		int e = errno;
 		if (t >= 0)
 			close(t);
-		return failf(err, cap, "cannot mount the verified copy of %s: %s", path,
-			     strerror(e));
+		return rt_failf(err, cap, "cannot mount the verified copy of %s: %s", path,
+				strerror(e));
 	}
 	close(t);
 	return 0;

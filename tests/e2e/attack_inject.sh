@@ -38,11 +38,6 @@ cleanup() {
 trap cleanup EXIT
 . "$ROOT/tests/e2e/lib.sh"
 
-wait_for() { # file text
-	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-	return 1
-}
-
 # veil-run as a pod would run it: only the SCONE_* settings, the files at /python
 start_service() { # [extra env or a command prefix...]
 	unshare -m --propagation private bash -c '

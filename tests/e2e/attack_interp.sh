@@ -37,11 +37,6 @@ cleanup() {
 trap cleanup EXIT
 . "$ROOT/tests/e2e/lib.sh"
 
-wait_for() { # file text
-	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-	return 1
-}
-
 # veil-run as a pod would run it, after $PRE (mounts an attacker makes in the
 # namespace veil-run starts in) ran in a private mount namespace
 start_service() {

@@ -49,10 +49,6 @@ cleanup() {
 trap cleanup EXIT
 . "$ROOT/tests/e2e/lib.sh"
 
-wait_for() { # file text
-	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-	return 1
-}
 start_las() { # name [flags...]
 	local name=$1
 	shift

@@ -22,10 +22,6 @@ cleanup() {
 trap cleanup EXIT
 . "$ROOT/tests/e2e/lib.sh"
 
-wait_for() { # file text
-	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-	return 1
-}
 start_las() { # name
 	"$BUILD/veil-las" --socket "$WORK/$1.sock" --data "$WORK/$1" >"$WORK/$1.out" 2>"$WORK/$1.err" &
 	pids+=($!)

@@ -15,6 +15,12 @@ rejected() { [ "$rc" -eq 1 ] || die "expected exit 1, got $rc (stdout: $out) (st
 has() { grep -qF -- "$1" <<<"$err$out" || die "expected message: $1"$'\n'"    got: $err$out"; }
 lacks() { ! grep -qF -- "$1" <<<"$err$out" || die "unexpected message: $1"; }
 
+# wait_for FILE TEXT: up to 5 s for TEXT to appear in FILE (a server's start line)
+wait_for() { # file text
+	for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+	return 1
+}
+
 # run_in_order LABEL TEST...: runs the scenarios in this shell, in order (they
 # may share servers), from $WORK; prints "LABEL: N passed, N failed" and
 # returns non-zero if any failed.
