@@ -358,9 +358,12 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 	char *dir = images ? veil_path_join(images, m->name) : NULL;
 	char *rec = dir ? veil_path_join(dir, "measurement.yaml") : NULL;
 	char *man = dir ? veil_path_join(dir, "service.yaml") : NULL;
+	char *pre = dir ? veil_path_join(dir, "runtime-files") : NULL;
+	struct veil_buf list;
 	veil_buf_init(&out, 0);
+	veil_buf_init(&list, 0);
 	int rc = ydoc_init(&doc, "measurement");
-	if (rc || !rec || !man) {
+	if (rc || !rec || !man || !pre) {
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
@@ -402,6 +405,15 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 			yseq_push(a, rf, f);
 		}
 		ymap_put(a, root, "runtime_files", rf);
+		/* veil-run's prefetch list (src/runtime/verify.h): the files to
+		 * copy while it attests, the program (the most bytes) first */
+		veil_buf_printf(&list, "%s\n", m->program);
+		for (size_t i = 0; i < m->runtime_file_count; i++) {
+			const char *p = m->runtime_files[i].path;
+			if (m->runtime_files[i].mode && p[strlen(p) - 1] != '/' &&
+			    strcmp(p, m->program))
+				veil_buf_printf(&list, "%s\n", p);
+		}
 	}
 	if ((rc = yemit(root, &out)))
 		goto out;
@@ -411,6 +423,12 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 		goto out;
 	if ((rc = veil_write_file(rec, out.data, out.size, 0644, d)))
 		goto out;
+	if (list.failed) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	if ((rc = veil_write_file(pre, list.data ? list.data : "", list.size, 0644, d)))
+		goto out;
 	if (out_dir) {
 		*out_dir = dir;
 		dir = NULL;
@@ -418,10 +436,12 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 out:
 	ydoc_free(&doc);
 	veil_buf_free(&out);
+	veil_buf_free(&list);
 	free(images);
 	free(dir);
 	free(rec);
 	free(man);
+	free(pre);
 	return rc;
 }
 

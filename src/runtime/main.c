@@ -40,9 +40,12 @@
 #include "veil/tls.h"
 #include "inject.h"
 #include "pin.h"
+#include "verify.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_ARGS 256
+/* where an image keeps its prefetch list (see verify.h) */
+#define DEFAULT_RUNTIME_LIST "/etc/veil/runtime-files"
 
 static int verbose;
 static struct timespec t_start;
@@ -92,20 +95,24 @@ static const char *setting(const char *name)
 static void usage(FILE *f)
 {
 	fprintf(
-	    f, "Usage: veil-run   (configured by the environment; takes no arguments)\n\n"
-	       "The entrypoint of confidential images. The command, its arguments, pwd and\n"
-	       "environment come from the CAS policy after attestation; the host's\n"
-	       "environment is not passed on.\n\n"
-	       "  SCONE_CONFIG_ID / VEIL_CONFIG_ID   NAMESPACE/SERVICE (required)\n"
-	       "  SCONE_CAS_ADDR  / VEIL_CAS_ADDR    the CAS, HOST[:PORT] (default port 8081)\n"
-	       "  VEIL_CAS_KEY                       the CAS key hash to pin (required)\n"
-	       "  SCONE_LAS_ADDR  / VEIL_LAS_ADDR    veil-las socket (default /run/veil/las.sock)\n"
-	       "  VEIL_FILES_DIR                     the protected folder (default: the\n"
-	       "                                     policy's pwd must be this folder; /python\n"
-	       "                                     if unset)\n"
-	       "  SCONE_LOG       / VEIL_LOG         'debug' or 'info' for progress messages\n\n"
-	       "  -h, --help   this help\n"
-	       "  --version    print the version\n");
+	    f,
+	    "Usage: veil-run   (configured by the environment; takes no arguments)\n\n"
+	    "The entrypoint of confidential images. The command, its arguments, pwd and\n"
+	    "environment come from the CAS policy after attestation; the host's\n"
+	    "environment is not passed on.\n\n"
+	    "  SCONE_CONFIG_ID / VEIL_CONFIG_ID   NAMESPACE/SERVICE (required)\n"
+	    "  SCONE_CAS_ADDR  / VEIL_CAS_ADDR    the CAS, HOST[:PORT] (default port 8081)\n"
+	    "  VEIL_CAS_KEY                       the CAS key hash to pin (required)\n"
+	    "  SCONE_LAS_ADDR  / VEIL_LAS_ADDR    veil-las socket (default /run/veil/las.sock)\n"
+	    "  VEIL_FILES_DIR                     the protected folder (default: the\n"
+	    "                                     policy's pwd must be this folder; /python\n"
+	    "                                     if unset)\n"
+	    "  VEIL_RUNTIME_LIST                  the prefetch list: runtime files to copy\n"
+	    "                                     while attesting, a hint checked against\n"
+	    "                                     the policy (default " DEFAULT_RUNTIME_LIST ")\n"
+	    "  SCONE_LOG       / VEIL_LOG         'debug' or 'info' for progress messages\n\n"
+	    "  -h, --help   this help\n"
+	    "  --version    print the version\n");
 }
 
 /* veil-las answers in well under a millisecond when it is up; one that
@@ -508,267 +515,6 @@ static int become(uid_t uid, gid_t gid)
 	return 0;
 }
 
-/* Runtime files copied into memory while hashed, on two threads: the
- * interpreter alone is most of the bytes, the rest goes on the other. */
-#define MAX_RUNTIME_JOBS 4096
-struct copy_job {
-	const struct pinned_files *pf;
-	size_t idx;
-	const char *path;
-	unsigned mode, got_mode;
-	uint8_t want[VEIL_SHA256_SIZE], got[VEIL_SHA256_SIZE];
-	int failed;
-	char err[600];
-};
-
-struct copy_queue {
-	struct copy_job *jobs;
-	size_t count;
-	atomic_size_t next;
-};
-
-static void *copy_worker(void *arg)
-{
-	struct copy_queue *q = arg;
-	for (size_t k; (k = atomic_fetch_add(&q->next, 1)) < q->count;) {
-		struct copy_job *j = &q->jobs[k];
-		j->failed = pin_files_copy(j->pf, j->idx, j->path, j->got, &j->got_mode, j->err,
-					   sizeof(j->err)) != 0;
-	}
-	return NULL;
-}
-
-static void copy_all(struct copy_job *jobs, size_t count)
-{
-	struct copy_queue q = {.jobs = jobs, .count = count};
-	atomic_init(&q.next, 0);
-	pthread_t t;
-	int helper = count > 1 && !pthread_create(&t, NULL, copy_worker, &q);
-	copy_worker(&q);
-	if (helper)
-		pthread_join(t, NULL);
-}
-
-/* The runtime files the policy lists (src/image/runtime.c: files by content,
- * folders by listing, absent paths) checked as they are now, right before
- * the exec (issue 9, H1). With pf (a private mount namespace) each file is
- * copied into memory while hashed and the copy mounted over its path, so the
- * loader and Python read exactly what was hashed, and the program execed
- * (*prog_fd) is the copy; without pf each is hashed in place and the program
- * is execed through the descriptor that was hashed. 0, or a reason naming the
- * first difference in why. */
-static int verify_runtime(json_t *cfg, struct pinned_files *pf, int *prog_fd, size_t *count,
-			  char *why, size_t cap)
-{
-	size_t prog_copy = 0;
-	const char *program = NULL;
-	json_t *list = NULL;
-	*prog_fd = -1;
-	*count = 0;
-	if (json_unpack(cfg, "{s?s, s?o}", "program", &program, "runtime_files", &list) ||
-	    (program && (program[0] != '/' || !json_is_array(list)))) {
-		snprintf(why, cap, "malformed runtime files from the CAS");
-		return 1;
-	}
-	if (!program) {
-		int allowed = 0;
-		if (json_unpack(cfg, "{s?b}", "unmeasured_program_allowed", &allowed) || !allowed) {
-			snprintf(
-			    why, cap,
-			    "the policy names no measured program (`veil apply` did not find "
-			    "the command's program in the image, see VEIL_IMAGE_ROOT), so what "
-			    "it execs is unchecked; a policy that accepts this says "
-			    "security.attestation.tolerate: [insecure-unmeasured-program]");
-			return 1;
-		}
-		fprintf(stderr, "warning: the command's program is not measured: it is found on "
-				"PATH and not checked (the policy tolerates "
-				"insecure-unmeasured-program)\n");
-		return 0;
-	}
-	size_t i, njobs = 0;
-	json_t *e;
-	struct copy_job *jobs = pf ? calloc(MAX_RUNTIME_JOBS, sizeof(*jobs)) : NULL;
-	if (pf && !jobs) {
-		snprintf(why, cap, "out of memory");
-		return 1;
-	}
-	struct veil_diags d;
-	veil_diags_init(&d);
-	int rc = 0, have_program = 0;
-	json_array_foreach(list, i, e)
-	{
-		const char *path = NULL, *hex = NULL;
-		int mode = 0;
-		uint8_t want[VEIL_SHA256_SIZE], got[VEIL_SHA256_SIZE];
-		if (json_unpack(e, "{s:s, s:i, s:s}", "path", &path, "mode", &mode, "sha256",
-				&hex) ||
-		    path[0] != '/' || veil_unhex(hex, want, sizeof(want))) {
-			snprintf(why, cap, "malformed runtime files from the CAS");
-			rc = 1;
-			break;
-		}
-		size_t len = strlen(path);
-		int is_dir = path[len - 1] == '/';
-		char bare[512];
-		if (snprintf(bare, sizeof(bare), "%.*s", (int)(is_dir && len > 1 ? len - 1 : len),
-			     path) >= (int)sizeof(bare)) {
-			snprintf(why, cap, "a runtime file's path is too long");
-			rc = 1;
-			break;
-		}
-		struct stat st;
-		if (mode == 0) {
-			if (!lstat(bare, &st) || errno != ENOENT) {
-				snprintf(
-				    why, cap,
-				    "%s exists, but the image had no such %s when `veil apply` "
-				    "measured it",
-				    bare, is_dir ? "folder" : "file");
-				rc = 1;
-				break;
-			}
-			continue;
-		}
-		if (is_dir) {
-			char **names = NULL;
-			size_t n = 0;
-			int lr = veil_listing_sha256(bare, got, &names, &n);
-			if (lr == VEIL_ENOENT) {
-				snprintf(why, cap, "the runtime folder %s is missing", path);
-				rc = 1;
-			} else if (lr) {
-				snprintf(why, cap, "cannot list the runtime folder %s", path);
-				rc = 1;
-			} else if (memcmp(got, want, sizeof(got))) {
-				/* a file Python runs at start that the policy does not list
-				 * is named; any other difference names the folder */
-				snprintf(
-				    why, cap,
-				    "the runtime folder %s changed since `veil apply` measured it "
-				    "(a file or folder was added, removed or renamed)",
-				    path);
-				for (size_t k = 0; k < n; k++) {
-					char full[512];
-					if (snprintf(full, sizeof(full), "%s%s", path, names[k]) >=
-					    (int)sizeof(full))
-						continue;
-					int listed = 0;
-					size_t j;
-					json_t *o;
-					json_array_foreach(list, j, o)
-					{
-						const char *op =
-						    json_string_value(json_object_get(o, "path"));
-						listed |= op && !strcmp(op, full);
-					}
-					if (!listed && veil_runtime_startup_file(names[k])) {
-						snprintf(why, cap,
-							 "%s was added to the runtime folder %s "
-							 "after `veil "
-							 "apply` measured it",
-							 full, path);
-						break;
-					}
-				}
-				rc = 1;
-			}
-			for (size_t k = 0; k < n; k++)
-				free(names[k]);
-			free(names);
-			if (rc)
-				break;
-			continue;
-		}
-		if (pf) { /* pinned: copied (in parallel) after this loop */
-			if (njobs == MAX_RUNTIME_JOBS) {
-				snprintf(why, cap, "more than %d runtime files", MAX_RUNTIME_JOBS);
-				rc = 1;
-				break;
-			}
-			struct copy_job *j = &jobs[njobs];
-			j->pf = pf;
-			j->idx = njobs++;
-			j->path = path;
-			j->mode = (unsigned)mode;
-			memcpy(j->want, want, sizeof(want));
-			continue;
-		}
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ||
-		    veil_sha256_fd(fd, path, got, &d)) {
-			snprintf(why, cap, "the runtime file %s is missing or unreadable", path);
-			if (fd >= 0)
-				close(fd);
-			rc = 1;
-			break;
-		}
-		if (memcmp(got, want, sizeof(got)) || ((st.st_mode & 0111) ? 0755 : 0644) != mode) {
-			snprintf(why, cap,
-				 "the runtime file %s changed since `veil apply` measured it",
-				 path);
-			close(fd);
-			rc = 1;
-			break;
-		}
-		if (!strcmp(path, program) && !have_program) {
-			*prog_fd = fd;
-			have_program = 1;
-		} else {
-			close(fd);
-		}
-		(*count)++;
-	}
-	veil_diags_free(&d);
-	if (!rc && pf) {
-		copy_all(jobs, njobs);
-		for (size_t k = 0; k < njobs && !rc; k++) {
-			struct copy_job *j = &jobs[k];
-			if (j->failed) {
-				snprintf(why, cap, "%s", j->err);
-				rc = 1;
-			} else if (memcmp(j->got, j->want, sizeof(j->got)) ||
-				   j->got_mode != j->mode) {
-				snprintf(
-				    why, cap,
-				    "the runtime file %s changed since `veil apply` measured it",
-				    j->path);
-				rc = 1;
-			} else if (!strcmp(j->path, program) && !have_program) {
-				prog_copy = k;
-				have_program = 1;
-			}
-		}
-		*count = njobs;
-	}
-	if (!rc && !have_program) {
-		snprintf(why, cap, "the policy's program %s is not among its runtime files",
-			 program);
-		rc = 1;
-	}
-	/* every copy made and checked: each goes over its path, read-only */
-	if (!rc && pf) {
-		for (size_t k = 0; k < njobs && !rc; k++) {
-			char perr[600];
-			if (pin_files_attach(pf, k, jobs[k].path, perr, sizeof(perr))) {
-				snprintf(why, cap, "%s", perr);
-				rc = 1;
-			}
-		}
-		if (!rc && (*prog_fd = pin_files_open_copy(pf, prog_copy)) < 0) {
-			snprintf(why, cap, "cannot open the verified copy of %s: %s", program,
-				 strerror(errno));
-			rc = 1;
-		}
-	}
-	if (rc && *prog_fd >= 0) {
-		close(*prog_fd);
-		*prog_fd = -1;
-	}
-	free(jobs);
-	return rc;
-}
-
 static void cleanse_free(void *p)
 {
 	if (p) {
@@ -821,6 +567,22 @@ int main(int argc, char **argv)
 	json_set_alloc_funcs(malloc, cleanse_free);
 
 	logmsg("started");
+	/* the private mount namespace first: the runtime files the prefetch list
+	 * names are copied into it while the key is made and attested */
+	char pin_why[600];
+	int unpinned = pin_private_namespace(pin_why, sizeof(pin_why));
+	if (unpinned < 0)
+		return die("%s", pin_why);
+	struct pinned_files pf = {.mnt = -1, .root = -1};
+	struct runtime_copies *prefetched = NULL;
+	if (!unpinned) {
+		const char *list = getenv("VEIL_RUNTIME_LIST");
+		if (pin_files_open(&pf, pin_why, sizeof(pin_why)))
+			return die("%s", pin_why);
+		prefetched = runtime_prefetch(&pf, list && *list ? list : DEFAULT_RUNTIME_LIST);
+		if (prefetched)
+			logmsg("copying the prefetch list's runtime files");
+	}
 	/* 1. a fresh key; the evidence binds its SHA-256 */
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	X509 *cert = X509_new();
@@ -844,10 +606,8 @@ int main(int argc, char **argv)
 
 	/* 2. the protected files, copied into private memory as they are
 	 * hashed: what is verified is what the program will read */
-	struct pinned_tree pin;
-	char pin_why[600];
-	int unpinned = pin_copy(files_dir, &pin, pin_why, sizeof(pin_why));
-	if (unpinned < 0)
+	struct pinned_tree pin = {.mnt = -1};
+	if (!unpinned && pin_copy(files_dir, &pin, pin_why, sizeof(pin_why)))
 		return die("cannot verify the protected folder %s: %s", files_dir, pin_why);
 	char root[65];
 	json_t *flist = json_array();
@@ -981,10 +741,8 @@ int main(int argc, char **argv)
 	size_t nrt = 0;
 	char program[4096] = "";
 	logmsg("verifying the runtime files");
-	struct pinned_files pf = {.mnt = -1, .root = -1};
-	if (!unpinned && pin_files_open(&pf, why, sizeof(why)))
-		return die("%s", why);
-	if (verify_runtime(cfg, unpinned ? NULL : &pf, &prog_fd, &nrt, why, sizeof(why)))
+	if (verify_runtime(cfg, unpinned ? NULL : &pf, prefetched, &prog_fd, &nrt, why,
+			   sizeof(why)))
 		return die("%s: refusing to start", why);
 	pin_files_close(&pf);
 	const char *pg = NULL;

@@ -15,13 +15,15 @@ struct pinned_tree {
 	size_t file_count;
 };
 
-/* Makes this process's mount namespace private, copies every regular file
- * under dir (folders recursively; a symbolic link or special file is
- * refused) into a fresh detached tmpfs, hashing the bytes as they are copied.
- * Returns 0 (tree filled: files and their hashes), 1 when pinning is not
- * possible here (no CAP_SYS_ADMIN: the reason is in err, tree is empty and
- * the caller may measure dir in place), or -1 on any other failure (reason
- * in err). */
+/* Makes this process's mount namespace a private one of its own: 0, 1 when
+ * that is not possible here (no CAP_SYS_ADMIN: the reason is in err, and the
+ * caller may measure in place), or -1 on any other failure. */
+int pin_private_namespace(char *err, size_t cap);
+
+/* In the private namespace: copies every regular file under dir (folders
+ * recursively; a symbolic link or special file is refused) into a fresh
+ * detached tmpfs, hashing each copy. 0 (tree filled: files and their
+ * hashes), or -1 (reason in err). */
 int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap);
 
 /* Attaches the copy at dir, in this process's namespace only. */
@@ -43,8 +45,9 @@ int pin_files_open(struct pinned_files *pf, char *err, size_t cap);
  * (0644/0755) describe the bytes copied. Thread-safe for distinct idx. */
 int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
 		   uint8_t sha[VEIL_SHA256_SIZE], unsigned *mode, char *err, size_t cap);
-/* Mounts copy idx over path (read-only; the first call seals the tmpfs, so
- * attach only after every copy is made). */
+/* Makes the copies read-only: call once every copy is made, before attaching. */
+int pin_files_seal(struct pinned_files *pf, char *err, size_t cap);
+/* Mounts copy idx over path (after pin_files_seal). */
 int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char *err, size_t cap);
 /* A read-only descriptor of copy idx (to exec it). */
 int pin_files_open_copy(const struct pinned_files *pf, size_t idx);

@@ -46,7 +46,8 @@ start_service() {
 		shift 2
 		exec env -i "$@"' _ "$WORK/files" "${PRE:-:}" \
 		SCONE_CONFIG_ID=attack/app SCONE_CAS_ADDR=127.0.0.1:$PORT \
-		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" "$BUILD/veil-run"
+		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" \
+		VEIL_RUNTIME_LIST="${LIST:-}" SCONE_LOG="${LOG:-}" "$BUILD/veil-run"
 }
 
 # measure the service (VEIL_IMAGE_ROOT as given) and upload the policy, which
@@ -184,6 +185,42 @@ t_h1_changed_library_refused() {
 	lacks "$PW_SHA" && rejected && has "$lib" || return 1
 }
 
+# The prefetch list (src/runtime/verify.h) is a hint from the image that only
+# decides what is copied early, while veil-run attests: whatever it says, what
+# runs is checked against the policy.
+
+# the list `veil apply` writes is used, and the start is the same start
+t_prefetch_list_used() {
+	local list=$WORK/app/target/images/attack/runtime-files
+	[ "$(head -1 "$list")" = "$INTERP" ] || die "the list does not start with $INTERP" || return 1
+	LIST=$list LOG=debug PRE=: run start_service && ok && has "$PW_SHA" || return 1
+	has "copying the prefetch list's runtime files" && has "mount $INTERP tmpfs ro" || return 1
+}
+
+# a fake interpreter copied early is still compared with the policy
+t_prefetch_fake_interpreter_refused() {
+	LIST=$WORK/app/target/images/attack/runtime-files PRE="mount --bind $WORK/fake $INTERP" run start_service
+	lacks "$PW_SHA" || die "the fake interpreter got the password" || return 1
+	rejected && has "$INTERP" && has "changed" || return 1
+}
+
+# a hostile list (junk, a device, a folder, a missing file, a file the policy
+# does not name, thousands of lines) changes nothing: the start succeeds, and
+# a copy the policy does not list is never mounted
+t_prefetch_hostile_list_harmless() {
+	{
+		printf 'relative/path\n\n/dev/zero\n/etc/\n/etc\n/nonexistent/file\n/etc/hostname\n'
+		printf '%04096d\n' 0
+		printf '\001\002\377 binary\n'
+		seq -f '/no/such/%g' 5000
+		cat "$WORK/app/target/images/attack/runtime-files"
+	} >"$WORK/hostile.list"
+	LIST=$WORK/hostile.list PRE=: run start_service && ok && has "$PW_SHA" || return 1
+	has "mount $INTERP tmpfs ro" || return 1
+	lacks "mount /etc/hostname tmpfs" || die "a copy the policy does not list was mounted"
+}
+
 run_in_order attack_interp t_setup t_h1_policy_lists_runtime_files t_h1_runtime_files_pinned \
 	t_h1_fake_interpreter_refused t_h1_added_pth_refused t_h1_changed_library_refused \
-	t_h1_python_earlier_on_path_ignored t_h1_unmeasured_program_refused_by_default
+	t_h1_python_earlier_on_path_ignored t_h1_unmeasured_program_refused_by_default \
+	t_prefetch_list_used t_prefetch_fake_interpreter_refused t_prefetch_hostile_list_harmless
