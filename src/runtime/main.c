@@ -515,6 +515,31 @@ static int become(uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* veil-run's self-signed certificate for its key (one hour). */
+struct cert_job {
+	EVP_PKEY *key;
+	X509 *cert; /* NULL on failure */
+};
+
+static void *make_cert(void *arg)
+{
+	struct cert_job *j = arg;
+	X509 *cert = X509_new();
+	if (!cert || !X509_set_version(cert, 2) ||
+	    !ASN1_INTEGER_set(X509_get_serialNumber(cert), 1) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(cert), -60) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(cert), 3600) ||
+	    !X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+					(const unsigned char *)"veil-run", -1, -1, 0) ||
+	    !X509_set_issuer_name(cert, X509_get_subject_name(cert)) ||
+	    !X509_set_pubkey(cert, j->key) || !X509_sign(cert, j->key, EVP_sha256())) {
+		X509_free(cert);
+		cert = NULL;
+	}
+	j->cert = cert;
+	return NULL;
+}
+
 static void cleanse_free(void *p)
 {
 	if (p) {
@@ -583,26 +608,27 @@ int main(int argc, char **argv)
 		if (prefetched)
 			logmsg("copying the prefetch list's runtime files");
 	}
-	/* 1. a fresh key; the evidence binds its SHA-256 */
+	/* 1. a fresh key; the evidence binds its SHA-256; its self-signed
+	 * certificate (for the TLS handshake only) is made while veil-las works */
 	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *cert = X509_new();
 	uint8_t rd[VEIL_SHA256_SIZE];
-	if (!key || !cert || veil_pubkey_digest(key, rd))
+	if (!key || veil_pubkey_digest(key, rd))
 		return die("cannot make a key");
-	X509_set_version(cert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
-				   (const unsigned char *)"veil-run", -1, -1, 0);
-	X509_set_issuer_name(cert, X509_get_subject_name(cert));
-	if (!X509_set_pubkey(cert, key) || !X509_sign(cert, key, EVP_sha256()))
-		return die("cannot make a certificate");
-	logmsg("key and certificate made");
+	struct cert_job cj = {.key = key};
+	pthread_t cert_thread;
+	int cert_async = !pthread_create(&cert_thread, NULL, make_cert, &cj);
+	if (!cert_async)
+		make_cert(&cj);
+	logmsg("key made");
 	char *evidence = NULL;
 	if (las_evidence(las, rd, config_id, &evidence))
 		return 1;
 	logmsg("evidence from %s", las);
+	if (cert_async)
+		pthread_join(cert_thread, NULL);
+	X509 *cert = cj.cert;
+	if (!cert)
+		return die("cannot make a certificate");
 
 	/* 2. the protected files, copied into private memory as they are
 	 * hashed: what is verified is what the program will read */
