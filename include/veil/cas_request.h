@@ -31,4 +31,18 @@ int veil_attest_request_decode(const char *body, size_t size, struct veil_attest
 			       struct veil_diags *d);
 void veil_attest_request_free(struct veil_attest_request *r);
 
+/* POST /v1/attest/refused: {"config_id": "NS/SERVICE", "reason": "..."}, a
+ * runtime's report that it refused to start after the CAS released its
+ * configuration. The reason is at most VEIL_REFUSAL_REASON_MAX bytes of
+ * UTF-8 without control characters. */
+#define VEIL_REFUSAL_REASON_MAX 512
+struct veil_refusal_report {
+	void *json; /* json_t*, owns the strings below */
+	char ns[256];
+	const char *service, *config_id, *reason;
+};
+int veil_refusal_report_decode(const char *body, size_t size, struct veil_refusal_report *out,
+			       struct veil_diags *d);
+void veil_refusal_report_free(struct veil_refusal_report *r);
+
 #endif

@@ -25,6 +25,7 @@ enum cas_route {
 	R_POLICY_UPDATE,
 	R_POLICY_DELETE,
 	R_ATTEST,
+	R_ATTEST_REFUSED,
 	R_OTHER,
 	R_COUNT
 };

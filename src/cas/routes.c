@@ -122,7 +122,8 @@ static unsigned long refusals_this_second, refusals_suppressed;
 static void audit(struct ctx *c, const char *event, const char *ns, int status, const char *detail)
 {
 	unsigned long suppressed = 0;
-	if (status >= 400) {
+	/* a runtime's report of its own refusal counts as a refusal here */
+	if (status >= 400 || !strcmp(event, "start-refused")) {
 		time_t now = time(NULL);
 		bool drop;
 		pthread_mutex_lock(&refusal_lock);
@@ -1081,6 +1082,105 @@ out:
 	free(seen);
 }
 
+/* The configurations released lately, so that a runtime that then refuses
+ * to start can say so (POST /v1/attest/refused) and nobody else can: a
+ * report counts only from the client key the configuration was released to,
+ * for that config id, within RELEASE_REPORT_SECONDS, once. An entry is the
+ * SHA-256 of "KEYHASH\nCONFIG_ID" and the time. The ring holds the last
+ * RELEASES_KEPT releases (160 KiB); a report after more than that many
+ * releases is refused like a stranger's, which costs only the audit entry. */
+#define RELEASES_KEPT 4096
+#define RELEASE_REPORT_SECONDS 60
+struct release {
+	uint8_t id[VEIL_SHA256_SIZE];
+	time_t at; /* 0: free or reported */
+};
+static pthread_mutex_t releases_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct release releases[RELEASES_KEPT];
+static size_t releases_next;
+
+static int release_id(const char *client, const char *config_id, uint8_t id[VEIL_SHA256_SIZE])
+{
+	char buf[VEIL_KEY_HASH_HEX + 1 + VEIL_EVIDENCE_CONFIG_ID_MAX + 1];
+	int n = snprintf(buf, sizeof(buf), "%s\n%s", client, config_id);
+	return n < 0 || (size_t)n >= sizeof(buf) || veil_sha256(buf, (size_t)n, id) ? -1 : 0;
+}
+
+static void release_remember(const char *client, const char *config_id)
+{
+	struct release r = {.at = time(NULL)};
+	if (release_id(client, config_id, r.id))
+		return;
+	pthread_mutex_lock(&releases_lock);
+	releases[releases_next] = r;
+	releases_next = (releases_next + 1) % RELEASES_KEPT;
+	pthread_mutex_unlock(&releases_lock);
+}
+
+/* 1 (and forgotten: one report per release) if config_id was released to
+ * client within the window, else 0 */
+static int release_take(const char *client, const char *config_id)
+{
+	uint8_t id[VEIL_SHA256_SIZE];
+	if (release_id(client, config_id, id))
+		return 0;
+	time_t now = time(NULL);
+	int found = 0;
+	pthread_mutex_lock(&releases_lock);
+	for (size_t i = 0; i < RELEASES_KEPT && !found; i++) {
+		struct release *r =
+		    &releases[(releases_next + RELEASES_KEPT - 1 - i) % RELEASES_KEPT];
+		if (r->at && now - r->at <= RELEASE_REPORT_SECONDS && now >= r->at &&
+		    !memcmp(r->id, id, sizeof(id))) {
+			r->at = 0;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&releases_lock);
+	return found;
+}
+
+/* POST /v1/attest/refused: the runtime the configuration was just released
+ * to refused to start (a runtime file changed, the folder could not be
+ * pinned, ...). Audited as start-refused with its reason, which the runtime
+ * writes from names and errors only, never a value. An attacker who controls
+ * the node can keep the report from coming: its absence proves nothing. */
+static void attest_refused(struct ctx *c)
+{
+	struct veil_refusal_report q;
+	struct veil_diags d;
+	char msg[600];
+	memset(&q, 0, sizeof(q));
+	veil_diags_init(&d);
+	if (!c->identity) {
+		fail(c, 403, NULL,
+		     "a refusal is reported with the key the configuration was released to");
+		goto out;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
+	if (veil_refusal_report_decode((const char *)evbuffer_pullup(in, -1),
+				       evbuffer_get_length(in), &q, &d)) {
+		diags_text(&d, msg, sizeof(msg));
+		fail(c, 400, NULL, "%s", msg);
+		goto out;
+	}
+	if (!release_take(c->identity, q.config_id)) {
+		fail(c, 403, q.ns,
+		     "no configuration of %s was released to this client in the last %d s (a "
+		     "refusal is reported once, by the runtime that attested, with its key)",
+		     q.config_id, RELEASE_REPORT_SECONDS);
+		goto out;
+	}
+	char detail[VEIL_REFUSAL_REASON_MAX + 200]; /* + a service name, 128 */
+	snprintf(detail, sizeof(detail), "%s: the attested runtime refused to start: %s", q.service,
+		 q.reason);
+	audit(c, "start-refused", q.ns, 200, detail);
+	reply_json(c, 200, json_pack("{s:s}", "audited", "start-refused"));
+out:
+	veil_refusal_report_free(&q);
+	veil_diags_free(&d);
+}
+
 static void attest(struct ctx *c)
 {
 	struct cas *cas = c->t->cas;
@@ -1226,10 +1326,15 @@ static void attest(struct ctx *c)
 		     msg[0] ? msg : "out of memory");
 		goto out;
 	}
-	char detail[200];
-	snprintf(detail, sizeof(detail), "%s measurement %.16s platform %.16s", svc_name,
-		 cl.measurement, cl.platform_key);
-	audit(c, "attest", ns, 200, detail);
+	/* released, not started: veil-run still checks its runtime files and
+	 * pins its folders, and reports a refusal (start-refused) */
+	char detail[300];
+	snprintf(detail, sizeof(detail),
+		 "%s: configuration released to an attested runtime (measurement %.16s platform "
+		 "%.16s)",
+		 svc_name, cl.measurement, cl.platform_key);
+	audit(c, "release", ns, 200, detail);
+	release_remember(c->identity, config_id);
 	reply_secret(c, 200, body, strlen(body));
 	body = NULL;
 out:
@@ -1623,9 +1728,12 @@ void cas_handle(struct evhttp_request *req, void *arg)
 		goto done;
 	}
 	const char *prefix = "/v1/policies/";
-	if (c.cert_out_of_date && (!strcmp(path, "/v1/attest") || !strcmp(path, "/v1/policies") ||
-				   !strncmp(path, prefix, strlen(prefix)))) {
-		c.route = !strcmp(path, "/v1/attest") ? R_ATTEST : R_OTHER;
+	if (c.cert_out_of_date &&
+	    (!strcmp(path, "/v1/attest") || !strcmp(path, "/v1/attest/refused") ||
+	     !strcmp(path, "/v1/policies") || !strncmp(path, prefix, strlen(prefix)))) {
+		c.route = !strcmp(path, "/v1/attest")           ? R_ATTEST
+			  : !strcmp(path, "/v1/attest/refused") ? R_ATTEST_REFUSED
+								: R_OTHER;
 		fail(&c, 403, NULL,
 		     "the client certificate is outside its validity period (expired or not yet "
 		     "valid)");
@@ -1662,6 +1770,12 @@ void cas_handle(struct evhttp_request *req, void *arg)
 		c.route = R_ATTEST;
 		if (m == EVHTTP_REQ_POST)
 			attest(&c);
+		else
+			wrong_method(&c, "POST", path);
+	} else if (!strcmp(path, "/v1/attest/refused")) {
+		c.route = R_ATTEST_REFUSED;
+		if (m == EVHTTP_REQ_POST)
+			attest_refused(&c);
 		else
 			wrong_method(&c, "POST", path);
 	} else if (!strcmp(path, "/v1/policies")) {

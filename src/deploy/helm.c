@@ -245,6 +245,65 @@ static int pod_volumes(struct yarena *a, const struct veil_mesh_member *mm, stru
 	return rc;
 }
 
+static int mesh_tolerates(const struct veil_mesh *mesh, const char *what)
+{
+	for (size_t i = 0; i < mesh->tolerate_count; i++)
+		if (!strcmp(mesh->tolerate[i], what))
+			return 1;
+	return 0;
+}
+
+/* The container's securityContext (docs/manifests.md, 9.3): every
+ * capability dropped, then exactly what veil-run needs for this service
+ * added back. Without them a default pod's start is refused after
+ * attestation: pinning the protected folder and the runtime files takes a
+ * private mount namespace (CAP_SYS_ADMIN, and an AppArmor profile that
+ * allows mount(2): the runtimes' default one denies it), and running the
+ * program under the policy's uid takes CAP_SETUID and CAP_SETGID (CAP_CHOWN
+ * to give it its injection files, CAP_SETPCAP to empty the bounding set so
+ * that no file capability in the image gives any back). The capabilities
+ * work only for uid 0, so runAsUser 0 comes with them. Kubernetes refuses
+ * allowPrivilegeEscalation: false next to CAP_SYS_ADMIN (which can undo it),
+ * so it is set only where SYS_ADMIN is not added. */
+static void security_context(struct yarena *a, const struct veil_mesh *mesh,
+			     const struct veil_mesh_member *mm, long port, struct ynode *sv)
+{
+	const struct veil_service_manifest *m = mm->manifest;
+	int pins = !mesh_tolerates(mesh, "insecure-unpinned-files");
+	int own_uid = m && m->build.user;
+	struct ynode *sc = ynew_map(a), *caps = ynew_map(a), *drop = ynew_seq(a),
+		     *add = ynew_seq(a);
+	yseq_push(a, drop, ynew_str(a, "ALL"));
+	ymap_put(a, caps, "drop", drop);
+	/* sorted, as Kubernetes lists them */
+	if (own_uid && m->inject_count)
+		yseq_push(a, add, ynew_str(a, "CHOWN"));
+	/* a program that runs as root keeps the container's capabilities: one
+	 * that serves a port below 1024 needs this one of the runtime's defaults */
+	if (!own_uid && port > 0 && port < 1024)
+		yseq_push(a, add, ynew_str(a, "NET_BIND_SERVICE"));
+	if (own_uid) {
+		yseq_push(a, add, ynew_str(a, "SETGID"));
+		yseq_push(a, add, ynew_str(a, "SETPCAP"));
+		yseq_push(a, add, ynew_str(a, "SETUID"));
+	}
+	if (pins)
+		yseq_push(a, add, ynew_str(a, "SYS_ADMIN"));
+	if (add->count)
+		ymap_put(a, caps, "add", add);
+	if (!pins)
+		ymap_put(a, sc, "allowPrivilegeEscalation", ynew_bool(a, 0));
+	if (pins) {
+		struct ynode *aa = ynew_map(a);
+		ymap_put_str(a, aa, "type", "Unconfined");
+		ymap_put(a, sc, "appArmorProfile", aa);
+	}
+	ymap_put(a, sc, "capabilities", caps);
+	if (pins || own_uid)
+		ymap_put(a, sc, "runAsUser", ynew_int(a, 0));
+	ymap_put(a, sv, "securityContext", sc);
+}
+
 static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const char *part_of,
 			   int pull_secrets)
 {
@@ -289,21 +348,24 @@ static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const ch
 				"            - name: service\n"
 				"              containerPort: {{ .Values.services.%s.port }}\n",
 				k);
-	veil_buf_printf(b,
-			"          env:\n"
-			"            - name: SCONE_CONFIG_ID\n"
-			"              value: {{ .Values.services.%s.configId | quote }}\n"
-			"            - name: SCONE_CAS_ADDR\n"
-			"              value: {{ .Values.cas.addr | quote }}\n"
-			"            - name: VEIL_CAS_KEY\n"
-			"              value: {{ .Values.cas.key | quote }}\n"
-			"            - name: SCONE_LAS_ADDR\n"
-			"              value: \"" LAS_DIR "/las.sock\"\n"
-			"          volumeMounts:\n"
-			"            {{- toYaml .Values.services.%s.volumeMounts | nindent 12 }}\n"
-			"      volumes:\n"
-			"        {{- toYaml .Values.services.%s.volumes | nindent 8 }}\n",
-			k, k, k);
+	veil_buf_printf(
+	    b,
+	    "          env:\n"
+	    "            - name: SCONE_CONFIG_ID\n"
+	    "              value: {{ .Values.services.%s.configId | quote }}\n"
+	    "            - name: SCONE_CAS_ADDR\n"
+	    "              value: {{ .Values.cas.addr | quote }}\n"
+	    "            - name: VEIL_CAS_KEY\n"
+	    "              value: {{ .Values.cas.key | quote }}\n"
+	    "            - name: SCONE_LAS_ADDR\n"
+	    "              value: \"" LAS_DIR "/las.sock\"\n"
+	    "          securityContext:\n"
+	    "            {{- toYaml .Values.services.%s.securityContext | nindent 12 }}\n"
+	    "          volumeMounts:\n"
+	    "            {{- toYaml .Values.services.%s.volumeMounts | nindent 12 }}\n"
+	    "      volumes:\n"
+	    "        {{- toYaml .Values.services.%s.volumes | nindent 8 }}\n",
+	    k, k, k, k);
 }
 
 static void service_tpl(struct veil_buf *b, const struct svc_out *s, const char *part_of)
@@ -473,6 +535,7 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 				    ms->name, ps);
 		}
 		ymap_put(a, sv, "imagePullSecrets", pulls);
+		security_context(a, mesh, &members[i], s->port, sv);
 		if (pod_volumes(a, &members[i], sv, d))
 			rc = VEIL_EINVAL;
 		ymap_put(a, services, s->key, sv);

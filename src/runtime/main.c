@@ -305,7 +305,8 @@ static int resolve_cas(const char *host, uint16_t port, struct cas_addrs *a, con
  * runtime (no libcurl in the TCB, ~20 ms less start-up) that pins the CAS by
  * its key hash and presents the fresh key. */
 static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, X509 *cert,
-		      const char *body, struct veil_buf *resp, long *status, int *retry)
+		      const char *path, int timeout_s, const char *body, struct veil_buf *resp,
+		      long *status, int *retry)
 {
 	char host[256], port[16] = "8081";
 	const char *colon = strrchr(hostport, ':');
@@ -333,7 +334,7 @@ static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, 
 	int fd = -1, rc = 1, err = 0;
 	for (size_t i = 0; i < addrs.count && fd < 0; i++) {
 		fd = socket(addrs.addr[i].ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct timeval tv = {.tv_sec = 30};
+		struct timeval tv = {.tv_sec = timeout_s};
 		if (fd >= 0) {
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -375,9 +376,9 @@ static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, 
 	struct veil_buf req;
 	veil_buf_init(&req, 1u << 20);
 	veil_buf_printf(&req,
-			"POST /v1/attest HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+			"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
 			"Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-			host, strlen(body), body);
+			path, host, strlen(body), body);
 	int sent = !req.failed && SSL_write(ssl, req.data, (int)req.size) == (int)req.size;
 	veil_buf_free(&req);
 	if (!sent) {
@@ -416,7 +417,8 @@ static int cas_attest(const char *cas, const char *cas_key, EVP_PKEY *key, X509 
 	for (int attempt = 1, delay_ms = 200; attempt <= 8; attempt++, delay_ms *= 2) {
 		int retry = 0;
 		resp->size = 0;
-		if (!https_post(cas, cas_key, key, cert, body, resp, status, &retry))
+		if (!https_post(cas, cas_key, key, cert, "/v1/attest", 30, body, resp, status,
+				&retry))
 			return 0;
 		if (!retry)
 			return 1;
@@ -428,6 +430,61 @@ static int cas_attest(const char *cas, const char *cas_key, EVP_PKEY *key, X509 
 			nanosleep(&ts, NULL);
 	}
 	return die("giving up on the CAS at %s", cas);
+}
+
+/* After the CAS released the configuration, a refusal to start is reported
+ * to it (POST /v1/attest/refused, docs/cas.md) with the same key, which the
+ * CAS accepts from the client it released to, once: its audit log then says
+ * start-refused with the reason. The reason is the message printed, made of
+ * names and errors, never a value of the configuration; bytes outside
+ * printable ASCII are sent as '?'. One attempt, 5 s: a report that cannot be
+ * sent is only a warning (whoever controls the node can suppress it). */
+#define REFUSAL_REASON_MAX 512 /* the CAS's limit, VEIL_REFUSAL_REASON_MAX */
+static struct {
+	const char *cas, *cas_key, *config_id;
+	EVP_PKEY *key;
+	X509 *cert;
+} released;
+
+static void report_refusal(const char *reason)
+{
+	char sent[REFUSAL_REASON_MAX + 1];
+	size_t n = 0;
+	for (; reason[n] && n < REFUSAL_REASON_MAX; n++)
+		sent[n] = reason[n] >= 0x20 && reason[n] < 0x7f ? reason[n] : '?';
+	sent[n] = '\0';
+	json_t *j = json_pack("{s:s, s:s}", "config_id", released.config_id, "reason", sent);
+	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	struct veil_buf resp;
+	veil_buf_init(&resp, 64 * 1024);
+	long status = 0;
+	int retry = 0;
+	if (!body || https_post(released.cas, released.cas_key, released.key, released.cert,
+				"/v1/attest/refused", 5, body, &resp, &status, &retry))
+		fprintf(stderr, "warning: the refusal could not be reported to the CAS\n");
+	else if (status != 200)
+		fprintf(stderr, "warning: the CAS did not record the refusal (%ld): %.*s\n", status,
+			(int)(resp.size < 300 ? resp.size : 300), resp.data ? resp.data : "");
+	else
+		logmsg("refusal reported to the CAS");
+	veil_buf_free(&resp);
+	free(body);
+}
+
+/* Refuses the start after attestation: prints the reason, reports it. */
+static int refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int refuse(const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	die("%s", msg);
+	if (released.key)
+		report_refusal(msg);
+	return 1;
 }
 
 /* The file-set root and the list of files the CAS compares with its policy. */
@@ -497,7 +554,7 @@ static int become(uid_t uid, gid_t gid)
 		for (int c = 0; c <= CAP_LAST_CAP; c++)
 			prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
 		if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
-			return die(
+			return refuse(
 			    "the policy runs the program as uid %u, gid %u: veil-run (uid %u) "
 			    "cannot switch to them (%s); start it as root or with "
 			    "CAP_SETUID and CAP_SETGID",
@@ -507,11 +564,11 @@ static int become(uid_t uid, gid_t gid)
 	struct __user_cap_data_struct none[2] = {{0}};
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) ||
 	    syscall(SYS_capset, &hdr, none))
-		return die("cannot drop capabilities before running as uid %u: %s", (unsigned)uid,
-			   strerror(errno));
+		return refuse("cannot drop capabilities before running as uid %u: %s",
+			      (unsigned)uid, strerror(errno));
 	if (setuid(0) == 0 || setgid(0) == 0)
-		return die("could switch back to root after running as uid %u: refusing",
-			   (unsigned)uid);
+		return refuse("could switch back to root after running as uid %u: refusing",
+			      (unsigned)uid);
 	return 0;
 }
 
@@ -656,8 +713,6 @@ int main(int argc, char **argv)
 	long status = 0;
 	int rc = cas_attest(cas, cas_key, key, cert, body, &resp, &status);
 	free(body);
-	EVP_PKEY_free(key);
-	X509_free(cert);
 	if (rc)
 		return 1;
 	json_error_t err;
@@ -670,18 +725,25 @@ int main(int argc, char **argv)
 			return die("the CAS refused %s: %s", config_id, why);
 		return die("the CAS answered %ld for %s", status, config_id);
 	}
+	/* released: from here on a refusal is reported (the key lives on until
+	 * the exec) */
+	released.cas = cas;
+	released.cas_key = cas_key;
+	released.config_id = config_id;
+	released.key = key;
+	released.cert = cert;
 	const char *command = NULL, *pwd = NULL;
 	json_t *env = NULL, *files = NULL;
 	if (!cfg || json_unpack(cfg, "{s:s, s:s, s:o, s:o}", "command", &command, "pwd", &pwd,
 				"environment", &env, "injection_files", &files))
-		return die("malformed configuration from the CAS");
+		return refuse("malformed configuration from the CAS");
 	logmsg("attested as %s", config_id);
 	/* the program's own uid and gid, when the policy names them */
 	json_int_t user = -1, group = -1;
 	if (json_unpack(cfg, "{s?I, s?I}", "user", &user, "group", &group) || user < -1 ||
 	    user == 0 || user >= UINT32_MAX || group < -1 || group == 0 || group >= UINT32_MAX ||
 	    (group >= 0 && user < 0))
-		return die("malformed user or group in the configuration from the CAS");
+		return refuse("malformed user or group in the configuration from the CAS");
 	if (user > 0 && group < 0)
 		group = user;
 	uid_t run_uid = user > 0 ? (uid_t)user : (uid_t)-1;
@@ -690,16 +752,16 @@ int main(int argc, char **argv)
 	/* 4. the policy's pwd must be the folder that was measured; the
 	 * verified copy goes there, seen only in this mount namespace */
 	if (strcmp(pwd, files_dir))
-		return die("the policy's pwd %s is not the measured folder %s", pwd, files_dir);
+		return refuse("the policy's pwd %s is not the measured folder %s", pwd, files_dir);
 	char why[1200];
 	int unpinned_ok = 0;
 	if (json_unpack(cfg, "{s?b}", "unpinned_files_allowed", &unpinned_ok))
-		return die("malformed configuration from the CAS");
+		return refuse("malformed configuration from the CAS");
 	if (unpinned && !unpinned_ok)
-		return die("cannot pin the protected folder %s (%s): refusing to start, since "
-			   "files could change after verification; a policy that accepts this "
-			   "says security.attestation.tolerate: [insecure-unpinned-files]",
-			   files_dir, pin_why);
+		return refuse("cannot pin the protected folder %s (%s): refusing to start, since "
+			      "files could change after verification; a policy that accepts this "
+			      "says security.attestation.tolerate: [insecure-unpinned-files]",
+			      files_dir, pin_why);
 	if (unpinned)
 		fprintf(stderr,
 			"warning: the protected folder %s is not pinned (%s): files changed "
@@ -707,33 +769,33 @@ int main(int argc, char **argv)
 			"insecure-unpinned-files)\n",
 			files_dir, pin_why);
 	else if (pin_attach(&pin, pwd, why, sizeof(why)))
-		return die("%s", why);
+		return refuse("%s", why);
 	/* 5. injection files, in memory only */
 	size_t ninj = json_array_size(files);
 	struct inject_file *inj = calloc(ninj + 1, sizeof(*inj));
 	if (!json_is_array(files) || !inj)
-		return die("malformed configuration from the CAS");
+		return refuse("malformed configuration from the CAS");
 	for (size_t i = 0; i < ninj; i++) {
 		json_t *c = NULL;
 		if (json_unpack(json_array_get(files, i), "{s:s, s:o}", "path", &inj[i].path,
 				"content", &c) ||
 		    !json_is_string(c))
-			return die("malformed injection file from the CAS");
+			return refuse("malformed injection file from the CAS");
 		inj[i].content = json_string_value(c);
 		inj[i].size = json_string_length(c);
 	}
 	if (inject_files(inj, ninj, run_uid, run_gid, why, sizeof(why)))
-		return die("%s", why);
+		return refuse("%s", why);
 	free(inj);
 	/* read-only after the injection files got their mount points */
 	if (!unpinned && pin_seal(pwd, why, sizeof(why)))
-		return die("%s", why);
+		return refuse("%s", why);
 	pin_free(&pin);
 	if (ninj)
 		logmsg("%zu injection file%s placed (%s)", ninj, ninj == 1 ? "" : "s",
 		       inject_method());
 	if (chdir(pwd))
-		return die("cannot enter %s: %s", pwd, strerror(errno));
+		return refuse("cannot enter %s: %s", pwd, strerror(errno));
 
 	/* 6. the environment comes from the policy alone */
 	size_t nenv = json_object_size(env), k = 0;
@@ -745,7 +807,7 @@ int main(int argc, char **argv)
 	{
 		const char *v = json_string_value(val);
 		if (!v || asprintf(&envp[k], "%s=%s", name, v) < 0)
-			return die("malformed environment from the CAS");
+			return refuse("malformed environment from the CAS");
 		has_path |= !strcmp(name, "PATH");
 		k++;
 	}
@@ -761,7 +823,7 @@ int main(int argc, char **argv)
 		args[nargs++] = t;
 	args[nargs] = NULL;
 	if (!nargs)
-		return die("the policy's command is empty");
+		return refuse("the policy's command is empty");
 	/* 8. what the command execs outside pwd is what was measured */
 	int prog_fd = -1;
 	size_t nrt = 0;
@@ -769,7 +831,7 @@ int main(int argc, char **argv)
 	logmsg("verifying the runtime files");
 	if (verify_runtime(cfg, unpinned ? NULL : &pf, prefetched, &prog_fd, &nrt, why,
 			   sizeof(why)))
-		return die("%s: refusing to start", why);
+		return refuse("%s: refusing to start", why);
 	pin_files_close(&pf);
 	const char *pg = NULL;
 	if (!json_unpack(cfg, "{s:s}", "program", &pg))
@@ -797,8 +859,8 @@ int main(int argc, char **argv)
 		fexecve(prog_fd, args, envp);
 		if (errno == ENOENT)
 			execve(program, args, envp);
-		return die("cannot run %s: %s", program, strerror(errno));
+		return refuse("cannot run %s: %s", program, strerror(errno));
 	}
 	execvpe(args[0], args, envp);
-	return die("cannot run %s: %s", args[0], strerror(errno));
+	return refuse("cannot run %s: %s", args[0], strerror(errno));
 }

@@ -131,13 +131,72 @@ t_h1_runtime_files_pinned() {
 	grep -q "^mount .*\.pth tmpfs ro" <<<"$out" || die "no .pth file is a pinned copy"
 }
 
+# the audit log's entries of event $1 (one JSON object a line)
+audit_events() { grep -F "\"event\":\"$1\"" "$WORK/cas/audit.log"; }
+
+# no string of the audit log holds the generated password (10 characters
+# whose SHA-256 is $PW_SHA)
+audit_has_no_password() {
+	python3 - "$WORK/cas/audit.log" "$PW_SHA" <<'PY'
+import hashlib, json, sys
+for line in open(sys.argv[1]):
+    for v in json.loads(line).values():
+        if isinstance(v, str):
+            for i in range(len(v) - 9):
+                if hashlib.sha256(v[i:i + 10].encode()).hexdigest() == sys.argv[2]:
+                    sys.exit("the password is in the audit log: " + line)
+PY
+}
+
 # (1) a fake interpreter over the real one, in the namespace veil-run starts in
 t_h1_fake_interpreter_refused() {
 	printf '#!/bin/sh\necho "FAKE sha256 $(printf %%s "$API_PASSWORD" | sha256sum | cut -d" " -f1)"\n' >"$WORK/fake"
 	chmod 755 "$WORK/fake"
+	local before
+	before=$(audit_events start-refused | wc -l)
 	PRE="mount --bind $WORK/fake $INTERP" run start_service
 	lacks "$PW_SHA" || die "the fake interpreter got the password" || return 1
 	rejected && has "$INTERP" && has "changed" || return 1
+	# the CAS released the configuration (so it says, not "started"), and the
+	# refusal that followed is in its audit log with the reason, no value
+	audit_events release | tail -1 | grep -qF '"namespace":"attack","client":' &&
+		audit_events release | tail -1 | grep -qF 'app: configuration released to an attested runtime' ||
+		die "no release entry: $(tail -3 "$WORK/cas/audit.log")" || return 1
+	[ "$(audit_events start-refused | wc -l)" = $((before + 1)) ] || die "no start-refused entry: $(tail -3 "$WORK/cas/audit.log")" || return 1
+	audit_events start-refused | tail -1 | grep -qF "\"detail\":\"app: the attested runtime refused to start: the runtime file $INTERP changed since \`veil apply\` measured it: refusing to start\"" ||
+		die "start-refused entry without its reason: $(audit_events start-refused | tail -1)" || return 1
+	# as the same client the release went to
+	[ "$(audit_events release | tail -1 | grep -o '"client":"[0-9a-f]*"')" = "$(audit_events start-refused | tail -1 | grep -o '"client":"[0-9a-f]*"')" ] ||
+		die "the refusal came from another client than the release" || return 1
+	audit_has_no_password && lacks "warning: the refusal could not be reported"
+}
+
+# only the runtime the configuration was released to may report a refusal:
+# another client key (the owner's own, even) and no key at all are refused
+# and nothing reaches the log as start-refused
+t_refusal_report_from_another_key_refused() {
+	local before code body='{"config_id":"attack/app","reason":"SPAM refusal"}'
+	before=$(audit_events start-refused | wc -l)
+	code=$(curl -sk --tlsv1.3 --cert "$VEIL_HOME/identity/cert.pem" --key "$VEIL_HOME/identity/key.pem" \
+		-o "$WORK/.body" -w '%{http_code}' --data-binary "$body" "$URL/v1/attest/refused")
+	[ "$code" = 403 ] && grep -qF "no configuration of attack/app was released to this client" "$WORK/.body" ||
+		die "another key's report: $code $(cat "$WORK/.body")" || return 1
+	code=$(curl -sk --tlsv1.3 -o "$WORK/.body" -w '%{http_code}' --data-binary "$body" "$URL/v1/attest/refused")
+	[ "$code" = 403 ] || die "a report without a key: $code $(cat "$WORK/.body")" || return 1
+	[ "$(audit_events start-refused | wc -l)" = "$before" ] || die "a stranger's report was audited as start-refused" || return 1
+	audit_events refuse | tail -2 | grep -qF "no configuration of attack/app was released to this client" ||
+		die "the refused report is not audited as a refusal" || return 1
+	! grep -qF "SPAM refusal" "$WORK/cas/audit.log" || die "a stranger's reason reached the audit log" || return 1
+	# malformed reports: 400, whoever sends them
+	local bad long
+	long=$(head -c 513 /dev/zero | tr '\0' x)
+	for bad in '{"config_id":"attack/app","reason":"a\nb"}' "{\"config_id\":\"attack/app\",\"reason\":\"$long\"}" \
+		'{"config_id":"attack/app","reason":""}' '{"config_id":"attack","reason":"x"}' \
+		'{"config_id":"attack/app","reason":"x","more":1}'; do
+		code=$(curl -sk --tlsv1.3 --cert "$VEIL_HOME/identity/cert.pem" --key "$VEIL_HOME/identity/key.pem" \
+			-o "$WORK/.body" -w '%{http_code}' --data-binary "$bad" "$URL/v1/attest/refused")
+		[ "$code" = 400 ] || die "malformed report $bad: $code $(cat "$WORK/.body")" || return 1
+	done
 }
 
 # (2) a .pth file added to a site folder (a copy of the folder mounted over
@@ -221,6 +280,7 @@ t_prefetch_hostile_list_harmless() {
 }
 
 run_in_order attack_interp t_setup t_h1_policy_lists_runtime_files t_h1_runtime_files_pinned \
-	t_h1_fake_interpreter_refused t_h1_added_pth_refused t_h1_changed_library_refused \
-	t_h1_python_earlier_on_path_ignored t_h1_unmeasured_program_refused_by_default \
+	t_h1_fake_interpreter_refused t_refusal_report_from_another_key_refused t_h1_added_pth_refused \
+	t_h1_changed_library_refused t_h1_python_earlier_on_path_ignored \
+	t_h1_unmeasured_program_refused_by_default \
 	t_prefetch_list_used t_prefetch_fake_interpreter_refused t_prefetch_hostile_list_harmless

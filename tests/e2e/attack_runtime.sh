@@ -315,6 +315,10 @@ t_h2_pwd_is_a_private_read_only_copy() {
 t_h2_unpinned_start_refused_by_default() {
 	run start_service setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin && rejected || return 1
 	has "cannot pin the protected folder /python" && has "insecure-unpinned-files" && lacks "PW sha256" || return 1
+	# the CAS released the configuration; veil-run's refusal is in its audit log too
+	tail -1 "$WORK/cas/audit.log" | grep -qF '"event":"start-refused","namespace":"attack"' &&
+		tail -1 "$WORK/cas/audit.log" | grep -qF 'app: the attested runtime refused to start: cannot pin the protected folder /python (no private mount namespace: ' ||
+		die "no start-refused entry: $(tail -2 "$WORK/cas/audit.log")" || return 1
 	# the policy's explicit consent, attested with it, allows an unpinned start
 	policy attack insecure-unpinned-files || return 1
 	run start_service setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin && ok && has "$PW_SHA" || return 1

@@ -115,13 +115,26 @@ if run "hello: veil apply -f service.yaml" \
 	run "hello: veil apply -f Meshfile" \
 		in_dir "$M1" "$VEIL" apply -f "$EXAMPLE/Meshfile" --no-upload --format helm,manifests; then
 	check_mesh hello "$M1"
+	# veil-run pins files (a private mount namespace): SYS_ADMIN and an AppArmor profile that
+	# allows mount(2); the program runs as root and serves port 443
+	D1=$M1/target/manifests/pythonapp-deployment.yaml
+	hello_sc=$(node -e '
+		const y = require(process.argv[2]);
+		const c = y.load(require("fs").readFileSync(process.argv[1], "utf8")).spec.template.spec.containers[0];
+		console.log(JSON.stringify(c.securityContext));' "$D1" "$HERE/node_modules/js-yaml")
+	if [ "$hello_sc" = '{"appArmorProfile":{"type":"Unconfined"},"capabilities":{"add":["NET_BIND_SERVICE","SYS_ADMIN"],"drop":["ALL"]},"runAsUser":0}' ]; then
+		pass "hello: the container drops every capability and adds SYS_ADMIN (pinning) and NET_BIND_SERVICE (port 443)"
+	else
+		fail "hello: securityContext is $hello_sc"
+	fi
 fi
 
 # ------------------------------------------------------------------ mesh 2: two services
 # web-frontend: per-service APP_SERVICE_PORT and image_secrets -> Deployment + Service.
 # queue_worker: no APP_SERVICE_PORT -> Deployment without ports and no Service; an injection
 # file -> a memory emptyDir at its folder; the flat
-# (global) imagePullSecrets. The names exercise veil's name mapping ('_' -> '-' in Kubernetes
+# (global) imagePullSecrets; its own uid (build.user). The mesh tolerates insecure-unpinned-files,
+# so neither container gets SYS_ADMIN. The names exercise veil's name mapping ('_' -> '-' in Kubernetes
 # names, '-' -> '_' in values keys).
 M2=$WORK/shop
 mkdir -p "$M2/frontend" "$M2/worker"
@@ -173,6 +186,7 @@ injection_files:
     content: "password=$$SCONE::db_password$$"
 build:
   name: shop_worker
+  user: 2000
   kind: python
   to: registry.example/shop/worker:1.2
   pwd: /srv
@@ -196,6 +210,7 @@ cas:
 
 policy:
   namespace: shop_Mesh
+  tolerate: [debug-mode, insecure-unpinned-files]
 
 env:
   - name: LOG_LEVEL
@@ -239,6 +254,18 @@ if run "shop: veil apply -f frontend/service.yaml" \
 		grep -q 'name: shop-pull' "$T/manifests/queue-worker-deployment.yaml"
 	expect "web-frontend has a Service on port 8080" \
 		grep -q 'port: 8080' "$T/manifests/web-frontend-service.yaml"
+	# the mesh tolerates unpinned files: no SYS_ADMIN, so no AppArmor exception and no privilege
+	# escalation; queue_worker runs as uid 2000 and has an injection file
+	sc_of() { # deployment file -> its container's securityContext as JSON
+		node -e '
+			const y = require(process.argv[2]);
+			const c = y.load(require("fs").readFileSync(process.argv[1], "utf8")).spec.template.spec.containers[0];
+			console.log(JSON.stringify(c.securityContext));' "$1" "$HERE/node_modules/js-yaml"
+	}
+	expect "queue_worker (own uid, injection file, unpinned) adds CHOWN, SETGID, SETPCAP, SETUID and no SYS_ADMIN" \
+		test "$(sc_of "$T/manifests/queue-worker-deployment.yaml")" = '{"allowPrivilegeEscalation":false,"capabilities":{"add":["CHOWN","SETGID","SETPCAP","SETUID"],"drop":["ALL"]},"runAsUser":0}'
+	expect "web-frontend (unpinned, runs as the image's user) adds nothing and may not escalate" \
+		test "$(sc_of "$T/manifests/web-frontend-deployment.yaml")" = '{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}'
 	expect "web-frontend uses its image_secrets" \
 		bash -c "grep -q 'name: frontend-pull' '$T/manifests/web-frontend-deployment.yaml' && grep -q 'name: shared.pull' '$T/manifests/web-frontend-deployment.yaml'"
 fi
@@ -267,6 +294,12 @@ if [ -f "$M1/target/manifests/pythonapp-deployment.yaml" ]; then
 		'/^    matchLabels:$/{n;s/pythonapp/other/}'
 	neg "unquoted YAML 1.1 boolean" "part-of must be string" \
 		's/part-of: mypythonapp/part-of: yes/'
+	neg "no privilege escalation next to SYS_ADMIN" \
+		'cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN' \
+		's/^          securityContext:$/&\n            allowPrivilegeEscalation: false/'
+	neg "a Localhost AppArmor profile without its name" \
+		"appArmorProfile.localhostProfile: required when type is Localhost" \
+		's/type: Unconfined/type: Localhost/'
 	mkdir -p "$NEG/unknown-kind"
 	printf 'apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n' >"$NEG/unknown-kind/w.yaml"
 	run_fails "negative: unknown kind" "unknown apiVersion/kind example.com/v1 Widget" \

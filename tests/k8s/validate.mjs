@@ -291,6 +291,30 @@ function selectorMatches(sel, labels) {
   return true;
 }
 
+// ValidateSecurityContext and the AppArmor profile rules of the apiserver. It compares the added
+// capability with "CAP_SYS_ADMIN" literally; the runtimes read "SYS_ADMIN" as the same
+// capability, so both spellings are refused here.
+const APPARMOR_TYPES = ["RuntimeDefault", "Unconfined", "Localhost"];
+function checkSecurityContext(sc, at, r) {
+  if (!isMap(sc)) return;
+  const added = (sc.capabilities?.add || []).map(String);
+  if (sc.allowPrivilegeEscalation === false) {
+    if (sc.privileged === true)
+      r.errors.push(`${at}: cannot set \`allowPrivilegeEscalation\` to false and \`privileged\` to true`);
+    if (added.some((c) => c === "CAP_SYS_ADMIN" || c === "SYS_ADMIN"))
+      r.errors.push(`${at}: cannot set \`allowPrivilegeEscalation\` to false and \`capabilities.Add\` CAP_SYS_ADMIN`);
+  }
+  const aa = sc.appArmorProfile;
+  if (isMap(aa)) {
+    if (!APPARMOR_TYPES.includes(aa.type))
+      r.errors.push(`${at}.appArmorProfile.type: ${JSON.stringify(aa.type)} is not one of ${APPARMOR_TYPES.join(", ")}`);
+    if (aa.type === "Localhost" && !aa.localhostProfile)
+      r.errors.push(`${at}.appArmorProfile.localhostProfile: required when type is Localhost`);
+    if (aa.type !== "Localhost" && aa.localhostProfile !== undefined)
+      r.errors.push(`${at}.appArmorProfile.localhostProfile: may only be set when type is Localhost`);
+  }
+}
+
 function checkPodSpec(spec, at, r) {
   if (!isMap(spec)) return;
   const containers = spec.containers || [];
@@ -313,6 +337,7 @@ function checkPodSpec(spec, at, r) {
         portNames.add(p.name);
       }
     });
+    checkSecurityContext(c.securityContext, `${cat}.securityContext`, r);
     const defined = [];
     (c.env || []).forEach((e, k) => {
       const eat = `${cat}.env[${k}]`;

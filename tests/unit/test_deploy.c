@@ -445,6 +445,18 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 			    "/run/veil");
 	assert_string_equal(ymap_get(ymap_get(spec, "imagePullSecrets")->items[0], "name")->str,
 			    "SconeApps");
+	/* veil-run pins files (SYS_ADMIN, mount(2) past AppArmor) as root; the
+	 * program, root too, serves port 443 */
+	const struct ynode *sc = ymap_get(c0, "securityContext");
+	const struct ynode *caps = ymap_get(sc, "capabilities");
+	assert_int_equal(ymap_get(caps, "drop")->count, 1);
+	assert_string_equal(ymap_get(caps, "drop")->items[0]->str, "ALL");
+	assert_int_equal(ymap_get(caps, "add")->count, 2);
+	assert_string_equal(ymap_get(caps, "add")->items[0]->str, "NET_BIND_SERVICE");
+	assert_string_equal(ymap_get(caps, "add")->items[1]->str, "SYS_ADMIN");
+	assert_string_equal(ymap_get(ymap_get(sc, "appArmorProfile"), "type")->str, "Unconfined");
+	assert_string_equal(ymap_get(sc, "runAsUser")->str, "0");
+	assert_null(ymap_get(sc, "allowPrivilegeEscalation"));
 	ydoc_free(&y);
 	free(dep);
 
@@ -542,6 +554,69 @@ static void test_deploy_injection_folders_are_memory(void **state)
 	members[0].manifest = NULL;
 }
 
+/* The capabilities a container gets, as one line ("ADD..|escalation|apparmor|uid"). */
+static void security_of(const char *rel, char *line, size_t cap)
+{
+	char *dep = slurp(rel);
+	struct ydoc y;
+	assert_int_equal(ydoc_init(&y, "deployment"), 0);
+	assert_int_equal(ydoc_parse(&y, dep, strlen(dep), NULL, &diags), 0);
+	const struct ynode *spec = ymap_get(ymap_get(ymap_get(y.root, "spec"), "template"), "spec");
+	const struct ynode *sc =
+	    ymap_get(ymap_get(spec, "containers")->items[0], "securityContext");
+	const struct ynode *caps = ymap_get(sc, "capabilities"), *add = ymap_get(caps, "add");
+	const struct ynode *esc = ymap_get(sc, "allowPrivilegeEscalation");
+	const struct ynode *aa = ymap_get(sc, "appArmorProfile"), *uid = ymap_get(sc, "runAsUser");
+	assert_string_equal(ymap_get(caps, "drop")->items[0]->str, "ALL");
+	size_t n = 0;
+	line[0] = '\0';
+	for (size_t i = 0; add && i < add->count; i++)
+		n += (size_t)snprintf(line + n, cap - n, "%s%s", i ? "," : "", add->items[i]->str);
+	snprintf(line + n, cap - n, "|%s|%s|%s", esc ? esc->str : "-",
+		 aa ? ymap_get(aa, "type")->str : "-", uid ? uid->str : "-");
+	ydoc_free(&y);
+	free(dep);
+}
+
+/* What veil-run needs, added back: SETUID/SETGID/SETPCAP for a program under
+ * its own uid (CHOWN with injection files), SYS_ADMIN unless the policy
+ * tolerates unpinned files, which then may not escalate. */
+static void test_deploy_capabilities_follow_the_service(void **state)
+{
+	(void)state;
+#define TWO_SERVICES(tolerate)                                                                     \
+	"apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n" tolerate                   \
+	"services:\n  - name: own\n    image: x\n  - name: plain\n    image: y\n"
+	struct veil_injection_file inj[] = {{.path = "/run/secrets/c"}};
+	struct veil_service_manifest own = {.file = "own.yaml", .inject = inj, .inject_count = 1};
+	own.build.pwd = "/python";
+	own.build.user = 2000;
+	char line[256];
+
+	int count = load_mesh_text(TWO_SERVICES(""));
+	members[0].manifest = &own;
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_YAML, &diags),
+			 0);
+	security_of("manifests/own-deployment.yaml", line, sizeof(line));
+	assert_string_equal(line, "CHOWN,SETGID,SETPCAP,SETUID,SYS_ADMIN|-|Unconfined|0");
+	security_of("manifests/plain-deployment.yaml", line, sizeof(line));
+	assert_string_equal(line, "SYS_ADMIN|-|Unconfined|0");
+	ydoc_free(&mesh_doc);
+
+	count = load_mesh_text(TWO_SERVICES("  tolerate: [insecure-unpinned-files]\n"));
+	members[0].manifest = &own;
+	own.inject_count = 0;
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_YAML, &diags),
+			 0);
+	members[0].manifest = NULL;
+	security_of("manifests/own-deployment.yaml", line, sizeof(line));
+	assert_string_equal(line, "SETGID,SETPCAP,SETUID|false|-|0");
+	security_of("manifests/plain-deployment.yaml", line, sizeof(line));
+	assert_string_equal(line, "|false|-|-");
+}
+
 /* A memory volume at a folder that is or holds the protected folder would
  * hide the program: refused, naming the manifest position. */
 static void test_deploy_injection_folder_hiding_the_program(void **state)
@@ -577,6 +652,7 @@ int main(void)
 	    T(test_k8s_name_too_long_refused),
 	    TD(test_deploy_injection_folders_are_memory),
 	    TD(test_deploy_injection_folder_hiding_the_program),
+	    TD(test_deploy_capabilities_follow_the_service),
 	    T(test_k8s_name_bad_edges_refused),
 	    T(test_k8s_name_bad_characters_refused),
 	    T(test_k8s_name_lowercases_and_maps_separators),
