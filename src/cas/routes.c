@@ -521,10 +521,14 @@ static int check_imports(struct ctx *c, const struct veil_policy *p, const char 
 	return status ? -1 : 0;
 }
 
-/* ---- the export index: the names exports point to ----
+/* ---- the export index: names that exports reserve (H3) ----
  *
  * A namespace's export entries that bind an identity, as the store indexes
- * them (store.h), kept in the transaction of each create, update and delete. */
+ * them (store.h). Consent binds the importer's identity, not its name
+ * (open_export); the index also keeps the name itself for that importer: a
+ * create of a name another namespace exports to is refused unless the
+ * creator is the importer an entry binds, also after the importer deleted
+ * it, until the exporter removes the entry (update or delete). */
 static int each_export(const struct veil_policy *p,
 		       int (*add)(void *sink, const struct veil_store_export *e), void *sink)
 {
@@ -570,6 +574,42 @@ static int index_exports(struct veil_store *st, const struct veil_policy *p)
 	struct index_sink x = {.st = st, .exporter = p->name};
 	int rc = st->ops->clear_exports(st, p->name);
 	return rc ? rc : each_export(p, index_entry_add, &x);
+}
+
+struct claim {
+	const char *creator, *hash; /* the creating client, the new policy's hash */
+};
+
+/* 1 when entry e keeps its name from this creator: the owner it binds is
+ * another client's, or it binds only a policy hash and this is another */
+static int claim_refused(const struct veil_store_export *e, void *arg)
+{
+	const struct claim *c = arg;
+	if (e->owner)
+		return strcmp(e->owner, c->creator) != 0;
+	return !e->session_hash || strcmp(e->session_hash, c->hash) != 0;
+}
+
+/* In the create's transaction (one writer: no export is added between the
+ * check and the insert). 0, or the transaction was rolled back and the reply
+ * sent. The refusal names neither the exporter nor what it binds. */
+static int check_name_free(struct ctx *c, const struct veil_policy *p)
+{
+	struct veil_store *st = c->t->store;
+	struct claim cl = {.creator = c->identity, .hash = p->hash};
+	int rc = st->ops->exports_to(st, p->name, claim_refused, &cl);
+	if (!rc)
+		return 0;
+	st->ops->rollback(st);
+	if (rc == 1)
+		fail(c, 403, p->name,
+		     "namespace %s is reserved: another namespace exports a secret to it for "
+		     "another owner or policy hash (only that importer may create it, until the "
+		     "exporter removes the export)",
+		     p->name);
+	else
+		fail(c, 500, p->name, "storage error");
+	return -1;
 }
 
 /* "parent/child": the parent must exist and allow this client to create
@@ -670,6 +710,8 @@ static void policy_create(struct ctx *c)
 		fail(c, 500, p->name, "storage error");
 		goto out;
 	}
+	if (check_name_free(c, p))
+		goto out;
 	r.namespace_ = (char *)p->name;
 	r.hash = (char *)p->hash;
 	r.owner = (char *)c->identity;
