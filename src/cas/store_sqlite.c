@@ -1,7 +1,7 @@
 /* The embedded default store: SQLite, WAL, synchronous=FULL.
  *
  * Schema versions: PRAGMA user_version holds the version of cas.db's schema.
- * Opening a store runs every migration step above its version, each in one
+ * Opening a store runs every migration step above its version, all in one
  * transaction with the new user_version, so a store is always at a version a
  * step produced. Version 0 is a store older than versions (or a new file);
  * step 1 is today's schema (CREATE TABLE IF NOT EXISTS: a pre-version store
