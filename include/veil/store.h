@@ -3,7 +3,9 @@
  *
  * A row holds a namespace's name, its policy hash, its creator's key hash, the
  * namespace data key wrapped by the master key, and the encrypted payload
- * (policy YAML and generated secrets). Nothing else is stored in clear.
+ * (policy YAML and generated secrets). Beside it, the export index holds the
+ * names and identity hashes its policy's exports name (struct
+ * veil_store_export). Nothing else is stored in clear.
  *
  * Ownership: struct veil_record owns its strings and buffers
  * (veil_record_free). A store handle is used by one thread at a time: each
@@ -42,6 +44,29 @@ struct veil_store_head {
 	char signature[512];
 };
 
+/* One entry of the export index (schema 4): a secret of the exporting
+ * namespace is exported to the namespace named importer, bound to the
+ * importer's owner key hash and/or its policy hash (NULL where unbound; an
+ * entry binding neither grants nothing and is not indexed). Names and hashes
+ * only, as the exporter's policy states them: the index lets a create see
+ * that its name is reserved without opening every policy. Borrowed strings. */
+struct veil_store_export {
+	const char *importer;
+	const char *owner;
+	const char *session_hash;
+};
+
+/* What only the CAS can do for the store: open a stored policy with the
+ * master key and pass each of its indexed export entries to add(sink, e)
+ * (non-zero from add stops and is returned). A migration that builds the
+ * export index from existing policies needs it; without one (NULL), a store
+ * that has policies to index is refused with the reason. */
+struct veil_store_opener {
+	int (*exports_of)(void *arg, const struct veil_record *r,
+			  int (*add)(void *sink, const struct veil_store_export *e), void *sink);
+	void *arg;
+};
+
 struct veil_store;
 struct veil_store_ops {
 	int (*get)(struct veil_store *s, const char *ns, struct veil_record *out);
@@ -49,8 +74,19 @@ struct veil_store_ops {
 	/* compare-and-swap on the hash */
 	int (*update)(struct veil_store *s, const struct veil_record *r, const char *expected_hash);
 	/* VEIL_ENOENT when ns is absent or has child namespaces (in the same
-	 * statement: a child created meanwhile keeps its parent) */
+	 * statement: a child created meanwhile keeps its parent). Removes ns's
+	 * own export entries too, not those naming ns: a deleted name stays
+	 * reserved while another namespace's export names it. */
 	int (*remove)(struct veil_store *s, const char *ns);
+	/* The export index: clear_exports drops exporter's entries, add_export
+	 * adds one (both in the caller's transaction, with the policy change);
+	 * exports_to passes each entry of another namespace naming importer to
+	 * fn, which may stop the walk by returning non-zero. */
+	int (*clear_exports)(struct veil_store *s, const char *exporter);
+	int (*add_export)(struct veil_store *s, const char *exporter,
+			  const struct veil_store_export *e);
+	int (*exports_to)(struct veil_store *s, const char *importer,
+			  int (*fn)(const struct veil_store_export *e, void *arg), void *arg);
 	/* namespaces created by owner, sorted; fn may stop the walk by returning non-zero */
 	int (*list)(struct veil_store *s, const char *owner,
 		    int (*fn)(const char *ns, const char *hash, void *arg), void *arg);
@@ -73,14 +109,16 @@ struct veil_store {
 };
 
 /* SQLite in dir/cas.db: WAL, synchronous=FULL (an acknowledged write survives
- * a crash or power loss). */
-int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d);
+ * a crash or power loss). opener (may be NULL) is used while migrating only. */
+int veil_store_sqlite_open(const char *dir, const struct veil_store_opener *opener,
+			   struct veil_store **out, struct veil_diags *d);
 /* cas.db's schema version (PRAGMA user_version) this code writes. */
-#define VEIL_STORE_SCHEMA_VERSION 3
+#define VEIL_STORE_SCHEMA_VERSION 4
 /* Brings db (a sqlite3 *, named path in messages) to VEIL_STORE_SCHEMA_VERSION
  * by the migration steps above its version; refuses a newer one. */
 struct sqlite3;
-int veil_store_sqlite_migrate(struct sqlite3 *db, const char *path, struct veil_diags *d);
+int veil_store_sqlite_migrate(struct sqlite3 *db, const char *path,
+			      const struct veil_store_opener *opener, struct veil_diags *d);
 
 /* The vault: a master key that wraps per-namespace data keys. In simulation
  * the master key is a 0600 file; a PKCS#11 HSM or TEE sealing replace

@@ -262,6 +262,8 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 	char *from = veil_path_join(data, "cas.db");
 	sqlite3 *src = NULL, *dst = NULL;
 	sqlite3_backup *b = NULL;
+	struct veil_vault *vault = NULL;
+	struct veil_store_opener opener = {cas_policy_exports, NULL};
 	int rc = VEIL_EIO, x = SQLITE_ERROR;
 	if (!from)
 		return VEIL_ENOMEM;
@@ -296,8 +298,16 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 		veil_diag(d, "%s: cannot make the copy one file: %s", to, sqlite3_errmsg(dst));
 		goto out;
 	}
-	rc = veil_store_sqlite_migrate(dst, from, d); /* refuses a newer schema */
+	/* refuses a newer schema; an older one's export index (4) is built
+	 * with the master key, which the backup copies anyway */
+	char *keyfile = veil_path_join(data, "master.key");
+	rc = keyfile ? veil_vault_open_file(keyfile, false, &vault, d) : VEIL_ENOMEM;
+	free(keyfile);
+	opener.arg = vault;
+	if (!rc)
+		rc = veil_store_sqlite_migrate(dst, from, &opener, d);
 out:
+	veil_vault_close(vault);
 	sqlite3_close(src);
 	sqlite3_close(dst);
 	umask(old_umask);
@@ -697,8 +707,9 @@ static int check_records(const char *dir, long long *count, struct veil_diags *d
 	char *keyfile = veil_path_join(dir, "master.key"), *dbfile = veil_path_join(dir, "cas.db");
 	int rc = keyfile && dbfile ? veil_vault_open_file(keyfile, false, &vault, d) : VEIL_ENOMEM;
 	*count = 0;
-	if (!rc)
-		rc = veil_store_sqlite_open(dir, &store, d); /* schema check, migration */
+	struct veil_store_opener opener = {cas_policy_exports, vault};
+	if (!rc) /* schema check, migration */
+		rc = veil_store_sqlite_open(dir, &opener, &store, d);
 	if (!rc && (sqlite3_open_v2(dbfile, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
 		    sqlite3_prepare_v2(db, "SELECT namespace FROM policies", -1, &st, NULL) !=
 			SQLITE_OK)) {

@@ -127,6 +127,10 @@ void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
 int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d);
 void cas_workers_stop(struct cas *cas);
 void cas_workers_free(struct cas *cas);
+/* routes.c: the export index's entries of stored record r, opened with vault
+ * (a struct veil_vault *), to add (struct veil_store_opener's exports_of) */
+int cas_policy_exports(void *vault, const struct veil_record *r,
+		       int (*add)(void *sink, const struct veil_store_export *e), void *sink);
 /* routes.c: a signed checkpoint of the audit head, kept in the store too */
 int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and

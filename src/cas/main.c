@@ -724,10 +724,13 @@ int main(int argc, char **argv)
 		rc = veil_cert_key_hash(cas.cert, cas.key_hash);
 	if (!rc)
 		rc = veil_audit_open(auditlog, &cas.audit, &d);
-	/* the main thread's store: the audit head (start, checkpoints, stop) */
+	/* the main thread's store: the audit head (start, checkpoints, stop);
+	 * the first to open it, it runs the migrations (the export index is
+	 * built with the master key) */
 	struct veil_store *main_store = NULL;
+	struct veil_store_opener opener = {cas_policy_exports, cas.vault};
 	if (!rc)
-		rc = veil_store_sqlite_open(data, &main_store, &d);
+		rc = veil_store_sqlite_open(data, &opener, &main_store, &d);
 	if (!rc)
 		rc = reconcile_audit(&cas, main_store, auditlog, &d);
 	if (!rc)
@@ -758,7 +761,7 @@ int main(int argc, char **argv)
 		t->cache = calloc(READ_CACHE_SLOTS, sizeof(*t->cache));
 		t->fd = i == 0 ? first_fd : listen_socket(listen_arg, &la, false, &d);
 		first_fd = -1;
-		if (t->fd < 0 || veil_store_sqlite_open(data, &t->store, &d) ||
+		if (t->fd < 0 || veil_store_sqlite_open(data, &opener, &t->store, &d) ||
 		    !(t->base = event_base_new()) || !(t->http = evhttp_new(t->base))) {
 			rc = VEIL_EIO;
 			break;

@@ -359,11 +359,11 @@ static void stored_free(struct stored *s)
 }
 
 /* Decrypt and parse a stored record. A failure here is the CAS's fault (500). */
-static int stored_open(struct cas *cas, const struct veil_record *r, struct stored *s)
+static int stored_open(struct veil_vault *vault, const struct veil_record *r, struct stored *s)
 {
 	memset(s, 0, sizeof(*s));
-	int rc = veil_vault_open(cas->vault, r->namespace_, r->wrapped_key, r->wrapped_size,
-				 r->blob, r->blob_size, &s->plain, &s->plain_size);
+	int rc = veil_vault_open(vault, r->namespace_, r->wrapped_key, r->wrapped_size, r->blob,
+				 r->blob_size, &s->plain, &s->plain_size);
 	if (rc)
 		return rc;
 	uint32_t a, b;
@@ -447,7 +447,7 @@ static int open_export(struct cas_thread *t, const char *importer, const char *i
 		snprintf(msg, cap, "cannot open namespace %s", from);
 		return 500;
 	}
-	if (!rc && stored_open(t->cas, r, st)) {
+	if (!rc && stored_open(t->cas->vault, r, st)) {
 		snprintf(msg, cap, "cannot open namespace %s", from);
 		return 500;
 	}
@@ -522,6 +522,97 @@ static int check_imports(struct ctx *c, const struct veil_policy *p, const char 
 	return status ? -1 : 0;
 }
 
+/* ---- the export index: names that exports reserve (H3) ----
+ *
+ * A namespace's export entries that bind an identity, as the store indexes
+ * them (store.h). Consent binds the importer's identity, not its name
+ * (open_export); the index also keeps the name itself for that importer: a
+ * create of a name another namespace exports to is refused unless the
+ * creator is the importer an entry binds, also after the importer deleted
+ * it, until the exporter removes the entry (update or delete). */
+static int each_export(const struct veil_policy *p,
+		       int (*add)(void *sink, const struct veil_store_export *e), void *sink)
+{
+	for (size_t i = 0; i < p->secret_count; i++) {
+		const struct veil_secret *s = &p->secrets[i];
+		for (size_t k = 0; k < s->export_count; k++) {
+			struct veil_store_export e = {.importer = s->export_to[k],
+						      .owner = s->export_owner[k],
+						      .session_hash = s->export_session_hash[k]};
+			int rc = e.owner || e.session_hash ? add(sink, &e) : 0;
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int cas_policy_exports(void *vault, const struct veil_record *r,
+		       int (*add)(void *sink, const struct veil_store_export *e), void *sink)
+{
+	struct stored st;
+	int rc = stored_open(vault, r, &st);
+	if (!rc)
+		rc = each_export(&st.policy, add, sink);
+	stored_free(&st);
+	return rc;
+}
+
+struct index_sink {
+	struct veil_store *st;
+	const char *exporter;
+};
+
+static int index_entry_add(void *sink, const struct veil_store_export *e)
+{
+	struct index_sink *x = sink;
+	return x->st->ops->add_export(x->st, x->exporter, e);
+}
+
+/* p's entries replace its namespace's in the index, in the open transaction */
+static int index_exports(struct veil_store *st, const struct veil_policy *p)
+{
+	struct index_sink x = {.st = st, .exporter = p->name};
+	int rc = st->ops->clear_exports(st, p->name);
+	return rc ? rc : each_export(p, index_entry_add, &x);
+}
+
+struct claim {
+	const char *creator, *hash; /* the creating client, the new policy's hash */
+};
+
+/* 1 when entry e keeps its name from this creator: the owner it binds is
+ * another client's, or it binds only a policy hash and this is another */
+static int claim_refused(const struct veil_store_export *e, void *arg)
+{
+	const struct claim *c = arg;
+	if (e->owner)
+		return strcmp(e->owner, c->creator) != 0;
+	return !e->session_hash || strcmp(e->session_hash, c->hash) != 0;
+}
+
+/* In the create's transaction (one writer: no export is added between the
+ * check and the insert). 0, or the transaction was rolled back and the reply
+ * sent. The refusal names neither the exporter nor what it binds. */
+static int check_name_free(struct ctx *c, const struct veil_policy *p)
+{
+	struct veil_store *st = c->t->store;
+	struct claim cl = {.creator = c->identity, .hash = p->hash};
+	int rc = st->ops->exports_to(st, p->name, claim_refused, &cl);
+	if (!rc)
+		return 0;
+	st->ops->rollback(st);
+	if (rc == 1)
+		fail(c, 403, p->name,
+		     "namespace %s is reserved: another namespace exports a secret to it for "
+		     "another owner or policy hash (only that importer may create it, until the "
+		     "exporter removes the export)",
+		     p->name);
+	else
+		fail(c, 500, p->name, "storage error");
+	return -1;
+}
+
 /* "parent/child": the parent must exist and allow this client to create
  * namespaces under it (access_policy.create_sessions). */
 static int check_parent(struct ctx *c, const char *ns)
@@ -537,7 +628,7 @@ static int check_parent(struct ctx *c, const char *ns)
 	int rc = c->t->store->ops->get(c->t->store, parent, &r), ok = -1;
 	if (rc && rc != VEIL_ENOENT)
 		fail(c, 500, ns, "cannot open namespace %s", parent);
-	else if (!rc && stored_open(c->t->cas, &r, &st))
+	else if (!rc && stored_open(c->t->cas->vault, &r, &st))
 		fail(c, 500, ns, "cannot open namespace %s", parent);
 	else if (rc == VEIL_ENOENT ||
 		 !veil_policy_allows(st.policy.create_sessions, st.policy.create_sessions_count,
@@ -615,14 +706,20 @@ static void policy_create(struct ctx *c)
 		fail(c, 500, p->name, "cannot seal the policy");
 		goto out;
 	}
+	struct veil_store *st = c->t->store;
+	if ((rc = st->ops->begin(st))) {
+		fail(c, 500, p->name, "storage error");
+		goto out;
+	}
+	if (check_name_free(c, p))
+		goto out;
 	r.namespace_ = (char *)p->name;
 	r.hash = (char *)p->hash;
 	r.owner = (char *)c->identity;
-	struct veil_store *st = c->t->store;
-	rc = st->ops->begin(st);
-	if (!rc)
-		rc = st->ops->create(st, &r);
+	rc = st->ops->create(st, &r);
 	r.namespace_ = r.hash = r.owner = NULL;
+	if (!rc)
+		rc = index_exports(st, p);
 	if (rc)
 		st->ops->rollback(st);
 	if (rc == VEIL_EEXIST) {
@@ -659,7 +756,7 @@ static int load_checked(struct ctx *c, const char *ns, int for_update, struct ve
 		absent_or_refused(c, ns, for_update ? "update" : "read", 0);
 		return -1;
 	}
-	if (rc || stored_open(c->t->cas, r, s)) {
+	if (rc || stored_open(c->t->cas->vault, r, s)) {
 		fail(c, 500, ns, "cannot open the stored policy");
 		return -1;
 	}
@@ -872,6 +969,8 @@ static void policy_update(struct ctx *c, const char *ns)
 	rc = st->ops->begin(st);
 	if (!rc)
 		rc = st->ops->update(st, &nr, r.hash);
+	if (!rc)
+		rc = index_exports(st, p);
 	if (rc)
 		st->ops->rollback(st);
 	if (rc == VEIL_ECONFLICT) {
@@ -1260,7 +1359,7 @@ static void attest(struct ctx *c)
 			fail(c, 404, ns, "no namespace %s", ns);
 			goto out;
 		}
-		if (rc || stored_open(cas, &r, &st)) {
+		if (rc || stored_open(cas->vault, &r, &st)) {
 			fail(c, 500, ns, "cannot open the stored policy");
 			goto out;
 		}
@@ -1665,7 +1764,8 @@ int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d)
 	for (size_t i = 0; i < count; i++) {
 		w->threads[i].cas = cas;
 		w->threads[i].fd = -1;
-		if (veil_store_sqlite_open(cas->data_dir, &w->threads[i].store, d))
+		struct veil_store_opener o = {cas_policy_exports, cas->vault};
+		if (veil_store_sqlite_open(cas->data_dir, &o, &w->threads[i].store, d))
 			return VEIL_EIO;
 		if (pthread_create(&w->tids[i], NULL, worker_main, &w->threads[i]))
 			return VEIL_EIO;

@@ -1,14 +1,20 @@
 /* The embedded default store: SQLite, WAL, synchronous=FULL.
  *
  * Schema versions: PRAGMA user_version holds the version of cas.db's schema.
- * Opening a store runs every migration step above its version, each in one
+ * Opening a store runs every migration step above its version, all in one
  * transaction with the new user_version, so a store is always at a version a
  * step produced. Version 0 is a store older than versions (or a new file);
  * step 1 is today's schema (CREATE TABLE IF NOT EXISTS: a pre-version store
  * already has it). A store newer than VEIL_STORE_SCHEMA_VERSION is refused:
  * an older veil-cas must not write a schema it does not know. By hand:
  *   sqlite3 DATA/cas.db 'PRAGMA user_version'
- * A new step appends {N, "SQL"} to migrations[] and bumps the version. */
+ * A new step appends {N, "SQL"} to migrations[] (and a function, for a step
+ * that fills what the SQL made: step 4's export index is built from the
+ * policies, which only the master key opens) and bumps the version.
+ *
+ * The export index, by hand: sqlite3 DATA/cas.db 'SELECT * FROM exports'
+ * (exporter, importer, owner, session_hash; one row per export entry that
+ * binds an identity, duplicates kept). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +27,7 @@ struct sqlite_store {
 	struct veil_store base;
 	sqlite3 *db;
 	sqlite3_stmt *get, *create, *update, *remove, *list, *count, *count_children, *count_owned,
-	    *set_head, *get_head;
+	    *set_head, *get_head, *clear_exports, *add_export, *exports_to;
 };
 
 void veil_record_free(struct veil_record *r)
@@ -113,6 +119,58 @@ static int sq_update(struct veil_store *s, const struct veil_record *r, const ch
 	return changed == 1 ? 0 : VEIL_ECONFLICT;
 }
 
+static int sq_clear_exports(struct veil_store *s, const char *exporter)
+{
+	sqlite3_stmt *st = S(s)->clear_exports;
+	sqlite3_bind_text(st, 1, exporter, -1, SQLITE_STATIC);
+	int x = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return x == SQLITE_DONE ? 0 : VEIL_EIO;
+}
+
+static int add_export_with(sqlite3_stmt *st, const char *exporter,
+			   const struct veil_store_export *e)
+{
+	sqlite3_bind_text(st, 1, exporter, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->importer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->owner, -1, SQLITE_STATIC); /* NULL binds NULL */
+	sqlite3_bind_text(st, 4, e->session_hash, -1, SQLITE_STATIC);
+	int x = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return x == SQLITE_DONE ? 0 : VEIL_EIO;
+}
+
+static int sq_add_export(struct veil_store *s, const char *exporter,
+			 const struct veil_store_export *e)
+{
+	if (!e->importer || (!e->owner && !e->session_hash))
+		return VEIL_EINVAL;
+	return add_export_with(S(s)->add_export, exporter, e);
+}
+
+static int sq_exports_to(struct veil_store *s, const char *importer,
+			 int (*fn)(const struct veil_store_export *e, void *arg), void *arg)
+{
+	sqlite3_stmt *st = S(s)->exports_to;
+	int rc = 0, x;
+	sqlite3_bind_text(st, 1, importer, -1, SQLITE_STATIC);
+	while ((x = sqlite3_step(st)) == SQLITE_ROW) {
+		struct veil_store_export e = {.importer = importer,
+					      .owner = (const char *)sqlite3_column_text(st, 0),
+					      .session_hash =
+						  (const char *)sqlite3_column_text(st, 1)};
+		if ((rc = fn(&e, arg)))
+			break;
+	}
+	if (!rc && x != SQLITE_DONE)
+		rc = VEIL_EIO;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
 static int sq_remove(struct veil_store *s, const char *ns)
 {
 	sqlite3_stmt *st = S(s)->remove;
@@ -123,7 +181,10 @@ static int sq_remove(struct veil_store *s, const char *ns)
 	sqlite3_clear_bindings(st);
 	if (x != SQLITE_DONE)
 		return VEIL_EIO;
-	return changed ? 0 : VEIL_ENOENT;
+	if (!changed)
+		return VEIL_ENOENT;
+	/* its own exports go with it; exports naming it stay */
+	return sq_clear_exports(s, ns);
 }
 
 static int sq_list(struct veil_store *s, const char *owner,
@@ -266,6 +327,9 @@ static void sq_close(struct veil_store *s)
 	sqlite3_finalize(q->count_owned);
 	sqlite3_finalize(q->set_head);
 	sqlite3_finalize(q->get_head);
+	sqlite3_finalize(q->clear_exports);
+	sqlite3_finalize(q->add_export);
+	sqlite3_finalize(q->exports_to);
 	sqlite3_close(q->db);
 	free(q);
 }
@@ -275,6 +339,9 @@ static const struct veil_store_ops sqlite_ops = {
     .create = sq_create,
     .update = sq_update,
     .remove = sq_remove,
+    .clear_exports = sq_clear_exports,
+    .add_export = sq_add_export,
+    .exports_to = sq_exports_to,
     .list = sq_list,
     .count = sq_count,
     .count_children = sq_count_children,
@@ -288,27 +355,118 @@ static const struct veil_store_ops sqlite_ops = {
     .close = sq_close,
 };
 
+struct index_build {
+	sqlite3_stmt *add;
+	const char *exporter;
+	int failed; /* an insert failed (not the policy) */
+};
+
+static int build_add(void *sink, const struct veil_store_export *e)
+{
+	struct index_build *b = sink;
+	if (!e->importer || (!e->owner && !e->session_hash))
+		return 0; /* grants nothing: reserves nothing */
+	int rc = add_export_with(b->add, b->exporter, e);
+	b->failed |= rc != 0;
+	return rc;
+}
+
+/* Step 4: the export index of every stored policy, opened by opener. A
+ * policy that does not open stops the migration (and so the start): the
+ * index must not miss a name an export reserves. */
+static int build_export_index(sqlite3 *db, const char *path, const struct veil_store_opener *opener,
+			      struct veil_diags *d)
+{
+	sqlite3_stmt *rows = NULL, *add = NULL;
+	int rc = VEIL_EIO, x;
+	if (sqlite3_exec(db, "DELETE FROM exports", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT namespace, hash, owner, wrapped_key, blob FROM policies "
+			       "ORDER BY namespace",
+			       -1, &rows, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO exports(exporter, importer, owner, session_hash) "
+			       "VALUES(?,?,?,?)",
+			       -1, &add, NULL) != SQLITE_OK)
+		goto out;
+	while ((x = sqlite3_step(rows)) == SQLITE_ROW) {
+		struct veil_record r = {.namespace_ = (char *)sqlite3_column_text(rows, 0),
+					.hash = (char *)sqlite3_column_text(rows, 1),
+					.owner = (char *)sqlite3_column_text(rows, 2),
+					.wrapped_key = (uint8_t *)sqlite3_column_blob(rows, 3),
+					.wrapped_size = (size_t)sqlite3_column_bytes(rows, 3),
+					.blob = (uint8_t *)sqlite3_column_blob(rows, 4),
+					.blob_size = (size_t)sqlite3_column_bytes(rows, 4)};
+		struct index_build b = {.add = add, .exporter = r.namespace_};
+		if (!r.namespace_ || !r.hash || !r.owner)
+			goto out;
+		if (!opener) {
+			veil_diag(d,
+				  "%s: building the export index (schema version 4) needs the "
+				  "master key to open the stored policies: start veil-cas on it",
+				  path);
+			rc = VEIL_EINVAL;
+			goto out;
+		}
+		int o = opener->exports_of(opener->arg, &r, build_add, &b);
+		if (b.failed)
+			goto out;
+		if (o) {
+			veil_diag(d,
+				  "%s: namespace %s does not open with the master key: cannot "
+				  "build the export index (schema version 4)",
+				  path, r.namespace_);
+			rc = VEIL_EINVAL;
+			goto out;
+		}
+	}
+	if (x == SQLITE_DONE)
+		rc = 0;
+out:
+	sqlite3_finalize(rows);
+	sqlite3_finalize(add);
+	return rc;
+}
+
 static const struct {
 	int version;
 	const char *sql;
+	int (*fill)(sqlite3 *db, const char *path, const struct veil_store_opener *opener,
+		    struct veil_diags *d);
 } migrations[] = {
-    {1, "CREATE TABLE IF NOT EXISTS policies ("
-	" namespace TEXT PRIMARY KEY,"
-	" hash TEXT NOT NULL,"
-	" owner TEXT NOT NULL,"
-	" wrapped_key BLOB NOT NULL,"
-	" blob BLOB NOT NULL);"},
+    {1,
+     "CREATE TABLE IF NOT EXISTS policies ("
+     " namespace TEXT PRIMARY KEY,"
+     " hash TEXT NOT NULL,"
+     " owner TEXT NOT NULL,"
+     " wrapped_key BLOB NOT NULL,"
+     " blob BLOB NOT NULL);",
+     NULL},
     /* the per-client quota counts a client's namespaces at every create:
      * without an index a scan of the whole table (a create took 1.6 ms
      * instead of 0.17 ms with 10,000 namespaces) */
-    {2, "CREATE INDEX IF NOT EXISTS policies_owner ON policies(owner);"},
+    {2, "CREATE INDEX IF NOT EXISTS policies_owner ON policies(owner);", NULL},
     /* the audit log's head, committed with each change (audit.c) */
-    {3, "CREATE TABLE IF NOT EXISTS audit_head ("
-	" id INTEGER PRIMARY KEY CHECK (id = 1),"
-	" seq INTEGER NOT NULL,"
-	" size INTEGER NOT NULL,"
-	" hash TEXT NOT NULL,"
-	" signature TEXT NOT NULL);"},
+    {3,
+     "CREATE TABLE IF NOT EXISTS audit_head ("
+     " id INTEGER PRIMARY KEY CHECK (id = 1),"
+     " seq INTEGER NOT NULL,"
+     " size INTEGER NOT NULL,"
+     " hash TEXT NOT NULL,"
+     " signature TEXT NOT NULL);",
+     NULL},
+    /* the names exports point to: a create checks its name here (routes.c,
+     * H3) instead of opening every policy */
+    {4,
+     "CREATE TABLE IF NOT EXISTS exports ("
+     " exporter TEXT NOT NULL,"
+     " importer TEXT NOT NULL,"
+     " owner TEXT,"
+     " session_hash TEXT,"
+     " CHECK (owner IS NOT NULL OR session_hash IS NOT NULL));"
+     "CREATE INDEX IF NOT EXISTS exports_importer ON exports(importer);"
+     "CREATE INDEX IF NOT EXISTS exports_exporter ON exports(exporter);",
+     build_export_index},
 };
 _Static_assert(VEIL_ARRAY_LEN(migrations) == VEIL_STORE_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -326,7 +484,8 @@ static int user_version(sqlite3 *db, int *out)
 	return rc;
 }
 
-int veil_store_sqlite_migrate(sqlite3 *db, const char *path, struct veil_diags *d)
+int veil_store_sqlite_migrate(sqlite3 *db, const char *path, const struct veil_store_opener *opener,
+			      struct veil_diags *d)
 {
 	int v = 0, rc = VEIL_EIO;
 	char *err = NULL;
@@ -342,15 +501,21 @@ int veil_store_sqlite_migrate(sqlite3 *db, const char *path, struct veil_diags *
 			  "run a newer veil-cas",
 			  path, v, VEIL_VERSION, VEIL_STORE_SCHEMA_VERSION);
 		rc = VEIL_EINVAL;
-		goto rollback;
+		goto refused;
 	}
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(migrations); i++) {
 		if (migrations[i].version <= v)
 			continue;
 		char pragma[64];
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", migrations[i].version);
-		if (sqlite3_exec(db, migrations[i].sql, NULL, NULL, &err) != SQLITE_OK ||
-		    sqlite3_exec(db, pragma, NULL, NULL, &err) != SQLITE_OK)
+		if (sqlite3_exec(db, migrations[i].sql, NULL, NULL, &err) != SQLITE_OK)
+			goto rollback;
+		if (migrations[i].fill && (rc = migrations[i].fill(db, path, opener, d))) {
+			if (rc == VEIL_EIO)
+				goto rollback;
+			goto refused; /* the reason is in d */
+		}
+		if (sqlite3_exec(db, pragma, NULL, NULL, &err) != SQLITE_OK)
 			goto rollback;
 	}
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
@@ -358,6 +523,8 @@ int veil_store_sqlite_migrate(sqlite3 *db, const char *path, struct veil_diags *
 	rc = 0;
 	goto out;
 rollback:
+	rc = VEIL_EIO;
+refused:
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 out:
 	if (rc == VEIL_EIO)
@@ -367,7 +534,8 @@ out:
 	return rc;
 }
 
-int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil_diags *d)
+int veil_store_sqlite_open(const char *dir, const struct veil_store_opener *opener,
+			   struct veil_store **out, struct veil_diags *d)
 {
 	struct sqlite_store *q = calloc(1, sizeof(*q));
 	char *path = veil_path_join(dir, "cas.db");
@@ -395,7 +563,7 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
 		sqlite3_free(err);
 		goto out;
 	}
-	if ((rc = veil_store_sqlite_migrate(q->db, path, d)))
+	if ((rc = veil_store_sqlite_migrate(q->db, path, opener, d)))
 		goto out;
 	rc = VEIL_EIO;
 	struct {
@@ -418,6 +586,11 @@ int veil_store_sqlite_open(const char *dir, struct veil_store **out, struct veil
 	    {&q->set_head, "INSERT OR REPLACE INTO audit_head(id, seq, size, hash, signature) "
 			   "VALUES(1,?,?,?,?)"},
 	    {&q->get_head, "SELECT seq, size, hash, signature FROM audit_head WHERE id=1"},
+	    {&q->clear_exports, "DELETE FROM exports WHERE exporter=?"},
+	    {&q->add_export, "INSERT INTO exports(exporter, importer, owner, session_hash) "
+			     "VALUES(?,?,?,?)"},
+	    {&q->exports_to, "SELECT owner, session_hash FROM exports WHERE importer=?1 AND "
+			     "exporter<>?1"},
 	};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(prep); i++)
 		if (sqlite3_prepare_v3(q->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT,

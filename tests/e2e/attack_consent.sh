@@ -222,6 +222,96 @@ t_h3_session_hash_binds_the_policy() {
 	body_has '"SECRET":'
 }
 
+# ---- H3: a name an export names stays its importer's ----
+# Seen against the code before the fix (commit 3aac5c7), each attack
+# SUCCEEDED (4 failed): B created rsv_partner while C's export named it for A
+# (201), re-created it after A deleted it (201), created rsv_partner2, which a
+# session_hash-only export names for a policy of another hash (201), and
+# created mig_partner once a store of schema 3 was opened (201; the store
+# stayed at schema 3).
+# current_hash ID NS: the namespace's policy hash, as ID reads it
+current_hash() {
+	as "$1" GET "/v1/policies/$2" >/dev/null &&
+		python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hash"])' "$WORK/.body"
+}
+
+t_h3_exported_name_reserved() {
+	# C exports to rsv_partner, bound to A
+	local f g
+	f=$(policy rsv_exporter '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: rsv_partner, owner: ${KEYS[a]}}]}")
+	[ "$(create c "$f")" = 201 ] || die "exporter: $(cat "$WORK/.body")" || return 1
+	# the attack: B takes the name first (a plain policy: no import to refuse)
+	g=$(policy rsv_partner)
+	if [ "$(create b "$g")" != 403 ]; then
+		die "B created the name C's export names for A: $(cat "$WORK/.body")"
+		as b DELETE /v1/policies/rsv_partner >/dev/null
+		create a "$g" >/dev/null
+		return 1
+	fi
+	body_has "namespace rsv_partner is reserved"
+	! grep -qF -e rsv_exporter -e "${KEYS[a]}" "$WORK/.body" || die "the refusal names the exporter or the owner" || return 1
+	[ "$(create a "$g")" = 201 ] || die "A, the importer C named: $(cat "$WORK/.body")" || return 1
+	# a child namespace alike: B's parent lets A and B create under it, C's
+	# export names rsv_par/kid for A
+	f=$(policy rsv_par)
+	sed -i "1a access_policy: {create_sessions: [CREATOR, ${KEYS[a]}]}" "$f"
+	[ "$(create b "$f")" = 201 ] || die "B's parent: $(cat "$WORK/.body")" || return 1
+	f=$(policy rsv_exporter_kid '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: rsv_par/kid, owner: ${KEYS[a]}}]}")
+	[ "$(create c "$f")" = 201 ] || die "exporter of the child: $(cat "$WORK/.body")" || return 1
+	[ "$(create b "$(policy rsv_par/kid)")" = 403 ] || die "B created the child C's export names for A: $(cat "$WORK/.body")" || return 1
+	body_has "namespace rsv_par/kid is reserved"
+	[ "$(create a "$(policy rsv_par/kid)")" = 201 ] || die "A's child: $(cat "$WORK/.body")"
+}
+
+t_h3_deleted_name_not_recreatable() {
+	local g
+	g=$(policy rsv_partner)
+	[ "$(as a DELETE /v1/policies/rsv_partner)" = 200 ] || die "A's delete: $(cat "$WORK/.body")" || return 1
+	if [ "$(create b "$g")" != 403 ]; then
+		die "B re-created rsv_partner while C's export names it: $(cat "$WORK/.body")"
+		as b DELETE /v1/policies/rsv_partner >/dev/null
+		return 1
+	fi
+	body_has "namespace rsv_partner is reserved"
+	# A may again
+	[ "$(create a "$g")" = 201 ] && [ "$(as a DELETE /v1/policies/rsv_partner)" = 200 ] || die "A again: $(cat "$WORK/.body")"
+}
+
+t_h3_name_free_once_export_removed() {
+	local f cur
+	f=$(policy rsv_exporter)
+	cur=$(current_hash c rsv_exporter) || die "read: $(cat "$WORK/.body")" || return 1
+	sed -i "1a predecessor: $cur" "$f"
+	tool policy "$f" >"$WORK/req.json"
+	[ "$(as c PUT /v1/policies/rsv_exporter "$WORK/req.json")" = 200 ] || die "exporter update: $(cat "$WORK/.body")" || return 1
+	[ "$(create b "$(policy rsv_partner)")" = 201 ] || die "B, once no export names rsv_partner: $(cat "$WORK/.body")" || return 1
+	# deleting the exporter frees its names too
+	f=$(policy rsv_exporter2 '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: rsv_partner2, session_hash: $(printf 'd%.0s' $(seq 64))}]}")
+	[ "$(create c "$f")" = 201 ] || die "exporter2: $(cat "$WORK/.body")" || return 1
+	[ "$(create b "$(policy rsv_partner2)")" = 403 ] || die "B, policy of another hash: $(cat "$WORK/.body")" || return 1
+	[ "$(as c DELETE /v1/policies/rsv_exporter2)" = 200 ] || return 1
+	[ "$(create b "$(policy rsv_partner2)")" = 201 ] || die "B, once the exporter is gone: $(cat "$WORK/.body")"
+}
+
+# a store of schema 3 (no export index) gets its index built at start, from
+# the policies the master key opens
+t_h3_index_built_from_schema_3() {
+	local f
+	f=$(policy mig_exporter '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: mig_partner, owner: ${KEYS[a]}}]}")
+	[ "$(create c "$f")" = 201 ] || die "exporter: $(cat "$WORK/.body")" || return 1
+	kill -TERM "$CAS_PID" && wait "$CAS_PID" || die "veil-cas exited $?" || return 1
+	CAS_PID=
+	sqlite3 "$WORK/cas/cas.db" "DROP TABLE IF EXISTS exports; PRAGMA user_version=3" || return 1
+	"$CAS" --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 --trust-platform "$PLATFORM" \
+		${CAS_EXTRA---max-namespaces-per-client 20} >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	CAS_PID=$!
+	wait_for "$WORK/cas.out" listening || die "restart: $(cat "$WORK/cas.err")" || return 1
+	[ "$(create b "$(policy mig_partner)")" = 403 ] || die "B created mig_partner after the migration: $(cat "$WORK/.body")" || return 1
+	body_has "namespace mig_partner is reserved"
+	[ "$(create a "$(policy mig_partner)")" = 201 ] || die "A: $(cat "$WORK/.body")" || return 1
+	[ "$(sqlite3 "$WORK/cas/cas.db" 'PRAGMA user_version')" = 4 ] || die "schema version not 4"
+}
+
 t_h3_policy_platform_not_trusted() {
 	# B's namespace lists B's own platform key: B's self-made evidence opens it
 	local f
@@ -376,6 +466,8 @@ t_stop() {
 run_in_order attack_consent t_setup \
 	t_h3_name_only_export_refused t_h3_other_identity_cannot_import t_h3_session_hash_binds_the_policy \
 	t_h3_policy_platform_not_trusted \
+	t_h3_exported_name_reserved t_h3_deleted_name_not_recreatable t_h3_name_free_once_export_removed \
+	t_h3_index_built_from_schema_3 \
 	t_m2_setup t_m2_old_evidence_refused t_m2_evidence_for_other_config_refused \
 	t_m2_expired_client_certificate_refused \
 	t_l3_parent_with_children_not_deleted t_l3_update_none_deletable_by_creator t_l3_quota_per_client \

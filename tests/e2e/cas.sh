@@ -1174,27 +1174,34 @@ t_backup_restore_round_trip() {
 	[ ! -e "$WORK/bk4" ] || die "an inconsistent backup was made" || return 1
 }
 
-# PRAGMA user_version: 3 today (2: the owner index, 3: the audit head); a newer store is refused with the reason
+# PRAGMA user_version: 4 today (2: the owner index, 3: the audit head, 4: the
+# export index); a newer store is refused with the reason
 t_schema_version() {
-	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 3 ] || die "schema version not 3" || return 1
+	[ "$(sqlite3 "$WORK/bk2/cas.db" 'PRAGMA user_version')" = 4 ] || die "schema version not 4" || return 1
 	cp -a "$WORK/restored" "$WORK/newer"
-	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=4' || return 1
+	sqlite3 "$WORK/newer/cas.db" 'PRAGMA user_version=5' || return 1
 	run timeout 10 "$CAS" --data "$WORK/newer" --listen "127.0.0.1:$((PORT + 2))" && [ "$rc" -eq 1 ] || die "newer schema: exit $rc" || return 1
-	has "cas.db has schema version 4; this veil-cas ($VERSION) knows versions up to 3: run a newer veil-cas" || return 1
-	# a store from before versions (0), one of version 1 (no owner index) and
-	# one of version 2 are migrated to 3
-	local v
-	for v in 0 1 2; do
+	has "cas.db has schema version 5; this veil-cas ($VERSION) knows versions up to 4: run a newer veil-cas" || return 1
+	# a store from before versions (0), one of version 1 (no owner index), 2
+	# and 3 (no export index) are migrated to 4
+	local v want
+	want=$(sqlite3 "$WORK/restored/cas.db" "SELECT * FROM exports ORDER BY 1, 2")
+	[ -n "$want" ] || die "no export in the store: nothing to rebuild" || return 1
+	for v in 0 1 2 3; do
 		rm -rf "$WORK/older" "$WORK/older-bk"
 		cp -a "$WORK/restored" "$WORK/older"
-		# a version below 2 has no owner index (the audit head table is kept:
-		# the log must still match the head the store committed)
+		# a version below 2 has no owner index, below 4 no export index (the
+		# audit head table is kept: the log must still match the head the
+		# store committed)
 		[ "$v" -ge 2 ] || sqlite3 "$WORK/older/cas.db" "DROP INDEX IF EXISTS policies_owner" || return 1
-		sqlite3 "$WORK/older/cas.db" "PRAGMA user_version=$v" || return 1
+		sqlite3 "$WORK/older/cas.db" "DROP TABLE IF EXISTS exports; PRAGMA user_version=$v" || return 1
 		run "$CAS" backup --data "$WORK/older" "$WORK/older-bk" && ok || return 1
-		[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 3 ] || die "$v not migrated" || return 1
+		[ "$(sqlite3 "$WORK/older-bk/cas.db" 'PRAGMA user_version')" = 4 ] || die "$v not migrated" || return 1
 		sqlite3 "$WORK/older-bk/cas.db" "SELECT name FROM sqlite_master WHERE type='index'" | grep -qx policies_owner ||
 			die "$v: no owner index" || return 1
+		# the index built from the policies is the one the CAS kept
+		[ "$(sqlite3 "$WORK/older-bk/cas.db" "SELECT * FROM exports ORDER BY 1, 2")" = "$want" ] ||
+			die "$v: export index $(sqlite3 "$WORK/older-bk/cas.db" "SELECT * FROM exports")" || return 1
 	done
 }
 

@@ -170,7 +170,7 @@ static void test_generated_secret_not_in_database(void **state)
 	struct veil_store *s = NULL;
 	struct veil_diags d;
 	veil_diags_init(&d);
-	assert_int_equal(veil_store_sqlite_open(dir, &s, &d), 0);
+	assert_int_equal(veil_store_sqlite_open(dir, NULL, &s, &d), 0);
 	struct veil_secret def = {.name = "pw", .kind = "ascii", .size = 24, .has_size = 1};
 	struct veil_secret_set set = {0};
 	assert_int_equal(veil_secrets_generate(&def, 1, "ns", NULL, &set, &d), 0);
@@ -245,6 +245,168 @@ static void set_user_version(const char *path, int v)
 	sqlite3_close(db);
 }
 
+/* A stand-in for the CAS's opener (routes.c, cas_policy_exports): every
+ * record "opens" and exports to "partner" bound to owner HEX_A, and a record
+ * named "broken" does not open. */
+#define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEX_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+static int fake_exports_of(void *arg, const struct veil_record *r,
+			   int (*add)(void *sink, const struct veil_store_export *e), void *sink)
+{
+	int *opened = arg;
+	if (!strcmp(r->namespace_, "broken"))
+		return VEIL_EINVAL;
+	(*opened)++;
+	struct veil_store_export e = {.importer = "partner", .owner = HEX_A};
+	return add(sink, &e);
+}
+
+struct seen {
+	int count;
+	char owner[65], session_hash[65];
+};
+
+static int collect(const struct veil_store_export *e, void *arg)
+{
+	struct seen *x = arg;
+	x->count++;
+	snprintf(x->owner, sizeof(x->owner), "%s", e->owner ? e->owner : "");
+	snprintf(x->session_hash, sizeof(x->session_hash), "%s",
+		 e->session_hash ? e->session_hash : "");
+	return 0;
+}
+
+static void add_row(struct veil_store *s, const char *ns, const char *owner)
+{
+	uint8_t k[] = {1}, b[] = {2};
+	struct veil_record r = {.namespace_ = (char *)ns,
+				.hash = "h",
+				.owner = (char *)owner,
+				.wrapped_key = k,
+				.wrapped_size = 1,
+				.blob = b,
+				.blob_size = 1};
+	assert_int_equal(s->ops->create(s, &r), 0);
+}
+
+/* the export index: entries of other namespaces naming a name; a removed
+ * namespace takes its own entries along, not those naming it */
+static void test_export_index_outlives_the_importer(void **state)
+{
+	(void)state;
+	struct veil_diags d;
+	struct veil_store *s = NULL;
+	veil_diags_init(&d);
+	assert_int_equal(veil_store_sqlite_open(dir, NULL, &s, &d), 0);
+	add_row(s, "exporter", "o");
+	add_row(s, "partner", "o");
+	struct veil_store_export e = {.importer = "partner", .owner = HEX_A};
+	struct veil_store_export sh = {.importer = "other", .session_hash = HEX_B};
+	struct veil_store_export self = {.importer = "exporter", .owner = HEX_B};
+	struct veil_store_export bare = {.importer = "partner"};
+	assert_int_equal(s->ops->add_export(s, "exporter", &e), 0);
+	assert_int_equal(s->ops->add_export(s, "exporter", &sh), 0);
+	assert_int_equal(s->ops->add_export(s, "exporter", &self), 0);
+	/* an entry binding nothing grants nothing: not indexed */
+	assert_int_equal(s->ops->add_export(s, "exporter", &bare), VEIL_EINVAL);
+	struct seen x = {0};
+	assert_int_equal(s->ops->exports_to(s, "partner", collect, &x), 0);
+	assert_int_equal(x.count, 1);
+	assert_string_equal(x.owner, HEX_A);
+	assert_string_equal(x.session_hash, "");
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(s->ops->exports_to(s, "other", collect, &x), 0);
+	assert_int_equal(x.count, 1);
+	assert_string_equal(x.session_hash, HEX_B);
+	/* a namespace's entries naming itself are not another's */
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(s->ops->exports_to(s, "exporter", collect, &x), 0);
+	assert_int_equal(x.count, 0);
+	/* the importer deleted: the name stays reserved */
+	assert_int_equal(s->ops->remove(s, "partner"), 0);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(s->ops->exports_to(s, "partner", collect, &x), 0);
+	assert_int_equal(x.count, 1);
+	/* the exporter deleted: its names are free */
+	assert_int_equal(s->ops->remove(s, "exporter"), 0);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(s->ops->exports_to(s, "partner", collect, &x), 0);
+	assert_int_equal(s->ops->exports_to(s, "other", collect, &x), 0);
+	assert_int_equal(x.count, 0);
+	/* clear_exports alone, as an update does before adding the new ones */
+	add_row(s, "exporter", "o");
+	assert_int_equal(s->ops->add_export(s, "exporter", &e), 0);
+	assert_int_equal(s->ops->clear_exports(s, "exporter"), 0);
+	assert_int_equal(s->ops->exports_to(s, "partner", collect, &x), 0);
+	assert_int_equal(x.count, 0);
+	s->ops->close(s);
+	veil_diags_free(&d);
+}
+
+/* a store of schema 3 gets its export index built from its policies by the
+ * opener; without one, or with a policy that does not open, it is refused
+ * and stays at 3 */
+static void test_schema_3_gets_its_export_index(void **state)
+{
+	(void)state;
+	struct veil_diags d;
+	struct veil_store *s = NULL;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/cas.db", dir);
+	veil_diags_init(&d);
+	assert_int_equal(veil_store_sqlite_open(dir, NULL, &s, &d), 0);
+	add_row(s, "exporter", "o");
+	add_row(s, "exporter2", "o");
+	s->ops->close(s);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "DROP TABLE exports; PRAGMA user_version=3", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	s = NULL;
+	assert_int_equal(veil_store_sqlite_open(dir, NULL, &s, &d), VEIL_EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(d.msgs[d.count - 1], "building the export index (schema version 4) "
+						    "needs the master key"));
+	assert_int_equal(user_version_of(path), 3);
+
+	int opened = 0;
+	struct veil_store_opener o = {fake_exports_of, &opened};
+	assert_int_equal(veil_store_sqlite_open(dir, &o, &s, &d), 0);
+	assert_int_equal(opened, 2);
+	assert_int_equal(user_version_of(path), VEIL_STORE_SCHEMA_VERSION);
+	struct seen x = {0};
+	assert_int_equal(s->ops->exports_to(s, "partner", collect, &x), 0);
+	assert_int_equal(x.count, 2);
+	assert_string_equal(x.owner, HEX_A);
+	add_row(s, "broken", "o");
+	s->ops->close(s);
+
+	/* run again (an index left by a half-done attempt is rebuilt, not doubled)
+	 * with a record that does not open: refused, unchanged */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	s = NULL;
+	assert_int_equal(veil_store_sqlite_open(dir, &o, &s, &d), VEIL_EINVAL);
+	assert_non_null(strstr(d.msgs[d.count - 1], "namespace broken does not open"));
+	assert_int_equal(user_version_of(path), 3);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "DELETE FROM policies WHERE namespace='broken'", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	opened = 0;
+	assert_int_equal(veil_store_sqlite_open(dir, &o, &s, &d), 0);
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(s->ops->exports_to(s, "partner", collect, &x), 0);
+	assert_int_equal(x.count, 2);
+	s->ops->close(s);
+	veil_diags_free(&d);
+}
+
 /* a new store is at the current version; a store from before versions (0)
  * keeps its rows and is brought to it; a newer one is refused, unchanged */
 static void test_schema_version_migrated_or_newer_refused(void **state)
@@ -254,8 +416,10 @@ static void test_schema_version_migrated_or_newer_refused(void **state)
 	struct veil_store *s = NULL;
 	char path[128];
 	snprintf(path, sizeof(path), "%s/cas.db", dir);
+	int opened = 0;
+	struct veil_store_opener o = {fake_exports_of, &opened};
 	veil_diags_init(&d);
-	assert_int_equal(veil_store_sqlite_open(dir, &s, &d), 0);
+	assert_int_equal(veil_store_sqlite_open(dir, NULL, &s, &d), 0);
 	uint8_t k[] = {1}, b[] = {2};
 	struct veil_record r = {.namespace_ = "ns",
 				.hash = "h",
@@ -269,7 +433,7 @@ static void test_schema_version_migrated_or_newer_refused(void **state)
 	assert_int_equal(user_version_of(path), VEIL_STORE_SCHEMA_VERSION);
 
 	set_user_version(path, 0);
-	assert_int_equal(veil_store_sqlite_open(dir, &s, &d), 0);
+	assert_int_equal(veil_store_sqlite_open(dir, &o, &s, &d), 0);
 	struct veil_record got = {0};
 	assert_int_equal(s->ops->get(s, "ns", &got), 0);
 	veil_record_free(&got);
@@ -278,7 +442,7 @@ static void test_schema_version_migrated_or_newer_refused(void **state)
 
 	set_user_version(path, VEIL_STORE_SCHEMA_VERSION + 1);
 	s = NULL;
-	assert_int_equal(veil_store_sqlite_open(dir, &s, &d), VEIL_EINVAL);
+	assert_int_equal(veil_store_sqlite_open(dir, &o, &s, &d), VEIL_EINVAL);
 	assert_null(s);
 	assert_int_equal(d.count, 1);
 	char want[128];
@@ -302,6 +466,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_generated_secret_not_in_database, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_version_migrated_or_newer_refused, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_export_index_outlives_the_importer, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_schema_3_gets_its_export_index, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
