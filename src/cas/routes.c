@@ -613,6 +613,27 @@ static int check_name_free(struct ctx *c, const struct veil_policy *p)
 	return -1;
 }
 
+/* The per-client namespace quota (veil-cas --max-namespaces-per-client). In
+ * a transaction (in_tx) a refusal rolls it back. 0, or replied. */
+static int check_quota(struct ctx *c, const char *ns, int in_tx)
+{
+	struct veil_store *st = c->t->store;
+	long long max = c->t->cas->max_namespaces_per_client, owned = 0;
+	int rc = st->ops->count_owned(st, c->identity, &owned);
+	if (!rc && owned < max)
+		return 0;
+	if (in_tx)
+		st->ops->rollback(st);
+	if (rc)
+		fail(c, 500, ns, "storage error");
+	else
+		fail(c, 403, ns,
+		     "this client owns %lld namespaces: at most %lld namespaces per client "
+		     "(veil-cas --max-namespaces-per-client)",
+		     owned, max);
+	return -1;
+}
+
 /* "parent/child": the parent must exist and allow this client to create
  * namespaces under it (access_policy.create_sessions). */
 static int check_parent(struct ctx *c, const char *ns)
@@ -681,18 +702,10 @@ static void policy_create(struct ctx *c)
 		     p->name);
 		goto out;
 	}
-	long long owned = 0;
-	if (c->t->store->ops->count_owned(c->t->store, c->identity, &owned)) {
-		fail(c, 500, p->name, "storage error");
+	/* checked before the work (key generation), and again in the create's
+	 * transaction, where no other create of this client can come between */
+	if (check_quota(c, p->name, 0))
 		goto out;
-	}
-	if (owned >= cas->max_namespaces_per_client) {
-		fail(c, 403, p->name,
-		     "this client owns %lld namespaces: at most %ld namespaces per client "
-		     "(veil-cas --max-namespaces-per-client)",
-		     owned, cas->max_namespaces_per_client);
-		goto out;
-	}
 	if (check_parent(c, p->name) || check_imports(c, p, c->identity) ||
 	    gen_secrets(c, p, NULL, &set))
 		goto out;
@@ -711,7 +724,7 @@ static void policy_create(struct ctx *c)
 		fail(c, 500, p->name, "storage error");
 		goto out;
 	}
-	if (check_name_free(c, p))
+	if (check_quota(c, p->name, 1) || check_name_free(c, p))
 		goto out;
 	r.namespace_ = (char *)p->name;
 	r.hash = (char *)p->hash;
