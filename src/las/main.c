@@ -16,12 +16,14 @@
  * that sent a request and then exec'd the genuine binary cannot answer (its
  * new program knows nothing of the nonce), and another process cannot answer
  * for it (its pid is not the sender's). Only a process that runs no code but
- * its executable is vouched for (refuse_unmeasured_code). The whole exchange
+ * its executable is vouched for (refuse_unmeasured_code), from a file system
+ * the kernel serves itself (refuse_served_executable). The whole exchange
  * has a deadline; callers are served concurrently. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +35,7 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
@@ -441,6 +444,58 @@ out:
 	return rc;
 }
 
+/* Not in <linux/magic.h>: fs/orangefs/protocol.h, fs/vboxsf/vfsmod.h,
+ * Lustre's lustre_user.h */
+#define ORANGEFS_SUPER_MAGIC 0x20030528
+#define VBOXSF_SUPER_MAGIC 0x786f4256
+#define LUSTRE_SUPER_MAGIC 0x0BD00BD0
+
+/* veil-las vouches only for an executable whose bytes the kernel itself
+ * reads from storage. On FUSE (sshfs, bindfs, virtiofs, a glusterfs or
+ * s3 client...) a userspace server answers every read: veil-las's hashing
+ * read and the kernel's page-ins for exec are different requests, which it
+ * can answer with different bytes; network file systems leave the same
+ * choice to a remote server. Refused before the measurement: its read would
+ * also be the server's to stall. 0, or -1 with the reason in why. */
+static int refuse_served_executable(int fd, char *why, size_t cap)
+{
+	static const struct {
+		unsigned long magic;
+		const char *name;
+	} served[] = {
+	    {FUSE_SUPER_MAGIC, "FUSE"},
+	    {NFS_SUPER_MAGIC, "NFS"},
+	    {SMB_SUPER_MAGIC, "SMB"},
+	    {CIFS_SUPER_MAGIC, "SMB/CIFS"},
+	    {SMB2_SUPER_MAGIC, "SMB2"},
+	    {V9FS_MAGIC, "9P"},
+	    {CEPH_SUPER_MAGIC, "Ceph"},
+	    {AFS_SUPER_MAGIC, "AFS"},
+	    {AFS_FS_MAGIC, "AFS"},
+	    {CODA_SUPER_MAGIC, "Coda"},
+	    {NCP_SUPER_MAGIC, "NCP"},
+	    {ORANGEFS_SUPER_MAGIC, "OrangeFS"},
+	    {VBOXSF_SUPER_MAGIC, "a VirtualBox shared folder (vboxsf)"},
+	    {LUSTRE_SUPER_MAGIC, "Lustre"},
+	};
+	struct statfs fs;
+	if (fstatfs(fd, &fs)) {
+		snprintf(why, cap, "cannot tell the file system of the caller's executable");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
+		if ((unsigned long)(unsigned int)fs.f_type == served[i].magic) {
+			snprintf(why, cap,
+				 "the caller's executable is on %s, whose content a userspace or "
+				 "remote server controls: the bytes veil-las hashes need not be "
+				 "the bytes that run; only an executable on a local file system "
+				 "is vouched for",
+				 served[i].name);
+			return -1;
+		}
+	return 0;
+}
+
 static void serve(int fd, EVP_PKEY *platform)
 {
 	struct ucred cred = {0};
@@ -477,13 +532,17 @@ static void serve(int fd, EVP_PKEY *platform)
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)cred.pid);
 	exefd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat measured;
+	char unmeasured[512];
+	if (exefd >= 0 && refuse_served_executable(exefd, unmeasured, sizeof(unmeasured))) {
+		why = unmeasured;
+		goto refuse;
+	}
 	if (exefd < 0 || fstat(exefd, &measured) || !alive(pidfd) || measure(exefd, path, meas)) {
 		why = "cannot measure the caller";
 		goto refuse;
 	}
 	/* no interpreter, library or tracer: checked now (a dynamically linked
 	 * caller is told at once) and again just before signing */
-	char unmeasured[512];
 	if (refuse_unmeasured_code(cred.pid, unmeasured, sizeof(unmeasured))) {
 		why = unmeasured;
 		goto refuse;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Attacks on veil-las (issue 9: H4, M1, M5), each performed for real on
-# loopback against veil-las, veil-cas and veil-run; every scenario passes when
-# the attack fails. Root (mount namespaces, a loop-mounted ext4 image).
-# Every server is started here and stopped by PID. Usage: attack_las.sh BUILD_DIR
+# Attacks on veil-las (issue 9: H4, M1, M5; C1's FUSE-served executable),
+# each performed for real on loopback against veil-las, veil-cas and
+# veil-run; every scenario passes when the attack fails. Root (mount
+# namespaces, a loop-mounted ext4 image, a FUSE mount).
+# Every server is started here and stopped by PID; the FUSE mount (bindfs) is
+# unmounted. Usage: attack_las.sh BUILD_DIR
 #
 # Seen against the code before the fix (veil-las and veil-run of 1c7cc1f):
 # - t_h4_fork_after_connect: the CAS answered 200 with the seed's
@@ -27,6 +29,11 @@
 #   veil-las; the genuine start next to it took 69.7 s.
 # - t_m5_silent_las_times_out: veil-run waited on a LAS that accepts and never
 #   answers until the test's 30 s guard killed it (exit 124).
+# Seen against 3aac5c7 (2026-12-02):
+# - t_fuse_served_runtime_refused: veil-run execed from a bindfs (FUSE) mount
+#   got evidence and the configuration: "API_USER = myself", "API_PASSWORD is
+#   set (10 characters)". A FUSE server that answers veil-las's read with the
+#   genuine bytes and the kernel's page-ins with others gets the same.
 set -u
 BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
@@ -39,7 +46,10 @@ export VEIL_HOME=$WORK/home
 pids=()
 made_python=
 mnt=
+fuse_mnt=
 cleanup() {
+	# the FUSE mount before its server (bindfs, in pids): nothing waits on a dead server
+	[ -n "$fuse_mnt" ] && mountpoint -q "$fuse_mnt" && { umount "$fuse_mnt" || umount -l "$fuse_mnt"; }
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	[ -n "$mnt" ] && mountpoint -q "$mnt" && umount "$mnt"
@@ -299,6 +309,33 @@ t_m5_silent_las_times_out() {
 	has "veil-las at $WORK/silent.sock did not answer within 10 s" && [ $((b - a)) -le 15 ]
 }
 
+# C1, FUSE: a userspace server answers both veil-las's hashing read and the
+# kernel's page-ins for exec, so it can give each different bytes: the hash
+# says nothing about what runs. bindfs serves a faithful copy of veil-run
+# here; veil-las must refuse it for where it lives, not for its bytes.
+# Before the fix it started with the configuration (API_USER, API_PASSWORD).
+t_fuse_served_runtime_refused() {
+	command -v bindfs >/dev/null || die "needs bindfs (scripts/setup.sh --test)" || return 1
+	[ -c /dev/fuse ] || die "needs /dev/fuse" || return 1
+	mkdir -p "$WORK/fuse-src" "$WORK/fuse" && cp "$BUILD/veil-run" "$WORK/fuse-src/vr" || return 1
+	bindfs -f "$WORK/fuse-src" "$WORK/fuse" 2>"$WORK/bindfs.err" &
+	pids+=($!)
+	fuse_mnt=$WORK/fuse
+	local i
+	for i in $(seq 100); do
+		[ "$(stat -f -c %t "$fuse_mnt" 2>/dev/null)" = 65735546 ] && break
+		sleep 0.05
+	done
+	[ "$(stat -f -c %t "$fuse_mnt")" = 65735546 ] || die "bindfs did not mount: $(cat "$WORK/bindfs.err")" || return 1
+	cmp -s "$BUILD/veil-run" "$fuse_mnt/vr" || die "the FUSE copy differs" || return 1
+	RUNTIME=$fuse_mnt/vr run start_service las
+	local st=$rc
+	umount "$fuse_mnt" || umount -l "$fuse_mnt"
+	fuse_mnt=
+	[ $st = 1 ] || die "veil-run served by FUSE started (exit $st): $out" || return 1
+	has "veil-las refused: the caller's executable is on FUSE" && lacks "API_USER ="
+}
+
 run_in_order attack_las t_setup t_h4_fork_after_connect t_h4_exec_after_send \
 	t_m1_offline_change_under_remount t_m1_cache_lifetime t_m5_slow_client_does_not_block \
-	t_m5_silent_las_times_out
+	t_m5_silent_las_times_out t_fuse_served_runtime_refused
