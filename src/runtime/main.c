@@ -779,6 +779,12 @@ static void cleanse_free(void *p)
 
 int main(int argc, char **argv)
 {
+	/* no core dump and no ptrace by same-uid processes while veil-run holds
+	 * its key and the configuration (execve gives the program its own say);
+	 * the first statement: a same-uid tracer can attach only between the
+	 * exec and here, and veil-las refuses code written meanwhile (a tracer
+	 * still attached, or changed code; docs/security.md) */
+	prctl(PR_SET_DUMPABLE, 0);
 	clock_gettime(CLOCK_MONOTONIC, &t_start);
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
@@ -812,9 +818,6 @@ int main(int argc, char **argv)
 		return die("VEIL_CAS_KEY must be the CAS's 64-hex-digit key hash");
 	if (!strncmp(cas, "https://", 8))
 		cas += 8;
-	/* no core dump and no ptrace by same-uid processes while veil-run holds
-	 * its key and the configuration (execve gives the program its own say) */
-	prctl(PR_SET_DUMPABLE, 0);
 	/* the host's openssl.cnf has no say over the runtime (and costs ms) */
 	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	/* the configuration holds secrets: jansson's memory is wiped when freed */
