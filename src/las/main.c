@@ -596,9 +596,11 @@ static int compare_with_file(int mem, int pagemap, uint64_t addr, int exe, uint6
  * executable's: a tracer can write into the code (PTRACE_POKETEXT, or
  * /proc/<pid>/mem) and detach before TracerPid is read. Every mapping of the
  * executable file is compared, byte for byte, with the file at the offsets
- * it maps, wherever those offsets hold code (read_code_ranges). 0, or -1
- * with the reason in why. */
-static int refuse_code_unlike_its_file(pid_t pid, int pidfd, char *why, size_t cap)
+ * it maps, wherever those offsets hold code (read_code_ranges): the file
+ * measured (its device and inode in *measured). 0, or -1 with the reason in
+ * why. */
+static int refuse_code_unlike_its_file(pid_t pid, int pidfd, const struct stat *measured, char *why,
+				       size_t cap)
 {
 	char path[64], exe_path[4096] = "", line[4096 + 256];
 	uint64_t compared = 0;
@@ -610,7 +612,13 @@ static int refuse_code_unlike_its_file(pid_t pid, int pidfd, char *why, size_t c
 	snprintf(why, cap, "cannot inspect the caller's code");
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (!buf || fd < 0 || fstat(fd, &exe) || read_code_ranges(fd, &code))
+	if (!buf || fd < 0 || fstat(fd, &exe))
+		goto out;
+	if (exe.st_dev != measured->st_dev || exe.st_ino != measured->st_ino) {
+		snprintf(why, cap, "the caller's executable changed or the caller exited");
+		goto out;
+	}
+	if (read_code_ranges(fd, &code))
 		goto out;
 	ssize_t n = readlink(path, exe_path, sizeof(exe_path) - 1);
 	exe_path[n > 0 ? n : 0] = '\0';
@@ -758,7 +766,8 @@ static void serve(int fd, EVP_PKEY *platform)
 		why = "the caller's executable changed or the caller exited";
 	/* the code compared before TracerPid is read: a tracer that wrote it
 	 * must have left by then, or is seen */
-	if (!why && refuse_code_unlike_its_file(cred.pid, pidfd, unmeasured, sizeof(unmeasured)))
+	if (!why &&
+	    refuse_code_unlike_its_file(cred.pid, pidfd, &measured, unmeasured, sizeof(unmeasured)))
 		why = unmeasured;
 	if (!why && refuse_unmeasured_code(cred.pid, unmeasured, sizeof(unmeasured)))
 		why = unmeasured;
