@@ -12,9 +12,10 @@ if [ "${1:-}" = "--test" ]; then
 	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3, jq, strace),
 	# attest e2e (ps), man page check (groff, man), k8s schema check (node and
 	# npm), the attack tests (gdb's gcore: a core of veil-cas; e2fsprogs:
-	# a loop-mounted ext4 image changed behind veil-las's cache)
+	# a loop-mounted ext4 image changed behind veil-las's cache; bindfs: a
+	# FUSE-served veil-run)
 	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
-		man-db strace gdb e2fsprogs)
+		man-db strace gdb e2fsprogs bindfs)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
 	# (and conflicts with Debian's npm), so ask for npm only without one.
 	command -v node >/dev/null || pkgs+=(nodejs)

@@ -16,12 +16,16 @@
  * that sent a request and then exec'd the genuine binary cannot answer (its
  * new program knows nothing of the nonce), and another process cannot answer
  * for it (its pid is not the sender's). Only a process that runs no code but
- * its executable is vouched for (refuse_unmeasured_code). The whole exchange
+ * its executable is vouched for (refuse_unmeasured_code), from a file system
+ * the kernel serves itself (refuse_served_executable), with its code in
+ * memory as in the file (refuse_code_unlike_its_file). The whole exchange
  * has a deadline; callers are served concurrently. */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,6 +37,7 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
@@ -441,6 +446,255 @@ out:
 	return rc;
 }
 
+/* Not in <linux/magic.h>: fs/orangefs/protocol.h, fs/vboxsf/vfsmod.h,
+ * Lustre's lustre_user.h */
+#define ORANGEFS_SUPER_MAGIC 0x20030528
+#define VBOXSF_SUPER_MAGIC 0x786f4256
+#define LUSTRE_SUPER_MAGIC 0x0BD00BD0
+
+/* veil-las vouches only for an executable whose bytes the kernel itself
+ * reads from storage. On FUSE (sshfs, bindfs, virtiofs, a glusterfs or
+ * s3 client...) a userspace server answers every read: veil-las's hashing
+ * read and the kernel's page-ins for exec are different requests, which it
+ * can answer with different bytes; network file systems leave the same
+ * choice to a remote server. Refused before the measurement: its read would
+ * also be the server's to stall. 0, or -1 with the reason in why. */
+static int refuse_served_executable(int fd, char *why, size_t cap)
+{
+	static const struct {
+		unsigned long magic;
+		const char *name;
+	} served[] = {
+	    {FUSE_SUPER_MAGIC, "FUSE"},
+	    {NFS_SUPER_MAGIC, "NFS"},
+	    {SMB_SUPER_MAGIC, "SMB"},
+	    {CIFS_SUPER_MAGIC, "SMB/CIFS"},
+	    {SMB2_SUPER_MAGIC, "SMB2"},
+	    {V9FS_MAGIC, "9P"},
+	    {CEPH_SUPER_MAGIC, "Ceph"},
+	    {AFS_SUPER_MAGIC, "AFS"},
+	    {AFS_FS_MAGIC, "AFS"},
+	    {CODA_SUPER_MAGIC, "Coda"},
+	    {NCP_SUPER_MAGIC, "NCP"},
+	    {ORANGEFS_SUPER_MAGIC, "OrangeFS"},
+	    {VBOXSF_SUPER_MAGIC, "a VirtualBox shared folder (vboxsf)"},
+	    {LUSTRE_SUPER_MAGIC, "Lustre"},
+	};
+	struct statfs fs;
+	if (fstatfs(fd, &fs)) {
+		snprintf(why, cap, "cannot tell the file system of the caller's executable");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
+		if ((unsigned long)(unsigned int)fs.f_type == served[i].magic) {
+			snprintf(why, cap,
+				 "the caller's executable is on %s, whose content a userspace or "
+				 "remote server controls: the bytes veil-las hashes need not be "
+				 "the bytes that run; only an executable on a local file system "
+				 "is vouched for",
+				 served[i].name);
+			return -1;
+		}
+	return 0;
+}
+
+/* The file ranges of the caller's code: the parts of its executable mapped
+ * as loaded and never written at load: PT_LOAD segments without PF_W, less
+ * PT_GNU_RELRO (written by relocation, then made read-only). A static-pie
+ * executable has no text relocations. */
+#define CODE_RANGES 16
+struct code_ranges {
+	struct {
+		uint64_t from, to; /* file offsets, [from, to) */
+	} r[CODE_RANGES];
+	unsigned count;
+	uint64_t relro_from, relro_to;
+};
+
+static int read_code_ranges(int fd, struct code_ranges *code)
+{
+	Elf64_Ehdr eh;
+	memset(code, 0, sizeof(*code));
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512)
+		return -1;
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
+			(ssize_t)sizeof(ph) ||
+		    ph.p_offset > UINT64_MAX - ph.p_filesz)
+			return -1;
+		if (ph.p_type == PT_GNU_RELRO) {
+			code->relro_from = ph.p_offset;
+			code->relro_to = ph.p_offset + ph.p_filesz;
+		} else if (ph.p_type == PT_LOAD && !(ph.p_flags & PF_W) && ph.p_filesz) {
+			if (code->count == CODE_RANGES)
+				return -1;
+			code->r[code->count].from = ph.p_offset;
+			code->r[code->count].to = ph.p_offset + ph.p_filesz;
+			code->count++;
+		}
+	}
+	return 0;
+}
+
+#define COMPARE_CHUNK 65536
+/* Whether any page of the caller's memory in [addr, addr + len) may differ
+ * from its file: 1 if one was written (the kernel gave it a private copy:
+ * /proc/<pid>/pagemap shows it present and not a file page, or swapped), 0
+ * if every page is the file's page in the page cache or not loaded yet (it
+ * will be read from the file), -1 if pagemap cannot tell. */
+static int pages_written(int pagemap, uint64_t addr, uint64_t len, long page)
+{
+	uint64_t entries[COMPARE_CHUNK / 4096 + 2];
+	uint64_t first = addr / (uint64_t)page, last = (addr + len - 1) / (uint64_t)page;
+	size_t count = (size_t)(last - first + 1);
+	if (pagemap < 0 || count > sizeof(entries) / sizeof(entries[0]) ||
+	    pread(pagemap, entries, count * sizeof(entries[0]), (off_t)(first * 8)) !=
+		(ssize_t)(count * sizeof(entries[0])))
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		int present = (int)(entries[i] >> 63 & 1), swapped = (int)(entries[i] >> 62 & 1),
+		    file_page = (int)(entries[i] >> 61 & 1);
+		if (swapped || (present && !file_page))
+			return 1;
+	}
+	return 0;
+}
+
+/* Compares len bytes of the caller's memory at addr with its executable at
+ * offset off, through buf (2 * COMPARE_CHUNK bytes): 0 if equal, 1 if not,
+ * -1 if either cannot be read. Only chunks with a written page are read
+ * (pages_written; all of them without pagemap): comparing all of
+ * veil-run's 5.2 MB of code took 1.4 to 5.9 ms per request, most of it
+ * faulting in pages it never runs. */
+static int compare_with_file(int mem, int pagemap, uint64_t addr, int exe, uint64_t off,
+			     uint64_t len, uint8_t *buf)
+{
+	uint8_t *in_memory = buf, *in_file = buf + COMPARE_CHUNK;
+	long page = sysconf(_SC_PAGESIZE);
+	if (page < 4096)
+		pagemap = -1;
+	while (len) {
+		size_t n = len < COMPARE_CHUNK ? (size_t)len : COMPARE_CHUNK;
+		if (pages_written(pagemap, addr, n, page)) {
+			if (pread(mem, in_memory, n, (off_t)addr) != (ssize_t)n ||
+			    pread(exe, in_file, n, (off_t)off) != (ssize_t)n)
+				return -1;
+			if (memcmp(in_memory, in_file, n))
+				return 1;
+		}
+		addr += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* veil-las vouches only for a caller whose code in memory is its
+ * executable's: a tracer can write into the code (PTRACE_POKETEXT, or
+ * /proc/<pid>/mem) and detach before TracerPid is read. Every mapping of the
+ * executable file is compared, byte for byte, with the file at the offsets
+ * it maps, wherever those offsets hold code (read_code_ranges): the file
+ * measured (its device and inode in *measured). 0, or -1 with the reason in
+ * why. */
+static int refuse_code_unlike_its_file(pid_t pid, int pidfd, const struct stat *measured, char *why,
+				       size_t cap)
+{
+	char path[64], exe_path[4096] = "", line[4096 + 256];
+	uint64_t compared = 0;
+	struct code_ranges code;
+	struct stat exe;
+	FILE *maps = NULL;
+	uint8_t *buf = malloc(2 * COMPARE_CHUNK);
+	int fd, mem = -1, pagemap = -1, rc = -1, differs = 0;
+	snprintf(why, cap, "cannot inspect the caller's code");
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!buf || fd < 0 || fstat(fd, &exe))
+		goto out;
+	if (exe.st_dev != measured->st_dev || exe.st_ino != measured->st_ino) {
+		snprintf(why, cap, "the caller's executable changed or the caller exited");
+		goto out;
+	}
+	if (read_code_ranges(fd, &code))
+		goto out;
+	ssize_t n = readlink(path, exe_path, sizeof(exe_path) - 1);
+	exe_path[n > 0 ? n : 0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	if ((mem = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		goto out;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	pagemap = open(path, O_RDONLY | O_CLOEXEC); /* without it: every byte compared */
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (!(maps = fopen(path, "re")))
+		goto out;
+	while (!differs && fgets(line, sizeof(line), maps)) {
+		uint64_t start, end, off;
+		unsigned maj, min;
+		unsigned long ino;
+		int at = 0;
+		size_t len = strlen(line);
+		if (!len || line[len - 1] != '\n' ||
+		    sscanf(line, "%" SCNx64 "-%" SCNx64 " %*4s %" SCNx64 " %x:%x %lu %n", &start,
+			   &end, &off, &maj, &min, &ino, &at) < 6 ||
+		    end < start || off > UINT64_MAX - (end - start))
+			goto out;
+		line[len - 1] = '\0';
+		/* by name too: on overlayfs the maps may show the lower file's
+		 * device and inode */
+		if ((makedev(maj, min) != exe.st_dev || ino != exe.st_ino) &&
+		    (!at || !*exe_path || strcmp(line + at, exe_path)))
+			continue;
+		for (unsigned i = 0; !differs && i < code.count; i++) {
+			/* the part of this mapping that holds code: [from, to) in the
+			 * file, less RELRO */
+			uint64_t from = code.r[i].from > off ? code.r[i].from : off;
+			uint64_t to =
+			    code.r[i].to < off + (end - start) ? code.r[i].to : off + (end - start);
+			uint64_t pieces[2][2] = {{from, to}, {0, 0}};
+			if (code.relro_from < to && code.relro_to > from) {
+				pieces[0][1] = code.relro_from > from ? code.relro_from : from;
+				pieces[1][0] = code.relro_to < to ? code.relro_to : to;
+				pieces[1][1] = to;
+			}
+			for (unsigned k = 0; !differs && k < 2; k++) {
+				if (pieces[k][0] >= pieces[k][1])
+					continue;
+				int r = compare_with_file(
+				    mem, pagemap, start + (pieces[k][0] - off), fd, pieces[k][0],
+				    pieces[k][1] - pieces[k][0], buf);
+				if (r < 0)
+					goto out;
+				differs = r;
+				compared += pieces[k][1] - pieces[k][0];
+			}
+		}
+	}
+	/* nothing compared: its code is not mapped from its executable */
+	if (ferror(maps) || !alive(pidfd) || (!differs && !compared))
+		goto out;
+	if (differs) {
+		snprintf(why, cap,
+			 "the caller's code in memory differs from its executable (written "
+			 "after exec, by a tracer or through /proc/<pid>/mem)");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(buf);
+	if (maps)
+		fclose(maps);
+	if (pagemap >= 0)
+		close(pagemap);
+	if (mem >= 0)
+		close(mem);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static void serve(int fd, EVP_PKEY *platform)
 {
 	struct ucred cred = {0};
@@ -477,13 +731,17 @@ static void serve(int fd, EVP_PKEY *platform)
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)cred.pid);
 	exefd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat measured;
+	char unmeasured[512];
+	if (exefd >= 0 && refuse_served_executable(exefd, unmeasured, sizeof(unmeasured))) {
+		why = unmeasured;
+		goto refuse;
+	}
 	if (exefd < 0 || fstat(exefd, &measured) || !alive(pidfd) || measure(exefd, path, meas)) {
 		why = "cannot measure the caller";
 		goto refuse;
 	}
 	/* no interpreter, library or tracer: checked now (a dynamically linked
 	 * caller is told at once) and again just before signing */
-	char unmeasured[512];
 	if (refuse_unmeasured_code(cred.pid, unmeasured, sizeof(unmeasured))) {
 		why = unmeasured;
 		goto refuse;
@@ -506,6 +764,11 @@ static void serve(int fd, EVP_PKEY *platform)
 	if (!why && (exe_identity(pidfd, cred.pid, &now) || now.st_dev != measured.st_dev ||
 		     now.st_ino != measured.st_ino))
 		why = "the caller's executable changed or the caller exited";
+	/* the code compared before TracerPid is read: a tracer that wrote it
+	 * must have left by then, or is seen */
+	if (!why &&
+	    refuse_code_unlike_its_file(cred.pid, pidfd, &measured, unmeasured, sizeof(unmeasured)))
+		why = unmeasured;
 	if (!why && refuse_unmeasured_code(cred.pid, unmeasured, sizeof(unmeasured)))
 		why = unmeasured;
 	if (why)

@@ -607,6 +607,12 @@ static void cleanse_free(void *p)
 
 int main(int argc, char **argv)
 {
+	/* no core dump and no ptrace by same-uid processes while veil-run holds
+	 * its key and the configuration (execve gives the program its own say);
+	 * the first statement: a same-uid tracer can attach only between the
+	 * exec and here, and veil-las refuses code written meanwhile (a tracer
+	 * still attached, or changed code; docs/security.md) */
+	prctl(PR_SET_DUMPABLE, 0);
 	clock_gettime(CLOCK_MONOTONIC, &t_start);
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
@@ -640,11 +646,10 @@ int main(int argc, char **argv)
 		return die("VEIL_CAS_KEY must be the CAS's 64-hex-digit key hash");
 	if (!strncmp(cas, "https://", 8))
 		cas += 8;
-	/* no core dump and no ptrace by same-uid processes while veil-run holds
-	 * its key and the configuration (execve gives the program its own say) */
-	prctl(PR_SET_DUMPABLE, 0);
-	/* the host's openssl.cnf has no say over the runtime (and costs ms) */
-	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	/* the host's openssl.cnf has no say over the runtime (and costs ms);
+	 * no clean-up at exit: a refusal exits while the prefetch thread may
+	 * still be hashing, and the exec needs none */
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, NULL);
 	/* the configuration holds secrets: jansson's memory is wiped when freed */
 	json_set_alloc_funcs(malloc, cleanse_free);
 
@@ -678,11 +683,14 @@ int main(int argc, char **argv)
 		make_cert(&cj);
 	logmsg("key made");
 	char *evidence = NULL;
-	if (las_evidence(las, rd, config_id, &evidence))
-		return 1;
-	logmsg("evidence from %s", las);
+	int las_failed = las_evidence(las, rd, config_id, &evidence);
+	/* joined before any return: exit's OpenSSL clean-up under a thread
+	 * still signing crashes */
 	if (cert_async)
 		pthread_join(cert_thread, NULL);
+	if (las_failed)
+		return 1;
+	logmsg("evidence from %s", las);
 	X509 *cert = cj.cert;
 	if (!cert)
 		return die("cannot make a certificate");

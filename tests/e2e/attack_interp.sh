@@ -263,6 +263,19 @@ t_prefetch_fake_interpreter_refused() {
 	rejected && has "$INTERP" && has "changed" || return 1
 }
 
+# a refusal while the list's files are still being copied (here: a CAS key
+# that does not match) exits with the refusal, not a crash (before
+# OPENSSL_INIT_NO_ATEXIT, exit's clean-up under the copying thread could
+# segfault: exit 139, seen in attack_las.sh's FUSE test)
+t_prefetch_early_refusal_exits_cleanly() {
+	local i
+	for i in 1 2 3 4 5; do
+		CAS_KEY=$(printf '0%.0s' $(seq 64)) LIST=$WORK/app/target/images/attack/runtime-files PRE=: \
+			run start_service
+		rejected && has "error:" || return 1
+	done
+}
+
 # a hostile list (junk, a device, a folder, a missing file, a file the policy
 # does not name, thousands of lines) changes nothing: the start succeeds, and
 # a copy the policy does not list is never mounted
@@ -283,4 +296,5 @@ run_in_order attack_interp t_setup t_h1_policy_lists_runtime_files t_h1_runtime_
 	t_h1_fake_interpreter_refused t_refusal_report_from_another_key_refused t_h1_added_pth_refused \
 	t_h1_changed_library_refused t_h1_python_earlier_on_path_ignored \
 	t_h1_unmeasured_program_refused_by_default \
-	t_prefetch_list_used t_prefetch_fake_interpreter_refused t_prefetch_hostile_list_harmless
+	t_prefetch_list_used t_prefetch_fake_interpreter_refused t_prefetch_early_refusal_exits_cleanly \
+	t_prefetch_hostile_list_harmless

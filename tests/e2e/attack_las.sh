@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Attacks on veil-las (issue 9: H4, M1, M5), each performed for real on
-# loopback against veil-las, veil-cas and veil-run; every scenario passes when
-# the attack fails. Root (mount namespaces, a loop-mounted ext4 image).
-# Every server is started here and stopped by PID. Usage: attack_las.sh BUILD_DIR
+# Attacks on veil-las (issue 9: H4, M1, M5; C1's FUSE and detached tracer),
+# each performed for real on loopback against veil-las, veil-cas and
+# veil-run; every scenario passes when the attack fails. Root (mount
+# namespaces, a loop-mounted ext4 image, a FUSE mount).
+# Every server is started here and stopped by PID; the FUSE mount (bindfs) is
+# unmounted. Usage: attack_las.sh BUILD_DIR
 #
 # Seen against the code before the fix (veil-las and veil-run of 1c7cc1f):
 # - t_h4_fork_after_connect: the CAS answered 200 with the seed's
@@ -27,6 +29,15 @@
 #   veil-las; the genuine start next to it took 69.7 s.
 # - t_m5_silent_las_times_out: veil-run waited on a LAS that accepts and never
 #   answers until the test's 30 s guard killed it (exit 124).
+# Seen against 3aac5c7 (2026-12-02):
+# - t_fuse_served_runtime_refused: veil-run execed from a bindfs (FUSE) mount
+#   got evidence and the configuration: "API_USER = myself", "API_PASSWORD is
+#   set (10 characters)". A FUSE server that answers veil-las's read with the
+#   genuine bytes and the kernel's page-ins with others gets the same.
+# - t_code_changed_by_detached_tracer_refused: veil-run, 16 bytes of its code
+#   (veil_print_version) overwritten with int3 by its tracing parent at the
+#   exec stop, which then detached, got evidence and the configuration
+#   ("API_USER = myself", "API_PASSWORD is set (10 characters)").
 set -u
 BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
@@ -39,7 +50,10 @@ export VEIL_HOME=$WORK/home
 pids=()
 made_python=
 mnt=
+fuse_mnt=
 cleanup() {
+	# the FUSE mount before its server (bindfs, in pids): nothing waits on a dead server
+	[ -n "$fuse_mnt" ] && mountpoint -q "$fuse_mnt" && { umount "$fuse_mnt" || umount -l "$fuse_mnt"; }
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	[ -n "$mnt" ] && mountpoint -q "$mnt" && umount "$mnt"
@@ -299,6 +313,111 @@ t_m5_silent_las_times_out() {
 	has "veil-las at $WORK/silent.sock did not answer within 10 s" && [ $((b - a)) -le 15 ]
 }
 
+# C1, FUSE: a userspace server answers both veil-las's hashing read and the
+# kernel's page-ins for exec, so it can give each different bytes: the hash
+# says nothing about what runs. bindfs serves a faithful copy of veil-run
+# here; veil-las must refuse it for where it lives, not for its bytes.
+# Before the fix it started with the configuration (API_USER, API_PASSWORD).
+t_fuse_served_runtime_refused() {
+	command -v bindfs >/dev/null || die "needs bindfs (scripts/setup.sh --test)" || return 1
+	[ -c /dev/fuse ] || die "needs /dev/fuse" || return 1
+	mkdir -p "$WORK/fuse-src" "$WORK/fuse" && cp "$BUILD/veil-run" "$WORK/fuse-src/vr" || return 1
+	bindfs -f "$WORK/fuse-src" "$WORK/fuse" 2>"$WORK/bindfs.err" &
+	pids+=($!)
+	fuse_mnt=$WORK/fuse
+	local i
+	for i in $(seq 100); do
+		[ "$(stat -f -c %t "$fuse_mnt" 2>/dev/null)" = 65735546 ] && break
+		sleep 0.05
+	done
+	[ "$(stat -f -c %t "$fuse_mnt")" = 65735546 ] || die "bindfs did not mount: $(cat "$WORK/bindfs.err")" || return 1
+	cmp -s "$BUILD/veil-run" "$fuse_mnt/vr" || die "the FUSE copy differs" || return 1
+	RUNTIME=$fuse_mnt/vr run start_service las
+	local st=$rc
+	umount "$fuse_mnt" || umount -l "$fuse_mnt"
+	fuse_mnt=
+	[ $st = 1 ] || die "veil-run served by FUSE started (exit $st): $out" || return 1
+	has "veil-las refused: the caller's executable is on FUSE" && lacks "API_USER ="
+}
+
+# C1, a tracer gone before veil-las looks: the parent of veil-run traces it
+# from its exec (PTRACE_TRACEME), writes into its code at the exec stop (a
+# function the start never calls: veil-run still asks for evidence as
+# always) and detaches; TracerPid is 0 again when veil-las reads it.
+# Before the fix the changed veil-run started with the configuration.
+make_poker() {
+	cat >"$WORK/poker.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+/* poker VADDR PROGRAM [ARG...]: runs PROGRAM traced from its exec, writes 16
+ * int3 bytes at VADDR (relative to its load base) into its code, detaches and
+ * exits with its status */
+int main(int argc, char **argv)
+{
+	if (argc < 3)
+		return 2;
+	unsigned long vaddr = strtoul(argv[1], NULL, 16);
+	pid_t child = fork();
+	if (child == 0) {
+		ptrace(PTRACE_TRACEME, 0, 0, 0);
+		execv(argv[2], argv + 2);
+		_exit(127);
+	}
+	int st;
+	if (waitpid(child, &st, 0) != child || !WIFSTOPPED(st))
+		return fputs("poker: no exec stop\n", stderr), 2;
+	char path[64], exe[4096], line[4096 + 256];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)child);
+	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)child);
+	FILE *f = fopen(path, "r");
+	unsigned long base = 0, start, off;
+	int found = 0;
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		int at = 0;
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "%lx-%*x %*s %lx %*s %*s %n", &start, &off, &at) == 2 && at &&
+		    off == 0 && !strcmp(line + at, exe))
+			base = start, found = 1;
+	}
+	if (!found)
+		return fprintf(stderr, "poker: %s not in the maps\n", exe), 2;
+	long word;
+	memset(&word, 0xcc, sizeof(word));
+	for (unsigned long a = base + vaddr; a < base + vaddr + 16; a += sizeof(word))
+		if (ptrace(PTRACE_POKETEXT, child, (void *)a, (void *)word))
+			return perror("poker: PTRACE_POKETEXT"), 2;
+	long now = ptrace(PTRACE_PEEKTEXT, child, (void *)(base + vaddr), 0);
+	fprintf(stderr, "poker: %s code at %#lx is now %s\n", exe, base + vaddr,
+		now == word ? "int3" : "unchanged");
+	ptrace(PTRACE_DETACH, child, 0, 0);
+	if (waitpid(child, &st, 0) != child)
+		return 2;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+C
+	cc -O1 -o "$WORK/poker" "$WORK/poker.c"
+}
+
+t_code_changed_by_detached_tracer_refused() {
+	local vaddr
+	# its code is never written at load (no text relocations): any
+	# difference from the file in its code is someone else's writing
+	run readelf -dW "$BUILD/veil-run" && ok && lacks TEXTREL || return 1
+	vaddr=$(nm "$BUILD/veil-run" | awk '$3 == "veil_print_version" {print $1}')
+	[ -n "$vaddr" ] || die "no symbol veil_print_version in veil-run" || return 1
+	make_poker || return 1
+	run start_service las "$WORK/poker" "$vaddr"
+	has "is now int3" || return 1
+	rejected && has "veil-las refused" && has "the caller's code in memory differs from its executable" &&
+		lacks "API_USER ="
+}
+
 run_in_order attack_las t_setup t_h4_fork_after_connect t_h4_exec_after_send \
 	t_m1_offline_change_under_remount t_m1_cache_lifetime t_m5_slow_client_does_not_block \
-	t_m5_silent_las_times_out
+	t_m5_silent_las_times_out t_fuse_served_runtime_refused t_code_changed_by_detached_tracer_refused
