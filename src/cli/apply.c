@@ -119,18 +119,21 @@ static void print_globals(const char *label, const struct veil_service_manifest 
 	}
 }
 
-/* --base, else build.from, else $VEIL_BASE, else the kind's default. */
+/* --base, else build.from (an oci: folder relative to the manifest's, as
+ * copy files are), else $VEIL_BASE, else the kind's default. *out: caller
+ * frees. */
 static int choose_base(const struct apply_opts *o, const struct veil_service_manifest *m,
-		       const char **out, struct veil_diags *d)
+		       const char *manifest_dir, char **out, struct veil_diags *d)
 {
-	const char *env = getenv("VEIL_BASE");
+	const char *env = getenv("VEIL_BASE"), *base;
+	*out = NULL;
 	if (o->base)
-		*out = o->base;
+		base = o->base;
 	else if (m->build.from)
-		*out = m->build.from;
+		base = m->build.from;
 	else if (env && *env)
-		*out = env;
-	else if (!(*out = veil_image_kind_base(m->build.kind))) {
+		base = env;
+	else if (!(base = veil_image_kind_base(m->build.kind))) {
 		if (m->build.kind)
 			veil_diag(d,
 				  "%s: build.kind '%s' has no default base image (python has); "
@@ -143,14 +146,21 @@ static int choose_base(const struct apply_opts *o, const struct veil_service_man
 				  m->file);
 		return VEIL_EINVAL;
 	}
-	if (strncmp(*out, "oci:", 4) && strncmp(*out, "docker://", 9) && strcmp(*out, "scratch")) {
+	if (strncmp(base, "oci:", 4) && strncmp(base, "docker://", 9) && strcmp(base, "scratch")) {
 		veil_diag(d,
 			  "base image '%s': not oci:FOLDER[:TAG], docker://HOST/REPO[:TAG] or "
 			  "scratch",
-			  *out);
+			  base);
 		return VEIL_EINVAL;
 	}
-	return 0;
+	if (base == m->build.from && !strncmp(base, "oci:", 4) && base[4] != '/' &&
+	    strcmp(manifest_dir, ".")) {
+		if (asprintf(out, "oci:%s/%s", manifest_dir, base + 4) < 0)
+			*out = NULL;
+	} else {
+		*out = strdup(base);
+	}
+	return *out ? 0 : VEIL_ENOMEM;
 }
 
 /* SOURCE_DATE_EPOCH (reproducible-builds.org): decimal seconds, else 0. */
@@ -178,9 +188,8 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	struct veil_measurement meas = {0};
 	struct veil_image_staged img = {0};
 	char *dir = NULL, *runtime = NULL, *data = NULL, *out_dir = NULL, *layout = NULL;
-	char digest[VEIL_DIGEST_SIZE] = "", *tag = NULL;
+	char digest[VEIL_DIGEST_SIZE] = "", *tag = NULL, *base = NULL;
 	size_t size = 0;
-	const char *base = NULL;
 	int rc = veil_service_parse(doc, &m, d);
 	if (rc)
 		goto out;
@@ -197,7 +206,7 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	}
 	struct veil_image_opts iopts = {
 	    .manifest_dir = dir, .runtime_path = runtime, .target = o->target};
-	if ((rc = choose_base(o, &m, &base, d)) || (rc = image_epoch(&iopts.epoch, d)))
+	if ((rc = choose_base(o, &m, dir, &base, d)) || (rc = image_epoch(&iopts.epoch, d)))
 		goto out;
 	iopts.base = base;
 	if ((rc = veil_measure_service(&m, dir, runtime, &meas, d)))
@@ -283,6 +292,7 @@ out:
 	free(out_dir);
 	free(layout);
 	free(tag);
+	free(base);
 	return rc;
 }
 
