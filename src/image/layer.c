@@ -20,6 +20,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,24 @@ struct oci_layer {
 	int err;
 	struct veil_diags *d;
 	uint8_t *out, *buf;
+	/* libarchive converts names through the locale's character set; veil
+	 * never calls setlocale(), so that is ASCII and a non-ASCII name made
+	 * libarchive 3.6.2's pax writer crash (strlen(NULL)). Every libarchive
+	 * call runs in C.UTF-8: names (valid UTF-8, checked when measured) pass
+	 * unchanged, whatever LANG the builder has. */
+	locale_t utf8;
 };
+
+/* the calling thread in C.UTF-8 until the matching leave_utf8() */
+static locale_t enter_utf8(const struct oci_layer *l)
+{
+	return uselocale(l->utf8);
+}
+
+static void leave_utf8(locale_t old)
+{
+	uselocale(old);
+}
 
 static int flush_out(struct oci_layer *l)
 {
@@ -109,8 +127,13 @@ void oci_layer_abort(struct oci_layer *l)
 {
 	if (!l)
 		return;
-	if (l->a)
+	if (l->a) {
+		locale_t old = enter_utf8(l);
 		archive_write_free(l->a); /* closes, and flushes into tar_out */
+		leave_utf8(old);
+	}
+	if (l->utf8)
+		freelocale(l->utf8);
 	if (l->z_ready)
 		deflateEnd(&l->z);
 	if (l->fd >= 0)
@@ -148,6 +171,11 @@ int oci_layer_open(struct oci_layer **out, const char *layout, time_t mtime, str
 	l->file_sha = EVP_MD_CTX_new();
 	l->out = malloc(OUT_SIZE);
 	l->buf = malloc(READ_SIZE);
+	if (!(l->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0))) {
+		veil_diag(d, "image layer: the C.UTF-8 locale is missing: %s", strerror(errno));
+		oci_layer_abort(l);
+		return VEIL_EIO;
+	}
 	if (!l->tmp || !l->layout || !l->tar_sha || !l->gz_sha || !l->file_sha || !l->out ||
 	    !l->buf || !EVP_DigestInit_ex(l->tar_sha, EVP_sha256(), NULL) ||
 	    !EVP_DigestInit_ex(l->gz_sha, EVP_sha256(), NULL))
@@ -167,9 +195,12 @@ int oci_layer_open(struct oci_layer **out, const char *layout, time_t mtime, str
 		oci_layer_abort(l);
 		return VEIL_EIO;
 	}
-	if (!(l->a = archive_write_new()) ||
-	    archive_write_set_format_pax_restricted(l->a) != ARCHIVE_OK ||
-	    archive_write_open2(l->a, l, NULL, tar_out, NULL, NULL) != ARCHIVE_OK)
+	locale_t old = enter_utf8(l);
+	int bad = !(l->a = archive_write_new()) ||
+		  archive_write_set_format_pax_restricted(l->a) != ARCHIVE_OK ||
+		  archive_write_open2(l->a, l, NULL, tar_out, NULL, NULL) != ARCHIVE_OK;
+	leave_utf8(old);
+	if (bad)
 		goto nomem;
 	*out = l;
 	return 0;
@@ -207,11 +238,13 @@ static int archive_failed(struct oci_layer *l, const char *what)
 
 int oci_layer_add_dir(struct oci_layer *l, const char *image_path)
 {
+	locale_t old = enter_utf8(l);
 	struct archive_entry *e = new_entry(l, image_path, AE_IFDIR, 0755);
+	int r = e ? archive_write_header(l->a, e) : ARCHIVE_FATAL;
+	archive_entry_free(e);
+	leave_utf8(old);
 	if (!e)
 		return VEIL_ENOMEM;
-	int r = archive_write_header(l->a, e);
-	archive_entry_free(e);
 	return r == ARCHIVE_OK ? 0 : archive_failed(l, image_path);
 }
 
@@ -220,6 +253,7 @@ int oci_layer_add_file(struct oci_layer *l, const char *image_path, const char *
 {
 	struct archive_entry *e = NULL;
 	int rc = VEIL_EIO;
+	locale_t old = enter_utf8(l);
 	int fd = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -282,6 +316,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	archive_entry_free(e);
+	leave_utf8(old);
 	return rc;
 }
 
@@ -292,12 +327,17 @@ int oci_layer_close(struct oci_layer *l, char diff_id[static VEIL_DIGEST_SIZE],
 	uint8_t h[VEIL_SHA256_SIZE];
 	char hex[2 * VEIL_SHA256_SIZE + 1];
 	unsigned len = 0;
-	if (archive_write_close(l->a) != ARCHIVE_OK) {
+	locale_t old = enter_utf8(l);
+	int closed = archive_write_close(l->a);
+	if (closed == ARCHIVE_OK) {
+		archive_write_free(l->a);
+		l->a = NULL;
+	}
+	leave_utf8(old);
+	if (closed != ARCHIVE_OK) {
 		rc = archive_failed(l, "closing the tar");
 		goto out;
 	}
-	archive_write_free(l->a);
-	l->a = NULL;
 	if (deflate_some(l, NULL, 0, Z_FINISH)) {
 		veil_diag(l->d, "%s: write failed: %s", l->tmp, strerror(l->err ? l->err : EIO));
 		goto out;

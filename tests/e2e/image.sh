@@ -300,7 +300,24 @@ t_unmeasurable_copy_keeps_image() {
 	rm fifo && sed -i '/    - fifo/d' service.yaml
 }
 
+# Names ustar cannot hold (non-ASCII, over 100 bytes) go into pax headers,
+# the same under any locale (libarchive 3.6.2 crashed on a non-ASCII name
+# before every libarchive call ran in C.UTF-8).
+t_unusual_names() {
+	mkdir -p "$WORK/names/d" && cd "$WORK/names" || return 1
+	local long
+	long=$(printf 'n%.0s' $(seq 1 150))
+	printf x >"d/caf$(printf '\303\251').txt" && printf y >"d/$long" || return 1
+	sed 's/^    - print_env.py/    - d/' "$SEED/service.yaml" >service.yaml
+	run env LC_ALL=C "$VEIL" apply -f service.yaml --base scratch -t t1 --no-push && ok || return 1
+	run env LC_ALL=C.UTF-8 LANG=C.UTF-8 "$VEIL" apply -f service.yaml --base scratch -t t2 --no-push && ok || return 1
+	[ "$(digest_of t1)" = "$(digest_of t2)" ] || die "the locale changed the digest" || return 1
+	umoci unpack --rootless --image t1/images/$NAME/oci:latest u >/dev/null 2>&1 || die "umoci unpack" || return 1
+	[ "$(cat "u/rootfs/python/d/caf$(printf '\303\251').txt")" = x ] && [ "$(cat "u/rootfs/python/d/$long")" = y ] ||
+		die "names changed: $(ls u/rootfs/python/d)"
+}
+
 run_in_order image t_setup t_seed_image_builds t_builds_are_reproducible t_base_resolution \
 	t_output_json_and_push_note t_missing_base_refused t_base_without_tag_refused \
 	t_corrupt_base_blob_refused t_malformed_layout_refused t_manifest_list_picks_amd64 \
-	t_unreadable_copy_file_refused t_unmeasurable_copy_keeps_image
+	t_unreadable_copy_file_refused t_unmeasurable_copy_keeps_image t_unusual_names
