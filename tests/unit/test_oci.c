@@ -102,24 +102,19 @@ static void test_index_digest_must_be_sha256_hex(void **state)
 	said("lacks mediaType, digest or size");
 }
 
+/* an index entry tagged t */
+#define TAGGED(t) DESC("m") ",\"annotations\":{\"" OCI_REF_NAME "\":\"" t "\"}}"
+
 static void test_index_tags(void **state)
 {
 	(void)state;
-	const char *two = "{\"schemaVersion\":2,\"manifests\":[" DESC(
-	    "m") ",\"annotations\":{\"org.opencontainers.image.ref.name\":\"a\"}}"
-		 "," DESC("m") ","
-			       "\"annotations\":{\"org.opencontainers.image.ref.name\":"
-			       "\"b\"}}]}";
+	const char *two = "{\"schemaVersion\":2,\"manifests\":[" TAGGED("a") "," TAGGED("b") "]}";
 	assert_int_equal(index_select(two, "b"), 0);
 	assert_int_not_equal(index_select(two, "c"), 0);
 	said("L: no image tagged 'c' in index.json (tags: 'a', 'b')");
 	assert_int_not_equal(index_select(two, NULL), 0);
 	said("L: index.json holds 2 images; name one (oci:DIR:TAG)");
-	const char *dup = "{\"schemaVersion\":2,\"manifests\":[" DESC(
-	    "m") ",\"annotations\":{\"org.opencontainers.image.ref.name\":\"a\"}}"
-		 "," DESC("m") ","
-			       "\"annotations\":{\"org.opencontainers.image.ref.name\":"
-			       "\"a\"}}]}";
+	const char *dup = "{\"schemaVersion\":2,\"manifests\":[" TAGGED("a") "," TAGGED("a") "]}";
 	assert_int_not_equal(index_select(dup, "a"), 0);
 	said("index.json tags two images 'a'");
 }
