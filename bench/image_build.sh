@@ -59,8 +59,8 @@ for _ in $(seq 1 "$R"); do
 	t1=$(now)
 	"$VEIL" apply -f app/service.yaml -t target --no-push >/dev/null 2>&1
 	t2=$(now)
-	echo "$t1 - $t0" | bc -l >>tar.times
-	echo "$t2 - $t1" | bc -l >>veil.times
+	awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >>tar.times
+	awk -v a="$t1" -v b="$t2" 'BEGIN {print b - a}' >>veil.times
 done
 tsec=$(median <tar.times)
 vsec=$(median <veil.times)
