@@ -75,6 +75,7 @@ static json_t *parse_json(const char *data, size_t size, const char *where, cons
 		json_decref(doc);
 		return NULL;
 	}
+	/* an image config has no schemaVersion; indexes and manifests must */
 	const json_t *v = json_object_get(doc, "schemaVersion");
 	if (strcmp(what, "config") && (!json_is_integer(v) || json_integer_value(v) != 2)) {
 		veil_diag(d, "%s: %s has no schemaVersion 2", where, what);
@@ -111,7 +112,7 @@ int oci_index_select(const char *data, size_t size, const char *where, const cha
 	json_t *idx = parse_json(data, size, where, "index.json", d);
 	const json_t *list = idx ? index_entries(idx, where, "index.json", d) : NULL;
 	const json_t *found = NULL;
-	size_t i, n = 0;
+	size_t i;
 	json_t *e;
 	if (!list)
 		goto fail;
@@ -131,7 +132,6 @@ int oci_index_select(const char *data, size_t size, const char *where, const cha
 			goto fail;
 		}
 		found = e;
-		n++;
 	}
 	if (!found) {
 		struct veil_buf tags;

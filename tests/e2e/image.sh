@@ -72,6 +72,10 @@ t_seed_image_builds() {
 	[ "$(jq -r '.Layers[0]' <<<"$out")" = "$base_layer" ] || die "base layer not reused" || return 1
 	cmp -s "../base/blobs/sha256/${base_layer#sha256:}" "$OCI/blobs/sha256/${base_layer#sha256:}" ||
 		die "base layer bytes differ" || return 1
+	# skopeo copies it whole (every blob checked) and the digest stays
+	skopeo copy -q "oci:$OCI:latest" "oci:$WORK/copied:latest" >/dev/null 2>&1 || die "skopeo copy failed" || return 1
+	[ "$(digest_of target)" = "$(jq -r '.manifests[0].digest' "$WORK/copied/index.json")" ] ||
+		die "skopeo copy changed the digest" || return 1
 	umoci unpack --rootless --image "$OCI:latest" "$WORK/unpacked" >/dev/null 2>&1 ||
 		die "umoci unpack failed" || return 1
 	local r=$WORK/unpacked/rootfs
