@@ -9,6 +9,9 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 VEIL=$(realpath "${1:-$root/build/veil}")
+# veil apply builds each service's image too; with no registry here its base is
+# "scratch" (veil's layers alone: docs/images.md)
+export VEIL_BASE=scratch
 N=${2:-1000}
 R=${3:-5}
 if [ -n "${BENCH_DIR:-}" ]; then # keep the generated mesh for profiling

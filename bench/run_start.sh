@@ -7,6 +7,9 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath "${1:-$root/build}")
+# veil apply builds each service's image too; with no registry here its base is
+# "scratch" (veil's layers alone: docs/images.md)
+export VEIL_BASE=scratch
 runs=${2:-30}
 work=$(mktemp -d)
 port=${PORT:-18743}

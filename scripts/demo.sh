@@ -6,6 +6,9 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
+# veil apply builds each service's image too; with no registry here its base is
+# "scratch" (veil's layers alone: docs/images.md)
+export VEIL_BASE=scratch
 bin=$root/build
 ex=$root/examples/python-hello-user
 out=${VEIL_DEMO_DIR:-$root/demo}

@@ -77,4 +77,59 @@ int veil_runtime_startup_file(const char *name);
 /* The veil-run executable next to the running binary, or $VEIL_RUNTIME. */
 char *veil_default_runtime_path(void);
 
+/* --- OCI image build (src/image/oci.c, layer.c, build.c; docs/images.md) ---
+ *
+ * Base references (veil_image_build's base):
+ *   oci:DIR[:TAG]   an OCI image layout folder; without TAG its index.json
+ *                   must hold exactly one image (DIR cannot hold ':', as in
+ *                   skopeo's oci: transport)
+ *   docker://REF    a registry image, copied by veil_image_pull() first
+ *   scratch         no base: the image holds only veil's layers (linux/amd64) */
+
+/* Where veil-run is in every image, and the layer's mode. */
+#define VEIL_IMAGE_RUNTIME_PATH "/usr/lib/veil/veil-run"
+/* "sha256:" and 64 hex digits */
+#define VEIL_DIGEST_SIZE (7 + 2 * VEIL_SHA256_SIZE + 1)
+
+/* The base a build.kind stands for (docs/images.md has the table); NULL for
+ * a kind without one. */
+const char *veil_image_kind_base(const char *kind);
+
+struct veil_image_opts {
+	const char *base;         /* a base reference (above); required */
+	const char *manifest_dir; /* the copy files' folder */
+	const char *runtime_path; /* the veil-run measured */
+	const char *target;       /* the target folder */
+	long long epoch;          /* every time stamp (SOURCE_DATE_EPOCH, else 0) */
+};
+
+/* An image built into a staging folder, not yet in place. Owns its strings;
+ * veil_image_commit() swaps it in, veil_image_discard() removes it (both
+ * release it; discarding a committed or zeroed one does nothing). */
+struct veil_image_staged {
+	char *staging;                 /* TARGET/images/.<name>.oci.new-<pid> */
+	char *layout;                  /* TARGET/images/<name>/oci, where commit puts it */
+	char *tag;                     /* org.opencontainers.image.ref.name: build.to's tag */
+	char digest[VEIL_DIGEST_SIZE]; /* the image manifest's digest */
+};
+
+/* Builds m's image on opts->base (see docs/images.md for the layers and the
+ * reproducibility rules). Every file is hashed again as it is archived and
+ * must match m. Nothing under TARGET/images/<name>/ changes here. */
+int veil_image_build(const struct veil_measurement *m, const struct veil_image_opts *opts,
+		     struct veil_image_staged *out, struct veil_diags *d);
+/* TARGET/images/<name>/oci replaced by the staged folder in one step. */
+int veil_image_commit(struct veil_image_staged *s, struct veil_diags *d);
+void veil_image_discard(struct veil_image_staged *s);
+
+/* The registry side (issue 10, item 4; src/image/registry_stub.c until the
+ * registry client replaces it). veil_image_pull copies the linux/amd64 image
+ * ref (docker://HOST/REPO[:TAG|@DIGEST]) into the OCI layout folder
+ * layout_dir (created when missing; blobs already there are kept) and sets
+ * *tag (caller frees) to its org.opencontainers.image.ref.name there; the
+ * builder then reads oci:layout_dir:*tag. veil_image_push sends the image
+ * tagged tag in the layout folder layout_dir to ref (build.to). */
+int veil_image_pull(const char *ref, const char *layout_dir, char **tag, struct veil_diags *d);
+int veil_image_push(const char *layout_dir, const char *tag, const char *ref, struct veil_diags *d);
+
 #endif

@@ -62,6 +62,9 @@ struct veil_injection_file {
 
 struct veil_build {
 	const char *name, *kind, *to, *pwd, *command, *requirements;
+	/* the base image (a veil extension; docs/images.md): oci:DIR[:TAG],
+	 * docker://REF or scratch; NULL: by kind */
+	const char *from;
 	char **copy;
 	size_t copy_count;
 	char **run;

@@ -1,5 +1,6 @@
 /* veil apply -f service.yaml | -f Meshfile */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 struct apply_opts {
 	const char *target;
+	const char *base; /* --base */
 	int no_push, no_upload, debug_mode, print_defaults;
 	const char *cas;
 	unsigned outputs;
@@ -41,9 +43,16 @@ static void apply_usage(FILE *f)
 	    "  program the command resolves to, its loader and shared objects, and a\n"
 	    "  Python interpreter's folders (their listings and .pth and site files),\n"
 	    "  looked up under $VEIL_IMAGE_ROOT (default /); veil-run checks them before\n"
-	    "  it execs the program. Building and pushing the OCI image is\n"
-	    "  not implemented yet (planned): only the record is written, with or\n"
-	    "  without --no-push.\n\n"
+	    "  it execs the program. Then it builds the OCI image, reproducibly: the\n"
+	    "  base image's layers, a layer with the copy files under pwd and one with\n"
+	    "  veil-run (" VEIL_IMAGE_RUNTIME_PATH ", the entrypoint; no Cmd), written\n"
+	    "  as the OCI image layout DIR/images/<build.name>/oci (tagged with\n"
+	    "  build.to's tag), and prints its digest. The base is --base, else\n"
+	    "  build.from, else $VEIL_BASE, else build.kind's default (python:\n"
+	    "  docker://docker.io/library/python:3.11-slim-bookworm). A base is\n"
+	    "  oci:FOLDER[:TAG] (an OCI image layout), docker://HOST/REPO[:TAG] or\n"
+	    "  scratch. Pulling from a registry and pushing to build.to are\n"
+	    "  not implemented yet (planned).\n\n"
 	    "With a Meshfile (kind: mesh):\n"
 	    "  Finds each service's measurement record in DIR by its image (build.to) and\n"
 	    "  derives the security policy. Unless --no-upload, it reads the namespace on\n"
@@ -58,6 +67,8 @@ static void apply_usage(FILE *f)
 	    "Options:\n"
 	    "  -f, --file FILE          manifest, Meshfile, folder or - (required; repeatable)\n"
 	    "      --output-dir DIR     output folder (default: ./target); also -t, --target\n"
+	    "      --base REF           service: the base image (oci:FOLDER[:TAG],\n"
+	    "                           docker://HOST/REPO[:TAG] or scratch)\n"
 	    "      --no-push            service: do not push the image\n"
 	    "      --mode MODE          mesh: production (default) or debug; debug adds\n"
 	    "                           security.attestation.tolerate: [debug-mode]\n"
@@ -71,8 +82,10 @@ static void apply_usage(FILE *f)
 	    "  -p, --print-defaults     list the global variables each service needs and\n"
 	    "                           where their values come from, then exit\n"
 	    "  -h, --help               this help\n\n"
-	    "Environment: VEIL_RUNTIME overrides the veil-run binary that is measured;\n"
-	    "VEIL_CAS is the CAS when --cas is not given.\n");
+	    "Environment: VEIL_RUNTIME overrides the veil-run binary that is measured\n"
+	    "and put in the image; VEIL_BASE is the base image when neither --base nor\n"
+	    "build.from names one; SOURCE_DATE_EPOCH sets the image's time stamps\n"
+	    "(default 0, 1970-01-01); VEIL_CAS is the CAS when --cas is not given.\n");
 }
 
 static int load_doc(struct ydoc *doc, const struct cli_input *in, struct veil_diags *d)
@@ -106,12 +119,76 @@ static void print_globals(const char *label, const struct veil_service_manifest 
 	}
 }
 
+/* --base, else build.from (an oci: folder relative to the manifest's, as
+ * copy files are), else $VEIL_BASE, else the kind's default. *out: caller
+ * frees. */
+static int choose_base(const struct apply_opts *o, const struct veil_service_manifest *m,
+		       const char *manifest_dir, char **out, struct veil_diags *d)
+{
+	const char *env = getenv("VEIL_BASE"), *base;
+	*out = NULL;
+	if (o->base)
+		base = o->base;
+	else if (m->build.from)
+		base = m->build.from;
+	else if (env && *env)
+		base = env;
+	else if (!(base = veil_image_kind_base(m->build.kind))) {
+		if (m->build.kind)
+			veil_diag(d,
+				  "%s: build.kind '%s' has no default base image (python has); "
+				  "name one with build.from or --base",
+				  m->file, m->build.kind);
+		else
+			veil_diag(d,
+				  "%s: no base image: set build.kind (python), build.from, or "
+				  "--base (oci:FOLDER[:TAG], docker://HOST/REPO[:TAG] or scratch)",
+				  m->file);
+		return VEIL_EINVAL;
+	}
+	if (strncmp(base, "oci:", 4) && strncmp(base, "docker://", 9) && strcmp(base, "scratch")) {
+		veil_diag(d,
+			  "base image '%s': not oci:FOLDER[:TAG], docker://HOST/REPO[:TAG] or "
+			  "scratch",
+			  base);
+		return VEIL_EINVAL;
+	}
+	if (base == m->build.from && !strncmp(base, "oci:", 4) && base[4] != '/' &&
+	    strcmp(manifest_dir, ".")) {
+		if (asprintf(out, "oci:%s/%s", manifest_dir, base + 4) < 0)
+			*out = NULL;
+	} else {
+		*out = strdup(base);
+	}
+	return *out ? 0 : VEIL_ENOMEM;
+}
+
+/* SOURCE_DATE_EPOCH (reproducible-builds.org): decimal seconds, else 0. */
+static int image_epoch(long long *out, struct veil_diags *d)
+{
+	const char *s = getenv("SOURCE_DATE_EPOCH");
+	char *end = NULL;
+	*out = 0;
+	if (!s || !*s)
+		return 0;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0 || v > 253402300799LL || s[0] < '0' || s[0] > '9') {
+		veil_diag(d, "SOURCE_DATE_EPOCH '%s' is not a number of seconds since 1970", s);
+		return VEIL_EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
 static int apply_service(const struct apply_opts *o, const struct cli_input *in, struct ydoc *doc,
 			 struct veil_diags *d)
 {
 	struct veil_service_manifest m;
 	struct veil_measurement meas = {0};
-	char *dir = NULL, *runtime = NULL, *data = NULL, *out_dir = NULL;
+	struct veil_image_staged img = {0};
+	char *dir = NULL, *runtime = NULL, *data = NULL, *out_dir = NULL, *layout = NULL;
+	char digest[VEIL_DIGEST_SIZE] = "", *tag = NULL, *base = NULL;
 	size_t size = 0;
 	int rc = veil_service_parse(doc, &m, d);
 	if (rc)
@@ -127,6 +204,11 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
+	struct veil_image_opts iopts = {
+	    .manifest_dir = dir, .runtime_path = runtime, .target = o->target};
+	if ((rc = choose_base(o, &m, dir, &base, d)) || (rc = image_epoch(&iopts.epoch, d)))
+		goto out;
+	iopts.base = base;
 	if ((rc = veil_measure_service(&m, dir, runtime, &meas, d)))
 		goto out;
 	if (in->is_stdin) {
@@ -141,22 +223,41 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 		if ((rc = veil_read_file(in->name, ylimits_default.max_doc_size, &data, &size, d)))
 			goto out;
 	}
+	/* the image first, staged: a build that fails leaves the record and the
+	 * old image as they were */
+	if ((rc = veil_image_build(&meas, &iopts, &img, d)))
+		goto out;
 	if ((rc = veil_measurement_write(&meas, o->target, data, size, &out_dir, d)))
 		goto out;
-	if (!o->no_push)
-		fprintf(
-		    stderr,
-		    "note: building and pushing the OCI image is not implemented yet (planned); "
-		    "only the measurement record was written (--no-push silences this)\n");
+	memcpy(digest, img.digest, sizeof(digest));
+	if (!(layout = strdup(img.layout)) || !(tag = strdup(img.tag))) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	if ((rc = veil_image_commit(&img, d)))
+		goto out;
+	if (!o->no_push) {
+		rc = veil_image_push(layout, tag, meas.image, d);
+		if (rc == VEIL_ENOENT)
+			fprintf(stderr,
+				"note: pushing the image is not implemented yet (planned); it is "
+				"in %s (--no-push silences this)\n",
+				layout);
+		else if (rc)
+			goto out;
+		rc = 0;
+	}
 	if (o->fmt != CLI_FMT_TEXT) {
 		char *record = veil_path_join(out_dir, "measurement.yaml");
 		if (!record ||
 		    json_array_append_new(
-			o->items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "file",
-					    in->name, "kind", "service", "name", meas.name, "image",
-					    meas.image, "files", (json_int_t)meas.file_count,
-					    "mrenclave", meas.runtime_sha256, "file_set_root",
-					    meas.file_set_root, "record", record)))
+			o->items,
+			json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+				  "file", in->name, "kind", "service", "name", meas.name, "image",
+				  meas.image, "files", (json_int_t)meas.file_count, "mrenclave",
+				  meas.runtime_sha256, "file_set_root", meas.file_set_root,
+				  "record", record, "digest", digest, "layout", layout, "tag", tag,
+				  "base", base)))
 			rc = VEIL_ENOMEM;
 		free(record);
 		goto out;
@@ -180,12 +281,18 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 			getenv("VEIL_IMAGE_ROOT") ? " under VEIL_IMAGE_ROOT=" : "",
 			getenv("VEIL_IMAGE_ROOT") ? getenv("VEIL_IMAGE_ROOT") : "");
 	printf("  record         %s/measurement.yaml\n", out_dir);
+	printf("  image digest   %s\n", digest);
+	printf("  image layout   %s (tag %s, base %s)\n", layout, tag, base);
 out:
+	veil_image_discard(&img);
 	veil_measurement_free(&meas);
 	free(dir);
 	free(runtime);
 	free(data);
 	free(out_dir);
+	free(layout);
+	free(tag);
+	free(base);
 	return rc;
 }
 
@@ -704,7 +811,7 @@ static int parse_files(const char *arg, unsigned *outputs)
 	return rc;
 }
 
-enum { OPT_NO_PUSH = 256, OPT_NO_UPLOAD, OPT_MODE, OPT_CAS, OPT_FORMAT };
+enum { OPT_NO_PUSH = 256, OPT_NO_UPLOAD, OPT_MODE, OPT_CAS, OPT_FORMAT, OPT_BASE };
 
 static int apply_main(int argc, char **argv)
 {
@@ -742,6 +849,9 @@ static int apply_main(int argc, char **argv)
 			break;
 		case OPT_NO_PUSH:
 			o.no_push = 1;
+			break;
+		case OPT_BASE:
+			o.base = optarg;
 			break;
 		case OPT_NO_UPLOAD:
 			o.no_upload = 1;
@@ -849,7 +959,7 @@ static int apply_main(int argc, char **argv)
 const struct cli_cmd apply_cmd = {
     .name = "apply",
     .path = "veil apply",
-    .summary = "measure a service, or derive a mesh's policy and Helm chart",
+    .summary = "measure a service and build its image, or derive a mesh's policy and chart",
     .run = apply_main,
     .usage = apply_usage,
     .opts =
@@ -861,6 +971,7 @@ const struct cli_cmd apply_cmd = {
 	    {"format", required_argument, NULL, OPT_FORMAT},
 	    {"print-defaults", no_argument, NULL, 'p'},
 	    {"no-push", no_argument, NULL, OPT_NO_PUSH},
+	    {"base", required_argument, NULL, OPT_BASE},
 	    {"no-upload", no_argument, NULL, OPT_NO_UPLOAD},
 	    {"mode", required_argument, NULL, OPT_MODE},
 	    {"cas", required_argument, NULL, OPT_CAS},

@@ -314,9 +314,9 @@ static unsigned get_program_id(struct yctx *c, const struct ynode *b, const char
 
 static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build *out)
 {
-	static const char *const keys[] = {"name", "kind",         "to",  "pwd",       "command",
-					   "copy", "requirements", "run", "signature", "host_paths",
-					   "user", "group",        NULL};
+	static const char *const keys[] = {
+	    "name", "kind",      "to",         "pwd",  "command", "copy", "requirements",
+	    "run",  "signature", "host_paths", "user", "group",   "from", NULL};
 	ycheck_keys(c, b, keys, "build");
 	out->name = yget_str(c, b, "name", 1, "build");
 	if (out->name && !veil_valid_object_name(out->name))
@@ -347,6 +347,12 @@ static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build
 		     "build: 'group' needs 'user': the uid is what keeps other processes out of "
 		     "the program's environment");
 	out->requirements = yget_str(c, b, "requirements", 0, "build");
+	out->from = yget_str(c, b, "from", 0, "build");
+	if (out->from && strncmp(out->from, "oci:", 4) && strncmp(out->from, "docker://", 9) &&
+	    strcmp(out->from, "scratch"))
+		yerr(c, ymap_get(b, "from"),
+		     "build: from '%s' is not oci:DIR[:TAG], docker://HOST/REPO[:TAG] or scratch",
+		     out->from);
 	out->copy = yget_strlist(c, b, "copy", 0, &out->copy_count, "build");
 	out->copy_pos = POS(ymap_get(b, "copy"));
 	out->run = yget_strlist(c, b, "run", 0, &out->run_count, "build");

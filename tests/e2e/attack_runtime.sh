@@ -19,6 +19,9 @@ set -u
 BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
 ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+# veil apply builds each service's image too; with no registry here its base is
+# "scratch" (veil's layers alone: docs/images.md)
+export VEIL_BASE=scratch
 WORK=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
 URL=https://127.0.0.1:$PORT

@@ -7,6 +7,9 @@ VEIL=$BUILD/veil
 CAS=$BUILD/veil-cas
 ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SEED=$ROOT/examples/python-hello-user
+# veil apply builds each service's image too; with no registry here its base is
+# "scratch" (veil's layers alone: docs/images.md)
+export VEIL_BASE=scratch
 WORK=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000))
 URL=https://127.0.0.1:$PORT

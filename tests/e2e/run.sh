@@ -13,6 +13,9 @@ export VEIL_RUNTIME=$GOLDEN/runtime.bin
 # come from a small stand-in image, not the host: the goldens stay the same
 # on every machine
 export VEIL_IMAGE_ROOT=$GOLDEN/rootfs
+# veil apply builds each service's image too; with no registry here its base is
+# "scratch" (veil's layers alone: docs/images.md)
+export VEIL_BASE=scratch
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 pass=0

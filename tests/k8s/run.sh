@@ -56,6 +56,9 @@ if [ ! -d "$HERE/node_modules/kubernetes-models" ] || [ ! -d "$HERE/node_modules
 	fi
 fi
 
+# veil apply builds each service's image too; with no registry here its base is
+# "scratch" (veil's layers alone: docs/images.md)
+export VEIL_BASE=scratch
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/veil-k8s.XXXXXX")
 if [ -n "${KEEP:-}" ]; then
 	echo "keeping $WORK (KEEP is set)"

@@ -240,6 +240,25 @@ static void test_service_build_lone_group_refused(void **state)
 			 "processes out of the program's environment");
 }
 
+/* build.from: the base image (a veil extension; docs/images.md) */
+static void test_service_build_from(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "  from: oci:bases:python\n"), 0);
+	assert_no_diags();
+	assert_string_equal(sm.build.from, "oci:bases:python");
+	assert_int_equal(service(SVC_BASE "  from: scratch\n"), 0);
+	assert_int_equal(service(SVC_BASE "  from: docker://r.example/p:1\n"), 0);
+}
+
+static void test_service_build_from_unknown_form_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "  from: python:3.11\n"), VEIL_EINVAL);
+	assert_only_diag("t.yaml:7:9: build: from 'python:3.11' is not oci:DIR[:TAG], "
+			 "docker://HOST/REPO[:TAG] or scratch");
+}
+
 static void test_service_unknown_env_entry_key(void **state)
 {
 	(void)state;
@@ -1757,6 +1776,8 @@ int main(void)
 	    T(test_service_build_user_and_group),
 	    T(test_service_build_root_user_refused),
 	    T(test_service_build_lone_group_refused),
+	    T(test_service_build_from),
+	    T(test_service_build_from_unknown_form_refused),
 	    T(test_service_unknown_env_entry_key),
 	    T(test_service_missing_build_refused),
 	    T(test_service_build_required_fields),
