@@ -46,8 +46,13 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 int veil_fileset_root(const struct veil_file_entry *files, size_t count,
 		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1]);
 
-/* Writes <target>/images/<name>/measurement.yaml and a copy of the manifest
- * (service.yaml) beside it; *out_dir (caller frees) names the folder. */
+/* Appends veil-run's prefetch list for m to out (src/runtime/verify.h: the
+ * runtime files' paths, the program first; empty without a program). */
+int veil_runtime_list(const struct veil_measurement *m, struct veil_buf *out);
+
+/* Writes <target>/images/<name>/measurement.yaml, a copy of the manifest
+ * (service.yaml) and the prefetch list (runtime-files) beside it; *out_dir
+ * (caller frees) names the folder. */
 int veil_measurement_write(const struct veil_measurement *m, const char *target,
 			   const char *manifest_data, size_t manifest_size, char **out_dir,
 			   struct veil_diags *d);
@@ -88,6 +93,8 @@ char *veil_default_runtime_path(void);
 
 /* Where veil-run is in every image, and the layer's mode. */
 #define VEIL_IMAGE_RUNTIME_PATH "/usr/lib/veil/veil-run"
+/* where the image keeps veil-run's prefetch list (its default) */
+#define VEIL_IMAGE_RUNTIME_LIST "/etc/veil/runtime-files"
 /* "sha256:" and 64 hex digits */
 #define VEIL_DIGEST_SIZE (7 + 2 * VEIL_SHA256_SIZE + 1)
 

@@ -180,8 +180,25 @@ static int runtime_layer(struct builder *b)
 	int rc = oci_layer_open(&l, b->staging, (time_t)b->o->epoch, b->d);
 	if (rc)
 		return rc;
-	char *dir = veil_dirname(VEIL_IMAGE_RUNTIME_PATH);
-	rc = dir ? add_parents(l, dir, &done) : VEIL_ENOMEM;
+	/* veil-run's prefetch list (a hint: src/runtime/verify.h), then veil-run;
+	 * entries in path order */
+	struct veil_buf list;
+	veil_buf_init(&list, 0);
+	char *dir = NULL;
+	if (b->m->program) {
+		dir = veil_dirname(VEIL_IMAGE_RUNTIME_LIST);
+		rc = dir ? add_parents(l, dir, &done) : VEIL_ENOMEM;
+		if (!rc)
+			rc = veil_runtime_list(b->m, &list);
+		if (!rc)
+			rc = oci_layer_add_bytes(l, VEIL_IMAGE_RUNTIME_LIST,
+						 list.data ? list.data : "", list.size, 0644);
+		free(dir);
+	}
+	veil_buf_free(&list);
+	dir = rc ? NULL : veil_dirname(VEIL_IMAGE_RUNTIME_PATH);
+	if (!rc)
+		rc = dir ? add_parents(l, dir, &done) : VEIL_ENOMEM;
 	if (!rc)
 		rc = oci_layer_add_file(l, VEIL_IMAGE_RUNTIME_PATH, b->o->runtime_path, 0755,
 					expect);

@@ -320,6 +320,23 @@ out:
 	return rc;
 }
 
+int oci_layer_add_bytes(struct oci_layer *l, const char *image_path, const void *data, size_t size,
+			unsigned mode)
+{
+	locale_t old = enter_utf8(l);
+	struct archive_entry *e = new_entry(l, image_path, AE_IFREG, mode);
+	int rc = e ? 0 : VEIL_ENOMEM;
+	if (e) {
+		archive_entry_set_size(e, (la_int64_t)size);
+		if (archive_write_header(l->a, e) != ARCHIVE_OK ||
+		    (size && archive_write_data(l->a, data, size) != (la_ssize_t)size))
+			rc = archive_failed(l, image_path);
+	}
+	archive_entry_free(e);
+	leave_utf8(old);
+	return rc;
+}
+
 int oci_layer_close(struct oci_layer *l, char diff_id[static VEIL_DIGEST_SIZE],
 		    struct oci_desc *out)
 {

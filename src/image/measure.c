@@ -348,6 +348,20 @@ out:
 	return rc;
 }
 
+int veil_runtime_list(const struct veil_measurement *m, struct veil_buf *out)
+{
+	/* the files to copy while veil-run attests, the program (the most
+	 * bytes) first; folders and absent paths are not copied */
+	if (m->program)
+		veil_buf_printf(out, "%s\n", m->program);
+	for (size_t i = 0; m->program && i < m->runtime_file_count; i++) {
+		const char *p = m->runtime_files[i].path;
+		if (m->runtime_files[i].mode && p[strlen(p) - 1] != '/' && strcmp(p, m->program))
+			veil_buf_printf(out, "%s\n", p);
+	}
+	return out->failed ? VEIL_ENOMEM : 0;
+}
+
 int veil_measurement_write(const struct veil_measurement *m, const char *target,
 			   const char *manifest_data, size_t manifest_size, char **out_dir,
 			   struct veil_diags *d)
@@ -405,16 +419,8 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 			yseq_push(a, rf, f);
 		}
 		ymap_put(a, root, "runtime_files", rf);
-		/* veil-run's prefetch list (src/runtime/verify.h): the files to
-		 * copy while it attests, the program (the most bytes) first */
-		veil_buf_printf(&list, "%s\n", m->program);
-		for (size_t i = 0; i < m->runtime_file_count; i++) {
-			const char *p = m->runtime_files[i].path;
-			if (m->runtime_files[i].mode && p[strlen(p) - 1] != '/' &&
-			    strcmp(p, m->program))
-				veil_buf_printf(&list, "%s\n", p);
-		}
 	}
+	veil_runtime_list(m, &list);
 	if ((rc = yemit(root, &out)))
 		goto out;
 	if ((rc = veil_mkdirs(dir, 0755, d)))

@@ -96,6 +96,9 @@ int oci_layer_add_dir(struct oci_layer *l, const char *image_path);
  * (NULL: not checked). */
 int oci_layer_add_file(struct oci_layer *l, const char *image_path, const char *src, unsigned mode,
 		       const uint8_t *expect);
+/* A regular file holding size bytes of data. */
+int oci_layer_add_bytes(struct oci_layer *l, const char *image_path, const void *data, size_t size,
+			unsigned mode);
 /* Finishes the layer; frees l in any case. On success the blob is in place. */
 int oci_layer_close(struct oci_layer *l, char diff_id[static VEIL_DIGEST_SIZE],
 		    struct oci_desc *out);

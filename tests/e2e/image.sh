@@ -84,6 +84,9 @@ t_seed_image_builds() {
 	cmp -s "$r/usr/lib/veil/veil-run" "$VEIL_RUNTIME" || die "veil-run not at its path" || return 1
 	[ "$(stat -c %a "$r/usr/lib/veil/veil-run")" = 755 ] || die "veil-run mode" || return 1
 	[ "$(cat "$r/etc/motd")" = base ] || die "the base's files are missing" || return 1
+	# veil-run's prefetch list, as `veil apply` wrote it beside the record
+	cmp -s "$r/etc/veil/runtime-files" target/images/python_hello_user/runtime-files ||
+		die "the image's /etc/veil/runtime-files is not the record's prefetch list" || return 1
 	# the layers' entries: owner 0:0, no names, time 0
 	local l
 	for l in $(jq -r '.Layers[1:][]' <<<"$out"); do
