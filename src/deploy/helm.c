@@ -427,7 +427,7 @@ static int mesh_tolerates(const struct veil_mesh *mesh, const char *what)
 	return 0;
 }
 
-/* The container's securityContext (docs/manifests.md, 9.3): every
+/* The container's securityContext (docs/manifests.md, 9.2): every
  * capability dropped, then exactly what veil-run needs for this service
  * added back. Without them a default pod's start is refused after
  * attestation: pinning the protected folder and the runtime files takes a
