@@ -445,7 +445,7 @@ fi
 # ------------------------------------------------------------------ negative checks
 # validate.mjs must reject what Kubernetes would reject, and what Helm renders from a wrong value;
 # helm lint --strict must refuse a template that does not parse. (Helm 4 renders a value that is
-# not set as nothing, even with --strict: a missing key is caught by the schema checks, not here.)
+# not set as nothing, even with --strict; what that breaks is for the checks of the rendering.)
 NEG=$WORK/negative
 if [ -f "$M1/target/manifests/pythonapp-deployment.yaml" ]; then
 	GOOD=$M1/target/manifests/pythonapp-deployment.yaml
