@@ -69,11 +69,13 @@ static const struct ynode *values_get(const struct ynode *values, const char *pa
 	return n;
 }
 
-/* Go's strconv.Quote, which Helm's quote uses */
-static void go_quote(struct veil_buf *out, const char *s)
+/* The first n bytes of s as Go's strconv.Quote writes them, which Helm's
+ * quote uses */
+static void go_quote(struct veil_buf *out, const char *s, size_t n)
 {
 	veil_buf_puts(out, "\"");
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+	const unsigned char *end = (const unsigned char *)s + n;
+	for (const unsigned char *c = (const unsigned char *)s; c < end; c++) {
 		if (*c == '"' || *c == '\\')
 			veil_buf_printf(out, "\\%c", *c);
 		else if (*c == '\n')
@@ -88,7 +90,7 @@ static void go_quote(struct veil_buf *out, const char *s)
 			veil_buf_append(out, c, 1);
 		else {
 			unsigned cp;
-			size_t un = veil_utf8_decode((const char *)c, strlen((const char *)c), &cp);
+			size_t un = veil_utf8_decode((const char *)c, (size_t)(end - c), &cp);
 			if (un == 0)
 				veil_buf_printf(out, "\\x%02x", *c);
 			else if (veil_yaml_printable(cp))
@@ -133,13 +135,12 @@ static int render_pipeline(char *expr, const struct ynode *values,
 		*why = "unsupported template expression";
 		return VEIL_EINVAL;
 	}
-	char val[256];
-	size_t vl = from ? strlen(from) : sizeof(val);
-	if (vl >= sizeof(val)) {
-		*why = "template value missing or too long";
+	if (!from) {
+		*why = "template names a missing release field";
 		return VEIL_EINVAL;
 	}
-	memcpy(val, from, vl + 1);
+	/* the functions only shorten it: the value is its first vl bytes */
+	size_t vl = strlen(from);
 	int quoted = 0;
 	while ((stage = next)) {
 		if ((next = strchr(stage, '|')))
@@ -155,21 +156,21 @@ static int render_pipeline(char *expr, const struct ynode *values,
 			quoted = 1;
 		} else if (sscanf(stage, " trunc %d %1s", &n, extra) == 1 && n >= 0) {
 			if (vl > (size_t)n)
-				val[vl = (size_t)n] = '\0';
+				vl = (size_t)n;
 		} else if (sscanf(stage, " trimSuffix \"%63[^\"]\"%n", arg, &k) == 1 && k > 0 &&
 			   sscanf(stage + k, " %1s", extra) < 1) {
 			size_t al = strlen(arg);
-			if (vl >= al && !strcmp(val + vl - al, arg))
-				val[vl -= al] = '\0';
+			if (vl >= al && !memcmp(from + vl - al, arg, al))
+				vl -= al;
 		} else {
 			*why = "unsupported template expression";
 			return VEIL_EINVAL;
 		}
 	}
 	if (quoted)
-		go_quote(out, val);
+		go_quote(out, from, vl);
 	else
-		veil_buf_puts(out, val);
+		veil_buf_append(out, from, vl);
 	return 0;
 }
 

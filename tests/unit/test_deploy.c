@@ -368,6 +368,20 @@ static void test_render_release_pipeline(void **state)
 	assert_string_equal(out.data, "ab");
 }
 
+/* No length limit of its own: an image reference with a digest is long. */
+static void test_render_long_value(void **state)
+{
+	(void)state;
+	char big[601];
+	memset(big, 'x', 600);
+	big[600] = '\0';
+	ymap_put_str(doc.arena, values, "big", big);
+	char want[700];
+	snprintf(want, sizeof(want), "\"%s\"", big);
+	assert_renders("{{ .Values.big | quote }}", want);
+	assert_renders("{{ .Values.big | trunc 3 }}", "xxx");
+}
+
 static void test_render_plain_dash_value_not_trimmed(void **state)
 {
 	(void)state;
@@ -813,6 +827,7 @@ int main(void)
 	    T(test_render_unsupported_if),
 	    T(test_render_unsupported_release_field),
 	    T(test_render_release_pipeline),
+	    T(test_render_long_value),
 	    T(test_render_unsupported_pipeline),
 	    T(test_render_missing_value),
 	    T(test_render_non_scalar_value),
