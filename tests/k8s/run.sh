@@ -564,8 +564,17 @@ expect_field "control: values file: trusted platform keys" "$C-file.yaml" Statef
 	'o.spec.template.spec.containers[0].args.includes("--trust-platform=2222222222222222222222222222222222222222222222222222222222222222")' true
 # a key hash of digits only, unquoted, is a number to YAML: refused rather than printed as 2.2e+63
 printf 'cas:\n  trustPlatforms:\n    - 2222222222222222222222222222222222222222222222222222222222222222\n' >"$WORK/control-number.yaml"
-helm_fails "control: an unquoted all-digit key hash" "cas.trustPlatforms: quote each key hash" \
+helm_fails "control: an unquoted all-digit key hash" "at '/cas/trustPlatforms/0': got number, want string" \
 	template veil "$CONTROL_CHART" -f "$WORK/control-number.yaml"
+helm_fails "control: with the schema skipped, the template refuses it too" "cas.trustPlatforms: quote each key hash" \
+	template veil "$CONTROL_CHART" -f "$WORK/control-number.yaml" --skip-schema-validation
+# values.schema.json: a misspelt key, a digest that is not one, a second CAS
+helm_fails "control: a misspelt value" "at '/cas': additional properties 'trustPlatform' not allowed" \
+	template veil "$CONTROL_CHART" --set cas.trustPlatform=x
+helm_fails "control: an image digest that is not sha256:<64 hex>" "at '/las/image/digest'" \
+	template veil "$CONTROL_CHART" --set las.image.digest=sha256:abc
+helm_fails "control: two CAS replicas" "at '/cas/replicas': value must be 1" \
+	template veil "$CONTROL_CHART" --set cas.replicas=2
 expect_field "control: --set cas.autoInit=false runs veil-cas without the first-start script" "$C-set.yaml" StatefulSet veil-cas \
 	'o.spec.template.spec.containers[0].command' '["veil-cas"]'
 
