@@ -619,6 +619,66 @@ static void service_tpl(struct veil_buf *b, const struct svc_out *s, const struc
 			s->key);
 }
 
+/* JSON Schema of values.yaml, which Helm checks before it renders: a
+ * misspelt key, a wrong type, a CAS key that is not a key hash, or a change
+ * of what the policy fixed (its hash and namespace, each service's config
+ * id) is refused. Sorted keys, so the same mesh gives the same bytes. */
+static json_t *object_schema(json_t *props, json_t *required)
+{
+	return json_pack("{s:s, s:b, s:o, s:o}", "type", "object", "additionalProperties", 0,
+			 "properties", props, "required", required);
+}
+
+static int values_schema(const struct veil_mesh *mesh, const struct svc_out *so, size_t count,
+			 const char *policy_hash, struct veil_buf *out)
+{
+	json_t *services = json_object(), *service_keys = json_array();
+	for (size_t i = 0; i < count; i++) {
+		const struct svc_out *s = &so[i];
+		char cfg[256];
+		snprintf(cfg, sizeof(cfg), "%s/%s", mesh->namespace_, s->mm->svc->name);
+		json_t *p = json_pack(
+		    "{s:{s:s}, s:{s:s, s:i}, s:{s:s, s:i}, s:{s:s, s:{s:s, s:[s], s:{s:{s:s}}}},"
+		    " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}",
+		    "configId", "const", cfg, "image", "type", "string", "minLength", 1, "replicas",
+		    "type", "integer", "minimum", 0, "imagePullSecrets", "type", "array", "items",
+		    "type", "object", "required", "name", "properties", "name", "type", "string",
+		    "resources", "type", "object", "securityContext", "type", "object",
+		    "volumeMounts", "type", "array", "volumes", "type", "array");
+		json_t *req = json_pack("[s, s, s, s, s, s, s, s]", "configId", "image",
+					"imagePullSecrets", "replicas", "resources",
+					"securityContext", "volumeMounts", "volumes");
+		if (p && req && s->port) {
+			json_object_set_new(p, "port",
+					    json_pack("{s:s, s:i, s:i}", "type", "integer",
+						      "minimum", 1, "maximum", 65535));
+			json_array_append_new(req, json_string("port"));
+		}
+		json_object_set_new(services, s->key, p && req ? object_schema(p, req) : NULL);
+		json_array_append_new(service_keys, json_string(s->key));
+	}
+	json_t *root = object_schema(
+	    json_pack(
+		"{s:o, s:o, s:o}", "cas",
+		object_schema(json_pack("{s:{s:s}, s:{s:s, s:s}}", "addr", "type", "string", "key",
+					"type", "string", "pattern", "^([0-9a-f]{64})?$"),
+			      json_pack("[s, s]", "addr", "key")),
+		"policy",
+		object_schema(json_pack("{s:{s:s}, s:{s:s}}", "hash", "const", policy_hash,
+					"namespace", "const", mesh->namespace_),
+			      json_pack("[s, s]", "hash", "namespace")),
+		"services", object_schema(services, service_keys)),
+	    json_pack("[s, s, s]", "cas", "policy", "services"));
+	char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	json_decref(root);
+	if (!text)
+		return VEIL_ENOMEM;
+	veil_buf_puts(out, text);
+	veil_buf_puts(out, "\n");
+	free(text);
+	return out->failed ? VEIL_ENOMEM : 0;
+}
+
 static int write_buf(const char *dir, const char *name, struct veil_buf *b, struct veil_diags *d)
 {
 	if (b->failed)
@@ -820,6 +880,10 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 			      "and secrets\n# live in the CAS policy, not here.\n");
 		yemit(values, &b);
 		if ((rc = write_buf(helm, "values.yaml", &b, d)))
+			goto out;
+		b.size = 0;
+		if ((rc = values_schema(mesh, so, count, policy_hash, &b)) ||
+		    (rc = write_buf(helm, "values.schema.json", &b, d)))
 			goto out;
 	}
 	for (size_t i = 0; i < count; i++) {

@@ -485,11 +485,24 @@ if [ -d "$M1/target/helm" ]; then
 		"$NEG/bad-function/helm/templates/pythonapp-deployment.yaml"
 	helm_fails "helm lint --strict, a template calling an unknown function" \
 		'function "nosuchfunction" not defined' lint --strict "$NEG/bad-function/helm"
-	if template "$NEG/string-port.yaml" mypythonapp "$M1/target/helm" --set-string services.pythonapp.port=abc; then
-		run_fails "negative: a string where an integer belongs" "containerPort must be integer" \
+	# values.schema.json: Helm refuses wrong values before it renders
+	helm_fails "mesh: a string where an integer belongs" "at '/services/pythonapp/port': got string, want integer" \
+		template mypythonapp "$M1/target/helm" --set-string services.pythonapp.port=abc
+	helm_fails "mesh: a CAS key that is not a key hash" "at '/cas/key': 'edge.scone-cas.cf' does not match pattern" \
+		template mypythonapp "$M1/target/helm" --set cas.key=edge.scone-cas.cf
+	helm_fails "mesh: a misspelt service key" "at '/services': additional properties 'python_app' not allowed" \
+		template mypythonapp "$M1/target/helm" --set services.python_app.replicas=2
+	helm_fails "mesh: another policy hash than the chart's" "at '/policy/hash': value must be" \
+		template mypythonapp "$M1/target/helm" --set policy.hash=0000
+	helm_fails "mesh: another config id than the policy's" "at '/services/pythonapp/configId': value must be" \
+		template mypythonapp "$M1/target/helm" --set services.pythonapp.configId=other/pythonapp
+	# and without the schema, the rendering is refused by the Kubernetes schemas
+	if template "$NEG/string-port.yaml" mypythonapp "$M1/target/helm" --skip-schema-validation \
+		--set-string services.pythonapp.port=abc; then
+		run_fails "negative: a string where an integer belongs (schema skipped)" "containerPort must be integer" \
 			validate --rendered "$NEG/string-port.yaml"
 	else
-		fail "negative: helm template --set-string port=abc"
+		fail "negative: helm template --skip-schema-validation --set-string port=abc"
 	fi
 	mkdir -p "$NEG/fixed-name"
 	cp -r "$M1/target/helm" "$NEG/fixed-name/helm"

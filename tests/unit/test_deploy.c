@@ -530,6 +530,14 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 	char *svc = slurp("manifests/pythonapp-service.yaml");
 	assert_non_null(strstr(svc, "      port: 443\n"));
 	free(svc);
+	/* Helm checks the values against the schema: the policy's own values are fixed */
+	char *schema = slurp("helm/values.schema.json");
+	assert_non_null(strstr(
+	    schema,
+	    "\"const\": \"b60513e07bb591d7aab67bf7fb90fdedea450d473c8cd9a9a4125544fdf5e718\""));
+	assert_non_null(strstr(schema, "\"const\": \"myPythonApp/pythonapp\""));
+	assert_non_null(strstr(schema, "\"pattern\": \"^([0-9a-f]{64})?$\""));
+	free(schema);
 	char *tpl = slurp("helm/templates/pythonapp-deployment.yaml");
 	assert_non_null(strstr(tpl, "{{ .Values.services.pythonapp.image | quote }}"));
 	assert_non_null(
