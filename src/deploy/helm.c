@@ -277,7 +277,8 @@ static char *image_repository(struct yarena *a, const char *ref)
 /* The manifest digest of the image the builder wrote for a service, from
  * TARGET/images/<build.name>/oci/index.json (an OCI image layout): its only
  * manifest, or the one whose org.opencontainers.image.ref.name is the tag of
- * REF. 0 with "sha256:<64 hex>" in out; otherwise *why says why not. */
+ * REF. 0 with "sha256:<64 hex>" in out; 1 when there is no layout; -1 when
+ * it cannot be used, *why saying why. */
 static int layout_digest(const char *index_path, const char *ref, char out[static 72],
 			 const char **why)
 {
@@ -289,6 +290,7 @@ static int layout_digest(const char *index_path, const char *ref, char out[stati
 	veil_diags_init(&quiet);
 	if (access(index_path, F_OK)) {
 		*why = errno == ENOENT ? "there is no image layout" : "the layout cannot be read";
+		rc = errno == ENOENT ? 1 : -1;
 		goto out;
 	}
 	if (veil_read_file(index_path, OCI_INDEX_MAX, &text, &size, &quiet)) {
@@ -334,27 +336,39 @@ out:
 }
 
 /* services[].image, by digest when the builder's OCI layout of the service's
- * image is there: "repository@sha256:..."; else as written, with a warning
- * (a tag can change under a running chart; the policy measures what was
- * built). */
+ * image is there and the image was built for that repository:
+ * "repository@sha256:..."; an image the Meshfile names by digest as
+ * written; else as written, with a warning (a tag can change under a running
+ * chart). */
 static const char *image_ref(struct yarena *a, const char *target,
 			     const struct veil_mesh_member *mm, int warn)
 {
 	const struct veil_mesh_service *ms = mm->svc;
 	const struct veil_service_manifest *m = mm->manifest;
+	const char *repo = image_repository(a, ms->image);
 	const char *why = "its service manifest names no build.name";
-	char *index = NULL;
+	if (strchr(ms->image, '@'))
+		return ms->image;
 	if (m && m->build.name) {
-		index = yarena_printf(a, "%s/images/%s/oci/index.json", target, m->build.name);
+		const char *built_for = m->build.to ? image_repository(a, m->build.to) : NULL;
+		char *index =
+		    yarena_printf(a, "%s/images/%s/oci/index.json", target, m->build.name);
 		char digest[72];
-		if (index && !layout_digest(index, ms->image, digest, &why))
-			return yarena_printf(a, "%s@%s", image_repository(a, ms->image), digest);
+		const char *bad = NULL;
+		int rc = 0;
+		if (built_for && repo && strcmp(built_for, repo))
+			why = yarena_printf(a, "its build is for %s (build.to), not %s", built_for,
+					    repo);
+		else if (index && repo && !(rc = layout_digest(index, ms->image, digest, &bad)))
+			return yarena_printf(a, "%s@%s", repo, digest);
+		else if (index && bad)
+			why =
+			    yarena_printf(a, "%s at %s%s", bad, index,
+					  rc == 1 ? " (veil apply -f service.yaml writes it)" : "");
 	}
 	if (warn)
-		fprintf(stderr,
-			"warning: service '%s': the chart names its image by tag, %s: %s%s%s "
-			"(veil apply -f service.yaml writes it)\n",
-			ms->name, ms->image, why, index ? " at " : "", index ? index : "");
+		fprintf(stderr, "warning: service '%s': the chart names its image by tag, %s: %s\n",
+			ms->name, ms->image, why ? why : "out of memory");
 	return ms->image;
 }
 

@@ -648,7 +648,41 @@ static void test_deploy_image_by_digest(void **state)
 			fail_msg("case %zu: no '%s' in\n%s", i, want, vals);
 		free(vals);
 	}
+	/* a layout built for another repository than the Meshfile names: the tag */
+	const char *one = "{\"manifests\":[{\"digest\":\"sha256:"
+			  "1111111111111111111111111111111111111111111111111111111111111111\"}]}";
+	assert_int_equal(veil_write_file_plain(index, one, strlen(one), 0644, &diags), 0);
+	m.build.to = "reg.example:5000/other/app:1.0";
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 0);
+	char *vals = slurp("helm/values.yaml");
+	assert_non_null(strstr(vals, "    image: \"reg.example:5000/a/app:1.0\"\n"));
+	free(vals);
+	m.build.to = "reg.example:5000/a/app:2.0"; /* same repository, another tag */
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 0);
+	vals = slurp("helm/values.yaml");
+	assert_non_null(strstr(vals, "    image: \"reg.example:5000/a/app@sha256:1111"));
+	free(vals);
 	members[0].manifest = NULL;
+}
+
+/* An image the Meshfile names by digest is kept as written. */
+static void test_deploy_image_named_by_digest_kept(void **state)
+{
+	(void)state;
+	int count =
+	    load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
+			   "services:\n  - name: app\n    image: reg.example/a/app@sha256:"
+			   "3333333333333333333333333333333333333333333333333333333333333333\n");
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 0);
+	char *vals = slurp("helm/values.yaml");
+	assert_non_null(strstr(vals, "    image: \"reg.example/a/app@sha256:3333"));
+	free(vals);
 }
 
 /* <release>-<service> must fit 63 characters with some of the release name. */
@@ -859,6 +893,7 @@ int main(void)
 	    TD(test_deploy_bad_port),
 	    TD(test_deploy_names_colliding_in_kubernetes),
 	    TD(test_deploy_image_by_digest),
+	    TD(test_deploy_image_named_by_digest_kept),
 	    TD(test_deploy_service_name_leaves_room_for_the_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
