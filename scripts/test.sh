@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: unit (cmocka) and end-to-end in a normal and an
-# ASan+UBSan build, offline Kubernetes schema validation, bounded libFuzzer
-# runs, and the format check. Prints "N passed, N failed"; exits 1 on failure.
+# ASan+UBSan build, the Helm charts (real Helm, offline Kubernetes schema
+# validation), the systemd units (systemd-analyze), bounded libFuzzer runs,
+# and the format check. Prints "N passed, N failed"; exits 1 on failure.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -79,7 +80,9 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tests/e2e/image.sh build-ci >"$log/image.log" 2>&1
 	tally image $? "$log/image.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
-	tally k8s-schema $? "$log/k8s.log"
+	tally k8s-helm $? "$log/k8s.log"
+	tests/e2e/systemd.sh build-ci >"$log/systemd.log" 2>&1
+	tally systemd $? "$log/systemd.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
 	tally help $? "$log/help.log"
 	tests/e2e/install.sh build-ci >"$log/install.log" 2>&1

@@ -1,7 +1,9 @@
 /* Helm chart and plain Kubernetes manifests for a mesh.
  *
  * Templates use a small subset of Helm's language, which veil itself
- * renders for --format manifests: {{ .Values.a.b }}, {{ .Values.a.b | quote }} and
+ * renders for --format manifests: a value ({{ .Values.a.b }},
+ * {{ .Release.Name }} or {{ .Release.Service }}) piped through any of
+ * `quote`, `trunc N` and `trimSuffix "S"`, and
  * {{- toYaml .Values.a.b | nindent N }}. */
 #ifndef VEIL_DEPLOY_H
 #define VEIL_DEPLOY_H
@@ -18,8 +20,16 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		      size_t count, const char *policy_hash, const char *cas_key,
 		      const char *target, unsigned outputs, struct veil_diags *d);
 
-/* Renders a template of the subset above against a values tree. */
-int veil_template_render(const char *tpl, const struct ynode *values, struct veil_buf *out,
+/* What a template's .Release names: Helm's release name and service
+ * ("Helm"); --format manifests renders with the chart name and "veil". */
+struct veil_release {
+	const char *name, *service;
+};
+
+/* Renders a template of the subset above against a values tree and a
+ * release. On failure *why (static) says what was refused. */
+int veil_template_render(const char *tpl, const struct ynode *values,
+			 const struct veil_release *release, struct veil_buf *out,
 			 const char **why);
 
 /* Kubernetes DNS-1123 label from a name: lower case, '_' and '.' -> '-'. */

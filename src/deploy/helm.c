@@ -1,8 +1,11 @@
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "veil/deploy.h"
 
@@ -66,8 +69,113 @@ static const struct ynode *values_get(const struct ynode *values, const char *pa
 	return n;
 }
 
-int veil_template_render(const char *tpl, const struct ynode *values, struct veil_buf *out,
-			 const char **why)
+/* The first n bytes of s as Go's strconv.Quote writes them, which Helm's
+ * quote uses */
+static void go_quote(struct veil_buf *out, const char *s, size_t n)
+{
+	veil_buf_puts(out, "\"");
+	const unsigned char *end = (const unsigned char *)s + n;
+	for (const unsigned char *c = (const unsigned char *)s; c < end; c++) {
+		if (*c == '"' || *c == '\\')
+			veil_buf_printf(out, "\\%c", *c);
+		else if (*c == '\n')
+			veil_buf_puts(out, "\\n");
+		else if (*c == '\t')
+			veil_buf_puts(out, "\\t");
+		else if (*c == '\r')
+			veil_buf_puts(out, "\\r");
+		else if (*c < 0x20 || *c == 0x7f)
+			veil_buf_printf(out, "\\x%02x", *c);
+		else if (*c < 0x80)
+			veil_buf_append(out, c, 1);
+		else {
+			unsigned cp;
+			size_t un = veil_utf8_decode((const char *)c, (size_t)(end - c), &cp);
+			if (un == 0)
+				veil_buf_printf(out, "\\x%02x", *c);
+			else if (veil_yaml_printable(cp))
+				veil_buf_append(out, c, un);
+			else
+				veil_buf_printf(out, "\\u%04x", cp);
+			if (un > 1)
+				c += un - 1;
+		}
+	}
+	veil_buf_puts(out, "\"");
+}
+
+/* One pipeline, "SOURCE | FN | FN ...": the source a scalar value or a
+ * .Release field, each FN one of quote, trunc N and trimSuffix "S" (sprig's:
+ * trunc keeps the first N bytes, trimSuffix removes S once). */
+static int render_pipeline(char *expr, const struct ynode *values,
+			   const struct veil_release *release, struct veil_buf *out,
+			   const char **why)
+{
+	char *stage = expr, *next = strchr(stage, '|');
+	if (next)
+		*next++ = '\0';
+	char src[200], extra[2];
+	if (sscanf(stage, " %199s %1s", src, extra) != 1) {
+		*why = "unsupported template expression";
+		return VEIL_EINVAL;
+	}
+	const char *from = NULL;
+	if (!strncmp(src, ".Values.", 8)) {
+		const struct ynode *v = values_get(values, src + 8);
+		if (!v || v->type != YT_SCALAR) {
+			*why = "template names a missing or non-scalar value";
+			return VEIL_EINVAL;
+		}
+		from = v->str;
+	} else if (release && !strcmp(src, ".Release.Name")) {
+		from = release->name;
+	} else if (release && !strcmp(src, ".Release.Service")) {
+		from = release->service;
+	} else {
+		*why = "unsupported template expression";
+		return VEIL_EINVAL;
+	}
+	if (!from) {
+		*why = "template names a missing release field";
+		return VEIL_EINVAL;
+	}
+	/* the functions only shorten it: the value is its first vl bytes */
+	size_t vl = strlen(from);
+	int quoted = 0;
+	while ((stage = next)) {
+		if ((next = strchr(stage, '|')))
+			*next++ = '\0';
+		char fn[16], arg[64];
+		int n;
+		int k = 0;
+		if (quoted) {
+			*why = "unsupported template expression";
+			return VEIL_EINVAL;
+		}
+		if (sscanf(stage, " %15s %1s", fn, extra) == 1 && !strcmp(fn, "quote")) {
+			quoted = 1;
+		} else if (sscanf(stage, " trunc %d %1s", &n, extra) == 1 && n >= 0) {
+			if (vl > (size_t)n)
+				vl = (size_t)n;
+		} else if (sscanf(stage, " trimSuffix \"%63[^\"]\"%n", arg, &k) == 1 && k > 0 &&
+			   sscanf(stage + k, " %1s", extra) < 1) {
+			size_t al = strlen(arg);
+			if (vl >= al && !memcmp(from + vl - al, arg, al))
+				vl -= al;
+		} else {
+			*why = "unsupported template expression";
+			return VEIL_EINVAL;
+		}
+	}
+	if (quoted)
+		go_quote(out, from, vl);
+	else
+		veil_buf_append(out, from, vl);
+	return 0;
+}
+
+int veil_template_render(const char *tpl, const struct ynode *values,
+			 const struct veil_release *release, struct veil_buf *out, const char **why)
 {
 	const char *p = tpl;
 	char expr[256];
@@ -118,54 +226,9 @@ int veil_template_render(const char *tpl, const struct ynode *values, struct vei
 			veil_buf_append(out, y.data ? y.data : "", y.size);
 			veil_buf_free(&y);
 		} else {
-			int k = sscanf(expr, " .Values.%199s | %15s %15s", path, fn, fn2);
-			if (k < 1 || k > 2 || (k == 2 && strcmp(fn, "quote"))) {
-				*why = "unsupported template expression";
-				return VEIL_EINVAL;
-			}
-			if (!(v = values_get(values, path)) || v->type != YT_SCALAR) {
-				*why = "template names a missing or non-scalar value";
-				return VEIL_EINVAL;
-			}
-			if (k == 2) {
-				struct veil_buf q;
-				veil_buf_init(&q, 0);
-				veil_buf_puts(&q, "\"");
-				/* as Go's strconv.Quote, which Helm's quote uses */
-				for (const unsigned char *c = (const unsigned char *)v->str; *c;
-				     c++) {
-					if (*c == '"' || *c == '\\')
-						veil_buf_printf(&q, "\\%c", *c);
-					else if (*c == '\n')
-						veil_buf_puts(&q, "\\n");
-					else if (*c == '\t')
-						veil_buf_puts(&q, "\\t");
-					else if (*c == '\r')
-						veil_buf_puts(&q, "\\r");
-					else if (*c < 0x20 || *c == 0x7f)
-						veil_buf_printf(&q, "\\x%02x", *c);
-					else if (*c < 0x80)
-						veil_buf_append(&q, c, 1);
-					else {
-						unsigned cp;
-						size_t un = veil_utf8_decode(
-						    (const char *)c, strlen((const char *)c), &cp);
-						if (un == 0)
-							veil_buf_printf(&q, "\\x%02x", *c);
-						else if (veil_yaml_printable(cp))
-							veil_buf_append(&q, c, un);
-						else
-							veil_buf_printf(&q, "\\u%04x", cp);
-						if (un > 1)
-							c += un - 1;
-					}
-				}
-				veil_buf_puts(&q, "\"");
-				veil_buf_append(out, q.data, q.size);
-				veil_buf_free(&q);
-			} else {
-				veil_buf_puts(out, v->str);
-			}
+			int rc = render_pipeline(expr, values, release, out, why);
+			if (rc)
+				return rc;
 		}
 		p = close + 2;
 		if (trim_right)
@@ -182,6 +245,132 @@ struct svc_out {
 	long port; /* 0: none */
 	const char *cas_addr;
 };
+
+/* What every object of the chart carries. */
+struct chart_info {
+	char name[64];        /* the chart name: the namespace as a DNS-1035 label */
+	char version[32];     /* 0.1.0+<first 12 hex of the policy hash> */
+	char app_version[16]; /* the first 12 hex of the policy hash */
+	char label[96];       /* helm.sh/chart: <name>-<version>, '+' -> '_', at most 63 */
+};
+
+/* A Kubernetes object name is <release>-<service>: the release name is cut
+ * so that the whole fits 63 characters (a Service name's limit), and at
+ * least this many characters of it are kept. */
+#define RELEASE_MIN_CHARS 10
+#define SERVICE_NAME_MAX (63 - 1 - RELEASE_MIN_CHARS)
+
+/* The largest index.json read; a layout the builder wrote has a few hundred bytes */
+#define OCI_INDEX_MAX (1u << 20)
+
+/* The repository part of an image reference: without its tag (a ':' after
+ * the last '/') or digest ('@...'). */
+static char *image_repository(struct yarena *a, const char *ref)
+{
+	size_t n = strcspn(ref, "@");
+	const char *slash = memrchr(ref, '/', n), *colon = memrchr(ref, ':', n);
+	if (colon && (!slash || colon > slash))
+		n = (size_t)(colon - ref);
+	return yarena_printf(a, "%.*s", (int)n, ref);
+}
+
+/* The manifest digest of the image the builder wrote for a service, from
+ * TARGET/images/<build.name>/oci/index.json (an OCI image layout): its only
+ * manifest, or the one whose org.opencontainers.image.ref.name is the tag of
+ * REF. 0 with "sha256:<64 hex>" in out; 1 when there is no layout; -1 when
+ * it cannot be used, *why saying why. */
+static int layout_digest(const char *index_path, const char *ref, char out[static 72],
+			 const char **why)
+{
+	char *text = NULL;
+	size_t size = 0;
+	int rc = -1;
+	json_t *j = NULL;
+	struct veil_diags quiet;
+	veil_diags_init(&quiet);
+	if (access(index_path, F_OK)) {
+		*why = errno == ENOENT ? "there is no image layout" : "the layout cannot be read";
+		rc = errno == ENOENT ? 1 : -1;
+		goto out;
+	}
+	if (veil_read_file(index_path, OCI_INDEX_MAX, &text, &size, &quiet)) {
+		*why = "its index.json cannot be read";
+		goto out;
+	}
+	json_error_t err;
+	j = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
+	json_t *ms = json_object_get(j, "manifests");
+	if (!json_is_array(ms) || json_array_size(ms) == 0) {
+		*why = "its index.json lists no manifest";
+		goto out;
+	}
+	const char *slash = strrchr(ref, '/'), *colon = strrchr(ref, ':');
+	const char *tag = colon && (!slash || colon > slash) && !strchr(ref, '@') ? colon + 1 : "";
+	json_t *pick = NULL;
+	size_t i;
+	json_t *m;
+	json_array_foreach(ms, i, m)
+	{
+		const char *name = json_string_value(json_object_get(
+		    json_object_get(m, "annotations"), "org.opencontainers.image.ref.name"));
+		if (json_array_size(ms) == 1 || (name && !strcmp(name, tag)))
+			pick = m;
+	}
+	const char *digest = json_string_value(json_object_get(pick, "digest"));
+	if (!pick) {
+		*why = "its index.json lists several manifests and none is tagged with the "
+		       "image's tag";
+		goto out;
+	}
+	if (!digest || strncmp(digest, "sha256:", 7) || !veil_is_sha256_hex(digest + 7)) {
+		*why = "its index.json has no sha256 manifest digest";
+		goto out;
+	}
+	memcpy(out, digest, 7 + 64 + 1);
+	rc = 0;
+out:
+	json_decref(j);
+	free(text);
+	veil_diags_free(&quiet);
+	return rc;
+}
+
+/* services[].image, by digest when the builder's OCI layout of the service's
+ * image is there and the image was built for that repository:
+ * "repository@sha256:..."; an image the Meshfile names by digest as
+ * written; else as written, with a warning (a tag can change under a running
+ * chart). */
+static const char *image_ref(struct yarena *a, const char *target,
+			     const struct veil_mesh_member *mm, int warn)
+{
+	const struct veil_mesh_service *ms = mm->svc;
+	const struct veil_service_manifest *m = mm->manifest;
+	const char *repo = image_repository(a, ms->image);
+	const char *why = "its service manifest names no build.name";
+	if (strchr(ms->image, '@'))
+		return ms->image;
+	if (m && m->build.name) {
+		const char *built_for = m->build.to ? image_repository(a, m->build.to) : NULL;
+		char *index =
+		    yarena_printf(a, "%s/images/%s/oci/index.json", target, m->build.name);
+		char digest[72];
+		const char *bad = NULL;
+		int rc = 0;
+		if (built_for && repo && strcmp(built_for, repo))
+			why = yarena_printf(a, "its build is for %s (build.to), not %s", built_for,
+					    repo);
+		else if (index && repo && !(rc = layout_digest(index, ms->image, digest, &bad)))
+			return yarena_printf(a, "%s@%s", repo, digest);
+		else if (index && bad)
+			why =
+			    yarena_printf(a, "%s at %s%s", bad, index,
+					  rc == 1 ? " (veil apply -f service.yaml writes it)" : "");
+	}
+	if (warn)
+		fprintf(stderr, "warning: service '%s': the chart names its image by tag, %s: %s\n",
+			ms->name, ms->image, why ? why : "out of memory");
+	return ms->image;
+}
 
 /* veil-las's socket folder on the node, shared with the pods */
 #define LAS_DIR "/run/veil"
@@ -253,7 +442,7 @@ static int mesh_tolerates(const struct veil_mesh *mesh, const char *what)
 	return 0;
 }
 
-/* The container's securityContext (docs/manifests.md, 9.3): every
+/* The container's securityContext (docs/manifests.md, 9.2): every
  * capability dropped, then exactly what veil-run needs for this service
  * added back. Without them a default pod's start is refused after
  * attestation: pinning the protected folder and the runtime files takes a
@@ -299,37 +488,91 @@ static void security_context(struct yarena *a, const struct veil_mesh *mesh,
 		ymap_put(a, sc, "appArmorProfile", aa);
 	}
 	ymap_put(a, sc, "capabilities", caps);
+	/* veil-run writes only to memory: its private tmpfs mounts and the
+	 * injection folders' emptyDirs (pod_volumes) */
+	ymap_put(a, sc, "readOnlyRootFilesystem", ynew_bool(a, 1));
 	if (pins || own_uid)
 		ymap_put(a, sc, "runAsUser", ynew_int(a, 0));
 	ymap_put(a, sv, "securityContext", sc);
 }
 
-static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const char *part_of,
+/* metadata.name: <release>-<service>, the release name cut to what the
+ * 63 characters leave (as `helm create`'s fullname does for the whole) */
+static void object_name(struct veil_buf *b, const struct svc_out *s)
+{
+	veil_buf_printf(b, "{{ .Release.Name | trunc %zu | trimSuffix \"-\" }}-%s",
+			(size_t)62 - strlen(s->k8s), s->k8s);
+}
+
+/* The standard labels (app.kubernetes.io/..., helm.sh/chart), at INDENT.
+ * Values that YAML could read as a number or boolean are quoted. */
+static void labels(struct veil_buf *b, const struct svc_out *s, const struct chart_info *c,
+		   int indent)
+{
+	veil_buf_printf(b,
+			"%*sapp.kubernetes.io/name: %s\n"
+			"%*sapp.kubernetes.io/instance: {{ .Release.Name | quote }}\n"
+			"%*sapp.kubernetes.io/version: \"%s\"\n"
+			"%*sapp.kubernetes.io/component: confidential-service\n"
+			"%*sapp.kubernetes.io/part-of: %s\n"
+			"%*sapp.kubernetes.io/managed-by: {{ .Release.Service | quote }}\n"
+			"%*shelm.sh/chart: \"%s\"\n",
+			indent, "", s->k8s, indent, "", indent, "", c->app_version, indent, "",
+			indent, "", c->name, indent, "", indent, "", c->label);
+}
+
+/* What selects a service's pods: the service and the release, so that two
+ * releases in one namespace never select each other's pods. */
+static void selector(struct veil_buf *b, const struct svc_out *s, int indent)
+{
+	veil_buf_printf(b,
+			"%*sapp.kubernetes.io/name: %s\n"
+			"%*sapp.kubernetes.io/instance: {{ .Release.Name | quote }}\n",
+			indent, "", s->k8s, indent, "");
+}
+
+/* The container's resources: requests a node must have free, and a memory
+ * limit (the injection folders' memory volumes count against it). No CPU
+ * limit: throttling a service whose node has idle cores helps nobody. */
+static void resources(struct yarena *a, struct ynode *sv)
+{
+	struct ynode *r = ynew_map(a), *req = ynew_map(a), *lim = ynew_map(a);
+	ymap_put_str(a, req, "cpu", "100m");
+	ymap_put_str(a, req, "memory", "128Mi");
+	ymap_put_str(a, lim, "memory", "512Mi");
+	ymap_put(a, r, "limits", lim);
+	ymap_put(a, r, "requests", req);
+	ymap_put(a, sv, "resources", r);
+}
+
+static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const struct chart_info *c,
 			   int pull_secrets)
 {
 	const char *k = s->key, *n = s->k8s;
+	veil_buf_puts(b, "apiVersion: apps/v1\n"
+			 "kind: Deployment\n"
+			 "metadata:\n"
+			 "  name: ");
+	object_name(b, s);
+	veil_buf_puts(b, "\n  labels:\n");
+	labels(b, s, c, 4);
 	veil_buf_printf(b,
-			"apiVersion: apps/v1\n"
-			"kind: Deployment\n"
-			"metadata:\n"
-			"  name: %s\n"
-			"  labels:\n"
-			"    app.kubernetes.io/name: %s\n"
-			"    app.kubernetes.io/part-of: %s\n"
-			"    app.kubernetes.io/managed-by: veil\n"
 			"spec:\n"
 			"  replicas: {{ .Values.services.%s.replicas }}\n"
 			"  selector:\n"
-			"    matchLabels:\n"
-			"      app.kubernetes.io/name: %s\n"
-			"      app.kubernetes.io/part-of: %s\n"
-			"  template:\n"
-			"    metadata:\n"
-			"      labels:\n"
-			"        app.kubernetes.io/name: %s\n"
-			"        app.kubernetes.io/part-of: %s\n"
-			"    spec:\n",
-			n, n, part_of, k, n, part_of, n, part_of);
+			"    matchLabels:\n",
+			k);
+	selector(b, s, 6);
+	veil_buf_puts(b, "  template:\n"
+			 "    metadata:\n"
+			 "      labels:\n");
+	labels(b, s, c, 8);
+	/* a new policy hash rolls the pods: their veil-run attests again and
+	 * gets the new configuration */
+	veil_buf_puts(b, "      annotations:\n"
+			 "        checksum/policy: {{ .Values.policy.hash | quote }}\n"
+			 "    spec:\n"
+			 "      automountServiceAccountToken: false\n");
 	if (pull_secrets)
 		veil_buf_printf(
 		    b,
@@ -359,35 +602,95 @@ static void deployment_tpl(struct veil_buf *b, const struct svc_out *s, const ch
 	    "              value: {{ .Values.cas.key | quote }}\n"
 	    "            - name: SCONE_LAS_ADDR\n"
 	    "              value: \"" LAS_DIR "/las.sock\"\n"
+	    "          resources:\n"
+	    "            {{- toYaml .Values.services.%s.resources | nindent 12 }}\n"
 	    "          securityContext:\n"
 	    "            {{- toYaml .Values.services.%s.securityContext | nindent 12 }}\n"
 	    "          volumeMounts:\n"
 	    "            {{- toYaml .Values.services.%s.volumeMounts | nindent 12 }}\n"
 	    "      volumes:\n"
 	    "        {{- toYaml .Values.services.%s.volumes | nindent 8 }}\n",
-	    k, k, k, k);
+	    k, k, k, k, k);
 }
 
-static void service_tpl(struct veil_buf *b, const struct svc_out *s, const char *part_of)
+static void service_tpl(struct veil_buf *b, const struct svc_out *s, const struct chart_info *c)
 {
+	veil_buf_puts(b, "apiVersion: v1\n"
+			 "kind: Service\n"
+			 "metadata:\n"
+			 "  name: ");
+	object_name(b, s);
+	veil_buf_puts(b, "\n  labels:\n");
+	labels(b, s, c, 4);
+	veil_buf_puts(b, "spec:\n"
+			 "  selector:\n");
+	selector(b, s, 4);
 	veil_buf_printf(b,
-			"apiVersion: v1\n"
-			"kind: Service\n"
-			"metadata:\n"
-			"  name: %s\n"
-			"  labels:\n"
-			"    app.kubernetes.io/name: %s\n"
-			"    app.kubernetes.io/part-of: %s\n"
-			"    app.kubernetes.io/managed-by: veil\n"
-			"spec:\n"
-			"  selector:\n"
-			"    app.kubernetes.io/name: %s\n"
-			"    app.kubernetes.io/part-of: %s\n"
 			"  ports:\n"
 			"    - name: service\n"
 			"      port: {{ .Values.services.%s.port }}\n"
 			"      targetPort: service\n",
-			s->k8s, s->k8s, part_of, s->k8s, part_of, s->key);
+			s->key);
+}
+
+/* JSON Schema of values.yaml, which Helm checks before it renders: a
+ * misspelt key, a wrong type, a CAS key that is not a key hash, or a change
+ * of what the policy fixed (its hash and namespace, each service's config
+ * id) is refused. Sorted keys, so the same mesh gives the same bytes. */
+static json_t *object_schema(json_t *props, json_t *required)
+{
+	return json_pack("{s:s, s:b, s:o, s:o}", "type", "object", "additionalProperties", 0,
+			 "properties", props, "required", required);
+}
+
+static int values_schema(const struct veil_mesh *mesh, const struct svc_out *so, size_t count,
+			 const char *policy_hash, struct veil_buf *out)
+{
+	json_t *services = json_object(), *service_keys = json_array();
+	for (size_t i = 0; i < count; i++) {
+		const struct svc_out *s = &so[i];
+		char cfg[256];
+		snprintf(cfg, sizeof(cfg), "%s/%s", mesh->namespace_, s->mm->svc->name);
+		json_t *p = json_pack(
+		    "{s:{s:s}, s:{s:s, s:i}, s:{s:s, s:i}, s:{s:s, s:{s:s, s:[s], s:{s:{s:s}}}},"
+		    " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}",
+		    "configId", "const", cfg, "image", "type", "string", "minLength", 1, "replicas",
+		    "type", "integer", "minimum", 0, "imagePullSecrets", "type", "array", "items",
+		    "type", "object", "required", "name", "properties", "name", "type", "string",
+		    "resources", "type", "object", "securityContext", "type", "object",
+		    "volumeMounts", "type", "array", "volumes", "type", "array");
+		json_t *req = json_pack("[s, s, s, s, s, s, s, s]", "configId", "image",
+					"imagePullSecrets", "replicas", "resources",
+					"securityContext", "volumeMounts", "volumes");
+		if (p && req && s->port) {
+			json_object_set_new(p, "port",
+					    json_pack("{s:s, s:i, s:i}", "type", "integer",
+						      "minimum", 1, "maximum", 65535));
+			json_array_append_new(req, json_string("port"));
+		}
+		json_object_set_new(services, s->key, p && req ? object_schema(p, req) : NULL);
+		json_array_append_new(service_keys, json_string(s->key));
+	}
+	json_t *root = object_schema(
+	    json_pack(
+		"{s:o, s:o, s:o}", "cas",
+		object_schema(json_pack("{s:{s:s}, s:{s:s, s:s}}", "addr", "type", "string", "key",
+					"type", "string", "pattern", "^([0-9a-f]{64})?$"),
+			      json_pack("[s, s]", "addr", "key")),
+		"policy",
+		object_schema(json_pack("{s:{s:s}, s:{s:s}}", "hash", "const", policy_hash,
+					"namespace", "const", mesh->namespace_),
+			      json_pack("[s, s]", "hash", "namespace")),
+		"services", object_schema(services, service_keys)),
+	    json_pack("[s, s, s]", "cas", "policy", "services"));
+	char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	json_decref(root);
+	if (!text)
+		return VEIL_ENOMEM;
+	veil_buf_puts(out, text);
+	veil_buf_puts(out, "\n");
+	free(text);
+	return out->failed ? VEIL_ENOMEM : 0;
 }
 
 static int write_buf(const char *dir, const char *name, struct veil_buf *b, struct veil_diags *d)
@@ -402,7 +705,8 @@ static int write_buf(const char *dir, const char *name, struct veil_buf *b, stru
 }
 
 static int write_object(const char *helm_tpl_dir, const char *yaml_dir, const char *file,
-			struct veil_buf *tpl, const struct ynode *values, struct veil_diags *d)
+			struct veil_buf *tpl, const struct ynode *values,
+			const struct veil_release *release, struct veil_diags *d)
 {
 	int rc = 0;
 	if (helm_tpl_dir && (rc = write_buf(helm_tpl_dir, file, tpl, d)))
@@ -412,7 +716,7 @@ static int write_object(const char *helm_tpl_dir, const char *yaml_dir, const ch
 	struct veil_buf r;
 	veil_buf_init(&r, 0);
 	const char *why = NULL;
-	rc = veil_template_render(tpl->data, values, &r, &why);
+	rc = veil_template_render(tpl->data, values, release, &r, &why);
 	if (rc)
 		veil_diag(d, "internal error rendering %s: %s", file, why ? why : "out of memory");
 	else
@@ -441,12 +745,13 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 	char *helm_tpl = helm ? veil_path_join(helm, "templates") : NULL;
 	struct veil_buf b;
 	veil_buf_init(&b, 0);
-	char chart[64];
+	struct chart_info ci;
+	const char *chart = ci.name;
 	if (!so || !helm_tpl || !yaml || !helm_final || !yaml_final) {
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
-	if (veil_k8s_name(mesh->namespace_, chart)) {
+	if (veil_k8s_name(mesh->namespace_, ci.name)) {
 		veil_diag_at(d, mesh->file, mesh->namespace_pos.line, mesh->namespace_pos.col,
 			     "namespace '%s' cannot name a Helm chart (it must start with a "
 			     "letter; at most 63 letters, digits, '-', '_', '.')",
@@ -454,6 +759,14 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		rc = VEIL_EINVAL;
 		goto out;
 	}
+	/* the chart version follows the policy: a new policy is a new chart */
+	snprintf(ci.app_version, sizeof(ci.app_version), "%.12s", policy_hash);
+	snprintf(ci.version, sizeof(ci.version), "0.1.0+%s", ci.app_version);
+	snprintf(ci.label, sizeof(ci.label), "%s-0.1.0_%s", ci.name, ci.app_version);
+	if (strlen(ci.label) > 63)
+		ci.label[63] = '\0';
+	while (ci.label[0] && ci.label[strlen(ci.label) - 1] == '-')
+		ci.label[strlen(ci.label) - 1] = '\0';
 	const struct veil_mesh_cas *cas = veil_mesh_policy_cas(mesh);
 	struct ynode *values = ynew_map(a), *services = ynew_map(a), *casv = ynew_map(a),
 		     *pol = ynew_map(a);
@@ -475,6 +788,16 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 			    "service name '%s' cannot name a Kubernetes object (it must start "
 			    "with a letter; at most 63 letters, digits, '-', '_', '.')",
 			    ms->name);
+			rc = VEIL_EINVAL;
+			continue;
+		}
+		if (strlen(s->k8s) > SERVICE_NAME_MAX) {
+			veil_diag_at(
+			    d, mesh->file, ms->pos.line, ms->pos.col,
+			    "service name '%s' is too long for the chart: its objects are "
+			    "named <release>-%s, at most 63 characters with at least %d of "
+			    "the release name, so a service name has at most %d",
+			    ms->name, s->k8s, RELEASE_MIN_CHARS, SERVICE_NAME_MAX);
 			rc = VEIL_EINVAL;
 			continue;
 		}
@@ -502,7 +825,7 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 			s->port = v;
 		}
 		struct ynode *sv = ynew_map(a), *pulls = ynew_seq(a);
-		ymap_put_str(a, sv, "image", ms->image);
+		ymap_put_str(a, sv, "image", image_ref(a, target, &members[i], outputs != 0));
 		ymap_put(a, sv, "replicas", ynew_int(a, 1));
 		char *cfg = yarena_printf(a, "%s/%s", mesh->namespace_, ms->name);
 		ymap_put_str(a, sv, "configId", cfg);
@@ -535,6 +858,7 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 				    ms->name, ps);
 		}
 		ymap_put(a, sv, "imagePullSecrets", pulls);
+		resources(a, sv);
 		security_context(a, mesh, &members[i], s->port, sv);
 		if (pod_volumes(a, &members[i], sv, d))
 			rc = VEIL_EINVAL;
@@ -543,6 +867,9 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 	if (rc)
 		goto out;
 	int want_helm = outputs & VEIL_OUT_HELM, want_yaml = outputs & VEIL_OUT_YAML;
+	/* the manifests are what `helm install <chart name> target/helm` makes,
+	 * managed by veil rather than Helm */
+	const struct veil_release release = {.name = ci.name, .service = "veil"};
 	veil_remove_tree(helm);
 	veil_remove_tree(yaml);
 	if (want_helm && (rc = veil_mkdirs(helm_tpl, 0755, d)))
@@ -556,9 +883,9 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 				"description: \"veil mesh %s: confidential services attested by "
 				"their CAS\"\n"
 				"type: application\n"
-				"version: 0.1.0\n"
-				"appVersion: \"%.12s\"\n",
-				chart, mesh->namespace_, policy_hash);
+				"version: %s\n"
+				"appVersion: \"%s\"\n",
+				chart, mesh->namespace_, ci.version, ci.app_version);
 		if ((rc = write_buf(helm, "Chart.yaml", &b, d)))
 			goto out;
 		b.size = 0;
@@ -568,24 +895,28 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		yemit(values, &b);
 		if ((rc = write_buf(helm, "values.yaml", &b, d)))
 			goto out;
+		b.size = 0;
+		if ((rc = values_schema(mesh, so, count, policy_hash, &b)) ||
+		    (rc = write_buf(helm, "values.schema.json", &b, d)))
+			goto out;
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct svc_out *s = &so[i];
 		const struct ynode *sv = ymap_get(services, s->key);
 		char file[96];
 		b.size = 0;
-		deployment_tpl(&b, s, chart, ymap_get(sv, "imagePullSecrets")->count > 0);
+		deployment_tpl(&b, s, &ci, ymap_get(sv, "imagePullSecrets")->count > 0);
 		snprintf(file, sizeof(file), "%s-deployment.yaml", s->k8s);
 		if ((rc = write_object(want_helm ? helm_tpl : NULL, want_yaml ? yaml : NULL, file,
-				       &b, values, d)))
+				       &b, values, &release, d)))
 			goto out;
 		if (!s->port)
 			continue;
 		b.size = 0;
-		service_tpl(&b, s, chart);
+		service_tpl(&b, s, &ci);
 		snprintf(file, sizeof(file), "%s-service.yaml", s->k8s);
 		if ((rc = write_object(want_helm ? helm_tpl : NULL, want_yaml ? yaml : NULL, file,
-				       &b, values, d)))
+				       &b, values, &release, d)))
 			goto out;
 	}
 	if (want_helm && (rc = veil_swap_dir(helm, helm_final, d)))

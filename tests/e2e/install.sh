@@ -183,7 +183,7 @@ check "LICENSE installed, the same as the tree's" cmp -s "$ROOT/LICENSE" "$DOC/L
 check "LICENSE is the Apache License 2.0 text" \
 	bash -c 'head -5 "$1" | grep -q "Apache License" && grep -q "Version 2.0, January 2004" "$1" && grep -q "END OF TERMS AND CONDITIONS" "$1"' _ "$ROOT/LICENSE"
 check "meson.build declares Apache-2.0" grep -q "license : 'Apache-2.0'" "$ROOT/meson.build"
-for d in README.md architecture.md cas.md images.md manifests.md security.md; do
+for d in README.md architecture.md cas.md deploy.md images.md manifests.md security.md; do
 	check "doc $d installed" test -s "$DOC/$d"
 done
 

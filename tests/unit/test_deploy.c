@@ -24,6 +24,7 @@ static struct ynode *values;
 static struct veil_buf out;
 static struct veil_diags diags;
 static struct ydoc back; /* a rendered text read back */
+static const struct veil_release release = {.name = "rel", .service = "Helm"};
 static struct veil_diags back_diags;
 
 static int setup(void **state)
@@ -67,7 +68,7 @@ static int render(const char *tpl, const char **why)
 	out.size = 0;
 	if (out.data)
 		out.data[0] = '\0';
-	return veil_template_render(tpl, values, &out, why);
+	return veil_template_render(tpl, values, &release, &out, why);
 }
 
 static void assert_renders(const char *tpl, const char *want)
@@ -163,10 +164,23 @@ static void test_render_unsupported_if(void **state)
 	assert_refused("x: {{ if .Values.a.b }}y{{ end }}", "unsupported template expression");
 }
 
-static void test_render_unsupported_release_name(void **state)
+static void test_render_unsupported_release_field(void **state)
 {
 	(void)state;
-	assert_refused("name: {{ .Release.Name }}", "unsupported template expression");
+	assert_refused("ns: {{ .Release.Namespace }}", "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trunc }}", "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trunc -1 }}", "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trimSuffix - }}", "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trimSuffix \"-\" x }}",
+		       "unsupported template expression");
+	assert_refused("n: {{ .Release.Name .Values.a.b }}", "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | quote | trunc 3 }}",
+		       "unsupported template expression");
+	const char *why = NULL;
+	out.size = 0;
+	assert_int_equal(veil_template_render("{{ .Release.Name }}", values, NULL, &out, &why),
+			 VEIL_EINVAL);
+	assert_string_equal(why, "unsupported template expression");
 }
 
 static void test_render_unsupported_pipeline(void **state)
@@ -277,8 +291,9 @@ static void test_render_quote_reads_back_as_yaml(void **state)
 		ymap_put_str(doc.arena, only, "s", strs[i]);
 		const char *why = NULL;
 		out.size = 0;
-		assert_int_equal(
-		    veil_template_render("v: {{ .Values.s | quote }}\n", only, &out, &why), 0);
+		assert_int_equal(veil_template_render("v: {{ .Values.s | quote }}\n", only,
+						      &release, &out, &why),
+				 0);
 		ydoc_free(&back);
 		veil_diags_free(&back_diags);
 		assert_int_equal(ydoc_init(&back, "rendered.yaml"), 0);
@@ -330,6 +345,41 @@ static void test_render_trim_right(void **state)
 {
 	(void)state;
 	assert_renders("a: {{ .Values.a.b -}}  \n  \nb: 1\n", "a: hellob: 1\n");
+}
+
+/* The object names: <release>-<service>, the release cut as sprig's trunc
+ * (bytes) and trimSuffix (once) do. */
+static void test_render_release_pipeline(void **state)
+{
+	(void)state;
+	assert_renders("{{ .Release.Name }}/{{ .Release.Service | quote }}", "rel/\"Helm\"");
+	assert_renders("{{ .Release.Name | trunc 2 }}", "re");
+	assert_renders("{{ .Release.Name | trunc 0 }}x", "x");
+	assert_renders("{{ .Release.Name | trunc 99 | trimSuffix \"l\" }}", "re");
+	assert_renders("{{ .Release.Name | trimSuffix \"rel\" }}.", ".");
+	assert_renders("{{ .Release.Name | trimSuffix \"x\" | quote }}", "\"rel\"");
+	assert_renders("{{ .Values.a.b | trunc 4 | quote }}", "\"hell\"");
+	static const struct veil_release dashes = {.name = "ab--", .service = "veil"};
+	const char *why = NULL;
+	out.size = 0;
+	assert_int_equal(veil_template_render("{{ .Release.Name | trunc 3 | trimSuffix \"-\" }}",
+					      values, &dashes, &out, &why),
+			 0);
+	assert_string_equal(out.data, "ab");
+}
+
+/* No length limit of its own: an image reference with a digest is long. */
+static void test_render_long_value(void **state)
+{
+	(void)state;
+	char big[601];
+	memset(big, 'x', 600);
+	big[600] = '\0';
+	ymap_put_str(doc.arena, values, "big", big);
+	char want[700];
+	snprintf(want, sizeof(want), "\"%s\"", big);
+	assert_renders("{{ .Values.big | quote }}", want);
+	assert_renders("{{ .Values.big | trunc 3 }}", "xxx");
 }
 
 static void test_render_plain_dash_value_not_trimmed(void **state)
@@ -406,6 +456,8 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 
 	char *chart = slurp("helm/Chart.yaml");
 	assert_non_null(strstr(chart, "name: mypythonapp\n"));
+	/* the chart version follows the policy */
+	assert_non_null(strstr(chart, "version: 0.1.0+b60513e07bb5\n"));
 	assert_non_null(strstr(chart, "appVersion: \"b60513e07bb5\"\n"));
 	free(chart);
 
@@ -422,10 +474,24 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 	if (rc)
 		print_message("%s\n", dep);
 	assert_int_equal(rc, 0);
+	/* as `helm install mypythonapp target/helm` names it, managed by veil */
+	const struct ynode *md = ymap_get(y.root, "metadata");
+	assert_string_equal(ymap_get(md, "name")->str, "mypythonapp-pythonapp");
+	const struct ynode *lab = ymap_get(md, "labels");
+	assert_string_equal(ymap_get(lab, "app.kubernetes.io/instance")->str, "mypythonapp");
+	assert_string_equal(ymap_get(lab, "app.kubernetes.io/managed-by")->str, "veil");
+	assert_string_equal(ymap_get(lab, "app.kubernetes.io/version")->str, "b60513e07bb5");
+	assert_string_equal(ymap_get(lab, "helm.sh/chart")->str, "mypythonapp-0.1.0_b60513e07bb5");
+	const struct ynode *tmd =
+	    ymap_get(ymap_get(ymap_get(y.root, "spec"), "template"), "metadata");
+	assert_string_equal(ymap_get(ymap_get(tmd, "annotations"), "checksum/policy")->str, hash);
 	const struct ynode *spec = ymap_get(ymap_get(ymap_get(y.root, "spec"), "template"), "spec");
 	const struct ynode *c0 = ymap_get(spec, "containers")->items[0];
 	assert_string_equal(ymap_get(c0, "image")->str,
 			    "registry.scontain.com:5050/cicd/python_hello_user:latest");
+	const struct ynode *res = ymap_get(c0, "resources");
+	assert_string_equal(ymap_get(ymap_get(res, "limits"), "memory")->str, "512Mi");
+	assert_string_equal(ymap_get(ymap_get(res, "requests"), "cpu")->str, "100m");
 	assert_string_equal(ymap_get(ymap_get(c0, "ports")->items[0], "containerPort")->str, "443");
 	const struct ynode *env = ymap_get(c0, "env");
 	assert_string_equal(ymap_get(env->items[0], "name")->str, "SCONE_CONFIG_ID");
@@ -456,6 +522,7 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 	assert_string_equal(ymap_get(caps, "add")->items[1]->str, "SYS_ADMIN");
 	assert_string_equal(ymap_get(ymap_get(sc, "appArmorProfile"), "type")->str, "Unconfined");
 	assert_string_equal(ymap_get(sc, "runAsUser")->str, "0");
+	assert_string_equal(ymap_get(sc, "readOnlyRootFilesystem")->str, "true");
 	assert_null(ymap_get(sc, "allowPrivilegeEscalation"));
 	ydoc_free(&y);
 	free(dep);
@@ -463,8 +530,18 @@ static void test_deploy_seed_chart_and_manifests(void **state)
 	char *svc = slurp("manifests/pythonapp-service.yaml");
 	assert_non_null(strstr(svc, "      port: 443\n"));
 	free(svc);
+	/* Helm checks the values against the schema: the policy's own values are fixed */
+	char *schema = slurp("helm/values.schema.json");
+	assert_non_null(strstr(
+	    schema,
+	    "\"const\": \"b60513e07bb591d7aab67bf7fb90fdedea450d473c8cd9a9a4125544fdf5e718\""));
+	assert_non_null(strstr(schema, "\"const\": \"myPythonApp/pythonapp\""));
+	assert_non_null(strstr(schema, "\"pattern\": \"^([0-9a-f]{64})?$\""));
+	free(schema);
 	char *tpl = slurp("helm/templates/pythonapp-deployment.yaml");
 	assert_non_null(strstr(tpl, "{{ .Values.services.pythonapp.image | quote }}"));
+	assert_non_null(
+	    strstr(tpl, "  name: {{ .Release.Name | trunc 53 | trimSuffix \"-\" }}-pythonapp\n"));
 	free(tpl);
 }
 
@@ -512,6 +589,139 @@ static void test_deploy_names_colliding_in_kubernetes(void **state)
 	char helm[128];
 	snprintf(helm, sizeof(helm), "%s/helm", tmp);
 	assert_int_not_equal(stat(helm, &st), 0);
+}
+
+/* The image is named by the digest of the OCI layout the builder wrote; a
+ * missing, ambiguous or broken layout falls back to the tag. */
+static void test_deploy_image_by_digest(void **state)
+{
+	(void)state;
+	int count =
+	    load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
+			   "services:\n  - name: app\n    image: reg.example:5000/a/app:1.0\n");
+	struct veil_service_manifest m = {.file = "service.yaml"};
+	m.build.name = "app_build";
+	members[0].manifest = &m;
+	char dir[128], index[192];
+	snprintf(dir, sizeof(dir), "%s/images/app_build/oci", tmp);
+	snprintf(index, sizeof(index), "%s/index.json", dir);
+	assert_int_equal(veil_mkdirs(dir, 0755, &diags), 0);
+	static const struct {
+		const char *index, *image;
+	} cases[] = {
+	    {"{\"manifests\":[{\"digest\":\"sha256:"
+	     "1111111111111111111111111111111111111111111111111111111111111111\"}]}",
+	     "reg.example:5000/a/"
+	     "app@sha256:1111111111111111111111111111111111111111111111111111111111111111"},
+	    /* several: the one tagged with the reference's tag */
+	    {"{\"manifests\":[{\"digest\":\"sha256:"
+	     "1111111111111111111111111111111111111111111111111111111111111111\",\"annotations\":{"
+	     "\"org.opencontainers.image.ref.name\":"
+	     "\"0.9\"}},{\"digest\":\"sha256:"
+	     "2222222222222222222222222222222222222222222222222222222222222222\",\"annotations\":{"
+	     "\"org.opencontainers.image.ref.name\":\"1.0\"}}]}",
+	     "reg.example:5000/a/"
+	     "app@sha256:2222222222222222222222222222222222222222222222222222222222222222"},
+	    {"{\"manifests\":[{\"digest\":\"sha256:"
+	     "1111111111111111111111111111111111111111111111111111111111111111\"},{\"digest\":"
+	     "\"sha256:2222222222222222222222222222222222222222222222222222222222222222\"}]}",
+	     "reg.example:5000/a/app:1.0"},
+	    {"{\"manifests\":[{\"digest\":\"sha256:abc\"}]}", "reg.example:5000/a/app:1.0"},
+	    {"{\"manifests\":[]}", "reg.example:5000/a/app:1.0"},
+	    {"not json", "reg.example:5000/a/app:1.0"},
+	    {NULL, "reg.example:5000/a/app:1.0"},
+	};
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(cases); i++) {
+		unlink(index);
+		if (cases[i].index)
+			assert_int_equal(veil_write_file_plain(index, cases[i].index,
+							       strlen(cases[i].index), 0644,
+							       &diags),
+					 0);
+		assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+						   VEIL_OUT_HELM, &diags),
+				 0);
+		char *vals = slurp("helm/values.yaml");
+		char want[256];
+		snprintf(want, sizeof(want), "    image: \"%s\"\n", cases[i].image);
+		if (!strstr(vals, want))
+			fail_msg("case %zu: no '%s' in\n%s", i, want, vals);
+		free(vals);
+	}
+	/* a layout built for another repository than the Meshfile names: the tag */
+	const char *one = "{\"manifests\":[{\"digest\":\"sha256:"
+			  "1111111111111111111111111111111111111111111111111111111111111111\"}]}";
+	assert_int_equal(veil_write_file_plain(index, one, strlen(one), 0644, &diags), 0);
+	m.build.to = "reg.example:5000/other/app:1.0";
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 0);
+	char *vals = slurp("helm/values.yaml");
+	assert_non_null(strstr(vals, "    image: \"reg.example:5000/a/app:1.0\"\n"));
+	free(vals);
+	m.build.to = "reg.example:5000/a/app:2.0"; /* same repository, another tag */
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 0);
+	vals = slurp("helm/values.yaml");
+	assert_non_null(strstr(vals, "    image: \"reg.example:5000/a/app@sha256:1111"));
+	free(vals);
+	members[0].manifest = NULL;
+}
+
+/* An image the Meshfile names by digest is kept as written. */
+static void test_deploy_image_named_by_digest_kept(void **state)
+{
+	(void)state;
+	int count =
+	    load_mesh_text("apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
+			   "services:\n  - name: app\n    image: reg.example/a/app@sha256:"
+			   "3333333333333333333333333333333333333333333333333333333333333333\n");
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 0);
+	char *vals = slurp("helm/values.yaml");
+	assert_non_null(strstr(vals, "    image: \"reg.example/a/app@sha256:3333"));
+	free(vals);
+}
+
+/* <release>-<service> must fit 63 characters with some of the release name. */
+static void test_deploy_service_name_leaves_room_for_the_release(void **state)
+{
+	(void)state;
+	char text[512], name[64];
+	memset(name, 'a', 53);
+	name[53] = '\0';
+	snprintf(text, sizeof(text),
+		 "apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
+		 "services:\n  - name: %s\n    image: x\n",
+		 name);
+	int count = load_mesh_text(text);
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM, &diags),
+			 VEIL_EINVAL);
+	assert_int_equal(diags.count, 1);
+	assert_non_null(strstr(diags.msgs[0], "Meshfile:6:5: service name 'aaaa"));
+	assert_non_null(strstr(diags.msgs[0], "so a service name has at most 52"));
+	ydoc_free(&mesh_doc);
+	veil_diags_free(&diags);
+	veil_diags_init(&diags);
+	name[52] = '\0';
+	snprintf(text, sizeof(text),
+		 "apiVersion: scone/5.8\nkind: mesh\npolicy:\n  namespace: ns\n"
+		 "services:\n  - name: %s\n    image: x\n",
+		 name);
+	count = load_mesh_text(text);
+	assert_int_equal(veil_deploy_write(&mesh, members, (size_t)count, "00", NULL, tmp,
+					   VEIL_OUT_HELM | VEIL_OUT_YAML, &diags),
+			 0);
+	char rel[128];
+	snprintf(rel, sizeof(rel), "manifests/%s-deployment.yaml", name);
+	char *dep = slurp(rel);
+	char want[128];
+	snprintf(want, sizeof(want), "  name: ns-%s\n", name);
+	assert_non_null(strstr(dep, want));
+	free(dep);
 }
 
 /* Injection files: a memory-backed emptyDir at each of their folders (once
@@ -657,7 +867,9 @@ int main(void)
 	    T(test_k8s_name_bad_characters_refused),
 	    T(test_k8s_name_lowercases_and_maps_separators),
 	    T(test_render_unsupported_if),
-	    T(test_render_unsupported_release_name),
+	    T(test_render_unsupported_release_field),
+	    T(test_render_release_pipeline),
+	    T(test_render_long_value),
 	    T(test_render_unsupported_pipeline),
 	    T(test_render_missing_value),
 	    T(test_render_non_scalar_value),
@@ -680,6 +892,9 @@ int main(void)
 	    TD(test_deploy_namespace_not_a_chart_name),
 	    TD(test_deploy_bad_port),
 	    TD(test_deploy_names_colliding_in_kubernetes),
+	    TD(test_deploy_image_by_digest),
+	    TD(test_deploy_image_named_by_digest_kept),
+	    TD(test_deploy_service_name_leaves_room_for_the_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
