@@ -286,13 +286,15 @@ t_manifest_list_picks_amd64() {
 t_unreadable_copy_file_refused() {
 	[ "$(id -u)" -eq 0 ] || { echo "    (skipped: needs root to become nobody)"; return 0; }
 	mkdir -p "$WORK/nobody" && cp -r "$WORK/app/service.yaml" "$WORK/app/print_env.py" "$WORK/base" "$WORK/nobody/" || return 1
-	chown -R nobody "$WORK/nobody"
+	# veil from inside that folder: the build folder may be where nobody
+	# cannot reach it (/root/... in the CI's root file system)
+	cp "$VEIL" "$WORK/nobody/veil" && chown -R nobody "$WORK/nobody" || return 1
 	cd "$WORK/nobody" || return 1
 	local as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$WORK/nobody")
-	run "${as_nobody[@]}" "$VEIL" apply -f service.yaml --base oci:base:v1 --no-push && ok || return 1
+	run "${as_nobody[@]}" ./veil apply -f service.yaml --base oci:base:v1 --no-push && ok || return 1
 	BEFORE=$(tree_sum target)
 	chmod 000 print_env.py
-	run "${as_nobody[@]}" "$VEIL" apply -f service.yaml --base oci:base:v1 --no-push &&
+	run "${as_nobody[@]}" ./veil apply -f service.yaml --base oci:base:v1 --no-push &&
 		refused_keeps_old "print_env.py: cannot open: Permission denied" || return 1
 }
 
