@@ -33,6 +33,13 @@ struct veil_measurement {
 	char *program;
 	struct veil_file_entry *runtime_files;
 	size_t runtime_file_count;
+	/* the whole image's measurement record's SHA-256
+	 * (include/veil/image_record.h); empty until the image is built */
+	char image_root[2 * VEIL_SHA256_SIZE + 1];
+	/* paths the image's record excludes besides the fixed ones: the
+	 * manifest's injection files (not written to measurement.yaml) */
+	char **exclude;
+	size_t exclude_count;
 };
 
 void veil_measurement_free(struct veil_measurement *m);
@@ -118,6 +125,7 @@ struct veil_image_staged {
 	char *layout;                  /* TARGET/images/<name>/oci, where commit puts it */
 	char *tag;                     /* org.opencontainers.image.ref.name: build.to's tag */
 	char digest[VEIL_DIGEST_SIZE]; /* the image manifest's digest */
+	char image_root[2 * VEIL_SHA256_SIZE + 1]; /* its measurement record's SHA-256 */
 };
 
 /* Builds m's image on opts->base (see docs/images.md for the layers and the

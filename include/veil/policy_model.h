@@ -13,6 +13,9 @@ struct veil_policy_file {
 
 struct veil_policy_service {
 	const char *name, *image_name, *file_set_root, *command, *pwd;
+	/* the image measurement record's SHA-256 (include/veil/image_record.h);
+	 * NULL: the image was not measured as a whole */
+	const char *image_root;
 	char **mrenclaves;
 	size_t mrenclave_count;
 	char **platforms; /* simulated platform key hashes the policy trusts */

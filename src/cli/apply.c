@@ -227,6 +227,7 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	 * old image as they were */
 	if ((rc = veil_image_build(&meas, &iopts, &img, d)))
 		goto out;
+	memcpy(meas.image_root, img.image_root, sizeof(meas.image_root));
 	if ((rc = veil_measurement_write(&meas, o->target, data, size, &out_dir, d)))
 		goto out;
 	memcpy(digest, img.digest, sizeof(digest));
@@ -252,12 +253,13 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 		if (!record ||
 		    json_array_append_new(
 			o->items,
-			json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-				  "file", in->name, "kind", "service", "name", meas.name, "image",
-				  meas.image, "files", (json_int_t)meas.file_count, "mrenclave",
-				  meas.runtime_sha256, "file_set_root", meas.file_set_root,
-				  "record", record, "digest", digest, "layout", layout, "tag", tag,
-				  "base", base)))
+			json_pack(
+			    "{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+			    "file", in->name, "kind", "service", "name", meas.name, "image",
+			    meas.image, "files", (json_int_t)meas.file_count, "mrenclave",
+			    meas.runtime_sha256, "file_set_root", meas.file_set_root, "record",
+			    record, "digest", digest, "layout", layout, "tag", tag, "base", base,
+			    "image_root", meas.image_root)))
 			rc = VEIL_ENOMEM;
 		free(record);
 		goto out;
@@ -282,6 +284,7 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 			getenv("VEIL_IMAGE_ROOT") ? getenv("VEIL_IMAGE_ROOT") : "");
 	printf("  record         %s/measurement.yaml\n", out_dir);
 	printf("  image digest   %s\n", digest);
+	printf("  image root     %s\n", meas.image_root);
 	printf("  image layout   %s (tag %s, base %s)\n", layout, tag, base);
 out:
 	veil_image_discard(&img);

@@ -388,11 +388,14 @@ int veil_image_build(const struct veil_measurement *m, const struct veil_image_o
 	}
 	if ((rc = app_layer(&b)) || (rc = runtime_layer(&b)))
 		goto out;
-	/* Hook: a layer added here (e.g. the whole image's measurement record,
-	 * issue 10 item 2) lands above the app and runtime layers, before the
-	 * config is made: build it like app_layer() with oci_layer_*() and
-	 * register it with add_layer(), which keeps layers, diff_ids and
-	 * history in step. */
+	/* the whole image's measurement record, the last layer: it measures
+	 * every layer below it (src/image/rootfs.c) */
+	char rec_diff_id[VEIL_DIGEST_SIZE];
+	struct oci_desc rec_desc;
+	if ((rc = oci_measurement_layer(s.staging, b.layers, m, (time_t)o->epoch, rec_diff_id,
+					&rec_desc, s.image_root, d)) ||
+	    (rc = add_layer(&b, rec_diff_id, &rec_desc, "veil: image measurement record")))
+		goto out;
 	struct oci_desc cdesc, mdesc;
 	rc = VEIL_ENOMEM;
 	if (!(cfg = make_config(&b, base.config)))

@@ -20,6 +20,9 @@ void veil_measurement_free(struct veil_measurement *m)
 	for (size_t i = 0; i < m->runtime_file_count; i++)
 		free(m->runtime_files[i].path);
 	free(m->runtime_files);
+	for (size_t i = 0; i < m->exclude_count; i++)
+		free(m->exclude[i]);
+	free(m->exclude);
 	free(m->program);
 	free(m->name);
 	free(m->image);
@@ -329,6 +332,17 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 	rc = veil_fileset_root(m.files, m.file_count, m.file_set_root);
 	if (rc)
 		goto out;
+	/* the injection files: placed at start, so not part of the image's
+	 * measurement record */
+	if (sm->inject_count && !(m.exclude = calloc(sm->inject_count, sizeof(*m.exclude)))) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < sm->inject_count; i++)
+		if (!(m.exclude[m.exclude_count++] = strdup(sm->inject[i].path))) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
 	/* what the command execs outside pwd (issue 9, H1); veil-run's own
 	 * measurement of its folder (runtime_path NULL) has no command */
 	if (runtime_path) {
@@ -394,6 +408,8 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 	ymap_put_str(a, rt, "sha256", m->runtime_sha256);
 	ymap_put(a, root, "runtime", rt);
 	ymap_put_str(a, root, "file_set_root", m->file_set_root);
+	if (m->image_root[0])
+		ymap_put_str(a, root, "image_root", m->image_root);
 	for (size_t i = 0; i < m->file_count; i++) {
 		struct ynode *f = ynew_map(a);
 		char mode[8];
@@ -454,9 +470,19 @@ out:
 int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			   struct veil_diags *d)
 {
-	static const char *const keys[] = {
-	    "veil_measurement", "name",          "image", "command", "pwd",           "manifest",
-	    "runtime",          "file_set_root", "files", "program", "runtime_files", NULL};
+	static const char *const keys[] = {"veil_measurement",
+					   "name",
+					   "image",
+					   "command",
+					   "pwd",
+					   "manifest",
+					   "runtime",
+					   "file_set_root",
+					   "files",
+					   "program",
+					   "runtime_files",
+					   "image_root",
+					   NULL};
 	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
 	struct veil_measurement m = {0};
 	struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};
@@ -495,6 +521,13 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 		m.manifest = strdup(manifest);
 	snprintf(m.runtime_sha256, sizeof(m.runtime_sha256), "%s", rts);
 	snprintf(m.file_set_root, sizeof(m.file_set_root), "%s", fsr);
+	const char *ir = yget_str(&c, root, "image_root", 0, "record");
+	if (ir && (strlen(ir) != 2 * VEIL_SHA256_SIZE || veil_unhex(ir, tmp, sizeof(tmp)))) {
+		yerr(&c, ymap_get(root, "image_root"), "image_root must be 64 hex digits");
+		goto out;
+	}
+	if (ir)
+		snprintf(m.image_root, sizeof(m.image_root), "%s", ir);
 	if (files && files->count) {
 		m.files = calloc(files->count, sizeof(*m.files));
 		if (!m.files) {

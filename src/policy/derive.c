@@ -594,6 +594,10 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		yseq_push(a, mr, ynew_str(a, mm->meas->runtime_sha256));
 		ymap_put(a, s, "mrenclaves", mr);
 		ymap_put_str(a, s, "file_set_root", mm->meas->file_set_root);
+		/* the whole image's record (docs/images.md, "Measurement"); a record
+		 * from before it was measured has none */
+		if (mm->meas->image_root[0])
+			ymap_put_str(a, s, "image_root", mm->meas->image_root);
 		if (mm->meas->file_count) {
 			/* the protected files themselves, so a refusal can name the one
 			 * that changed */

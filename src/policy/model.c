@@ -231,9 +231,9 @@ static void check_ph(struct yctx *c, const struct veil_policy *p, const struct y
 static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
 {
 	static const char *const keys[] = {
-	    "name",        "image_name", "mrenclaves", "file_set_root", "command",       "pwd",
-	    "environment", "platforms",  "files",      "program",       "runtime_files", "user",
-	    "group",       NULL};
+	    "name",          "image_name",  "mrenclaves", "file_set_root", "command",
+	    "pwd",           "environment", "platforms",  "files",         "program",
+	    "runtime_files", "user",        "group",      "image_root",    NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
@@ -271,6 +271,10 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 	if (s->file_set_root && !is_hex64(s->file_set_root))
 		yerr(c, ymap_get(e, "file_set_root"),
 		     "services: file_set_root must be 64 lower-case hex digits");
+	s->image_root = yget_str(c, e, "image_root", 0, w);
+	if (s->image_root && !is_hex64(s->image_root))
+		yerr(c, ymap_get(e, "image_root"),
+		     "services: image_root must be 64 lower-case hex digits");
 	s->mrenclaves = yget_strlist(c, e, "mrenclaves", 0, &s->mrenclave_count, w);
 	for (size_t i = 0; i < s->mrenclave_count; i++)
 		if (!is_hex64(s->mrenclaves[i]))
