@@ -20,12 +20,15 @@ int veil_policy_request_decode(const char *body, size_t size, struct veil_policy
 void veil_policy_request_free(struct veil_policy_request *r);
 
 /* POST /v1/attest: {"config_id": "NS/SERVICE", "evidence": "...",
- * "file_set_root": "HEX", "files": [{"path", "sha256"}...]} */
+ * "file_set_root": "HEX", "files": [{"path", "sha256"}...],
+ * "image_root": "HEX"} (image_root: the image measurement record's SHA-256,
+ * sent when the image has one) */
 struct veil_attest_request {
 	void *json; /* json_t*, owns the strings below */
 	char ns[256];
 	const char *service, *config_id, *evidence, *file_set_root;
-	void *files; /* json_t* array or NULL */
+	const char *image_root; /* NULL: not sent */
+	void *files;            /* json_t* array or NULL */
 };
 int veil_attest_request_decode(const char *body, size_t size, struct veil_attest_request *out,
 			       struct veil_diags *d);

@@ -71,11 +71,13 @@ int veil_attest_request_decode(const char *body, size_t size, struct veil_attest
 	       *files = NULL;
 	r->json = j;
 	if (!j ||
-	    json_unpack(j, "{s:s, s:s, s?:s, s?:o}", "config_id", &r->config_id, "evidence",
-			&r->evidence, "file_set_root", &r->file_set_root, "files", &files) ||
+	    json_unpack(j, "{s:s, s:s, s?:s, s?:o, s?:s}", "config_id", &r->config_id, "evidence",
+			&r->evidence, "file_set_root", &r->file_set_root, "files", &files,
+			"image_root", &r->image_root) ||
 	    (files && !json_is_array(files))) {
 		veil_diag(d, "body must be {\"config_id\": \"NAMESPACE/SERVICE\", \"evidence\": "
-			     "\"...\", \"file_set_root\": \"HEX\", \"files\": [...]}");
+			     "\"...\", \"file_set_root\": \"HEX\", \"files\": [...], "
+			     "\"image_root\": \"HEX\"}");
 		return VEIL_EINVAL;
 	}
 	r->files = files;

@@ -1087,6 +1087,9 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 	json_object_set_new(
 	    resp, "unpinned_files_allowed",
 	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unpinned-files")));
+	/* a test's image root elsewhere (VEIL_IMAGE_ROOT) only for debug policies */
+	json_object_set_new(resp, "debug_mode",
+			    json_boolean(in_list(p->tolerate, p->tolerate_count, "debug-mode")));
 	/* and execs a program `veil apply` did not measure only with this one */
 	json_object_set_new(
 	    resp, "unmeasured_program_allowed",
@@ -1422,6 +1425,15 @@ static void attest(struct ctx *c)
 		name_changed_file(svc, sent_files, which, sizeof(which));
 		fail(c, 403, ns, "file-set root %.16s... does not match policy %s%s",
 		     root ? root : "(none)", config_id, which);
+		goto out;
+	}
+	/* 5b. the whole image is the measured one (its record's SHA-256; veil-run
+	 * checks the image against the record before the program starts) */
+	if (svc->image_root && (!q.image_root || strcmp(q.image_root, svc->image_root))) {
+		fail(c, 403, ns,
+		     "image_root %.16s... does not match policy %s (the image is not the one "
+		     "measured by 'veil apply')",
+		     q.image_root ? q.image_root : "(none)", config_id);
 		goto out;
 	}
 	/* 6. imported secrets, each with its exporter's consent as of now (a

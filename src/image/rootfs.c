@@ -6,6 +6,7 @@
  * blobs themselves (never from the builder's sources). */
 #include <archive.h>
 #include <archive_entry.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,7 +215,28 @@ static int hash_data(struct archive *a, uint8_t out[static VEIL_SHA256_SIZE], ui
 	return ok ? 0 : VEIL_EIO;
 }
 
+static int read_layer_locked(struct rootfs *fs, const char *layout, const char *digest,
+			     size_t layer);
+
+/* libarchive converts names through the locale's character set (ASCII:
+ * veil never calls setlocale()); in C.UTF-8 a UTF-8 name passes unchanged,
+ * as in layer.c */
 static int read_layer(struct rootfs *fs, const char *layout, const char *digest, size_t layer)
+{
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (!utf8) {
+		veil_diag(fs->d, "image: the C.UTF-8 locale is not available");
+		return VEIL_EIO;
+	}
+	locale_t old = uselocale(utf8);
+	int rc = read_layer_locked(fs, layout, digest, layer);
+	uselocale(old);
+	freelocale(utf8);
+	return rc;
+}
+
+static int read_layer_locked(struct rootfs *fs, const char *layout, const char *digest,
+			     size_t layer)
 {
 	char *blob = NULL;
 	char path[VEIL_IMAGE_RECORD_MAX_PATH + 1], link[VEIL_IMAGE_RECORD_MAX_PATH + 1];

@@ -37,7 +37,9 @@
 #include "veil/args.h"
 #include "veil/evidence.h"
 #include "veil/image.h"
+#include "veil/image_record.h"
 #include "veil/tls.h"
+#include "image_verify.h"
 #include "inject.h"
 #include "pin.h"
 #include "verify.h"
@@ -110,6 +112,12 @@ static void usage(FILE *f)
 	    "  VEIL_RUNTIME_LIST                  the prefetch list: runtime files to copy\n"
 	    "                                     while attesting, a hint checked against\n"
 	    "                                     the policy (default " DEFAULT_RUNTIME_LIST ")\n"
+	    "  VEIL_IMAGE_RECORD                  the image's measurement record (default\n"
+	    "                                     " VEIL_IMAGE_RECORD_PATH "); every entry\n"
+	    "                                     is checked before the program starts\n"
+	    "  VEIL_IMAGE_ROOT                    the root the record is checked under\n"
+	    "                                     (default /; other roots only for a\n"
+	    "                                     policy that tolerates debug-mode)\n"
 	    "  SCONE_LOG       / VEIL_LOG         'debug' or 'info' for progress messages\n\n"
 	    "  -h, --help   this help\n"
 	    "  --version    print the version\n");
@@ -670,6 +678,19 @@ int main(int argc, char **argv)
 		if (prefetched)
 			logmsg("copying the prefetch list's runtime files");
 	}
+	/* the whole image, checked in place on all cores while the key is made
+	 * and attested (after the unshare, which needs a single thread); the
+	 * record's hash goes to the CAS, which refuses a policy's other image */
+	const char *image_dir = getenv("VEIL_IMAGE_ROOT"), *image_rec = getenv("VEIL_IMAGE_RECORD");
+	image_dir = image_dir && *image_dir ? image_dir : "/";
+	struct image_check *image_check = NULL;
+	char image_root[2 * VEIL_SHA256_SIZE + 1], image_why[1200];
+	if (image_verify_start(image_dir,
+			       image_rec && *image_rec ? image_rec : VEIL_IMAGE_RECORD_PATH, 0,
+			       &image_check, image_root, image_why, sizeof(image_why)))
+		return die("%s: refusing to start", image_why);
+	if (image_check)
+		logmsg("checking the image under %s (image root %s)", image_dir, image_root);
 	/* 1. a fresh key; the evidence binds its SHA-256; its self-signed
 	 * certificate (for the TLS handshake only) is made while veil-las works */
 	EVP_PKEY *key = EVP_EC_gen("P-256");
@@ -711,6 +732,8 @@ int main(int argc, char **argv)
 	/* 3. attest */
 	json_t *req = json_pack("{s:s, s:s, s:s, s:o}", "config_id", config_id, "evidence",
 				evidence, "file_set_root", root, "files", flist);
+	if (req && image_check && json_object_set_new(req, "image_root", json_string(image_root)))
+		return die("out of memory");
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	free(evidence);
@@ -746,6 +769,24 @@ int main(int argc, char **argv)
 				"environment", &env, "injection_files", &files))
 		return refuse("malformed configuration from the CAS");
 	logmsg("attested as %s", config_id);
+	/* nothing from the image runs before all of it is as measured */
+	if (image_check) {
+		int debug_ok = 0;
+		size_t nimg = 0;
+		uint64_t nbytes = 0;
+		if (json_unpack(cfg, "{s?b}", "debug_mode", &debug_ok))
+			return refuse("malformed configuration from the CAS");
+		/* a test's root elsewhere: never for a production policy, where the
+		 * host would choose what is checked */
+		if (strcmp(image_dir, "/") && !debug_ok)
+			return refuse("VEIL_IMAGE_ROOT=%s is honoured only under a policy that "
+				      "tolerates debug-mode: refusing to start",
+				      image_dir);
+		if (image_verify_wait(image_check, &nimg, &nbytes, image_why, sizeof(image_why)))
+			return refuse("%s: refusing to start", image_why);
+		logmsg("image verified: %zu entries, %llu bytes hashed", nimg,
+		       (unsigned long long)nbytes);
+	}
 	/* the program's own uid and gid, when the policy names them */
 	json_int_t user = -1, group = -1;
 	if (json_unpack(cfg, "{s?I, s?I}", "user", &user, "group", &group) || user < -1 ||

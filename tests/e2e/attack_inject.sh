@@ -48,7 +48,7 @@ start_service() { # [extra env or a command prefix...]
 		shift
 		exec env -i "$@"' _ "$WORK/files" \
 		SCONE_CONFIG_ID=inject/app SCONE_CAS_ADDR=127.0.0.1:$PORT \
-		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "$BUILD/veil-run"
+		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" VEIL_IMAGE_ROOT="$(test_image_root)" "$@" "$BUILD/veil-run"
 }
 no_sys_admin=(setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin)
 # a process of the container's ordinary uid, with what veil-run needs (the

@@ -50,7 +50,7 @@ start_service() {
 		exec env -i "$@"' _ "$WORK/files" "${PRE:-:}" \
 		SCONE_CONFIG_ID=attack/app SCONE_CAS_ADDR=127.0.0.1:$PORT \
 		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" \
-		VEIL_RUNTIME_LIST="${LIST:-}" SCONE_LOG="${LOG:-}" "$BUILD/veil-run"
+		VEIL_RUNTIME_LIST="${LIST:-}" SCONE_LOG="${LOG:-}" VEIL_IMAGE_ROOT="$(test_image_root)" "$BUILD/veil-run"
 }
 
 # measure the service (VEIL_IMAGE_ROOT as given) and upload the policy, which

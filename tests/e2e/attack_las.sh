@@ -81,7 +81,7 @@ start_service() { # las-name [extra env...]
 		shift
 		exec env -i "$@"' _ "$WORK/files" \
 		SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$PORT \
-		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "${RUNTIME:-$BUILD/veil-run}"
+		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" VEIL_IMAGE_ROOT="$(test_image_root)" "$@" "${RUNTIME:-$BUILD/veil-run}"
 }
 # a unix socket that accepts and never answers (a hung veil-las)
 start_silent() { # name
@@ -310,7 +310,7 @@ t_m5_silent_las_times_out() {
 	local a b
 	a=$(date +%s)
 	run timeout 30 env -i SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$PORT \
-		SCONE_LAS_ADDR="$WORK/silent.sock" VEIL_CAS_KEY="$CAS_KEY" "$BUILD/veil-run"
+		SCONE_LAS_ADDR="$WORK/silent.sock" VEIL_CAS_KEY="$CAS_KEY" VEIL_IMAGE_ROOT="$(test_image_root)" "$BUILD/veil-run"
 	b=$(date +%s)
 	[ "$rc" = 1 ] || die "exit $rc (124: still waiting after 30 s)" || return 1
 	has "veil-las at $WORK/silent.sock did not answer within 10 s" && [ $((b - a)) -le 15 ]

@@ -46,7 +46,7 @@ start_service() { # [extra env or a command prefix...]
 		shift
 		exec env -i "$@"' _ "${FILES:-$WORK/files}" \
 		SCONE_CONFIG_ID=${CONFIG_ID:-attack/app} SCONE_CAS_ADDR=${CAS_ADDR:-127.0.0.1:$PORT} \
-		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "$BUILD/veil-run"
+		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" VEIL_IMAGE_ROOT="$(test_image_root)" "$@" "$BUILD/veil-run"
 }
 
 # the probe prints the SHA-256 of its password (the ground truth) and how

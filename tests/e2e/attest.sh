@@ -41,7 +41,7 @@ start_service() { # las-name [extra env...]
 		shift
 		exec env -i "$@"' _ "${FILES:-$WORK/files}" \
 		SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$PORT \
-		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" "$@" "${RUNTIME:-$BUILD/veil-run}"
+		SCONE_LAS_ADDR="$WORK/$las.sock" VEIL_CAS_KEY="$CAS_KEY" VEIL_IMAGE_ROOT="$(test_image_root)" "$@" "${RUNTIME:-$BUILD/veil-run}"
 }
 
 t_setup() {
@@ -487,7 +487,7 @@ YML
 	VEIL_RUNTIME=$BUILD/veil-run run "$VEIL" apply -f "$WORK/probe/service.yaml" --no-push && ok || return 1
 	{ cat "$SEED/Meshfile"; printf '  - name: probe\n    image: veil.test/probe:1\n'; } >Meshfile.probe
 	run "$VEIL" apply -f Meshfile.probe --mode debug --cas "$URL" && ok && has "updated namespace myPythonApp" || return 1
-	FILES=$WORK/probe/files start_service las SCONE_CONFIG_ID=myPythonApp/probe >"$WORK/probe.run" 2>&1 &
+	IMAGE=probe FILES=$WORK/probe/files start_service las SCONE_CONFIG_ID=myPythonApp/probe >"$WORK/probe.run" 2>&1 &
 	local probe=$!
 	for _ in $(seq 100); do [ -e "$WORK/probe-out/pw.ready" ] && break; sleep 0.05; done
 	{ ps -eo args; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' ' '; } >"$WORK/probe-out/ps.txt"
@@ -497,7 +497,7 @@ YML
 	pw=$(cat "$WORK/probe-out/pw")
 	[ ${#pw} = 10 ] || die "the probe got a ${#pw}-character password" || return 1
 	# the seed gets this same password (its output shows only the length)
-	run start_service las && ok && has "API_PASSWORD is set (10 characters)" || return 1
+	IMAGE=python_hello_user run start_service las && ok && has "API_PASSWORD is set (10 characters)" || return 1
 	printf '%s\n' "$out" >"$WORK/seed-run.out"
 	if grep -rqaF -- "$pw" "$WORK/probe-out/ps.txt"; then die "the password is in the process list"; return 1; fi
 	local hits

@@ -62,9 +62,9 @@ t_seed_image_builds() {
 	[ "$(jq -c .config.Env <<<"$cfg")" = '["PATH=/usr/bin:/bin","VEIL_FILES_DIR=/python"]' ] || die "Env: $cfg" || return 1
 	[ "$(jq -r .config.WorkingDir <<<"$cfg")" = /python ] || die "WorkingDir: $cfg" || return 1
 	[ "$(jq -r .created <<<"$cfg")" = 1970-01-01T00:00:00Z ] || die "created: $cfg" || return 1
-	[ "$(jq '.rootfs.diff_ids | length' <<<"$cfg")" = 3 ] || die "diff_ids: $cfg" || return 1
+	[ "$(jq '.rootfs.diff_ids | length' <<<"$cfg")" = 4 ] || die "diff_ids: $cfg" || return 1
 	run skopeo inspect "oci:$OCI:latest" && ok || return 1
-	[ "$(jq '.Layers | length' <<<"$out")" = 3 ] || die "layers: $out" || return 1
+	[ "$(jq '.Layers | length' <<<"$out")" = 4 ] || die "layers: $out" || return 1
 	# the base layer is the base's blob, byte for byte
 	local base_layer
 	base_layer=$(jq -r '.manifests[0].digest' ../base/index.json | cut -d: -f2)
@@ -134,7 +134,7 @@ t_base_resolution() {
 	VEIL_BASE=scratch run "$VEIL" apply -f from/service.yaml -t t6 --no-push && ok && has "base oci:from/../../base:v1" || return 1
 	run "$VEIL" apply -f from/service.yaml -t t6 --base scratch --no-push && ok && has "base scratch" || return 1
 	run skopeo inspect "oci:t6/images/$NAME/oci:latest" && ok || return 1
-	[ "$(jq '.Layers | length' <<<"$out")" = 2 ] || die "scratch: $out" || return 1
+	[ "$(jq '.Layers | length' <<<"$out")" = 3 ] || die "scratch: $out" || return 1
 	VEIL_BASE=scratch run "$VEIL" apply -f service.yaml -t t6 --no-push && ok && has "base scratch" || return 1
 	# python's default is a registry image: not available yet
 	run "$VEIL" apply -f service.yaml -t t7 --no-push && rejected &&

@@ -45,3 +45,23 @@ run_in_order() {
 build_lasc() {
 	cc -static-pie -O1 -o "$1" "$(dirname "${BASH_SOURCE[0]}")/lasc.c"
 }
+
+# test_image_root: prints a folder holding the root file system of the image
+# `veil apply` built last under $WORK (named $IMAGE, when set), its layers applied in order (veil's
+# images on the "scratch" base hold no whiteouts). The e2e tests run veil-run
+# on the host, not in the image, so they point its whole-image check there
+# (VEIL_IMAGE_ROOT, honoured for debug-mode policies): the record the policy's
+# image_root names, and the tree it lists.
+test_image_root() {
+	local oci m l dest=$WORK/.image-root
+	oci=$(find "$WORK" -path "*/images/${IMAGE:-*}/oci" -prune -type d -printf '%T@ %p\n' 2>/dev/null |
+		sort -n | tail -1 | cut -d' ' -f2-)
+	rm -rf "$dest" && mkdir -p "$dest" || return 1
+	if [ -n "$oci" ]; then
+		m=$(jq -r '.manifests[0].digest' "$oci/index.json") || return 1
+		for l in $(jq -r '.layers[].digest' "$oci/blobs/sha256/${m#sha256:}"); do
+			tar -xzf "$oci/blobs/sha256/${l#sha256:}" -C "$dest" || return 1
+		done
+	fi
+	echo "$dest"
+}
