@@ -1244,6 +1244,11 @@ static void test_seed_policy_matches_golden(void **state)
 	assert_int_equal(veil_sha256_file(SEED_DIR "print_env.py", file.sha256, &w.d), 0);
 	w.meas[0].files = &file;
 	w.meas[0].file_count = 1;
+	/* the image root is the image build's (tests/e2e/run.sh pins it with a
+	 * real build); here it is carried over as measured */
+	const char *ir = strstr(golden, "image_root: ");
+	assert_non_null(ir);
+	snprintf(w.meas[0].image_root, sizeof(w.meas[0].image_root), "%.64s", ir + 12);
 	/* the runtime files, from the e2e goldens' stand-in image */
 	assert_int_equal(veil_measure_runtime_files(GOLDEN_DIR "rootfs", "python3 print_env.py",
 						    &w.meas[0].program, &w.meas[0].runtime_files,
