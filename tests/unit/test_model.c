@@ -125,6 +125,36 @@ static void test_files_must_give_the_root(void **state)
 	veil_diags_free(&d);
 }
 
+/* image_root: 64 lower-case hex digits, or the policy is refused */
+static void test_image_root_must_be_a_hash(void **state)
+{
+	(void)state;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_diags d;
+	const char *root = "afcf633070d2917b0c0e4992ea01889a948b64454845f2e534b09c1fe87af505";
+	const char *bad[] = {"AFCF633070d2917b0c0e4992ea01889a948b64454845f2e534b09c1fe87af505",
+			     "afcf63", "[a]", "\"\""};
+	char text[512];
+	snprintf(text, sizeof(text),
+		 "name: n\nservices:\n  - name: s\n    command: c\n"
+		 "    image_root: %s\n",
+		 root);
+	assert_int_equal(parse(text, &doc, &p, &d), 0);
+	assert_string_equal(p.services[0].image_root, root);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "name: n\nservices:\n  - name: s\n    command: c\n"
+			 "    image_root: %s\n",
+			 bad[i]);
+		assert_int_equal(parse(text, &doc, &p, &d), VEIL_EINVAL);
+		ydoc_free(&doc);
+		veil_diags_free(&d);
+	}
+}
+
 static void test_runtime_files(void **state)
 {
 	(void)state;
@@ -372,6 +402,7 @@ int main(void)
 	    cmocka_unit_test(test_binary_value_must_be_hex),
 	    cmocka_unit_test(test_command_list_and_placeholder_refused),
 	    cmocka_unit_test(test_files_must_give_the_root),
+	    cmocka_unit_test(test_image_root_must_be_a_hash),
 	    cmocka_unit_test(test_runtime_files),
 	    cmocka_unit_test(test_export_needs_the_importers_identity),
 	};
