@@ -77,10 +77,10 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally attack-cas-robust $? "$log/attack-cas-robust.log"
 	tests/e2e/attack_inject.sh build-ci >"$log/attack-inject.log" 2>&1
 	tally attack-inject $? "$log/attack-inject.log"
-	tests/e2e/image.sh build-ci >"$log/image.log" 2>&1
-	tally image $? "$log/image.log"
 	tests/e2e/image_measure.sh build-ci >"$log/image-measure.log" 2>&1
 	tally image-measure $? "$log/image-measure.log"
+	tests/e2e/image.sh build-ci >"$log/image.log" 2>&1
+	tally image $? "$log/image.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-helm $? "$log/k8s.log"
 	tests/e2e/systemd.sh build-ci >"$log/systemd.log" 2>&1
@@ -118,10 +118,10 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally attack-cas-robust-asan $? "$log/attack-cas-robust-asan.log"
 	tests/e2e/attack_inject.sh build-asan >"$log/attack-inject-asan.log" 2>&1
 	tally attack-inject-asan $? "$log/attack-inject-asan.log"
-	tests/e2e/image.sh build-asan >"$log/image-asan.log" 2>&1
-	tally image-asan $? "$log/image-asan.log"
 	tests/e2e/image_measure.sh build-asan >"$log/image-measure-asan.log" 2>&1
 	tally image-measure-asan $? "$log/image-measure-asan.log"
+	tests/e2e/image.sh build-asan >"$log/image-asan.log" 2>&1
+	tally image-asan $? "$log/image-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

@@ -253,15 +253,18 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 		if (!record ||
 		    json_array_append_new(
 			o->items,
-			json_pack(
-			    "{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-			    "file", in->name, "kind", "service", "name", meas.name, "image",
-			    meas.image, "files", (json_int_t)meas.file_count, "mrenclave",
-			    meas.runtime_sha256, "file_set_root", meas.file_set_root, "record",
-			    record, "digest", digest, "layout", layout, "tag", tag, "base", base,
-			    "image_root", meas.image_root)))
+			json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+				  "file", in->name, "kind", "service", "name", meas.name, "image",
+				  meas.image, "files", (json_int_t)meas.file_count, "mrenclave",
+				  meas.runtime_sha256, "file_set_root", meas.file_set_root,
+				  "record", record, "digest", digest, "layout", layout, "tag", tag,
+				  "base", base)))
 			rc = VEIL_ENOMEM;
 		free(record);
+		/* the whole image's record (docs/images.md, section 7) */
+		json_t *item = json_array_get(o->items, json_array_size(o->items) - 1);
+		if (!rc && json_object_set_new(item, "image_root", json_string(meas.image_root)))
+			rc = VEIL_ENOMEM;
 		goto out;
 	}
 	printf("service %s: measured %zu protected file%s\n", meas.name, meas.file_count,
