@@ -19,7 +19,8 @@ struct apply_opts {
 	const char *cas;
 	unsigned outputs;
 	enum cli_format fmt;
-	json_t *items; /* -o json|yaml: one result per input */
+	json_t *items;                /* -o json|yaml: one result per input */
+	struct cli_registry registry; /* where and how build.to is pushed */
 };
 
 static void apply_usage(FILE *f)
@@ -59,6 +60,18 @@ static void apply_usage(FILE *f)
 	    "  -f, --file FILE          manifest, Meshfile, folder or - (required; repeatable)\n"
 	    "      --output-dir DIR     output folder (default: ./target); also -t, --target\n"
 	    "      --no-push            service: do not push the image\n"
+	    "      --registry-auth FILE service: a file holding USER:PASSWORD (one line) for\n"
+	    "                           build.to's registry (else $VEIL_REGISTRY_AUTH, else\n"
+	    "                           the auth files); never a password on the command line\n"
+	    "      --authfile FILE      service: the auth file to read (default:\n"
+	    "                           $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/\n"
+	    "                           auth.json, ~/.docker/config.json)\n"
+	    "      --insecure-registry HOST[:PORT]\n"
+	    "                           service: allow plain HTTP and unverified TLS for\n"
+	    "                           exactly this registry (repeatable)\n"
+	    "      --registry-mirror FROM=TO\n"
+	    "                           service: push references to registry FROM to\n"
+	    "                           registry TO instead (HOST[:PORT] each; repeatable)\n"
 	    "      --mode MODE          mesh: production (default) or debug; debug adds\n"
 	    "                           security.attestation.tolerate: [debug-mode]\n"
 	    "      --no-upload          mesh: do not read or change the CAS\n"
@@ -717,7 +730,14 @@ static int apply_main(int argc, char **argv)
 		return EXIT_REJECTED;
 	}
 	while ((c = getopt_long(argc, argv, apply_cmd.shortopts, apply_cmd.opts, NULL)) != -1) {
-		int usage = 0;
+		int usage = cli_registry_option(&apply_cmd, &o.registry, c, optarg);
+		if (usage == 1)
+			continue;
+		if (usage) {
+			free(files);
+			cli_registry_free(&o.registry);
+			return usage;
+		}
 		switch (c) {
 		case 'f':
 			files[nfiles++] = optarg;
@@ -758,10 +778,12 @@ static int apply_main(int argc, char **argv)
 			break;
 		default:
 			free(files);
+			cli_registry_free(&o.registry);
 			return cli_option_default(&apply_cmd, c, argv);
 		}
 		if (usage) {
 			free(files);
+			cli_registry_free(&o.registry);
 			return usage;
 		}
 	}
@@ -775,6 +797,7 @@ static int apply_main(int argc, char **argv)
 		usage = cli_usage_error(&apply_cmd, "-p prints text; it takes no -o");
 	if (usage) {
 		free(files);
+		cli_registry_free(&o.registry);
 		return usage;
 	}
 	if (!o.outputs)
@@ -839,6 +862,7 @@ static int apply_main(int argc, char **argv)
 		if (docs[i].arena)
 			ydoc_free(&docs[i]);
 	json_decref(o.items);
+	cli_registry_free(&o.registry);
 	free(docs);
 	free(meshes);
 	free(kinds);
@@ -864,9 +888,10 @@ const struct cli_cmd apply_cmd = {
 	    {"no-upload", no_argument, NULL, OPT_NO_UPLOAD},
 	    {"mode", required_argument, NULL, OPT_MODE},
 	    {"cas", required_argument, NULL, OPT_CAS},
+	    CLI_REGISTRY_OPTS,
 	    CLI_STD_OPTS,
 	    {0},
 	},
     .shortopts = ":f:t:o:ph",
-    .file_flags = "file output-dir target",
+    .file_flags = "file output-dir target registry-auth authfile",
 };
