@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Registry push and pull (veil image push/pull, src/image/registry.c) against
+# Debian's docker-registry on loopback: a plain-HTTP one, one with htpasswd
+# Basic auth, one with TLS from a CA made here; skopeo checks what veil wrote
+# and writes what veil reads. Every registry is started here on 127.0.0.1
+# and stopped by PID; no test reaches another host (a reference to
+# registry.scontain.com:5050 is sent to loopback by --registry-mirror).
+# The python base image (scripts/base-image.sh, cached in /var/cache/veil-ci)
+# is pushed when it can be made; VEIL_SKIP_BASE_IMAGE=1 skips that scenario.
+# Usage: tests/e2e/registry.sh BUILD_DIR
+set -u
+BUILD=$(realpath "${1:?usage: registry.sh BUILD_DIR}")
+VEIL=$BUILD/veil
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+WORK=$(mktemp -d)
+PW=pw-$RANDOM-$RANDOM-secret
+WRONG=wrong-$RANDOM-$RANDOM
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+. "$ROOT/tests/e2e/lib.sh"
+unset REGISTRY_AUTH_FILE XDG_RUNTIME_DIR VEIL_REGISTRY_AUTH SSL_CERT_FILE SSL_CERT_DIR
+export HOME=$WORK/home
+mkdir -p "$HOME"
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_registry NAME PORT [YAML...]: docker-registry on 127.0.0.1:PORT, its
+# storage in $WORK/NAME, extra lines appended under http:/top level by caller
+start_registry() {
+	local name=$1 port=$2
+	shift 2
+	mkdir -p "$WORK/$name"
+	{
+		echo "version: 0.1"
+		echo "log: {level: info, formatter: text}"
+		echo "storage: {filesystem: {rootdirectory: $WORK/$name}, delete: {enabled: true}}"
+		printf '%s\n' "$@"
+	} >"$WORK/$name.yml"
+	docker-registry serve "$WORK/$name.yml" >"$WORK/$name.log" 2>&1 &
+	pids+=($!)
+	wait_for "$WORK/$name.log" "listening on" || { cat "$WORK/$name.log"; return 1; }
+}
+
+setup() {
+	P1=$(free_port)
+	start_registry reg "$P1" "http: {addr: 127.0.0.1:$P1, secret: test}" || return 1
+	R1=127.0.0.1:$P1
+	# htpasswd Basic auth (bcrypt, as docker-registry wants)
+	python3 -W ignore -c 'import crypt,sys; print("veil:" + crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))' \
+		"$PW" >"$WORK/htpasswd"
+	P2=$(free_port)
+	start_registry auth "$P2" "http: {addr: 127.0.0.1:$P2, secret: test}" \
+		"auth: {htpasswd: {realm: veil-test, path: $WORK/htpasswd}}" || return 1
+	R2=127.0.0.1:$P2
+	# TLS with a CA made here (the server certificate names 127.0.0.1)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=veil-test-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null &&
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+			-keyout "$WORK/srv.key" -out "$WORK/srv.csr" 2>/dev/null &&
+		openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+			-CAcreateserial -days 2 -out "$WORK/srv.pem" \
+			-extfile <(echo "subjectAltName=IP:127.0.0.1") 2>/dev/null || return 1
+	P3=$(free_port)
+	start_registry tls "$P3" \
+		"http: {addr: 127.0.0.1:$P3, secret: test, tls: {certificate: $WORK/srv.pem, key: $WORK/srv.key}}" ||
+		return 1
+	R3=127.0.0.1:$P3
+	# a small image: an empty config plus two layers, one of 5 MB
+	cd "$WORK" && umoci init --layout tiny >/dev/null && umoci new --image tiny:tiny >/dev/null &&
+		echo hello >hello && head -c 5000000 /dev/urandom >big &&
+		umoci insert --image tiny:tiny hello /hello >/dev/null &&
+		umoci insert --image tiny:tiny big /big >/dev/null || return 1
+	TINY=$(jq -r '.manifests[0].digest' tiny/index.json)
+	[ -n "$TINY" ]
+}
+
+# the HTTP requests veil made that send a blob (veil -v prints each)
+blob_uploads() { grep -cE 'registry: (POST|PUT) [^ ]*/blobs/' <<<"$err"; }
+
+t_push_tiny() {
+	run "$VEIL" image push -v --insecure-registry "$R1" tiny "docker://$R1/tiny:1"
+	ok || return 1
+	[ "$out" = "$TINY" ] || die "pushed $out, the layout's manifest is $TINY"
+	[ "$(blob_uploads)" -eq 6 ] || die "expected 3 blobs sent (POST+PUT each): $err"
+	# skopeo copies it back unchanged
+	skopeo copy -q --src-tls-verify=false "docker://$R1/tiny:1" "oci:$WORK/back:1" ||
+		die "skopeo copy failed"
+	[ "$(jq -r '.manifests[0].digest' "$WORK/back/index.json")" = "$TINY" ] ||
+		die "skopeo's copy has another digest"
+	run skopeo inspect --tls-verify=false "docker://$R1/tiny:1"
+	ok && [ "$(jq -r .Digest <<<"$out")" = "$TINY" ] || die "skopeo inspect: $out"
+}
+
+t_second_push_sends_no_blob() {
+	run "$VEIL" image push -v --insecure-registry "$R1" tiny "$R1/tiny:2"
+	ok || return 1
+	[ "$out" = "$TINY" ] || die "digest $out"
+	[ "$(blob_uploads)" -eq 0 ] || die "blobs sent again: $err"
+	has "0 blobs sent" || return 1
+	has "3 already in the registry" || return 1
+}
+
+t_push_json_output() {
+	run "$VEIL" image push -o json --insecure-registry "$R1" tiny "$R1/tiny:3"
+	ok && [ "$(jq -r .digest <<<"$out")" = "$TINY" ] &&
+		[ "$(jq -r .blobs_present <<<"$out")" = 3 ] || die "json: $out"
+}
+
+t_push_through_mirror() {
+	# the seed's build.to, verbatim; nothing may reach that host
+	run "$VEIL" image push --insecure-registry "$R1" \
+		--registry-mirror "registry.scontain.com:5050=$R1" tiny \
+		registry.scontain.com:5050/cosmos/python_hello_user:latest
+	ok || return 1
+	run skopeo inspect --tls-verify=false "docker://$R1/cosmos/python_hello_user:latest"
+	ok && [ "$(jq -r .Digest <<<"$out")" = "$TINY" ] || die "not at the mirror: $out"
+}
+
+t_plain_http_needs_insecure_registry() {
+	run "$VEIL" image push tiny "$R1/tiny:4"
+	rejected || return 1
+	has "$R1" || return 1
+	lacks "pushed" || return 1
+}
+
+t_pull_what_skopeo_pushed() {
+	skopeo copy -q --dest-tls-verify=false oci:"$WORK/tiny:tiny" "docker://$R1/sk:1" ||
+		die "skopeo copy failed"
+	local want
+	want=$(skopeo inspect --tls-verify=false "docker://$R1/sk:1" | jq -r .Digest)
+	run "$VEIL" image pull --insecure-registry "$R1" "docker://$R1/sk:1" pulled
+	ok || return 1
+	[ "$out" = "$want" ] || die "pulled $out, skopeo says $want"
+	run skopeo inspect "oci:$WORK/pulled:1"
+	ok && [ "$(jq -r .Digest <<<"$out")" = "$want" ] || die "skopeo inspect oci: $out $err"
+	umoci unpack --image pulled:1 "$WORK/bundle" >/dev/null 2>&1 && cmp -s "$WORK/bundle/rootfs/big" big ||
+		die "umoci unpack of the pulled image differs"
+	# again: nothing is downloaded
+	run "$VEIL" image pull -o json --insecure-registry "$R1" "$R1/sk:1" pulled
+	ok && [ "$(jq -r .blobs_sent <<<"$out")" = 0 ] || die "pulled again: $out"
+	# by digest, under another name in the same layout
+	run "$VEIL" image pull -n bydigest --insecure-registry "$R1" "$R1/sk@$want" pulled
+	ok && [ "$(jq '.manifests | length' pulled/index.json)" = 2 ] || die "by digest: $err"
+}
+
+t_pull_index_picks_linux_amd64() {
+	# an index with a linux/amd64 entry (the tiny image), pushed by veil
+	cp -r tiny multi
+	local m size idx
+	m=$(jq -c '.manifests[0] + {platform: {os: "linux", architecture: "amd64"}} | del(.annotations)' tiny/index.json)
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' "$m" >multi/idx
+	idx=$(sha256sum multi/idx | cut -d' ' -f1)
+	size=$(stat -c %s multi/idx)
+	mv multi/idx "multi/blobs/sha256/$idx"
+	printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"multi"}}]}' \
+		"$idx" "$size" >multi/index.json
+	run "$VEIL" image push --insecure-registry "$R1" multi "$R1/multi:1"
+	ok && [ "$out" = "sha256:$idx" ] || die "index push: $out $err"
+	run "$VEIL" image pull --insecure-registry "$R1" "$R1/multi:1" multi-pulled
+	ok && [ "$out" = "$TINY" ] || die "expected the amd64 manifest $TINY, got $out $err"
+}
+
+t_corrupt_blob_refused() {
+	skopeo copy -q --dest-tls-verify=false oci:"$WORK/tiny:tiny" "docker://$R1/bad:1" >/dev/null ||
+		die "skopeo copy failed"
+	local layer data
+	layer=$(jq -r '.layers | max_by(.size) | .digest' "tiny/blobs/sha256/${TINY#sha256:}")
+	data=$WORK/reg/docker/registry/v2/blobs/sha256/${layer:7:2}/${layer#sha256:}/data
+	[ -f "$data" ] || die "no $data"
+	# same size, other bytes: only the digest can tell
+	printf 'X' | dd of="$data" bs=1 seek=1000 conv=notrunc 2>/dev/null
+	run "$VEIL" image pull --insecure-registry "$R1" "$R1/bad:1" corrupt
+	rejected || return 1
+	has "blob $layer" || return 1
+	has "refused" || return 1
+	[ ! -e corrupt/index.json ] || die "index.json written for a refused image"
+	[ ! -e "corrupt/blobs/sha256/${layer#sha256:}" ] || die "the refused blob was kept"
+	[ -z "$(find corrupt -name '*.part*')" ] || die "a partial download was left"
+}
+
+t_auth_none_refused() {
+	run "$VEIL" image push --insecure-registry "$R2" tiny "$R2/tiny:1"
+	rejected || return 1
+	has "401" || return 1
+	has "--registry-auth" || return 1
+}
+
+t_auth_option() {
+	printf 'veil:%s\n' "$PW" >creds
+	run "$VEIL" image push -v --insecure-registry "$R2" --registry-auth creds tiny "$R2/tiny:1"
+	ok || return 1
+	[ "$out" = "$TINY" ] || die "digest $out"
+	lacks "$PW" || return 1
+	VEIL_REGISTRY_AUTH="veil:$PW" run "$VEIL" image pull --insecure-registry "$R2" "$R2/tiny:1" auth-env
+	ok || return 1
+	lacks "$PW" || return 1
+}
+
+t_auth_file() {
+	mkdir -p "$HOME/.docker"
+	printf '{"auths":{"%s":{"auth":"%s"}}}' "$R2" "$(printf 'veil:%s' "$PW" | base64 -w0)" >auth.json
+	REGISTRY_AUTH_FILE=$WORK/auth.json run "$VEIL" image pull --insecure-registry "$R2" "$R2/tiny:1" af
+	ok && [ "$out" = "$TINY" ] || return 1
+	# docker's config.json in $HOME, with the legacy URL form of the key
+	printf '{"auths":{"http://%s/v1/":{"auth":"%s"}}}' "$R2" "$(printf 'veil:%s' "$PW" | base64 -w0)" \
+		>"$HOME/.docker/config.json"
+	run "$VEIL" image pull --insecure-registry "$R2" "$R2/tiny:1" af2
+	rm -f "$HOME/.docker/config.json"
+	ok && [ "$out" = "$TINY" ] || return 1
+	run "$VEIL" image pull --authfile auth.json --insecure-registry "$R2" "$R2/tiny:1" af3
+	ok
+}
+
+t_auth_wrong_refused() {
+	printf 'veil:%s\n' "$WRONG" >wrong
+	run "$VEIL" image push --insecure-registry "$R2" --registry-auth wrong tiny "$R2/tiny:2"
+	rejected || return 1
+	has "HTTP 401" || return 1
+	has "UNAUTHORIZED" || return 1
+	has "refused" || return 1
+	lacks "$WRONG" || return 1
+	lacks "$(printf 'veil:%s' "$WRONG" | base64 -w0)" || return 1
+	printf '{"auths":{"%s":{"auth":"%s"}}}' "$R2" "$(printf 'veil:%s' "$WRONG" | base64 -w0)" >wrong.json
+	REGISTRY_AUTH_FILE=$WORK/wrong.json run "$VEIL" image pull --insecure-registry "$R2" "$R2/tiny:1" w
+	rejected && has "HTTP 401" || return 1
+	lacks "$WRONG" || return 1
+	# nor in any log the registries wrote
+	! grep -rqF -e "$PW" -e "$WRONG" "$WORK"/*.log || die "a password is in a registry log"
+}
+
+t_tls_untrusted_refused() {
+	run "$VEIL" image push tiny "$R3/tiny:1"
+	rejected || return 1
+	has "TLS verification failed" || return 1
+	has "--insecure-registry $R3" || return 1
+	# another port of the same host is another registry
+	run "$VEIL" image push --insecure-registry 127.0.0.1 --insecure-registry "127.0.0.1:$((P3 + 1))" tiny "$R3/tiny:1"
+	rejected
+}
+
+t_tls_insecure_registry_accepted() {
+	run "$VEIL" image push --insecure-registry "$R3" tiny "$R3/tiny:1"
+	ok && [ "$out" = "$TINY" ]
+}
+
+t_tls_ca_trusted() {
+	SSL_CERT_FILE=$WORK/ca.pem run "$VEIL" image pull "docker://$R3/tiny:1" tls-pulled
+	ok && [ "$out" = "$TINY" ] || return 1
+	SSL_CERT_FILE=$WORK/ca.pem run "$VEIL" image push tiny "$R3/tiny:2"
+	ok
+}
+
+t_bad_reference() {
+	run "$VEIL" image pull "$R1/Upper:1" x
+	rejected && has "not an image reference"
+}
+
+t_base_image_pushed() {
+	if [ "${VEIL_SKIP_BASE_IMAGE:-}" = 1 ]; then
+		echo "    (skipped: VEIL_SKIP_BASE_IMAGE=1)"
+		return 0
+	fi
+	local base
+	base=$("$ROOT/scripts/base-image.sh" 2>"$WORK/base.err") || die "base-image.sh: $(tail -5 "$WORK/base.err")"
+	run "$VEIL" image push -n bookworm-python3 --insecure-registry "$R1" "$base" "$R1/python:3-bookworm"
+	ok || return 1
+	local want
+	want=$(jq -r '.manifests[] | select(.annotations."org.opencontainers.image.ref.name" == "bookworm-python3") | .digest' "$base/index.json")
+	[ "$out" = "$want" ] || die "pushed $out, the layout has $want"
+	run "$VEIL" image pull --insecure-registry "$R1" "$R1/python:3-bookworm" base-pulled
+	ok && [ "$out" = "$want" ] || return 1
+	umoci unpack --image base-pulled:3-bookworm "$WORK/base-bundle" >/dev/null 2>&1 ||
+		die "umoci unpack failed"
+	[ -x "$WORK/base-bundle/rootfs/usr/bin/python3" ] || die "no python3 in the base image"
+}
+
+cd "$WORK" || exit 1
+if ! setup; then
+	echo "registry: setup failed"
+	echo "registry: 0 passed, 1 failed"
+	exit 1
+fi
+run_in_order registry t_push_tiny t_second_push_sends_no_blob t_push_json_output \
+	t_push_through_mirror t_plain_http_needs_insecure_registry t_pull_what_skopeo_pushed \
+	t_pull_index_picks_linux_amd64 t_corrupt_blob_refused t_auth_none_refused t_auth_option \
+	t_auth_file t_auth_wrong_refused t_tls_untrusted_refused t_tls_insecure_registry_accepted \
+	t_tls_ca_trusted t_bad_reference t_base_image_pushed
