@@ -200,7 +200,7 @@ static int pull_main(int argc, char **argv);
 static const struct cli_cmd push_cmd = {
     .name = "push",
     .path = "veil image push",
-    .summary = "push an OCI image layout folder to a registry (push DIR REF)",
+    .summary = "push an OCI image layout folder to a registry",
     .run = push_main,
     .usage = push_usage,
     .opts = (const struct option[]){IMAGE_OPTS},
@@ -212,7 +212,7 @@ static const struct cli_cmd push_cmd = {
 static const struct cli_cmd pull_cmd = {
     .name = "pull",
     .path = "veil image pull",
-    .summary = "pull an image from a registry into an OCI image layout folder (pull REF DIR)",
+    .summary = "pull an image into an OCI image layout folder",
     .run = pull_main,
     .usage = pull_usage,
     .opts = (const struct option[]){IMAGE_OPTS},

@@ -608,6 +608,7 @@ struct session {
 	struct headers hdr;
 	struct veil_buf err; /* error body */
 	long status;
+	CURLcode curl_error; /* of the last request without an HTTP answer */
 	int progress_shown;
 	const char *progress_label;
 	time_t progress_last;
@@ -901,6 +902,7 @@ static int perform(struct session *s, const struct request *rq, const char *auth
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	CURLcode e = curl_easy_perform(h);
+	s->curl_error = e;
 	s->stats.requests++;
 	if (s->progress_shown)
 		fputs("\n", stderr);
@@ -1149,17 +1151,25 @@ static int session_open(struct session *s, const char *ref, int push,
 	rc = perform(s, &rq, NULL, s->insecure ? &quiet : d);
 	if (rc && s->insecure) {
 		/* an insecure registry may speak plain HTTP */
+		CURLcode https_error = s->curl_error;
 		snprintf(s->base, sizeof(s->base), "http://%s", s->host);
 		snprintf(url, sizeof(url), "%s/v2/", s->base);
-		rc = perform(s, &rq, NULL, d);
+		rc = perform(s, &rq, NULL, &quiet);
 		if (rc)
-			veil_diag(d, "%s: neither HTTPS (%s) nor HTTP answered", s->host,
-				  quiet.count ? quiet.msgs[0] : "?");
-	} else if (rc == VEIL_EINVAL) {
+			veil_diag(d, "%s: neither HTTPS (%s) nor HTTP (%s) answered", s->host,
+				  curl_easy_strerror(https_error),
+				  curl_easy_strerror(s->curl_error));
+	} else if (rc && s->curl_error == CURLE_PEER_FAILED_VERIFICATION) {
 		veil_diag(d,
 			  "%s: TLS verification failed; give the registry's CA in SSL_CERT_FILE, "
 			  "or (only for a test registry) --insecure-registry %s",
 			  s->host, s->host);
+	} else if (rc && s->curl_error == CURLE_SSL_CONNECT_ERROR) {
+		veil_diag(
+		    d,
+		    "%s: no TLS handshake (a plain-HTTP registry is used only when named with "
+		    "--insecure-registry %s)",
+		    s->host, s->host);
 	}
 	veil_diags_free(&quiet);
 	if (rc)
@@ -1538,13 +1548,7 @@ static int pull_blob(struct session *s, const char *layout, const struct veil_de
 	s->progress_label = label;
 	rc = request(s, &rq, d);
 	s->progress_label = NULL;
-	if (rc == VEIL_ELIMIT) {
-		veil_diag(d, "%s/%s: blob %s: the registry sent more than its %llu bytes", s->host,
-			  s->ref.repo, b->digest, (unsigned long long)b->size);
-		rc = VEIL_EINVAL;
-		goto out;
-	}
-	if (rc)
+	if (rc) /* a blob longer than its size: perform named it */
 		goto out;
 	if (s->status != 200) {
 		char what[120];

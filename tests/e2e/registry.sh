@@ -126,7 +126,7 @@ t_push_through_mirror() {
 t_plain_http_needs_insecure_registry() {
 	run "$VEIL" image push tiny "$R1/tiny:4"
 	rejected || return 1
-	has "$R1" || return 1
+	has "no TLS handshake (a plain-HTTP registry is used only when named with --insecure-registry $R1)" || return 1
 	lacks "pushed" || return 1
 }
 
@@ -262,6 +262,49 @@ t_bad_reference() {
 	rejected && has "not an image reference"
 }
 
+# the Bearer token flow and a lying registry: tests/e2e/fake_registry.py
+start_fake() {
+	P4=$(free_port)
+	R4=127.0.0.1:$P4
+	python3 "$ROOT/tests/e2e/fake_registry.py" "$P4" "$WORK/tiny" tiny tiny "veil:$PW" \
+		"localhost:$P4" "$WORK/fake-requests.log" >"$WORK/fake.log" 2>&1 &
+	pids+=($!)
+	wait_for "$WORK/fake.log" "listening on"
+}
+
+t_bearer_token_flow() {
+	start_fake || die "fake registry did not start: $(cat "$WORK/fake.log")" || return 1
+	printf 'veil:%s\n' "$PW" >creds
+	# the realm is plain HTTP on a name not given to --insecure-registry:
+	# the credentials are not sent there
+	run "$VEIL" image pull --insecure-registry "$R4" --registry-auth creds "$R4/tiny:tiny" bearer
+	rejected || return 1
+	has "is not an https:// URL" || return 1
+	! grep -q '^GET /token' "$WORK/fake-requests.log" || die "credentials went to the realm" || return 1
+	run "$VEIL" image pull -v --insecure-registry "$R4" --insecure-registry "localhost:$P4" \
+		--registry-auth creds "$R4/tiny:tiny" bearer
+	ok && [ "$out" = "$TINY" ] || die "bearer pull: $out" || return 1
+	lacks "$PW" || return 1
+	grep -q '^GET /token Basic' "$WORK/fake-requests.log" || die "no token request" || return 1
+	grep -q '^GET /v2/tiny/blobs/.* Bearer' "$WORK/fake-requests.log" || die "no Bearer request" || return 1
+	! grep -q '^[A-Z]* /v2/.* Basic' "$WORK/fake-requests.log" || die "Basic credentials sent to the registry, not only to the realm" || return 1
+	printf 'veil:%s\n' "$WRONG" >wrong
+	run "$VEIL" image pull --insecure-registry "$R4" --insecure-registry "localhost:$P4" \
+		--registry-auth wrong "$R4/tiny:tiny" bearer2
+	rejected && has "token service localhost:$P4 answered HTTP 401" && has "bad credentials" || return 1
+	lacks "$WRONG"
+}
+
+t_lying_registry_refused() {
+	local opts=(--insecure-registry "$R4" --insecure-registry "localhost:$P4" --registry-auth creds)
+	run "$VEIL" image pull "${opts[@]}" "$R4/evil/tiny:tiny" evil
+	rejected && has "blob sha256:" && has "refused" || return 1
+	[ ! -e evil/index.json ] || die "index.json written for a refused image" || return 1
+	run "$VEIL" image pull "${opts[@]}" "$R4/too-long/tiny:tiny" toolong
+	rejected && has "larger than the" || return 1
+	[ -z "$(find evil toolong -name '*.part*' 2>/dev/null)" ] || die "a partial download was left"
+}
+
 t_base_image_pushed() {
 	if [ "${VEIL_SKIP_BASE_IMAGE:-}" = 1 ]; then
 		echo "    (skipped: VEIL_SKIP_BASE_IMAGE=1)"
@@ -291,4 +334,5 @@ run_in_order registry t_push_tiny t_second_push_sends_no_blob t_push_json_output
 	t_push_through_mirror t_plain_http_needs_insecure_registry t_pull_what_skopeo_pushed \
 	t_pull_index_picks_linux_amd64 t_corrupt_blob_refused t_auth_none_refused t_auth_option \
 	t_auth_file t_auth_wrong_refused t_tls_untrusted_refused t_tls_insecure_registry_accepted \
-	t_tls_ca_trusted t_bad_reference t_base_image_pushed
+	t_tls_ca_trusted t_bad_reference t_bearer_token_flow t_lying_registry_refused \
+	t_base_image_pushed
