@@ -12,9 +12,11 @@ if [ "${1:-}" = "--test" ]; then
 	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3, jq, strace),
 	# attest e2e (ps), man page check (groff, man), k8s schema check (node and
 	# npm), the attack tests (gdb's gcore: a core of veil-cas; e2fsprogs:
-	# a loop-mounted ext4 image changed behind veil-las's cache)
+	# a loop-mounted ext4 image changed behind veil-las's cache), the registry
+	# e2e (Debian's docker-registry on loopback; skopeo and umoci check and
+	# make OCI layouts; mmdebstrap makes the python base image)
 	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
-		man-db strace gdb e2fsprogs)
+		man-db strace gdb e2fsprogs docker-registry skopeo umoci mmdebstrap)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
 	# (and conflicts with Debian's npm), so ask for npm only without one.
 	command -v node >/dev/null || pkgs+=(nodejs)

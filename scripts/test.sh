@@ -76,6 +76,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally attack-cas-robust $? "$log/attack-cas-robust.log"
 	tests/e2e/attack_inject.sh build-ci >"$log/attack-inject.log" 2>&1
 	tally attack-inject $? "$log/attack-inject.log"
+	tests/e2e/registry.sh build-ci >"$log/registry.log" 2>&1
+	tally registry $? "$log/registry.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-schema $? "$log/k8s.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1
@@ -111,6 +113,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally attack-cas-robust-asan $? "$log/attack-cas-robust-asan.log"
 	tests/e2e/attack_inject.sh build-asan >"$log/attack-inject-asan.log" 2>&1
 	tally attack-inject-asan $? "$log/attack-inject-asan.log"
+	tests/e2e/registry.sh build-asan >"$log/registry-asan.log" 2>&1
+	tally registry-asan $? "$log/registry-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))
