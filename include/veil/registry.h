@@ -107,8 +107,9 @@ struct veil_descriptor {
 	char media_type[128];
 	char digest[VEIL_DIGEST_MAX];
 	uint64_t size;
-	char os[32], arch[32]; /* index entries: platform (may be empty) */
-	char ref_name[129];    /* index.json: org.opencontainers.image.ref.name */
+	/* informative fields; empty when absent or too long to be one veil looks for */
+	char os[32], arch[32]; /* index entries: platform */
+	char ref_name[256];    /* index.json: org.opencontainers.image.ref.name */
 };
 /* A manifest (config + layers) or an index (manifests). Owns `items`. */
 struct veil_manifest_info {

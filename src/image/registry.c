@@ -270,6 +270,21 @@ static int get_str(json_t *o, const char *key, char *dst, size_t cap, int requir
 	return s ? copy_str(dst, cap, s, strlen(s)) : -1;
 }
 
+/* An informative field (platform, name): not a string is an error; too long
+ * to be one veil looks for is left empty, not an error. */
+static int get_hint(json_t *o, const char *key, char *dst, size_t cap)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	const char *s = json_string_value(v);
+	if (!s)
+		return -1;
+	if (copy_str(dst, cap, s, strlen(s)))
+		dst[0] = '\0';
+	return 0;
+}
+
 static int parse_descriptor(json_t *j, struct veil_descriptor *out, const char *what,
 			    struct veil_diags *d)
 {
@@ -289,14 +304,14 @@ static int parse_descriptor(json_t *j, struct veil_descriptor *out, const char *
 		return VEIL_EINVAL;
 	}
 	json_t *p = json_object_get(j, "platform");
-	if (p && (get_str(p, "os", out->os, sizeof(out->os), 0) ||
-		  get_str(p, "architecture", out->arch, sizeof(out->arch), 0))) {
+	if (p && (!json_is_object(p) || get_hint(p, "os", out->os, sizeof(out->os)) ||
+		  get_hint(p, "architecture", out->arch, sizeof(out->arch)))) {
 		veil_diag(d, "%s: bad platform", what);
 		return VEIL_EINVAL;
 	}
 	json_t *a = json_object_get(j, "annotations");
-	if (a && get_str(a, "org.opencontainers.image.ref.name", out->ref_name,
-			 sizeof(out->ref_name), 0)) {
+	if (a && (!json_is_object(a) || get_hint(a, "org.opencontainers.image.ref.name",
+						 out->ref_name, sizeof(out->ref_name)))) {
 		veil_diag(d, "%s: bad org.opencontainers.image.ref.name", what);
 		return VEIL_EINVAL;
 	}
@@ -936,6 +951,9 @@ static int perform(struct session *s, const struct request *rq, const char *auth
 		rc = VEIL_EINVAL;
 	}
 out:
+	/* curl's copy of the Authorization header: wiped like ours */
+	for (struct curl_slist *l = hl; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
 	curl_slist_free_all(hl);
 	return rc;
 }
@@ -1138,7 +1156,9 @@ static int session_open(struct session *s, const char *ref, int push,
 		snprintf(s->cainfo, sizeof(s->cainfo), "%s", ca);
 	if (cadir && *cadir)
 		snprintf(s->capath, sizeof(s->capath), "%s", cadir);
-	if ((rc = creds_load(&s->creds, o, s->host, s->ref.repo, d)))
+	/* auth files name Docker Hub "docker.io" (or its legacy URL) */
+	const char *lookup = !strcmp(s->host, "registry-1.docker.io") ? "docker.io" : s->host;
+	if ((rc = creds_load(&s->creds, o, lookup, s->ref.repo, d)))
 		return rc;
 	if (!(s->h = curl_easy_init()))
 		return VEIL_ENOMEM;
