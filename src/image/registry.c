@@ -627,6 +627,7 @@ struct session {
 	int progress_shown;
 	const char *progress_label;
 	time_t progress_last;
+	curl_off_t progress_now;
 };
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
@@ -733,9 +734,12 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	curl_off_t total = dltotal > ultotal ? dltotal : ultotal;
 	curl_off_t now = dltotal > ultotal ? dlnow : ulnow;
 	time_t t = time(NULL);
-	if (total < PROGRESS_MIN || (s->progress_shown && t == s->progress_last && now < total))
+	/* at most a line a second, and the end once */
+	if (total < PROGRESS_MIN || (s->progress_shown && now == s->progress_now) ||
+	    (s->progress_shown && t == s->progress_last && now < total))
 		return 0;
 	s->progress_last = t;
+	s->progress_now = now;
 	s->progress_shown = 1;
 	fprintf(stderr, "\r%s %s %7.1f / %.1f MiB", s->push ? "pushing" : "pulling",
 		s->progress_label ? s->progress_label : "", (double)now / 1048576.0,
