@@ -249,6 +249,9 @@ int veil_auth_challenge_parse(const char *h, struct veil_auth_challenge *out)
 	return 0;
 }
 
+#define OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+
 static int is_index_type(const char *t)
 {
 	return !strcmp(t, "application/vnd.oci.image.index.v1+json") ||
@@ -1682,6 +1685,54 @@ out:
 	return rc;
 }
 
+/* A Docker schema 2 manifest as the OCI manifest skopeo and podman write for
+ * it: the same blobs, OCI media types (a Docker image config is an OCI image
+ * config). An OCI layout's readers (skopeo's oci:, umoci) see OCI manifests
+ * only. The manifest's digest changes; the blobs' do not. */
+static int docker_to_oci(struct veil_buf *body, struct veil_diags *d)
+{
+	static const char *const map[][2] = {
+	    {"application/vnd.docker.container.image.v1+json",
+	     "application/vnd.oci.image.config.v1+json"},
+	    {"application/vnd.docker.image.rootfs.diff.tar.gzip",
+	     "application/vnd.oci.image.layer.v1.tar+gzip"},
+	    {"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+	     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"},
+	    {"application/vnd.docker.image.rootfs.diff.tar",
+	     "application/vnd.oci.image.layer.v1.tar"},
+	};
+	json_t *j = json_loadb(body->data, body->size, 0, NULL);
+	json_t *layers = json_object_get(j, "layers");
+	int rc = j && json_is_array(layers) ? 0 : VEIL_EINVAL;
+	for (size_t i = 0; !rc && i <= json_array_size(layers); i++) {
+		json_t *desc = i ? json_array_get(layers, i - 1) : json_object_get(j, "config");
+		const char *t = json_string_value(json_object_get(desc, "mediaType"));
+		size_t k = 0;
+		while (t && k < VEIL_ARRAY_LEN(map) && strcmp(map[k][0], t))
+			k++;
+		if (!t || k == VEIL_ARRAY_LEN(map) || (i == 0) != (k == 0)) {
+			veil_diag(d,
+				  "Docker manifest: %s media type '%.100s' has no OCI equivalent",
+				  i ? "a layer's" : "the config's", t ? t : "");
+			rc = VEIL_EINVAL;
+		} else if (json_object_set_new(desc, "mediaType", json_string(map[k][1]))) {
+			rc = VEIL_ENOMEM;
+		}
+	}
+	char *text = NULL;
+	if (!rc && (json_object_set_new(j, "mediaType", json_string(OCI_MANIFEST)) ||
+		    !(text = json_dumps(j, JSON_COMPACT))))
+		rc = VEIL_ENOMEM;
+	if (!rc) {
+		body->size = 0;
+		if (veil_buf_puts(body, text))
+			rc = VEIL_ENOMEM;
+	}
+	free(text);
+	json_decref(j);
+	return rc;
+}
+
 static int pick_platform(const struct session *s, const struct veil_manifest_info *idx,
 			 struct veil_descriptor *out, struct veil_diags *d)
 {
@@ -1738,6 +1789,20 @@ int veil_image_pull_digest(const char *ref, const char *layout_dir, const char *
 			rc = VEIL_EINVAL;
 			goto out;
 		}
+	}
+	/* the blobs are fetched by the registry's manifest, checked above */
+	char registry_digest[VEIL_DIGEST_MAX];
+	memcpy(registry_digest, digest, sizeof(digest));
+	if (!strcmp(m.media_type, DOCKER_MANIFEST)) {
+		if ((rc = docker_to_oci(&body, d)))
+			goto out;
+		digest_of(body.data, body.size, digest);
+		snprintf(m.media_type, sizeof(m.media_type), "%s", OCI_MANIFEST);
+		if (o && o->verbose)
+			fprintf(
+			    stderr,
+			    "registry: Docker schema 2 manifest %s written as OCI manifest %s\n",
+			    registry_digest, digest);
 	}
 	snprintf(desc.media_type, sizeof(desc.media_type), "%s", m.media_type);
 	memcpy(desc.digest, digest, sizeof(digest));

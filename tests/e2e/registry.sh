@@ -121,7 +121,31 @@ t_push_through_mirror() {
 		registry.scontain.com:5050/cosmos/python_hello_user:latest
 	ok || return 1
 	run skopeo inspect --tls-verify=false "docker://$R1/cosmos/python_hello_user:latest"
-	ok && [ "$(jq -r .Digest <<<"$out")" = "$TINY" ] || die "not at the mirror: $out"
+	ok && [ "$(jq -r .Digest <<<"$out")" = "$TINY" ] || die "not at the mirror: $out" || return 1
+	# and pulled back through it
+	run "$VEIL" image pull --insecure-registry "$R1" --registry-mirror "registry.scontain.com:5050=$R1" \
+		docker://registry.scontain.com:5050/cosmos/python_hello_user mirrored
+	ok && [ "$out" = "$TINY" ] || die "pull through the mirror: $out $err"
+}
+
+t_pull_docker_schema2() {
+	# skopeo converts to a Docker schema 2 manifest on the way in
+	skopeo copy -q --format v2s2 --dest-tls-verify=false oci:"$WORK/tiny:tiny" "docker://$R1/v2s2:1" ||
+		die "skopeo copy failed" || return 1
+	local want
+	want=$(skopeo inspect --tls-verify=false "docker://$R1/v2s2:1" | jq -r .Digest)
+	[ "$want" != "$TINY" ] || die "skopeo did not convert" || return 1
+	# written as an OCI manifest (what skopeo and umoci read in a layout)
+	# naming the same blobs
+	run "$VEIL" image pull -v --insecure-registry "$R1" "$R1/v2s2:1" v2s2
+	ok && has "Docker schema 2 manifest $want written as OCI manifest $out" || return 1
+	local layers
+	layers=$(skopeo inspect --tls-verify=false "docker://$R1/v2s2:1" | jq -c .Layers)
+	run skopeo inspect "oci:$WORK/v2s2:1"
+	ok && [ "$(jq -r .Digest <<<"$out")" = "$(jq -r '.manifests[0].digest' v2s2/index.json)" ] &&
+		[ "$(jq -c .Layers <<<"$out")" = "$layers" ] || die "skopeo inspect oci: $out" || return 1
+	umoci unpack --image v2s2:1 "$WORK/v2s2-bundle" >/dev/null 2>&1 && cmp -s "$WORK/v2s2-bundle/rootfs/big" big ||
+		die "umoci unpack of the converted image differs"
 }
 
 t_plain_http_needs_insecure_registry() {
@@ -335,6 +359,7 @@ if ! setup; then
 fi
 run_in_order registry t_push_tiny t_second_push_sends_no_blob t_push_json_output \
 	t_push_through_mirror t_plain_http_needs_insecure_registry t_pull_what_skopeo_pushed \
+	t_pull_docker_schema2 \
 	t_pull_index_picks_linux_amd64 t_corrupt_blob_refused t_auth_none_refused t_auth_option \
 	t_auth_file t_auth_wrong_refused t_tls_untrusted_refused t_tls_insecure_registry_accepted \
 	t_tls_ca_trusted t_bad_reference t_bearer_token_flow t_lying_registry_refused \
