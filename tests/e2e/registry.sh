@@ -172,7 +172,14 @@ t_pull_what_skopeo_pushed() {
 	ok && [ "$(jq -r .blobs_sent <<<"$out")" = 0 ] || die "pulled again: $out"
 	# by digest, under another name in the same layout
 	run "$VEIL" image pull -n bydigest --insecure-registry "$R1" "$R1/sk@$want" pulled
-	ok && [ "$(jq '.manifests | length' pulled/index.json)" = 2 ] || die "by digest: $err"
+	ok && [ "$(jq '.manifests | length' pulled/index.json)" = 2 ] || die "by digest: $err" || return 1
+	# a layout of two images: push names one
+	run "$VEIL" image push --insecure-registry "$R1" pulled "$R1/two:1"
+	rejected && has "2 images: name one" || return 1
+	run "$VEIL" image push -n nosuch --insecure-registry "$R1" pulled "$R1/two:1"
+	rejected && has "no image named 'nosuch'" || return 1
+	run "$VEIL" image push -n bydigest --insecure-registry "$R1" pulled "$R1/two:1"
+	ok && [ "$out" = "$want" ]
 }
 
 t_pull_index_picks_linux_amd64() {
@@ -240,7 +247,14 @@ t_auth_file() {
 	rm -f "$HOME/.docker/config.json"
 	ok && [ "$out" = "$TINY" ] || return 1
 	run "$VEIL" image pull --authfile auth.json --insecure-registry "$R2" "$R2/tiny:1" af3
-	ok
+	ok || return 1
+	# podman's per-session file; a HOST/REPO key applies to that repository
+	mkdir -p xdg/containers
+	printf '{"auths":{"%s/other":{"auth":"%s"},"%s/tiny":{"auth":"%s"}}}' "$R2" \
+		"$(printf 'veil:%s' "$WRONG" | base64 -w0)" "$R2" "$(printf 'veil:%s' "$PW" | base64 -w0)" \
+		>xdg/containers/auth.json
+	XDG_RUNTIME_DIR=$WORK/xdg run "$VEIL" image pull --insecure-registry "$R2" "$R2/tiny:1" af4
+	ok && [ "$out" = "$TINY" ]
 }
 
 t_auth_wrong_refused() {
@@ -258,7 +272,7 @@ t_auth_wrong_refused() {
 	lacks "$WRONG" || return 1
 	# nor in any log the registries wrote, nor in the layouts pulled with them
 	! grep -rqF -e "$PW" -e "$WRONG" "$WORK"/*.log || die "a password is in a registry log" || return 1
-	! grep -rqF -e "$PW" -e "$(printf 'veil:%s' "$PW" | base64 -w0)" auth-env af af2 af3 ||
+	! grep -rqF -e "$PW" -e "$(printf 'veil:%s' "$PW" | base64 -w0)" auth-env af af2 af3 af4 ||
 		die "a password is in a pulled layout"
 }
 
