@@ -9,11 +9,13 @@
  * Transport: HTTPS with the peer verified against the system CA store
  * ($SSL_CERT_FILE / $SSL_CERT_DIR override it); plain HTTP and unverified TLS
  * only for a registry named in `insecure` by its exact HOST[:PORT].
- * Credentials: the explicit ones in the options, else the first auth file of
- * `auth_file`, $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json,
- * ~/.docker/config.json that has an entry for the registry. They are sent as
- * HTTP Basic or exchanged for a Bearer token (the realm named by the
- * registry's WWW-Authenticate), and appear in no message.
+ * Credentials: `credentials_file`, else $VEIL_REGISTRY_AUTH, else the entry
+ * for the registry contacted (after the mirror map) in `auth_file` alone if
+ * given, else in the first of $REGISTRY_AUTH_FILE,
+ * ${XDG_RUNTIME_DIR}/containers/auth.json and ~/.docker/config.json that has
+ * one. They are sent as HTTP Basic or exchanged for a Bearer token at the
+ * realm the registry's WWW-Authenticate names (HTTPS only, unless that host
+ * is insecure), and appear in no message.
  *
  * Ownership: the options point at strings the caller owns for the call. */
 #ifndef VEIL_REGISTRY_H
