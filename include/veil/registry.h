@@ -38,6 +38,7 @@ struct veil_registry_mirror {
 struct veil_registry_stats {
 	size_t blobs_sent;    /* push: blobs uploaded; pull: blobs downloaded */
 	size_t blobs_present; /* push: already in the registry; pull: already in the layout */
+	size_t blobs_mounted; /* push: linked from mount_from, not sent */
 	uint64_t bytes_sent;  /* bytes of blobs uploaded or downloaded */
 	size_t requests;      /* HTTP requests made, token requests included */
 };
@@ -54,6 +55,9 @@ struct veil_registry_opts {
 	size_t insecure_count;
 	const struct veil_registry_mirror *mirrors;
 	size_t mirror_count;
+	/* push: a repository of the same registry that may hold the blobs (the
+	 * base image's): a blob it has is mounted (linked), not sent; NULL: none */
+	const char *mount_from;
 	int progress; /* progress of large blobs on stderr (when it is a TTY) */
 	int verbose;  /* one line per HTTP request on stderr (method, path, status) */
 	struct veil_registry_stats *stats;

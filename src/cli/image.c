@@ -7,6 +7,8 @@
 
 #include "cli.h"
 
+enum { OPT_MOUNT_FROM = 256 };
+
 void cli_registry_usage(FILE *f)
 {
 	fprintf(
@@ -99,12 +101,16 @@ static void push_usage(FILE *f)
 		"Options:\n"
 		"  -n, --name NAME               the image in DIR (its index.json's\n"
 		"                                org.opencontainers.image.ref.name; default: the\n"
-		"                                only one)\n");
+		"                                only one)\n"
+		"      --mount-from REPO         a repository of the same registry that may hold\n"
+		"                                the blobs (the base image's): those it has are\n"
+		"                                mounted, not sent\n");
 	cli_registry_usage(f);
 	fprintf(
 	    f,
 	    "  -o, --output FORMAT           json or yaml: {\"digest\", \"reference\",\n"
-	    "                                \"blobs_sent\", \"blobs_present\", \"bytes_sent\"}\n"
+	    "                                \"blobs_sent\", \"blobs_present\", \"bytes_sent\",\n"
+	    "                                \"blobs_mounted\"}\n"
 	    "  -v, --verbose                 one line per HTTP request on stderr\n"
 	    "  -h, --help                    this help\n");
 }
@@ -147,6 +153,8 @@ static int image_main(const struct cli_cmd *cmd, int push, int argc, char **argv
 			name = optarg;
 		else if (c == 'v')
 			reg.o.verbose = 1;
+		else if (c == OPT_MOUNT_FROM && push)
+			reg.o.mount_from = optarg;
 		else {
 			cli_registry_free(&reg);
 			return cli_option_default(cmd, c, argv);
@@ -169,19 +177,28 @@ static int image_main(const struct cli_cmd *cmd, int push, int argc, char **argv
 	int rc = push ? veil_image_push(dir, name, ref, &reg.o, digest, &d)
 		      : veil_image_pull_digest(ref, dir, name, &reg.o, digest, &d);
 	if (!rc && fmt != CLI_FMT_TEXT) {
-		rc = cli_print_result(json_pack("{s:s, s:s, s:I, s:I, s:I}", "digest", digest,
-						"reference", ref, "blobs_sent",
-						(json_int_t)stats.blobs_sent, "blobs_present",
-						(json_int_t)stats.blobs_present, "bytes_sent",
-						(json_int_t)stats.bytes_sent),
-				      fmt);
+		json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I}", "digest", digest, "reference",
+				      ref, "blobs_sent", (json_int_t)stats.blobs_sent,
+				      "blobs_present", (json_int_t)stats.blobs_present,
+				      "bytes_sent", (json_int_t)stats.bytes_sent);
+		if (j && push &&
+		    json_object_set_new(j, "blobs_mounted",
+					json_integer((json_int_t)stats.blobs_mounted))) {
+			json_decref(j);
+			j = NULL;
+		}
+		rc = cli_print_result(j, fmt);
 	} else if (!rc) {
 		printf("%s\n", digest);
-		fprintf(stderr, "%s %s: %zu blob%s %s (%llu bytes), %zu already %s\n",
+		fprintf(stderr, "%s %s: %zu blob%s %s (%llu bytes), %zu already %s",
 			push ? "pushed" : "pulled", ref, stats.blobs_sent,
 			stats.blobs_sent == 1 ? "" : "s", push ? "sent" : "received",
 			(unsigned long long)stats.bytes_sent, stats.blobs_present,
 			push ? "in the registry" : "in the layout");
+		if (stats.blobs_mounted)
+			fprintf(stderr, ", %zu mounted from %s", stats.blobs_mounted,
+				reg.o.mount_from);
+		fputc('\n', stderr);
 	}
 	cli_registry_free(&reg);
 	return cli_report(&d, rc);
@@ -203,7 +220,8 @@ static const struct cli_cmd push_cmd = {
     .summary = "push an OCI image layout folder to a registry",
     .run = push_main,
     .usage = push_usage,
-    .opts = (const struct option[]){IMAGE_OPTS},
+    .opts = (const struct option[]){{"mount-from", required_argument, NULL, OPT_MOUNT_FROM},
+				    IMAGE_OPTS},
     .shortopts = ":n:o:vh",
     .file_flags = "registry-auth authfile",
     .file_args = 1,

@@ -1158,6 +1158,11 @@ static int session_open(struct session *s, const char *ref, int push,
 		return VEIL_EINVAL;
 	}
 	s->insecure = host_is_insecure(o, s->host);
+	if (push && o && o->mount_from && !valid_repo(o->mount_from)) {
+		veil_diag(d, "mount from '%.200s': not a repository name (lower case REPO)",
+			  o->mount_from);
+		return VEIL_EINVAL;
+	}
 	const char *ca = getenv("SSL_CERT_FILE"), *cadir = getenv("SSL_CERT_DIR");
 	if (ca && *ca)
 		snprintf(s->cainfo, sizeof(s->cainfo), "%s", ca);
@@ -1276,10 +1281,22 @@ static int push_blob(struct session *s, const char *layout, const struct veil_de
 		rc = VEIL_EINVAL;
 		goto out;
 	}
-	snprintf(url, sizeof(url), "%s/v2/%s/blobs/uploads/", s->base, s->ref.repo);
+	/* a cross-repository mount: the registry links the blob (201) or, if it
+	 * cannot (not there, not allowed), starts an upload as without it (202) */
+	const char *from = s->o ? s->o->mount_from : NULL;
+	int mount = from && strcmp(from, s->ref.repo);
+	if (mount)
+		snprintf(url, sizeof(url), "%s/v2/%s/blobs/uploads/?mount=%s&from=%s", s->base,
+			 s->ref.repo, b->digest, from);
+	else
+		snprintf(url, sizeof(url), "%s/v2/%s/blobs/uploads/", s->base, s->ref.repo);
 	struct request post = {.method = "POST", .url = url};
 	if ((rc = request(s, &post, d)))
 		goto out;
+	if (mount && s->status == 201) {
+		s->stats.blobs_mounted++;
+		goto out;
+	}
 	if (s->status != 202 || !s->hdr.location[0]) {
 		http_error(s, "starting a blob upload (POST)", d);
 		rc = VEIL_EINVAL;

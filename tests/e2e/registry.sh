@@ -108,6 +108,19 @@ t_second_push_sends_no_blob() {
 	has "3 already in the registry" || return 1
 }
 
+t_push_mounts_from_another_repository() {
+	run "$VEIL" image push -v -o json --mount-from tiny --insecure-registry "$R1" tiny "$R1/mounted:1"
+	ok && [ "$(jq -r .blobs_mounted <<<"$out")" = 3 ] && [ "$(jq -r .blobs_sent <<<"$out")" = 0 ] ||
+		die "mount: $out $err" || return 1
+	# one POST per blob, no PUT of a blob
+	[ "$(grep -cE 'registry: PUT [^ ]*/blobs/' <<<"$err")" -eq 0 ] || die "a blob was sent: $err" || return 1
+	run skopeo inspect --tls-verify=false "docker://$R1/mounted:1"
+	ok && [ "$(jq -r .Digest <<<"$out")" = "$TINY" ] || return 1
+	# a repository without the blobs: uploaded as without --mount-from
+	run "$VEIL" image push -o json --mount-from nothing/here --insecure-registry "$R1" tiny "$R1/mounted2:1"
+	ok && [ "$(jq -r .blobs_sent <<<"$out")" = 3 ] || die "fallback: $out $err"
+}
+
 t_push_json_output() {
 	run "$VEIL" image push -o json --insecure-registry "$R1" tiny "$R1/tiny:3"
 	ok && [ "$(jq -r .digest <<<"$out")" = "$TINY" ] &&
@@ -371,7 +384,8 @@ if ! setup; then
 	echo "registry: 0 passed, 1 failed"
 	exit 1
 fi
-run_in_order registry t_push_tiny t_second_push_sends_no_blob t_push_json_output \
+run_in_order registry t_push_tiny t_second_push_sends_no_blob t_push_mounts_from_another_repository \
+	t_push_json_output \
 	t_push_through_mirror t_plain_http_needs_insecure_registry t_pull_what_skopeo_pushed \
 	t_pull_docker_schema2 \
 	t_pull_index_picks_linux_amd64 t_corrupt_blob_refused t_auth_none_refused t_auth_option \
