@@ -79,6 +79,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally attack-inject $? "$log/attack-inject.log"
 	tests/e2e/image.sh build-ci >"$log/image.log" 2>&1
 	tally image $? "$log/image.log"
+	tests/e2e/registry.sh build-ci >"$log/registry.log" 2>&1
+	tally registry $? "$log/registry.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-helm $? "$log/k8s.log"
 	tests/e2e/systemd.sh build-ci >"$log/systemd.log" 2>&1
@@ -118,6 +120,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally attack-inject-asan $? "$log/attack-inject-asan.log"
 	tests/e2e/image.sh build-asan >"$log/image-asan.log" 2>&1
 	tally image-asan $? "$log/image-asan.log"
+	tests/e2e/registry.sh build-asan >"$log/registry-asan.log" 2>&1
+	tally registry-asan $? "$log/registry-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

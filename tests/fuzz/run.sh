@@ -11,7 +11,7 @@ if [ ! -f "$build/build.ninja" ]; then
 		-Db_lundef=false -Dbuildtype=debugoptimized -Dtests=disabled -Dman_pages=disabled \
 		>"$build.log" 2>&1 || { cat "$build.log"; echo "fuzz: meson setup failed"; exit 1; }
 fi
-harnesses="manifest meshfile record policy request evidence attest elf oci"
+harnesses="manifest meshfile record policy request evidence attest elf oci registry"
 ninja -C "$build" $(for f in $harnesses; do echo tests/fuzz/fuzz_$f; done) >"$build.log" 2>&1 ||
 	{ tail -40 "$build.log"; echo "fuzz: build failed"; exit 1; }
 rm -f "$build.log"
@@ -25,7 +25,7 @@ for f in $harnesses; do
 			[ -f "$s" ] && cp "$s" "$corpus/ref$((i++))"; done ;;
 	meshfile) i=0; for s in "$root"/examples/*/Meshfile "$root"/../shared/reference/scone-tutorial-manifests/*mesh*; do
 			[ -f "$s" ] && cp "$s" "$corpus/m$((i++))"; done ;;
-	record | policy | request | evidence | attest | oci) cp "$root"/tests/fuzz/corpus/$f/* "$corpus"/ ;;
+	record | policy | request | evidence | attest | oci | registry) cp "$root"/tests/fuzz/corpus/$f/* "$corpus"/ ;;
 	elf) cp /bin/true "$corpus"/ 2>/dev/null || true; printf '\177ELF\2\1\1' >"$corpus"/head ;;
 	esac
 	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
