@@ -19,6 +19,9 @@
 #   apt-archives/         apt's downloaded .debs (bind-mounted onto the
 #                         rootfs's /var/cache/apt/archives)
 #   npm/                  npm's download cache (onto /root/.npm)
+#   python-base/          the python base image tests/e2e/registry.sh pushes
+#                         (scripts/base-image.sh, made here on the host;
+#                         bind-mounted read-only onto the same path inside)
 # Only downloads are cached: every run extracts a new rootfs and installs,
 # configures and builds everything again.
 #
@@ -54,6 +57,13 @@ if [ "$what" = --in-namespace ]; then
 	mkdir -p "$r/var/cache/apt/archives" "$r/root/.npm"
 	mount --bind "$cache/apt-archives" "$r/var/cache/apt/archives"
 	mount --bind "$cache/npm" "$r/root/.npm"
+	# (not fatal: without it, the registry test's base-image scenario fails alone)
+	if [ -f "$cache/python-base/index.json" ]; then
+		mkdir -p "$r/var/cache/veil-ci/python-base" &&
+			mount --bind "$cache/python-base" "$r/var/cache/veil-ci/python-base" &&
+			mount -o remount,bind,ro "$r/var/cache/veil-ci/python-base" ||
+			echo "fresh-check: warning: cannot mount the python base image" >&2
+	fi
 	set +e
 	# A login-like environment: nothing of the host's but TERM and the CA.
 	in_root() {
@@ -141,6 +151,15 @@ if [ -z "$(find "$rootfs_tar" -type f -mtime -"${VEIL_CI_ROOTFS_DAYS:-7}" 2>/dev
 	mv "$cache/new-rootfs.tar" "$rootfs_tar"
 	say "rootfs made in $(($(date +%s) - t0)) s"
 fi
+
+# the python base image (a download, like the rootfs): made on the host,
+# where the mirror is reached and mmdebstrap runs as it should
+if ! command -v umoci >/dev/null; then
+	say "installing umoci on the host"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends umoci ||
+		die "cannot install umoci"
+fi
+VEIL_CI_CACHE=$cache "$root/scripts/base-image.sh" >/dev/null || die "scripts/base-image.sh failed"
 
 work=$(mktemp -d /var/tmp/veil-fresh.XXXXXX) || die "mktemp"
 ns_pid=

@@ -14,10 +14,11 @@ if [ "${1:-}" = "--test" ]; then
 	# npm; unzip for helm and kubectl from an npm package's zip), the systemd
 	# units' check (systemd-analyze), the attack tests (gdb's gcore: a core of
 	# veil-cas; e2fsprogs: a loop-mounted ext4 image changed behind veil-las's
-	# cache; bindfs: a FUSE-served veil-run), the image e2e (skopeo and umoci
-	# read the OCI layouts veil writes)
+	# cache; bindfs: a FUSE-served veil-run), the image and registry e2e
+	# (skopeo and umoci read and make the OCI layouts veil writes; Debian's
+	# docker-registry on loopback; mmdebstrap makes the python base image)
 	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
-		man-db strace gdb e2fsprogs bindfs skopeo umoci unzip systemd)
+		man-db strace gdb e2fsprogs bindfs skopeo umoci unzip systemd docker-registry mmdebstrap)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
 	# (and conflicts with Debian's npm), so ask for npm only without one.
 	command -v node >/dev/null || pkgs+=(nodejs)

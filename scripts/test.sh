@@ -81,6 +81,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally image-measure $? "$log/image-measure.log"
 	tests/e2e/image.sh build-ci >"$log/image.log" 2>&1
 	tally image $? "$log/image.log"
+	tests/e2e/registry.sh build-ci >"$log/registry.log" 2>&1
+	tally registry $? "$log/registry.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-helm $? "$log/k8s.log"
 	tests/e2e/systemd.sh build-ci >"$log/systemd.log" 2>&1
@@ -122,6 +124,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally image-measure-asan $? "$log/image-measure-asan.log"
 	tests/e2e/image.sh build-asan >"$log/image-asan.log" 2>&1
 	tally image-asan $? "$log/image-asan.log"
+	tests/e2e/registry.sh build-asan >"$log/registry-asan.log" 2>&1
+	tally registry-asan $? "$log/registry-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))

@@ -95,7 +95,10 @@ char *veil_default_runtime_path(void);
  *   oci:DIR[:TAG]   an OCI image layout folder; without TAG its index.json
  *                   must hold exactly one image (DIR cannot hold ':', as in
  *                   skopeo's oci: transport)
- *   docker://REF    a registry image, copied by veil_image_pull() first
+ *   docker://HOST[:PORT]/REPO[:TAG|@DIGEST], or the same without docker://
+ *                   (HOST holds a '.' or ':' or is localhost): a registry
+ *                   image, pulled with veil_image_pull (veil/registry.h) into
+ *                   TARGET/cache/base first
  *   scratch         no base: the image holds only veil's layers (linux/amd64) */
 
 /* Where veil-run is in every image, and the layer's mode. */
@@ -109,12 +112,17 @@ char *veil_default_runtime_path(void);
  * a kind without one. */
 const char *veil_image_kind_base(const char *kind);
 
+struct veil_registry_opts;
+
 struct veil_image_opts {
 	const char *base;         /* a base reference (above); required */
 	const char *manifest_dir; /* the copy files' folder */
 	const char *runtime_path; /* the veil-run measured */
 	const char *target;       /* the target folder */
 	long long epoch;          /* every time stamp (SOURCE_DATE_EPOCH, else 0) */
+	/* how a registry base is pulled (mirrors, credentials, insecure
+	 * registries); NULL: the defaults. Borrowed for the call. */
+	const struct veil_registry_opts *registry;
 };
 
 /* An image built into a staging folder, not yet in place. Owns its strings;
@@ -136,15 +144,5 @@ int veil_image_build(const struct veil_measurement *m, const struct veil_image_o
 /* TARGET/images/<name>/oci replaced by the staged folder in one step. */
 int veil_image_commit(struct veil_image_staged *s, struct veil_diags *d);
 void veil_image_discard(struct veil_image_staged *s);
-
-/* The registry side (issue 10, item 4; src/image/registry_stub.c until the
- * registry client replaces it). veil_image_pull copies the linux/amd64 image
- * ref (docker://HOST/REPO[:TAG|@DIGEST]) into the OCI layout folder
- * layout_dir (created when missing; blobs already there are kept) and sets
- * *tag (caller frees) to its org.opencontainers.image.ref.name there; the
- * builder then reads oci:layout_dir:*tag. veil_image_push sends the image
- * tagged tag in the layout folder layout_dir to ref (build.to). */
-int veil_image_pull(const char *ref, const char *layout_dir, char **tag, struct veil_diags *d);
-int veil_image_push(const char *layout_dir, const char *tag, const char *ref, struct veil_diags *d);
 
 #endif

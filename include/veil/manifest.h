@@ -63,7 +63,7 @@ struct veil_injection_file {
 struct veil_build {
 	const char *name, *kind, *to, *pwd, *command, *requirements;
 	/* the base image (a veil extension; docs/images.md): oci:DIR[:TAG],
-	 * docker://REF or scratch; NULL: by kind */
+	 * a registry reference (veil_base_is_registry) or scratch; NULL: by kind */
 	const char *from;
 	char **copy;
 	size_t copy_count;
@@ -140,6 +140,11 @@ enum veil_doc_kind { VEIL_DOC_UNKNOWN = 0, VEIL_DOC_SERVICE, VEIL_DOC_MESH, VEIL
 /* Reads apiVersion and kind of a parsed document (errors into d). */
 enum veil_doc_kind veil_doc_kind(const struct ydoc *doc, struct veil_diags *d);
 
+/* 1 when a base image reference names a registry image: docker://REF, or
+ * HOST[:PORT]/REPO[:TAG|@DIGEST] whose HOST holds a '.' or ':' or is
+ * localhost (so "python:3.11", "ftp://x" and "oci:../dir" are not). The reference itself
+ * is checked where it is pulled (veil/registry.h). */
+int veil_base_is_registry(const char *ref);
 int veil_service_parse(const struct ydoc *doc, struct veil_service_manifest *out,
 		       struct veil_diags *d);
 int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *out, struct veil_diags *d);

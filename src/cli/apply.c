@@ -21,7 +21,8 @@ struct apply_opts {
 	const char *cas;
 	unsigned outputs;
 	enum cli_format fmt;
-	json_t *items; /* -o json|yaml: one result per input */
+	json_t *items;                /* -o json|yaml: one result per input */
+	struct cli_registry registry; /* where and how build.to is pushed */
 };
 
 static void apply_usage(FILE *f)
@@ -50,9 +51,12 @@ static void apply_usage(FILE *f)
 	    "  build.to's tag), and prints its digest. The base is --base, else\n"
 	    "  build.from, else $VEIL_BASE, else build.kind's default (python:\n"
 	    "  docker://docker.io/library/python:3.11-slim-bookworm). A base is\n"
-	    "  oci:FOLDER[:TAG] (an OCI image layout), docker://HOST/REPO[:TAG] or\n"
-	    "  scratch. Pulling from a registry and pushing to build.to are\n"
-	    "  not implemented yet (planned).\n\n"
+	    "  oci:FOLDER[:TAG] (an OCI image layout), [docker://]HOST/REPO[:TAG] (a\n"
+	    "  registry image, pulled into DIR/cache/base) or scratch. Unless\n"
+	    "  --no-push, the image is then pushed to build.to and the digest the\n"
+	    "  registry holds is printed; a push that fails exits 1 and leaves the\n"
+	    "  built image in DIR/images/<build.name>/oci. The registry flags apply\n"
+	    "  to the base's pull and to the push; no other host is contacted.\n\n"
 	    "With a Meshfile (kind: mesh):\n"
 	    "  Finds each service's measurement record in DIR by its image (build.to) and\n"
 	    "  derives the security policy. Unless --no-upload, it reads the namespace on\n"
@@ -68,8 +72,22 @@ static void apply_usage(FILE *f)
 	    "  -f, --file FILE          manifest, Meshfile, folder or - (required; repeatable)\n"
 	    "      --output-dir DIR     output folder (default: ./target); also -t, --target\n"
 	    "      --base REF           service: the base image (oci:FOLDER[:TAG],\n"
-	    "                           docker://HOST/REPO[:TAG] or scratch)\n"
-	    "      --no-push            service: do not push the image\n"
+	    "                           [docker://]HOST/REPO[:TAG] or scratch)\n"
+	    "      --no-push            service: do not push the image (it stays in DIR)\n"
+	    "      --registry-auth FILE service: a file holding USER:PASSWORD (one line) for\n"
+	    "                           the base's and build.to's registry (else\n"
+	    "                           $VEIL_REGISTRY_AUTH, else the auth files); never a\n"
+	    "                           password on the command line\n"
+	    "      --authfile FILE      service: the auth file to read (default:\n"
+	    "                           $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/\n"
+	    "                           auth.json, ~/.docker/config.json)\n"
+	    "      --insecure-registry HOST[:PORT]\n"
+	    "                           service: allow plain HTTP and unverified TLS for\n"
+	    "                           exactly this registry (repeatable)\n"
+	    "      --registry-mirror FROM=TO\n"
+	    "                           service: send pulls and pushes for registry FROM\n"
+	    "                           to registry TO (HOST[:PORT] each; repeatable)\n"
+	    "  -v, --verbose            service: one line per registry request on stderr\n"
 	    "      --mode MODE          mesh: production (default) or debug; debug adds\n"
 	    "                           security.attestation.tolerate: [debug-mode]\n"
 	    "      --no-upload          mesh: do not read or change the CAS\n"
@@ -142,13 +160,16 @@ static int choose_base(const struct apply_opts *o, const struct veil_service_man
 		else
 			veil_diag(d,
 				  "%s: no base image: set build.kind (python), build.from, or "
-				  "--base (oci:FOLDER[:TAG], docker://HOST/REPO[:TAG] or scratch)",
+				  "--base (oci:FOLDER[:TAG], [docker://]HOST/REPO[:TAG] or "
+				  "scratch)",
 				  m->file);
 		return VEIL_EINVAL;
 	}
-	if (strncmp(base, "oci:", 4) && strncmp(base, "docker://", 9) && strcmp(base, "scratch")) {
+	struct veil_image_ref ref;
+	if ((strncmp(base, "oci:", 4) && !veil_base_is_registry(base) && strcmp(base, "scratch")) ||
+	    (veil_base_is_registry(base) && veil_image_ref_parse(base, &ref, NULL))) {
 		veil_diag(d,
-			  "base image '%s': not oci:FOLDER[:TAG], docker://HOST/REPO[:TAG] or "
+			  "base image '%s': not oci:FOLDER[:TAG], [docker://]HOST/REPO[:TAG] or "
 			  "scratch",
 			  base);
 		return VEIL_EINVAL;
@@ -161,6 +182,38 @@ static int choose_base(const struct apply_opts *o, const struct veil_service_man
 		*out = strdup(base);
 	}
 	return *out ? 0 : VEIL_ENOMEM;
+}
+
+/* The registry that ref's host stands for after --registry-mirror. */
+static const char *mirrored_host(const struct veil_registry_opts *o, const char *host)
+{
+	for (size_t i = 0; i < o->mirror_count; i++)
+		if (!strcmp(o->mirrors[i].from, host))
+			return o->mirrors[i].to;
+	return host;
+}
+
+/* Pushes the built image (the layout's image named tag) to ref, build.to.
+ * When the base was pulled from the same registry, its blobs are mounted
+ * from the base's repository there, not sent. pushed: the digest the
+ * registry holds. A failure leaves the layout as it is and says so. */
+static int push_image(const struct apply_opts *o, const char *layout, const char *tag,
+		      const char *ref, const char *base, char pushed[VEIL_DIGEST_MAX],
+		      struct veil_diags *d)
+{
+	struct veil_registry_opts ro = o->registry.o;
+	struct veil_image_ref to, from;
+	if (veil_base_is_registry(base) && !veil_image_ref_parse(ref, &to, NULL) &&
+	    !veil_image_ref_parse(base, &from, NULL) &&
+	    !strcmp(mirrored_host(&ro, to.host), mirrored_host(&ro, from.host)))
+		ro.mount_from = from.repo;
+	int rc = veil_image_push(layout, tag, ref, &ro, pushed, d);
+	if (rc)
+		veil_diag(d,
+			  "image not pushed to %s; it is built and kept in %s (push it with "
+			  "'veil image push %s %s', or run 'veil apply' again)",
+			  ref, layout, layout, ref);
+	return rc;
 }
 
 /* SOURCE_DATE_EPOCH (reproducible-builds.org): decimal seconds, else 0. */
@@ -189,6 +242,7 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	struct veil_image_staged img = {0};
 	char *dir = NULL, *runtime = NULL, *data = NULL, *out_dir = NULL, *layout = NULL;
 	char digest[VEIL_DIGEST_SIZE] = "", *tag = NULL, *base = NULL;
+	char pushed[VEIL_DIGEST_MAX] = "";
 	size_t size = 0;
 	int rc = veil_service_parse(doc, &m, d);
 	if (rc)
@@ -204,8 +258,10 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
-	struct veil_image_opts iopts = {
-	    .manifest_dir = dir, .runtime_path = runtime, .target = o->target};
+	struct veil_image_opts iopts = {.manifest_dir = dir,
+					.runtime_path = runtime,
+					.target = o->target,
+					.registry = &o->registry.o};
 	if ((rc = choose_base(o, &m, dir, &base, d)) || (rc = image_epoch(&iopts.epoch, d)))
 		goto out;
 	iopts.base = base;
@@ -237,31 +293,23 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	}
 	if ((rc = veil_image_commit(&img, d)))
 		goto out;
-	if (!o->no_push) {
-		rc = veil_image_push(layout, tag, meas.image, d);
-		if (rc == VEIL_ENOENT)
-			fprintf(stderr,
-				"note: pushing the image is not implemented yet (planned); it is "
-				"in %s (--no-push silences this)\n",
-				layout);
-		else if (rc)
-			goto out;
-		rc = 0;
-	}
+	if (!o->no_push && (rc = push_image(o, layout, tag, meas.image, base, pushed, d)))
+		goto out;
 	if (o->fmt != CLI_FMT_TEXT) {
 		char *record = veil_path_join(out_dir, "measurement.yaml");
 		if (!record ||
 		    json_array_append_new(
 			o->items,
-			json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-				  "file", in->name, "kind", "service", "name", meas.name, "image",
-				  meas.image, "files", (json_int_t)meas.file_count, "mrenclave",
-				  meas.runtime_sha256, "file_set_root", meas.file_set_root,
-				  "record", record, "digest", digest, "layout", layout, "tag", tag,
-				  "base", base)))
+			json_pack(
+			    "{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}",
+			    "file", in->name, "kind", "service", "name", meas.name, "image",
+			    meas.image, "files", (json_int_t)meas.file_count, "mrenclave",
+			    meas.runtime_sha256, "file_set_root", meas.file_set_root, "record",
+			    record, "digest", digest, "layout", layout, "tag", tag, "base", base,
+			    "pushed_digest", *pushed ? pushed : NULL)))
 			rc = VEIL_ENOMEM;
 		free(record);
-		/* the whole image's record (docs/images.md, section 7) */
+		/* the whole image's record (docs/images.md, section 8) */
 		json_t *item = json_array_get(o->items, json_array_size(o->items) - 1);
 		if (!rc && json_object_set_new(item, "image_root", json_string(meas.image_root)))
 			rc = VEIL_ENOMEM;
@@ -289,6 +337,8 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	printf("  image digest   %s\n", digest);
 	printf("  image root     %s\n", meas.image_root);
 	printf("  image layout   %s (tag %s, base %s)\n", layout, tag, base);
+	if (*pushed)
+		printf("  pushed         %s@%s\n", meas.image, pushed);
 out:
 	veil_image_discard(&img);
 	veil_measurement_free(&meas);
@@ -830,7 +880,14 @@ static int apply_main(int argc, char **argv)
 		return EXIT_REJECTED;
 	}
 	while ((c = getopt_long(argc, argv, apply_cmd.shortopts, apply_cmd.opts, NULL)) != -1) {
-		int usage = 0;
+		int usage = cli_registry_option(&apply_cmd, &o.registry, c, optarg);
+		if (usage == 1)
+			continue;
+		if (usage) {
+			free(files);
+			cli_registry_free(&o.registry);
+			return usage;
+		}
 		switch (c) {
 		case 'f':
 			files[nfiles++] = optarg;
@@ -856,6 +913,9 @@ static int apply_main(int argc, char **argv)
 		case OPT_NO_PUSH:
 			o.no_push = 1;
 			break;
+		case 'v':
+			o.registry.o.verbose = 1;
+			break;
 		case OPT_BASE:
 			o.base = optarg;
 			break;
@@ -874,10 +934,12 @@ static int apply_main(int argc, char **argv)
 			break;
 		default:
 			free(files);
+			cli_registry_free(&o.registry);
 			return cli_option_default(&apply_cmd, c, argv);
 		}
 		if (usage) {
 			free(files);
+			cli_registry_free(&o.registry);
 			return usage;
 		}
 	}
@@ -891,10 +953,14 @@ static int apply_main(int argc, char **argv)
 		usage = cli_usage_error(&apply_cmd, "-p prints text; it takes no -o");
 	if (usage) {
 		free(files);
+		cli_registry_free(&o.registry);
 		return usage;
 	}
 	if (!o.outputs)
 		o.outputs = VEIL_OUT_HELM;
+	/* large blobs' progress on stderr when it is a terminal (the pull of a
+	 * base, the push), never with -o */
+	o.registry.o.progress = o.fmt == CLI_FMT_TEXT;
 	struct veil_diags d;
 	veil_diags_init(&d);
 	struct cli_input *in = NULL;
@@ -955,6 +1021,7 @@ static int apply_main(int argc, char **argv)
 		if (docs[i].arena)
 			ydoc_free(&docs[i]);
 	json_decref(o.items);
+	cli_registry_free(&o.registry);
 	free(docs);
 	free(meshes);
 	free(kinds);
@@ -977,13 +1044,15 @@ const struct cli_cmd apply_cmd = {
 	    {"format", required_argument, NULL, OPT_FORMAT},
 	    {"print-defaults", no_argument, NULL, 'p'},
 	    {"no-push", no_argument, NULL, OPT_NO_PUSH},
+	    {"verbose", no_argument, NULL, 'v'},
 	    {"base", required_argument, NULL, OPT_BASE},
 	    {"no-upload", no_argument, NULL, OPT_NO_UPLOAD},
 	    {"mode", required_argument, NULL, OPT_MODE},
 	    {"cas", required_argument, NULL, OPT_CAS},
+	    CLI_REGISTRY_OPTS,
 	    CLI_STD_OPTS,
 	    {0},
 	},
-    .shortopts = ":f:t:o:ph",
-    .file_flags = "file output-dir target",
+    .shortopts = ":f:t:o:phv",
+    .file_flags = "file output-dir target registry-auth authfile",
 };

@@ -8,6 +8,7 @@
 
 #include "veil/args.h"
 #include "veil/common.h"
+#include "veil/registry.h"
 
 /* VEIL_VERSION comes from meson.build (project version), nowhere else */
 #ifndef VEIL_VERSION
@@ -39,7 +40,14 @@ struct cli_cmd {
 };
 
 /* The value getopt returns for --version; every leaf's table has it. */
-enum { CLI_OPT_VERSION = 0x7f00, CLI_OPT_OUTPUT };
+enum {
+	CLI_OPT_VERSION = 0x7f00,
+	CLI_OPT_OUTPUT,
+	CLI_OPT_REGISTRY_AUTH,
+	CLI_OPT_AUTHFILE,
+	CLI_OPT_INSECURE_REGISTRY,
+	CLI_OPT_REGISTRY_MIRROR,
+};
 #define CLI_STD_OPTS                                                                               \
 	{"help", no_argument, NULL, 'h'},                                                          \
 	{                                                                                          \
@@ -48,7 +56,32 @@ enum { CLI_OPT_VERSION = 0x7f00, CLI_OPT_OUTPUT };
 
 extern const struct cli_cmd cli_root;
 extern const struct cli_cmd check_cmd, apply_cmd, policy_cmd, cas_cmd, audit_cmd, whoami_cmd,
-    completion_cmd;
+    completion_cmd, image_cmd;
+
+/* The registry flags of `veil apply` and `veil image` (image.c): put
+ * CLI_REGISTRY_OPTS in the getopt table, give every option to
+ * cli_registry_option first, and pass `o` to veil_image_push/pull. The
+ * struct points into argv; cli_registry_free releases its arrays. */
+struct cli_registry {
+	struct veil_registry_opts o;
+	const char **insecure;
+	size_t insecure_count;
+	struct veil_registry_mirror *mirrors;
+	size_t mirror_count;
+};
+#define CLI_REGISTRY_OPTS                                                                          \
+	{"registry-auth", required_argument, NULL, CLI_OPT_REGISTRY_AUTH},                         \
+	    {"authfile", required_argument, NULL, CLI_OPT_AUTHFILE},                               \
+	    {"insecure-registry", required_argument, NULL, CLI_OPT_INSECURE_REGISTRY},             \
+	{                                                                                          \
+		"registry-mirror", required_argument, NULL, CLI_OPT_REGISTRY_MIRROR                \
+	}
+/* 1: c was a registry flag (taken), 0: it was not, EXIT_USAGE: a bad value
+ * (message printed). */
+int cli_registry_option(const struct cli_cmd *cmd, struct cli_registry *r, int c, const char *arg);
+void cli_registry_free(struct cli_registry *r);
+/* The flags' lines for a --help text. */
+void cli_registry_usage(FILE *f);
 
 /* Runs a group: its sub-command, --help, --version, or a usage error. */
 int cli_dispatch(const struct cli_cmd *group, int argc, char **argv);

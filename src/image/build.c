@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "oci.h"
+#include "veil/registry.h"
 
 /* build.kind -> base image; a kind not listed needs build.from or --base.
  * Debian 12's Python in the official image, the interpreter the e2e
@@ -294,26 +295,32 @@ static int write_json_file(const char *dir, const char *name, const json_t *doc,
 	return rc;
 }
 
-/* The base named by opts->base, read (docker:// pulled first into
- * TARGET/cache/base, an OCI layout kept between builds). */
+/* The base named by opts->base, read. A registry base is pulled first into
+ * TARGET/cache/base, an OCI layout kept between builds (blobs already there
+ * are rehashed, not fetched again), as the image named "base": the cache
+ * holds the last base pulled under that name, and the build reads it at
+ * once. */
 static int load_base(const struct veil_image_opts *o, struct oci_base *base, struct veil_diags *d)
 {
 	char *dir = NULL, *tag = NULL;
 	int rc;
 	if (!strcmp(o->base, "scratch"))
 		return 0;
-	if (!strncmp(o->base, "docker://", 9)) {
-		char *cache = veil_path_join(o->target, "cache/base");
-		if (!cache)
-			return VEIL_ENOMEM;
-		rc = veil_image_pull(o->base, cache, &tag, d);
-		dir = cache;
+	if (veil_base_is_registry(o->base)) {
+		struct veil_registry_opts none = {0};
+		if (!(dir = veil_path_join(o->target, "cache/base")) || !(tag = strdup("base"))) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		rc = veil_image_pull(o->base, dir, tag, o->registry ? o->registry : &none, d);
+		if (rc)
+			veil_diag(d, "base image '%s': not pulled; nothing was built", o->base);
 	} else if (!strncmp(o->base, "oci:", 4)) {
 		rc = oci_ref_split(o->base, &dir, &tag, d);
 	} else {
 		veil_diag(d,
 			  "base image '%s': not a reference veil reads (oci:DIR[:TAG], "
-			  "docker://HOST/REPO[:TAG] or scratch)",
+			  "[docker://]HOST/REPO[:TAG] or scratch)",
 			  o->base);
 		return VEIL_EINVAL;
 	}
@@ -322,6 +329,7 @@ static int load_base(const struct veil_image_opts *o, struct oci_base *base, str
 		snprintf(where, sizeof(where), "base image %.500s", o->base);
 		rc = oci_base_load(dir, tag, where, base, d);
 	}
+out:
 	free(dir);
 	free(tag);
 	return rc;

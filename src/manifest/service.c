@@ -1,4 +1,5 @@
 /* kind: genservice -> struct veil_service_manifest */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -348,10 +349,10 @@ static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build
 		     "the program's environment");
 	out->requirements = yget_str(c, b, "requirements", 0, "build");
 	out->from = yget_str(c, b, "from", 0, "build");
-	if (out->from && strncmp(out->from, "oci:", 4) && strncmp(out->from, "docker://", 9) &&
+	if (out->from && strncmp(out->from, "oci:", 4) && !veil_base_is_registry(out->from) &&
 	    strcmp(out->from, "scratch"))
 		yerr(c, ymap_get(b, "from"),
-		     "build: from '%s' is not oci:DIR[:TAG], docker://HOST/REPO[:TAG] or scratch",
+		     "build: from '%s' is not oci:DIR[:TAG], [docker://]HOST/REPO[:TAG] or scratch",
 		     out->from);
 	out->copy = yget_strlist(c, b, "copy", 0, &out->copy_count, "build");
 	out->copy_pos = POS(ymap_get(b, "copy"));
@@ -451,6 +452,19 @@ static void check_own_placeholders(struct yctx *c, const struct veil_service_man
 			c->errors++;
 		}
 	}
+}
+
+int veil_base_is_registry(const char *ref)
+{
+	if (!strncmp(ref, "docker://", 9))
+		return 1;
+	const char *slash = strchr(ref, '/');
+	if (!slash || !isalnum((unsigned char)ref[0]) || strstr(ref, "://") ||
+	    !strncmp(ref, "oci:", 4))
+		return 0;
+	size_t n = (size_t)(slash - ref);
+	return memchr(ref, '.', n) || memchr(ref, ':', n) ||
+	       (n == 9 && !strncmp(ref, "localhost", 9));
 }
 
 int veil_service_parse(const struct ydoc *doc, struct veil_service_manifest *m,

@@ -11,13 +11,13 @@ if [ ! -f "$build/build.ninja" ]; then
 		-Db_lundef=false -Dbuildtype=debugoptimized -Dtests=disabled -Dman_pages=disabled \
 		>"$build.log" 2>&1 || { cat "$build.log"; echo "fuzz: meson setup failed"; exit 1; }
 fi
-harnesses="manifest meshfile record policy request evidence attest elf oci image_record"
+harnesses="manifest meshfile record policy request evidence attest elf oci registry image_record"
 ninja -C "$build" $(for f in $harnesses; do echo tests/fuzz/fuzz_$f; done) >"$build.log" 2>&1 ||
 	{ tail -40 "$build.log"; echo "fuzz: build failed"; exit 1; }
 rm -f "$build.log"
-pass=0
-fail=0
-for f in $harnesses; do
+# one harness: its verdict line in $build/fuzz_$f.result
+run_one() {
+	local f=$1 corpus i s
 	corpus=$(mktemp -d)
 	case $f in
 	manifest) cp "$root"/examples/*/service.yaml "$root"/examples/*/*/service.yaml "$corpus"/ 2>/dev/null || true
@@ -25,20 +25,40 @@ for f in $harnesses; do
 			[ -f "$s" ] && cp "$s" "$corpus/ref$((i++))"; done ;;
 	meshfile) i=0; for s in "$root"/examples/*/Meshfile "$root"/../shared/reference/scone-tutorial-manifests/*mesh*; do
 			[ -f "$s" ] && cp "$s" "$corpus/m$((i++))"; done ;;
-	record | policy | request | evidence | attest | oci | image_record) cp "$root"/tests/fuzz/corpus/$f/* "$corpus"/ ;;
 	elf) cp /bin/true "$corpus"/ 2>/dev/null || true; printf '\177ELF\2\1\1' >"$corpus"/head ;;
+	*) cp "$root"/tests/fuzz/corpus/$f/* "$corpus"/ ;;
 	esac
-	export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-	if "$build/tests/fuzz/fuzz_$f" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
+	if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$build/tests/fuzz/fuzz_$f" \
+		-max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
 		-timeout=10 -artifact_prefix="$build/crash-$f-" "$corpus" >"$build/fuzz_$f.log" 2>&1; then
-		echo "ok   fuzz_$f ($(grep -o "Done [0-9]* runs" "$build/fuzz_$f.log" | grep -o "[0-9]*" || echo "?") runs in ${secs}s)"
-		pass=$((pass + 1))
+		echo "ok   fuzz_$f ($(grep -o "Done [0-9]* runs" "$build/fuzz_$f.log" | grep -o "[0-9]*" || echo "?") runs in ${secs}s)" >"$build/fuzz_$f.result"
 	else
-		echo "FAIL fuzz_$f: see $build/fuzz_$f.log"
-		tail -30 "$build/fuzz_$f.log"
-		fail=$((fail + 1))
+		{ echo "FAIL fuzz_$f: see $build/fuzz_$f.log"; tail -30 "$build/fuzz_$f.log"; } >"$build/fuzz_$f.result"
 	fi
 	rm -rf "$corpus"
+}
+# as many harnesses at once as there are cores: each still gets its seconds
+jobs=$(nproc 2>/dev/null || echo 1)
+running=0
+for f in $harnesses; do
+	rm -f "$build/fuzz_$f.result"
+	run_one "$f" &
+	running=$((running + 1))
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n || true
+		running=$((running - 1))
+	fi
+done
+wait
+pass=0
+fail=0
+for f in $harnesses; do
+	if [ -f "$build/fuzz_$f.result" ] && head -1 "$build/fuzz_$f.result" | grep -q '^ok '; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+	fi
+	cat "$build/fuzz_$f.result" 2>/dev/null || echo "FAIL fuzz_$f: no result"
 done
 echo "fuzz: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -249,6 +249,8 @@ static void test_service_build_from(void **state)
 	assert_string_equal(sm.build.from, "oci:bases:python");
 	assert_int_equal(service(SVC_BASE "  from: scratch\n"), 0);
 	assert_int_equal(service(SVC_BASE "  from: docker://r.example/p:1\n"), 0);
+	assert_int_equal(service(SVC_BASE "  from: 127.0.0.1:5000/base:1\n"), 0);
+	assert_int_equal(service(SVC_BASE "  from: localhost/base\n"), 0);
 }
 
 static void test_service_build_from_unknown_form_refused(void **state)
@@ -256,7 +258,21 @@ static void test_service_build_from_unknown_form_refused(void **state)
 	(void)state;
 	assert_int_equal(service(SVC_BASE "  from: python:3.11\n"), VEIL_EINVAL);
 	assert_only_diag("t.yaml:7:9: build: from 'python:3.11' is not oci:DIR[:TAG], "
-			 "docker://HOST/REPO[:TAG] or scratch");
+			 "[docker://]HOST/REPO[:TAG] or scratch");
+}
+
+/* a Docker Hub short name or another scheme is not guessed at */
+static void test_service_build_from_not_a_registry_host_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(service(SVC_BASE "  from: library/python:3.11\n"), VEIL_EINVAL);
+	assert_int_equal(service(SVC_BASE "  from: ftp://r.example/p\n"), VEIL_EINVAL);
+	assert_int_equal(service(SVC_BASE "  from: /abs/dir\n"), VEIL_EINVAL);
+	assert_true(veil_base_is_registry("127.0.0.1:5000/base:1"));
+	assert_false(veil_base_is_registry("oci:../base:v1"));
+	assert_false(veil_base_is_registry("scratch"));
+	assert_false(veil_base_is_registry("./x"));
+	assert_false(veil_base_is_registry("../x/y"));
 }
 
 static void test_service_unknown_env_entry_key(void **state)
@@ -1778,6 +1794,7 @@ int main(void)
 	    T(test_service_build_lone_group_refused),
 	    T(test_service_build_from),
 	    T(test_service_build_from_unknown_form_refused),
+	    T(test_service_build_from_not_a_registry_host_refused),
 	    T(test_service_unknown_env_entry_key),
 	    T(test_service_missing_build_refused),
 	    T(test_service_build_required_fields),
