@@ -37,7 +37,8 @@ struct veil_measurement {
 	 * (include/veil/image_record.h); empty until the image is built */
 	char image_root[2 * VEIL_SHA256_SIZE + 1];
 	/* paths the image's record excludes besides the fixed ones: the
-	 * manifest's injection files (not written to measurement.yaml) */
+	 * folders of the manifest's injection files (not written to
+	 * measurement.yaml) */
 	char **exclude;
 	size_t exclude_count;
 };

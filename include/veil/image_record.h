@@ -40,7 +40,8 @@
 #define VEIL_IMAGE_RECORD_MAX_PATH 4096u /* unescaped bytes, as PATH_MAX */
 
 /* What every image excludes (the container runtime mounts or creates them),
- * besides the record itself and the manifest's injection files. */
+ * besides the record itself and the folders of the manifest's injection
+ * files (memory volumes in the chart). */
 #define VEIL_IMAGE_RECORD_EXCLUDED                                                                 \
 	{                                                                                          \
 		"/.dockerenv", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", \

@@ -332,17 +332,25 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 	rc = veil_fileset_root(m.files, m.file_count, m.file_set_root);
 	if (rc)
 		goto out;
-	/* the injection files: placed at start, so not part of the image's
-	 * measurement record */
+	/* the injection files' folders: the chart mounts each as a memory
+	 * volume (src/deploy/helm.c) and veil-run places the files there at
+	 * start, so they are not part of the image's measurement record (a
+	 * file in "/", which the chart refuses, is excluded alone) */
 	if (sm->inject_count && !(m.exclude = calloc(sm->inject_count, sizeof(*m.exclude)))) {
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < sm->inject_count; i++)
-		if (!(m.exclude[m.exclude_count++] = strdup(sm->inject[i].path))) {
+	for (size_t i = 0; i < sm->inject_count; i++) {
+		char *dir = veil_dirname(sm->inject[i].path);
+		if (dir && !strcmp(dir, "/")) {
+			free(dir);
+			dir = strdup(sm->inject[i].path);
+		}
+		if (!(m.exclude[m.exclude_count++] = dir)) {
 			rc = VEIL_ENOMEM;
 			goto out;
 		}
+	}
 	/* what the command execs outside pwd (issue 9, H1); veil-run's own
 	 * measurement of its folder (runtime_path NULL) has no command */
 	if (runtime_path) {

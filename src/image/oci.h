@@ -108,10 +108,10 @@ void oci_layer_abort(struct oci_layer *l);
  * include/veil/image_record.h): the root file system that the layers
  * (descriptors in layers, blobs in layout) make, applied in order, appended
  * to out. exclude: paths excluded besides the fixed ones (the injection
- * files). */
+ * files' folders), normalised here; "/" is refused. */
 int oci_rootfs_record(const char *layout, const json_t *layers, const char *const *exclude,
 		      size_t exclude_count, struct veil_buf *out, struct veil_diags *d);
-/* That record (m's injection files excluded) written as one more layer of
+/* That record (m->exclude excluded too) written as one more layer of
  * layout: its diff_id and descriptor, and the record's SHA-256 in root_hex. */
 int oci_measurement_layer(const char *layout, const json_t *layers,
 			  const struct veil_measurement *m, time_t mtime,

@@ -411,10 +411,26 @@ int oci_rootfs_record(const char *layout, const json_t *layers, const char *cons
 	int rc = exclude ? 0 : VEIL_ENOMEM;
 	if (rc)
 		return rc;
+	char *normal = calloc(extra_count + 1, VEIL_IMAGE_RECORD_MAX_PATH + 1);
+	if (!normal) {
+		free(exclude);
+		return VEIL_ENOMEM;
+	}
 	memcpy(exclude, fixed, sizeof(fixed));
 	exclude[nfixed] = VEIL_IMAGE_RECORD_PATH;
-	for (size_t i = 0; i < extra_count; i++)
-		exclude[nfixed + 1 + i] = extra_exclude[i];
+	/* as a record path: absolute, no "//", "." or trailing "/" */
+	for (size_t i = 0; i < extra_count; i++) {
+		char *p = normal + i * (VEIL_IMAGE_RECORD_MAX_PATH + 1);
+		if (!normal_path(extra_exclude[i], p, VEIL_IMAGE_RECORD_MAX_PATH + 1) ||
+		    !strcmp(p, "/")) {
+			veil_diag(d, "image: cannot exclude '%s' from the measurement",
+				  extra_exclude[i]);
+			free(normal);
+			free(exclude);
+			return VEIL_EINVAL;
+		}
+		exclude[nfixed + 1 + i] = p;
+	}
 	qsort(exclude, nx, sizeof(*exclude), by_str);
 	size_t k = 0; /* duplicates once */
 	for (size_t i = 0; i < nx; i++)
@@ -508,6 +524,7 @@ out:
 	free(kids);
 	free(names);
 	free(exclude);
+	free(normal);
 	return rc;
 }
 
