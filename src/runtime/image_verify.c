@@ -31,6 +31,7 @@
 struct image_check {
 	struct veil_image_record rec;
 	int root_fd;
+	EVP_MD *sha256; /* fetched once: an implicit fetch per file costs a lock */
 	unsigned nthreads;
 	pthread_t threads[VERIFY_MAX_THREADS];
 	atomic_size_t next;
@@ -184,7 +185,7 @@ static void check_file(struct image_check *c, size_t i, uint8_t *buf, EVP_MD_CTX
 	ssize_t r = 0;
 	unsigned hl = 0;
 	uint8_t h[VEIL_SHA256_SIZE];
-	int ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	int ok = EVP_DigestInit_ex(ctx, c->sha256, NULL);
 	while (ok && (r = read(fd, buf, VERIFY_READ_SIZE)) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -320,6 +321,13 @@ int image_verify_start(const char *root_dir, const char *record_path, unsigned t
 		return rc;
 	}
 	veil_hex(c->rec.root, VEIL_SHA256_SIZE, root_hex);
+	if (!(c->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+		snprintf(why, cap, "no SHA-256 in OpenSSL");
+		veil_image_record_free(&c->rec);
+		close(c->root_fd);
+		free(c);
+		return VEIL_EINVAL;
+	}
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	c->nthreads = threads ? threads : ncpu > 0 ? (unsigned)ncpu : 1;
 	if (c->nthreads > VERIFY_MAX_THREADS)
@@ -353,6 +361,7 @@ int image_verify_wait(struct image_check *c, size_t *entries, uint64_t *bytes, c
 		*bytes = atomic_load(&c->bytes);
 	pthread_mutex_destroy(&c->lock);
 	veil_image_record_free(&c->rec);
+	EVP_MD_free(c->sha256);
 	close(c->root_fd);
 	free(c);
 	return bad;
