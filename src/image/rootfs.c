@@ -154,13 +154,19 @@ static char *normal_path(const char *name, char *out, size_t cap)
 	return out;
 }
 
-/* every folder above path exists as a folder (made 0755 when absent) */
+static int excluded(const struct rootfs *fs, const char *path);
+
+/* every folder above path exists as a folder (made 0755 when absent), up to
+ * the first excluded one: an excluded entry's folders are still the
+ * image's (the runtime makes them when it extracts the layer) */
 static int make_parents(struct rootfs *fs, const char *path, size_t layer)
 {
 	char p[VEIL_IMAGE_RECORD_MAX_PATH + 1];
 	snprintf(p, sizeof(p), "%s", path);
 	for (char *s = p + 1; (s = strchr(s, '/')); s++) {
 		*s = '\0';
+		if (excluded(fs, p))
+			return 0;
 		struct rootfs_entry *e = slot_for(fs, p);
 		if (!e)
 			return VEIL_ENOMEM;
@@ -281,8 +287,11 @@ static int read_layer_locked(struct rootfs *fs, const char *layout, const char *
 			}
 			continue;
 		}
-		if (excluded(fs, path))
+		if (excluded(fs, path)) {
+			if ((rc = make_parents(fs, path, layer)))
+				break;
 			continue;
+		}
 		struct rootfs_entry v = {.mode = archive_entry_perm(ae) & 07777};
 		const char *hl = archive_entry_hardlink(ae);
 		if (hl) {
