@@ -290,9 +290,11 @@ t_unreadable_copy_file_refused() {
 	mkdir -p "$WORK/nobody" && cp -r "$WORK/app/service.yaml" "$WORK/app/print_env.py" "$WORK/base" "$WORK/nobody/" || return 1
 	# veil from inside that folder: the build folder may be where nobody
 	# cannot reach it (/root/... in the CI's root file system)
-	cp "$VEIL" "$WORK/nobody/veil" && chown -R nobody "$WORK/nobody" || return 1
+	cp "$VEIL" "$WORK/nobody/veil" && cp "$VEIL_RUNTIME" "$WORK/nobody/veil-run" &&
+		chown -R nobody "$WORK/nobody" || return 1
 	cd "$WORK/nobody" || return 1
-	local as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$WORK/nobody")
+	local as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME="$WORK/nobody"
+		VEIL_RUNTIME=./veil-run)
 	run "${as_nobody[@]}" ./veil apply -f service.yaml --base oci:base:v1 --no-push && ok || return 1
 	BEFORE=$(tree_sum target)
 	chmod 000 print_env.py
