@@ -42,20 +42,28 @@ step ls -R target/helm
 
 # The service starts through veil-run, with the app's files at /python in a
 # private mount namespace (no container engine needed), and only the settings
-# a pod gets: config id, CAS address and key, LAS socket.
+# a pod gets: config id, CAS address and key, LAS socket. Its whole-image
+# check looks at the image veil built, unpacked into a folder (its layers in
+# order; VEIL_IMAGE_ROOT is honoured for debug-mode policies only).
 mkdir -p "$out/files" && cp "$ex/print_env.py" "$out/files/"
+oci=$out/target/images/python_hello_user/oci
+manifest=$(jq -r '.manifests[0].digest' "$oci/index.json")
+mkdir -p "$out/image-root"
+for layer in $(jq -r '.layers[].digest' "$oci/blobs/sha256/${manifest#sha256:}"); do
+	tar -xzf "$oci/blobs/sha256/${layer#sha256:}" -C "$out/image-root"
+done
 if [ ! -d /python ]; then mkdir /python && made_python=1; fi
 cas_key=$("$bin/veil-cas" --print-key-hash --data "$out/cas-data")
 step unshare -m --propagation private bash -c 'mount --bind "$1" /python && shift && exec env -i "$@"' \
 	_ "$out/files" SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$port \
 	SCONE_LAS_ADDR="$out/las.sock" VEIL_CAS_KEY="$cas_key" API_PASSWORD=from-the-host \
-	"$bin/veil-run"
+	VEIL_IMAGE_ROOT="$out/image-root" "$bin/veil-run"
 step "$bin/veil" audit verify "$out/cas-data/audit.log"
 cat <<EOM
 
 print_env.py got API_USER from the policy and a 10-character API_PASSWORD that
 the CAS generated and released only after veil-las vouched for veil-run's
-measurement and veil-run showed the protected files unchanged; the host's
+measurement and veil-run showed the image and the protected files unchanged; the host's
 API_PASSWORD was ignored. (--mode debug: simulation evidence is always debug.)
 Output folder: $out
 EOM

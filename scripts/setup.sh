@@ -5,9 +5,11 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 # to build and run veil (demo.sh: util-linux's unshare and mount are in every
-# Debian 12 system), and scdoc for the man pages
+# Debian 12 system; jq reads the built image's index to unpack it), and scdoc
+# for the man pages
 pkgs=(gcc libc6-dev meson ninja-build pkg-config libyaml-dev libssl-dev libevent-dev
-	libsqlite3-dev libjansson-dev libcurl4-openssl-dev libc-ares-dev libarchive-dev zlib1g-dev python3 openssl ca-certificates scdoc)
+	libsqlite3-dev libjansson-dev libcurl4-openssl-dev libc-ares-dev libarchive-dev zlib1g-dev python3 openssl ca-certificates scdoc
+	jq)
 if [ "${1:-}" = "--test" ]; then
 	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3, jq, strace),
 	# attest e2e (ps), man page check (groff, man), k8s chart checks (node and
