@@ -47,12 +47,7 @@ time_ms() { # command...: one run's wall time in ms
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # the image veil built, unpacked: veil-run's whole-image check looks there
 # (VEIL_IMAGE_ROOT; the base is "scratch", so it holds veil's layers only)
-oci=$work/target/images/python_hello_user/oci
-manifest=$(jq -r '.manifests[0].digest' "$oci/index.json")
-mkdir -p "$work/image-root"
-for layer in $(jq -r '.layers[].digest' "$oci/blobs/sha256/${manifest#sha256:}"); do
-	tar -xzf "$oci/blobs/sha256/${layer#sha256:}" -C "$work/image-root"
-done
+"$root/scripts/unpack-image.sh" "$work/target/images/python_hello_user/oci" "$work/image-root"
 list=$work/target/images/python_hello_user/runtime-files
 [ -s "$list" ] || { echo "no prefetch list at $list" >&2; exit 1; }
 veil_run() { # LIST: one attested start, with that prefetch list (or none)

@@ -46,12 +46,7 @@ step ls -R target/helm
 # check looks at the image veil built, unpacked into a folder (its layers in
 # order; VEIL_IMAGE_ROOT is honoured for debug-mode policies only).
 mkdir -p "$out/files" && cp "$ex/print_env.py" "$out/files/"
-oci=$out/target/images/python_hello_user/oci
-manifest=$(jq -r '.manifests[0].digest' "$oci/index.json")
-mkdir -p "$out/image-root"
-for layer in $(jq -r '.layers[].digest' "$oci/blobs/sha256/${manifest#sha256:}"); do
-	tar -xzf "$oci/blobs/sha256/${layer#sha256:}" -C "$out/image-root"
-done
+"$root/scripts/unpack-image.sh" "$out/target/images/python_hello_user/oci" "$out/image-root"
 if [ ! -d /python ]; then mkdir /python && made_python=1; fi
 cas_key=$("$bin/veil-cas" --print-key-hash --data "$out/cas-data")
 step unshare -m --propagation private bash -c 'mount --bind "$1" /python && shift && exec env -i "$@"' \

@@ -53,15 +53,12 @@ build_lasc() {
 # (VEIL_IMAGE_ROOT, honoured for debug-mode policies): the record the policy's
 # image_root names, and the tree it lists.
 test_image_root() {
-	local oci m l dest=$WORK/.image-root
+	local oci dest=$WORK/.image-root
 	oci=$(find "$WORK" -path "*/images/${IMAGE:-*}/oci" -prune -type d -printf '%T@ %p\n' 2>/dev/null |
 		sort -n | tail -1 | cut -d' ' -f2-)
 	rm -rf "$dest" && mkdir -p "$dest" || return 1
 	if [ -n "$oci" ]; then
-		m=$(jq -r '.manifests[0].digest' "$oci/index.json") || return 1
-		for l in $(jq -r '.layers[].digest' "$oci/blobs/sha256/${m#sha256:}"); do
-			tar -xzf "$oci/blobs/sha256/${l#sha256:}" -C "$dest" || return 1
-		done
+		"$(dirname "${BASH_SOURCE[0]}")/../../scripts/unpack-image.sh" "$oci" "$dest" || return 1
 	fi
 	echo "$dest"
 }
