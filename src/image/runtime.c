@@ -24,10 +24,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "veil/image.h"
@@ -51,19 +53,35 @@ struct rt {
 };
 
 /* The host path of image path p: p itself under "/", else p under root
- * with its symbolic links resolved inside root. NULL if absent. */
+ * with its symbolic links resolved inside root, as the container will see
+ * them: an absolute link (a merged-/usr Debian's /usr/lib64/ld-linux-x86-64.so.2
+ * -> /lib/x86_64-linux-gnu/...) names a path in the image, not on this host,
+ * hence openat2's RESOLVE_IN_ROOT rather than realpath(3). NULL if absent. */
 static char *host_path(const struct rt *r, const char *p)
 {
 	if (!strcmp(r->root, "/"))
 		return strdup(p);
-	char *joined = veil_path_join(r->root, p[0] == '/' ? p + 1 : p);
-	char *real = joined ? realpath(joined, NULL) : NULL;
-	char *root = realpath(r->root, NULL);
-	free(joined);
+	char *root = realpath(r->root, NULL), *real = NULL;
+	int rootfd = root ? open(root, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (rootfd >= 0) {
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+		long fd = syscall(SYS_openat2, rootfd, p[0] == '/' ? p + 1 : p, &how, sizeof(how));
+		if (fd >= 0) {
+			char link[64], buf[PATH_MAX];
+			snprintf(link, sizeof(link), "/proc/self/fd/%ld", fd);
+			ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+			if (n > 0) {
+				buf[n] = 0;
+				real = strdup(buf);
+			}
+			close((int)fd);
+		}
+		close(rootfd);
+	}
 	size_t rl = root ? strlen(root) : 0;
 	if (real && root && (strncmp(real, root, rl) || (real[rl] != '/' && real[rl]))) {
 		free(real);
-		real = NULL; /* escapes the image */
+		real = NULL; /* escapes the image (RESOLVE_IN_ROOT keeps it in) */
 	}
 	free(root);
 	return real;
