@@ -39,13 +39,14 @@
 #define VEIL_IMAGE_RECORD_MAX_ENTRIES 4000000u
 #define VEIL_IMAGE_RECORD_MAX_PATH 4096u /* unescaped bytes, as PATH_MAX */
 
-/* What every image excludes (the container runtime mounts or creates them),
- * besides the record itself and the folders of the manifest's injection
- * files (memory volumes in the chart). */
+/* What every image excludes (the container runtime mounts or creates them:
+ * podman links /etc/mtab to /proc/mounts when the image has none), besides
+ * the record itself and the folders of the manifest's injection files
+ * (memory volumes in the chart). */
 #define VEIL_IMAGE_RECORD_EXCLUDED                                                                 \
 	{                                                                                          \
-		"/.dockerenv", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/proc", \
-		    "/run", "/sys", "/tmp"                                                         \
+		"/.dockerenv", "/dev", "/etc/hostname", "/etc/hosts", "/etc/mtab",                 \
+		    "/etc/resolv.conf", "/proc", "/run", "/sys", "/tmp"                            \
 	}
 
 enum veil_image_entry_kind {
