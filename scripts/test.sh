@@ -83,6 +83,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally image $? "$log/image.log"
 	tests/e2e/registry.sh build-ci >"$log/registry.log" 2>&1
 	tally registry $? "$log/registry.log"
+	tests/e2e/podman.sh build-ci >"$log/podman.log" 2>&1
+	tally podman $? "$log/podman.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-helm $? "$log/k8s.log"
 	tests/e2e/systemd.sh build-ci >"$log/systemd.log" 2>&1
