@@ -489,6 +489,37 @@ static void test_measure_no_copy_entries(void **state)
 	assert_string_equal(meas.file_set_root, want);
 }
 
+/* An image's absolute link names a path in the image, not on the host
+ * measuring it: /bin/prog -> /opt/veil-test-prog resolves under the root
+ * (a merged-/usr Debian's loader link, /usr/lib64/ld-linux-x86-64.so.2 ->
+ * /lib/x86_64-linux-gnu/..., was recorded absent by realpath(3)). */
+static void test_runtime_absolute_link_resolved_inside_root(void **state)
+{
+	(void)state;
+	put_dir("root");
+	put_dir("root/bin");
+	put_dir("root/opt");
+	put_file("root/opt/veil-test-prog", "#!/bin/sh\n", 0755);
+	put_link("root/bin/prog", "/opt/veil-test-prog");
+	char *root = path_in(tmp, "root"), *program = NULL;
+	struct veil_file_entry *files = NULL;
+	size_t count = 0;
+	assert_int_equal(
+	    veil_measure_runtime_files(root, "/bin/prog arg", &program, &files, &count, &diags), 0);
+	assert_non_null(program);
+	assert_string_equal(program, "/opt/veil-test-prog");
+	assert_true(count >= 1);
+	assert_string_equal(files[0].path, "/opt/veil-test-prog");
+	uint8_t want[VEIL_SHA256_SIZE];
+	SHA256((const unsigned char *)"#!/bin/sh\n", 10, want);
+	assert_memory_equal(files[0].sha256, want, VEIL_SHA256_SIZE);
+	for (size_t i = 0; i < count; i++)
+		free(files[i].path);
+	free(files);
+	free(program);
+	free(root);
+}
+
 /* ---- measurement record ---- */
 
 static char *record_path(void)
@@ -1001,6 +1032,7 @@ int main(void)
 	    T(test_measure_no_copy_entries),
 	    T(test_record_round_trip),
 	    T(test_runtime_elf_loader_and_libraries),
+	    T(test_runtime_absolute_link_resolved_inside_root),
 	    T(test_runtime_truncated_and_garbage_elf),
 	    T(test_runtime_python_folders),
 	    T(test_runtime_program_outside_image_not_followed),
