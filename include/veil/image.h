@@ -54,6 +54,12 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 int veil_fileset_root(const struct veil_file_entry *files, size_t count,
 		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1]);
 
+/* A YAML sequence of {path, mode ("0644"), sha256} maps: the record's and
+ * the policy's file lists. */
+struct yarena;
+struct ynode;
+struct ynode *veil_file_entries_node(struct yarena *a, const struct veil_file_entry *f, size_t n);
+
 /* Appends veil-run's prefetch list for m to out (src/runtime/verify.h: the
  * runtime files' paths, the program first; empty without a program). */
 int veil_runtime_list(const struct veil_measurement *m, struct veil_buf *out);

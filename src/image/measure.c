@@ -370,6 +370,22 @@ out:
 	return rc;
 }
 
+struct ynode *veil_file_entries_node(struct yarena *a, const struct veil_file_entry *f, size_t n)
+{
+	struct ynode *seq = ynew_seq(a);
+	for (size_t i = 0; i < n; i++) {
+		struct ynode *e = ynew_map(a);
+		char hex[2 * VEIL_SHA256_SIZE + 1], mode[8];
+		veil_hex(f[i].sha256, VEIL_SHA256_SIZE, hex);
+		snprintf(mode, sizeof(mode), "%04o", f[i].mode);
+		ymap_put_str(a, e, "path", f[i].path);
+		ymap_put_str(a, e, "mode", mode);
+		ymap_put_str(a, e, "sha256", hex);
+		yseq_push(a, seq, e);
+	}
+	return seq;
+}
+
 int veil_runtime_list(const struct veil_measurement *m, struct veil_buf *out)
 {
 	/* the files to copy while veil-run attests, the program (the most
@@ -404,8 +420,7 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 		goto out;
 	}
 	struct yarena *a = doc.arena;
-	struct ynode *root = ynew_map(a), *rt = ynew_map(a), *files = ynew_seq(a);
-	char hex[2 * VEIL_SHA256_SIZE + 1];
+	struct ynode *root = ynew_map(a), *rt = ynew_map(a);
 	ymap_put(a, root, "veil_measurement", ynew_int(a, 1));
 	ymap_put_str(a, root, "name", m->name);
 	ymap_put_str(a, root, "image", m->image);
@@ -418,31 +433,11 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 	ymap_put_str(a, root, "file_set_root", m->file_set_root);
 	if (m->image_root[0])
 		ymap_put_str(a, root, "image_root", m->image_root);
-	for (size_t i = 0; i < m->file_count; i++) {
-		struct ynode *f = ynew_map(a);
-		char mode[8];
-		snprintf(mode, sizeof(mode), "%04o", m->files[i].mode);
-		veil_hex(m->files[i].sha256, VEIL_SHA256_SIZE, hex);
-		ymap_put_str(a, f, "path", m->files[i].path);
-		ymap_put_str(a, f, "mode", mode);
-		ymap_put_str(a, f, "sha256", hex);
-		yseq_push(a, files, f);
-	}
-	ymap_put(a, root, "files", files);
+	ymap_put(a, root, "files", veil_file_entries_node(a, m->files, m->file_count));
 	if (m->program) {
-		struct ynode *rf = ynew_seq(a);
 		ymap_put_str(a, root, "program", m->program);
-		for (size_t i = 0; i < m->runtime_file_count; i++) {
-			struct ynode *f = ynew_map(a);
-			char mode[8];
-			snprintf(mode, sizeof(mode), "%04o", m->runtime_files[i].mode);
-			veil_hex(m->runtime_files[i].sha256, VEIL_SHA256_SIZE, hex);
-			ymap_put_str(a, f, "path", m->runtime_files[i].path);
-			ymap_put_str(a, f, "mode", mode);
-			ymap_put_str(a, f, "sha256", hex);
-			yseq_push(a, rf, f);
-		}
-		ymap_put(a, root, "runtime_files", rf);
+		ymap_put(a, root, "runtime_files",
+			 veil_file_entries_node(a, m->runtime_files, m->runtime_file_count));
 	}
 	veil_runtime_list(m, &list);
 	if ((rc = yemit(root, &out)))

@@ -601,37 +601,16 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		if (mm->meas->file_count) {
 			/* the protected files themselves, so a refusal can name the one
 			 * that changed */
-			struct ynode *files = ynew_seq(a);
-			for (size_t k = 0; k < mm->meas->file_count; k++) {
-				const struct veil_file_entry *f = &mm->meas->files[k];
-				struct ynode *e = ynew_map(a);
-				char hex[2 * VEIL_SHA256_SIZE + 1], mode[8];
-				veil_hex(f->sha256, VEIL_SHA256_SIZE, hex);
-				snprintf(mode, sizeof(mode), "%04o", f->mode);
-				ymap_put_str(a, e, "path", f->path);
-				ymap_put_str(a, e, "mode", mode);
-				ymap_put_str(a, e, "sha256", hex);
-				yseq_push(a, files, e);
-			}
-			ymap_put(a, s, "files", files);
+			ymap_put(a, s, "files",
+				 veil_file_entries_node(a, mm->meas->files, mm->meas->file_count));
 		}
 		if (mm->meas->program) {
 			/* what the command execs outside pwd: veil-run verifies these
 			 * before it execs the program (issue 9, H1) */
-			struct ynode *rf = ynew_seq(a);
-			for (size_t k = 0; k < mm->meas->runtime_file_count; k++) {
-				const struct veil_file_entry *f = &mm->meas->runtime_files[k];
-				struct ynode *e = ynew_map(a);
-				char hex[2 * VEIL_SHA256_SIZE + 1], mode[8];
-				veil_hex(f->sha256, VEIL_SHA256_SIZE, hex);
-				snprintf(mode, sizeof(mode), "%04o", f->mode);
-				ymap_put_str(a, e, "path", f->path);
-				ymap_put_str(a, e, "mode", mode);
-				ymap_put_str(a, e, "sha256", hex);
-				yseq_push(a, rf, e);
-			}
 			ymap_put_str(a, s, "program", mm->meas->program);
-			ymap_put(a, s, "runtime_files", rf);
+			ymap_put(a, s, "runtime_files",
+				 veil_file_entries_node(a, mm->meas->runtime_files,
+							mm->meas->runtime_file_count));
 		}
 		ymap_put_str(a, s, "command", mm->meas->command);
 		ymap_put_str(a, s, "pwd", mm->meas->pwd);
