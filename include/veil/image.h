@@ -8,6 +8,7 @@
 #ifndef VEIL_IMAGE_H
 #define VEIL_IMAGE_H
 
+#include "veil/codecrypt.h"
 #include "veil/manifest.h"
 
 struct veil_file_entry {
@@ -41,6 +42,14 @@ struct veil_measurement {
 	 * measurement.yaml) */
 	char **exclude;
 	size_t exclude_count;
+	/* encrypted code (include/veil/codecrypt.h): the CAS's key id and the
+	 * image paths stored as ciphertext (sorted); code_key_id "": none */
+	char code_key_id[VEIL_CODE_KEY_ID_HEX + 1];
+	char **encrypted;
+	size_t encrypted_count;
+	/* where veil_measure_encrypt wrote the ciphertext (image path appended);
+	 * the image's app layer takes those files from there. Not recorded. */
+	char *encrypted_dir;
 };
 
 void veil_measurement_free(struct veil_measurement *m);
@@ -50,6 +59,17 @@ void veil_measurement_free(struct veil_measurement *m);
 int veil_measure_service(const struct veil_service_manifest *sm, const char *manifest_dir,
 			 const char *runtime_path, struct veil_measurement *out,
 			 struct veil_diags *d);
+
+/* Encrypts the copy files that sm's build.encrypt names (relative to
+ * manifest_dir) under key into dir (their image paths below it, 0644, each
+ * replaced atomically), records key_id and the paths in m, and makes m's
+ * file entries and file-set root describe the ciphertext: what the image
+ * holds and veil-run verifies. A glob that matches no copy file is an
+ * error. The plaintext is read into memory only. */
+int veil_measure_encrypt(struct veil_measurement *m, const struct veil_service_manifest *sm,
+			 const char *manifest_dir, const char *key_id,
+			 const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *dir,
+			 struct veil_diags *d) __attribute__((warn_unused_result));
 
 int veil_fileset_root(const struct veil_file_entry *files, size_t count,
 		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1]);

@@ -72,6 +72,11 @@ struct veil_build {
 	char **host_paths;
 	size_t host_paths_count;
 	int sign;
+	/* globs (fnmatch, relative to pwd; "**" matches across folders) of the
+	 * copy files stored encrypted (a veil extension: docs/images.md) */
+	char **encrypt;
+	size_t encrypt_count;
+	struct veil_pos encrypt_pos;
 	/* the program's dedicated uid and gid (a veil extension: SCONE's policy
 	 * language has no such field); 0: not named, since 0 is refused */
 	unsigned user, group;

@@ -28,6 +28,11 @@ struct veil_policy_service {
 	const char *program;                    /* absolute; NULL: not measured */
 	struct veil_policy_file *runtime_files; /* mode 0 means "must not exist" */
 	size_t runtime_file_count;
+	/* encrypted code (include/veil/codecrypt.h): the CAS's code key id and
+	 * the files veil-run decrypts into memory; NULL, 0: none */
+	const char *code_key_id;
+	char **encrypted;
+	size_t encrypted_count;
 	struct veil_pos pos;
 };
 

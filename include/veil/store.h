@@ -139,5 +139,12 @@ int veil_vault_seal(struct veil_vault *v, const char *ns, const uint8_t *wrapped
 int veil_vault_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 		    size_t wrapped_size, const uint8_t *sealed, size_t sealed_size, uint8_t **out,
 		    size_t *out_size);
+/* A code key (include/veil/codecrypt.h): HKDF-SHA256 of the master key with
+ * salt "veil-code-key-v1" and info key_id || "\0" || owner (the namespace
+ * creator's key hash). The same id gives another owner another key, so an id
+ * copied into someone else's policy decrypts nothing. Nothing is stored: a
+ * new master key (rotation, issue 13) must carry a derivation root along. */
+int veil_vault_code_key(struct veil_vault *v, const char *key_id, const char *owner,
+			uint8_t out[static 32]) __attribute__((warn_unused_result));
 
 #endif

@@ -26,6 +26,7 @@ enum cas_route {
 	R_POLICY_DELETE,
 	R_ATTEST,
 	R_ATTEST_REFUSED,
+	R_CODE_KEY,
 	R_OTHER,
 	R_COUNT
 };

@@ -13,9 +13,11 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "cas.h"
 #include "veil/cas_request.h"
+#include "veil/codecrypt.h"
 #include "veil/evidence.h"
 #include "veil/secrets.h"
 
@@ -1134,6 +1136,33 @@ static int render_config(const struct veil_policy *p, const struct veil_policy_s
 	return 0;
 }
 
+/* The code key of an encrypted image and the files to decrypt with it:
+ * {"decrypt": {"key": HEX, "files": [PATH...]}}. The key is the one the
+ * policy's creator got for the image build (code_key). */
+static int add_code_key(struct veil_vault *v, const struct veil_policy_service *svc,
+			const char *owner, json_t *resp, struct veil_diags *d)
+{
+	if (!svc->code_key_id)
+		return 0;
+	uint8_t key[VEIL_CODE_KEY_SIZE];
+	char hex[2 * VEIL_CODE_KEY_SIZE + 1];
+	if (!owner || veil_vault_code_key(v, svc->code_key_id, owner, key)) {
+		veil_diag(d, "cannot derive the code key");
+		return VEIL_EIO;
+	}
+	veil_hex(key, sizeof(key), hex);
+	OPENSSL_cleanse(key, sizeof(key));
+	json_t *files = json_array();
+	json_t *dec = json_pack("{s:s, s:o}", "key", hex, "files", files);
+	OPENSSL_cleanse(hex, sizeof(hex));
+	for (size_t i = 0; files && i < svc->encrypted_count; i++)
+		if (json_array_append_new(files, json_string(svc->encrypted[i])))
+			dec = (json_decref(dec), NULL);
+	if (!dec || json_object_set_new(resp, "decrypt", dec))
+		return VEIL_ENOMEM;
+	return 0;
+}
+
 /* The files a runtime may list in /v1/attest: a policy holds at most 4096
  * (veil_policy_limits); more than this is no runtime's list. */
 #define ATTEST_FILES_MAX 16384
@@ -1296,6 +1325,67 @@ out:
 	veil_diags_free(&d);
 }
 
+/* ---- /v1/code-keys: the key an image build encrypts code with ---- */
+
+/* POST /v1/code-keys {"key_id"?: HEX}: the code key of that id (a new
+ * random id without one) for this client, {"key_id", "key"}. The key is
+ * derived, not stored (veil_vault_code_key): the same id and client give
+ * the same key, so a rebuild is reproducible, and a runtime gets it after
+ * attestation from a policy whose creator is that client. It is the one
+ * secret the CAS gives to a client: the owner's builder holds the code in
+ * plaintext anyway (docs/security.md). */
+static void code_key(struct ctx *c)
+{
+	char id[VEIL_CODE_KEY_ID_HEX + 1];
+	uint8_t raw[VEIL_CODE_KEY_ID_HEX / 2], key[VEIL_CODE_KEY_SIZE];
+	char key_hex[2 * VEIL_CODE_KEY_SIZE + 1];
+	if (!c->identity) {
+		fail(c, 403, NULL, "a client certificate is required");
+		return;
+	}
+	struct evbuffer *in = evhttp_request_get_input_buffer(c->req);
+	size_t n = evbuffer_get_length(in);
+	const char *given = NULL;
+	json_error_t je;
+	json_t *j = n ? json_loadb((const char *)evbuffer_pullup(in, -1), n, 0, &je) : NULL;
+	if (n && (!json_is_object(j) || json_unpack(j, "{s?s !}", "key_id", &given) ||
+		  (given && !veil_code_key_id_valid(given)))) {
+		json_decref(j);
+		fail(c, 400, NULL,
+		     "expected {} or {\"key_id\": \"%d lower-case hex digits\"}",
+		     VEIL_CODE_KEY_ID_HEX);
+		return;
+	}
+	if (given) {
+		snprintf(id, sizeof(id), "%s", given);
+	} else if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		json_decref(j);
+		fail(c, 500, NULL, "no randomness");
+		return;
+	} else {
+		veil_hex(raw, sizeof(raw), id);
+	}
+	json_decref(j);
+	if (veil_vault_code_key(c->t->cas->vault, id, c->identity, key)) {
+		fail(c, 500, NULL, "cannot derive the code key");
+		return;
+	}
+	veil_hex(key, sizeof(key), key_hex);
+	OPENSSL_cleanse(key, sizeof(key));
+	char *body = NULL;
+	if (asprintf(&body, "{\"key_id\":\"%s\",\"key\":\"%s\"}\n", id, key_hex) < 0)
+		body = NULL;
+	OPENSSL_cleanse(key_hex, sizeof(key_hex));
+	if (!body) {
+		fail(c, 500, NULL, "out of memory");
+		return;
+	}
+	char detail[120];
+	snprintf(detail, sizeof(detail), "code key %s given to its owner for an image build", id);
+	audit(c, "code-key", NULL, 200, detail);
+	reply_secret(c, 200, body, strlen(body));
+}
+
 static void attest(struct ctx *c)
 {
 	struct cas *cas = c->t->cas;
@@ -1444,6 +1534,7 @@ static void attest(struct ctx *c)
 		goto out;
 	}
 	if (!(resp = json_object()) || render_config(p, svc, &sp->secrets, resp, &d) ||
+	    add_code_key(c->t->cas->vault, svc, r.owner, resp, &d) ||
 	    !(body = json_dumps(resp, JSON_COMPACT))) {
 		diags_text(&d, msg, sizeof(msg));
 		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,
@@ -1855,6 +1946,7 @@ void cas_handle(struct evhttp_request *req, void *arg)
 	const char *prefix = "/v1/policies/";
 	if (c.cert_out_of_date &&
 	    (!strcmp(path, "/v1/attest") || !strcmp(path, "/v1/attest/refused") ||
+	     !strcmp(path, "/v1/code-keys") ||
 	     !strcmp(path, "/v1/policies") || !strncmp(path, prefix, strlen(prefix)))) {
 		c.route = !strcmp(path, "/v1/attest")           ? R_ATTEST
 			  : !strcmp(path, "/v1/attest/refused") ? R_ATTEST_REFUSED
@@ -1901,6 +1993,12 @@ void cas_handle(struct evhttp_request *req, void *arg)
 		c.route = R_ATTEST_REFUSED;
 		if (m == EVHTTP_REQ_POST)
 			attest_refused(&c);
+		else
+			wrong_method(&c, "POST", path);
+	} else if (!strcmp(path, "/v1/code-keys")) {
+		c.route = R_CODE_KEY;
+		if (m == EVHTTP_REQ_POST)
+			code_key(&c);
 		else
 			wrong_method(&c, "POST", path);
 	} else if (!strcmp(path, "/v1/policies")) {

@@ -9,7 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -213,4 +216,29 @@ int veil_vault_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped
 	}
 	*out = buf;
 	return 0;
+}
+
+int veil_vault_code_key(struct veil_vault *v, const char *key_id, const char *owner,
+			uint8_t out[static 32])
+{
+	static const char salt[] = "veil-code-key-v1";
+	size_t il = strlen(key_id), ol = strlen(owner);
+	uint8_t info[512];
+	if (il + 1 + ol > sizeof(info))
+		return VEIL_ELIMIT;
+	memcpy(info, key_id, il);
+	info[il] = 0;
+	memcpy(info + il + 1, owner, ol);
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *c = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM p[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, v->master, KEY_SIZE),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, sizeof(salt) - 1),
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, il + 1 + ol),
+	    OSSL_PARAM_construct_end()};
+	int rc = c && EVP_KDF_derive(c, out, 32, p) == 1 ? 0 : VEIL_EIO;
+	EVP_KDF_CTX_free(c);
+	EVP_KDF_free(kdf);
+	return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "cli.h"
 #include "client.h"
@@ -91,8 +92,10 @@ static void apply_usage(FILE *f)
 	    "      --mode MODE          mesh: production (default) or debug; debug adds\n"
 	    "                           security.attestation.tolerate: [debug-mode]\n"
 	    "      --no-upload          mesh: do not read or change the CAS\n"
-	    "      --cas URL            mesh: the CAS address (default: $VEIL_CAS, else the\n"
-	    "                           Meshfile's cas_url; default port 8081)\n"
+	    "      --cas URL            the CAS address (default: $VEIL_CAS, else the\n"
+	    "                           Meshfile's cas_url or the CAS pinned last; default\n"
+	    "                           port 8081); a service with build.encrypt gets its\n"
+	    "                           code key there\n"
 	    "      --format FILES       mesh: helm (DIR/helm, the default) and/or manifests\n"
 	    "                           (plain Kubernetes YAML in DIR/manifests):\n"
 	    "                           'helm,manifests' or repeat the flag\n"
@@ -234,6 +237,74 @@ static int image_epoch(long long *out, struct veil_diags *d)
 	return 0;
 }
 
+/* build.encrypt: the code key from the CAS (POST /v1/code-keys; the id of
+ * the previous build of this image again, so a rebuild gives the same
+ * image), then the named copy files encrypted into
+ * target/images/<name>/encrypted. The key lives on this stack only. */
+static int encrypt_code(const struct apply_opts *o, const struct veil_service_manifest *m,
+			const char *dir, struct veil_measurement *meas, struct veil_diags *d)
+{
+	if (!m->build.encrypt_count)
+		return 0;
+	char *images = veil_path_join(o->target, "images");
+	char *idir = images ? veil_path_join(images, meas->name) : NULL;
+	char *rec = idir ? veil_path_join(idir, "measurement.yaml") : NULL;
+	char *edir = idir ? veil_path_join(idir, "encrypted") : NULL;
+	char body[80] = "{}", id[VEIL_CODE_KEY_ID_HEX + 1] = "";
+	uint8_t key[VEIL_CODE_KEY_SIZE];
+	struct client c;
+	struct response r = {0};
+	struct veil_measurement prev = {0};
+	struct veil_diags quiet;
+	json_t *j = NULL;
+	int rc = rec && edir ? 0 : VEIL_ENOMEM, opened = 0;
+	veil_diags_init(&quiet);
+	if (!rc && !veil_measurement_load(rec, &prev, &quiet) && prev.code_key_id[0])
+		snprintf(body, sizeof(body), "{\"key_id\":\"%s\"}", prev.code_key_id);
+	veil_diags_free(&quiet);
+	veil_measurement_free(&prev);
+	if (!rc) {
+		rc = client_open(&c, cli_cas_url(o->cas), d);
+		opened = !rc;
+		if (rc)
+			veil_diag(d, "build.encrypt needs the CAS that makes the code key: give --cas "
+				     "URL or $VEIL_CAS");
+	}
+	if (!rc && !(rc = client_request(&c, "POST", "/v1/code-keys", body, 0, &r, d)) &&
+	    r.status != 200) {
+		response_error(&r, "the code key", d);
+		rc = VEIL_EIO;
+	}
+	if (!rc) {
+		json_error_t je;
+		const char *kid = NULL, *khex = NULL;
+		j = json_loadb(r.body.data ? r.body.data : "", r.body.size, 0, &je);
+		if (json_unpack(j, "{s:s, s:s}", "key_id", &kid, "key", &khex) ||
+		    !veil_code_key_id_valid(kid) || veil_unhex(khex, key, sizeof(key))) {
+			veil_diag(d, "the CAS's code key answer is malformed");
+			rc = VEIL_EIO;
+		} else {
+			snprintf(id, sizeof(id), "%s", kid);
+		}
+		if (khex)
+			OPENSSL_cleanse((char *)khex, strlen(khex));
+	}
+	if (r.body.data)
+		OPENSSL_cleanse(r.body.data, r.body.size);
+	if (!rc)
+		rc = veil_measure_encrypt(meas, m, dir, id, key, edir, d);
+	OPENSSL_cleanse(key, sizeof(key));
+	json_decref(j);
+	response_free(&r);
+	if (opened)
+		client_close(&c);
+	free(images);
+	free(idir);
+	free(rec);
+	free(edir);
+	return rc;
+}
+
 static int apply_service(const struct apply_opts *o, const struct cli_input *in, struct ydoc *doc,
 			 struct veil_diags *d)
 {
@@ -265,7 +336,8 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	if ((rc = choose_base(o, &m, dir, &base, d)) || (rc = image_epoch(&iopts.epoch, d)))
 		goto out;
 	iopts.base = base;
-	if ((rc = veil_measure_service(&m, dir, runtime, &meas, d)))
+	if ((rc = veil_measure_service(&m, dir, runtime, &meas, d)) ||
+	    (rc = encrypt_code(o, &m, dir, &meas, d)))
 		goto out;
 	if (in->is_stdin) {
 		if (!(data = malloc(in->size + 1))) {
@@ -321,6 +393,9 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	printf("  command        %s (pwd %s)\n", meas.command, meas.pwd);
 	printf("  mrenclave      %s\n", meas.runtime_sha256);
 	printf("  file-set root  %s\n", meas.file_set_root);
+	if (meas.code_key_id[0])
+		printf("  encrypted      %zu file%s (code key %s, from the CAS)\n",
+		       meas.encrypted_count, meas.encrypted_count == 1 ? "" : "s", meas.code_key_id);
 	if (meas.program)
 		printf("  program        %s (%zu runtime file%s)\n", meas.program,
 		       meas.runtime_file_count, meas.runtime_file_count == 1 ? "" : "s");

@@ -145,7 +145,12 @@ static int app_layer(struct builder *b)
 			rc = VEIL_EINVAL;
 			break;
 		}
-		char *src = veil_path_join(b->o->manifest_dir, path + plen + 1);
+		/* an encrypted file: its ciphertext, written by veil_measure_encrypt */
+		int enc = 0;
+		for (size_t k = 0; k < m->encrypted_count; k++)
+			enc |= !strcmp(m->encrypted[k], path);
+		char *src = enc ? veil_path_join(m->encrypted_dir, path + 1)
+				: veil_path_join(b->o->manifest_dir, path + plen + 1);
 		char *dir = veil_dirname(path);
 		rc = src && dir ? 0 : VEIL_ENOMEM;
 		if (!rc && strcmp(dir, "/"))

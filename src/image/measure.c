@@ -1,10 +1,13 @@
 #include <dirent.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <openssl/crypto.h>
 
 #include "veil/image.h"
 
@@ -29,6 +32,10 @@ void veil_measurement_free(struct veil_measurement *m)
 	free(m->command);
 	free(m->pwd);
 	free(m->manifest);
+	for (size_t i = 0; i < m->encrypted_count; i++)
+		free(m->encrypted[i]);
+	free(m->encrypted);
+	free(m->encrypted_dir);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -439,6 +446,14 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 		ymap_put(a, root, "runtime_files",
 			 veil_file_entries_node(a, m->runtime_files, m->runtime_file_count));
 	}
+	if (m->code_key_id[0]) {
+		struct ynode *enc = ynew_map(a), *fl = ynew_seq(a);
+		ymap_put_str(a, enc, "key_id", m->code_key_id);
+		for (size_t i = 0; i < m->encrypted_count; i++)
+			yseq_push(a, fl, ynew_str(a, m->encrypted[i]));
+		ymap_put(a, enc, "files", fl);
+		ymap_put(a, root, "encryption", enc);
+	}
 	veil_runtime_list(m, &list);
 	if ((rc = yemit(root, &out)))
 		goto out;
@@ -485,6 +500,7 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 					   "program",
 					   "runtime_files",
 					   "image_root",
+					   "encryption",
 					   NULL};
 	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
 	struct veil_measurement m = {0};
@@ -587,6 +603,30 @@ int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			m.runtime_file_count++;
 		}
 	}
+	const struct ynode *enc = yget_coll(&c, root, "encryption", YT_MAP, 0, "record");
+	if (enc) {
+		static const char *const ekeys[] = {"key_id", "files", NULL};
+		ycheck_keys(&c, enc, ekeys, "record encryption");
+		const char *kid = yget_str(&c, enc, "key_id", 1, "record encryption");
+		size_t n = 0;
+		char **ef = yget_strlist(&c, enc, "files", 1, &n, "record encryption");
+		if (c.errors || !veil_code_key_id_valid(kid) || !n) {
+			yerr(&c, enc, "malformed encryption block");
+			goto out;
+		}
+		snprintf(m.code_key_id, sizeof(m.code_key_id), "%s", kid);
+		if (!(m.encrypted = calloc(n, sizeof(*m.encrypted)))) {
+			rc = VEIL_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!(m.encrypted[i] = strdup(ef[i]))) {
+				rc = VEIL_ENOMEM;
+				goto out;
+			}
+			m.encrypted_count++;
+		}
+	}
 	char check[2 * VEIL_SHA256_SIZE + 1];
 	if (veil_fileset_root(m.files, m.file_count, check) || strcmp(check, m.file_set_root)) {
 		yerr(&c, root,
@@ -615,5 +655,89 @@ int veil_measurement_load(const char *path, struct veil_measurement *out, struct
 	if (!rc)
 		rc = veil_measurement_parse(&doc, out, d);
 	ydoc_free(&doc);
+	return rc;
+}
+
+int veil_measure_encrypt(struct veil_measurement *m, const struct veil_service_manifest *sm,
+			 const char *manifest_dir, const char *key_id,
+			 const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *dir,
+			 struct veil_diags *d)
+{
+	const struct veil_build *b = &sm->build;
+	size_t plen = strcmp(m->pwd, "/") ? strlen(m->pwd) : 0;
+	unsigned char *used = calloc(b->encrypt_count + 1, 1);
+	char **list = calloc(m->file_count + 1, sizeof(*list));
+	size_t n = 0;
+	int rc = used && list ? 0 : VEIL_ENOMEM;
+	if (!veil_code_key_id_valid(key_id)) {
+		veil_diag(d, "code key id '%s' is malformed", key_id);
+		rc = VEIL_EINVAL;
+	}
+	for (size_t i = 0; !rc && i < m->file_count; i++) {
+		struct veil_file_entry *f = &m->files[i];
+		const char *rel = f->path + plen + 1;
+		int hit = 0;
+		for (size_t g = 0; g < b->encrypt_count; g++)
+			if (!fnmatch(b->encrypt[g], rel, 0))
+				hit = used[g] = 1;
+		if (!hit)
+			continue;
+		char *src = veil_path_join(manifest_dir, rel);
+		char *dst = veil_path_join(dir, f->path + 1);
+		char *parent = dst ? veil_dirname(dst) : NULL;
+		char *plain = NULL;
+		uint8_t *ct = NULL, h[VEIL_SHA256_SIZE];
+		size_t psize = 0, csize = 0;
+		rc = src && dst && parent ? 0 : VEIL_ENOMEM;
+		if (!rc)
+			rc = veil_read_file(src, VEIL_CODE_MAX_SIZE, &plain, &psize, d);
+		/* the file must be the one measured a moment ago */
+		if (!rc && (veil_sha256(plain, psize, h) || memcmp(h, f->sha256, sizeof(h)))) {
+			veil_diag(d, "copy: '%s' changed while it was measured; run 'veil apply' again",
+				  src);
+			rc = VEIL_EINVAL;
+		}
+		if (!rc && (rc = veil_code_encrypt(key, f->path, (const uint8_t *)plain, psize, &ct,
+						   &csize)))
+			veil_diag(d, "copy: cannot encrypt '%s'%s", src,
+				  rc == VEIL_ELIMIT ? ": larger than 64 MiB" : "");
+		if (plain) {
+			OPENSSL_cleanse(plain, psize);
+			free(plain);
+		}
+		if (!rc)
+			rc = veil_mkdirs(parent, 0755, d);
+		if (!rc)
+			rc = veil_write_file(dst, ct, csize, 0644, d);
+		if (!rc)
+			rc = veil_sha256(ct, csize, f->sha256);
+		if (!rc && !(list[n++] = strdup(f->path)))
+			rc = VEIL_ENOMEM;
+		free(ct);
+		free(src);
+		free(dst);
+		free(parent);
+	}
+	for (size_t g = 0; !rc && g < b->encrypt_count; g++)
+		if (!used[g]) {
+			veil_diag_at(d, sm->file, b->encrypt_pos.line, b->encrypt_pos.col,
+				     "build: encrypt '%s' matches none of the copy files",
+				     b->encrypt[g]);
+			rc = VEIL_EINVAL;
+		}
+	if (!rc)
+		rc = veil_fileset_root(m->files, m->file_count, m->file_set_root);
+	if (!rc && !(m->encrypted_dir = strdup(dir)))
+		rc = VEIL_ENOMEM;
+	if (!rc) {
+		snprintf(m->code_key_id, sizeof(m->code_key_id), "%s", key_id);
+		m->encrypted = list;
+		m->encrypted_count = n;
+		list = NULL;
+	}
+	for (size_t i = 0; list && i < n; i++)
+		free(list[i]);
+	free(list);
+	free(used);
 	return rc;
 }

@@ -317,7 +317,7 @@ static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build
 {
 	static const char *const keys[] = {
 	    "name", "kind",      "to",         "pwd",  "command", "copy", "requirements",
-	    "run",  "signature", "host_paths", "user", "group",   "from", NULL};
+	    "run",  "signature", "host_paths", "user", "group",   "from", "encrypt", NULL};
 	ycheck_keys(c, b, keys, "build");
 	out->name = yget_str(c, b, "name", 1, "build");
 	if (out->name && !veil_valid_object_name(out->name))
@@ -356,6 +356,17 @@ static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build
 		     out->from);
 	out->copy = yget_strlist(c, b, "copy", 0, &out->copy_count, "build");
 	out->copy_pos = POS(ymap_get(b, "copy"));
+	out->encrypt = yget_strlist(c, b, "encrypt", 0, &out->encrypt_count, "build");
+	out->encrypt_pos = POS(ymap_get(b, "encrypt"));
+	for (size_t i = 0; i < out->encrypt_count; i++) {
+		const char *g = out->encrypt[i];
+		if (!*g || g[0] == '/' || !strncmp(g, "../", 3) || strstr(g, "/../") ||
+		    !strcmp(g, ".."))
+			yerr(c, ymap_get(b, "encrypt"),
+			     "build: encrypt '%s' must be a glob relative to pwd, like the copy "
+			     "files (e.g. '*.py', 'app/**')",
+			     g);
+	}
 	out->run = yget_strlist(c, b, "run", 0, &out->run_count, "build");
 	out->host_paths = yget_strlist(c, b, "host_paths", 0, &out->host_paths_count, "build");
 	const struct ynode *sig = yget_coll(c, b, "signature", YT_MAP, 0, "build");

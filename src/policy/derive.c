@@ -614,6 +614,16 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		}
 		ymap_put_str(a, s, "command", mm->meas->command);
 		ymap_put_str(a, s, "pwd", mm->meas->pwd);
+		if (mm->meas->code_key_id[0]) {
+			/* encrypted code: the CAS gives veil-run the key after
+			 * attestation (include/veil/codecrypt.h) */
+			struct ynode *enc = ynew_map(a), *fl = ynew_seq(a);
+			ymap_put_str(a, enc, "key_id", mm->meas->code_key_id);
+			for (size_t k = 0; k < mm->meas->encrypted_count; k++)
+				yseq_push(a, fl, ynew_str(a, mm->meas->encrypted[k]));
+			ymap_put(a, enc, "files", fl);
+			ymap_put(a, s, "encryption", enc);
+		}
 		if (mm->manifest->build.user) {
 			const struct veil_build *b = &mm->manifest->build;
 			ymap_put_str(a, s, "user", yarena_printf(a, "%u", b->user));

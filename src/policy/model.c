@@ -7,6 +7,7 @@
 
 #include "veil/image.h"
 #include "veil/policy.h"
+#include "veil/codecrypt.h"
 #include "veil/policy_model.h"
 
 const struct ylimits veil_policy_limits = {
@@ -228,12 +229,48 @@ static void check_ph(struct yctx *c, const struct veil_policy *p, const struct y
 		yerr(c, at, "%s: %s", what, why);
 }
 
+/* encryption: {key_id: HEX, files: [ABSOLUTE PATH under pwd, ...]}: what
+ * veil-run decrypts with the CAS's code key after attestation. */
+static void parse_encryption(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
+{
+	static const char *const keys[] = {"key_id", "files", NULL};
+	const char *w = "services: encryption";
+	const struct ynode *en = yget_coll(c, e, "encryption", YT_MAP, 0, "services entry");
+	if (!en)
+		return;
+	ycheck_keys(c, en, keys, w);
+	s->code_key_id = yget_str(c, en, "key_id", 1, w);
+	if (s->code_key_id && !veil_code_key_id_valid(s->code_key_id))
+		yerr(c, ymap_get(en, "key_id"),
+		     "services: encryption key_id must be %d lower-case hex digits (from 'veil "
+		     "apply -f service.yaml')",
+		     VEIL_CODE_KEY_ID_HEX);
+	s->encrypted = yget_strlist(c, en, "files", 1, &s->encrypted_count, w);
+	if (s->encrypted && !s->encrypted_count)
+		yerr(c, ymap_get(en, "files"), "services: encryption files must not be empty");
+	const char *pwd = s->pwd ? s->pwd : "/";
+	size_t pl = strcmp(pwd, "/") ? strlen(pwd) : 0;
+	for (size_t i = 0; i < s->encrypted_count; i++) {
+		const char *f = s->encrypted[i];
+		if (f[0] != '/' || strncmp(f, pwd, pl) || f[pl] != '/' || strstr(f, "/../") ||
+		    strstr(f, "/./") || strstr(f, "//"))
+			yerr(c, ymap_get(en, "files"),
+			     "services: encrypted file '%s' must be an absolute path under pwd %s",
+			     f, pwd);
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(s->encrypted[k], f))
+				yerr(c, ymap_get(en, "files"),
+				     "services: encrypted file '%s' is listed twice", f);
+	}
+}
+
 static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
 {
 	static const char *const keys[] = {
 	    "name",          "image_name",  "mrenclaves", "file_set_root", "command",
 	    "pwd",           "environment", "platforms",  "files",         "program",
-	    "runtime_files", "user",        "group",      "image_root",    NULL};
+	    "runtime_files", "user",        "group",      "image_root",    "encryption",
+	    NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
@@ -324,6 +361,7 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 			yerr(c, files, "services: the files listed do not give the file_set_root");
 		free(fe);
 	}
+	parse_encryption(c, e, s);
 	s->program = yget_str(c, e, "program", 0, w);
 	if (s->program && s->program[0] != '/')
 		yerr(c, ymap_get(e, "program"), "services: program '%s' must be absolute",

@@ -39,6 +39,7 @@
 #include "veil/image.h"
 #include "veil/image_record.h"
 #include "veil/tls.h"
+#include "decrypt.h"
 #include "image_verify.h"
 #include "inject.h"
 #include "pin.h"
@@ -819,12 +820,20 @@ int main(int argc, char **argv)
 			files_dir, pin_why);
 	else if (pin_attach(&pin, pwd, why, sizeof(why)))
 		return refuse("%s", why);
-	/* 5. injection files, in memory only */
-	size_t ninj = json_array_size(files);
+	/* 5. injection files, in memory only, and the encrypted code files,
+	 * decrypted (as verified: the pinned copy) into memory the same way */
+	struct decrypted *dec = NULL;
+	size_t ndec = 0;
+	if (decrypt_code(json_object_get(cfg, "decrypt"), &dec, &ndec, why, sizeof(why)))
+		return refuse("%s", why);
+	size_t nfiles = json_array_size(files), ninj = nfiles + ndec;
 	struct inject_file *inj = calloc(ninj + 1, sizeof(*inj));
 	if (!json_is_array(files) || !inj)
 		return refuse("malformed configuration from the CAS");
-	for (size_t i = 0; i < ninj; i++) {
+	for (size_t i = 0; i < ndec; i++)
+		inj[nfiles + i] = (struct inject_file){dec[i].path, (const char *)dec[i].data,
+						       dec[i].size};
+	for (size_t i = 0; i < nfiles; i++) {
 		json_t *c = NULL;
 		if (json_unpack(json_array_get(files, i), "{s:s, s:o}", "path", &inj[i].path,
 				"content", &c) ||
@@ -836,6 +845,9 @@ int main(int argc, char **argv)
 	if (inject_files(inj, ninj, run_uid, run_gid, why, sizeof(why)))
 		return refuse("%s", why);
 	free(inj);
+	decrypted_free(dec, ndec);
+	if (ndec)
+		logmsg("%zu encrypted file%s decrypted into memory", ndec, ndec == 1 ? "" : "s");
 	/* read-only after the injection files got their mount points */
 	if (!unpinned && pin_seal(pwd, why, sizeof(why)))
 		return refuse("%s", why);
