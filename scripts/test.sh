@@ -83,6 +83,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally image $? "$log/image.log"
 	tests/e2e/registry.sh build-ci >"$log/registry.log" 2>&1
 	tally registry $? "$log/registry.log"
+	tests/e2e/encrypt.sh build-ci >"$log/encrypt.log" 2>&1
+	tally encrypt $? "$log/encrypt.log"
 	tests/e2e/podman.sh build-ci >"$log/podman.log" 2>&1
 	tally podman $? "$log/podman.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
@@ -128,6 +130,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally image-asan $? "$log/image-asan.log"
 	tests/e2e/registry.sh build-asan >"$log/registry-asan.log" 2>&1
 	tally registry-asan $? "$log/registry-asan.log"
+	tests/e2e/encrypt.sh build-asan >"$log/encrypt-asan.log" 2>&1
+	tally encrypt-asan $? "$log/encrypt-asan.log"
 else
 	tail -30 "$log/ninja-build-asan.log"
 	fail=$((fail + 1))
