@@ -245,7 +245,29 @@ t_key_removed_from_policy_does_not_run() {
 	! grep -q "decrypted into memory" "$WORK/run.err" || die "decrypted without a key" || return 1
 }
 
+# clear refusals, nothing written: a glob outside pwd, one that matches no
+# copy file, no CAS to get the key from; a policy whose encryption block is
+# malformed
+t_refusals() {
+	mkdir -p "$WORK/bad" && cp "$WORK/app/service.yaml" "$WORK/app/print_env.py" "$WORK/bad/" && cd "$WORK/bad" || return 1
+	sed -i 's/encrypt: \[print_env.py\]/encrypt: [..\/x]/' service.yaml
+	run A apply -f service.yaml --cas "$URL" --no-push && [ "$rc" = 1 ] || die "expected exit 1, got $rc" || return 1
+	has "build: encrypt '../x' must be a glob relative to pwd" || return 1
+	sed -i 's/encrypt: \[..\/x\]/encrypt: ["*.py", "nothing*"]/' service.yaml
+	run A apply -f service.yaml --cas "$URL" --no-push && rejected && has "build: encrypt 'nothing*' matches none of the copy files" || return 1
+	[ ! -e target/images/$NAME/measurement.yaml ] || die "a refused build wrote a record" || return 1
+	sed -i 's/encrypt: \["\*.py", "nothing\*"\]/encrypt: ["*.py"]/' service.yaml
+	run env VEIL_HOME="$WORK/home-none" "$VEIL" apply -f service.yaml --no-push && rejected &&
+		has "build.encrypt needs the CAS that makes the code key" || return 1
+	[ -z "$(holds_marker "$WORK/bad/target" 2>/dev/null)" ] || die "plaintext written by a refused build" || return 1
+	cd "$WORK/app" || return 1
+	sed -e 's/^name: myPythonApp$/name: badEnc/' -e "s/key_id: $KEY_ID/key_id: XYZ/" target/policies/myPythonApp.yaml >"$WORK/bad1.yaml"
+	run A policy create "$WORK/bad1.yaml" && rejected && has "encryption key_id must be 32 lower-case hex digits" || return 1
+	sed -e 's/^name: myPythonApp$/name: badEnc/' -e 's|^        - /python/print_env.py$|        - /etc/passwd|' target/policies/myPythonApp.yaml >"$WORK/bad2.yaml"
+	run A policy create "$WORK/bad2.yaml" && rejected && has "encrypted file '/etc/passwd' must be an absolute path under pwd /python" || return 1
+}
+
 run_in_order encrypt t_setup t_image_and_target_hold_ciphertext_only t_registry_holds_ciphertext_only \
 	t_runs_after_attestation_plaintext_in_memory_only t_code_key_never_written \
 	t_rebuild_same_key_same_digest t_code_key_endpoint_refusals t_other_owner_same_key_id_refused \
-	t_key_removed_from_policy_does_not_run
+	t_key_removed_from_policy_does_not_run t_refusals
