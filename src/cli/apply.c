@@ -385,6 +385,17 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 		json_t *item = json_array_get(o->items, json_array_size(o->items) - 1);
 		if (!rc && json_object_set_new(item, "image_root", json_string(meas.image_root)))
 			rc = VEIL_ENOMEM;
+		/* build.encrypt: the CAS's key id and the encrypted image paths */
+		if (!rc && meas.code_key_id[0]) {
+			json_t *ef = json_array();
+			for (size_t i = 0; ef && i < meas.encrypted_count; i++)
+				if (json_array_append_new(ef, json_string(meas.encrypted[i])))
+					ef = (json_decref(ef), NULL);
+			if (!ef || json_object_set_new(item, "encryption",
+						       json_pack("{s:s, s:o}", "key_id",
+								 meas.code_key_id, "files", ef)))
+				rc = VEIL_ENOMEM;
+		}
 		goto out;
 	}
 	printf("service %s: measured %zu protected file%s\n", meas.name, meas.file_count,

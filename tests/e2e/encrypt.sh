@@ -197,6 +197,10 @@ t_rebuild_same_key_same_digest() {
 	cd "$WORK/app" || return 1
 	run A apply -f service.yaml --cas "$URL" --no-push && ok || return 1
 	has "code key $KEY_ID" && has "image digest   $DIGEST" || die "a rebuild changed the key or digest: $out" || return 1
+	run A apply -f service.yaml --cas "$URL" --no-push -o json && ok || return 1
+	[ "$(jq -r '.items[0].encryption.key_id' <<<"$out")" = "$KEY_ID" ] &&
+		[ "$(jq -c '.items[0].encryption.files' <<<"$out")" = '["/python/print_env.py"]' ] &&
+		[ "$(jq -r '.items[0].digest' <<<"$out")" = "$DIGEST" ] || die "-o json: $out" || return 1
 }
 
 t_code_key_endpoint_refusals() {
