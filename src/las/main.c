@@ -49,6 +49,7 @@
 
 #include "veil/args.h"
 #include "veil/evidence.h"
+#include "veil/lasproto.h"
 #include "veil/tls.h"
 
 static volatile sig_atomic_t stop;
@@ -708,12 +709,10 @@ static void serve(int fd, EVP_PKEY *platform)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	const char *why = read_line(fd, &deadline, req, sizeof(req), &cred.pid);
 	uint8_t rd[VEIL_SHA256_SIZE];
-	char hex[65], config_id[VEIL_EVIDENCE_CONFIG_ID_MAX + 1], end = 0;
+	char config_id[VEIL_EVIDENCE_CONFIG_ID_MAX + 1];
 	/* the config id goes into the signed evidence: the CAS accepts it only
 	 * for that configuration */
-	if (!why &&
-	    (sscanf(req, "REPORT %64[0-9a-f] %384[A-Za-z0-9_./-]%c", hex, config_id, &end) != 3 ||
-	     end != '\n' || veil_unhex(hex, rd, sizeof(rd))))
+	if (!why && veil_las_parse_report(req, strlen(req), rd, config_id))
 		why = "expected 'REPORT <64 hex digits> <NAMESPACE/SERVICE>'";
 	if (why)
 		goto refuse;
@@ -748,7 +747,8 @@ static void serve(int fd, EVP_PKEY *platform)
 	}
 	/* proof that the measured process itself asks, after the measurement */
 	uint8_t nonce[16];
-	char nonce_hex[33], got[33];
+	char nonce_hex[33];
+	uint8_t got[sizeof(nonce)];
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
 		why = "no randomness";
 		goto refuse;
@@ -757,8 +757,8 @@ static void serve(int fd, EVP_PKEY *platform)
 	snprintf(line, sizeof(line), "CHALLENGE %s\n", nonce_hex);
 	reply(fd, line);
 	why = read_line(fd, &deadline, line, sizeof(line), &cred.pid);
-	if (!why && (sscanf(line, "RESPONSE %32[0-9a-f]\n", got) != 1 || strlen(got) != 32 ||
-		     CRYPTO_memcmp(got, nonce_hex, 32)))
+	if (!why && (veil_las_parse_hex_line(line, strlen(line), "RESPONSE", got, sizeof(got)) ||
+		     CRYPTO_memcmp(got, nonce, sizeof(nonce))))
 		why = "expected 'RESPONSE <the challenge>' from the process that sent the request";
 	struct stat now;
 	if (!why && (exe_identity(pidfd, cred.pid, &now) || now.st_dev != measured.st_dev ||

@@ -35,9 +35,11 @@
 #include <openssl/ssl.h>
 
 #include "veil/args.h"
+#include "veil/cursor.h"
 #include "veil/evidence.h"
 #include "veil/image.h"
 #include "veil/image_record.h"
+#include "veil/lasproto.h"
 #include "veil/tls.h"
 #include "decrypt.h"
 #include "image_verify.h"
@@ -199,10 +201,12 @@ static int las_evidence(const char *sock, const uint8_t rd[static VEIL_SHA256_SI
 	int rc = write(fd, req, (size_t)n) == n ? 0 : 1;
 	if (!rc)
 		rc = las_read(fd, &deadline, &b, 1);
-	char nonce[33];
-	if (!rc && b.data && sscanf(b.data, "CHALLENGE %32[0-9a-f]\n", nonce) == 1 &&
-	    strlen(nonce) == 32) {
-		n = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce);
+	uint8_t nonce[16];
+	char nonce_hex[33];
+	if (!rc && b.data &&
+	    !veil_las_parse_hex_line(b.data, b.size, "CHALLENGE", nonce, sizeof(nonce))) {
+		veil_hex(nonce, sizeof(nonce), nonce_hex);
+		n = snprintf(req, sizeof(req), "RESPONSE %s\n", nonce_hex);
 		rc = write(fd, req, (size_t)n) == n ? 0 : 1;
 		b.size = 0;
 		if (!rc)
@@ -313,6 +317,25 @@ static int resolve_cas(const char *host, uint16_t port, struct cas_addrs *a, con
 /* Minimal HTTPS over OpenSSL for the one request veil-run makes: a small
  * runtime (no libcurl in the TCB, ~20 ms less start-up) that pins the CAS by
  * its key hash and presents the fresh key. */
+/* "HTTP/1.x NNN ..." read through the bounded cursor: 0 with the status */
+static int http_status(const char *head, size_t n, long *status)
+{
+	struct veil_cursor c;
+	uint8_t minor, d[3];
+	veil_cur_init(&c, head, n);
+	veil_cur_expect(&c, "HTTP/1.", 7);
+	veil_cur_u8(&c, &minor);
+	veil_cur_expect(&c, " ", 1);
+	veil_cur_copy(&c, d, sizeof(d));
+	if (!veil_cur_ok(&c) || (minor != '0' && minor != '1'))
+		return -1;
+	for (size_t i = 0; i < 3; i++)
+		if (d[i] < '0' || d[i] > '9')
+			return -1;
+	*status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+	return 0;
+}
+
 static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, X509 *cert,
 		      const char *path, int timeout_s, const char *body, struct veil_buf *resp,
 		      long *status, int *retry)
@@ -403,7 +426,7 @@ static int https_post(const char *hostport, const char *cas_key, EVP_PKEY *key, 
 		}
 	/* status line, then the body after the blank line (Connection: close) */
 	char *hdr_end = resp->data ? strstr(resp->data, "\r\n\r\n") : NULL;
-	if (!hdr_end || sscanf(resp->data, "HTTP/1.%*d %ld", status) != 1) {
+	if (!hdr_end || http_status(resp->data, (size_t)(hdr_end - resp->data), status)) {
 		die("malformed answer from the CAS at %s", hostport);
 		goto out;
 	}
