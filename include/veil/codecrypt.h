@@ -6,8 +6,9 @@
  * with the associated data "veil-code-v1\0" || the file's absolute path in
  * the image || "\0" || its plaintext size as 8 bytes big-endian: a file
  * moved to another path, cut or grown does not decrypt. The nonce is the
- * first 12 bytes of HMAC-SHA256(key, "veil-code-nonce-v1\0" || path || "\0"
- * || plaintext): the same file under the same key gives the same bytes (the
+ * first 12 bytes of HMAC-SHA256(nonce key, "veil-code-nonce-v1\0" || path ||
+ * "\0" || plaintext), the nonce key being HMAC-SHA256(key,
+ * "veil-code-nonce-v1\0"): the same file under the same key gives the same bytes (the
  * image stays reproducible) and two different files never share a nonce.
  *
  * The key is the CAS's (POST /v1/code-keys): derived from its master key,

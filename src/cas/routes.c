@@ -18,6 +18,7 @@
 #include "cas.h"
 #include "veil/cas_request.h"
 #include "veil/codecrypt.h"
+#include "veil/cursor.h"
 #include "veil/evidence.h"
 #include "veil/secrets.h"
 
@@ -314,6 +315,14 @@ int cas_audit_checkpoint(struct cas *cas, struct veil_store *st)
 
 /* ---- payload: the policy's canonical YAML and its secrets ---- */
 
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		p[i] = (uint8_t)(v & 0xff);
+}
+
+/* The payload frame: le32 yaml size, the policy's canonical YAML, le32
+ * secrets size, the serialised secrets (veil_secret_set_serialize). */
 static int payload_build(const char *yaml, size_t yaml_size, const struct veil_secret_set *set,
 			 uint8_t **out, size_t *out_size)
 {
@@ -328,10 +337,10 @@ static int payload_build(const char *yaml, size_t yaml_size, const struct veil_s
 		veil_secure_free(sec, sec_size);
 		return VEIL_ENOMEM;
 	}
-	uint32_t a = (uint32_t)yaml_size, b = (uint32_t)sec_size;
-	memcpy(p, &a, 4);
+	/* little-endian lengths, as the x86-64 stores before them wrote them */
+	put_le32(p, (uint32_t)yaml_size);
 	memcpy(p + 4, yaml, yaml_size);
-	memcpy(p + 4 + yaml_size, &b, 4);
+	put_le32(p + 4 + yaml_size, (uint32_t)sec_size);
 	memcpy(p + 8 + yaml_size, sec, sec_size);
 	veil_secure_free(sec, sec_size);
 	*out = p;
@@ -368,18 +377,17 @@ static int stored_open(struct veil_vault *vault, const struct veil_record *r, st
 				 r->blob_size, &s->plain, &s->plain_size);
 	if (rc)
 		return rc;
-	uint32_t a, b;
-	if (s->plain_size < 8)
+	struct veil_cursor c, yaml, sec;
+	const uint8_t *y, *z;
+	veil_cur_init(&c, s->plain, s->plain_size);
+	veil_cur_sub_le32(&c, &yaml);
+	veil_cur_sub_le32(&c, &sec);
+	if (!veil_cur_done(&c) || !veil_cur_view(&yaml, veil_cur_left(&yaml), &y) ||
+	    !veil_cur_view(&sec, veil_cur_left(&sec), &z))
 		return VEIL_EINVAL;
-	memcpy(&a, s->plain, 4);
-	if (a > s->plain_size - 8)
-		return VEIL_EINVAL;
-	memcpy(&b, s->plain + 4 + a, 4);
-	if (b != s->plain_size - 8 - a)
-		return VEIL_EINVAL;
-	s->yaml = (const char *)s->plain + 4;
-	s->yaml_size = a;
-	if ((rc = veil_secret_set_deserialize(s->plain + 8 + a, b, &s->secrets)))
+	s->yaml = (const char *)y;
+	s->yaml_size = yaml.len;
+	if ((rc = veil_secret_set_deserialize(z, sec.len, &s->secrets)))
 		return rc;
 	if ((rc = ydoc_init(&s->doc, r->namespace_)))
 		return rc;

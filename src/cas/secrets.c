@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "veil/common.h"
+#include "veil/cursor.h"
 #include "veil/secrets.h"
 
 /* Limits: a policy holds at most this many secrets, a field of a serialised
@@ -1427,50 +1428,31 @@ int veil_secret_set_serialize(const struct veil_secret_set *set, uint8_t **buf, 
 }
 
 /* A bounded reader: every length is checked against what is left. */
-struct cursor {
-	const uint8_t *p;
-	size_t left;
-};
-
-static int cur_u32(struct cursor *c, uint32_t *x)
-{
-	if (c->left < 4)
-		return VEIL_EINVAL;
-	*x = (uint32_t)c->p[0] << 24 | (uint32_t)c->p[1] << 16 | (uint32_t)c->p[2] << 8 |
-	     (uint32_t)c->p[3];
-	c->p += 4;
-	c->left -= 4;
-	return 0;
-}
-
 /* A field into secure memory (NUL-terminated); *out NULL when absent. */
-static int cur_field(struct cursor *c, int is_string, uint8_t **out, size_t *size)
+static int cur_field(struct veil_cursor *c, int is_string, uint8_t **out, size_t *size)
 {
 	uint32_t n;
+	const uint8_t *src;
 	*out = NULL;
 	*size = 0;
-	if (cur_u32(c, &n))
+	if (!veil_cur_be32(c, &n))
 		return VEIL_EINVAL;
 	if (n == SER_ABSENT)
 		return 0;
-	if (n > FIELD_MAX || n > c->left)
-		return VEIL_EINVAL;
-	if (is_string && memchr(c->p, 0, n))
+	if (n > FIELD_MAX || !veil_cur_view(c, n, &src) || (is_string && memchr(src, 0, n)))
 		return VEIL_EINVAL;
 	uint8_t *p = veil_secure_alloc((size_t)n + 1);
 	if (!p)
 		return VEIL_ENOMEM;
 	if (n)
-		memcpy(p, c->p, n);
+		memcpy(p, src, n);
 	p[n] = '\0';
-	c->p += n;
-	c->left -= n;
 	*out = p;
 	*size = n;
 	return 0;
 }
 
-static int value_read(struct cursor *c, struct veil_secret_value *v)
+static int value_read(struct veil_cursor *c, struct veil_secret_value *v)
 {
 	static const unsigned bit[SER_NFIELDS] = {0, 0, F_BYTES, F_KEY, F_PUB, F_CERT, F_CHAIN};
 	uint8_t *f[SER_NFIELDS] = {NULL};
@@ -1500,16 +1482,16 @@ static int value_read(struct cursor *c, struct veil_secret_value *v)
 
 int veil_secret_set_deserialize(const uint8_t *buf, size_t size, struct veil_secret_set *out)
 {
-	struct cursor c = {buf, size};
+	struct veil_cursor c;
 	struct veil_secret_value *v = NULL;
 	uint32_t count = 0;
 	size_t got = 0;
 	int rc = VEIL_EINVAL;
-	if (!buf || !out || size < 9 || memcmp(buf, SER_MAGIC, 4) || buf[4] != SER_VERSION)
-		goto out;
-	c.p += 5;
-	c.left -= 5;
-	if (cur_u32(&c, &count) || count > SECRETS_MAX + 1 || count > c.left / (4 * SER_NFIELDS))
+	static const uint8_t version = SER_VERSION;
+	veil_cur_init(&c, buf, size);
+	if (!out || !veil_cur_expect(&c, SER_MAGIC, 4) || !veil_cur_expect(&c, &version, 1) ||
+	    !veil_cur_be32(&c, &count) || count > SECRETS_MAX + 1 ||
+	    count > veil_cur_left(&c) / (4 * SER_NFIELDS))
 		goto out;
 	rc = VEIL_ENOMEM;
 	if (!(v = veil_secure_alloc(((size_t)count + 1) * sizeof(*v))))
@@ -1528,7 +1510,7 @@ int veil_secret_set_deserialize(const uint8_t *buf, size_t size, struct veil_sec
 			}
 	}
 	rc = VEIL_EINVAL;
-	if (c.left)
+	if (!veil_cur_done(&c))
 		goto out;
 	out->v = v;
 	out->count = count;

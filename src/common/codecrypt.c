@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
@@ -45,13 +46,19 @@ static int make_nonce(const uint8_t *key, const char *path, const uint8_t *plain
 		      uint8_t nonce[static NONCE_SIZE])
 {
 	static const char label[] = "veil-code-nonce-v1";
-	uint8_t mac[EVP_MAX_MD_SIZE];
+	uint8_t mac[EVP_MAX_MD_SIZE], nkey[32];
+	unsigned nlen = 0;
+	/* a key of its own for the nonce: HMAC(key, label) */
+	if (!HMAC(EVP_sha256(), key, VEIL_CODE_KEY_SIZE, (const uint8_t *)label, sizeof(label), nkey,
+		  &nlen) ||
+	    nlen != sizeof(nkey))
+		return VEIL_EIO;
 	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
 			       OSSL_PARAM_construct_end()};
 	size_t outl = 0;
-	int ok = c && EVP_MAC_init(c, key, VEIL_CODE_KEY_SIZE, params) &&
+	int ok = c && EVP_MAC_init(c, nkey, sizeof(nkey), params) &&
 		 EVP_MAC_update(c, (const uint8_t *)label, sizeof(label)) &&
 		 EVP_MAC_update(c, (const uint8_t *)path, strlen(path) + 1) &&
 		 (!size || EVP_MAC_update(c, plain, size)) &&
@@ -59,6 +66,7 @@ static int make_nonce(const uint8_t *key, const char *path, const uint8_t *plain
 	if (ok)
 		memcpy(nonce, mac, NONCE_SIZE);
 	OPENSSL_cleanse(mac, sizeof(mac));
+	OPENSSL_cleanse(nkey, sizeof(nkey));
 	EVP_MAC_CTX_free(c);
 	EVP_MAC_free(m);
 	return ok ? 0 : VEIL_EIO;
@@ -74,8 +82,10 @@ int veil_code_encrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *
 	uint8_t *buf = malloc(size + VEIL_CODE_OVERHEAD);
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	int rc = aad && buf && ctx ? 0 : VEIL_ENOMEM, n = 0, m = 0;
-	uint8_t *nonce = buf + MAGIC_SIZE, *ct = nonce + NONCE_SIZE;
+	uint8_t *nonce = NULL, *ct = NULL;
 	if (!rc) {
+		nonce = buf + MAGIC_SIZE;
+		ct = nonce + NONCE_SIZE;
 		memcpy(buf, VEIL_CODE_MAGIC, MAGIC_SIZE);
 		rc = make_nonce(key, path, plain, size, nonce);
 	}
