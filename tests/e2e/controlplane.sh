@@ -20,8 +20,9 @@
 #      platform key, in the data volume, is the one the host's veil-las reads.
 # Services listen on 127.0.0.1 only (host network; --listen rewritten from
 # the chart's :8081) and are stopped by the PIDs of their `podman run`.
-# podman's storage lives in $WORK (as tests/e2e/podman.sh). Helm is the one
-# tests/k8s/run.sh unpacks (run it first; scripts/test.sh does). Root.
+# podman's storage lives in $WORK (as tests/e2e/podman.sh). Helm, js-yaml and
+# validate.mjs are tests/k8s's: run tests/k8s/run.sh first (it installs and
+# unpacks them; scripts/test.sh does). Needs node and jq. Root.
 # Usage: tests/e2e/controlplane.sh BUILD_DIR
 set -u
 BUILD=$(realpath "${1:?usage: controlplane.sh BUILD_DIR}")
@@ -67,23 +68,27 @@ wait_long() {
 }
 # digest_of LAYOUT: the manifest digest of the layout's only image
 digest_of() {
-	python3 -c 'import json,sys; print(json.load(open(sys.argv[1] + "/index.json"))["manifests"][0]["digest"])' "$1"
+	jq -r '.manifests[0].digest' "$1/index.json"
 }
-# container_of RENDERED KIND: the first container of KIND's pod template, as
-# JSON lines: command, args, env (NAME=value each)
+# container_of RENDERED KIND: the first container of KIND's pod template, one
+# line each: command and args (JSON arrays), env (a JSON array of
+# NAME=value), image. js-yaml is tests/k8s's (package.json).
 container_of() {
-	python3 - "$@" <<'PY'
-import json, sys, yaml
-for doc in yaml.safe_load_all(open(sys.argv[1])):
-    if doc and doc.get("kind") == sys.argv[2]:
-        c = doc["spec"]["template"]["spec"]["containers"][0]
-        print(json.dumps(c.get("command", [])))
-        print(json.dumps(c.get("args", [])))
-        print(json.dumps(["%s=%s" % (e["name"], e["value"]) for e in c.get("env", [])]))
-        print(c["image"])
-        break
-PY
+	node -e '
+		const yaml = require(process.argv[1]);
+		const fs = require("fs");
+		for (const o of yaml.loadAll(fs.readFileSync(process.argv[2], "utf8"))) {
+			if (!o || o.kind !== process.argv[3]) continue;
+			const c = o.spec.template.spec.containers[0];
+			console.log(JSON.stringify(c.command || []));
+			console.log(JSON.stringify(c.args || []));
+			console.log(JSON.stringify((c.env || []).map((e) => e.name + "=" + e.value)));
+			console.log(c.image);
+			break;
+		}' "$ROOT/tests/k8s/node_modules/js-yaml" "$@"
 }
+# lines JSON-ARRAY: its strings, one a line
+lines() { jq -r '.[]' <<<"$1"; }
 
 setup() {
 	[ "$(id -u)" = 0 ] || die "needs root (rootful podman)" || return 1
@@ -93,7 +98,9 @@ setup() {
 	done
 	HELM_BIN=$(ls "$ROOT"/tests/k8s/node_modules/.cache/kubectl-layer-*/helm/helm 2>/dev/null | tail -1)
 	[ -x "$HELM_BIN" ] || die "no helm: run tests/k8s/run.sh first (it unpacks helm into tests/k8s/node_modules/.cache)" || return 1
-	python3 -c 'import yaml' 2>/dev/null || die "python3 has no yaml module" || return 1
+	for t in node jq; do
+		command -v "$t" >/dev/null || die "$t is not installed" || return 1
+	done
 	run "$VEIL" image control-plane --component cas --out "$WORK/cas"
 	ok || return 1
 	CAS_DIGEST=$out
@@ -129,8 +136,8 @@ t_images_are_oci_layouts_skopeo_and_umoci_read() {
 	[ -x "$WORK/bundle-cas/rootfs/bin/sh" ] || die "the CAS's image has no /bin/sh for the chart's first start" || return 1
 	[ ! -e "$WORK/bundle-las/rootfs/bin/sh" ] || die "the LAS's image has a shell it does not need" || return 1
 	# the CAS runs as the chart's runAsUser, the LAS as root
-	[ "$(skopeo inspect --config "oci:$WORK/cas:$tag" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"].get("User"))')" = 10001:10001 ] &&
-		[ "$(skopeo inspect --config "oci:$WORK/las:$tag" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"].get("User"))')" = None ] ||
+	[ "$(skopeo inspect --config "oci:$WORK/cas:$tag" | jq -r .config.User)" = 10001:10001 ] &&
+		[ "$(skopeo inspect --config "oci:$WORK/las:$tag" | jq -r .config.User)" = null ] ||
 		die "config.User is not 10001:10001 (CAS) and unset (LAS)"
 }
 
@@ -163,10 +170,8 @@ t_chart_renders_with_the_built_digests() {
 	printf '%s\n' "$out" >"$WORK/rendered.yaml"
 	has "image: \"registry.example/veil/veil-cas@$CAS_DIGEST\"" &&
 		has "image: \"registry.example/veil/veil-las@$LAS_DIGEST\"" || return 1
-	if [ -d "$ROOT/tests/k8s/node_modules/kubernetes-models" ]; then
-		run node "$ROOT/tests/k8s/validate.mjs" --rendered "$WORK/rendered.yaml"
-		ok || return 1
-	fi
+	run node "$ROOT/tests/k8s/validate.mjs" --rendered "$WORK/rendered.yaml"
+	ok || return 1
 	{ readarray -t CAS_C < <(container_of "$WORK/rendered.yaml" StatefulSet); } &&
 		{ readarray -t LAS_C < <(container_of "$WORK/rendered.yaml" DaemonSet); } &&
 		[ ${#CAS_C[@]} = 4 ] && [ ${#LAS_C[@]} = 4 ] || die "no CAS or LAS container in the rendering"
@@ -178,11 +183,11 @@ t_chart_renders_with_the_built_digests() {
 # (the container's first process) in CAS_INNER
 cas_start() {
 	local log=$1 a args=() envs=()
-	readarray -t args < <(python3 -c 'import json,sys; [print(a) for a in json.loads(sys.argv[1])]' "${CAS_C[1]}")
+	readarray -t args < <(lines "${CAS_C[1]}")
 	for i in "${!args[@]}"; do
 		[[ ${args[$i]} == --listen=* ]] && args[$i]=--listen=127.0.0.1:$CAS_PORT
 	done
-	readarray -t envs < <(python3 -c 'import json,sys; [print("-e\n" + a) for a in json.loads(sys.argv[1])]' "${CAS_C[2]}")
+	readarray -t envs < <(jq -r '.[] | "-e", .' <<<"${CAS_C[2]}")
 	pm run --rm --name "veil-cas-$$" --network host --read-only --user 10001:10001 --cap-drop ALL \
 		--security-opt no-new-privileges --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
 		-v "$WORK/cas-volume:/var/lib/veil-cas" "${envs[@]}" --entrypoint "${CAS_C[0]}" \
@@ -203,7 +208,7 @@ cas_stop() {
 
 t_cas_image_initialises_and_serves_in_podman() {
 	# autoInit (the default): the chart's /bin/sh script, which the image must run
-	[[ ${CAS_C[0]} == '["/bin/sh", "-c", '* ]] || die "the chart's command is not its first-start script: ${CAS_C[0]}" || return 1
+	[[ ${CAS_C[0]} == '["/bin/sh","-c",'* ]] || die "the chart's command is not its first-start script: ${CAS_C[0]}" || return 1
 	# the volume as the chart's fsGroup leaves it: the group's, writable
 	mkdir -p "$WORK/cas-volume" && chown 10001:10001 "$WORK/cas-volume" && chmod 2770 "$WORK/cas-volume" || return 1
 	CAS_PORT=$(free_port)
@@ -233,9 +238,8 @@ t_cas_image_initialises_and_serves_in_podman() {
 }
 
 t_las_image_creates_its_socket_in_podman() {
-	local cmd args a
-	cmd=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])))' "${LAS_C[0]}")
-	readarray -t args < <(python3 -c 'import json,sys; [print(a) for a in json.loads(sys.argv[1])]' "${LAS_C[1]}")
+	local args a
+	readarray -t args < <(lines "${LAS_C[1]}")
 	for a in "${args[@]}"; do
 		case $a in --socket=/run/veil/las.sock | --data=/var/lib/veil-las | --cache-seconds=*) ;;
 		*) die "the chart's veil-las args changed: ${LAS_C[1]}" || return 1 ;;
@@ -245,7 +249,7 @@ t_las_image_creates_its_socket_in_podman() {
 	pm run --rm --name "veil-las-$$" --network none --pid host --read-only --user 0 --cap-drop ALL \
 		--cap-add SYS_PTRACE --cap-add DAC_READ_SEARCH --security-opt apparmor=unconfined \
 		--security-opt no-new-privileges --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
-		-v "$WORK/run-veil:/run/veil" -v "$WORK/las-data:/var/lib/veil-las" --entrypoint "$cmd" \
+		-v "$WORK/run-veil:/run/veil" -v "$WORK/las-data:/var/lib/veil-las" --entrypoint "${LAS_C[0]}" \
 		localhost/veil-las:test "${args[@]}" >"$WORK/las.out" 2>"$WORK/las.err" &
 	local las=$!
 	pids+=("$las")
