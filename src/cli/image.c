@@ -1,10 +1,12 @@
 /* veil image push DIR REF | pull REF DIR, and the registry flags they share
  * with `veil apply` (cli_registry_*). */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -347,6 +349,36 @@ static int cp_add_program(struct cp_files *f, const char *host, const char *as,
 	return rc;
 }
 
+/* --out is replaced whole, so it must be new, an empty folder or a layout:
+ * a mistyped --out never wipes a folder of other files. */
+static int cp_out_replaceable(const char *dir, struct veil_diags *d)
+{
+	struct stat st;
+	if (lstat(dir, &st) < 0 && errno == ENOENT)
+		return 0;
+	if (lstat(dir, &st) < 0) {
+		veil_diag(d, "--out %s: %s", dir, strerror(errno));
+		return VEIL_EIO;
+	}
+	DIR *dh = S_ISDIR(st.st_mode) ? opendir(dir) : NULL;
+	int empty = 1;
+	for (struct dirent *e; dh && (e = readdir(dh));)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			empty = 0;
+	if (dh)
+		closedir(dh);
+	char *marker = veil_path_join(dir, "oci-layout");
+	int layout = marker && !lstat(marker, &st) && S_ISREG(st.st_mode);
+	free(marker);
+	if (dh && (empty || layout))
+		return 0;
+	veil_diag(d,
+		  "--out %s: exists and is not an OCI image layout folder (no oci-layout) nor "
+		  "an empty folder; it would be replaced whole, so name a new folder",
+		  dir);
+	return VEIL_EINVAL;
+}
+
 /* SOURCE_DATE_EPOCH: decimal seconds, else 0 (as veil apply reads it). */
 static int cp_epoch(long long *out, struct veil_diags *d)
 {
@@ -381,7 +413,8 @@ static void control_plane_usage(FILE *f)
 	       "SOURCE_DATE_EPOCH sets the time stamps (default 0). Prints the digest.\n\n"
 	       "Options:\n"
 	       "  -c, --component NAME          cas or las\n"
-	       "      --out DIR                 the OCI image layout folder (replaced whole)\n"
+	       "      --out DIR                 the OCI image layout folder: new, empty, or a\n"
+	       "                                layout, which is replaced whole\n"
 	       "      --binary FILE             the binary (default: veil-cas or veil-las next to\n"
 	       "                                veil)\n"
 	       "  -t, --tag TAG                 the image's name in DIR (default: veil's\n"
@@ -479,6 +512,8 @@ static int control_plane_main(int argc, char **argv)
 		}
 		rc = layout ? 0 : VEIL_ENOMEM;
 	}
+	if (!rc)
+		rc = cp_out_replaceable(layout, &d);
 	if (!rc && asprintf(&usr_bin, "/usr/bin/%s", k->binary) < 0) {
 		usr_bin = NULL;
 		rc = VEIL_ENOMEM;

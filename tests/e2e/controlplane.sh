@@ -158,6 +158,11 @@ t_two_builds_give_the_same_digest() {
 	[ "$out" != "$CAS_DIGEST" ] || die "SOURCE_DATE_EPOCH did not change the digest" || return 1
 	SOURCE_DATE_EPOCH=soon run "$VEIL" image control-plane -c cas --out "$WORK/again/cas-bad"
 	rejected && has "SOURCE_DATE_EPOCH 'soon' is not a number" || return 1
+	# --out is replaced whole: a folder of other files is refused, and kept
+	mkdir -p "$WORK/again/notes" && echo keep >"$WORK/again/notes/keep" || return 1
+	run "$VEIL" image control-plane -c cas --out "$WORK/again/notes"
+	rejected && has "exists and is not an OCI image layout folder" || return 1
+	[ "$(cat "$WORK/again/notes/keep")" = keep ] || die "--out removed a folder of other files" || return 1
 	run "$VEIL" image control-plane -c cat --out "$WORK/again/x"
 	[ "$rc" -eq 2 ] && has "--component takes cas or las, not 'cat'"
 }
