@@ -309,6 +309,22 @@ static int cp_add(struct cp_files *f, const char *path, const char *src, unsigne
 	return 0;
 }
 
+/* An executable ELF file: what an image's entrypoint (or /bin/sh) must be. */
+static int cp_executable_elf(const char *path, struct veil_diags *d)
+{
+	char magic[4] = {0};
+	struct stat st;
+	FILE *f = fopen(path, "rbe");
+	int elf =
+	    f && fread(magic, 1, sizeof(magic), f) == sizeof(magic) && !memcmp(magic, "\177ELF", 4);
+	if (f)
+		fclose(f);
+	if (elf && !stat(path, &st) && S_ISREG(st.st_mode) && (st.st_mode & 0111))
+		return 0;
+	veil_diag(d, "%s: not an executable ELF file", path);
+	return VEIL_EINVAL;
+}
+
 /* The host program at image path `as`, with its loader and the shared
  * objects it needs (DT_NEEDED, recursively) at the paths the loader finds
  * them on this host: src/image/runtime.c's resolution, the one `veil apply`
@@ -326,6 +342,8 @@ static int cp_add_program(struct cp_files *f, const char *host, const char *as,
 		veil_diag(d, "%s: not found (or not an executable file)", host);
 		rc = VEIL_ENOENT;
 	}
+	if (!rc)
+		rc = cp_executable_elf(program, d);
 	if (!rc)
 		rc = cp_add(f, as, program, 0755);
 	for (size_t i = 0; !rc && i < n; i++) {

@@ -5,7 +5,9 @@
 #   1. both images are OCI layouts that skopeo and umoci read; two builds (in
 #      other folders, another umask) give the same digest; SOURCE_DATE_EPOCH
 #      changes it; the image holds the binary, its shared objects and (the
-#      CAS's) /bin/sh, and no veil-run;
+#      CAS's) /bin/sh, and no veil-run; refused: an --out folder of other
+#      files (kept), a --binary that is not an executable ELF file, a bad
+#      SOURCE_DATE_EPOCH, an unknown --component;
 #   2. the chart, rendered by Helm with the built digests, is valid
 #      (tests/k8s/validate.mjs) and names the images by digest;
 #   3. the CAS image runs in `podman --runtime runc` with the command, args
@@ -163,6 +165,8 @@ t_two_builds_give_the_same_digest() {
 	run "$VEIL" image control-plane -c cas --out "$WORK/again/notes"
 	rejected && has "exists and is not an OCI image layout folder" || return 1
 	[ "$(cat "$WORK/again/notes/keep")" = keep ] || die "--out removed a folder of other files" || return 1
+	run "$VEIL" image control-plane -c las --out "$WORK/again/x" --binary /etc/passwd
+	rejected && has "/etc/passwd: not an executable ELF file" || return 1
 	run "$VEIL" image control-plane -c cat --out "$WORK/again/x"
 	[ "$rc" -eq 2 ] && has "--component takes cas or las, not 'cat'"
 }
