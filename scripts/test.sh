@@ -89,6 +89,9 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally podman $? "$log/podman.log"
 	tests/k8s/run.sh build-ci/veil >"$log/k8s.log" 2>&1
 	tally k8s-helm $? "$log/k8s.log"
+	# after k8s: it runs the Helm that tests/k8s/run.sh unpacks
+	tests/e2e/controlplane.sh build-ci >"$log/controlplane.log" 2>&1
+	tally controlplane $? "$log/controlplane.log"
 	tests/e2e/systemd.sh build-ci >"$log/systemd.log" 2>&1
 	tally systemd $? "$log/systemd.log"
 	tests/e2e/help.sh build-ci >"$log/help.log" 2>&1

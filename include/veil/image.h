@@ -172,4 +172,32 @@ int veil_image_build(const struct veil_measurement *m, const struct veil_image_o
 int veil_image_commit(struct veil_image_staged *s, struct veil_diags *d);
 void veil_image_discard(struct veil_image_staged *s);
 
+/* --- An image of plain files (src/image/files.c): veil's own control-plane
+ * images. One layer on no base ("scratch"), written by the same layer and
+ * layout writers with the same reproducibility rules as veil_image_build;
+ * no measurement record, no veil-run. */
+struct veil_image_file {
+	const char *path; /* absolute, normalised image path */
+	const char *src;  /* the host file copied there; NULL: a folder (0755) */
+	unsigned mode;    /* a file's mode in the image */
+};
+
+/* Everything is borrowed for the call. */
+struct veil_image_files_opts {
+	const struct veil_image_file *files; /* any order; each path once */
+	size_t file_count;
+	const char *const *entrypoint; /* config.Entrypoint, NULL-terminated */
+	const char *const *env;        /* config.Env ("NAME=value"), NULL-terminated */
+	const char *user;              /* config.User ("UID:GID"), or NULL */
+	const char *created_by;        /* the layer's history entry */
+	const char *layout;            /* the layout folder veil_image_commit() replaces */
+	const char *tag;               /* its org.opencontainers.image.ref.name */
+	long long epoch;               /* every time stamp (SOURCE_DATE_EPOCH, else 0) */
+};
+
+/* Builds the image into a staging folder beside o->layout (created with
+ * its parents); *out as veil_image_build's (image_root stays empty). */
+int veil_image_build_files(const struct veil_image_files_opts *o, struct veil_image_staged *out,
+			   struct veil_diags *d);
+
 #endif

@@ -4,6 +4,8 @@
 #
 #   tests/k8s/run.sh VEIL_BINARY
 #
+# (veil-cas and veil-las next to VEIL_BINARY: the control plane's images are built from them)
+#
 # Builds two meshes with VEIL_BINARY in a temporary directory (the seed's python-hello-user
 # example and a generated two-service mesh, one service without APP_SERVICE_PORT). For each chart:
 # `helm lint --strict`, `helm template` with the default values, with --set and with a values
@@ -601,5 +603,22 @@ helm_fails "control: two CAS replicas" "at '/cas/replicas': value must be 1" \
 	template veil "$CONTROL_CHART" --set cas.replicas=2
 expect_field "control: --set cas.autoInit=false runs veil-cas without the first-start script" "$C-set.yaml" StatefulSet veil-cas \
 	'o.spec.template.spec.containers[0].command' '["veil-cas"]'
+
+# the images `veil image control-plane` builds (issue 10, item 6; tests/e2e/controlplane.sh runs
+# them in podman), installed by their digests
+if cas_digest=$("$VEIL" image control-plane --component cas --out "$WORK/cp-cas" 2>"$WORK/cp.err") &&
+	las_digest=$("$VEIL" image control-plane --component las --out "$WORK/cp-las" 2>>"$WORK/cp.err"); then
+	pass "control: veil image control-plane builds veil-cas's and veil-las's images"
+	run "control: helm template with the built images' digests" template "$C-built.yaml" veil "$CONTROL_CHART" \
+		--namespace veil-test --set "cas.image.digest=$cas_digest" --set "las.image.digest=$las_digest" &&
+		run "control: the rendering with the built images is valid" validate --rendered "$C-built.yaml"
+	expect_field "control: veil-cas runs the built image by digest" "$C-built.yaml" StatefulSet veil-cas \
+		'o.spec.template.spec.containers[0].image' "\"veil-cas@$cas_digest\""
+	expect_field "control: veil-las runs the built image by digest" "$C-built.yaml" DaemonSet veil-las \
+		'o.spec.template.spec.containers[0].image' "\"veil-las@$las_digest\""
+else
+	sed 's/^/    /' "$WORK/cp.err"
+	fail "control: veil image control-plane"
+fi
 
 finish

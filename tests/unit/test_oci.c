@@ -1,6 +1,7 @@
 /* Unit tests: the OCI layout reader's parsers (src/image/oci.c), malformed
- * documents first, and the layer writer's check that a file archived is the
- * file measured (src/image/layer.c). */
+ * documents first, the layer writer's check that a file archived is the
+ * file measured (src/image/layer.c), and the plain-files image of the
+ * control plane (src/image/files.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <cmocka.h>
 
 #include "oci.h"
@@ -269,6 +272,148 @@ static void test_layer_refuses_a_changed_file(void **state)
 	free(src);
 }
 
+/* files_build DIR FILES N EPOCH: veil_image_build_files into DIR/NAME */
+static int files_build(const char *layout, const struct veil_image_file *files, size_t n,
+		       long long epoch, char digest[static VEIL_DIGEST_SIZE])
+{
+	const char *entrypoint[] = {"/usr/bin/app", NULL}, *env[] = {"PATH=/usr/bin", NULL};
+	struct veil_image_files_opts o = {
+	    .files = files,
+	    .file_count = n,
+	    .entrypoint = entrypoint,
+	    .env = env,
+	    .user = "10001:10001",
+	    .created_by = "test",
+	    .layout = layout,
+	    .tag = "t",
+	    .epoch = epoch,
+	};
+	struct veil_image_staged s;
+	int rc = veil_image_build_files(&o, &s, &diags);
+	if (!rc) {
+		snprintf(digest, VEIL_DIGEST_SIZE, "%s", s.digest);
+		rc = veil_image_commit(&s, &diags);
+	}
+	return rc;
+}
+
+static void test_files_image_refuses_bad_paths(void **state)
+{
+	(void)state;
+	char tmp[] = "/tmp/veil-oci-XXXXXX";
+	assert_non_null(mkdtemp(tmp));
+	char *src = veil_path_join(tmp, "f"), *layout = veil_path_join(tmp, "out");
+	assert_int_equal(veil_write_file_plain(src, "x", 1, 0644, &diags), 0);
+	const char *bad[] = {"rel/f", "/", "/a/../f", "/a//f", "/a/", "/a/./f", "/..", ""};
+	char digest[VEIL_DIGEST_SIZE];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct veil_image_file f = {bad[i], src, 0644};
+		assert_int_not_equal(files_build(layout, &f, 1, 0, digest), 0);
+		said("is not an absolute, normalised path");
+	}
+	struct veil_image_file twice[] = {
+	    {"/a/f", src, 0644}, {"/b", NULL, 0}, {"/a/f", src, 0755}};
+	assert_int_not_equal(files_build(layout, twice, 3, 0, digest), 0);
+	said("'/a/f' is named twice");
+	/* nothing written: no layout, no staging folder left beside it */
+	struct stat st;
+	assert_int_not_equal(stat(layout, &st), 0);
+	char *staging = NULL;
+	assert_true(asprintf(&staging, "%s.new-%ld", layout, (long)getpid()) > 0);
+	assert_int_not_equal(stat(staging, &st), 0);
+	assert_int_equal(veil_remove_tree(tmp), 0);
+	free(staging);
+	free(src);
+	free(layout);
+}
+
+/* the entries of layout's only layer, in tar order, "path mode" each */
+static char *layer_entries(const char *layout)
+{
+	char *index_path = veil_path_join(layout, "index.json"), *blob = NULL, *out = NULL;
+	json_t *idx = json_load_file(index_path, 0, NULL), *man = NULL;
+	const char *md = json_string_value(
+	    json_object_get(json_array_get(json_object_get(idx, "manifests"), 0), "digest"));
+	assert_non_null(md);
+	assert_true(asprintf(&blob, "%s/blobs/sha256/%s", layout, md + 7) > 0);
+	man = json_load_file(blob, 0, NULL);
+	free(blob);
+	const char *ld = json_string_value(
+	    json_object_get(json_array_get(json_object_get(man, "layers"), 0), "digest"));
+	assert_non_null(ld);
+	assert_true(asprintf(&blob, "%s/blobs/sha256/%s", layout, ld + 7) > 0);
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_filename(a, blob, 10240), ARCHIVE_OK);
+	struct veil_buf b;
+	veil_buf_init(&b, 0);
+	struct archive_entry *e;
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK)
+		veil_buf_printf(&b, "%s %o %ld:%ld %lld\n", archive_entry_pathname(e),
+				(unsigned)archive_entry_mode(e) & 07777, (long)archive_entry_uid(e),
+				(long)archive_entry_gid(e), (long long)archive_entry_mtime(e));
+	archive_read_free(a);
+	out = strndup(b.data ? b.data : "", b.size);
+	veil_buf_free(&b);
+	free(blob);
+	free(index_path);
+	json_decref(idx);
+	json_decref(man);
+	return out;
+}
+
+/* The same files in any order give the same image; the layer lists each
+ * folder once, right before its first entry, owned by 0:0 at the epoch. */
+static void test_files_image_is_reproducible(void **state)
+{
+	(void)state;
+	char tmp[] = "/tmp/veil-oci-XXXXXX";
+	assert_non_null(mkdtemp(tmp));
+	char *bin = veil_path_join(tmp, "bin"), *lib = veil_path_join(tmp, "lib");
+	char *one = veil_path_join(tmp, "one"), *two = veil_path_join(tmp, "two/x");
+	char *three = veil_path_join(tmp, "three");
+	assert_int_equal(veil_write_file_plain(bin, "#!", 2, 0700, &diags), 0);
+	assert_int_equal(veil_write_file_plain(lib, "elf", 3, 0600, &diags), 0);
+	struct veil_image_file files[] = {
+	    {"/usr/bin/app", bin, 0755}, {"/lib/x86_64-linux-gnu/libc.so.6", lib, 0644},
+	    {"/tmp", NULL, 0},           {"/lib64/ld-linux-x86-64.so.2", lib, 0755},
+	    {"/usr/lib-x", lib, 0644},
+	};
+	struct veil_image_file reversed[5];
+	for (size_t i = 0; i < 5; i++)
+		reversed[i] = files[4 - i];
+	char d1[VEIL_DIGEST_SIZE], d2[VEIL_DIGEST_SIZE], d3[VEIL_DIGEST_SIZE];
+	assert_int_equal(files_build(one, files, 5, 0, d1), 0);
+	assert_int_equal(files_build(two, reversed, 5, 0, d2), 0);
+	assert_string_equal(d1, d2);
+	assert_true(oci_digest_valid(d1));
+	/* the time stamp is an input */
+	assert_int_equal(files_build(three, files, 5, 1700000000, d3), 0);
+	assert_string_not_equal(d1, d3);
+	char *entries = layer_entries(one);
+	assert_string_equal(entries, "lib/ 755 0:0 0\n"
+				     "lib/x86_64-linux-gnu/ 755 0:0 0\n"
+				     "lib/x86_64-linux-gnu/libc.so.6 644 0:0 0\n"
+				     "lib64/ 755 0:0 0\n"
+				     "lib64/ld-linux-x86-64.so.2 755 0:0 0\n"
+				     "tmp/ 755 0:0 0\n"
+				     "usr/ 755 0:0 0\n"
+				     "usr/bin/ 755 0:0 0\n"
+				     "usr/bin/app 755 0:0 0\n"
+				     "usr/lib-x 644 0:0 0\n");
+	/* built again in place: replaced whole, the same digest */
+	assert_int_equal(files_build(one, reversed, 5, 0, d2), 0);
+	assert_string_equal(d1, d2);
+	assert_int_equal(veil_remove_tree(tmp), 0);
+	free(entries);
+	free(bin);
+	free(lib);
+	free(one);
+	free(two);
+	free(three);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -282,6 +427,8 @@ int main(void)
 	    T(test_config_malformed_refused),
 	    T(test_ref_split),
 	    T(test_layer_refuses_a_changed_file),
+	    T(test_files_image_refuses_bad_paths),
+	    T(test_files_image_is_reproducible),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
