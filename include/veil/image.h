@@ -166,6 +166,10 @@ struct veil_image_staged {
 /* Builds m's image on opts->base (see docs/images.md for the layers and the
  * reproducibility rules). Every file is hashed again as it is archived and
  * must match m. Nothing under TARGET/images/<name>/ changes here. */
+/* SOURCE_DATE_EPOCH (reproducible-builds.org): the images' time stamp in
+ * decimal seconds, else 0; anything else is an error naming it. */
+int veil_image_epoch(long long *out, struct veil_diags *d) __attribute__((warn_unused_result));
+
 int veil_image_build(const struct veil_measurement *m, const struct veil_image_opts *opts,
 		     struct veil_image_staged *out, struct veil_diags *d);
 /* TARGET/images/<name>/oci replaced by the staged folder in one step. */

@@ -219,23 +219,6 @@ static int push_image(const struct apply_opts *o, const char *layout, const char
 	return rc;
 }
 
-/* SOURCE_DATE_EPOCH (reproducible-builds.org): decimal seconds, else 0. */
-static int image_epoch(long long *out, struct veil_diags *d)
-{
-	const char *s = getenv("SOURCE_DATE_EPOCH");
-	char *end = NULL;
-	*out = 0;
-	if (!s || !*s)
-		return 0;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || *end || v < 0 || v > 253402300799LL || s[0] < '0' || s[0] > '9') {
-		veil_diag(d, "SOURCE_DATE_EPOCH '%s' is not a number of seconds since 1970", s);
-		return VEIL_EINVAL;
-	}
-	*out = v;
-	return 0;
-}
 
 /* build.encrypt: the code key from the CAS (POST /v1/code-keys; the id of
  * the previous build of this image again, so a rebuild gives the same
@@ -333,7 +316,7 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 					.runtime_path = runtime,
 					.target = o->target,
 					.registry = &o->registry.o};
-	if ((rc = choose_base(o, &m, dir, &base, d)) || (rc = image_epoch(&iopts.epoch, d)))
+	if ((rc = choose_base(o, &m, dir, &base, d)) || (rc = veil_image_epoch(&iopts.epoch, d)))
 		goto out;
 	iopts.base = base;
 	if ((rc = veil_measure_service(&m, dir, runtime, &meas, d)) ||

@@ -397,23 +397,6 @@ static int cp_out_replaceable(const char *dir, struct veil_diags *d)
 	return VEIL_EINVAL;
 }
 
-/* SOURCE_DATE_EPOCH: decimal seconds, else 0 (as veil apply reads it). */
-static int cp_epoch(long long *out, struct veil_diags *d)
-{
-	const char *s = getenv("SOURCE_DATE_EPOCH");
-	char *end = NULL;
-	*out = 0;
-	if (!s || !*s)
-		return 0;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || *end || v < 0 || v > 253402300799LL || s[0] < '0' || s[0] > '9') {
-		veil_diag(d, "SOURCE_DATE_EPOCH '%s' is not a number of seconds since 1970", s);
-		return VEIL_EINVAL;
-	}
-	*out = v;
-	return 0;
-}
 
 static void control_plane_usage(FILE *f)
 {
@@ -507,7 +490,7 @@ static int control_plane_main(int argc, char **argv)
 	struct veil_image_staged staged = {0};
 	char *self = NULL, *bin = NULL, *layout = NULL, *usr_bin = NULL;
 	long long epoch = 0;
-	int rc = cp_epoch(&epoch, &d);
+	int rc = veil_image_epoch(&epoch, &d);
 	if (!rc && !binary) {
 		self = veil_self_dir();
 		bin = self ? veil_path_join(self, k->binary) : NULL;

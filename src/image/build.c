@@ -91,30 +91,6 @@ static int add_layer(struct builder *b, const char *diff_id, const struct oci_de
 	return 0;
 }
 
-/* Each folder of dir ("/a/b") not in done ("/a" emitted before), and dir.
- * Files come sorted, so the files of one folder are contiguous and a folder
- * is never needed again once the walk has left it. */
-static int add_parents(struct oci_layer *l, const char *dir, char **done)
-{
-	size_t n = strlen(dir);
-	char *p = strdup(dir);
-	int rc = p ? 0 : VEIL_ENOMEM;
-	for (size_t i = 1; !rc && i <= n; i++) {
-		if (dir[i] != '/' && dir[i] != '\0')
-			continue;
-		p[i] = '\0';
-		size_t dl = *done ? strlen(*done) : 0;
-		int seen = *done && dl >= i && !strncmp(*done, p, i) &&
-			   ((*done)[i] == '\0' || (*done)[i] == '/');
-		if (!seen)
-			rc = oci_layer_add_dir(l, p);
-		p[i] = dir[i];
-	}
-	free(*done);
-	*done = p;
-	return rc;
-}
-
 static int pwd_fit(const char *pwd, struct veil_diags *d)
 {
 	for (const char *p = pwd; *p; p++)
@@ -136,7 +112,7 @@ static int app_layer(struct builder *b)
 	if (rc)
 		return rc;
 	if (plen)
-		rc = add_parents(l, m->pwd, &done);
+		rc = oci_layer_add_parents(l, m->pwd, &done);
 	for (size_t i = 0; !rc && i < m->file_count; i++) {
 		const char *path = m->files[i].path;
 		/* the measurement maps manifest_dir/REL to pwd/REL */
@@ -154,7 +130,7 @@ static int app_layer(struct builder *b)
 		char *dir = veil_dirname(path);
 		rc = src && dir ? 0 : VEIL_ENOMEM;
 		if (!rc && strcmp(dir, "/"))
-			rc = add_parents(l, dir, &done);
+			rc = oci_layer_add_parents(l, dir, &done);
 		if (!rc)
 			rc = oci_layer_add_file(l, path, src, m->files[i].mode, m->files[i].sha256);
 		free(src);
@@ -193,7 +169,7 @@ static int runtime_layer(struct builder *b)
 	char *dir = NULL;
 	if (b->m->program) {
 		dir = veil_dirname(VEIL_IMAGE_RUNTIME_LIST);
-		rc = dir ? add_parents(l, dir, &done) : VEIL_ENOMEM;
+		rc = dir ? oci_layer_add_parents(l, dir, &done) : VEIL_ENOMEM;
 		if (!rc)
 			rc = veil_runtime_list(b->m, &list);
 		if (!rc)
@@ -204,7 +180,7 @@ static int runtime_layer(struct builder *b)
 	veil_buf_free(&list);
 	dir = rc ? NULL : veil_dirname(VEIL_IMAGE_RUNTIME_PATH);
 	if (!rc)
-		rc = dir ? add_parents(l, dir, &done) : VEIL_ENOMEM;
+		rc = dir ? oci_layer_add_parents(l, dir, &done) : VEIL_ENOMEM;
 	if (!rc)
 		rc = oci_layer_add_file(l, VEIL_IMAGE_RUNTIME_PATH, b->o->runtime_path, 0755,
 					expect);
@@ -450,4 +426,22 @@ out:
 	free(blobs);
 	free(name_dir);
 	return rc;
+}
+
+/* SOURCE_DATE_EPOCH (reproducible-builds.org): decimal seconds, else 0. */
+int veil_image_epoch(long long *out, struct veil_diags *d)
+{
+	const char *s = getenv("SOURCE_DATE_EPOCH");
+	char *end = NULL;
+	*out = 0;
+	if (!s || !*s)
+		return 0;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < 0 || v > 253402300799LL || s[0] < '0' || s[0] > '9') {
+		veil_diag(d, "SOURCE_DATE_EPOCH '%s' is not a number of seconds since 1970", s);
+		return VEIL_EINVAL;
+	}
+	*out = v;
+	return 0;
 }

@@ -14,30 +14,6 @@
 
 #include "oci.h"
 
-/* Emits each folder of dir ("/a/b") and dir itself that the previous call
- * did not (*done: the folder it left off in). The paths come sorted, so a
- * folder is never needed again once the walk has left it. */
-static int add_missing_folders(struct oci_layer *l, const char *dir, char **done)
-{
-	size_t n = strlen(dir);
-	char *p = strdup(dir);
-	int rc = p ? 0 : VEIL_ENOMEM;
-	for (size_t i = 1; !rc && i <= n; i++) {
-		if (dir[i] != '/' && dir[i] != '\0')
-			continue;
-		p[i] = '\0';
-		size_t dl = *done ? strlen(*done) : 0;
-		int seen = *done && dl >= i && !strncmp(*done, p, i) &&
-			   ((*done)[i] == '\0' || (*done)[i] == '/');
-		if (!seen)
-			rc = oci_layer_add_dir(l, p);
-		p[i] = dir[i];
-	}
-	free(*done);
-	*done = p;
-	return rc;
-}
-
 static int by_path(const void *a, const void *b)
 {
 	return strcmp(((const struct veil_image_file *)a)->path,
@@ -87,13 +63,13 @@ static int files_layer(const struct veil_image_files_opts *o, const char *stagin
 	for (size_t i = 0; !rc && i < o->file_count; i++) {
 		const struct veil_image_file *f = &sorted[i];
 		if (!f->src) {
-			rc = add_missing_folders(l, f->path, &done);
+			rc = oci_layer_add_parents(l, f->path, &done);
 			continue;
 		}
 		char *dir = veil_dirname(f->path);
 		rc = dir ? 0 : VEIL_ENOMEM;
 		if (!rc && strcmp(dir, "/"))
-			rc = add_missing_folders(l, dir, &done);
+			rc = oci_layer_add_parents(l, dir, &done);
 		free(dir);
 		if (!rc)
 			rc = oci_layer_add_file(l, f->path, f->src, f->mode, NULL);

@@ -392,3 +392,27 @@ out:
 	oci_layer_abort(l);
 	return rc;
 }
+
+/* Each folder of dir ("/a/b") not in done ("/a" emitted before), and dir.
+ * Files come sorted, so the files of one folder are contiguous and a folder
+ * is never needed again once the walk has left it. */
+int oci_layer_add_parents(struct oci_layer *l, const char *dir, char **done)
+{
+	size_t n = strlen(dir);
+	char *p = strdup(dir);
+	int rc = p ? 0 : VEIL_ENOMEM;
+	for (size_t i = 1; !rc && i <= n; i++) {
+		if (dir[i] != '/' && dir[i] != '\0')
+			continue;
+		p[i] = '\0';
+		size_t dl = *done ? strlen(*done) : 0;
+		int seen = *done && dl >= i && !strncmp(*done, p, i) &&
+			   ((*done)[i] == '\0' || (*done)[i] == '/');
+		if (!seen)
+			rc = oci_layer_add_dir(l, p);
+		p[i] = dir[i];
+	}
+	free(*done);
+	*done = p;
+	return rc;
+}

@@ -92,6 +92,11 @@ struct oci_layer;
 int oci_layer_open(struct oci_layer **out, const char *layout, time_t mtime, struct veil_diags *d);
 /* A folder entry (0755, 0:0) for an image path ("/a/b"). */
 int oci_layer_add_dir(struct oci_layer *l, const char *image_path);
+/* Adds each folder of dir ("/a/b", itself included) that the previous call
+ * did not (*done: the folder it left off in, owned, freed by the caller at
+ * the end). The callers add paths sorted, so a folder once left is never
+ * needed again. */
+int oci_layer_add_parents(struct oci_layer *l, const char *dir, char **done);
 /* A regular file from src; its SHA-256 as it was read must equal expect
  * (NULL: not checked). */
 int oci_layer_add_file(struct oci_layer *l, const char *image_path, const char *src, unsigned mode,
