@@ -26,6 +26,9 @@
 #define VEIL_CODE_OVERHEAD (8 + 12 + 16)
 /* the largest plaintext a file may have (veil-run holds it in memory) */
 #define VEIL_CODE_MAX_SIZE ((size_t)64 << 20)
+/* ... and of all encrypted files of an image together, with its injection
+ * files (src/runtime/inject.c's budget: 64 MiB, 256 files) */
+#define VEIL_CODE_MAX_FILES 256
 
 /* plain (size bytes) -> *out (malloc'd, size + VEIL_CODE_OVERHEAD bytes).
  * 0, VEIL_ELIMIT (too large), VEIL_ENOMEM or VEIL_EIO. */

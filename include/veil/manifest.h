@@ -72,8 +72,9 @@ struct veil_build {
 	char **host_paths;
 	size_t host_paths_count;
 	int sign;
-	/* globs (fnmatch, relative to pwd; "**" matches across folders) of the
-	 * copy files stored encrypted (a veil extension: docs/images.md) */
+	/* globs (fnmatch without FNM_PATHNAME, relative to pwd: '*' also matches
+	 * '/') of the copy files stored encrypted (a veil extension:
+	 * docs/images.md) */
 	char **encrypt;
 	size_t encrypt_count;
 	struct veil_pos encrypt_pos;

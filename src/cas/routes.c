@@ -829,6 +829,7 @@ struct attest_cache_entry {
 	char ns[129];
 	unsigned long long generation;
 	struct stored st;
+	char *owner; /* the namespace's creator (the code key's owner) */
 	int used;
 };
 
@@ -836,6 +837,7 @@ static void attest_cache_clear(struct attest_cache_entry *e)
 {
 	if (e->used)
 		stored_free(&e->st);
+	free(e->owner);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -1163,10 +1165,15 @@ static int add_code_key(struct veil_vault *v, const struct veil_policy_service *
 	json_t *files = json_array();
 	json_t *dec = json_pack("{s:s, s:o}", "key", hex, "files", files);
 	OPENSSL_cleanse(hex, sizeof(hex));
-	for (size_t i = 0; files && i < svc->encrypted_count; i++)
-		if (json_array_append_new(files, json_string(svc->encrypted[i])))
-			dec = (json_decref(dec), NULL);
-	if (!dec || json_object_set_new(resp, "decrypt", dec))
+	int bad = !dec;
+	for (size_t i = 0; !bad && i < svc->encrypted_count; i++)
+		bad = json_array_append_new(files, json_string(svc->encrypted[i]));
+	if (bad) {
+		json_decref(dec);
+		return VEIL_ENOMEM;
+	}
+	/* set_new takes dec, also when it fails */
+	if (json_object_set_new(resp, "decrypt", dec))
 		return VEIL_ENOMEM;
 	return 0;
 }
@@ -1465,8 +1472,10 @@ static void attest(struct ctx *c)
 	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
 	struct attest_cache_entry *slot = attest_slot(c->t, ns, gen);
 	struct stored *sp = &st; /* the cached entry, or st (this request's) */
+	const char *owner = NULL;
 	if (slot && slot->used && slot->generation == gen && !strcmp(slot->ns, ns)) {
 		sp = &slot->st;
+		owner = slot->owner;
 	} else {
 		int rc = c->t->store->ops->get(c->t->store, ns, &r);
 		if (rc == VEIL_ENOENT) {
@@ -1477,8 +1486,12 @@ static void attest(struct ctx *c)
 			fail(c, 500, ns, "cannot open the stored policy");
 			goto out;
 		}
-		if (slot && strlen(ns) < sizeof(slot->ns) && !has_imports(&st.policy)) {
+		owner = r.owner;
+		char *own = NULL;
+		if (slot && strlen(ns) < sizeof(slot->ns) && !has_imports(&st.policy) &&
+		    (own = strdup(r.owner))) {
 			attest_cache_clear(slot);
+			slot->owner = own;
 			slot->st = st; /* moved: the doc's arena is on the heap, the
 					* policy's pointers stay valid */
 			memset(&st, 0, sizeof(st));
@@ -1542,7 +1555,7 @@ static void attest(struct ctx *c)
 		goto out;
 	}
 	if (!(resp = json_object()) || render_config(p, svc, &sp->secrets, resp, &d) ||
-	    add_code_key(c->t->cas->vault, svc, r.owner, resp, &d) ||
+	    add_code_key(c->t->cas->vault, svc, owner, resp, &d) ||
 	    !(body = json_dumps(resp, JSON_COMPACT))) {
 		diags_text(&d, msg, sizeof(msg));
 		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -14,6 +15,7 @@
 #include "veil/deploy.h"
 #include "veil/image.h"
 #include "veil/policy.h"
+#include "veil/secrets.h"
 
 struct apply_opts {
 	const char *target;
@@ -234,13 +236,15 @@ static int encrypt_code(const struct apply_opts *o, const struct veil_service_ma
 	char *rec = idir ? veil_path_join(idir, "measurement.yaml") : NULL;
 	char *edir = idir ? veil_path_join(idir, "encrypted") : NULL;
 	char body[80] = "{}", id[VEIL_CODE_KEY_ID_HEX + 1] = "";
-	uint8_t key[VEIL_CODE_KEY_SIZE];
+	/* locked, never in a core dump (and this process dumps no core) */
+	uint8_t *key = veil_secure_alloc(VEIL_CODE_KEY_SIZE);
 	struct client c;
 	struct response r = {0};
 	struct veil_measurement prev = {0};
 	struct veil_diags quiet;
 	json_t *j = NULL;
-	int rc = rec && edir ? 0 : VEIL_ENOMEM, opened = 0;
+	int rc = rec && edir && key ? 0 : VEIL_ENOMEM, opened = 0;
+	prctl(PR_SET_DUMPABLE, 0);
 	veil_diags_init(&quiet);
 	if (!rc && !veil_measurement_load(rec, &prev, &quiet) && prev.code_key_id[0])
 		snprintf(body, sizeof(body), "{\"key_id\":\"%s\"}", prev.code_key_id);
@@ -263,7 +267,7 @@ static int encrypt_code(const struct apply_opts *o, const struct veil_service_ma
 		const char *kid = NULL, *khex = NULL;
 		j = json_loadb(r.body.data ? r.body.data : "", r.body.size, 0, &je);
 		if (json_unpack(j, "{s:s, s:s}", "key_id", &kid, "key", &khex) ||
-		    !veil_code_key_id_valid(kid) || veil_unhex(khex, key, sizeof(key))) {
+		    !veil_code_key_id_valid(kid) || veil_unhex(khex, key, VEIL_CODE_KEY_SIZE)) {
 			veil_diag(d, "the CAS's code key answer is malformed");
 			rc = VEIL_EIO;
 		} else {
@@ -276,7 +280,8 @@ static int encrypt_code(const struct apply_opts *o, const struct veil_service_ma
 		OPENSSL_cleanse(r.body.data, r.body.size);
 	if (!rc)
 		rc = veil_measure_encrypt(meas, m, dir, id, key, edir, d);
-	OPENSSL_cleanse(key, sizeof(key));
+	if (key)
+		veil_secure_free(key, VEIL_CODE_KEY_SIZE);
 	json_decref(j);
 	response_free(&r);
 	if (opened)

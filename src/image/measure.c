@@ -668,6 +668,7 @@ int veil_measure_encrypt(struct veil_measurement *m, const struct veil_service_m
 	unsigned char *used = calloc(b->encrypt_count + 1, 1);
 	char **list = calloc(m->file_count + 1, sizeof(*list));
 	size_t n = 0;
+	uint64_t total = 0;
 	int rc = used && list ? 0 : VEIL_ENOMEM;
 	if (!veil_code_key_id_valid(key_id)) {
 		veil_diag(d, "code key id '%s' is malformed", key_id);
@@ -691,6 +692,16 @@ int veil_measure_encrypt(struct veil_measurement *m, const struct veil_service_m
 		rc = src && dst && parent ? 0 : VEIL_ENOMEM;
 		if (!rc)
 			rc = veil_read_file(src, VEIL_CODE_MAX_SIZE, &plain, &psize, d);
+		/* veil-run holds them in memory with the injection files: one
+		 * budget of 64 MiB and 256 files for both */
+		if (!rc && ((total += psize) > VEIL_CODE_MAX_SIZE ||
+			    n + 1 + sm->inject_count > VEIL_CODE_MAX_FILES)) {
+			veil_diag(d,
+				  "build: the encrypted files and injection files exceed %zu MiB or "
+				  "%d files in total (veil-run keeps them in memory)",
+				  VEIL_CODE_MAX_SIZE >> 20, VEIL_CODE_MAX_FILES);
+			rc = VEIL_ELIMIT;
+		}
 		/* the file must be the one measured a moment ago */
 		if (!rc && (veil_sha256(plain, psize, h) || memcmp(h, f->sha256, sizeof(h)))) {
 			veil_diag(d, "copy: '%s' changed while it was measured; run 'veil apply' again",

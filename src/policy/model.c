@@ -264,6 +264,29 @@ static void parse_encryption(struct yctx *c, const struct ynode *e, struct veil_
 	}
 }
 
+/* Encrypted code is decrypted for whatever program the policy in force
+ * names, and its key is derived for the namespace's creator: a policy that
+ * others may change would let them read the creator's code (any image under
+ * any of the creator's key ids). So only the creator writes such a policy,
+ * and only for a measured image. */
+static void check_encryption(struct yctx *c, const struct veil_policy *p, const struct ynode *at,
+			     const struct veil_policy_service *s)
+{
+	int creator_only = p->update_count == 1 && (!strcmp(p->update[0], "CREATOR") ||
+						    !strcmp(p->update[0], "NONE"));
+	if (!creator_only)
+		yerr(c, at,
+		     "services: '%s' has encrypted files, so access_policy.update must be "
+		     "[CREATOR] or [NONE] (whoever may change the policy could have the code "
+		     "decrypted for a program of theirs)",
+		     s->name);
+	if (!s->image_root)
+		yerr(c, at,
+		     "services: '%s' has encrypted files but no image_root: the code key is "
+		     "given only to a runtime whose whole image is measured",
+		     s->name);
+}
+
 static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
 {
 	static const char *const keys[] = {
@@ -482,6 +505,8 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 					     s->name);
 			for (size_t k = 0; k < s->env_count; k++)
 				check_ph(&c, p, svcs->items[i], s->env[k].value, s->env[k].name);
+			if (s->code_key_id)
+				check_encryption(&c, p, ymap_get(svcs->items[i], "encryption"), s);
 			p->service_count++;
 		}
 	}

@@ -64,6 +64,20 @@ int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why, size
 	    veil_unhex(khex, key, sizeof(key)))
 		return rt_failf(why, cap, "malformed code key from the CAS");
 	size_t count = json_array_size(files);
+	/* the budget of the injection files' memory, checked before anything
+	 * is read (inject_files checks it again with the policy's files) */
+	uint64_t total = 0;
+	for (size_t i = 0; i < count; i++) {
+		const char *path = json_string_value(json_array_get(files, i));
+		struct stat st;
+		if (path && !lstat(path, &st) && S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_size;
+	}
+	if (total > VEIL_CODE_MAX_SIZE + count * (uint64_t)VEIL_CODE_OVERHEAD) {
+		OPENSSL_cleanse(key, sizeof(key));
+		return rt_failf(why, cap, "the encrypted files exceed %zu MiB in total",
+				VEIL_CODE_MAX_SIZE >> 20);
+	}
 	struct decrypted *d = calloc(count + 1, sizeof(*d));
 	int rc = d ? 0 : rt_failf(why, cap, "out of memory");
 	for (size_t i = 0; !rc && i < count; i++) {

@@ -847,6 +847,13 @@ int main(int argc, char **argv)
 	 * decrypted (as verified: the pinned copy) into memory the same way */
 	struct decrypted *dec = NULL;
 	size_t ndec = 0;
+	/* plaintext code only into veil-run's own mount namespace: without
+	 * one (no CAP_SYS_ADMIN) it would land in a folder others share */
+	if (unpinned && json_object_get(cfg, "decrypt"))
+		return refuse("the policy's encrypted files need veil-run's private mount "
+			      "namespace (CAP_SYS_ADMIN), which it does not have (%s): refusing "
+			      "to start",
+			      pin_why);
 	if (decrypt_code(json_object_get(cfg, "decrypt"), &dec, &ndec, why, sizeof(why)))
 		return refuse("%s", why);
 	size_t nfiles = json_array_size(files), ninj = nfiles + ndec;

@@ -218,6 +218,61 @@ t_code_key_endpoint_refusals() {
 	rm -f "$WORK/.body"
 }
 
+# the CAS caches a policy per thread: a second start of the same policy (a
+# pod's restart) gets the key too (it got 500 before the cache kept the owner)
+t_second_start_same_policy() {
+	touch "$WORK/go"
+	local i
+	for i in 1 2 3; do
+		start_service myPythonApp/pythonapp || die "start $i: $(cat "$WORK/run.err")" || return 1
+		grep -qx "API_USER = myself" "$WORK/run.out" || die "start $i did not run" || return 1
+	done
+}
+
+# whoever may change the policy could have the code decrypted for a program
+# of theirs: a policy with encrypted files is writable by its creator only,
+# and names a measured image
+t_encryption_needs_creator_only_policy() {
+	cd "$WORK/app" || return 1
+	local bhash
+	bhash=$(B whoami | sed -n 's/^identity  *\([0-9a-f]\{64\}\).*/\1/p')
+	[ ${#bhash} = 64 ] || bhash=$(B whoami -o json | jq -r .identity)
+	[ ${#bhash} = 64 ] || die "no identity for B" || return 1
+	A policy get myPythonApp >"$WORK/p.yaml" || return 1
+	awk -v b="$bhash" '{print} /^  update:$/ {print "    - " b}' "$WORK/p.yaml" >"$WORK/deleg.yaml"
+	grep -q -- "- $bhash" "$WORK/deleg.yaml" || die "cannot add B to update" || return 1
+	run A policy update "$WORK/deleg.yaml" && rejected &&
+		has "access_policy.update must be [CREATOR] or [NONE]" || return 1
+	grep -v "^    image_root: " "$WORK/p.yaml" >"$WORK/noroot.yaml"
+	run A policy update "$WORK/noroot.yaml" && rejected && has "has encrypted files but no image_root" || return 1
+	# the policy in force is unchanged: it still starts
+	touch "$WORK/go"
+	start_service myPythonApp/pythonapp && grep -qx "API_USER = myself" "$WORK/run.out" ||
+		die "the policy changed: $(cat "$WORK/run.err")" || return 1
+}
+
+# plaintext only into veil-run's own mount namespace: without CAP_SYS_ADMIN
+# (a policy tolerating unpinned files) the start is refused, nothing written
+t_no_private_namespace_refused() {
+	cd "$WORK/app" || return 1
+	A policy get myPythonApp >"$WORK/p.yaml" || return 1
+	awk '{print} /^      - debug-mode$/ {print "      - insecure-unpinned-files"}' "$WORK/p.yaml" >"$WORK/unpinned.yaml"
+	run A policy update "$WORK/unpinned.yaml" && ok || return 1
+	touch "$WORK/go"
+	unshare -m --propagation private bash -c '
+		mount --bind "$1" /python || exit 97
+		shift
+		exec setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin env -i "$@"' _ "$WORK/img/python" \
+		SCONE_CONFIG_ID=myPythonApp/pythonapp SCONE_CAS_ADDR=127.0.0.1:$PORT \
+		SCONE_LAS_ADDR="$WORK/las.sock" VEIL_CAS_KEY="$CAS_KEY" SCONE_LOG=info \
+		VEIL_IMAGE_ROOT="$WORK/img" "$BUILD/veil-run" >"$WORK/run.out" 2>"$WORK/run.err"
+	rc=$?
+	[ "$rc" != 0 ] || die "started without a private mount namespace" || return 1
+	grep -q "encrypted files need veil-run's private mount namespace" "$WORK/run.err" ||
+		die "no refusal: $(cat "$WORK/run.err")" || return 1
+	[ -z "$(holds_marker "$WORK/img" /python)" ] || die "plaintext written" || return 1
+}
+
 # B copies A's policy (the key id included) into a namespace of its own: the
 # CAS derives B's key, which does not open A's code
 t_other_owner_same_key_id_refused() {
@@ -272,6 +327,7 @@ t_refusals() {
 }
 
 run_in_order encrypt t_setup t_image_and_target_hold_ciphertext_only t_registry_holds_ciphertext_only \
-	t_runs_after_attestation_plaintext_in_memory_only t_code_key_never_written \
+	t_runs_after_attestation_plaintext_in_memory_only t_second_start_same_policy t_code_key_never_written \
 	t_rebuild_same_key_same_digest t_code_key_endpoint_refusals t_other_owner_same_key_id_refused \
+	t_encryption_needs_creator_only_policy t_no_private_namespace_refused \
 	t_key_removed_from_policy_does_not_run t_refusals
