@@ -319,6 +319,12 @@ t_refusals() {
 	run env VEIL_HOME="$WORK/home-none" "$VEIL" apply -f service.yaml --no-push && rejected &&
 		has "build.encrypt needs the CAS that makes the code key" || return 1
 	[ -z "$(holds_marker "$WORK/bad/target" 2>/dev/null)" ] || die "plaintext written by a refused build" || return 1
+	# veil-run holds the encrypted files in memory: 64 MiB in total
+	head -c $((40 << 20)) /dev/zero >big1.bin && head -c $((40 << 20)) /dev/zero >big2.bin || return 1
+	sed -i 's/^    - print_env.py$/    - print_env.py\n    - big1.bin\n    - big2.bin/; s/encrypt: \["\*.py"\]/encrypt: ["*.py", "*.bin"]/' service.yaml
+	run A apply -f service.yaml --cas "$URL" --no-push && [ "$rc" = 1 ] &&
+		has "the encrypted files and injection files exceed 64 MiB or 256 files in total" || die "got $rc: $err" || return 1
+	rm -f big1.bin big2.bin
 	cd "$WORK/app" || return 1
 	sed -e 's/^name: myPythonApp$/name: badEnc/' -e "s/key_id: $KEY_ID/key_id: XYZ/" target/policies/myPythonApp.yaml >"$WORK/bad1.yaml"
 	run A policy create "$WORK/bad1.yaml" && rejected && has "encryption key_id must be 32 lower-case hex digits" || return 1
