@@ -66,7 +66,7 @@ struct veil_snp_report {
 	uint8_t host_data[32];
 	uint8_t id_key_digest[48], author_key_digest[48];
 	uint8_t report_id[32], report_id_ma[32];
-	uint64_t reported_tcb; /* raw; veil_snp_tcb_decode() by product */
+	uint64_t reported_tcb;                          /* raw; veil_snp_tcb_decode() by product */
 	uint8_t cpuid_fam_id, cpuid_mod_id, cpuid_step; /* v3 and later; 0 in v2 */
 	uint8_t chip_id[64];
 	uint64_t committed_tcb;
@@ -98,7 +98,7 @@ void veil_snp_tcb_decode(uint64_t tcb, enum veil_snp_product p, struct veil_snp_
  * versions other than 2-5, signature_algo other than 1, a signing key
  * other than VCEK/VLEK/none, and reserved areas that are not zero. */
 int veil_snp_parse(const uint8_t *r, size_t n, struct veil_snp_report *out, char *why, size_t cap)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* The same for a report at the start of a larger buffer (a report followed
  * by a certificate table, say): *used is set to the bytes read. */

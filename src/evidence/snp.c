@@ -45,7 +45,8 @@
 #define CA_BUNDLE_MAX (256 * 1024)
 #define CA_BUNDLE_CERTS_MAX 16
 
-static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int refuse(char *why, size_t cap, const char *fmt, ...)
 {
 	if (why && cap) {
@@ -108,7 +109,8 @@ static enum veil_snp_product product_of_cpuid(uint8_t family, uint8_t model)
 {
 	if (family == 0x19 && model <= 0x0F)
 		return VEIL_SNP_PRODUCT_MILAN;
-	if (family == 0x19 && ((model >= 0x10 && model <= 0x1F) || (model >= 0xA0 && model <= 0xAF)))
+	if (family == 0x19 &&
+	    ((model >= 0x10 && model <= 0x1F) || (model >= 0xA0 && model <= 0xAF)))
 		return VEIL_SNP_PRODUCT_GENOA;
 	if (family == 0x1A && model <= 0x11)
 		return VEIL_SNP_PRODUCT_TURIN;
@@ -143,8 +145,8 @@ static int parse_fields(struct veil_cursor *c, struct veil_snp_report *r, char *
 	do {                                                                                       \
 		at = veil_cur_pos(c);                                                              \
 		if (!reserved_zero(c, n))                                                          \
-			return refuse(why, cap, "SNP report: reserved bytes at 0x%zx are not zero",  \
-				      at);                                                         \
+			return refuse(why, cap,                                                    \
+				      "SNP report: reserved bytes at 0x%zx are not zero", at);     \
 	} while (0)
 
 	FIELD("version", veil_cur_le32(c, &r->version));
@@ -342,7 +344,7 @@ static X509 *load_key_cert(const uint8_t *data, size_t n)
 }
 
 /* every certificate of a PEM bundle, at most CA_BUNDLE_CERTS_MAX */
-static STACK_OF(X509) *load_bundle(const char *pem, size_t len)
+static STACK_OF(X509) * load_bundle(const char *pem, size_t len)
 {
 	STACK_OF(X509) *sk = sk_X509_new_null();
 	BIO *bio = BIO_new_mem_buf(pem, (int)len);
@@ -363,7 +365,7 @@ fail:
 	return NULL;
 }
 
-static X509 *find_by_cn(STACK_OF(X509) *sk, const char *want)
+static X509 *find_by_cn(STACK_OF(X509) * sk, const char *want)
 {
 	char cn[64];
 	for (int i = 0; i < sk_X509_num(sk); i++) {
@@ -420,8 +422,8 @@ static bool ark_has_fingerprint(X509 *ark, const unsigned char want[static 32])
 }
 
 /* The key certificate's chain to AMD's root; *product on success. */
-static int verify_chain(X509 *key, enum veil_snp_signer signer, const char *ca_chain_pem,
-			time_t at, enum veil_snp_product *product, char *why, size_t cap)
+static int verify_chain(X509 *key, enum veil_snp_signer signer, const char *ca_chain_pem, time_t at,
+			enum veil_snp_product *product, char *why, size_t cap)
 {
 	const char *key_name = veil_snp_signer_name(signer);
 	const char *ica_role = signer == VEIL_SNP_SIGNER_VLEK ? "ASVK" : "ASK";
@@ -429,10 +431,11 @@ static int verify_chain(X509 *key, enum veil_snp_signer signer, const char *ca_c
 	subject_cn(key, cn, sizeof(cn));
 	snprintf(want_cn, sizeof(want_cn), "SEV-%s", key_name);
 	if (strcmp(cn, want_cn))
-		return refuse(why, cap,
-			      "the report is signed by a %s (signer_info) but the key certificate's "
-			      "CN is '%s', not '%s'",
-			      key_name, cn, want_cn);
+		return refuse(
+		    why, cap,
+		    "the report is signed by a %s (signer_info) but the key certificate's "
+		    "CN is '%s', not '%s'",
+		    key_name, cn, want_cn);
 	issuer_cn(key, cn, sizeof(cn));
 	enum veil_snp_product p = product_of_issuer(cn, signer);
 	const struct product_roots *roots = roots_of(p);
@@ -456,7 +459,8 @@ static int verify_chain(X509 *key, enum veil_snp_signer signer, const char *ca_c
 			goto out;
 		}
 		if (!(bundle = load_bundle(ca_chain_pem, len))) {
-			err = refuse(why, cap, "CA bundle is not a PEM list of at most %d certificates",
+			err = refuse(why, cap,
+				     "CA bundle is not a PEM list of at most %d certificates",
 				     CA_BUNDLE_CERTS_MAX);
 			goto out;
 		}
@@ -489,8 +493,8 @@ static int verify_chain(X509 *key, enum veil_snp_signer signer, const char *ca_c
 	}
 	if (X509_NAME_cmp(X509_get_issuer_name(ica), X509_get_subject_name(ark)) ||
 	    !signed_by_pss(ica, X509_get0_pubkey(ark))) {
-		err = refuse(why, cap, "%s not signed by ARK (%s not signed by %s)", ica_role, ica_cn,
-			     ark_cn);
+		err = refuse(why, cap, "%s not signed by ARK (%s not signed by %s)", ica_role,
+			     ica_cn, ark_cn);
 		goto out;
 	}
 	if (X509_NAME_cmp(X509_get_issuer_name(key), X509_get_subject_name(ica)) ||
@@ -629,13 +633,13 @@ static int check_extensions(X509 *key, const struct veil_snp_report *r,
 	for (size_t i = id_size; i < sizeof(r->chip_id); i++)
 		rest_zero &= r->chip_id[i] == 0;
 	if (CRYPTO_memcmp(hwid, r->chip_id, id_size) || !rest_zero)
-		return refuse(why, cap, "report's chip_id != VCEK's hwID (the VCEK of another chip)");
+		return refuse(why, cap,
+			      "report's chip_id != VCEK's hwID (the VCEK of another chip)");
 	return 0;
 }
 
 /* ECDSA P-384 over the signed bytes with SHA-384; r and s little-endian */
-static int check_report_signature(X509 *key, const struct veil_snp_report *r, char *why,
-				  size_t cap)
+static int check_report_signature(X509 *key, const struct veil_snp_report *r, char *why, size_t cap)
 {
 	const char *key_name = veil_snp_signer_name(r->signing_key);
 	EVP_PKEY *pk = X509_get0_pubkey(key);
@@ -683,7 +687,8 @@ int veil_snp_verify_key_cert(const uint8_t *key_cert, size_t n, enum veil_snp_si
 			      veil_snp_signer_name(signer));
 	X509 *key = load_key_cert(key_cert, n);
 	if (!key)
-		return refuse(why, cap, "%s certificate does not parse (DER or PEM, at most %d bytes)",
+		return refuse(why, cap,
+			      "%s certificate does not parse (DER or PEM, at most %d bytes)",
 			      veil_snp_signer_name(signer), KEY_CERT_MAX);
 	enum veil_snp_product p;
 	int err = verify_chain(key, signer, ca_chain_pem, at ? at : time(NULL), &p, why, cap);
@@ -706,11 +711,12 @@ int veil_snp_verify(const struct veil_snp_report *r, const uint8_t *key_cert, si
 	const char *key_name = veil_snp_signer_name(r->signing_key);
 	X509 *key = load_key_cert(key_cert, n);
 	if (!key)
-		return refuse(why, cap, "%s certificate does not parse (DER or PEM, at most %d bytes)",
+		return refuse(why, cap,
+			      "%s certificate does not parse (DER or PEM, at most %d bytes)",
 			      key_name, KEY_CERT_MAX);
 	enum veil_snp_product p = VEIL_SNP_PRODUCT_UNKNOWN;
-	int err = verify_chain(key, r->signing_key, ca_chain_pem, at ? at : time(NULL), &p, why,
-			       cap);
+	int err =
+	    verify_chain(key, r->signing_key, ca_chain_pem, at ? at : time(NULL), &p, why, cap);
 	if (err)
 		goto out;
 	if (r->version >= 3 && r->product != p) {

@@ -52,11 +52,10 @@ static const struct vector vectors[] = {
      VEIL_SNP_SIGNER_VCEK, 0, 0},
     {"teekit/sev-gcp.bin", "teekit/sev-gcp-vcek.pem", "teekit/sev-gcp-cert-chain.pem", 5,
      VEIL_SNP_PRODUCT_MILAN, VEIL_SNP_SIGNER_VCEK, 0, 0},
-    {"teekit/sev-gcp-reportdata.bin", "teekit/sev-gcp-vcek.pem", "teekit/sev-gcp-cert-chain.pem",
-     5, VEIL_SNP_PRODUCT_MILAN, VEIL_SNP_SIGNER_VCEK, 1, 0},
+    {"teekit/sev-gcp-reportdata.bin", "teekit/sev-gcp-vcek.pem", "teekit/sev-gcp-cert-chain.pem", 5,
+     VEIL_SNP_PRODUCT_MILAN, VEIL_SNP_SIGNER_VCEK, 1, 0},
     {"teekit/sev-gcp-x25519-bound.bin", "teekit/sev-gcp-x25519-vcek.pem",
-     "teekit/sev-gcp-x25519-cert-chain.pem", 5, VEIL_SNP_PRODUCT_MILAN, VEIL_SNP_SIGNER_VCEK, 1,
-     0},
+     "teekit/sev-gcp-x25519-cert-chain.pem", 5, VEIL_SNP_PRODUCT_MILAN, VEIL_SNP_SIGNER_VCEK, 1, 0},
 };
 
 /* a vector file, NUL-terminated (so PEM bundles are strings) */
@@ -252,9 +251,9 @@ static void test_every_flip_in_the_signed_region_is_refused(void **state)
 		int err = check(l.report, l.rn, l.key, l.kn, l.chain, AT, NULL);
 		if (!err)
 			fail_msg("flip at 0x%zx accepted", off);
-		bool checked_field = in_range(off, 0x00, 0x04) ||  /* version */
-				     in_range(off, 0x34, 0x38) ||  /* signature_algo */
-				     in_range(off, 0x48, 0x50) ||  /* signer_info, reserved */
+		bool checked_field = in_range(off, 0x00, 0x04) ||   /* version */
+				     in_range(off, 0x34, 0x38) ||   /* signature_algo */
+				     in_range(off, 0x48, 0x50) ||   /* signer_info, reserved */
 				     in_range(off, 0x180, 0x1E0) || /* reported_tcb..chip_id */
 				     off == 0x1EB || off == 0x1EF || off >= 0x1F8;
 		if (!checked_field && !strstr(why, "report signature"))
@@ -305,8 +304,8 @@ static void test_flip_in_the_signature_is_refused(void **state)
 
 /* the offsets where a field starts (and the end) */
 static const size_t boundaries[] = {
-    0x000, 0x004, 0x008, 0x010, 0x020, 0x030, 0x034, 0x038, 0x040, 0x048, 0x04C,
-    0x050, 0x090, 0x0C0, 0x0E0, 0x110, 0x140, 0x160, 0x180, 0x188, 0x1A0, 0x1E0,
+    0x000, 0x004, 0x008, 0x010, 0x020, 0x030, 0x034, 0x038, 0x040, 0x048,     0x04C,
+    0x050, 0x090, 0x0C0, 0x0E0, 0x110, 0x140, 0x160, 0x180, 0x188, 0x1A0,     0x1E0,
     0x1E8, 0x1EC, 0x1F0, 0x1F8, 0x200, 0x208, 0x2A0, 0x2E8, 0x330, 0x4A0 - 1,
 };
 
@@ -414,7 +413,8 @@ static void test_signer_info_and_reserved_fields(void **state)
 	assert_refused(veil_snp_verify(&r, l.key, l.kn, l.chain, AT, NULL, why, sizeof(why)),
 		       "not signed");
 	put_le32(l.report + 0x48, 0);
-	const size_t reserved[] = {0x4C, 0x18B, 0x19F, 0x1EB, 0x1EF, 0x1F8, 0x208, 0x29F, 0x4A0 - 1};
+	const size_t reserved[] = {0x4C,  0x18B, 0x19F, 0x1EB,    0x1EF,
+				   0x1F8, 0x208, 0x29F, 0x4A0 - 1};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(reserved); i++) {
 		l.report[reserved[i]] ^= 0x40;
 		assert_refused(veil_snp_parse(l.report, l.rn, &r, why, sizeof(why)),
@@ -709,18 +709,18 @@ static void test_turin_vcek_chains_to_the_compiled_in_root(void **state)
 	uint8_t *key = vec("virtee-sev/tests/certs_data/vcek_turin.der", &kn);
 	char *chain = (char *)vec("virtee-sev/tests/certs_data/cert_chain_turin", NULL);
 	enum veil_snp_product p = VEIL_SNP_PRODUCT_UNKNOWN;
-	assert_int_equal(veil_snp_verify_key_cert(key, kn, VEIL_SNP_SIGNER_VCEK, NULL, AT, &p, why,
-						  sizeof(why)),
-			 0);
+	assert_int_equal(
+	    veil_snp_verify_key_cert(key, kn, VEIL_SNP_SIGNER_VCEK, NULL, AT, &p, why, sizeof(why)),
+	    0);
 	assert_int_equal(p, VEIL_SNP_PRODUCT_TURIN);
 	p = VEIL_SNP_PRODUCT_UNKNOWN;
 	assert_int_equal(veil_snp_verify_key_cert(key, kn, VEIL_SNP_SIGNER_VCEK, chain, AT, &p, why,
 						  sizeof(why)),
 			 0);
 	assert_int_equal(p, VEIL_SNP_PRODUCT_TURIN);
-	assert_refused(veil_snp_verify_key_cert(key, kn, VEIL_SNP_SIGNER_VLEK, NULL, AT, &p, why,
-						sizeof(why)),
-		       "CN is 'SEV-VCEK'");
+	assert_refused(
+	    veil_snp_verify_key_cert(key, kn, VEIL_SNP_SIGNER_VLEK, NULL, AT, &p, why, sizeof(why)),
+	    "CN is 'SEV-VCEK'");
 	free(chain);
 	free(key);
 }
