@@ -31,6 +31,7 @@
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
@@ -332,6 +333,8 @@ static X509 *load_key_cert(const uint8_t *data, size_t n)
 		BIO *bio = BIO_new_mem_buf(data, (int)n);
 		X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
 		BIO_free(bio);
+		if (!x)
+			ERR_clear_error(); /* see veil_snp_verify */
 		return x;
 	}
 	const unsigned char *p = data;
@@ -340,6 +343,8 @@ static X509 *load_key_cert(const uint8_t *data, size_t n)
 		X509_free(x);
 		x = NULL;
 	}
+	if (!x)
+		ERR_clear_error();
 	return x;
 }
 
@@ -693,6 +698,7 @@ int veil_snp_verify_key_cert(const uint8_t *key_cert, size_t n, enum veil_snp_si
 	enum veil_snp_product p;
 	int err = verify_chain(key, signer, ca_chain_pem, at ? at : time(NULL), &p, why, cap);
 	X509_free(key);
+	ERR_clear_error(); /* see veil_snp_verify */
 	if (!err && product)
 		*product = p;
 	return err;
@@ -742,5 +748,8 @@ int veil_snp_verify(const struct veil_snp_report *r, const uint8_t *key_cert, si
 	}
 out:
 	X509_free(key);
+	/* a refused certificate leaves OpenSSL errors in this thread's queue,
+	 * where a later SSL_get_error() on the same thread would find them */
+	ERR_clear_error();
 	return err;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -741,6 +742,23 @@ static void test_key_cert_as_pem_or_der(void **state)
 	unload(&l);
 }
 
+/* a refusal leaves no OpenSSL errors behind for the thread's TLS code */
+static void test_refusals_leave_the_openssl_error_queue_empty(void **state)
+{
+	(void)state;
+	struct loaded l;
+	load(&vectors[1], &l);
+	ERR_clear_error();
+	l.key[l.kn - 3] ^= 0x01;
+	assert_refused(check(l.report, l.rn, l.key, l.kn, l.chain, AT, NULL), "VCEK");
+	assert_int_equal(ERR_peek_error(), 0);
+	assert_refused(check(l.report, l.rn, l.key, 10, l.chain, AT, NULL), "does not parse");
+	assert_int_equal(ERR_peek_error(), 0);
+	assert_refused(check(l.report, l.rn, l.key, l.kn, "garbage", AT, NULL), "CA bundle");
+	assert_int_equal(ERR_peek_error(), 0);
+	unload(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -764,6 +782,7 @@ int main(void)
 	    cmocka_unit_test(test_report_data_binds_the_x25519_key),
 	    cmocka_unit_test(test_turin_vcek_chains_to_the_compiled_in_root),
 	    cmocka_unit_test(test_key_cert_as_pem_or_der),
+	    cmocka_unit_test(test_refusals_leave_the_openssl_error_queue_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
