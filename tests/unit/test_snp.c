@@ -742,6 +742,53 @@ static void test_key_cert_as_pem_or_der(void **state)
 	unload(&l);
 }
 
+/* No Turin report among the vectors: a Genoa v3 report made to look like
+ * Turin's (CPUID family 0x1A) with the Turin VCEK's TCB and 8-byte hwID
+ * passes every check up to the signature, which it cannot have. Its TCB is
+ * read in Turin's layout (fmc, bl, tee, snp in bytes 0-3). */
+static void test_turin_tcb_layout_and_8_byte_hwid(void **state)
+{
+	(void)state;
+	struct loaded g;
+	load(&vectors[5], &g);
+	size_t kn;
+	uint8_t *key = vec("virtee-sev/tests/certs_data/vcek_turin.der", &kn);
+	static const uint8_t hwid[8] = {0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d};
+	g.report[0x188] = 0x1A; /* family */
+	g.report[0x189] = 0x02; /* model */
+	memset(g.report + 0x1A0, 0, 64);
+	memcpy(g.report + 0x1A0, hwid, sizeof(hwid));
+	/* the VCEK's TCB: fmc 0, bl 0, tee 0, snp 0, microcode 9 */
+	static const uint8_t tcb[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+	memcpy(g.report + 0x180, tcb, 8);
+	struct veil_snp_report r;
+	parse_ok(g.report, g.rn, &r);
+	assert_int_equal(r.product, VEIL_SNP_PRODUCT_TURIN);
+	assert_refused(veil_snp_verify(&r, key, kn, NULL, AT, NULL, why, sizeof(why)),
+		       "report signature");
+	g.report[0x180] = 1; /* byte 0: Turin's fmc_spl */
+	parse_ok(g.report, g.rn, &r);
+	assert_refused(veil_snp_verify(&r, key, kn, NULL, AT, NULL, why, sizeof(why)),
+		       "reported TCB fmc_spl 1 != VCEK's 0");
+	g.report[0x180] = 0;
+	g.report[0x183] = 2; /* byte 3: Turin's snp_spl (reserved in Milan's layout) */
+	parse_ok(g.report, g.rn, &r);
+	assert_refused(veil_snp_verify(&r, key, kn, NULL, AT, NULL, why, sizeof(why)),
+		       "reported TCB snp_spl 2 != VCEK's 0");
+	g.report[0x183] = 0;
+	g.report[0x1A0 + 8] = 1; /* past the 8-byte id: must be zero */
+	parse_ok(g.report, g.rn, &r);
+	assert_refused(veil_snp_verify(&r, key, kn, NULL, AT, NULL, why, sizeof(why)),
+		       "chip_id != VCEK's hwID");
+	g.report[0x1A0 + 8] = 0;
+	g.report[0x1A0 + 7] ^= 1;
+	parse_ok(g.report, g.rn, &r);
+	assert_refused(veil_snp_verify(&r, key, kn, NULL, AT, NULL, why, sizeof(why)),
+		       "chip_id != VCEK's hwID");
+	free(key);
+	unload(&g);
+}
+
 /* a refusal leaves no OpenSSL errors behind for the thread's TLS code */
 static void test_refusals_leave_the_openssl_error_queue_empty(void **state)
 {
@@ -781,6 +828,7 @@ int main(void)
 	    cmocka_unit_test(test_reported_tcb_decoded_by_product),
 	    cmocka_unit_test(test_report_data_binds_the_x25519_key),
 	    cmocka_unit_test(test_turin_vcek_chains_to_the_compiled_in_root),
+	    cmocka_unit_test(test_turin_tcb_layout_and_8_byte_hwid),
 	    cmocka_unit_test(test_key_cert_as_pem_or_der),
 	    cmocka_unit_test(test_refusals_leave_the_openssl_error_queue_empty),
 	};
