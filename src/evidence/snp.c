@@ -2,7 +2,8 @@
  *
  * ATTESTATION_REPORT (AMD SEV-SNP ABI spec; 0x4A0 bytes, integers
  * little-endian; offsets hex; "mbz": reserved, refused unless zero):
- *   000 version u32          004 guest_svn u32        008 policy u64 (bit 19: debug)
+ *   000 version u32          004 guest_svn u32        008 policy u64 (bit 19: debug;
+ *       bit 17: reserved, must be one)
  *   010 family_id [16]       020 image_id [16]        030 vmpl u32
  *   034 signature_algo u32 (1: ECDSA P-384 SHA-384)   038 current_tcb u64
  *   040 platform_info u64    048 signer_info u32 (bit 0 author_key_en, bit 1
@@ -156,6 +157,11 @@ static int parse_fields(struct veil_cursor *c, struct veil_snp_report *r, char *
 			      r->version);
 	FIELD("guest_svn", veil_cur_le32(c, &r->guest_svn));
 	FIELD("policy", veil_cur_le64(c, &r->policy));
+	/* the spec's one must-be-one bit; later bits are left to the caller's
+	 * policy check (new spec revisions define them) */
+	if (!(r->policy & (1ull << 17)))
+		return refuse(why, cap, "SNP report: policy 0x%llx has reserved bit 17 clear",
+			      (unsigned long long)r->policy);
 	FIELD("family_id", veil_cur_copy(c, r->family_id, sizeof(r->family_id)));
 	FIELD("image_id", veil_cur_copy(c, r->image_id, sizeof(r->image_id)));
 	FIELD("vmpl", veil_cur_le32(c, &r->vmpl));

@@ -70,6 +70,8 @@ def parse_report(b):
         raise Refused("size %d" % len(b))
     r = {}
     r["version"], r["guest_svn"], r["policy"] = struct.unpack_from("<IIQ", b, 0)
+    if not r["policy"] & (1 << 17):
+        raise Refused("policy bit 17")
     if not 2 <= r["version"] <= 5:
         raise Refused("version %d" % r["version"])
     r["vmpl"], r["signature_algo"] = struct.unpack_from("<II", b, 0x30)

@@ -414,6 +414,10 @@ static void test_signer_info_and_reserved_fields(void **state)
 	assert_refused(veil_snp_verify(&r, l.key, l.kn, l.chain, AT, NULL, why, sizeof(why)),
 		       "not signed");
 	put_le32(l.report + 0x48, 0);
+	l.report[0x08 + 2] ^= 0x02; /* policy bit 17: reserved, must be one */
+	assert_refused(veil_snp_parse(l.report, l.rn, &r, why, sizeof(why)),
+		       "reserved bit 17 clear");
+	l.report[0x08 + 2] ^= 0x02;
 	const size_t reserved[] = {0x4C,  0x18B, 0x19F, 0x1EB,    0x1EF,
 				   0x1F8, 0x208, 0x29F, 0x4A0 - 1};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(reserved); i++) {
