@@ -75,7 +75,7 @@ enum veil_tcb_status {
 const char *veil_tcb_status_name(enum veil_tcb_status s);
 
 /* What the quote says, as the quote verifier extracted it. */
-#define VEIL_PCK_SERIAL_MAX 20 /* RFC 5280: at most 20 octets */
+#define VEIL_PCK_SERIAL_MAX 20 /* RFC 5280: at most 20 octets (+1: DER's leading zero) */
 struct veil_tcb_query {
 	int tee; /* VEIL_TEE_SGX or VEIL_TEE_TDX */
 	uint8_t fmspc[6];
