@@ -145,6 +145,13 @@ int veil_tcb_evaluate(const struct veil_collateral *c, const struct veil_tcb_que
 		      struct veil_tcb_result *out, char *why, size_t cap)
     __attribute__((warn_unused_result));
 
+/* Parses the fields of a TCB Info or QE Identity object (json: the signed
+ * value itself, {"id":...,...}) with the loader's rules and limits, verifying
+ * nothing and keeping nothing: for the fuzzer and for diagnostics. 0 or
+ * VEIL_EINVAL with why. */
+int veil_collateral_check_json(const char *json, size_t n, char *why, size_t cap)
+    __attribute__((warn_unused_result));
+
 /* Used by the loader, exported for its fuzzer and tests: the byte span of
  * the value of member `key` of the top-level JSON object in text (n bytes).
  * Strings (with escapes) and nesting (at most 64 deep) are respected; the key

@@ -1040,6 +1040,34 @@ out:
 	return rc;
 }
 
+int veil_collateral_check_json(const char *json, size_t n, char *why, size_t cap)
+{
+	json_error_t jerr;
+	int rc;
+	if (n > COLLATERAL_JSON_MAX)
+		return refuse(why, cap, "larger than %zu bytes", COLLATERAL_JSON_MAX);
+	json_t *o = json_loadb(json, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return refuse(why, cap, "not a JSON object");
+	}
+	if (json_object_get(o, "tcbInfo") || json_object_get(o, "enclaveIdentity")) {
+		json_decref(o);
+		return refuse(why, cap, "a PCS body: pass the signed value inside it");
+	}
+	if (json_object_get(o, "tcbLevels") && json_object_get(o, "fmspc")) {
+		struct tcb_info t = {0};
+		rc = parse_tcb_info(o, &t, why, cap);
+		free_tcb_info(&t);
+	} else {
+		struct qe_identity *q = calloc(1, sizeof(*q));
+		rc = q ? parse_qe_identity(o, q, why, cap) : VEIL_ENOMEM;
+		free_qe_identity(q);
+	}
+	json_decref(o);
+	return rc;
+}
+
 /* ---- loading ---------------------------------------------------------- */
 
 struct veil_collateral *veil_collateral_new(void)

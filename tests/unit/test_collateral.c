@@ -610,6 +610,40 @@ static void test_folder_layout_loads_bundles_and_pcs_files(void **state)
 	assert_int_equal(veil_collateral_load_dir(dir, &c, why, sizeof(why)), VEIL_EINVAL);
 }
 
+/* TCB Info v2 (SGX only: no "id", sgxtcbcompNNsvn fields) has no real
+ * signed sample here; Intel's synthetic one exercises the parser */
+static void test_field_parser_reads_v2_and_v3_and_names_what_is_wrong(void **state)
+{
+	(void)state;
+	size_t n, off, len;
+	char why[256] = "";
+	char *v2 = read_vector("intel-qvl/Src/AttestationApp/sampleData/tcbInfo.json", &n);
+	assert_int_equal(veil_json_member_span(v2, n, "tcbInfo", &off, &len), 0);
+	if (veil_collateral_check_json(v2 + off, len, why, sizeof(why)))
+		fail_msg("%s", why);
+	char *pcesvn = strstr(v2 + off, "\"pcesvn\"");
+	assert_non_null(pcesvn);
+	pcesvn[1] = 'q';
+	assert_int_equal(veil_collateral_check_json(v2 + off, len, why, sizeof(why)), VEIL_EINVAL);
+	assert_string_equal(why, "tcbLevels[0]: \"pcesvn\" is missing or not an integer from 0 to 65535");
+	free(v2);
+	char *qe = read_vector("intel-qvl/Src/AttestationApp/sampleData/qeIdentity.json", &n);
+	assert_int_equal(veil_json_member_span(qe, n, "enclaveIdentity", &off, &len), 0);
+	if (veil_collateral_check_json(qe + off, len, why, sizeof(why)))
+		fail_msg("%s", why);
+	free(qe);
+	const char *bad_status = "{\"id\":\"QE\",\"version\":2,\"issueDate\":\"2025-06-19T10:01:18Z\","
+				 "\"nextUpdate\":\"2025-07-19T10:01:18Z\",\"miscselect\":\"00000000\","
+				 "\"miscselectMask\":\"FFFFFFFF\",\"attributes\":\"11000000000000000000000000000000\","
+				 "\"attributesMask\":\"FBFFFFFFFFFFFFFF0000000000000000\",\"mrsigner\":"
+				 "\"8C4F5775D796503E96137F77C68A829A0056AC8DED70140B081B094490C57BFF\",\"isvprodid\":1,"
+				 "\"tcbLevels\":[{\"tcb\":{\"isvsvn\":8},\"tcbDate\":\"2024-03-13T00:00:00Z\","
+				 "\"tcbStatus\":\"Fine\"}]}";
+	assert_int_equal(veil_collateral_check_json(bad_status, strlen(bad_status), why, sizeof(why)),
+			 VEIL_EINVAL);
+	assert_string_equal(why, "tcbLevels[0]: unknown tcbStatus \"Fine\"");
+}
+
 static void test_status_names_are_intels(void **state)
 {
 	(void)state;
@@ -639,6 +673,7 @@ int main(void)
 	    cmocka_unit_test(test_tdx_bundle_is_up_to_date),
 	    cmocka_unit_test(test_go_tdx_guest_2023_set_evaluates_spr_e4),
 	    cmocka_unit_test(test_folder_layout_loads_bundles_and_pcs_files),
+	    cmocka_unit_test(test_field_parser_reads_v2_and_v3_and_names_what_is_wrong),
 	    cmocka_unit_test(test_status_names_are_intels),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
