@@ -80,8 +80,8 @@ struct veil_tcb_query {
 	int tee; /* VEIL_TEE_SGX or VEIL_TEE_TDX */
 	uint8_t fmspc[6];
 	uint16_t pce_svn;
-	uint8_t cpu_svn[16];	 /* the PCK certificate's SGX TCB components 1..16 */
-	uint8_t tee_tcb_svn[16]; /* TDX: the TD report's TEE_TCB_SVN */
+	uint8_t cpu_svn[16];        /* the PCK certificate's SGX TCB components 1..16 */
+	uint8_t tee_tcb_svn[16];    /* TDX: the TD report's TEE_TCB_SVN */
 	uint8_t mr_signer_seam[48]; /* TDX: the TD report's MRSIGNERSEAM */
 	uint8_t seam_attributes[8]; /* TDX: the TD report's SEAMATTRIBUTES */
 	/* the QE report (for the QE Identity check) */
@@ -99,15 +99,15 @@ struct veil_tcb_query {
 #define VEIL_ADVISORY_ID_MAX 31 /* "INTEL-SA-00615" is 14 */
 #define VEIL_ADVISORIES_MAX 64
 struct veil_tcb_result {
-	enum veil_tcb_status status;	      /* platform and QE merged */
+	enum veil_tcb_status status;          /* platform and QE merged */
 	enum veil_tcb_status platform_status; /* the TCB level (and TDX module) */
-	enum veil_tcb_status qe_status;	      /* the QE Identity's level */
+	enum veil_tcb_status qe_status;       /* the QE Identity's level */
 	/* the union of the platform's and the QE's advisory IDs, platform's
 	 * first, each once, in the order the collateral lists them */
 	char advisory_ids[VEIL_ADVISORIES_MAX][VEIL_ADVISORY_ID_MAX + 1];
 	size_t advisory_count;
-	time_t tcb_date;	  /* the matching platform TCB level's tcbDate */
-	time_t next_update;	  /* the earliest nextUpdate (or notAfter) involved */
+	time_t tcb_date;                     /* the matching platform TCB level's tcbDate */
+	time_t next_update;                  /* the earliest nextUpdate (or notAfter) involved */
 	uint32_t tcb_evaluation_data_number; /* the TCB Info's */
 };
 

@@ -140,7 +140,8 @@ struct veil_collateral {
 	time_t root_not_before, root_not_after;
 };
 
-static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int refuse(char *why, size_t cap, const char *fmt, ...)
 {
 	if (why && cap) {
@@ -291,7 +292,8 @@ int veil_json_member_span(const char *text, size_t n, const char *key, size_t *o
 			if (i >= n || text[i] != '"' || !skip_string(text, n, &i))
 				return VEIL_EINVAL;
 			/* the name as written, between its quotes */
-			bool match = i - name - 2 == key_len && memcmp(text + name + 1, key, key_len) == 0;
+			bool match =
+			    i - name - 2 == key_len && memcmp(text + name + 1, key, key_len) == 0;
 			i = skip_ws(text, n, i);
 			if (i >= n || text[i] != ':')
 				return VEIL_EINVAL;
@@ -481,7 +483,8 @@ static int parse_level_common(json_t *level, struct tcb_level *out, char *why, s
 	if (!ids)
 		return 0;
 	if (!json_is_array(ids) || json_array_size(ids) > VEIL_ADVISORIES_MAX)
-		return refuse(why, cap, "\"advisoryIDs\" is not a list of at most %d", VEIL_ADVISORIES_MAX);
+		return refuse(why, cap, "\"advisoryIDs\" is not a list of at most %d",
+			      VEIL_ADVISORIES_MAX);
 	if (json_array_size(ids) == 0)
 		return 0;
 	out->advisories = calloc(json_array_size(ids), sizeof(*out->advisories));
@@ -492,8 +495,8 @@ static int parse_level_common(json_t *level, struct tcb_level *out, char *why, s
 		if (!json_is_string(id) || json_string_length(id) == 0 ||
 		    json_string_length(id) > VEIL_ADVISORY_ID_MAX ||
 		    strlen(json_string_value(id)) != json_string_length(id))
-			return refuse(why, cap, "advisory ID %zu is not a string of 1 to %d bytes", i,
-				      VEIL_ADVISORY_ID_MAX);
+			return refuse(why, cap, "advisory ID %zu is not a string of 1 to %d bytes",
+				      i, VEIL_ADVISORY_ID_MAX);
 		memcpy(out->advisories[out->advisory_count++], json_string_value(id),
 		       json_string_length(id) + 1);
 	}
@@ -564,7 +567,8 @@ static int parse_levels(json_t *o, bool platform, unsigned version, int tee, str
 {
 	json_t *a = json_object_get(o, "tcbLevels");
 	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > LEVELS_MAX)
-		return refuse(why, cap, "\"tcbLevels\" is not a list of 1 to %d levels", LEVELS_MAX);
+		return refuse(why, cap, "\"tcbLevels\" is not a list of 1 to %d levels",
+			      LEVELS_MAX);
 	out->v = calloc(json_array_size(a), sizeof(*out->v));
 	if (!out->v)
 		return VEIL_ENOMEM;
@@ -660,7 +664,8 @@ static int parse_tcb_info(json_t *o, struct tcb_info *t, char *why, size_t cap)
 	json_t *ids = json_object_get(o, "tdxModuleIdentities");
 	if (t->tee == VEIL_TEE_TDX && ids) {
 		if (!json_is_array(ids) || json_array_size(ids) > MODULE_IDENTITIES_MAX)
-			return refuse(why, cap, "\"tdxModuleIdentities\" is not a list of at most %d",
+			return refuse(why, cap,
+				      "\"tdxModuleIdentities\" is not a list of at most %d",
 				      MODULE_IDENTITIES_MAX);
 		t->modules = calloc(json_array_size(ids) + 1, sizeof(*t->modules));
 		if (!t->modules)
@@ -671,12 +676,13 @@ static int parse_tcb_info(json_t *o, struct tcb_info *t, char *why, size_t cap)
 			const char *mid = NULL;
 			t->module_count = i + 1;
 			int rc = !json_is_object(m) ? refuse(why, cap, "not an object")
-			       : get_string(m, "id", &mid, why, cap) ? VEIL_EINVAL
-			       : strlen(mid) >= sizeof(mi->id) ? refuse(why, cap, "\"id\" is too long")
-			       : parse_module(m, mi->mrsigner, mi->attributes, mi->attributes_mask, why,
-					      cap)
-				   ? VEIL_EINVAL
-				   : parse_levels(m, false, 0, t->tee, &mi->levels, why, cap);
+				 : get_string(m, "id", &mid, why, cap) ? VEIL_EINVAL
+				 : strlen(mid) >= sizeof(mi->id)
+				     ? refuse(why, cap, "\"id\" is too long")
+				 : parse_module(m, mi->mrsigner, mi->attributes,
+						mi->attributes_mask, why, cap)
+				     ? VEIL_EINVAL
+				     : parse_levels(m, false, 0, t->tee, &mi->levels, why, cap);
 			if (rc) {
 				char part[48];
 				snprintf(part, sizeof(part), "tdxModuleIdentities[%zu]", i);
@@ -767,7 +773,8 @@ out:
  * looking at the time (the windows are checked at evaluation); the leaf is
  * the certificate named cn_a (or cn_b). out->leaf gets a reference. */
 static int verify_chain(const struct veil_collateral *c, const char *pem, size_t n,
-			const char *cn_a, const char *cn_b, struct chain *out, char *why, size_t cap)
+			const char *cn_a, const char *cn_b, struct chain *out, char *why,
+			size_t cap)
 {
 	STACK_OF(X509) *certs = NULL;
 	X509_STORE *store = X509_STORE_new();
@@ -794,9 +801,9 @@ static int verify_chain(const struct veil_collateral *c, const char *pem, size_t
 	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_X509_STRICT);
 	if (X509_verify_cert(ctx) != 1) {
 		int err = X509_STORE_CTX_get_error(ctx);
-		rc = refuse(why, cap, "does not chain to the Intel SGX Root CA (certificate %d: %s)",
-			    X509_STORE_CTX_get_error_depth(ctx),
-			    X509_verify_cert_error_string(err));
+		rc =
+		    refuse(why, cap, "does not chain to the Intel SGX Root CA (certificate %d: %s)",
+			   X509_STORE_CTX_get_error_depth(ctx), X509_verify_cert_error_string(err));
 		goto out;
 	}
 	/* the built chain's windows (the root's included) */
@@ -805,7 +812,8 @@ static int verify_chain(const struct veil_collateral *c, const char *pem, size_t
 	for (int i = 0; i < sk_X509_num(built); i++) {
 		time_t nb, na;
 		X509 *x = sk_X509_value(built, i);
-		if (!asn1_time(X509_get0_notBefore(x), &nb) || !asn1_time(X509_get0_notAfter(x), &na)) {
+		if (!asn1_time(X509_get0_notBefore(x), &nb) ||
+		    !asn1_time(X509_get0_notAfter(x), &na)) {
 			rc = refuse(why, cap, "certificate %d has an unreadable validity", i);
 			goto out;
 		}
@@ -891,7 +899,8 @@ static int keep_tcb_info(struct veil_collateral *c, struct tcb_info *t)
 
 /* the TCB Info value's exact bytes (signed) and its signature */
 static int add_tcb_info(struct veil_collateral *c, const char *body, size_t n, const char *sig_hex,
-			size_t sig_len, const char *chain_pem, size_t chain_n, char *why, size_t cap)
+			size_t sig_len, const char *chain_pem, size_t chain_n, char *why,
+			size_t cap)
 {
 	struct tcb_info t = {0};
 	json_error_t jerr;
@@ -929,8 +938,8 @@ out:
 }
 
 static int add_qe_identity(struct veil_collateral *c, const char *body, size_t n,
-			   const char *sig_hex, size_t sig_len, const char *chain_pem, size_t chain_n,
-			   char *why, size_t cap)
+			   const char *sig_hex, size_t sig_len, const char *chain_pem,
+			   size_t chain_n, char *why, size_t cap)
 {
 	struct qe_identity *q = calloc(1, sizeof(*q));
 	json_error_t jerr;
@@ -1006,7 +1015,8 @@ int veil_collateral_load_crl(struct veil_collateral *c, const uint8_t *der, size
 				name_part(why, cap, "PCK CRL issuer chain");
 			goto out;
 		}
-		slot = subject_cn_is(X509_get_subject_name(crl->chain.leaf), CN_PLATFORM_CA) ? 0 : 1;
+		slot =
+		    subject_cn_is(X509_get_subject_name(crl->chain.leaf), CN_PLATFORM_CA) ? 0 : 1;
 	} else {
 		if (!X509_up_ref(c->root))
 			goto out;
@@ -1123,10 +1133,15 @@ static int bundle_string(json_t *o, const char *name, const char **s, size_t *n,
 int veil_collateral_load_bundle(struct veil_collateral *c, const char *json, size_t n, char *why,
 				size_t cap)
 {
-	static const char *const fields[] = {
-	    "tcb_info",		    "tcb_info_signature", "tcb_info_issuer_chain",
-	    "qe_identity",	    "qe_identity_signature", "qe_identity_issuer_chain",
-	    "pck_crl_issuer_chain", "root_ca_crl",	  "pck_crl"};
+	static const char *const fields[] = {"tcb_info",
+					     "tcb_info_signature",
+					     "tcb_info_issuer_chain",
+					     "qe_identity",
+					     "qe_identity_signature",
+					     "qe_identity_issuer_chain",
+					     "pck_crl_issuer_chain",
+					     "root_ca_crl",
+					     "pck_crl"};
 	const char *s[VEIL_ARRAY_LEN(fields)] = {0};
 	size_t len[VEIL_ARRAY_LEN(fields)] = {0};
 	uint8_t *root_crl = NULL, *pck_crl = NULL;
@@ -1145,7 +1160,8 @@ int veil_collateral_load_bundle(struct veil_collateral *c, const char *json, siz
 			goto out;
 	if (!unhex_alloc(s[7], len[7], &root_crl, &root_crl_n) ||
 	    !unhex_alloc(s[8], len[8], &pck_crl, &pck_crl_n)) {
-		rc = refuse(why, cap, "bundle: \"%s\" is not hex", root_crl ? "pck_crl" : "root_ca_crl");
+		rc = refuse(why, cap, "bundle: \"%s\" is not hex",
+			    root_crl ? "pck_crl" : "root_ca_crl");
 		goto out;
 	}
 	/* CRLs first: nothing below depends on them, but a refused CRL is
@@ -1174,9 +1190,9 @@ int veil_collateral_load_pcs_json(struct veil_collateral *c, const char *json, s
 	if (rc == VEIL_ENOENT)
 		rc = veil_json_member_span(json, n, "enclaveIdentity", &off, &len);
 	if (rc)
-		return refuse(why, cap, "PCS body: %s", rc == VEIL_ENOENT
-							? "neither \"tcbInfo\" nor \"enclaveIdentity\""
-							: "not one JSON object (or a member twice)");
+		return refuse(why, cap, "PCS body: %s",
+			      rc == VEIL_ENOENT ? "neither \"tcbInfo\" nor \"enclaveIdentity\""
+						: "not one JSON object (or a member twice)");
 	/* the signature: a JSON string of hex digits only, so its bytes between
 	 * the quotes are its value */
 	if (veil_json_member_span(json, n, "signature", &sig_off, &sig_len) || sig_len < 2 ||
@@ -1205,7 +1221,8 @@ static int read_small_file(const char *path, char **out, size_t *n, char *why, s
 	size_t got = 0;
 	int rc = VEIL_EIO;
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		rc = refuse(why, cap, "%s: cannot read (%s)", path, fd < 0 ? strerror(errno) : "not a file");
+		rc = refuse(why, cap, "%s: cannot read (%s)", path,
+			    fd < 0 ? strerror(errno) : "not a file");
 		goto out;
 	}
 	if ((size_t)st.st_size > COLLATERAL_FILE_MAX) {
@@ -1273,11 +1290,14 @@ static int load_dir_pass(struct veil_collateral *c, const char *dir, char **name
 				char **slot = NULL;
 				size_t *slot_n = NULL;
 				if (subject_cn_is(subject, CN_TCB_SIGNING))
-					slot = &chains->tcb_signing, slot_n = &chains->tcb_signing_n;
+					slot = &chains->tcb_signing,
+					slot_n = &chains->tcb_signing_n;
 				else if (subject_cn_is(subject, CN_PLATFORM_CA))
-					slot = &chains->platform_ca, slot_n = &chains->platform_ca_n;
+					slot = &chains->platform_ca,
+					slot_n = &chains->platform_ca_n;
 				else if (subject_cn_is(subject, CN_PROCESSOR_CA))
-					slot = &chains->processor_ca, slot_n = &chains->processor_ca_n;
+					slot = &chains->processor_ca,
+					slot_n = &chains->processor_ca_n;
 				free_certs(certs);
 				if (slot) {
 					free(*slot);
@@ -1301,19 +1321,21 @@ static int load_dir_pass(struct veil_collateral *c, const char *dir, char **name
 			else if (!subject_cn_is(issuer, CN_ROOT))
 				rc = refuse(why, cap, "issued by none of the Intel CAs");
 			if (rc == 0 && !chain && !subject_cn_is(issuer, CN_ROOT))
-				rc = refuse(why, cap, "no .pem chain of its issuer CA in the folder");
+				rc = refuse(why, cap,
+					    "no .pem chain of its issuer CA in the folder");
 			X509_CRL_free(crl);
 			ERR_clear_error();
 			if (rc == 0)
-				rc = veil_collateral_load_crl(c, (const uint8_t *)data, n, chain, chain_n,
-							      why, cap);
+				rc = veil_collateral_load_crl(c, (const uint8_t *)data, n, chain,
+							      chain_n, why, cap);
 		} else if (rc == 0) {
 			size_t off, len;
 			if (veil_json_member_span(data, n, "tcb_info", &off, &len) == 0)
 				rc = veil_collateral_load_bundle(c, data, n, why, cap);
 			else if (!chains->tcb_signing)
-				rc = refuse(why, cap, "a PCS body needs the TCB Signing chain as a .pem "
-						      "file in the folder");
+				rc = refuse(why, cap,
+					    "a PCS body needs the TCB Signing chain as a .pem "
+					    "file in the folder");
 			else
 				rc = veil_collateral_load_pcs_json(c, data, n, chains->tcb_signing,
 								   chains->tcb_signing_n, why, cap);
@@ -1480,7 +1502,9 @@ static int evaluate_qe(const struct qe_identity *qe, const struct veil_tcb_query
 	for (int i = 0; i < 16; i++)
 		if ((q->qe_attributes[i] & qe->attributes_mask[i]) !=
 		    (qe->attributes[i] & qe->attributes_mask[i]))
-			return refuse(why, cap, "QE report: ATTRIBUTES byte %d does not match under the mask", i);
+			return refuse(why, cap,
+				      "QE report: ATTRIBUTES byte %d does not match under the mask",
+				      i);
 	for (size_t i = 0; i < qe->levels.count; i++)
 		if (q->qe_isvsvn >= qe->levels.v[i].svn) {
 			*out = &qe->levels.v[i];
@@ -1519,9 +1543,12 @@ static int evaluate_tdx_module(const struct tcb_info *t, const struct veil_tcb_q
 		return refuse(why, cap, "TD report: MRSIGNERSEAM is not the TDX module's");
 	for (int i = 0; i < 8; i++) {
 		if ((q->seam_attributes[i] & mask[i]) != (attributes[i] & mask[i]))
-			return refuse(why, cap, "TD report: SEAMATTRIBUTES byte %d does not match", i);
+			return refuse(why, cap, "TD report: SEAMATTRIBUTES byte %d does not match",
+				      i);
 		if (q->seam_attributes[i] & ~mask[i])
-			return refuse(why, cap, "TD report: SEAMATTRIBUTES byte %d has bits outside the mask", i);
+			return refuse(why, cap,
+				      "TD report: SEAMATTRIBUTES byte %d has bits outside the mask",
+				      i);
 	}
 	*out = NULL;
 	if (!mi)
@@ -1564,11 +1591,13 @@ int veil_tcb_evaluate(const struct veil_collateral *c, const struct veil_tcb_que
 	if (q->tee != VEIL_TEE_SGX && q->tee != VEIL_TEE_TDX)
 		return refuse(why, cap, "TEE type 0x%x is not SGX or TDX", (unsigned)q->tee);
 	for (size_t i = 0; i < c->tcb_info_count && !t; i++)
-		if (c->tcb_infos[i].tee == q->tee && memcmp(c->tcb_infos[i].fmspc, q->fmspc, 6) == 0)
+		if (c->tcb_infos[i].tee == q->tee &&
+		    memcmp(c->tcb_infos[i].fmspc, q->fmspc, 6) == 0)
 			t = &c->tcb_infos[i];
 	const char *tee = q->tee == VEIL_TEE_TDX ? "TDX" : "SGX";
 	if (!t)
-		return refuse(why, cap, "no %s TCB Info for FMSPC %s in the collateral", tee, fmspc);
+		return refuse(why, cap, "no %s TCB Info for FMSPC %s in the collateral", tee,
+			      fmspc);
 	const struct qe_identity *qe = c->qe[q->tee == VEIL_TEE_TDX];
 	if (!qe)
 		return refuse(why, cap, "no %s QE Identity in the collateral",
@@ -1614,10 +1643,11 @@ int veil_tcb_evaluate(const struct veil_collateral *c, const struct veil_tcb_que
 	if ((rc = evaluate_qe(qe, q, &qe_level, why, cap)))
 		return rc;
 	if (!(platform = match_platform_level(t, q)))
-		return refuse(why, cap,
-			      "TCB not supported: the platform (PCE SVN %u) reaches no TCB level of "
-			      "the %s TCB Info for FMSPC %s",
-			      q->pce_svn, tee, fmspc);
+		return refuse(
+		    why, cap,
+		    "TCB not supported: the platform (PCE SVN %u) reaches no TCB level of "
+		    "the %s TCB Info for FMSPC %s",
+		    q->pce_svn, tee, fmspc);
 	if (q->tee == VEIL_TEE_TDX && (rc = evaluate_tdx_module(t, q, &module, why, cap)))
 		return rc;
 	r.platform_status = VEIL_TCB_UP_TO_DATE;

@@ -85,7 +85,8 @@ static int parse_query(const char *text, struct veil_tcb_query *q)
 	const char *tee = json_string_value(json_object_get(o, "tee"));
 	const char *ca = json_string_value(json_object_get(o, "pck_ca"));
 	const char *serial = json_string_value(json_object_get(o, "pck_serial"));
-	if (!tee || !ca || !serial || strlen(serial) % 2 || strlen(serial) / 2 > sizeof(q->pck_serial))
+	if (!tee || !ca || !serial || strlen(serial) % 2 ||
+	    strlen(serial) / 2 > sizeof(q->pck_serial))
 		goto out;
 	q->tee = strcmp(tee, "tdx") == 0 ? VEIL_TEE_TDX : VEIL_TEE_SGX;
 	q->pck_ca = strcmp(ca, "processor") == 0 ? VEIL_PCK_CA_PROCESSOR : VEIL_PCK_CA_PLATFORM;
@@ -161,10 +162,11 @@ int main(int argc, char **argv)
 				rc = veil_collateral_load_crl(c, (uint8_t *)data, n, NULL, 0, why,
 							      sizeof(why));
 			else if (strcmp(opt, "--pck-crl") == 0 && chain)
-				rc = veil_collateral_load_crl(c, (uint8_t *)data, n, chain, chain_n, why,
-							      sizeof(why));
+				rc = veil_collateral_load_crl(c, (uint8_t *)data, n, chain, chain_n,
+							      why, sizeof(why));
 			else
-				return usage("unknown option (or --pcs/--pck-crl before its chain)");
+				return usage(
+				    "unknown option (or --pcs/--pck-crl before its chain)");
 			free(data);
 			free(chain);
 		}
@@ -191,8 +193,8 @@ int main(int argc, char **argv)
 	format_date(r.next_update, next_update, sizeof(next_update));
 	out = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s}", "status", veil_tcb_status_name(r.status),
 			"platform_status", veil_tcb_status_name(r.platform_status), "qe_status",
-			veil_tcb_status_name(r.qe_status), "advisory_ids", ids, "tcb_date", tcb_date,
-			"next_update", next_update);
+			veil_tcb_status_name(r.qe_status), "advisory_ids", ids, "tcb_date",
+			tcb_date, "next_update", next_update);
 	char *text = json_dumps(out, JSON_COMPACT);
 	printf("%s\n", text);
 	free(text);

@@ -72,12 +72,16 @@ static void set_serial(struct veil_tcb_query *q, const char *hex)
 /* dcap-qvl sample/sgx_quote */
 static struct veil_tcb_query sgx_query(void)
 {
-	struct veil_tcb_query q = {.tee = VEIL_TEE_SGX, .pce_svn = 13, .qe_isvprodid = 1,
-				   .qe_isvsvn = 10, .qe_miscselect = 0,
+	struct veil_tcb_query q = {.tee = VEIL_TEE_SGX,
+				   .pce_svn = 13,
+				   .qe_isvprodid = 1,
+				   .qe_isvsvn = 10,
+				   .qe_miscselect = 0,
 				   .pck_ca = VEIL_PCK_CA_PROCESSOR};
 	unhex_into("00a067110000", q.fmspc, 6);
 	unhex_into("0b0b0202ff0100000000000000000000", q.cpu_svn, 16);
-	unhex_into("8c4f5775d796503e96137f77c68a829a0056ac8ded70140b081b094490c57bff", q.qe_mrsigner, 32);
+	unhex_into("8c4f5775d796503e96137f77c68a829a0056ac8ded70140b081b094490c57bff",
+		   q.qe_mrsigner, 32);
 	unhex_into("1500000000000000e700000000000000", q.qe_attributes, 16);
 	set_serial(&q, "0081b77732b761e98eb9b963a4abd1e5b9bf5dd8d6");
 	return q;
@@ -86,13 +90,17 @@ static struct veil_tcb_query sgx_query(void)
 /* dcap-qvl sample/tdx_quote */
 static struct veil_tcb_query tdx_query(void)
 {
-	struct veil_tcb_query q = {.tee = VEIL_TEE_TDX, .pce_svn = 11, .qe_isvprodid = 2,
-				   .qe_isvsvn = 6, .qe_miscselect = 0,
+	struct veil_tcb_query q = {.tee = VEIL_TEE_TDX,
+				   .pce_svn = 11,
+				   .qe_isvprodid = 2,
+				   .qe_isvsvn = 6,
+				   .qe_miscselect = 0,
 				   .pck_ca = VEIL_PCK_CA_PLATFORM};
 	unhex_into("b0c06f000000", q.fmspc, 6);
 	unhex_into("03030202040100050000000000000000", q.cpu_svn, 16);
 	unhex_into("06010300000000000000000000000000", q.tee_tcb_svn, 16);
-	unhex_into("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5", q.qe_mrsigner, 32);
+	unhex_into("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5",
+		   q.qe_mrsigner, 32);
 	unhex_into("1500000000000000e700000000000000", q.qe_attributes, 16);
 	set_serial(&q, "3c16ed54eacbb4ced072be72630c85788cf46e36");
 	return q; /* mr_signer_seam and seam_attributes: all zero in the quote */
@@ -101,13 +109,17 @@ static struct veil_tcb_query tdx_query(void)
 /* go-tdx-guest testing/testdata/tdx_prod_quote_SPR_E4.dat */
 static struct veil_tcb_query spr_e4_query(void)
 {
-	struct veil_tcb_query q = {.tee = VEIL_TEE_TDX, .pce_svn = 11, .qe_isvprodid = 2,
-				   .qe_isvsvn = 4, .qe_miscselect = 0,
+	struct veil_tcb_query q = {.tee = VEIL_TEE_TDX,
+				   .pce_svn = 11,
+				   .qe_isvprodid = 2,
+				   .qe_isvsvn = 4,
+				   .qe_miscselect = 0,
 				   .pck_ca = VEIL_PCK_CA_PLATFORM};
 	unhex_into("50806f000000", q.fmspc, 6);
 	unhex_into("03030202020100020000000000000000", q.cpu_svn, 16);
 	unhex_into("03000400000000000000000000000000", q.tee_tcb_svn, 16);
-	unhex_into("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5", q.qe_mrsigner, 32);
+	unhex_into("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5",
+		   q.qe_mrsigner, 32);
 	unhex_into("1500000000000000e700000000000000", q.qe_attributes, 16);
 	set_serial(&q, "00bba6c175d838b8df3900cc3411f24f512d104102");
 	return q;
@@ -252,7 +264,12 @@ static char *flipped(const char *text, size_t n, const char *after, size_t skip)
 	assert_non_null(p);
 	p += strlen(after) + skip;
 	/* stay a valid character of its kind (digit, hex, base64) */
-	*p = *p == '1' ? '2' : *p == 'A' ? 'B' : *p == 'a' ? 'b' : *p == '0' ? '1' : *p == 'B' ? 'C' : '1';
+	*p = *p == '1'   ? '2'
+	     : *p == 'A' ? 'B'
+	     : *p == 'a' ? 'b'
+	     : *p == '0' ? '1'
+	     : *p == 'B' ? 'C'
+			 : '1';
 	return copy;
 }
 
@@ -292,7 +309,8 @@ static void test_flipped_tcb_info_signature_is_refused(void **state)
 static void test_flipped_qe_identity_byte_is_refused(void **state)
 {
 	(void)state;
-	bundle_refused(SGX_BUNDLE, "isvprodid\\\":", 0, "QE Identity: the signature does not verify");
+	bundle_refused(SGX_BUNDLE, "isvprodid\\\":", 0,
+		       "QE Identity: the signature does not verify");
 	bundle_refused(SGX_BUNDLE, "\"qe_identity_signature\": \"", 3,
 		       "QE Identity: the signature does not verify");
 }
@@ -359,12 +377,14 @@ static void test_stale_collateral_is_refused_naming_what_expired(void **state)
 	/* at the second itself: accepted */
 	(void)evaluate_ok(c, &q, 1752919278);
 	/* before the TCB Info was issued */
-	evaluate_refused(c, &q, 1750330571 - 1, "the TCB Info is not valid before 2025-06-19T10:56:11Z");
+	evaluate_refused(c, &q, 1750330571 - 1,
+			 "the TCB Info is not valid before 2025-06-19T10:56:11Z");
 	veil_collateral_free(c);
 
 	c = load_2023_set();
 	q = spr_e4_query();
-	evaluate_refused(c, &q, AT_2025, "stale collateral: the QE Identity expired at 2023-07-08T07:24:59Z");
+	evaluate_refused(c, &q, AT_2025,
+			 "stale collateral: the QE Identity expired at 2023-07-08T07:24:59Z");
 	veil_collateral_free(c);
 }
 
@@ -388,7 +408,8 @@ static void test_pck_serial_on_the_crl_is_revoked(void **state)
 	assert_non_null(crl);
 	STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(crl);
 	assert_true(sk_X509_REVOKED_num(revoked) > 10);
-	const ASN1_INTEGER *serial = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, 7));
+	const ASN1_INTEGER *serial =
+	    X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, 7));
 	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
 
 	struct veil_collateral *c = load_bundle(TDX_BUNDLE);
@@ -424,14 +445,17 @@ static void test_intel_qvl_synthetic_root_is_untrusted(void **state)
 		snprintf(p1, sizeof(p1), "%stcbInfo.json", sets[i]);
 		snprintf(p2, sizeof(p2), "%sqeIdentity.json", sets[i]);
 		snprintf(p3, sizeof(p3), "%stcbSignChain.pem", sets[i]);
-		char *tcb = read_vector(p1, &tn), *qe = read_vector(p2, &qn), *chain = read_vector(p3, &cn);
+		char *tcb = read_vector(p1, &tn), *qe = read_vector(p2, &qn),
+		     *chain = read_vector(p3, &cn);
 		struct veil_collateral *c = veil_collateral_new();
-		assert_int_equal(veil_collateral_load_pcs_json(c, tcb, tn, chain, cn, why, sizeof(why)),
-				 VEIL_EINVAL);
+		assert_int_equal(
+		    veil_collateral_load_pcs_json(c, tcb, tn, chain, cn, why, sizeof(why)),
+		    VEIL_EINVAL);
 		if (!strstr(why, "TCB Info issuer chain: does not chain to the Intel SGX Root CA"))
 			fail_msg("refused with \"%s\"", why);
-		assert_int_equal(veil_collateral_load_pcs_json(c, qe, qn, chain, cn, why, sizeof(why)),
-				 VEIL_EINVAL);
+		assert_int_equal(
+		    veil_collateral_load_pcs_json(c, qe, qn, chain, cn, why, sizeof(why)),
+		    VEIL_EINVAL);
 		assert_non_null(strstr(why, "QE Identity issuer chain: does not chain"));
 		veil_collateral_free(c);
 		free(tcb);
@@ -459,14 +483,15 @@ static void test_pcs_body_is_verified_over_the_exact_value_bytes(void **state)
 	/* a space inside the value: still the same JSON, not the same bytes */
 	memcpy(spaced, "{\"tcbInfo\":{ ", 13);
 	memcpy(spaced + 13, tcb + 12, tn - 12);
-	assert_int_equal(veil_collateral_load_pcs_json(c, spaced, tn + 1, chain, cn, why, sizeof(why)),
-			 VEIL_EINVAL);
+	assert_int_equal(
+	    veil_collateral_load_pcs_json(c, spaced, tn + 1, chain, cn, why, sizeof(why)),
+	    VEIL_EINVAL);
 	assert_non_null(strstr(why, "TCB Info: the signature does not verify"));
 	/* the TCB Info twice: which one was signed? */
 	char twice[64] = "{\"tcbInfo\":{},\"tcbInfo\":{},\"signature\":\"00\"}";
-	assert_int_equal(veil_collateral_load_pcs_json(c, twice, strlen(twice), chain, cn, why,
-						       sizeof(why)),
-			 VEIL_EINVAL);
+	assert_int_equal(
+	    veil_collateral_load_pcs_json(c, twice, strlen(twice), chain, cn, why, sizeof(why)),
+	    VEIL_EINVAL);
 	veil_collateral_free(c);
 	free(spaced);
 	free(tcb);
@@ -486,9 +511,19 @@ static void test_span_scanner(void **state)
 	assert_int_equal(veil_json_member_span(t, strlen(t), "q", &off, &len), VEIL_ENOENT);
 	/* a key is compared as written: an escaped name is not the name */
 	const char *esc = "{\"tcb\\u0049nfo\":{}}";
-	assert_int_equal(veil_json_member_span(esc, strlen(esc), "tcbInfo", &off, &len), VEIL_ENOENT);
-	const char *bad[] = {"", "[]", "{", "{\"k\":}", "{\"k\":1,}", "{\"k\":1} x", "{\"k\":\"a}",
-			     "{\"k\":1 \"j\":2}", "{\"k\":1,\"k\":2}", "{\"k\":[1,2}", "{k:1}",
+	assert_int_equal(veil_json_member_span(esc, strlen(esc), "tcbInfo", &off, &len),
+			 VEIL_ENOENT);
+	const char *bad[] = {"",
+			     "[]",
+			     "{",
+			     "{\"k\":}",
+			     "{\"k\":1,}",
+			     "{\"k\":1} x",
+			     "{\"k\":\"a}",
+			     "{\"k\":1 \"j\":2}",
+			     "{\"k\":1,\"k\":2}",
+			     "{\"k\":[1,2}",
+			     "{k:1}",
 			     "{\"k\":\"\x01\"}"};
 	for (size_t i = 0; i < VEIL_ARRAY_LEN(bad); i++)
 		assert_int_equal(veil_json_member_span(bad[i], strlen(bad[i]), "k", &off, &len),
@@ -531,7 +566,8 @@ static void test_qe_and_platform_mismatches_are_refused(void **state)
 	q.qe_isvsvn = 5;
 	struct veil_tcb_result r = evaluate_ok(c, &q, AT_2025);
 	assert_string_equal(veil_tcb_status_name(r.status), "OutOfDate");
-	assert_string_equal(veil_tcb_status_name(r.platform_status), "ConfigurationAndSWHardeningNeeded");
+	assert_string_equal(veil_tcb_status_name(r.platform_status),
+			    "ConfigurationAndSWHardeningNeeded");
 	assert_int_equal(r.advisory_count, 3);
 	assert_string_equal(r.advisory_ids[2], "INTEL-SA-00477");
 	q = sgx_query();
@@ -577,8 +613,10 @@ static void test_folder_layout_loads_bundles_and_pcs_files(void **state)
 	assert_non_null(mkdtemp(dir));
 	copy_vector(SGX_BUNDLE, dir, "sgx.json");
 	copy_vector(TDX_BUNDLE, dir, "tdx.json");
-	copy_vector("go-tdx-guest/testing/testdata/sample_tcbInfo_response", dir, "tcbinfo-2023.json");
-	copy_vector("go-tdx-guest/testing/testdata/sample_qeIdentity_response", dir, "qe-2023.json");
+	copy_vector("go-tdx-guest/testing/testdata/sample_tcbInfo_response", dir,
+		    "tcbinfo-2023.json");
+	copy_vector("go-tdx-guest/testing/testdata/sample_qeIdentity_response", dir,
+		    "qe-2023.json");
 	copy_vector("go-tdx-guest/extracted/tcb_info_issuer_chain.pem", dir, "tcb-signing.pem");
 	copy_vector("go-tdx-guest/extracted/pck_crl_issuer_chain.pem", dir, "platform-ca.pem");
 	copy_vector("go-tdx-guest/testing/testdata/pckcrl", dir, "platform-2023.crl");
@@ -600,7 +638,8 @@ static void test_folder_layout_loads_bundles_and_pcs_files(void **state)
 	veil_collateral_free(c);
 
 	/* a damaged file names itself */
-	copy_vector("intel-qvl/Src/AttestationApp/sampleData/tcbInfo.json", dir, "zz-synthetic.json");
+	copy_vector("intel-qvl/Src/AttestationApp/sampleData/tcbInfo.json", dir,
+		    "zz-synthetic.json");
 	c = NULL;
 	assert_int_equal(veil_collateral_load_dir(dir, &c, why, sizeof(why)), VEIL_EINVAL);
 	assert_null(c);
@@ -625,31 +664,38 @@ static void test_field_parser_reads_v2_and_v3_and_names_what_is_wrong(void **sta
 	assert_non_null(pcesvn);
 	pcesvn[1] = 'q';
 	assert_int_equal(veil_collateral_check_json(v2 + off, len, why, sizeof(why)), VEIL_EINVAL);
-	assert_string_equal(why, "tcbLevels[0]: \"pcesvn\" is missing or not an integer from 0 to 65535");
+	assert_string_equal(
+	    why, "tcbLevels[0]: \"pcesvn\" is missing or not an integer from 0 to 65535");
 	free(v2);
 	char *qe = read_vector("intel-qvl/Src/AttestationApp/sampleData/qeIdentity.json", &n);
 	assert_int_equal(veil_json_member_span(qe, n, "enclaveIdentity", &off, &len), 0);
 	if (veil_collateral_check_json(qe + off, len, why, sizeof(why)))
 		fail_msg("%s", why);
 	free(qe);
-	const char *bad_status = "{\"id\":\"QE\",\"version\":2,\"issueDate\":\"2025-06-19T10:01:18Z\","
-				 "\"nextUpdate\":\"2025-07-19T10:01:18Z\",\"miscselect\":\"00000000\","
-				 "\"miscselectMask\":\"FFFFFFFF\",\"attributes\":\"11000000000000000000000000000000\","
-				 "\"attributesMask\":\"FBFFFFFFFFFFFFFF0000000000000000\",\"mrsigner\":"
-				 "\"8C4F5775D796503E96137F77C68A829A0056AC8DED70140B081B094490C57BFF\",\"isvprodid\":1,"
-				 "\"tcbLevels\":[{\"tcb\":{\"isvsvn\":8},\"tcbDate\":\"2024-03-13T00:00:00Z\","
-				 "\"tcbStatus\":\"Fine\"}]}";
-	assert_int_equal(veil_collateral_check_json(bad_status, strlen(bad_status), why, sizeof(why)),
-			 VEIL_EINVAL);
+	const char *bad_status =
+	    "{\"id\":\"QE\",\"version\":2,\"issueDate\":\"2025-06-19T10:01:18Z\","
+	    "\"nextUpdate\":\"2025-07-19T10:01:18Z\",\"miscselect\":\"00000000\","
+	    "\"miscselectMask\":\"FFFFFFFF\",\"attributes\":\"11000000000000000000000000000000\","
+	    "\"attributesMask\":\"FBFFFFFFFFFFFFFF0000000000000000\",\"mrsigner\":"
+	    "\"8C4F5775D796503E96137F77C68A829A0056AC8DED70140B081B094490C57BFF\",\"isvprodid\":1,"
+	    "\"tcbLevels\":[{\"tcb\":{\"isvsvn\":8},\"tcbDate\":\"2024-03-13T00:00:00Z\","
+	    "\"tcbStatus\":\"Fine\"}]}";
+	assert_int_equal(
+	    veil_collateral_check_json(bad_status, strlen(bad_status), why, sizeof(why)),
+	    VEIL_EINVAL);
 	assert_string_equal(why, "tcbLevels[0]: unknown tcbStatus \"Fine\"");
 }
 
 static void test_status_names_are_intels(void **state)
 {
 	(void)state;
-	const char *names[] = {"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded",
-			       "ConfigurationAndSWHardeningNeeded", "OutOfDate",
-			       "OutOfDateConfigurationNeeded", "Revoked"};
+	const char *names[] = {"UpToDate",
+			       "SWHardeningNeeded",
+			       "ConfigurationNeeded",
+			       "ConfigurationAndSWHardeningNeeded",
+			       "OutOfDate",
+			       "OutOfDateConfigurationNeeded",
+			       "Revoked"};
 	for (int i = 0; i < 7; i++)
 		assert_string_equal(veil_tcb_status_name((enum veil_tcb_status)i), names[i]);
 	assert_string_equal(veil_tcb_status_name((enum veil_tcb_status)7), "?");
