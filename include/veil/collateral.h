@@ -97,7 +97,11 @@ struct veil_tcb_query {
 };
 
 #define VEIL_ADVISORY_ID_MAX 31 /* "INTEL-SA-00615" is 14 */
-#define VEIL_ADVISORIES_MAX 64
+/* a level lists at most VEIL_LEVEL_ADVISORIES_MAX (more is refused at
+ * load); a result merges at most three levels (platform, TDX module, QE), so
+ * it never drops one */
+#define VEIL_LEVEL_ADVISORIES_MAX 64
+#define VEIL_ADVISORIES_MAX (3 * VEIL_LEVEL_ADVISORIES_MAX)
 struct veil_tcb_result {
 	enum veil_tcb_status status;          /* platform and QE merged */
 	enum veil_tcb_status platform_status; /* the TCB level (and TDX module) */
@@ -106,8 +110,8 @@ struct veil_tcb_result {
 	 * first, each once, in the order the collateral lists them */
 	char advisory_ids[VEIL_ADVISORIES_MAX][VEIL_ADVISORY_ID_MAX + 1];
 	size_t advisory_count;
-	time_t tcb_date;                     /* the matching platform TCB level's tcbDate */
-	time_t next_update;                  /* the earliest nextUpdate (or notAfter) involved */
+	time_t tcb_date;    /* the matching platform TCB level's tcbDate (0 when Revoked) */
+	time_t next_update; /* the earliest nextUpdate (or notAfter) involved */
 	uint32_t tcb_evaluation_data_number; /* the TCB Info's */
 };
 

@@ -482,9 +482,9 @@ static int parse_level_common(json_t *level, struct tcb_level *out, char *why, s
 	json_t *ids = json_object_get(level, "advisoryIDs");
 	if (!ids)
 		return 0;
-	if (!json_is_array(ids) || json_array_size(ids) > VEIL_ADVISORIES_MAX)
+	if (!json_is_array(ids) || json_array_size(ids) > VEIL_LEVEL_ADVISORIES_MAX)
 		return refuse(why, cap, "\"advisoryIDs\" is not a list of at most %d",
-			      VEIL_ADVISORIES_MAX);
+			      VEIL_LEVEL_ADVISORIES_MAX);
 	if (json_array_size(ids) == 0)
 		return 0;
 	out->advisories = calloc(json_array_size(ids), sizeof(*out->advisories));
@@ -1565,7 +1565,10 @@ static int evaluate_tdx_module(const struct tcb_info *t, const struct veil_tcb_q
 /* The first level (in the order Intel lists them, highest first) that the
  * platform reaches: PCE SVN, the 16 SGX components and for TDX the 16
  * TEE_TCB_SVN components each at least the level's. dcap-qvl sorts the
- * levels first; Intel's lists are already sorted, so both take the same one. */
+ * levels first; Intel's lists are already sorted, so both take the same one.
+ * For TDX all 16 TEE_TCB_SVN bytes are compared, as dcap-qvl does (the module
+ * bytes 0 and 1 included, also when a tdxModuleIdentities level judges them
+ * as well). */
 static const struct tcb_level *match_platform_level(const struct tcb_info *t,
 						    const struct veil_tcb_query *q)
 {
