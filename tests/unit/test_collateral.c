@@ -254,6 +254,42 @@ static void test_go_tdx_guest_2023_set_evaluates_spr_e4(void **state)
 	veil_collateral_free(c);
 }
 
+/* dcap-qvl's tdx_quote_outdated (a v5 quote: CPUSVN 03 03 02 02 04 01 00 03
+ * ..., PCESVN 13, FMSPC 90c06f000000) reaches no level of its 2026 TCB Info
+ * (every level needs SGX component 7 >= 5); dcap-qvl too refuses it unless
+ * its test-only TCB override rewrites the levels. */
+static void test_dcap_qvl_outdated_sample_is_not_supported(void **state)
+{
+	(void)state;
+	struct veil_collateral *c =
+	    load_bundle("dcap-qvl/sample/tdx_quote_outdated_collateral.json");
+	struct veil_tcb_query q = {.tee = VEIL_TEE_TDX,
+				   .pce_svn = 13,
+				   .qe_isvprodid = 2,
+				   .qe_isvsvn = 7,
+				   .pck_ca = VEIL_PCK_CA_PLATFORM};
+	unhex_into("90c06f000000", q.fmspc, 6);
+	unhex_into("03030202040100030000000000000000", q.cpu_svn, 16);
+	unhex_into("07010300000000000000000000000000", q.tee_tcb_svn, 16);
+	unhex_into("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5",
+		   q.qe_mrsigner, 32);
+	unhex_into("1500000000000000e700000000000000", q.qe_attributes, 16);
+	set_serial(&q, "01");
+	time_t at = 1772707803; /* 2026-03-05T10:50:03Z, inside its windows */
+	evaluate_refused(c, &q, at, "TCB not supported");
+	/* at the first level's SGX components it is UpToDate (TDX_01 module
+	 * ISVSVN 7 >= 6) */
+	q.cpu_svn[7] = 5;
+	q.tee_tcb_svn[0] = 7;
+	struct veil_tcb_result r = evaluate_ok(c, &q, at);
+	assert_string_equal(veil_tcb_status_name(r.status), "UpToDate");
+	/* an older TDX module (ISVSVN 4 of TDX_01): OutOfDate from the module */
+	q.tee_tcb_svn[0] = 5;
+	r = evaluate_ok(c, &q, at);
+	assert_string_equal(veil_tcb_status_name(r.platform_status), "OutOfDate");
+	veil_collateral_free(c);
+}
+
 /* one substitution in text at the first place `after` occurs (plus skip) */
 static char *flipped(const char *text, size_t n, const char *after, size_t skip)
 {
@@ -637,6 +673,15 @@ static void test_folder_layout_loads_bundles_and_pcs_files(void **state)
 	evaluate_refused(c, &q, AT_2023, "not valid before");
 	veil_collateral_free(c);
 
+	/* a PCS body with no TCB Signing chain in the folder */
+	char pem[600];
+	snprintf(pem, sizeof(pem), "%s/tcb-signing.pem", dir);
+	assert_int_equal(unlink(pem), 0);
+	c = NULL;
+	assert_int_equal(veil_collateral_load_dir(dir, &c, why, sizeof(why)), VEIL_EINVAL);
+	assert_non_null(strstr(why, "qe-2023.json: a PCS body needs the TCB Signing chain"));
+	copy_vector("go-tdx-guest/extracted/tcb_info_issuer_chain.pem", dir, "tcb-signing.pem");
+
 	/* a damaged file names itself */
 	copy_vector("intel-qvl/Src/AttestationApp/sampleData/tcbInfo.json", dir,
 		    "zz-synthetic.json");
@@ -718,6 +763,7 @@ int main(void)
 	    cmocka_unit_test(test_sgx_bundle_gives_dcap_qvl_published_status),
 	    cmocka_unit_test(test_tdx_bundle_is_up_to_date),
 	    cmocka_unit_test(test_go_tdx_guest_2023_set_evaluates_spr_e4),
+	    cmocka_unit_test(test_dcap_qvl_outdated_sample_is_not_supported),
 	    cmocka_unit_test(test_folder_layout_loads_bundles_and_pcs_files),
 	    cmocka_unit_test(test_field_parser_reads_v2_and_v3_and_names_what_is_wrong),
 	    cmocka_unit_test(test_status_names_are_intels),
