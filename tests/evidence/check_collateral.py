@@ -479,6 +479,33 @@ def main():
     cases.append(("go-tdx-guest 2023 SPR_E4", gt_col, gt_pcs, q, gt_col.inside(), None))
 
     passed = failed = 0
+    # the query values tests/unit/test_collateral.c hard-codes are the ones
+    # extracted here from the quotes
+    unit = open(os.path.join(ROOT, "tests", "unit", "test_collateral.c")).read()
+    for func, quote in (("sgx_query", os.path.join(dq, "sgx_quote")),
+                        ("tdx_query", os.path.join(dq, "tdx_quote")),
+                        ("spr_e4_query", os.path.join(gt, "testing", "testdata",
+                                                       "tdx_prod_quote_SPR_E4.dat"))):
+        body = unit[unit.index("static struct veil_tcb_query %s(void)" % func):]
+        body = body[:body.index("\n}\n")]
+        flat = " ".join(body.split())
+        q = quote_query(quote)
+        want = [q["fmspc"], q["cpu_svn"], q["qe_mrsigner"], q["qe_attributes"],
+                '"%s"' % serial_hex(q["pck_serial"]), ".pce_svn = %d" % q["pce_svn"],
+                ".qe_isvprodid = %d" % q["qe_isvprodid"], ".qe_isvsvn = %d" % q["qe_isvsvn"],
+                ".qe_miscselect = %d" % q["qe_miscselect"],
+                "VEIL_PCK_CA_%s" % q["pck_ca"].upper()]
+        if q["tee"] == "tdx":
+            want.append(q["tee_tcb_svn"])
+            ok_seam = set(q["mr_signer_seam"] + q["seam_attributes"]) == {"0"}
+        else:
+            ok_seam = True
+        missing = [w for w in want if w not in flat]
+        ok = not missing and ok_seam
+        print("%s test_collateral.c %s() holds the values extracted from %s%s" % (
+            "ok  " if ok else "FAIL", func, os.path.basename(quote),
+            "" if ok else ": missing %s" % missing))
+        passed, failed = passed + ok, failed + (not ok)
     for name, col, src, q, at, published in cases:
         try:
             want = tcb_status(col, q, at)
