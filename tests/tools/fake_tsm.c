@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -45,7 +46,8 @@ static void step(struct fake_tsm *t, const char *report, struct entry *e)
 		return;
 	if (e->state == 0) {
 		/* an entry that vanished meanwhile leaves these failing: fine */
-		put(t, dir, "generation", "0\n", 2);
+		const char *gen0 = t->generation ? t->generation : "0\n";
+		put(t, dir, "generation", gen0, strlen(gen0));
 		put(t, dir, "inblob", "", 0);
 		put(t, dir, "provider", t->provider, strlen(t->provider));
 		e->state = 1;
@@ -65,7 +67,8 @@ static void step(struct fake_tsm *t, const char *report, struct entry *e)
 	}
 	unsigned seen = atomic_load(&t->entries);
 	unsigned bump = !t->bump_times || seen <= t->bump_times ? t->bump : 1;
-	int n = snprintf(gen, sizeof(gen), "%u\n", bump);
+	unsigned long long first = t->generation ? strtoull(t->generation, NULL, 10) : 0;
+	int n = snprintf(gen, sizeof(gen), "%llu\n", first + bump);
 	if (t->auxblob)
 		put(t, dir, "auxblob", t->auxblob, t->auxblob_size);
 	put(t, dir, "generation", gen, (size_t)n);

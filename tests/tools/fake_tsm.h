@@ -4,10 +4,10 @@
  * Real configfs makes an entry's attribute files at mkdir and produces the
  * report when outblob is read; a plain folder does neither. This helper
  * watches ROOT/report/ and plays the kernel's part for every new entry:
- *   1. on a new folder: generation ("0\n"), an empty inblob, then provider
+ *   1. on a new folder: generation ("0\n" or as set), an empty inblob, then provider
  *      (last: once provider is there, so is the rest);
  *   2. once inblob has been written: auxblob (if configured), generation
- *      ("<bump>\n"), then outblob (last).
+ *      (the first plus bump), then outblob (last).
  * Each file is written under ROOT/staging/ and renamed into place, so a
  * reader never sees half of one. veil_collect (built with VEIL_TEST_HOOKS)
  * waits up to ~1 s for these files to appear. */
@@ -26,7 +26,8 @@ struct fake_tsm {
 	size_t outblob_size;
 	const uint8_t *auxblob; /* NULL: no auxblob file */
 	size_t auxblob_size;
-	unsigned bump; /* the generation after inblob is written: 1, or 2 for "another writer" */
+	const char *generation; /* a new entry's generation as text; NULL: "0\n" */
+	unsigned bump;       /* added to it when inblob is written: 1, or 2 for "another writer" */
 	unsigned bump_times; /* entries that get `bump`; later ones get 1. 0: all */
 	atomic_int stop;     /* fake_tsm_serve returns once this is non-zero */
 	/* filled in by the helper */

@@ -240,6 +240,39 @@ static void test_another_writer_every_time_is_refused(void **state)
 	assert_true(report_dir_is_empty(f));
 }
 
+/* the check is relative: a long-lived tree's entries need not start at 0 */
+static void test_generation_moved_by_one_from_any_start(void **state)
+{
+	NEEDS_TEST_HOOKS();
+	struct fixture *f = *state;
+	f->helper.generation = "41\n";
+	fake_tsm(f, "tdx_guest", TDX_QUOTE, NULL, 1, 0);
+	assert_int_equal(collect(f), 0);
+	assert_int_equal(atomic_load(&f->helper.entries), 1);
+}
+
+static void test_generation_that_is_not_a_number_is_refused(void **state)
+{
+	NEEDS_TEST_HOOKS();
+	struct fixture *f = *state;
+	f->helper.generation = "4x\n";
+	fake_tsm(f, "tdx_guest", TDX_QUOTE, NULL, 1, 0);
+	assert_int_equal(collect(f), VEIL_EINVAL);
+	assert_non_null(strstr(f->why, "generation holds '4x', not a generation number"));
+	assert_true(report_dir_is_empty(f));
+}
+
+static void test_generation_past_64_bits_is_refused(void **state)
+{
+	NEEDS_TEST_HOOKS();
+	struct fixture *f = *state;
+	f->helper.generation = "18446744073709551616\n";
+	fake_tsm(f, "tdx_guest", TDX_QUOTE, NULL, 1, 0);
+	assert_int_equal(collect(f), VEIL_EINVAL);
+	assert_non_null(strstr(f->why, "not a generation number"));
+	assert_true(report_dir_is_empty(f));
+}
+
 static void test_outblob_over_the_limit_is_refused(void **state)
 {
 	NEEDS_TEST_HOOKS();
@@ -367,6 +400,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_snp_empty_auxblob_is_left_out, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_another_writer_once_is_retried, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_another_writer_every_time_is_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_generation_moved_by_one_from_any_start, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_generation_that_is_not_a_number_is_refused, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_generation_past_64_bits_is_refused, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_outblob_over_the_limit_is_refused, setup,
 					    teardown),
