@@ -744,8 +744,8 @@ int main(int argc, char **argv)
 			logmsg("no platform evidence (%s)", collect_why);
 		evidence_failed = las_evidence(las, rd, config_id, &evidence);
 	} else if (collected) {
-		evidence_failed = die("evidence from the platform failed: %s: refusing to start",
-				      collect_why);
+		evidence_failed =
+		    die("evidence from the platform failed: %s: refusing to start", collect_why);
 	}
 	/* joined before any return: exit's OpenSSL clean-up under a thread
 	 * still signing crashes */
