@@ -49,15 +49,18 @@ unit() { # builddir name
 build() { # dir meson-args... (the log is printed on failure)
 	local d=$1 f=$log/ninja-$(basename "$1").log
 	shift
-	if [ ! -f "$d/build.ninja" ]; then
+	# set up again when the options changed (a folder set up before
+	# -Dtest_hooks=true was added would skip test_collect)
+	if [ ! -f "$d/build.ninja" ] || [ "$(cat "$d/.veil-setup-args" 2>/dev/null)" != "$*" ]; then
 		rm -rf "$d"
 		meson setup "$d" "$root" "$@" >"$f" 2>&1 || return 1
+		echo "$*" >"$d/.veil-setup-args"
 	fi
 	ninja -C "$d" >>"$f" 2>&1
 }
 
 # normal build (warnings are errors here)
-if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
+if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks=true; then
 	unit build-ci unit
 	python3 tests/evidence/check_snp.py build-ci >"$log/check-snp.log" 2>&1
 	tally check-snp $? "$log/check-snp.log"
@@ -69,6 +72,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	tally cas $? "$log/cas.log"
 	tests/e2e/attest.sh build-ci >"$log/attest.log" 2>&1
 	tally attest $? "$log/attest.log"
+	tests/e2e/collect.sh build-ci >"$log/collect.log" 2>&1
+	tally collect $? "$log/collect.log"
 	tests/e2e/attack_runtime.sh build-ci >"$log/attack-runtime.log" 2>&1
 	tally attack-runtime $? "$log/attack-runtime.log"
 	tests/e2e/attack_interp.sh build-ci >"$log/attack-interp.log" 2>&1
@@ -111,7 +116,7 @@ fi
 # sanitizer build: the whole suite again under ASan+UBSan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enabled; then
+if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enabled -Dtest_hooks=true; then
 	unit build-asan unit-asan
 	tests/e2e/run.sh build-asan/veil build-asan/veil-run >"$log/e2e-asan.log" 2>&1
 	tally e2e-asan $? "$log/e2e-asan.log"
@@ -119,6 +124,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally cas-asan $? "$log/cas-asan.log"
 	tests/e2e/attest.sh build-asan >"$log/attest-asan.log" 2>&1
 	tally attest-asan $? "$log/attest-asan.log"
+	tests/e2e/collect.sh build-asan >"$log/collect-asan.log" 2>&1
+	tally collect-asan $? "$log/collect-asan.log"
 	tests/e2e/attack_runtime.sh build-asan >"$log/attack-runtime-asan.log" 2>&1
 	tally attack-runtime-asan $? "$log/attack-runtime-asan.log"
 	tests/e2e/attack_interp.sh build-asan >"$log/attack-interp-asan.log" 2>&1

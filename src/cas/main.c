@@ -23,6 +23,7 @@
 
 #include "cas.h"
 #include "veil/args.h"
+#include "veil/collect.h"
 #include "veil/evidence.h"
 
 static void usage(FILE *f)
@@ -238,26 +239,40 @@ static SSL_CTX *make_ssl(struct cas *cas)
 	return ctx;
 }
 
-/* GET /v1/cas/identity: certificate, key hash and simulation evidence binding
- * the TLS key (report_data = SHA-256 of its SubjectPublicKeyInfo). */
+/* GET /v1/cas/identity: certificate, key hash and evidence binding the TLS
+ * key (report data: the SHA-256 of its SubjectPublicKeyInfo, then zeros):
+ * the platform's (configfs-tsm, Gramine; src/evidence/collect.c) where there
+ * is one, else simulation evidence from the CAS's own simulated platform. A
+ * platform that is there and fails stops the CAS: it never presents
+ * simulation evidence inside a confidential VM. */
 static int make_identity(struct cas *cas, struct veil_diags *d)
 {
 	EVP_PKEY *platform = NULL;
 	X509 *platform_cert = NULL;
-	char *pdir = veil_path_join(cas->data_dir, "sim-platform");
+	char *pdir = NULL;
 	char *evidence = NULL, measurement[VEIL_KEY_HASH_HEX];
-	uint8_t rd[VEIL_SHA256_SIZE], m[VEIL_SHA256_SIZE];
-	int rc = pdir ? veil_identity_load_or_create(pdir, "veil simulated platform", &platform,
-						     &platform_cert, d)
-		      : VEIL_ENOMEM;
-	if (!rc)
-		rc = veil_sha256_file("/proc/self/exe", m, d);
+	char provider[VEIL_COLLECT_PROVIDER_MAX], why[1024];
+	uint8_t rd[VEIL_REPORT_DATA_SIZE] = {0}, m[VEIL_SHA256_SIZE];
+	int rc = veil_pubkey_digest(cas->key, rd);
 	if (!rc) {
-		veil_hex(m, sizeof(m), measurement);
-		rc = veil_pubkey_digest(cas->key, rd);
+		rc = veil_collect(rd, &evidence, provider, why, sizeof(why));
+		if (rc && rc != VEIL_ENOENT)
+			veil_diag(d, "the CAS's evidence from the platform failed: %s", why);
+		else if (!rc)
+			fprintf(stderr, "veil-cas: evidence from %s\n", provider);
 	}
-	if (!rc)
-		rc = veil_evidence_sim_sign(platform, measurement, rd, "", &evidence);
+	if (rc == VEIL_ENOENT) {
+		pdir = veil_path_join(cas->data_dir, "sim-platform");
+		rc = pdir ? veil_identity_load_or_create(pdir, "veil simulated platform", &platform,
+							 &platform_cert, d)
+			  : VEIL_ENOMEM;
+		if (!rc)
+			rc = veil_sha256_file("/proc/self/exe", m, d);
+		if (!rc) {
+			veil_hex(m, sizeof(m), measurement);
+			rc = veil_evidence_sim_sign(platform, measurement, rd, "", &evidence);
+		}
+	}
 	BIO *b = BIO_new(BIO_s_mem());
 	char *pem = NULL;
 	long n = !rc && b && PEM_write_bio_X509(b, cas->cert) ? BIO_get_mem_data(b, &pem) : 0;

@@ -1,6 +1,8 @@
 /* veil-run: the entrypoint of every confidential image.
  *
- * It makes a fresh key, gets evidence binding it from veil-las, measures the
+ * It makes a fresh key, gets evidence binding it from the platform
+ * (configfs-tsm in a TDX or SNP guest, Gramine in an SGX enclave) or else
+ * from veil-las, measures the
  * protected files, attests to the CAS over mutual TLS with that key (the CAS
  * authenticated by its pinned key), and only then builds the environment from
  * the policy alone and execs the policy's command in the policy's pwd. */
@@ -35,6 +37,7 @@
 #include <openssl/ssl.h>
 
 #include "veil/args.h"
+#include "veil/collect.h"
 #include "veil/cursor.h"
 #include "veil/evidence.h"
 #include "veil/image.h"
@@ -727,15 +730,30 @@ int main(int argc, char **argv)
 	if (!cert_async)
 		make_cert(&cj);
 	logmsg("key made");
-	char *evidence = NULL;
-	int las_failed = las_evidence(las, rd, config_id, &evidence);
+	/* the platform's own evidence first (report data: the key's SHA-256,
+	 * then zeros); veil-las only where there is no platform to ask. A
+	 * platform that is there and fails is a refusal: a confidential VM
+	 * whose quote fails is not a simulated one. */
+	char *evidence = NULL, provider[VEIL_COLLECT_PROVIDER_MAX], collect_why[1024];
+	uint8_t rd64[VEIL_REPORT_DATA_SIZE] = {0};
+	memcpy(rd64, rd, sizeof(rd));
+	int collected = veil_collect(rd64, &evidence, provider, collect_why, sizeof(collect_why));
+	int evidence_failed = 0;
+	if (collected == VEIL_ENOENT) {
+		if (collect_why[0])
+			logmsg("no platform evidence (%s)", collect_why);
+		evidence_failed = las_evidence(las, rd, config_id, &evidence);
+	} else if (collected) {
+		evidence_failed =
+		    die("evidence from the platform failed: %s: refusing to start", collect_why);
+	}
 	/* joined before any return: exit's OpenSSL clean-up under a thread
 	 * still signing crashes */
 	if (cert_async)
 		pthread_join(cert_thread, NULL);
-	if (las_failed)
+	if (evidence_failed)
 		return 1;
-	logmsg("evidence from %s", las);
+	logmsg("evidence from %s", collected ? las : provider);
 	X509 *cert = cj.cert;
 	if (!cert)
 		return die("cannot make a certificate");
