@@ -218,7 +218,16 @@ static int verify_chain(X509 *certs[static PCK_CHAIN_LEN], X509 *root, const uin
 	X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT);
 	X509_VERIFY_PARAM_set_depth(param, PCK_CHAIN_LEN - 1);
 	if (X509_verify_cert(ctx) == 1) {
-		rc = 0;
+		/* the path OpenSSL built must be the quote's own: leaf, its CA, root */
+		STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+		if (!chain || sk_X509_num(chain) != PCK_CHAIN_LEN ||
+		    X509_cmp(sk_X509_value(chain, 1), certs[1]) != 0 ||
+		    X509_cmp(sk_X509_value(chain, 2), root) != 0)
+			rc = refuse(why, cap,
+				    "PCK chain: the certificates are not in the order "
+				    "PCK leaf, PCK CA, root");
+		else
+			rc = 0;
 		goto out;
 	}
 	int err = X509_STORE_CTX_get_error(ctx), depth = X509_STORE_CTX_get_error_depth(ctx);
