@@ -19,10 +19,11 @@ if [ "${1:-}" = "--test" ]; then
 	# cache; bindfs: a FUSE-served veil-run), the image and registry e2e
 	# (skopeo and umoci read and make the OCI layouts veil writes; Debian's
 	# docker-registry on loopback; mmdebstrap makes the python base image), the
-	# podman e2e (rootful podman with runc)
+	# podman e2e (rootful podman with runc), the independent DCAP quote
+	# verifier (tests/evidence/check_dcap.py: python3-cryptography)
 	pkgs+=(libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
 		man-db strace gdb e2fsprogs bindfs skopeo umoci unzip systemd docker-registry mmdebstrap
-		podman runc)
+		podman runc python3-cryptography)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
 	# (and conflicts with Debian's npm), so ask for npm only without one.
 	command -v node >/dev/null || pkgs+=(nodejs)

@@ -59,6 +59,8 @@ build() { # dir meson-args... (the log is printed on failure)
 # normal build (warnings are errors here)
 if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled; then
 	unit build-ci unit
+	python3 tests/evidence/check_dcap.py build-ci >"$log/dcap-crosscheck.log" 2>&1
+	tally dcap-crosscheck $? "$log/dcap-crosscheck.log"
 	tests/e2e/run.sh build-ci/veil build-ci/veil-run >"$log/e2e.log" 2>&1
 	tally e2e $? "$log/e2e.log"
 	tests/e2e/cas.sh build-ci >"$log/cas.log" 2>&1
