@@ -7,8 +7,8 @@
 
 #include "veil/dcap.h"
 
-/* 2025-01-01, inside the validity of the seed quotes' PCK chains */
-#define FUZZ_AT ((time_t)1735689600)
+/* 2026-06-01, inside the validity of every seed quote's PCK chain */
+#define FUZZ_AT ((time_t)1780272000)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
