@@ -149,10 +149,13 @@ static int intel_root(X509 **out, char *why, size_t cap)
 	return 0;
 }
 
+/* frees and forgets: a later call on the same array frees nothing twice */
 static void x509_free_all(X509 **certs, size_t count)
 {
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
 		X509_free(certs[i]);
+		certs[i] = NULL;
+	}
 }
 
 /* Parsed certificates by their exact DER: the PCK CAs are the same few for

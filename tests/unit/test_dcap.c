@@ -435,6 +435,52 @@ static void test_bit_flip_in_each_chain_certificate_is_refused(void **state)
 	chain_flips_in(TDX_V5);
 }
 
+/* A chain refused after its leaf was parsed (the CA block is not DER) once
+ * freed the leaf twice, which the parsed-certificate cache then handed out
+ * or freed again (found by fuzz_dcap; ASan sees it when the slot is reused
+ * below). */
+static void test_chain_refused_midway_frees_each_certificate_once(void **state)
+{
+	(void)state;
+	size_t n;
+	uint8_t *q = load(TDX_V4, &n);
+	struct veil_dcap_quote p;
+	parse_ok(q, n, &p);
+	time_t at = leaf_not_before(p.pck_chain_pem, p.pck_chain_pem_size) + DAY;
+	uint8_t *der[3];
+	int len[3];
+	assert_int_equal(chain_der(&p, der, len), 3);
+	uint8_t junk[64];
+	memset(junk, 0x30, sizeof(junk));
+	uint8_t *bad[3] = {der[0], junk, der[2]};
+	int bad_len[3] = {len[0], (int)sizeof(junk), len[2]};
+	struct rebuilt pem = pem_of(bad, bad_len, 3);
+	struct rebuilt again = rebuild(&p, VEIL_DCAP_CERT_DATA_PCK_CHAIN, pem.data, pem.size);
+	for (int i = 0; i < 3; i++)
+		assert_refused(again.data, again.size, at, "PCK chain: the PCK CA certificate");
+	/* every real quote: more leaves than the cache has slots */
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < VEIL_ARRAY_LEN(real_quotes); i++) {
+			size_t m;
+			uint8_t *r = load(real_quotes[i].path, &m);
+			struct veil_dcap_quote rp;
+			struct veil_dcap_pck pck;
+			char why[512];
+			parse_ok(r, m, &rp);
+			time_t t = leaf_not_before(rp.pck_chain_pem, rp.pck_chain_pem_size) + DAY;
+			assert_int_equal(veil_dcap_verify(&rp, t, &pck, why, sizeof(why)), 0);
+			free(r);
+		}
+	char why[512];
+	struct veil_dcap_pck pck;
+	assert_int_equal(check(q, n, at, &pck, why, sizeof(why)), 0);
+	for (size_t c = 0; c < 3; c++)
+		OPENSSL_free(der[c]);
+	free(pem.data);
+	free(again.data);
+	free(q);
+}
+
 static void test_time_outside_the_chain_validity_is_refused(void **state)
 {
 	(void)state;
@@ -757,6 +803,7 @@ int main(void)
 	    cmocka_unit_test(test_truncation_at_every_boundary_is_refused),
 	    cmocka_unit_test(test_unknown_versions_types_and_sizes_are_refused),
 	    cmocka_unit_test(test_intel_synthetic_samples_are_refused),
+	    cmocka_unit_test(test_chain_refused_midway_frees_each_certificate_once),
 	    cmocka_unit_test(test_time_outside_the_chain_validity_is_refused),
 	    cmocka_unit_test(test_every_real_quote_verifies_to_the_intel_root),
 	    cmocka_unit_test(test_declared_lengths_not_file_size),
