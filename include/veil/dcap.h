@@ -155,7 +155,12 @@ int veil_dcap_parse(const uint8_t *q, size_t n, struct veil_dcap_quote *out, cha
  * and returns 0; otherwise VEIL_EINVAL (VEIL_ENOMEM) with the failing check
  * in why: "PCK chain: ...", "QE report signature ...", "QE report does not
  * bind the attestation key", "quote signature ...". Collateral (TCB status,
- * CRLs, QE identity) is the caller's next step. */
+ * CRLs, QE identity) is the caller's next step: it needs pck_out's FMSPC,
+ * PCE SVN, CPU SVN / TCB components, CA kind and serial, the quote's
+ * td.tee_tcb_svn (TDX) and its qe_report fields.
+ * Thread-safe; the root is parsed once per process and parsed PCK
+ * certificates are kept in a small process-wide cache keyed by their exact
+ * DER (every signature and validity is still checked on every call). */
 int veil_dcap_verify(const struct veil_dcap_quote *q, time_t at, struct veil_dcap_pck *pck_out,
 		     char *why, size_t cap) __attribute__((warn_unused_result));
 
