@@ -66,6 +66,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	tally check-snp $? "$log/check-snp.log"
 	tests/evidence/check_collateral.py build-ci/tests/tcb_status >"$log/collateral.log" 2>&1
 	tally collateral-independent $? "$log/collateral.log"
+	python3 tests/evidence/check_dcap.py build-ci >"$log/dcap-crosscheck.log" 2>&1
+	tally dcap-crosscheck $? "$log/dcap-crosscheck.log"
 	tests/e2e/run.sh build-ci/veil build-ci/veil-run >"$log/e2e.log" 2>&1
 	tally e2e $? "$log/e2e.log"
 	tests/e2e/cas.sh build-ci >"$log/cas.log" 2>&1
