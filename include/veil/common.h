@@ -96,6 +96,13 @@ void veil_hex(const uint8_t *in, size_t size, char *out);
 /* exactly 2*size lower-case hex digits -> size bytes; 0 or VEIL_EINVAL
  * (out untouched then) */
 int veil_unhex(const char *hex, uint8_t *out, size_t size);
+/* base64 (RFC 4648, padded): encode -> a malloc'd NUL-terminated string
+ * (NULL: out of memory); decode -> *out malloc'd (*n bytes), 0 or
+ * VEIL_EINVAL for anything but canonical padded base64 (no white space),
+ * VEIL_ELIMIT past max bytes */
+char *veil_b64_encode(const uint8_t *p, size_t n);
+int veil_b64_decode(const char *s, size_t max, uint8_t **out, size_t *n)
+    __attribute__((warn_unused_result));
 /* s is a SHA-256 in veil's hex (64 lower-case digits), e.g. a key hash */
 int veil_is_sha256_hex(const char *s);
 

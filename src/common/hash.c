@@ -1,5 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -92,4 +94,43 @@ int veil_is_sha256_hex(const char *s)
 {
 	uint8_t scratch[VEIL_SHA256_SIZE];
 	return s && !veil_unhex(s, scratch, sizeof(scratch));
+}
+
+char *veil_b64_encode(const uint8_t *p, size_t n)
+{
+	if (n > (size_t)INT_MAX / 4 * 3 - 3)
+		return NULL;
+	char *s = malloc(4 * ((n + 2) / 3) + 1);
+	if (s)
+		EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	return s;
+}
+
+int veil_b64_decode(const char *s, size_t max, uint8_t **out, size_t *n)
+{
+	size_t len = s ? strlen(s) : 0;
+	*out = NULL;
+	*n = 0;
+	if (!s || len % 4 || len > (size_t)INT_MAX)
+		return VEIL_EINVAL;
+	if (len / 4 * 3 > max + 2)
+		return VEIL_ELIMIT;
+	size_t pad = len && s[len - 1] == '=' ? (len > 1 && s[len - 2] == '=' ? 2 : 1) : 0;
+	for (size_t i = 0; i < len - pad; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/'))
+			return VEIL_EINVAL;
+	}
+	uint8_t *b = malloc(len / 4 * 3 + 1);
+	if (!b)
+		return VEIL_ENOMEM;
+	int got = len ? EVP_DecodeBlock(b, (const unsigned char *)s, (int)len) : 0;
+	if (got < 0 || (size_t)got < pad || (size_t)got - pad > max) {
+		free(b);
+		return got < 0 ? VEIL_EINVAL : VEIL_ELIMIT;
+	}
+	*out = b;
+	*n = (size_t)got - pad;
+	return 0;
 }

@@ -232,19 +232,11 @@ static int write_attr(const char *path, bool patient, const void *p, size_t n, c
 	return 0;
 }
 
-static char *base64(const uint8_t *p, size_t n)
-{
-	char *s = malloc(4 * ((n + 2) / 3) + 1);
-	if (s)
-		EVP_EncodeBlock((unsigned char *)s, p, (int)n);
-	return s;
-}
-
 /* {"platform":P,"version":1,KEY:base64(blob)[,"auxblob":base64(aux)]} */
 static int evidence_json(const char *platform, const char *key, const uint8_t *blob,
 			 size_t blob_size, const uint8_t *aux, size_t aux_size, char **out)
 {
-	char *b = base64(blob, blob_size), *a = aux_size ? base64(aux, aux_size) : NULL;
+	char *b = veil_b64_encode(blob, blob_size), *a = aux_size ? veil_b64_encode(aux, aux_size) : NULL;
 	json_t *j = b && (a || !aux_size)
 			? json_pack("{s:s, s:i, s:s}", "platform", platform, "version", 1, key, b)
 			: NULL;

@@ -18,18 +18,10 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
+#include "internal.h"
 #include "veil/evidence.h"
 #include "veil/tls.h"
 
-#define MAX_EVIDENCE (64 * 1024)
-
-static char *b64(const uint8_t *p, size_t n)
-{
-	char *s = malloc(4 * ((n + 2) / 3) + 1);
-	if (s)
-		EVP_EncodeBlock((unsigned char *)s, p, (int)n);
-	return s;
-}
 
 int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
 			   const uint8_t report_data[static VEIL_SHA256_SIZE],
@@ -58,7 +50,7 @@ int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
 	    !PEM_write_bio_PUBKEY(bio, platform_key))
 		goto out;
 	long n = BIO_get_mem_data(bio, &pem);
-	if (n <= 0 || !(sig64 = b64(sig, sig_len)))
+	if (n <= 0 || !(sig64 = veil_b64_encode(sig, sig_len)))
 		goto out;
 	j = json_pack("{s:s, s:i, s:s%, s:s, s:s}", "platform", "sim", "version", 1, "platform_key",
 		      pem, (size_t)n, "claims", claims, "signature", sig64);
@@ -121,8 +113,8 @@ static EVP_PKEY *platform_key(const char *pem, char hash[static VEIL_KEY_HASH_HE
 	return pk;
 }
 
-static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE],
-		      struct veil_claims *c, struct veil_diags *d)
+int veil_sim_verify_json(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE],
+			 int no_binding, struct veil_claims *c, struct veil_diags *d)
 {
 	const char *pem = NULL, *claims = NULL, *sig64 = NULL;
 	int version = 0;
@@ -172,7 +164,7 @@ static int verify_sim(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 		veil_diag(d, "sim evidence: malformed claims");
 		goto out;
 	}
-	if (CRYPTO_memcmp(rdb, expected, VEIL_SHA256_SIZE)) {
+	if (!no_binding && CRYPTO_memcmp(rdb, expected, VEIL_SHA256_SIZE)) {
 		veil_diag(d,
 			  "evidence is bound to another TLS key (report_data %.16s... does not "
 			  "match this connection)",
@@ -193,28 +185,5 @@ out:
 	free(sig);
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pk);
-	return rc;
-}
-
-int veil_evidence_verify(const char *evidence, size_t size,
-			 const uint8_t expected_report_data[static VEIL_SHA256_SIZE],
-			 struct veil_claims *claims, struct veil_diags *d)
-{
-	if (size > MAX_EVIDENCE) {
-		veil_diag(d, "evidence larger than %d bytes", MAX_EVIDENCE);
-		return VEIL_ELIMIT;
-	}
-	json_error_t err;
-	json_t *j = json_loadb(evidence, size, JSON_REJECT_DUPLICATES, &err);
-	const char *platform = NULL;
-	int rc = VEIL_EINVAL;
-	if (!j || json_unpack(j, "{s:s}", "platform", &platform)) {
-		veil_diag(d, "evidence is not a JSON object with a 'platform'");
-	} else if (!strcmp(platform, "sim")) {
-		rc = verify_sim(j, expected_report_data, claims, d);
-	} else {
-		veil_diag(d, "evidence of unknown platform '%.32s'", platform);
-	}
-	json_decref(j);
 	return rc;
 }
