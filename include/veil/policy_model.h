@@ -28,6 +28,17 @@ struct veil_policy_service {
 	const char *program;                    /* absolute; NULL: not measured */
 	struct veil_policy_file *runtime_files; /* mode 0 means "must not exist" */
 	size_t runtime_file_count;
+	/* hardware evidence (issue 11): what the claims must say. SGX:
+	 * MRENCLAVE in mrenclaves, or the signer block; TDX: the tdx block;
+	 * SNP: the snp block. NULL / 0: not required. Hex is lower-case. */
+	const char *signer_mrsigner; /* 64 hex */
+	int has_signer;
+	unsigned signer_isvprodid, signer_isvsvn_min;
+	int has_isvprodid;
+	const char *tdx_mrtd, *tdx_rtmr[4], *tdx_mrconfigid, *tdx_mrowner; /* 96 hex */
+	const char *snp_measurement;					      /* 96 hex */
+	const char *snp_host_data;					      /* 64 hex */
+	unsigned snp_guest_svn_min;
 	/* encrypted code (include/veil/codecrypt.h): the CAS's code key id and
 	 * the files veil-run decrypts into memory; NULL, 0: none */
 	const char *code_key_id;
@@ -79,5 +90,18 @@ int veil_policy_check_new(const struct veil_policy *p, struct veil_diags *d);
 /* May identity (key hash hex, NULL: no client certificate) act under
  * `list` for a namespace created by `owner`? */
 int veil_policy_allows(char *const *list, size_t count, const char *owner, const char *identity);
+
+struct veil_claims;
+/* The attestation decision: whether verified claims (include/veil/
+ * evidence.h) satisfy the policy's service: debug only where tolerated; the
+ * measurement (sim: veil-run's hash in mrenclaves; sgx: mrenclaves and/or
+ * signer; tdx: the tdx block; snp: the snp block); for hardware the TCB
+ * status under security.attestation.tolerate (outdated-tcb,
+ * software-hardening-needed, insecure-configuration; revoked never) and every
+ * advisory in ignore_advisories ("*": all). 0, or VEIL_EINVAL with the
+ * reason, naming the claim that failed, in why. Pure: no I/O, no time. */
+int veil_attest_decide(const struct veil_policy *p, const struct veil_policy_service *svc,
+		       const struct veil_claims *cl, const char *config_id, char *why, size_t cap)
+    __attribute__((warn_unused_result));
 
 #endif

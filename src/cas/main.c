@@ -22,6 +22,8 @@
 #include <openssl/pem.h>
 
 #include "cas.h"
+#include "veil/collateral.h"
+#include "veil/evidence.h"
 #include "veil/args.h"
 #include "veil/collect.h"
 #include "veil/evidence.h"
@@ -59,6 +61,10 @@ static void usage(FILE *f)
 		   "  --evidence-max-age SECONDS\n"
 		   "                      refuse evidence made longer ago (or further ahead)\n"
 		   "                      than this, 1 to 3600 (default 60)\n"
+		   "  --collateral DIR    Intel collateral (TCB Info, QE Identity, CRLs and\n"
+		   "                      their chains; dcap-qvl bundles or PCS files) for\n"
+		   "                      the TCB status of SGX and TDX quotes, verified at\n"
+		   "                      start; stale collateral refuses those quotes\n"
 		   "  --max-namespaces-per-client N\n"
 		   "                      namespaces one client identity may own, 1 to\n"
 		   "                      1000000 (default 1000)\n"
@@ -522,6 +528,8 @@ int main(int argc, char **argv)
 		OPT_VERSION,
 		OPT_ALLOW_POLICY_PLATFORMS,
 		OPT_EVIDENCE_MAX_AGE,
+		OPT_COLLATERAL,
+		OPT_TEST_RECORDED,
 		OPT_MAX_NAMESPACES,
 		OPT_BUFFERED_MAX,
 		OPT_MAX_CONNS,
@@ -536,6 +544,10 @@ int main(int argc, char **argv)
 	    {"trust-platform", required_argument, NULL, OPT_TRUST},
 	    {"allow-policy-platforms", no_argument, NULL, OPT_ALLOW_POLICY_PLATFORMS},
 	    {"evidence-max-age", required_argument, NULL, OPT_EVIDENCE_MAX_AGE},
+	    {"collateral", required_argument, NULL, OPT_COLLATERAL},
+#ifdef VEIL_TEST_HOOKS
+	    {"test-recorded-evidence", no_argument, NULL, OPT_TEST_RECORDED},
+#endif
 	    {"max-namespaces-per-client", required_argument, NULL, OPT_MAX_NAMESPACES},
 	    {"san", required_argument, NULL, OPT_SAN},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -551,7 +563,7 @@ int main(int argc, char **argv)
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0}};
 	const char *prog = "veil-cas";
-	const char *data = NULL, *listen_arg = "127.0.0.1:8081";
+	const char *data = NULL, *listen_arg = "127.0.0.1:8081", *collateral_dir = NULL;
 	char *trusted[MAX_TRUSTED];
 	const char *sans[MAX_SANS + 3];
 	size_t ntrusted = 0, nsans = 0;
@@ -627,6 +639,14 @@ int main(int argc, char **argv)
 					    &cas.evidence_max_age, &d))
 				goto usage_error;
 			break;
+		case OPT_COLLATERAL:
+			collateral_dir = optarg;
+			break;
+#ifdef VEIL_TEST_HOOKS
+		case OPT_TEST_RECORDED:
+			cas.test_recorded_evidence = true;
+			break;
+#endif
 		case OPT_MAX_NAMESPACES:
 			if (veil_parse_long("--max-namespaces-per-client", optarg, 1, 1000000,
 					    &cas.max_namespaces_per_client, &d))
@@ -748,6 +768,21 @@ int main(int argc, char **argv)
 		rc = veil_store_sqlite_open(data, &opener, &main_store, &d);
 	if (!rc)
 		rc = reconcile_audit(&cas, main_store, auditlog, &d);
+	if (!rc && collateral_dir) {
+		char why[600] = "";
+		if (veil_collateral_load_dir(collateral_dir, &cas.collateral, why, sizeof(why))) {
+			veil_diag(&d, "--collateral %s: %s", collateral_dir, why);
+			rc = VEIL_EINVAL;
+		} else {
+			veil_evidence_set_collateral(cas.collateral);
+			fprintf(stderr, "veil-cas: Intel collateral from %s\n", collateral_dir);
+		}
+	}
+#ifdef VEIL_TEST_HOOKS
+	if (!rc && cas.test_recorded_evidence)
+		fprintf(stderr, "veil-cas: TEST BUILD: hardware evidence is not bound to the "
+				"connection (--test-recorded-evidence)\n");
+#endif
 	if (!rc)
 		rc = make_identity(&cas, &d);
 	if (!rc && !(cas.ssl = make_ssl(&cas))) {
@@ -872,6 +907,7 @@ int main(int argc, char **argv)
 	cas_workers_free(&cas);
 	veil_audit_close(cas.audit);
 	veil_vault_close(cas.vault);
+	veil_collateral_free(cas.collateral);
 	cas_log_close(&cas.log);
 	SSL_CTX_free(cas.ssl);
 	EVP_PKEY_free(cas.key);

@@ -56,7 +56,7 @@ enum {
 
 extern const struct cli_cmd cli_root;
 extern const struct cli_cmd check_cmd, apply_cmd, policy_cmd, cas_cmd, audit_cmd, whoami_cmd,
-    completion_cmd, image_cmd;
+    completion_cmd, image_cmd, evidence_cmd;
 
 /* The registry flags of `veil apply` and `veil image` (image.c): put
  * CLI_REGISTRY_OPTS in the getopt table, give every option to

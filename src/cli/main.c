@@ -79,9 +79,9 @@ const struct cli_cmd cli_root = {
     .name = "veil",
     .path = "veil",
     .usage = root_usage,
-    .subs =
-	(const struct cli_cmd *const[]){&check_cmd, &apply_cmd, &image_cmd, &policy_cmd, &cas_cmd,
-					&audit_cmd, &whoami_cmd, &completion_cmd, NULL},
+    .subs = (const struct cli_cmd *const[]){&check_cmd, &apply_cmd, &image_cmd, &policy_cmd,
+					    &cas_cmd, &evidence_cmd, &audit_cmd, &whoami_cmd,
+					    &completion_cmd, NULL},
 };
 
 /* jansson's memory is wiped when freed: a code key (veil apply with

@@ -264,6 +264,69 @@ static void parse_encryption(struct yctx *c, const struct ynode *e, struct veil_
 	}
 }
 
+static int is_hex_n(const char *s, size_t n)
+{
+	if (!s || strlen(s) != n)
+		return 0;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s) && !(*s >= 'a' && *s <= 'f'))
+			return 0;
+	return 1;
+}
+
+/* a hex field of n digits in block b, or NULL (an error when malformed or,
+ * with required, absent) */
+static const char *hex_field(struct yctx *c, const struct ynode *b, const char *key, size_t n,
+			     int required, const char *what)
+{
+	const char *v = yget_str(c, b, key, required, what);
+	if (v && !is_hex_n(v, n)) {
+		yerr(c, ymap_get(b, key), "%s: %s must be %zu lower-case hex digits", what, key, n);
+		return NULL;
+	}
+	return v;
+}
+
+/* What hardware evidence must show (issue 11; docs/manifests.md):
+ *   signer: {mrsigner: 64 hex, isvprodid: N, isvsvn_min: N}     (SGX)
+ *   tdx: {mrtd: 96 hex, rtmr0..rtmr3, mrconfigid, mrowner}     (TDX)
+ *   snp: {measurement: 96 hex, host_data: 64 hex, guest_svn_min} (SEV-SNP) */
+static void parse_hardware(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
+{
+	const struct ynode *b = yget_coll(c, e, "signer", YT_MAP, 0, "services entry");
+	unsigned long long v = 0;
+	if (b) {
+		static const char *const k[] = {"mrsigner", "isvprodid", "isvsvn_min", NULL};
+		ycheck_keys(c, b, k, "services: signer");
+		s->has_signer = 1;
+		s->signer_mrsigner = hex_field(c, b, "mrsigner", 64, 1, "services: signer");
+		if (yget_uint(c, b, "isvprodid", 65535, &v, "services: signer") == 1)
+			s->signer_isvprodid = (unsigned)v, s->has_isvprodid = 1;
+		v = 0;
+		yget_uint(c, b, "isvsvn_min", 65535, &v, "services: signer");
+		s->signer_isvsvn_min = (unsigned)v;
+	}
+	if ((b = yget_coll(c, e, "tdx", YT_MAP, 0, "services entry"))) {
+		static const char *const k[] = {"mrtd",	  "rtmr0",	"rtmr1",   "rtmr2",
+						"rtmr3",  "mrconfigid", "mrowner", NULL};
+		ycheck_keys(c, b, k, "services: tdx");
+		s->tdx_mrtd = hex_field(c, b, "mrtd", 96, 1, "services: tdx");
+		for (int i = 0; i < 4; i++)
+			s->tdx_rtmr[i] = hex_field(c, b, k[1 + i], 96, 0, "services: tdx");
+		s->tdx_mrconfigid = hex_field(c, b, "mrconfigid", 96, 0, "services: tdx");
+		s->tdx_mrowner = hex_field(c, b, "mrowner", 96, 0, "services: tdx");
+	}
+	if ((b = yget_coll(c, e, "snp", YT_MAP, 0, "services entry"))) {
+		static const char *const k[] = {"measurement", "host_data", "guest_svn_min", NULL};
+		ycheck_keys(c, b, k, "services: snp");
+		s->snp_measurement = hex_field(c, b, "measurement", 96, 1, "services: snp");
+		s->snp_host_data = hex_field(c, b, "host_data", 64, 0, "services: snp");
+		v = 0;
+		yget_uint(c, b, "guest_svn_min", 4294967295ull, &v, "services: snp");
+		s->snp_guest_svn_min = (unsigned)v;
+	}
+}
+
 /* Encrypted code is decrypted for whatever program the policy in force
  * names, and its key is derived for the namespace's creator: a policy that
  * others may change would let them read the creator's code (any image under
@@ -293,7 +356,7 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 	    "name",          "image_name",  "mrenclaves", "file_set_root", "command",
 	    "pwd",           "environment", "platforms",  "files",         "program",
 	    "runtime_files", "user",        "group",      "image_root",    "encryption",
-	    NULL};
+	    "signer",        "tdx",         "snp",        NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);
@@ -385,6 +448,7 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 		free(fe);
 	}
 	parse_encryption(c, e, s);
+	parse_hardware(c, e, s);
 	s->program = yget_str(c, e, "program", 0, w);
 	if (s->program && s->program[0] != '/')
 		yerr(c, ymap_get(e, "program"), "services: program '%s' must be absolute",

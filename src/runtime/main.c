@@ -731,12 +731,14 @@ int main(int argc, char **argv)
 		make_cert(&cj);
 	logmsg("key made");
 	/* the platform's own evidence first (report data: the key's SHA-256,
-	 * then zeros); veil-las only where there is no platform to ask. A
+	 * then the config id's); veil-las only where there is no platform to ask. A
 	 * platform that is there and fails is a refusal: a confidential VM
 	 * whose quote fails is not a simulated one. */
 	char *evidence = NULL, provider[VEIL_COLLECT_PROVIDER_MAX], collect_why[1024];
+	/* the key's hash, then the config id's: the CAS checks both halves */
 	uint8_t rd64[VEIL_REPORT_DATA_SIZE] = {0};
 	memcpy(rd64, rd, sizeof(rd));
+	veil_sha256(config_id, strlen(config_id), rd64 + VEIL_SHA256_SIZE);
 	int collected = veil_collect(rd64, &evidence, provider, collect_why, sizeof(collect_why));
 	int evidence_failed = 0;
 	if (collected == VEIL_ENOENT) {
