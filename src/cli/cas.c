@@ -129,15 +129,26 @@ int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t
 			  c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "out-of-date") && !t->outdated_tcb) {
-		veil_diag(d, "%s: the platform's TCB is out of date (tolerate with -G)", c.url);
+	/* the TCB status's parts, as the CAS's policies read them
+	 * (src/policy/decide.c): the combined statuses need both flags */
+	const char *st = cl.tcb_status;
+	int intel = !strcmp(cl.platform, "sgx") || !strcmp(cl.platform, "tdx");
+	if (!strcmp(st, "revoked")) {
+		veil_diag(d, "%s: the platform's key is revoked", c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "sw-hardening-needed") && !t->sw_hardening_needed) {
+	if ((!strncmp(st, "out-of-date", 11) || (intel && !strcmp(st, "not-evaluated"))) &&
+	    !t->outdated_tcb) {
+		veil_diag(d, "%s: the platform's TCB is %s (tolerate with -G)", c.url,
+			  !strcmp(st, "not-evaluated") ? "not evaluated (no collateral)"
+						       : "out of date");
+		refused = 1;
+	}
+	if (strstr(st, "sw-hardening-needed") && !t->sw_hardening_needed) {
 		veil_diag(d, "%s: the platform needs software hardening (tolerate with -S)", c.url);
 		refused = 1;
 	}
-	if (!strcmp(cl.tcb_status, "configuration-needed") && !t->configuration_needed) {
+	if (strstr(st, "configuration") && !t->configuration_needed) {
 		veil_diag(d, "%s: the platform needs a configuration change (tolerate with -C)",
 			  c.url);
 		refused = 1;
