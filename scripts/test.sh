@@ -76,6 +76,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	tally attest $? "$log/attest.log"
 	tests/e2e/collect.sh build-ci >"$log/collect.log" 2>&1
 	tally collect $? "$log/collect.log"
+	tests/e2e/evidence.sh build-ci >"$log/evidence.log" 2>&1
+	tally evidence $? "$log/evidence.log"
 	tests/e2e/attack_runtime.sh build-ci >"$log/attack-runtime.log" 2>&1
 	tally attack-runtime $? "$log/attack-runtime.log"
 	tests/e2e/attack_interp.sh build-ci >"$log/attack-interp.log" 2>&1
@@ -128,6 +130,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally attest-asan $? "$log/attest-asan.log"
 	tests/e2e/collect.sh build-asan >"$log/collect-asan.log" 2>&1
 	tally collect-asan $? "$log/collect-asan.log"
+	tests/e2e/evidence.sh build-asan >"$log/evidence-asan.log" 2>&1
+	tally evidence-asan $? "$log/evidence-asan.log"
 	tests/e2e/attack_runtime.sh build-asan >"$log/attack-runtime-asan.log" 2>&1
 	tally attack-runtime-asan $? "$log/attack-runtime-asan.log"
 	tests/e2e/attack_interp.sh build-asan >"$log/attack-interp-asan.log" 2>&1
