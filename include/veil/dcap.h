@@ -135,6 +135,9 @@ struct veil_dcap_pck {
 	uint8_t serial[20];
 	size_t serial_size;
 	long long not_before, not_after; /* seconds since the epoch */
+	/* the SHA-256 of the leaf's public key (SPKI DER), hex: the platform's
+	 * identity in claims */
+	char key_hash[2 * 32 + 1];
 };
 
 /* Parses quote bytes q[0..n). On success fills *out (borrowing from q) and

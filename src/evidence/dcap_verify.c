@@ -21,6 +21,7 @@
 
 #include "veil/common.h"
 #include "veil/dcap.h"
+#include "veil/tls.h"
 
 #include "intel_root.h"
 
@@ -519,6 +520,8 @@ static int leaf_facts(X509 *leaf, X509 *ca, struct veil_dcap_pck *pck, char *why
 	if (cert_time(X509_get0_notBefore(leaf), &pck->not_before) ||
 	    cert_time(X509_get0_notAfter(leaf), &pck->not_after))
 		return refuse(why, cap, "PCK certificate: unreadable validity");
+	if (veil_cert_key_hash(leaf, pck->key_hash))
+		return refuse(why, cap, "PCK certificate: unreadable public key");
 	return parse_sgx_extension(leaf, pck, why, cap);
 }
 

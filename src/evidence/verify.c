@@ -64,21 +64,6 @@ static void hexf(const uint8_t *p, size_t n, char *out)
 	veil_hex(p, n, out);
 }
 
-/* SHA-256 of a certificate's public key (SPKI DER), hex */
-static int cert_key_hash(const uint8_t *der_or_pem, size_t n, char out[static 65])
-{
-	BIO *b = BIO_new_mem_buf(der_or_pem, (int)n);
-	X509 *x = NULL;
-	if (b && n > 10 && !memcmp(der_or_pem, "-----BEGIN", 10))
-		x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-	else if (b)
-		x = d2i_X509_bio(b, NULL);
-	BIO_free(b);
-	int rc = x ? veil_cert_key_hash(x, out) : VEIL_EINVAL;
-	X509_free(x);
-	return rc;
-}
-
 static int binding(const uint8_t rd[64], const uint8_t expected[static VEIL_SHA256_SIZE],
 		   const struct veil_evidence_opts *o, struct veil_diags *d)
 {
@@ -153,9 +138,8 @@ static int verify_dcap(json_t *j, const char *platform,
 		c->isvsvn = quote.sgx.isvsvn;
 		c->debug = quote.sgx.debug;
 	}
-	/* the platform: the PCK leaf's key (the chain's first PEM) */
-	if (cert_key_hash(quote.pck_chain_pem, quote.pck_chain_pem_size, c->platform_key))
-		snprintf(c->platform_key, sizeof(c->platform_key), "%s", "");
+	/* the platform: the PCK leaf's key */
+	memcpy(c->platform_key, pck.key_hash, sizeof(c->platform_key));
 	const struct veil_collateral *col = o->collateral;
 	if (!col) {
 		snprintf(c->tcb_status, sizeof(c->tcb_status), "not-evaluated");
@@ -293,8 +277,7 @@ static int verify_snp(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 	c->guest_svn = rep.guest_svn;
 	c->vmpl = rep.vmpl;
 	c->debug = rep.debug;
-	if (cert_key_hash(cert, cert_len, c->platform_key))
-		c->platform_key[0] = '\0';
+	memcpy(c->platform_key, v.key_hash, sizeof(c->platform_key));
 	/* AMD's TCB is the VCEK's (checked against the report); no collateral */
 	snprintf(c->tcb_status, sizeof(c->tcb_status), "not-evaluated");
 	rc = 0;
