@@ -41,8 +41,8 @@ int veil_code_encrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *
  * 0, or VEIL_EINVAL with the reason in why (not a veil-encrypted file, cut,
  * or not authentic under this key and path), never any plaintext. */
 int veil_code_decrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *path,
-		      const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size,
-		      char *why, size_t cap) __attribute__((warn_unused_result));
+		      const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size, char *why,
+		      size_t cap) __attribute__((warn_unused_result));
 
 /* 1 when s is a key id: VEIL_CODE_KEY_ID_HEX lower-case hex digits. */
 int veil_code_key_id_valid(const char *s);

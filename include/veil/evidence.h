@@ -42,12 +42,12 @@ struct veil_claims {
 	 * SHA-256 of its TLS key first, the SHA-256 of the config id second) */
 	int hardware;
 	uint8_t report_data[64];
-	uint16_t isvprodid, isvsvn;		   /* sgx */
-	char rtmr[4][VEIL_CLAIM_HEX];		   /* tdx */
+	uint16_t isvprodid, isvsvn;                               /* sgx */
+	char rtmr[4][VEIL_CLAIM_HEX];                             /* tdx */
 	char mrconfigid[VEIL_CLAIM_HEX], mrowner[VEIL_CLAIM_HEX]; /* tdx */
-	char host_data[2 * 32 + 1];		   /* snp */
-	unsigned long long snp_policy;		   /* snp */
-	unsigned guest_svn, vmpl;		   /* snp */
+	char host_data[2 * 32 + 1];                               /* snp */
+	unsigned long long snp_policy;                            /* snp */
+	unsigned guest_svn, vmpl;                                 /* snp */
 };
 
 /* Simulation: the platform key signs {measurement, report_data, debug=1,
@@ -87,6 +87,5 @@ int veil_evidence_verify_opts(const char *evidence, size_t size,
 /* The collateral veil_evidence_verify uses (the CAS's --collateral): set
  * before any verification runs; not owned. */
 void veil_evidence_set_collateral(const struct veil_collateral *c);
-
 
 #endif

@@ -24,7 +24,7 @@ int veil_las_parse_report(const char *line, size_t n, uint8_t rd[static VEIL_SHA
 
 /* "<word> <2*size lower-case hex digits>\n" exactly (CHALLENGE, RESPONSE):
  * 0 with the bytes in out, or VEIL_EINVAL. */
-int veil_las_parse_hex_line(const char *line, size_t n, const char *word, uint8_t *out,
-			    size_t size) __attribute__((warn_unused_result));
+int veil_las_parse_hex_line(const char *line, size_t n, const char *word, uint8_t *out, size_t size)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -36,8 +36,8 @@ struct veil_policy_service {
 	unsigned signer_isvprodid, signer_isvsvn_min;
 	int has_isvprodid;
 	const char *tdx_mrtd, *tdx_rtmr[4], *tdx_mrconfigid, *tdx_mrowner; /* 96 hex */
-	const char *snp_measurement;					      /* 96 hex */
-	const char *snp_host_data;					      /* 64 hex */
+	const char *snp_measurement;                                       /* 96 hex */
+	const char *snp_host_data;                                         /* 64 hex */
 	unsigned snp_guest_svn_min;
 	/* encrypted code (include/veil/codecrypt.h): the CAS's code key id and
 	 * the files veil-run decrypts into memory; NULL, 0: none */

@@ -86,7 +86,7 @@ struct veil_snp_verified {
 	enum veil_snp_product product;
 	enum veil_snp_signer signer;
 	struct veil_snp_tcb reported_tcb; /* decoded for the product */
-	char key_hash[2 * 32 + 1]; /* SHA-256 of the VCEK's/VLEK's public key, hex */
+	char key_hash[2 * 32 + 1];        /* SHA-256 of the VCEK's/VLEK's public key, hex */
 };
 
 /* "Milan", "Genoa", "Turin", "unknown"; "VCEK", "VLEK", "none" */

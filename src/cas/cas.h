@@ -85,9 +85,9 @@ struct cas {
 	/* --allow-policy-platforms: a service's `platforms` count too (off: a
 	 * policy cannot make the CAS trust a key its writer made up) */
 	bool allow_policy_platforms;
-	long evidence_max_age;          /* seconds, --evidence-max-age */
+	long evidence_max_age;              /* seconds, --evidence-max-age */
 	struct veil_collateral *collateral; /* --collateral: Intel TCB status */
-	bool test_recorded_evidence; /* VEIL_TEST_HOOKS builds only: no report-data binding */
+	bool test_recorded_evidence;    /* VEIL_TEST_HOOKS builds only: no report-data binding */
 	long max_namespaces_per_client; /* --max-namespaces-per-client */
 	/* conn.c: connection limits and what is held now */
 	long max_conns;              /* --max-connections (0: what the fd limit allows) */

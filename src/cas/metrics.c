@@ -5,10 +5,10 @@
 
 #include "cas.h"
 
-static const char *const route_names[R_COUNT] = {"healthz",      "readyz",         "metrics",
-						 "cas_identity", "policy_list",    "policy_create",
-						 "policy_get",   "policy_update",  "policy_delete",
-						 "attest",       "attest_refused", "code_key", "other"};
+static const char *const route_names[R_COUNT] = {
+    "healthz",        "readyz",     "metrics",       "cas_identity",  "policy_list",
+    "policy_create",  "policy_get", "policy_update", "policy_delete", "attest",
+    "attest_refused", "code_key",   "other"};
 /* the last slot counts every other status as "other" */
 static const int status_codes[STATUS_SLOTS] = {200, 201, 400, 401, 403, 404, 405,
 					       409, 413, 500, 503, 504, 0};

@@ -1366,8 +1366,7 @@ static void code_key(struct ctx *c)
 	if (n && (!json_is_object(j) || json_unpack(j, "{s?s !}", "key_id", &given) ||
 		  (given && !veil_code_key_id_valid(given)))) {
 		json_decref(j);
-		fail(c, 400, NULL,
-		     "expected {} or {\"key_id\": \"%d lower-case hex digits\"}",
+		fail(c, 400, NULL, "expected {} or {\"key_id\": \"%d lower-case hex digits\"}",
 		     VEIL_CODE_KEY_ID_HEX);
 		return;
 	}
@@ -1480,8 +1479,8 @@ static void attest(struct ctx *c)
 	 * lists counts only with --allow-policy-platforms: a policy's writer
 	 * could list a key they made up) */
 	/* (hardware evidence is signed by the vendor's chain, checked above) */
-	int platform_trusted = cl.hardware ||
-			       in_list(cas->trusted_platforms, cas->trusted_count, cl.platform_key);
+	int platform_trusted =
+	    cl.hardware || in_list(cas->trusted_platforms, cas->trusted_count, cl.platform_key);
 	if (!platform_trusted && !cas->allow_policy_platforms) {
 		fail(c, 403, ns,
 		     "platform %.16s... is not trusted for %s (veil-cas --trust-platform)",
@@ -1981,8 +1980,8 @@ void cas_handle(struct evhttp_request *req, void *arg)
 	const char *prefix = "/v1/policies/";
 	if (c.cert_out_of_date &&
 	    (!strcmp(path, "/v1/attest") || !strcmp(path, "/v1/attest/refused") ||
-	     !strcmp(path, "/v1/code-keys") ||
-	     !strcmp(path, "/v1/policies") || !strncmp(path, prefix, strlen(prefix)))) {
+	     !strcmp(path, "/v1/code-keys") || !strcmp(path, "/v1/policies") ||
+	     !strncmp(path, prefix, strlen(prefix)))) {
 		c.route = !strcmp(path, "/v1/attest")           ? R_ATTEST
 			  : !strcmp(path, "/v1/attest/refused") ? R_ATTEST_REFUSED
 								: R_OTHER;

@@ -221,7 +221,6 @@ static int push_image(const struct apply_opts *o, const char *layout, const char
 	return rc;
 }
 
-
 /* build.encrypt: the code key from the CAS (POST /v1/code-keys; the id of
  * the previous build of this image again, so a rebuild gives the same
  * image), then the named copy files encrypted into
@@ -254,8 +253,9 @@ static int encrypt_code(const struct apply_opts *o, const struct veil_service_ma
 		rc = client_open(&c, cli_cas_url(o->cas), d);
 		opened = !rc;
 		if (rc)
-			veil_diag(d, "build.encrypt needs the CAS that makes the code key: give --cas "
-				     "URL or $VEIL_CAS");
+			veil_diag(d,
+				  "build.encrypt needs the CAS that makes the code key: give --cas "
+				  "URL or $VEIL_CAS");
 	}
 	if (!rc && !(rc = client_request(&c, "POST", "/v1/code-keys", body, 0, &r, d)) &&
 	    r.status != 200) {
@@ -394,7 +394,8 @@ static int apply_service(const struct apply_opts *o, const struct cli_input *in,
 	printf("  file-set root  %s\n", meas.file_set_root);
 	if (meas.code_key_id[0])
 		printf("  encrypted      %zu file%s (code key %s, from the CAS)\n",
-		       meas.encrypted_count, meas.encrypted_count == 1 ? "" : "s", meas.code_key_id);
+		       meas.encrypted_count, meas.encrypted_count == 1 ? "" : "s",
+		       meas.code_key_id);
 	if (meas.program)
 		printf("  program        %s (%zu runtime file%s)\n", meas.program,
 		       meas.runtime_file_count, meas.runtime_file_count == 1 ? "" : "s");

@@ -397,7 +397,6 @@ static int cp_out_replaceable(const char *dir, struct veil_diags *d)
 	return VEIL_EINVAL;
 }
 
-
 static void control_plane_usage(FILE *f)
 {
 	fprintf(

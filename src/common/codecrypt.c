@@ -49,8 +49,8 @@ static int make_nonce(const uint8_t *key, const char *path, const uint8_t *plain
 	uint8_t mac[EVP_MAX_MD_SIZE], nkey[32];
 	unsigned nlen = 0;
 	/* a key of its own for the nonce: HMAC(key, label) */
-	if (!HMAC(EVP_sha256(), key, VEIL_CODE_KEY_SIZE, (const uint8_t *)label, sizeof(label), nkey,
-		  &nlen) ||
+	if (!HMAC(EVP_sha256(), key, VEIL_CODE_KEY_SIZE, (const uint8_t *)label, sizeof(label),
+		  nkey, &nlen) ||
 	    nlen != sizeof(nkey))
 		return VEIL_EIO;
 	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -107,8 +107,8 @@ int veil_code_encrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *
 }
 
 int veil_code_decrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *path,
-		      const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size,
-		      char *why, size_t cap)
+		      const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size, char *why,
+		      size_t cap)
 {
 	if (in_size < VEIL_CODE_OVERHEAD || memcmp(in, VEIL_CODE_MAGIC, MAGIC_SIZE)) {
 		snprintf(why, cap, "%.200s is not a veil-encrypted file (no %s header)", path,

@@ -236,7 +236,8 @@ static int write_attr(const char *path, bool patient, const void *p, size_t n, c
 static int evidence_json(const char *platform, const char *key, const uint8_t *blob,
 			 size_t blob_size, const uint8_t *aux, size_t aux_size, char **out)
 {
-	char *b = veil_b64_encode(blob, blob_size), *a = aux_size ? veil_b64_encode(aux, aux_size) : NULL;
+	char *b = veil_b64_encode(blob, blob_size),
+	     *a = aux_size ? veil_b64_encode(aux, aux_size) : NULL;
 	json_t *j = b && (a || !aux_size)
 			? json_pack("{s:s, s:i, s:s}", "platform", platform, "version", 1, key, b)
 			: NULL;

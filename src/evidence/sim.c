@@ -22,7 +22,6 @@
 #include "veil/evidence.h"
 #include "veil/tls.h"
 
-
 int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
 			   const uint8_t report_data[static VEIL_SHA256_SIZE],
 			   const char *config_id, char **out)
@@ -113,8 +112,8 @@ static EVP_PKEY *platform_key(const char *pem, char hash[static VEIL_KEY_HASH_HE
 	return pk;
 }
 
-int veil_sim_verify_json(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE],
-			 int no_binding, struct veil_claims *c, struct veil_diags *d)
+int veil_sim_verify_json(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE], int no_binding,
+			 struct veil_claims *c, struct veil_diags *d)
 {
 	const char *pem = NULL, *claims = NULL, *sig64 = NULL;
 	int version = 0;

@@ -85,7 +85,9 @@ static int b64_field(json_t *j, const char *key, size_t max, uint8_t **out, size
 	int rc = s ? veil_b64_decode(s, max, out, n) : VEIL_EINVAL;
 	if (rc)
 		veil_diag(d, "%s evidence: '%s' is %s", what, key,
-			  !s ? "missing" : rc == VEIL_ELIMIT ? "too large" : "not base64");
+			  !s                  ? "missing"
+			  : rc == VEIL_ELIMIT ? "too large"
+					      : "not base64");
 	return rc;
 }
 
@@ -168,8 +170,8 @@ static int verify_dcap(json_t *j, const char *platform,
 		memcpy(tq.pck_serial, pck.serial, pck.serial_size);
 		tq.pck_serial_size = pck.serial_size;
 	}
-	tq.pck_ca = pck.ca == VEIL_DCAP_PCK_PROCESSOR_CA ? VEIL_PCK_CA_PROCESSOR
-							 : VEIL_PCK_CA_PLATFORM;
+	tq.pck_ca =
+	    pck.ca == VEIL_DCAP_PCK_PROCESSOR_CA ? VEIL_PCK_CA_PROCESSOR : VEIL_PCK_CA_PLATFORM;
 	if (veil_tcb_evaluate(col, &tq, at, &tr, why, sizeof(why))) {
 		veil_diag(d, "%s evidence: TCB status: %s", platform, why);
 		goto out;

@@ -488,20 +488,10 @@ out:
 int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
 			   struct veil_diags *d)
 {
-	static const char *const keys[] = {"veil_measurement",
-					   "name",
-					   "image",
-					   "command",
-					   "pwd",
-					   "manifest",
-					   "runtime",
-					   "file_set_root",
-					   "files",
-					   "program",
-					   "runtime_files",
-					   "image_root",
-					   "encryption",
-					   NULL};
+	static const char *const keys[] = {
+	    "veil_measurement", "name",       "image",         "command", "pwd",
+	    "manifest",         "runtime",    "file_set_root", "files",   "program",
+	    "runtime_files",    "image_root", "encryption",    NULL};
 	static const char *const fkeys[] = {"path", "mode", "sha256", NULL};
 	struct veil_measurement m = {0};
 	struct yctx c = {.file = doc->file, .d = d, .arena = doc->arena};
@@ -696,16 +686,18 @@ int veil_measure_encrypt(struct veil_measurement *m, const struct veil_service_m
 		 * budget of 64 MiB and 256 files for both */
 		if (!rc && ((total += psize) > VEIL_CODE_MAX_SIZE ||
 			    n + 1 + sm->inject_count > VEIL_CODE_MAX_FILES)) {
-			veil_diag(d,
-				  "build: the encrypted files and injection files exceed %zu MiB or "
-				  "%d files in total (veil-run keeps them in memory)",
-				  VEIL_CODE_MAX_SIZE >> 20, VEIL_CODE_MAX_FILES);
+			veil_diag(
+			    d,
+			    "build: the encrypted files and injection files exceed %zu MiB or "
+			    "%d files in total (veil-run keeps them in memory)",
+			    VEIL_CODE_MAX_SIZE >> 20, VEIL_CODE_MAX_FILES);
 			rc = VEIL_ELIMIT;
 		}
 		/* the file must be the one measured a moment ago */
 		if (!rc && (veil_sha256(plain, psize, h) || memcmp(h, f->sha256, sizeof(h)))) {
-			veil_diag(d, "copy: '%s' changed while it was measured; run 'veil apply' again",
-				  src);
+			veil_diag(
+			    d, "copy: '%s' changed while it was measured; run 'veil apply' again",
+			    src);
 			rc = VEIL_EINVAL;
 		}
 		if (!rc && (rc = veil_code_encrypt(key, f->path, (const uint8_t *)plain, psize, &ct,

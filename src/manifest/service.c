@@ -316,8 +316,9 @@ static unsigned get_program_id(struct yctx *c, const struct ynode *b, const char
 static void parse_build(struct yctx *c, const struct ynode *b, struct veil_build *out)
 {
 	static const char *const keys[] = {
-	    "name", "kind",      "to",         "pwd",  "command", "copy", "requirements",
-	    "run",  "signature", "host_paths", "user", "group",   "from", "encrypt", NULL};
+	    "name", "kind",         "to",   "pwd",       "command",
+	    "copy", "requirements", "run",  "signature", "host_paths",
+	    "user", "group",        "from", "encrypt",   NULL};
 	ycheck_keys(c, b, keys, "build");
 	out->name = yget_str(c, b, "name", 1, "build");
 	if (out->name && !veil_valid_object_name(out->name))

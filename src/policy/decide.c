@@ -16,7 +16,8 @@ static int listed(char *const *list, size_t n, const char *s)
 	return 0;
 }
 
-static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int refuse(char *why, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
@@ -54,8 +55,9 @@ static int tcb_ok(const struct veil_policy *p, const struct veil_claims *cl, con
 	};
 	const char *st = cl->tcb_status;
 	if (!strcmp(st, "revoked"))
-		return refuse(why, cap, "tcb_status revoked: the platform's key is revoked (no "
-					"policy tolerates that)");
+		return refuse(why, cap,
+			      "tcb_status revoked: the platform's key is revoked (no "
+			      "policy tolerates that)");
 	if (!strcmp(st, "not-evaluated")) {
 		/* AMD publishes no TCB status: the VCEK certifies the reported TCB */
 		if (!strcmp(cl->platform, "snp") ||
@@ -73,9 +75,10 @@ static int tcb_ok(const struct veil_policy *p, const struct veil_claims *cl, con
 		const char *need[] = {table[i].need1, table[i].need2};
 		for (int k = 0; k < 2; k++)
 			if (need[k] && !listed(p->tolerate, p->tolerate_count, need[k]))
-				return refuse(why, cap,
-					      "tcb_status %s refused: policy %s does not tolerate %s",
-					      st, config_id, need[k]);
+				return refuse(
+				    why, cap,
+				    "tcb_status %s refused: policy %s does not tolerate %s", st,
+				    config_id, need[k]);
 		return 0;
 	}
 	return refuse(why, cap, "tcb_status '%.48s' is unknown", st);
@@ -130,10 +133,12 @@ int veil_attest_decide(const struct veil_policy *p, const struct veil_policy_ser
 			if (same(svc->signer_mrsigner, cl->signer, "mrsigner", config_id, why, cap))
 				return VEIL_EINVAL;
 			if (svc->has_isvprodid && cl->isvprodid != svc->signer_isvprodid)
-				return refuse(why, cap, "isvprodid %u does not match policy %s (%u)",
+				return refuse(why, cap,
+					      "isvprodid %u does not match policy %s (%u)",
 					      cl->isvprodid, config_id, svc->signer_isvprodid);
 			if (cl->isvsvn < svc->signer_isvsvn_min)
-				return refuse(why, cap, "isvsvn %u is below policy %s's isvsvn_min %u",
+				return refuse(why, cap,
+					      "isvsvn %u is below policy %s's isvsvn_min %u",
 					      cl->isvsvn, config_id, svc->signer_isvsvn_min);
 		}
 	} else if (!strcmp(plat, "tdx")) {
@@ -150,14 +155,16 @@ int veil_attest_decide(const struct veil_policy *p, const struct veil_policy_ser
 			return VEIL_EINVAL;
 	} else if (!strcmp(plat, "snp")) {
 		if (!svc->snp_measurement)
-			return refuse(why, cap, "policy %s names no SEV-SNP guest (snp.measurement)",
+			return refuse(why, cap,
+				      "policy %s names no SEV-SNP guest (snp.measurement)",
 				      config_id);
 		if (same(svc->snp_measurement, cl->measurement, "measurement", config_id, why,
 			 cap) ||
 		    same(svc->snp_host_data, cl->host_data, "host_data", config_id, why, cap))
 			return VEIL_EINVAL;
 		if (cl->guest_svn < svc->snp_guest_svn_min)
-			return refuse(why, cap, "guest_svn %u is below policy %s's guest_svn_min %u",
+			return refuse(why, cap,
+				      "guest_svn %u is below policy %s's guest_svn_min %u",
 				      cl->guest_svn, config_id, svc->snp_guest_svn_min);
 	} else {
 		return refuse(why, cap, "platform '%.16s' is unknown", plat);

@@ -307,8 +307,8 @@ static void parse_hardware(struct yctx *c, const struct ynode *e, struct veil_po
 		s->signer_isvsvn_min = (unsigned)v;
 	}
 	if ((b = yget_coll(c, e, "tdx", YT_MAP, 0, "services entry"))) {
-		static const char *const k[] = {"mrtd",	  "rtmr0",	"rtmr1",   "rtmr2",
-						"rtmr3",  "mrconfigid", "mrowner", NULL};
+		static const char *const k[] = {"mrtd",  "rtmr0",      "rtmr1",   "rtmr2",
+						"rtmr3", "mrconfigid", "mrowner", NULL};
 		ycheck_keys(c, b, k, "services: tdx");
 		s->tdx_mrtd = hex_field(c, b, "mrtd", 96, 1, "services: tdx");
 		for (int i = 0; i < 4; i++)
@@ -335,8 +335,8 @@ static void parse_hardware(struct yctx *c, const struct ynode *e, struct veil_po
 static void check_encryption(struct yctx *c, const struct veil_policy *p, const struct ynode *at,
 			     const struct veil_policy_service *s)
 {
-	int creator_only = p->update_count == 1 && (!strcmp(p->update[0], "CREATOR") ||
-						    !strcmp(p->update[0], "NONE"));
+	int creator_only = p->update_count == 1 &&
+			   (!strcmp(p->update[0], "CREATOR") || !strcmp(p->update[0], "NONE"));
 	if (!creator_only)
 		yerr(c, at,
 		     "services: '%s' has encrypted files, so access_policy.update must be "
@@ -353,10 +353,10 @@ static void check_encryption(struct yctx *c, const struct veil_policy *p, const 
 static void parse_service(struct yctx *c, const struct ynode *e, struct veil_policy_service *s)
 {
 	static const char *const keys[] = {
-	    "name",          "image_name",  "mrenclaves", "file_set_root", "command",
-	    "pwd",           "environment", "platforms",  "files",         "program",
-	    "runtime_files", "user",        "group",      "image_root",    "encryption",
-	    "signer",        "tdx",         "snp",        NULL};
+	    "name",        "image_name", "mrenclaves", "file_set_root", "command",       "pwd",
+	    "environment", "platforms",  "files",      "program",       "runtime_files", "user",
+	    "group",       "image_root", "encryption", "signer",        "tdx",           "snp",
+	    NULL};
 	const char *w = "services entry";
 	memset(s, 0, sizeof(*s)); /* the slot of a rejected entry is reused */
 	ycheck_keys(c, e, keys, w);

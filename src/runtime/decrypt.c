@@ -27,8 +27,10 @@ static int read_ciphertext(const char *path, uint8_t **out, size_t *size, char *
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size > VEIL_CODE_MAX_SIZE + VEIL_CODE_OVERHEAD) {
 		close(fd);
-		return rt_failf(why, cap, "encrypted file %.200s is not a regular file of at most "
-				     "64 MiB", path);
+		return rt_failf(why, cap,
+				"encrypted file %.200s is not a regular file of at most "
+				"64 MiB",
+				path);
 	}
 	size_t n = (size_t)st.st_size, got = 0;
 	uint8_t *buf = malloc(n + 1);

@@ -881,8 +881,8 @@ int main(int argc, char **argv)
 	if (!json_is_array(files) || !inj)
 		return refuse("malformed configuration from the CAS");
 	for (size_t i = 0; i < ndec; i++)
-		inj[nfiles + i] = (struct inject_file){dec[i].path, (const char *)dec[i].data,
-						       dec[i].size};
+		inj[nfiles + i] =
+		    (struct inject_file){dec[i].path, (const char *)dec[i].data, dec[i].size};
 	for (size_t i = 0; i < nfiles; i++) {
 		json_t *c = NULL;
 		if (json_unpack(json_array_get(files, i), "{s:s, s:o}", "path", &inj[i].path,

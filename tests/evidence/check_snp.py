@@ -20,6 +20,14 @@ import sys
 import warnings
 from datetime import datetime, timezone
 
+
+def load_pem_certs(data):
+    """Every certificate of a PEM bundle (python3-cryptography 38, Debian 12's,
+    has no load_pem_x509_certificates)."""
+    marker = b"-----BEGIN CERTIFICATE-----"
+    parts = [marker + p for p in data.split(marker)[1:]]
+    return [x509.load_pem_x509_certificate(p) for p in parts]
+
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -134,8 +142,9 @@ def pss_signed_by(cert, issuer):
 
 
 def valid_at(cert, at):
-    t = datetime.fromtimestamp(at, timezone.utc)
-    return cert.not_valid_before_utc < t < cert.not_valid_after_utc
+    # not_valid_before (naive UTC) is in every version; the _utc forms came later
+    t = datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None)
+    return cert.not_valid_before < t < cert.not_valid_after
 
 
 def der_integer(v):
@@ -163,7 +172,7 @@ def decode_tcb(tcb, product):
 def verify(report_path, key_path, chain_path, at):
     r = parse_report(open(report_path, "rb").read())
     key = load_cert(open(key_path, "rb").read())
-    bundle = x509.load_pem_x509_certificates(open(chain_path, "rb").read())
+    bundle = load_pem_certs(open(chain_path, "rb").read())
     signer = r["signer"]
     if cn(key.subject) != "SEV-" + signer:
         raise Refused("key cert subject")

@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 1:
 			if (veil_cur_sub_le16(&c, &s) && veil_cur_left(&s) &&
-			    (!veil_cur_view(&s, veil_cur_left(&s), &p) || p < data || p >= data + size))
+			    (!veil_cur_view(&s, veil_cur_left(&s), &p) || p < data ||
+			     p >= data + size))
 				__builtin_trap();
 			break;
 		case 2:

@@ -175,13 +175,13 @@ static void test_las_report(void **state)
 	assert_int_equal(rd[0], 0xaa);
 	/* {before the hex, after it} */
 	static const char *const bad[][2] = {
-	    {"REPORT ", " ns/app"},	/* no newline */
+	    {"REPORT ", " ns/app"},    /* no newline */
 	    {"REPORT ", " ns/app\nX"}, /* data after the line */
-	    {"REPORT ", " \n"},	/* empty config id */
-	    {"REPORT ", " ns app\n"},	/* a blank in the config id */
-	    {"REPORT ", " ns/$x\n"},	/* a character outside the set */
+	    {"REPORT ", " \n"},        /* empty config id */
+	    {"REPORT ", " ns app\n"},  /* a blank in the config id */
+	    {"REPORT ", " ns/$x\n"},   /* a character outside the set */
 	    {"REPORT  ", " ns/app\n"}, /* two blanks */
-	    {"report ", " ns/app\n"},	/* the word */
+	    {"report ", " ns/app\n"},  /* the word */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		snprintf(line, sizeof(line), "%s%s%s", bad[i][0], hex, bad[i][1]);
@@ -222,12 +222,12 @@ static void test_las_hex_line(void **state)
 	assert_int_equal(veil_las_parse_hex_line(ok, strlen(ok), "CHALLENGE", n, sizeof(n)), 0);
 	assert_int_equal(n[15], 0x0f);
 	static const char *const bad[] = {
-	    "CHALLENGE 000102030405060708090a0b0c0d0e0f",	  /* no newline */
-	    "CHALLENGE 000102030405060708090a0b0c0d0e\n",	  /* short */
+	    "CHALLENGE 000102030405060708090a0b0c0d0e0f",     /* no newline */
+	    "CHALLENGE 000102030405060708090a0b0c0d0e\n",     /* short */
 	    "CHALLENGE 000102030405060708090a0b0c0d0e0f00\n", /* long */
-	    "RESPONSE 000102030405060708090a0b0c0d0e0f\n",	  /* another word */
-	    "CHALLENGE 000102030405060708090A0B0C0D0E0F\n",	  /* upper case */
-	    "CHALLENGE000102030405060708090a0b0c0d0e0f\n",	  /* no blank */
+	    "RESPONSE 000102030405060708090a0b0c0d0e0f\n",    /* another word */
+	    "CHALLENGE 000102030405060708090A0B0C0D0E0F\n",   /* upper case */
+	    "CHALLENGE000102030405060708090a0b0c0d0e0f\n",    /* no blank */
 	    "",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
@@ -238,10 +238,14 @@ static void test_las_hex_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_integers_both_orders), cmocka_unit_test(test_overrun_is_sticky_and_zero),
-	    cmocka_unit_test(test_slices),		 cmocka_unit_test(test_expect_view_span),
-	    cmocka_unit_test(test_lines),		 cmocka_unit_test(test_empty_and_null),
-	    cmocka_unit_test(test_las_report),		 cmocka_unit_test(test_las_hex_line),
+	    cmocka_unit_test(test_integers_both_orders),
+	    cmocka_unit_test(test_overrun_is_sticky_and_zero),
+	    cmocka_unit_test(test_slices),
+	    cmocka_unit_test(test_expect_view_span),
+	    cmocka_unit_test(test_lines),
+	    cmocka_unit_test(test_empty_and_null),
+	    cmocka_unit_test(test_las_report),
+	    cmocka_unit_test(test_las_hex_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,9 @@
 #include "veil/evidence.h"
 #include "veil/policy_model.h"
 
-#define H64(c) c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define H64(c)                                                                                     \
+	c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
+	    c c c c c c c c c c c c c c c c c c c
 #define H96(c) H64(c) c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
 
 struct fixture {
@@ -70,7 +72,8 @@ static void test_sim(void **state)
 {
 	(void)state;
 	struct fixture f;
-	load(&f, "    mrenclaves: [" H64("a") "]\n", "security:\n  attestation:\n    tolerate: [debug-mode]\n");
+	load(&f, "    mrenclaves: [" H64("a") "]\n",
+	     "security:\n  attestation:\n    tolerate: [debug-mode]\n");
 	struct veil_claims c;
 	memset(&c, 0, sizeof(c));
 	snprintf(c.platform, sizeof(c.platform), "sim");
@@ -96,7 +99,8 @@ static void test_sgx_mrenclave_and_signer(void **state)
 	struct fixture f;
 	load(&f,
 	     "    mrenclaves: [" H64("a") "]\n"
-	     "    signer: {mrsigner: " H64("5") ", isvprodid: 7, isvsvn_min: 3}\n",
+					  "    signer: {mrsigner: " H64(
+					      "5") ", isvprodid: 7, isvsvn_min: 3}\n",
 	     "");
 	struct veil_claims c = hw("sgx");
 	snprintf(c.measurement, sizeof(c.measurement), H64("a"));
@@ -162,7 +166,8 @@ static void test_snp_block(void **state)
 {
 	(void)state;
 	struct fixture f;
-	load(&f, "    snp: {measurement: " H96("7") ", host_data: " H64("8") ", guest_svn_min: 2}\n",
+	load(&f,
+	     "    snp: {measurement: " H96("7") ", host_data: " H64("8") ", guest_svn_min: 2}\n",
 	     "");
 	struct veil_claims c = hw("snp");
 	snprintf(c.measurement, sizeof(c.measurement), H96("7"));
@@ -204,9 +209,10 @@ static void test_tcb_status_needs_tolerance(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		struct fixture f;
 		char sec[256];
-		snprintf(sec, sizeof(sec),
-			 "security:\n  attestation:\n    tolerate: %s\n    ignore_advisories: ['*']\n",
-			 cases[i].tolerate);
+		snprintf(
+		    sec, sizeof(sec),
+		    "security:\n  attestation:\n    tolerate: %s\n    ignore_advisories: ['*']\n",
+		    cases[i].tolerate);
 		load(&f, "    tdx: {mrtd: " H96("1") "}\n", sec);
 		struct veil_claims c = hw("tdx");
 		snprintf(c.measurement, sizeof(c.measurement), H96("1"));
@@ -246,8 +252,9 @@ static void test_not_evaluated_and_advisories(void **state)
 	snprintf(c.tcb_status, sizeof(c.tcb_status), "sw-hardening-needed");
 	snprintf(c.advisories, sizeof(c.advisories), "INTEL-SA-00289,INTEL-SA-00615");
 	assert_int_not_equal(decide(&f, &c), 0);
-	assert_string_equal(f.why, "advisory INTEL-SA-00615 applies to the platform and policy ns/s "
-				   "does not list it in security.attestation.ignore_advisories");
+	assert_string_equal(f.why,
+			    "advisory INTEL-SA-00615 applies to the platform and policy ns/s "
+			    "does not list it in security.attestation.ignore_advisories");
 	snprintf(c.advisories, sizeof(c.advisories), "INTEL-SA-00289");
 	assert_int_equal(decide(&f, &c), 0);
 	unload(&f);

@@ -96,8 +96,8 @@ static void test_snp_certificate_table(void **state)
 	assert_non_null(j);
 	uint8_t *t = NULL, rd[32] = {0};
 	size_t tn = 0;
-	assert_int_equal(veil_b64_decode(json_string_value(json_object_get(j, "auxblob")), 65536, &t, &tn),
-			 0);
+	assert_int_equal(
+	    veil_b64_decode(json_string_value(json_object_get(j, "auxblob")), 65536, &t, &tn), 0);
 	struct {
 		const char *what;
 		size_t at;
@@ -140,21 +140,26 @@ static void test_malformed(void **state)
 {
 	(void)state;
 	static const char *const docs[] = {
-	    "", "[]", "{\"platform\":\"tpm\"}", "{\"platform\":\"tdx\",\"version\":2,\"quote\":\"\"}",
-	    "{\"platform\":\"tdx\",\"version\":1}", "{\"platform\":\"tdx\",\"version\":1,\"quote\":\"!!\"}",
+	    "",
+	    "[]",
+	    "{\"platform\":\"tpm\"}",
+	    "{\"platform\":\"tdx\",\"version\":2,\"quote\":\"\"}",
+	    "{\"platform\":\"tdx\",\"version\":1}",
+	    "{\"platform\":\"tdx\",\"version\":1,\"quote\":\"!!\"}",
 	    "{\"platform\":\"sgx\",\"version\":1,\"quote\":\"AAAA\"}",
 	    "{\"platform\":\"snp\",\"version\":1,\"report\":\"AAAA\",\"vcek\":\"AAAA\"}",
 	};
 	static const char *const reasons[] = {
-	    "not a JSON object",	  "not a JSON object",	 "unknown platform 'tpm'",
-	    "version must be 1",	  "'quote' is missing", "'quote' is not base64",
-	    "sgx evidence: ",		  "snp evidence: ",
+	    "not a JSON object", "not a JSON object",  "unknown platform 'tpm'",
+	    "version must be 1", "'quote' is missing", "'quote' is not base64",
+	    "sgx evidence: ",    "snp evidence: ",
 	};
 	uint8_t rd[32] = {0};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(*docs); i++) {
 		char why[600];
 		struct veil_claims c;
-		assert_int_not_equal(verify(docs[i], strlen(docs[i]), rd, 1, &c, why, sizeof(why)), 0);
+		assert_int_not_equal(verify(docs[i], strlen(docs[i]), rd, 1, &c, why, sizeof(why)),
+				     0);
 		if (!strstr(why, reasons[i]))
 			fail_msg("'%s': got '%s'", docs[i], why);
 	}
