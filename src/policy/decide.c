@@ -84,6 +84,26 @@ static int tcb_ok(const struct veil_policy *p, const struct veil_claims *cl, con
 	return refuse(why, cap, "tcb_status '%.48s' is unknown", st);
 }
 
+/* SCONE's tolerations that stand for advisories: hyperthreading for the
+ * side channels that need it off (L1TF, MDS), insecure-igpu for SGX with
+ * the integrated GPU enabled, aepic-leak for AEPIC Leak */
+static int covered_by_tolerance(const struct veil_policy *p, const char *id)
+{
+	static const struct {
+		const char *tolerate, *advisory;
+	} map[] = {
+	    {"hyperthreading", "INTEL-SA-00161"},
+	    {"hyperthreading", "INTEL-SA-00233"},
+	    {"insecure-igpu", "INTEL-SA-00219"},
+	    {"aepic-leak", "INTEL-SA-00657"},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
+		if (!strcmp(map[i].advisory, id) &&
+		    listed(p->tolerate, p->tolerate_count, map[i].tolerate))
+			return 1;
+	return 0;
+}
+
 static int advisories_ok(const struct veil_policy *p, const struct veil_claims *cl,
 			 const char *config_id, char *why, size_t cap)
 {
@@ -94,7 +114,8 @@ static int advisories_ok(const struct veil_policy *p, const struct veil_claims *
 		size_t n = strcspn(a, ",");
 		char id[64];
 		snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) ? n : sizeof(id) - 1), a);
-		if (!listed(p->ignore_advisories, p->ignore_advisories_count, id))
+		if (!listed(p->ignore_advisories, p->ignore_advisories_count, id) &&
+		    !covered_by_tolerance(p, id))
 			return refuse(why, cap,
 				      "advisory %s applies to the platform and policy %s does not "
 				      "list it in security.attestation.ignore_advisories",

@@ -257,6 +257,16 @@ static void test_not_evaluated_and_advisories(void **state)
 			    "does not list it in security.attestation.ignore_advisories");
 	snprintf(c.advisories, sizeof(c.advisories), "INTEL-SA-00289");
 	assert_int_equal(decide(&f, &c), 0);
+	/* a toleration that stands for advisories */
+	snprintf(c.advisories, sizeof(c.advisories), "INTEL-SA-00289,INTEL-SA-00161");
+	assert_int_not_equal(decide(&f, &c), 0);
+	assert_non_null(strstr(f.why, "advisory INTEL-SA-00161 applies"));
+	unload(&f);
+	load(
+	    &f, "    tdx: {mrtd: " H96("1") "}\n",
+	    "security:\n  attestation:\n    tolerate: [software-hardening-needed, hyperthreading]\n"
+	    "    ignore_advisories: [INTEL-SA-00289]\n");
+	assert_int_equal(decide(&f, &c), 0);
 	unload(&f);
 }
 
