@@ -29,32 +29,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "intel_root.h"
 #include "veil/collateral.h"
 #include "veil/common.h"
 
-/* The Intel SGX Root CA (tests/vectors/go-tdx-guest/verify/trusted_root.pem),
- * valid 2018-05-21..2049-12-31. Recompute the fingerprint with:
- *   openssl x509 -in trusted_root.pem -outform DER | sha256sum */
-static const char intel_root_pem[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIICjzCCAjSgAwIBAgIUImUM1lqdNInzg7SVUr9QGzknBqwwCgYIKoZIzj0EAwIw\n"
-    "aDEaMBgGA1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExGjAYBgNVBAoMEUludGVsIENv\n"
-    "cnBvcmF0aW9uMRQwEgYDVQQHDAtTYW50YSBDbGFyYTELMAkGA1UECAwCQ0ExCzAJ\n"
-    "BgNVBAYTAlVTMB4XDTE4MDUyMTEwNDUxMFoXDTQ5MTIzMTIzNTk1OVowaDEaMBgG\n"
-    "A1UEAwwRSW50ZWwgU0dYIFJvb3QgQ0ExGjAYBgNVBAoMEUludGVsIENvcnBvcmF0\n"
-    "aW9uMRQwEgYDVQQHDAtTYW50YSBDbGFyYTELMAkGA1UECAwCQ0ExCzAJBgNVBAYT\n"
-    "AlVTMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEC6nEwMDIYZOj/iPWsCzaEKi7\n"
-    "1OiOSLRFhWGjbnBVJfVnkY4u3IjkDYYL0MxO4mqsyYjlBalTVYxFP2sJBK5zlKOB\n"
-    "uzCBuDAfBgNVHSMEGDAWgBQiZQzWWp00ifODtJVSv1AbOScGrDBSBgNVHR8ESzBJ\n"
-    "MEegRaBDhkFodHRwczovL2NlcnRpZmljYXRlcy50cnVzdGVkc2VydmljZXMuaW50\n"
-    "ZWwuY29tL0ludGVsU0dYUm9vdENBLmRlcjAdBgNVHQ4EFgQUImUM1lqdNInzg7SV\n"
-    "Ur9QGzknBqwwDgYDVR0PAQH/BAQDAgEGMBIGA1UdEwEB/wQIMAYBAf8CAQEwCgYI\n"
-    "KoZIzj0EAwIDSQAwRgIhAOW/5QkR+S9CiSDcNoowLuPRLsWGf/Yi7GSX94BgwTwg\n"
-    "AiEA4J0lrHoMs+Xo5o/sX6O9QWxHRAvZUGOdRQ7cvqRXaqI=\n"
-    "-----END CERTIFICATE-----\n";
-static const uint8_t intel_root_sha256[32] = {
-    0x44, 0xa0, 0x19, 0x6b, 0x2b, 0x99, 0xf8, 0x89, 0xb8, 0xe1, 0x49, 0xe9, 0x5b, 0x80, 0x7a, 0x35,
-    0x0e, 0x74, 0x24, 0x96, 0x43, 0x99, 0xe8, 0x85, 0xa7, 0xcb, 0xb8, 0xcc, 0xfa, 0xb6, 0x74, 0xd3};
+/* the Intel SGX Root CA and its fingerprint: intel_root.h, the quote
+ * verifier's too */
 
 /* limits on what a load accepts (real bodies are 3-60 KB, 30 levels) */
 #define COLLATERAL_JSON_MAX ((size_t)1 << 20)
@@ -1083,14 +1063,14 @@ int veil_collateral_check_json(const char *json, size_t n, char *why, size_t cap
 struct veil_collateral *veil_collateral_new(void)
 {
 	struct veil_collateral *c = calloc(1, sizeof(*c));
-	BIO *bio = BIO_new_mem_buf(intel_root_pem, sizeof(intel_root_pem) - 1);
-	uint8_t fp[32];
+	BIO *bio = BIO_new_mem_buf(intel_sgx_root_pem, sizeof(intel_sgx_root_pem) - 1);
+	uint8_t fp[32], want[32];
 	unsigned fp_len = 0;
-	if (!c || !bio)
+	if (!c || !bio || veil_unhex(INTEL_SGX_ROOT_SHA256, want, sizeof(want)))
 		goto fail;
 	c->root = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	if (!c->root || !X509_digest(c->root, EVP_sha256(), fp, &fp_len) || fp_len != 32 ||
-	    CRYPTO_memcmp(fp, intel_root_sha256, 32) != 0 ||
+	    CRYPTO_memcmp(fp, want, 32) != 0 ||
 	    !asn1_time(X509_get0_notBefore(c->root), &c->root_not_before) ||
 	    !asn1_time(X509_get0_notAfter(c->root), &c->root_not_after))
 		goto fail;

@@ -3,7 +3,7 @@
  * one trust anchor of every DCAP quote veil accepts. Copied from
  * tests/vectors/go-tdx-guest/verify/trusted_root.pem (also at
  * https://certificates.trustedservices.intel.com/Intel_SGX_Provisioning_Certification_RootCA.pem).
- * src/evidence/dcap.c checks its SHA-256 fingerprint (of the DER) against
+ * src/evidence/dcap_verify.c and collateral.c check its SHA-256 fingerprint (of the DER) against
  * INTEL_SGX_ROOT_SHA256 at use, so a corrupted copy fails closed:
  *   openssl x509 -in trusted_root.pem -outform DER | sha256sum */
 #ifndef VEIL_INTEL_ROOT_H
