@@ -142,7 +142,7 @@ for c in $cmds; do
 		for s in $subs; do leaves+=("$c $s"); done
 	fi
 done
-want="image push|image pull|image control-plane|policy create|policy get|policy update|policy edit|policy delete|policy list|cas attest|audit verify|whoami|completion bash|check|apply"
+want="image push|image pull|image control-plane|policy create|policy get|policy update|policy edit|policy delete|policy list|cas attest|audit verify|whoami|completion bash|evidence verify|check|apply"
 got=$(printf '%s\n' "${leaves[@]}" | sort | paste -sd'|')
 check "veil's leaf commands are the known ones (got: $got)" \
 	[ "$got" = "$(tr '|' '\n' <<<"$want" | sort | paste -sd'|')" ]
