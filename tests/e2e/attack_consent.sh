@@ -189,7 +189,9 @@ t_h3_other_identity_cannot_import() {
 }
 
 t_h3_session_hash_binds_the_policy() {
-	local f g h port2=$((PORT + 1)) p2
+	local f g h p2 port2
+	# a port nobody holds now (PORT + 1 collided with another test's CAS once)
+	port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	g=$(policy sh_partner '' '  - {name: got, import: {namespace: sh_exporter, secret: shared}}')
 	sed -i 's|\$\$SCONE::s\$\$|$$SCONE::got$$|' "$g"
 	f=$(policy sh_exporter '' "  - {name: shared, kind: ascii, size: 16, export: [{namespace: sh_partner, session_hash: $(printf 'c%.0s' $(seq 64))}]}")
@@ -200,6 +202,7 @@ t_h3_session_hash_binds_the_policy() {
 	"$CAS" --init --data "$WORK/cas2" --listen "127.0.0.1:$port2" --threads 1 >"$WORK/cas2.out" 2>&1 &
 	p2=$!
 	for _ in $(seq 200); do grep -q listening "$WORK/cas2.out" && break; sleep 0.05; done
+	grep -q listening "$WORK/cas2.out" || die "the scratch CAS did not start: $(cat "$WORK/cas2.out")" || return 1
 	sed "s|session_hash: c*}|owner: ${KEYS[a]}}|" "$f" >"$WORK/f2.yaml"
 	tool policy "$WORK/f2.yaml" >"$WORK/req.json"
 	URL=https://127.0.0.1:$port2 as a POST /v1/policies "$WORK/req.json" >/dev/null
