@@ -4,6 +4,7 @@
 #include "veil/common.h"
 #include "veil/secrets.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,11 +33,22 @@ struct suite {
 static const struct suite KEM = {kem_suite, sizeof(kem_suite)};
 static const struct suite HPKE = {hpke_suite, sizeof(hpke_suite)};
 
+/* HKDF, fetched once: fetching it by name for each of a seal's eight HKDF
+ * calls cost more than the calls (OpenSSL 3.0's HKDF cannot be duplicated
+ * with its digest set, so the digest is still named each time) */
+static EVP_KDF *hkdf_kdf;
+static pthread_once_t hkdf_once = PTHREAD_ONCE_INIT;
+
+static void hkdf_init(void)
+{
+	hkdf_kdf = EVP_KDF_fetch(NULL, "HKDF", NULL); /* kept for the process's life */
+}
+
 static int hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key, size_t key_len,
 		const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *c = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	pthread_once(&hkdf_once, hkdf_init);
+	EVP_KDF_CTX *c = hkdf_kdf ? EVP_KDF_CTX_new(hkdf_kdf) : NULL;
 	OSSL_PARAM p[6], *q = p;
 	*q++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
 	*q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
@@ -52,7 +64,6 @@ static int hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *k
 	*q = OSSL_PARAM_construct_end();
 	int ok = c && EVP_KDF_derive(c, out, out_len, p) > 0;
 	EVP_KDF_CTX_free(c); /* wipes its copies of key, salt and info */
-	EVP_KDF_free(kdf);
 	return ok ? 0 : VEIL_EIO;
 }
 
@@ -156,12 +167,17 @@ static int deserialize_public(const uint8_t enc[static VEIL_HPKE_ENC_SIZE], EVP_
 	return 0;
 }
 
-/* DH(sk, pk): the x coordinate, 32 bytes */
+/* DH(sk, pk): the x coordinate, 32 bytes. pk is not validated again here:
+ * OpenSSL decoded it (a certificate's key, or deserialize_public) through
+ * EC_POINT_oct2point, which refuses a point off the curve, and P-256's
+ * cofactor is 1, so every point on it has the group's order. The full check
+ * EVP_PKEY_derive_set_peer makes is another scalar multiplication: it was
+ * half of a seal's time. */
 static int dh(EVP_PKEY *sk, EVP_PKEY *pk, uint8_t out[static NH])
 {
 	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, sk, NULL);
 	size_t n = NH;
-	int ok = c && EVP_PKEY_derive_init(c) > 0 && EVP_PKEY_derive_set_peer(c, pk) > 0 &&
+	int ok = c && EVP_PKEY_derive_init(c) > 0 && EVP_PKEY_derive_set_peer_ex(c, pk, 0) > 0 &&
 		 EVP_PKEY_derive(c, out, &n) > 0 && n == NH;
 	EVP_PKEY_CTX_free(c);
 	if (!ok)
