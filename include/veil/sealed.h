@@ -32,9 +32,11 @@
 
 #define VEIL_SEALED_SUITE "P256-SHA256-AES256GCM"
 #define VEIL_SEALED_INFO_LABEL "veil-config-v1"
-/* the largest configuration sealed or opened (veil-run reads at most 16 MiB
- * of answer; base64 makes 4 of 3) */
-#define VEIL_SEALED_CONFIG_MAX ((size_t)12 << 20)
+/* the largest configuration sealed or opened (veil-run read at most 16 MiB
+ * of plaintext answer before), and the largest answer: its base64 makes 4
+ * of 3, and a few hundred bytes around it */
+#define VEIL_SEALED_CONFIG_MAX ((size_t)16 << 20)
+#define VEIL_SEALED_ANSWER_MAX ((VEIL_SEALED_CONFIG_MAX + 16 + 65) / 3 * 4 + 1024)
 
 /* info for config_id: "veil-config-v1" 0x00 || config_id. *info is malloc'd
  * (*info_len bytes); 0 or VEIL_ENOMEM */

@@ -68,8 +68,7 @@ int veil_open_config(EVP_PKEY *runtime_key, const char *config_id,
 	const char *suite = NULL, *enc64 = NULL, *ct64 = NULL;
 	uint8_t *enc = NULL, *ct = NULL, *info = NULL, *pt = NULL;
 	size_t enc_len = 0, ct_len = 0, info_len = 0, pt_len = 0;
-	/* base64 of the largest ciphertext, and the few bytes around it */
-	if (answer_size > (VEIL_SEALED_CONFIG_MAX + VEIL_HPKE_TAG_SIZE) / 3 * 4 + 4 + 1024)
+	if (answer_size > VEIL_SEALED_ANSWER_MAX)
 		return VEIL_ELIMIT;
 	json_t *j = json_loadb(answer, answer_size, JSON_REJECT_DUPLICATES, NULL);
 	int rc = VEIL_EINVAL;

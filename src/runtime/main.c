@@ -792,7 +792,7 @@ int main(int argc, char **argv)
 	if (!body)
 		return die("out of memory");
 	struct veil_buf resp;
-	veil_buf_init(&resp, 16u << 20);
+	veil_buf_init(&resp, VEIL_SEALED_ANSWER_MAX);
 	long status = 0;
 	int rc = cas_attest(cas, cas_key, key, cert, body, &resp, &status);
 	free(body);

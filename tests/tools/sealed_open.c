@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct veil_buf answer;
-	veil_buf_init(&answer, 16u << 20);
+	veil_buf_init(&answer, VEIL_SEALED_ANSWER_MAX);
 	char chunk[65536];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
