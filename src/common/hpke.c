@@ -30,8 +30,8 @@ struct suite {
 	const uint8_t *id;
 	size_t len;
 };
-static const struct suite KEM = {kem_suite, sizeof(kem_suite)};
-static const struct suite HPKE = {hpke_suite, sizeof(hpke_suite)};
+static const struct suite suite_kem = {kem_suite, sizeof(kem_suite)};
+static const struct suite suite_hpke = {hpke_suite, sizeof(hpke_suite)};
 
 /* HKDF, fetched once: fetching it by name for each of a seal's eight HKDF
  * calls cost more than the calls (OpenSSL 3.0's HKDF cannot be duplicated
@@ -194,10 +194,10 @@ static int extract_and_expand(uint8_t dh_out[static NH],
 	uint8_t prk[NH], ctx[2 * VEIL_HPKE_ENC_SIZE];
 	memcpy(ctx, enc, VEIL_HPKE_ENC_SIZE);
 	memcpy(ctx + VEIL_HPKE_ENC_SIZE, pkrm, VEIL_HPKE_ENC_SIZE);
-	int rc = labeled_extract(&KEM, NULL, 0, "eae_prk", dh_out, NH, prk);
+	int rc = labeled_extract(&suite_kem, NULL, 0, "eae_prk", dh_out, NH, prk);
 	if (!rc)
-		rc =
-		    labeled_expand(&KEM, prk, "shared_secret", ctx, sizeof(ctx), shared_secret, NH);
+		rc = labeled_expand(&suite_kem, prk, "shared_secret", ctx, sizeof(ctx),
+				    shared_secret, NH);
 	OPENSSL_cleanse(prk, sizeof(prk));
 	return rc;
 }
@@ -252,16 +252,17 @@ static int key_schedule(const uint8_t shared_secret[static NH], const uint8_t *i
 {
 	uint8_t ctx[1 + 2 * NH], secret[NH];
 	ctx[0] = 0x00; /* mode_base */
-	int rc = labeled_extract(&HPKE, NULL, 0, "psk_id_hash", NULL, 0, ctx + 1);
+	int rc = labeled_extract(&suite_hpke, NULL, 0, "psk_id_hash", NULL, 0, ctx + 1);
 	if (!rc)
-		rc = labeled_extract(&HPKE, NULL, 0, "info_hash", info, info_len, ctx + 1 + NH);
+		rc = labeled_extract(&suite_hpke, NULL, 0, "info_hash", info, info_len,
+				     ctx + 1 + NH);
 	if (!rc)
-		rc = labeled_extract(&HPKE, shared_secret, NH, "secret", NULL, 0, secret);
+		rc = labeled_extract(&suite_hpke, shared_secret, NH, "secret", NULL, 0, secret);
 	if (!rc)
-		rc =
-		    labeled_expand(&HPKE, secret, "key", ctx, sizeof(ctx), key, VEIL_HPKE_KEY_SIZE);
+		rc = labeled_expand(&suite_hpke, secret, "key", ctx, sizeof(ctx), key,
+				    VEIL_HPKE_KEY_SIZE);
 	if (!rc)
-		rc = labeled_expand(&HPKE, secret, "base_nonce", ctx, sizeof(ctx), base_nonce,
+		rc = labeled_expand(&suite_hpke, secret, "base_nonce", ctx, sizeof(ctx), base_nonce,
 				    VEIL_HPKE_NONCE_SIZE);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	if (rc) {
