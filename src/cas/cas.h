@@ -159,5 +159,14 @@ void cas_cache_free(struct cas_thread *t);
 const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);
 char *cas_metrics_render(struct cas *cas, struct veil_store *store); /* caller frees */
+/* seal.c: config (the rendered configuration, config_size bytes) sealed to
+ * the key of req's client certificate for config_id and the evidence text
+ * as the request sent it (include/veil/sealed.h): *answer (malloc'd, not
+ * secret, *answer_size bytes and a NUL) and 0, or the HTTP status to refuse
+ * with (400: no P-256 client key; 500) and the reason in why */
+struct evhttp_request;
+int cas_seal_config(struct evhttp_request *req, const char *config_id, const char *evidence,
+		    const char *config, size_t config_size, char **answer, size_t *answer_size,
+		    char *why, size_t why_size) __attribute__((warn_unused_result));
 
 #endif

@@ -1410,7 +1410,8 @@ static void attest(struct ctx *c)
 	veil_diags_init(&d);
 	struct veil_attest_request q;
 	json_t *resp = NULL;
-	char msg[600], *body = NULL;
+	char msg[600], *body = NULL, *sealed = NULL;
+	size_t sealed_size = 0;
 	memset(&q, 0, sizeof(q));
 	if (!c->identity) {
 		fail(c, 403, NULL, "attestation needs the client certificate the evidence binds");
@@ -1575,6 +1576,15 @@ static void attest(struct ctx *c)
 		     msg[0] ? msg : "out of memory");
 		goto out;
 	}
+	/* sealed to this connection's client key: only the runtime that
+	 * attested can read it (src/cas/seal.c) */
+	int seal_status = cas_seal_config(c->req, config_id, evidence, body, strlen(body), &sealed,
+					  &sealed_size, msg, sizeof(msg));
+	if (seal_status) {
+		fail(c, seal_status, ns, "cannot release the configuration of %s: %s", config_id,
+		     msg);
+		goto out;
+	}
 	/* released, not started: veil-run still checks its runtime files and
 	 * pins its folders, and reports a refusal (start-refused) */
 	char detail[300];
@@ -1584,9 +1594,9 @@ static void attest(struct ctx *c)
 		 svc_name, cl.measurement, cl.platform_key);
 	audit(c, "release", ns, 200, detail);
 	release_remember(c->identity, config_id);
-	reply_secret(c, 200, body, strlen(body));
-	body = NULL;
+	reply(c, 200, "application/json", sealed, sealed_size);
 out:
+	free(sealed);
 	if (body) {
 		OPENSSL_cleanse(body, strlen(body));
 		free(body);

@@ -43,6 +43,8 @@
 #include "veil/image.h"
 #include "veil/image_record.h"
 #include "veil/lasproto.h"
+#include "veil/sealed.h"
+#include "veil/secrets.h"
 #include "veil/tls.h"
 #include "decrypt.h"
 #include "image_verify.h"
@@ -780,18 +782,35 @@ int main(int argc, char **argv)
 		return die("out of memory");
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
+	/* the answer is sealed to key with the evidence's hash as AAD (include/
+	 * veil/sealed.h) */
+	uint8_t evidence_sha256[VEIL_SHA256_SIZE];
+	int hashed = !veil_sha256(evidence, strlen(evidence), evidence_sha256);
 	free(evidence);
+	if (!hashed)
+		return die("cannot hash the evidence");
 	if (!body)
 		return die("out of memory");
 	struct veil_buf resp;
-	veil_buf_init(&resp, 16u << 20);
+	veil_buf_init(&resp, VEIL_SEALED_ANSWER_MAX);
 	long status = 0;
 	int rc = cas_attest(cas, cas_key, key, cert, body, &resp, &status);
 	free(body);
 	if (rc)
 		return 1;
 	json_error_t err;
-	json_t *cfg = json_loadb(resp.data ? resp.data : "", resp.size, 0, &err);
+	json_t *cfg = NULL;
+	char *plain = NULL;
+	size_t plain_size = 0;
+	int unopened = 0;
+	if (status != 200) /* a refusal: plain {"error": ...} */
+		cfg = json_loadb(resp.data ? resp.data : "", resp.size, 0, &err);
+	else if (!(unopened =
+		       veil_open_config(key, config_id, evidence_sha256, resp.data ? resp.data : "",
+					resp.size, &plain, &plain_size)))
+		cfg = json_loadb(plain, plain_size, 0, &err);
+	if (plain)
+		veil_secure_free(plain, plain_size + 1); /* jansson's copies are wiped on free */
 	OPENSSL_cleanse(resp.data ? resp.data : (char *)&rc, resp.data ? resp.cap : 0);
 	veil_buf_free(&resp);
 	if (status != 200) {
@@ -807,6 +826,11 @@ int main(int argc, char **argv)
 	released.config_id = config_id;
 	released.key = key;
 	released.cert = cert;
+	if (unopened)
+		return refuse("the CAS's answer does not open with this runtime's key (%s): "
+			      "refusing to start",
+			      unopened == VEIL_EINVAL ? "not sealed to it, or changed on the way"
+						      : "out of memory or too large");
 	const char *command = NULL, *pwd = NULL;
 	json_t *env = NULL, *files = NULL;
 	if (!cfg || json_unpack(cfg, "{s:s, s:s, s:o, s:o}", "command", &command, "pwd", &pwd,

@@ -100,9 +100,13 @@ def main():
         flood(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
     elif cmd == "slowloris":
         slowloris(int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))
-    elif cmd == "attest":  # port cert key las key_hash config_id nfiles -> status seconds body
+    elif cmd == "attest":  # port cert key las key_hash config_id nfiles [request-out] -> status seconds body
         port, cert, key, las, kh, cid, n = sys.argv[2:9]
-        st, data, secs = post_attest(int(port), cert, key, attest_body(las, kh, cid, int(n)))
+        body = attest_body(las, kh, cid, int(n))
+        if len(sys.argv) > 9:  # the request, to open the sealed answer with (tests/tools/sealed_open.c)
+            with open(sys.argv[9], "wb") as f:
+                f.write(body)
+        st, data, secs = post_attest(int(port), cert, key, body)
         print(st, round(secs, 2))
         sys.stdout.flush()
         os.write(1, data + b"\n")

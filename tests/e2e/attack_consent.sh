@@ -101,6 +101,12 @@ as() {
 		-w '%{http_code}' -X "$m" ${1:+--data-binary @"$1"} "$URL$p"
 }
 body_has() { grep -qF -- "$1" "$WORK/.body" || die "expected in the answer: $1"$'\n'"    got: $(cat "$WORK/.body")"; }
+# opened_has ID TEXT: the /v1/attest answer in $WORK/.body, sealed to ID's key
+# (include/veil/sealed.h), opens for the request in $WORK/att.json and holds TEXT
+opened_has() {
+	"$BUILD/tests/sealed_open" "$WORK/$1.key" "$WORK/att.json" <"$WORK/.body" >"$WORK/.opened" &&
+		grep -qF -- "$2" "$WORK/.opened" || die "expected in the opened answer: $2"$'\n'"    got: $(cat "$WORK/.opened")"
+}
 # create ID FILE: POST the policy in FILE as ID; prints the status
 create() { tool policy "$2" >"$WORK/req.json" && as "$1" POST /v1/policies "$WORK/req.json"; }
 # attest ID CONFIG_ID [TIMESTAMP [EVIDENCE_CONFIG_ID [PLATFORM]]]: evidence for ID's key
@@ -182,7 +188,7 @@ t_h3_other_identity_cannot_import() {
 	# C, the importer A named, can
 	[ "$(create c "$f")" = 201 ] || die "C: $(cat "$WORK/.body")" || return 1
 	[ "$(attest c partner/app)" = 200 ] || die "C's start: $(cat "$WORK/.body")" || return 1
-	body_has '"SECRET":'
+	opened_has c '"SECRET":'
 	# C deletes `partner`; B takes the name: still nothing
 	[ "$(as c DELETE /v1/policies/partner)" = 200 ] || return 1
 	[ "$(create b "$f")" = 403 ] || die "B re-created partner and imported: $(cat "$WORK/.body")"
@@ -222,7 +228,7 @@ t_h3_session_hash_binds_the_policy() {
 	[ "$(as a PUT /v1/policies/sh_exporter "$WORK/req.json")" = 200 ] || die "exporter update: $(cat "$WORK/.body")" || return 1
 	[ "$(create b "$g")" = 201 ] || die "the consented policy: $(cat "$WORK/.body")" || return 1
 	[ "$(attest b sh_partner/app)" = 200 ] || die "its start: $(cat "$WORK/.body")" || return 1
-	body_has '"SECRET":'
+	opened_has b '"SECRET":'
 }
 
 # ---- H3: a name an export names stays its importer's ----

@@ -114,8 +114,9 @@ PY
 	code=$(curl -sk --tlsv1.3 --cert "$WORK/att.crt" --key "$WORK/att.key" -o "$WORK/.body" \
 		-w '%{http_code}' -X POST --data-binary @"$WORK/att.json" "$URL/v1/attest")
 }
-# the attack got the seed's secrets: the CAS answered 200 with API_PASSWORD
-secrets_released() { [ "$code" = 200 ] && grep -q API_PASSWORD "$WORK/.body"; }
+# the attack got the seed's secrets: the CAS answered 200 (the configuration,
+# sealed to the attacker's key, which the attacker holds: include/veil/sealed.h)
+secrets_released() { [ "$code" = 200 ]; }
 
 t_setup() {
 	[ "$(id -u)" = 0 ] || die "needs root for the mount namespace" || return 1

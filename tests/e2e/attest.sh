@@ -506,7 +506,67 @@ YML
 	[ -d "$WORK/app/target" ] && [ -d "$WORK/cas" ] && ls "$WORK"/cas.err "$WORK"/las.out >/dev/null || die "nothing was searched"
 }
 
+# The /v1/attest answer is sealed to the attesting runtime's TLS key (HPKE,
+# include/veil/sealed.h): captured as the CAS sent it (a client with its own
+# P-256 key, evidence from veil-las for that key), it holds no configuration
+# value; it opens with that key and not with another one. A client key that
+# is not P-256 gets 400 and nothing is released.
+t_answer_sealed_to_runtime_key() {
+	mkdir -p "$WORK/seal" && cd "$WORK/seal" || return 1
+	build_lasc "$WORK/lasc" || return 1
+	cat >policy.yaml <<YML
+name: sealcap
+services:
+  - name: app
+    command: /bin/true
+    mrenclaves: [$(sha256sum "$WORK/lasc" | cut -c1-64)]
+    environment: {API_USER: myself, API_PASSWORD: "\$\$SCONE::pw\$\$"}
+secrets:
+  - {name: pw, kind: ascii, size: 16}
+security: {attestation: {tolerate: [debug-mode]}}
+YML
+	run "$VEIL" policy create policy.yaml --cas "$URL" && ok || return 1
+	local k code pw
+	for k in rt other; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=$k -days 1 \
+			-keyout $k.key -out $k.crt 2>/dev/null || return 1
+	done
+	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=rsa -days 1 -keyout rsa.key -out rsa.crt 2>/dev/null || return 1
+	# attest_as KEY: evidence for KEY's public key, POSTed with KEY's certificate
+	attest_as() {
+		"$WORK/lasc" "$WORK/las.sock" "$(openssl pkey -in "$1.key" -pubout -outform DER | sha256sum | cut -c1-64)" sealcap/app >"$1.ev" ||
+			die "no evidence: $(cat "$1.ev")" || return 1
+		python3 -c 'import json,sys; print(json.dumps({"config_id": "sealcap/app", "evidence": open(sys.argv[1]).read().strip(), "file_set_root": "0" * 64}))' \
+			"$1.ev" >"$1.req" || return 1
+		curl -sk --tlsv1.3 --cert "$1.crt" --key "$1.key" -D "$1.head" -o "$1.answer" -w '%{http_code}' \
+			-X POST --data-binary @"$1.req" "$URL/v1/attest"
+	}
+	code=$(attest_as rt)
+	[ "$code" = 200 ] || die "attest answered $code: $(cat rt.answer)" || return 1
+	grep -qi '^content-type: application/json' rt.head || die "headers: $(cat rt.head)" || return 1
+	grep -q '^{"sealed":{"suite":"P256-SHA256-AES256GCM","enc":"[A-Za-z0-9+/=]*","ct":"[A-Za-z0-9+/=]*"}}$' rt.answer ||
+		die "not a sealed answer: $(head -c 300 rt.answer)" || return 1
+	if grep -qaF -e API_USER -e myself -e environment rt.answer; then die "plaintext in the answer"; return 1; fi
+	"$BUILD/tests/sealed_open" rt.key rt.req <rt.answer >rt.config || die "it does not open with the runtime's key" || return 1
+	pw=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["environment"]["API_USER"] == "myself"; print(c["environment"]["API_PASSWORD"])' rt.config) ||
+		die "configuration: $(cat rt.config)" || return 1
+	[ ${#pw} = 16 ] || die "a ${#pw}-character password" || return 1
+	if grep -qaF -- "$pw" rt.answer rt.head; then die "the password is in the raw answer"; return 1; fi
+	run "$BUILD/tests/sealed_open" other.key rt.req <rt.answer && rejected && has "does not open with this key" ||
+		die "another P-256 key opened it" || return 1
+	# another config id or evidence in the request: does not open either
+	sed 's|sealcap/app|sealcap/ap|' rt.req >rt2.req
+	run "$BUILD/tests/sealed_open" rt.key rt2.req <rt.answer && rejected || die "opened for another config id" || return 1
+	# a client key the answer cannot be sealed to: 400, nothing released
+	local releases
+	releases=$(grep -c '"event":"release"' "$WORK/cas/audit.log")
+	code=$(attest_as rsa)
+	[ "$code" = 400 ] || die "an RSA client key got $code: $(cat rsa.answer)" || return 1
+	grep -qF "not an EC P-256 key" rsa.answer || die "reason: $(cat rsa.answer)" || return 1
+	[ "$(grep -c '"event":"release"' "$WORK/cas/audit.log")" = "$releases" ] || die "the refusal was audited as a release"
+}
+
 run_in_order attest t_setup t_seed_starts_attested t_host_environment_ignored t_extra_argv_refused \
 	t_changed_file_refused t_las_remeasures_changed_runtime t_other_service_config_gets_nothing t_untrusted_platform_refused \
 	t_replayed_evidence_refused t_second_start_same_password t_imported_secret t_import_within_mesh_same_value t_policy_version_0_3_family t_valid_for_check_and_cas_agree t_injection_files t_deleted_namespace_stops_starts t_update_drops_old_measurement \
-	t_password_value_never_leaks t_production_policy_refuses_simulation
+	t_password_value_never_leaks t_answer_sealed_to_runtime_key t_production_policy_refuses_simulation
