@@ -51,10 +51,17 @@ int ydoc_load(struct ydoc *doc, const char *path, const struct ylimits *lim, str
 void ydoc_free(struct ydoc *doc);
 
 void *yarena_alloc(struct yarena *a, size_t size); /* zeroed */
+/* Sticky: 1 once an allocation from a, or a put of a node that failed to be
+ * made (or into one), failed. A builder checks it before it uses the tree:
+ * a tree built through a failure is incomplete, never a result. */
+int yarena_failed(const struct yarena *a);
+/* Tests only: the n-th allocation from now fails (0: none). */
+void yarena_fail_after(struct yarena *a, long n);
 char *yarena_strdup(struct yarena *a, const char *s);
 char *yarena_printf(struct yarena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Building trees (NULL on ENOMEM) */
+/* Building trees (NULL on ENOMEM, and the arena marked failed; a put into
+ * or of NULL is an error that marks it too) */
 struct ynode *ynew_map(struct yarena *a);
 struct ynode *ynew_seq(struct yarena *a);
 struct ynode *ynew_str(struct yarena *a, const char *s);

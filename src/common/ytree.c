@@ -23,19 +23,37 @@ struct yarena_chunk {
 
 struct yarena {
 	struct yarena_chunk *head;
+	int failed;      /* sticky: an allocation or a put failed (yarena_failed) */
+	long fail_after; /* tests: the n-th allocation from yarena_fail_after fails */
 };
 
 #define YARENA_CHUNK (64u * 1024)
 
+int yarena_failed(const struct yarena *a)
+{
+	return !a || a->failed;
+}
+
+void yarena_fail_after(struct yarena *a, long n)
+{
+	a->fail_after = n;
+}
+
 void *yarena_alloc(struct yarena *a, size_t size)
 {
+	if (a->fail_after > 0 && --a->fail_after == 0) {
+		a->failed = 1;
+		return NULL;
+	}
 	size = (size + 15) & ~(size_t)15;
 	struct yarena_chunk *c = a->head;
 	if (!c || c->cap - c->used < size) {
 		size_t cap = size > YARENA_CHUNK ? size : YARENA_CHUNK;
 		c = malloc(sizeof(*c) + cap);
-		if (!c)
+		if (!c) {
+			a->failed = 1;
 			return NULL;
+		}
 		c->cap = cap;
 		c->used = 0;
 		c->next = a->head;
@@ -170,10 +188,15 @@ static int grow(struct yarena *a, struct ynode *n, int with_keys)
 	return 0;
 }
 
+/* A put into a container that failed to be made, or of a node that failed,
+ * marks the arena failed: the tree is incomplete, and its builder's caller
+ * finds out with yarena_failed() before it uses the tree. */
 static int map_put_node(struct yarena *a, struct ynode *map, struct ynode *key, struct ynode *val)
 {
-	if (!key || !val || grow(a, map, 1))
+	if (!map || !key || !val || grow(a, map, 1)) {
+		a->failed = 1;
 		return VEIL_ENOMEM;
+	}
 	map->keys[map->count] = key;
 	map->items[map->count++] = val;
 	return 0;
@@ -191,8 +214,10 @@ int ymap_put_str(struct yarena *a, struct ynode *map, const char *key, const cha
 
 int yseq_push(struct yarena *a, struct ynode *seq, struct ynode *val)
 {
-	if (!val || grow(a, seq, 0))
+	if (!seq || !val || grow(a, seq, 0)) {
+		a->failed = 1;
 		return VEIL_ENOMEM;
+	}
 	seq->items[seq->count++] = val;
 	return 0;
 }

@@ -455,6 +455,11 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 		ymap_put(a, root, "encryption", enc);
 	}
 	veil_runtime_list(m, &list);
+	/* a tree built through a failed allocation is not a record */
+	if (yarena_failed(a)) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
 	if ((rc = yemit(root, &out)))
 		goto out;
 	if ((rc = veil_mkdirs(dir, 0755, d)))

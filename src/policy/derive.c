@@ -655,14 +655,14 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 	free(image_names);
 	free(image_owner);
 	ymap_put(a, pol, "services", services);
-	if (images->count)
+	if (images && images->count)
 		ymap_put(a, pol, "images", images);
 
 	struct ynode *secrets = ynew_seq(a);
 	qsort(x.secrets, x.secret_count, sizeof(*x.secrets), ref_cmp);
 	for (size_t i = 0; i < x.secret_count; i++)
 		yseq_push(a, secrets, secret_node(&x, &x.secrets[i]));
-	if (secrets->count)
+	if (secrets && secrets->count)
 		ymap_put(a, pol, "secrets", secrets);
 
 	const char **tol = yarena_alloc(a, (mesh->tolerate_count + 2) * sizeof(*tol));
@@ -683,6 +683,11 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		ymap_put(a, pol, "security", sec);
 	}
 	free(sorted);
+	/* an allocation failed somewhere: the tree is incomplete, and an error
+	 * reported on the way may be its echo (a template that "names no
+	 * variable" because its copy failed) */
+	if (yarena_failed(a))
+		return VEIL_ENOMEM;
 	if (x.errors)
 		return VEIL_EINVAL;
 	*out = pol;

@@ -937,6 +937,69 @@ static void test_injection_files_in_images(void **state)
 			    "host=db.internal\npw=$$SCONE::pw$$\n");
 }
 
+/* Issue 12: an allocation failure anywhere while the policy is built is an
+ * error, never a half-built policy returned as success. Every allocation of
+ * the derivation fails once in turn (yarena_fail_after): each run returns the
+ * whole policy (byte for byte the one without failures) or VEIL_ENOMEM. */
+static void test_allocation_failure_never_half_a_policy(void **state)
+{
+	(void)state;
+	load_mesh(MESH("  tolerate: [outdated-tcb]\n" TWO_SERVICES "env:\n"
+		       "  - name: HOST\n"
+		       "    value: db.internal\n"));
+	add_member("a", SVC("a") "secrets:\n"
+				 "  local:\n"
+				 "    - name: pw\n"
+				 "      kind: ascii\n"
+				 "injection_files:\n"
+				 "  - path: /etc/a.conf\n"
+				 "    content: \"host={{HOST}}\\npw=$$SCONE::pw$$\\n\"\n");
+	add_member("b", SVC("b") "secrets:\n"
+				 "  global:\n"
+				 "    - name: key\n"
+				 "      kind: private-key\n");
+	derive_ok();
+	struct veil_buf want;
+	char hash[2 * VEIL_SHA256_SIZE + 1];
+	veil_buf_init(&want, 0);
+	assert_int_equal(veil_policy_canonical(w.policy, &want, hash), 0);
+	size_t failed = 0, whole = 0;
+	for (long n = 1; n < 100000; n++) {
+		struct ydoc out;
+		struct ynode *policy = NULL;
+		struct veil_diags d;
+		veil_diags_init(&d);
+		assert_int_equal(ydoc_init(&out, "policy"), 0);
+		yarena_fail_after(out.arena, n);
+		int rc = veil_policy_derive(out.arena, &w.mesh, w.mm, w.n, NULL, &policy, &d);
+		int injected = yarena_failed(out.arena);
+		if (!injected) {
+			/* n is past the derivation's last allocation: done */
+			assert_int_equal(rc, 0);
+			ydoc_free(&out);
+			veil_diags_free(&d);
+			break;
+		}
+		if (rc == 0) {
+			/* a failure the builder recovered from must not show */
+			struct veil_buf got;
+			veil_buf_init(&got, 0);
+			assert_int_equal(veil_policy_canonical(policy, &got, hash), 0);
+			assert_int_equal(got.size, want.size);
+			assert_memory_equal(got.data, want.data, want.size);
+			veil_buf_free(&got);
+			whole++;
+		} else {
+			assert_int_equal(rc, VEIL_ENOMEM);
+			failed++;
+		}
+		ydoc_free(&out);
+		veil_diags_free(&d);
+	}
+	assert_true(failed > 20); /* the derivation allocates, and each one was tried */
+	veil_buf_free(&want);
+}
+
 static void test_injection_template_unknown_refused(void **state)
 {
 	(void)state;
@@ -1324,6 +1387,7 @@ int main(void)
 	    T(test_imports_in_output),
 	    T(test_secret_defaults_and_fields_in_output),
 	    T(test_injection_files_in_images),
+	    T(test_allocation_failure_never_half_a_policy),
 	    T(test_injection_template_unknown_refused),
 	    T(test_no_images_key_without_injection_files),
 	    T(test_one_manifest_two_services_shares_local_secret),
