@@ -23,7 +23,7 @@ if [ "${1:-}" = "--test" ]; then
 	# (tests/evidence/check_*.py: python3-cryptography)
 	pkgs+=(python3-cryptography libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
 		man-db strace gdb e2fsprogs bindfs skopeo umoci unzip systemd docker-registry mmdebstrap
-		podman runc python3-cryptography)
+		podman runc)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it
 	# (and conflicts with Debian's npm), so ask for npm only without one.
 	command -v node >/dev/null || pkgs+=(nodejs)
