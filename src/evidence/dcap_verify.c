@@ -525,6 +525,33 @@ static int leaf_facts(X509 *leaf, X509 *ca, struct veil_dcap_pck *pck, char *why
 	return parse_sgx_extension(leaf, pck, why, cap);
 }
 
+/* Intel's quoting enclaves: the SGX QE (ISVPRODID 1) and the TD QE
+ * (ISVPRODID 2), both signed by Intel (MRSIGNER = SHA-256 of Intel's
+ * enclave signing key's modulus; as every real quote in tests/vectors and
+ * Intel's QE Identity collateral say) */
+static int intel_qe(const struct veil_dcap_quote *q, char *why, size_t cap)
+{
+	static const uint8_t sgx_qe_signer[32] = {0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e,
+						  0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a,
+						  0x00, 0x56, 0xac, 0x8d, 0xed, 0x70, 0x14, 0x0b,
+						  0x08, 0x1b, 0x09, 0x44, 0x90, 0xc5, 0x7b, 0xff};
+	static const uint8_t td_qe_signer[32] = {0xdc, 0x9e, 0x2a, 0x7c, 0x6f, 0x94, 0x8f, 0x17,
+						 0x47, 0x4e, 0x34, 0xa7, 0xfc, 0x43, 0xed, 0x03,
+						 0x0f, 0x7c, 0x15, 0x63, 0xf1, 0xba, 0xbd, 0xdf,
+						 0x63, 0x40, 0xc8, 0x2e, 0x0e, 0x54, 0xa8, 0xc5};
+	int tdx = q->tee_type == VEIL_DCAP_TEE_TDX;
+	const uint8_t *want = tdx ? td_qe_signer : sgx_qe_signer;
+	uint16_t prodid = tdx ? 2 : 1;
+	if (CRYPTO_memcmp(q->qe_report.mrsigner, want, 32) || q->qe_report.isvprodid != prodid)
+		return refuse(why, cap,
+			      "QE report: the quote was not made by Intel's %s quoting enclave "
+			      "(MRSIGNER or ISVPRODID %u differs)",
+			      tdx ? "TD" : "SGX", q->qe_report.isvprodid);
+	if (q->qe_report.debug)
+		return refuse(why, cap, "QE report: the quoting enclave runs in debug mode");
+	return 0;
+}
+
 int veil_dcap_verify(const struct veil_dcap_quote *q, time_t at, struct veil_dcap_pck *pck_out,
 		     char *why, size_t cap)
 {
@@ -555,6 +582,14 @@ int veil_dcap_verify(const struct veil_dcap_quote *q, time_t at, struct veil_dca
 				     "PCK certificate's key");
 		goto out;
 	}
+
+	/* the PCE certifies any enclave that holds the provisioning key, which
+	 * the host's administrator can launch: only Intel's quoting enclave
+	 * (its signer and product, not in debug) vouches for a quote, whether
+	 * or not collateral is given (its QE Identity then checks the QE's
+	 * version too) */
+	if ((rc = intel_qe(q, why, cap)))
+		goto out;
 
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned dlen = 0;

@@ -500,6 +500,43 @@ static void test_time_outside_the_chain_validity_is_refused(void **state)
 	free(q);
 }
 
+/* Review of issue 11: a PCE-certified enclave that is not Intel's quoting
+ * enclave (the host's admin can launch one) must not vouch for a quote. The
+ * QE report's signature covers its raw bytes; its parsed identity is what
+ * the verifier checks, so changing the parsed fields stands for such an
+ * enclave. */
+static void test_only_intels_quoting_enclave_vouches(void **state)
+{
+	(void)state;
+	static const char *const files[] = {TDX_V4, SGX_V3};
+	for (size_t f = 0; f < 2; f++) {
+		size_t n;
+		uint8_t *q = load(files[f], &n);
+		struct veil_dcap_quote p;
+		struct veil_dcap_pck pck;
+		char why[512];
+		parse_ok(q, n, &p);
+		time_t nb = leaf_not_before(p.pck_chain_pem, p.pck_chain_pem_size);
+		assert_int_equal(veil_dcap_verify(&p, nb + DAY, &pck, why, sizeof(why)), 0);
+		struct veil_dcap_quote bad = p;
+		bad.qe_report.mrsigner[5] ^= 1;
+		assert_int_equal(veil_dcap_verify(&bad, nb + DAY, &pck, why, sizeof(why)),
+				 VEIL_EINVAL);
+		assert_non_null(strstr(why, "was not made by Intel's"));
+		bad = p;
+		bad.qe_report.isvprodid ^= 3;
+		assert_int_equal(veil_dcap_verify(&bad, nb + DAY, &pck, why, sizeof(why)),
+				 VEIL_EINVAL);
+		assert_non_null(strstr(why, "was not made by Intel's"));
+		bad = p;
+		bad.qe_report.debug = true;
+		assert_int_equal(veil_dcap_verify(&bad, nb + DAY, &pck, why, sizeof(why)),
+				 VEIL_EINVAL);
+		assert_non_null(strstr(why, "quoting enclave runs in debug mode"));
+		free(q);
+	}
+}
+
 static void set_le(uint8_t *p, uint32_t v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -809,6 +846,7 @@ int main(void)
 	    cmocka_unit_test(test_declared_lengths_not_file_size),
 	    cmocka_unit_test(test_fields_policy_needs),
 	    cmocka_unit_test(test_verifies_from_many_threads),
+	    cmocka_unit_test(test_only_intels_quoting_enclave_vouches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
