@@ -48,6 +48,9 @@ struct veil_claims {
 	char host_data[2 * 32 + 1];                               /* snp */
 	unsigned long long snp_policy;                            /* snp */
 	unsigned guest_svn, vmpl;                                 /* snp */
+	/* snp: the reported TCB (what the VCEK certifies): fmc (Turin), boot
+	 * loader, TEE, SNP firmware, microcode security patch levels */
+	unsigned snp_fmc_spl, snp_bl_spl, snp_tee_spl, snp_snp_spl, snp_ucode_spl;
 };
 
 /* Simulation: the platform key signs {measurement, report_data, debug=1,

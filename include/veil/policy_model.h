@@ -39,6 +39,10 @@ struct veil_policy_service {
 	const char *snp_measurement;                                       /* 96 hex */
 	const char *snp_host_data;                                         /* 64 hex */
 	unsigned snp_guest_svn_min;
+	unsigned snp_vmpl;   /* the VMPL the report must come from (default 0) */
+	int has_snp_tcb_min; /* snp.tcb_min given: the lowest acceptable SPLs */
+	unsigned snp_tcb_min_fmc, snp_tcb_min_bl, snp_tcb_min_tee, snp_tcb_min_snp,
+	    snp_tcb_min_ucode;
 	/* encrypted code (include/veil/codecrypt.h): the CAS's code key id and
 	 * the files veil-run decrypts into memory; NULL, 0: none */
 	const char *code_key_id;

@@ -278,9 +278,15 @@ static int verify_snp(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE]
 	c->snp_policy = rep.policy;
 	c->guest_svn = rep.guest_svn;
 	c->vmpl = rep.vmpl;
+	c->snp_fmc_spl = v.reported_tcb.fmc_spl;
+	c->snp_bl_spl = v.reported_tcb.bl_spl;
+	c->snp_tee_spl = v.reported_tcb.tee_spl;
+	c->snp_snp_spl = v.reported_tcb.snp_spl;
+	c->snp_ucode_spl = v.reported_tcb.microcode_spl;
 	c->debug = rep.debug;
 	memcpy(c->platform_key, v.key_hash, sizeof(c->platform_key));
-	/* AMD's TCB is the VCEK's (checked against the report); no collateral */
+	/* AMD's TCB is the VCEK's (checked against the report); whether it is
+	 * recent enough is the policy's snp.tcb_min */
 	snprintf(c->tcb_status, sizeof(c->tcb_status), "not-evaluated");
 	rc = 0;
 out:

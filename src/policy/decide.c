@@ -59,9 +59,7 @@ static int tcb_ok(const struct veil_policy *p, const struct veil_claims *cl, con
 			      "tcb_status revoked: the platform's key is revoked (no "
 			      "policy tolerates that)");
 	if (!strcmp(st, "not-evaluated")) {
-		/* AMD publishes no TCB status: the VCEK certifies the reported TCB */
-		if (!strcmp(cl->platform, "snp") ||
-		    listed(p->tolerate, p->tolerate_count, "outdated-tcb"))
+		if (listed(p->tolerate, p->tolerate_count, "outdated-tcb"))
 			return 0;
 		return refuse(why, cap,
 			      "tcb_status not-evaluated: the CAS has no collateral for this "
@@ -101,6 +99,39 @@ static int covered_by_tolerance(const struct veil_policy *p, const char *id)
 		if (!strcmp(map[i].advisory, id) &&
 		    listed(p->tolerate, p->tolerate_count, map[i].tolerate))
 			return 1;
+	return 0;
+}
+
+/* AMD's reported TCB is what the VCEK certifies; whether it is recent
+ * enough is the policy's snp.tcb_min, else it is not known (outdated-tcb) */
+static int snp_tcb(const struct veil_policy *p, const struct veil_policy_service *svc,
+		   const struct veil_claims *cl, const char *config_id, char *why, size_t cap)
+{
+	int outdated_ok = listed(p->tolerate, p->tolerate_count, "outdated-tcb");
+	if (!svc->has_snp_tcb_min) {
+		if (outdated_ok)
+			return 0;
+		return refuse(why, cap,
+			      "snp reported TCB not evaluated: policy %s names no snp.tcb_min and "
+			      "does not tolerate outdated-tcb",
+			      config_id);
+	}
+	const struct {
+		const char *name;
+		unsigned got, min;
+	} spl[] = {
+	    {"bl_spl", cl->snp_bl_spl, svc->snp_tcb_min_bl},
+	    {"tee_spl", cl->snp_tee_spl, svc->snp_tcb_min_tee},
+	    {"snp_spl", cl->snp_snp_spl, svc->snp_tcb_min_snp},
+	    {"microcode_spl", cl->snp_ucode_spl, svc->snp_tcb_min_ucode},
+	    {"fmc_spl", cl->snp_fmc_spl, svc->snp_tcb_min_fmc},
+	};
+	for (size_t i = 0; i < sizeof(spl) / sizeof(*spl); i++)
+		if (spl[i].got < spl[i].min && !outdated_ok)
+			return refuse(why, cap,
+				      "snp reported TCB %s %u is below policy %s's tcb_min %u "
+				      "(tolerate outdated-tcb to accept)",
+				      spl[i].name, spl[i].got, config_id, spl[i].min);
 	return 0;
 }
 
@@ -187,6 +218,26 @@ int veil_attest_decide(const struct veil_policy *p, const struct veil_policy_ser
 			return refuse(why, cap,
 				      "guest_svn %u is below policy %s's guest_svn_min %u",
 				      cl->guest_svn, config_id, svc->snp_guest_svn_min);
+		if (cl->vmpl != svc->snp_vmpl)
+			return refuse(why, cap, "vmpl %u is not policy %s's %u", cl->vmpl,
+				      config_id, svc->snp_vmpl);
+		/* guest policy: bit 18 a migration agent may export the guest's
+		 * memory; bit 16 SMT (another thread on the core) */
+		if (cl->snp_policy & (1ull << 18))
+			return refuse(why, cap,
+				      "snp policy 0x%llx allows a migration agent (MIGRATE_MA): "
+				      "refused",
+				      cl->snp_policy);
+		if ((cl->snp_policy & (1ull << 16)) &&
+		    !listed(p->tolerate, p->tolerate_count, "hyperthreading"))
+			return refuse(
+			    why, cap,
+			    "snp policy 0x%llx allows SMT and policy %s does not tolerate "
+			    "hyperthreading",
+			    cl->snp_policy, config_id);
+		if (snp_tcb(p, svc, cl, config_id, why, cap))
+			return VEIL_EINVAL;
+		return advisories_ok(p, cl, config_id, why, cap);
 	} else {
 		return refuse(why, cap, "platform '%.16s' is unknown", plat);
 	}

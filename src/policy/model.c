@@ -305,6 +305,11 @@ static void parse_hardware(struct yctx *c, const struct ynode *e, struct veil_po
 		v = 0;
 		yget_uint(c, b, "isvsvn_min", 65535, &v, "services: signer");
 		s->signer_isvsvn_min = (unsigned)v;
+		/* one signing key signs many enclaves */
+		if (!s->has_isvprodid && !ymap_get(e, "mrenclaves"))
+			yerr(c, b,
+			     "services: a signer block without mrenclaves needs isvprodid: "
+			     "otherwise every enclave that key ever signed is accepted");
 	}
 	if ((b = yget_coll(c, e, "tdx", YT_MAP, 0, "services entry"))) {
 		static const char *const k[] = {"mrtd",  "rtmr0",      "rtmr1",   "rtmr2",
@@ -315,15 +320,42 @@ static void parse_hardware(struct yctx *c, const struct ynode *e, struct veil_po
 			s->tdx_rtmr[i] = hex_field(c, b, k[1 + i], 96, 0, "services: tdx");
 		s->tdx_mrconfigid = hex_field(c, b, "mrconfigid", 96, 0, "services: tdx");
 		s->tdx_mrowner = hex_field(c, b, "mrowner", 96, 0, "services: tdx");
+		/* MRTD measures the TD's firmware, which every TD on it shares: the
+		 * kernel, its command line and the workload are in the RTMRs */
+		if (s->tdx_mrtd && !s->tdx_mrconfigid &&
+		    (!s->tdx_rtmr[0] || !s->tdx_rtmr[1] || !s->tdx_rtmr[2]))
+			yerr(c, b,
+			     "services: tdx names mrtd without rtmr0, rtmr1 and rtmr2 (or "
+			     "mrconfigid): MRTD measures only the firmware, which any TD on it "
+			     "shares");
 	}
 	if ((b = yget_coll(c, e, "snp", YT_MAP, 0, "services entry"))) {
-		static const char *const k[] = {"measurement", "host_data", "guest_svn_min", NULL};
+		static const char *const k[] = {"measurement", "host_data", "guest_svn_min",
+						"vmpl",        "tcb_min",   NULL};
 		ycheck_keys(c, b, k, "services: snp");
 		s->snp_measurement = hex_field(c, b, "measurement", 96, 1, "services: snp");
 		s->snp_host_data = hex_field(c, b, "host_data", 64, 0, "services: snp");
 		v = 0;
 		yget_uint(c, b, "guest_svn_min", 4294967295ull, &v, "services: snp");
 		s->snp_guest_svn_min = (unsigned)v;
+		v = 0;
+		yget_uint(c, b, "vmpl", 3, &v, "services: snp");
+		s->snp_vmpl = (unsigned)v;
+		const struct ynode *t = yget_coll(c, b, "tcb_min", YT_MAP, 0, "services: snp");
+		if (t) {
+			static const char *const tk[] = {"bl_spl",        "tee_spl", "snp_spl",
+							 "microcode_spl", "fmc_spl", NULL};
+			unsigned *dst[] = {&s->snp_tcb_min_bl, &s->snp_tcb_min_tee,
+					   &s->snp_tcb_min_snp, &s->snp_tcb_min_ucode,
+					   &s->snp_tcb_min_fmc};
+			ycheck_keys(c, t, tk, "services: snp.tcb_min");
+			s->has_snp_tcb_min = 1;
+			for (int i = 0; i < 5; i++) {
+				v = 0;
+				yget_uint(c, t, tk[i], 255, &v, "services: snp.tcb_min");
+				*dst[i] = (unsigned)v;
+			}
+		}
 	}
 }
 

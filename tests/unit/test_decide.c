@@ -141,12 +141,17 @@ static void test_tdx_block(void **state)
 {
 	(void)state;
 	struct fixture f;
-	load(&f, "    tdx: {mrtd: " H96("1") ", rtmr0: " H96("2") ", rtmr3: " H96("0") "}\n", "");
+	load(&f,
+	     "    tdx: {mrtd: " H96("1") ", rtmr0: " H96("2") ", rtmr1: " H96("9") ", rtmr2: " H96(
+		 "9") ", rtmr3: " H96("0") "}\n",
+	     "");
 	struct veil_claims c = hw("tdx");
 	snprintf(c.measurement, sizeof(c.measurement), H96("1"));
 	snprintf(c.rtmr[0], sizeof(c.rtmr[0]), H96("2"));
-	snprintf(c.rtmr[1], sizeof(c.rtmr[1]), H96("9")); /* not named: any */
+	snprintf(c.rtmr[1], sizeof(c.rtmr[1]), H96("9"));
+	snprintf(c.rtmr[2], sizeof(c.rtmr[2]), H96("9"));
 	snprintf(c.rtmr[3], sizeof(c.rtmr[3]), H96("0"));
+	snprintf(c.mrowner, sizeof(c.mrowner), H96("e")); /* not named: any */
 	assert_int_equal(decide(&f, &c), 0);
 	snprintf(c.rtmr[3], sizeof(c.rtmr[3]), H96("3"));
 	assert_int_not_equal(decide(&f, &c), 0);
@@ -167,14 +172,19 @@ static void test_snp_block(void **state)
 	(void)state;
 	struct fixture f;
 	load(&f,
-	     "    snp: {measurement: " H96("7") ", host_data: " H64("8") ", guest_svn_min: 2}\n",
+	     "    snp: {measurement: " H96("7") ", host_data: " H64(
+		 "8") ", guest_svn_min: 2,\n"
+		      "          tcb_min: {bl_spl: 3, tee_spl: 0, snp_spl: 8, microcode_spl: "
+		      "115}}\n",
 	     "");
 	struct veil_claims c = hw("snp");
 	snprintf(c.measurement, sizeof(c.measurement), H96("7"));
 	snprintf(c.host_data, sizeof(c.host_data), H64("8"));
 	c.guest_svn = 2;
-	/* AMD: no TCB status to evaluate; the VCEK certifies the reported TCB */
+	c.snp_policy = 0x30000; /* bit 17 (reserved, 1), no SMT, no migration agent */
+	c.snp_bl_spl = 3, c.snp_snp_spl = 8, c.snp_ucode_spl = 115;
 	snprintf(c.tcb_status, sizeof(c.tcb_status), "not-evaluated");
+	c.snp_policy = 0x20000;
 	assert_int_equal(decide(&f, &c), 0);
 	c.guest_svn = 1;
 	assert_int_not_equal(decide(&f, &c), 0);
@@ -183,6 +193,34 @@ static void test_snp_block(void **state)
 	snprintf(c.host_data, sizeof(c.host_data), H64("9"));
 	assert_int_not_equal(decide(&f, &c), 0);
 	assert_non_null(strstr(f.why, "host_data 9999999999999999... does not match policy"));
+	snprintf(c.host_data, sizeof(c.host_data), H64("8"));
+	/* review of issue 11, finding 3: VMPL, the guest policy and the TCB */
+	c.vmpl = 1;
+	assert_int_not_equal(decide(&f, &c), 0);
+	assert_string_equal(f.why, "vmpl 1 is not policy ns/s's 0");
+	c.vmpl = 0;
+	c.snp_policy = 0x20000 | (1ull << 18);
+	assert_int_not_equal(decide(&f, &c), 0);
+	assert_non_null(strstr(f.why, "allows a migration agent"));
+	c.snp_policy = 0x20000 | (1ull << 16);
+	assert_int_not_equal(decide(&f, &c), 0);
+	assert_non_null(
+	    strstr(f.why, "allows SMT and policy ns/s does not tolerate hyperthreading"));
+	c.snp_policy = 0x20000;
+	c.snp_snp_spl = 7;
+	assert_int_not_equal(decide(&f, &c), 0);
+	assert_string_equal(f.why, "snp reported TCB snp_spl 7 is below policy ns/s's tcb_min 8 "
+				   "(tolerate outdated-tcb to accept)");
+	unload(&f);
+	/* no tcb_min: the TCB is not evaluated, accepted only under outdated-tcb */
+	load(&f, "    snp: {measurement: " H96("7") "}\n", "");
+	assert_int_not_equal(decide(&f, &c), 0);
+	assert_non_null(strstr(f.why, "snp reported TCB not evaluated"));
+	unload(&f);
+	load(&f, "    snp: {measurement: " H96("7") "}\n",
+	     "security:\n  attestation:\n    tolerate: [outdated-tcb, hyperthreading]\n");
+	c.snp_policy = 0x20000 | (1ull << 16);
+	assert_int_equal(decide(&f, &c), 0);
 	unload(&f);
 }
 
@@ -213,9 +251,10 @@ static void test_tcb_status_needs_tolerance(void **state)
 		    sec, sizeof(sec),
 		    "security:\n  attestation:\n    tolerate: %s\n    ignore_advisories: ['*']\n",
 		    cases[i].tolerate);
-		load(&f, "    tdx: {mrtd: " H96("1") "}\n", sec);
+		load(&f, "    tdx: {mrtd: " H96("1") ", mrconfigid: " H96("0") "}\n", sec);
 		struct veil_claims c = hw("tdx");
 		snprintf(c.measurement, sizeof(c.measurement), H96("1"));
+		snprintf(c.mrconfigid, sizeof(c.mrconfigid), H96("0"));
 		snprintf(c.tcb_status, sizeof(c.tcb_status), "%s", cases[i].status);
 		int rc = decide(&f, &c);
 		if (!cases[i].missing) {
@@ -239,14 +278,15 @@ static void test_not_evaluated_and_advisories(void **state)
 {
 	(void)state;
 	struct fixture f;
-	load(&f, "    tdx: {mrtd: " H96("1") "}\n", "");
+	load(&f, "    tdx: {mrtd: " H96("1") ", mrconfigid: " H96("0") "}\n", "");
 	struct veil_claims c = hw("tdx");
 	snprintf(c.measurement, sizeof(c.measurement), H96("1"));
+	snprintf(c.mrconfigid, sizeof(c.mrconfigid), H96("0"));
 	snprintf(c.tcb_status, sizeof(c.tcb_status), "not-evaluated");
 	assert_int_not_equal(decide(&f, &c), 0);
 	assert_non_null(strstr(f.why, "tcb_status not-evaluated: the CAS has no collateral"));
 	unload(&f);
-	load(&f, "    tdx: {mrtd: " H96("1") "}\n",
+	load(&f, "    tdx: {mrtd: " H96("1") ", mrconfigid: " H96("0") "}\n",
 	     "security:\n  attestation:\n    tolerate: [software-hardening-needed]\n"
 	     "    ignore_advisories: [INTEL-SA-00289]\n");
 	snprintf(c.tcb_status, sizeof(c.tcb_status), "sw-hardening-needed");
@@ -263,7 +303,7 @@ static void test_not_evaluated_and_advisories(void **state)
 	assert_non_null(strstr(f.why, "advisory INTEL-SA-00161 applies"));
 	unload(&f);
 	load(
-	    &f, "    tdx: {mrtd: " H96("1") "}\n",
+	    &f, "    tdx: {mrtd: " H96("1") ", mrconfigid: " H96("0") "}\n",
 	    "security:\n  attestation:\n    tolerate: [software-hardening-needed, hyperthreading]\n"
 	    "    ignore_advisories: [INTEL-SA-00289]\n");
 	assert_int_equal(decide(&f, &c), 0);
@@ -281,6 +321,12 @@ static void test_policy_blocks_validated(void **state)
 	    "    signer: {isvprodid: 1}\n",
 	    "    signer: {mrsigner: " H64("A") "}\n",
 	    "    snp: {measurement: " H96("1") ", guest_svn_min: -1}\n",
+	    /* review of issue 11: MRTD alone (the firmware any TD on it shares),
+	     * a signer's key alone (every enclave it signed), a VMPL past 3 */
+	    "    tdx: {mrtd: " H96("1") "}\n",
+	    "    signer: {mrsigner: " H64("5") "}\n",
+	    "    snp: {measurement: " H96("1") ", vmpl: 4}\n",
+	    "    snp: {measurement: " H96("1") ", tcb_min: {snp_spl: 300}}\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		char yaml[1024];
