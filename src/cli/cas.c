@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 
 #include "cli.h"
@@ -27,7 +28,8 @@ static void cas_usage(FILE *f)
 		"  -C   tolerate a platform that needs a configuration change\n"
 		"  -G   tolerate an out-of-date TCB (group out of date)\n"
 		"  -S   tolerate a platform that needs software hardening\n"
-		"  --mrenclave HEX                   the CAS measurement must be HEX\n"
+		"  --mrenclave HEX                   the CAS measurement must be HEX (64 or\n"
+		"                                    96 hex digits); a hardware CAS needs it\n"
 		"  --only_for_testing-debug          accept a CAS in debug mode (all simulation)\n"
 		"  --only_for_testing-ignore-signer  accept a CAS whose signer is not known\n"
 		"  --only_for_testing-trust-any      accept evidence from any platform\n"
@@ -35,6 +37,18 @@ static void cas_usage(FILE *f)
 		"  -h, --help                        this help\n"
 		"The long forms --insecure-configuration, --outdated-tcb and\n"
 		"--software-hardening-needed are accepted for -C, -G and -S.\n");
+}
+
+/* 64 or 96 lower-case hex digits */
+static int mrenclave_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 64 && n != 96)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
 }
 
 int cli_tolerance_parse(const char *flags, struct cas_tolerance *t, struct veil_diags *d)
@@ -122,11 +136,21 @@ int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t
 			  c.url);
 		refused = 1;
 	}
-	if (!cl.signer[0] && !t->ignore_signer) {
+	/* which CAS: nothing here knows veil's own signing key, so a hardware
+	 * CAS is identified by its measurement (--mrenclave); without it only
+	 * for testing */
+	if (!t->ignore_signer && (!cl.hardware || !t->mrenclave)) {
 		veil_diag(d,
-			  "%s: the CAS is not signed by a known signer (accept only for testing: "
-			  "--only_for_testing-ignore-signer)",
-			  c.url);
+			  "%s: the CAS is not %s (name its measurement with --mrenclave, or "
+			  "accept only for testing: --only_for_testing-ignore-signer)",
+			  c.url, cl.hardware ? "identified" : "signed by a known signer");
+		refused = 1;
+	}
+	/* a CAS's own evidence binds its key alone: the second half of the
+	 * report data is zero (a runtime's holds its config id's hash) */
+	static const uint8_t zero[VEIL_SHA256_SIZE];
+	if (cl.hardware && CRYPTO_memcmp(cl.report_data + VEIL_SHA256_SIZE, zero, sizeof(zero))) {
+		veil_diag(d, "%s: the evidence was made for a configuration, not for a CAS", c.url);
 		refused = 1;
 	}
 	/* the TCB status's parts, as the CAS's policies read them
@@ -151,6 +175,21 @@ int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t
 	if (strstr(st, "configuration") && !t->configuration_needed) {
 		veil_diag(d, "%s: the platform needs a configuration change (tolerate with -C)",
 			  c.url);
+		refused = 1;
+	}
+	static const char *const known[] = {"up-to-date",
+					    "sw-hardening-needed",
+					    "configuration-needed",
+					    "configuration-and-sw-hardening-needed",
+					    "out-of-date",
+					    "out-of-date-configuration-needed",
+					    "revoked",
+					    "not-evaluated"};
+	int is_known = 0;
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(known); i++)
+		is_known |= !strcmp(st, known[i]);
+	if (!is_known) {
+		veil_diag(d, "%s: the platform's TCB status '%.40s' is unknown", c.url, st);
 		refused = 1;
 	}
 	if (t->mrenclave && strcmp(t->mrenclave, cl.measurement)) {
@@ -230,9 +269,10 @@ static int attest_main(int argc, char **argv)
 		return cli_usage_error(&cas_attest_cmd, "give one URL");
 	if (!url)
 		return cli_usage_error(&cas_attest_cmd, "give the CAS URL (or set $VEIL_CAS)");
-	if (t.mrenclave && !veil_is_sha256_hex(t.mrenclave))
+	if (t.mrenclave && !mrenclave_ok(t.mrenclave))
 		return cli_usage_error(&cas_attest_cmd,
-				       "--mrenclave needs 64 lower-case hex digits");
+				       "--mrenclave needs 64 (SGX MRENCLAVE, veil-run) or 96 (TDX "
+				       "MRTD, SNP measurement) lower-case hex digits");
 	struct veil_diags d;
 	veil_diags_init(&d);
 	json_t *result = NULL;

@@ -123,7 +123,12 @@ t_attest_refused_without_tolerance() {
 
 t_attest_wrong_mrenclave() {
 	run A cas attest "$URL" $TESTING --mrenclave "$(printf '0%.0s' $(seq 64))" && rejected || return 1
-	has "the CAS measurement is"
+	has "the CAS measurement is" || return 1
+	# a TDX MRTD or SNP measurement is 96 hex digits: accepted, and compared
+	run A cas attest "$URL" $TESTING --mrenclave "$(printf '0%.0s' $(seq 96))" && rejected || return 1
+	has "the CAS measurement is" || return 1
+	run A cas attest "$URL" $TESTING --mrenclave "$(printf '0%.0s' $(seq 80))" && [ "$rc" = 2 ] &&
+		has "--mrenclave needs 64 (SGX MRENCLAVE, veil-run) or 96 (TDX MRTD, SNP measurement)"
 }
 
 t_attest_and_pin() {
