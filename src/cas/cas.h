@@ -134,6 +134,23 @@ void cas_workers_free(struct cas *cas);
  * (a struct veil_vault *), to add (struct veil_store_opener's exports_of) */
 int cas_policy_exports(void *vault, const struct veil_record *r,
 		       int (*add)(void *sink, const struct veil_store_export *e), void *sink);
+/* keyproc.c: the key process. main: its entry ("veil-cas --key-process
+ * ..."; only veil-cas starts it). start: forks and re-execs it with
+ * `channels` channels, opens (or with init creates) keyfile there, and makes
+ * *out a vault whose operations it serves. pid: its pid (-1 once reaped).
+ * reap: 1 with why set once it exited (after SIGCHLD), else 0. stop: closes
+ * the channels (it exits) and waits for it. */
+int cas_keyproc_main(int argc, char **argv);
+int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct veil_vault **out,
+		      struct veil_diags *d);
+pid_t cas_keyproc_pid(void);
+int cas_keyproc_reap(char *why, size_t cap);
+void cas_keyproc_stop(void);
+#ifdef VEIL_TEST_HOOKS
+/* only for testing: "socket" asks the key process for a forbidden system
+ * call; "malformed" sends it a malformed message */
+void cas_keyproc_test(const char *what);
+#endif
 /* routes.c: a signed checkpoint of the audit head, kept in the store too */
 int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and

@@ -1,0 +1,623 @@
+/* veil-cas's key process, and the network process's side of it.
+ *
+ * The key process holds the master key and does every operation that needs
+ * it or a data key (ipc.h lists them). veil-cas starts it with fork and a
+ * re-exec of /proc/self/exe ("veil-cas --key-process N KEYFILE open|init"),
+ * so it starts from a fresh image holding nothing of the network process,
+ * with the child ends of N SOCK_SEQPACKET socketpairs on fds 3..3+N-1 and no
+ * other descriptor. It opens the master key, then gives up what it can:
+ * PR_SET_PDEATHSIG (it dies with veil-cas), not dumpable, memory locked
+ * (best effort), no new privileges, and a seccomp filter of the system calls
+ * serving needs (a raw BPF program: libseccomp is not required). It then
+ * serves the channels one message at a time (poll). A malformed message ends
+ * it (exit status 2): nothing is guessed at; the network process sees it go
+ * and stops.
+ *
+ * The network process uses a channel for one request and its answer at a
+ * time (a mutex per channel; any thread takes a free one), so the request id
+ * only confirms that an answer is the one awaited. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include <openssl/crypto.h>
+
+#include "veil/secrets.h"
+#include "veil/store.h"
+
+#include "cas.h"
+#include "ipc.h"
+
+#define KP "veil-cas key process: "
+#define CHANNELS_MAX 300
+
+/* ---- the key process ---- */
+
+#if defined(__x86_64__)
+#define SECCOMP_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SECCOMP_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* The system calls serving needs, after the master key is open and OpenSSL
+ * initialised (the warm-up below): socket I/O on the inherited channels,
+ * memory (malloc, the secure pools' mmap/mlock/madvise), getrandom for
+ * OpenSSL's DRBG, futex (OpenSSL's locks), stderr, and what abort() uses.
+ * Everything else kills the process (SIGSYS): no socket, no open, no exec. */
+static const int allowed_syscalls[] = {
+    SYS_read,         SYS_write,        SYS_writev,     SYS_recvfrom,     SYS_recvmsg,
+    SYS_sendto,       SYS_sendmsg,      SYS_ppoll,      SYS_close,        SYS_exit,
+    SYS_exit_group,   SYS_brk,          SYS_mmap,       SYS_munmap,       SYS_mremap,
+    SYS_mprotect,     SYS_madvise,      SYS_mlock,      SYS_munlock,      SYS_getrandom,
+    SYS_futex,        SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_clock_gettime, SYS_gettid,
+    SYS_getpid,       SYS_tgkill,       SYS_newfstatat, SYS_fstat,        SYS_lseek,
+    SYS_restart_syscall, SYS_sched_yield,
+#ifdef SYS_poll
+    SYS_poll,
+#endif
+#ifdef SYS_mlock2
+    SYS_mlock2,
+#endif
+#ifdef SYS_sigaltstack
+    SYS_sigaltstack,
+#endif
+};
+
+static int install_seccomp(void)
+{
+#ifndef SECCOMP_ARCH
+	return VEIL_EINVAL;
+#else
+	enum { N = sizeof(allowed_syscalls) / sizeof(allowed_syscalls[0]) };
+	struct sock_filter prog[N + 8];
+	size_t k = 0;
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+						 offsetof(struct seccomp_data, arch));
+	prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_ARCH, 1, 0);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	prog[k++] =
+	    (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#if defined(__x86_64__)
+	/* the x32 ABI's numbers alias the x86-64 ones with bit 30 set */
+	prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#endif
+	for (size_t i = 0; i < N; i++) {
+		/* jump to the ALLOW at the end: N - 1 - i checks, then the KILL */
+		prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+							 (unsigned)allowed_syscalls[i],
+							 (unsigned char)(N - i), 0);
+	}
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	struct sock_fprog fp = {.len = (unsigned short)k, .filter = prog};
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp, 0, 0) < 0)
+		return VEIL_EIO;
+	return 0;
+#endif
+}
+
+/* mlockall with MCL_FUTURE fails later mmaps beyond RLIMIT_MEMLOCK, and a
+ * sanitizer's shadow memory must not be locked: only where it is safe */
+static void lock_memory(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	fprintf(stderr, KP "memory not locked (a sanitizer build)\n");
+#else
+	struct rlimit rl;
+	if (geteuid() != 0 && (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur != RLIM_INFINITY)) {
+		fprintf(stderr, KP "memory not locked (not root, RLIMIT_MEMLOCK is limited); "
+				   "secrets stay in mlock'd secure memory\n");
+		return;
+	}
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+		fprintf(stderr, KP "mlockall: %s (continuing)\n", strerror(errno));
+#endif
+}
+
+/* one round of every operation before the filter: OpenSSL loads its
+ * configuration and providers lazily, with system calls the filter refuses */
+static int warm_up(struct veil_vault *v)
+{
+	uint8_t *w = NULL, *s = NULL, *p = NULL, key[32];
+	size_t ws = 0, ss = 0, ps = 0;
+	static const uint8_t probe[] = "veil-key-process-warm-up";
+	int rc = veil_vault_new_key(v, "warm-up", &w, &ws);
+	if (!rc)
+		rc = veil_vault_seal(v, "warm-up", w, ws, probe, sizeof(probe), &s, &ss);
+	if (!rc)
+		rc = veil_vault_open(v, "warm-up", w, ws, s, ss, &p, &ps);
+	if (!rc)
+		rc = veil_vault_code_key(v, "warm-up", "warm-up", key);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (p)
+		veil_secure_free(p, ps);
+	free(s);
+	free(w);
+	return rc;
+}
+
+static int reply_status(int fd, uint32_t id, uint16_t type, int status)
+{
+	struct ipc_msg out = {.type = IPC_RESPONSE | IPC_ERROR, .id = id};
+	uint8_t st[4];
+	uint32_t u = (uint32_t)status;
+	for (int i = 0; i < 4; i++)
+		st[i] = (uint8_t)(u >> (8 * i));
+	(void)type;
+	int rc = ipc_put(&out, IPC_F_STATUS, st, sizeof(st));
+	if (!rc)
+		rc = ipc_send(fd, &out);
+	ipc_msg_clear(&out);
+	return rc;
+}
+
+/* serves one decoded request; 0 once answered, else the channel is broken */
+static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
+{
+	struct ipc_msg out = {.type = IPC_RESPONSE | in->type, .id = in->id};
+	char ns[1025], a[1025];
+	uint8_t *buf = NULL, key[32];
+	size_t size = 0;
+	int rc = 0;
+	switch (in->type) {
+	case IPC_NEW_KEY:
+		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)))
+			return VEIL_EINVAL;
+		rc = veil_vault_new_key(v, ns, &buf, &size);
+		if (!rc)
+			rc = ipc_put(&out, IPC_F_WRAPPED, buf, size);
+		free(buf);
+		break;
+	case IPC_SEAL:
+	case IPC_OPEN:
+		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)))
+			return VEIL_EINVAL;
+		if (in->type == IPC_SEAL) {
+			rc = veil_vault_seal(v, ns, in->f[IPC_F_WRAPPED].data,
+					     in->f[IPC_F_WRAPPED].size, in->f[IPC_F_DATA].data,
+					     in->f[IPC_F_DATA].size, &buf, &size);
+			if (!rc)
+				rc = ipc_put(&out, IPC_F_DATA, buf, size);
+			free(buf);
+		} else {
+			rc = veil_vault_open(v, ns, in->f[IPC_F_WRAPPED].data,
+					     in->f[IPC_F_WRAPPED].size, in->f[IPC_F_DATA].data,
+					     in->f[IPC_F_DATA].size, &buf, &size);
+			if (!rc)
+				rc = ipc_put(&out, IPC_F_DATA, buf, size);
+			if (buf)
+				veil_secure_free(buf, size);
+		}
+		break;
+	case IPC_CODE_KEY:
+		if (!ipc_field_str(&in->f[IPC_F_KEY_ID], a, sizeof(a)) ||
+		    !ipc_field_str(&in->f[IPC_F_OWNER], ns, sizeof(ns)))
+			return VEIL_EINVAL;
+		rc = veil_vault_code_key(v, a, ns, key);
+		if (!rc)
+			rc = ipc_put(&out, IPC_F_KEY, key, sizeof(key));
+		OPENSSL_cleanse(key, sizeof(key));
+		break;
+#ifdef VEIL_TEST_HOOKS
+	case IPC_TEST_SOCKET: {
+		/* only for testing: the filter must kill us here */
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		fprintf(stderr, KP "TEST: socket(AF_INET) returned %d (%s)\n", s,
+			s < 0 ? strerror(errno) : "allowed");
+		if (s >= 0)
+			close(s);
+		rc = VEIL_EIO;
+		break;
+	}
+#endif
+	default:
+		return VEIL_EINVAL;
+	}
+	int sent = rc ? reply_status(fd, in->id, in->type, rc) : ipc_send(fd, &out);
+	ipc_msg_clear(&out);
+	return sent;
+}
+
+int cas_keyproc_main(int argc, char **argv)
+{
+	/* veil-cas --key-process N KEYFILE open|init */
+	long n = argc == 4 ? strtol(argv[1], NULL, 10) : 0;
+	if (n < 1 || n > CHANNELS_MAX || (strcmp(argv[3], "open") && strcmp(argv[3], "init"))) {
+		fprintf(stderr, KP "started without its channels; veil-cas starts it itself\n");
+		return 2;
+	}
+	int nfd = (int)n;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+		return 2;
+	for (int i = 0; i < nfd; i++) {
+		int type = 0;
+		socklen_t tl = sizeof(type);
+		if (getsockopt(3 + i, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+		    type != SOCK_SEQPACKET) {
+			fprintf(stderr, KP "fd %d is not a SOCK_SEQPACKET channel\n", 3 + i);
+			return 2;
+		}
+	}
+	if (prctl(PR_SET_DUMPABLE, 0) < 0) {
+		fprintf(stderr, KP "cannot make itself non-dumpable: %s\n", strerror(errno));
+		return 1;
+	}
+	lock_memory();
+	struct veil_diags d;
+	veil_diags_init(&d);
+	struct veil_vault *v = NULL;
+	int rc = veil_vault_open_file(argv[2], !strcmp(argv[3], "init"), &v, &d);
+	if (!rc)
+		rc = warm_up(v);
+	if (!rc && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		veil_diag(&d, "no_new_privs: %s", strerror(errno));
+		rc = VEIL_EIO;
+	}
+	if (!rc && install_seccomp()) {
+		veil_diag(&d, "cannot install the seccomp filter: %s", strerror(errno));
+		rc = VEIL_EIO;
+	}
+	if (rc) {
+		veil_diags_print(&d, stderr);
+		veil_diags_free(&d);
+		veil_vault_close(v);
+		return 1;
+	}
+	veil_diags_free(&d);
+	struct ipc_msg ready = {.type = IPC_READY};
+	if (ipc_send(3, &ready))
+		return 1;
+	struct pollfd pfd[CHANNELS_MAX];
+	for (int i = 0; i < nfd; i++)
+		pfd[i] = (struct pollfd){.fd = 3 + i, .events = POLLIN};
+	struct ipc_msg in = {0};
+	char why[200];
+	for (;;) {
+		if (poll(pfd, (nfds_t)nfd, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < nfd; i++) {
+			if (!pfd[i].revents)
+				continue;
+			int r = ipc_recv(pfd[i].fd, &in, why, sizeof(why));
+			if (r == 1 || r == VEIL_EIO) {
+				/* veil-cas closed its end: it stopped */
+				veil_vault_close(v);
+				return 0;
+			}
+			if (r) {
+				fprintf(stderr, KP "malformed message on channel %d: %s; exiting\n",
+					i, why);
+				veil_vault_close(v);
+				return 2;
+			}
+			if (in.type & IPC_RESPONSE || in.type == IPC_READY ||
+			    serve(v, pfd[i].fd, &in)) {
+				fprintf(stderr,
+					KP "malformed message on channel %d: type 0x%x refused; "
+					   "exiting\n",
+					i, in.type);
+				ipc_msg_clear(&in);
+				veil_vault_close(v);
+				return 2;
+			}
+			ipc_msg_clear(&in);
+		}
+	}
+	veil_vault_close(v);
+	return 1;
+}
+
+/* ---- the network process's side ---- */
+
+struct channel {
+	pthread_mutex_t lock;
+	int fd;
+	uint32_t next_id;
+};
+
+struct keyproc {
+	struct channel *ch;
+	size_t count;
+	pid_t pid;
+};
+
+static struct keyproc kp = {.pid = -1};
+
+static void broken(const char *what, const char *why)
+{
+	/* the main thread sees the key process go (SIGCHLD) and stops veil-cas */
+	fprintf(stderr, "veil-cas: %s from the key process: %s; stopping\n", what, why);
+	if (kp.pid > 0)
+		kill(kp.pid, SIGKILL);
+}
+
+static struct channel *channel_take(void)
+{
+	static __thread size_t hint;
+	for (size_t i = 0; i < kp.count; i++) {
+		struct channel *c = &kp.ch[(hint + i) % kp.count];
+		if (!pthread_mutex_trylock(&c->lock)) {
+			hint = (size_t)(c - kp.ch);
+			return c;
+		}
+	}
+	struct channel *c = &kp.ch[hint % kp.count];
+	pthread_mutex_lock(&c->lock);
+	return c;
+}
+
+/* one request and its answer; *resp decoded (fields as its type needs) */
+static int call(struct ipc_msg *req, struct ipc_msg *resp)
+{
+	char why[200] = "";
+	struct channel *c = channel_take();
+	req->id = ++c->next_id;
+	int rc = ipc_send(c->fd, req);
+	if (rc) {
+		pthread_mutex_unlock(&c->lock);
+		return VEIL_EIO;
+	}
+	rc = ipc_recv(c->fd, resp, why, sizeof(why));
+	pthread_mutex_unlock(&c->lock);
+	if (rc == 1 || rc == VEIL_EIO)
+		return VEIL_EIO; /* it went away: SIGCHLD stops veil-cas */
+	if (!rc && resp->id != req->id) {
+		snprintf(why, sizeof(why), "answer %u to request %u", resp->id, req->id);
+		rc = VEIL_EINVAL;
+	}
+	if (!rc && resp->type == (IPC_RESPONSE | IPC_ERROR)) {
+		const uint8_t *s = resp->f[IPC_F_STATUS].data;
+		int32_t st = (int32_t)((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 |
+				       (uint32_t)s[3] << 24);
+		ipc_msg_clear(resp);
+		return st < 0 && st > -100 ? st : VEIL_EIO;
+	}
+	if (!rc && resp->type != (IPC_RESPONSE | req->type)) {
+		snprintf(why, sizeof(why), "answer of type 0x%x to type 0x%x", resp->type,
+			 req->type);
+		rc = VEIL_EINVAL;
+	}
+	if (rc) {
+		ipc_msg_clear(resp);
+		broken("a malformed message", why);
+		return VEIL_EIO;
+	}
+	return 0;
+}
+
+static int remote_new_key(void *arg, const char *ns, uint8_t **wrapped, size_t *size)
+{
+	(void)arg;
+	struct ipc_msg req = {.type = IPC_NEW_KEY}, resp = {0};
+	int rc = ipc_put_str(&req, IPC_F_NS, ns);
+	if (!rc)
+		rc = call(&req, &resp);
+	if (!rc) {
+		const struct ipc_field *f = &resp.f[IPC_F_WRAPPED];
+		uint8_t *w = malloc(f->size ? f->size : 1);
+		if (w) {
+			memcpy(w, f->data, f->size);
+			*wrapped = w;
+			*size = f->size;
+		} else {
+			rc = VEIL_ENOMEM;
+		}
+	}
+	ipc_msg_clear(&req);
+	ipc_msg_clear(&resp);
+	return rc;
+}
+
+static int remote_crypt(uint16_t type, const char *ns, const uint8_t *wrapped,
+			size_t wrapped_size, const uint8_t *in, size_t in_size, uint8_t **out,
+			size_t *out_size)
+{
+	struct ipc_msg req = {.type = type}, resp = {0};
+	int rc = ipc_put_str(&req, IPC_F_NS, ns);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_WRAPPED, wrapped, wrapped_size);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_DATA, in, in_size);
+	if (!rc)
+		rc = call(&req, &resp);
+	if (!rc) {
+		const struct ipc_field *f = &resp.f[IPC_F_DATA];
+		size_t n = f->size ? f->size : 1;
+		/* opened: secure memory, as veil_vault_open's callers free it */
+		uint8_t *b = type == IPC_OPEN ? veil_secure_alloc(n) : malloc(n);
+		if (b) {
+			memcpy(b, f->data, f->size);
+			*out = b;
+			*out_size = f->size;
+		} else {
+			rc = VEIL_ENOMEM;
+		}
+	}
+	ipc_msg_clear(&req);
+	ipc_msg_clear(&resp);
+	return rc;
+}
+
+static int remote_seal(void *arg, const char *ns, const uint8_t *wrapped, size_t wrapped_size,
+		       const uint8_t *plain, size_t plain_size, uint8_t **out, size_t *out_size)
+{
+	(void)arg;
+	return remote_crypt(IPC_SEAL, ns, wrapped, wrapped_size, plain, plain_size, out, out_size);
+}
+
+static int remote_open(void *arg, const char *ns, const uint8_t *wrapped, size_t wrapped_size,
+		       const uint8_t *sealed, size_t sealed_size, uint8_t **out, size_t *out_size)
+{
+	(void)arg;
+	return remote_crypt(IPC_OPEN, ns, wrapped, wrapped_size, sealed, sealed_size, out,
+			    out_size);
+}
+
+static int remote_code_key(void *arg, const char *key_id, const char *owner, uint8_t out[32])
+{
+	(void)arg;
+	struct ipc_msg req = {.type = IPC_CODE_KEY}, resp = {0};
+	int rc = ipc_put_str(&req, IPC_F_KEY_ID, key_id);
+	if (!rc)
+		rc = ipc_put_str(&req, IPC_F_OWNER, owner);
+	if (!rc)
+		rc = call(&req, &resp);
+	if (!rc)
+		memcpy(out, resp.f[IPC_F_KEY].data, 32);
+	ipc_msg_clear(&req);
+	ipc_msg_clear(&resp);
+	return rc;
+}
+
+static const struct veil_vault_remote remote_ops = {remote_new_key, remote_seal, remote_open,
+						    remote_code_key, NULL};
+
+int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct veil_vault **out,
+		      struct veil_diags *d)
+{
+	if (channels < 1 || channels > CHANNELS_MAX)
+		return VEIL_ELIMIT;
+	int *child = calloc(channels, sizeof(int));
+	kp.ch = calloc(channels, sizeof(*kp.ch));
+	if (!child || !kp.ch) {
+		free(child);
+		return VEIL_ENOMEM;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < channels; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			veil_diag(d, "key process channels: %s", strerror(errno));
+			rc = VEIL_EIO;
+			break;
+		}
+		kp.ch[i].fd = sv[0];
+		child[i] = sv[1];
+		pthread_mutex_init(&kp.ch[i].lock, NULL);
+		kp.count++;
+	}
+	char nbuf[16];
+	snprintf(nbuf, sizeof(nbuf), "%zu", channels);
+	char *const args[] = {"veil-cas", "--key-process", nbuf, (char *)keyfile,
+			      init ? "init" : "open", NULL};
+	pid_t pid = rc ? -1 : fork();
+	if (!rc && pid < 0) {
+		veil_diag(d, "cannot start the key process: %s", strerror(errno));
+		rc = VEIL_EIO;
+	}
+	if (pid == 0) {
+		/* the child: its channel ends on 3.., nothing else */
+		int base = 3 + (int)channels + 16;
+		for (size_t i = 0; i < channels; i++)
+			if ((child[i] = fcntl(child[i], F_DUPFD_CLOEXEC, base)) < 0)
+				_exit(127);
+		for (size_t i = 0; i < channels; i++)
+			if (dup2(child[i], 3 + (int)i) < 0)
+				_exit(127);
+		syscall(SYS_close_range, 3 + (unsigned)channels, ~0u, 0);
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	for (size_t i = 0; i < kp.count; i++)
+		close(child[i]);
+	free(child);
+	if (!rc) {
+		kp.pid = pid;
+		struct ipc_msg m = {0};
+		char why[200] = "";
+		int r = ipc_recv(kp.ch[0].fd, &m, why, sizeof(why));
+		if (r || m.type != IPC_READY) {
+			int st = 0;
+			waitpid(pid, &st, 0);
+			kp.pid = -1;
+			veil_diag(d, "the key process did not start (%s)",
+				  WIFEXITED(st) ? "it exited; its message is above"
+						: "killed by a signal");
+			rc = VEIL_EIO;
+		}
+		ipc_msg_clear(&m);
+	}
+	if (!rc)
+		rc = veil_vault_remote(&remote_ops, out);
+	return rc;
+}
+
+pid_t cas_keyproc_pid(void)
+{
+	return kp.pid;
+}
+
+int cas_keyproc_reap(char *why, size_t cap)
+{
+	int st = 0;
+	if (kp.pid <= 0 || waitpid(kp.pid, &st, WNOHANG) != kp.pid)
+		return 0;
+	kp.pid = -1;
+	if (WIFEXITED(st))
+		snprintf(why, cap, "exit status %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(why, cap, "killed by signal %d, %s", WTERMSIG(st),
+			 strsignal(WTERMSIG(st)));
+	else
+		snprintf(why, cap, "status 0x%x", st);
+	return 1;
+}
+
+void cas_keyproc_stop(void)
+{
+	/* closing the channels is its signal to exit */
+	for (size_t i = 0; i < kp.count; i++) {
+		close(kp.ch[i].fd);
+		pthread_mutex_destroy(&kp.ch[i].lock);
+	}
+	free(kp.ch);
+	kp.ch = NULL;
+	kp.count = 0;
+	if (kp.pid > 0) {
+		int st;
+		waitpid(kp.pid, &st, 0);
+		kp.pid = -1;
+	}
+}
+
+#ifdef VEIL_TEST_HOOKS
+void cas_keyproc_test(const char *what)
+{
+	struct ipc_msg m = {.type = IPC_TEST_SOCKET};
+	if (!strcmp(what, "socket")) {
+		struct channel *c = channel_take();
+		ipc_send(c->fd, &m);
+		pthread_mutex_unlock(&c->lock);
+	} else if (!strcmp(what, "malformed")) {
+		/* a field that runs past the message's end */
+		static const uint8_t bad[] = {IPC_OPEN, 0, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0,
+					      1,        0, 0xff, 0xff, 0, 0};
+		struct channel *c = channel_take();
+		if (send(c->fd, bad, sizeof(bad), MSG_NOSIGNAL) < 0)
+			fprintf(stderr, "veil-cas: TEST: %s\n", strerror(errno));
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+#endif
