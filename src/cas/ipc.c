@@ -16,21 +16,25 @@
 #define BIT(t) (1u << (t))
 #define NAME_MAX_SIZE 1024u
 
-/* the fields each type carries: every one of them, and no other */
+/* the fields each type carries: every required one, optional ones, no other */
 struct ipc_shape {
 	uint16_t type;
-	uint32_t request, response;
+	uint32_t request, request_optional, response, response_optional;
 };
+#define SEALED (BIT(IPC_F_NS) | BIT(IPC_F_WRAPPED) | BIT(IPC_F_DATA))
 static const struct ipc_shape shapes[] = {
-    {IPC_READY, 0, 0},
-    {IPC_NEW_KEY, BIT(IPC_F_NS), BIT(IPC_F_WRAPPED)},
-    {IPC_SEAL, BIT(IPC_F_NS) | BIT(IPC_F_WRAPPED) | BIT(IPC_F_DATA), BIT(IPC_F_DATA)},
-    {IPC_OPEN, BIT(IPC_F_NS) | BIT(IPC_F_WRAPPED) | BIT(IPC_F_DATA), BIT(IPC_F_DATA)},
-    {IPC_CODE_KEY, BIT(IPC_F_KEY_ID) | BIT(IPC_F_OWNER), BIT(IPC_F_KEY)},
+    {IPC_READY, 0, 0, 0, 0},
+    {IPC_NEW_KEY, BIT(IPC_F_NS), 0, BIT(IPC_F_WRAPPED), 0},
+    {IPC_SEAL, SEALED, 0, BIT(IPC_F_DATA), 0},
+    {IPC_CODE_KEY, BIT(IPC_F_KEY_ID) | BIT(IPC_F_OWNER), 0, BIT(IPC_F_KEY), 0},
 #ifdef VEIL_TEST_HOOKS
-    {IPC_TEST_SOCKET, 0, 0},
+    {IPC_TEST_SOCKET, 0, 0, 0, 0},
 #endif
-    {IPC_ERROR, 0, BIT(IPC_F_STATUS)},
+    {IPC_OPEN_POLICY, SEALED, 0, BIT(IPC_F_DATA), 0},
+    {IPC_GENERATE, SEALED, BIT(IPC_F_PREV), BIT(IPC_F_DATA), 0},
+    {IPC_RENDER, SEALED | BIT(IPC_F_SERVICE), BIT(IPC_F_OWNER) | BIT(IPC_F_IMPORTS),
+     BIT(IPC_F_DATA), 0},
+    {IPC_ERROR, 0, 0, BIT(IPC_F_STATUS), BIT(IPC_F_TEXT)},
 };
 
 /* fixed sizes (0: any size up to the message's) */
@@ -52,7 +56,10 @@ static uint32_t max_size(uint16_t tag)
 	case IPC_F_NS:
 	case IPC_F_KEY_ID:
 	case IPC_F_OWNER:
+	case IPC_F_SERVICE:
 		return NAME_MAX_SIZE;
+	case IPC_F_TEXT:
+		return 2048;
 	case IPC_F_WRAPPED:
 		return 256;
 	default:
@@ -99,6 +106,7 @@ int ipc_decode(struct ipc_msg *msg, char *why, size_t cap)
 		return VEIL_EINVAL;
 	}
 	uint32_t want = response ? shape->response : shape->request, seen = 0;
+	uint32_t may = want | (response ? shape->response_optional : shape->request_optional);
 	struct veil_cursor c;
 	veil_cur_init(&c, msg->buf, msg->size);
 	int last = 0;
@@ -108,7 +116,7 @@ int ipc_decode(struct ipc_msg *msg, char *why, size_t cap)
 		veil_cur_le16(&c, &tag);
 		if (!veil_cur_sub_le32(&c, &v))
 			break;
-		if (tag <= last || tag >= IPC_F_COUNT || !(want & BIT(tag))) {
+		if (tag <= last || tag >= IPC_F_COUNT || !(may & BIT(tag))) {
 			snprintf(why, cap, "type 0x%x: unexpected field %u", msg->type, tag);
 			return VEIL_EINVAL;
 		}
@@ -130,7 +138,7 @@ int ipc_decode(struct ipc_msg *msg, char *why, size_t cap)
 		snprintf(why, cap, "type 0x%x: a field runs past the message", msg->type);
 		return VEIL_EINVAL;
 	}
-	if (seen != want) {
+	if ((seen & want) != want) {
 		memset(msg->f, 0, sizeof(msg->f));
 		snprintf(why, cap, "type 0x%x: fields 0x%x missing", msg->type, want & ~seen);
 		return VEIL_EINVAL;

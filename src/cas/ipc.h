@@ -12,7 +12,8 @@
  *   tag u16 | size u32 | size bytes                          (little-endian)
  *
  * in increasing tag order, every tag at most once, no other bytes. Which
- * tags a type needs (and which sizes are fixed) is in ipc.c's table; a
+ * tags a type needs or may carry (and which sizes are fixed) is in ipc.c's
+ * table; a
  * message with a missing, unknown, repeated, misordered or wrongly sized
  * field is malformed, and a malformed message is fatal to the receiver's
  * peer link (OpenSMTPD's imsg habit): nothing is ever guessed at.
@@ -36,10 +37,15 @@ enum ipc_type {
 	IPC_READY = 1,      /* key process -> network: serving (no fields) */
 	IPC_NEW_KEY = 2,    /* ns -> wrapped */
 	IPC_SEAL = 3,       /* ns, wrapped, data (plain) -> data (sealed) */
-	IPC_OPEN = 4,       /* ns, wrapped, data (sealed) -> data (plain) */
+	/* 4: reserved (a whole payload opened for the network process: gone) */
 	IPC_CODE_KEY = 5,   /* key_id, owner -> key (32 bytes) */
 	IPC_TEST_SOCKET = 6, /* test builds only: the key process calls socket(AF_INET) */
-	IPC_ERROR = 0x7fff, /* response: status (4 bytes, a negative veil_err) */
+	IPC_OPEN_POLICY = 7, /* ns, wrapped, data (sealed) -> data (the policy's YAML only) */
+	IPC_GENERATE = 8,    /* ns, wrapped, data (canonical YAML), [prev (sealed)] -> data
+			      * (the new sealed payload, secrets generated) */
+	IPC_RENDER = 9,      /* ns, wrapped, data (sealed), [owner], service, [imports] ->
+			      * data (the configuration /v1/attest answers) */
+	IPC_ERROR = 0x7fff,  /* response: status (4 bytes, a negative veil_err), [text] */
 };
 
 enum ipc_tag {
@@ -50,7 +56,12 @@ enum ipc_tag {
 	IPC_F_OWNER = 5,
 	IPC_F_KEY = 6,
 	IPC_F_STATUS = 7,
-	IPC_F_COUNT = 8,
+	IPC_F_PREV = 8,
+	IPC_F_SERVICE = 9,
+	IPC_F_IMPORTS = 10, /* per import, each le32-prefixed: local name, exporter ns,
+			     * its wrapped key, its sealed payload, the secret's name */
+	IPC_F_TEXT = 11,    /* a reason a user can read (never a value) */
+	IPC_F_COUNT = 12,
 };
 
 struct ipc_field {

@@ -45,6 +45,7 @@
 
 #include "cas.h"
 #include "ipc.h"
+#include "render.h"
 
 #define KP "veil-cas key process: "
 #define CHANNELS_MAX 300
@@ -148,6 +149,41 @@ static int warm_up(struct veil_vault *v)
 	if (!rc)
 		rc = veil_vault_code_key(v, "warm-up", "warm-up", key);
 	OPENSSL_cleanse(key, sizeof(key));
+	/* generation (a key pair, a certificate chain) and rendering: libyaml,
+	 * jansson (its hash seed reads /dev/urandom once), X.509 */
+	static const char policy[] =
+	    "name: warm-up\n"
+	    "version: \"0.3\"\n"
+	    "services:\n"
+	    "  - name: app\n"
+	    "    command: app\n"
+	    "    mrenclaves: "
+	    "[0000000000000000000000000000000000000000000000000000000000000000]\n"
+	    "    environment:\n"
+	    "      A: \"$$SCONE::a$$ $$SCONE::k:publickey$$ $$SCONE::c:chain$$ $$SCONE::b:hex$$\"\n"
+	    "secrets:\n"
+	    "  - name: a\n    kind: ascii\n    size: 8\n"
+	    "  - name: b\n    kind: binary\n    size: 8\n"
+	    "  - name: k\n    kind: private-key\n"
+	    "  - name: c\n    kind: x509\n";
+	uint8_t *g1 = NULL, *g2 = NULL;
+	size_t g1s = 0, g2s = 0;
+	char why[300] = "", *body = NULL;
+	if (!rc && (rc = cas_payload_generate(v, "warm-up", w, ws, policy, sizeof(policy) - 1, NULL,
+					      0, &g1, &g1s, why, sizeof(why))))
+		fprintf(stderr, KP "warm-up: generate: %s\n", why);
+	if (!rc && (rc = cas_payload_generate(v, "warm-up", w, ws, policy, sizeof(policy) - 1, g1,
+					      g1s, &g2, &g2s, why, sizeof(why))))
+		fprintf(stderr, KP "warm-up: update: %s\n", why);
+	if (!rc && (rc = cas_payload_render(v, "warm-up", w, ws, g2, g2s, "app", "warm-up", NULL,
+					    &body, why, sizeof(why))))
+		fprintf(stderr, KP "warm-up: render: %s\n", why);
+	if (body) {
+		OPENSSL_cleanse(body, strlen(body));
+		free(body);
+	}
+	free(g1);
+	free(g2);
 	if (p)
 		veil_secure_free(p, ps);
 	free(s);
@@ -155,15 +191,16 @@ static int warm_up(struct veil_vault *v)
 	return rc;
 }
 
-static int reply_status(int fd, uint32_t id, uint16_t type, int status)
+static int reply_status(int fd, uint32_t id, int status, const char *text)
 {
 	struct ipc_msg out = {.type = IPC_RESPONSE | IPC_ERROR, .id = id};
 	uint8_t st[4];
 	uint32_t u = (uint32_t)status;
 	for (int i = 0; i < 4; i++)
 		st[i] = (uint8_t)(u >> (8 * i));
-	(void)type;
 	int rc = ipc_put(&out, IPC_F_STATUS, st, sizeof(st));
+	if (!rc && text && text[0])
+		rc = ipc_put(&out, IPC_F_TEXT, text, strnlen(text, 2048));
 	if (!rc)
 		rc = ipc_send(fd, &out);
 	ipc_msg_clear(&out);
@@ -174,10 +211,11 @@ static int reply_status(int fd, uint32_t id, uint16_t type, int status)
 static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 {
 	struct ipc_msg out = {.type = IPC_RESPONSE | in->type, .id = in->id};
-	char ns[1025], a[1025];
+	char ns[1025], a[1025], why[1024] = "";
 	uint8_t *buf = NULL, key[32];
 	size_t size = 0;
 	int rc = 0;
+	const struct ipc_field *w = &in->f[IPC_F_WRAPPED], *data = &in->f[IPC_F_DATA];
 	switch (in->type) {
 	case IPC_NEW_KEY:
 		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)))
@@ -188,26 +226,56 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 		free(buf);
 		break;
 	case IPC_SEAL:
-	case IPC_OPEN:
 		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)))
 			return VEIL_EINVAL;
-		if (in->type == IPC_SEAL) {
-			rc = veil_vault_seal(v, ns, in->f[IPC_F_WRAPPED].data,
-					     in->f[IPC_F_WRAPPED].size, in->f[IPC_F_DATA].data,
-					     in->f[IPC_F_DATA].size, &buf, &size);
-			if (!rc)
-				rc = ipc_put(&out, IPC_F_DATA, buf, size);
-			free(buf);
-		} else {
-			rc = veil_vault_open(v, ns, in->f[IPC_F_WRAPPED].data,
-					     in->f[IPC_F_WRAPPED].size, in->f[IPC_F_DATA].data,
-					     in->f[IPC_F_DATA].size, &buf, &size);
-			if (!rc)
-				rc = ipc_put(&out, IPC_F_DATA, buf, size);
-			if (buf)
-				veil_secure_free(buf, size);
+		rc = veil_vault_seal(v, ns, w->data, w->size, data->data, data->size, &buf, &size);
+		if (!rc)
+			rc = ipc_put(&out, IPC_F_DATA, buf, size);
+		free(buf);
+		break;
+	case IPC_OPEN_POLICY: {
+		/* the policy's YAML only: the secret set stays here */
+		struct cas_opened o;
+		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)))
+			return VEIL_EINVAL;
+		rc = cas_payload_open(v, ns, w->data, w->size, data->data, data->size, false, &o);
+		if (!rc)
+			rc = ipc_put(&out, IPC_F_DATA, o.yaml, o.yaml_size);
+		cas_opened_free(&o);
+		break;
+	}
+	case IPC_GENERATE: {
+		const struct ipc_field *prev = &in->f[IPC_F_PREV];
+		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)))
+			return VEIL_EINVAL;
+		rc = cas_payload_generate(v, ns, w->data, w->size, (const char *)data->data,
+					  data->size, prev->data, prev->size, &buf, &size, why,
+					  sizeof(why));
+		if (!rc)
+			rc = ipc_put(&out, IPC_F_DATA, buf, size);
+		free(buf);
+		break;
+	}
+	case IPC_RENDER: {
+		char svc[1025], *body = NULL;
+		const struct ipc_field *imp = &in->f[IPC_F_IMPORTS];
+		struct veil_cursor ic;
+		veil_cur_init(&ic, imp->data, imp->size);
+		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)) ||
+		    !ipc_field_str(&in->f[IPC_F_SERVICE], svc, sizeof(svc)) ||
+		    (in->f[IPC_F_OWNER].data && !ipc_field_str(&in->f[IPC_F_OWNER], a, sizeof(a))))
+			return VEIL_EINVAL;
+		rc = cas_payload_render(v, ns, w->data, w->size, data->data, data->size, svc,
+					in->f[IPC_F_OWNER].data ? a : NULL, imp->data ? &ic : NULL,
+					&body, why, sizeof(why));
+		if (!rc)
+			rc = ipc_put(&out, IPC_F_DATA, body, strlen(body));
+		if (body) {
+			OPENSSL_cleanse(body, strlen(body));
+			free(body);
 		}
 		break;
+	}
 	case IPC_CODE_KEY:
 		if (!ipc_field_str(&in->f[IPC_F_KEY_ID], a, sizeof(a)) ||
 		    !ipc_field_str(&in->f[IPC_F_OWNER], ns, sizeof(ns)))
@@ -232,7 +300,7 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 	default:
 		return VEIL_EINVAL;
 	}
-	int sent = rc ? reply_status(fd, in->id, in->type, rc) : ipc_send(fd, &out);
+	int sent = rc ? reply_status(fd, in->id, rc, why) : ipc_send(fd, &out);
 	ipc_msg_clear(&out);
 	return sent;
 }
@@ -369,9 +437,11 @@ static struct channel *channel_take(void)
 }
 
 /* one request and its answer; *resp decoded (fields as its type needs) */
-static int call(struct ipc_msg *req, struct ipc_msg *resp)
+static int call(struct ipc_msg *req, struct ipc_msg *resp, char *text, size_t text_cap)
 {
 	char why[200] = "";
+	if (!kp.count)
+		return VEIL_EIO; /* no key process (an offline command) */
 	struct channel *c = channel_take();
 	req->id = ++c->next_id;
 	int rc = ipc_send(c->fd, req);
@@ -391,6 +461,8 @@ static int call(struct ipc_msg *req, struct ipc_msg *resp)
 		const uint8_t *s = resp->f[IPC_F_STATUS].data;
 		int32_t st = (int32_t)((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 |
 				       (uint32_t)s[3] << 24);
+		if (text && text_cap && !ipc_field_str(&resp->f[IPC_F_TEXT], text, text_cap))
+			text[0] = 0;
 		ipc_msg_clear(resp);
 		return st < 0 && st > -100 ? st : VEIL_EIO;
 	}
@@ -413,7 +485,7 @@ static int remote_new_key(void *arg, const char *ns, uint8_t **wrapped, size_t *
 	struct ipc_msg req = {.type = IPC_NEW_KEY}, resp = {0};
 	int rc = ipc_put_str(&req, IPC_F_NS, ns);
 	if (!rc)
-		rc = call(&req, &resp);
+		rc = call(&req, &resp, NULL, 0);
 	if (!rc) {
 		const struct ipc_field *f = &resp.f[IPC_F_WRAPPED];
 		uint8_t *w = malloc(f->size ? f->size : 1);
@@ -441,12 +513,12 @@ static int remote_crypt(uint16_t type, const char *ns, const uint8_t *wrapped,
 	if (!rc)
 		rc = ipc_put(&req, IPC_F_DATA, in, in_size);
 	if (!rc)
-		rc = call(&req, &resp);
+		rc = call(&req, &resp, NULL, 0);
 	if (!rc) {
 		const struct ipc_field *f = &resp.f[IPC_F_DATA];
 		size_t n = f->size ? f->size : 1;
-		/* opened: secure memory, as veil_vault_open's callers free it */
-		uint8_t *b = type == IPC_OPEN ? veil_secure_alloc(n) : malloc(n);
+		/* the policy's YAML in secure memory (it may hold explicit values) */
+		uint8_t *b = type == IPC_OPEN_POLICY ? veil_secure_alloc(n) : malloc(n);
 		if (b) {
 			memcpy(b, f->data, f->size);
 			*out = b;
@@ -467,12 +539,14 @@ static int remote_seal(void *arg, const char *ns, const uint8_t *wrapped, size_t
 	return remote_crypt(IPC_SEAL, ns, wrapped, wrapped_size, plain, plain_size, out, out_size);
 }
 
+/* the network process opens no payload: it asks for the policy's YAML
+ * (cas_kp_open_policy), a new sealed payload or a rendered configuration */
 static int remote_open(void *arg, const char *ns, const uint8_t *wrapped, size_t wrapped_size,
 		       const uint8_t *sealed, size_t sealed_size, uint8_t **out, size_t *out_size)
 {
-	(void)arg;
-	return remote_crypt(IPC_OPEN, ns, wrapped, wrapped_size, sealed, sealed_size, out,
-			    out_size);
+	(void)arg, (void)ns, (void)wrapped, (void)wrapped_size, (void)sealed, (void)sealed_size;
+	(void)out, (void)out_size;
+	return VEIL_EINVAL;
 }
 
 static int remote_code_key(void *arg, const char *key_id, const char *owner, uint8_t out[32])
@@ -483,9 +557,97 @@ static int remote_code_key(void *arg, const char *key_id, const char *owner, uin
 	if (!rc)
 		rc = ipc_put_str(&req, IPC_F_OWNER, owner);
 	if (!rc)
-		rc = call(&req, &resp);
+		rc = call(&req, &resp, NULL, 0);
 	if (!rc)
 		memcpy(out, resp.f[IPC_F_KEY].data, 32);
+	ipc_msg_clear(&req);
+	ipc_msg_clear(&resp);
+	return rc;
+}
+
+int cas_kp_open_policy(struct veil_vault *v, const struct veil_record *r, uint8_t **yaml,
+		       size_t *size)
+{
+	if (!kp.count) {
+		/* no key process: an offline command (veil-cas backup migrating
+		 * a store) holds the master key itself */
+		struct cas_opened o;
+		int rc = cas_payload_open(v, r->namespace_, r->wrapped_key, r->wrapped_size,
+					  r->blob, r->blob_size, false, &o);
+		uint8_t *b = rc ? NULL : veil_secure_alloc(o.yaml_size ? o.yaml_size : 1);
+		if (!rc && !b)
+			rc = VEIL_ENOMEM;
+		if (!rc) {
+			memcpy(b, o.yaml, o.yaml_size);
+			*yaml = b;
+			*size = o.yaml_size;
+		}
+		cas_opened_free(&o);
+		return rc;
+	}
+	return remote_crypt(IPC_OPEN_POLICY, r->namespace_, r->wrapped_key, r->wrapped_size,
+			    r->blob, r->blob_size, yaml, size);
+}
+
+int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size,
+		    const char *yaml, size_t yaml_size, const uint8_t *prev, size_t prev_size,
+		    uint8_t **blob, size_t *blob_size, char *why, size_t cap)
+{
+	struct ipc_msg req = {.type = IPC_GENERATE}, resp = {0};
+	int rc = ipc_put_str(&req, IPC_F_NS, ns);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_WRAPPED, wrapped, wrapped_size);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_DATA, yaml, yaml_size);
+	if (!rc && prev)
+		rc = ipc_put(&req, IPC_F_PREV, prev, prev_size);
+	why[0] = 0;
+	if (!rc)
+		rc = call(&req, &resp, why, cap);
+	if (!rc) {
+		const struct ipc_field *f = &resp.f[IPC_F_DATA];
+		if ((*blob = malloc(f->size ? f->size : 1))) {
+			memcpy(*blob, f->data, f->size);
+			*blob_size = f->size;
+		} else {
+			rc = VEIL_ENOMEM;
+		}
+	}
+	ipc_msg_clear(&req);
+	ipc_msg_clear(&resp);
+	return rc;
+}
+
+int cas_kp_render(const struct veil_record *r, const char *service, const char *owner,
+		  const uint8_t *imports, size_t imports_size, char **body, size_t *size,
+		  char *why, size_t cap)
+{
+	struct ipc_msg req = {.type = IPC_RENDER}, resp = {0};
+	int rc = ipc_put_str(&req, IPC_F_NS, r->namespace_);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_WRAPPED, r->wrapped_key, r->wrapped_size);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_DATA, r->blob, r->blob_size);
+	if (!rc && owner)
+		rc = ipc_put_str(&req, IPC_F_OWNER, owner);
+	if (!rc)
+		rc = ipc_put_str(&req, IPC_F_SERVICE, service);
+	if (!rc && imports)
+		rc = ipc_put(&req, IPC_F_IMPORTS, imports, imports_size);
+	why[0] = 0;
+	if (!rc)
+		rc = call(&req, &resp, why, cap);
+	if (!rc) {
+		/* the configuration: the caller sends it and wipes it */
+		const struct ipc_field *f = &resp.f[IPC_F_DATA];
+		if ((*body = malloc(f->size + 1))) {
+			memcpy(*body, f->data, f->size);
+			(*body)[f->size] = 0;
+			*size = f->size;
+		} else {
+			rc = VEIL_ENOMEM;
+		}
+	}
 	ipc_msg_clear(&req);
 	ipc_msg_clear(&resp);
 	return rc;
@@ -612,7 +774,7 @@ void cas_keyproc_test(const char *what)
 		pthread_mutex_unlock(&c->lock);
 	} else if (!strcmp(what, "malformed")) {
 		/* a field that runs past the message's end */
-		static const uint8_t bad[] = {IPC_OPEN, 0, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0,
+		static const uint8_t bad[] = {IPC_SEAL, 0, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0,
 					      1,        0, 0xff, 0xff, 0, 0};
 		struct channel *c = channel_take();
 		if (send(c->fd, bad, sizeof(bad), MSG_NOSIGNAL) < 0)

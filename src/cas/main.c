@@ -508,9 +508,9 @@ int main(int argc, char **argv)
 {
 	no_dumps();
 	umask(077); /* cas.db and its WAL as SQLite makes them: 0600, not 0644 */
+	json_set_alloc_funcs(json_alloc, json_free_wiped);
 	if (argc > 1 && !strcmp(argv[1], "--key-process"))
 		return cas_keyproc_main(argc - 1, argv + 1);
-	json_set_alloc_funcs(json_alloc, json_free_wiped);
 	if (argc > 1 && !strcmp(argv[1], "backup"))
 		return cas_backup_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "restore"))

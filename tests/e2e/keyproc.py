@@ -42,7 +42,7 @@ def raw(cas, keyfile):
     assert mtype == 0x8005 and mid == 7 and size == len(ans) - 12, ans
     print("answer", ans[12 + 6:].hex())
     # a field announcing 65535 bytes in a 6-byte message
-    a.send(struct.pack("<HHII", 4, 0, 6, 8) + struct.pack("<HI", 1, 65535))
+    a.send(struct.pack("<HHII", 3, 0, 6, 8) + struct.pack("<HI", 1, 65535))
     try:
         rc = p.wait(timeout=10)
     except subprocess.TimeoutExpired:

@@ -16,7 +16,7 @@
 
 #include "../../src/cas/ipc.h"
 
-static const uint16_t types[] = {IPC_READY,    IPC_NEW_KEY,     IPC_SEAL,  IPC_OPEN,
+static const uint16_t types[] = {IPC_READY,    IPC_NEW_KEY,     IPC_SEAL,  IPC_OPEN_POLICY, IPC_GENERATE, IPC_RENDER,
 				 IPC_CODE_KEY, IPC_TEST_SOCKET, IPC_ERROR, 0x1234};
 
 /* an accepted message's fields, written again in tag order, are its payload */
