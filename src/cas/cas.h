@@ -154,12 +154,12 @@ pid_t cas_keyproc_pid(void);
  * as IPC_F_IMPORTS holds them (ipc.h); why on failure. */
 int cas_kp_open_policy(struct veil_vault *v, const struct veil_record *r, uint8_t **yaml,
 		       size_t *size);
-int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size,
-		    const char *yaml, size_t yaml_size, const uint8_t *prev, size_t prev_size,
-		    uint8_t **blob, size_t *blob_size, char *why, size_t cap);
+int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size, const char *yaml,
+		    size_t yaml_size, const uint8_t *prev, size_t prev_size, uint8_t **blob,
+		    size_t *blob_size, char *why, size_t cap);
 int cas_kp_render(const struct veil_record *r, const char *service, const char *owner,
-		  const uint8_t *imports, size_t imports_size, char **body, size_t *size,
-		  char *why, size_t cap);
+		  const uint8_t *imports, size_t imports_size, char **body, size_t *size, char *why,
+		  size_t cap);
 int cas_keyproc_reap(char *why, size_t cap);
 void cas_keyproc_stop(void);
 #ifdef VEIL_TEST_HOOKS

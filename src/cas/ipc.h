@@ -34,11 +34,11 @@
 #define IPC_RESPONSE 0x8000u
 
 enum ipc_type {
-	IPC_READY = 1,      /* key process -> network: serving (no fields) */
-	IPC_NEW_KEY = 2,    /* ns -> wrapped */
-	IPC_SEAL = 3,       /* ns, wrapped, data (plain) -> data (sealed) */
+	IPC_READY = 1,   /* key process -> network: serving (no fields) */
+	IPC_NEW_KEY = 2, /* ns -> wrapped */
+	IPC_SEAL = 3,    /* ns, wrapped, data (plain) -> data (sealed) */
 	/* 4: reserved (a whole payload opened for the network process: gone) */
-	IPC_CODE_KEY = 5,   /* key_id, owner -> key (32 bytes) */
+	IPC_CODE_KEY = 5,    /* key_id, owner -> key (32 bytes) */
 	IPC_TEST_SOCKET = 6, /* test builds only: the key process calls socket(AF_INET) */
 	IPC_OPEN_POLICY = 7, /* ns, wrapped, data (sealed) -> data (the policy's YAML only) */
 	IPC_GENERATE = 8,    /* ns, wrapped, data (canonical YAML), [prev (sealed)] -> data

@@ -9,9 +9,10 @@
  * PR_SET_PDEATHSIG (it dies with veil-cas), not dumpable, memory locked
  * (best effort), no new privileges, and a seccomp filter of the system calls
  * serving needs (a raw BPF program: libseccomp is not required). It then
- * serves the channels one message at a time (poll). A malformed message ends
- * it (exit status 2): nothing is guessed at; the network process sees it go
- * and stops.
+ * serves each channel with a thread of its own (a slow RSA key generation
+ * on one does not hold up attestations on the others), one message at a
+ * time. A malformed message ends it (exit status 2): nothing is guessed at;
+ * the network process sees it go and stops.
  *
  * The network process uses a channel for one request and its answer at a
  * time (a mutex per channel; any thread takes a free one), so the request id
@@ -19,7 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -62,18 +63,43 @@
  * initialised (the warm-up below): socket I/O on the inherited channels,
  * memory (malloc, the secure pools' mmap/mlock/madvise), getrandom for
  * OpenSSL's DRBG, futex (OpenSSL's locks), stderr, and what abort() uses.
- * Everything else kills the process (SIGSYS): no socket, no open, no exec. */
+ * open and openat fail (EACCES); everything else kills the process
+ * (SIGSYS): no socket, no exec, no clone, no ptrace. */
 static const int allowed_syscalls[] = {
-    SYS_read,         SYS_write,        SYS_writev,     SYS_recvfrom,     SYS_recvmsg,
-    SYS_sendto,       SYS_sendmsg,      SYS_ppoll,      SYS_close,        SYS_exit,
-    SYS_exit_group,   SYS_brk,          SYS_mmap,       SYS_munmap,       SYS_mremap,
-    SYS_mprotect,     SYS_madvise,      SYS_mlock,      SYS_munlock,      SYS_getrandom,
-    SYS_futex,        SYS_rt_sigreturn, SYS_rt_sigprocmask, SYS_clock_gettime, SYS_gettid,
-    SYS_getpid,       SYS_tgkill,       SYS_newfstatat, SYS_fstat,        SYS_lseek,
-    SYS_restart_syscall, SYS_sched_yield,
-#ifdef SYS_poll
-    SYS_poll,
-#endif
+    SYS_read,
+    SYS_write,
+    SYS_writev,
+    SYS_recvfrom,
+    SYS_recvmsg,
+    SYS_sendto,
+    SYS_sendmsg,
+    SYS_close,
+    SYS_exit,
+    SYS_exit_group,
+    SYS_brk,
+    SYS_mmap,
+    SYS_munmap,
+    SYS_mremap,
+    SYS_mprotect,
+    SYS_madvise,
+    SYS_mlock,
+    SYS_munlock,
+    SYS_getrandom,
+    SYS_futex,
+    SYS_rt_sigreturn,
+    SYS_rt_sigprocmask,
+    SYS_clock_gettime,
+    SYS_gettid,
+    SYS_getpid,
+    SYS_tgkill,
+    SYS_newfstatat,
+    SYS_fstat,
+    SYS_lseek,
+    SYS_restart_syscall,
+    SYS_sched_yield,
+    /* glibc's qsort asks for the physical memory size once before sorting
+     * a large array (a policy's 4096 files): without it, SIGSYS */
+    SYS_sysinfo,
 #ifdef SYS_mlock2
     SYS_mlock2,
 #endif
@@ -88,18 +114,27 @@ static int install_seccomp(void)
 	return VEIL_EINVAL;
 #else
 	enum { N = sizeof(allowed_syscalls) / sizeof(allowed_syscalls[0]) };
-	struct sock_filter prog[N + 8];
+	struct sock_filter prog[N + 12];
 	size_t k = 0;
 	prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 						 offsetof(struct seccomp_data, arch));
 	prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_ARCH, 1, 0);
 	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	prog[k++] =
-	    (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+						 offsetof(struct seccomp_data, nr));
 #if defined(__x86_64__)
 	/* the x32 ABI's numbers alias the x86-64 ones with bit 30 set */
 	prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
 	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#endif
+	/* open and openat fail with EACCES rather than kill: libraries probe
+	 * files now and then (glibc reads /proc/sys/vm/overcommit_memory when
+	 * it first shrinks a heap), and nothing is opened either way */
+	prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES);
+#ifdef SYS_open
+	prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_open, 0, 1);
+	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES);
 #endif
 	for (size_t i = 0; i < N; i++) {
 		/* jump to the ALLOW at the end: N - 1 - i checks, then the KILL */
@@ -110,7 +145,8 @@ static int install_seccomp(void)
 	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
 	prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	struct sock_fprog fp = {.len = (unsigned short)k, .filter = prog};
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp, 0, 0) < 0)
+	/* every thread at once (TSYNC): they were made before, without it */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &fp) != 0)
 		return VEIL_EIO;
 	return 0;
 #endif
@@ -305,6 +341,53 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 	return sent;
 }
 
+/* started: every thread is past glibc's thread start (set_robust_list,
+ * rseq...: system calls the filter refuses) and in its function;
+ * filtered: the filter is in place, serving may begin */
+static pthread_barrier_t started, filtered;
+
+struct channel_job {
+	struct veil_vault *v;
+	int fd, index;
+};
+
+/* Serves one channel until veil-cas closes it. The whole process ends here
+ * with _exit: other threads are serving (no atexit handlers under them). */
+static void serve_channel(const struct channel_job *job)
+{
+	struct ipc_msg in = {0};
+	char why[200];
+	for (;;) {
+		int r = ipc_recv(job->fd, &in, why, sizeof(why));
+		if (r == 1 || r == VEIL_EIO)
+			_exit(0); /* veil-cas closed its end: it stopped */
+		if (r) {
+			fprintf(stderr, KP "malformed message on channel %d: %s; exiting\n",
+				job->index, why);
+			_exit(2);
+		}
+		r = in.type & IPC_RESPONSE || in.type == IPC_READY ? VEIL_EINVAL
+								   : serve(job->v, job->fd, &in);
+		if (r == VEIL_EIO)
+			_exit(0); /* its answer could not be sent: veil-cas is gone */
+		if (r) {
+			fprintf(stderr,
+				KP "malformed message on channel %d: type 0x%x refused; exiting\n",
+				job->index, in.type);
+			_exit(2);
+		}
+		ipc_msg_clear(&in);
+	}
+}
+
+static void *channel_thread(void *arg)
+{
+	pthread_barrier_wait(&started);
+	pthread_barrier_wait(&filtered);
+	serve_channel(arg);
+	return NULL;
+}
+
 int cas_keyproc_main(int argc, char **argv)
 {
 	/* veil-cas --key-process N KEYFILE open|init */
@@ -336,6 +419,30 @@ int cas_keyproc_main(int argc, char **argv)
 	int rc = veil_vault_open_file(argv[2], !strcmp(argv[3], "init"), &v, &d);
 	if (!rc)
 		rc = warm_up(v);
+	/* one malloc arena: a thread's own arena is shrunk by glibc with
+	 * system calls the filter refuses (the RSA keys of a create killed the
+	 * key process); serving is crypto, not malloc, bound */
+	mallopt(M_ARENA_MAX, 1);
+	/* a thread per channel (channel 0 is this one's), made before the
+	 * filter, which then covers them all (TSYNC) and does not allow clone;
+	 * they serve once it is in place */
+	static struct channel_job jobs[CHANNELS_MAX];
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 512 * 1024);
+	pthread_barrier_init(&started, NULL, (unsigned)nfd);
+	pthread_barrier_init(&filtered, NULL, (unsigned)nfd);
+	for (int i = 1; !rc && i < nfd; i++) {
+		pthread_t tid;
+		jobs[i] = (struct channel_job){v, 3 + i, i};
+		if (pthread_create(&tid, &attr, channel_thread, &jobs[i])) {
+			veil_diag(&d, "cannot start its threads");
+			rc = VEIL_EIO;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	if (!rc)
+		pthread_barrier_wait(&started);
 	if (!rc && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
 		veil_diag(&d, "no_new_privs: %s", strerror(errno));
 		rc = VEIL_EIO;
@@ -345,56 +452,18 @@ int cas_keyproc_main(int argc, char **argv)
 		rc = VEIL_EIO;
 	}
 	if (rc) {
+		/* threads may wait at the barrier: leave without waiting for them */
 		veil_diags_print(&d, stderr);
-		veil_diags_free(&d);
-		veil_vault_close(v);
-		return 1;
+		fflush(stderr);
+		_exit(1);
 	}
 	veil_diags_free(&d);
+	pthread_barrier_wait(&filtered);
 	struct ipc_msg ready = {.type = IPC_READY};
 	if (ipc_send(3, &ready))
-		return 1;
-	struct pollfd pfd[CHANNELS_MAX];
-	for (int i = 0; i < nfd; i++)
-		pfd[i] = (struct pollfd){.fd = 3 + i, .events = POLLIN};
-	struct ipc_msg in = {0};
-	char why[200];
-	for (;;) {
-		if (poll(pfd, (nfds_t)nfd, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < nfd; i++) {
-			if (!pfd[i].revents)
-				continue;
-			int r = ipc_recv(pfd[i].fd, &in, why, sizeof(why));
-			if (r == 1 || r == VEIL_EIO) {
-				/* veil-cas closed its end: it stopped */
-				veil_vault_close(v);
-				return 0;
-			}
-			if (r) {
-				fprintf(stderr, KP "malformed message on channel %d: %s; exiting\n",
-					i, why);
-				veil_vault_close(v);
-				return 2;
-			}
-			if (in.type & IPC_RESPONSE || in.type == IPC_READY ||
-			    serve(v, pfd[i].fd, &in)) {
-				fprintf(stderr,
-					KP "malformed message on channel %d: type 0x%x refused; "
-					   "exiting\n",
-					i, in.type);
-				ipc_msg_clear(&in);
-				veil_vault_close(v);
-				return 2;
-			}
-			ipc_msg_clear(&in);
-		}
-	}
-	veil_vault_close(v);
-	return 1;
+		_exit(0);
+	serve_channel(&(struct channel_job){v, 3, 0});
+	return 0;
 }
 
 /* ---- the network process's side ---- */
@@ -502,9 +571,8 @@ static int remote_new_key(void *arg, const char *ns, uint8_t **wrapped, size_t *
 	return rc;
 }
 
-static int remote_crypt(uint16_t type, const char *ns, const uint8_t *wrapped,
-			size_t wrapped_size, const uint8_t *in, size_t in_size, uint8_t **out,
-			size_t *out_size)
+static int remote_crypt(uint16_t type, const char *ns, const uint8_t *wrapped, size_t wrapped_size,
+			const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size)
 {
 	struct ipc_msg req = {.type = type}, resp = {0};
 	int rc = ipc_put_str(&req, IPC_F_NS, ns);
@@ -589,9 +657,9 @@ int cas_kp_open_policy(struct veil_vault *v, const struct veil_record *r, uint8_
 			    r->blob, r->blob_size, yaml, size);
 }
 
-int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size,
-		    const char *yaml, size_t yaml_size, const uint8_t *prev, size_t prev_size,
-		    uint8_t **blob, size_t *blob_size, char *why, size_t cap)
+int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size, const char *yaml,
+		    size_t yaml_size, const uint8_t *prev, size_t prev_size, uint8_t **blob,
+		    size_t *blob_size, char *why, size_t cap)
 {
 	struct ipc_msg req = {.type = IPC_GENERATE}, resp = {0};
 	int rc = ipc_put_str(&req, IPC_F_NS, ns);
@@ -619,8 +687,8 @@ int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size,
 }
 
 int cas_kp_render(const struct veil_record *r, const char *service, const char *owner,
-		  const uint8_t *imports, size_t imports_size, char **body, size_t *size,
-		  char *why, size_t cap)
+		  const uint8_t *imports, size_t imports_size, char **body, size_t *size, char *why,
+		  size_t cap)
 {
 	struct ipc_msg req = {.type = IPC_RENDER}, resp = {0};
 	int rc = ipc_put_str(&req, IPC_F_NS, r->namespace_);
@@ -682,8 +750,8 @@ int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct ve
 	}
 	char nbuf[16];
 	snprintf(nbuf, sizeof(nbuf), "%zu", channels);
-	char *const args[] = {"veil-cas", "--key-process", nbuf, (char *)keyfile,
-			      init ? "init" : "open", NULL};
+	char *const args[] = {"veil-cas",      "--key-process",        nbuf,
+			      (char *)keyfile, init ? "init" : "open", NULL};
 	pid_t pid = rc ? -1 : fork();
 	if (!rc && pid < 0) {
 		veil_diag(d, "cannot start the key process: %s", strerror(errno));
@@ -774,8 +842,8 @@ void cas_keyproc_test(const char *what)
 		pthread_mutex_unlock(&c->lock);
 	} else if (!strcmp(what, "malformed")) {
 		/* a field that runs past the message's end */
-		static const uint8_t bad[] = {IPC_SEAL, 0, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0,
-					      1,        0, 0xff, 0xff, 0, 0};
+		static const uint8_t bad[] = {IPC_SEAL, 0, 0, 0, 6, 0,    0,    0, 1,
+					      0,        0, 0, 1, 0, 0xff, 0xff, 0, 0};
 		struct channel *c = channel_take();
 		if (send(c->fd, bad, sizeof(bad), MSG_NOSIGNAL) < 0)
 			fprintf(stderr, "veil-cas: TEST: %s\n", strerror(errno));

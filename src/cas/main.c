@@ -804,7 +804,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGCHLD); /* the key process exited */
+	sigaddset(&sigs, SIGCHLD);               /* the key process exited */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the threads inherit it */
 	if (!rc)
 		rc = cas_workers_start(&cas, nthreads > 1 ? 2 : 1, &d);

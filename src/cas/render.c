@@ -34,7 +34,7 @@ static void put_le32(uint8_t *p, uint32_t v)
 /* The payload frame: le32 yaml size, the policy's canonical YAML, le32
  * secrets size, the serialised secrets (veil_secret_set_serialize). */
 int cas_payload_build(const char *yaml, size_t yaml_size, const struct veil_secret_set *set,
-			 uint8_t **out, size_t *out_size)
+		      uint8_t **out, size_t *out_size)
 {
 	uint8_t *sec = NULL;
 	size_t sec_size = 0;
@@ -333,7 +333,8 @@ int cas_payload_render(struct veil_vault *v, const char *ns, const uint8_t *wrap
 		}
 		struct cas_opened ex;
 		rc = cas_payload_open(v, str[1], w, f[2].len, s, f[3].len, true, &ex);
-		const struct veil_secret_value *val = rc ? NULL : veil_secret_find(&ex.secrets, str[2]);
+		const struct veil_secret_value *val =
+		    rc ? NULL : veil_secret_find(&ex.secrets, str[2]);
 		if (rc || !val) {
 			snprintf(why, cap, "namespace %s holds no value for secret %s", str[1],
 				 str[2]);

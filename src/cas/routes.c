@@ -475,7 +475,8 @@ static int import_all(struct cas_thread *t, const char *importer, const char *im
 			continue;
 		struct veil_record r = {0};
 		struct stored st;
-		int status = open_export(t, importer, importer_owner, p->hash, s, &r, &st, msg, cap);
+		int status =
+		    open_export(t, importer, importer_owner, p->hash, s, &r, &st, msg, cap);
 		if (!status && into && import_add(into, s->name, &r, s->import_secret)) {
 			snprintf(msg, cap, "out of memory");
 			status = 500;
@@ -1340,7 +1341,7 @@ static void attest(struct ctx *c)
 	}
 	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
 	struct attest_cache_entry *slot = attest_slot(c->t, ns, gen);
-	struct stored *sp = &st; /* the cached entry, or st (this request's) */
+	struct stored *sp = &st;           /* the cached entry, or st (this request's) */
 	const struct veil_record *rp = &r; /* likewise */
 	if (slot && slot->used && slot->generation == gen && !strcmp(slot->ns, ns)) {
 		sp = &slot->st;
@@ -1414,8 +1415,8 @@ static void attest(struct ctx *c)
 	 * policy with imports is never the cached entry: rp is this request's);
 	 * the key process opens their values */
 	veil_buf_init(&imports, 0);
-	int status = import_all(c->t, ns, rp->owner, p, has_imports(p) ? &imports : NULL, msg,
-				sizeof(msg));
+	int status =
+	    import_all(c->t, ns, rp->owner, p, has_imports(p) ? &imports : NULL, msg, sizeof(msg));
 	if (status) {
 		fail(c, status == 500 ? 500 : 403, ns, "cannot provision %s: %s", config_id, msg);
 		goto out;
@@ -1424,9 +1425,8 @@ static void attest(struct ctx *c)
 	 * come here as a set; the answer is wiped once sent) */
 	size_t body_size = 0;
 	if (cas_kp_render(rp, svc_name, svc->code_key_id ? rp->owner : NULL,
-			  has_imports(p) ? (const uint8_t *)imports.data : NULL, imports.size, &body,
-			  &body_size,
-			  msg, sizeof(msg))) {
+			  has_imports(p) ? (const uint8_t *)imports.data : NULL, imports.size,
+			  &body, &body_size, msg, sizeof(msg))) {
 		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,
 		     msg[0] ? msg : "out of memory");
 		goto out;
@@ -1557,7 +1557,8 @@ static void readyz(struct ctx *c)
 	else if (veil_vault_new_key(cas->vault, "readyz", &wrapped, &wrapped_size) ||
 		 veil_vault_seal(cas->vault, "readyz", wrapped, wrapped_size, probe, sizeof(probe),
 				 &sealed, &sealed_size) ||
-		 cas_kp_open_policy(cas->vault, &(struct veil_record){.namespace_ = "readyz",
+		 cas_kp_open_policy(cas->vault,
+				    &(struct veil_record){.namespace_ = "readyz",
 							  .wrapped_key = wrapped,
 							  .wrapped_size = wrapped_size,
 							  .blob = sealed,

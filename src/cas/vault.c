@@ -192,8 +192,8 @@ int veil_vault_seal(struct veil_vault *v, const char *ns, const uint8_t *wrapped
 		    size_t *out_size)
 {
 	if (v->remote)
-		return v->remote->seal(v->remote->arg, ns, wrapped, wrapped_size, plain,
-				       plain_size, out, out_size);
+		return v->remote->seal(v->remote->arg, ns, wrapped, wrapped_size, plain, plain_size,
+				       out, out_size);
 	uint8_t *key = veil_secure_alloc(KEY_SIZE), aad[300];
 	size_t aad_len;
 	uint8_t *buf = malloc(plain_size + NONCE_SIZE + TAG_SIZE);

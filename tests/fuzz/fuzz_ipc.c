@@ -16,8 +16,9 @@
 
 #include "../../src/cas/ipc.h"
 
-static const uint16_t types[] = {IPC_READY,    IPC_NEW_KEY,     IPC_SEAL,  IPC_OPEN_POLICY, IPC_GENERATE, IPC_RENDER,
-				 IPC_CODE_KEY, IPC_TEST_SOCKET, IPC_ERROR, 0x1234};
+static const uint16_t types[] = {IPC_READY,    IPC_NEW_KEY, IPC_SEAL,     IPC_OPEN_POLICY,
+				 IPC_GENERATE, IPC_RENDER,  IPC_CODE_KEY, IPC_TEST_SOCKET,
+				 IPC_ERROR,    0x1234};
 
 /* an accepted message's fields, written again in tag order, are its payload */
 static void check_canonical(const struct ipc_msg *m)
@@ -42,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[200];
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		for (int resp = 0; resp < 2; resp++) {
-			struct ipc_msg m = {.type = (uint16_t)(types[i] | (resp ? IPC_RESPONSE : 0))};
+			struct ipc_msg m = {.type =
+						(uint16_t)(types[i] | (resp ? IPC_RESPONSE : 0))};
 			if (size) {
 				m.buf = malloc(size);
 				memcpy(m.buf, data, size);
