@@ -164,7 +164,8 @@ int cas_keyproc_reap(char *why, size_t cap);
 void cas_keyproc_stop(void);
 #ifdef VEIL_TEST_HOOKS
 /* only for testing: "socket" asks the key process for a forbidden system
- * call; "malformed" sends it a malformed message */
+ * call; "malformed" sends it a malformed message; "bad-answer" has it
+ * answer with another type */
 void cas_keyproc_test(const char *what);
 #endif
 /* routes.c: a signed checkpoint of the audit head, kept in the store too */

@@ -29,6 +29,7 @@ static const struct ipc_shape shapes[] = {
     {IPC_CODE_KEY, BIT(IPC_F_KEY_ID) | BIT(IPC_F_OWNER), 0, BIT(IPC_F_KEY), 0},
 #ifdef VEIL_TEST_HOOKS
     {IPC_TEST_SOCKET, 0, 0, 0, 0},
+    {IPC_TEST_BAD_ANSWER, 0, 0, 0, 0},
 #endif
     {IPC_OPEN_POLICY, SEALED, 0, BIT(IPC_F_DATA), 0},
     {IPC_GENERATE, SEALED, BIT(IPC_F_PREV), BIT(IPC_F_DATA), 0},

@@ -38,14 +38,15 @@ enum ipc_type {
 	IPC_NEW_KEY = 2, /* ns -> wrapped */
 	IPC_SEAL = 3,    /* ns, wrapped, data (plain) -> data (sealed) */
 	/* 4: reserved (a whole payload opened for the network process: gone) */
-	IPC_CODE_KEY = 5,    /* key_id, owner -> key (32 bytes) */
-	IPC_TEST_SOCKET = 6, /* test builds only: the key process calls socket(AF_INET) */
-	IPC_OPEN_POLICY = 7, /* ns, wrapped, data (sealed) -> data (the policy's YAML only) */
-	IPC_GENERATE = 8,    /* ns, wrapped, data (canonical YAML), [prev (sealed)] -> data
-			      * (the new sealed payload, secrets generated) */
-	IPC_RENDER = 9,      /* ns, wrapped, data (sealed), [owner], service, [imports] ->
-			      * data (the configuration /v1/attest answers) */
-	IPC_ERROR = 0x7fff,  /* response: status (4 bytes, a negative veil_err), [text] */
+	IPC_CODE_KEY = 5,         /* key_id, owner -> key (32 bytes) */
+	IPC_TEST_SOCKET = 6,      /* test builds only: the key process calls socket(AF_INET) */
+	IPC_TEST_BAD_ANSWER = 10, /* test builds only: it answers with another type */
+	IPC_OPEN_POLICY = 7,      /* ns, wrapped, data (sealed) -> data (the policy's YAML only) */
+	IPC_GENERATE = 8,         /* ns, wrapped, data (canonical YAML), [prev (sealed)] -> data
+				   * (the new sealed payload, secrets generated) */
+	IPC_RENDER = 9,           /* ns, wrapped, data (sealed), [owner], service, [imports] ->
+				   * data (the configuration /v1/attest answers) */
+	IPC_ERROR = 0x7fff,       /* response: status (4 bytes, a negative veil_err), [text] */
 };
 
 enum ipc_tag {

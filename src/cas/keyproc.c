@@ -332,6 +332,11 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 		rc = VEIL_EIO;
 		break;
 	}
+	case IPC_TEST_BAD_ANSWER:
+		/* only for testing: a well-formed answer of the wrong type */
+		out.type = IPC_RESPONSE | IPC_NEW_KEY;
+		rc = ipc_put(&out, IPC_F_WRAPPED, "x", 1);
+		break;
 #endif
 	default:
 		return VEIL_EINVAL;
@@ -836,7 +841,11 @@ void cas_keyproc_stop(void)
 void cas_keyproc_test(const char *what)
 {
 	struct ipc_msg m = {.type = IPC_TEST_SOCKET};
-	if (!strcmp(what, "socket")) {
+	if (!strcmp(what, "bad-answer")) {
+		struct ipc_msg req = {.type = IPC_TEST_BAD_ANSWER}, resp = {0};
+		call(&req, &resp, NULL, 0); /* refused: veil-cas stops */
+		ipc_msg_clear(&resp);
+	} else if (!strcmp(what, "socket")) {
 		struct channel *c = channel_take();
 		ipc_send(c->fd, &m);
 		pthread_mutex_unlock(&c->lock);

@@ -195,6 +195,16 @@ t_malformed_ipc_ends_key_process() {
 	grep -q "malformed message on channel 0" "$WORK/raw.out" || die "no message" || return 1
 }
 
+# (4) an answer of the wrong type from the key process: veil-cas says so,
+# ends the key process and stops
+t_malformed_answer_stops_cas() {
+	VEIL_TEST_KEYPROC=bad-answer start_cas "$WORK/data" "$PORT" --threads 2 || return 1
+	wait_cas_exit || return 1
+	grep -q "veil-cas: a malformed message from the key process: answer of type 0x8002 to type 0xa; stopping" "$WORK/cas.err" || die "no message: $(cat "$WORK/cas.err")" || return 1
+	grep -q "the key process exited (killed by signal 9" "$WORK/cas.err" || die "no stop message: $(cat "$WORK/cas.err")" || return 1
+	[ "$CAS_RC" = 1 ] || die "veil-cas exited $CAS_RC" || return 1
+}
+
 # (3) memory of the network process during and after a burst of
 # attestations: no master key, no data key (through /proc/PID/mem, what a
 # memory bug inside it could read), and no rendered password in a core
@@ -262,4 +272,5 @@ t_key_process_killed() {
 
 [ -n "${TESTS:-}" ] && { run_in_order keyproc t_setup $TESTS; exit; }
 run_in_order keyproc t_setup t_two_processes t_not_dumpable t_seccomp_refuses_socket \
-	t_malformed_ipc_ends_key_process t_network_memory_holds_no_keys t_key_process_killed
+	t_malformed_ipc_ends_key_process t_malformed_answer_stops_cas t_network_memory_holds_no_keys \
+	t_key_process_killed
