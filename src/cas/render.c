@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "veil/codecrypt.h"
 #include "veil/cursor.h"
@@ -276,22 +277,85 @@ static int add_code_key(struct veil_vault *v, const struct veil_policy_service *
 	return 0;
 }
 
+/* The render cache, per serving thread of the key process: a namespace's
+ * opened, parsed payload by the SHA-256 of its wrapped key and sealed blob
+ * (an update seals a new blob: another entry; a stale one is only ever
+ * replaced). /v1/attest used to keep this in the network process; here the
+ * secrets stay in the key process, in secure memory. Payloads rendered with
+ * imports are not cached: the imported values join the set. */
+#define RENDER_CACHE_SLOTS 16
+struct render_cache_entry {
+	uint8_t id[32];
+	char ns[129];
+	struct cas_opened o;
+	int used;
+};
+static __thread struct render_cache_entry *render_cache;
+
+static int sealed_id(const uint8_t *wrapped, size_t wrapped_size, const uint8_t *sealed,
+		     size_t sealed_size, uint8_t id[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned n = 0;
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+		 EVP_DigestUpdate(c, wrapped, wrapped_size) &&
+		 EVP_DigestUpdate(c, sealed, sealed_size) && EVP_DigestFinal_ex(c, id, &n) &&
+		 n == 32;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : VEIL_EIO;
+}
+
+/* the cached opened payload (or NULL: open it for this request alone) */
+static struct cas_opened *render_cached(struct veil_vault *v, const char *ns,
+					const uint8_t *wrapped, size_t wrapped_size,
+					const uint8_t *sealed, size_t sealed_size)
+{
+	uint8_t id[32];
+	if (strlen(ns) >= sizeof(render_cache->ns) ||
+	    sealed_id(wrapped, wrapped_size, sealed, sealed_size, id))
+		return NULL;
+	if (!render_cache && !(render_cache = calloc(RENDER_CACHE_SLOTS, sizeof(*render_cache))))
+		return NULL;
+	struct render_cache_entry *e = &render_cache[id[0] % RENDER_CACHE_SLOTS];
+	if (e->used && !memcmp(e->id, id, sizeof(id)) && !strcmp(e->ns, ns))
+		return &e->o;
+	if (e->used)
+		cas_opened_free(&e->o);
+	memset(e, 0, sizeof(*e));
+	if (cas_payload_open(v, ns, wrapped, wrapped_size, sealed, sealed_size, true, &e->o)) {
+		cas_opened_free(&e->o);
+		return NULL;
+	}
+	memcpy(e->id, id, sizeof(id));
+	snprintf(e->ns, sizeof(e->ns), "%s", ns);
+	e->used = 1;
+	return &e->o;
+}
+
 int cas_payload_render(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 		       size_t wrapped_size, const uint8_t *sealed, size_t sealed_size,
 		       const char *service, const char *owner, struct veil_cursor *imports,
 		       char **body, char *why, size_t cap)
 {
-	struct cas_opened o;
+	struct cas_opened local, *op = NULL;
 	struct veil_diags d;
 	json_t *resp = NULL;
+	int rc = 0;
+	memset(&local, 0, sizeof(local));
 	veil_diags_init(&d);
 	why[0] = 0;
-	int rc = cas_payload_open(v, ns, wrapped, wrapped_size, sealed, sealed_size, true, &o);
+	if (!imports)
+		op = render_cached(v, ns, wrapped, wrapped_size, sealed, sealed_size);
+	if (!op) {
+		op = &local;
+		rc = cas_payload_open(v, ns, wrapped, wrapped_size, sealed, sealed_size, true,
+				      &local);
+	}
 	if (rc) {
 		snprintf(why, cap, "cannot open the stored policy");
 		goto out;
 	}
-	const struct veil_policy *p = &o.policy;
+	const struct veil_policy *p = &op->policy;
 	const struct veil_policy_service *svc = NULL;
 	for (size_t i = 0; i < p->service_count; i++)
 		if (!strcmp(p->services[i].name, service))
@@ -339,7 +403,7 @@ int cas_payload_render(struct veil_vault *v, const char *ns, const uint8_t *wrap
 			snprintf(why, cap, "namespace %s holds no value for secret %s", str[1],
 				 str[2]);
 			rc = VEIL_EIO;
-		} else if (veil_secret_set_append(&o.secrets, str[0], val)) {
+		} else if (veil_secret_set_append(&local.secrets, str[0], val)) {
 			snprintf(why, cap, "out of memory");
 			rc = VEIL_ENOMEM;
 		}
@@ -347,7 +411,7 @@ int cas_payload_render(struct veil_vault *v, const char *ns, const uint8_t *wrap
 	}
 	if (rc)
 		goto out;
-	if (!(resp = json_object()) || render_config(p, svc, &o.secrets, resp, &d) ||
+	if (!(resp = json_object()) || render_config(p, svc, &op->secrets, resp, &d) ||
 	    add_code_key(v, svc, owner, resp, &d) || !(*body = json_dumps(resp, JSON_COMPACT))) {
 		diags_text(&d, why, cap);
 		if (!why[0])
@@ -356,7 +420,7 @@ int cas_payload_render(struct veil_vault *v, const char *ns, const uint8_t *wrap
 	}
 out:
 	json_decref(resp);
-	cas_opened_free(&o);
+	cas_opened_free(&local);
 	veil_diags_free(&d);
 	return rc;
 }
