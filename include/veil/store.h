@@ -139,6 +139,20 @@ int veil_vault_seal(struct veil_vault *v, const char *ns, const uint8_t *wrapped
 int veil_vault_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 		    size_t wrapped_size, const uint8_t *sealed, size_t sealed_size, uint8_t **out,
 		    size_t *out_size);
+/* A vault whose operations another process performs (veil-cas's key
+ * process, src/cas/keyproc.c): it holds no key and passes each call to ops,
+ * which behave as the functions above (arg is ops->arg). ops is borrowed
+ * and must outlive the vault. */
+struct veil_vault_remote {
+	int (*new_key)(void *arg, const char *ns, uint8_t **wrapped, size_t *size);
+	int (*seal)(void *arg, const char *ns, const uint8_t *wrapped, size_t wrapped_size,
+		    const uint8_t *plain, size_t plain_size, uint8_t **out, size_t *out_size);
+	int (*open)(void *arg, const char *ns, const uint8_t *wrapped, size_t wrapped_size,
+		    const uint8_t *sealed, size_t sealed_size, uint8_t **out, size_t *out_size);
+	int (*code_key)(void *arg, const char *key_id, const char *owner, uint8_t out[32]);
+	void *arg;
+};
+int veil_vault_remote(const struct veil_vault_remote *ops, struct veil_vault **out);
 /* A code key (include/veil/codecrypt.h): HKDF-SHA256 of the master key with
  * salt "veil-code-key-v1" and info key_id || "\0" || owner (the namespace
  * creator's key hash). The same id gives another owner another key, so an id

@@ -134,6 +134,40 @@ void cas_workers_free(struct cas *cas);
  * (a struct veil_vault *), to add (struct veil_store_opener's exports_of) */
 int cas_policy_exports(void *vault, const struct veil_record *r,
 		       int (*add)(void *sink, const struct veil_store_export *e), void *sink);
+/* keyproc.c: the key process. main: its entry ("veil-cas --key-process
+ * ..."; only veil-cas starts it). start: forks and re-execs it with
+ * `channels` channels, opens (or with init creates) keyfile there, and makes
+ * *out a vault whose operations it serves. pid: its pid (-1 once reaped).
+ * reap: 1 with why set once it exited (after SIGCHLD), else 0. stop: closes
+ * the channels (it exits) and waits for it. */
+int cas_keyproc_main(int argc, char **argv);
+int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct veil_vault **out,
+		      struct veil_diags *d);
+pid_t cas_keyproc_pid(void);
+/* What the network process asks of the key process beyond the vault (see
+ * render.h for what each does there). open_policy: the policy's YAML of
+ * stored record r, in secure memory (veil_secure_free); without a key
+ * process (an offline command) opened with v itself. generate: a new
+ * sealed payload (*blob, malloc'd) with the secrets of policy yaml;
+ * VEIL_EINVAL: the policy's definitions were refused (why). render: the
+ * /v1/attest configuration of service (*body, malloc'd, to wipe), imports
+ * as IPC_F_IMPORTS holds them (ipc.h); why on failure. */
+int cas_kp_open_policy(struct veil_vault *v, const struct veil_record *r, uint8_t **yaml,
+		       size_t *size);
+int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size, const char *yaml,
+		    size_t yaml_size, const uint8_t *prev, size_t prev_size, uint8_t **blob,
+		    size_t *blob_size, char *why, size_t cap);
+int cas_kp_render(const struct veil_record *r, const char *service, const char *owner,
+		  const uint8_t *imports, size_t imports_size, char **body, size_t *size, char *why,
+		  size_t cap);
+int cas_keyproc_reap(char *why, size_t cap);
+void cas_keyproc_stop(void);
+#ifdef VEIL_TEST_HOOKS
+/* only for testing: "socket" asks the key process for a forbidden system
+ * call; "malformed" sends it a malformed message; "bad-answer" has it
+ * answer with another type */
+void cas_keyproc_test(const char *what);
+#endif
 /* routes.c: a signed checkpoint of the audit head, kept in the store too */
 int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and

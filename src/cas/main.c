@@ -509,6 +509,8 @@ int main(int argc, char **argv)
 	no_dumps();
 	umask(077); /* cas.db and its WAL as SQLite makes them: 0600, not 0644 */
 	json_set_alloc_funcs(json_alloc, json_free_wiped);
+	if (argc > 1 && !strcmp(argv[1], "--key-process"))
+		return cas_keyproc_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "backup"))
 		return cas_backup_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "restore"))
@@ -745,7 +747,9 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = cas_log_open(&cas.log, &d);
 	if (!rc)
-		rc = veil_vault_open_file(keyfile, init, &cas.vault, &d);
+		/* the master key lives in the key process only; one channel for
+		 * each event loop, each worker and the main thread */
+		rc = cas_keyproc_start(keyfile, init, (size_t)nthreads + 3, &cas.vault, &d);
 	if (!rc) {
 		/* names clients may use: loopback, and the --listen host */
 		sans[nsans++] = "127.0.0.1";
@@ -800,10 +804,12 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);               /* the key process exited */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the threads inherit it */
 	if (!rc)
 		rc = cas_workers_start(&cas, nthreads > 1 ? 2 : 1, &d);
 	long started = 0;
+	bool keyproc_lost = false;
 	for (long i = 0; !rc && i < nthreads; i++) {
 		struct cas_thread *t = &threads[i];
 		t->cas = &cas;
@@ -847,6 +853,10 @@ int main(int argc, char **argv)
 		veil_audit_append(cas.audit, &ev);
 		if (cas_audit_checkpoint(&cas, main_store))
 			cas_warn_limited("cannot write an audit checkpoint");
+#ifdef VEIL_TEST_HOOKS
+		if (getenv("VEIL_TEST_KEYPROC"))
+			cas_keyproc_test(getenv("VEIL_TEST_KEYPROC"));
+#endif
 		int sig = 0;
 		struct veil_audit_head last = {0}, now;
 		veil_audit_head_get(cas.audit, &last);
@@ -863,6 +873,15 @@ int main(int argc, char **argv)
 				}
 				continue;
 			}
+			if (sig == SIGCHLD) {
+				char why[100];
+				if (!cas_keyproc_reap(why, sizeof(why)))
+					continue;
+				fprintf(stderr, "veil-cas: the key process exited (%s); stopping\n",
+					why);
+				keyproc_lost = true;
+				break;
+			}
 			if (sig != SIGHUP)
 				break;
 			/* log rotation: reopen, keep serving */
@@ -872,7 +891,8 @@ int main(int argc, char **argv)
 				veil_diags_print(&hd, stderr);
 			veil_diags_free(&hd);
 		}
-		fprintf(stderr, "veil-cas: signal %d, shutting down\n", sig);
+		if (!keyproc_lost)
+			fprintf(stderr, "veil-cas: signal %d, shutting down\n", sig);
 	} else {
 		veil_diags_print(&d, stderr);
 	}
@@ -906,6 +926,7 @@ int main(int argc, char **argv)
 		main_store->ops->close(main_store);
 	cas_workers_free(&cas);
 	veil_audit_close(cas.audit);
+	cas_keyproc_stop();
 	veil_vault_close(cas.vault);
 	veil_collateral_free(cas.collateral);
 	cas_log_close(&cas.log);
@@ -918,7 +939,7 @@ int main(int argc, char **argv)
 	free(tlsdir);
 	free(auditlog);
 	veil_diags_free(&d);
-	return rc ? 1 : 0;
+	return rc || keyproc_lost ? 1 : 0;
 usage_error:
 	for (size_t i = 0; i < d.count; i++)
 		veil_usage_error(prog, "%s", d.msgs[i]);

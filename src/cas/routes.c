@@ -315,47 +315,15 @@ int cas_audit_checkpoint(struct cas *cas, struct veil_store *st)
 
 /* ---- payload: the policy's canonical YAML and its secrets ---- */
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++, v >>= 8)
-		p[i] = (uint8_t)(v & 0xff);
-}
-
-/* The payload frame: le32 yaml size, the policy's canonical YAML, le32
- * secrets size, the serialised secrets (veil_secret_set_serialize). */
-static int payload_build(const char *yaml, size_t yaml_size, const struct veil_secret_set *set,
-			 uint8_t **out, size_t *out_size)
-{
-	uint8_t *sec = NULL;
-	size_t sec_size = 0;
-	int rc = veil_secret_set_serialize(set, &sec, &sec_size);
-	if (rc)
-		return rc;
-	size_t size = 8 + yaml_size + sec_size;
-	uint8_t *p = veil_secure_alloc(size);
-	if (!p) {
-		veil_secure_free(sec, sec_size);
-		return VEIL_ENOMEM;
-	}
-	/* little-endian lengths, as the x86-64 stores before them wrote them */
-	put_le32(p, (uint32_t)yaml_size);
-	memcpy(p + 4, yaml, yaml_size);
-	put_le32(p + 4 + yaml_size, (uint32_t)sec_size);
-	memcpy(p + 8 + yaml_size, sec, sec_size);
-	veil_secure_free(sec, sec_size);
-	*out = p;
-	*out_size = size;
-	return 0;
-}
-
+/* A stored policy as the network process sees it: its YAML (from the key
+ * process, which keeps the secrets) and the parsed policy. */
 struct stored {
-	uint8_t *plain;
+	uint8_t *plain; /* the YAML, secure memory */
 	size_t plain_size;
 	const char *yaml;
 	size_t yaml_size;
 	struct ydoc doc;
 	struct veil_policy policy;
-	struct veil_secret_set secrets;
 	int have_doc;
 };
 
@@ -363,32 +331,21 @@ static void stored_free(struct stored *s)
 {
 	if (s->have_doc)
 		ydoc_free(&s->doc);
-	veil_secret_set_free(&s->secrets);
 	if (s->plain)
 		veil_secure_free(s->plain, s->plain_size);
 	memset(s, 0, sizeof(*s));
 }
 
-/* Decrypt and parse a stored record. A failure here is the CAS's fault (500). */
+/* The policy of a stored record (the key process opens it and returns its
+ * YAML only), parsed. A failure here is the CAS's fault (500). */
 static int stored_open(struct veil_vault *vault, const struct veil_record *r, struct stored *s)
 {
 	memset(s, 0, sizeof(*s));
-	int rc = veil_vault_open(vault, r->namespace_, r->wrapped_key, r->wrapped_size, r->blob,
-				 r->blob_size, &s->plain, &s->plain_size);
+	int rc = cas_kp_open_policy(vault, r, &s->plain, &s->plain_size);
 	if (rc)
 		return rc;
-	struct veil_cursor c, yaml, sec;
-	const uint8_t *y, *z;
-	veil_cur_init(&c, s->plain, s->plain_size);
-	veil_cur_sub_le32(&c, &yaml);
-	veil_cur_sub_le32(&c, &sec);
-	if (!veil_cur_done(&c) || !veil_cur_view(&yaml, veil_cur_left(&yaml), &y) ||
-	    !veil_cur_view(&sec, veil_cur_left(&sec), &z))
-		return VEIL_EINVAL;
-	s->yaml = (const char *)y;
-	s->yaml_size = yaml.len;
-	if ((rc = veil_secret_set_deserialize(z, sec.len, &s->secrets)))
-		return rc;
+	s->yaml = (const char *)s->plain;
+	s->yaml_size = s->plain_size;
 	if ((rc = ydoc_init(&s->doc, r->namespace_)))
 		return rc;
 	s->have_doc = 1;
@@ -442,12 +399,10 @@ static int read_policy(struct ctx *c, struct veil_policy_request *in, const char
  * the value: consent withdrawn stops new starts. */
 static int open_export(struct cas_thread *t, const char *importer, const char *importer_owner,
 		       const char *importer_hash, const struct veil_secret *s,
-		       struct veil_record *r, struct stored *st,
-		       const struct veil_secret_value **val, char *msg, size_t cap)
+		       struct veil_record *r, struct stored *st, char *msg, size_t cap)
 {
 	const char *from = s->import_namespace, *name = s->import_secret;
 	memset(st, 0, sizeof(*st));
-	*val = NULL;
 	if (!strcmp(from, importer)) {
 		snprintf(msg, cap, "secret %s: a namespace cannot import from itself", s->name);
 		return 400;
@@ -486,17 +441,33 @@ static int open_export(struct cas_thread *t, const char *importer, const char *i
 			 from);
 		return 400;
 	}
-	*val = veil_secret_find(&st->secrets, name);
+	return 0;
+}
+
+/* one import for the key process (IPC_F_IMPORTS, ipc.h): each part
+ * le32-prefixed */
+static int import_add(struct veil_buf *b, const char *local, const struct veil_record *r,
+		      const char *secret)
+{
+	const void *part[5] = {local, r->namespace_, r->wrapped_key, r->blob, secret};
+	size_t size[5] = {strlen(local), strlen(r->namespace_), r->wrapped_size, r->blob_size,
+			  strlen(secret)};
+	for (int i = 0; i < 5; i++) {
+		uint8_t n[4];
+		for (int k = 0; k < 4; k++)
+			n[k] = (uint8_t)(size[i] >> (8 * k));
+		if (veil_buf_append(b, n, sizeof(n)) || veil_buf_append(b, part[i], size[i]))
+			return VEIL_ENOMEM;
+	}
 	return 0;
 }
 
 /* Every import of p (imported into namespace `importer`, owned by
  * importer_owner, p's hash being its identity) with its exporter's consent;
- * with `into`, each value is added to it under the importer's name. 0, or an
- * HTTP status and the reason in msg. */
+ * with `into`, each exporter's record is added to it for the key process,
+ * which opens the value. 0, or an HTTP status and the reason in msg. */
 static int import_all(struct cas_thread *t, const char *importer, const char *importer_owner,
-		      const struct veil_policy *p, struct veil_secret_set *into, char *msg,
-		      size_t cap)
+		      const struct veil_policy *p, struct veil_buf *into, char *msg, size_t cap)
 {
 	for (size_t i = 0; i < p->secret_count; i++) {
 		const struct veil_secret *s = &p->secrets[i];
@@ -504,14 +475,9 @@ static int import_all(struct cas_thread *t, const char *importer, const char *im
 			continue;
 		struct veil_record r = {0};
 		struct stored st;
-		const struct veil_secret_value *val;
 		int status =
-		    open_export(t, importer, importer_owner, p->hash, s, &r, &st, &val, msg, cap);
-		if (!status && into && !val) {
-			snprintf(msg, cap, "namespace %s holds no value for secret %s",
-				 s->import_namespace, s->import_secret);
-			status = 500;
-		} else if (!status && into && veil_secret_set_append(into, s->name, val)) {
+		    open_export(t, importer, importer_owner, p->hash, s, &r, &st, msg, cap);
+		if (!status && into && import_add(into, s->name, &r, s->import_secret)) {
 			snprintf(msg, cap, "out of memory");
 			status = 500;
 		}
@@ -676,18 +642,20 @@ static int check_parent(struct ctx *c, const char *ns)
 	return ok;
 }
 
-static int gen_secrets(struct ctx *c, const struct veil_policy *p,
-		       const struct veil_secret_set *prev, struct veil_secret_set *out)
+/* The key process generates the secrets of policy p (canonical YAML yaml),
+ * keeping what the update rules keep of prev (the sealed current payload),
+ * and seals the new payload into *blob. 0, or replied. */
+static int seal_generated(struct ctx *c, const struct veil_policy *p, const struct veil_buf *yaml,
+			  const uint8_t *wrapped, size_t wrapped_size, const uint8_t *prev,
+			  size_t prev_size, uint8_t **blob, size_t *blob_size)
 {
-	struct veil_diags d;
-	veil_diags_init(&d);
-	int rc = veil_secrets_generate(p->secrets, p->secret_count, p->name, prev, out, &d);
-	if (rc) {
-		char msg[1800];
-		diags_text(&d, msg, sizeof(msg));
-		fail(c, 400, p->name, "cannot generate secrets: %s", msg[0] ? msg : "error");
-	}
-	veil_diags_free(&d);
+	char why[1800];
+	int rc = cas_kp_generate(p->name, wrapped, wrapped_size, (const char *)yaml->data,
+				 yaml->size, prev, prev_size, blob, blob_size, why, sizeof(why));
+	if (rc == VEIL_EINVAL)
+		fail(c, 400, p->name, "cannot generate secrets: %s", why[0] ? why : "error");
+	else if (rc)
+		fail(c, 500, p->name, "cannot seal the policy");
 	return rc;
 }
 
@@ -695,10 +663,7 @@ static void policy_create(struct ctx *c)
 {
 	struct cas *cas = c->t->cas;
 	struct veil_policy_request in;
-	struct veil_secret_set set = {0};
 	struct veil_record r = {0};
-	uint8_t *payload = NULL;
-	size_t payload_size = 0;
 	if (!c->identity) {
 		fail(c, 403, NULL, "a client certificate is required");
 		return;
@@ -716,19 +681,16 @@ static void policy_create(struct ctx *c)
 	 * transaction, where no other create of this client can come between */
 	if (check_quota(c, p->name, 0))
 		goto out;
-	if (check_parent(c, p->name) || check_imports(c, p, c->identity) ||
-	    gen_secrets(c, p, NULL, &set))
+	if (check_parent(c, p->name) || check_imports(c, p, c->identity))
 		goto out;
-	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
-	if (!rc)
-		rc = veil_vault_new_key(cas->vault, p->name, &r.wrapped_key, &r.wrapped_size);
-	if (!rc)
-		rc = veil_vault_seal(cas->vault, p->name, r.wrapped_key, r.wrapped_size, payload,
-				     payload_size, &r.blob, &r.blob_size);
+	int rc = veil_vault_new_key(cas->vault, p->name, &r.wrapped_key, &r.wrapped_size);
 	if (rc) {
 		fail(c, 500, p->name, "cannot seal the policy");
 		goto out;
 	}
+	if (seal_generated(c, p, &in.canonical, r.wrapped_key, r.wrapped_size, NULL, 0, &r.blob,
+			   &r.blob_size))
+		goto out;
 	struct veil_store *st = c->t->store;
 	if ((rc = st->ops->begin(st))) {
 		fail(c, 500, p->name, "storage error");
@@ -757,9 +719,6 @@ static void policy_create(struct ctx *c)
 		goto out;
 	reply_json(c, 201, json_pack("{s:s, s:s}", "name", p->name, "hash", p->hash));
 out:
-	if (payload)
-		veil_secure_free(payload, payload_size);
-	veil_secret_set_free(&set);
 	veil_record_free(&r);
 	veil_policy_request_free(&in);
 }
@@ -829,7 +788,8 @@ struct attest_cache_entry {
 	char ns[129];
 	unsigned long long generation;
 	struct stored st;
-	char *owner; /* the namespace's creator (the code key's owner) */
+	struct veil_record rec; /* sealed: what the key process renders from; its
+				 * owner is the code key's */
 	int used;
 };
 
@@ -837,7 +797,7 @@ static void attest_cache_clear(struct attest_cache_entry *e)
 {
 	if (e->used)
 		stored_free(&e->st);
-	free(e->owner);
+	veil_record_free(&e->rec);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -946,13 +906,11 @@ static void policy_get(struct ctx *c, const char *ns)
 
 static void policy_update(struct ctx *c, const char *ns)
 {
-	struct cas *cas = c->t->cas;
 	struct veil_record r = {0};
 	struct stored s;
 	struct veil_policy_request in = {0};
-	struct veil_secret_set set = {0};
-	uint8_t *payload = NULL, *blob = NULL;
-	size_t payload_size = 0, blob_size = 0;
+	uint8_t *blob = NULL;
+	size_t blob_size = 0;
 	veil_buf_init(&in.canonical, 0);
 	if (load_checked(c, ns, 1, &r, &s))
 		goto out;
@@ -973,16 +931,11 @@ static void policy_update(struct ctx *c, const char *ns)
 		     p->predecessor, r.hash);
 		goto out;
 	}
-	if (check_imports(c, p, r.owner) || gen_secrets(c, p, &s.secrets, &set))
+	if (check_imports(c, p, r.owner) ||
+	    seal_generated(c, p, &in.canonical, r.wrapped_key, r.wrapped_size, r.blob, r.blob_size,
+			   &blob, &blob_size))
 		goto out;
-	int rc = payload_build(in.canonical.data, in.canonical.size, &set, &payload, &payload_size);
-	if (!rc)
-		rc = veil_vault_seal(cas->vault, ns, r.wrapped_key, r.wrapped_size, payload,
-				     payload_size, &blob, &blob_size);
-	if (rc) {
-		fail(c, 500, ns, "cannot seal the policy");
-		goto out;
-	}
+	int rc;
 	struct veil_record nr = {.namespace_ = (char *)ns,
 				 .hash = (char *)p->hash,
 				 .owner = r.owner,
@@ -1011,9 +964,6 @@ static void policy_update(struct ctx *c, const char *ns)
 	reply_json(c, 200, json_pack("{s:s, s:s}", "name", ns, "hash", p->hash));
 out:
 	free(blob);
-	if (payload)
-		veil_secure_free(payload, payload_size);
-	veil_secret_set_free(&set);
 	veil_policy_request_free(&in);
 	stored_free(&s);
 	veil_record_free(&r);
@@ -1077,104 +1027,6 @@ static int in_list(char *const *list, size_t n, const char *s)
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(list[i], s))
 			return 1;
-	return 0;
-}
-
-/* Renders the service's environment and its image's injection files into
- * resp; 0 or a reason in d (never a value). */
-static int render_config(const struct veil_policy *p, const struct veil_policy_service *svc,
-			 const struct veil_secret_set *set, json_t *resp, struct veil_diags *d)
-{
-	json_t *env = json_object(), *files = json_array();
-	json_object_set_new(resp, "environment", env);
-	json_object_set_new(resp, "injection_files", files);
-	json_object_set_new(resp, "command", json_string(svc->command));
-	json_object_set_new(resp, "pwd", json_string(svc->pwd ? svc->pwd : "/"));
-	if (svc->user) { /* veil-run runs the program as them */
-		json_object_set_new(resp, "user", json_integer(svc->user));
-		json_object_set_new(resp, "group",
-				    json_integer(svc->group ? svc->group : svc->user));
-	}
-	/* veil-run starts from files it could not pin only with this consent */
-	json_object_set_new(
-	    resp, "unpinned_files_allowed",
-	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unpinned-files")));
-	/* a test's image root elsewhere (VEIL_IMAGE_ROOT) only for debug policies */
-	json_object_set_new(resp, "debug_mode",
-			    json_boolean(in_list(p->tolerate, p->tolerate_count, "debug-mode")));
-	/* and execs a program `veil apply` did not measure only with this one */
-	json_object_set_new(
-	    resp, "unmeasured_program_allowed",
-	    json_boolean(in_list(p->tolerate, p->tolerate_count, "insecure-unmeasured-program")));
-	if (!env || !files)
-		return VEIL_ENOMEM;
-	/* what veil-run verifies before it execs the program (issue 9, H1) */
-	if (svc->program) {
-		json_t *rf = json_array();
-		json_object_set_new(resp, "program", json_string(svc->program));
-		json_object_set_new(resp, "runtime_files", rf);
-		for (size_t i = 0; rf && i < svc->runtime_file_count; i++) {
-			const struct veil_policy_file *f = &svc->runtime_files[i];
-			if (json_array_append_new(rf, json_pack("{s:s, s:i, s:s}", "path", f->path,
-								"mode", (int)f->mode, "sha256",
-								f->sha256)))
-				return VEIL_ENOMEM;
-		}
-		if (!rf)
-			return VEIL_ENOMEM;
-	}
-	for (size_t i = 0; i < svc->env_count; i++) {
-		char *v = NULL;
-		if (veil_secret_render(svc->env[i].value, set, &v, d))
-			return VEIL_EINVAL;
-		json_object_set_new(env, svc->env[i].name, json_string(v));
-		veil_secure_strfree(v);
-	}
-	for (size_t i = 0; i < p->image_count; i++) {
-		if (!svc->image_name || strcmp(p->images[i].name, svc->image_name))
-			continue;
-		for (size_t k = 0; k < p->images[i].inject_count; k++) {
-			char *v = NULL;
-			if (veil_secret_render(p->images[i].inject[k].content, set, &v, d))
-				return VEIL_EINVAL;
-			json_array_append_new(files,
-					      json_pack("{s:s, s:s}", "path",
-							p->images[i].inject[k].path, "content", v));
-			veil_secure_strfree(v);
-		}
-	}
-	return 0;
-}
-
-/* The code key of an encrypted image and the files to decrypt with it:
- * {"decrypt": {"key": HEX, "files": [PATH...]}}. The key is the one the
- * policy's creator got for the image build (code_key). */
-static int add_code_key(struct veil_vault *v, const struct veil_policy_service *svc,
-			const char *owner, json_t *resp, struct veil_diags *d)
-{
-	if (!svc->code_key_id)
-		return 0;
-	uint8_t key[VEIL_CODE_KEY_SIZE];
-	char hex[2 * VEIL_CODE_KEY_SIZE + 1];
-	if (!owner || veil_vault_code_key(v, svc->code_key_id, owner, key)) {
-		veil_diag(d, "cannot derive the code key");
-		return VEIL_EIO;
-	}
-	veil_hex(key, sizeof(key), hex);
-	OPENSSL_cleanse(key, sizeof(key));
-	json_t *files = json_array();
-	json_t *dec = json_pack("{s:s, s:o}", "key", hex, "files", files);
-	OPENSSL_cleanse(hex, sizeof(hex));
-	int bad = !dec;
-	for (size_t i = 0; !bad && i < svc->encrypted_count; i++)
-		bad = json_array_append_new(files, json_string(svc->encrypted[i]));
-	if (bad) {
-		json_decref(dec);
-		return VEIL_ENOMEM;
-	}
-	/* set_new takes dec, also when it fails */
-	if (json_object_set_new(resp, "decrypt", dec))
-		return VEIL_ENOMEM;
 	return 0;
 }
 
@@ -1409,9 +1261,9 @@ static void attest(struct ctx *c)
 	memset(&st, 0, sizeof(st));
 	veil_diags_init(&d);
 	struct veil_attest_request q;
-	json_t *resp = NULL;
 	char msg[600], *body = NULL, *sealed = NULL;
-	size_t sealed_size = 0;
+	size_t sealed_size = 0, body_size = 0;
+	struct veil_buf imports = {0};
 	memset(&q, 0, sizeof(q));
 	if (!c->identity) {
 		fail(c, 403, NULL, "attestation needs the client certificate the evidence binds");
@@ -1490,11 +1342,11 @@ static void attest(struct ctx *c)
 	}
 	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
 	struct attest_cache_entry *slot = attest_slot(c->t, ns, gen);
-	struct stored *sp = &st; /* the cached entry, or st (this request's) */
-	const char *owner = NULL;
+	struct stored *sp = &st;           /* the cached entry, or st (this request's) */
+	const struct veil_record *rp = &r; /* likewise */
 	if (slot && slot->used && slot->generation == gen && !strcmp(slot->ns, ns)) {
 		sp = &slot->st;
-		owner = slot->owner;
+		rp = &slot->rec;
 	} else {
 		int rc = c->t->store->ops->get(c->t->store, ns, &r);
 		if (rc == VEIL_ENOENT) {
@@ -1505,12 +1357,11 @@ static void attest(struct ctx *c)
 			fail(c, 500, ns, "cannot open the stored policy");
 			goto out;
 		}
-		owner = r.owner;
-		char *own = NULL;
-		if (slot && strlen(ns) < sizeof(slot->ns) && !has_imports(&st.policy) &&
-		    (own = strdup(r.owner))) {
+		if (slot && strlen(ns) < sizeof(slot->ns) && !has_imports(&st.policy)) {
 			attest_cache_clear(slot);
-			slot->owner = own;
+			slot->rec = r; /* moved, as st */
+			memset(&r, 0, sizeof(r));
+			rp = &slot->rec;
 			slot->st = st; /* moved: the doc's arena is on the heap, the
 					* policy's pointers stay valid */
 			memset(&st, 0, sizeof(st));
@@ -1562,23 +1413,27 @@ static void attest(struct ctx *c)
 		goto out;
 	}
 	/* 6. imported secrets, each with its exporter's consent as of now (a
-	 * policy with imports is never the cached entry: sp is this request's) */
-	int status = import_all(c->t, ns, r.owner, p, &sp->secrets, msg, sizeof(msg));
+	 * policy with imports is never the cached entry: rp is this request's);
+	 * the key process opens their values */
+	veil_buf_init(&imports, 0);
+	int status =
+	    import_all(c->t, ns, rp->owner, p, has_imports(p) ? &imports : NULL, msg, sizeof(msg));
 	if (status) {
 		fail(c, status == 500 ? 500 : 403, ns, "cannot provision %s: %s", config_id, msg);
 		goto out;
 	}
-	if (!(resp = json_object()) || render_config(p, svc, &sp->secrets, resp, &d) ||
-	    add_code_key(c->t->cas->vault, svc, owner, resp, &d) ||
-	    !(body = json_dumps(resp, JSON_COMPACT))) {
-		diags_text(&d, msg, sizeof(msg));
+	/* 7. the key process renders the configuration (the secrets never
+	 * come here as a set; the answer is wiped once sent) */
+	if (cas_kp_render(rp, svc_name, svc->code_key_id ? rp->owner : NULL,
+			  has_imports(p) ? (const uint8_t *)imports.data : NULL, imports.size,
+			  &body, &body_size, msg, sizeof(msg))) {
 		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,
 		     msg[0] ? msg : "out of memory");
 		goto out;
 	}
 	/* sealed to this connection's client key: only the runtime that
 	 * attested can read it (src/cas/seal.c) */
-	int seal_status = cas_seal_config(c->req, config_id, evidence, body, strlen(body), &sealed,
+	int seal_status = cas_seal_config(c->req, config_id, evidence, body, body_size, &sealed,
 					  &sealed_size, msg, sizeof(msg));
 	if (seal_status) {
 		fail(c, seal_status, ns, "cannot release the configuration of %s: %s", config_id,
@@ -1598,11 +1453,11 @@ static void attest(struct ctx *c)
 out:
 	free(sealed);
 	if (body) {
-		OPENSSL_cleanse(body, strlen(body));
+		OPENSSL_cleanse(body, body_size);
 		free(body);
 	}
 	veil_diags_free(&d);
-	json_decref(resp);
+	veil_buf_free(&imports);
 	veil_attest_request_free(&q);
 	stored_free(&st);
 	veil_record_free(&r);
@@ -1697,7 +1552,8 @@ static void readyz(struct ctx *c)
 	long long n;
 	uint8_t *wrapped = NULL, *sealed = NULL, *opened = NULL;
 	size_t wrapped_size = 0, sealed_size = 0, opened_size = 0;
-	static const uint8_t probe[] = "readyz";
+	/* a payload frame (render.h) with the policy text "readyz", no secrets */
+	static const uint8_t probe[] = {6, 0, 0, 0, 'r', 'e', 'a', 'd', 'y', 'z', 0, 0, 0, 0};
 	char *keyfile = veil_path_join(cas->data_dir, "master.key");
 	const char *reason = NULL;
 	if (!keyfile)
@@ -1710,9 +1566,14 @@ static void readyz(struct ctx *c)
 	else if (veil_vault_new_key(cas->vault, "readyz", &wrapped, &wrapped_size) ||
 		 veil_vault_seal(cas->vault, "readyz", wrapped, wrapped_size, probe, sizeof(probe),
 				 &sealed, &sealed_size) ||
-		 veil_vault_open(cas->vault, "readyz", wrapped, wrapped_size, sealed, sealed_size,
-				 &opened, &opened_size) ||
-		 opened_size != sizeof(probe))
+		 cas_kp_open_policy(cas->vault,
+				    &(struct veil_record){.namespace_ = "readyz",
+							  .wrapped_key = wrapped,
+							  .wrapped_size = wrapped_size,
+							  .blob = sealed,
+							  .blob_size = sealed_size},
+				    &opened, &opened_size) ||
+		 opened_size != 6 || memcmp(opened, "readyz", 6))
 		reason = "the master key does not wrap and unwrap a data key";
 	if (reason) {
 		snprintf(c->error, sizeof(c->error), "not ready: %s", reason);

@@ -24,8 +24,19 @@
 #define TAG_SIZE 16
 
 struct veil_vault {
-	uint8_t *master; /* secure memory */
+	uint8_t *master; /* secure memory; NULL in a remote vault */
+	const struct veil_vault_remote *remote;
 };
+
+int veil_vault_remote(const struct veil_vault_remote *ops, struct veil_vault **out)
+{
+	struct veil_vault *v = calloc(1, sizeof(*v));
+	if (!v)
+		return VEIL_ENOMEM;
+	v->remote = ops;
+	*out = v;
+	return 0;
+}
 
 int veil_vault_open_file(const char *path, bool create, struct veil_vault **out,
 			 struct veil_diags *d)
@@ -83,7 +94,8 @@ void veil_vault_close(struct veil_vault *v)
 {
 	if (!v)
 		return;
-	veil_secure_free(v->master, KEY_SIZE);
+	if (v->master)
+		veil_secure_free(v->master, KEY_SIZE);
 	free(v);
 }
 
@@ -141,6 +153,8 @@ out:
 
 int veil_vault_new_key(struct veil_vault *v, const char *ns, uint8_t **wrapped, size_t *size)
 {
+	if (v->remote)
+		return v->remote->new_key(v->remote->arg, ns, wrapped, size);
 	uint8_t key[KEY_SIZE], aad[300];
 	size_t aad_len;
 	int rc = aad_for("veil-key-v1", ns, aad, sizeof(aad), &aad_len);
@@ -177,6 +191,9 @@ int veil_vault_seal(struct veil_vault *v, const char *ns, const uint8_t *wrapped
 		    size_t wrapped_size, const uint8_t *plain, size_t plain_size, uint8_t **out,
 		    size_t *out_size)
 {
+	if (v->remote)
+		return v->remote->seal(v->remote->arg, ns, wrapped, wrapped_size, plain, plain_size,
+				       out, out_size);
 	uint8_t *key = veil_secure_alloc(KEY_SIZE), aad[300];
 	size_t aad_len;
 	uint8_t *buf = malloc(plain_size + NONCE_SIZE + TAG_SIZE);
@@ -198,6 +215,9 @@ int veil_vault_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped
 		    size_t wrapped_size, const uint8_t *sealed, size_t sealed_size, uint8_t **out,
 		    size_t *out_size)
 {
+	if (v->remote)
+		return v->remote->open(v->remote->arg, ns, wrapped, wrapped_size, sealed,
+				       sealed_size, out, out_size);
 	if (sealed_size <= NONCE_SIZE + TAG_SIZE)
 		return VEIL_EINVAL;
 	/* GCM: the plaintext is exactly as long as the ciphertext */
@@ -221,6 +241,8 @@ int veil_vault_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped
 int veil_vault_code_key(struct veil_vault *v, const char *key_id, const char *owner,
 			uint8_t out[static 32])
 {
+	if (v->remote)
+		return v->remote->code_key(v->remote->arg, key_id, owner, out);
 	static const char salt[] = "veil-code-key-v1";
 	size_t il = strlen(key_id), ol = strlen(owner);
 	uint8_t info[512];
