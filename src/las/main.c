@@ -1031,6 +1031,14 @@ int main(int argc, char **argv)
 		serve_concurrently(cfd, key);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
+	/* the callers' threads are detached and use the platform key and
+	 * OpenSSL's tables: they finish (each within REQUEST_SECONDS) before the
+	 * key is freed and exit runs OpenSSL's cleanup (TSan saw that cleanup
+	 * free a name a caller's thread had read, with no join between them) */
+	pthread_mutex_lock(&callers_lock);
+	while (callers > 0)
+		pthread_cond_wait(&callers_cond, &callers_lock);
+	pthread_mutex_unlock(&callers_lock);
 	/* only our own socket: a path replaced meanwhile (another veil-las
 	 * after this one's was removed) is not ours to delete */
 	struct stat now;
