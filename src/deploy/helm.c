@@ -238,6 +238,7 @@ static int render_pipeline(char *expr, const struct ynode *values,
 				vl = n;
 		} else if (tpl_trim_suffix(stage, arg)) {
 			size_t al = strlen(arg);
+			/* not secret: a chart template suffix */
 			if (vl >= al && !memcmp(from + vl - al, arg, al))
 				vl -= al;
 		} else {

@@ -434,6 +434,7 @@ static int refuse_unmeasured_code(pid_t pid, char *why, size_t cap)
 	snprintf(why, cap, "cannot inspect the caller");
 	if (fd < 0 || fstat(fd, &exe) || pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
 		goto out;
+	/* not secret: the ELF magic */
 	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512) {
 		snprintf(why, cap, "the caller's executable is not a 64-bit ELF executable");
@@ -581,6 +582,7 @@ static int read_code_ranges(int fd, struct code_ranges *code)
 	Elf64_Ehdr eh;
 	memset(code, 0, sizeof(*code));
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    /* not secret: the ELF magic */
 	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512)
 		return -1;
@@ -647,6 +649,7 @@ static int compare_with_file(int mem, int pagemap, uint64_t addr, int exe, uint6
 			if (pread(mem, in_memory, n, (off_t)addr) != (ssize_t)n ||
 			    pread(exe, in_file, n, (off_t)off) != (ssize_t)n)
 				return -1;
+			/* not secret: the code of an executable the caller could read itself */
 			if (memcmp(in_memory, in_file, n))
 				return 1;
 		}
