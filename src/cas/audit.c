@@ -255,6 +255,7 @@ static size_t left(const struct scan *s)
 static int expect(struct scan *s, const char *lit, const char *why)
 {
 	size_t n = strlen(lit);
+	/* not secret: a literal of the audit line format */
 	if (left(s) < n || memcmp(s->p + s->pos, lit, n) != 0)
 		return fail(s, why);
 	s->pos += n;
@@ -351,6 +352,7 @@ static int hex_value(const char *p, uint32_t *out)
 /* A string exactly as put_string writes it, or null where allowed. */
 static int scan_string(struct scan *s, bool nullable)
 {
+	/* not secret: a literal of the audit line format */
 	if (nullable && left(s) >= 4 && memcmp(s->p + s->pos, "null", 4) == 0) {
 		s->pos += 4;
 		return 0;
@@ -456,6 +458,7 @@ static int check_line(const char *p, size_t size, struct entry *e, const char **
 		*col = 0;
 		return -1;
 	}
+	/* not secret: audit entry hashes, which the log publishes */
 	if (memcmp(hex, e->hash, AUDIT_HEX_SIZE) != 0) {
 		*why = "entry changed: its hash does not match its content";
 		*col = 0;
@@ -796,6 +799,7 @@ static int check_head(int fd, uint64_t file_size, const char *path,
 	while (i > 0 && buf[i - 1] != '\n')
 		i--;
 	if (check_line(buf + i, window - 1 - i, &e, &why, &col) || e.seq != head->seq ||
+	    /* not secret: audit entry hashes, which the log publishes */
 	    memcmp(e.hash, head->hash, AUDIT_HEX_SIZE))
 		goto bad;
 	rc = 0;
@@ -855,6 +859,7 @@ static bool is_change_line(const char *p, size_t n)
 	for (size_t k = 0; k < VEIL_ARRAY_LEN(events); k++) {
 		size_t m = strlen(events[k]);
 		for (size_t i = 0; i + m <= n && i < 200; i++)
+			/* not secret: an audit event name */
 			if (!memcmp(p + i, events[k], m))
 				return true;
 	}
@@ -866,6 +871,7 @@ static bool line_namespace(const char *p, size_t n, char out[static 256])
 {
 	static const char key[] = ",\"namespace\":\"";
 	for (size_t i = 0; i + sizeof(key) - 1 < n && i < 300; i++) {
+		/* not secret: a key of the audit line format */
 		if (memcmp(p + i, key, sizeof(key) - 1))
 			continue;
 		const char *v = p + i + sizeof(key) - 1, *end = memchr(v, '"', n - (size_t)(v - p));
@@ -1089,6 +1095,7 @@ int veil_audit_verify_file(const char *path, size_t *entries, size_t *bad_line,
 				  "entries were reordered or an entry was repeated");
 			goto out;
 		}
+		/* not secret: audit entry hashes, which the log publishes */
 		if (memcmp(e.prev, prev, AUDIT_HEX_SIZE) != 0) {
 			if (line_no == 1)
 				veil_diag(d,

@@ -28,6 +28,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,25 +594,55 @@ struct backup_manifest {
 	char audit_head[VEIL_KEY_HASH_HEX]; /* "" when the log is empty ("-") */
 };
 
+/* The value of "\nKEY VALUE\n" in BACKUP's text (key holds the "\n" and the
+ * space): 1 to cap - 1 bytes, none of them whitespace, then the '\n'. */
+static bool manifest_field(const char *text, const char *key, char *out, size_t cap)
+{
+	const char *p = strstr(text, key);
+	if (!p)
+		return false;
+	p += strlen(key);
+	size_t n = strcspn(p, " \t\n\r\v\f");
+	if (!n || n >= cap || p[n] != '\n')
+		return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* a count field: decimal digits only, at most max */
+static bool manifest_count(const char *text, const char *key, unsigned long long max,
+			   unsigned long long *out)
+{
+	char v[24];
+	char *e;
+	if (!manifest_field(text, key, v, sizeof(v)) || v[0] < '0' || v[0] > '9')
+		return false;
+	errno = 0;
+	unsigned long long n = strtoull(v, &e, 10);
+	if (errno || *e || n > max)
+		return false;
+	*out = n;
+	return true;
+}
+
 /* BACKUP's text (NUL-terminated) into *out; every field is required. */
 static int parse_manifest(const char *src, const char *text, struct backup_manifest *out,
 			  struct veil_diags *d)
 {
-	const char *p = strstr(text, "\npolicies "), *q = strstr(text, "\naudit_entries ");
-	const char *h = strstr(text, "\naudit_head ");
 	struct backup_manifest m = {0};
 	char head[VEIL_KEY_HASH_HEX + 1] = "";
-	unsigned long long entries = 0;
-	char end = 0;
-	if (!p || sscanf(p, "\npolicies %lld%c", &m.policies, &end) != 2 || end != '\n' ||
-	    m.policies < 0 || !q || sscanf(q, "\naudit_entries %llu%c", &entries, &end) != 2 ||
-	    end != '\n' || !h || sscanf(h, "\naudit_head %64s%c", head, &end) != 2 || end != '\n') {
+	unsigned long long policies = 0, entries = 0;
+	if (!manifest_count(text, "\npolicies ", LLONG_MAX, &policies) ||
+	    !manifest_count(text, "\naudit_entries ", SIZE_MAX, &entries) ||
+	    !manifest_field(text, "\naudit_head ", head, sizeof(head))) {
 		veil_diag(d,
 			  "%s/BACKUP lacks 'policies N', 'audit_entries M' or 'audit_head HEX': "
 			  "not a complete backup",
 			  src);
 		return VEIL_EINVAL;
 	}
+	m.policies = (long long)policies;
 	m.audit_entries = (size_t)entries;
 	if (strcmp(head, "-"))
 		snprintf(m.audit_head, sizeof(m.audit_head), "%s", head);

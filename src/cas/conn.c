@@ -79,6 +79,7 @@ static long addr_add(const unsigned char a[16], long delta)
 	long n = 0;
 	pthread_mutex_lock(&addr_lock);
 	struct addr_count **pp = &addr_table[addr_bucket(a)], *e;
+	/* not secret: a peer IP address */
 	while ((e = *pp) && memcmp(e->addr, a, 16))
 		pp = &e->next;
 	if (!e && delta > 0 && (e = calloc(1, sizeof(*e)))) {

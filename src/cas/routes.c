@@ -1142,6 +1142,7 @@ static int release_take(const char *client, const char *config_id)
 		struct release *r =
 		    &releases[(releases_next + RELEASES_KEPT - 1 - i) % RELEASES_KEPT];
 		if (r->at && now - r->at <= RELEASE_REPORT_SECONDS && now >= r->at &&
+		    /* not secret: hash of a client key hash and a config id */
 		    !memcmp(r->id, id, sizeof(id))) {
 			r->at = 0;
 			found = 1;

@@ -449,6 +449,7 @@ static int load_copy(struct member_src *s, const char *copy, struct veil_diags *
 	if (s->meas.manifest) {
 		if (!veil_read_file(s->meas.manifest, ylimits_default.max_doc_size, &orig, &osize,
 				    NULL) &&
+		    /* not secret: a manifest the user holds, compared on the client */
 		    osize == size && !memcmp(orig, data, size))
 			name = s->meas.manifest;
 		else
@@ -616,6 +617,7 @@ static int cas_prepare(const struct apply_opts *o, const struct veil_mesh *mesh,
 				     NULL, d)))
 		goto out;
 	if (stored_canon.size == canon->size &&
+	    /* not secret: policy text the user holds, compared on the client */
 	    !memcmp(stored_canon.data, canon->data, canon->size)) {
 		/* the stored text is canonical: its bytes are the current hash */
 		uint8_t raw[VEIL_SHA256_SIZE];

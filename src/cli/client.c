@@ -104,13 +104,22 @@ static int read_pin(struct client *c, struct veil_diags *d)
 		return VEIL_ENOMEM;
 	int rc = veil_read_file(p, 4096, &data, &size, NULL);
 	if (rc == 0) {
-		char hash[VEIL_KEY_HASH_HEX] = "";
-		const char *line = strstr(data, "key_hash ");
-		if (line && sscanf(line, "key_hash %64s", hash) == 1 && strlen(hash) == 64)
-			memcpy(c->pinned, hash, sizeof(hash));
-		else
+		static const char field[] = "key_hash ";
+		const char *hash = strstr(data, field);
+		size_t n = 0;
+		if (hash) {
+			hash += sizeof(field) - 1;
+			while (isspace((unsigned char)*hash))
+				hash++;
+			n = strcspn(hash, " \t\n\r\v\f");
+		}
+		if (n == VEIL_KEY_HASH_HEX - 1) {
+			memcpy(c->pinned, hash, n);
+			c->pinned[n] = '\0';
+		} else {
 			veil_diag(d, "%s: not a pin file (run 'veil cas attest %s' again)", p,
 				  c->url);
+		}
 		rc = c->pinned[0] ? 0 : VEIL_EINVAL;
 	} else if (rc == VEIL_ENOENT) {
 		rc = 0;

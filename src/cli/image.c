@@ -316,6 +316,7 @@ static int cp_executable_elf(const char *path, struct veil_diags *d)
 	struct stat st;
 	FILE *f = fopen(path, "rbe");
 	int elf =
+	    /* not secret: the ELF magic */
 	    f && fread(magic, 1, sizeof(magic), f) == sizeof(magic) && !memcmp(magic, "\177ELF", 4);
 	if (f)
 		fclose(f);

@@ -530,6 +530,7 @@ static int edit(const struct policy_args *a, struct veil_diags *d)
 	/* unchanged, ignoring the predecessor and the layout: no new version */
 	if ((rc = cli_policy_rewrite(a->arg, text, strlen(text), NULL, &before, h2, NULL, d)))
 		goto out;
+	/* not secret: policy text the user holds, compared on the client */
 	if (before.size == after.size && !memcmp(before.data, after.data, after.size)) {
 		printf("unchanged: %s on %s (nothing uploaded)\n", a->arg, c.url);
 		keep = 0;

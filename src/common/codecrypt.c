@@ -110,6 +110,7 @@ int veil_code_decrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *
 		      const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size, char *why,
 		      size_t cap)
 {
+	/* not secret: the file magic */
 	if (in_size < VEIL_CODE_OVERHEAD || memcmp(in, VEIL_CODE_MAGIC, MAGIC_SIZE)) {
 		snprintf(why, cap, "%.200s is not a veil-encrypted file (no %s header)", path,
 			 VEIL_CODE_MAGIC);

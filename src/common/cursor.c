@@ -132,6 +132,7 @@ bool veil_cur_sub_be32(struct veil_cursor *c, struct veil_cursor *sub)
 bool veil_cur_expect(struct veil_cursor *c, const void *want, size_t n)
 {
 	const uint8_t *p = take(c, n);
+	/* not secret: the expected bytes are a format magic */
 	if (p && n && memcmp(p, want, n))
 		c->failed = true;
 	return !c->failed;

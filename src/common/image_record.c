@@ -210,6 +210,7 @@ int veil_image_record_parse(const char *data, size_t size, struct veil_image_rec
 	struct veil_image_record r = {0};
 	if (size > VEIL_IMAGE_RECORD_MAX_SIZE)
 		return rec_fail(&c, "larger than %u bytes", VEIL_IMAGE_RECORD_MAX_SIZE);
+	/* not secret: the record magic */
 	if (size < ml || memcmp(data, VEIL_IMAGE_RECORD_MAGIC, ml))
 		return rec_fail(&c, "not a veil-image-measurement 1 record");
 	if (data[size - 1] != '\n')

@@ -1,5 +1,6 @@
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,84 @@ static void go_quote(struct veil_buf *out, const char *s, size_t n)
 	veil_buf_puts(out, "\"");
 }
 
+/* Template words: the whitespace-separated words of s into w, at most max
+ * of them, each shorter than TPL_WORD bytes. Returns how many, or -1 when
+ * there are more or one is longer. */
+/* a deeper nindent than any chart's; a larger one is refused, not allocated */
+enum { TPL_WORD = 200, TPL_MAX_INDENT = 1024 };
+static int tpl_words(const char *s, char (*w)[TPL_WORD], int max)
+{
+	int n = 0;
+	for (;;) {
+		while (isspace((unsigned char)*s))
+			s++;
+		if (!*s)
+			return n;
+		size_t len = 0;
+		while (s[len] && !isspace((unsigned char)s[len]))
+			len++;
+		if (n == max || len >= TPL_WORD)
+			return -1;
+		memcpy(w[n], s, len);
+		w[n][len] = '\0';
+		n++;
+		s += len;
+	}
+}
+
+/* a count in a template: decimal digits only, at most max */
+static int tpl_count(const char *s, unsigned long max, unsigned long *out)
+{
+	char *e;
+	if (!isdigit((unsigned char)*s))
+		return 0;
+	errno = 0;
+	unsigned long v = strtoul(s, &e, 10);
+	if (errno || *e || v > max)
+		return 0;
+	*out = v;
+	return 1;
+}
+
+/* trimSuffix "S": S of 1 to 63 bytes without a quote, nothing after it; the
+ * suffix is copied to arg */
+static int tpl_trim_suffix(const char *s, char arg[static 64])
+{
+	static const char fn[] = "trimSuffix";
+	while (isspace((unsigned char)*s))
+		s++;
+	if (strncmp(s, fn, sizeof(fn) - 1))
+		return 0;
+	s += sizeof(fn) - 1;
+	while (isspace((unsigned char)*s))
+		s++;
+	const char *end = *s == '"' ? strchr(s + 1, '"') : NULL;
+	if (!end || end == s + 1 || end - (s + 1) > 63)
+		return 0;
+	memcpy(arg, s + 1, (size_t)(end - (s + 1)));
+	arg[end - (s + 1)] = '\0';
+	for (end++; isspace((unsigned char)*end); end++)
+		;
+	return !*end;
+}
+
+/* "toYaml .Values.PATH | nindent N": PATH copied to path, N to indent */
+static int tpl_toyaml(const char *expr, char path[static TPL_WORD], unsigned long *indent)
+{
+	char left[TPL_WORD], w[2][TPL_WORD];
+	const char *bar = strchr(expr, '|');
+	if (!bar || strchr(bar + 1, '|') || (size_t)(bar - expr) >= sizeof(left))
+		return 0;
+	memcpy(left, expr, (size_t)(bar - expr));
+	left[bar - expr] = '\0';
+	if (tpl_words(left, w, 2) != 2 || strcmp(w[0], "toYaml") || strncmp(w[1], ".Values.", 8) ||
+	    !w[1][8])
+		return 0;
+	memcpy(path, w[1] + 8, strlen(w[1] + 8) + 1);
+	return tpl_words(bar + 1, w, 2) == 2 && !strcmp(w[0], "nindent") &&
+	       tpl_count(w[1], TPL_MAX_INDENT, indent);
+}
+
 /* One pipeline, "SOURCE | FN | FN ...": the source a scalar value or a
  * .Release field, each FN one of quote, trunc N and trimSuffix "S" (sprig's:
  * trunc keeps the first N bytes, trimSuffix removes S once). */
@@ -114,12 +193,12 @@ static int render_pipeline(char *expr, const struct ynode *values,
 	char *stage = expr, *next = strchr(stage, '|');
 	if (next)
 		*next++ = '\0';
-	char src[200], extra[2];
-	if (sscanf(stage, " %199s %1s", src, extra) != 1) {
+	char w[2][TPL_WORD];
+	if (tpl_words(stage, w, 1) != 1) {
 		*why = "unsupported template expression";
 		return VEIL_EINVAL;
 	}
-	const char *from = NULL;
+	const char *src = w[0], *from = NULL;
 	if (!strncmp(src, ".Values.", 8)) {
 		const struct ynode *v = values_get(values, src + 8);
 		if (!v || v->type != YT_SCALAR) {
@@ -145,21 +224,21 @@ static int render_pipeline(char *expr, const struct ynode *values,
 	while ((stage = next)) {
 		if ((next = strchr(stage, '|')))
 			*next++ = '\0';
-		char fn[16], arg[64];
-		int n;
-		int k = 0;
+		char arg[64];
+		unsigned long n;
 		if (quoted) {
 			*why = "unsupported template expression";
 			return VEIL_EINVAL;
 		}
-		if (sscanf(stage, " %15s %1s", fn, extra) == 1 && !strcmp(fn, "quote")) {
+		int words = tpl_words(stage, w, 2);
+		if (words == 1 && !strcmp(w[0], "quote")) {
 			quoted = 1;
-		} else if (sscanf(stage, " trunc %d %1s", &n, extra) == 1 && n >= 0) {
-			if (vl > (size_t)n)
-				vl = (size_t)n;
-		} else if (sscanf(stage, " trimSuffix \"%63[^\"]\"%n", arg, &k) == 1 && k > 0 &&
-			   sscanf(stage + k, " %1s", extra) < 1) {
+		} else if (words == 2 && !strcmp(w[0], "trunc") && tpl_count(w[1], INT_MAX, &n)) {
+			if (vl > n)
+				vl = n;
+		} else if (tpl_trim_suffix(stage, arg)) {
 			size_t al = strlen(arg);
+			/* not secret: a chart template suffix */
 			if (vl >= al && !memcmp(from + vl - al, arg, al))
 				vl -= al;
 		} else {
@@ -207,12 +286,10 @@ int veil_template_render(const char *tpl, const struct ynode *values,
 		}
 		memcpy(expr, s, n);
 		expr[n] = '\0';
-		char path[200], fn[16] = "", fn2[16] = "";
-		unsigned indent = 0;
+		char path[TPL_WORD];
+		unsigned long indent = 0;
 		const struct ynode *v;
-		if (sscanf(expr, " toYaml .Values.%199s | %15s %u %15s", path, fn, &indent, fn2) ==
-			3 &&
-		    !strcmp(fn, "nindent")) {
+		if (tpl_toyaml(expr, path, &indent)) {
 			if (!(v = values_get(values, path))) {
 				*why = "toYaml of a missing value";
 				return VEIL_EINVAL;

@@ -273,6 +273,7 @@ int veil_json_member_span(const char *text, size_t n, const char *key, size_t *o
 				return VEIL_EINVAL;
 			/* the name as written, between its quotes */
 			bool match =
+			    /* not secret: a JSON key name */
 			    i - name - 2 == key_len && memcmp(text + name + 1, key, key_len) == 0;
 			i = skip_ws(text, n, i);
 			if (i >= n || text[i] != ':')
@@ -859,6 +860,7 @@ static int keep_tcb_info(struct veil_collateral *c, struct tcb_info *t)
 {
 	for (size_t i = 0; i < c->tcb_info_count; i++) {
 		struct tcb_info *old = &c->tcb_infos[i];
+		/* not secret: FMSPCs, public platform ids */
 		if (old->tee == t->tee && memcmp(old->fmspc, t->fmspc, 6) == 0) {
 			if (t->issue_date > old->issue_date) {
 				free_tcb_info(old);
@@ -1519,6 +1521,7 @@ static int evaluate_tdx_module(const struct tcb_info *t, const struct veil_tcb_q
 		attributes = mi->attributes;
 		mask = mi->attributes_mask;
 	}
+	/* not secret: MRSIGNERSEAM and the public TDX module signer */
 	if (memcmp(q->mr_signer_seam, mrsigner, 48) != 0)
 		return refuse(why, cap, "TD report: MRSIGNERSEAM is not the TDX module's");
 	for (int i = 0; i < 8; i++) {
@@ -1575,6 +1578,7 @@ int veil_tcb_evaluate(const struct veil_collateral *c, const struct veil_tcb_que
 		return refuse(why, cap, "TEE type 0x%x is not SGX or TDX", (unsigned)q->tee);
 	for (size_t i = 0; i < c->tcb_info_count && !t; i++)
 		if (c->tcb_infos[i].tee == q->tee &&
+		    /* not secret: FMSPCs, public platform ids */
 		    memcmp(c->tcb_infos[i].fmspc, q->fmspc, 6) == 0)
 			t = &c->tcb_infos[i];
 	const char *tee = q->tee == VEIL_TEE_TDX ? "TDX" : "SGX";

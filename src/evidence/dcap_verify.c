@@ -96,17 +96,6 @@ static bool is_p256(EVP_PKEY *key)
 	       strcmp(group, "prime256v1") == 0;
 }
 
-static bool parse_hex32(const char *hex, uint8_t out[static 32])
-{
-	for (size_t i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return false;
-		out[i] = (uint8_t)v;
-	}
-	return true;
-}
-
 /* The compiled-in root, parsed once per process, and only if it is the one
  * its fingerprint names (a damaged copy fails closed, every time). Parsing
  * it per verification was a sixth of the time of one (OpenSSL 3.0's key
@@ -129,7 +118,8 @@ static void load_intel_root(void)
 	int der_size = root ? i2d_X509(root, &der) : -1;
 	BIO_free(b);
 	if (der_size > 0 && EVP_Digest(der, (size_t)der_size, fp, &n, EVP_sha256(), NULL) &&
-	    n == 32 && parse_hex32(INTEL_SGX_ROOT_SHA256, want) && memcmp(fp, want, 32) == 0) {
+	    /* not secret: the fingerprint of the public Intel root */
+	    n == 32 && !veil_unhex(INTEL_SGX_ROOT_SHA256, want, 32) && memcmp(fp, want, 32) == 0) {
 		intel_root_ca.cert = root;
 		intel_root_ca.der = der;
 		intel_root_ca.der_size = der_size;
@@ -191,6 +181,7 @@ static X509 *parsed_cert(const unsigned char *der, long size)
 	if (cache && CRYPTO_THREAD_read_lock(cert_cache.lock)) {
 		for (size_t i = 0; i < CERT_CACHE_SLOTS && !x; i++)
 			if (cert_cache.cert[i] && cert_cache.size[i] == size &&
+			    /* not secret: public certificates in DER */
 			    memcmp(cert_cache.der[i], der, (size_t)size) == 0 &&
 			    X509_up_ref(cert_cache.cert[i]))
 				x = cert_cache.cert[i];
@@ -266,6 +257,7 @@ static int read_chain(const struct veil_dcap_quote *q, X509 *root,
 		goto out;
 	}
 	if (size[2] != intel_root_ca.der_size ||
+	    /* not secret: public certificates in DER */
 	    memcmp(der[2], intel_root_ca.der, (size_t)size[2])) {
 		rc = refuse(why, cap,
 			    "PCK chain: the root is not the Intel SGX Root CA (SHA-256 fingerprint "

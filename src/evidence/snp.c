@@ -337,6 +337,7 @@ static X509 *load_key_cert(const uint8_t *data, size_t n)
 	if (!data || !n || n > KEY_CERT_MAX)
 		return NULL;
 	static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+	/* not secret: the PEM header */
 	if (n >= sizeof(pem_begin) - 1 && !memcmp(data, pem_begin, sizeof(pem_begin) - 1)) {
 		BIO *bio = BIO_new_mem_buf(data, (int)n);
 		X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;

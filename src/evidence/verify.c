@@ -214,8 +214,10 @@ static int cert_from_table(const uint8_t *t, size_t n, enum veil_snp_signer want
 		veil_cur_copy(&c, g, sizeof(g));
 		veil_cur_le32(&c, &off);
 		veil_cur_le32(&c, &l);
+		/* not secret: a GUID of the evidence format */
 		if (!veil_cur_ok(&c) || !memcmp(g, zero, sizeof(g)))
 			return VEIL_EINVAL;
+		/* not secret: a GUID of the evidence format */
 		if (memcmp(g, guid, sizeof(g)))
 			continue;
 		struct veil_cursor whole, sub;

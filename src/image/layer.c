@@ -303,6 +303,7 @@ int oci_layer_add_file(struct oci_layer *l, const char *image_path, const char *
 	if (!EVP_DigestFinal_ex(l->file_sha, h, &len))
 		goto out;
 	/* the layer must hold what was measured, not what is there now */
+	/* not secret: a layer hash at build time, on the builder machine */
 	if (expect && memcmp(h, expect, sizeof(h))) {
 		veil_diag(l->d,
 			  "%s: changed between measuring and building the image; run 'veil "

@@ -699,7 +699,8 @@ int veil_measure_encrypt(struct veil_measurement *m, const struct veil_service_m
 			rc = VEIL_ELIMIT;
 		}
 		/* the file must be the one measured a moment ago */
-		if (!rc && (veil_sha256(plain, psize, h) || memcmp(h, f->sha256, sizeof(h)))) {
+		if (!rc &&
+		    (veil_sha256(plain, psize, h) || CRYPTO_memcmp(h, f->sha256, sizeof(h)))) {
 			veil_diag(
 			    d, "copy: '%s' changed while it was measured; run 'veil apply' again",
 			    src);

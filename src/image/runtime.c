@@ -321,6 +321,7 @@ static int elf_deps(const char *host, char *interp, size_t interp_cap, char need
 		return -1;
 	unsigned char eh[64];
 	int rc = 0;
+	/* not secret: the ELF magic */
 	if (rd(fd, 0, eh, sizeof(eh)) || memcmp(eh, "\177ELF", 4) || eh[4] != 2 || eh[5] != 1)
 		goto out; /* not an ELF64 LE file: no dependencies */
 	uint64_t phoff = u64(eh + 32);

@@ -20,11 +20,13 @@
  * the kernel serves itself (refuse_served_executable), with its code in
  * memory as in the file (refuse_code_unlike_its_file). The whole exchange
  * has a deadline; callers are served concurrently. */
+#include <ctype.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/magic.h>
 #include <poll.h>
 #include <pthread.h>
@@ -369,6 +371,58 @@ static int callers;
  * a memfd). The kernel's own mappings ([vdso], [vvar], [vsyscall]) have no
  * file (inode 0). A traced process runs what its tracer writes into it.
  * 0, or -1 with the reason (for the caller's ERROR line) in why. */
+/* One line of /proc/<pid>/maps (proc(5)), its '\n' already cut off:
+ * "start-end perms offset major:minor inode", then spaces and the path (none
+ * for an anonymous mapping). Each number is read with strtoull and must end
+ * at the separator the format puts after it. */
+struct maps_line {
+	uint64_t start, end, off, ino;
+	unsigned maj, min;
+	char perms[5];
+	const char *path; /* into the line; "" when none */
+};
+
+static bool maps_number(const char **p, int base, const char *ends, uint64_t *out)
+{
+	const char *s = *p;
+	char *e;
+	if (!(base == 16 ? isxdigit((unsigned char)*s) : isdigit((unsigned char)*s)))
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &e, base);
+	if (errno || !strchr(ends, *e)) /* ends holds '\0' too: see the callers */
+		return false;
+	*out = v;
+	*p = *e ? e + 1 : e;
+	return true;
+}
+
+static bool parse_maps_line(const char *line, struct maps_line *m)
+{
+	const char *p = line;
+	uint64_t maj, min;
+	if (!maps_number(&p, 16, "-", &m->start) || !*p || !maps_number(&p, 16, " ", &m->end) ||
+	    !*p)
+		return false;
+	for (int i = 0; i < 4; i++) {
+		if (!p[i] || p[i] == ' ')
+			return false;
+		m->perms[i] = p[i];
+	}
+	m->perms[4] = '\0';
+	p += 4;
+	if (*p++ != ' ' || !maps_number(&p, 16, " ", &m->off) || !*p ||
+	    !maps_number(&p, 16, ":", &maj) || !*p || !maps_number(&p, 16, " ", &min) || !*p ||
+	    maj > UINT_MAX || min > UINT_MAX || !maps_number(&p, 10, " ", &m->ino))
+		return false;
+	m->maj = (unsigned)maj;
+	m->min = (unsigned)min;
+	while (*p == ' ')
+		p++;
+	m->path = p;
+	return true;
+}
+
 static int refuse_unmeasured_code(pid_t pid, char *why, size_t cap)
 {
 	char path[64], exe_path[4096] = "", line[4096 + 256];
@@ -380,6 +434,7 @@ static int refuse_unmeasured_code(pid_t pid, char *why, size_t cap)
 	snprintf(why, cap, "cannot inspect the caller");
 	if (fd < 0 || fstat(fd, &exe) || pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
 		goto out;
+	/* not secret: the ELF magic */
 	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512) {
 		snprintf(why, cap, "the caller's executable is not a 64-bit ELF executable");
@@ -404,22 +459,20 @@ static int refuse_unmeasured_code(pid_t pid, char *why, size_t cap)
 	if (!(f = fopen(path, "re")))
 		goto out;
 	while (fgets(line, sizeof(line), f)) {
-		char perms[5];
-		unsigned maj, min;
-		unsigned long ino;
-		int off = 0;
+		struct maps_line m;
 		size_t len = strlen(line);
-		if (!len || line[len - 1] != '\n' ||
-		    sscanf(line, "%*x-%*x %4s %*x %x:%x %lu %n", perms, &maj, &min, &ino, &off) < 4)
+		if (!len || line[len - 1] != '\n')
 			goto out; /* a path longer than any real one */
 		line[len - 1] = '\0';
-		const char *file = line + off, *base = strrchr(file, '/');
+		if (!parse_maps_line(line, &m))
+			goto out;
+		const char *file = m.path, *base = strrchr(file, '/');
 		base = base ? base + 1 : file;
 		size_t bl = strlen(base);
-		if (!ino || (makedev(maj, min) == exe.st_dev && ino == exe.st_ino) ||
+		if (!m.ino || (makedev(m.maj, m.min) == exe.st_dev && m.ino == exe.st_ino) ||
 		    !strcmp(file, exe_path))
 			continue;
-		if (perms[2] == 'x' || (bl > 3 && !strcmp(base + bl - 3, ".so")) ||
+		if (m.perms[2] == 'x' || (bl > 3 && !strcmp(base + bl - 3, ".so")) ||
 		    strstr(base, ".so.")) {
 			snprintf(why, cap,
 				 "the caller maps the library %.300s, which is not measured", file);
@@ -432,8 +485,20 @@ static int refuse_unmeasured_code(pid_t pid, char *why, size_t cap)
 	if (!(f = fopen(path, "re")))
 		goto out;
 	while (fgets(line, sizeof(line), f)) {
-		long tracer = 0;
-		if (sscanf(line, "TracerPid: %ld", &tracer) == 1 && tracer != 0) {
+		static const char field[] = "TracerPid:";
+		if (strncmp(line, field, sizeof(field) - 1))
+			continue;
+		const char *v = line + sizeof(field) - 1;
+		char *e;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		errno = 0;
+		long tracer = strtol(v, &e, 10);
+		if (e == v || errno || (*e != '\n' && *e)) {
+			snprintf(why, cap, "the caller's TracerPid cannot be read");
+			goto out;
+		}
+		if (tracer != 0) {
 			snprintf(why, cap, "the caller is being traced by pid %ld", tracer);
 			goto out;
 		}
@@ -517,6 +582,7 @@ static int read_code_ranges(int fd, struct code_ranges *code)
 	Elf64_Ehdr eh;
 	memset(code, 0, sizeof(*code));
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    /* not secret: the ELF magic */
 	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512)
 		return -1;
@@ -583,6 +649,7 @@ static int compare_with_file(int mem, int pagemap, uint64_t addr, int exe, uint6
 			if (pread(mem, in_memory, n, (off_t)addr) != (ssize_t)n ||
 			    pread(exe, in_file, n, (off_t)off) != (ssize_t)n)
 				return -1;
+			/* not secret: the code of an executable the caller could read itself */
 			if (memcmp(in_memory, in_file, n))
 				return 1;
 		}
@@ -632,21 +699,19 @@ static int refuse_code_unlike_its_file(pid_t pid, int pidfd, const struct stat *
 	if (!(maps = fopen(path, "re")))
 		goto out;
 	while (!differs && fgets(line, sizeof(line), maps)) {
-		uint64_t start, end, off;
-		unsigned maj, min;
-		unsigned long ino;
-		int at = 0;
+		struct maps_line m;
 		size_t len = strlen(line);
-		if (!len || line[len - 1] != '\n' ||
-		    sscanf(line, "%" SCNx64 "-%" SCNx64 " %*4s %" SCNx64 " %x:%x %lu %n", &start,
-			   &end, &off, &maj, &min, &ino, &at) < 6 ||
-		    end < start || off > UINT64_MAX - (end - start))
+		if (!len || line[len - 1] != '\n')
 			goto out;
 		line[len - 1] = '\0';
+		if (!parse_maps_line(line, &m) || m.end < m.start ||
+		    m.off > UINT64_MAX - (m.end - m.start))
+			goto out;
+		uint64_t start = m.start, end = m.end, off = m.off;
 		/* by name too: on overlayfs the maps may show the lower file's
 		 * device and inode */
-		if ((makedev(maj, min) != exe.st_dev || ino != exe.st_ino) &&
-		    (!at || !*exe_path || strcmp(line + at, exe_path)))
+		if ((makedev(m.maj, m.min) != exe.st_dev || m.ino != exe.st_ino) &&
+		    (!*exe_path || strcmp(m.path, exe_path)))
 			continue;
 		for (unsigned i = 0; !differs && i < code.count; i++) {
 			/* the part of this mapping that holds code: [from, to) in the
@@ -969,6 +1034,14 @@ int main(int argc, char **argv)
 		serve_concurrently(cfd, key);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
+	/* the callers' threads are detached and use the platform key and
+	 * OpenSSL's tables: they finish (each within REQUEST_SECONDS) before the
+	 * key is freed and exit runs OpenSSL's cleanup (TSan saw that cleanup
+	 * free a name a caller's thread had read, with no join between them) */
+	pthread_mutex_lock(&callers_lock);
+	while (callers > 0)
+		pthread_cond_wait(&callers_cond, &callers_lock);
+	pthread_mutex_unlock(&callers_lock);
 	/* only our own socket: a path replaced meanwhile (another veil-las
 	 * after this one's was removed) is not ours to delete */
 	struct stat now;

@@ -518,6 +518,7 @@ static int same_tree(const struct ynode *a, const struct ynode *b)
 	veil_buf_init(&x, 0);
 	veil_buf_init(&y, 0);
 	int same =
+	    /* not secret: two policy nodes, emitted and compared on the developer machine */
 	    !yemit(a, &x) && !yemit(b, &y) && x.size == y.size && !memcmp(x.data, y.data, x.size);
 	veil_buf_free(&x);
 	veil_buf_free(&y);

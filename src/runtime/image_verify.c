@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "image_verify.h"
@@ -141,7 +142,7 @@ static void check_dir(struct image_check *c, size_t i)
 	} else {
 		qsort(names, n, sizeof(*names), by_name);
 		veil_image_listing_sha256((const char *const *)names, n, h);
-		if (memcmp(h, e->sha256, sizeof(h)))
+		if (CRYPTO_memcmp(h, e->sha256, sizeof(h)))
 			report(c, i,
 			       "image folder %s: its entries differ from the image's measurement "
 			       "(a file added, removed or renamed)",
@@ -199,7 +200,7 @@ static void check_file(struct image_check *c, size_t i, uint8_t *buf, EVP_MD_CTX
 	atomic_fetch_add(&c->bytes, total);
 	if (!ok)
 		report(c, i, "image file %s: cannot read it", e->path);
-	else if (total != e->size || memcmp(h, e->sha256, sizeof(h)))
+	else if (total != e->size || CRYPTO_memcmp(h, e->sha256, sizeof(h)))
 		report(c, i,
 		       "image file %s changed: its SHA-256 differs from the image's measurement",
 		       e->path);
@@ -217,6 +218,7 @@ static void check_link(struct image_check *c, size_t i)
 	if (n < 0)
 		report(c, i, "image symbolic link %s: %s", e->path,
 		       err == ENOENT && fd >= 0 ? "not a symbolic link" : strerror(err));
+	/* not secret: a symbolic link target, which the image record lists */
 	else if ((size_t)n != strlen(e->target) || memcmp(target, e->target, (size_t)n))
 		report(c, i, "image symbolic link %s changed: it points elsewhere", e->path);
 }

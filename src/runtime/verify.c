@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "veil/common.h"
 #include "veil/image.h"
 
@@ -142,7 +144,7 @@ static int check_folder(json_t *list, const char *path, const char *bare,
 	} else if (lr) {
 		snprintf(why, cap, "cannot list the runtime folder %s", path);
 		rc = 1;
-	} else if (memcmp(got, want, sizeof(got))) {
+	} else if (CRYPTO_memcmp(got, want, sizeof(got))) {
 		/* a file Python runs at start that the policy does not list is
 		 * named; any other difference names the folder */
 		snprintf(why, cap,
@@ -190,7 +192,7 @@ static int check_in_place(const char *path, unsigned mode, const uint8_t want[VE
 	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || veil_sha256_fd(fd, path, got, &d)) {
 		snprintf(why, cap, "the runtime file %s is missing or unreadable", path);
 		rc = 1;
-	} else if (memcmp(got, want, sizeof(got)) ||
+	} else if (CRYPTO_memcmp(got, want, sizeof(got)) ||
 		   ((st.st_mode & 0111) ? 0755u : 0644u) != mode) {
 		snprintf(why, cap, "the runtime file %s changed since `veil apply` measured it",
 			 path);
@@ -340,7 +342,8 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 		if (j->failed) {
 			snprintf(why, cap, "%s", j->err);
 			rc = 1;
-		} else if (memcmp(j->got, w[k].sha, sizeof(j->got)) || j->got_mode != w[k].mode) {
+		} else if (CRYPTO_memcmp(j->got, w[k].sha, sizeof(j->got)) ||
+			   j->got_mode != w[k].mode) {
 			snprintf(why, cap,
 				 "the runtime file %s changed since `veil apply` measured it",
 				 w[k].path);

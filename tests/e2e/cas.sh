@@ -876,10 +876,16 @@ f = open(sys.argv[1], "w"); fcntl.flock(f, fcntl.LOCK_EX); print("locked", flush
 		strace -f -qq -o /dev/null -e trace=unlink -e inject=unlink:delay_enter=1000000 \
 			"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasA.out" 2>&1 &
 		p2=$!
-		sleep 0.5
+		# the second starts once the first holds the lock (/proc/locks names
+		# the lock file's inode), then is in its stalled unlink: a fixed
+		# 0.5 s was too short for a TSan build under strace
+		local ino
+		ino=$(stat -c %i "$sock.lock")
+		for _ in $(seq 200); do grep -q ":$ino " /proc/locks && break; sleep 0.05; done
+		sleep 0.3
 		"$LAS" --socket "$sock" --data "$WORK/las1" >"$WORK/lasB.out" 2>&1 &
 		p3=$!
-		for _ in $(seq 60); do grep -q listening "$WORK/lasA.out" && break; sleep 0.05; done
+		for _ in $(seq 200); do grep -q listening "$WORK/lasA.out" && break; sleep 0.05; done
 		sleep 0.3
 		served=$(cat "$WORK/lasA.out" "$WORK/lasB.out" | grep -c "listening")
 		kill -9 "$p3" 2>/dev/null

@@ -51,6 +51,18 @@ check "bin holds exactly: $want (got: $got)" [ "$got" = "$want" ]
 for b in $want; do
 	check "$b is executable and answers --help" bash -c '"$1" --help >/dev/null' _ "$BIN/$b"
 done
+# hardened as meson.build says: PIE (veil-run a static PIE), full RELRO
+# (PT_GNU_RELRO, and BIND_NOW so the GOT is in it, read-only after start),
+# the stack protector linked in. The shell one-liner for one binary:
+#   readelf -d veil-cas | grep -E 'BIND_NOW|FLAGS'; readelf -lW veil-cas | grep GNU_RELRO
+for b in $want; do
+	check "$b is a PIE (ELF type DYN)" bash -c 'readelf -hW "$1" | grep -Eq "Type: +DYN "' _ "$BIN/$b"
+	check "$b has a PT_GNU_RELRO segment" bash -c 'readelf -lW "$1" | grep -q GNU_RELRO' _ "$BIN/$b"
+	check "$b binds now (DT_FLAGS BIND_NOW, DT_FLAGS_1 NOW)" \
+		bash -c 'd=$(readelf -dW "$1"); grep -Eq "\(FLAGS\) +BIND_NOW" <<<"$d" && grep -Eq "\(FLAGS_1\).* NOW" <<<"$d"' _ "$BIN/$b"
+	check "$b uses the stack protector (__stack_chk_fail)" \
+		bash -c 'readelf -sW "$1" | grep -q __stack_chk_fail' _ "$BIN/$b"
+done
 
 # a page per source, where man looks for it, and nothing else
 pages=()

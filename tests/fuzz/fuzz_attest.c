@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "veil/cas_request.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

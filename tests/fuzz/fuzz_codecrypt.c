@@ -12,6 +12,7 @@
 
 #include "veil/codecrypt.h"
 #include "veil/secrets.h"
+#include "fuzzer.h"
 
 static const char fuzz_path[] = "/app/fuzz.py";
 

@@ -10,6 +10,7 @@
 
 #include "veil/collateral.h"
 #include "veil/common.h"
+#include "fuzzer.h"
 
 static void check_span(const char *text, size_t size, const char *key)
 {

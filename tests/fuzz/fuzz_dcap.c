@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "veil/dcap.h"
+#include "fuzzer.h"
 
 /* 2026-06-01, inside the validity of every seed quote's PCK chain */
 #define FUZZ_AT ((time_t)1780272000)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "veil/image.h"
+#include "fuzzer.h"
 
 static char root[64];
 

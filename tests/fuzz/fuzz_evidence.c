@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "veil/evidence.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

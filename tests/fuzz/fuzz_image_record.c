@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "veil/image_record.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,6 +5,7 @@
 
 #include "veil/cursor.h"
 #include "veil/lasproto.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

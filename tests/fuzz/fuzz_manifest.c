@@ -1,5 +1,6 @@
 /* libFuzzer: service manifest parser (kind: genservice) */
 #include "fuzz_common.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,6 +1,7 @@
 /* libFuzzer: Meshfile parser (kind: mesh) and template filling */
 #include "fuzz_common.h"
 #include "veil/policy.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "oci.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

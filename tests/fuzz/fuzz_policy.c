@@ -1,6 +1,7 @@
 /* libFuzzer: policy parser (what veil-cas accepts) and its canonical form */
 #include "fuzz_common.h"
 #include "veil/policy_model.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,6 +1,7 @@
 /* libFuzzer: measurement record parser */
 #include "fuzz_common.h"
 #include "veil/image.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

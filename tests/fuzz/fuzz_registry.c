@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "veil/registry.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

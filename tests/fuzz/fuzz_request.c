@@ -1,6 +1,7 @@
 /* libFuzzer: veil-cas request decoder ({"policy": "<YAML>"}) */
 #include "fuzz_common.h"
 #include "veil/cas_request.h"
+#include "fuzzer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

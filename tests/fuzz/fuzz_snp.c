@@ -11,6 +11,7 @@
 
 #include "veil/common.h"
 #include "veil/snp.h"
+#include "fuzzer.h"
 
 #define VEC VEIL_SOURCE_ROOT "/tests/vectors/"
 /* when the vectors' certificates are all valid (see tests/unit/test_snp.c) */

@@ -176,6 +176,22 @@ static void test_render_unsupported_release_field(void **state)
 	assert_refused("n: {{ .Release.Name .Values.a.b }}", "unsupported template expression");
 	assert_refused("n: {{ .Release.Name | quote | trunc 3 }}",
 		       "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trunc 3x }}", "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trunc 99999999999999999999 }}",
+		       "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trimSuffix \"\" }}",
+		       "unsupported template expression");
+	assert_refused("n: {{ .Release.Name | trimSuffix \"-", "unterminated {{");
+	assert_refused("n: {{ .Release.Name | trimSuffix \"- }}",
+		       "unsupported template expression");
+	/* an indent far past any chart's is refused, not allocated */
+	assert_refused("l: {{- toYaml .Values.a | nindent 4294967295 }}",
+		       "unsupported template expression");
+	assert_refused("l: {{- toYaml .Values.a | nindent -2 }}",
+		       "unsupported template expression");
+	assert_refused("l: {{- toYaml .Values. | nindent 2 }}", "unsupported template expression");
+	assert_refused("l: {{- toYaml .Values.a | nindent 2 | quote }}",
+		       "unsupported template expression");
 	const char *why = NULL;
 	out.size = 0;
 	assert_int_equal(veil_template_render("{{ .Release.Name }}", values, NULL, &out, &why),
@@ -358,6 +374,8 @@ static void test_render_release_pipeline(void **state)
 	assert_renders("{{ .Release.Name | trunc 99 | trimSuffix \"l\" }}", "re");
 	assert_renders("{{ .Release.Name | trimSuffix \"rel\" }}.", ".");
 	assert_renders("{{ .Release.Name | trimSuffix \"x\" | quote }}", "\"rel\"");
+	assert_renders("{{.Release.Name|trimSuffix \"el\"|quote}}", "\"r\"");
+	assert_renders("{{ .Release.Name | trimSuffix \" rel\" }}", "rel");
 	assert_renders("{{ .Values.a.b | trunc 4 | quote }}", "\"hell\"");
 	static const struct veil_release dashes = {.name = "ab--", .service = "veil"};
 	const char *why = NULL;

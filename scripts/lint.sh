@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Bans in src/ (STYLE.md, issue 12): sscanf, strcpy, strcat, sprintf (snprintf,
+# vsnprintf and asprintf are fine), gets; and memcmp, which leaks by its time
+# where the bytes are a secret, a MAC, a tag, a key, a token, a nonce or a
+# password (use CRYPTO_memcmp). A memcmp on public bytes (a magic, a hash of
+# public data, an address) is allowed with a justification on the same or the
+# previous line:   /* not secret: the ELF magic */
+# Prints one "file:line: rule: code" per finding, then "N passed, N failed"
+# (one check per rule, and the self-test: a violation of each rule in a
+# temporary file must be found). Usage: scripts/lint.sh [DIR...] (default src)
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# rule name, then an awk (ERE) regex: the name must not follow a letter, digit
+# or underscore, so fgets, strncpy, snprintf and CRYPTO_memcmp do not match
+rules=(
+	'sscanf' '(^|[^A-Za-z0-9_])sscanf[ \t]*[(]'
+	'strcpy' '(^|[^A-Za-z0-9_])strcpy[ \t]*[(]'
+	'strcat' '(^|[^A-Za-z0-9_])strcat[ \t]*[(]'
+	'sprintf' '(^|[^A-Za-z0-9_])sprintf[ \t]*[(]'
+	'gets' '(^|[^A-Za-z0-9_])gets[ \t]*[(]'
+	'memcmp' '(^|[^A-Za-z0-9_])memcmp[ \t]*[(]'
+)
+
+# findings of one rule in the C files under the given folders, one a line
+findings() { # rule regex dir...
+	local rule=$1 re=$2
+	shift 2
+	find "$@" -type f \( -name '*.c' -o -name '*.h' \) -print0 | sort -z |
+		xargs -0 -r awk -v rule="$rule" -v re="$re" '
+			FNR == 1 { prev = "" }
+			{
+				if ($0 ~ re && !(rule == "memcmp" && (($0 prev) ~ /\/\* not secret: [^*]*[^ *]/))) {
+					line = $0
+					sub(/^[ \t]+/, "", line)
+					printf "%s:%d: %s banned: %s\n", FILENAME, FNR, rule, line
+				}
+				prev = $0
+			}'
+}
+
+pass=0
+fail=0
+
+# self-test: each rule finds its violation in a file made for it, and a
+# justified memcmp and the allowed look-alikes are not findings
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+cat >"$t/bad.c" <<'EOF'
+void f(char *d, const char *s, char *k, char *m)
+{
+	int n;
+	sscanf(s, "%d", &n);
+	strcpy(d, s);
+	strcat(d, s);
+	sprintf(d, "%d", n);
+	gets(d);
+	if (memcmp(k, m, 32)) return;
+}
+EOF
+cat >"$t/good.c" <<'EOF'
+void g(char *d, const char *s, char *k, char *m, FILE *f)
+{
+	snprintf(d, 8, "%s", s);
+	vsnprintf(d, 8, "%s", 0);
+	strncpy(d, s, 8);
+	fgets(d, 8, f);
+	if (CRYPTO_memcmp(k, m, 32)) return;
+	/* not secret: the ELF magic */
+	if (memcmp(d, "\177ELF", 4)) return;
+	if (memcmp(d, "GIF8", 4)) return; /* not secret: a file type */
+}
+EOF
+self_ok=1
+for ((i = 0; i < ${#rules[@]}; i += 2)); do
+	n=$(findings "${rules[i]}" "${rules[i + 1]}" "$t" | grep -c "bad.c:.*${rules[i]} banned")
+	[ "$n" -eq 1 ] || { echo "lint self-test: ${rules[i]} found $n times in bad.c, want 1"; self_ok=0; }
+	n=$(findings "${rules[i]}" "${rules[i + 1]}" "$t" | grep -c "good.c")
+	[ "$n" -eq 0 ] || { echo "lint self-test: ${rules[i]} found $n times in good.c, want 0"; self_ok=0; }
+done
+if [ $self_ok -eq 1 ]; then
+	echo "ok   lint self-test (each rule finds its violation; justified and look-alike calls pass)"
+	pass=$((pass + 1))
+else
+	echo "FAIL lint self-test"
+	fail=$((fail + 1))
+fi
+
+cd "$root"
+[ $# -gt 0 ] || set -- src
+for ((i = 0; i < ${#rules[@]}; i += 2)); do
+	out=$(findings "${rules[i]}" "${rules[i + 1]}" "$@")
+	if [ -z "$out" ]; then
+		echo "ok   no ${rules[i]} in $*"
+		pass=$((pass + 1))
+	else
+		echo "FAIL ${rules[i]} in $*: $(grep -c . <<<"$out") findings"
+		echo "$out"
+		fail=$((fail + 1))
+	fi
+done
+[ "$fail" -eq 0 ] || echo "memcmp: CRYPTO_memcmp for secrets; on public bytes, a '/* not secret: why */' on the line or the one before"
+echo "lint: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
