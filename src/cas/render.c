@@ -317,6 +317,7 @@ static struct cas_opened *render_cached(struct veil_vault *v, const char *ns,
 	if (!render_cache && !(render_cache = calloc(RENDER_CACHE_SLOTS, sizeof(*render_cache))))
 		return NULL;
 	struct render_cache_entry *e = &render_cache[id[0] % RENDER_CACHE_SLOTS];
+	/* not secret: the id is a SHA-256 of the wrapped key and sealed blob */
 	if (e->used && !memcmp(e->id, id, sizeof(id)) && !strcmp(e->ns, ns))
 		return &e->o;
 	if (e->used)

@@ -1574,6 +1574,7 @@ static void readyz(struct ctx *c)
 							  .blob = sealed,
 							  .blob_size = sealed_size},
 				    &opened, &opened_size) ||
+		 /* not secret: the probe's fixed text */
 		 opened_size != 6 || memcmp(opened, "readyz", 6))
 		reason = "the master key does not wrap and unwrap a data key";
 	if (reason) {
