@@ -75,7 +75,7 @@ t_usage_errors_are_one_line() {
 	run "$VEIL" policy get 'a b' && usage_error "'a b' is not a namespace name" "veil policy get" || return 1
 	run "$VEIL" audit verify && usage_error "give exactly one FILE" "veil audit verify" || return 1
 	run "$VEIL" audit vrify x && usage_error "unknown command 'veil audit vrify' (did you mean 'verify'?)" "veil audit" || return 1
-	run "$VEIL" cas attest --mrenclave 12 x && usage_error "--mrenclave needs 64 lower-case hex digits" "veil cas attest" || return 1
+	run "$VEIL" cas attest --mrenclave 12 x && usage_error "--mrenclave needs 64 (SGX MRENCLAVE, veil-run) or 96 (TDX MRTD, SNP measurement) lower-case hex digits" "veil cas attest" || return 1
 	run "$VEIL" whoami x && usage_error "unexpected argument 'x'" "veil whoami" || return 1
 	run "$VEIL" completion zsh && usage_error "unknown command 'veil completion zsh' (did you mean 'bash'?)" "veil completion" || return 1
 	# nothing but "error: " starts a line of an error
