@@ -402,8 +402,14 @@ int cas_keyproc_main(int argc, char **argv)
 		return 2;
 	}
 	int nfd = (int)n;
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+	/* dies with veil-cas; if veil-cas died before this, the channels give
+	 * EOF. (getppid() == 1 is no sign of that: in a container veil-cas
+	 * itself is pid 1, and the key process never started there.) */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+		fprintf(stderr, KP "cannot die with veil-cas (PR_SET_PDEATHSIG): %s\n",
+			strerror(errno));
 		return 2;
+	}
 	for (int i = 0; i < nfd; i++) {
 		int type = 0;
 		socklen_t tl = sizeof(type);

@@ -660,7 +660,8 @@ int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		ymap_put(a, pol, "images", images);
 
 	struct ynode *secrets = ynew_seq(a);
-	qsort(x.secrets, x.secret_count, sizeof(*x.secrets), ref_cmp);
+	if (x.secrets && x.secret_count)
+		qsort(x.secrets, x.secret_count, sizeof(*x.secrets), ref_cmp);
 	for (size_t i = 0; i < x.secret_count; i++)
 		yseq_push(a, secrets, secret_node(&x, &x.secrets[i]));
 	if (secrets && secrets->count)
