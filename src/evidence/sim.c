@@ -128,21 +128,19 @@ int veil_sim_verify_json(json_t *j, const uint8_t expected[static VEIL_SHA256_SI
 	EVP_PKEY *pk = platform_key(pem, pk_hash);
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	json_t *cj = NULL;
-	size_t slen = strlen(sig64);
-	uint8_t *sig = malloc(slen / 4 * 3 + 3);
-	if (!pk || !ctx || !sig) {
+	uint8_t *sig = NULL;
+	size_t n = 0;
+	if (!pk || !ctx) {
 		veil_diag(d, "sim evidence: platform key is not a PEM public key");
 		goto out;
 	}
-	int n = slen % 4 == 0 ? EVP_DecodeBlock(sig, (const uint8_t *)sig64, (int)slen) : -1;
-	if (n <= 0) {
+	/* an ECDSA P-256 signature is at most 72 bytes */
+	if (veil_b64_decode(sig64, 256, &sig, &n) || !n) {
 		veil_diag(d, "sim evidence: signature is not base64");
 		goto out;
 	}
-	while (slen && sig64[slen - 1] == '=')
-		slen--, n--;
 	if (!EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) ||
-	    EVP_DigestVerify(ctx, sig, (size_t)n, (const uint8_t *)claims, strlen(claims)) != 1) {
+	    EVP_DigestVerify(ctx, sig, n, (const uint8_t *)claims, strlen(claims)) != 1) {
 		veil_diag(d, "sim evidence: signature does not verify with the platform key");
 		goto out;
 	}
