@@ -150,16 +150,18 @@ pid_t cas_keyproc_pid(void);
  * process (an offline command) opened with v itself. generate: a new
  * sealed payload (*blob, malloc'd) with the secrets of policy yaml;
  * VEIL_EINVAL: the policy's definitions were refused (why). render: the
- * /v1/attest configuration of service (*body, malloc'd, to wipe), imports
- * as IPC_F_IMPORTS holds them (ipc.h); why on failure. */
+ * /v1/attest answer for service, the configuration sealed to `to` for
+ * config_id (*answer, malloc'd, not secret: the plaintext stays in the key
+ * process), imports as IPC_F_IMPORTS holds them (ipc.h); why on failure. */
 int cas_kp_open_policy(struct veil_vault *v, const struct veil_record *r, uint8_t **yaml,
 		       size_t *size);
 int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size, const char *yaml,
 		    size_t yaml_size, const uint8_t *prev, size_t prev_size, uint8_t **blob,
 		    size_t *blob_size, char *why, size_t cap);
+struct cas_seal_to;
 int cas_kp_render(const struct veil_record *r, const char *service, const char *owner,
-		  const uint8_t *imports, size_t imports_size, char **body, size_t *size, char *why,
-		  size_t cap);
+		  const uint8_t *imports, size_t imports_size, const char *config_id,
+		  const struct cas_seal_to *to, char **answer, size_t *size, char *why, size_t cap);
 int cas_keyproc_reap(char *why, size_t cap);
 void cas_keyproc_stop(void);
 #ifdef VEIL_TEST_HOOKS
@@ -193,14 +195,19 @@ void cas_cache_free(struct cas_thread *t);
 const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);
 char *cas_metrics_render(struct cas *cas, struct veil_store *store); /* caller frees */
-/* seal.c: config (the rendered configuration, config_size bytes) sealed to
- * the key of req's client certificate for config_id and the evidence text
- * as the request sent it (include/veil/sealed.h): *answer (malloc'd, not
- * secret, *answer_size bytes and a NUL) and 0, or the HTTP status to refuse
- * with (400: no P-256 client key; 500) and the reason in why */
+/* seal.c: whom the /v1/attest answer is sealed to (include/veil/sealed.h):
+ * the public key of req's client certificate (DER SubjectPublicKeyInfo,
+ * OpenSSL memory) and SHA-256 of the evidence text as the request sent it.
+ * 0, or the HTTP status to refuse with (400: no P-256 client key; 500) and
+ * the reason in why. The key process seals (cas_kp_render). */
 struct evhttp_request;
-int cas_seal_config(struct evhttp_request *req, const char *config_id, const char *evidence,
-		    const char *config, size_t config_size, char **answer, size_t *answer_size,
+struct cas_seal_to {
+	uint8_t *key_der;
+	size_t key_der_size;
+	uint8_t evidence_sha256[VEIL_SHA256_SIZE];
+};
+int cas_seal_target(struct evhttp_request *req, const char *evidence, struct cas_seal_to *to,
 		    char *why, size_t why_size) __attribute__((warn_unused_result));
+void cas_seal_to_free(struct cas_seal_to *to);
 
 #endif

@@ -33,8 +33,10 @@ static const struct ipc_shape shapes[] = {
 #endif
     {IPC_OPEN_POLICY, SEALED, 0, BIT(IPC_F_DATA), 0},
     {IPC_GENERATE, SEALED, BIT(IPC_F_PREV), BIT(IPC_F_DATA), 0},
-    {IPC_RENDER, SEALED | BIT(IPC_F_SERVICE), BIT(IPC_F_OWNER) | BIT(IPC_F_IMPORTS),
-     BIT(IPC_F_DATA), 0},
+    {IPC_RENDER,
+     SEALED | BIT(IPC_F_SERVICE) | BIT(IPC_F_PEER_KEY) | BIT(IPC_F_CONFIG_ID) |
+	 BIT(IPC_F_EVIDENCE_HASH),
+     BIT(IPC_F_OWNER) | BIT(IPC_F_IMPORTS), BIT(IPC_F_DATA), 0},
     {IPC_ERROR, 0, 0, BIT(IPC_F_STATUS), BIT(IPC_F_TEXT)},
 };
 
@@ -43,6 +45,7 @@ static uint32_t fixed_size(uint16_t tag)
 {
 	switch (tag) {
 	case IPC_F_KEY:
+	case IPC_F_EVIDENCE_HASH:
 		return 32;
 	case IPC_F_STATUS:
 		return 4;
@@ -58,7 +61,10 @@ static uint32_t max_size(uint16_t tag)
 	case IPC_F_KEY_ID:
 	case IPC_F_OWNER:
 	case IPC_F_SERVICE:
+	case IPC_F_CONFIG_ID:
 		return NAME_MAX_SIZE;
+	case IPC_F_PEER_KEY:
+		return 1024; /* a P-256 SubjectPublicKeyInfo is 91 bytes */
 	case IPC_F_TEXT:
 		return 2048;
 	case IPC_F_WRAPPED:

@@ -44,8 +44,9 @@ enum ipc_type {
 	IPC_OPEN_POLICY = 7,      /* ns, wrapped, data (sealed) -> data (the policy's YAML only) */
 	IPC_GENERATE = 8,         /* ns, wrapped, data (canonical YAML), [prev (sealed)] -> data
 				   * (the new sealed payload, secrets generated) */
-	IPC_RENDER = 9,           /* ns, wrapped, data (sealed), [owner], service, [imports] ->
-				   * data (the configuration /v1/attest answers) */
+	IPC_RENDER = 9,           /* ns, wrapped, data (sealed), [owner], service, [imports],
+				   * peer_key, config_id, evidence_hash -> data (the /v1/attest
+				   * answer: the configuration sealed to peer_key, sealed.h) */
 	IPC_ERROR = 0x7fff,       /* response: status (4 bytes, a negative veil_err), [text] */
 };
 
@@ -59,10 +60,13 @@ enum ipc_tag {
 	IPC_F_STATUS = 7,
 	IPC_F_PREV = 8,
 	IPC_F_SERVICE = 9,
-	IPC_F_IMPORTS = 10, /* per import, each le32-prefixed: local name, exporter ns,
-			     * its wrapped key, its sealed payload, the secret's name */
-	IPC_F_TEXT = 11,    /* a reason a user can read (never a value) */
-	IPC_F_COUNT = 12,
+	IPC_F_IMPORTS = 10,       /* per import, each le32-prefixed: local name, exporter ns,
+				   * its wrapped key, its sealed payload, the secret's name */
+	IPC_F_TEXT = 11,          /* a reason a user can read (never a value) */
+	IPC_F_PEER_KEY = 12,      /* the attested runtime's public key, DER SubjectPublicKeyInfo */
+	IPC_F_CONFIG_ID = 13,     /* namespace/service, HPKE info of the sealed answer */
+	IPC_F_EVIDENCE_HASH = 14, /* SHA-256 of the evidence, AAD of the sealed answer */
+	IPC_F_COUNT = 15,
 };
 
 struct ipc_field {

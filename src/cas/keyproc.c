@@ -40,7 +40,9 @@
 #include <linux/seccomp.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
+#include "veil/sealed.h"
 #include "veil/secrets.h"
 #include "veil/store.h"
 
@@ -312,23 +314,44 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 		break;
 	}
 	case IPC_RENDER: {
-		char svc[1025], *body = NULL;
-		const struct ipc_field *imp = &in->f[IPC_F_IMPORTS];
+		/* rendered and sealed to the attested runtime's key in one step:
+		 * the configuration leaves this process as ciphertext only */
+		char svc[1025], cid[1025], *body = NULL, *answer = NULL;
+		size_t answer_size = 0;
+		const struct ipc_field *imp = &in->f[IPC_F_IMPORTS], *pk = &in->f[IPC_F_PEER_KEY];
 		struct veil_cursor ic;
 		veil_cur_init(&ic, imp->data, imp->size);
 		if (!ipc_field_str(&in->f[IPC_F_NS], ns, sizeof(ns)) ||
 		    !ipc_field_str(&in->f[IPC_F_SERVICE], svc, sizeof(svc)) ||
+		    !ipc_field_str(&in->f[IPC_F_CONFIG_ID], cid, sizeof(cid)) ||
 		    (in->f[IPC_F_OWNER].data && !ipc_field_str(&in->f[IPC_F_OWNER], a, sizeof(a))))
 			return VEIL_EINVAL;
+		const unsigned char *der = pk->data;
+		EVP_PKEY *pub = d2i_PUBKEY(NULL, &der, (long)pk->size);
+		if (!pub || der != pk->data + pk->size) {
+			EVP_PKEY_free(pub);
+			return VEIL_EINVAL; /* the network process sent a broken key */
+		}
 		rc = cas_payload_render(v, ns, w->data, w->size, data->data, data->size, svc,
 					in->f[IPC_F_OWNER].data ? a : NULL, imp->data ? &ic : NULL,
 					&body, why, sizeof(why));
+		if (!rc) {
+			rc = veil_seal_config(pub, cid, in->f[IPC_F_EVIDENCE_HASH].data, body,
+					      strlen(body), &answer, &answer_size);
+			if (rc)
+				snprintf(why, sizeof(why), "%s",
+					 rc == VEIL_ELIMIT
+					     ? "the configuration is too large to seal"
+					     : "cannot seal the configuration");
+		}
 		if (!rc)
-			rc = ipc_put(&out, IPC_F_DATA, body, strlen(body));
+			rc = ipc_put(&out, IPC_F_DATA, answer, answer_size);
 		if (body) {
 			OPENSSL_cleanse(body, strlen(body));
 			free(body);
 		}
+		free(answer);
+		EVP_PKEY_free(pub);
 		break;
 	}
 	case IPC_CODE_KEY:
@@ -717,8 +740,8 @@ int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size,
 }
 
 int cas_kp_render(const struct veil_record *r, const char *service, const char *owner,
-		  const uint8_t *imports, size_t imports_size, char **body, size_t *size, char *why,
-		  size_t cap)
+		  const uint8_t *imports, size_t imports_size, const char *config_id,
+		  const struct cas_seal_to *to, char **answer, size_t *size, char *why, size_t cap)
 {
 	struct ipc_msg req = {.type = IPC_RENDER}, resp = {0};
 	int rc = ipc_put_str(&req, IPC_F_NS, r->namespace_);
@@ -732,15 +755,22 @@ int cas_kp_render(const struct veil_record *r, const char *service, const char *
 		rc = ipc_put_str(&req, IPC_F_SERVICE, service);
 	if (!rc && imports)
 		rc = ipc_put(&req, IPC_F_IMPORTS, imports, imports_size);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_PEER_KEY, to->key_der, to->key_der_size);
+	if (!rc)
+		rc = ipc_put_str(&req, IPC_F_CONFIG_ID, config_id);
+	if (!rc)
+		rc = ipc_put(&req, IPC_F_EVIDENCE_HASH, to->evidence_sha256,
+			     sizeof(to->evidence_sha256));
 	why[0] = 0;
 	if (!rc)
 		rc = call(&req, &resp, why, cap);
 	if (!rc) {
-		/* the configuration: the caller sends it and wipes it */
+		/* the sealed answer: ciphertext only */
 		const struct ipc_field *f = &resp.f[IPC_F_DATA];
-		if ((*body = malloc(f->size + 1))) {
-			memcpy(*body, f->data, f->size);
-			(*body)[f->size] = 0;
+		if ((*answer = malloc(f->size + 1))) {
+			memcpy(*answer, f->data, f->size);
+			(*answer)[f->size] = 0;
 			*size = f->size;
 		} else {
 			rc = VEIL_ENOMEM;

@@ -16,6 +16,7 @@
 #include "veil/secrets.h"
 
 #include "cas.h"
+#include "payload.h"
 #include "render.h"
 
 static int in_list(char *const *list, size_t n, const char *s)
@@ -26,14 +27,7 @@ static int in_list(char *const *list, size_t n, const char *s)
 	return 0;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++, v >>= 8)
-		p[i] = (uint8_t)(v & 0xff);
-}
-
-/* The payload frame: le32 yaml size, the policy's canonical YAML, le32
- * secrets size, the serialised secrets (veil_secret_set_serialize). */
+/* the frame itself is payload.c's */
 int cas_payload_build(const char *yaml, size_t yaml_size, const struct veil_secret_set *set,
 		      uint8_t **out, size_t *out_size)
 {
@@ -42,21 +36,9 @@ int cas_payload_build(const char *yaml, size_t yaml_size, const struct veil_secr
 	int rc = veil_secret_set_serialize(set, &sec, &sec_size);
 	if (rc)
 		return rc;
-	size_t size = 8 + yaml_size + sec_size;
-	uint8_t *p = veil_secure_alloc(size);
-	if (!p) {
-		veil_secure_free(sec, sec_size);
-		return VEIL_ENOMEM;
-	}
-	/* little-endian lengths, as the x86-64 stores before them wrote them */
-	put_le32(p, (uint32_t)yaml_size);
-	memcpy(p + 4, yaml, yaml_size);
-	put_le32(p + 4 + yaml_size, (uint32_t)sec_size);
-	memcpy(p + 8 + yaml_size, sec, sec_size);
+	rc = cas_payload_pack((const uint8_t *)yaml, yaml_size, sec, sec_size, out, out_size);
 	veil_secure_free(sec, sec_size);
-	*out = p;
-	*out_size = size;
-	return 0;
+	return rc;
 }
 
 void cas_opened_free(struct cas_opened *o)
@@ -78,19 +60,14 @@ int cas_payload_open(struct veil_vault *v, const char *ns, const uint8_t *wrappe
 				 &o->plain_size);
 	if (rc)
 		return rc;
-	struct veil_cursor c, yaml, sec;
 	const uint8_t *y, *z;
-	veil_cur_init(&c, o->plain, o->plain_size);
-	veil_cur_sub_le32(&c, &yaml);
-	veil_cur_sub_le32(&c, &sec);
-	if (!veil_cur_done(&c) || !veil_cur_view(&yaml, veil_cur_left(&yaml), &y) ||
-	    !veil_cur_view(&sec, veil_cur_left(&sec), &z))
-		return VEIL_EINVAL;
+	size_t z_size;
+	if ((rc = cas_payload_frame(o->plain, o->plain_size, &y, &o->yaml_size, &z, &z_size)))
+		return rc;
 	o->yaml = (const char *)y;
-	o->yaml_size = yaml.len;
 	if (!parse)
 		return 0;
-	if ((rc = veil_secret_set_deserialize(z, sec.len, &o->secrets)))
+	if ((rc = veil_secret_set_deserialize(z, z_size, &o->secrets)))
 		return rc;
 	if ((rc = ydoc_init(&o->doc, ns)))
 		return rc;

@@ -1,8 +1,6 @@
 /* The key process's work on namespace payloads (render.c).
  *
- * The payload frame, sealed with the namespace's data key (vault.c): le32
- * yaml size, the policy's canonical YAML, le32 secrets size, the serialised
- * secrets (veil_secret_set_serialize). */
+ * The payload frame that holds a namespace's policy and secrets is payload.h's. */
 #ifndef VEIL_CAS_RENDER_H
 #define VEIL_CAS_RENDER_H
 

@@ -1262,9 +1262,10 @@ static void attest(struct ctx *c)
 	memset(&st, 0, sizeof(st));
 	veil_diags_init(&d);
 	struct veil_attest_request q;
-	char msg[600], *body = NULL, *sealed = NULL;
-	size_t sealed_size = 0, body_size = 0;
+	char msg[600], *sealed = NULL;
+	size_t sealed_size = 0;
 	struct veil_buf imports = {0};
+	struct cas_seal_to to = {0};
 	memset(&q, 0, sizeof(q));
 	if (!c->identity) {
 		fail(c, 403, NULL, "attestation needs the client certificate the evidence binds");
@@ -1423,22 +1424,20 @@ static void attest(struct ctx *c)
 		fail(c, status == 500 ? 500 : 403, ns, "cannot provision %s: %s", config_id, msg);
 		goto out;
 	}
-	/* 7. the key process renders the configuration (the secrets never
-	 * come here as a set; the answer is wiped once sent) */
-	if (cas_kp_render(rp, svc_name, svc->code_key_id ? rp->owner : NULL,
-			  has_imports(p) ? (const uint8_t *)imports.data : NULL, imports.size,
-			  &body, &body_size, msg, sizeof(msg))) {
-		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,
-		     msg[0] ? msg : "out of memory");
-		goto out;
-	}
-	/* sealed to this connection's client key: only the runtime that
-	 * attested can read it (src/cas/seal.c) */
-	int seal_status = cas_seal_config(c->req, config_id, evidence, body, body_size, &sealed,
-					  &sealed_size, msg, sizeof(msg));
+	/* 7. the key process renders the configuration and seals it to this
+	 * connection's client key (src/cas/seal.c): only the runtime that
+	 * attested can read it, and the plaintext never comes here */
+	int seal_status = cas_seal_target(c->req, evidence, &to, msg, sizeof(msg));
 	if (seal_status) {
 		fail(c, seal_status, ns, "cannot release the configuration of %s: %s", config_id,
 		     msg);
+		goto out;
+	}
+	if (cas_kp_render(rp, svc_name, svc->code_key_id ? rp->owner : NULL,
+			  has_imports(p) ? (const uint8_t *)imports.data : NULL, imports.size,
+			  config_id, &to, &sealed, &sealed_size, msg, sizeof(msg))) {
+		fail(c, 500, ns, "cannot render the configuration of %s: %s", config_id,
+		     msg[0] ? msg : "out of memory");
 		goto out;
 	}
 	/* released, not started: veil-run still checks its runtime files and
@@ -1453,10 +1452,7 @@ static void attest(struct ctx *c)
 	reply(c, 200, "application/json", sealed, sealed_size);
 out:
 	free(sealed);
-	if (body) {
-		OPENSSL_cleanse(body, body_size);
-		free(body);
-	}
+	cas_seal_to_free(&to);
 	veil_diags_free(&d);
 	veil_buf_free(&imports);
 	veil_attest_request_free(&q);
@@ -1554,7 +1550,8 @@ static void readyz(struct ctx *c)
 	uint8_t *wrapped = NULL, *sealed = NULL, *opened = NULL;
 	size_t wrapped_size = 0, sealed_size = 0, opened_size = 0;
 	/* a payload frame (render.h) with the policy text "readyz", no secrets */
-	static const uint8_t probe[] = {6, 0, 0, 0, 'r', 'e', 'a', 'd', 'y', 'z', 0, 0, 0, 0};
+	static const uint8_t probe[] = {'V', 'P', 'A', 'Y', 1,   0,   0,   0, 6, 0, 0,
+					0,   'r', 'e', 'a', 'd', 'y', 'z', 0, 0, 0, 0};
 	char *keyfile = veil_path_join(cas->data_dir, "master.key");
 	const char *reason = NULL;
 	if (!keyfile)

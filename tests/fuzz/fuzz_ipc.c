@@ -5,16 +5,22 @@
  *
  * Input: fragments, each a 2-byte little-endian length and that many bytes
  * (sent as one datagram each); the whole input is also decoded as the
- * payload of every message type, request and response. */
+ * payload of every message type, request and response, and as a payload
+ * frame (src/cas/payload.c), whose accepted frames must pack again to the
+ * same bytes when they carry the header. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "veil/common.h"
+#include "veil/secrets.h"
 #include "veil/cursor.h"
 
 #include "../../src/cas/ipc.h"
+#include "../../src/cas/payload.h"
 
 static const uint16_t types[] = {IPC_READY,    IPC_NEW_KEY, IPC_SEAL,     IPC_OPEN_POLICY,
 				 IPC_GENERATE, IPC_RENDER,  IPC_CODE_KEY, IPC_TEST_SOCKET,
@@ -38,9 +44,29 @@ static void check_canonical(const struct ipc_msg *m)
 	ipc_msg_clear(&again);
 }
 
+static void check_frame(const uint8_t *data, size_t size)
+{
+	const uint8_t *y, *z;
+	size_t ys, zs;
+	if (cas_payload_frame(data, size, &y, &ys, &z, &zs))
+		return;
+	if (y < data || y + ys > data + size || z < y + ys || z + zs > data + size)
+		__builtin_trap();
+	uint8_t *again = NULL;
+	size_t n = 0;
+	if (cas_payload_pack(y, ys, z, zs, &again, &n))
+		__builtin_trap();
+	/* a version 0 frame (no header) packs to the header and the same bytes */
+	size_t skip = memcmp(data, CAS_PAYLOAD_MAGIC, 4) ? CAS_PAYLOAD_HEADER_SIZE : 0;
+	if (n != size + skip || memcmp(again + skip, data, size))
+		__builtin_trap();
+	veil_secure_free(again, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char why[200];
+	check_frame(data, size);
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		for (int resp = 0; resp < 2; resp++) {
 			struct ipc_msg m = {.type =
