@@ -41,6 +41,14 @@
 /* 1 if key is an EC key on P-256, else 0 */
 int veil_hpke_key_is_p256(EVP_PKEY *key);
 
+/* DeserializePublicKey: pkR from its 65-byte uncompressed point (0x04 || x
+ * || y); OpenSSL refuses a point off the curve. *out is the caller's
+ * (EVP_PKEY_free). 0, or VEIL_EINVAL. Much cheaper than decoding a DER
+ * SubjectPublicKeyInfo (d2i_PUBKEY runs OpenSSL 3.0's decoder search: half
+ * of the key process's time per attestation, measured with perf). */
+int veil_hpke_public_from_point(const uint8_t point[static VEIL_HPKE_ENC_SIZE], EVP_PKEY **out)
+    __attribute__((warn_unused_result));
+
 /* 0; VEIL_EINVAL (not a P-256 key), VEIL_ELIMIT (pt_len past
  * VEIL_HPKE_PT_MAX), VEIL_ENOMEM or VEIL_EIO (OpenSSL failed). *ct_len is
  * pt_len + VEIL_HPKE_TAG_SIZE. */

@@ -196,18 +196,16 @@ const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);
 char *cas_metrics_render(struct cas *cas, struct veil_store *store); /* caller frees */
 /* seal.c: whom the /v1/attest answer is sealed to (include/veil/sealed.h):
- * the public key of req's client certificate (DER SubjectPublicKeyInfo,
- * OpenSSL memory) and SHA-256 of the evidence text as the request sent it.
- * 0, or the HTTP status to refuse with (400: no P-256 client key; 500) and
- * the reason in why. The key process seals (cas_kp_render). */
+ * the public key of req's client certificate (its uncompressed P-256
+ * point) and SHA-256 of the evidence text as the request sent it. 0, or
+ * the HTTP status to refuse with (400: no P-256 client key; 500) and the
+ * reason in why. The key process seals (cas_kp_render). */
 struct evhttp_request;
 struct cas_seal_to {
-	uint8_t *key_der;
-	size_t key_der_size;
+	uint8_t point[65];
 	uint8_t evidence_sha256[VEIL_SHA256_SIZE];
 };
 int cas_seal_target(struct evhttp_request *req, const char *evidence, struct cas_seal_to *to,
 		    char *why, size_t why_size) __attribute__((warn_unused_result));
-void cas_seal_to_free(struct cas_seal_to *to);
 
 #endif

@@ -47,6 +47,8 @@ static uint32_t fixed_size(uint16_t tag)
 	case IPC_F_KEY:
 	case IPC_F_EVIDENCE_HASH:
 		return 32;
+	case IPC_F_PEER_KEY:
+		return 65;
 	case IPC_F_STATUS:
 		return 4;
 	default:
@@ -63,8 +65,6 @@ static uint32_t max_size(uint16_t tag)
 	case IPC_F_SERVICE:
 	case IPC_F_CONFIG_ID:
 		return NAME_MAX_SIZE;
-	case IPC_F_PEER_KEY:
-		return 1024; /* a P-256 SubjectPublicKeyInfo is 91 bytes */
 	case IPC_F_TEXT:
 		return 2048;
 	case IPC_F_WRAPPED:

@@ -63,7 +63,7 @@ enum ipc_tag {
 	IPC_F_IMPORTS = 10,       /* per import, each le32-prefixed: local name, exporter ns,
 				   * its wrapped key, its sealed payload, the secret's name */
 	IPC_F_TEXT = 11,          /* a reason a user can read (never a value) */
-	IPC_F_PEER_KEY = 12,      /* the attested runtime's public key, DER SubjectPublicKeyInfo */
+	IPC_F_PEER_KEY = 12,      /* the attested runtime's public key: its P-256 point, 65 bytes */
 	IPC_F_CONFIG_ID = 13,     /* namespace/service, HPKE info of the sealed answer */
 	IPC_F_EVIDENCE_HASH = 14, /* SHA-256 of the evidence, AAD of the sealed answer */
 	IPC_F_COUNT = 15,

@@ -40,8 +40,8 @@
 #include <linux/seccomp.h>
 
 #include <openssl/crypto.h>
-#include <openssl/x509.h>
 
+#include "veil/hpke.h"
 #include "veil/sealed.h"
 #include "veil/secrets.h"
 #include "veil/store.h"
@@ -326,12 +326,9 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 		    !ipc_field_str(&in->f[IPC_F_CONFIG_ID], cid, sizeof(cid)) ||
 		    (in->f[IPC_F_OWNER].data && !ipc_field_str(&in->f[IPC_F_OWNER], a, sizeof(a))))
 			return VEIL_EINVAL;
-		const unsigned char *der = pk->data;
-		EVP_PKEY *pub = d2i_PUBKEY(NULL, &der, (long)pk->size);
-		if (!pub || der != pk->data + pk->size) {
-			EVP_PKEY_free(pub);
-			return VEIL_EINVAL; /* the network process sent a broken key */
-		}
+		EVP_PKEY *pub = NULL;
+		if (veil_hpke_public_from_point(pk->data, &pub))
+			return VEIL_EINVAL; /* the network process sent no point on P-256 */
 		rc = cas_payload_render(v, ns, w->data, w->size, data->data, data->size, svc,
 					in->f[IPC_F_OWNER].data ? a : NULL, imp->data ? &ic : NULL,
 					&body, why, sizeof(why));
@@ -756,7 +753,7 @@ int cas_kp_render(const struct veil_record *r, const char *service, const char *
 	if (!rc && imports)
 		rc = ipc_put(&req, IPC_F_IMPORTS, imports, imports_size);
 	if (!rc)
-		rc = ipc_put(&req, IPC_F_PEER_KEY, to->key_der, to->key_der_size);
+		rc = ipc_put(&req, IPC_F_PEER_KEY, to->point, sizeof(to->point));
 	if (!rc)
 		rc = ipc_put_str(&req, IPC_F_CONFIG_ID, config_id);
 	if (!rc)

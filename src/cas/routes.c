@@ -1452,7 +1452,6 @@ static void attest(struct ctx *c)
 	reply(c, 200, "application/json", sealed, sealed_size);
 out:
 	free(sealed);
-	cas_seal_to_free(&to);
 	veil_diags_free(&d);
 	veil_buf_free(&imports);
 	veil_attest_request_free(&q);

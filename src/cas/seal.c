@@ -11,20 +11,34 @@
 
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "cas.h"
+#include "veil/hpke.h"
 
-static bool is_p256(EVP_PKEY *pub)
+/* The client key's uncompressed P-256 point, read where the certificate
+ * holds it: its SubjectPublicKeyInfo's algorithm id-ecPublicKey with the
+ * named curve prime256v1, and a 65-byte 0x04 point. Nothing is encoded or
+ * decoded (i2d_PUBKEY runs OpenSSL 3.0's encoder search). */
+static bool p256_point(X509 *cert, uint8_t out[static VEIL_HPKE_ENC_SIZE])
 {
-	char group[32];
-	size_t len = 0;
-	return EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC &&
-	       EVP_PKEY_get_group_name(pub, group, sizeof(group), &len) == 1 &&
-	       !strcmp(group, SN_X9_62_prime256v1);
+	X509_PUBKEY *xpk = cert ? X509_get_X509_PUBKEY(cert) : NULL;
+	ASN1_OBJECT *alg = NULL;
+	const unsigned char *pk = NULL;
+	int pk_len = 0, ptype = 0;
+	X509_ALGOR *pa = NULL;
+	const void *pval = NULL;
+	if (!xpk || X509_PUBKEY_get0_param(&alg, &pk, &pk_len, &pa, xpk) != 1 ||
+	    OBJ_obj2nid(alg) != NID_X9_62_id_ecPublicKey)
+		return false;
+	X509_ALGOR_get0(NULL, &ptype, &pval, pa);
+	if (ptype != V_ASN1_OBJECT || OBJ_obj2nid(pval) != NID_X9_62_prime256v1 ||
+	    pk_len != VEIL_HPKE_ENC_SIZE || pk[0] != 0x04)
+		return false;
+	memcpy(out, pk, VEIL_HPKE_ENC_SIZE);
+	return true;
 }
 
 int cas_seal_target(struct evhttp_request *req, const char *evidence, struct cas_seal_to *to,
@@ -34,32 +48,21 @@ int cas_seal_target(struct evhttp_request *req, const char *evidence, struct cas
 	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
-	EVP_PKEY *pub = cert ? X509_get0_pubkey(cert) : NULL;
 	memset(to, 0, sizeof(*to));
-	if (!pub) {
+	if (!cert) {
 		snprintf(why, why_size, "no client certificate key to seal the configuration to");
 		return 400;
 	}
-	if (!is_p256(pub)) {
-		snprintf(why, why_size,
-			 "the client certificate's key is not an EC P-256 key: the configuration "
-			 "is sealed to it with HPKE, DHKEM(P-256)");
+	if (!p256_point(cert, to->point)) {
+		snprintf(
+		    why, why_size,
+		    "the client certificate's key is not an EC P-256 key (uncompressed point): "
+		    "the configuration is sealed to it with HPKE, DHKEM(P-256)");
 		return 400;
 	}
-	unsigned char *der = NULL;
-	int n = i2d_PUBKEY(pub, &der);
-	if (n <= 0 || veil_sha256(evidence, strlen(evidence), to->evidence_sha256)) {
-		OPENSSL_free(der);
-		snprintf(why, why_size, "cannot encode the client key or hash the evidence");
+	if (veil_sha256(evidence, strlen(evidence), to->evidence_sha256)) {
+		snprintf(why, why_size, "cannot hash the evidence");
 		return 500;
 	}
-	to->key_der = der;
-	to->key_der_size = (size_t)n;
 	return 0;
-}
-
-void cas_seal_to_free(struct cas_seal_to *to)
-{
-	OPENSSL_free(to->key_der);
-	memset(to, 0, sizeof(*to));
 }

@@ -143,23 +143,35 @@ static int serialize_public(EVP_PKEY *key, uint8_t out[static VEIL_HPKE_ENC_SIZE
 	return 0;
 }
 
+/* P-256's domain parameters as a key without key material, made once:
+ * the template a public key from its point is made on */
+static EVP_PKEY *p256_params;
+static pthread_once_t p256_once = PTHREAD_ONCE_INIT;
+
+static void make_p256_params(void)
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (c && EVP_PKEY_paramgen_init(c) > 0 &&
+	    EVP_PKEY_CTX_set_group_name(c, SN_X9_62_prime256v1) > 0)
+		(void)EVP_PKEY_paramgen(c, &p256_params); /* NULL on failure: checked by the user */
+	EVP_PKEY_CTX_free(c);
+}
+
 /* DeserializePublicKey: an uncompressed point on P-256 (OpenSSL refuses a
- * point off the curve and the point at infinity) */
-static int deserialize_public(const uint8_t enc[static VEIL_HPKE_ENC_SIZE], EVP_PKEY **out)
+ * point off the curve and the point at infinity). The parameters are
+ * copied from a template, not built from the group's name each time:
+ * 12 us instead of 44 (EVP_PKEY_fromdata, measured on the 2-core VM). */
+int veil_hpke_public_from_point(const uint8_t enc[static VEIL_HPKE_ENC_SIZE], EVP_PKEY **out)
 {
 	if (enc[0] != 0x04)
 		return VEIL_EINVAL;
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-							   (char *)SN_X9_62_prime256v1, 0),
-			  OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)enc,
-							    VEIL_HPKE_ENC_SIZE),
-			  OSSL_PARAM_construct_end()};
-	EVP_PKEY *k = NULL;
-	int ok = c && EVP_PKEY_fromdata_init(c) > 0 &&
-		 EVP_PKEY_fromdata(c, &k, EVP_PKEY_PUBLIC_KEY, p) > 0;
-	EVP_PKEY_CTX_free(c);
-	if (!ok) {
+	if (pthread_once(&p256_once, make_p256_params) || !p256_params)
+		return VEIL_EIO;
+	EVP_PKEY *k = EVP_PKEY_new();
+	if (!k)
+		return VEIL_ENOMEM;
+	if (EVP_PKEY_copy_parameters(k, p256_params) != 1 ||
+	    EVP_PKEY_set1_encoded_public_key(k, enc, VEIL_HPKE_ENC_SIZE) != 1) {
 		EVP_PKEY_free(k);
 		return VEIL_EINVAL;
 	}
@@ -202,17 +214,32 @@ static int extract_and_expand(uint8_t dh_out[static NH],
 	return rc;
 }
 
+/* A fresh key pair on pkR's group (P-256, checked by the caller), made with
+ * pkR as the template: the provider copies its group. EVP_EC_gen builds the
+ * group from its name every time, 12% of a seal's time in the key process
+ * (perf, bench/cas_vs_nginx.sh's attestations). */
+static int ephemeral_for(EVP_PKEY *pkr, EVP_PKEY **out)
+{
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pkr, NULL);
+	int ok = c && EVP_PKEY_keygen_init(c) > 0 && EVP_PKEY_keygen(c, out) > 0;
+	EVP_PKEY_CTX_free(c);
+	return ok ? 0 : VEIL_EIO;
+}
+
 /* Encap(pkR) with the ephemeral key skE (made here when NULL) */
 static int encap(EVP_PKEY *pkr, EVP_PKEY *ske, uint8_t enc[static VEIL_HPKE_ENC_SIZE],
 		 uint8_t shared_secret[static NH])
 {
 	uint8_t pkrm[VEIL_HPKE_ENC_SIZE], dh_out[NH];
 	EVP_PKEY *made = NULL;
+	int rc;
 	if (!veil_hpke_key_is_p256(pkr) || (ske && !veil_hpke_key_is_p256(ske)))
 		return VEIL_EINVAL;
-	if (!ske && !(ske = made = EVP_EC_gen(SN_X9_62_prime256v1)))
-		return VEIL_EIO;
-	int rc = serialize_public(ske, enc);
+	if (!ske && (rc = ephemeral_for(pkr, &made)))
+		return rc;
+	if (!ske)
+		ske = made;
+	rc = serialize_public(ske, enc);
 	if (!rc)
 		rc = serialize_public(pkr, pkrm);
 	if (!rc)
@@ -232,7 +259,7 @@ static int decap(EVP_PKEY *skr, const uint8_t enc[static VEIL_HPKE_ENC_SIZE],
 	EVP_PKEY *pke = NULL;
 	if (!veil_hpke_key_is_p256(skr))
 		return VEIL_EINVAL;
-	int rc = deserialize_public(enc, &pke);
+	int rc = veil_hpke_public_from_point(enc, &pke);
 	if (!rc)
 		rc = serialize_public(skr, pkrm);
 	if (!rc)

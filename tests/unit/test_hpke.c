@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 
@@ -199,6 +200,40 @@ static void test_round_trip_with_random_keys(void **state)
 	free(ct);
 	free(a.ct);
 	free(b.ct);
+	EVP_PKEY_free(k);
+}
+
+/* the key process gets the runtime's key as its point: off the curve,
+ * compressed or the wrong size is refused; the point's key seals to the
+ * same recipient */
+static void test_public_key_from_point(void **state)
+{
+	(void)state;
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *pub = NULL;
+	uint8_t pt[VEIL_HPKE_ENC_SIZE + 8];
+	size_t n = 0;
+	assert_int_equal(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pt,
+							 sizeof(pt), &n),
+			 1);
+	assert_int_equal(n, VEIL_HPKE_ENC_SIZE);
+	assert_int_equal(veil_hpke_public_from_point(pt, &pub), 0);
+	struct sealed a;
+	seal_msg(pub, &a);
+	assert_int_equal(
+	    open_as(k, a.enc, r_info, sizeof(r_info) - 1, r_aad, sizeof(r_aad), a.ct, a.ct_len), 0);
+	free(a.ct);
+	EVP_PKEY_free(pub);
+	uint8_t bad[VEIL_HPKE_ENC_SIZE];
+	memcpy(bad, pt, sizeof(bad));
+	bad[64] ^= 1; /* y changed: off the curve */
+	pub = NULL;
+	assert_int_equal(veil_hpke_public_from_point(bad, &pub), VEIL_EINVAL);
+	assert_null(pub);
+	memcpy(bad, pt, sizeof(bad));
+	bad[0] = 0x02; /* a compressed point's tag */
+	assert_int_equal(veil_hpke_public_from_point(bad, &pub), VEIL_EINVAL);
+	memset(bad, 0, sizeof(bad)); /* the point at infinity is one zero byte, never this */
+	assert_int_equal(veil_hpke_public_from_point(bad, &pub), VEIL_EINVAL);
 	EVP_PKEY_free(k);
 }
 
@@ -429,6 +464,7 @@ int main(void)
 	    cmocka_unit_test(test_changed_info_aad_enc_or_ct_byte_refused),
 	    cmocka_unit_test(test_truncated_ct_refused),
 	    cmocka_unit_test(test_other_recipient_key_cannot_open),
+	    cmocka_unit_test(test_public_key_from_point),
 	    cmocka_unit_test(test_keys_other_than_p256_refused),
 	    cmocka_unit_test(test_sealed_config_other_format_refused),
 	    cmocka_unit_test(test_sealed_config_refuses_non_p256_key),
