@@ -850,7 +850,8 @@ int main(int argc, char **argv)
 		       listen_arg, nthreads, cas.key_hash);
 		fflush(stdout);
 		struct veil_audit_event ev = {.event = "start", .detail = cas.key_hash};
-		veil_audit_append(cas.audit, &ev);
+		if (veil_audit_append(cas.audit, &ev))
+			cas_warn_limited("cannot write the audit log");
 		if (cas_audit_checkpoint(&cas, main_store))
 			cas_warn_limited("cannot write an audit checkpoint");
 #ifdef VEIL_TEST_HOOKS
@@ -859,7 +860,9 @@ int main(int argc, char **argv)
 #endif
 		int sig = 0;
 		struct veil_audit_head last = {0}, now;
-		veil_audit_head_get(cas.audit, &last);
+		/* the head is set even when the log is broken (the error); only
+		 * its seq is compared here, and appends report the breakage */
+		VEIL_UNCHECKED(veil_audit_head_get(cas.audit, &last));
 		const struct timespec every = {CHECKPOINT_SECONDS, 0};
 		for (;;) {
 			sig = sigtimedwait(&sigs, NULL, &every);
@@ -869,7 +872,8 @@ int main(int argc, char **argv)
 					if (cas_audit_checkpoint(&cas, main_store))
 						cas_warn_limited(
 						    "cannot write an audit checkpoint");
-					veil_audit_head_get(cas.audit, &last);
+					/* as above */
+					VEIL_UNCHECKED(veil_audit_head_get(cas.audit, &last));
 				}
 				continue;
 			}
@@ -919,7 +923,8 @@ int main(int argc, char **argv)
 		close(first_fd);
 	if (!rc) {
 		struct veil_audit_event ev = {.event = "stop"};
-		veil_audit_append(cas.audit, &ev);
+		if (veil_audit_append(cas.audit, &ev))
+			cas_warn_limited("cannot write the audit log");
 		cas_audit_checkpoint(&cas, main_store);
 	}
 	if (main_store)

@@ -146,8 +146,14 @@ int veil_remove_tree(const char *path)
 
 int veil_swap_dir(const char *src, const char *dst, struct veil_diags *d)
 {
-	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0)
-		return veil_remove_tree(src); /* src now holds the old tree */
+	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
+		/* src now holds the old tree; dst is the new one already */
+		if (veil_remove_tree(src)) {
+			veil_diag(d, "%s: replaced, but the old tree stays at %s", dst, src);
+			return VEIL_EIO;
+		}
+		return 0;
+	}
 	if (errno != ENOENT) {
 		veil_diag(d, "%s: cannot replace: %s", dst, strerror(errno));
 		return VEIL_EIO;

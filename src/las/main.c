@@ -985,10 +985,13 @@ int main(int argc, char **argv)
 	}
 	if (!rc) {
 		char *dir = veil_dirname(sock);
-		veil_mkdirs(dir, 0755, NULL);
+		rc = dir ? veil_mkdirs(dir, 0755, &d) : VEIL_ENOMEM;
+		if (!dir)
+			veil_diag(&d, "out of memory");
 		free(dir);
 		memcpy(sa.sun_path, sock, strlen(sock) + 1);
-		rc = lock_socket_path(sock, &lock_fd, &d);
+		if (!rc)
+			rc = lock_socket_path(sock, &lock_fd, &d);
 	}
 	if (!rc)
 		rc = claim_socket_path(sock, &sa, &d);

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "veil/common.h"
+
 struct decrypted {
 	const char *path; /* the configuration's */
 	uint8_t *data;    /* secure memory, NUL-terminated */
@@ -19,7 +21,8 @@ struct decrypted {
 
 /* dec: the configuration's "decrypt" object (NULL: nothing to do, *n = 0).
  * 0, or -1 with the reason in why (naming the file, never its content). */
-int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why, size_t cap);
+int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why,
+		 size_t cap) VEIL_MUST_CHECK;
 void decrypted_free(struct decrypted *d, size_t n);
 
 #endif

@@ -726,6 +726,11 @@ int main(int argc, char **argv)
 	uint8_t rd[VEIL_SHA256_SIZE];
 	if (!key || veil_pubkey_digest(key, rd))
 		return die("cannot make a key");
+	/* the key's hash, then the config id's: the CAS checks both halves */
+	uint8_t rd64[VEIL_REPORT_DATA_SIZE] = {0};
+	memcpy(rd64, rd, sizeof(rd));
+	if (veil_sha256(config_id, strlen(config_id), rd64 + VEIL_SHA256_SIZE))
+		return die("cannot hash the config id");
 	struct cert_job cj = {.key = key};
 	pthread_t cert_thread;
 	int cert_async = !pthread_create(&cert_thread, NULL, make_cert, &cj);
@@ -737,10 +742,6 @@ int main(int argc, char **argv)
 	 * platform that is there and fails is a refusal: a confidential VM
 	 * whose quote fails is not a simulated one. */
 	char *evidence = NULL, provider[VEIL_COLLECT_PROVIDER_MAX], collect_why[1024];
-	/* the key's hash, then the config id's: the CAS checks both halves */
-	uint8_t rd64[VEIL_REPORT_DATA_SIZE] = {0};
-	memcpy(rd64, rd, sizeof(rd));
-	veil_sha256(config_id, strlen(config_id), rd64 + VEIL_SHA256_SIZE);
 	int collected = veil_collect(rd64, &evidence, provider, collect_why, sizeof(collect_why));
 	int evidence_failed = 0;
 	if (collected == VEIL_ENOENT) {
