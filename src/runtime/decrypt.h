@@ -20,7 +20,7 @@ struct decrypted {
 };
 
 /* dec: the configuration's "decrypt" object (NULL: nothing to do, *n = 0).
- * 0, or -1 with the reason in why (naming the file, never its content). */
+ * 0, or VEIL_EINVAL with the reason in why (naming the file, never its content). */
 int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why,
 		 size_t cap) VEIL_MUST_CHECK;
 void decrypted_free(struct decrypted *d, size_t n);

@@ -17,13 +17,14 @@ struct pinned_tree {
 
 /* Makes this process's mount namespace a private one of its own: 0, 1 when
  * that is not possible here (no CAP_SYS_ADMIN: the reason is in err, and the
- * caller may measure in place), or -1 on any other failure. */
+ * caller may measure in place: a status, not an error), or a negative
+ * veil_err on any other failure. */
 int pin_private_namespace(char *err, size_t cap) VEIL_MUST_CHECK;
 
 /* In the private namespace: copies every regular file under dir (folders
  * recursively; a symbolic link or special file is refused) into a fresh
  * detached tmpfs, hashing each copy. 0 (tree filled: files and their
- * hashes), or -1 (reason in err). */
+ * hashes), or a negative veil_err (reason in err). */
 int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap) VEIL_MUST_CHECK;
 
 /* Attaches the copy at dir, in this process's namespace only. */
@@ -36,7 +37,8 @@ void pin_free(struct pinned_tree *tree);
 
 /* Runtime files (the program, its libraries, Python's start-up files), each
  * copied into a detached tmpfs while hashed, then mounted over its own path
- * in this (private) namespace. Copies are numbered by the caller. */
+ * in this (private) namespace. Copies are numbered by the caller. The functions below return 0 or a
+ * negative veil_err with the reason in err, but for pin_files_open_copy. */
 struct pinned_files {
 	int mnt, root; /* the detached tmpfs and its root folder; -1 if none */
 };
@@ -51,7 +53,7 @@ int pin_files_seal(struct pinned_files *pf, char *err, size_t cap) VEIL_MUST_CHE
 /* Mounts copy idx over path (after pin_files_seal). */
 int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char *err,
 		     size_t cap) VEIL_MUST_CHECK;
-/* A read-only descriptor of copy idx (to exec it). */
+/* A read-only descriptor of copy idx (to exec it), or -1 (errno set). */
 int pin_files_open_copy(const struct pinned_files *pf, size_t idx) VEIL_MUST_CHECK;
 void pin_files_close(struct pinned_files *pf);
 
