@@ -118,7 +118,7 @@ static int valid_digest(const char *s)
 static int copy_str(char *dst, size_t cap, const char *src, size_t n)
 {
 	if (n >= cap)
-		return -1;
+		return VEIL_ELIMIT;
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 	return 0;
@@ -271,9 +271,9 @@ static int get_str(json_t *o, const char *key, char *dst, size_t cap, int requir
 {
 	json_t *v = json_object_get(o, key);
 	if (!v)
-		return required ? -1 : 0;
+		return required ? VEIL_EINVAL : 0;
 	const char *s = json_string_value(v);
-	return s ? copy_str(dst, cap, s, strlen(s)) : -1;
+	return s ? copy_str(dst, cap, s, strlen(s)) : VEIL_EINVAL;
 }
 
 /* An informative field (platform, name): not a string is an error; too long
@@ -285,7 +285,7 @@ static int get_hint(json_t *o, const char *key, char *dst, size_t cap)
 		return 0;
 	const char *s = json_string_value(v);
 	if (!s)
-		return -1;
+		return VEIL_EINVAL;
 	if (copy_str(dst, cap, s, strlen(s)))
 		dst[0] = '\0';
 	return 0;
@@ -798,10 +798,10 @@ static int url_authority(const char *url, int *https, char *out, size_t cap)
 	else if (!strncmp(url, "http://", 7))
 		p = url + 7, *https = 0;
 	else
-		return -1;
+		return VEIL_EINVAL;
 	size_t n = strcspn(p, "/?#");
 	if (memchr(p, '@', n)) /* userinfo in a URL: never */
-		return -1;
+		return VEIL_EINVAL;
 	return copy_str(out, cap, p, n);
 }
 
