@@ -125,4 +125,18 @@ unsigned veil_edit_distance(const char *a, const char *b);
 
 char *veil_strdup(const char *s) VEIL_MUST_CHECK;
 
+/* Heap blocks wiped when freed, for the libraries whose buffers may hold a
+ * secret value or a rendered configuration: jansson (json_set_alloc_funcs
+ * with veil_wipe_malloc, veil_wipe_free) and libevent
+ * (event_set_mem_functions with all three). free wipes the block's whole
+ * usable size; realloc never leaves an unwiped copy behind (it moves by
+ * malloc, copy, wipe, free). Memory a library hands its caller (json_dumps)
+ * is freed with veil_wipe_free too where it may hold a secret.
+ * veil_wipe_block wipes without freeing (for tests). Secrets veil itself
+ * holds live in veil_secure_alloc memory instead (secrets.h). */
+void *veil_wipe_malloc(size_t size) VEIL_MUST_CHECK;
+void *veil_wipe_realloc(void *p, size_t size) VEIL_MUST_CHECK;
+void veil_wipe_free(void *p);
+void veil_wipe_block(void *p);
+
 #endif

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <malloc.h>
 #include <getopt.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -634,14 +633,6 @@ static void *make_cert(void *arg)
 	return NULL;
 }
 
-static void cleanse_free(void *p)
-{
-	if (p) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
 int main(int argc, char **argv)
 {
 	/* no core dump and no ptrace by same-uid processes while veil-run holds
@@ -688,7 +679,7 @@ int main(int argc, char **argv)
 	 * still be hashing, and the exec needs none */
 	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, NULL);
 	/* the configuration holds secrets: jansson's memory is wiped when freed */
-	json_set_alloc_funcs(malloc, cleanse_free);
+	json_set_alloc_funcs(veil_wipe_malloc, veil_wipe_free);
 
 	logmsg("started");
 	/* the private mount namespace first: the runtime files the prefetch list
@@ -977,7 +968,7 @@ int main(int argc, char **argv)
 		       pwd);
 	else
 		logmsg("exec %s in %s", args[0], pwd);
-	json_decref(cfg); /* wiped by cleanse_free; pwd pointed into it */
+	json_decref(cfg); /* wiped by veil_wipe_free; pwd pointed into it */
 	char *path_env = NULL;
 	for (size_t i = 0; envp[i]; i++)
 		if (!strncmp(envp[i], "PATH=", 5))
