@@ -775,7 +775,7 @@ static void cache_clear(struct read_cache_entry *e)
 	for (size_t i = 0; i < e->read_count; i++)
 		free(e->read[i]);
 	free(e->read);
-	free(e->response);
+	veil_wipe_free(e->response); /* a policy's YAML: explicit values */
 	memset(e, 0, sizeof(*e));
 }
 
@@ -899,7 +899,7 @@ static void policy_get(struct ctx *c, const char *ns)
 			reply(c, 200, "application/json", body, n + 1);
 			if (e)
 				cache_fill(e, ns, gen, r.owner, &s.policy, body, n + 1);
-			free(body);
+			veil_wipe_free(body); /* the policy's YAML: explicit values */
 		}
 	}
 	stored_free(&s);
