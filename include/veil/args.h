@@ -33,6 +33,6 @@ int veil_print_version(const char *prog);
  * or overflow). 0, or VEIL_EINVAL with "FLAG: 'S' is not a number from MIN to
  * MAX" in d. */
 int veil_parse_long(const char *flag, const char *s, long min, long max, long *out,
-		    struct veil_diags *d);
+		    struct veil_diags *d) VEIL_MUST_CHECK;
 
 #endif

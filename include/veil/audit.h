@@ -21,7 +21,8 @@ struct veil_audit;
 
 /* Opens (creates) the log at path and reads its tail to continue the chain;
  * refuses to open a log whose last line does not verify. */
-int veil_audit_open(const char *path, struct veil_audit **out, struct veil_diags *d);
+int veil_audit_open(const char *path, struct veil_audit **out,
+		    struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_audit_close(struct veil_audit *a);
 
 struct veil_audit_event {
@@ -36,7 +37,7 @@ struct veil_audit_event {
 /* Appends one entry, thread-safe. Unless ev->nosync it is durable (fdatasync,
  * which also flushes every earlier nosync entry) before this returns: a crash
  * can lose the last unsynced read or refusal entries, never a change's. */
-int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev);
+int veil_audit_append(struct veil_audit *a, const struct veil_audit_event *ev) VEIL_MUST_CHECK;
 
 /* The head: the last entry's seq and hash, and the log's size after it. */
 struct veil_audit_head {
@@ -46,12 +47,12 @@ struct veil_audit_head {
 };
 
 /* The head now. */
-int veil_audit_head_get(struct veil_audit *a, struct veil_audit_head *out);
+int veil_audit_head_get(struct veil_audit *a, struct veil_audit_head *out) VEIL_MUST_CHECK;
 
 /* veil_audit_append, and the head right after this entry in *head (a
  * change's: its store transaction records it, see store.h). */
 int veil_audit_append_at(struct veil_audit *a, const struct veil_audit_event *ev,
-			 struct veil_audit_head *head);
+			 struct veil_audit_head *head) VEIL_MUST_CHECK;
 
 /* At start, against the head the store committed last (NULL: none yet):
  * the log must hold that entry, unchanged, ending at that size (else it was
@@ -63,26 +64,29 @@ int veil_audit_append_at(struct veil_audit *a, const struct veil_audit_event *ev
  * of the log ends in the store's state again. */
 int veil_audit_reconcile(struct veil_audit *a, const struct veil_audit_head *stored,
 			 int (*stored_hash)(void *arg, const char *ns, char hash[static 65]),
-			 void *arg, struct veil_diags *d);
+			 void *arg, struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* Offline: the head of the log at path (its last entry). */
-int veil_audit_tail_head(const char *path, struct veil_audit_head *out, struct veil_diags *d);
+int veil_audit_tail_head(const char *path, struct veil_audit_head *out,
+			 struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* Offline: the log at path holds the entry head names, unchanged, at its
  * place (VEIL_EINVAL and why in d otherwise). */
 int veil_audit_check_head_file(const char *path, const struct veil_audit_head *head,
-			       struct veil_diags *d);
+			       struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* A signature of head by key (the CAS's TLS key), base64 into out (NUL
  * terminated); and its check with a certificate's key. The signed bytes are
  * "veil-audit-head-v1\n<seq>\n<hash>\n" (SHA-256 digest, or Ed25519's own). */
-int veil_audit_head_sign(EVP_PKEY *key, const struct veil_audit_head *head, char *out, size_t cap);
-int veil_audit_head_verify(EVP_PKEY *key, const struct veil_audit_head *head, const char *sig);
+int veil_audit_head_sign(EVP_PKEY *key, const struct veil_audit_head *head, char *out,
+			 size_t cap) VEIL_MUST_CHECK;
+int veil_audit_head_verify(EVP_PKEY *key, const struct veil_audit_head *head,
+			   const char *sig) VEIL_MUST_CHECK;
 
 /* Offline verification of a whole log: every line parses, seq counts up from
  * 1, prev chains, hash matches. On failure *bad_line is the first bad line
  * (1-based) and d says why. *entries gets the count on success. */
 int veil_audit_verify_file(const char *path, size_t *entries, size_t *bad_line,
-			   struct veil_diags *d);
+			   struct veil_diags *d) VEIL_MUST_CHECK;
 
 #endif

@@ -16,7 +16,7 @@ struct veil_policy_request {
  * the policy beyond names and positions). Free with veil_policy_request_free
  * in both cases. */
 int veil_policy_request_decode(const char *body, size_t size, struct veil_policy_request *out,
-			       struct veil_diags *d);
+			       struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_policy_request_free(struct veil_policy_request *r);
 
 /* POST /v1/attest: {"config_id": "NS/SERVICE", "evidence": "...",
@@ -31,7 +31,7 @@ struct veil_attest_request {
 	void *files;            /* json_t* array or NULL */
 };
 int veil_attest_request_decode(const char *body, size_t size, struct veil_attest_request *out,
-			       struct veil_diags *d);
+			       struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_attest_request_free(struct veil_attest_request *r);
 
 /* POST /v1/attest/refused: {"config_id": "NS/SERVICE", "reason": "..."}, a
@@ -45,7 +45,7 @@ struct veil_refusal_report {
 	const char *service, *config_id, *reason;
 };
 int veil_refusal_report_decode(const char *body, size_t size, struct veil_refusal_report *out,
-			       struct veil_diags *d);
+			       struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_refusal_report_free(struct veil_refusal_report *r);
 
 #endif

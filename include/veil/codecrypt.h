@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "veil/common.h"
+
 #define VEIL_CODE_KEY_SIZE 32
 #define VEIL_CODE_KEY_ID_HEX 32 /* 16 random bytes, hex */
 #define VEIL_CODE_MAGIC "VEILENC1"
@@ -33,8 +35,8 @@
 /* plain (size bytes) -> *out (malloc'd, size + VEIL_CODE_OVERHEAD bytes).
  * 0, VEIL_ELIMIT (too large), VEIL_ENOMEM or VEIL_EIO. */
 int veil_code_encrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *path,
-		      const uint8_t *plain, size_t size, uint8_t **out, size_t *out_size)
-    __attribute__((warn_unused_result));
+		      const uint8_t *plain, size_t size, uint8_t **out,
+		      size_t *out_size) VEIL_MUST_CHECK;
 
 /* The reverse: *out is memory from veil_secure_alloc (out_size + 1 bytes, a
  * NUL after the plaintext; free with veil_secure_free(*out, *out_size + 1)).
@@ -42,7 +44,7 @@ int veil_code_encrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *
  * or not authentic under this key and path), never any plaintext. */
 int veil_code_decrypt(const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *path,
 		      const uint8_t *in, size_t in_size, uint8_t **out, size_t *out_size, char *why,
-		      size_t cap) __attribute__((warn_unused_result));
+		      size_t cap) VEIL_MUST_CHECK;
 
 /* 1 when s is a key id: VEIL_CODE_KEY_ID_HEX lower-case hex digits. */
 int veil_code_key_id_valid(const char *s);

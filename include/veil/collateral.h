@@ -47,6 +47,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "veil/common.h"
+
 /* the quote header's tee_type (the quote parser defines the same values) */
 #ifndef VEIL_TEE_SGX
 #define VEIL_TEE_SGX 0x00
@@ -119,26 +121,26 @@ struct veil_collateral;
 
 /* An empty collateral; NULL when out of memory or when the compiled-in
  * Intel root does not have the expected fingerprint. */
-struct veil_collateral *veil_collateral_new(void);
+struct veil_collateral *veil_collateral_new(void) VEIL_MUST_CHECK;
 void veil_collateral_free(struct veil_collateral *c);
 
 /* Adds a dcap-qvl bundle (json: n bytes, need not be NUL-terminated). */
 int veil_collateral_load_bundle(struct veil_collateral *c, const char *json, size_t n, char *why,
-				size_t cap) __attribute__((warn_unused_result));
+				size_t cap) VEIL_MUST_CHECK;
 /* Adds a PCS body ({"tcbInfo":...} or {"enclaveIdentity":...}) signed by the
  * leaf of chain_pem (the TCB Signing chain, PEM, leaf first). */
 int veil_collateral_load_pcs_json(struct veil_collateral *c, const char *json, size_t n,
-				  const char *chain_pem, size_t chain_n, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+				  const char *chain_pem, size_t chain_n, char *why,
+				  size_t cap) VEIL_MUST_CHECK;
 /* Adds a DER CRL: the root CA CRL (issuer_chain_pem NULL) or a PCK CA CRL
  * with its issuer chain (PEM, leaf = Platform or Processor CA). */
 int veil_collateral_load_crl(struct veil_collateral *c, const uint8_t *der, size_t n,
-			     const char *issuer_chain_pem, size_t chain_n, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+			     const char *issuer_chain_pem, size_t chain_n, char *why,
+			     size_t cap) VEIL_MUST_CHECK;
 /* Loads a folder laid out as described at the top into a new collateral
  * (*out, the caller's to free; set only on success). */
-int veil_collateral_load_dir(const char *dir, struct veil_collateral **out, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+int veil_collateral_load_dir(const char *dir, struct veil_collateral **out, char *why,
+			     size_t cap) VEIL_MUST_CHECK;
 
 /* The TCB status of q at time at. 0 with *out set (status Revoked included:
  * the caller refuses it), or VEIL_EINVAL with why: collateral missing for
@@ -146,15 +148,13 @@ int veil_collateral_load_dir(const char *dir, struct veil_collateral **out, char
  * `at`, a QE or TDX module identity mismatch, no TCB level the platform
  * reaches ("TCB not supported", as dcap-qvl refuses it). */
 int veil_tcb_evaluate(const struct veil_collateral *c, const struct veil_tcb_query *q, time_t at,
-		      struct veil_tcb_result *out, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+		      struct veil_tcb_result *out, char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* Parses the fields of a TCB Info or QE Identity object (json: the signed
  * value itself, {"id":...,...}) with the loader's rules and limits, verifying
  * nothing and keeping nothing: for the fuzzer and for diagnostics. 0 or
  * VEIL_EINVAL with why. */
-int veil_collateral_check_json(const char *json, size_t n, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+int veil_collateral_check_json(const char *json, size_t n, char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* Used by the loader, exported for its fuzzer and tests: the byte span of
  * the value of member `key` of the top-level JSON object in text (n bytes).
@@ -162,7 +162,7 @@ int veil_collateral_check_json(const char *json, size_t n, char *why, size_t cap
  * is compared byte for byte with the member name as written. 0 with
  * the offset and length inside text, VEIL_ENOENT when there is no such member, or
  * VEIL_EINVAL for text that is not one JSON object. */
-int veil_json_member_span(const char *text, size_t n, const char *key, size_t *off, size_t *len)
-    __attribute__((warn_unused_result));
+int veil_json_member_span(const char *text, size_t n, const char *key, size_t *off,
+			  size_t *len) VEIL_MUST_CHECK;
 
 #endif

@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "veil/common.h"
+
 #define VEIL_REPORT_DATA_SIZE 64
 /* "tsm:tdx_guest", "tsm:sev_guest", "gramine:dcap" and the NUL */
 #define VEIL_COLLECT_PROVIDER_MAX 16
@@ -53,6 +55,7 @@
  * quote fails is not a simulated platform).
  * Outputs are set only on success; why is always NUL-terminated (cap > 0). */
 int veil_collect(const uint8_t report_data[static VEIL_REPORT_DATA_SIZE], char **evidence_json,
-		 char provider_out[static VEIL_COLLECT_PROVIDER_MAX], char *why, size_t cap);
+		 char provider_out[static VEIL_COLLECT_PROVIDER_MAX], char *why,
+		 size_t cap) VEIL_MUST_CHECK;
 
 #endif

@@ -5,9 +5,9 @@
  *
  * Failure is sticky: the first read past the end (or a failed expectation)
  * marks the cursor failed; every later read fails too and yields zeros, so a
- * parser may read a whole structure and check veil_cur_ok() once. A slice
- * (veil_cur_sub) is a cursor of its own over part of the parent; reading it
- * never moves past the slice's end. */
+ * parser may read a whole structure and check veil_cur_ok() once; the reads
+ * carry no VEIL_MUST_CHECK (common.h) for that reason. A slice (veil_cur_sub) is a cursor of its
+ * own over part of the parent; reading it never moves past the slice's end. */
 #ifndef VEIL_CURSOR_H
 #define VEIL_CURSOR_H
 

@@ -33,6 +33,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "veil/common.h"
+
 #define VEIL_DCAP_HEADER_SIZE 48
 #define VEIL_DCAP_SGX_REPORT_SIZE 384 /* an enclave report body, also the QE report */
 #define VEIL_DCAP_TD10_BODY_SIZE 584
@@ -146,8 +148,8 @@ struct veil_dcap_pck {
  * length that does not fit). Refuses an unknown version, an attestation key
  * type other than ECDSA-256-with-P-256, a tee type wrong for the version,
  * and certification data other than type 5 (inside type 6 for v4/v5). */
-int veil_dcap_parse(const uint8_t *q, size_t n, struct veil_dcap_quote *out, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+int veil_dcap_parse(const uint8_t *q, size_t n, struct veil_dcap_quote *out, char *why,
+		    size_t cap) VEIL_MUST_CHECK;
 
 /* Verifies a parsed quote, in order of trust: the PCK chain (leaf, PCK CA,
  * root) to the compiled-in Intel SGX Root CA at time `at` (seconds since
@@ -165,6 +167,6 @@ int veil_dcap_parse(const uint8_t *q, size_t n, struct veil_dcap_quote *out, cha
  * certificates are kept in a small process-wide cache keyed by their exact
  * DER (every signature and validity is still checked on every call). */
 int veil_dcap_verify(const struct veil_dcap_quote *q, time_t at, struct veil_dcap_pck *pck_out,
-		     char *why, size_t cap) __attribute__((warn_unused_result));
+		     char *why, size_t cap) VEIL_MUST_CHECK;
 
 #endif

@@ -18,7 +18,7 @@ enum { VEIL_OUT_HELM = 1, VEIL_OUT_YAML = 2 };
  * no warning printed, so a caller can check before its first write. */
 int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_member *members,
 		      size_t count, const char *policy_hash, const char *cas_key,
-		      const char *target, unsigned outputs, struct veil_diags *d);
+		      const char *target, unsigned outputs, struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* What a template's .Release names: Helm's release name and service
  * ("Helm"); --format manifests renders with the chart name and "veil". */
@@ -30,9 +30,9 @@ struct veil_release {
  * release. On failure *why (static) says what was refused. */
 int veil_template_render(const char *tpl, const struct ynode *values,
 			 const struct veil_release *release, struct veil_buf *out,
-			 const char **why);
+			 const char **why) VEIL_MUST_CHECK;
 
 /* Kubernetes DNS-1123 label from a name: lower case, '_' and '.' -> '-'. */
-int veil_k8s_name(const char *in, char out[static 64]);
+int veil_k8s_name(const char *in, char out[static 64]) VEIL_MUST_CHECK;
 
 #endif

@@ -60,7 +60,7 @@ struct veil_claims {
  * *out is a NUL-terminated JSON document the caller frees. */
 int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
 			   const uint8_t report_data[static VEIL_SHA256_SIZE],
-			   const char *config_id, char **out);
+			   const char *config_id, char **out) VEIL_MUST_CHECK;
 
 /* Verifies signature and binding; on success fills *claims. Any mismatch,
  * malformed input or unknown platform is an error with a precise reason.
@@ -72,7 +72,7 @@ int veil_evidence_sim_sign(EVP_PKEY *platform_key, const char *measurement_hex,
  * 32 bytes of its report data. */
 int veil_evidence_verify(const char *evidence, size_t size,
 			 const uint8_t expected_report_data[static VEIL_SHA256_SIZE],
-			 struct veil_claims *claims, struct veil_diags *d);
+			 struct veil_claims *claims, struct veil_diags *d) VEIL_MUST_CHECK;
 
 struct veil_collateral;
 struct veil_evidence_opts {
@@ -86,7 +86,7 @@ struct veil_evidence_opts {
 int veil_evidence_verify_opts(const char *evidence, size_t size,
 			      const uint8_t expected_report_data[static VEIL_SHA256_SIZE],
 			      const struct veil_evidence_opts *opts, struct veil_claims *claims,
-			      struct veil_diags *d);
+			      struct veil_diags *d) VEIL_MUST_CHECK;
 /* The collateral veil_evidence_verify uses (the CAS's --collateral): set
  * before any verification runs; not owned. */
 void veil_evidence_set_collateral(const struct veil_collateral *c);

@@ -31,6 +31,8 @@
 
 #include <openssl/evp.h>
 
+#include "veil/common.h"
+
 #define VEIL_HPKE_ENC_SIZE 65 /* SerializePublicKey of P-256: 0x04 || x || y */
 #define VEIL_HPKE_TAG_SIZE 16
 #define VEIL_HPKE_KEY_SIZE 32
@@ -46,16 +48,16 @@ int veil_hpke_key_is_p256(EVP_PKEY *key);
  * (EVP_PKEY_free). 0, or VEIL_EINVAL. Much cheaper than decoding a DER
  * SubjectPublicKeyInfo (d2i_PUBKEY runs OpenSSL 3.0's decoder search: half
  * of the key process's time per attestation, measured with perf). */
-int veil_hpke_public_from_point(const uint8_t point[static VEIL_HPKE_ENC_SIZE], EVP_PKEY **out)
-    __attribute__((warn_unused_result));
+int veil_hpke_public_from_point(const uint8_t point[static VEIL_HPKE_ENC_SIZE],
+				EVP_PKEY **out) VEIL_MUST_CHECK;
 
 /* 0; VEIL_EINVAL (not a P-256 key), VEIL_ELIMIT (pt_len past
  * VEIL_HPKE_PT_MAX), VEIL_ENOMEM or VEIL_EIO (OpenSSL failed). *ct_len is
  * pt_len + VEIL_HPKE_TAG_SIZE. */
 int veil_hpke_seal(EVP_PKEY *recipient_pub, const uint8_t *info, size_t info_len,
 		   const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
-		   uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t **ct, size_t *ct_len)
-    __attribute__((warn_unused_result));
+		   uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t **ct,
+		   size_t *ct_len) VEIL_MUST_CHECK;
 
 /* 0; VEIL_EINVAL: not a P-256 private key, enc is not a point on P-256, ct
  * is shorter than a tag, or it does not authenticate (another key, info,
@@ -63,30 +65,26 @@ int veil_hpke_seal(EVP_PKEY *recipient_pub, const uint8_t *info, size_t info_len
  * VEIL_ENOMEM, VEIL_EIO as for seal. */
 int veil_hpke_open(EVP_PKEY *recipient_priv, const uint8_t enc[static VEIL_HPKE_ENC_SIZE],
 		   const uint8_t *info, size_t info_len, const uint8_t *aad, size_t aad_len,
-		   const uint8_t *ct, size_t ct_len, uint8_t **pt, size_t *pt_len)
-    __attribute__((warn_unused_result));
+		   const uint8_t *ct, size_t ct_len, uint8_t **pt, size_t *pt_len) VEIL_MUST_CHECK;
 
 /* ---- tests only: the RFC's test vectors fix the ephemeral key ---- */
 
 /* A P-256 key pair from its 32-byte private scalar (the vectors' skEm,
  * skRm); *out is the caller's (EVP_PKEY_free). */
-int veil_hpke_p256_key_for_test(const uint8_t sk[static 32], EVP_PKEY **out)
-    __attribute__((warn_unused_result));
+int veil_hpke_p256_key_for_test(const uint8_t sk[static 32], EVP_PKEY **out) VEIL_MUST_CHECK;
 /* SetupBaseS with the ephemeral key given (never use outside tests: a fixed
  * ephemeral key under one recipient key reuses the AEAD key and nonce):
  * enc and the key schedule's shared secret, key and base nonce */
-int veil_hpke_setup_base_s_for_test(EVP_PKEY *recipient_pub, EVP_PKEY *ephemeral,
-				    const uint8_t *info, size_t info_len,
-				    uint8_t enc[static VEIL_HPKE_ENC_SIZE],
-				    uint8_t shared_secret[static 32],
-				    uint8_t key[static VEIL_HPKE_KEY_SIZE],
-				    uint8_t base_nonce[static VEIL_HPKE_NONCE_SIZE])
-    __attribute__((warn_unused_result));
+int veil_hpke_setup_base_s_for_test(
+    EVP_PKEY *recipient_pub, EVP_PKEY *ephemeral, const uint8_t *info, size_t info_len,
+    uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t shared_secret[static 32],
+    uint8_t key[static VEIL_HPKE_KEY_SIZE],
+    uint8_t base_nonce[static VEIL_HPKE_NONCE_SIZE]) VEIL_MUST_CHECK;
 /* ContextS.Seal at sequence number seq: ct (pt_len + VEIL_HPKE_TAG_SIZE
  * bytes, the caller's) */
 int veil_hpke_seal_seq_for_test(const uint8_t key[static VEIL_HPKE_KEY_SIZE],
 				const uint8_t base_nonce[static VEIL_HPKE_NONCE_SIZE], uint64_t seq,
 				const uint8_t *aad, size_t aad_len, const uint8_t *pt,
-				size_t pt_len, uint8_t *ct) __attribute__((warn_unused_result));
+				size_t pt_len, uint8_t *ct) VEIL_MUST_CHECK;
 
 #endif

@@ -58,7 +58,7 @@ void veil_measurement_free(struct veil_measurement *m);
  * (runtime_path NULL: not measured, runtime_sha256 left empty). */
 int veil_measure_service(const struct veil_service_manifest *sm, const char *manifest_dir,
 			 const char *runtime_path, struct veil_measurement *out,
-			 struct veil_diags *d);
+			 struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* Encrypts the copy files that sm's build.encrypt names (relative to
  * manifest_dir) under key into dir (their image paths below it, 0644, each
@@ -69,31 +69,33 @@ int veil_measure_service(const struct veil_service_manifest *sm, const char *man
 int veil_measure_encrypt(struct veil_measurement *m, const struct veil_service_manifest *sm,
 			 const char *manifest_dir, const char *key_id,
 			 const uint8_t key[static VEIL_CODE_KEY_SIZE], const char *dir,
-			 struct veil_diags *d) __attribute__((warn_unused_result));
+			 struct veil_diags *d) VEIL_MUST_CHECK;
 
 int veil_fileset_root(const struct veil_file_entry *files, size_t count,
-		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1]);
+		      char out_hex[static 2 * VEIL_SHA256_SIZE + 1]) VEIL_MUST_CHECK;
 
 /* A YAML sequence of {path, mode ("0644"), sha256} maps: the record's and
  * the policy's file lists. */
 struct yarena;
 struct ynode;
-struct ynode *veil_file_entries_node(struct yarena *a, const struct veil_file_entry *f, size_t n);
+struct ynode *veil_file_entries_node(struct yarena *a, const struct veil_file_entry *f,
+				     size_t n) VEIL_MUST_CHECK;
 
 /* Appends veil-run's prefetch list for m to out (src/runtime/verify.h: the
  * runtime files' paths, the program first; empty without a program). */
-int veil_runtime_list(const struct veil_measurement *m, struct veil_buf *out);
+int veil_runtime_list(const struct veil_measurement *m, struct veil_buf *out) VEIL_MUST_CHECK;
 
 /* Writes <target>/images/<name>/measurement.yaml, a copy of the manifest
  * (service.yaml) and the prefetch list (runtime-files) beside it; *out_dir
  * (caller frees) names the folder. */
 int veil_measurement_write(const struct veil_measurement *m, const char *target,
 			   const char *manifest_data, size_t manifest_size, char **out_dir,
-			   struct veil_diags *d);
+			   struct veil_diags *d) VEIL_MUST_CHECK;
 /* Parse a record already read into doc (checks the file-set root). */
 int veil_measurement_parse(const struct ydoc *doc, struct veil_measurement *out,
-			   struct veil_diags *d);
-int veil_measurement_load(const char *path, struct veil_measurement *out, struct veil_diags *d);
+			   struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_measurement_load(const char *path, struct veil_measurement *out,
+			  struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* veil-run's PATH when the policy sets none; `veil apply` resolves the
  * command's program with it. */
@@ -103,18 +105,19 @@ int veil_measurement_load(const char *path, struct veil_measurement *out, struct
  * says which), looked up under root ("/" or $VEIL_IMAGE_ROOT). No program
  * found: 0 with *program NULL. The caller owns the outputs. */
 int veil_measure_runtime_files(const char *root, const char *command, char **program,
-			       struct veil_file_entry **files, size_t *count, struct veil_diags *d);
+			       struct veil_file_entry **files, size_t *count,
+			       struct veil_diags *d) VEIL_MUST_CHECK;
 /* A folder's listing hash (format in src/image/runtime.c); VEIL_ENOENT if it
  * is absent. names (optional, caller frees each and the array) gets the
  * sorted lines. */
 int veil_listing_sha256(const char *dir, uint8_t out[static VEIL_SHA256_SIZE], char ***names,
-			size_t *count);
+			size_t *count) VEIL_MUST_CHECK;
 /* A file Python runs at start when it is in a site folder (*.pth, site.py,
  * sitecustomize.py, usercustomize.py). */
 int veil_runtime_startup_file(const char *name);
 
 /* The veil-run executable next to the running binary, or $VEIL_RUNTIME. */
-char *veil_default_runtime_path(void);
+char *veil_default_runtime_path(void) VEIL_MUST_CHECK;
 
 /* --- OCI image build (src/image/oci.c, layer.c, build.c; docs/images.md) ---
  *
@@ -168,12 +171,12 @@ struct veil_image_staged {
  * must match m. Nothing under TARGET/images/<name>/ changes here. */
 /* SOURCE_DATE_EPOCH (reproducible-builds.org): the images' time stamp in
  * decimal seconds, else 0; anything else is an error naming it. */
-int veil_image_epoch(long long *out, struct veil_diags *d) __attribute__((warn_unused_result));
+int veil_image_epoch(long long *out, struct veil_diags *d) VEIL_MUST_CHECK;
 
 int veil_image_build(const struct veil_measurement *m, const struct veil_image_opts *opts,
-		     struct veil_image_staged *out, struct veil_diags *d);
+		     struct veil_image_staged *out, struct veil_diags *d) VEIL_MUST_CHECK;
 /* TARGET/images/<name>/oci replaced by the staged folder in one step. */
-int veil_image_commit(struct veil_image_staged *s, struct veil_diags *d);
+int veil_image_commit(struct veil_image_staged *s, struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_image_discard(struct veil_image_staged *s);
 
 /* --- An image of plain files (src/image/files.c): veil's own control-plane
@@ -202,6 +205,6 @@ struct veil_image_files_opts {
 /* Builds the image into a staging folder beside o->layout (created with
  * its parents); *out as veil_image_build's (image_root stays empty). */
 int veil_image_build_files(const struct veil_image_files_opts *o, struct veil_image_staged *out,
-			   struct veil_diags *d);
+			   struct veil_diags *d) VEIL_MUST_CHECK;
 
 #endif

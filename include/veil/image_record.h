@@ -74,12 +74,14 @@ struct veil_image_record {
 };
 
 /* Parses size bytes of data. 0, or VEIL_EINVAL with the line and what is
- * wrong in why (cap bytes); out is set only on success. */
+ * wrong in why (cap bytes), or VEIL_EIO (OpenSSL failed); out is set only
+ * on success. */
 int veil_image_record_parse(const char *data, size_t size, struct veil_image_record *out, char *why,
-			    size_t cap);
+			    size_t cap) VEIL_MUST_CHECK;
 void veil_image_record_free(struct veil_image_record *r);
 
-/* Appends s (n bytes) escaped as above; 0 or VEIL_ENOMEM. */
+/* Appends s (n bytes) escaped as above; 0 or VEIL_ENOMEM, and out->failed
+ * is set then: like veil_buf_append, a caller may check once at the end. */
 int veil_image_record_escape(struct veil_buf *out, const char *s, size_t n);
 
 /* The listing hash of names (count of them, already sorted bytewise). */

@@ -19,12 +19,11 @@
 /* "REPORT ..." exactly (one line ending in '\n', nothing after it): 0, or
  * VEIL_EINVAL. config_id gets the config id, NUL-terminated. */
 int veil_las_parse_report(const char *line, size_t n, uint8_t rd[static VEIL_SHA256_SIZE],
-			  char config_id[static VEIL_EVIDENCE_CONFIG_ID_MAX + 1])
-    __attribute__((warn_unused_result));
+			  char config_id[static VEIL_EVIDENCE_CONFIG_ID_MAX + 1]) VEIL_MUST_CHECK;
 
 /* "<word> <2*size lower-case hex digits>\n" exactly (CHALLENGE, RESPONSE):
  * 0 with the bytes in out, or VEIL_EINVAL. */
-int veil_las_parse_hex_line(const char *line, size_t n, const char *word, uint8_t *out, size_t size)
-    __attribute__((warn_unused_result));
+int veil_las_parse_hex_line(const char *line, size_t n, const char *word, uint8_t *out,
+			    size_t size) VEIL_MUST_CHECK;
 
 #endif

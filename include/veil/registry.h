@@ -72,7 +72,7 @@ struct veil_registry_opts {
  * the pushed manifest's digest "sha256:HEX". 0 or a veil_err. */
 int veil_image_push(const char *layout_dir, const char *tag_in_layout, const char *ref,
 		    const struct veil_registry_opts *o, char digest_out[VEIL_DIGEST_MAX],
-		    struct veil_diags *d);
+		    struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* Pulls ref (an index or manifest list: its linux/amd64 image) into the OCI
  * layout layout_dir (created if missing; other images in it are kept), named
@@ -82,9 +82,9 @@ int veil_image_push(const char *layout_dir, const char *tag_in_layout, const cha
  * blob that is not there. digest_out (optional): the manifest's digest. */
 int veil_image_pull_digest(const char *ref, const char *layout_dir, const char *tag_in_layout,
 			   const struct veil_registry_opts *o, char digest_out[VEIL_DIGEST_MAX],
-			   struct veil_diags *d);
+			   struct veil_diags *d) VEIL_MUST_CHECK;
 int veil_image_pull(const char *ref, const char *layout_dir, const char *tag_in_layout,
-		    const struct veil_registry_opts *o, struct veil_diags *d);
+		    const struct veil_registry_opts *o, struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* --- parsers of untrusted bytes, exposed for the unit tests and fuzzers --- */
 
@@ -95,7 +95,8 @@ struct veil_image_ref {
 	char tag[129]; /* "" when a digest is given */
 	char digest[VEIL_DIGEST_MAX];
 };
-int veil_image_ref_parse(const char *s, struct veil_image_ref *out, struct veil_diags *d);
+int veil_image_ref_parse(const char *s, struct veil_image_ref *out,
+			 struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* One WWW-Authenticate challenge: scheme "Basic" or "Bearer" and its
  * parameters (empty strings when absent). */
@@ -106,7 +107,7 @@ struct veil_auth_challenge {
 	char scope[512];
 };
 /* 0 or VEIL_EINVAL (not a challenge veil understands). */
-int veil_auth_challenge_parse(const char *header, struct veil_auth_challenge *out);
+int veil_auth_challenge_parse(const char *header, struct veil_auth_challenge *out) VEIL_MUST_CHECK;
 
 /* A descriptor from a manifest or index. */
 struct veil_descriptor {
@@ -129,7 +130,7 @@ struct veil_manifest_info {
 /* Parses JSON manifest bytes (at most VEIL_MANIFEST_MAX); content_type
  * (optional) is the media type the registry or the layout gave. */
 int veil_manifest_parse(const char *data, size_t size, const char *content_type,
-			struct veil_manifest_info *out, struct veil_diags *d);
+			struct veil_manifest_info *out, struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_manifest_info_free(struct veil_manifest_info *m);
 
 #endif

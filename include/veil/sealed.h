@@ -40,8 +40,7 @@
 
 /* info for config_id: "veil-config-v1" 0x00 || config_id. *info is malloc'd
  * (*info_len bytes); 0 or VEIL_ENOMEM */
-int veil_sealed_info(const char *config_id, uint8_t **info, size_t *info_len)
-    __attribute__((warn_unused_result));
+int veil_sealed_info(const char *config_id, uint8_t **info, size_t *info_len) VEIL_MUST_CHECK;
 
 /* config (config_size bytes) -> *answer, the whole answer above with its
  * '\n' (malloc'd, NUL-terminated, *answer_size bytes without the NUL; not
@@ -49,8 +48,7 @@ int veil_sealed_info(const char *config_id, uint8_t **info, size_t *info_len)
  * VEIL_ENOMEM, VEIL_EIO. */
 int veil_seal_config(EVP_PKEY *runtime_pub, const char *config_id,
 		     const uint8_t evidence_sha256[static VEIL_SHA256_SIZE], const char *config,
-		     size_t config_size, char **answer, size_t *answer_size)
-    __attribute__((warn_unused_result));
+		     size_t config_size, char **answer, size_t *answer_size) VEIL_MUST_CHECK;
 
 /* The reverse: answer (answer_size bytes, need not be NUL-terminated) ->
  * *config, veil_secure_alloc memory of *config_size + 1 bytes with a NUL
@@ -60,7 +58,6 @@ int veil_seal_config(EVP_PKEY *runtime_pub, const char *config_id,
  * VEIL_EIO. Outputs are set only on success. */
 int veil_open_config(EVP_PKEY *runtime_key, const char *config_id,
 		     const uint8_t evidence_sha256[static VEIL_SHA256_SIZE], const char *answer,
-		     size_t answer_size, char **config, size_t *config_size)
-    __attribute__((warn_unused_result));
+		     size_t answer_size, char **config, size_t *config_size) VEIL_MUST_CHECK;
 
 #endif

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "veil/common.h"
+
 #define VEIL_SNP_REPORT_SIZE 0x4A0 /* 1184 */
 #define VEIL_SNP_SIGNED_SIZE 0x2A0 /* what the signature covers */
 #define VEIL_SNP_POLICY_DEBUG (1ull << 19)
@@ -98,13 +100,13 @@ void veil_snp_tcb_decode(uint64_t tcb, enum veil_snp_product p, struct veil_snp_
 /* Parses exactly one report: n must be VEIL_SNP_REPORT_SIZE. Refuses
  * versions other than 2-5, signature_algo other than 1, a signing key
  * other than VCEK/VLEK/none, and reserved areas that are not zero. */
-int veil_snp_parse(const uint8_t *r, size_t n, struct veil_snp_report *out, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+int veil_snp_parse(const uint8_t *r, size_t n, struct veil_snp_report *out, char *why,
+		   size_t cap) VEIL_MUST_CHECK;
 
 /* The same for a report at the start of a larger buffer (a report followed
  * by a certificate table, say): *used is set to the bytes read. */
 int veil_snp_parse_prefix(const uint8_t *r, size_t n, struct veil_snp_report *out, size_t *used,
-			  char *why, size_t cap) __attribute__((warn_unused_result));
+			  char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* Verifies a parsed report: signature by the key certificate (DER or PEM,
  * n bytes), that certificate's chain to AMD's root of its product (the
@@ -115,12 +117,12 @@ int veil_snp_parse_prefix(const uint8_t *r, size_t n, struct veil_snp_report *ou
  * success. */
 int veil_snp_verify(const struct veil_snp_report *r, const uint8_t *key_cert, size_t n,
 		    const char *ca_chain_pem, time_t at, struct veil_snp_verified *out, char *why,
-		    size_t cap) __attribute__((warn_unused_result));
+		    size_t cap) VEIL_MUST_CHECK;
 
 /* Only the key certificate's chain (no report): for checking a VCEK or VLEK
  * fetched ahead of time. *product (may be NULL) is written on success. */
 int veil_snp_verify_key_cert(const uint8_t *key_cert, size_t n, enum veil_snp_signer signer,
 			     const char *ca_chain_pem, time_t at, enum veil_snp_product *product,
-			     char *why, size_t cap) __attribute__((warn_unused_result));
+			     char *why, size_t cap) VEIL_MUST_CHECK;
 
 #endif

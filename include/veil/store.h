@@ -111,14 +111,15 @@ struct veil_store {
 /* SQLite in dir/cas.db: WAL, synchronous=FULL (an acknowledged write survives
  * a crash or power loss). opener (may be NULL) is used while migrating only. */
 int veil_store_sqlite_open(const char *dir, const struct veil_store_opener *opener,
-			   struct veil_store **out, struct veil_diags *d);
+			   struct veil_store **out, struct veil_diags *d) VEIL_MUST_CHECK;
 /* cas.db's schema version (PRAGMA user_version) this code writes. */
 #define VEIL_STORE_SCHEMA_VERSION 4
 /* Brings db (a sqlite3 *, named path in messages) to VEIL_STORE_SCHEMA_VERSION
  * by the migration steps above its version; refuses a newer one. */
 struct sqlite3;
 int veil_store_sqlite_migrate(struct sqlite3 *db, const char *path,
-			      const struct veil_store_opener *opener, struct veil_diags *d);
+			      const struct veil_store_opener *opener,
+			      struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* The vault: a master key that wraps per-namespace data keys. In simulation
  * the master key is a 0600 file; a PKCS#11 HSM or TEE sealing replace
@@ -126,19 +127,20 @@ int veil_store_sqlite_migrate(struct sqlite3 *db, const char *path,
 struct veil_vault;
 /* create: make a new key (the file must not exist); else open an existing one. */
 int veil_vault_open_file(const char *path, bool create, struct veil_vault **out,
-			 struct veil_diags *d);
+			 struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_vault_close(struct veil_vault *v);
 /* New random data key, returned wrapped (AES-256-GCM under the master key,
  * bound to the namespace). */
-int veil_vault_new_key(struct veil_vault *v, const char *ns, uint8_t **wrapped, size_t *size);
+int veil_vault_new_key(struct veil_vault *v, const char *ns, uint8_t **wrapped,
+		       size_t *size) VEIL_MUST_CHECK;
 /* Encrypts/decrypts a payload with the namespace's data key. The opened
  * payload is secure memory: veil_secure_free(*out, *out_size). */
 int veil_vault_seal(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 		    size_t wrapped_size, const uint8_t *plain, size_t plain_size, uint8_t **out,
-		    size_t *out_size);
+		    size_t *out_size) VEIL_MUST_CHECK;
 int veil_vault_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 		    size_t wrapped_size, const uint8_t *sealed, size_t sealed_size, uint8_t **out,
-		    size_t *out_size);
+		    size_t *out_size) VEIL_MUST_CHECK;
 /* A vault whose operations another process performs (veil-cas's key
  * process, src/cas/keyproc.c): it holds no key and passes each call to ops,
  * which behave as the functions above (arg is ops->arg). ops is borrowed
@@ -152,13 +154,13 @@ struct veil_vault_remote {
 	int (*code_key)(void *arg, const char *key_id, const char *owner, uint8_t out[32]);
 	void *arg;
 };
-int veil_vault_remote(const struct veil_vault_remote *ops, struct veil_vault **out);
+int veil_vault_remote(const struct veil_vault_remote *ops, struct veil_vault **out) VEIL_MUST_CHECK;
 /* A code key (include/veil/codecrypt.h): HKDF-SHA256 of the master key with
  * salt "veil-code-key-v1" and info key_id || "\0" || owner (the namespace
  * creator's key hash). The same id gives another owner another key, so an id
  * copied into someone else's policy decrypts nothing. Nothing is stored: a
  * new master key (rotation, issue 13) must carry a derivation root along. */
 int veil_vault_code_key(struct veil_vault *v, const char *key_id, const char *owner,
-			uint8_t out[static 32]) __attribute__((warn_unused_result));
+			uint8_t out[static 32]) VEIL_MUST_CHECK;
 
 #endif

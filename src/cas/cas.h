@@ -206,6 +206,6 @@ struct cas_seal_to {
 	uint8_t evidence_sha256[VEIL_SHA256_SIZE];
 };
 int cas_seal_target(struct evhttp_request *req, const char *evidence, struct cas_seal_to *to,
-		    char *why, size_t why_size) __attribute__((warn_unused_result));
+		    char *why, size_t why_size) VEIL_MUST_CHECK;
 
 #endif

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "veil/common.h"
+
 #define IPC_HEADER_SIZE 12
 #define IPC_MORE 0x0001u
 #define IPC_FRAGMENT_MAX (60u * 1024)
@@ -85,26 +87,26 @@ struct ipc_msg {
 /* Checks msg's payload against the field table of its type (requests, and
  * responses with IPC_RESPONSE set) and fills msg->f. 0, or VEIL_EINVAL with
  * a reason in why. Reads only through the bounded cursor. */
-int ipc_decode(struct ipc_msg *msg, char *why, size_t cap);
+int ipc_decode(struct ipc_msg *msg, char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* Parses one fragment's header: 0, or VEIL_EINVAL with why. */
 int ipc_header(const uint8_t *frag, size_t size, uint16_t *type, uint16_t *flags, uint32_t *len,
-	       uint32_t *id, char *why, size_t cap);
+	       uint32_t *id, char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* Building a message: append fields in tag order, then send. */
-int ipc_put(struct ipc_msg *msg, uint16_t tag, const void *data, size_t size);
-int ipc_put_str(struct ipc_msg *msg, uint16_t tag, const char *s);
+int ipc_put(struct ipc_msg *msg, uint16_t tag, const void *data, size_t size) VEIL_MUST_CHECK;
+int ipc_put_str(struct ipc_msg *msg, uint16_t tag, const char *s) VEIL_MUST_CHECK;
 
 /* Sends msg as fragments on fd. 0, or VEIL_EIO (peer gone). */
-int ipc_send(int fd, const struct ipc_msg *msg);
+int ipc_send(int fd, const struct ipc_msg *msg) VEIL_MUST_CHECK;
 /* Receives one whole message: 0; 1 at EOF before a message; VEIL_EIO on a
  * read error; VEIL_EINVAL (with why) when malformed. Decodes it (ipc_decode). */
-int ipc_recv(int fd, struct ipc_msg *msg, char *why, size_t cap);
+int ipc_recv(int fd, struct ipc_msg *msg, char *why, size_t cap) VEIL_MUST_CHECK;
 
 void ipc_msg_clear(struct ipc_msg *msg);
 
 /* A field as a NUL-terminated string in buf (cap bytes); false when it
  * does not fit or holds a NUL. */
-bool ipc_field_str(const struct ipc_field *f, char *buf, size_t cap);
+bool ipc_field_str(const struct ipc_field *f, char *buf, size_t cap) VEIL_MUST_CHECK;
 
 #endif

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/thread.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -480,21 +480,6 @@ static int reconcile_audit(struct cas *cas, struct veil_store *st, const char *p
 #define MAX_TRUSTED 64
 #define MAX_SANS 32
 
-/* jansson's memory is wiped when freed: rendered configurations (secret
- * values) pass through its strings and json_dumps buffers, and a core or a
- * later heap reuse found 3 copies of a rendered password before. */
-static void *json_alloc(size_t size)
-{
-	return malloc(size);
-}
-
-static void json_free_wiped(void *p)
-{
-	if (p)
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-	free(p);
-}
-
 /* No core files and no ptrace by the same uid: the process holds the master
  * key and renders secrets (/proc/PID/mem and the like become root's). */
 static void no_dumps(void)
@@ -508,7 +493,14 @@ int main(int argc, char **argv)
 {
 	no_dumps();
 	umask(077); /* cas.db and its WAL as SQLite makes them: 0600, not 0644 */
-	json_set_alloc_funcs(json_alloc, json_free_wiped);
+	/* jansson's and libevent's memory is wiped when freed (common.h):
+	 * rendered configurations (secret values) pass through jansson's
+	 * strings and json_dumps buffers, and a core or a later heap reuse found
+	 * 3 copies of a rendered password before; a policy's YAML (explicit
+	 * values) passes through libevent's request and reply buffers. First,
+	 * before anything allocates from either. */
+	json_set_alloc_funcs(veil_wipe_malloc, veil_wipe_free);
+	event_set_mem_functions(veil_wipe_malloc, veil_wipe_realloc, veil_wipe_free);
 	if (argc > 1 && !strcmp(argv[1], "--key-process"))
 		return cas_keyproc_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "backup"))
@@ -850,7 +842,8 @@ int main(int argc, char **argv)
 		       listen_arg, nthreads, cas.key_hash);
 		fflush(stdout);
 		struct veil_audit_event ev = {.event = "start", .detail = cas.key_hash};
-		veil_audit_append(cas.audit, &ev);
+		if (veil_audit_append(cas.audit, &ev))
+			cas_warn_limited("cannot write the audit log");
 		if (cas_audit_checkpoint(&cas, main_store))
 			cas_warn_limited("cannot write an audit checkpoint");
 #ifdef VEIL_TEST_HOOKS
@@ -859,7 +852,9 @@ int main(int argc, char **argv)
 #endif
 		int sig = 0;
 		struct veil_audit_head last = {0}, now;
-		veil_audit_head_get(cas.audit, &last);
+		/* the head is set even when the log is broken (the error); only
+		 * its seq is compared here, and appends report the breakage */
+		VEIL_UNCHECKED(veil_audit_head_get(cas.audit, &last));
 		const struct timespec every = {CHECKPOINT_SECONDS, 0};
 		for (;;) {
 			sig = sigtimedwait(&sigs, NULL, &every);
@@ -869,7 +864,8 @@ int main(int argc, char **argv)
 					if (cas_audit_checkpoint(&cas, main_store))
 						cas_warn_limited(
 						    "cannot write an audit checkpoint");
-					veil_audit_head_get(cas.audit, &last);
+					/* as above */
+					VEIL_UNCHECKED(veil_audit_head_get(cas.audit, &last));
 				}
 				continue;
 			}
@@ -919,7 +915,8 @@ int main(int argc, char **argv)
 		close(first_fd);
 	if (!rc) {
 		struct veil_audit_event ev = {.event = "stop"};
-		veil_audit_append(cas.audit, &ev);
+		if (veil_audit_append(cas.audit, &ev))
+			cas_warn_limited("cannot write the audit log");
 		cas_audit_checkpoint(&cas, main_store);
 	}
 	if (main_store)

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "veil/common.h"
+
 #define CAS_PAYLOAD_MAGIC "VPAY"
 #define CAS_PAYLOAD_VERSION 1u
 #define CAS_PAYLOAD_HEADER_SIZE 8u
@@ -22,12 +24,10 @@
 /* yaml and secrets framed into *out, secure memory of *out_size bytes
  * (veil_secure_free). 0, VEIL_ELIMIT (a part over 4 GiB), VEIL_ENOMEM. */
 int cas_payload_pack(const uint8_t *yaml, size_t yaml_size, const uint8_t *secrets,
-		     size_t secrets_size, uint8_t **out, size_t *out_size)
-    __attribute__((warn_unused_result));
+		     size_t secrets_size, uint8_t **out, size_t *out_size) VEIL_MUST_CHECK;
 
 /* The parts of an opened frame, views into plain: 0, or VEIL_EINVAL. */
 int cas_payload_frame(const uint8_t *plain, size_t size, const uint8_t **yaml, size_t *yaml_size,
-		      const uint8_t **secrets, size_t *secrets_size)
-    __attribute__((warn_unused_result));
+		      const uint8_t **secrets, size_t *secrets_size) VEIL_MUST_CHECK;
 
 #endif

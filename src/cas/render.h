@@ -28,12 +28,12 @@ struct cas_opened {
 };
 int cas_payload_open(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 		     size_t wrapped_size, const uint8_t *sealed, size_t sealed_size, bool parse,
-		     struct cas_opened *o);
+		     struct cas_opened *o) VEIL_MUST_CHECK;
 void cas_opened_free(struct cas_opened *o);
 
 /* *out is secure memory (veil_secure_free(*out, *out_size)) */
 int cas_payload_build(const char *yaml, size_t yaml_size, const struct veil_secret_set *set,
-		      uint8_t **out, size_t *out_size);
+		      uint8_t **out, size_t *out_size) VEIL_MUST_CHECK;
 
 /* Generates the secrets of policy yaml (its canonical form; keeping what
  * the update rules keep of prev, the sealed current payload, when given)
@@ -43,7 +43,7 @@ int cas_payload_build(const char *yaml, size_t yaml_size, const struct veil_secr
 int cas_payload_generate(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 			 size_t wrapped_size, const char *yaml, size_t yaml_size,
 			 const uint8_t *prev, size_t prev_size, uint8_t **blob, size_t *blob_size,
-			 char *why, size_t cap);
+			 char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* The configuration of `service` (its environment and injection files
  * rendered, the code key with owner), as /v1/attest answers it: *body is
@@ -52,6 +52,6 @@ int cas_payload_generate(struct veil_vault *v, const char *ns, const uint8_t *wr
 int cas_payload_render(struct veil_vault *v, const char *ns, const uint8_t *wrapped,
 		       size_t wrapped_size, const uint8_t *sealed, size_t sealed_size,
 		       const char *service, const char *owner, struct veil_cursor *imports,
-		       char **body, char *why, size_t cap);
+		       char **body, char *why, size_t cap) VEIL_MUST_CHECK;
 
 #endif

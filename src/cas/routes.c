@@ -148,7 +148,8 @@ static void audit(struct ctx *c, const char *event, const char *ns, int status, 
 		snprintf(d, sizeof(d), "%lu refusals or rejections not logged one by one",
 			 suppressed);
 		struct veil_audit_event sev = {.event = "suppressed", .detail = d, .nosync = 1};
-		veil_audit_append(c->t->cas->audit, &sev);
+		if (veil_audit_append(c->t->cas->audit, &sev))
+			cas_warn_limited("cannot write the audit log");
 	}
 	/* changes go through commit_change; reads and refusals ride along */
 	struct veil_audit_event ev = {.event = event,
@@ -157,7 +158,8 @@ static void audit(struct ctx *c, const char *event, const char *ns, int status, 
 				      .status = status,
 				      .detail = detail,
 				      .nosync = 1};
-	veil_audit_append(c->t->cas->audit, &ev);
+	if (veil_audit_append(c->t->cas->audit, &ev))
+		cas_warn_limited("cannot write the audit log");
 }
 
 /* An error reply; refusals (401/403) and every 4xx of a write are audited. A
@@ -276,8 +278,8 @@ static int commit_change(struct ctx *c, const char *event, const char *ns, int s
 					      .namespace_ = ns,
 					      .status = 200,
 					      .detail = g ? NULL : old.hash};
-		if (!g || g == VEIL_ENOENT)
-			veil_audit_append(cas->audit, &rb);
+		if ((!g || g == VEIL_ENOENT) && veil_audit_append(cas->audit, &rb))
+			cas_warn_limited("cannot write the audit log");
 		veil_record_free(&old);
 		fail(c, 500, ns, "storage error");
 		return -1;
@@ -773,7 +775,7 @@ static void cache_clear(struct read_cache_entry *e)
 	for (size_t i = 0; i < e->read_count; i++)
 		free(e->read[i]);
 	free(e->read);
-	free(e->response);
+	veil_wipe_free(e->response); /* a policy's YAML: explicit values */
 	memset(e, 0, sizeof(*e));
 }
 
@@ -897,7 +899,7 @@ static void policy_get(struct ctx *c, const char *ns)
 			reply(c, 200, "application/json", body, n + 1);
 			if (e)
 				cache_fill(e, ns, gen, r.owner, &s.policy, body, n + 1);
-			free(body);
+			veil_wipe_free(body); /* the policy's YAML: explicit values */
 		}
 	}
 	stored_free(&s);
@@ -1290,7 +1292,10 @@ static void attest(struct ctx *c)
 	 * nothing about which namespaces and services exist. It verifies and is
 	 * bound to the key of this very TLS connection, */
 	uint8_t rd[VEIL_SHA256_SIZE];
-	veil_unhex(c->identity, rd, sizeof(rd)); /* our own hex of the peer's key */
+	if (veil_unhex(c->identity, rd, sizeof(rd))) { /* our own hex of the peer's key */
+		fail(c, 500, NULL, "internal error: the connection's key hash");
+		goto out;
+	}
 	struct veil_claims cl;
 	struct veil_evidence_opts eo = {.collateral = cas->collateral,
 					.no_binding = cas->test_recorded_evidence};
@@ -1304,7 +1309,10 @@ static void attest(struct ctx *c)
 	 * this start, so a replay needs it */
 	if (cl.hardware) {
 		uint8_t want[VEIL_SHA256_SIZE];
-		veil_sha256(config_id, strlen(config_id), want);
+		if (veil_sha256(config_id, strlen(config_id), want)) {
+			fail(c, 500, ns, "cannot hash the config id");
+			goto out;
+		}
 		if (!cas->test_recorded_evidence &&
 		    CRYPTO_memcmp(cl.report_data + VEIL_SHA256_SIZE, want, sizeof(want))) {
 			fail(c, 403, ns,

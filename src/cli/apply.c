@@ -622,7 +622,10 @@ static int cas_prepare(const struct apply_opts *o, const struct veil_mesh *mesh,
 		/* the stored text is canonical: its bytes are the current hash */
 		uint8_t raw[VEIL_SHA256_SIZE];
 		char h[65];
-		veil_sha256(text, strlen(text), raw);
+		if ((rc = veil_sha256(text, strlen(text), raw))) {
+			veil_diag(d, "%s: cannot hash the stored policy", plan->c.url);
+			goto out;
+		}
 		veil_hex(raw, sizeof(raw), h);
 		if (strcmp(h, current)) {
 			veil_diag(d, "%s: the stored policy does not hash to %s", plan->c.url,

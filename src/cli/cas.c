@@ -113,7 +113,10 @@ int cli_attest(const char *url, const struct cas_tolerance *t, int quiet, json_t
 		goto out;
 	}
 	uint8_t rd[VEIL_SHA256_SIZE];
-	veil_unhex(r.server_key, rd, sizeof(rd)); /* our own hex of the TLS key */
+	if (veil_unhex(r.server_key, rd, sizeof(rd))) { /* our own hex of the TLS key */
+		veil_diag(d, "%s: the TLS key's hash '%s' is not hex", c.url, r.server_key);
+		goto out;
+	}
 	struct veil_claims cl;
 	if (veil_evidence_verify(evidence, strlen(evidence), rd, &cl, d)) {
 		veil_diag(d, "%s: the CAS's evidence does not verify", c.url);

@@ -104,6 +104,9 @@ int cli_print_result(json_t *j, enum cli_format fmt);
 /* The diagnostics as a JSON array of strings (new reference; NULL on ENOMEM). */
 json_t *cli_diags_json(const struct veil_diags *d);
 
+/* Prints d (and frees it) and turns a veil_err into the command's exit
+ * status: 0 for 0, EXIT_REJECTED otherwise. Returns an exit status, not a
+ * veil_err: a command's last statement. */
 int cli_report(struct veil_diags *d, int rc);
 
 /* Parses and validates a policy's YAML text, sets its 'predecessor' (NULL:

@@ -251,7 +251,7 @@ static int hex_to_b64(const char *hex, char *out, size_t cap)
 {
 	uint8_t raw[VEIL_SHA256_SIZE];
 	if (veil_unhex(hex, raw, sizeof(raw)) || cap < 45)
-		return -1;
+		return VEIL_EINVAL;
 	EVP_EncodeBlock((unsigned char *)out, raw, sizeof(raw));
 	return 0;
 }

@@ -26,7 +26,10 @@ char *cli_home_dir(void);
 /* url NULL: $VEIL_CAS, else the CAS pinned last. Creates the identity on first use. */
 int client_open(struct client *c, const char *url, struct veil_diags *d);
 void client_close(struct client *c);
-/* want_cert: fill server_key/server_cert_pem (used before a key is pinned). */
+/* want_cert: fill server_key/server_cert_pem (used before a key is pinned).
+ * 0 when the CAS answered, whatever the HTTP status (in r->status: the
+ * caller decides what a status means), or a veil_err with the reason in d
+ * when there is no answer. */
 int client_request(struct client *c, const char *method, const char *path, const char *body,
 		   int want_cert, struct response *r, struct veil_diags *d);
 void response_free(struct response *r);

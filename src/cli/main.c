@@ -1,6 +1,5 @@
 /* veil: the command line. One file per subcommand, dispatched by the table in
  * cli_root; `veil whoami` lives here as it is a few lines. */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,19 +83,11 @@ const struct cli_cmd cli_root = {
 					    &completion_cmd, NULL},
 };
 
-/* jansson's memory is wiped when freed: a code key (veil apply with
- * build.encrypt) passes through its parser */
-static void wiping_free(void *p)
-{
-	if (p) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
 int main(int argc, char **argv)
 {
-	json_set_alloc_funcs(malloc, wiping_free);
+	/* jansson's memory is wiped when freed: a code key (veil apply with
+	 * build.encrypt) passes through its parser */
+	json_set_alloc_funcs(veil_wipe_malloc, veil_wipe_free);
 	if (argc >= 2 && !strcmp(argv[1], "version")) {
 		printf("veil %s\n", VEIL_VERSION);
 		return 0;

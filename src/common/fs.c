@@ -85,13 +85,17 @@ out:
 	return rc;
 }
 
+/* 0, or VEIL_EIO with errno set. A file system that cannot sync a folder
+ * (EINVAL) is not an error: there is nothing more to make durable there. */
 static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
+		return VEIL_EIO;
+	int rc = fsync(fd) && errno != EINVAL ? VEIL_EIO : 0;
+	int e = errno;
 	close(fd);
+	errno = e;
 	return rc;
 }
 
@@ -146,8 +150,14 @@ int veil_remove_tree(const char *path)
 
 int veil_swap_dir(const char *src, const char *dst, struct veil_diags *d)
 {
-	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0)
-		return veil_remove_tree(src); /* src now holds the old tree */
+	if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
+		/* src now holds the old tree; dst is the new one already */
+		if (veil_remove_tree(src)) {
+			veil_diag(d, "%s: replaced, but the old tree stays at %s", dst, src);
+			return VEIL_EIO;
+		}
+		return 0;
+	}
 	if (errno != ENOENT) {
 		veil_diag(d, "%s: cannot replace: %s", dst, strerror(errno));
 		return VEIL_EIO;
@@ -189,8 +199,11 @@ static int write_file(const char *path, const void *data, size_t size, unsigned 
 		veil_diag(d, "%s: rename failed: %s", path, strerror(errno));
 		goto out;
 	}
-	if (sync)
-		fsync_dir(dir);
+	/* the file is in place now; an error here says it may not stay so */
+	if (sync && fsync_dir(dir)) {
+		veil_diag(d, "%s: cannot sync its folder: %s", path, strerror(errno));
+		goto out;
+	}
 	rc = 0;
 out:
 	if (fd >= 0)

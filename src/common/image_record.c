@@ -309,7 +309,11 @@ int veil_image_record_parse(const char *data, size_t size, struct veil_image_rec
 			return rec_fail(&c, "an entry whose folder is not listed");
 		}
 	}
-	veil_sha256(data, size, r.root);
+	if (veil_sha256(data, size, r.root)) {
+		veil_image_record_free(&r);
+		snprintf(why, cap, "image measurement record: cannot compute its SHA-256");
+		return VEIL_EIO;
+	}
 	*out = r;
 	return 0;
 }

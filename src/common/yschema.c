@@ -94,7 +94,7 @@ int yget_uint(struct yctx *c, const struct ynode *map, const char *key, unsigned
 		return 0;
 	if (v->type != YT_SCALAR) {
 		yerr(c, v, "%s: '%s' must be an integer, found %s", where, key, ytype_name(v));
-		return -1;
+		return VEIL_EINVAL;
 	}
 	char *end = NULL;
 	errno = 0;
@@ -102,7 +102,7 @@ int yget_uint(struct yctx *c, const struct ynode *map, const char *key, unsigned
 	if (v->str[0] < '0' || v->str[0] > '9' || *end || errno || x > max) {
 		yerr(c, v, "%s: '%s' must be an integer from 0 to %llu, found '%s'", where, key,
 		     max, v->str);
-		return -1;
+		return VEIL_EINVAL;
 	}
 	*out = x;
 	return 1;
@@ -123,7 +123,7 @@ int yget_bool(struct yctx *c, const struct ynode *map, const char *key, int *out
 	}
 	yerr(c, v, "%s: '%s' must be true or false, found %s", where, key,
 	     v->type == YT_SCALAR ? v->str : ytype_name(v));
-	return -1;
+	return VEIL_EINVAL;
 }
 
 const struct ynode *yget_coll(struct yctx *c, const struct ynode *map, const char *key,

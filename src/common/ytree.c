@@ -111,7 +111,7 @@ void ydoc_free(struct ydoc *doc)
 	struct yarena_chunk *c = doc->arena->head;
 	while (c) {
 		struct yarena_chunk *n = c->next;
-		free(c);
+		veil_wipe_free(c); /* a policy's explicit values were parsed into it */
 		c = n;
 	}
 	free(doc->arena);

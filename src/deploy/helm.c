@@ -297,7 +297,11 @@ int veil_template_render(const char *tpl, const struct ynode *values,
 			veil_buf_puts(out, "\n");
 			struct veil_buf y;
 			veil_buf_init(&y, 0);
-			yemit_at(v, indent, &y);
+			if (yemit_at(v, indent, &y)) {
+				veil_buf_free(&y);
+				*why = "out of memory";
+				return VEIL_ENOMEM;
+			}
 			if (y.size && y.data[y.size - 1] == '\n')
 				y.data[--y.size] = '\0';
 			veil_buf_append(out, y.data ? y.data : "", y.size);
@@ -951,8 +955,12 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 	/* the manifests are what `helm install <chart name> target/helm` makes,
 	 * managed by veil rather than Helm */
 	const struct veil_release release = {.name = ci.name, .service = "veil"};
-	veil_remove_tree(helm);
-	veil_remove_tree(yaml);
+	/* what a killed run left would be swapped in with the new files */
+	if (veil_remove_tree(helm) || veil_remove_tree(yaml)) {
+		veil_diag(d, "%s, %s: cannot remove what an earlier run left", helm, yaml);
+		rc = VEIL_EIO;
+		goto out;
+	}
 	if (want_helm && (rc = veil_mkdirs(helm_tpl, 0755, d)))
 		goto out;
 	if (want_yaml && (rc = veil_mkdirs(yaml, 0755, d)))
@@ -1009,8 +1017,9 @@ int veil_deploy_write(const struct veil_mesh *mesh, const struct veil_mesh_membe
 		goto out;
 out:
 	if (rc && helm && yaml) {
-		veil_remove_tree(helm);
-		veil_remove_tree(yaml);
+		/* best effort on an error path: the next run removes them first */
+		VEIL_UNCHECKED(veil_remove_tree(helm));
+		VEIL_UNCHECKED(veil_remove_tree(yaml));
 	}
 	veil_buf_free(&b);
 	free(so);

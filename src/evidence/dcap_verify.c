@@ -293,7 +293,7 @@ static int cert_time(const ASN1_TIME *t, long long *out)
 {
 	struct tm tm;
 	if (!t || !ASN1_TIME_to_tm(t, &tm))
-		return -1;
+		return VEIL_EINVAL;
 	*out = (long long)timegm(&tm);
 	return 0;
 }

@@ -10,6 +10,6 @@
 
 /* sim.c: {"platform":"sim",...} already parsed */
 int veil_sim_verify_json(json_t *j, const uint8_t expected[static VEIL_SHA256_SIZE], int no_binding,
-			 struct veil_claims *c, struct veil_diags *d);
+			 struct veil_claims *c, struct veil_diags *d) VEIL_MUST_CHECK;
 
 #endif

@@ -35,7 +35,8 @@ const char *veil_image_kind_base(const char *kind)
 void veil_image_discard(struct veil_image_staged *s)
 {
 	if (s->staging)
-		veil_remove_tree(s->staging);
+		/* best effort: the next build removes it first */
+		VEIL_UNCHECKED(veil_remove_tree(s->staging));
 	free(s->staging);
 	free(s->layout);
 	free(s->tag);
@@ -347,7 +348,11 @@ int veil_image_build(const struct veil_measurement *m, const struct veil_image_o
 		rc = VEIL_ENOMEM;
 		goto out;
 	}
-	veil_remove_tree(s.staging); /* what a killed run left */
+	if (veil_remove_tree(s.staging)) { /* what a killed run left */
+		veil_diag(d, "%s: cannot remove what an earlier build left", s.staging);
+		rc = VEIL_EIO;
+		goto out;
+	}
 	if ((rc = veil_mkdirs(blobs, 0755, d)))
 		goto out;
 	/* the base's layers, verified as they are copied */

@@ -159,7 +159,11 @@ int veil_image_build_files(const struct veil_image_files_opts *o, struct veil_im
 	}
 	if (!(blobs = veil_path_join(s.staging, "blobs/sha256")))
 		goto out;
-	veil_remove_tree(s.staging); /* what a killed run left */
+	if (veil_remove_tree(s.staging)) { /* what a killed run left */
+		veil_diag(d, "%s: cannot remove what an earlier build left", s.staging);
+		rc = VEIL_EIO;
+		goto out;
+	}
 	if ((rc = veil_mkdirs(parent, 0755, d)) || (rc = veil_mkdirs(blobs, 0755, d)) ||
 	    (rc = files_layer(o, s.staging, diff_id, &ldesc, d)))
 		goto out;

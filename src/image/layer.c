@@ -74,7 +74,7 @@ static int flush_out(struct oci_layer *l)
 	size_t n = OUT_SIZE - l->z.avail_out;
 	const uint8_t *p = l->out;
 	if (!EVP_DigestUpdate(l->gz_sha, p, n))
-		return -1;
+		return VEIL_EIO;
 	l->gz_size += n;
 	while (n) {
 		ssize_t w = write(l->fd, p, n);
@@ -82,7 +82,7 @@ static int flush_out(struct oci_layer *l)
 			continue;
 		if (w <= 0) {
 			l->err = errno ? errno : EIO;
-			return -1;
+			return VEIL_EIO;
 		}
 		p += w;
 		n -= (size_t)w;
@@ -99,10 +99,10 @@ static int deflate_some(struct oci_layer *l, const void *data, size_t size, int 
 	for (;;) {
 		int zr = deflate(&l->z, flush);
 		if (zr == Z_STREAM_ERROR)
-			return -1;
+			return VEIL_EIO;
 		if (l->z.avail_out == 0 || (flush == Z_FINISH && zr == Z_STREAM_END)) {
 			if (flush_out(l))
-				return -1;
+				return VEIL_EIO;
 		}
 		if (flush == Z_FINISH ? zr == Z_STREAM_END
 				      : (l->z.avail_in == 0 && l->z.avail_out != 0))

@@ -454,7 +454,8 @@ int veil_measurement_write(const struct veil_measurement *m, const char *target,
 		ymap_put(a, enc, "files", fl);
 		ymap_put(a, root, "encryption", enc);
 	}
-	veil_runtime_list(m, &list);
+	if ((rc = veil_runtime_list(m, &list)))
+		goto out;
 	/* a tree built through a failed allocation is not a record */
 	if (yarena_failed(a)) {
 		rc = VEIL_ENOMEM;

@@ -494,7 +494,7 @@ static int write_all_fd(int fd, const void *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return -1;
+			return VEIL_EIO;
 		c += w;
 		n -= (size_t)w;
 	}

@@ -118,7 +118,7 @@ static int valid_digest(const char *s)
 static int copy_str(char *dst, size_t cap, const char *src, size_t n)
 {
 	if (n >= cap)
-		return -1;
+		return VEIL_ELIMIT;
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 	return 0;
@@ -271,9 +271,9 @@ static int get_str(json_t *o, const char *key, char *dst, size_t cap, int requir
 {
 	json_t *v = json_object_get(o, key);
 	if (!v)
-		return required ? -1 : 0;
+		return required ? VEIL_EINVAL : 0;
 	const char *s = json_string_value(v);
-	return s ? copy_str(dst, cap, s, strlen(s)) : -1;
+	return s ? copy_str(dst, cap, s, strlen(s)) : VEIL_EINVAL;
 }
 
 /* An informative field (platform, name): not a string is an error; too long
@@ -285,7 +285,7 @@ static int get_hint(json_t *o, const char *key, char *dst, size_t cap)
 		return 0;
 	const char *s = json_string_value(v);
 	if (!s)
-		return -1;
+		return VEIL_EINVAL;
 	if (copy_str(dst, cap, s, strlen(s)))
 		dst[0] = '\0';
 	return 0;
@@ -798,10 +798,10 @@ static int url_authority(const char *url, int *https, char *out, size_t cap)
 	else if (!strncmp(url, "http://", 7))
 		p = url + 7, *https = 0;
 	else
-		return -1;
+		return VEIL_EINVAL;
 	size_t n = strcspn(p, "/?#");
 	if (memchr(p, '@', n)) /* userinfo in a URL: never */
-		return -1;
+		return VEIL_EINVAL;
 	return copy_str(out, cap, p, n);
 }
 
@@ -1232,12 +1232,17 @@ static void api_url(const struct session *s, char *out, size_t cap, const char *
 	snprintf(out, cap, "%s/v2/%s/%s/%s", s->base, s->ref.repo, kind, ref);
 }
 
-static void digest_of(const void *data, size_t size, char out[VEIL_DIGEST_MAX])
+/* 0, or VEIL_EIO with the reason in d (OpenSSL failed) */
+static int digest_of(const void *data, size_t size, char out[VEIL_DIGEST_MAX], struct veil_diags *d)
 {
 	uint8_t h[VEIL_SHA256_SIZE];
-	veil_sha256(data, size, h);
+	if (veil_sha256(data, size, h)) {
+		veil_diag(d, "cannot compute a SHA-256 (OpenSSL failed)");
+		return VEIL_EIO;
+	}
 	memcpy(out, "sha256:", 7);
 	veil_hex(h, sizeof(h), out + 7);
+	return 0;
 }
 
 /* ------------------------------------------------------------------- push */
@@ -1368,16 +1373,19 @@ static int read_layout_manifest(const char *layout, const struct veil_descriptor
 		return VEIL_ENOMEM;
 	int rc = veil_read_file(path, VEIL_MANIFEST_MAX, data, size, d);
 	char dg[VEIL_DIGEST_MAX];
-	if (!rc) {
-		digest_of(*data, *size, dg);
-		if (strcmp(dg, desc->digest) || *size != desc->size) {
-			veil_diag(d,
-				  "%s: the blob's content is %s (%zu bytes), not %s (%llu bytes)",
-				  path, dg, *size, desc->digest, (unsigned long long)desc->size);
-			free(*data);
-			*data = NULL;
-			rc = VEIL_EINVAL;
-		}
+	if (rc) {
+		free(path);
+		return rc;
+	}
+	if (!(rc = digest_of(*data, *size, dg, d)) &&
+	    (strcmp(dg, desc->digest) || *size != desc->size)) {
+		veil_diag(d, "%s: the blob's content is %s (%zu bytes), not %s (%llu bytes)", path,
+			  dg, *size, desc->digest, (unsigned long long)desc->size);
+		rc = VEIL_EINVAL;
+	}
+	if (rc) {
+		free(*data);
+		*data = NULL;
 	}
 	free(path);
 	return rc;
@@ -1539,7 +1547,8 @@ static int get_manifest(struct session *s, const char *ref, struct veil_buf *bod
 		http_error(s, what, d);
 		return VEIL_EINVAL;
 	}
-	digest_of(body->data, body->size, digest);
+	if ((rc = digest_of(body->data, body->size, digest, d)))
+		return rc;
 	const char *expect = valid_digest(ref) ? ref : s->hdr.digest[0] ? s->hdr.digest : NULL;
 	if (expect && strcmp(expect, digest)) {
 		veil_diag(d, "%s/%s: manifest %s: the registry sent bytes with digest %s", s->host,
@@ -1816,7 +1825,8 @@ int veil_image_pull_digest(const char *ref, const char *layout_dir, const char *
 	if (!strcmp(m.media_type, DOCKER_MANIFEST)) {
 		if ((rc = docker_to_oci(&body, d)))
 			goto out;
-		digest_of(body.data, body.size, digest);
+		if ((rc = digest_of(body.data, body.size, digest, d)))
+			goto out;
 		snprintf(m.media_type, sizeof(m.media_type), "%s", OCI_MANIFEST);
 		if (o && o->verbose)
 			fprintf(

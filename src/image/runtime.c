@@ -140,7 +140,10 @@ static int push(struct rt *r, const char *path, unsigned mode, const uint8_t *sh
 static int push_absent(struct rt *r, const char *path)
 {
 	uint8_t h[VEIL_SHA256_SIZE];
-	veil_sha256("", 0, h);
+	if (veil_sha256("", 0, h)) {
+		veil_diag(r->d, "runtime file %s: cannot compute a SHA-256", path);
+		return VEIL_EIO;
+	}
 	return push(r, path, 0, h);
 }
 

@@ -256,7 +256,7 @@ static int measure(int fd, const char *path, char hex[static VEIL_KEY_HASH_HEX])
 		return 0;
 	uint8_t h[VEIL_SHA256_SIZE];
 	if (lseek(fd, 0, SEEK_SET) || veil_sha256_fd(fd, path, h, NULL))
-		return -1;
+		return VEIL_EIO;
 	veil_hex(h, sizeof(h), hex);
 	/* changed while hashed: measured, but not remembered */
 	if (!known || identify(fd, &after) || !same_identity(&id, &after))
@@ -524,7 +524,7 @@ out:
  * read and the kernel's page-ins for exec are different requests, which it
  * can answer with different bytes; network file systems leave the same
  * choice to a remote server. Refused before the measurement: its read would
- * also be the server's to stall. 0, or -1 with the reason in why. */
+ * also be the server's to stall. 0, or VEIL_EINVAL with the reason in why. */
 static int refuse_served_executable(int fd, char *why, size_t cap)
 {
 	static const struct {
@@ -549,7 +549,7 @@ static int refuse_served_executable(int fd, char *why, size_t cap)
 	struct statfs fs;
 	if (fstatfs(fd, &fs)) {
 		snprintf(why, cap, "cannot tell the file system of the caller's executable");
-		return -1;
+		return VEIL_EINVAL;
 	}
 	for (size_t i = 0; i < sizeof(served) / sizeof(served[0]); i++)
 		if ((unsigned long)(unsigned int)fs.f_type == served[i].magic) {
@@ -559,7 +559,7 @@ static int refuse_served_executable(int fd, char *why, size_t cap)
 				 "the bytes that run; only an executable on a local file system "
 				 "is vouched for",
 				 served[i].name);
-			return -1;
+			return VEIL_EINVAL;
 		}
 	return 0;
 }
@@ -585,19 +585,19 @@ static int read_code_ranges(int fd, struct code_ranges *code)
 	    /* not secret: the ELF magic */
 	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 512)
-		return -1;
+		return VEIL_EINVAL;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
 		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
 			(ssize_t)sizeof(ph) ||
 		    ph.p_offset > UINT64_MAX - ph.p_filesz)
-			return -1;
+			return VEIL_EINVAL;
 		if (ph.p_type == PT_GNU_RELRO) {
 			code->relro_from = ph.p_offset;
 			code->relro_to = ph.p_offset + ph.p_filesz;
 		} else if (ph.p_type == PT_LOAD && !(ph.p_flags & PF_W) && ph.p_filesz) {
 			if (code->count == CODE_RANGES)
-				return -1;
+				return VEIL_EINVAL;
 			code->r[code->count].from = ph.p_offset;
 			code->r[code->count].to = ph.p_offset + ph.p_filesz;
 			code->count++;
@@ -985,10 +985,13 @@ int main(int argc, char **argv)
 	}
 	if (!rc) {
 		char *dir = veil_dirname(sock);
-		veil_mkdirs(dir, 0755, NULL);
+		rc = dir ? veil_mkdirs(dir, 0755, &d) : VEIL_ENOMEM;
+		if (!dir)
+			veil_diag(&d, "out of memory");
 		free(dir);
 		memcpy(sa.sun_path, sock, strlen(sock) + 1);
-		rc = lock_socket_path(sock, &lock_fd, &d);
+		if (!rc)
+			rc = lock_socket_path(sock, &lock_fd, &d);
 	}
 	if (!rc)
 		rc = claim_socket_path(sock, &sa, &d);

@@ -468,8 +468,8 @@ static void parse_service(struct yctx *c, const struct ynode *e, struct veil_pol
 			pf->mode = !strcmp(mode, "0755") ? 0755 : 0644;
 			fe[s->file_count].path = (char *)path;
 			fe[s->file_count].mode = pf->mode;
-			veil_unhex(h, fe[s->file_count].sha256,
-				   VEIL_SHA256_SIZE); /* checked above */
+			VEIL_UNCHECKED(veil_unhex(h, fe[s->file_count].sha256,
+						  VEIL_SHA256_SIZE)); /* checked above */
 			s->file_count++;
 		}
 		/* the list must be the one the root was computed over */

@@ -94,7 +94,7 @@ int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why, size
 			break;
 		d[i].path = path;
 		if (veil_code_decrypt(key, path, ct, csize, &d[i].data, &d[i].size, why, cap))
-			rc = -1;
+			rc = VEIL_EINVAL;
 		free(ct);
 		*n = i + 1;
 	}
@@ -102,7 +102,7 @@ int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why, size
 	if (rc) {
 		decrypted_free(d, *n);
 		*n = 0;
-		return -1;
+		return VEIL_EINVAL;
 	}
 	*out = d;
 	*n = count;

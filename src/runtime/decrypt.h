@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "veil/common.h"
+
 struct decrypted {
 	const char *path; /* the configuration's */
 	uint8_t *data;    /* secure memory, NUL-terminated */
@@ -18,8 +20,9 @@ struct decrypted {
 };
 
 /* dec: the configuration's "decrypt" object (NULL: nothing to do, *n = 0).
- * 0, or -1 with the reason in why (naming the file, never its content). */
-int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why, size_t cap);
+ * 0, or VEIL_EINVAL with the reason in why (naming the file, never its content). */
+int decrypt_code(json_t *dec, struct decrypted **out, size_t *n, char *why,
+		 size_t cap) VEIL_MUST_CHECK;
 void decrypted_free(struct decrypted *d, size_t n);
 
 #endif

@@ -366,5 +366,5 @@ int image_verify_wait(struct image_check *c, size_t *entries, uint64_t *bytes, c
 	EVP_MD_free(c->sha256);
 	close(c->root_fd);
 	free(c);
-	return bad;
+	return bad ? VEIL_EINVAL : 0;
 }

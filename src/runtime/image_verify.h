@@ -25,12 +25,12 @@ struct image_check;
  * which line and what). The caller finishes *out with image_verify_wait(). */
 int image_verify_start(const char *root_dir, const char *record_path, unsigned threads,
 		       struct image_check **out, char root_hex[static 2 * VEIL_SHA256_SIZE + 1],
-		       char *why, size_t cap);
+		       char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* Waits for the threads and frees c. 0: everything as recorded (*entries
- * checked, *bytes hashed, either may be NULL); 1: why names the first
- * difference in path order. */
+ * checked, *bytes hashed, either may be NULL); VEIL_EINVAL: why names the
+ * first difference in path order. */
 int image_verify_wait(struct image_check *c, size_t *entries, uint64_t *bytes, char *why,
-		      size_t cap);
+		      size_t cap) VEIL_MUST_CHECK;
 
 #endif

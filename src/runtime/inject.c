@@ -195,7 +195,7 @@ static int inject_private(const struct inject_file *f, size_t count, size_t tota
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		return rt_failf(err, cap, "cannot make the mount namespace private: %s",
 				strerror(errno));
-	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC), mnt = -1, rc = -1;
+	int fs = fsopen("tmpfs", FSOPEN_CLOEXEC), mnt = -1, rc = VEIL_EINVAL;
 	char size[32], inodes[32];
 	snprintf(size, sizeof(size), "%zu", total + count * 4096 + 65536);
 	snprintf(inodes, sizeof(inodes), "%zu", count + 16);
@@ -327,7 +327,7 @@ static int inject_memdir(const struct inject_file *f, size_t count, const char *
 			close(dfd);
 		}
 	}
-	return -1;
+	return VEIL_EINVAL;
 }
 
 int inject_files(const struct inject_file *f, size_t count, uid_t uid, gid_t gid, char *err,
@@ -341,7 +341,7 @@ int inject_files(const struct inject_file *f, size_t count, uid_t uid, gid_t gid
 	size_t total = 0;
 	for (size_t i = 0; i < count; i++) {
 		if (path_ok(f[i].path, err, cap))
-			return -1;
+			return VEIL_EINVAL;
 		for (size_t k = 0; k < i; k++)
 			if (!strcmp(f[k].path, f[i].path))
 				return rt_failf(err, cap, "injection file %.200s is given twice",

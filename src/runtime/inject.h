@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "veil/common.h"
+
 struct inject_file {
 	const char *path;    /* absolute, as in the policy */
 	const char *content; /* the caller's; may hold secrets */
@@ -24,7 +26,7 @@ struct inject_file {
  * program's, when the policy names them; (uid_t)-1, (gid_t)-1: this
  * process's), mode 0600. */
 int inject_files(const struct inject_file *files, size_t count, uid_t uid, gid_t gid, char *err,
-		 size_t cap);
+		 size_t cap) VEIL_MUST_CHECK;
 
 /* How the files were placed, for the log. */
 const char *inject_method(void);

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <malloc.h>
 #include <getopt.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -634,14 +633,6 @@ static void *make_cert(void *arg)
 	return NULL;
 }
 
-static void cleanse_free(void *p)
-{
-	if (p) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
 int main(int argc, char **argv)
 {
 	/* no core dump and no ptrace by same-uid processes while veil-run holds
@@ -688,7 +679,7 @@ int main(int argc, char **argv)
 	 * still be hashing, and the exec needs none */
 	OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, NULL);
 	/* the configuration holds secrets: jansson's memory is wiped when freed */
-	json_set_alloc_funcs(malloc, cleanse_free);
+	json_set_alloc_funcs(veil_wipe_malloc, veil_wipe_free);
 
 	logmsg("started");
 	/* the private mount namespace first: the runtime files the prefetch list
@@ -726,6 +717,11 @@ int main(int argc, char **argv)
 	uint8_t rd[VEIL_SHA256_SIZE];
 	if (!key || veil_pubkey_digest(key, rd))
 		return die("cannot make a key");
+	/* the key's hash, then the config id's: the CAS checks both halves */
+	uint8_t rd64[VEIL_REPORT_DATA_SIZE] = {0};
+	memcpy(rd64, rd, sizeof(rd));
+	if (veil_sha256(config_id, strlen(config_id), rd64 + VEIL_SHA256_SIZE))
+		return die("cannot hash the config id");
 	struct cert_job cj = {.key = key};
 	pthread_t cert_thread;
 	int cert_async = !pthread_create(&cert_thread, NULL, make_cert, &cj);
@@ -737,10 +733,6 @@ int main(int argc, char **argv)
 	 * platform that is there and fails is a refusal: a confidential VM
 	 * whose quote fails is not a simulated one. */
 	char *evidence = NULL, provider[VEIL_COLLECT_PROVIDER_MAX], collect_why[1024];
-	/* the key's hash, then the config id's: the CAS checks both halves */
-	uint8_t rd64[VEIL_REPORT_DATA_SIZE] = {0};
-	memcpy(rd64, rd, sizeof(rd));
-	veil_sha256(config_id, strlen(config_id), rd64 + VEIL_SHA256_SIZE);
 	int collected = veil_collect(rd64, &evidence, provider, collect_why, sizeof(collect_why));
 	int evidence_failed = 0;
 	if (collected == VEIL_ENOENT) {
@@ -976,7 +968,7 @@ int main(int argc, char **argv)
 		       pwd);
 	else
 		logmsg("exec %s in %s", args[0], pwd);
-	json_decref(cfg); /* wiped by cleanse_free; pwd pointed into it */
+	json_decref(cfg); /* wiped by veil_wipe_free; pwd pointed into it */
 	char *path_env = NULL;
 	for (size_t i = 0; envp[i]; i++)
 		if (!strncmp(envp[i], "PATH=", 5))

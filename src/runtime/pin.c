@@ -120,7 +120,7 @@ static int copy_file(struct pin_walk *w, int src_dir, int dst_dir, const char *n
 	}
 	int in = openat(src_dir, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC), out = -1;
 	struct stat st;
-	int rc = -1;
+	int rc = VEIL_EINVAL;
 	if (in < 0 || fstat(in, &st)) {
 		rt_failf(w->err, w->errcap, "%s: %s", image_path, strerror(errno));
 		goto done;
@@ -245,7 +245,7 @@ int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap)
 				"the protected folder '%s' must be an absolute folder "
 				"other than /",
 				dir);
-	int src = -1, root = -1, rc = -1;
+	int src = -1, root = -1, rc = VEIL_EINVAL;
 	struct pin_walk w = {.tree = tree, .md = EVP_MD_CTX_new(), .err = err, .errcap = cap};
 	if ((tree->mnt = private_tmpfs(err, cap)) < 0)
 		goto out;
@@ -298,7 +298,7 @@ int pin_files_open(struct pinned_files *pf, char *err, size_t cap)
 {
 	*pf = (struct pinned_files){.mnt = -1, .root = -1};
 	if ((pf->mnt = private_tmpfs(err, cap)) < 0)
-		return -1;
+		return VEIL_EINVAL;
 	if ((pf->root = openat(pf->mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		int e = errno;
 		pin_files_close(pf);
@@ -312,7 +312,7 @@ int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
 {
 	char name[32];
 	snprintf(name, sizeof(name), "%zu", idx);
-	int in = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC), out = -1, rc = -1;
+	int in = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC), out = -1, rc = VEIL_EINVAL;
 	struct stat st;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (in < 0 || fstat(in, &st) || !S_ISREG(st.st_mode)) {

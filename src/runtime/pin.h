@@ -17,40 +17,44 @@ struct pinned_tree {
 
 /* Makes this process's mount namespace a private one of its own: 0, 1 when
  * that is not possible here (no CAP_SYS_ADMIN: the reason is in err, and the
- * caller may measure in place), or -1 on any other failure. */
-int pin_private_namespace(char *err, size_t cap);
+ * caller may measure in place: a status, not an error), or a negative
+ * veil_err on any other failure. */
+int pin_private_namespace(char *err, size_t cap) VEIL_MUST_CHECK;
 
 /* In the private namespace: copies every regular file under dir (folders
  * recursively; a symbolic link or special file is refused) into a fresh
  * detached tmpfs, hashing each copy. 0 (tree filled: files and their
- * hashes), or -1 (reason in err). */
-int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap);
+ * hashes), or a negative veil_err (reason in err). */
+int pin_copy(const char *dir, struct pinned_tree *tree, char *err, size_t cap) VEIL_MUST_CHECK;
 
 /* Attaches the copy at dir, in this process's namespace only. */
-int pin_attach(struct pinned_tree *tree, const char *dir, char *err, size_t cap);
+int pin_attach(struct pinned_tree *tree, const char *dir, char *err, size_t cap) VEIL_MUST_CHECK;
 
 /* Makes the mount at dir read-only (after injection files were placed). */
-int pin_seal(const char *dir, char *err, size_t cap);
+int pin_seal(const char *dir, char *err, size_t cap) VEIL_MUST_CHECK;
 
 void pin_free(struct pinned_tree *tree);
 
 /* Runtime files (the program, its libraries, Python's start-up files), each
  * copied into a detached tmpfs while hashed, then mounted over its own path
- * in this (private) namespace. Copies are numbered by the caller. */
+ * in this (private) namespace. Copies are numbered by the caller. The functions below return 0 or a
+ * negative veil_err with the reason in err, but for pin_files_open_copy. */
 struct pinned_files {
 	int mnt, root; /* the detached tmpfs and its root folder; -1 if none */
 };
-int pin_files_open(struct pinned_files *pf, char *err, size_t cap);
+int pin_files_open(struct pinned_files *pf, char *err, size_t cap) VEIL_MUST_CHECK;
 /* Copies path (symbolic links followed) as copy number idx; sha and mode
  * (0644/0755) describe the bytes copied. Thread-safe for distinct idx. */
 int pin_files_copy(const struct pinned_files *pf, size_t idx, const char *path,
-		   uint8_t sha[VEIL_SHA256_SIZE], unsigned *mode, char *err, size_t cap);
+		   uint8_t sha[VEIL_SHA256_SIZE], unsigned *mode, char *err,
+		   size_t cap) VEIL_MUST_CHECK;
 /* Makes the copies read-only: call once every copy is made, before attaching. */
-int pin_files_seal(struct pinned_files *pf, char *err, size_t cap);
+int pin_files_seal(struct pinned_files *pf, char *err, size_t cap) VEIL_MUST_CHECK;
 /* Mounts copy idx over path (after pin_files_seal). */
-int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char *err, size_t cap);
-/* A read-only descriptor of copy idx (to exec it). */
-int pin_files_open_copy(const struct pinned_files *pf, size_t idx);
+int pin_files_attach(struct pinned_files *pf, size_t idx, const char *path, char *err,
+		     size_t cap) VEIL_MUST_CHECK;
+/* A read-only descriptor of copy idx (to exec it), or -1 (errno set). */
+int pin_files_open_copy(const struct pinned_files *pf, size_t idx) VEIL_MUST_CHECK;
 void pin_files_close(struct pinned_files *pf);
 
 #endif

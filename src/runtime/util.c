@@ -12,7 +12,7 @@ int rt_failf(char *err, size_t cap, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, cap, fmt, ap);
 	va_end(ap);
-	return -1;
+	return VEIL_EINVAL;
 }
 
 int rt_write_all(int fd, const void *p, size_t n)
@@ -23,7 +23,7 @@ int rt_write_all(int fd, const void *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return -1;
+			return VEIL_EIO;
 		b += w;
 		n -= (size_t)w;
 	}

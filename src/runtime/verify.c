@@ -130,7 +130,7 @@ struct runtime_copies *runtime_prefetch(struct pinned_files *pf, const char *lis
 	return NULL;
 }
 
-/* A folder entry: its listing now against the policy's; 0 or 1 with why. */
+/* A folder entry: its listing now against the policy's; 0 or VEIL_EINVAL with why. */
 static int check_folder(json_t *list, const char *path, const char *bare,
 			const uint8_t want[VEIL_SHA256_SIZE], char *why, size_t cap)
 {
@@ -140,10 +140,10 @@ static int check_folder(json_t *list, const char *path, const char *bare,
 	int rc = 0, lr = veil_listing_sha256(bare, got, &names, &n);
 	if (lr == VEIL_ENOENT) {
 		snprintf(why, cap, "the runtime folder %s is missing", path);
-		rc = 1;
+		rc = VEIL_EINVAL;
 	} else if (lr) {
 		snprintf(why, cap, "cannot list the runtime folder %s", path);
-		rc = 1;
+		rc = VEIL_EINVAL;
 	} else if (CRYPTO_memcmp(got, want, sizeof(got))) {
 		/* a file Python runs at start that the policy does not list is
 		 * named; any other difference names the folder */
@@ -172,7 +172,7 @@ static int check_folder(json_t *list, const char *path, const char *bare,
 				break;
 			}
 		}
-		rc = 1;
+		rc = VEIL_EINVAL;
 	}
 	for (size_t k = 0; k < n; k++)
 		free(names[k]);
@@ -191,12 +191,12 @@ static int check_in_place(const char *path, unsigned mode, const uint8_t want[VE
 	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || veil_sha256_fd(fd, path, got, &d)) {
 		snprintf(why, cap, "the runtime file %s is missing or unreadable", path);
-		rc = 1;
+		rc = VEIL_EINVAL;
 	} else if (CRYPTO_memcmp(got, want, sizeof(got)) ||
 		   ((st.st_mode & 0111) ? 0755u : 0644u) != mode) {
 		snprintf(why, cap, "the runtime file %s changed since `veil apply` measured it",
 			 path);
-		rc = 1;
+		rc = VEIL_EINVAL;
 	}
 	veil_diags_free(&d);
 	if (rc && fd >= 0)
@@ -229,7 +229,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 	    (program && (program[0] != '/' || !json_is_array(list)))) {
 		copies_free(pre);
 		snprintf(why, cap, "malformed runtime files from the CAS");
-		return 1;
+		return VEIL_EINVAL;
 	}
 	if (!program) {
 		copies_free(pre);
@@ -241,7 +241,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 			    "the command's program in the image, see VEIL_IMAGE_ROOT), so what "
 			    "it execs is unchecked; a policy that accepts this says "
 			    "security.attestation.tolerate: [insecure-unmeasured-program]");
-			return 1;
+			return VEIL_EINVAL;
 		}
 		fprintf(stderr, "warning: the command's program is not measured: it is found on "
 				"PATH and not checked (the policy tolerates "
@@ -251,7 +251,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 	if (json_array_size(list) > MAX_RUNTIME_FILES) {
 		copies_free(pre);
 		snprintf(why, cap, "more than %d runtime files", MAX_RUNTIME_FILES);
-		return 1;
+		return VEIL_EINVAL;
 	}
 	struct runtime_copies *c = pf ? (pre ? pre : copies_new(pf)) : NULL;
 	struct wanted *w = calloc(json_array_size(list) + 1, sizeof(*w));
@@ -259,7 +259,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 		copies_free(c);
 		free(w);
 		snprintf(why, cap, "out of memory");
-		return 1;
+		return VEIL_ENOMEM;
 	}
 	size_t i, nw = 0, first_new = c ? c->count : 0;
 	json_t *e;
@@ -273,7 +273,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 				&hex) ||
 		    path[0] != '/' || veil_unhex(hex, want, sizeof(want))) {
 			snprintf(why, cap, "malformed runtime files from the CAS");
-			rc = 1;
+			rc = VEIL_EINVAL;
 			break;
 		}
 		size_t len = strlen(path);
@@ -282,7 +282,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 		if (snprintf(bare, sizeof(bare), "%.*s", (int)(is_dir && len > 1 ? len - 1 : len),
 			     path) >= (int)sizeof(bare)) {
 			snprintf(why, cap, "a runtime file's path is too long");
-			rc = 1;
+			rc = VEIL_EINVAL;
 			break;
 		}
 		struct stat st;
@@ -292,7 +292,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 					 "%s exists, but the image had no such %s when `veil "
 					 "apply` measured it",
 					 bare, is_dir ? "folder" : "file");
-				rc = 1;
+				rc = VEIL_EINVAL;
 				break;
 			}
 			continue;
@@ -325,7 +325,7 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 			struct copy_job *j = copies_add(c, path);
 			if (!j) {
 				snprintf(why, cap, "out of memory");
-				rc = 1;
+				rc = VEIL_ENOMEM;
 				break;
 			}
 			k = j->idx;
@@ -341,13 +341,13 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 		const struct copy_job *j = &c->jobs[w[k].job];
 		if (j->failed) {
 			snprintf(why, cap, "%s", j->err);
-			rc = 1;
+			rc = VEIL_EINVAL;
 		} else if (CRYPTO_memcmp(j->got, w[k].sha, sizeof(j->got)) ||
 			   j->got_mode != w[k].mode) {
 			snprintf(why, cap,
 				 "the runtime file %s changed since `veil apply` measured it",
 				 w[k].path);
-			rc = 1;
+			rc = VEIL_EINVAL;
 		} else if (prog == nw && !strcmp(w[k].path, program)) {
 			prog = k;
 		}
@@ -357,21 +357,21 @@ int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *
 	if (!rc && prog == nw) {
 		snprintf(why, cap, "the policy's program %s is not among its runtime files",
 			 program);
-		rc = 1;
+		rc = VEIL_EINVAL;
 	}
 	/* every copy made and checked: each goes over its path, read-only */
 	if (!rc && c) {
 		char perr[600];
-		rc = pin_files_seal(pf, perr, sizeof(perr)) != 0;
+		rc = pin_files_seal(pf, perr, sizeof(perr));
 		for (size_t k = 0; k < nw && !rc; k++)
 			rc = pin_files_attach(pf, c->jobs[w[k].job].idx, w[k].path, perr,
-					      sizeof(perr)) != 0;
+					      sizeof(perr));
 		if (rc)
 			snprintf(why, cap, "%s", perr);
 		else if ((*prog_fd = pin_files_open_copy(pf, c->jobs[w[prog].job].idx)) < 0) {
 			snprintf(why, cap, "cannot open the verified copy of %s: %s", program,
 				 strerror(errno));
-			rc = 1;
+			rc = VEIL_EINVAL;
 		}
 	}
 	*count = nw;

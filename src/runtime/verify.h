@@ -27,15 +27,16 @@ struct runtime_copies;
 /* Starts copying the files the prefetch list at list_path names into pf, on
  * background threads. NULL when there is no list (or it cannot be read, or
  * holds nothing usable): verify_runtime() then copies everything itself. */
-struct runtime_copies *runtime_prefetch(struct pinned_files *pf, const char *list_path);
+struct runtime_copies *runtime_prefetch(struct pinned_files *pf,
+					const char *list_path) VEIL_MUST_CHECK;
 
 /* Checks the policy's runtime files (cfg: the CAS's configuration) against
  * what is here now. With pf each file is the copy in pf (prefetched ones
  * reused), mounted over its path, and *prog_fd is the program's copy;
  * without pf each is hashed in place and *prog_fd is the descriptor hashed.
- * *count: files checked. 0, or 1 with the first difference named in why.
+ * *count: files checked. 0, or a negative veil_err with the first difference named in why.
  * Waits for and frees pre (may be NULL). */
 int verify_runtime(json_t *cfg, struct pinned_files *pf, struct runtime_copies *pre, int *prog_fd,
-		   size_t *count, char *why, size_t cap);
+		   size_t *count, char *why, size_t cap) VEIL_MUST_CHECK;
 
 #endif

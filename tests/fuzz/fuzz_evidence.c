@@ -11,7 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct veil_claims claims;
 	struct veil_diags d;
 	veil_diags_init(&d);
-	veil_evidence_verify((const char *)data, size, rd, &claims, &d);
+	/* a refusal is what most inputs get; the fuzzer looks for crashes */
+	VEIL_UNCHECKED(veil_evidence_verify((const char *)data, size, rd, &claims, &d));
 	veil_diags_free(&d);
 	return 0;
 }

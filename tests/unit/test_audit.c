@@ -36,7 +36,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	veil_diags_free(&diags);
-	veil_remove_tree(tmp);
+	assert_int_equal(veil_remove_tree(tmp), 0);
 	return 0;
 }
 

@@ -307,7 +307,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	veil_remove_tree(dir);
+	assert_int_equal(veil_remove_tree(dir), 0);
 	return 0;
 }
 

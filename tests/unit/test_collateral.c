@@ -690,7 +690,7 @@ static void test_folder_layout_loads_bundles_and_pcs_files(void **state)
 	assert_null(c);
 	assert_non_null(strstr(why, "zz-synthetic.json"));
 	assert_non_null(strstr(why, "TCB Info"));
-	veil_remove_tree(dir);
+	assert_int_equal(veil_remove_tree(dir), 0);
 	assert_int_equal(veil_collateral_load_dir(dir, &c, why, sizeof(why)), VEIL_EINVAL);
 }
 

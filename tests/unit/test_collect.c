@@ -88,7 +88,7 @@ static int teardown(void **state)
 		atomic_store(&f->helper.stop, 1);
 		pthread_join(f->thread, NULL);
 	}
-	veil_remove_tree(f->dir);
+	assert_int_equal(veil_remove_tree(f->dir), 0);
 	free(f->evidence);
 	free(f->blobs[0]);
 	free(f->blobs[1]);

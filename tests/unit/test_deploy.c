@@ -424,7 +424,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
 	ydoc_free(&mesh_doc);
-	veil_remove_tree(tmp);
+	assert_int_equal(veil_remove_tree(tmp), 0);
 	return teardown(state);
 }
 

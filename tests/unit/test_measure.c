@@ -90,7 +90,7 @@ static int teardown(void **state)
 	veil_measurement_free(&loaded);
 	ydoc_free(&doc);
 	veil_diags_free(&diags);
-	veil_remove_tree(tmp);
+	assert_int_equal(veil_remove_tree(tmp), 0);
 	return 0;
 }
 

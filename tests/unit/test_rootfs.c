@@ -43,7 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	veil_remove_tree(layout);
+	assert_int_equal(veil_remove_tree(layout), 0);
 	veil_diags_free(&diags);
 	return 0;
 }
@@ -123,7 +123,7 @@ static void file_line(char *out, size_t cap, const char *path, const char *conte
 {
 	uint8_t h[VEIL_SHA256_SIZE];
 	char hex[65];
-	veil_sha256(content, strlen(content), h);
+	assert_int_equal(veil_sha256(content, strlen(content), h), 0);
 	veil_hex(h, sizeof(h), hex);
 	snprintf(out, cap, "f %04o %zu %s %s", mode, strlen(content), hex, path);
 }
