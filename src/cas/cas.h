@@ -10,7 +10,7 @@
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
-#include "veil/audit.h"
+#include "veil/audit_log.h"
 #include "veil/store.h"
 #include "veil/tls.h"
 

@@ -446,7 +446,7 @@ static const struct {
      * without an index a scan of the whole table (a create took 1.6 ms
      * instead of 0.17 ms with 10,000 namespaces) */
     {2, "CREATE INDEX IF NOT EXISTS policies_owner ON policies(owner);", NULL},
-    /* the audit log's head, committed with each change (audit.c) */
+    /* the audit log's head, committed with each change (audit_log.c) */
     {3,
      "CREATE TABLE IF NOT EXISTS audit_head ("
      " id INTEGER PRIMARY KEY CHECK (id = 1),"

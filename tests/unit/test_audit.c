@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "veil/audit.h"
+#include "veil/audit_log.h"
 
 static char tmp[64];
 static char path[128];
