@@ -455,7 +455,7 @@ static const struct {
      " hash TEXT NOT NULL,"
      " signature TEXT NOT NULL);",
      NULL},
-    /* the names exports point to: a create checks its name here (routes.c,
+    /* the names exports point to: a create checks its name here (consent.c,
      * H3) instead of opening every policy */
     {4,
      "CREATE TABLE IF NOT EXISTS exports ("
