@@ -41,11 +41,12 @@ struct route {
 	const char *path;
 	bool prefix; /* path, then a namespace name (400 unless valid) */
 	enum route_auth auth;
-	enum cas_route route;              /* of a request no method of it takes (405) */
-	enum cas_route cert_refused_route; /* of a refused out-of-date certificate */
-	const char *allow;                 /* the Allow header of its 405 */
-	const char *shown_path;            /* the path its 405 names (NULL: the request's) */
-	bool probe;                        /* its answers are logged at debug level */
+	/* of a request that reaches no handler: a method it does not take
+	 * (405), a refused out-of-date certificate */
+	enum cas_route route;
+	const char *allow;      /* the Allow header of its 405 */
+	const char *shown_path; /* the path its 405 names (NULL: the request's) */
+	bool probe;             /* its answers are logged at debug level */
 	struct route_method method[3];
 };
 
@@ -78,25 +79,21 @@ static const struct route routes[] = {
     {.path = "/v1/attest",
      .auth = ROUTE_CLIENT_CERT,
      .route = R_ATTEST,
-     .cert_refused_route = R_ATTEST,
      .allow = "POST",
      .method = {{EVHTTP_REQ_POST, R_ATTEST, route_attest}}},
     {.path = "/v1/attest/refused",
      .auth = ROUTE_CLIENT_CERT,
      .route = R_ATTEST_REFUSED,
-     .cert_refused_route = R_ATTEST_REFUSED,
      .allow = "POST",
      .method = {{EVHTTP_REQ_POST, R_ATTEST_REFUSED, route_attest_refused}}},
     {.path = "/v1/code-keys",
      .auth = ROUTE_CLIENT_CERT,
      .route = R_CODE_KEY,
-     .cert_refused_route = R_OTHER,
      .allow = "POST",
      .method = {{EVHTTP_REQ_POST, R_CODE_KEY, route_code_key}}},
     {.path = "/v1/policies",
      .auth = ROUTE_CLIENT_CERT,
      .route = R_OTHER,
-     .cert_refused_route = R_OTHER,
      .allow = "GET, POST",
      .method = {{EVHTTP_REQ_GET, R_POLICY_LIST, route_policy_list},
 		{EVHTTP_REQ_POST, R_POLICY_CREATE, route_policy_create, .on_worker = true,
@@ -105,7 +102,6 @@ static const struct route routes[] = {
      .prefix = true,
      .auth = ROUTE_CLIENT_CERT,
      .route = R_OTHER,
-     .cert_refused_route = R_OTHER,
      .allow = "GET, PUT, DELETE",
      .shown_path = "/v1/policies/NAME",
      .method = {{EVHTTP_REQ_GET, R_POLICY_GET, route_policy_get},
@@ -259,7 +255,7 @@ void cas_handle(struct evhttp_request *req, void *arg)
 		snprintf(c.error, sizeof(c.error), "no such route");
 		route_reply_json(&c, 404, json_pack("{s:s}", "error", "no such route"));
 	} else if (r->auth == ROUTE_CLIENT_CERT && c.cert_out_of_date) {
-		c.route = r->cert_refused_route;
+		c.route = r->route;
 		route_fail(&c, 403, NULL,
 			   "the client certificate is outside its validity period (expired or not "
 			   "yet valid)");
