@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "routes.h"
-#include "veil/secrets.h"
+#include "veil/secure.h"
 
 /* ---- payload: the policy's canonical YAML and its secrets ---- */
 

@@ -8,7 +8,7 @@
 #include <jansson.h>
 
 #include "routes.h"
-#include "veil/secrets.h"
+#include "veil/secure.h"
 
 void route_healthz(struct route_ctx *c, const char *name)
 {
