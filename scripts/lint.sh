@@ -7,7 +7,9 @@
 # previous line:   /* not secret: the ELF magic */
 # Prints one "file:line: rule: code" per finding, then "N passed, N failed"
 # (one check per rule, and the self-test: a violation of each rule in a
-# temporary file must be found). Usage: scripts/lint.sh [DIR...] (default src)
+# temporary file must be found). Also: libveil, which every executable links,
+# compiles nothing from src/cas/ (meson.build; the CAS's code is libveilcas's).
+# Usage: scripts/lint.sh [DIR...] (default src)
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -37,6 +39,34 @@ findings() { # rule regex dir...
 				}
 				prev = $0
 			}'
+}
+
+# libveil, which every executable links (veil among them), holds nothing
+# compiled from src/cas/: prints each src/cas/ file in its static_library()
+# call or in a source list the call names, from the meson.build given
+libveil_cas_sources() { # meson.build
+	python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def statement(start):  # from start to the parenthesis that closes the first one
+    depth, i = 0, text.index("(", start)
+    while True:
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start:i + 1]
+        i += 1
+call = re.search(r"^libveil = static_library\(", text, re.M)
+if not call:
+    sys.exit("no libveil = static_library(...) in " + sys.argv[1])
+call = statement(call.start())
+found = re.findall(r"'(src/cas/[^']*)'", call)
+for name in sorted(set(re.findall(r"\b([a-z_]+_src)\b", call))):
+    m = re.search(r"^" + name + r" = files\(", text, re.M)
+    if m:
+        found += re.findall(r"'(src/cas/[^']*)'", statement(m.start()))
+for f in found:
+    print("meson.build: libveil compiles " + f)
+PY
 }
 
 pass=0
@@ -78,6 +108,15 @@ for ((i = 0; i < ${#rules[@]}; i += 2)); do
 	n=$(findings "${rules[i]}" "${rules[i + 1]}" "$t" | grep -c "good.c")
 	[ "$n" -eq 0 ] || { echo "lint self-test: ${rules[i]} found $n times in good.c, want 0"; self_ok=0; }
 done
+cat >"$t/meson.build" <<'EOF'
+one_src = files('src/common/a.c',
+  'src/cas/audit.c')
+libveil = static_library('veil',
+  one_src + files('src/cas/b.c'),
+  include_directories : inc)
+EOF
+n=$(libveil_cas_sources "$t/meson.build" | grep -c 'src/cas/')
+[ "$n" -eq 2 ] || { echo "lint self-test: libveil's src/cas/ sources found $n times, want 2"; self_ok=0; }
 if [ $self_ok -eq 1 ]; then
 	echo "ok   lint self-test (each rule finds its violation; justified and look-alike calls pass)"
 	pass=$((pass + 1))
@@ -99,6 +138,15 @@ for ((i = 0; i < ${#rules[@]}; i += 2)); do
 		fail=$((fail + 1))
 	fi
 done
+out=$(libveil_cas_sources meson.build)
+if [ -z "$out" ]; then
+	echo "ok   libveil compiles nothing from src/cas/ (the CAS's code is libveilcas's)"
+	pass=$((pass + 1))
+else
+	echo "FAIL libveil compiles CAS code: move it to libveilcas"
+	echo "$out"
+	fail=$((fail + 1))
+fi
 [ "$fail" -eq 0 ] || echo "memcmp: CRYPTO_memcmp for secrets; on public bytes, a '/* not secret: why */' on the line or the one before"
 echo "lint: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -388,7 +388,7 @@ static int replay_log(const char *log, size_t size, struct ns_map *m, size_t *cu
 			return VEIL_EINVAL;
 		}
 		/* rollback: the store's state again after a change that never
-		 * committed (audit.c), the hash or null */
+		 * committed (audit_log.c), the hash or null */
 		bool rollback = !strcmp(event, "rollback") && status == 200;
 		bool set = (!strcmp(event, "create") && status == 201) ||
 			   (!strcmp(event, "update") && status == 200) ||

@@ -10,7 +10,7 @@
 #include <event2/http.h>
 #include <openssl/ssl.h>
 
-#include "veil/audit.h"
+#include "veil/audit_log.h"
 #include "veil/store.h"
 #include "veil/tls.h"
 
@@ -94,7 +94,7 @@ struct cas {
 	long max_conns_per_client;   /* --max-connections-per-client */
 	long request_timeout;        /* --request-timeout, seconds */
 	size_t buffered_max;         /* --buffered-max, bytes */
-	struct cas_workers *workers; /* routes.c: policy create/update */
+	struct cas_workers *workers; /* workers.c: policy create/update */
 	long conn_count;             /* atomic */
 	size_t buffered;             /* atomic: request bytes received, not yet handled */
 };
@@ -116,7 +116,7 @@ struct cas_thread {
 	struct evhttp *http;
 	struct veil_store *store;
 	struct read_cache_entry *cache;          /* READ_CACHE_SLOTS, this thread's own */
-	struct attest_cache_entry *attest_cache; /* routes.c's, allocated on first use */
+	struct attest_cache_entry *attest_cache; /* caches.c's, allocated on first use */
 	unsigned long long attest_gen;           /* the generation its entries belong to */
 	struct evconnlistener *listener;         /* evhttp frees it */
 	struct event *resume;                    /* conn.c: accepting again after a pause */
@@ -125,12 +125,12 @@ struct cas_thread {
 };
 
 void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
-/* routes.c: the workers that create and update policies (key generation
+/* workers.c: the workers that create and update policies (key generation
  * off the event loops); stop before the loops stop, free after */
 int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d);
 void cas_workers_stop(struct cas *cas);
 void cas_workers_free(struct cas *cas);
-/* routes.c: the export index's entries of stored record r, opened with vault
+/* consent.c: the export index's entries of stored record r, opened with vault
  * (a struct veil_vault *), to add (struct veil_store_opener's exports_of) */
 int cas_policy_exports(void *vault, const struct veil_record *r,
 		       int (*add)(void *sink, const struct veil_store_export *e), void *sink);
@@ -170,7 +170,7 @@ void cas_keyproc_stop(void);
  * answer with another type */
 void cas_keyproc_test(const char *what);
 #endif
-/* routes.c: a signed checkpoint of the audit head, kept in the store too */
+/* commit.c: a signed checkpoint of the audit head, kept in the store too */
 int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and
  * before any thread; new for every accepted connection (make_bev); listen
@@ -191,7 +191,7 @@ int cas_backup_main(int argc, char **argv);
 int cas_restore_main(int argc, char **argv);
 /* main.c: DIR holds a CAS (or, with init, none yet); the reason in d */
 int cas_check_data_dir(const char *data, bool init, struct veil_diags *d);
-void cas_cache_free(struct cas_thread *t);
+void cas_cache_free(struct cas_thread *t); /* caches.c: a thread's caches */
 const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);
 char *cas_metrics_render(struct cas *cas, struct veil_store *store); /* caller frees */

@@ -446,7 +446,7 @@ static const struct {
      * without an index a scan of the whole table (a create took 1.6 ms
      * instead of 0.17 ms with 10,000 namespaces) */
     {2, "CREATE INDEX IF NOT EXISTS policies_owner ON policies(owner);", NULL},
-    /* the audit log's head, committed with each change (audit.c) */
+    /* the audit log's head, committed with each change (audit_log.c) */
     {3,
      "CREATE TABLE IF NOT EXISTS audit_head ("
      " id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -455,7 +455,7 @@ static const struct {
      " hash TEXT NOT NULL,"
      " signature TEXT NOT NULL);",
      NULL},
-    /* the names exports point to: a create checks its name here (routes.c,
+    /* the names exports point to: a create checks its name here (consent.c,
      * H3) instead of opening every policy */
     {4,
      "CREATE TABLE IF NOT EXISTS exports ("

@@ -361,6 +361,22 @@ t_m2_expired_client_certificate_refused() {
 	body_has "client certificate is outside its validity period"
 }
 
+# code_key 403s in /metrics (every route that needs a client certificate
+# counts a refused out-of-date one under its own name, as /v1/attest does;
+# it counted under "other")
+code_key_403s() {
+	as a GET /metrics >/dev/null || return 1
+	awk '$1 == "veil_cas_requests_total{route=\"code_key\",status=\"403\"}" {n = $2} END {print n + 0}' "$WORK/.body"
+}
+t_m2_expired_certificate_counts_under_its_route() {
+	local before after
+	before=$(code_key_403s) || return 1
+	[ "$(as old POST /v1/code-keys)" = 403 ] || die "expired certificate got a code key: $(cat "$WORK/.body")" || return 1
+	body_has "client certificate is outside its validity period" || return 1
+	after=$(code_key_403s) || return 1
+	[ "$after" -eq $((before + 1)) ] || die "code_key 403s in /metrics: $before, then $after"
+}
+
 # ---- L3: parents, NONE, quota ----
 t_l3_parent_with_children_not_deleted() {
 	[ "$(create a "$(policy l3p)")" = 201 ] && [ "$(create a "$(policy l3p/kid)")" = 201 ] || die "$(cat "$WORK/.body")" || return 1
@@ -500,7 +516,7 @@ run_in_order attack_consent t_setup \
 	t_h3_exported_name_reserved t_h3_deleted_name_not_recreatable t_h3_name_free_once_export_removed \
 	t_h3_index_built_from_schema_3 \
 	t_m2_setup t_m2_old_evidence_refused t_m2_evidence_for_other_config_refused \
-	t_m2_expired_client_certificate_refused \
+	t_m2_expired_client_certificate_refused t_m2_expired_certificate_counts_under_its_route \
 	t_l3_parent_with_children_not_deleted t_l3_update_none_deletable_by_creator t_l3_quota_per_client t_l3_quota_concurrent_creates \
 	t_l4_absent_and_not_yours_answer_alike t_l4_attest_checks_evidence_first \
 	t_h3_operator_allows_policy_platforms t_stop

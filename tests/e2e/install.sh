@@ -199,5 +199,22 @@ for d in README.md architecture.md cas.md deploy.md images.md manifests.md secur
 	check "doc $d installed" test -s "$DOC/$d"
 done
 
+# veil verifies audit logs, it never writes one: no object compiled from
+# src/cas/ is in libveil, and veil defines none of the functions or data of
+# libveilcas (the CAS's audit writer, secret generation, store, vault); the
+# check that libveilcas defines the writer keeps that from passing on an
+# empty list.
+defined() { nm --defined-only "$1" 2>/dev/null | awk '$2 ~ /^[TDBR]$/ {print $3}' | sort -u; }
+check "libveil.a holds no object compiled from src/cas/" \
+	bash -c '! ar t "$1" | grep -q "src_cas_"' _ "$BUILD/libveil.a"
+check "libveilcas.a defines the audit writer (veil_audit_open, veil_audit_append)" \
+	bash -c '[ "$(nm --defined-only "$1" | grep -cE " T veil_audit_(open|append)$")" -eq 2 ]' \
+	_ "$BUILD/libveilcas.a"
+check "veil defines none of the audit writer's functions" \
+	bash -c '! nm --defined-only "$1" | grep -Eq " T veil_audit_(open|close|append|append_at|head_get|reconcile|head_sign)$"' \
+	_ "$BUILD/veil"
+both=$(comm -12 <(defined "$BUILD/veil") <(defined "$BUILD/libveilcas.a") | tr '\n' ' ')
+check "veil defines no symbol of libveilcas (found: ${both:-none})" [ -z "$both" ]
+
 echo "install: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

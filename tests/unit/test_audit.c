@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "veil/audit.h"
+#include "veil/audit_log.h"
 
 static char tmp[64];
 static char path[128];
@@ -880,6 +880,69 @@ static void test_concurrent_appends_chain(void **state)
 	free(data);
 }
 
+/* The format without a file (what a log kept in database rows would use):
+ * a line built from a hash, a number and a time is exactly the documented
+ * bytes, checks on its own, and the next line links to it. */
+static void test_format_line_without_a_file_checks_and_links(void **state)
+{
+	(void)state;
+	char line[VEIL_AUDIT_LINE_MAX], hash[VEIL_AUDIT_HASH_HEX], hash2[VEIL_AUDIT_HASH_HEX];
+	size_t size = 0, size2 = 0;
+	struct veil_audit_event ev = {.event = "create", .namespace_ = "ns", .status = 201};
+	assert_int_equal(veil_audit_format_line(veil_audit_zero_hash, 1, "2026-01-02T03:04:05.678Z",
+						&ev, line, &size, hash),
+			 0);
+	static const char want[] =
+	    "{\"seq\":1,\"time\":\"2026-01-02T03:04:05.678Z\",\"prev\":\"0000000000000000"
+	    "000000000000000000000000000000000000000000000000\",\"event\":\"create\","
+	    "\"namespace\":\"ns\",\"client\":null,\"status\":201,\"detail\":null";
+	assert_true(size > sizeof(want) && line[size - 1] == '\n');
+	assert_memory_equal(line, want, sizeof(want) - 1);
+	/* the hash is SHA-256 over the bytes before ,"hash":" */
+	uint8_t digest[VEIL_SHA256_SIZE];
+	char hex[VEIL_AUDIT_HASH_HEX];
+	assert_int_equal(veil_sha256(want, sizeof(want) - 1, digest), 0);
+	veil_hex(digest, sizeof(digest), hex);
+	assert_string_equal(hex, hash);
+	struct veil_audit_entry e;
+	const char *why = NULL;
+	size_t col = 0;
+	assert_int_equal(veil_audit_check_line(line, size - 1, &e, &why, &col), 0);
+	assert_int_equal(e.seq, 1);
+	assert_string_equal(e.hash, hash);
+	assert_int_equal(veil_audit_link(&e, 1, veil_audit_zero_hash), VEIL_AUDIT_LINKED);
+
+	ev.event = "delete";
+	assert_int_equal(
+	    veil_audit_format_line(hash, 2, "2026-01-02T03:04:06.000Z", &ev, line, &size2, hash2),
+	    0);
+	assert_int_equal(veil_audit_check_line(line, size2 - 1, &e, &why, &col), 0);
+	assert_int_equal(veil_audit_link(&e, 2, hash), VEIL_AUDIT_LINKED);
+	assert_int_equal(veil_audit_link(&e, 2, veil_audit_zero_hash), VEIL_AUDIT_PREV_CHANGED);
+	assert_int_equal(veil_audit_link(&e, 1, hash), VEIL_AUDIT_SEQ_SKIPPED);
+	assert_int_equal(veil_audit_link(&e, 3, hash), VEIL_AUDIT_SEQ_REPEATED);
+	line[40] ^= 1; /* a byte of the time */
+	assert_int_equal(veil_audit_check_line(line, size2 - 1, &e, &why, &col), VEIL_EINVAL);
+
+	/* refused: no event, a time of another shape, a prev that is no hash, seq 0 */
+	ev.event = "";
+	assert_int_equal(
+	    veil_audit_format_line(hash, 2, "2026-01-02T03:04:06.000Z", &ev, line, &size2, hash2),
+	    VEIL_EINVAL);
+	ev.event = "read";
+	char not_hex[VEIL_AUDIT_HASH_HEX];
+	memcpy(not_hex, hash, sizeof(not_hex));
+	not_hex[7] = 'G';
+	assert_int_equal(veil_audit_format_line(hash, 2, "2026-01-02", &ev, line, &size2, hash2),
+			 VEIL_EINVAL);
+	assert_int_equal(veil_audit_format_line(not_hex, 2, "2026-01-02T03:04:06.000Z", &ev, line,
+						&size2, hash2),
+			 VEIL_EINVAL);
+	assert_int_equal(
+	    veil_audit_format_line(hash, 0, "2026-01-02T03:04:06.000Z", &ev, line, &size2, hash2),
+	    VEIL_EINVAL);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -912,6 +975,7 @@ int main(void)
 	    T(test_second_writer_refused),
 	    T(test_open_errors),
 	    T(test_concurrent_appends_chain),
+	    T(test_format_line_without_a_file_checks_and_links),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

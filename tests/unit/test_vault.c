@@ -245,7 +245,7 @@ static void set_user_version(const char *path, int v)
 	sqlite3_close(db);
 }
 
-/* A stand-in for the CAS's opener (routes.c, cas_policy_exports): every
+/* A stand-in for the CAS's opener (consent.c, cas_policy_exports): every
  * record "opens" and exports to "partner" bound to owner HEX_A, and a record
  * named "broken" does not open. */
 #define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

@@ -1,0 +1,115 @@
+/* A change and its audit entry commit together: the entry is durable
+ * before the store's transaction commits with the head it ends at, and a
+ * failed commit is followed by a "rollback" entry (routes.h). Also the
+ * signed checkpoints of the audit head (cas.h). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "routes.h"
+
+/* Test-only fault injection: VEIL_CAS_FAULT=NAME kills the CAS (SIGKILL, as
+ * a crash) at the point NAME, e.g. after_commit: the store has committed a
+ * change, its audit entry is not written yet. */
+static void fault_point(const char *name)
+{
+	const char *f = getenv("VEIL_CAS_FAULT");
+	if (f && !strcmp(f, name))
+		raise(SIGKILL);
+}
+
+/* After a committed change: every thread's read cache is stale. */
+static void changed(struct route_ctx *c)
+{
+	__atomic_add_fetch(&c->t->cas->generation, 1, __ATOMIC_RELEASE);
+}
+
+/* The head just written, signed, into the store's open transaction. */
+static int record_head(struct cas *cas, struct veil_store *st, const struct veil_audit_head *h)
+{
+	struct veil_store_head sh = {.seq = h->seq, .size = h->size};
+	memcpy(sh.hash, h->hash, sizeof(sh.hash));
+	if (veil_audit_head_sign(cas->key, h, sh.signature, sizeof(sh.signature)))
+		return VEIL_EIO;
+	return st->ops->set_head(st, &sh);
+}
+
+/* A change is acknowledged only once its audit entry is durable, and store
+ * and log cannot disagree after a crash: the change (made by the caller in
+ * the store's open transaction, store->begin) commits together with the
+ * audit head its entry ends at, after the entry is synced. A crash before
+ * the commit leaves an entry for a change that is not stored: the next start
+ * appends a "rollback" entry naming it (veil_audit_reconcile). 0, or the
+ * transaction was rolled back and the reply sent (503: the entry could not
+ * be written, e.g. a full disk; before, 26 updates were stored unaudited). */
+int route_commit_change(struct route_ctx *c, const char *event, const char *ns, int status,
+			const char *detail)
+{
+	struct cas *cas = c->t->cas;
+	struct veil_store *st = c->t->store;
+	struct veil_audit_event ev = {.event = event,
+				      .namespace_ = ns,
+				      .client = c->identity,
+				      .status = status,
+				      .detail = detail};
+	struct veil_audit_head h;
+	if (veil_audit_append_at(cas->audit, &ev, &h)) {
+		st->ops->rollback(st);
+		snprintf(c->error, sizeof(c->error), "the audit log cannot be written");
+		route_reply_json(
+		    c, 503,
+		    json_pack("{s:s}", "error",
+			      "the audit log cannot be written (is the disk full?): the change "
+			      "was not applied"));
+		return -1;
+	}
+	fault_point("before_commit");
+	if (record_head(cas, st, &h) || st->ops->commit(st)) {
+		st->ops->rollback(st);
+		/* the entry stands for a change that is not stored: a rollback
+		 * entry restores the state (as veil_audit_reconcile does) */
+		struct veil_record old = {0};
+		int g = st->ops->get(st, ns, &old);
+		struct veil_audit_event rb = {.event = "rollback",
+					      .namespace_ = ns,
+					      .status = 200,
+					      .detail = g ? NULL : old.hash};
+		if ((!g || g == VEIL_ENOENT) && veil_audit_append(cas->audit, &rb))
+			cas_warn_limited("cannot write the audit log");
+		veil_record_free(&old);
+		route_fail(c, 500, ns, "storage error");
+		return -1;
+	}
+	fault_point("after_commit");
+	changed(c);
+	return 0;
+}
+
+/* A signed checkpoint of the head (at start, every minute when it moved, at
+ * stop): an entry whose detail signs the head before it with the CAS's TLS
+ * key, and the head after it kept in the store. */
+int cas_audit_checkpoint(struct cas *cas, struct veil_store *st)
+{
+	struct veil_audit_head prev, h;
+	char detail[800], sig[512];
+	int rc = st->ops->begin(st);
+	if (rc)
+		return rc;
+	if (!(rc = veil_audit_head_get(cas->audit, &prev)) &&
+	    !(rc = veil_audit_head_sign(cas->key, &prev, sig, sizeof(sig)))) {
+		snprintf(detail, sizeof(detail), "seq %llu hash %s key %s signature %s",
+			 (unsigned long long)prev.seq, prev.hash, cas->key_hash, sig);
+		struct veil_audit_event ev = {.event = "checkpoint", .detail = detail};
+		rc = veil_audit_append_at(cas->audit, &ev, &h);
+	}
+	if (!rc)
+		rc = record_head(cas, st, &h);
+	if (!rc)
+		rc = st->ops->commit(st);
+	if (rc)
+		st->ops->rollback(st);
+	return rc;
+}
