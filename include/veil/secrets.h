@@ -1,13 +1,18 @@
 /* Secrets generated inside the CAS, and placeholder rendering.
  *
- * Definitions are struct veil_secret (include/veil/manifest.h), as parsed from
- * a policy's `secrets:` list. Generated material lives in a struct
- * veil_secret_set, which owns every byte it points to; all of it is held in
- * memory allocated by veil_secure_alloc() and wiped on free. */
+ * Definitions are struct veil_secret (include/veil/secret_schema.h, the
+ * policy layer), as parsed from a policy's `secrets:` list. Generated
+ * material lives in a struct veil_secret_set, which owns every byte it
+ * points to; all of it is held in memory allocated by veil_secure_alloc() and
+ * wiped on free. */
 #ifndef VEIL_SECRETS_H
 #define VEIL_SECRETS_H
 
-#include "veil/manifest.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/common.h"
+#include "veil/secret_schema.h"
 
 struct veil_secret_value {
 	char *name;

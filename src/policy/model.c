@@ -18,6 +18,26 @@ const struct ylimits veil_policy_limits = {
     .max_items = 4096,
 };
 
+int veil_valid_env_name(const char *s)
+{
+	if (!s || !(isalpha((unsigned char)*s) || *s == '_') || strlen(s) > 256)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return 0;
+	return 1;
+}
+
+int veil_valid_object_name(const char *s)
+{
+	if (!s || !isalnum((unsigned char)*s) || strlen(s) > 128)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return 0;
+	return 1;
+}
+
 int veil_valid_namespace(const char *s)
 {
 	if (!s || !*s || strlen(s) > 255)
@@ -111,8 +131,6 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	static const char *const keys[] = {
 	    "name", "kind",      "size",      "value",   "private_key", "issuer", "common_name",
 	    "dns",  "valid_for", "algorithm", "migrate", "export",      "import", NULL};
-	static const char *const kinds[] = {"ascii", "binary",  "private-key", "public-key",
-					    "x509",  "x509-ca", "explicit",    NULL};
 	const char *w = "secrets entry";
 	memset(s, 0, sizeof(*s));
 	s->pos = (struct veil_pos){e->line, e->col};
@@ -132,13 +150,11 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 		return;
 	}
 	s->kind = yget_str(c, e, "kind", 1, w);
-	int ok = 0;
-	for (const char *const *k = kinds; s->kind && *k; k++)
-		ok |= !strcmp(*k, s->kind);
-	if (s->kind && !ok)
+	const struct veil_secret_kind_info *kind = veil_secret_kind_find(s->kind);
+	if (s->kind && !kind)
 		yerr(c, ymap_get(e, "kind"), "secrets: unknown kind '%s'", s->kind);
 	unsigned long long size;
-	if (yget_uint(c, e, "size", 65536, &size, w) == 1) {
+	if (yget_uint(c, e, "size", VEIL_SECRET_SIZE_MAX, &size, w) == 1) {
 		s->size = size;
 		s->has_size = 1;
 		if (size == 0)
@@ -146,7 +162,7 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	}
 	s->value = yget_str(c, e, "value", 0, w);
 	size_t start, len;
-	if (s->value && s->kind && !strcmp(s->kind, "binary") &&
+	if (s->value && kind && kind->kind == VEIL_SECRET_BINARY &&
 	    veil_binary_value_span(s->value, &start, &len))
 		yerr(c, ymap_get(e, "value"), "secrets: value must be " VEIL_BINARY_VALUE_FORM);
 	s->private_key = yget_str(c, e, "private_key", 0, w);

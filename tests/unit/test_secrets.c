@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "veil/manifest.h" /* veil check, against the CAS */
 #include "veil/policy_model.h"
 #include "veil/secrets.h"
 
