@@ -3,8 +3,8 @@
  * Definitions are struct veil_secret (include/veil/secret_schema.h, the
  * policy layer), as parsed from a policy's `secrets:` list. Generated
  * material lives in a struct veil_secret_set, which owns every byte it
- * points to; all of it is held in memory allocated by veil_secure_alloc() and
- * wiped on free. */
+ * points to; all of it is held in memory allocated by veil_secure_alloc()
+ * (include/veil/secmem.h) and wiped on free. */
 #ifndef VEIL_SECRETS_H
 #define VEIL_SECRETS_H
 
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "veil/common.h"
+#include "veil/secmem.h"
 #include "veil/secret_schema.h"
 
 struct veil_secret_value {
@@ -29,13 +30,6 @@ struct veil_secret_set {
 	struct veil_secret_value *v;
 	size_t count;
 };
-
-/* Memory for secrets: mlock'd where possible, excluded from core dumps
- * (MADV_DONTDUMP), wiped with OPENSSL_cleanse before it is released. */
-void *veil_secure_alloc(size_t size);
-void veil_secure_free(void *p, size_t size);
-char *veil_secure_strdup(const char *s);
-void veil_secure_strfree(char *s);
 
 /* Generates every secret of defs with the OpenSSL CSPRNG. With `previous`
  * (an update), ascii and binary secrets keep their values, private keys with
