@@ -110,6 +110,8 @@ struct veil_secret_kind_info {
 
 /* The kind named `name` (NULL and unknown names: NULL). */
 const struct veil_secret_kind_info *veil_secret_kind_find(const char *name);
+/* The table's entry of a known kind (NULL for VEIL_SECRET_KIND_UNKNOWN). */
+const struct veil_secret_kind_info *veil_secret_kind_get(enum veil_secret_kind kind);
 /* The kinds, in the order messages list them: ascii, binary, private-key,
  * public-key, x509, x509-ca, explicit. */
 #define VEIL_SECRET_KINDS "ascii, binary, private-key, public-key, x509, x509-ca, explicit"

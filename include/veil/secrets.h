@@ -4,7 +4,11 @@
  * policy layer), as parsed from a policy's `secrets:` list. Generated
  * material lives in a struct veil_secret_set, which owns every byte it
  * points to; all of it is held in memory allocated by veil_secure_alloc()
- * (include/veil/secmem.h) and wiped on free. */
+ * (include/veil/secmem.h) and wiped on free.
+ *
+ * src/cas/: secrets_gen.c (generation, update rules, the set), secrets_x509.c
+ * (the key and certificate factory), secrets_serial.c (the stored form),
+ * secrets_render.c (placeholders). */
 #ifndef VEIL_SECRETS_H
 #define VEIL_SECRETS_H
 
@@ -17,7 +21,7 @@
 
 struct veil_secret_value {
 	char *name;
-	char *kind;     /* as in the definition */
+	char *kind;     /* as in the definition; its fields: the kind's outputs */
 	uint8_t *bytes; /* ascii: the characters; binary: raw bytes; explicit: the value */
 	size_t size;
 	char *key_pem;   /* private-key, x509, x509-ca: PKCS#8 PEM private key */
@@ -33,7 +37,8 @@ struct veil_secret_set {
 
 /* Generates every secret of defs with the OpenSSL CSPRNG. With `previous`
  * (an update), ascii and binary secrets keep their values, private keys with
- * migrate: true are kept, and certificates are issued again. Issuers: `issuer`
+ * migrate: true are kept, and certificates are issued again (the rules in
+ * full: update_rule in src/cas/secrets_gen.c). Issuers: `issuer`
  * names an x509-ca secret of the same set; without it an x509 secret is issued
  * by the namespace CA: an x509-ca secret named "namespace_ca" (P-256), generated
  * on demand and kept in the set. A definition named "namespace_ca" is refused.

@@ -41,6 +41,14 @@ const struct veil_secret_kind_info *veil_secret_kind_find(const char *name)
 	return NULL;
 }
 
+const struct veil_secret_kind_info *veil_secret_kind_get(enum veil_secret_kind kind)
+{
+	for (size_t i = 0; i < VEIL_ARRAY_LEN(secret_kinds); i++)
+		if (secret_kinds[i].kind == kind)
+			return &secret_kinds[i];
+	return NULL;
+}
+
 /* in the order of enum veil_secret_key's bits */
 static const char *const secret_key_names[] = {"size",        "value",     "private_key", "issuer",
 					       "common_name", "valid_for", "algorithm",   "dns"};
