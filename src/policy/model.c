@@ -161,6 +161,8 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 			yerr(c, ymap_get(e, "size"), "secrets: size must be at least 1");
 	}
 	s->value = yget_str(c, e, "value", 0, w);
+	if (s->value && s->has_size)
+		yerr(c, ymap_get(e, "value"), "secrets: give either 'size' or 'value', not both");
 	size_t start, len;
 	if (s->value && kind && kind->kind == VEIL_SECRET_BINARY &&
 	    veil_binary_value_span(s->value, &start, &len))

@@ -1,0 +1,133 @@
+/* Unit tests: the secret schema (src/policy/secret_schema.c) and the three
+ * readers of a secret definition agreeing on it: `veil check` (the service
+ * manifest), the policy validator (veil policy create/update and veil-cas)
+ * and the CAS generating the secrets. Each case is one definition run
+ * through all three; a verdict of one side that differs from the others is
+ * a failure. Adversarial cases first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "veil/manifest.h"
+#include "veil/policy_model.h"
+#include "veil/secret_schema.h"
+#include "veil/secrets.h"
+
+/* the verdicts of the three sides on one definition; 1: accepted */
+struct verdicts {
+	int manifest, policy, cas;
+	char why[3][512]; /* the first message of each side ("" when accepted) */
+};
+
+static void first_msg(const struct veil_diags *d, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s", d->count ? d->msgs[0] : "");
+}
+
+/* Secret `s` of kind `kind` with the definition lines `lines` (YAML, each
+ * "key: value" ending in "\n", indented by the caller's convention: none),
+ * next to an x509-ca `ca` and a private-key `k` it may name. */
+static struct verdicts run_three(const char *kind, const char *lines)
+{
+	struct verdicts v = {0};
+	char yaml[4096], indented[2048] = "";
+	struct veil_diags d;
+	struct ydoc doc;
+
+	/* each line indented for the manifest's list (6) or the policy's (4) */
+	for (int side = 0; side < 2; side++) {
+		size_t n = 0;
+		indented[0] = '\0';
+		for (const char *p = lines; *p;) {
+			const char *nl = strchr(p, '\n');
+			size_t len = nl ? (size_t)(nl - p) : strlen(p);
+			n += (size_t)snprintf(indented + n, sizeof(indented) - n, "%*s%.*s\n",
+					      side ? 4 : 6, "", (int)len, p);
+			p += len + (nl ? 1 : 0);
+		}
+		veil_diags_init(&d);
+		if (side == 0)
+			snprintf(yaml, sizeof(yaml),
+				 "apiVersion: scone/5.8\nkind: genservice\n"
+				 "build: {name: a, to: r/a:1, command: a}\n"
+				 "secrets:\n  global:\n"
+				 "    - name: ca\n      kind: x509-ca\n"
+				 "    - name: k\n      kind: private-key\n"
+				 "    - name: s\n      kind: %s\n%s",
+				 kind, indented);
+		else
+			snprintf(yaml, sizeof(yaml),
+				 "name: n\nsecrets:\n"
+				 "  - name: ca\n    kind: x509-ca\n"
+				 "  - name: k\n    kind: private-key\n"
+				 "  - name: s\n    kind: %s\n%s",
+				 kind, indented);
+		assert_int_equal(ydoc_init(&doc, side ? "p.yaml" : "s.yaml"), 0);
+		assert_int_equal(
+		    ydoc_parse(&doc, yaml, strlen(yaml), side ? &veil_policy_limits : NULL, &d), 0);
+		if (side == 0) {
+			struct veil_service_manifest m;
+			v.manifest = veil_service_parse(&doc, &m, &d) == 0;
+			first_msg(&d, v.why[0], sizeof(v.why[0]));
+			/* the CAS gets the definitions as the manifest read them: the
+			 * policy validator may refuse them before the CAS could */
+			struct veil_diags dc;
+			struct veil_secret_set set = {0};
+			veil_diags_init(&dc);
+			v.cas = veil_secrets_generate(m.secrets, m.secret_count, "ns", NULL, &set,
+						      &dc) == 0;
+			first_msg(&dc, v.why[2], sizeof(v.why[2]));
+			veil_secret_set_free(&set);
+			veil_diags_free(&dc);
+		} else {
+			struct veil_policy p;
+			v.policy = veil_policy_parse(&doc, &p, &d) == 0;
+			first_msg(&d, v.why[1], sizeof(v.why[1]));
+		}
+		ydoc_free(&doc);
+		veil_diags_free(&d);
+	}
+	return v;
+}
+
+/* All three sides give `accepted`, and a refusal says `want` on each. */
+static void agree(const char *kind, const char *lines, int accepted, const char *want)
+{
+	struct verdicts v = run_three(kind, lines);
+	static const char *const side[] = {"veil check", "the policy validator", "the CAS"};
+	int got[] = {v.manifest, v.policy, v.cas};
+	for (int i = 0; i < 3; i++) {
+		if (got[i] != accepted)
+			fail_msg("kind %s, %s: %s %s it (%s), want %s", kind, lines, side[i],
+				 got[i] ? "accepts" : "refuses", v.why[i],
+				 accepted ? "accepted" : "refused");
+		if (!accepted && want && !strstr(v.why[i], want))
+			fail_msg("kind %s, %s: %s says '%s', want '%s'", kind, lines, side[i],
+				 v.why[i], want);
+	}
+}
+
+/* Disagreement: the policy validator took a secret with both size and
+ * value, which veil check and the CAS refuse (docs/manifests.md: size
+ * "cannot be combined with value"). */
+static void test_size_with_value_refused_everywhere(void **state)
+{
+	agree("ascii", "size: 10\nvalue: abc\n", 0, "give either 'size' or 'value', not both");
+	agree("binary", "size: 2\nvalue: feed\n", 0, "give either 'size' or 'value', not both");
+	agree("ascii", "value: abc\n", 1, NULL);
+	agree("binary", "size: 2\n", 1, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_size_with_value_refused_everywhere),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
