@@ -176,6 +176,9 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 		yerr(c, ymap_get(e, "valid_for"),
 		     "secrets: valid_for '%s' is not " VEIL_VALID_FOR_FORMS, s->valid_for);
 	s->algorithm = yget_str(c, e, "algorithm", 0, w);
+	if (s->algorithm && !veil_secret_algorithm_valid(s->algorithm))
+		yerr(c, ymap_get(e, "algorithm"),
+		     "secrets: unknown algorithm '%s' (" VEIL_SECRET_ALGORITHMS ")", s->algorithm);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, w);
 	yget_bool(c, e, "migrate", &s->migrate, w);
 	struct misfit_at m = {c, e, s->kind};

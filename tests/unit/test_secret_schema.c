@@ -124,10 +124,23 @@ static void test_size_with_value_refused_everywhere(void **state)
 	agree("binary", "size: 2\n", 1, NULL);
 }
 
+/* Disagreement: the policy validator took any algorithm; veil check and
+ * the CAS know five (docs/manifests.md, `algorithm`). */
+static void test_unknown_algorithm_refused_everywhere(void **state)
+{
+	agree("private-key", "algorithm: P-521\n", 0,
+	      "unknown algorithm 'P-521' (" VEIL_SECRET_ALGORITHMS ")");
+	agree("x509", "algorithm: p-256\n", 0, "unknown algorithm 'p-256'");
+	agree("x509-ca", "algorithm: RSA-4096\n", 0, "unknown algorithm 'RSA-4096'");
+	agree("private-key", "algorithm: Ed25519\n", 1, NULL);
+	agree("x509", "algorithm: P-384\n", 1, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_size_with_value_refused_everywhere),
+	    cmocka_unit_test(test_unknown_algorithm_refused_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
