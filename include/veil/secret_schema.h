@@ -144,6 +144,8 @@ int veil_secret_algorithm_valid(const char *alg);
 /* A certificate's common_name: 1 to 64 characters of UTF-8, what X.509
  * allows (RFC 5280's ub-common-name). */
 int veil_secret_common_name_valid(const char *cn);
+#define VEIL_SECRET_COMMON_NAME_FORM                                                               \
+	"1 to 64 characters of UTF-8 (the common name is not valid in a certificate otherwise)"
 
 /* A dns entry of a certificate: an IP literal or a DNS name of letters,
  * digits, '-', '.', '_' and '*' (wildcards), 1 to 253 bytes; the CAS builds

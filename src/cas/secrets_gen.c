@@ -143,8 +143,9 @@ static int check_def(struct gen *g, size_t i)
 			  s->valid_for);
 		bad = 1;
 	}
-	if (s->common_name && (!*s->common_name || strlen(s->common_name) > 256)) {
-		veil_diag(d, "secret '%s': common_name must be 1 to 64 characters", s->name);
+	if (s->common_name && !veil_secret_common_name_valid(s->common_name)) {
+		veil_diag(d, "secret '%s': common_name must be " VEIL_SECRET_COMMON_NAME_FORM,
+			  s->name);
 		bad = 1;
 	}
 	for (size_t n = 0; n < s->dns_count; n++)

@@ -186,6 +186,9 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 	s->private_key = yget_str(c, e, "private_key", 0, where);
 	s->issuer = yget_str(c, e, "issuer", 0, where);
 	s->common_name = yget_str(c, e, "common_name", 0, where);
+	if (s->common_name && !veil_secret_common_name_valid(s->common_name))
+		yerr(c, ymap_get(e, "common_name"),
+		     "%s: common_name must be " VEIL_SECRET_COMMON_NAME_FORM, where);
 	s->valid_for = yget_str(c, e, "valid_for", 0, where);
 	long long seconds;
 	if (s->valid_for && veil_valid_for_parse(s->valid_for, &seconds))

@@ -170,6 +170,9 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	s->private_key = yget_str(c, e, "private_key", 0, w);
 	s->issuer = yget_str(c, e, "issuer", 0, w);
 	s->common_name = yget_str(c, e, "common_name", 0, w);
+	if (s->common_name && !veil_secret_common_name_valid(s->common_name))
+		yerr(c, ymap_get(e, "common_name"),
+		     "secrets: common_name must be " VEIL_SECRET_COMMON_NAME_FORM);
 	s->valid_for = yget_str(c, e, "valid_for", 0, w);
 	long long seconds;
 	if (s->valid_for && veil_valid_for_parse(s->valid_for, &seconds))

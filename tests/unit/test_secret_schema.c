@@ -136,11 +136,39 @@ static void test_unknown_algorithm_refused_everywhere(void **state)
 	agree("x509", "algorithm: P-384\n", 1, NULL);
 }
 
+/* Disagreement: the CAS refused an empty common_name (saying "1 to 64
+ * characters" while letting up to 256 bytes through to X.509, which then
+ * failed after the key was made), veil check and the policy validator took
+ * any. A certificate holds 1 to 64 characters; now all three say so. */
+static void test_common_name_limits_everywhere(void **state)
+{
+	char line[512], cn[300] = "";
+	agree("x509", "common_name: \"\"\n", 0,
+	      "common_name must be " VEIL_SECRET_COMMON_NAME_FORM);
+	memset(cn, 'c', 65);
+	cn[65] = '\0';
+	snprintf(line, sizeof(line), "common_name: %s\n", cn);
+	agree("x509", line, 0, "common_name must be 1 to 64 characters");
+	cn[64] = '\0';
+	snprintf(line, sizeof(line), "common_name: %s\n", cn);
+	agree("x509-ca", line, 1, NULL);
+	/* characters, not bytes: 64 two-byte characters fit */
+	for (int i = 0; i < 65; i++)
+		memcpy(cn + 2 * i, "\xc3\xa9", 3); /* U+00E9, then the NUL */
+	cn[128] = '\0';
+	snprintf(line, sizeof(line), "common_name: %s\n", cn);
+	agree("x509", line, 1, NULL);
+	cn[128] = '\xc3';
+	snprintf(line, sizeof(line), "common_name: %s\n", cn);
+	agree("x509", line, 0, "common_name must be");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_size_with_value_refused_everywhere),
 	    cmocka_unit_test(test_unknown_algorithm_refused_everywhere),
+	    cmocka_unit_test(test_common_name_limits_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
