@@ -200,6 +200,10 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 		     "%s: unknown algorithm '%s' (" VEIL_SECRET_ALGORITHMS ")", where,
 		     s->algorithm);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, where);
+	for (size_t i = 0; i < s->dns_count; i++)
+		if (!veil_secret_dns_entry_valid(s->dns[i]))
+			yerr(c, ymap_get(e, "dns"), "%s: dns entry #%zu is " VEIL_SECRET_DNS_FORM,
+			     where, i + 1);
 	parse_exports(c, e, where, s);
 	yget_bool(c, e, "migrate", &s->migrate, where);
 	struct misfit_at m = {c, e, where, s->kind};

@@ -183,6 +183,10 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 		yerr(c, ymap_get(e, "algorithm"),
 		     "secrets: unknown algorithm '%s' (" VEIL_SECRET_ALGORITHMS ")", s->algorithm);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, w);
+	for (size_t i = 0; i < s->dns_count; i++)
+		if (!veil_secret_dns_entry_valid(s->dns[i]))
+			yerr(c, ymap_get(e, "dns"),
+			     "secrets: dns entry #%zu is " VEIL_SECRET_DNS_FORM, i + 1);
 	yget_bool(c, e, "migrate", &s->migrate, w);
 	struct misfit_at m = {c, e, s->kind};
 	veil_secret_keys_misfit(s, report_misfit, &m);

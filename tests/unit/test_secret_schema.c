@@ -163,12 +163,34 @@ static void test_common_name_limits_everywhere(void **state)
 	agree("x509", line, 0, "common_name must be");
 }
 
+/* Disagreement: the CAS refused a dns entry that is neither a DNS name nor
+ * an IP address (it builds the SAN by hand from it), veil check and the
+ * policy validator took any string. */
+static void test_dns_entries_checked_everywhere(void **state)
+{
+	char line[600], name[300];
+	agree("x509", "dns: [\"a b\"]\n", 0, "dns entry #1 is " VEIL_SECRET_DNS_FORM);
+	agree("x509", "dns: [\"\"]\n", 0, "dns entry #1 is neither");
+	agree("x509", "dns: [ok.example, \"x,IP:1.2.3.4\"]\n", 0, "dns entry #2 is neither");
+	agree("x509-ca", "dns: [\"x/y\"]\n", 0, "dns entry #1 is neither");
+	agree("x509", "dns: [\"::1\", 1.2.3.4, \"*.x.example\", svc_a-1.example]\n", 1, NULL);
+	agree("x509", "dns: single.example\n", 1, NULL);
+	memset(name, 'a', 254);
+	name[254] = '\0';
+	snprintf(line, sizeof(line), "dns: [%s]\n", name);
+	agree("x509", line, 0, "dns entry #1 is neither");
+	name[253] = '\0';
+	snprintf(line, sizeof(line), "dns: [%s]\n", name);
+	agree("x509", line, 1, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_size_with_value_refused_everywhere),
 	    cmocka_unit_test(test_unknown_algorithm_refused_everywhere),
 	    cmocka_unit_test(test_common_name_limits_everywhere),
+	    cmocka_unit_test(test_dns_entries_checked_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
