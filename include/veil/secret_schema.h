@@ -133,6 +133,9 @@ int veil_valid_secret_name(const char *s);
 /* The namespace CA: an x509-ca secret the CAS makes on demand to issue x509
  * secrets without an issuer; `issuer` may name it, no definition may. */
 #define VEIL_NAMESPACE_CA_NAME "namespace_ca"
+#define VEIL_NAMESPACE_CA_WHY                                                                      \
+	" (the CA the CAS makes for x509 secrets without an issuer: name it in 'issuer', do not "  \
+	"define it)"
 
 /* A generated secret's size: 1 to VEIL_SECRET_SIZE_MAX bytes. */
 #define VEIL_SECRET_SIZE_MAX 65536

@@ -92,7 +92,10 @@ static int check_def(struct gen *g, size_t i)
 		return 1;
 	}
 	if (!strcmp(s->name, VEIL_NAMESPACE_CA_NAME)) {
-		veil_diag(d, "secret '%s': the name is reserved for the namespace CA", s->name);
+		veil_diag(
+		    d,
+		    "secret '%s': the name is reserved for the namespace CA" VEIL_NAMESPACE_CA_WHY,
+		    s->name);
 		bad = 1;
 	}
 	for (size_t j = 0; j < i; j++)

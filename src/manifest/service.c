@@ -163,6 +163,10 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 		yerr(c, ymap_get(e, "name"),
 		     "%s: '%s' is not a valid secret name (letters, digits, '_', '-')", where,
 		     s->name);
+	else if (s->name && !strcmp(s->name, VEIL_NAMESPACE_CA_NAME))
+		yerr(c, ymap_get(e, "name"),
+		     "%s: the name '%s' is reserved for the namespace CA" VEIL_NAMESPACE_CA_WHY,
+		     where, s->name);
 	s->kind = yget_str(c, e, "kind", 1, where);
 	const struct veil_secret_kind_info *kind = veil_secret_kind_find(s->kind);
 	if (s->kind && !kind)

@@ -138,6 +138,11 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	s->name = yget_str(c, e, "name", 1, w);
 	if (s->name && !veil_valid_secret_name(s->name))
 		yerr(c, ymap_get(e, "name"), "secrets: '%s' is not a valid secret name", s->name);
+	else if (s->name && !strcmp(s->name, VEIL_NAMESPACE_CA_NAME))
+		yerr(
+		    c, ymap_get(e, "name"),
+		    "secrets: the name '%s' is reserved for the namespace CA" VEIL_NAMESPACE_CA_WHY,
+		    s->name);
 	const struct ynode *imp = yget_coll(c, e, "import", YT_MAP, 0, w);
 	if (imp) {
 		static const char *const ikeys[] = {"namespace", "secret", NULL};

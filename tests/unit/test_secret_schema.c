@@ -184,6 +184,56 @@ static void test_dns_entries_checked_everywhere(void **state)
 	agree("x509", line, 1, NULL);
 }
 
+/* Disagreement: the CAS refused a definition named namespace_ca (the name
+ * of the CA it makes on demand), veil check and the policy validator took
+ * it. Naming it as an issuer stays allowed everywhere. */
+static void test_namespace_ca_name_reserved_everywhere(void **state)
+{
+	struct verdicts v = run_three("x509-ca", "");
+	assert_true(v.manifest && v.policy && v.cas);
+	/* the case under test defines "namespace_ca" itself: a second secret
+	 * list with it instead of "s" */
+	static const char *const svc =
+	    "apiVersion: scone/5.8\nkind: genservice\nbuild: {name: a, to: r/a:1, command: a}\n"
+	    "secrets:\n  global:\n    - name: namespace_ca\n      kind: x509-ca\n";
+	static const char *const pol =
+	    "name: n\nsecrets:\n  - name: namespace_ca\n    kind: x509-ca\n";
+	struct veil_diags d;
+	struct ydoc doc;
+	struct veil_service_manifest m;
+	struct veil_policy p;
+	struct veil_secret_set set = {0};
+
+	veil_diags_init(&d);
+	assert_int_equal(ydoc_init(&doc, "s.yaml"), 0);
+	assert_int_equal(ydoc_parse(&doc, svc, strlen(svc), NULL, &d), 0);
+	assert_int_equal(veil_service_parse(&doc, &m, &d), VEIL_EINVAL);
+	assert_int_equal(d.count, 1);
+	assert_string_equal(d.msgs[0],
+			    "s.yaml:6:13: secrets.global entry: the name 'namespace_ca' is "
+			    "reserved for the namespace CA" VEIL_NAMESPACE_CA_WHY);
+	veil_diags_free(&d);
+	veil_diags_init(&d);
+	assert_int_equal(veil_secrets_generate(m.secrets, m.secret_count, "ns", NULL, &set, &d),
+			 VEIL_EINVAL);
+	assert_string_equal(d.msgs[0], "secret 'namespace_ca': the name is reserved for the "
+				       "namespace CA" VEIL_NAMESPACE_CA_WHY);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+
+	veil_diags_init(&d);
+	assert_int_equal(ydoc_init(&doc, "p.yaml"), 0);
+	assert_int_equal(ydoc_parse(&doc, pol, strlen(pol), &veil_policy_limits, &d), 0);
+	assert_int_equal(veil_policy_parse(&doc, &p, &d), VEIL_EINVAL);
+	assert_int_equal(d.count, 1);
+	assert_string_equal(d.msgs[0], "p.yaml:3:11: secrets: the name 'namespace_ca' is reserved "
+				       "for the namespace CA" VEIL_NAMESPACE_CA_WHY);
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+
+	agree("x509", "issuer: namespace_ca\n", 1, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +241,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_algorithm_refused_everywhere),
 	    cmocka_unit_test(test_common_name_limits_everywhere),
 	    cmocka_unit_test(test_dns_entries_checked_everywhere),
+	    cmocka_unit_test(test_namespace_ca_name_reserved_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
