@@ -124,6 +124,33 @@ const struct veil_secret_kind_info *veil_secret_kind_get(enum veil_secret_kind k
 int veil_secret_keys_misfit(const struct veil_secret *s,
 			    void (*fn)(const char *key, int needed, void *arg), void *arg);
 
+/* ---- References between definitions ---- */
+
+/* Where definition i's private_key (issuer 0) or issuer (issuer 1) points
+ * among defs[0..count): *target is the index of the definition named, or
+ *   VEIL_SECRET_REF_NONE: the key is not given (and, for issuer, the kind is
+ *     not x509);
+ *   VEIL_SECRET_REF_NAMESPACE_CA: the namespace CA (issuer: namespace_ca, or
+ *     an x509 without issuer).
+ * VEIL_EINVAL with the reason in why (for messages after the secret's name)
+ * when it names no definition, an imported one, one of a kind that cannot
+ * serve (a private_key must hold a private key, an issuer be an x509-ca), or
+ * the namespace CA's key. The policy validator and the CAS both resolve with
+ * it. */
+#define VEIL_SECRET_REF_NONE ((size_t)-1)
+#define VEIL_SECRET_REF_NAMESPACE_CA ((size_t)-2)
+int veil_secret_ref_resolve(const struct veil_secret *defs, size_t count, size_t i, int issuer,
+			    size_t *target, char *why, size_t cap);
+
+/* The generated (not imported) definitions in an order where each comes
+ * after its private_key and issuer: order (room for count) gets their
+ * indices, *n how many. References that do not resolve are left out (the
+ * caller reports them). VEIL_EINVAL when some form a cycle, why naming up to
+ * 8 of them ("'a', 'b': their private_key/issuer references form a cycle");
+ * VEIL_ENOMEM. */
+int veil_secret_order(const struct veil_secret *defs, size_t count, size_t *order, size_t *n,
+		      char *why, size_t cap);
+
 /* ---- Names and values ---- */
 
 /* Secret names: [A-Za-z0-9_-]+, at most 128 bytes (no dots: a dot starts a

@@ -52,14 +52,6 @@ struct gen {
 	size_t ns_ca; /* value index of the namespace CA, NONE if not in the set */
 };
 
-static size_t def_index(const struct gen *g, const char *name)
-{
-	for (size_t i = 0; i < g->count; i++)
-		if (g->defs[i].name && !strcmp(g->defs[i].name, name))
-			return i;
-	return NONE;
-}
-
 static int is_import(const struct veil_secret *s)
 {
 	return s->import_namespace != NULL;
@@ -160,113 +152,37 @@ static int check_def(struct gen *g, size_t i)
 	return bad;
 }
 
-/* Finds private_key and issuer references; returns non-zero on an error. */
+/* Finds private_key and issuer references (veil_secret_ref_resolve, as the
+ * policy validator does); returns non-zero on an error. */
 static int resolve_refs(struct gen *g, size_t i, int *need_ns)
 {
-	const struct veil_secret *s = &g->defs[i];
-	struct veil_diags *d = g->d;
+	size_t *slot[2] = {&g->pk_def[i], &g->iss_def[i]};
+	char why[512];
 	int bad = 0;
-	g->pk_def[i] = NONE;
-	g->iss_def[i] = NONE;
-	if (s->private_key) {
-		size_t j = def_index(g, s->private_key);
-		if (!strcmp(s->private_key, VEIL_NAMESPACE_CA_NAME)) {
-			veil_diag(d, "secret '%s': private_key cannot be the namespace CA's key",
-				  s->name);
+	for (int issuer = 0; issuer < 2; issuer++) {
+		size_t t;
+		if (veil_secret_ref_resolve(g->defs, g->count, i, issuer, &t, why, sizeof(why))) {
+			veil_diag(g->d, "secret '%s': %s", g->defs[i].name, why);
 			bad = 1;
-		} else if (j == NONE) {
-			veil_diag(d, "secret '%s': private_key '%s' is not defined", s->name,
-				  s->private_key);
-			bad = 1;
-		} else if (is_import(&g->defs[j])) {
-			veil_diag(d,
-				  "secret '%s': private_key '%s' is imported; only secrets "
-				  "generated in this policy can be used",
-				  s->name, s->private_key);
-			bad = 1;
-		} else if (!(g->kind[j]->outputs & VEIL_SOUT_KEY)) {
-			veil_diag(d,
-				  "secret '%s': private_key '%s' is of kind '%s', which holds no "
-				  "private key (private-key, x509, x509-ca do)",
-				  s->name, s->private_key,
-				  g->defs[j].kind ? g->defs[j].kind : "(none)");
-			bad = 1;
-		} else {
-			g->pk_def[i] = j;
+			t = VEIL_SECRET_REF_NONE;
 		}
-	}
-	if (s->issuer) {
-		size_t j = def_index(g, s->issuer);
-		if (!strcmp(s->issuer, VEIL_NAMESPACE_CA_NAME)) {
-			g->iss_def[i] = ISSUER_NS;
+		if (t == VEIL_SECRET_REF_NAMESPACE_CA) {
+			t = ISSUER_NS;
 			*need_ns = 1;
-		} else if (j == NONE) {
-			veil_diag(d, "secret '%s': issuer '%s' is not defined", s->name, s->issuer);
-			bad = 1;
-		} else if (is_import(&g->defs[j])) {
-			veil_diag(d,
-				  "secret '%s': issuer '%s' is imported; only x509-ca secrets "
-				  "generated in this policy can issue",
-				  s->name, s->issuer);
-			bad = 1;
-		} else if (g->kind[j]->kind != VEIL_SECRET_X509_CA) {
-			veil_diag(d, "secret '%s': issuer '%s' is of kind '%s', not x509-ca",
-				  s->name, s->issuer, g->defs[j].kind ? g->defs[j].kind : "(none)");
-			bad = 1;
-		} else {
-			g->iss_def[i] = j;
 		}
-	} else if (g->kind[i]->kind == VEIL_SECRET_X509) {
-		g->iss_def[i] = ISSUER_NS;
-		*need_ns = 1;
+		*slot[issuer] = t == VEIL_SECRET_REF_NONE ? NONE : t;
 	}
 	return bad;
 }
 
-/* Orders the definitions so that each comes after its private_key and issuer;
- * refuses cycles before any key is generated. */
+/* Orders the definitions so that each comes after its private_key and issuer
+ * (veil_secret_order); refuses cycles before any key is generated. */
 static int order_defs(struct gen *g)
 {
-	int rc = VEIL_ENOMEM;
-	size_t want = 0;
-	struct veil_buf names;
-	unsigned char *done = calloc(g->count + 1, 1);
-	veil_buf_init(&names, 4096);
-	if (!done)
-		goto out;
-	for (size_t i = 0; i < g->count; i++)
-		want += !is_import(&g->defs[i]);
-	while (g->norder < want) {
-		size_t progress = 0;
-		for (size_t i = 0; i < g->count; i++) {
-			size_t pk = g->pk_def[i], is = g->iss_def[i];
-			if (is_import(&g->defs[i]) || done[i])
-				continue;
-			if ((pk != NONE && !done[pk]) || (is < g->count && !done[is]))
-				continue;
-			done[i] = 1;
-			g->order[g->norder++] = i;
-			progress++;
-		}
-		if (!progress)
-			break;
-	}
-	if (g->norder < want) {
-		size_t listed = 0;
-		for (size_t i = 0; i < g->count && listed < 8; i++)
-			if (!is_import(&g->defs[i]) && !done[i])
-				veil_buf_printf(&names, "%s'%s'", listed++ ? ", " : "",
-						g->defs[i].name);
-		veil_diag(g->d, "secrets %s%s: their private_key/issuer references form a cycle",
-			  names.failed ? "(many)" : names.data,
-			  want - g->norder > 8 ? ", ..." : "");
-		rc = VEIL_EINVAL;
-		goto out;
-	}
-	rc = 0;
-out:
-	free(done);
-	veil_buf_free(&names);
+	char why[2048];
+	int rc = veil_secret_order(g->defs, g->count, g->order, &g->norder, why, sizeof(why));
+	if (rc == VEIL_EINVAL)
+		veil_diag(g->d, "secrets %s", why);
 	return rc;
 }
 

@@ -235,6 +235,42 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	}
 }
 
+/* private_key and issuer name definitions that can serve, without a cycle:
+ * what the CAS checks before it generates anything (veil_secret_ref_resolve,
+ * veil_secret_order). */
+static void check_secret_refs(struct yctx *c, const struct veil_policy *p)
+{
+	char why[2048];
+	int bad = 0;
+	for (size_t i = 0; i < p->secret_count; i++) {
+		const struct veil_secret *s = &p->secrets[i];
+		if (s->import_namespace || !veil_secret_kind_find(s->kind))
+			continue;
+		for (int issuer = 0; issuer < 2; issuer++) {
+			size_t t;
+			if (!veil_secret_ref_resolve(p->secrets, p->secret_count, i, issuer, &t,
+						     why, sizeof(why)))
+				continue;
+			veil_diag_at(c->d, c->file, s->pos.line, s->pos.col, "secrets: '%s': %s",
+				     s->name, why);
+			c->errors++;
+			bad = 1;
+		}
+	}
+	if (bad || !p->secret_count)
+		return;
+	size_t *order = calloc(p->secret_count, sizeof(*order)), n = 0;
+	int rc = order ? veil_secret_order(p->secrets, p->secret_count, order, &n, why, sizeof(why))
+		       : VEIL_ENOMEM;
+	if (rc) {
+		const struct veil_secret *s = &p->secrets[0];
+		veil_diag_at(c->d, c->file, s->pos.line, s->pos.col, "secrets: %s",
+			     rc == VEIL_EINVAL ? why : "out of memory");
+		c->errors++;
+	}
+	free(order);
+}
+
 struct ph_ctx {
 	struct yctx *c;
 	const struct veil_policy *p;
@@ -603,6 +639,7 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 
 	const struct ynode *sec = yget_coll(&c, root, "secrets", YT_SEQ, 0, "policy");
 	if (sec) {
+		unsigned errors_before = c.errors;
 		p->secrets = yarena_alloc(c.arena, (sec->count + 1) * sizeof(*p->secrets));
 		for (size_t i = 0; p->secrets && i < sec->count; i++) {
 			if (yexpect(&c, sec->items[i], YT_MAP, "a secrets entry"))
@@ -617,6 +654,9 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 					     s->name);
 			p->secret_count++;
 		}
+		/* as the CAS: references once every definition is well formed */
+		if (c.errors == errors_before)
+			check_secret_refs(&c, p);
 	}
 	const struct ynode *svcs = yget_coll(&c, root, "services", YT_SEQ, 0, "policy");
 	if (svcs) {

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "veil/common.h"
@@ -75,6 +76,129 @@ int veil_secret_keys_misfit(const struct veil_secret *s,
 		}
 	}
 	return n;
+}
+
+/* ---- References between definitions ---- */
+
+static int is_import(const struct veil_secret *s)
+{
+	return s->import_namespace != NULL;
+}
+
+static size_t def_index(const struct veil_secret *defs, size_t count, const char *name)
+{
+	for (size_t i = 0; i < count; i++)
+		if (defs[i].name && !strcmp(defs[i].name, name))
+			return i;
+	return VEIL_SECRET_REF_NONE;
+}
+
+int veil_secret_ref_resolve(const struct veil_secret *defs, size_t count, size_t i, int issuer,
+			    size_t *target, char *why, size_t cap)
+{
+	const struct veil_secret *s = &defs[i];
+	const char *ref = issuer ? s->issuer : s->private_key;
+	const char *key = issuer ? "issuer" : "private_key";
+	const struct veil_secret_kind_info *k = veil_secret_kind_find(s->kind);
+	*target = VEIL_SECRET_REF_NONE;
+	if (!ref) {
+		if (issuer && k && k->kind == VEIL_SECRET_X509)
+			*target = VEIL_SECRET_REF_NAMESPACE_CA;
+		return 0;
+	}
+	if (!strcmp(ref, VEIL_NAMESPACE_CA_NAME)) {
+		if (issuer) {
+			*target = VEIL_SECRET_REF_NAMESPACE_CA;
+			return 0;
+		}
+		snprintf(why, cap, "private_key cannot be the namespace CA's key");
+		return VEIL_EINVAL;
+	}
+	size_t j = def_index(defs, count, ref);
+	if (j == VEIL_SECRET_REF_NONE) {
+		snprintf(why, cap, "%s '%s' is not defined", key, ref);
+		return VEIL_EINVAL;
+	}
+	if (is_import(&defs[j])) {
+		snprintf(why, cap,
+			 issuer ? "issuer '%s' is imported; only x509-ca secrets generated in this "
+				  "policy can issue"
+				: "private_key '%s' is imported; only secrets generated in this "
+				  "policy can be used",
+			 ref);
+		return VEIL_EINVAL;
+	}
+	const struct veil_secret_kind_info *tk = veil_secret_kind_find(defs[j].kind);
+	const char *tkind = defs[j].kind ? defs[j].kind : "(none)";
+	if (issuer && (!tk || tk->kind != VEIL_SECRET_X509_CA)) {
+		snprintf(why, cap, "issuer '%s' is of kind '%s', not x509-ca", ref, tkind);
+		return VEIL_EINVAL;
+	}
+	if (!issuer && (!tk || !(tk->outputs & VEIL_SOUT_KEY))) {
+		snprintf(why, cap,
+			 "private_key '%s' is of kind '%s', which holds no private key "
+			 "(private-key, x509, x509-ca do)",
+			 ref, tkind);
+		return VEIL_EINVAL;
+	}
+	*target = j;
+	return 0;
+}
+
+int veil_secret_order(const struct veil_secret *defs, size_t count, size_t *order, size_t *n,
+		      char *why, size_t cap)
+{
+	size_t want = 0, got = 0;
+	char ignored[8];
+	unsigned char *done = calloc(count + 1, 1);
+	size_t *ref = calloc(2 * count + 1, sizeof(*ref));
+	int rc = VEIL_ENOMEM;
+	if (!done || !ref)
+		goto out;
+	for (size_t i = 0; i < count; i++) {
+		want += !is_import(&defs[i]);
+		for (int r = 0; r < 2; r++)
+			if (veil_secret_ref_resolve(defs, count, i, r, &ref[2 * i + r], ignored,
+						    sizeof(ignored)))
+				ref[2 * i + r] = VEIL_SECRET_REF_NONE;
+	}
+	while (got < want) {
+		size_t progress = 0;
+		for (size_t i = 0; i < count; i++) {
+			size_t pk = ref[2 * i], is = ref[2 * i + 1];
+			if (is_import(&defs[i]) || done[i])
+				continue;
+			if ((pk < count && !done[pk]) || (is < count && !done[is]))
+				continue;
+			done[i] = 1;
+			order[got++] = i;
+			progress++;
+		}
+		if (!progress)
+			break;
+	}
+	rc = 0;
+	if (got < want) {
+		size_t listed = 0, len = 0;
+		why[0] = '\0';
+		for (size_t i = 0; i < count && listed < 8; i++) {
+			if (is_import(&defs[i]) || done[i] || len >= cap)
+				continue;
+			int w = snprintf(why + len, cap - len, "%s'%s'", listed++ ? ", " : "",
+					 defs[i].name ? defs[i].name : "");
+			len = w < 0 ? cap : len + (size_t)w;
+		}
+		if (len < cap)
+			snprintf(why + len, cap - len,
+				 "%s: their private_key/issuer references form a cycle",
+				 want - got > 8 ? ", ..." : "");
+		rc = VEIL_EINVAL;
+	}
+	*n = got;
+out:
+	free(done);
+	free(ref);
+	return rc;
 }
 
 /* ---- Names and values ---- */

@@ -234,6 +234,70 @@ static void test_namespace_ca_name_reserved_everywhere(void **state)
 	agree("x509", "issuer: namespace_ca\n", 1, NULL);
 }
 
+/* The policy validator and the CAS give `accepted`, a refusal saying `want`.
+ * veil check accepts: a service manifest may name another service's global
+ * secret, which derivation checks (docs/manifests.md 5.5). */
+static void agree_on_references(const char *kind, const char *lines, int accepted, const char *want)
+{
+	struct verdicts v = run_three(kind, lines);
+	if (!v.manifest)
+		fail_msg("kind %s, %s: veil check refuses it (%s)", kind, lines, v.why[0]);
+	if (v.policy != accepted || v.cas != accepted)
+		fail_msg("kind %s, %s: the policy validator %s it (%s), the CAS %s it (%s)", kind,
+			 lines, v.policy ? "accepts" : "refuses", v.why[1],
+			 v.cas ? "accepts" : "refuses", v.why[2]);
+	if (!accepted && (!strstr(v.why[1], want) || !strstr(v.why[2], want)))
+		fail_msg("kind %s, %s: '%s' / '%s', want '%s'", kind, lines, v.why[1], v.why[2],
+			 want);
+}
+
+/* Disagreement: the policy validator did not look at private_key and
+ * issuer at all; the CAS refused a reference to nothing, to an imported
+ * secret, to a kind that cannot serve, to the namespace CA's key, and
+ * cycles, all at generation. docs/manifests.md (11.8) promises that the
+ * client refuses what the CAS would: both now resolve with
+ * veil_secret_ref_resolve and order with veil_secret_order. */
+static void test_references_checked_by_validator_and_cas(void **state)
+{
+	agree_on_references("x509", "issuer: k\n", 0,
+			    "issuer 'k' is of kind 'private-key', not x509-ca");
+	agree_on_references("x509", "issuer: nope\n", 0, "issuer 'nope' is not defined");
+	agree_on_references("x509", "private_key: nope\n", 0, "private_key 'nope' is not defined");
+	agree_on_references("x509", "private_key: namespace_ca\n", 0,
+			    "private_key cannot be the namespace CA's key");
+	agree_on_references("public-key", "private_key: s\n", 0,
+			    "private_key 's' is of kind 'public-key', which holds no private key");
+	agree_on_references("x509-ca", "issuer: s\n", 0,
+			    "'s': their private_key/issuer references form a cycle");
+	agree_on_references("public-key", "private_key: ca\n", 1, NULL);
+	/* an imported secret cannot issue, in the validator's words at the entry */
+	static const char *const pol = "name: n\nsecrets:\n"
+				       "  - name: imp\n    import: {namespace: other}\n"
+				       "  - name: s\n    kind: x509\n    issuer: imp\n";
+	struct veil_diags d;
+	struct ydoc doc;
+	struct veil_policy p;
+	struct veil_secret_set set = {0};
+	veil_diags_init(&d);
+	assert_int_equal(ydoc_init(&doc, "p.yaml"), 0);
+	assert_int_equal(ydoc_parse(&doc, pol, strlen(pol), &veil_policy_limits, &d), 0);
+	assert_int_equal(veil_policy_parse(&doc, &p, &d), VEIL_EINVAL);
+	assert_int_equal(d.count, 1);
+	assert_string_equal(d.msgs[0], "p.yaml:5:5: secrets: 's': issuer 'imp' is imported; only "
+				       "x509-ca secrets generated in this policy can issue");
+	veil_diags_free(&d);
+	veil_diags_init(&d);
+	struct veil_secret defs[] = {{.name = "imp", .import_namespace = "other"},
+				     {.name = "s", .kind = "x509", .issuer = "imp"}};
+	assert_int_equal(veil_secrets_generate(defs, 2, "ns", NULL, &set, &d), VEIL_EINVAL);
+	assert_string_equal(d.msgs[0], "secret 's': issuer 'imp' is imported; only x509-ca "
+				       "secrets generated in this policy can issue");
+	ydoc_free(&doc);
+	veil_diags_free(&d);
+	agree_on_references("x509", "private_key: k\nissuer: ca\n", 1, NULL);
+	agree_on_references("x509", "issuer: namespace_ca\n", 1, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -242,6 +306,7 @@ int main(void)
 	    cmocka_unit_test(test_common_name_limits_everywhere),
 	    cmocka_unit_test(test_dns_entries_checked_everywhere),
 	    cmocka_unit_test(test_namespace_ca_name_reserved_everywhere),
+	    cmocka_unit_test(test_references_checked_by_validator_and_cas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
