@@ -227,5 +227,11 @@ int veil_placeholder_suffix_valid(const char *suffix);
  * fits written to fits (for messages; cap 128 holds every list). */
 enum veil_render_as veil_placeholder_render_as(const struct veil_secret_kind_info *k,
 					       const char *suffix, char *fits, size_t cap);
+/* Whether placeholder ph renders a secret of kind `kind` (an unknown kind,
+ * or NULL for an imported secret, is not judged here): 0, or VEIL_EINVAL
+ * with why: "suffix 'crt' does not fit secret 's' of kind 'ascii' (it fits
+ * x509, x509-ca)", the words the CAS's rendering uses. */
+int veil_placeholder_fits(const struct veil_placeholder *ph, const char *kind, char *why,
+			  size_t cap);
 
 #endif

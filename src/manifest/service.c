@@ -415,9 +415,18 @@ struct own_secrets {
 static int own_placeholder(const struct veil_placeholder *ph, void *arg)
 {
 	struct own_secrets *o = arg;
-	for (size_t i = 0; i < o->m->secret_count; i++)
-		if (!strcmp(o->m->secrets[i].name, ph->name))
-			return 0;
+	char why[512];
+	for (size_t i = 0; i < o->m->secret_count; i++) {
+		if (strcmp(o->m->secrets[i].name, ph->name))
+			continue;
+		/* what the CAS could not render at attestation */
+		if (veil_placeholder_fits(ph, o->m->secrets[i].kind, why, sizeof(why))) {
+			veil_diag_at(o->c->d, o->c->file, o->pos.line, o->pos.col, "%s: %s",
+				     o->what, why);
+			o->c->errors++;
+		}
+		return 0;
+	}
 	for (size_t i = 0; i < o->m->import_count; i++)
 		if (!strcmp(o->m->imports[i].name, ph->name))
 			return 0;

@@ -281,9 +281,16 @@ struct ph_ctx {
 static int ph_known(const struct veil_placeholder *ph, void *arg)
 {
 	struct ph_ctx *x = arg;
-	for (size_t i = 0; i < x->p->secret_count; i++)
-		if (!strcmp(x->p->secrets[i].name, ph->name))
-			return 0;
+	char why[512];
+	for (size_t i = 0; i < x->p->secret_count; i++) {
+		const struct veil_secret *s = &x->p->secrets[i];
+		if (strcmp(s->name, ph->name))
+			continue;
+		/* what the CAS could not render at attestation */
+		if (!s->import_namespace && veil_placeholder_fits(ph, s->kind, why, sizeof(why)))
+			yerr(x->c, x->at, "%s: %s", x->what, why);
+		return 0;
+	}
 	yerr(x->c, x->at, "%s refers to secret '%s', which the policy does not declare", x->what,
 	     ph->name);
 	return 0;

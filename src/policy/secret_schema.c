@@ -425,6 +425,18 @@ enum veil_render_as veil_placeholder_render_as(const struct veil_secret_kind_inf
 	return VEIL_RENDER_NONE;
 }
 
+int veil_placeholder_fits(const struct veil_placeholder *ph, const char *kind, char *why,
+			  size_t cap)
+{
+	const struct veil_secret_kind_info *k = veil_secret_kind_find(kind);
+	char fits[128];
+	if (!k || veil_placeholder_render_as(k, ph->suffix, fits, sizeof(fits)) != VEIL_RENDER_NONE)
+		return 0;
+	snprintf(why, cap, "suffix '%s' does not fit secret '%s' of kind '%s' (it fits %s)",
+		 *ph->suffix ? ph->suffix : "(none)", ph->name, k->name, fits);
+	return VEIL_EINVAL;
+}
+
 #define PH_OPEN "$$SCONE::"
 
 int veil_placeholders(const char *s, int (*fn)(const struct veil_placeholder *, void *), void *arg,

@@ -298,6 +298,92 @@ static void test_references_checked_by_validator_and_cas(void **state)
 	agree_on_references("x509", "issuer: namespace_ca\n", 1, NULL);
 }
 
+/* One placeholder with `suffix` of a secret of `kind`, through veil check
+ * (a manifest variable), the policy validator (a service's environment) and
+ * the CAS (rendering it): all accept, or all refuse saying `want`. */
+static void placeholder_agrees(const char *kind, const char *suffix, int accepted, const char *want)
+{
+	char yaml[1024], ph[64], why[3][512] = {"", "", ""};
+	int got[3];
+	struct veil_diags d;
+	struct ydoc doc;
+	struct veil_service_manifest m;
+	struct veil_policy p;
+	struct veil_secret_set set = {0};
+	char *out = NULL;
+
+	/* what the kind needs, and the key a public-key names */
+	const char *extra = !strcmp(kind, "explicit")     ? "value: v"
+			    : !strcmp(kind, "public-key") ? "private_key: k"
+							  : "migrate: false";
+	snprintf(ph, sizeof(ph), "$$SCONE::s%s%s$$", *suffix ? ":" : "", suffix);
+	snprintf(yaml, sizeof(yaml),
+		 "apiVersion: scone/5.8\nkind: genservice\n"
+		 "build: {name: a, to: r/a:1, command: a}\n"
+		 "environment:\n  local:\n    - name: A\n      value: \"%s\"\n"
+		 "secrets:\n  global:\n    - name: k\n      kind: private-key\n"
+		 "    - name: s\n      kind: %s\n      %s\n",
+		 ph, kind, extra);
+	veil_diags_init(&d);
+	assert_int_equal(ydoc_init(&doc, "s.yaml"), 0);
+	assert_int_equal(ydoc_parse(&doc, yaml, strlen(yaml), NULL, &d), 0);
+	got[0] = veil_service_parse(&doc, &m, &d) == 0;
+	first_msg(&d, why[0], sizeof(why[0]));
+	veil_diags_free(&d);
+
+	veil_diags_init(&d);
+	assert_int_equal(veil_secrets_generate(m.secrets, m.secret_count, "ns", NULL, &set, &d), 0);
+	got[2] = veil_secret_render(ph, &set, &out, &d) == 0;
+	first_msg(&d, why[2], sizeof(why[2]));
+	veil_secure_strfree(out);
+	veil_secret_set_free(&set);
+	veil_diags_free(&d);
+	ydoc_free(&doc);
+
+	snprintf(yaml, sizeof(yaml),
+		 "name: n\nservices:\n  - name: svc\n    command: a\n"
+		 "    environment: {A: \"%s\"}\n"
+		 "secrets:\n  - name: k\n    kind: private-key\n"
+		 "  - name: s\n    kind: %s\n    %s\n",
+		 ph, kind, extra);
+	veil_diags_init(&d);
+	assert_int_equal(ydoc_init(&doc, "p.yaml"), 0);
+	assert_int_equal(ydoc_parse(&doc, yaml, strlen(yaml), &veil_policy_limits, &d), 0);
+	got[1] = veil_policy_parse(&doc, &p, &d) == 0;
+	first_msg(&d, why[1], sizeof(why[1]));
+	veil_diags_free(&d);
+	ydoc_free(&doc);
+
+	for (int i = 0; i < 3; i++)
+		if (got[i] != accepted || (!accepted && !strstr(why[i], want)))
+			fail_msg("%s of kind %s: side %d %s it ('%s'), want %s '%s'", ph, kind, i,
+				 got[i] ? "accepts" : "refuses", why[i],
+				 accepted ? "accepted" : "refused", want ? want : "");
+}
+
+/* Disagreement: a placeholder suffix that does not fit its secret's kind
+ * ($$SCONE::token:crt$$ of an ascii secret) passed veil check and the policy
+ * validator and failed every attestation, when the CAS rendered it. The
+ * schema's suffix rule (veil_placeholder_fits, from the kind table) is now
+ * checked by all three. */
+static void test_placeholder_suffix_fits_kind_everywhere(void **state)
+{
+	placeholder_agrees("ascii", "crt", 0,
+			   "suffix 'crt' does not fit secret 's' of kind 'ascii' (it fits x509, "
+			   "x509-ca)");
+	placeholder_agrees("binary", "pem", 0, "suffix 'pem' does not fit secret 's'");
+	placeholder_agrees("private-key", "chain", 0, "(it fits x509, x509-ca)");
+	placeholder_agrees("public-key", "key", 0, "(it fits private-key, x509, x509-ca)");
+	placeholder_agrees("x509", "hex", 0, "(it fits ascii, binary, explicit)");
+	placeholder_agrees("ascii", "hex", 1, NULL);
+	placeholder_agrees("explicit", "base64url", 1, NULL);
+	placeholder_agrees("binary", "", 1, NULL);
+	placeholder_agrees("x509", "chain", 1, NULL);
+	placeholder_agrees("x509-ca", "key", 1, NULL);
+	placeholder_agrees("private-key", "publickey", 1, NULL);
+	placeholder_agrees("public-key", "pem", 1, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +393,7 @@ int main(void)
 	    cmocka_unit_test(test_dns_entries_checked_everywhere),
 	    cmocka_unit_test(test_namespace_ca_name_reserved_everywhere),
 	    cmocka_unit_test(test_references_checked_by_validator_and_cas),
+	    cmocka_unit_test(test_placeholder_suffix_fits_kind_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
