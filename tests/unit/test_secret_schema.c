@@ -113,6 +113,43 @@ static void agree(const char *kind, const char *lines, int accepted, const char 
 	}
 }
 
+/* The lists messages give are the tables' own: every kind named in
+ * VEIL_SECRET_KINDS is in the table and every entry of the table is named
+ * once; likewise the algorithms. */
+static void test_message_lists_match_the_tables(void **state)
+{
+	char list[256] = "";
+	size_t len = 0, kinds = 0;
+	for (int k = VEIL_SECRET_KIND_UNKNOWN + 1; k <= VEIL_SECRET_X509_CA; k++)
+		assert_non_null(veil_secret_kind_get((enum veil_secret_kind)k));
+	assert_null(veil_secret_kind_get(VEIL_SECRET_KIND_UNKNOWN));
+	char copy[] = VEIL_SECRET_KINDS;
+	unsigned seen = 0;
+	for (char *save = NULL, *name = strtok_r(copy, ", ", &save); name;
+	     name = strtok_r(NULL, ", ", &save)) {
+		const struct veil_secret_kind_info *k = veil_secret_kind_find(name);
+		assert_non_null(k);
+		assert_ptr_equal(veil_secret_kind_get(k->kind), k);
+		assert_false(seen & (1u << k->kind));
+		seen |= 1u << k->kind;
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "",
+					k->name);
+		kinds++;
+	}
+	assert_int_equal(kinds, VEIL_SECRET_X509_CA);
+	assert_string_equal(list, VEIL_SECRET_KINDS);
+	char algs[] = VEIL_SECRET_ALGORITHMS;
+	size_t n = 0;
+	for (char *save = NULL, *a = strtok_r(algs, ", ", &save); a;
+	     a = strtok_r(NULL, ", ", &save)) {
+		assert_true(veil_secret_algorithm_valid(a));
+		n++;
+	}
+	assert_int_equal(n, 5);
+	assert_false(veil_secret_algorithm_valid("P-521"));
+	assert_false(veil_secret_algorithm_valid(NULL));
+}
+
 /* Disagreement: the policy validator took a secret with both size and
  * value, which veil check and the CAS refuse (docs/manifests.md: size
  * "cannot be combined with value"). */
@@ -387,6 +424,7 @@ static void test_placeholder_suffix_fits_kind_everywhere(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_message_lists_match_the_tables),
 	    cmocka_unit_test(test_size_with_value_refused_everywhere),
 	    cmocka_unit_test(test_unknown_algorithm_refused_everywhere),
 	    cmocka_unit_test(test_common_name_limits_everywhere),
