@@ -1,6 +1,6 @@
-/* Unit tests: CAS secrets (src/cas/secrets.c): secure memory, generation,
- * dependency order, update rules, the serialised form and placeholder
- * rendering. Adversarial cases first in each group. */
+/* Unit tests: CAS secrets (src/cas/secrets_*.c, src/common/secmem.c):
+ * secure memory, generation, dependency order, update rules, the serialised
+ * form and placeholder rendering. Adversarial cases first in each group. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
