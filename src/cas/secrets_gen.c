@@ -225,7 +225,7 @@ static const char *key_algorithm(const struct veil_secret *s)
 
 static int same_kind(const struct veil_secret_kind_info *k, const struct veil_secret_value *pv)
 {
-	return pv && pv->kind && !strcmp(pv->kind, k->name);
+	return pv && veil_secret_kind_find(pv->kind) == k;
 }
 
 static enum update_rule update_rule(const struct veil_secret *s,
