@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include <openssl/types.h>
+
 struct veil_pos {
 	unsigned line, col;
 };
@@ -170,6 +172,18 @@ int veil_valid_secret_name(const char *s);
 /* Key algorithms of private-key, x509 and x509-ca secrets (default P-256). */
 int veil_secret_algorithm_valid(const char *alg);
 #define VEIL_SECRET_ALGORITHMS "P-256, P-384, Ed25519, RSA-2048, RSA-3072"
+
+/* An unencrypted PEM private key (an encrypted one is refused, never
+ * prompted for); NULL when pem holds none. Freed by the caller
+ * (EVP_PKEY_free). */
+EVP_PKEY *veil_secret_key_parse(const char *pem);
+/* A key's algorithm name (of VEIL_SECRET_ALGORITHMS), NULL for any other
+ * key. */
+const char *veil_secret_key_algorithm(const EVP_PKEY *k);
+/* The value of a private-key secret: an unencrypted PEM private key of a
+ * supported algorithm, and of `algorithm` when that is given (NULL: any).
+ * 0, or VEIL_EINVAL with why, for messages after the secret's name. */
+int veil_secret_key_value_check(const char *pem, const char *algorithm, char *why, size_t cap);
 
 /* A certificate's common_name: 1 to 64 characters of UTF-8, what X.509
  * allows (RFC 5280's ub-common-name). */

@@ -132,6 +132,14 @@ static int check_def(struct gen *g, size_t i)
 			  s->name, s->algorithm);
 		bad = 1;
 	}
+	char why[512];
+	if (k->kind == VEIL_SECRET_PRIVATE_KEY && s->value &&
+	    veil_secret_key_value_check(
+		s->value, veil_secret_algorithm_valid(s->algorithm) ? s->algorithm : NULL, why,
+		sizeof(why))) {
+		veil_diag(d, "secret '%s': %s", s->name, why);
+		bad = 1;
+	}
 	long days, secs;
 	if (secret_valid_for_days(s->valid_for, &days, &secs)) {
 		veil_diag(d, "secret '%s': valid_for '%s' is not " VEIL_VALID_FOR_FORMS, s->name,
@@ -232,7 +240,7 @@ static enum update_rule update_rule(const struct veil_secret *s,
 				    const struct veil_secret_kind_info *k,
 				    const struct veil_secret_value *pv, EVP_PKEY *prev_key)
 {
-	const char *pa = prev_key ? secret_key_alg(prev_key) : NULL;
+	const char *pa = prev_key ? veil_secret_key_algorithm(prev_key) : NULL;
 	int key_kept =
 	    !s->value && s->migrate && same_kind(k, pv) && pa && !strcmp(pa, key_algorithm(s));
 	switch (k->kind) {
@@ -267,7 +275,7 @@ static int read_previous_key(struct gen *g, const struct veil_secret *s,
 		      ((k->outputs & VEIL_SOUT_CERT) && !s->private_key);
 	if (!own_key || s->value || !s->migrate || !same_kind(k, pv) || !pv->key_pem)
 		return 0;
-	if (!(*out = secret_key_parse(pv->key_pem))) {
+	if (!(*out = veil_secret_key_parse(pv->key_pem))) {
 		veil_diag(g->d, "secret '%s': the stored private key cannot be read", s->name);
 		return VEIL_EINVAL;
 	}
@@ -366,24 +374,12 @@ static int gen_bytes(struct gen *g, const struct veil_secret *s,
  * one. */
 static int own_key(struct gen *g, const struct veil_secret *s, EVP_PKEY **kept, EVP_PKEY **out)
 {
-	const char *ka = NULL;
 	EVP_PKEY *k = NULL;
 	int rc = VEIL_EINVAL;
 	if (s->value) {
-		k = secret_key_parse(s->value);
-		ka = k ? secret_key_alg(k) : NULL;
-		if (!ka) {
-			veil_diag(g->d,
-				  "secret '%s': the value is not an unencrypted PEM private key of "
-				  "a supported algorithm (" VEIL_SECRET_ALGORITHMS ")",
-				  s->name);
+		/* veil_secret_key_value_check passed in check_def */
+		if (!(k = veil_secret_key_parse(s->value)))
 			goto out;
-		}
-		if (s->algorithm && strcmp(ka, s->algorithm)) {
-			veil_diag(g->d, "secret '%s': the value is a %s key, not %s", s->name, ka,
-				  s->algorithm);
-			goto out;
-		}
 	} else if (kept && *kept) {
 		k = *kept;
 		*kept = NULL;
@@ -411,7 +407,7 @@ static int gen_cert(struct gen *g, size_t di, EVP_PKEY **kept, EVP_PKEY **key, X
 	size_t ivi = NONE;
 	if (g->pk_def[di] != NONE) {
 		EVP_PKEY *k = g->key[g->val_of[g->pk_def[di]]];
-		const char *ka = secret_key_alg(k);
+		const char *ka = veil_secret_key_algorithm(k);
 		if (s->algorithm && (!ka || strcmp(ka, s->algorithm))) {
 			veil_diag(g->d, "secret '%s': private_key '%s' is a %s key, not %s",
 				  s->name, s->private_key, ka ? ka : "unsupported", s->algorithm);
@@ -546,7 +542,7 @@ static int gen_ns_ca(struct gen *g)
 	if (pv) {
 		const struct veil_secret_kind_info *pk = veil_secret_kind_find(pv->kind);
 		if (!pk || pk->kind != VEIL_SECRET_X509_CA || !pv->key_pem || !pv->cert_pem ||
-		    !pv->pub_pem || !pv->chain_pem || !(key = secret_key_parse(pv->key_pem)) ||
+		    !pv->pub_pem || !pv->chain_pem || !(key = veil_secret_key_parse(pv->key_pem)) ||
 		    !(cert = secret_cert_parse(pv->cert_pem)) ||
 		    X509_check_private_key(cert, key) != 1) {
 			ERR_clear_error();

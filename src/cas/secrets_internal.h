@@ -27,11 +27,8 @@ int secret_ossl_fail(struct veil_diags *d, const char *name, const char *what);
 /* A fresh key of a veil algorithm name (veil_secret_algorithm_valid); NULL
  * on failure or an unknown name. */
 EVP_PKEY *secret_key_generate(const char *alg);
-/* The veil algorithm name of a key, NULL for any other key. */
-const char *secret_key_alg(EVP_PKEY *k);
-/* An unencrypted PEM private key / a PEM certificate; NULL when it is not
- * one (encrypted keys are refused, never prompted for). */
-EVP_PKEY *secret_key_parse(const char *pem);
+/* A PEM certificate; NULL when it is not one. (Private keys:
+ * veil_secret_key_parse, veil_secret_key_algorithm.) */
 X509 *secret_cert_parse(const char *pem);
 
 /* valid_for (veil_valid_for_parse) as days and seconds; NULL: 365 days.

@@ -62,39 +62,9 @@ EVP_PKEY *secret_key_generate(const char *alg)
 	return NULL;
 }
 
-/* The manifest's algorithm name of a key, NULL for any other key. */
-const char *secret_key_alg(EVP_PKEY *k)
-{
-	if (EVP_PKEY_is_a(k, "ED25519"))
-		return "Ed25519";
-	if (EVP_PKEY_is_a(k, "RSA")) {
-		int bits = EVP_PKEY_get_bits(k);
-		return bits == 2048 ? "RSA-2048" : bits == 3072 ? "RSA-3072" : NULL;
-	}
-	if (EVP_PKEY_is_a(k, "EC")) {
-		char g[64];
-		if (!EVP_PKEY_get_group_name(k, g, sizeof(g), NULL))
-			return NULL;
-		if (!strcmp(g, "prime256v1") || !strcmp(g, "P-256"))
-			return "P-256";
-		if (!strcmp(g, "secp384r1") || !strcmp(g, "P-384"))
-			return "P-384";
-	}
-	return NULL;
-}
-
 static int no_password(char *buf, int size, int rwflag, void *u)
 {
-	return -1; /* encrypted keys are refused, never prompted for */
-}
-
-EVP_PKEY *secret_key_parse(const char *pem)
-{
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
-	BIO_free(b);
-	ERR_clear_error();
-	return k;
+	return -1; /* encrypted PEM is refused, never prompted for */
 }
 
 X509 *secret_cert_parse(const char *pem)

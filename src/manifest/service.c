@@ -203,6 +203,12 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 		yerr(c, ymap_get(e, "algorithm"),
 		     "%s: unknown algorithm '%s' (" VEIL_SECRET_ALGORITHMS ")", where,
 		     s->algorithm);
+	char why[512];
+	if (kind && kind->kind == VEIL_SECRET_PRIVATE_KEY && s->value &&
+	    veil_secret_key_value_check(
+		s->value, veil_secret_algorithm_valid(s->algorithm) ? s->algorithm : NULL, why,
+		sizeof(why)))
+		yerr(c, ymap_get(e, "value"), "%s: %s", where, why);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, where);
 	for (size_t i = 0; i < s->dns_count; i++)
 		if (!veil_secret_dns_entry_valid(s->dns[i]))

@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "veil/common.h"
 #include "veil/secret_schema.h"
 
@@ -220,6 +225,57 @@ int veil_secret_algorithm_valid(const char *alg)
 		if (!strcmp(algs[i], alg))
 			return 1;
 	return 0;
+}
+
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+	return -1; /* encrypted keys are refused, never prompted for */
+}
+
+EVP_PKEY *veil_secret_key_parse(const char *pem)
+{
+	BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, no_password, NULL) : NULL;
+	BIO_free(b);
+	ERR_clear_error();
+	return k;
+}
+
+const char *veil_secret_key_algorithm(const EVP_PKEY *k)
+{
+	if (EVP_PKEY_is_a(k, "ED25519"))
+		return "Ed25519";
+	if (EVP_PKEY_is_a(k, "RSA")) {
+		int bits = EVP_PKEY_get_bits(k);
+		return bits == 2048 ? "RSA-2048" : bits == 3072 ? "RSA-3072" : NULL;
+	}
+	if (EVP_PKEY_is_a(k, "EC")) {
+		char g[64];
+		if (!EVP_PKEY_get_group_name(k, g, sizeof(g), NULL))
+			return NULL;
+		if (!strcmp(g, "prime256v1") || !strcmp(g, "P-256"))
+			return "P-256";
+		if (!strcmp(g, "secp384r1") || !strcmp(g, "P-384"))
+			return "P-384";
+	}
+	return NULL;
+}
+
+int veil_secret_key_value_check(const char *pem, const char *algorithm, char *why, size_t cap)
+{
+	EVP_PKEY *k = veil_secret_key_parse(pem);
+	const char *ka = k ? veil_secret_key_algorithm(k) : NULL;
+	int rc = VEIL_EINVAL;
+	if (!ka)
+		snprintf(why, cap,
+			 "the value is not an unencrypted PEM private key of a supported "
+			 "algorithm (" VEIL_SECRET_ALGORITHMS ")");
+	else if (algorithm && strcmp(ka, algorithm))
+		snprintf(why, cap, "the value is a %s key, not %s", ka, algorithm);
+	else
+		rc = 0;
+	EVP_PKEY_free(k);
+	return rc;
 }
 
 /* UTF-8 as OpenSSL's MBSTRING_UTF8 reads it for X509_NAME entries: no

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "veil/manifest.h"
 #include "veil/policy_model.h"
@@ -335,6 +337,49 @@ static void test_references_checked_by_validator_and_cas(void **state)
 	agree_on_references("x509", "issuer: namespace_ca\n", 1, NULL);
 }
 
+/* "value: |" and the PEM of a fresh key of OpenSSL type `type` (a curve for
+ * EC), as definition lines */
+static void pem_value_lines(const char *type, const char *curve, char *out, size_t cap)
+{
+	EVP_PKEY *k = curve ? EVP_PKEY_Q_keygen(NULL, NULL, type, curve)
+			    : EVP_PKEY_Q_keygen(NULL, NULL, type);
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	assert_non_null(k);
+	assert_true(b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL));
+	long n = BIO_get_mem_data(b, &data);
+	size_t len = (size_t)snprintf(out, cap, "value: |\n");
+	for (long i = 0; i < n && len + 4 < cap; i++) {
+		if (i == 0 || data[i - 1] == '\n')
+			len += (size_t)snprintf(out + len, cap - len, "  ");
+		out[len++] = data[i];
+	}
+	out[len] = '\0';
+	BIO_free(b);
+	EVP_PKEY_free(k);
+}
+
+/* Disagreement: a private-key secret's value was read only by the CAS (an
+ * unencrypted PEM key of a supported algorithm, of `algorithm` when given);
+ * veil check and the policy validator took any text, so a broken key was
+ * found at upload. docs/manifests.md: value "(a PEM key)". */
+static void test_private_key_value_checked_everywhere(void **state)
+{
+	char lines[4096], with_alg[4200];
+	agree("private-key", "value: notapem\n", 0,
+	      "the value is not an unencrypted PEM private key of a supported algorithm");
+	pem_value_lines("EC", "P-256", lines, sizeof(lines));
+	agree("private-key", lines, 1, NULL);
+	snprintf(with_alg, sizeof(with_alg), "algorithm: P-384\n%s", lines);
+	agree("private-key", with_alg, 0, "the value is a P-256 key, not P-384");
+	snprintf(with_alg, sizeof(with_alg), "algorithm: P-256\n%s", lines);
+	agree("private-key", with_alg, 1, NULL);
+	pem_value_lines("ED25519", NULL, lines, sizeof(lines));
+	agree("private-key", lines, 1, NULL);
+	pem_value_lines("EC", "secp521r1", lines, sizeof(lines));
+	agree("private-key", lines, 0, "not an unencrypted PEM private key of a supported");
+}
+
 /* One placeholder with `suffix` of a secret of `kind`, through veil check
  * (a manifest variable), the policy validator (a service's environment) and
  * the CAS (rendering it): all accept, or all refuse saying `want`. */
@@ -432,6 +477,7 @@ int main(void)
 	    cmocka_unit_test(test_namespace_ca_name_reserved_everywhere),
 	    cmocka_unit_test(test_references_checked_by_validator_and_cas),
 	    cmocka_unit_test(test_placeholder_suffix_fits_kind_everywhere),
+	    cmocka_unit_test(test_private_key_value_checked_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
