@@ -5,6 +5,11 @@
 # password (use CRYPTO_memcmp). A memcmp on public bytes (a magic, a hash of
 # public data, an address) is allowed with a justification on the same or the
 # previous line:   /* not secret: the ELF magic */
+# Layers (DESIGN: manifest -> policy -> cas): no file of the CAS (src/cas/*.c,
+# *.h) nor a header it stands on (veil/secrets.h, store.h, audit.h,
+# cas_request.h, policy_model.h, secret_schema.h, secure.h, audit_log.h) includes
+# veil/manifest.h, directly or through any project header it includes; the
+# secret schema and name checks are the policy layer's (veil/secret_schema.h).
 # Prints one "file:line: rule: code" per finding, then "N passed, N failed"
 # (one check per rule, and the self-test: a violation of each rule in a
 # temporary file must be found). Also: libveil, which every executable links,
@@ -69,6 +74,55 @@ for f in found:
 PY
 }
 
+# The project headers a C file includes ("..." includes found next to it or
+# under INCROOT/include), one path a line.
+direct_includes() { # incroot file
+	local dir inc
+	dir=$(dirname "$2")
+	sed -n 's/^[ \t]*#[ \t]*include[ \t]*"\([^"]*\)".*/\1/p' "$2" | while read -r inc; do
+		if [ -f "$dir/$inc" ]; then
+			echo "$dir/$inc"
+		elif [ -f "$1/include/$inc" ]; then
+			echo "$1/include/$inc"
+		fi
+	done
+}
+
+# For each file given that reaches include/veil/manifest.h through its
+# includes: "file: includes veil/manifest.h via a.h -> b.h" (no preprocessor:
+# every #include counts, conditional or not).
+manifest_reached() { # incroot file...
+	local root=$1 f cur next
+	shift
+	for f in "$@"; do
+		local -A via=()
+		local queue=("$f")
+		via["$f"]=""
+		while [ ${#queue[@]} -gt 0 ]; do
+			cur=${queue[0]}
+			queue=("${queue[@]:1}")
+			while read -r next; do
+				[ -n "$next" ] && [ -z "${via[$next]+x}" ] || continue
+				via["$next"]="${via[$cur]:+${via[$cur]} -> }${next#"$root"/}"
+				if [ "$next" = "$root/include/veil/manifest.h" ]; then
+					echo "${f#"$root"/}: includes veil/manifest.h via ${via[$next]}"
+					queue=()
+					break
+				fi
+				queue+=("$next")
+			done < <(direct_includes "$root" "$cur")
+		done
+		unset via
+	done
+}
+
+cas_side_files() { # root
+	find "$1/src/cas" -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' \) | sort
+	for h in secrets store audit cas_request policy_model secret_schema secure audit_log; do
+		echo "$1/include/veil/$h.h"
+	done
+}
+
 pass=0
 fail=0
 
@@ -117,6 +171,17 @@ libveil = static_library('veil',
 EOF
 n=$(libveil_cas_sources "$t/meson.build" | grep -c 'src/cas/')
 [ "$n" -eq 2 ] || { echo "lint self-test: libveil's src/cas/ sources found $n times, want 2"; self_ok=0; }
+# the layer check finds an include of veil/manifest.h two headers down, and
+# not one that only looks like it
+mkdir -p "$t/l/include/veil" "$t/l/src/cas"
+echo '#include "veil/common.h"' >"$t/l/include/veil/manifest.h"
+echo '#include "veil/manifest.h"' >"$t/l/include/veil/b.h"
+echo '#include "veil/b.h"' >"$t/l/include/veil/a.h"
+printf '#include "veil/a.h"\n#include <veil/other.h>\n' >"$t/l/src/cas/bad.c"
+printf '// #include "veil/mani" "fest.h"\n#include "veil/common.h"\n' >"$t/l/src/cas/good.c"
+n=$(manifest_reached "$t/l" "$t/l/src/cas/bad.c" "$t/l/src/cas/good.c")
+[ "$n" = "src/cas/bad.c: includes veil/manifest.h via include/veil/a.h -> include/veil/b.h -> include/veil/manifest.h" ] ||
+	{ echo "lint self-test: the layer check said '$n'"; self_ok=0; }
 if [ $self_ok -eq 1 ]; then
 	echo "ok   lint self-test (each rule finds its violation; justified and look-alike calls pass)"
 	pass=$((pass + 1))
@@ -144,6 +209,16 @@ if [ -z "$out" ]; then
 	pass=$((pass + 1))
 else
 	echo "FAIL libveil compiles CAS code: move it to libveilcas"
+	echo "$out"
+	fail=$((fail + 1))
+fi
+mapfile -t cas_files < <(cas_side_files "$root")
+out=$(manifest_reached "$root" "${cas_files[@]}")
+if [ -z "$out" ]; then
+	echo "ok   the CAS (src/cas, its headers) does not include veil/manifest.h"
+	pass=$((pass + 1))
+else
+	echo "FAIL the CAS includes veil/manifest.h (the secret schema and names are in veil/secret_schema.h, veil/policy_model.h):"
 	echo "$out"
 	fail=$((fail + 1))
 fi

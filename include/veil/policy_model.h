@@ -4,7 +4,21 @@
 #ifndef VEIL_POLICY_MODEL_H
 #define VEIL_POLICY_MODEL_H
 
-#include "veil/manifest.h"
+#include "veil/secret_schema.h"
+#include "veil/ytree.h"
+
+struct veil_env_var {
+	const char *name;
+	const char *value;    /* NULL: no value given (global without default) */
+	struct veil_pos pos;  /* of the name */
+	struct veil_pos vpos; /* of the value (the name's if none) */
+};
+
+struct veil_injection_file {
+	const char *path;
+	const char *content;
+	struct veil_pos pos;
+};
 
 struct veil_policy_file {
 	const char *path, *sha256; /* sha256: 64 hex */
@@ -73,6 +87,27 @@ struct veil_policy {
 	size_t ignore_advisories_count;
 	char hash[2 * VEIL_SHA256_SIZE + 1]; /* SHA-256 of the canonical form */
 };
+
+/* Names: env variables [A-Za-z_][A-Za-z0-9_]* up to 256 bytes, services
+ * and namespaces [A-Za-z0-9][A-Za-z0-9_.-]* up to 128 bytes (secret names:
+ * veil/secret_schema.h). */
+int veil_valid_env_name(const char *s);
+int veil_valid_object_name(const char *s);
+
+/* A command is one string, the program and its arguments separated by
+ * blanks, as SCONE writes it (veil-run splits it, no shell); a YAML list is
+ * refused with this reason. */
+#define VEIL_COMMAND_FORM                                                                          \
+	" (the program and its arguments separated by blanks, as in SCONE: command: python3 "      \
+	"app.py --port 80)"
+
+/* SCONE renders $$SCONE::name$$ in a service's command; veil refuses it
+ * (manifest, policy validator and CAS alike): outside a TEE the command line
+ * of the started program is readable by the node (ps, /proc/PID/cmdline).
+ * The reason, for messages after "'command' holds a secret placeholder". */
+#define VEIL_COMMAND_PLACEHOLDER_REFUSED                                                           \
+	"; veil does not put secrets on a command line, which the node can read (ps, "             \
+	"/proc/PID/cmdline): pass the secret in the environment or an injection file"
 
 /* CAS namespaces: one or more object names joined by '/' ("app", "app/prod"),
  * at most 8 levels and 255 bytes. A namespace with a parent can be created

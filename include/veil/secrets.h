@@ -1,17 +1,27 @@
 /* Secrets generated inside the CAS, and placeholder rendering.
  *
- * Definitions are struct veil_secret (include/veil/manifest.h), as parsed from
- * a policy's `secrets:` list. Generated material lives in a struct
- * veil_secret_set, which owns every byte it points to; all of it is held in
- * memory allocated by veil_secure_alloc() and wiped on free. */
+ * Definitions are struct veil_secret (include/veil/secret_schema.h, the
+ * policy layer), as parsed from a policy's `secrets:` list. Generated
+ * material lives in a struct veil_secret_set, which owns every byte it
+ * points to; all of it is held in memory allocated by veil_secure_alloc()
+ * (include/veil/secure.h) and wiped on free.
+ *
+ * src/cas/: secrets_gen.c (generation, update rules, the set), secrets_x509.c
+ * (the key and certificate factory), secrets_serial.c (the stored form),
+ * secrets_render.c (placeholders). */
 #ifndef VEIL_SECRETS_H
 #define VEIL_SECRETS_H
 
-#include "veil/manifest.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/common.h"
+#include "veil/secure.h"
+#include "veil/secret_schema.h"
 
 struct veil_secret_value {
 	char *name;
-	char *kind;     /* as in the definition */
+	char *kind;     /* as in the definition; its fields: the kind's outputs */
 	uint8_t *bytes; /* ascii: the characters; binary: raw bytes; explicit: the value */
 	size_t size;
 	char *key_pem;   /* private-key, x509, x509-ca: PKCS#8 PEM private key */
@@ -25,16 +35,10 @@ struct veil_secret_set {
 	size_t count;
 };
 
-/* Memory for secrets: mlock'd where possible, excluded from core dumps
- * (MADV_DONTDUMP), wiped with OPENSSL_cleanse before it is released. */
-void *veil_secure_alloc(size_t size);
-void veil_secure_free(void *p, size_t size);
-char *veil_secure_strdup(const char *s);
-void veil_secure_strfree(char *s);
-
 /* Generates every secret of defs with the OpenSSL CSPRNG. With `previous`
  * (an update), ascii and binary secrets keep their values, private keys with
- * migrate: true are kept, and certificates are issued again. Issuers: `issuer`
+ * migrate: true are kept, and certificates are issued again (the rules in
+ * full: update_rule in src/cas/secrets_gen.c). Issuers: `issuer`
  * names an x509-ca secret of the same set; without it an x509 secret is issued
  * by the namespace CA: an x509-ca secret named "namespace_ca" (P-256), generated
  * on demand and kept in the set. A definition named "namespace_ca" is refused.

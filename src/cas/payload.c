@@ -4,7 +4,7 @@
 
 #include "veil/common.h"
 #include "veil/cursor.h"
-#include "veil/secrets.h" /* veil_secure_alloc */
+#include "veil/secure.h"
 
 #include "payload.h"
 

@@ -56,9 +56,6 @@ int manifest_env_list(struct yctx *c, const struct ynode *seq, const char *where
 	return 0;
 }
 
-static const char *const secret_kinds[] = {"ascii", "binary",  "private-key", "public-key",
-					   "x509",  "x509-ca", "explicit",    NULL};
-
 /* A key that does not fit the secret's kind, by the table the CAS uses. */
 struct misfit_at {
 	struct yctx *c;
@@ -166,19 +163,17 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 		yerr(c, ymap_get(e, "name"),
 		     "%s: '%s' is not a valid secret name (letters, digits, '_', '-')", where,
 		     s->name);
+	else if (s->name && !strcmp(s->name, VEIL_NAMESPACE_CA_NAME))
+		yerr(c, ymap_get(e, "name"),
+		     "%s: the name '%s' is reserved for the namespace CA" VEIL_NAMESPACE_CA_WHY,
+		     where, s->name);
 	s->kind = yget_str(c, e, "kind", 1, where);
-	if (s->kind) {
-		int ok = 0;
-		for (const char *const *k = secret_kinds; *k; k++)
-			ok |= !strcmp(*k, s->kind);
-		if (!ok)
-			yerr(c, ymap_get(e, "kind"),
-			     "%s: unknown secret kind '%s' (ascii, binary, private-key, "
-			     "public-key, x509, x509-ca, explicit)",
-			     where, s->kind);
-	}
+	const struct veil_secret_kind_info *kind = veil_secret_kind_find(s->kind);
+	if (s->kind && !kind)
+		yerr(c, ymap_get(e, "kind"), "%s: unknown secret kind '%s' (" VEIL_SECRET_KINDS ")",
+		     where, s->kind);
 	unsigned long long size = 0;
-	int r = yget_uint(c, e, "size", 65536, &size, where);
+	int r = yget_uint(c, e, "size", VEIL_SECRET_SIZE_MAX, &size, where);
 	if (r == 1) {
 		if (size == 0)
 			yerr(c, ymap_get(e, "size"), "%s: size must be at least 1", where);
@@ -189,31 +184,36 @@ static void parse_secret(struct yctx *c, const struct ynode *e, int is_global,
 	if (s->value && s->has_size)
 		yerr(c, ymap_get(e, "value"), "%s: give either 'size' or 'value', not both", where);
 	size_t start, len;
-	if (s->value && s->kind && !strcmp(s->kind, "binary") &&
+	if (s->value && kind && kind->kind == VEIL_SECRET_BINARY &&
 	    veil_binary_value_span(s->value, &start, &len))
 		yerr(c, ymap_get(e, "value"), "%s: value must be " VEIL_BINARY_VALUE_FORM, where);
 	s->private_key = yget_str(c, e, "private_key", 0, where);
 	s->issuer = yget_str(c, e, "issuer", 0, where);
 	s->common_name = yget_str(c, e, "common_name", 0, where);
+	if (s->common_name && !veil_secret_common_name_valid(s->common_name))
+		yerr(c, ymap_get(e, "common_name"),
+		     "%s: common_name must be " VEIL_SECRET_COMMON_NAME_FORM, where);
 	s->valid_for = yget_str(c, e, "valid_for", 0, where);
 	long long seconds;
 	if (s->valid_for && veil_valid_for_parse(s->valid_for, &seconds))
 		yerr(c, ymap_get(e, "valid_for"), "%s: valid_for '%s' is not " VEIL_VALID_FOR_FORMS,
 		     where, s->valid_for);
 	s->algorithm = yget_str(c, e, "algorithm", 0, where);
-	if (s->algorithm) {
-		static const char *const algs[] = {"P-256",    "P-384",    "Ed25519",
-						   "RSA-2048", "RSA-3072", NULL};
-		int ok = 0;
-		for (const char *const *a = algs; *a; a++)
-			ok |= !strcmp(*a, s->algorithm);
-		if (!ok)
-			yerr(c, ymap_get(e, "algorithm"),
-			     "%s: unknown algorithm '%s' (P-256, P-384, Ed25519, RSA-2048, "
-			     "RSA-3072)",
-			     where, s->algorithm);
-	}
+	if (s->algorithm && !veil_secret_algorithm_valid(s->algorithm))
+		yerr(c, ymap_get(e, "algorithm"),
+		     "%s: unknown algorithm '%s' (" VEIL_SECRET_ALGORITHMS ")", where,
+		     s->algorithm);
+	char why[512];
+	if (kind && kind->kind == VEIL_SECRET_PRIVATE_KEY && s->value &&
+	    veil_secret_key_value_check(
+		s->value, veil_secret_algorithm_valid(s->algorithm) ? s->algorithm : NULL, why,
+		sizeof(why)))
+		yerr(c, ymap_get(e, "value"), "%s: %s", where, why);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, where);
+	for (size_t i = 0; i < s->dns_count; i++)
+		if (!veil_secret_dns_entry_valid(s->dns[i]))
+			yerr(c, ymap_get(e, "dns"), "%s: dns entry #%zu is " VEIL_SECRET_DNS_FORM,
+			     where, i + 1);
 	parse_exports(c, e, where, s);
 	yget_bool(c, e, "migrate", &s->migrate, where);
 	struct misfit_at m = {c, e, where, s->kind};
@@ -421,9 +421,18 @@ struct own_secrets {
 static int own_placeholder(const struct veil_placeholder *ph, void *arg)
 {
 	struct own_secrets *o = arg;
-	for (size_t i = 0; i < o->m->secret_count; i++)
-		if (!strcmp(o->m->secrets[i].name, ph->name))
-			return 0;
+	char why[512];
+	for (size_t i = 0; i < o->m->secret_count; i++) {
+		if (strcmp(o->m->secrets[i].name, ph->name))
+			continue;
+		/* what the CAS could not render at attestation */
+		if (veil_placeholder_fits(ph, o->m->secrets[i].kind, why, sizeof(why))) {
+			veil_diag_at(o->c->d, o->c->file, o->pos.line, o->pos.col, "%s: %s",
+				     o->what, why);
+			o->c->errors++;
+		}
+		return 0;
+	}
 	for (size_t i = 0; i < o->m->import_count; i++)
 		if (!strcmp(o->m->imports[i].name, ph->name))
 			return 0;

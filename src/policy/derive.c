@@ -367,12 +367,11 @@ static struct ynode *secret_node(struct derive *x, const struct secret_ref *r)
 	const struct veil_secret *s = r->s;
 	ymap_put_str(a, n, "name", s->name);
 	ymap_put_str(a, n, "kind", s->kind);
+	const struct veil_secret_kind_info *kind = veil_secret_kind_find(s->kind);
 	if (s->has_size)
 		ymap_put(a, n, "size", ynew_int(a, (long long)s->size));
-	else if (!s->value && !strcmp(s->kind, "ascii"))
-		ymap_put(a, n, "size", ynew_int(a, 20));
-	else if (!s->value && !strcmp(s->kind, "binary"))
-		ymap_put(a, n, "size", ynew_int(a, 32));
+	else if (!s->value && kind && kind->default_size)
+		ymap_put(a, n, "size", ynew_int(a, (long long)kind->default_size));
 	if (s->value)
 		ymap_put_str(a, n, "value", s->value);
 	if (s->private_key)

@@ -18,6 +18,26 @@ const struct ylimits veil_policy_limits = {
     .max_items = 4096,
 };
 
+int veil_valid_env_name(const char *s)
+{
+	if (!s || !(isalpha((unsigned char)*s) || *s == '_') || strlen(s) > 256)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return 0;
+	return 1;
+}
+
+int veil_valid_object_name(const char *s)
+{
+	if (!s || !isalnum((unsigned char)*s) || strlen(s) > 128)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return 0;
+	return 1;
+}
+
 int veil_valid_namespace(const char *s)
 {
 	if (!s || !*s || strlen(s) > 255)
@@ -111,8 +131,6 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	static const char *const keys[] = {
 	    "name", "kind",      "size",      "value",   "private_key", "issuer", "common_name",
 	    "dns",  "valid_for", "algorithm", "migrate", "export",      "import", NULL};
-	static const char *const kinds[] = {"ascii", "binary",  "private-key", "public-key",
-					    "x509",  "x509-ca", "explicit",    NULL};
 	const char *w = "secrets entry";
 	memset(s, 0, sizeof(*s));
 	s->pos = (struct veil_pos){e->line, e->col};
@@ -120,6 +138,11 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	s->name = yget_str(c, e, "name", 1, w);
 	if (s->name && !veil_valid_secret_name(s->name))
 		yerr(c, ymap_get(e, "name"), "secrets: '%s' is not a valid secret name", s->name);
+	else if (s->name && !strcmp(s->name, VEIL_NAMESPACE_CA_NAME))
+		yerr(
+		    c, ymap_get(e, "name"),
+		    "secrets: the name '%s' is reserved for the namespace CA" VEIL_NAMESPACE_CA_WHY,
+		    s->name);
 	const struct ynode *imp = yget_coll(c, e, "import", YT_MAP, 0, w);
 	if (imp) {
 		static const char *const ikeys[] = {"namespace", "secret", NULL};
@@ -132,33 +155,49 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 		return;
 	}
 	s->kind = yget_str(c, e, "kind", 1, w);
-	int ok = 0;
-	for (const char *const *k = kinds; s->kind && *k; k++)
-		ok |= !strcmp(*k, s->kind);
-	if (s->kind && !ok)
+	const struct veil_secret_kind_info *kind = veil_secret_kind_find(s->kind);
+	if (s->kind && !kind)
 		yerr(c, ymap_get(e, "kind"), "secrets: unknown kind '%s'", s->kind);
 	unsigned long long size;
-	if (yget_uint(c, e, "size", 65536, &size, w) == 1) {
+	if (yget_uint(c, e, "size", VEIL_SECRET_SIZE_MAX, &size, w) == 1) {
 		s->size = size;
 		s->has_size = 1;
 		if (size == 0)
 			yerr(c, ymap_get(e, "size"), "secrets: size must be at least 1");
 	}
 	s->value = yget_str(c, e, "value", 0, w);
+	if (s->value && s->has_size)
+		yerr(c, ymap_get(e, "value"), "secrets: give either 'size' or 'value', not both");
 	size_t start, len;
-	if (s->value && s->kind && !strcmp(s->kind, "binary") &&
+	if (s->value && kind && kind->kind == VEIL_SECRET_BINARY &&
 	    veil_binary_value_span(s->value, &start, &len))
 		yerr(c, ymap_get(e, "value"), "secrets: value must be " VEIL_BINARY_VALUE_FORM);
 	s->private_key = yget_str(c, e, "private_key", 0, w);
 	s->issuer = yget_str(c, e, "issuer", 0, w);
 	s->common_name = yget_str(c, e, "common_name", 0, w);
+	if (s->common_name && !veil_secret_common_name_valid(s->common_name))
+		yerr(c, ymap_get(e, "common_name"),
+		     "secrets: common_name must be " VEIL_SECRET_COMMON_NAME_FORM);
 	s->valid_for = yget_str(c, e, "valid_for", 0, w);
 	long long seconds;
 	if (s->valid_for && veil_valid_for_parse(s->valid_for, &seconds))
 		yerr(c, ymap_get(e, "valid_for"),
 		     "secrets: valid_for '%s' is not " VEIL_VALID_FOR_FORMS, s->valid_for);
 	s->algorithm = yget_str(c, e, "algorithm", 0, w);
+	if (s->algorithm && !veil_secret_algorithm_valid(s->algorithm))
+		yerr(c, ymap_get(e, "algorithm"),
+		     "secrets: unknown algorithm '%s' (" VEIL_SECRET_ALGORITHMS ")", s->algorithm);
+	char why[512];
+	if (kind && kind->kind == VEIL_SECRET_PRIVATE_KEY && s->value &&
+	    veil_secret_key_value_check(
+		s->value, veil_secret_algorithm_valid(s->algorithm) ? s->algorithm : NULL, why,
+		sizeof(why)))
+		yerr(c, ymap_get(e, "value"), "secrets: %s", why);
 	s->dns = yget_strlist(c, e, "dns", 0, &s->dns_count, w);
+	for (size_t i = 0; i < s->dns_count; i++)
+		if (!veil_secret_dns_entry_valid(s->dns[i]))
+			yerr(c, ymap_get(e, "dns"),
+			     "secrets: dns entry #%zu is " VEIL_SECRET_DNS_FORM, i + 1);
 	yget_bool(c, e, "migrate", &s->migrate, w);
 	struct misfit_at m = {c, e, s->kind};
 	veil_secret_keys_misfit(s, report_misfit, &m);
@@ -202,6 +241,42 @@ static void parse_secret_def(struct yctx *c, const struct ynode *e, struct veil_
 	}
 }
 
+/* private_key and issuer name definitions that can serve, without a cycle:
+ * what the CAS checks before it generates anything (veil_secret_ref_resolve,
+ * veil_secret_order). */
+static void check_secret_refs(struct yctx *c, const struct veil_policy *p)
+{
+	char why[2048];
+	int bad = 0;
+	for (size_t i = 0; i < p->secret_count; i++) {
+		const struct veil_secret *s = &p->secrets[i];
+		if (s->import_namespace || !veil_secret_kind_find(s->kind))
+			continue;
+		for (int issuer = 0; issuer < 2; issuer++) {
+			size_t t;
+			if (!veil_secret_ref_resolve(p->secrets, p->secret_count, i, issuer, &t,
+						     why, sizeof(why)))
+				continue;
+			veil_diag_at(c->d, c->file, s->pos.line, s->pos.col, "secrets: '%s': %s",
+				     s->name, why);
+			c->errors++;
+			bad = 1;
+		}
+	}
+	if (bad || !p->secret_count)
+		return;
+	size_t *order = calloc(p->secret_count, sizeof(*order)), n = 0;
+	int rc = order ? veil_secret_order(p->secrets, p->secret_count, order, &n, why, sizeof(why))
+		       : VEIL_ENOMEM;
+	if (rc) {
+		const struct veil_secret *s = &p->secrets[0];
+		veil_diag_at(c->d, c->file, s->pos.line, s->pos.col, "secrets: %s",
+			     rc == VEIL_EINVAL ? why : "out of memory");
+		c->errors++;
+	}
+	free(order);
+}
+
 struct ph_ctx {
 	struct yctx *c;
 	const struct veil_policy *p;
@@ -212,9 +287,16 @@ struct ph_ctx {
 static int ph_known(const struct veil_placeholder *ph, void *arg)
 {
 	struct ph_ctx *x = arg;
-	for (size_t i = 0; i < x->p->secret_count; i++)
-		if (!strcmp(x->p->secrets[i].name, ph->name))
-			return 0;
+	char why[512];
+	for (size_t i = 0; i < x->p->secret_count; i++) {
+		const struct veil_secret *s = &x->p->secrets[i];
+		if (strcmp(s->name, ph->name))
+			continue;
+		/* what the CAS could not render at attestation */
+		if (!s->import_namespace && veil_placeholder_fits(ph, s->kind, why, sizeof(why)))
+			yerr(x->c, x->at, "%s: %s", x->what, why);
+		return 0;
+	}
 	yerr(x->c, x->at, "%s refers to secret '%s', which the policy does not declare", x->what,
 	     ph->name);
 	return 0;
@@ -570,6 +652,7 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 
 	const struct ynode *sec = yget_coll(&c, root, "secrets", YT_SEQ, 0, "policy");
 	if (sec) {
+		unsigned errors_before = c.errors;
 		p->secrets = yarena_alloc(c.arena, (sec->count + 1) * sizeof(*p->secrets));
 		for (size_t i = 0; p->secrets && i < sec->count; i++) {
 			if (yexpect(&c, sec->items[i], YT_MAP, "a secrets entry"))
@@ -584,6 +667,9 @@ int veil_policy_parse(const struct ydoc *doc, struct veil_policy *p, struct veil
 					     s->name);
 			p->secret_count++;
 		}
+		/* as the CAS: references once every definition is well formed */
+		if (c.errors == errors_before)
+			check_secret_refs(&c, p);
 	}
 	const struct ynode *svcs = yget_coll(&c, root, "services", YT_SEQ, 0, "policy");
 	if (svcs) {

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "veil/common.h"
-#include "veil/secrets.h"
+#include "veil/secure.h"
 #include "veil/cursor.h"
 
 #include "../../src/cas/ipc.h"

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "veil/common.h"
-#include "veil/secrets.h"
+#include "veil/secure.h"
 
 #include "../../src/cas/payload.h"
 

@@ -1,6 +1,6 @@
-/* Unit tests: CAS secrets (src/cas/secrets.c): secure memory, generation,
- * dependency order, update rules, the serialised form and placeholder
- * rendering. Adversarial cases first in each group. */
+/* Unit tests: CAS secrets (src/cas/secrets_*.c, src/common/secure.c):
+ * secure memory, generation, dependency order, update rules, the serialised
+ * form and placeholder rendering. Adversarial cases first in each group. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "veil/manifest.h" /* veil check, against the CAS */
 #include "veil/policy_model.h"
 #include "veil/secrets.h"
 
