@@ -110,15 +110,16 @@ enum veil_doc_kind veil_doc_kind(const struct ydoc *doc, struct veil_diags *d);
  * HOST[:PORT]/REPO[:TAG|@DIGEST] whose HOST holds a '.' or ':' or is
  * localhost (so "python:3.11", "ftp://x" and "oci:../dir" are not). The reference itself
  * is checked where it is pulled (veil/registry.h). */
-int veil_base_is_registry(const char *ref);
+int veil_base_is_registry(const char *ref) VEIL_MUST_CHECK;
 int veil_service_parse(const struct ydoc *doc, struct veil_service_manifest *out,
-		       struct veil_diags *d);
-int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *out, struct veil_diags *d);
+		       struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_mesh_parse(const struct ydoc *doc, struct veil_mesh *out,
+		    struct veil_diags *d) VEIL_MUST_CHECK;
 /* The CAS that holds the mesh's policy: the cas entry with alias "security",
  * else the first; NULL if the Meshfile names none. */
 const struct veil_mesh_cas *veil_mesh_policy_cas(const struct veil_mesh *mesh);
 /* Does `veil apply -f Meshfile` upload the policy? Not when that CAS says
  * mode: NoUpload (SCONE's mode; Upload, the default, does). */
-int veil_mesh_uploads(const struct veil_mesh *mesh);
+int veil_mesh_uploads(const struct veil_mesh *mesh) VEIL_MUST_CHECK;
 
 #endif

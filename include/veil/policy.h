@@ -30,15 +30,15 @@ const struct veil_env_var *veil_mesh_lookup(const struct veil_mesh *mesh, const 
  * no template); NULL with *why set when a template is malformed or names an
  * unknown variable. */
 char *veil_template_fill(struct yarena *a, const struct veil_mesh *mesh, const char *service,
-			 const char *in, const char **why);
+			 const char *in, const char **why) VEIL_MUST_CHECK;
 
 int veil_policy_derive(struct yarena *a, const struct veil_mesh *mesh,
 		       const struct veil_mesh_member *members, size_t count,
 		       const struct veil_derive_opts *opts, struct ynode **out,
-		       struct veil_diags *d);
+		       struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* Canonical bytes into *canonical (caller frees), hash as lower-case hex. */
 int veil_policy_canonical(const struct ynode *policy, struct veil_buf *canonical,
-			  char hash_hex[static 2 * VEIL_SHA256_SIZE + 1]);
+			  char hash_hex[static 2 * VEIL_SHA256_SIZE + 1]) VEIL_MUST_CHECK;
 
 #endif

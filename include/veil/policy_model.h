@@ -91,8 +91,8 @@ struct veil_policy {
 /* Names: env variables [A-Za-z_][A-Za-z0-9_]* up to 256 bytes, services
  * and namespaces [A-Za-z0-9][A-Za-z0-9_.-]* up to 128 bytes (secret names:
  * veil/secret_schema.h). */
-int veil_valid_env_name(const char *s);
-int veil_valid_object_name(const char *s);
+int veil_valid_env_name(const char *s) VEIL_MUST_CHECK;
+int veil_valid_object_name(const char *s) VEIL_MUST_CHECK;
 
 /* A command is one string, the program and its arguments separated by
  * blanks, as SCONE writes it (veil-run splits it, no shell); a YAML list is
@@ -112,23 +112,25 @@ int veil_valid_object_name(const char *s);
 /* CAS namespaces: one or more object names joined by '/' ("app", "app/prod"),
  * at most 8 levels and 255 bytes. A namespace with a parent can be created
  * only by a client the parent's access_policy.create_sessions allows. */
-int veil_valid_namespace(const char *s);
+int veil_valid_namespace(const char *s) VEIL_MUST_CHECK;
 
 /* Limits for policies received by the CAS. */
 extern const struct ylimits veil_policy_limits;
 
 /* Validates doc as a policy and computes its hash (canonical form of the
  * whole document, predecessor included). Errors name file:line:column. */
-int veil_policy_parse(const struct ydoc *doc, struct veil_policy *out, struct veil_diags *d);
+int veil_policy_parse(const struct ydoc *doc, struct veil_policy *out,
+		      struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* The rules a policy must meet to be uploaded now, beyond what a stored
  * one must (stored ones stay readable): every export entry names the
  * importer's identity (owner and/or session_hash). 0 or VEIL_EINVAL. */
-int veil_policy_check_new(const struct veil_policy *p, struct veil_diags *d);
+int veil_policy_check_new(const struct veil_policy *p, struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* May identity (key hash hex, NULL: no client certificate) act under
  * `list` for a namespace created by `owner`? */
-int veil_policy_allows(char *const *list, size_t count, const char *owner, const char *identity);
+int veil_policy_allows(char *const *list, size_t count, const char *owner,
+		       const char *identity) VEIL_MUST_CHECK;
 
 struct veil_claims;
 /* The attestation decision: whether verified claims (include/veil/
@@ -141,6 +143,6 @@ struct veil_claims;
  * reason, naming the claim that failed, in why. Pure: no I/O, no time. */
 int veil_attest_decide(const struct veil_policy *p, const struct veil_policy_service *svc,
 		       const struct veil_claims *cl, const char *config_id, char *why, size_t cap)
-    __attribute__((warn_unused_result));
+    __attribute__((warn_unused_result)) VEIL_MUST_CHECK;
 
 #endif

@@ -14,6 +14,8 @@
 
 #include <openssl/types.h>
 
+#include "veil/common.h"
+
 struct veil_pos {
 	unsigned line, col;
 };
@@ -142,7 +144,7 @@ int veil_secret_keys_misfit(const struct veil_secret *s,
 #define VEIL_SECRET_REF_NONE ((size_t)-1)
 #define VEIL_SECRET_REF_NAMESPACE_CA ((size_t)-2)
 int veil_secret_ref_resolve(const struct veil_secret *defs, size_t count, size_t i, int issuer,
-			    size_t *target, char *why, size_t cap);
+			    size_t *target, char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* The generated (not imported) definitions in an order where each comes
  * after its private_key and issuer: order (room for count) gets their
@@ -151,13 +153,13 @@ int veil_secret_ref_resolve(const struct veil_secret *defs, size_t count, size_t
  * 8 of them ("'a', 'b': their private_key/issuer references form a cycle");
  * VEIL_ENOMEM. */
 int veil_secret_order(const struct veil_secret *defs, size_t count, size_t *order, size_t *n,
-		      char *why, size_t cap);
+		      char *why, size_t cap) VEIL_MUST_CHECK;
 
 /* ---- Names and values ---- */
 
 /* Secret names: [A-Za-z0-9_-]+, at most 128 bytes (no dots: a dot starts a
  * placeholder suffix). */
-int veil_valid_secret_name(const char *s);
+int veil_valid_secret_name(const char *s) VEIL_MUST_CHECK;
 
 /* The namespace CA: an x509-ca secret the CAS makes on demand to issue x509
  * secrets without an issuer; `issuer` may name it, no definition may. */
@@ -170,7 +172,7 @@ int veil_valid_secret_name(const char *s);
 #define VEIL_SECRET_SIZE_MAX 65536
 
 /* Key algorithms of private-key, x509 and x509-ca secrets (default P-256). */
-int veil_secret_algorithm_valid(const char *alg);
+int veil_secret_algorithm_valid(const char *alg) VEIL_MUST_CHECK;
 #define VEIL_SECRET_ALGORITHMS "P-256, P-384, Ed25519, RSA-2048, RSA-3072"
 
 /* An unencrypted PEM private key (an encrypted one is refused, never
@@ -183,18 +185,19 @@ const char *veil_secret_key_algorithm(const EVP_PKEY *k);
 /* The value of a private-key secret: an unencrypted PEM private key of a
  * supported algorithm, and of `algorithm` when that is given (NULL: any).
  * 0, or VEIL_EINVAL with why, for messages after the secret's name. */
-int veil_secret_key_value_check(const char *pem, const char *algorithm, char *why, size_t cap);
+int veil_secret_key_value_check(const char *pem, const char *algorithm, char *why,
+				size_t cap) VEIL_MUST_CHECK;
 
 /* A certificate's common_name: 1 to 64 characters of UTF-8, what X.509
  * allows (RFC 5280's ub-common-name). */
-int veil_secret_common_name_valid(const char *cn);
+int veil_secret_common_name_valid(const char *cn) VEIL_MUST_CHECK;
 #define VEIL_SECRET_COMMON_NAME_FORM                                                               \
 	"1 to 64 characters of UTF-8 (the common name is not valid in a certificate otherwise)"
 
 /* A dns entry of a certificate: an IP literal or a DNS name of letters,
  * digits, '-', '.', '_' and '*' (wildcards), 1 to 253 bytes; the CAS builds
  * the SAN from it by hand, so an entry cannot smuggle in other names. */
-int veil_secret_dns_entry_valid(const char *s);
+int veil_secret_dns_entry_valid(const char *s) VEIL_MUST_CHECK;
 #define VEIL_SECRET_DNS_FORM                                                                       \
 	"neither a DNS name (letters, digits, '-', '.', '_', '*'; at most 253) nor an IP address"
 
@@ -209,13 +212,13 @@ int veil_secret_dns_entry_valid(const char *s);
 	"a duration such as 90 days, 1 year 6 months or 36h (units s, m, h, d, w, M, y or "        \
 	"their names: seconds, minutes, hours, days, weeks, months, years), or a number of days; " \
 	"at most 36500 days"
-int veil_valid_for_parse(const char *s, long long *seconds);
+int veil_valid_for_parse(const char *s, long long *seconds) VEIL_MUST_CHECK;
 
 /* An explicit value of a binary secret is hex, as SCONE writes it (its java
  * tutorial: `value: |` then `feedfeed00`): an even number of hex digits of
  * either case, at least two, blanks and line breaks around them ignored.
  * 0 with the digits' offset and length, or VEIL_EINVAL. */
-int veil_binary_value_span(const char *value, size_t *start, size_t *len);
+int veil_binary_value_span(const char *value, size_t *start, size_t *len) VEIL_MUST_CHECK;
 #define VEIL_BINARY_VALUE_FORM                                                                     \
 	"an even number of hex digits (an explicit binary value is hex, as in SCONE)"
 
@@ -230,10 +233,10 @@ struct veil_placeholder {
 /* Calls fn for each placeholder in s; returns VEIL_EINVAL with *why set for a
  * malformed one. fn returning non-zero stops the walk with that value. */
 int veil_placeholders(const char *s, int (*fn)(const struct veil_placeholder *, void *), void *arg,
-		      const char **why);
+		      const char **why) VEIL_MUST_CHECK;
 /* A known suffix: hex, base64, base64url, crt, cert, key, privatekey,
  * publickey, chain, pem. */
-int veil_placeholder_suffix_valid(const char *suffix);
+int veil_placeholder_suffix_valid(const char *suffix) VEIL_MUST_CHECK;
 
 /* How suffix ("" for none) renders a secret of kind k (NULL: unknown kind).
  * A suffix renders one output of the table, so it fits exactly the kinds
@@ -246,6 +249,6 @@ enum veil_render_as veil_placeholder_render_as(const struct veil_secret_kind_inf
  * with why: "suffix 'crt' does not fit secret 's' of kind 'ascii' (it fits
  * x509, x509-ca)", the words the CAS's rendering uses. */
 int veil_placeholder_fits(const struct veil_placeholder *ph, const char *kind, char *why,
-			  size_t cap);
+			  size_t cap) VEIL_MUST_CHECK;
 
 #endif

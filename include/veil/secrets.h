@@ -45,7 +45,7 @@ struct veil_secret_set {
  * Imported secrets (import_namespace set) are skipped: the CAS resolves them. */
 int veil_secrets_generate(const struct veil_secret *defs, size_t count, const char *namespace_,
 			  const struct veil_secret_set *previous, struct veil_secret_set *out,
-			  struct veil_diags *d);
+			  struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_secret_set_free(struct veil_secret_set *set);
 const struct veil_secret_value *veil_secret_find(const struct veil_secret_set *set,
 						 const char *name);
@@ -53,12 +53,14 @@ const struct veil_secret_value *veil_secret_find(const struct veil_secret_set *s
 /* Appends a copy of src under `name`: an imported secret under the importer's
  * local name, for rendering. */
 int veil_secret_set_append(struct veil_secret_set *set, const char *name,
-			   const struct veil_secret_value *src);
+			   const struct veil_secret_value *src) VEIL_MUST_CHECK;
 
 /* Serialised form for encrypted storage (and back). The buffer is secure
  * memory: free with veil_secure_free(buf, size). */
-int veil_secret_set_serialize(const struct veil_secret_set *set, uint8_t **buf, size_t *size);
-int veil_secret_set_deserialize(const uint8_t *buf, size_t size, struct veil_secret_set *out);
+int veil_secret_set_serialize(const struct veil_secret_set *set, uint8_t **buf,
+			      size_t *size) VEIL_MUST_CHECK;
+int veil_secret_set_deserialize(const uint8_t *buf, size_t size,
+				struct veil_secret_set *out) VEIL_MUST_CHECK;
 
 /* Replaces every $$SCONE::name[:suffix]$$ (or .suffix) in `in`. Suffixes:
  * none (ascii/explicit: the text; binary: hex; keys: private key PEM; certs:
@@ -70,6 +72,6 @@ int veil_secret_set_deserialize(const uint8_t *buf, size_t size, struct veil_sec
  * memory (veil_secure_strfree). An unknown secret or a suffix that does not
  * fit the kind is an error naming them, never the value. */
 int veil_secret_render(const char *in, const struct veil_secret_set *set, char **out,
-		       struct veil_diags *d);
+		       struct veil_diags *d) VEIL_MUST_CHECK;
 
 #endif

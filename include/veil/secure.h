@@ -11,9 +11,11 @@
 
 #include <stddef.h>
 
-void *veil_secure_alloc(size_t size);
+#include "veil/common.h"
+
+void *veil_secure_alloc(size_t size) VEIL_MUST_CHECK;
 void veil_secure_free(void *p, size_t size);
-char *veil_secure_strdup(const char *s);
+char *veil_secure_strdup(const char *s) VEIL_MUST_CHECK;
 void veil_secure_strfree(char *s);
 
 #endif

@@ -59,9 +59,9 @@ struct cas_log_entry {
 	const char *client; /* key hash hex or NULL */
 	const char *error;  /* the reason of an error reply, or NULL */
 };
-int cas_log_parse_level(const char *s, enum cas_log_level *out);
-int cas_log_open(struct cas_log *l, struct veil_diags *d);
-int cas_log_reopen(struct cas_log *l, struct veil_diags *d); /* SIGHUP */
+int cas_log_parse_level(const char *s, enum cas_log_level *out) VEIL_MUST_CHECK;
+int cas_log_open(struct cas_log *l, struct veil_diags *d) VEIL_MUST_CHECK;
+int cas_log_reopen(struct cas_log *l, struct veil_diags *d) VEIL_MUST_CHECK; /* SIGHUP */
 void cas_log_close(struct cas_log *l);
 void cas_log_request(struct cas_log *l, const struct cas_log_entry *e);
 
@@ -127,22 +127,23 @@ struct cas_thread {
 void cas_handle(struct evhttp_request *req, void *arg); /* routes.c */
 /* workers.c: the workers that create and update policies (key generation
  * off the event loops); stop before the loops stop, free after */
-int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d);
+int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d) VEIL_MUST_CHECK;
 void cas_workers_stop(struct cas *cas);
 void cas_workers_free(struct cas *cas);
 /* consent.c: the export index's entries of stored record r, opened with vault
  * (a struct veil_vault *), to add (struct veil_store_opener's exports_of) */
 int cas_policy_exports(void *vault, const struct veil_record *r,
-		       int (*add)(void *sink, const struct veil_store_export *e), void *sink);
+		       int (*add)(void *sink, const struct veil_store_export *e),
+		       void *sink) VEIL_MUST_CHECK;
 /* keyproc.c: the key process. main: its entry ("veil-cas --key-process
  * ..."; only veil-cas starts it). start: forks and re-execs it with
  * `channels` channels, opens (or with init creates) keyfile there, and makes
  * *out a vault whose operations it serves. pid: its pid (-1 once reaped).
  * reap: 1 with why set once it exited (after SIGCHLD), else 0. stop: closes
  * the channels (it exits) and waits for it. */
-int cas_keyproc_main(int argc, char **argv);
+int cas_keyproc_main(int argc, char **argv) VEIL_MUST_CHECK;
 int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct veil_vault **out,
-		      struct veil_diags *d);
+		      struct veil_diags *d) VEIL_MUST_CHECK;
 pid_t cas_keyproc_pid(void);
 /* What the network process asks of the key process beyond the vault (see
  * render.h for what each does there). open_policy: the policy's YAML of
@@ -154,15 +155,16 @@ pid_t cas_keyproc_pid(void);
  * config_id (*answer, malloc'd, not secret: the plaintext stays in the key
  * process), imports as IPC_F_IMPORTS holds them (ipc.h); why on failure. */
 int cas_kp_open_policy(struct veil_vault *v, const struct veil_record *r, uint8_t **yaml,
-		       size_t *size);
+		       size_t *size) VEIL_MUST_CHECK;
 int cas_kp_generate(const char *ns, const uint8_t *wrapped, size_t wrapped_size, const char *yaml,
 		    size_t yaml_size, const uint8_t *prev, size_t prev_size, uint8_t **blob,
-		    size_t *blob_size, char *why, size_t cap);
+		    size_t *blob_size, char *why, size_t cap) VEIL_MUST_CHECK;
 struct cas_seal_to;
 int cas_kp_render(const struct veil_record *r, const char *service, const char *owner,
 		  const uint8_t *imports, size_t imports_size, const char *config_id,
-		  const struct cas_seal_to *to, char **answer, size_t *size, char *why, size_t cap);
-int cas_keyproc_reap(char *why, size_t cap);
+		  const struct cas_seal_to *to, char **answer, size_t *size, char *why,
+		  size_t cap) VEIL_MUST_CHECK;
+int cas_keyproc_reap(char *why, size_t cap) VEIL_MUST_CHECK;
 void cas_keyproc_stop(void);
 #ifdef VEIL_TEST_HOOKS
 /* only for testing: "socket" asks the key process for a forbidden system
@@ -171,30 +173,32 @@ void cas_keyproc_stop(void);
 void cas_keyproc_test(const char *what);
 #endif
 /* commit.c: a signed checkpoint of the audit head, kept in the store too */
-int cas_audit_checkpoint(struct cas *cas, struct veil_store *st);
+int cas_audit_checkpoint(struct cas *cas, struct veil_store *st) VEIL_MUST_CHECK;
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and
  * before any thread; new for every accepted connection (make_bev); listen
  * instead of evhttp_accept_socket (takes fd); request_done when a request is
  * complete, request_next once it is answered (the next one's deadline). */
 struct bufferevent;
 struct evconnlistener;
-int cas_conn_setup(struct cas *cas, SSL_CTX *ctx, long nthreads, struct veil_diags *d);
-int cas_conn_new(struct cas_thread *t, SSL *ssl, struct bufferevent *bev);
-int cas_conn_listen(struct cas_thread *t, int fd);
+int cas_conn_setup(struct cas *cas, SSL_CTX *ctx, long nthreads,
+		   struct veil_diags *d) VEIL_MUST_CHECK;
+int cas_conn_new(struct cas_thread *t, SSL *ssl, struct bufferevent *bev) VEIL_MUST_CHECK;
+int cas_conn_listen(struct cas_thread *t, int fd) VEIL_MUST_CHECK;
 void cas_conn_request_done(struct evhttp_request *req);
 void cas_conn_request_next(struct evhttp_request *req);
 /* a message to stderr, the same one at most once a second */
 void cas_warn_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* backup.c: `veil-cas backup ...` and `veil-cas restore ...` (argv[0] is the
  * command's name); exit statuses */
-int cas_backup_main(int argc, char **argv);
-int cas_restore_main(int argc, char **argv);
+int cas_backup_main(int argc, char **argv) VEIL_MUST_CHECK;
+int cas_restore_main(int argc, char **argv) VEIL_MUST_CHECK;
 /* main.c: DIR holds a CAS (or, with init, none yet); the reason in d */
-int cas_check_data_dir(const char *data, bool init, struct veil_diags *d);
+int cas_check_data_dir(const char *data, bool init, struct veil_diags *d) VEIL_MUST_CHECK;
 void cas_cache_free(struct cas_thread *t); /* caches.c: a thread's caches */
 const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);
-char *cas_metrics_render(struct cas *cas, struct veil_store *store); /* caller frees */
+char *cas_metrics_render(struct cas *cas,
+			 struct veil_store *store) VEIL_MUST_CHECK; /* caller frees */
 /* seal.c: whom the /v1/attest answer is sealed to (include/veil/sealed.h):
  * the public key of req's client certificate (its uncompressed P-256
  * point) and SHA-256 of the evidence text as the request sent it. 0, or

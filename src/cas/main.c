@@ -917,7 +917,8 @@ int main(int argc, char **argv)
 		struct veil_audit_event ev = {.event = "stop"};
 		if (veil_audit_append(cas.audit, &ev))
 			cas_warn_limited("cannot write the audit log");
-		cas_audit_checkpoint(&cas, main_store);
+		if (cas_audit_checkpoint(&cas, main_store))
+			cas_warn_limited("cannot write the audit checkpoint at stop");
 	}
 	if (main_store)
 		main_store->ops->close(main_store);

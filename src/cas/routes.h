@@ -63,7 +63,7 @@ void route_diags_text(const struct veil_diags *d, char *out, size_t cap);
 
 /* ---- commit.c: a change commits with its audit entry ---- */
 int route_commit_change(struct route_ctx *c, const char *event, const char *ns, int status,
-			const char *detail);
+			const char *detail) VEIL_MUST_CHECK;
 
 /* ---- policy.c: stored policies and the policy routes ---- */
 /* A stored policy as the network process sees it: its YAML (from the key
@@ -79,16 +79,18 @@ struct stored_policy {
 };
 void stored_policy_free(struct stored_policy *s);
 int stored_policy_open(struct veil_vault *vault, const struct veil_record *r,
-		       struct stored_policy *s);
+		       struct stored_policy *s) VEIL_MUST_CHECK;
 route_handler route_policy_list, route_policy_create, route_policy_get, route_policy_update,
     route_policy_delete;
 
 /* ---- consent.c: import consent and the export index ---- */
 int consent_import_all(struct cas_thread *t, const char *importer, const char *importer_owner,
-		       const struct veil_policy *p, struct veil_buf *into, char *msg, size_t cap);
-int consent_check_imports(struct route_ctx *c, const struct veil_policy *p, const char *owner);
-int consent_index_exports(struct veil_store *st, const struct veil_policy *p);
-int consent_check_name_free(struct route_ctx *c, const struct veil_policy *p);
+		       const struct veil_policy *p, struct veil_buf *into, char *msg,
+		       size_t cap) VEIL_MUST_CHECK;
+int consent_check_imports(struct route_ctx *c, const struct veil_policy *p,
+			  const char *owner) VEIL_MUST_CHECK;
+int consent_index_exports(struct veil_store *st, const struct veil_policy *p) VEIL_MUST_CHECK;
+int consent_check_name_free(struct route_ctx *c, const struct veil_policy *p) VEIL_MUST_CHECK;
 
 /* ---- caches.c: the read cache and the attest cache ---- */
 struct read_cache_entry *read_cache_slot(struct cas_thread *t, const char *ns);
@@ -123,7 +125,7 @@ route_handler route_attest, route_attest_refused, route_code_key, route_healthz,
  * the event loop answers; < 0: not queued, to be done on the loop; > 0:
  * answered here (503 when full). */
 int route_defer(struct route_ctx *c, enum evhttp_cmd_type m, const char *path, const char *name,
-		route_handler *handle, const struct timespec *t0);
+		route_handler *handle, const struct timespec *t0) VEIL_MUST_CHECK;
 
 /* ---- routes.c ---- */
 /* Metrics and the request log of an answered request; its connection's

@@ -22,7 +22,7 @@
 
 /* Reports an OpenSSL failure for secret `name` ("what failed: reason"),
  * clears OpenSSL's error queue; VEIL_EIO. */
-int secret_ossl_fail(struct veil_diags *d, const char *name, const char *what);
+int secret_ossl_fail(struct veil_diags *d, const char *name, const char *what) VEIL_MUST_CHECK;
 
 /* A fresh key of a veil algorithm name (veil_secret_algorithm_valid); NULL
  * on failure or an unknown name. */
@@ -33,7 +33,7 @@ X509 *secret_cert_parse(const char *pem);
 
 /* valid_for (veil_valid_for_parse) as days and seconds; NULL: 365 days.
  * -1 when it does not parse. */
-int secret_valid_for_days(const char *s, long *days, long *secs);
+int secret_valid_for_days(const char *s, long *days, long *secs) VEIL_MUST_CHECK;
 
 /* What a certificate says; the factory never reads a definition. */
 struct secret_cert_spec {
@@ -50,12 +50,14 @@ struct secret_cert_spec {
 };
 /* Issues a certificate: serial of 16 random bytes, notBefore 5 minutes
  * back, CA or leaf extensions. *out owned by the caller. */
-int secret_cert_issue(const struct secret_cert_spec *cs, X509 **out, struct veil_diags *d);
+int secret_cert_issue(const struct secret_cert_spec *cs, X509 **out,
+		      struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* A value's key_pem (with_private) and pub_pem from k; its cert_pem from x
  * and chain_pem: the certificate then issuer's chain (NULL: self-signed). */
-int secret_fill_key(struct veil_secret_value *v, EVP_PKEY *k, int with_private);
-int secret_fill_cert(struct veil_secret_value *v, X509 *x, const struct veil_secret_value *issuer);
+int secret_fill_key(struct veil_secret_value *v, EVP_PKEY *k, int with_private) VEIL_MUST_CHECK;
+int secret_fill_cert(struct veil_secret_value *v, X509 *x,
+		     const struct veil_secret_value *issuer) VEIL_MUST_CHECK;
 
 /* ---- Values (secrets_gen.c) ---- */
 
@@ -65,6 +67,7 @@ void secret_value_free(struct veil_secret_value *v);
 void secret_values_free(struct veil_secret_value *v, size_t n);
 /* dst (zeroed) gets copies of src's fields; on failure dst holds what was
  * copied (free it with secret_value_free) */
-int secret_value_copy(struct veil_secret_value *dst, const struct veil_secret_value *src);
+int secret_value_copy(struct veil_secret_value *dst,
+		      const struct veil_secret_value *src) VEIL_MUST_CHECK;
 
 #endif

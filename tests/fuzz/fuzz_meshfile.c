@@ -15,9 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				for (size_t k = 0; k < m.env[i].count; k++) {
 					const char *missing = NULL;
 					if (m.env[i].vars[k].value)
-						veil_template_fill(doc.arena, &m, m.env[i].service,
-								   m.env[i].vars[k].value,
-								   &missing);
+						VEIL_UNCHECKED(veil_template_fill(
+						    doc.arena, &m, m.env[i].service,
+						    m.env[i].vars[k].value, &missing));
 				}
 		}
 		fuzz_roundtrip(doc.root);
