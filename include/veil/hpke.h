@@ -51,6 +51,17 @@ int veil_hpke_key_is_p256(EVP_PKEY *key);
 int veil_hpke_public_from_point(const uint8_t point[static VEIL_HPKE_ENC_SIZE],
 				EVP_PKEY **out) VEIL_MUST_CHECK;
 
+/* A P-256 key's uncompressed point (SerializePublicKey): 0, or
+ * VEIL_EINVAL (not a P-256 key), VEIL_EIO. */
+int veil_hpke_point_of(EVP_PKEY *key, uint8_t point[static VEIL_HPKE_ENC_SIZE]) VEIL_MUST_CHECK;
+
+/* seal to pkR given as its uncompressed point (what the CAS's key process
+ * gets): no EVP_PKEY is made. VEIL_EINVAL: not a point on P-256. */
+int veil_hpke_seal_to_point(const uint8_t recipient[static VEIL_HPKE_ENC_SIZE], const uint8_t *info,
+			    size_t info_len, const uint8_t *aad, size_t aad_len, const uint8_t *pt,
+			    size_t pt_len, uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t **ct,
+			    size_t *ct_len) VEIL_MUST_CHECK;
+
 /* 0; VEIL_EINVAL (not a P-256 key), VEIL_ELIMIT (pt_len past
  * VEIL_HPKE_PT_MAX), VEIL_ENOMEM or VEIL_EIO (OpenSSL failed). *ct_len is
  * pt_len + VEIL_HPKE_TAG_SIZE. */

@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "veil/common.h"
+#include "veil/hpke.h"
 
 #define VEIL_SEALED_SUITE "P256-SHA256-AES256GCM"
 #define VEIL_SEALED_INFO_LABEL "veil-config-v1"
@@ -49,6 +50,14 @@ int veil_sealed_info(const char *config_id, uint8_t **info, size_t *info_len) VE
 int veil_seal_config(EVP_PKEY *runtime_pub, const char *config_id,
 		     const uint8_t evidence_sha256[static VEIL_SHA256_SIZE], const char *config,
 		     size_t config_size, char **answer, size_t *answer_size) VEIL_MUST_CHECK;
+
+/* The same, to the runtime's key given as its uncompressed P-256 point
+ * (the CAS's key process gets it so): VEIL_EINVAL when it is not one. */
+int veil_seal_config_to_point(const uint8_t runtime_point[static VEIL_HPKE_ENC_SIZE],
+			      const char *config_id,
+			      const uint8_t evidence_sha256[static VEIL_SHA256_SIZE],
+			      const char *config, size_t config_size, char **answer,
+			      size_t *answer_size) VEIL_MUST_CHECK;
 
 /* The reverse: answer (answer_size bytes, need not be NUL-terminated) ->
  * *config, veil_secure_alloc memory of *config_size + 1 bytes with a NUL

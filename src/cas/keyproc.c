@@ -40,6 +40,8 @@
 #include <linux/seccomp.h>
 
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
 
 #include "veil/hpke.h"
 #include "veil/sealed.h"
@@ -235,6 +237,19 @@ static int warm_up(struct veil_vault *v)
 	if (!rc && (rc = cas_payload_render(v, "warm-up", w, ws, g2, g2s, "app", "warm-up", NULL,
 					    &body, why, sizeof(why))))
 		fprintf(stderr, KP "warm-up: render: %s\n", why);
+	/* and the seal to a runtime's key (HPKE: the P-256 group, randomness) */
+	EVP_PKEY *runtime = rc ? NULL : EVP_EC_gen(SN_X9_62_prime256v1);
+	uint8_t point[VEIL_HPKE_ENC_SIZE], hash[VEIL_SHA256_SIZE] = {0};
+	char *answer = NULL;
+	size_t answer_size = 0;
+	if (!rc && (!runtime || veil_hpke_point_of(runtime, point) ||
+		    veil_seal_config_to_point(point, "warm-up/app", hash, body, strlen(body),
+					      &answer, &answer_size))) {
+		fprintf(stderr, KP "warm-up: cannot seal a configuration\n");
+		rc = VEIL_EIO;
+	}
+	free(answer);
+	EVP_PKEY_free(runtime);
 	if (body) {
 		OPENSSL_cleanse(body, strlen(body));
 		free(body);
@@ -326,15 +341,15 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 		    !ipc_field_str(&in->f[IPC_F_CONFIG_ID], cid, sizeof(cid)) ||
 		    (in->f[IPC_F_OWNER].data && !ipc_field_str(&in->f[IPC_F_OWNER], a, sizeof(a))))
 			return VEIL_EINVAL;
-		EVP_PKEY *pub = NULL;
-		if (veil_hpke_public_from_point(pk->data, &pub))
-			return VEIL_EINVAL; /* the network process sent no point on P-256 */
 		rc = cas_payload_render(v, ns, w->data, w->size, data->data, data->size, svc,
 					in->f[IPC_F_OWNER].data ? a : NULL, imp->data ? &ic : NULL,
 					&body, why, sizeof(why));
 		if (!rc) {
-			rc = veil_seal_config(pub, cid, in->f[IPC_F_EVIDENCE_HASH].data, body,
-					      strlen(body), &answer, &answer_size);
+			/* a peer key off the curve is VEIL_EINVAL: a refusal, as
+			 * the network process checked it is a P-256 point */
+			rc = veil_seal_config_to_point(pk->data, cid,
+						       in->f[IPC_F_EVIDENCE_HASH].data, body,
+						       strlen(body), &answer, &answer_size);
 			if (rc)
 				snprintf(why, sizeof(why), "%s",
 					 rc == VEIL_ELIMIT
@@ -348,7 +363,6 @@ static int serve(struct veil_vault *v, int fd, const struct ipc_msg *in)
 			free(body);
 		}
 		free(answer);
-		EVP_PKEY_free(pub);
 		break;
 	}
 	case IPC_CODE_KEY:

@@ -33,38 +33,75 @@ struct suite {
 static const struct suite suite_kem = {kem_suite, sizeof(kem_suite)};
 static const struct suite suite_hpke = {hpke_suite, sizeof(hpke_suite)};
 
-/* HKDF, fetched once: fetching it by name for each of a seal's eight HKDF
- * calls cost more than the calls (OpenSSL 3.0's HKDF cannot be duplicated
- * with its digest set, so the digest is still named each time) */
-static EVP_KDF *hkdf_kdf;
-static pthread_once_t hkdf_once = PTHREAD_ONCE_INIT;
+/* HKDF-SHA256 as HMAC-SHA256 (RFC 5869) over SHA-256 fetched once.
+ * OpenSSL 3.0's EVP_KDF names its digest on every call, which fetched it
+ * again each time: 9% of the key process's time per attestation (perf).
+ * Every output here is at most one block of Expand (32 bytes), and every
+ * key at most 64 bytes (a salt or PRK of 32, or none). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
-static void hkdf_init(void)
+static void sha256_init(void)
 {
-	hkdf_kdf = EVP_KDF_fetch(NULL, "HKDF", NULL); /* kept for the process's life */
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); /* kept for the process's life */
 }
 
-static int hkdf(int mode, const uint8_t *salt, size_t salt_len, const uint8_t *key, size_t key_len,
-		const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+#define HMAC_BLOCK 64
+
+/* HMAC-SHA256(key, m1 || m2) */
+static int hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *m1, size_t m1_len,
+		       const uint8_t *m2, size_t m2_len, uint8_t out[static NH])
 {
-	pthread_once(&hkdf_once, hkdf_init);
-	EVP_KDF_CTX *c = hkdf_kdf ? EVP_KDF_CTX_new(hkdf_kdf) : NULL;
-	OSSL_PARAM p[6], *q = p;
-	*q++ = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-	*q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
-	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len);
-	/* an empty salt is HMAC's zero-length key, which is what OpenSSL uses
-	 * without one */
-	if (salt_len)
-		*q++ =
-		    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
-	if (info_len)
-		*q++ =
-		    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
-	*q = OSSL_PARAM_construct_end();
-	int ok = c && EVP_KDF_derive(c, out, out_len, p) > 0;
-	EVP_KDF_CTX_free(c); /* wipes its copies of key, salt and info */
+	uint8_t pad[HMAC_BLOCK], inner[NH];
+	unsigned n = 0;
+	if (key_len > HMAC_BLOCK)
+		return VEIL_EINVAL;
+	if (pthread_once(&sha256_once, sha256_init) || !sha256_md)
+		return VEIL_EIO;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (!c)
+		return VEIL_ENOMEM;
+	memset(pad, 0x36, sizeof(pad));
+	for (size_t i = 0; i < key_len; i++)
+		pad[i] ^= key[i];
+	int ok = EVP_DigestInit_ex2(c, sha256_md, NULL) && EVP_DigestUpdate(c, pad, sizeof(pad)) &&
+		 (!m1_len || EVP_DigestUpdate(c, m1, m1_len)) &&
+		 (!m2_len || EVP_DigestUpdate(c, m2, m2_len)) && EVP_DigestFinal_ex(c, inner, &n) &&
+		 n == NH;
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] ^= 0x36 ^ 0x5c; /* the ipad key becomes the opad key */
+	ok = ok && EVP_DigestInit_ex2(c, sha256_md, NULL) &&
+	     EVP_DigestUpdate(c, pad, sizeof(pad)) && EVP_DigestUpdate(c, inner, NH) &&
+	     EVP_DigestFinal_ex(c, out, &n) && n == NH;
+	EVP_MD_CTX_free(c);
+	OPENSSL_cleanse(pad, sizeof(pad));
+	OPENSSL_cleanse(inner, sizeof(inner));
+	if (!ok)
+		OPENSSL_cleanse(out, NH);
 	return ok ? 0 : VEIL_EIO;
+}
+
+/* Extract(salt, ikm): an empty salt is HashLen zero bytes, which HMAC's
+ * zero padding makes the same key as none */
+static int hkdf_extract(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, size_t ikm_len,
+			uint8_t out[static NH])
+{
+	return hmac_sha256(salt, salt_len, ikm, ikm_len, NULL, 0, out);
+}
+
+/* Expand(prk, info, len) for len <= 32: T(1) = HMAC(prk, info || 0x01) */
+static int hkdf_expand(const uint8_t prk[static NH], const uint8_t *info, size_t info_len,
+		       uint8_t *out, size_t len)
+{
+	static const uint8_t one = 0x01;
+	uint8_t t[NH];
+	if (len > NH)
+		return VEIL_EINVAL;
+	int rc = hmac_sha256(prk, NH, info, info_len, &one, 1, t);
+	if (!rc)
+		memcpy(out, t, len);
+	OPENSSL_cleanse(t, sizeof(t));
+	return rc;
 }
 
 /* LabeledExtract(salt, label, ikm) = Extract(salt, "HPKE-v1" || suite_id ||
@@ -87,7 +124,7 @@ static int labeled_extract(const struct suite *s, const uint8_t *salt, size_t sa
 	w += ll;
 	if (ikm_len)
 		memcpy(w, ikm, ikm_len);
-	int rc = hkdf(EVP_KDF_HKDF_MODE_EXTRACT_ONLY, salt, salt_len, in, n, NULL, 0, out, NH);
+	int rc = hkdf_extract(salt, salt_len, in, n, out);
 	OPENSSL_cleanse(in, n); /* the DH output, for eae_prk */
 	free(in);
 	return rc;
@@ -115,7 +152,7 @@ static int labeled_expand(const struct suite *s, const uint8_t prk[static NH], c
 	w += ll;
 	if (info_len)
 		memcpy(w, info, info_len);
-	int rc = hkdf(EVP_KDF_HKDF_MODE_EXPAND_ONLY, NULL, 0, prk, NH, in, n, out, len);
+	int rc = hkdf_expand(prk, in, n, out, len);
 	OPENSSL_cleanse(in, sizeof(in));
 	return rc;
 }
@@ -214,40 +251,92 @@ static int extract_and_expand(uint8_t dh_out[static NH],
 	return rc;
 }
 
-/* A fresh key pair on pkR's group (P-256, checked by the caller), made with
- * pkR as the template: the provider copies its group. EVP_EC_gen builds the
- * group from its name every time, 12% of a seal's time in the key process
- * (perf, bench/cas_vs_nginx.sh's attestations). */
-static int ephemeral_for(EVP_PKEY *pkr, EVP_PKEY **out)
+/* P-256 as a group, made once: Encap works on points and scalars with it
+ * (EC_POINT_mul, the same constant-time code ECDH and key generation use
+ * underneath), without an EVP_PKEY per key. Through EVP, building the
+ * recipient's key, the ephemeral key and the derive context cost more
+ * than the two multiplications themselves (perf of the key process). */
+static EC_GROUP *p256_group;
+static pthread_once_t p256_group_once = PTHREAD_ONCE_INIT;
+
+static void make_p256_group(void)
 {
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pkr, NULL);
-	int ok = c && EVP_PKEY_keygen_init(c) > 0 && EVP_PKEY_keygen(c, out) > 0;
-	EVP_PKEY_CTX_free(c);
-	return ok ? 0 : VEIL_EIO;
+	p256_group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 }
 
-/* Encap(pkR) with the ephemeral key skE (made here when NULL) */
+/* Encap(pkR) for pkR's uncompressed point, with the ephemeral scalar skE
+ * (random when NULL; tests fix it). OpenSSL refuses a point off the curve;
+ * P-256's cofactor is 1, so skE * pkR is never the point at infinity. */
+static int encap_point(const uint8_t pkrm[static VEIL_HPKE_ENC_SIZE], const BIGNUM *fixed_ske,
+		       uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t shared_secret[static NH])
+{
+	if (pkrm[0] != 0x04)
+		return VEIL_EINVAL;
+	if (pthread_once(&p256_group_once, make_p256_group) || !p256_group)
+		return VEIL_EIO;
+	const EC_GROUP *g = p256_group;
+	BN_CTX *bc = BN_CTX_secure_new();
+	EC_POINT *pr = EC_POINT_new(g), *pe = EC_POINT_new(g), *z = EC_POINT_new(g);
+	BIGNUM *sk = BN_secure_new(), *x = BN_secure_new();
+	uint8_t dh_out[NH];
+	int rc = VEIL_EIO;
+	if (!bc || !pr || !pe || !z || !sk || !x) {
+		rc = VEIL_ENOMEM;
+		goto out;
+	}
+	if (EC_POINT_oct2point(g, pr, pkrm, VEIL_HPKE_ENC_SIZE, bc) != 1) {
+		rc = VEIL_EINVAL;
+		goto out;
+	}
+	BN_set_flags(sk, BN_FLG_CONSTTIME);
+	if (fixed_ske) {
+		if (!BN_copy(sk, fixed_ske))
+			goto out;
+	} else {
+		do {
+			if (!BN_priv_rand_range_ex(sk, EC_GROUP_get0_order(g), 0, bc))
+				goto out;
+		} while (BN_is_zero(sk));
+	}
+	if (!EC_POINT_mul(g, pe, sk, NULL, NULL, bc) ||
+	    EC_POINT_point2oct(g, pe, POINT_CONVERSION_UNCOMPRESSED, enc, VEIL_HPKE_ENC_SIZE, bc) !=
+		VEIL_HPKE_ENC_SIZE ||
+	    !EC_POINT_mul(g, z, NULL, pr, sk, bc) ||
+	    !EC_POINT_get_affine_coordinates(g, z, x, NULL, bc) ||
+	    BN_bn2binpad(x, dh_out, NH) != NH)
+		goto out;
+	rc = extract_and_expand(dh_out, enc, pkrm, shared_secret);
+out:
+	OPENSSL_cleanse(dh_out, sizeof(dh_out));
+	BN_clear_free(sk);
+	BN_clear_free(x);
+	EC_POINT_clear_free(z);
+	EC_POINT_clear_free(pe);
+	EC_POINT_free(pr);
+	BN_CTX_free(bc);
+	return rc;
+}
+
+int veil_hpke_point_of(EVP_PKEY *key, uint8_t point[static VEIL_HPKE_ENC_SIZE])
+{
+	if (!veil_hpke_key_is_p256(key))
+		return VEIL_EINVAL;
+	return serialize_public(key, point);
+}
+
+/* Encap(pkR) with the ephemeral key skE (a fresh one when NULL) */
 static int encap(EVP_PKEY *pkr, EVP_PKEY *ske, uint8_t enc[static VEIL_HPKE_ENC_SIZE],
 		 uint8_t shared_secret[static NH])
 {
-	uint8_t pkrm[VEIL_HPKE_ENC_SIZE], dh_out[NH];
-	EVP_PKEY *made = NULL;
-	int rc;
-	if (!veil_hpke_key_is_p256(pkr) || (ske && !veil_hpke_key_is_p256(ske)))
+	uint8_t pkrm[VEIL_HPKE_ENC_SIZE];
+	BIGNUM *s = NULL;
+	if (ske && (!veil_hpke_key_is_p256(ske) ||
+		    !EVP_PKEY_get_bn_param(ske, OSSL_PKEY_PARAM_PRIV_KEY, &s)))
 		return VEIL_EINVAL;
-	if (!ske && (rc = ephemeral_for(pkr, &made)))
-		return rc;
-	if (!ske)
-		ske = made;
-	rc = serialize_public(ske, enc);
+	int rc = veil_hpke_point_of(pkr, pkrm);
 	if (!rc)
-		rc = serialize_public(pkr, pkrm);
-	if (!rc)
-		rc = dh(ske, pkr, dh_out);
-	if (!rc)
-		rc = extract_and_expand(dh_out, enc, pkrm, shared_secret);
-	OPENSSL_cleanse(dh_out, sizeof(dh_out));
-	EVP_PKEY_free(made); /* OpenSSL wipes the private scalar */
+		rc = encap_point(pkrm, s, enc, shared_secret);
+	BN_clear_free(s);
 	return rc;
 }
 
@@ -350,15 +439,16 @@ static int aead_open(const uint8_t key[static VEIL_HPKE_KEY_SIZE],
 	return ok ? 0 : VEIL_EINVAL;
 }
 
-int veil_hpke_seal(EVP_PKEY *recipient_pub, const uint8_t *info, size_t info_len,
-		   const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
-		   uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t **ct, size_t *ct_len)
+int veil_hpke_seal_to_point(const uint8_t recipient[static VEIL_HPKE_ENC_SIZE], const uint8_t *info,
+			    size_t info_len, const uint8_t *aad, size_t aad_len, const uint8_t *pt,
+			    size_t pt_len, uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t **ct,
+			    size_t *ct_len)
 {
 	uint8_t ss[NH], key[VEIL_HPKE_KEY_SIZE], nonce[VEIL_HPKE_NONCE_SIZE], e[VEIL_HPKE_ENC_SIZE];
 	uint8_t *out = NULL;
 	if (pt_len > VEIL_HPKE_PT_MAX)
 		return VEIL_ELIMIT;
-	int rc = encap(recipient_pub, NULL, e, ss);
+	int rc = encap_point(recipient, NULL, e, ss);
 	if (!rc)
 		rc = key_schedule(ss, info, info_len, key, nonce);
 	if (!rc && !(out = malloc(pt_len + VEIL_HPKE_TAG_SIZE)))
@@ -379,6 +469,17 @@ int veil_hpke_seal(EVP_PKEY *recipient_pub, const uint8_t *info, size_t info_len
 	*ct = out;
 	*ct_len = pt_len + VEIL_HPKE_TAG_SIZE;
 	return 0;
+}
+
+int veil_hpke_seal(EVP_PKEY *recipient_pub, const uint8_t *info, size_t info_len,
+		   const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
+		   uint8_t enc[static VEIL_HPKE_ENC_SIZE], uint8_t **ct, size_t *ct_len)
+{
+	uint8_t point[VEIL_HPKE_ENC_SIZE];
+	int rc = veil_hpke_point_of(recipient_pub, point);
+	return rc ? rc
+		  : veil_hpke_seal_to_point(point, info, info_len, aad, aad_len, pt, pt_len, enc,
+					    ct, ct_len);
 }
 
 int veil_hpke_open(EVP_PKEY *recipient_priv, const uint8_t enc[static VEIL_HPKE_ENC_SIZE],

@@ -24,21 +24,22 @@ int veil_sealed_info(const char *config_id, uint8_t **info, size_t *info_len)
 	return 0;
 }
 
-int veil_seal_config(EVP_PKEY *runtime_pub, const char *config_id,
-		     const uint8_t evidence_sha256[static VEIL_SHA256_SIZE], const char *config,
-		     size_t config_size, char **answer, size_t *answer_size)
+int veil_seal_config_to_point(const uint8_t runtime_point[static VEIL_HPKE_ENC_SIZE],
+			      const char *config_id,
+			      const uint8_t evidence_sha256[static VEIL_SHA256_SIZE],
+			      const char *config, size_t config_size, char **answer,
+			      size_t *answer_size)
 {
 	uint8_t *info = NULL, *ct = NULL, enc[VEIL_HPKE_ENC_SIZE];
 	size_t info_len = 0, ct_len = 0;
 	char *enc64 = NULL, *ct64 = NULL, *out = NULL;
 	if (config_size > VEIL_SEALED_CONFIG_MAX)
 		return VEIL_ELIMIT;
-	if (!veil_hpke_key_is_p256(runtime_pub))
-		return VEIL_EINVAL;
 	int rc = veil_sealed_info(config_id, &info, &info_len);
 	if (!rc)
-		rc = veil_hpke_seal(runtime_pub, info, info_len, evidence_sha256, VEIL_SHA256_SIZE,
-				    (const uint8_t *)config, config_size, enc, &ct, &ct_len);
+		rc = veil_hpke_seal_to_point(runtime_point, info, info_len, evidence_sha256,
+					     VEIL_SHA256_SIZE, (const uint8_t *)config, config_size,
+					     enc, &ct, &ct_len);
 	if (!rc &&
 	    (!(enc64 = veil_b64_encode(enc, sizeof(enc))) || !(ct64 = veil_b64_encode(ct, ct_len))))
 		rc = VEIL_ENOMEM;
@@ -59,6 +60,19 @@ int veil_seal_config(EVP_PKEY *runtime_pub, const char *config_id,
 	*answer = out;
 	*answer_size = (size_t)n;
 	return 0;
+}
+
+int veil_seal_config(EVP_PKEY *runtime_pub, const char *config_id,
+		     const uint8_t evidence_sha256[static VEIL_SHA256_SIZE], const char *config,
+		     size_t config_size, char **answer, size_t *answer_size)
+{
+	uint8_t point[VEIL_HPKE_ENC_SIZE];
+	if (config_size > VEIL_SEALED_CONFIG_MAX)
+		return VEIL_ELIMIT;
+	int rc = veil_hpke_point_of(runtime_pub, point);
+	return rc ? rc
+		  : veil_seal_config_to_point(point, config_id, evidence_sha256, config,
+					      config_size, answer, answer_size);
 }
 
 int veil_open_config(EVP_PKEY *runtime_key, const char *config_id,

@@ -234,6 +234,28 @@ static void test_public_key_from_point(void **state)
 	assert_int_equal(veil_hpke_public_from_point(bad, &pub), VEIL_EINVAL);
 	memset(bad, 0, sizeof(bad)); /* the point at infinity is one zero byte, never this */
 	assert_int_equal(veil_hpke_public_from_point(bad, &pub), VEIL_EINVAL);
+	/* sealing to the point itself (the key process's way): it opens with
+	 * the key; a point off the curve or compressed is refused */
+	uint8_t enc[VEIL_HPKE_ENC_SIZE], *ct = NULL;
+	size_t ct_len = 0;
+	assert_int_equal(veil_hpke_seal_to_point(pt, r_info, sizeof(r_info) - 1, r_aad,
+						 sizeof(r_aad), (const uint8_t *)msg,
+						 sizeof(msg) - 1, enc, &ct, &ct_len),
+			 0);
+	assert_int_equal(
+	    open_as(k, enc, r_info, sizeof(r_info) - 1, r_aad, sizeof(r_aad), ct, ct_len), 0);
+	free(ct);
+	memcpy(bad, pt, sizeof(bad));
+	bad[64] ^= 1;
+	ct = NULL;
+	assert_int_equal(veil_hpke_seal_to_point(bad, NULL, 0, NULL, 0, (const uint8_t *)"x", 1,
+						 enc, &ct, &ct_len),
+			 VEIL_EINVAL);
+	assert_null(ct);
+	bad[0] = 0x03;
+	assert_int_equal(veil_hpke_seal_to_point(bad, NULL, 0, NULL, 0, (const uint8_t *)"x", 1,
+						 enc, &ct, &ct_len),
+			 VEIL_EINVAL);
 	EVP_PKEY_free(k);
 }
 
