@@ -304,7 +304,7 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 	/* refuses a newer schema; an older one's export index (4) is built
 	 * with the master key, which the backup copies anyway */
 	char *keyfile = veil_path_join(data, "master.key");
-	rc = keyfile ? veil_vault_open_file(keyfile, false, &vault, d) : VEIL_ENOMEM;
+	rc = keyfile ? veil_vault_open_any(keyfile, NULL, &vault, d) : VEIL_ENOMEM;
 	free(keyfile);
 	opener.arg = vault;
 	if (!rc)
