@@ -3,7 +3,7 @@
  * The key process holds the master key and does every operation that needs
  * it or a data key (ipc.h lists them). veil-cas starts it with fork and a
  * re-exec of /proc/self/exe ("veil-cas --key-process N KEYFILE open|init
- * PROVIDER PINFILE": PROVIDER is "file" or, at init, the pkcs11: URI;
+ * [PROVIDER PINFILE]": PROVIDER is "file" or, at init, the pkcs11: URI;
  * PINFILE the --pin-file path or "-"),
  * so it starts from a fresh image holding nothing of the network process,
  * with the child ends of N SOCK_SEQPACKET socketpairs on fds 3..3+N-1 and no
@@ -436,8 +436,9 @@ static void *channel_thread(void *arg)
 
 int cas_keyproc_main(int argc, char **argv)
 {
-	/* veil-cas --key-process N KEYFILE open|init PROVIDER PINFILE */
-	long n = argc == 6 ? strtol(argv[1], NULL, 10) : 0;
+	/* veil-cas --key-process N KEYFILE open|init [PROVIDER PINFILE]
+	 * (without the last two: the key file, no PIN file) */
+	long n = argc == 6 || argc == 4 ? strtol(argv[1], NULL, 10) : 0;
 	if (n < 1 || n > CHANNELS_MAX || (strcmp(argv[3], "open") && strcmp(argv[3], "init"))) {
 		fprintf(stderr, KP "started without its channels; veil-cas starts it itself\n");
 		return 2;
@@ -469,11 +470,12 @@ int cas_keyproc_main(int argc, char **argv)
 	veil_diags_init(&d);
 	struct veil_vault *v = NULL;
 	bool init = !strcmp(argv[3], "init");
-	const char *pin_file = strcmp(argv[5], "-") ? argv[5] : NULL;
+	const char *provider = argc == 6 ? argv[4] : "file";
+	const char *pin_file = argc == 6 && strcmp(argv[5], "-") ? argv[5] : NULL;
 	/* a PKCS#11 module is loaded, its token opened and every key copied
 	 * into its sessions here, before the filter (vault_p11.c) */
-	int rc = init && !strcmp(argv[4], "file") ? veil_vault_open_file(argv[2], true, &v, &d)
-		 : init ? veil_vault_open_pkcs11(argv[2], argv[4], pin_file, true, &v, &d)
+	int rc = init && !strcmp(provider, "file") ? veil_vault_open_file(argv[2], true, &v, &d)
+		 : init ? veil_vault_open_pkcs11(argv[2], provider, pin_file, true, &v, &d)
 			: veil_vault_open_any(argv[2], pin_file, &v, &d);
 	if (!rc)
 		rc = warm_up(v);

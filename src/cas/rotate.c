@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -188,6 +189,12 @@ int cas_rotate_main(int argc, char **argv)
 		rc = veil_vault_rotate_begin(v, &from, &to, &d);
 	if (!rc)
 		rc = rewrap_store(data, v, &count, &d);
+#ifdef VEIL_TEST_HOOKS
+	/* only for testing: a crash between the re-wrap and the switch */
+	if (!rc && getenv("VEIL_TEST_ROTATE_STOP") &&
+	    !strcmp(getenv("VEIL_TEST_ROTATE_STOP"), "after-rewrap"))
+		_exit(9);
+#endif
 	if (!rc)
 		rc = veil_vault_rotate_finish(v, &d);
 	if (!rc) {
