@@ -6,9 +6,9 @@
 # the same secrets; the key cannot be read out of the token (CKA_VALUE is
 # refused) and the data folder holds none; rotate-master-key re-wraps every
 # data key under a new key and destroys the old one, and a rotation stopped
-# half-way loses nothing and a rerun finishes it; a missing module, an unknown
-# token, a wrong or missing PIN are refused at start with a message naming
-# them.
+# half-way loses nothing and a rerun finishes it; backup and restore work
+# with the token; a missing module, an unknown token, a wrong or missing PIN
+# are refused at start with a message naming them.
 # Root (the key process's /proc files); a build with -Dtest_hooks=true.
 # Usage: hsm.sh BUILD_DIR
 set -u
@@ -256,6 +256,21 @@ t_rotate_crash_then_rerun() {
 	cmp -s "$WORK/pw.before" "$WORK/pw.after" || die "other passwords after the rerun" || return 1
 }
 
+# backup and restore of a running PKCS#11 CAS (the PIN from the
+# environment): the backup holds the record, not the key; the restored CAS
+# serves the same secrets with the same token
+t_backup_restore() {
+	run env VEIL_PKCS11_PIN=$PIN "$CAS" backup --data "$WORK/data" "$WORK/backup"
+	ok || return 1
+	head -1 "$WORK/backup/master.key" | grep -qx "veil-master-key-provider 1" ||
+		die "the backup's master.key is not the record" || return 1
+	run env VEIL_PKCS11_PIN=$PIN "$CAS" restore "$WORK/backup" --data "$WORK/restored"
+	ok || return 1
+	start_cas "$WORK/restored" --pin-file "$WORK/pin" || die "start the restored CAS: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.restored" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.restored" || die "other passwords after the restore" || return 1
+}
+
 # refused at start, one line naming what is missing
 refused() { # message env...
 	local msg=$1
@@ -286,4 +301,4 @@ t_wrong_pin_refused() {
 
 [ -n "${TESTS:-}" ] && { run_in_order hsm t_setup $TESTS; exit; }
 run_in_order hsm t_setup t_init_with_token t_restart_same_secrets t_key_not_exportable t_rotate \
-	t_rotate_crash_then_rerun t_token_missing_refused t_wrong_pin_refused
+	t_rotate_crash_then_rerun t_backup_restore t_token_missing_refused t_wrong_pin_refused
