@@ -586,9 +586,8 @@ static int read_pin(const char *pin_file, const char *token, char pin[static PIN
 			veil_diag(d, "--pin-file %s: %s", pin_file, strerror(e));
 			return VEIL_EIO;
 		}
-		while (n > 0 && (pin[n - 1] == '\n' || pin[n - 1] == '\r'))
-			n--;
 		pin[n] = 0;
+		pin[strcspn(pin, "\r\n")] = 0; /* its first line */
 	} else {
 		char *env = getenv("VEIL_PKCS11_PIN");
 		if (!env || strlen(env) >= PIN_MAX) {
