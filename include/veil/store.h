@@ -146,7 +146,8 @@ int veil_vault_open_any(const char *path, const char *pin_file, struct veil_vaul
 const char *veil_vault_provider(const struct veil_vault *v);
 /* Rotation (PKCS#11; offline: nothing else uses the vault meanwhile).
  * begin makes the next key in the token and records it as pending beside
- * the current one (after a crash, finds it: a rerun continues); rewrap
+ * the current one (after a crash, finds it: a rerun continues; a rerun
+ * after the switch only destroys the old key: *from == *to); rewrap
  * re-wraps one data key under it (*out_size 0: it already is); finish
  * re-wraps the code-key root, makes the new key current and destroys the
  * old one in the token. Until finish both keys open data keys. */

@@ -18,6 +18,7 @@
  * The store is cas.db (SQLite); the PostgreSQL store is not covered. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,7 +188,8 @@ int cas_rotate_main(int argc, char **argv)
 		rc = veil_vault_open_any(keyfile, pin_file, &v, &d);
 	if (!rc)
 		rc = veil_vault_rotate_begin(v, &from, &to, &d);
-	if (!rc)
+	bool finishing = !rc && from == to; /* an earlier rotation's old key destroyed */
+	if (!rc && !finishing)
 		rc = rewrap_store(data, v, &count, &d);
 #ifdef VEIL_TEST_HOOKS
 	/* only for testing: a crash between the re-wrap and the switch */
@@ -195,14 +197,20 @@ int cas_rotate_main(int argc, char **argv)
 	    !strcmp(getenv("VEIL_TEST_ROTATE_STOP"), "after-rewrap"))
 		_exit(9);
 #endif
-	if (!rc)
+	if (!rc && !finishing)
 		rc = veil_vault_rotate_finish(v, &d);
 	if (!rc) {
 		char detail[160];
-		snprintf(detail, sizeof(detail),
-			 "%s master key version %" PRIu32 " -> %" PRIu32
-			 "; %lld data keys re-wrapped",
-			 veil_vault_provider(v), from, to, count);
+		if (finishing)
+			snprintf(detail, sizeof(detail),
+				 "%s master key version %" PRIu32
+				 ": the rotation to it is finished (its old key destroyed)",
+				 veil_vault_provider(v), to);
+		else
+			snprintf(detail, sizeof(detail),
+				 "%s master key version %" PRIu32 " -> %" PRIu32
+				 "; %lld data keys re-wrapped",
+				 veil_vault_provider(v), from, to, count);
 		struct veil_audit_event ev = {
 		    .event = "rotate-master-key", .status = 200, .detail = detail};
 		rc = veil_audit_append(audit, &ev);

@@ -728,14 +728,20 @@ int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
 	}
 	struct p11_record *r = v->rec;
 	int rc = 0;
-	/* a rotation that stopped after its record retired the old key */
-	for (size_t i = 0; !rc && i < r->nretire; i++)
-		rc = p11_key_destroy(v->p11, r->retire[i], d);
-	if (!rc && r->nretire) {
-		r->nretire = 0;
-		rc = record_write(v->rec_path, r, d);
+	/* a rotation that stopped after its record retired the old key: the
+	 * rerun finishes it (*from == *to), it does not start another */
+	if (r->nretire && !r->pending) {
+		for (size_t i = 0; !rc && i < r->nretire; i++)
+			rc = p11_key_destroy(v->p11, r->retire[i], d);
+		if (!rc) {
+			r->nretire = 0;
+			rc = record_write(v->rec_path, r, d);
+		}
+		if (!rc)
+			*from = *to = r->current;
+		return rc;
 	}
-	if (!rc && !r->pending) {
+	if (!r->pending) {
 		/* recorded first: a crash after the token made the key finds it */
 		r->pending = r->current + 1;
 		/* object= is at most 100 bytes (parse_uri): room for ".vN" */
@@ -802,6 +808,12 @@ int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
 	memcpy(r->current_label, r->pending_label, LABEL_MAX);
 	r->pending = 0;
 	rc = record_write(v->rec_path, r, d);
+#ifdef VEIL_TEST_HOOKS
+	/* only for testing: a crash between the switch and the destruction */
+	if (!rc && getenv("VEIL_TEST_ROTATE_STOP") &&
+	    !strcmp(getenv("VEIL_TEST_ROTATE_STOP"), "after-switch"))
+		_exit(9);
+#endif
 	/* the old key goes only now: every data key is wrapped under the new */
 	if (!rc)
 		rc = p11_key_destroy(v->p11, r->retire[0], d);

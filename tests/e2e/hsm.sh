@@ -256,6 +256,29 @@ t_rotate_crash_then_rerun() {
 	cmp -s "$WORK/pw.before" "$WORK/pw.after" || die "other passwords after the rerun" || return 1
 }
 
+# a rotation stopped after master.key switched to the new key, before the
+# old one was destroyed: the CAS serves; a rerun destroys the old key and
+# starts no other rotation
+t_rotate_crash_after_switch() {
+	stop_cas || return 1
+	run env VEIL_TEST_ROTATE_STOP=after-switch "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	[ "$rc" = 9 ] || die "the test hook did not stop the rotation (exit $rc: $err)" || return 1
+	grep -qx "current 4 veil-master.v4" "$WORK/data/master.key" && grep -qx "retire veil-master.v3" "$WORK/data/master.key" ||
+		die "$(cat "$WORK/data/master.key")" || return 1
+	probe | grep -q "^key veil-master.v3 " || die "the old key went before the rerun" || return 1
+	start_cas "$WORK/data" --pin-file "$WORK/pin" || die "start: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.switched" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.switched" || die "other passwords after the switch" || return 1
+	stop_cas || return 1
+	run "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	ok || return 1
+	has "master key version 4: the rotation to it is finished (its old key destroyed)" || return 1
+	grep -qE "^(retire|pending)" "$WORK/data/master.key" && die "$(cat "$WORK/data/master.key")" && return 1
+	probe | grep -q "^key veil-master.v3 " && die "key v3 not destroyed" && return 1
+	[ "$(key_versions)" = 564B010200000004 ] || die "wrapped keys: $(key_versions)" || return 1
+	start_cas "$WORK/data" --pin-file "$WORK/pin" || die "start: $(cat "$WORK/cas.err")" || return 1
+}
+
 # backup and restore of a running PKCS#11 CAS (the PIN from the
 # environment): the backup holds the record, not the key; the restored CAS
 # serves the same secrets with the same token
@@ -301,4 +324,4 @@ t_wrong_pin_refused() {
 
 [ -n "${TESTS:-}" ] && { run_in_order hsm t_setup $TESTS; exit; }
 run_in_order hsm t_setup t_init_with_token t_restart_same_secrets t_key_not_exportable t_rotate \
-	t_rotate_crash_then_rerun t_backup_restore t_token_missing_refused t_wrong_pin_refused
+	t_rotate_crash_then_rerun t_rotate_crash_after_switch t_backup_restore t_token_missing_refused t_wrong_pin_refused
