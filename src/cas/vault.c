@@ -31,6 +31,7 @@
 #include "veil/store.h"
 
 #include "vault_p11.h"
+#include "vault_record.h"
 
 #define KEY_SIZE 32
 #define NONCE_SIZE 12
@@ -317,25 +318,6 @@ int veil_vault_code_key(struct veil_vault *v, const char *key_id, const char *ow
  *                        input, which a rotation re-wraps, so code keys stay
  *   retire LABEL         a rotated-out key still to destroy in the token */
 
-#define P11_PREFIX 8
-#define P11_WRAPPED (P11_PREFIX + P11_WRAPPED_SIZE)
-#define LABEL_MAX 128
-#define RECORD_MAGIC "veil-master-key-provider 1\n"
-#define RECORD_MAX 4096
-#define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
-#define PIN_MAX 256
-
-struct p11_record {
-	char token[33];
-	char object[LABEL_MAX];
-	char module[512];
-	uint32_t current, pending;
-	char current_label[LABEL_MAX], pending_label[LABEL_MAX];
-	uint8_t code_root[P11_WRAPPED];
-	char retire[2][LABEL_MAX];
-	size_t nretire;
-};
-
 static void p11_vault_free(struct veil_vault *v)
 {
 	p11_close(v->p11);
@@ -427,7 +409,7 @@ static int uri_value(const char *in, size_t n, char *out, size_t cap)
 	return 0;
 }
 
-static int parse_uri(const char *uri, struct p11_record *r, struct veil_diags *d)
+int cas_mk_parse_uri(const char *uri, struct p11_record *r, struct veil_diags *d)
 {
 	if (strncmp(uri, "pkcs11:", 7)) {
 		veil_diag(d, "--master-key '%s': not 'file' or a pkcs11: URI (RFC 7512)", uri);
@@ -482,19 +464,25 @@ static int parse_uri(const char *uri, struct p11_record *r, struct veil_diags *d
 	return 0;
 }
 
-static int record_write(const char *path, const struct p11_record *r, struct veil_diags *d)
+int cas_mk_record_format(const struct p11_record *r, struct veil_buf *out)
 {
 	char hex[2 * P11_WRAPPED + 1];
-	struct veil_buf b = {.max = RECORD_MAX};
 	veil_hex(r->code_root, P11_WRAPPED, hex);
-	int rc = veil_buf_printf(&b,
+	int rc = veil_buf_printf(out,
 				 RECORD_MAGIC "provider pkcs11\ntoken %s\nobject %s\nmodule %s\n"
 					      "current %u %s\ncode-root %s\n",
 				 r->token, r->object, r->module, r->current, r->current_label, hex);
 	if (!rc && r->pending)
-		rc = veil_buf_printf(&b, "pending %u %s\n", r->pending, r->pending_label);
+		rc = veil_buf_printf(out, "pending %u %s\n", r->pending, r->pending_label);
 	for (size_t i = 0; !rc && i < r->nretire; i++)
-		rc = veil_buf_printf(&b, "retire %s\n", r->retire[i]);
+		rc = veil_buf_printf(out, "retire %s\n", r->retire[i]);
+	return rc;
+}
+
+static int record_write(const char *path, const struct p11_record *r, struct veil_diags *d)
+{
+	struct veil_buf b = {.max = RECORD_MAX};
+	int rc = cas_mk_record_format(r, &b);
 	if (!rc)
 		rc = veil_write_file(path, b.data, b.size, 0600, d);
 	veil_buf_free(&b);
@@ -516,6 +504,55 @@ static int parse_versioned(const char *v, uint32_t *n, char *label, size_t cap)
 	return 0;
 }
 
+int cas_mk_record_parse(char *text, size_t size, struct p11_record *r)
+{
+	bool root = false, provider = false;
+	int rc = 0;
+	if (size < sizeof(RECORD_MAGIC) - 1 || memchr(text, 0, size))
+		return VEIL_EINVAL;
+	/* not secret: the record's magic */
+	if (memcmp(text, RECORD_MAGIC, sizeof(RECORD_MAGIC) - 1))
+		return VEIL_EINVAL;
+	memset(r, 0, sizeof(*r));
+	for (char *line = text + sizeof(RECORD_MAGIC) - 1, *nl; !rc && *line; line = nl + 1) {
+		if (!(nl = strchr(line, '\n')))
+			return VEIL_EINVAL;
+		*nl = 0;
+		char *v = strchr(line, ' ');
+		if (!v)
+			return VEIL_EINVAL;
+		*v++ = 0;
+		/* each line at most once (retire: twice) */
+		if (!strcmp(line, "provider") && !provider) {
+			provider = true;
+			rc = strcmp(v, "pkcs11") ? VEIL_EINVAL : 0;
+		} else if (!strcmp(line, "token") && !r->token[0]) {
+			rc = copy_value(r->token, sizeof(r->token), v) ? 0 : VEIL_EINVAL;
+		} else if (!strcmp(line, "object") && !r->object[0]) {
+			rc = copy_value(r->object, sizeof(r->object), v) ? 0 : VEIL_EINVAL;
+		} else if (!strcmp(line, "module") && !r->module[0]) {
+			rc = copy_value(r->module, sizeof(r->module), v) ? 0 : VEIL_EINVAL;
+		} else if (!strcmp(line, "current") && !r->current) {
+			rc = parse_versioned(v, &r->current, r->current_label,
+					     sizeof(r->current_label));
+		} else if (!strcmp(line, "pending") && !r->pending) {
+			rc = parse_versioned(v, &r->pending, r->pending_label,
+					     sizeof(r->pending_label));
+		} else if (!strcmp(line, "code-root") && !root) {
+			root = true;
+			rc = veil_unhex(v, r->code_root, P11_WRAPPED) ? VEIL_EINVAL : 0;
+		} else if (!strcmp(line, "retire") && r->nretire < 2) {
+			rc = copy_value(r->retire[r->nretire++], LABEL_MAX, v) ? 0 : VEIL_EINVAL;
+		} else {
+			rc = VEIL_EINVAL;
+		}
+	}
+	if (!rc && (!provider || !r->token[0] || !r->object[0] || !r->current || !r->module[0] ||
+		    !root || r->pending == r->current))
+		rc = VEIL_EINVAL;
+	return rc;
+}
+
 static int record_read(const char *path, struct p11_record *r, struct veil_diags *d)
 {
 	char *text = NULL;
@@ -523,49 +560,7 @@ static int record_read(const char *path, struct p11_record *r, struct veil_diags
 	int rc = veil_read_file(path, RECORD_MAX, &text, &size, d);
 	if (rc)
 		return rc;
-	bool root = false;
-	/* not secret: the record's magic */
-	if (size < sizeof(RECORD_MAGIC) - 1 || memcmp(text, RECORD_MAGIC, sizeof(RECORD_MAGIC) - 1))
-		rc = VEIL_EINVAL;
-	for (char *line = text + sizeof(RECORD_MAGIC) - 1, *nl; !rc && *line; line = nl + 1) {
-		if (!(nl = strchr(line, '\n'))) {
-			rc = VEIL_EINVAL;
-			break;
-		}
-		*nl = 0;
-		char *v = strchr(line, ' ');
-		if (!v) {
-			rc = VEIL_EINVAL;
-			break;
-		}
-		*v++ = 0;
-		if (!strcmp(line, "provider"))
-			rc = strcmp(v, "pkcs11") ? VEIL_EINVAL : 0;
-		else if (!strcmp(line, "token"))
-			rc = copy_value(r->token, sizeof(r->token), v) ? 0 : VEIL_EINVAL;
-		else if (!strcmp(line, "object"))
-			rc = copy_value(r->object, sizeof(r->object), v) ? 0 : VEIL_EINVAL;
-		else if (!strcmp(line, "module"))
-			rc = copy_value(r->module, sizeof(r->module), v) ? 0 : VEIL_EINVAL;
-		else if (!strcmp(line, "current"))
-			rc = parse_versioned(v, &r->current, r->current_label,
-					     sizeof(r->current_label));
-		else if (!strcmp(line, "pending"))
-			rc = parse_versioned(v, &r->pending, r->pending_label,
-					     sizeof(r->pending_label));
-		else if (!strcmp(line, "code-root"))
-			rc = strlen(v) == 2 * P11_WRAPPED &&
-				     !veil_unhex(v, r->code_root, P11_WRAPPED) && (root = true)
-				 ? 0
-				 : VEIL_EINVAL;
-		else if (!strcmp(line, "retire") && r->nretire < 2)
-			rc = copy_value(r->retire[r->nretire++], LABEL_MAX, v) ? 0 : VEIL_EINVAL;
-		else
-			rc = VEIL_EINVAL;
-	}
-	if (!rc && (!r->token[0] || !r->current || !r->module[0] || !root))
-		rc = VEIL_EINVAL;
-	if (rc)
+	if ((rc = cas_mk_record_parse(text, size, r)))
 		veil_diag(d, "%s: not a veil master-key provider record", path);
 	free(text);
 	return rc;
@@ -640,7 +635,7 @@ int veil_vault_open_pkcs11(const char *path, const char *uri, const char *pin_fi
 		goto out;
 	struct p11_record *r = v->rec;
 	if (create) {
-		rc = parse_uri(uri, r, d);
+		rc = cas_mk_parse_uri(uri, r, d);
 		if (!rc && !r->module[0])
 			snprintf(r->module, sizeof(r->module), "%s",
 				 getenv("VEIL_PKCS11_MODULE") && getenv("VEIL_PKCS11_MODULE")[0]
