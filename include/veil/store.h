@@ -121,13 +121,42 @@ int veil_store_sqlite_migrate(struct sqlite3 *db, const char *path,
 			      const struct veil_store_opener *opener,
 			      struct veil_diags *d) VEIL_MUST_CHECK;
 
-/* The vault: a master key that wraps per-namespace data keys. In simulation
- * the master key is a 0600 file; a PKCS#11 HSM or TEE sealing replace
- * veil_vault_open_file without changing callers. */
+/* The vault: a master key that wraps per-namespace data keys. Providers:
+ * a 0600 key file (simulation), or an AES-256 key in a PKCS#11 token that
+ * never leaves it (src/cas/vault.c specifies both wrapped-key formats); TEE
+ * sealing would be a third opener. Callers use the functions below alike. */
 struct veil_vault;
 /* create: make a new key (the file must not exist); else open an existing one. */
 int veil_vault_open_file(const char *path, bool create, struct veil_vault **out,
 			 struct veil_diags *d) VEIL_MUST_CHECK;
+/* PKCS#11: path is master.key, which then holds the provider record (the
+ * token, the key labels; no key). create: uri is the --master-key
+ * pkcs11: URI (RFC 7512: token=, object=, optional module-path=); the key
+ * is made in the token and path written. Else uri is NULL and path is read.
+ * The PIN is read from pin_file, or (NULL) from $VEIL_PKCS11_PIN, which is
+ * then wiped. A missing module, token or key, or a wrong PIN, is refused
+ * with a one-line reason in d. */
+int veil_vault_open_pkcs11(const char *path, const char *uri, const char *pin_file, bool create,
+			   struct veil_vault **out, struct veil_diags *d) VEIL_MUST_CHECK;
+/* Opens master.key with whichever provider it records (a 32-byte key file,
+ * or a PKCS#11 record; pin_file as above). */
+int veil_vault_open_any(const char *path, const char *pin_file, struct veil_vault **out,
+			struct veil_diags *d) VEIL_MUST_CHECK;
+/* "file", "pkcs11" or "remote" (a static string) */
+const char *veil_vault_provider(const struct veil_vault *v);
+/* Rotation (PKCS#11; offline: nothing else uses the vault meanwhile).
+ * begin makes the next key in the token and records it as pending beside
+ * the current one (after a crash, finds it: a rerun continues; a rerun
+ * after the switch only destroys the old key: *from == *to); rewrap
+ * re-wraps one data key under it (*out_size 0: it already is); finish
+ * re-wraps the code-key root, makes the new key current and destroys the
+ * old one in the token. Until finish both keys open data keys. */
+#define VEIL_VAULT_WRAPPED_MAX 128
+int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
+			    struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_vault_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in, size_t in_size,
+		      uint8_t out[static VEIL_VAULT_WRAPPED_MAX], size_t *out_size) VEIL_MUST_CHECK;
+int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_vault_close(struct veil_vault *v);
 /* New random data key, returned wrapped (AES-256-GCM under the master key,
  * bound to the namespace). */

@@ -9,7 +9,9 @@
  *                   journal mode: one file, no -wal or -shm
  * Every file is mode 0600, whatever the umask.
  *   audit.log       the audit log cut exactly where it describes the snapshot
- *   master.key      the master key: THE BACKUP CAN DECRYPT EVERY POLICY
+ *   master.key      the master key: THE BACKUP CAN DECRYPT EVERY POLICY (a
+ *                   PKCS#11 CAS: the provider record only, the key stays in
+ *                   the token; both commands then need its PIN)
  *   tls/            the CAS's TLS identity (clients pin its key hash)
  *   sim-platform/   the simulated platform key of its own evidence
  *
@@ -304,7 +306,7 @@ static int snapshot_store(const char *data, const char *to, struct veil_diags *d
 	/* refuses a newer schema; an older one's export index (4) is built
 	 * with the master key, which the backup copies anyway */
 	char *keyfile = veil_path_join(data, "master.key");
-	rc = keyfile ? veil_vault_open_file(keyfile, false, &vault, d) : VEIL_ENOMEM;
+	rc = keyfile ? veil_vault_open_any(keyfile, NULL, &vault, d) : VEIL_ENOMEM;
 	free(keyfile);
 	opener.arg = vault;
 	if (!rc)
@@ -738,7 +740,7 @@ static int check_records(const char *dir, long long *count, struct veil_diags *d
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	char *keyfile = veil_path_join(dir, "master.key"), *dbfile = veil_path_join(dir, "cas.db");
-	int rc = keyfile && dbfile ? veil_vault_open_file(keyfile, false, &vault, d) : VEIL_ENOMEM;
+	int rc = keyfile && dbfile ? veil_vault_open_any(keyfile, NULL, &vault, d) : VEIL_ENOMEM;
 	*count = 0;
 	struct veil_store_opener opener = {cas_policy_exports, vault};
 	if (!rc) /* schema check, migration */

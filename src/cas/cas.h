@@ -142,7 +142,14 @@ int cas_policy_exports(void *vault, const struct veil_record *r,
  * reap: 1 with why set once it exited (after SIGCHLD), else 0. stop: closes
  * the channels (it exits) and waits for it. */
 int cas_keyproc_main(int argc, char **argv) VEIL_MUST_CHECK;
-int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct veil_vault **out,
+/* The master key provider: uri NULL or "file" for the key file, else the
+ * --init --master-key pkcs11: URI; pin_file NULL for $VEIL_PKCS11_PIN */
+struct cas_master_key {
+	const char *uri;
+	const char *pin_file;
+};
+int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_key *mk,
+		      size_t channels, struct veil_vault **out,
 		      struct veil_diags *d) VEIL_MUST_CHECK;
 pid_t cas_keyproc_pid(void);
 /* What the network process asks of the key process beyond the vault (see
@@ -191,6 +198,8 @@ void cas_warn_limited(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 /* backup.c: `veil-cas backup ...` and `veil-cas restore ...` (argv[0] is the
  * command's name); exit statuses */
 int cas_backup_main(int argc, char **argv) VEIL_MUST_CHECK;
+/* rotate.c: veil-cas rotate-master-key --data DIR [--pin-file FILE] */
+int cas_rotate_main(int argc, char **argv) VEIL_MUST_CHECK;
 int cas_restore_main(int argc, char **argv) VEIL_MUST_CHECK;
 /* main.c: DIR holds a CAS (or, with init, none yet); the reason in d */
 int cas_check_data_dir(const char *data, bool init, struct veil_diags *d) VEIL_MUST_CHECK;

@@ -2,7 +2,9 @@
  *
  * The key process holds the master key and does every operation that needs
  * it or a data key (ipc.h lists them). veil-cas starts it with fork and a
- * re-exec of /proc/self/exe ("veil-cas --key-process N KEYFILE open|init"),
+ * re-exec of /proc/self/exe ("veil-cas --key-process N KEYFILE open|init
+ * [PROVIDER PINFILE]": PROVIDER is "file" or, at init, the pkcs11: URI;
+ * PINFILE the --pin-file path or "-"),
  * so it starts from a fresh image holding nothing of the network process,
  * with the child ends of N SOCK_SEQPACKET socketpairs on fds 3..3+N-1 and no
  * other descriptor. It opens the master key, then gives up what it can:
@@ -448,8 +450,9 @@ static void *channel_thread(void *arg)
 
 int cas_keyproc_main(int argc, char **argv)
 {
-	/* veil-cas --key-process N KEYFILE open|init */
-	long n = argc == 4 ? strtol(argv[1], NULL, 10) : 0;
+	/* veil-cas --key-process N KEYFILE open|init [PROVIDER PINFILE]
+	 * (without the last two: the key file, no PIN file) */
+	long n = argc == 6 || argc == 4 ? strtol(argv[1], NULL, 10) : 0;
 	if (n < 1 || n > CHANNELS_MAX || (strcmp(argv[3], "open") && strcmp(argv[3], "init"))) {
 		fprintf(stderr, KP "started without its channels; veil-cas starts it itself\n");
 		return 2;
@@ -480,7 +483,14 @@ int cas_keyproc_main(int argc, char **argv)
 	struct veil_diags d;
 	veil_diags_init(&d);
 	struct veil_vault *v = NULL;
-	int rc = veil_vault_open_file(argv[2], !strcmp(argv[3], "init"), &v, &d);
+	bool init = !strcmp(argv[3], "init");
+	const char *provider = argc == 6 ? argv[4] : "file";
+	const char *pin_file = argc == 6 && strcmp(argv[5], "-") ? argv[5] : NULL;
+	/* a PKCS#11 module is loaded, its token opened and every key copied
+	 * into its sessions here, before the filter (vault_p11.c) */
+	int rc = init && !strcmp(provider, "file") ? veil_vault_open_file(argv[2], true, &v, &d)
+		 : init ? veil_vault_open_pkcs11(argv[2], provider, pin_file, true, &v, &d)
+			: veil_vault_open_any(argv[2], pin_file, &v, &d);
 	if (!rc)
 		rc = warm_up(v);
 	/* one malloc arena: a thread's own arena is shrunk by glibc with
@@ -795,8 +805,8 @@ int cas_kp_render(const struct veil_record *r, const char *service, const char *
 static const struct veil_vault_remote remote_ops = {remote_new_key, remote_seal, remote_open,
 						    remote_code_key, NULL};
 
-int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct veil_vault **out,
-		      struct veil_diags *d)
+int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_key *mk,
+		      size_t channels, struct veil_vault **out, struct veil_diags *d)
 {
 	if (channels < 1 || channels > CHANNELS_MAX)
 		return VEIL_ELIMIT;
@@ -821,8 +831,14 @@ int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct ve
 	}
 	char nbuf[16];
 	snprintf(nbuf, sizeof(nbuf), "%zu", channels);
-	char *const args[] = {"veil-cas",      "--key-process",        nbuf,
-			      (char *)keyfile, init ? "init" : "open", NULL};
+	char *const args[] = {"veil-cas",
+			      "--key-process",
+			      nbuf,
+			      (char *)keyfile,
+			      init ? "init" : "open",
+			      (char *)(mk->uri ? mk->uri : "file"),
+			      (char *)(mk->pin_file ? mk->pin_file : "-"),
+			      NULL};
 	pid_t pid = rc ? -1 : fork();
 	if (!rc && pid < 0) {
 		veil_diag(d, "cannot start the key process: %s", strerror(errno));
@@ -859,6 +875,13 @@ int cas_keyproc_start(const char *keyfile, bool init, size_t channels, struct ve
 			rc = VEIL_EIO;
 		}
 		ipc_msg_clear(&m);
+	}
+	/* the key process has its copy of the environment: the network
+	 * process keeps no PKCS#11 PIN */
+	char *pin = getenv("VEIL_PKCS11_PIN");
+	if (pin) {
+		OPENSSL_cleanse(pin, strlen(pin));
+		unsetenv("VEIL_PKCS11_PIN");
 	}
 	if (!rc)
 		rc = veil_vault_remote(&remote_ops, out);

@@ -32,7 +32,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: veil-cas --data DIR [--init] [--listen HOST:PORT] [--threads N]\n"
 		   "       veil-cas backup --data DIR DEST\n"
-		   "       veil-cas restore SRC --data NEWDIR\n\n"
+		   "       veil-cas restore SRC --data NEWDIR\n"
+		   "       veil-cas rotate-master-key --data DIR [--pin-file FILE]\n\n"
 		   "The Configuration and Attestation Service: stores policies encrypted at rest,\n"
 		   "generates their secrets, and (with veil-run) provisions attested services.\n\n"
 		   "  --data DIR          state folder: SQLite store (cas.db), master key, TLS\n"
@@ -41,6 +42,11 @@ static void usage(FILE *f)
 		   "                      then serve; without it DIR must hold a CAS\n"
 		   "  --listen HOST:PORT  HTTPS address (default 127.0.0.1:8081); HOST may be a\n"
 		   "                      name (localhost) or [IPv6]; :PORT is every interface\n"
+		   "  --master-key URI    with --init: where the master key is: file (default,\n"
+		   "                      DIR/master.key) or pkcs11:token=T;object=O (RFC 7512;\n"
+		   "                      module-path=, else $VEIL_PKCS11_MODULE, else\n"
+		   "                      softhsm2); recorded in DIR, later starts use it\n"
+		   "  --pin-file FILE     the PKCS#11 token's PIN (else $VEIL_PKCS11_PIN)\n"
 		   "  --san NAME          with --init: one more subjectAltName (DNS name or IP)\n"
 		   "                      in the TLS certificate; repeatable\n"
 		   "  --threads N         event loops, 1 to 256 (default: number of cores)\n"
@@ -76,7 +82,9 @@ static void usage(FILE *f)
 		   "  --version           print the version\n\n"
 		   "Commands:\n"
 		   "  backup   a consistent copy of a running CAS, key material included\n"
-		   "  restore  a backup into a new data folder\n\n"
+		   "  restore  a backup into a new data folder\n"
+		   "  rotate-master-key  a new PKCS#11 master key re-wraps every data key\n"
+		   "           (veil-cas stopped); the old key is then destroyed\n\n"
 		   "HTTPS only (TLS 1.3), client certificates requested; a client's identity is\n"
 		   "the SHA-256 of its certificate's public key. SIGTERM stops it cleanly.\n");
 }
@@ -507,8 +515,12 @@ int main(int argc, char **argv)
 		return cas_backup_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "restore"))
 		return cas_restore_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "rotate-master-key"))
+		return cas_rotate_main(argc - 1, argv + 1);
 	enum {
 		OPT_INIT = 256,
+		OPT_MASTER_KEY,
+		OPT_PIN_FILE,
 		OPT_DATA,
 		OPT_LISTEN,
 		OPT_THREADS,
@@ -553,6 +565,8 @@ int main(int argc, char **argv)
 	    {"max-connections-per-client", required_argument, NULL, OPT_MAX_CONNS_CLIENT},
 	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	    {"init", no_argument, NULL, OPT_INIT},
+	    {"master-key", required_argument, NULL, OPT_MASTER_KEY},
+	    {"pin-file", required_argument, NULL, OPT_PIN_FILE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0}};
@@ -564,6 +578,7 @@ int main(int argc, char **argv)
 	long nthreads = sysconf(_SC_NPROCESSORS_ONLN), body_max = 4 << 20, buffered_max = 64L << 20;
 	int c;
 	bool init = false, key_hash_only = false;
+	struct cas_master_key master_key = {0};
 	struct cas cas = {.log = {.fd = -1, .level = CAS_LOG_INFO, .format = CAS_LOG_LOGFMT},
 			  .evidence_max_age = 60,
 			  .max_namespaces_per_client = 1000,
@@ -580,6 +595,12 @@ int main(int argc, char **argv)
 		switch (c) {
 		case OPT_INIT:
 			init = true;
+			break;
+		case OPT_MASTER_KEY:
+			master_key.uri = optarg;
+			break;
+		case OPT_PIN_FILE:
+			master_key.pin_file = optarg;
 			break;
 		case OPT_DATA:
 			data = optarg;
@@ -697,6 +718,11 @@ int main(int argc, char **argv)
 		veil_diag(&d, "--data DIR is required");
 		goto usage_error;
 	}
+	if (master_key.uri && !init) {
+		veil_diag(&d, "--master-key applies to --init; a CAS keeps the provider it was "
+			      "made with (DIR/master.key records it)");
+		goto usage_error;
+	}
 	if (nsans && !init) {
 		veil_diag(&d, "--san applies to the certificate --init makes; give it with --init");
 		goto usage_error;
@@ -741,7 +767,8 @@ int main(int argc, char **argv)
 	if (!rc)
 		/* the master key lives in the key process only; one channel for
 		 * each event loop, each worker and the main thread */
-		rc = cas_keyproc_start(keyfile, init, (size_t)nthreads + 3, &cas.vault, &d);
+		rc = cas_keyproc_start(keyfile, init, &master_key, (size_t)nthreads + 3, &cas.vault,
+				       &d);
 	if (!rc) {
 		/* names clients may use: loopback, and the --listen host */
 		sans[nsans++] = "127.0.0.1";

@@ -92,6 +92,124 @@ static void test_missing_key_is_not_recreated(void **state)
 	unlink(path);
 }
 
+/* --master-key URIs that must be refused before any module is loaded or
+ * file written, each with the reason */
+static void test_pkcs11_bad_uri_refused(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *uri, *why;
+	} cases[] = {
+	    {"file:/tmp/k", "not 'file' or a pkcs11: URI"},
+	    {"pkcs11:object=veil", "needs token= and object="},
+	    {"pkcs11:token=veil", "needs token= and object="},
+	    {"pkcs11:token=veil;object=k;serial=42", "attribute 'serial'"},
+	    {"pkcs11:token=%zz;object=k", "malformed attribute"},
+	    {"pkcs11:token=%4;object=k", "malformed attribute"},
+	    {"pkcs11:token=a%00b;object=k", "malformed attribute"},
+	    {"pkcs11:token;object=k", "malformed attribute"},
+	    {"pkcs11:token=veil;object=k;type=private", "type='private'"},
+	    {"pkcs11:token=123456789012345678901234567890123;object=k", "too long"},
+	};
+	char path[128];
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct veil_vault *v = NULL;
+		struct veil_diags d;
+		veil_diags_init(&d);
+		setenv("VEIL_PKCS11_PIN", "1234", 1);
+		assert_int_equal(veil_vault_open_pkcs11(path, cases[i].uri, NULL, true, &v, &d),
+				 VEIL_EINVAL);
+		assert_null(v);
+		assert_true(d.count >= 1);
+		if (!strstr(d.msgs[0], cases[i].why))
+			fail_msg("%s: got '%s', expected '%s'", cases[i].uri, d.msgs[0],
+				 cases[i].why);
+		assert_int_not_equal(access(path, F_OK), 0);
+		veil_diags_free(&d);
+	}
+	unsetenv("VEIL_PKCS11_PIN");
+}
+
+/* a module that is not there, and no PIN: named; the PIN is wiped from the
+ * environment once read */
+static void test_pkcs11_missing_module_and_pin_named(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	struct veil_vault *v = NULL;
+	struct veil_diags d;
+	veil_diags_init(&d);
+	unsetenv("VEIL_PKCS11_PIN");
+	assert_int_equal(
+	    veil_vault_open_pkcs11(path, "pkcs11:token=veil;object=k", NULL, true, &v, &d),
+	    VEIL_EINVAL);
+	assert_non_null(strstr(d.msgs[0], "no PIN for PKCS#11 token 'veil'"));
+	veil_diags_free(&d);
+	veil_diags_init(&d);
+	setenv("VEIL_PKCS11_PIN", "1234", 1);
+	assert_int_not_equal(veil_vault_open_pkcs11(
+				 path,
+				 "pkcs11:token=my%20token;object=k?module-path=/nonexistent/p11.so",
+				 NULL, true, &v, &d),
+			     0);
+	assert_null(v);
+	assert_non_null(strstr(d.msgs[0], "PKCS#11 module /nonexistent/p11.so cannot be loaded"));
+	assert_null(getenv("VEIL_PKCS11_PIN"));
+	assert_int_not_equal(access(path, F_OK), 0);
+	veil_diags_free(&d);
+}
+
+/* master.key that says it is a provider record but is not one */
+static void test_pkcs11_bad_record_refused(void **state)
+{
+	(void)state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	static const char *const bad[] = {
+	    "veil-master-key-provider 1\nprovider pkcs11\n",
+	    "veil-master-key-provider 1\nprovider tee\ntoken t\n",
+	    "veil-master-key-provider 1\nprovider pkcs11\ntoken t\nmodule m\ncurrent 0 k\n"
+	    "code-root 00\n",
+	    "veil-master-key-provider 1\nprovider pkcs11\ntoken t\nmodule m\ncurrent 1 k\n"
+	    "mystery x\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct veil_vault *v = NULL;
+		struct veil_diags d;
+		veil_diags_init(&d);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(bad[i], f);
+		fclose(f);
+		chmod(path, 0600);
+		assert_int_equal(veil_vault_open_any(path, NULL, &v, &d), VEIL_EINVAL);
+		assert_null(v);
+		assert_non_null(strstr(d.msgs[0], "not a veil master-key provider record"));
+		veil_diags_free(&d);
+	}
+	unlink(path);
+}
+
+/* rotation is the PKCS#11 provider's; a key file is refused, not half-done */
+static void test_rotation_refused_for_key_file(void **state)
+{
+	(void)state;
+	struct veil_vault *v = open_vault();
+	struct veil_diags d;
+	veil_diags_init(&d);
+	uint32_t from = 0, to = 0;
+	assert_int_equal(veil_vault_rotate_begin(v, &from, &to, &d), VEIL_EINVAL);
+	assert_non_null(strstr(d.msgs[0], "rotation is for a PKCS#11 master key"));
+	uint8_t in[60] = {0}, out[VEIL_VAULT_WRAPPED_MAX];
+	size_t n = 0;
+	assert_int_equal(veil_vault_rewrap(v, "ns", in, sizeof(in), out, &n), VEIL_EINVAL);
+	assert_string_equal(veil_vault_provider(v), "file");
+	veil_diags_free(&d);
+	veil_vault_close(v);
+}
+
 static void test_seal_binds_namespace_and_detects_tampering(void **state)
 {
 	(void)state;
@@ -461,6 +579,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_master_key_file_is_private, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_key_is_not_recreated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pkcs11_bad_uri_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pkcs11_missing_module_and_pin_named, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pkcs11_bad_record_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotation_refused_for_key_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seal_binds_namespace_and_detects_tampering, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_generated_secret_not_in_database, setup, teardown),

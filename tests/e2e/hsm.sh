@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# The master key in a PKCS#11 token (issue 13, item 2), with softhsm2 and a
+# token in a temporary folder (SOFTHSM2_CONF): a CAS made with
+# --master-key pkcs11:..., policies created and attested (the key process,
+# under its seccomp filter, wraps and unwraps in the token); a restart serves
+# the same secrets; the key cannot be read out of the token (CKA_VALUE is
+# refused) and the data folder holds none; rotate-master-key re-wraps every
+# data key under a new key and destroys the old one, and a rotation stopped
+# half-way loses nothing and a rerun finishes it; backup and restore work
+# with the token; a missing module, an unknown token, a wrong or missing PIN
+# are refused at start with a message naming them.
+# Root (the key process's /proc files); a build with -Dtest_hooks=true.
+# Usage: hsm.sh BUILD_DIR
+set -u
+BUILD=$(realpath "$1")
+VEIL=$BUILD/veil
+CAS=$BUILD/veil-cas
+LAS=$BUILD/veil-las
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+PY="python3 $ROOT/tests/e2e/attack_cas_robust.py"
+MODULE=${VEIL_TEST_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+PORT=$((20000 + RANDOM % 20000))
+URL=https://127.0.0.1:$PORT
+CAS_PID= LAS_PID=
+cleanup() {
+	for p in $CAS_PID $LAS_PID; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+. "$ROOT/tests/e2e/lib.sh"
+
+if [ ! -e "$MODULE" ] || ! command -v softhsm2-util >/dev/null; then
+	echo "hsm: softhsm2 is not installed (scripts/setup.sh --test installs it)" >&2
+	exit 1
+fi
+
+# the token: in $WORK only
+mkdir -p "$WORK/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$WORK" >"$WORK/softhsm2.conf"
+export SOFTHSM2_CONF=$WORK/softhsm2.conf
+PIN=83917465
+printf '%s\n' "$PIN" >"$WORK/pin"
+chmod 600 "$WORK/pin"
+URI="pkcs11:token=veil-test;object=veil-master"
+
+A() { VEIL_HOME=$WORK/home-a "$VEIL" "$@"; }
+TESTING="--only_for_testing-trust-any --only_for_testing-debug --only_for_testing-ignore-signer"
+CERT=$WORK/home-a/identity/cert.pem KEY=$WORK/home-a/identity/key.pem
+key_hash_a() { openssl x509 -in "$CERT" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+as_a() { curl -sk --tlsv1.3 --cert "$CERT" --key "$KEY" -o "$WORK/.body" -w '%{http_code}' "$@"; }
+
+# start_cas DATA [flags...]: sets CAS_PID and KP_PID; 1 (cas.err kept) if it
+# does not start
+start_cas() {
+	local data=$1
+	shift
+	stop_cas || return 1
+	rm -f "$WORK/cas.out"
+	"$CAS" --data "$data" --listen "127.0.0.1:$PORT" --threads 2 \
+		--trust-platform "$LAS_HASH" "$@" >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	CAS_PID=$!
+	for _ in $(seq 600); do
+		if grep -q "listening" "$WORK/cas.out" 2>/dev/null; then
+			KP_PID=$(key_process_of "$CAS_PID")
+			return 0
+		fi
+		kill -0 "$CAS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -9 "$CAS_PID" 2>/dev/null
+	wait "$CAS_PID" 2>/dev/null
+	CAS_PID=
+	return 1
+}
+stop_cas() {
+	[ -n "$CAS_PID" ] || return 0
+	kill -TERM "$CAS_PID" 2>/dev/null
+	wait "$CAS_PID" 2>/dev/null
+	local r=$?
+	CAS_PID=
+	! grep -q "Sanitizer" "$WORK/cas.err" || die "$(grep -A12 Sanitizer "$WORK/cas.err")" || return 1
+	return $r
+}
+key_process_of() {
+	local c
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		tr '\0' ' ' <"/proc/$c/cmdline" | grep -q -- "--key-process" && echo "$c" && return 0
+	done
+	return 1
+}
+
+write_policy() { # ns
+	cat >"$WORK/$1.yaml" <<YAML
+name: $1
+version: "0.3"
+security:
+  attestation:
+    tolerate: [debug-mode]
+services:
+  - name: app
+    command: python3 app.py
+    pwd: /python
+    mrenclaves: [$PYHASH]
+    environment:
+      API_PASSWORD: "\$\$SCONE::password\$\$"
+secrets:
+  - name: password
+    kind: ascii
+    size: 32
+YAML
+	python3 -c 'import json,sys; print(json.dumps({"policy": open(sys.argv[1]).read()}))' "$WORK/$1.yaml" >"$WORK/$1.json"
+}
+attest_once() { # config_id
+	$PY attest "$PORT" "$CERT" "$KEY" "$WORK/las.sock" "$KH" "$1" 0 "$WORK/last.req"
+}
+password_of() {
+	sed -n 2p "$1" | "$BUILD/tests/sealed_open" "$KEY" "$WORK/last.req" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])'
+}
+# every namespace's password, as attested now, into FILE (ns password lines)
+passwords() {
+	local ns
+	: >"$1"
+	for ns in canary second third; do
+		attest_once "$ns/app" >"$WORK/att.out"
+		[ "$(head -c 3 "$WORK/att.out")" = 200 ] || die "attest $ns: $(cat "$WORK/att.out")" || return 1
+		echo "$ns $(password_of "$WORK/att.out")" >>"$1"
+	done
+}
+policy_hashes() { sqlite3 "$WORK/data/cas.db" "SELECT namespace, hash FROM policies ORDER BY namespace"; }
+key_versions() { sqlite3 "$WORK/data/cas.db" "SELECT DISTINCT substr(hex(wrapped_key),1,16) FROM policies"; }
+probe() { VEIL_PKCS11_PIN=$PIN "$WORK/p11probe" "$MODULE" veil-test; }
+
+t_setup() {
+	softhsm2-util --init-token --free --label veil-test --pin "$PIN" --so-pin 5678 >/dev/null ||
+		die "softhsm2-util --init-token failed" || return 1
+	cc -O1 -I/usr/include/p11-kit-1 -o "$WORK/p11probe" "$ROOT/tests/e2e/p11probe.c" -ldl ||
+		die "cannot build p11probe" || return 1
+	"$LAS" --socket "$WORK/las.sock" --data "$WORK/las" >"$WORK/las.out" 2>&1 &
+	LAS_PID=$!
+	for _ in $(seq 100); do grep -q "key hash" "$WORK/las.out" && break; sleep 0.05; done
+	LAS_HASH=$("$LAS" --print-key-hash --data "$WORK/las") || die "no LAS key hash" || return 1
+	build_lasc "$WORK/lasc" || return 1
+	export LASC=$WORK/lasc
+	PYHASH=$(sha256sum "$WORK/lasc" | cut -d' ' -f1)
+}
+
+# --init with the token: the key is made there; master.key records where
+t_init_with_token() {
+	VEIL_PKCS11_PIN=$PIN start_cas "$WORK/data" --init --master-key "$URI" ||
+		die "veil-cas --init with $URI: $(cat "$WORK/cas.err")" || return 1
+	head -1 "$WORK/data/master.key" | grep -qx "veil-master-key-provider 1" ||
+		die "master.key is not a provider record: $(head -c 200 "$WORK/data/master.key" | od -c | head -3)" || return 1
+	grep -qx "current 1 veil-master" "$WORK/data/master.key" || die "$(cat "$WORK/data/master.key")" || return 1
+	# the network process keeps no PIN in its environment
+	! tr '\0' '\n' <"/proc/$CAS_PID/environ" | grep -q "^VEIL_PKCS11_PIN=$PIN" ||
+		die "the network process's environment holds the PIN" || return 1
+	A cas attest "$URL" $TESTING >/dev/null || die "attest the CAS" || return 1
+	KH=$(key_hash_a)
+	local ns
+	for ns in canary second third; do
+		write_policy "$ns"
+		[ "$(as_a -X POST --data-binary @"$WORK/$ns.json" "$URL/v1/policies")" = 201 ] ||
+			die "create $ns: $(cat "$WORK/.body")" || return 1
+	done
+	passwords "$WORK/pw.before" || return 1
+	# served by the key process under its seccomp filter
+	grep -q "^Seccomp:[[:space:]]*2" "/proc/$KP_PID/status" || die "no seccomp filter in the key process" || return 1
+	[ "$(key_versions)" = 564B010200000001 ] || die "wrapped keys: $(key_versions)" || return 1
+	echo "    3 policies created and attested; wrapped keys: $(key_versions) (VK 01 02, key version 1)"
+}
+
+# a plain start (the PIN from --pin-file now) serves the same secrets
+t_restart_same_secrets() {
+	start_cas "$WORK/data" --pin-file "$WORK/pin" || die "restart: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.restart" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.restart" || die "other passwords after the restart" || return 1
+	grep -q "$PIN" "$WORK/cas.err" "$WORK/cas.out" && die "the PIN is in veil-cas's output" && return 1
+	return 0
+}
+
+# the key never leaves the token: CKA_VALUE is refused; the data folder and
+# the database hold no key (master.key is the record, every wrapped key is
+# the token's GCM output)
+t_key_not_exportable() {
+	probe >"$WORK/probe.out" || die "p11probe failed" || return 1
+	sed 's/^/    /' "$WORK/probe.out"
+	grep -qx "key veil-master token=true sensitive=true extractable=false value=CKR_ATTRIBUTE_SENSITIVE" "$WORK/probe.out" ||
+		die "the token key is not protected as it should be" || return 1
+	grep -q "value=READ" "$WORK/probe.out" && die "a key's value was read out of the token" && return 1
+	# master.key: the record's lines only
+	grep -qvE '^(veil-master-key-provider 1|provider pkcs11|token .*|object .*|module .*|current [0-9]+ .*|code-root [0-9a-f]{136})$' "$WORK/data/master.key" &&
+		die "master.key holds more than the record: $(cat "$WORK/data/master.key")" && return 1
+	[ "$(sqlite3 "$WORK/data/cas.db" "SELECT count(*) FROM policies WHERE length(wrapped_key) != 68 OR substr(hex(wrapped_key),1,8) != '564B0102'")" = 0 ] ||
+		die "a wrapped key is not in the PKCS#11 format" || return 1
+	# no copy of the token's (encrypted) object files in the data folder
+	local f g
+	for f in "$WORK"/tokens/*/*.object; do
+		while IFS= read -r g; do
+			cmp -s "$f" "$g" && die "$g is a copy of the token's $f" && return 1
+		done < <(find "$WORK/data" -type f)
+	done
+	return 0
+}
+
+# rotation: a new key re-wraps every data key; the old key is destroyed;
+# the policy hashes stay; an audit entry says so; the secrets are the same
+t_rotate() {
+	policy_hashes >"$WORK/hashes.before"
+	run "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	rejected || return 1
+	has "stop veil-cas before rotating its master key" || return 1
+	stop_cas || return 1
+	run "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	ok || return 1
+	has "pkcs11 master key version 1 -> 2; 3 data keys re-wrapped" || return 1
+	echo "    $out"
+	grep -qx "current 2 veil-master.v2" "$WORK/data/master.key" || die "$(cat "$WORK/data/master.key")" || return 1
+	[ "$(key_versions)" = 564B010200000002 ] || die "wrapped keys after rotation: $(key_versions)" || return 1
+	policy_hashes | cmp -s - "$WORK/hashes.before" || die "the policy hashes changed" || return 1
+	probe >"$WORK/probe.out" || return 1
+	grep -q "^key veil-master " "$WORK/probe.out" && die "the old key is still in the token" && return 1
+	grep -qx "key veil-master.v2 token=true sensitive=true extractable=false value=CKR_ATTRIBUTE_SENSITIVE" "$WORK/probe.out" ||
+		die "new key: $(cat "$WORK/probe.out")" || return 1
+	grep -q '"event":"rotate-master-key"' "$WORK/data/audit.log" || die "no audit entry" || return 1
+	A audit verify --data "$WORK/data" "$WORK/data/audit.log" >"$WORK/verify.out" 2>&1 ||
+		die "audit verify: $(cat "$WORK/verify.out")" || return 1
+	VEIL_PKCS11_PIN=$PIN start_cas "$WORK/data" || die "start after rotation: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.rotated" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.rotated" || die "other passwords after the rotation" || return 1
+}
+
+# a rotation stopped after the data keys were re-wrapped (test hook: exit
+# before the record is switched): both keys stay, the CAS serves, a rerun
+# finishes
+t_rotate_crash_then_rerun() {
+	stop_cas || return 1
+	run env VEIL_TEST_ROTATE_STOP=after-rewrap "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	[ "$rc" = 9 ] || die "the test hook did not stop the rotation (exit $rc: $err)" || return 1
+	grep -qx "pending 3 veil-master.v3" "$WORK/data/master.key" || die "$(cat "$WORK/data/master.key")" || return 1
+	[ "$(key_versions)" = 564B010200000003 ] || die "wrapped keys: $(key_versions)" || return 1
+	start_cas "$WORK/data" --pin-file "$WORK/pin" || die "start mid-rotation: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.mid" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.mid" || die "other passwords mid-rotation" || return 1
+	stop_cas || return 1
+	run "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	ok || return 1
+	has "version 2 -> 3; 0 data keys re-wrapped" || return 1
+	grep -q "^pending" "$WORK/data/master.key" && die "still pending" && return 1
+	probe | grep -q "^key veil-master.v2 " && die "key v2 not destroyed" && return 1
+	start_cas "$WORK/data" --pin-file "$WORK/pin" || die "start: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.after" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.after" || die "other passwords after the rerun" || return 1
+}
+
+# a rotation stopped after master.key switched to the new key, before the
+# old one was destroyed: the CAS serves; a rerun destroys the old key and
+# starts no other rotation
+t_rotate_crash_after_switch() {
+	stop_cas || return 1
+	run env VEIL_TEST_ROTATE_STOP=after-switch "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	[ "$rc" = 9 ] || die "the test hook did not stop the rotation (exit $rc: $err)" || return 1
+	grep -qx "current 4 veil-master.v4" "$WORK/data/master.key" && grep -qx "retire veil-master.v3" "$WORK/data/master.key" ||
+		die "$(cat "$WORK/data/master.key")" || return 1
+	probe | grep -q "^key veil-master.v3 " || die "the old key went before the rerun" || return 1
+	start_cas "$WORK/data" --pin-file "$WORK/pin" || die "start: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.switched" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.switched" || die "other passwords after the switch" || return 1
+	stop_cas || return 1
+	run "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+	ok || return 1
+	has "master key version 4: the rotation to it is finished (its old key destroyed)" || return 1
+	grep -qE "^(retire|pending)" "$WORK/data/master.key" && die "$(cat "$WORK/data/master.key")" && return 1
+	probe | grep -q "^key veil-master.v3 " && die "key v3 not destroyed" && return 1
+	[ "$(key_versions)" = 564B010200000004 ] || die "wrapped keys: $(key_versions)" || return 1
+	start_cas "$WORK/data" --pin-file "$WORK/pin" || die "start: $(cat "$WORK/cas.err")" || return 1
+}
+
+# backup and restore of a running PKCS#11 CAS (the PIN from the
+# environment): the backup holds the record, not the key; the restored CAS
+# serves the same secrets with the same token
+t_backup_restore() {
+	run env VEIL_PKCS11_PIN=$PIN "$CAS" backup --data "$WORK/data" "$WORK/backup"
+	ok || return 1
+	head -1 "$WORK/backup/master.key" | grep -qx "veil-master-key-provider 1" ||
+		die "the backup's master.key is not the record" || return 1
+	run env VEIL_PKCS11_PIN=$PIN "$CAS" restore "$WORK/backup" --data "$WORK/restored"
+	ok || return 1
+	start_cas "$WORK/restored" --pin-file "$WORK/pin" || die "start the restored CAS: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.restored" || return 1
+	cmp -s "$WORK/pw.before" "$WORK/pw.restored" || die "other passwords after the restore" || return 1
+}
+
+# refused at start, one line naming what is missing
+refused() { # message env...
+	local msg=$1
+	shift
+	stop_cas || return 1
+	if env "$@" "$CAS" --data "$WORK/data" --listen "127.0.0.1:$PORT" >"$WORK/cas.out" 2>"$WORK/cas.err"; then
+		die "veil-cas started ($*)"
+		return 1
+	fi
+	grep -qF -- "$msg" "$WORK/cas.err" || die "expected: $msg; got: $(cat "$WORK/cas.err")" || return 1
+	echo "    $(grep -F -- "$msg" "$WORK/cas.err")"
+}
+t_token_missing_refused() {
+	mkdir -p "$WORK/empty-tokens"
+	printf 'directories.tokendir = %s/empty-tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$WORK" >"$WORK/empty.conf"
+	refused "PKCS#11 token 'veil-test' not found" SOFTHSM2_CONF="$WORK/empty.conf" VEIL_PKCS11_PIN=$PIN || return 1
+	refused "PKCS#11 module /nonexistent/libnothing.so cannot be loaded" \
+		VEIL_PKCS11_MODULE=/nonexistent/libnothing.so VEIL_PKCS11_PIN=$PIN || return 1
+	refused "no PIN for PKCS#11 token 'veil-test': give --pin-file FILE or set VEIL_PKCS11_PIN" \
+		-u VEIL_PKCS11_PIN
+}
+t_wrong_pin_refused() {
+	refused "PKCS#11 token 'veil-test': login refused (CKR_PIN_INCORRECT: wrong PIN)" VEIL_PKCS11_PIN=11111111 || return 1
+	grep -q 11111111 "$WORK/cas.err" && die "the PIN is in the message" && return 1
+	return 0
+}
+
+[ -n "${TESTS:-}" ] && { run_in_order hsm t_setup $TESTS; exit; }
+run_in_order hsm t_setup t_init_with_token t_restart_same_secrets t_key_not_exportable t_rotate \
+	t_rotate_crash_then_rerun t_rotate_crash_after_switch t_backup_restore t_token_missing_refused t_wrong_pin_refused
