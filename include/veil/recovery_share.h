@@ -42,6 +42,11 @@
  *   commitment <64 hex>
  *   share <64 hex>
  *
+ * The share's hex (veil_hex, veil_unhex) is not constant time (a 16-entry
+ * digit table, branches on digits): it runs once per share, offline, when a
+ * holder opens it or the operator recovers, not in a server an attacker can
+ * time; the field arithmetic that combines shares is constant time.
+ *
  * Ownership: everything is the caller's. Outputs are set only on success. */
 #ifndef VEIL_RECOVERY_SHARE_H
 #define VEIL_RECOVERY_SHARE_H

@@ -738,6 +738,7 @@ int main(int argc, char **argv)
 		goto usage_error;
 	if (key_hash_only) {
 		int r = print_key_hash(data, &d);
+		cas_recovery_plan_free(&recovery);
 		veil_diags_print(&d, stderr);
 		veil_diags_free(&d);
 		return r ? 1 : 0;
