@@ -227,7 +227,8 @@ static void share_usage(FILE *f)
 		   "the share in hex with x, the threshold K, the number of shares N, the CAS's\n"
 		   "key hash and the commitment to the master key. The text is secret: K of them\n"
 		   "give the master key. Keep it off shared disks.\n\n"
-		   "  --key FILE  the holder's P-256 private key (PEM)\n"
+		   "  --key FILE  the holder's P-256 private key (PEM; an encrypted one asks\n"
+		   "              for its passphrase on the terminal)\n"
 		   "  -h, --help  this help\n");
 }
 
@@ -304,7 +305,8 @@ int cas_recovery_share_main(int argc, char **argv)
 			fclose(kf);
 		if (!key) {
 			veil_diag(&d, "--key %s: %s", key_path,
-				  kf ? "not a PEM private key" : strerror(errno));
+				  kf ? "not a PEM private key, or a wrong passphrase"
+				     : strerror(errno));
 			rc = VEIL_EINVAL;
 		}
 	}
