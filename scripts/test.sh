@@ -103,6 +103,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	tally keyproc $? "$log/keyproc.log"
 	tests/e2e/hsm.sh build-ci >"$log/hsm.log" 2>&1
 	tally hsm $? "$log/hsm.log"
+	tests/e2e/recovery.sh build-ci >"$log/recovery.log" 2>&1
+	tally recovery $? "$log/recovery.log"
 	tests/e2e/attack_inject.sh build-ci >"$log/attack-inject.log" 2>&1
 	tally attack-inject $? "$log/attack-inject.log"
 	tests/e2e/image_measure.sh build-ci >"$log/image-measure.log" 2>&1
@@ -161,6 +163,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally keyproc-asan $? "$log/keyproc-asan.log"
 	tests/e2e/hsm.sh build-asan >"$log/hsm-asan.log" 2>&1
 	tally hsm-asan $? "$log/hsm-asan.log"
+	tests/e2e/recovery.sh build-asan >"$log/recovery-asan.log" 2>&1
+	tally recovery-asan $? "$log/recovery-asan.log"
 	tests/e2e/attack_inject.sh build-asan >"$log/attack-inject-asan.log" 2>&1
 	tally attack-inject-asan $? "$log/attack-inject-asan.log"
 	tests/e2e/image_measure.sh build-asan >"$log/image-measure-asan.log" 2>&1

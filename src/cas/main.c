@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 
 #include "cas.h"
+#include "recovery.h"
 #include "veil/collateral.h"
 #include "veil/evidence.h"
 #include "veil/args.h"
@@ -33,7 +34,9 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: veil-cas --data DIR [--init] [--listen HOST:PORT] [--threads N]\n"
 		   "       veil-cas backup --data DIR DEST\n"
 		   "       veil-cas restore SRC --data NEWDIR\n"
-		   "       veil-cas rotate-master-key --data DIR [--pin-file FILE]\n\n"
+		   "       veil-cas rotate-master-key --data DIR [--pin-file FILE]\n"
+		   "       veil-cas recovery-share open --key HOLDER.pem SHARE.json\n"
+		   "       veil-cas recover --data DIR --share FILE --share FILE ...\n\n"
 		   "The Configuration and Attestation Service: stores policies encrypted at rest,\n"
 		   "generates their secrets, and (with veil-run) provisions attested services.\n\n"
 		   "  --data DIR          state folder: SQLite store (cas.db), master key, TLS\n"
@@ -49,6 +52,12 @@ static void usage(FILE *f)
 		   "  --pin-file FILE     the PKCS#11 token's PIN (else $VEIL_PKCS11_PIN)\n"
 		   "  --san NAME          with --init: one more subjectAltName (DNS name or IP)\n"
 		   "                      in the TLS certificate; repeatable\n"
+		   "  --recovery-key FILE  with --init: a recovery holder's P-256 public key\n"
+		   "                      (PEM); repeatable, one per holder (at most 255)\n"
+		   "  --recovery-threshold K  with --init and --recovery-key: split the master\n"
+		   "                      key so that any K holders recover it (2 to the\n"
+		   "                      number of keys); DIR/recovery/share-X.json holds\n"
+		   "                      share X, sealed to the X-th key\n"
 		   "  --threads N         event loops, 1 to 256 (default: number of cores)\n"
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
 		   "  --buffered-max BYTES  request bytes all connections may hold before\n"
@@ -84,7 +93,9 @@ static void usage(FILE *f)
 		   "  backup   a consistent copy of a running CAS, key material included\n"
 		   "  restore  a backup into a new data folder\n"
 		   "  rotate-master-key  a new PKCS#11 master key re-wraps every data key\n"
-		   "           (veil-cas stopped); the old key is then destroyed\n\n"
+		   "           (veil-cas stopped); the old key is then destroyed\n"
+		   "  recovery-share  open a recovery share with its holder's key\n"
+		   "  recover  the master key back from K opened recovery shares\n\n"
 		   "HTTPS only (TLS 1.3), client certificates requested; a client's identity is\n"
 		   "the SHA-256 of its certificate's public key. SIGTERM stops it cleanly.\n");
 }
@@ -517,6 +528,10 @@ int main(int argc, char **argv)
 		return cas_restore_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "rotate-master-key"))
 		return cas_rotate_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "recovery-share"))
+		return cas_recovery_share_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "recover"))
+		return cas_recover_main(argc - 1, argv + 1);
 	enum {
 		OPT_INIT = 256,
 		OPT_MASTER_KEY,
@@ -541,6 +556,8 @@ int main(int argc, char **argv)
 		OPT_MAX_CONNS,
 		OPT_MAX_CONNS_CLIENT,
 		OPT_REQUEST_TIMEOUT,
+		OPT_RECOVERY_KEY,
+		OPT_RECOVERY_THRESHOLD,
 	};
 	static const struct option opts[] = {
 	    {"data", required_argument, NULL, OPT_DATA},
@@ -564,6 +581,8 @@ int main(int argc, char **argv)
 	    {"max-connections", required_argument, NULL, OPT_MAX_CONNS},
 	    {"max-connections-per-client", required_argument, NULL, OPT_MAX_CONNS_CLIENT},
 	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+	    {"recovery-key", required_argument, NULL, OPT_RECOVERY_KEY},
+	    {"recovery-threshold", required_argument, NULL, OPT_RECOVERY_THRESHOLD},
 	    {"init", no_argument, NULL, OPT_INIT},
 	    {"master-key", required_argument, NULL, OPT_MASTER_KEY},
 	    {"pin-file", required_argument, NULL, OPT_PIN_FILE},
@@ -584,6 +603,7 @@ int main(int argc, char **argv)
 			  .max_namespaces_per_client = 1000,
 			  .max_conns_per_client = 256,
 			  .request_timeout = 30};
+	struct cas_recovery_plan recovery = {.count = 0};
 	struct veil_diags d;
 	veil_diags_init(&d);
 	if (nthreads < 1)
@@ -697,6 +717,15 @@ int main(int argc, char **argv)
 		case OPT_LOG_FILE:
 			cas.log.path = optarg;
 			break;
+		case OPT_RECOVERY_KEY:
+			if (cas_recovery_add_key(&recovery, optarg, &d))
+				goto usage_error;
+			break;
+		case OPT_RECOVERY_THRESHOLD:
+			if (veil_parse_long("--recovery-threshold", optarg, 2, 255,
+					    &recovery.threshold, &d))
+				goto usage_error;
+			break;
 		case OPT_PRINT_KEY_HASH:
 			key_hash_only = true;
 			break;
@@ -727,12 +756,23 @@ int main(int argc, char **argv)
 		veil_diag(&d, "--san applies to the certificate --init makes; give it with --init");
 		goto usage_error;
 	}
+	if (cas_recovery_check(&recovery, init, &d))
+		goto usage_error;
+	if (recovery.count && master_key.uri && strcmp(master_key.uri, "file")) {
+		/* the shares are of the key file's 32 bytes; a token's key never
+		 * leaves the token (a recovery key able to re-wrap the data keys
+		 * is not built yet: docs/cas.md, "Recovery") */
+		veil_diag(&d, "--recovery-key splits a key-file master key; a PKCS#11 key never "
+			      "leaves its token, so it cannot be split into recovery shares");
+		goto usage_error;
+	}
 	struct listen_addr la;
 	int lrc = key_hash_only ? 0 : listen_parse(listen_arg, &la, &d);
 	if (lrc == VEIL_EINVAL)
 		goto usage_error;
 	if (key_hash_only) {
 		int r = print_key_hash(data, &d);
+		cas_recovery_plan_free(&recovery);
 		veil_diags_print(&d, stderr);
 		veil_diags_free(&d);
 		return r ? 1 : 0;
@@ -780,6 +820,9 @@ int main(int argc, char **argv)
 	}
 	if (!rc)
 		rc = veil_cert_key_hash(cas.cert, cas.key_hash);
+	if (!rc && init)
+		rc = cas_recovery_write_shares(&recovery, data, cas.key_hash, &d);
+	cas_recovery_plan_free(&recovery);
 	if (!rc)
 		rc = veil_audit_open(auditlog, &cas.audit, &d);
 	/* the main thread's store: the audit head (start, checkpoints, stop);
@@ -966,6 +1009,7 @@ int main(int argc, char **argv)
 	veil_diags_free(&d);
 	return rc || keyproc_lost ? 1 : 0;
 usage_error:
+	cas_recovery_plan_free(&recovery);
 	for (size_t i = 0; i < d.count; i++)
 		veil_usage_error(prog, "%s", d.msgs[i]);
 	veil_diags_free(&d);

@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Recovery shares of the master key (issue 13, item 3; docs/cas.md,
+# "Recovery"): a CAS made with three holder keys and threshold 2 serves
+# policies and attestations; its master.key is deleted; one opened share is
+# refused and nothing is written; two give the key back, checked against the
+# commitment; the CAS then serves every policy and the same secret values.
+# Shares of another CAS, a changed opened share and a changed share file are
+# refused. Usage: recovery.sh BUILD_DIR
+set -u
+BUILD=$(realpath "$1")
+VEIL=$BUILD/veil
+CAS=$BUILD/veil-cas
+LAS=$BUILD/veil-las
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+PY="python3 $ROOT/tests/e2e/attack_cas_robust.py"
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+PORT=$((20000 + RANDOM % 20000))
+URL=https://127.0.0.1:$PORT
+CAS_PID= LAS_PID=
+cleanup() {
+	for p in $CAS_PID $LAS_PID; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+. "$ROOT/tests/e2e/lib.sh"
+
+A() { VEIL_HOME=$WORK/home-a "$VEIL" "$@"; }
+TESTING="--only_for_testing-trust-any --only_for_testing-debug --only_for_testing-ignore-signer"
+CERT=$WORK/home-a/identity/cert.pem KEY=$WORK/home-a/identity/key.pem
+key_hash_a() { openssl x509 -in "$CERT" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+as_a() { curl -sk --tlsv1.3 --cert "$CERT" --key "$KEY" -o "$WORK/.body" -w '%{http_code}' "$@"; }
+HOLDERS=(h1 h2 h3)
+NAMESPACES=(rec-a rec-b rec-c)
+
+# start_cas DATA PORT [flags...]: sets CAS_PID
+start_cas() {
+	local data=$1 port=$2
+	shift 2
+	stop_cas || return 1
+	rm -f "$WORK/cas.out"
+	"$CAS" --data "$data" --listen "127.0.0.1:$port" --threads 2 \
+		--trust-platform "$LAS_HASH" "$@" >"$WORK/cas.out" 2>"$WORK/cas.err" &
+	CAS_PID=$!
+	for _ in $(seq 600); do
+		grep -q "listening" "$WORK/cas.out" 2>/dev/null && return 0
+		kill -0 "$CAS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$WORK/cas.err" >&2
+	kill -9 "$CAS_PID" 2>/dev/null
+	wait "$CAS_PID" 2>/dev/null
+	CAS_PID=
+	return 1
+}
+stop_cas() {
+	[ -n "$CAS_PID" ] || return 0
+	kill -TERM "$CAS_PID" 2>/dev/null
+	wait "$CAS_PID" 2>/dev/null
+	local r=$?
+	CAS_PID=
+	! grep -q "Sanitizer" "$WORK/cas.err" || die "$(grep -A12 Sanitizer "$WORK/cas.err")" || return 1
+	return $r
+}
+
+write_policy() { # ns
+	cat >"$WORK/$1.yaml" <<YAML
+name: $1
+version: "0.3"
+security:
+  attestation:
+    tolerate: [debug-mode]
+services:
+  - name: app
+    command: python3 app.py
+    pwd: /python
+    mrenclaves: [$PYHASH]
+    environment:
+      API_PASSWORD: "\$\$SCONE::password\$\$"
+secrets:
+  - name: password
+    kind: ascii
+    size: 32
+YAML
+	python3 -c 'import json,sys; print(json.dumps({"policy": open(sys.argv[1]).read()}))' "$WORK/$1.yaml" >"$WORK/$1.json"
+}
+attest_once() { # config_id -> prints the status line and the body (the request in $WORK/last.req)
+	$PY attest "$PORT" "$CERT" "$KEY" "$WORK/las.sock" "$KH" "$1" 0 "$WORK/last.req"
+}
+password_of() {
+	sed -n 2p "$1" | "$BUILD/tests/sealed_open" "$KEY" "$WORK/last.req" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])'
+}
+# open_share DATA X HOLDER OUT: the opened share X of the CAS in DATA
+open_share() {
+	"$CAS" recovery-share open --key "$WORK/$3.pem" "$1/recovery/share-$2.json" >"$4" 2>"$WORK/open.err" ||
+		die "open share $2 of $1: $(cat "$WORK/open.err")"
+}
+
+t_setup() {
+	local h
+	for h in "${HOLDERS[@]}"; do
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/$h.pem" 2>/dev/null &&
+			openssl pkey -in "$WORK/$h.pem" -pubout -out "$WORK/$h.pub" || return 1
+	done
+	"$LAS" --socket "$WORK/las.sock" --data "$WORK/las" >"$WORK/las.out" 2>&1 &
+	LAS_PID=$!
+	for _ in $(seq 100); do grep -q "key hash" "$WORK/las.out" && break; sleep 0.05; done
+	LAS_HASH=$("$LAS" --print-key-hash --data "$WORK/las") || die "no LAS key hash" || return 1
+	build_lasc "$WORK/lasc" || return 1
+	export LASC=$WORK/lasc
+	PYHASH=$(sha256sum "$WORK/lasc" | cut -d' ' -f1)
+}
+
+# --init refuses bad recovery options before it creates anything
+t_init_refuses_bad_options() {
+	openssl genpkey -algorithm ed25519 -out "$WORK/ed.pem" 2>/dev/null &&
+		openssl pkey -in "$WORK/ed.pem" -pubout -out "$WORK/ed.pub" || return 1
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$WORK/p384.pem" 2>/dev/null &&
+		openssl pkey -in "$WORK/p384.pem" -pubout -out "$WORK/p384.pub" || return 1
+	local d=$WORK/bad
+	run "$CAS" --data "$d" --init --recovery-threshold 2
+	[ "$rc" = 2 ] && has "--recovery-threshold needs the holders' keys" || return 1
+	run "$CAS" --data "$d" --init --recovery-key "$WORK/h1.pub" --recovery-key "$WORK/h2.pub" --recovery-threshold 3
+	[ "$rc" = 2 ] && has "must be from 2 to the number of --recovery-key holders (2)" || return 1
+	run "$CAS" --data "$d" --init --recovery-key "$WORK/h1.pub" --recovery-key "$WORK/ed.pub" --recovery-threshold 2
+	[ "$rc" = 2 ] && has "ed.pub: not a P-256 key" || return 1
+	run "$CAS" --data "$d" --init --recovery-key "$WORK/h1.pub" --recovery-key "$WORK/p384.pub" --recovery-threshold 2
+	[ "$rc" = 2 ] && has "p384.pub: not a P-256 key" || return 1
+	run "$CAS" --data "$d" --init --recovery-key "$WORK/h1.pub" --recovery-key "$WORK/h2.pub"
+	[ "$rc" = 2 ] && has "--recovery-key needs --recovery-threshold K" || return 1
+	run "$CAS" --data "$d" --init --recovery-key "$WORK/h1.pub" --recovery-key "$WORK/h1.pub" --recovery-threshold 2
+	[ "$rc" = 2 ] && has "are the same key" || return 1
+	# a token's key never leaves it: no shares of a PKCS#11 master key
+	run "$CAS" --data "$d" --init --master-key 'pkcs11:token=veil;object=master' \
+		--recovery-key "$WORK/h1.pub" --recovery-key "$WORK/h2.pub" --recovery-threshold 2
+	[ "$rc" = 2 ] && has "a PKCS#11 key never leaves its token" || return 1
+	[ ! -e "$d" ] || die "$d was created" || return 1
+}
+
+# a CAS with 3 holders, K = 2; policies; an attestation per policy
+t_init_with_shares_serves() {
+	start_cas "$WORK/data" "$PORT" --init --recovery-key "$WORK/h1.pub" \
+		--recovery-key "$WORK/h2.pub" --recovery-key "$WORK/h3.pub" --recovery-threshold 2 || return 1
+	grep -q "master key split 2 of 3: $WORK/data/recovery/share-1.json" "$WORK/cas.err" ||
+		die "no share message: $(cat "$WORK/cas.err")" || return 1
+	local x ns
+	for x in 1 2 3; do
+		[ -f "$WORK/data/recovery/share-$x.json" ] || die "no share-$x.json" || return 1
+	done
+	CAS_HASH=$("$CAS" --print-key-hash --data "$WORK/data") || return 1
+	grep -q "\"cas_key_hash\":\"$CAS_HASH\",\"threshold\":2,\"shares\":3,\"x\":2," "$WORK/data/recovery/share-2.json" ||
+		die "share-2.json: $(cat "$WORK/data/recovery/share-2.json")" || return 1
+	# the share files hold no share in the clear: open with the wrong key fails
+	run "$CAS" recovery-share open --key "$WORK/h2.pem" "$WORK/data/recovery/share-1.json"
+	rejected && has "does not open with" || return 1
+	A cas attest "$URL" $TESTING >/dev/null || die "attest the CAS" || return 1
+	KH=$(key_hash_a)
+	for ns in "${NAMESPACES[@]}"; do
+		write_policy "$ns"
+		[ "$(as_a -X POST --data-binary @"$WORK/$ns.json" "$URL/v1/policies")" = 201 ] ||
+			die "create $ns: $(cat "$WORK/.body")" || return 1
+		attest_once "$ns/app" >"$WORK/$ns.out"
+		password_of "$WORK/$ns.out" >"$WORK/$ns.pw" && [ "$(wc -c <"$WORK/$ns.pw")" -ge 9 ] ||
+			die "no password for $ns: $(cat "$WORK/$ns.out")" || return 1
+		as_a "$URL/v1/policies/$ns" >/dev/null && cp "$WORK/.body" "$WORK/$ns.body"
+	done
+	stop_cas
+}
+
+# the key is lost: the CAS does not start; holders open their shares
+t_lost_key_and_open_shares() {
+	cp "$WORK/data/master.key" "$WORK/master.key.orig"
+	rm "$WORK/data/master.key"
+	run "$CAS" --data "$WORK/data" --listen "127.0.0.1:$PORT"
+	rejected && has "master.key is missing" || return 1
+	open_share "$WORK/data" 1 h1 "$WORK/s1.txt" || return 1
+	open_share "$WORK/data" 3 h3 "$WORK/s3.txt" || return 1
+	head -1 "$WORK/s1.txt" | grep -qx "veil-recovery-share 1" || die "s1: $(head -2 "$WORK/s1.txt")" || return 1
+	grep -qx "x 3" "$WORK/s3.txt" && grep -qx "threshold 2" "$WORK/s3.txt" || return 1
+}
+
+# K - 1 shares: refused, nothing written
+t_k_minus_1_refused() {
+	run "$CAS" recover --data "$WORK/data" --share "$WORK/s1.txt"
+	rejected && has "1 share given; this CAS's master key was split 2 of 3 and needs 2 different shares" || return 1
+	[ ! -e "$WORK/data/master.key" ] || die "master.key written from one share" || return 1
+	# the same share twice is not two shares
+	run "$CAS" recover --data "$WORK/data" --share "$WORK/s1.txt" --share "$WORK/s1.txt"
+	rejected && has "are both share 1" || return 1
+	[ ! -e "$WORK/data/master.key" ] || die "master.key written from one share twice" || return 1
+}
+
+# shares of another CAS (same holders) are refused
+t_other_cas_shares_refused() {
+	start_cas "$WORK/other" "$((PORT + 1))" --init --recovery-key "$WORK/h1.pub" \
+		--recovery-key "$WORK/h2.pub" --recovery-key "$WORK/h3.pub" --recovery-threshold 2 || return 1
+	stop_cas || return 1
+	open_share "$WORK/other" 2 h2 "$WORK/o2.txt" || return 1
+	open_share "$WORK/other" 3 h3 "$WORK/o3.txt" || return 1
+	run "$CAS" recover --data "$WORK/data" --share "$WORK/s1.txt" --share "$WORK/o2.txt"
+	rejected && has "o2.txt is a share of another CAS" || return 1
+	run "$CAS" recover --data "$WORK/data" --share "$WORK/o2.txt" --share "$WORK/o3.txt"
+	rejected && has "is a share of another CAS" || return 1
+	[ ! -e "$WORK/data/master.key" ] || die "master.key written from another CAS's shares" || return 1
+}
+
+# a changed opened share gives another key: the commitment refuses it; a
+# changed share file does not open
+t_tampered_share_refused() {
+	local last
+	last=$(sed -n 's/^share \(.*\)$/\1/p' "$WORK/s3.txt")
+	case ${last: -1} in 0) last=${last%?}1 ;; *) last=${last%?}0 ;; esac
+	sed "s/^share .*/share $last/" "$WORK/s3.txt" >"$WORK/s3-bad.txt"
+	run "$CAS" recover --data "$WORK/data" --share "$WORK/s1.txt" --share "$WORK/s3-bad.txt"
+	rejected && has "the shares do not give this CAS's master key (the commitment differs)" || return 1
+	[ ! -e "$WORK/data/master.key" ] || die "master.key written from a changed share" || return 1
+	# the share file: x changed (bound by HPKE's info), the ciphertext changed
+	sed 's/"x":2,/"x":3,/' "$WORK/data/recovery/share-2.json" >"$WORK/share-2-x.json"
+	run "$CAS" recovery-share open --key "$WORK/h2.pem" "$WORK/share-2-x.json"
+	rejected && has "does not open with" || return 1
+	local first flip=0
+	first=$(sed -n 's/.*"ciphertext":"\(.\).*/\1/p' "$WORK/data/recovery/share-2.json")
+	[ "$first" = 0 ] && flip=1 # another first character, whatever it was
+	sed "s/\"ciphertext\":\"./\"ciphertext\":\"$flip/" "$WORK/data/recovery/share-2.json" >"$WORK/share-2-ct.json"
+	cmp -s "$WORK/share-2-ct.json" "$WORK/data/recovery/share-2.json" && die "no change made" && return 1
+	run "$CAS" recovery-share open --key "$WORK/h2.pem" "$WORK/share-2-ct.json"
+	rejected && has "does not open with" || return 1
+	# not a share file at all
+	echo '{"format":"veil-recovery-share","version":1}' >"$WORK/junk.json"
+	run "$CAS" recovery-share open --key "$WORK/h2.pem" "$WORK/junk.json"
+	rejected && has "not a recovery share: members missing or unknown" || return 1
+}
+
+# K shares: the key is back, byte for byte; never over an existing key
+t_k_shares_recover() {
+	run "$CAS" recover --data "$WORK/data" --share "$WORK/s3.txt" --share "$WORK/s1.txt"
+	ok && has "recovered the master key of CAS $CAS_HASH from 2 shares" || return 1
+	cmp -s "$WORK/data/master.key" "$WORK/master.key.orig" || die "another key was recovered" || return 1
+	[ "$(stat -c %a "$WORK/data/master.key")" = 600 ] || die "master.key is mode $(stat -c %a "$WORK/data/master.key")" || return 1
+	run "$CAS" recover --data "$WORK/data" --share "$WORK/s3.txt" --share "$WORK/s1.txt"
+	rejected && has "never overwrites" || return 1
+	cmp -s "$WORK/data/master.key" "$WORK/master.key.orig" || die "master.key changed" || return 1
+}
+
+# the recovered CAS serves every policy and the same secret values
+t_recovered_cas_serves_everything() {
+	start_cas "$WORK/data" "$PORT" || return 1
+	local ns
+	for ns in "${NAMESPACES[@]}"; do
+		[ "$(as_a "$URL/v1/policies/$ns")" = 200 ] || die "get $ns: $(cat "$WORK/.body")" || return 1
+		cmp -s "$WORK/.body" "$WORK/$ns.body" || die "$ns reads differently" || return 1
+		attest_once "$ns/app" >"$WORK/$ns.again"
+		[ "$(head -c 3 "$WORK/$ns.again")" = 200 ] || die "attest $ns: $(cat "$WORK/$ns.again")" || return 1
+		[ "$(password_of "$WORK/$ns.again")" = "$(cat "$WORK/$ns.pw")" ] || die "$ns: another password" || return 1
+	done
+	stop_cas
+}
+
+# the recover command's usage errors
+t_usage_errors() {
+	run "$CAS" recover --share "$WORK/s1.txt"
+	[ "$rc" = 2 ] && has "--data DIR is required" || return 1
+	run "$CAS" recover --data "$WORK/data"
+	[ "$rc" = 2 ] && has "--share FILE is required" || return 1
+	run "$CAS" recovery-share open "$WORK/data/recovery/share-1.json"
+	[ "$rc" = 2 ] && has "--key HOLDER.pem is required" || return 1
+	run "$CAS" recovery-share close
+	[ "$rc" = 2 ] && has "expected 'open'" || return 1
+	# a folder without a CAS: no identity to check the shares against
+	mkdir -p "$WORK/empty"
+	run "$CAS" recover --data "$WORK/empty" --share "$WORK/s1.txt" --share "$WORK/s3.txt"
+	rejected && has "cannot read the CAS certificate" || return 1
+	[ ! -e "$WORK/empty/master.key" ] || return 1
+}
+
+[ -n "${TESTS:-}" ] && { run_in_order recovery t_setup $TESTS; exit; }
+run_in_order recovery t_setup t_init_refuses_bad_options t_init_with_shares_serves \
+	t_lost_key_and_open_shares t_k_minus_1_refused t_other_cas_shares_refused \
+	t_tampered_share_refused t_k_shares_recover t_recovered_cas_serves_everything t_usage_errors
