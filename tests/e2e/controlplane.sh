@@ -186,6 +186,50 @@ t_chart_renders_with_the_built_digests() {
 		[ ${#CAS_C[@]} = 4 ] && [ ${#LAS_C[@]} = 4 ] || die "no CAS or LAS container in the rendering"
 }
 
+# cas.replicas > 1: only with a shared PostgreSQL and one CAS's key
+# material (else each replica would be a CAS of its own); each pod's first
+# start copies the key material into its data folder with an empty audit log
+t_chart_replicas_need_postgres_and_key_material() {
+	run helm template veil "$CHART" --namespace veil-system --set cas.replicas=3
+	rejected && has "cas.replicas > 1 needs cas.store.urlSecret" || return 1
+	run helm template veil "$CHART" --namespace veil-system --set cas.replicas=3 \
+		--set cas.store.urlSecret=veil-db
+	rejected && has "cas.keyMaterial.existingSecret (the master key" || return 1
+	run helm template veil "$CHART" --namespace veil-system --set cas.keyMaterial.existingSecret=k
+	rejected && has "set cas.store.urlSecret too" || return 1
+	run helm template veil "$CHART" --namespace veil-system --set cas.replicas=3 \
+		--set cas.store.urlSecret=veil-db --set cas.keyMaterial.existingSecret=veil-cas-key
+	ok || return 1
+	printf '%s\n' "$out" >"$WORK/replicas.yaml"
+	has "replicas: 3" && has '- --store=$(VEIL_CAS_STORE)' && has 'secretName: "veil-cas-key"' &&
+		has 'name: "veil-db"' || die "replicas rendering: $(grep -n 'store\|secret' "$WORK/replicas.yaml")" || return 1
+	run node "$ROOT/tests/k8s/validate.mjs" --rendered "$WORK/replicas.yaml"
+	ok || return 1
+	local c script k=$WORK/key-material d=$WORK/replica/cas
+	readarray -t c < <(container_of "$WORK/replicas.yaml" StatefulSet)
+	script=$(jq -r '.[2]' <<<"${c[0]}")
+	mkdir -p "$k" "$WORK/replica" || return 1
+	for f in master.key tls-key.pem tls-cert.pem sim-platform-key.pem sim-platform-cert.pem; do
+		echo "$f" >"$k/$f"
+	done
+	# the pod's start, with veil-cas replaced by a listing of the data folder
+	script=${script//\/etc\/veil-cas\/key-material/$k}
+	script=${script//exec veil-cas/exec ls -R}
+	VEIL_CAS_DATA=$d sh -c "$script" veil-cas "$d" >"$WORK/replica.ls" 2>&1 ||
+		die "the start script failed: $(cat "$WORK/replica.ls")" || return 1
+	[ "$(cat "$d/master.key")" = master.key ] && [ "$(cat "$d/tls/key.pem")" = tls-key.pem ] &&
+		[ "$(cat "$d/tls/cert.pem")" = tls-cert.pem ] &&
+		[ "$(cat "$d/sim-platform/key.pem")" = sim-platform-key.pem ] &&
+		[ -f "$d/audit.log" ] && [ ! -s "$d/audit.log" ] && [ ! -e "$d.part" ] ||
+		die "data folder: $(cat "$WORK/replica.ls")" || return 1
+	[ "$(stat -c %a "$d/master.key")" = 600 ] && [ "$(stat -c %a "$d")" = 700 ] ||
+		die "modes: $(stat -c '%a %n' "$d" "$d/master.key")" || return 1
+	# a later start keeps what is there (its audit log, its replica id)
+	echo kept >"$d/audit.log"
+	VEIL_CAS_DATA=$d sh -c "$script" veil-cas "$d" >/dev/null 2>&1 && [ "$(cat "$d/audit.log")" = kept ] ||
+		die "a second start replaced the data folder"
+}
+
 # cas_start LOG: the CAS image as the rendered StatefulSet runs it (its
 # command as the entrypoint, its args with --listen on loopback, its env),
 # in the background; the pid of its `podman run` in CAS_PID, of veil-cas
@@ -279,5 +323,5 @@ if ! setup; then
 	exit 1
 fi
 run_in_order controlplane t_images_are_oci_layouts_skopeo_and_umoci_read t_two_builds_give_the_same_digest \
-	t_chart_renders_with_the_built_digests t_cas_image_initialises_and_serves_in_podman \
-	t_las_image_creates_its_socket_in_podman
+	t_chart_renders_with_the_built_digests t_chart_replicas_need_postgres_and_key_material \
+	t_cas_image_initialises_and_serves_in_podman t_las_image_creates_its_socket_in_podman
