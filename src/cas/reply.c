@@ -148,13 +148,14 @@ void route_fail(struct route_ctx *c, int status, const char *ns, const char *fmt
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* a store error because the database is out of reach: not the
-	 * server's fault for good, the client may retry (nothing was applied) */
+	 * server's fault for good, the client may retry. Nothing was applied,
+	 * but for a commit whose answer was lost with the connection: a retried
+	 * update then answers 409 (its predecessor is no longer current). */
 	if (status == 500 && c->t->store && c->t->store->unavailable) {
 		char why[sizeof(msg)];
 		memcpy(why, msg, sizeof(why));
 		status = 503;
-		snprintf(msg, sizeof(msg),
-			 "the database is unavailable (%.1900s): nothing was changed; retry later",
+		snprintf(msg, sizeof(msg), "the database is unavailable (%.1900s); retry later",
 			 why);
 	}
 	if (status == 401 || status == 403 || c->audit_rejects)
