@@ -340,7 +340,14 @@ int cas_check_data_dir(const char *data, bool init, bool sqlite, struct veil_dia
 	/* Without them the CAS used to start as an empty store with a fresh
 	 * audit chain: every policy gone, and a log that no longer tells. */
 	int rc = 0;
-	if (!init && !present[1]) {
+	char *replica = !init && !present[1] ? veil_path_join(data, "replica.id") : NULL;
+	if (replica && !access(replica, F_OK)) {
+		veil_diag(d,
+			  "%s holds no cas.db but a replica.id: its policies are in PostgreSQL; "
+			  "give the database with --store postgresql://...",
+			  data);
+		rc = VEIL_EINVAL;
+	} else if (!init && !present[1]) {
 		veil_diag(d,
 			  "%s/cas.db is missing: it holds every policy of this CAS; restore it "
 			  "from your backup with 'veil-cas restore' (--init would not bring it "
@@ -348,6 +355,7 @@ int cas_check_data_dir(const char *data, bool init, bool sqlite, struct veil_dia
 			  data);
 		rc = VEIL_EINVAL;
 	}
+	free(replica);
 	if (!init && !present[2]) {
 		veil_diag(d,
 			  "%s/audit.log is missing: it is the history of every change to this "

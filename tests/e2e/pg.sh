@@ -179,6 +179,10 @@ t_basic_flows() {
 	stop_replica r1 || return 1
 	start_replica r1 "$WORK/data1" "$PORT1" || die "no restart on its own head" || return 1
 	[ "$(psql_q 'SELECT count(*) FROM audit_head')" = 1 ] || die "audit heads: $(psql_q 'SELECT * FROM audit_head')" || return 1
+	# the folder without --store: not "cas.db is missing, restore it"
+	run "$CAS" --data "$WORK/data1" --listen "127.0.0.1:$PORT2" && [ "$rc" = 1 ] &&
+		has "its policies are in PostgreSQL" && lacks "restore it" || return 1
+	run "$CAS" backup --data "$WORK/data1" "$WORK/bk" && [ "$rc" = 1 ] && has "its policies are in PostgreSQL" || return 1
 	run "$VEIL" audit verify "$WORK/data1/audit.log" && ok
 }
 
