@@ -210,6 +210,61 @@ t_second_replica() {
 	[ "$(hash_via "$URL2" keep)" = "$(hash_via "$URL1" keep)" ] || die "keep differs"
 }
 
+# Secrets are generated once, by the replica that serves the create, and
+# kept by an update through the other: an attested start through either
+# replica gets the same password (veil-las and the evidence client of
+# keyproc.sh; the answer is sealed to the client's key, tests/sealed_open).
+attest_password() { # port -> the password the CAS released for secrets/app
+	python3 "$ROOT/tests/e2e/attack_cas_robust.py" attest "$1" "$WORK/home-a/identity/cert.pem" \
+		"$WORK/home-a/identity/key.pem" "$WORK/las.sock" "$KH" secrets/app 0 "$WORK/last.req" >"$WORK/att.out" &&
+		sed -n 2p "$WORK/att.out" | "$BUILD/tests/sealed_open" "$WORK/home-a/identity/key.pem" "$WORK/last.req" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])'
+}
+secrets_policy() { # [predecessor]
+	echo "name: secrets"
+	echo 'version: "0.3"'
+	echo "security:"
+	echo "  attestation:"
+	echo "    tolerate: [debug-mode]"
+	[ -n "${1:-}" ] && echo "predecessor: $1"
+	echo "services:"
+	echo "  - name: app"
+	echo "    command: python3 app.py${1:+ --updated}"
+	echo "    pwd: /python"
+	echo "    mrenclaves: [$PYHASH]"
+	echo "    environment:"
+	echo "      API_PASSWORD: \"\$\$SCONE::password\$\$\""
+	echo "secrets:"
+	echo "  - name: password"
+	echo "    kind: ascii"
+	echo "    size: 32"
+}
+t_secrets_same_through_either_replica() {
+	[ -x "$BUILD/tests/sealed_open" ] || die "no $BUILD/tests/sealed_open (-Dtests=enabled)" || return 1
+	"$BUILD/veil-las" --socket "$WORK/las.sock" --data "$WORK/las" >"$WORK/las.out" 2>&1 &
+	LAS_PID=$!
+	wait_for "$WORK/las.out" "key hash" || die "veil-las did not start" || return 1
+	local las_hash p1 p2 p3 h
+	las_hash=$("$BUILD/veil-las" --print-key-hash --data "$WORK/las") || return 1
+	build_lasc "$WORK/lasc" || return 1
+	export LASC=$WORK/lasc
+	PYHASH=$(sha256sum "$WORK/lasc" | cut -d' ' -f1)
+	KH=$(openssl x509 -in "$WORK/home-a/identity/cert.pem" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+	stop_replica r1 && stop_replica r2 || return 1
+	start_replica r1 "$WORK/data1" "$PORT1" --trust-platform "$las_hash" &&
+		start_replica r2 "$WORK/data2" "$PORT2" --trust-platform "$las_hash" || return 1
+	secrets_policy | as_body >"$WORK/secrets.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/secrets.json" "$URL2/v1/policies")" = 201 ] || die "create: $(cat "$WORK/.body")" || return 1
+	p1=$(attest_password "$PORT1") && p2=$(attest_password "$PORT2") || die "attest: $(cat "$WORK/att.out")" || return 1
+	[ ${#p1} = 32 ] && [ "$p1" = "$p2" ] || die "passwords differ between replicas: '$p1' '$p2'" || return 1
+	h=$(hash_via "$URL1" secrets) || return 1
+	secrets_policy "$h" | as_body >"$WORK/secrets2.json"
+	[ "$(as_a -X PUT --data-binary @"$WORK/secrets2.json" "$URL1/v1/policies/secrets")" = 200 ] || die "update: $(cat "$WORK/.body")" || return 1
+	p3=$(attest_password "$PORT2") && [ "$p3" = "$p1" ] || die "the update through the other replica changed the password: '$p3'" || return 1
+	hash_via "$URL2" secrets >/dev/null && jq -r .policy "$WORK/.h" | grep -q -- "--updated" ||
+		die "replica 2 does not serve the update"
+}
+
 # (b) 1,000 concurrent updates over both replicas, 100 rounds of 10 from the
 # same predecessor: one winner a round, the others 409; both replicas then
 # answer the winner's hash (a replica's caches do not serve the old one).
@@ -335,4 +390,4 @@ t_stop() {
 }
 
 run_in_order pg t_setup t_bad_store_refused t_basic_flows t_init_on_populated_database_refused \
-	t_second_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load t_stop
+	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load t_stop
