@@ -15,10 +15,13 @@
  *   copy of the same data folder is refused (delete its replica.id).
  * - veil_generation holds a counter a trigger moves at every statement that
  *   changes policies: the caches of every replica compare it (caches.c).
- * - Connections: a statement that finds the connection broken outside a
- *   transaction resets it (a new connection, following
- *   target_session_attrs to the new primary) and runs once more; inside a
- *   transaction the transaction is lost and the change fails as a whole.
+ * - Connections: a statement that finds the connection broken (libpq says
+ *   so, or the server's error is a connection exception, 08..., an
+ *   operator intervention such as a shutdown, 57P..., or a read-only
+ *   former primary, 25006) outside a transaction resets it (a new
+ *   connection, following target_session_attrs to the new primary) and
+ *   runs once more; inside a transaction the transaction is lost, the
+ *   change fails as a whole and the connection is reset after it.
  *   Either way base.unavailable tells the routes to answer 503.
  *
  * Schema versions: table veil_schema(version), one row per applied step,
@@ -51,6 +54,7 @@ struct pg_store {
 	struct veil_store base;
 	PGconn *conn;
 	bool in_tx;
+	bool lost; /* the connection is to be reset before its next use */
 	char replica[REPLICA_ID_LEN + 1];
 };
 
@@ -62,9 +66,11 @@ static struct pg_store *pg_of(struct veil_store *s)
 /* The connection works, or is made to work outside a transaction. */
 static int pg_ready(struct pg_store *q)
 {
-	if (PQstatus(q->conn) != CONNECTION_OK && !q->in_tx)
+	if ((q->lost || PQstatus(q->conn) != CONNECTION_OK) && !q->in_tx) {
 		PQreset(q->conn);
-	if (PQstatus(q->conn) != CONNECTION_OK) {
+		q->lost = false;
+	}
+	if (q->lost || PQstatus(q->conn) != CONNECTION_OK) {
 		q->base.unavailable = true;
 		return VEIL_EIO;
 	}
@@ -92,9 +98,18 @@ static int pg_exec(struct pg_store *q, const char *sql, int n, const char *const
 		}
 		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 		bool unique = state && !strcmp(state, "23505");
+		/* the server ending the session (57P01 at a fast shutdown) can be
+		 * read as this statement's error while libpq still calls the
+		 * connection OK; a former primary is read-only (25006) after a
+		 * failover: both want a new connection (to the read-write host) */
+		bool lost = PQstatus(q->conn) != CONNECTION_OK ||
+			    (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3) ||
+				       !strcmp(state, "25006")));
 		PQclear(r);
-		if (PQstatus(q->conn) != CONNECTION_OK) {
+		if (lost) {
 			q->base.unavailable = true;
+			q->lost = true; /* reset at once outside a transaction, else
+					 * after its rollback */
 			if (q->in_tx)
 				return VEIL_EIO;
 			continue;
@@ -330,7 +345,7 @@ static void pg_rollback(struct veil_store *s)
 	if (!q->in_tx)
 		return;
 	q->in_tx = false;
-	if (PQstatus(q->conn) == CONNECTION_OK)
+	if (PQstatus(q->conn) == CONNECTION_OK && !q->lost)
 		PQclear(PQexec(q->conn, "ROLLBACK"));
 }
 
