@@ -97,7 +97,8 @@ struct veil_store_ops {
 	int (*count_owned)(struct veil_store *s, const char *owner, long long *out);
 	int (*check)(struct veil_store *s, struct veil_diags *d); /* integrity check */
 	/* One write transaction: a change and the audit head it was logged at
-	 * commit together or not at all (BEGIN IMMEDIATE: one writer) */
+	 * commit together or not at all; one writer at a time (SQLite: BEGIN
+	 * IMMEDIATE; PostgreSQL: an advisory lock, across every replica) */
 	int (*begin)(struct veil_store *s);
 	int (*commit)(struct veil_store *s);
 	void (*rollback)(struct veil_store *s);
