@@ -5,11 +5,12 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 # to build and run veil (demo.sh: util-linux's unshare and mount are in every
-# Debian 12 system; jq reads the built image's index to unpack it), and scdoc
-# for the man pages; libp11-kit-dev for pkcs11.h (veil-cas's PKCS#11 master
-# keys: the header only, the module is loaded at run time)
+# Debian 12 system; jq reads the built image's index to unpack it), scdoc
+# for the man pages, libpq-dev (veil-cas --store postgresql://...) and
+# libp11-kit-dev for pkcs11.h (veil-cas's PKCS#11 master keys: the header
+# only, the module is loaded at run time)
 pkgs=(gcc libc6-dev meson ninja-build pkg-config libyaml-dev libssl-dev libevent-dev
-	libsqlite3-dev libjansson-dev libcurl4-openssl-dev libc-ares-dev libarchive-dev zlib1g-dev python3 openssl ca-certificates scdoc
+	libsqlite3-dev libpq-dev libjansson-dev libcurl4-openssl-dev libc-ares-dev libarchive-dev zlib1g-dev python3 openssl ca-certificates scdoc
 	jq libp11-kit-dev)
 if [ "${1:-}" = "--test" ]; then
 	# unit tests, fuzzers, format check, CAS e2e (curl, sqlite3, jq, strace),
@@ -21,9 +22,10 @@ if [ "${1:-}" = "--test" ]; then
 	# (skopeo and umoci read and make the OCI layouts veil writes; Debian's
 	# docker-registry on loopback; mmdebstrap makes the python base image), the
 	# podman e2e (rootful podman with runc), the independent evidence verifiers
-	# (tests/evidence/check_*.py: python3-cryptography), the PKCS#11 e2e
+	# (tests/evidence/check_*.py: python3-cryptography), the PostgreSQL store's
+	# e2e (tests/e2e/pg.sh: PostgreSQL 15's initdb and pg_ctl), the PKCS#11 e2e
 	# (tests/e2e/hsm.sh: softhsm2, a software token)
-	pkgs+=(python3-cryptography libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
+	pkgs+=(postgresql-15 python3-cryptography libcmocka-dev clang libclang-rt-14-dev clang-format curl sqlite3 procps groff-base jq
 		man-db strace gdb e2fsprogs bindfs skopeo umoci unzip systemd docker-registry mmdebstrap
 		podman runc softhsm2)
 	# Debian's nodejs ships npm separately; nodesource's nodejs bundles it

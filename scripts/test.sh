@@ -83,6 +83,8 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	tally e2e $? "$log/e2e.log"
 	tests/e2e/cas.sh build-ci >"$log/cas.log" 2>&1
 	tally cas $? "$log/cas.log"
+	tests/e2e/pg.sh build-ci >"$log/pg.log" 2>&1
+	tally pg $? "$log/pg.log"
 	tests/e2e/attest.sh build-ci >"$log/attest.log" 2>&1
 	tally attest $? "$log/attest.log"
 	tests/e2e/collect.sh build-ci >"$log/collect.log" 2>&1
@@ -143,6 +145,8 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally e2e-asan $? "$log/e2e-asan.log"
 	tests/e2e/cas.sh build-asan >"$log/cas-asan.log" 2>&1
 	tally cas-asan $? "$log/cas-asan.log"
+	tests/e2e/pg.sh build-asan >"$log/pg-asan.log" 2>&1
+	tally pg-asan $? "$log/pg-asan.log"
 	tests/e2e/attest.sh build-asan >"$log/attest-asan.log" 2>&1
 	tally attest-asan $? "$log/attest-asan.log"
 	tests/e2e/collect.sh build-asan >"$log/collect-asan.log" 2>&1

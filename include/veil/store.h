@@ -1,5 +1,6 @@
-/* CAS storage: a small interface with SQLite as the embedded default (and
- * PostgreSQL later), plus the vault that encrypts what is stored.
+/* CAS storage: a small interface with SQLite as the embedded default and
+ * PostgreSQL for several replicas sharing one database (store_pg.c), plus
+ * the vault that encrypts what is stored.
  *
  * A row holds a namespace's name, its policy hash, its creator's key hash, the
  * namespace data key wrapped by the master key, and the encrypted payload
@@ -96,16 +97,26 @@ struct veil_store_ops {
 	int (*count_owned)(struct veil_store *s, const char *owner, long long *out);
 	int (*check)(struct veil_store *s, struct veil_diags *d); /* integrity check */
 	/* One write transaction: a change and the audit head it was logged at
-	 * commit together or not at all (BEGIN IMMEDIATE: one writer) */
+	 * commit together or not at all; one writer at a time (SQLite: BEGIN
+	 * IMMEDIATE; PostgreSQL: an advisory lock, across every replica) */
 	int (*begin)(struct veil_store *s);
 	int (*commit)(struct veil_store *s);
 	void (*rollback)(struct veil_store *s);
 	int (*set_head)(struct veil_store *s, const struct veil_store_head *h);
 	int (*get_head)(struct veil_store *s, struct veil_store_head *out); /* VEIL_ENOENT: none */
+	/* A counter every committed change of the policies moves, whichever
+	 * process made it: the caches of a store shared by several processes
+	 * check it (caches.c). NULL where one process owns the store (SQLite:
+	 * the process's own counter says it all). */
+	int (*generation)(struct veil_store *s, unsigned long long *out);
 	void (*close)(struct veil_store *s);
 };
 struct veil_store {
 	const struct veil_store_ops *ops;
+	/* set by the last operation that failed because the database could not
+	 * be reached (the request is answered 503, retry later), cleared by the
+	 * next one that reached it */
+	bool unavailable;
 };
 
 /* SQLite in dir/cas.db: WAL, synchronous=FULL (an acknowledged write survives
@@ -120,6 +131,26 @@ struct sqlite3;
 int veil_store_sqlite_migrate(struct sqlite3 *db, const char *path,
 			      const struct veil_store_opener *opener,
 			      struct veil_diags *d) VEIL_MUST_CHECK;
+
+/* A store by its URL: NULL is SQLite in data_dir/cas.db; postgresql://...
+ * or postgres://... is PostgreSQL (veil_store_pg_open). first: the process's
+ * first store (main.c's), which migrates the schema and, on PostgreSQL,
+ * claims the replica's audit head. */
+int veil_store_open(const char *url, const char *data_dir, bool first,
+		    const struct veil_store_opener *opener, struct veil_store **out,
+		    struct veil_diags *d) VEIL_MUST_CHECK;
+bool veil_store_url_is_pg(const char *url);
+
+/* PostgreSQL (libpq): url is a libpq connection URI, passed on unchanged
+ * (TLS with sslmode/sslcert/sslkey/sslrootcert, several hosts with
+ * target_session_attrs=read-write). The audit head is kept per replica,
+ * under the id in data_dir/replica.id (made at the first start). first:
+ * applies the schema migrations (veil_schema, under an advisory lock) and
+ * refuses to start when a running replica holds the same id. */
+int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct veil_store **out,
+		       struct veil_diags *d) VEIL_MUST_CHECK;
+/* The schema version (table veil_schema) this code writes. */
+#define VEIL_STORE_PG_SCHEMA_VERSION 1
 
 /* The vault: a master key that wraps per-namespace data keys. Providers:
  * a 0600 key file (simulation), or an AES-256 key in a PKCS#11 token that

@@ -293,8 +293,9 @@ void route_attest(struct route_ctx *c, const char *name)
 			   cl.platform_key, config_id);
 		goto out;
 	}
-	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
-	struct attest_cache_entry *slot = attest_cache_slot(c->t, ns, gen);
+	unsigned long long gen = 0;
+	struct attest_cache_entry *slot =
+	    cas_cache_generation(c->t, &gen) ? NULL : attest_cache_slot(c->t, ns, gen);
 	struct stored_policy *sp = &st;    /* the cached entry, or st (this request's) */
 	const struct veil_record *rp = &r; /* likewise */
 	if (slot && slot->used && slot->generation == gen && !strcmp(slot->ns, ns)) {

@@ -532,7 +532,7 @@ int cas_backup_main(int argc, char **argv)
 	veil_diags_init(&d);
 	char *partial = partial_name(dest);
 	char *db = partial ? veil_path_join(partial, "cas.db") : NULL;
-	int rc = db ? cas_check_data_dir(data, false, &d) : VEIL_ENOMEM;
+	int rc = db ? cas_check_data_dir(data, false, true, &d) : VEIL_ENOMEM;
 	if (!rc)
 		rc = fresh_folder(dest, &d);
 	if (!rc && mkdir(partial, 0700)) {

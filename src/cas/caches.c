@@ -7,6 +7,22 @@
 
 #include "routes.h"
 
+/* This process's counter (commit.c) plus, on a shared store, the store's
+ * (veil_generation, moved by every replica's changes in their
+ * transactions): both only grow, so their sum moves when either does. The
+ * shared one costs a query per cached request (a primary-key read of one
+ * row), still far less than opening the policy again. */
+int cas_cache_generation(struct cas_thread *t, unsigned long long *out)
+{
+	unsigned long long local = __atomic_load_n(&t->cas->generation, __ATOMIC_ACQUIRE);
+	unsigned long long shared = 0;
+	struct veil_store *st = t->store;
+	if (st->ops->generation && st->ops->generation(st, &shared))
+		return VEIL_EIO;
+	*out = local + shared;
+	return 0;
+}
+
 /* ---- the read cache: decrypting and parsing a policy once per change ---- */
 
 struct read_cache_entry *read_cache_slot(struct cas_thread *t, const char *ns)

@@ -67,6 +67,7 @@ void cas_log_request(struct cas_log *l, const struct cas_log_entry *e);
 
 struct cas {
 	const char *data_dir;
+	const char *store_url; /* --store: PostgreSQL; NULL: SQLite in data_dir */
 	struct cas_log log;
 	struct veil_vault *vault;
 	struct veil_audit *audit;
@@ -78,7 +79,9 @@ struct cas {
 	size_t body_max;
 	struct cas_metrics metrics;
 	/* bumped after every committed change: read caches older than it are stale
-	 * (one CAS process per data folder: the audit log's lock ensures it) */
+	 * (one CAS process per data folder: the audit log's lock ensures it; on
+	 * a store several replicas share, the store's generation is added:
+	 * cas_cache_generation) */
 	unsigned long long generation;
 	char **trusted_platforms; /* --trust-platform key hashes */
 	size_t trusted_count;
@@ -201,8 +204,10 @@ int cas_backup_main(int argc, char **argv) VEIL_MUST_CHECK;
 /* rotate.c: veil-cas rotate-master-key --data DIR [--pin-file FILE] */
 int cas_rotate_main(int argc, char **argv) VEIL_MUST_CHECK;
 int cas_restore_main(int argc, char **argv) VEIL_MUST_CHECK;
-/* main.c: DIR holds a CAS (or, with init, none yet); the reason in d */
-int cas_check_data_dir(const char *data, bool init, struct veil_diags *d) VEIL_MUST_CHECK;
+/* main.c: DIR holds a CAS (or, with init, none yet); the reason in d.
+ * sqlite: its policies are in DIR/cas.db (else in --store's database) */
+int cas_check_data_dir(const char *data, bool init, bool sqlite,
+		       struct veil_diags *d) VEIL_MUST_CHECK;
 void cas_cache_free(struct cas_thread *t); /* caches.c: a thread's caches */
 const char *cas_route_name(enum cas_route r);
 void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, double seconds);

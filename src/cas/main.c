@@ -31,7 +31,8 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: veil-cas --data DIR [--init] [--listen HOST:PORT] [--threads N]\n"
+	fprintf(f, "Usage: veil-cas --data DIR [--init] [--store URL] [--listen HOST:PORT]\n"
+		   "                [--threads N]\n"
 		   "       veil-cas backup --data DIR DEST\n"
 		   "       veil-cas restore SRC --data NEWDIR\n"
 		   "       veil-cas rotate-master-key --data DIR [--pin-file FILE]\n"
@@ -41,6 +42,11 @@ static void usage(FILE *f)
 		   "generates their secrets, and (with veil-run) provisions attested services.\n\n"
 		   "  --data DIR          state folder: SQLite store (cas.db), master key, TLS\n"
 		   "                      identity, audit log (made mode 0700)\n"
+		   "  --store URL         keep policies in PostgreSQL instead of DIR/cas.db:\n"
+		   "                      postgresql://... (or postgres://...), a libpq URI\n"
+		   "                      (TLS: sslmode, sslcert, sslkey, sslrootcert; several\n"
+		   "                      hosts with target_session_attrs=read-write); replicas\n"
+		   "                      on one database share DIR's master.key and tls/\n"
 		   "  --init              create a new CAS in DIR (refused if DIR holds one),\n"
 		   "                      then serve; without it DIR must hold a CAS\n"
 		   "  --listen HOST:PORT  HTTPS address (default 127.0.0.1:8081); HOST may be a\n"
@@ -318,7 +324,7 @@ static int make_identity(struct cas *cas, struct veil_diags *d)
 /* A CAS is its master key plus what it wraps. A new one is made only on
  * request: silently making a fresh key beside policies sealed under a lost one
  * left a CAS that reported healthy and answered 500 to every read. */
-int cas_check_data_dir(const char *data, bool init, struct veil_diags *d)
+int cas_check_data_dir(const char *data, bool init, bool sqlite, struct veil_diags *d)
 {
 	static const char *const parts[] = {"master.key", "cas.db", "audit.log", "tls"};
 	bool present[VEIL_ARRAY_LEN(parts)], any = false;
@@ -327,7 +333,10 @@ int cas_check_data_dir(const char *data, bool init, struct veil_diags *d)
 		if (!p)
 			return VEIL_ENOMEM;
 		present[i] = access(p, F_OK) == 0;
-		any |= present[i];
+		if (i == 1 && !sqlite)
+			present[i] = true; /* the policies are in PostgreSQL */
+		else
+			any |= present[i];
 		free(p);
 	}
 	if (init && any) {
@@ -350,7 +359,14 @@ int cas_check_data_dir(const char *data, bool init, struct veil_diags *d)
 	/* Without them the CAS used to start as an empty store with a fresh
 	 * audit chain: every policy gone, and a log that no longer tells. */
 	int rc = 0;
-	if (!init && !present[1]) {
+	char *replica = !init && !present[1] ? veil_path_join(data, "replica.id") : NULL;
+	if (replica && !access(replica, F_OK)) {
+		veil_diag(d,
+			  "%s holds no cas.db but a replica.id: its policies are in PostgreSQL; "
+			  "give the database with --store postgresql://...",
+			  data);
+		rc = VEIL_EINVAL;
+	} else if (!init && !present[1]) {
 		veil_diag(d,
 			  "%s/cas.db is missing: it holds every policy of this CAS; restore it "
 			  "from your backup with 'veil-cas restore' (--init would not bring it "
@@ -358,6 +374,7 @@ int cas_check_data_dir(const char *data, bool init, struct veil_diags *d)
 			  data);
 		rc = VEIL_EINVAL;
 	}
+	free(replica);
 	if (!init && !present[2]) {
 		veil_diag(d,
 			  "%s/audit.log is missing: it is the history of every change to this "
@@ -424,13 +441,13 @@ static int tighten_data_files(const char *data, struct veil_diags *d)
 }
 
 /* --print-key-hash: the key hash of DIR's CAS, nothing created or started */
-static int print_key_hash(const char *data, struct veil_diags *d)
+static int print_key_hash(const char *data, bool sqlite, struct veil_diags *d)
 {
 	char *cert_path = veil_path_join(data, "tls/cert.pem");
 	char hash[VEIL_KEY_HASH_HEX];
 	X509 *cert = NULL;
 	FILE *f = NULL;
-	int rc = cert_path ? cas_check_data_dir(data, false, d) : VEIL_ENOMEM;
+	int rc = cert_path ? cas_check_data_dir(data, false, sqlite, d) : VEIL_ENOMEM;
 	if (rc)
 		goto out;
 	if (!(f = fopen(cert_path, "re")) || !(cert = PEM_read_X509(f, NULL, NULL, NULL))) {
@@ -493,6 +510,25 @@ static int reconcile_audit(struct cas *cas, struct veil_store *st, const char *p
 		veil_diag(d, "the audit log does not hold what the store committed; veil-cas does "
 			     "not start on it ('veil audit verify --data DIR' says more)");
 	return rc;
+}
+
+/* --init --store: a database that holds policies holds another CAS's, sealed
+ * under its master key: a replica of it starts on a copy of its data folder */
+static int refuse_populated_database(struct veil_store *st, struct veil_diags *d)
+{
+	long long n = 0;
+	if (st->ops->count(st, &n)) {
+		veil_diag(d, "--store: cannot count the policies in the database");
+		return VEIL_EIO;
+	}
+	if (!n)
+		return 0;
+	veil_diag(d,
+		  "--init --store: the database already holds %lld namespaces of another CAS "
+		  "(sealed under its master key); to add a replica of that CAS, start on a copy "
+		  "of its data folder (without replica.id) instead of --init",
+		  n);
+	return VEIL_EINVAL;
 }
 
 #define CHECKPOINT_SECONDS 60
@@ -558,9 +594,11 @@ int main(int argc, char **argv)
 		OPT_REQUEST_TIMEOUT,
 		OPT_RECOVERY_KEY,
 		OPT_RECOVERY_THRESHOLD,
+		OPT_STORE,
 	};
 	static const struct option opts[] = {
 	    {"data", required_argument, NULL, OPT_DATA},
+	    {"store", required_argument, NULL, OPT_STORE},
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"threads", required_argument, NULL, OPT_THREADS},
 	    {"body-max", required_argument, NULL, OPT_BODY_MAX},
@@ -624,6 +662,15 @@ int main(int argc, char **argv)
 			break;
 		case OPT_DATA:
 			data = optarg;
+			break;
+		case OPT_STORE:
+			if (!veil_store_url_is_pg(optarg)) {
+				veil_diag(&d, "--store: expected postgresql://... or "
+					      "postgres://... (without --store: SQLite in the "
+					      "data folder)");
+				goto usage_error;
+			}
+			cas.store_url = optarg;
 			break;
 		case OPT_LISTEN:
 			listen_arg = optarg;
@@ -771,7 +818,7 @@ int main(int argc, char **argv)
 	if (lrc == VEIL_EINVAL)
 		goto usage_error;
 	if (key_hash_only) {
-		int r = print_key_hash(data, &d);
+		int r = print_key_hash(data, !cas.store_url, &d);
 		cas_recovery_plan_free(&recovery);
 		veil_diags_print(&d, stderr);
 		veil_diags_free(&d);
@@ -787,8 +834,9 @@ int main(int argc, char **argv)
 	char *keyfile = veil_path_join(data, "master.key");
 	char *tlsdir = veil_path_join(data, "tls");
 	char *auditlog = veil_path_join(data, "audit.log");
-	int rc = threads && keyfile && tlsdir && auditlog ? cas_check_data_dir(data, init, &d)
-							  : VEIL_ENOMEM;
+	int rc = threads && keyfile && tlsdir && auditlog
+		     ? cas_check_data_dir(data, init, !cas.store_url, &d)
+		     : VEIL_ENOMEM;
 	if (!rc)
 		rc = lrc;
 	/* the address first: a CAS already serving it stops this one before
@@ -831,7 +879,9 @@ int main(int argc, char **argv)
 	struct veil_store *main_store = NULL;
 	struct veil_store_opener opener = {cas_policy_exports, cas.vault};
 	if (!rc)
-		rc = veil_store_sqlite_open(data, &opener, &main_store, &d);
+		rc = veil_store_open(cas.store_url, data, true, &opener, &main_store, &d);
+	if (!rc && init && cas.store_url)
+		rc = refuse_populated_database(main_store, &d);
 	if (!rc)
 		rc = reconcile_audit(&cas, main_store, auditlog, &d);
 	if (!rc && collateral_dir) {
@@ -879,7 +929,8 @@ int main(int argc, char **argv)
 		t->cache = calloc(READ_CACHE_SLOTS, sizeof(*t->cache));
 		t->fd = i == 0 ? first_fd : listen_socket(listen_arg, &la, false, &d);
 		first_fd = -1;
-		if (t->fd < 0 || veil_store_sqlite_open(data, &opener, &t->store, &d) ||
+		if (t->fd < 0 ||
+		    veil_store_open(cas.store_url, data, false, &opener, &t->store, &d) ||
 		    !(t->base = event_base_new()) || !(t->http = evhttp_new(t->base))) {
 			rc = VEIL_EIO;
 			break;

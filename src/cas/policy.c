@@ -242,9 +242,9 @@ static int load_checked(struct route_ctx *c, const char *ns, int for_update, str
 
 void route_policy_get(struct route_ctx *c, const char *ns)
 {
-	struct cas *cas = c->t->cas;
-	unsigned long long gen = __atomic_load_n(&cas->generation, __ATOMIC_ACQUIRE);
-	struct read_cache_entry *e = read_cache_slot(c->t, ns);
+	unsigned long long gen = 0;
+	struct read_cache_entry *e =
+	    cas_cache_generation(c->t, &gen) ? NULL : read_cache_slot(c->t, ns);
 	if (e && e->response && e->generation == gen && !strcmp(e->ns, ns)) {
 		if (!c->identity) {
 			route_fail(c, 403, ns, "a client certificate is required");

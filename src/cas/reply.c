@@ -147,6 +147,17 @@ void route_fail(struct route_ctx *c, int status, const char *ns, const char *fmt
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* a store error because the database is out of reach: not the
+	 * server's fault for good, the client may retry. Nothing was applied,
+	 * but for a commit whose answer was lost with the connection: a retried
+	 * update then answers 409 (its predecessor is no longer current). */
+	if (status == 500 && c->t->store && c->t->store->unavailable) {
+		char why[sizeof(msg)];
+		memcpy(why, msg, sizeof(why));
+		status = 503;
+		snprintf(msg, sizeof(msg), "the database is unavailable (%.1900s); retry later",
+			 why);
+	}
 	if (status == 401 || status == 403 || c->audit_rejects)
 		route_audit(c, status == 403 || status == 401 ? "refuse" : "reject", ns, status,
 			    msg);

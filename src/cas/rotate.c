@@ -180,7 +180,7 @@ int cas_rotate_main(int argc, char **argv)
 	char *auditlog = veil_path_join(data, "audit.log");
 	uint32_t from = 0, to = 0;
 	long long count = 0;
-	int rc = keyfile && auditlog ? cas_check_data_dir(data, false, &d) : VEIL_ENOMEM;
+	int rc = keyfile && auditlog ? cas_check_data_dir(data, false, true, &d) : VEIL_ENOMEM;
 	/* the audit log's lock: a running veil-cas holds it */
 	if (!rc && (rc = veil_audit_open(auditlog, &audit, &d)))
 		veil_diag(&d, "stop veil-cas before rotating its master key");

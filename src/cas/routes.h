@@ -93,6 +93,11 @@ int consent_index_exports(struct veil_store *st, const struct veil_policy *p) VE
 int consent_check_name_free(struct route_ctx *c, const struct veil_policy *p) VEIL_MUST_CHECK;
 
 /* ---- caches.c: the read cache and the attest cache ---- */
+/* The generation this thread's caches are valid for: it moves at every
+ * change committed by this process and, on a store shared by several
+ * replicas (PostgreSQL), by any of them. Non-zero: the store did not say
+ * (use no cache). */
+int cas_cache_generation(struct cas_thread *t, unsigned long long *out) VEIL_MUST_CHECK;
 struct read_cache_entry *read_cache_slot(struct cas_thread *t, const char *ns);
 void read_cache_fill(struct read_cache_entry *e, const char *ns, unsigned long long gen,
 		     const char *owner, const struct veil_policy *p, const char *response,

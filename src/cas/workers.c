@@ -181,7 +181,8 @@ int cas_workers_start(struct cas *cas, size_t count, struct veil_diags *d)
 		w->threads[i].cas = cas;
 		w->threads[i].fd = -1;
 		struct veil_store_opener o = {cas_policy_exports, cas->vault};
-		if (veil_store_sqlite_open(cas->data_dir, &o, &w->threads[i].store, d))
+		if (veil_store_open(cas->store_url, cas->data_dir, false, &o, &w->threads[i].store,
+				    d))
 			return VEIL_EIO;
 		if (pthread_create(&w->tids[i], NULL, worker_main, &w->threads[i]))
 			return VEIL_EIO;

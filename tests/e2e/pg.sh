@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# veil-cas on PostgreSQL (--store): the CAS flows, two replicas sharing one
+# database, the database stopped under load, a replica killed under load.
+# PostgreSQL 15 from Debian runs in a temp folder on 127.0.0.1 (a random free
+# port) as nobody (it refuses root); every server is started here and stopped
+# by PID. Usage: pg.sh BUILD_DIR
+set -u
+BUILD=$(realpath "$1")
+VEIL=$BUILD/veil
+CAS=$BUILD/veil-cas
+ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+WORK=$(mktemp -d)
+chmod 711 "$WORK" # nobody reaches its own folder below
+PG=$WORK/pg
+PG_PID=
+declare -A CAS_PIDS=()
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PGPORT=$(free_port)
+DB="postgresql://veil@127.0.0.1:$PGPORT/postgres"
+PORT1=$(free_port)
+PORT2=$(free_port)
+URL1=https://127.0.0.1:$PORT1
+URL2=https://127.0.0.1:$PORT2
+cleanup() {
+	local p
+	for p in "${CAS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	[ -n "$PG_PID" ] && kill -9 "$PG_PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' TERM INT
+
+. "$ROOT/tests/e2e/lib.sh"
+
+# PostgreSQL as nobody when we are root
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then
+		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+	else
+		"$@"
+	fi
+}
+pg_start() {
+	as_pg "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/log" -w -t 60 \
+		-o "-p $PGPORT -k $PG -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null || {
+		tail -5 "$PG/log" >&2
+		return 1
+	}
+	PG_PID=$(head -1 "$PG/data/postmaster.pid")
+}
+pg_stop() { # fast shutdown: sessions ended, no waiting for clients
+	[ -n "$PG_PID" ] || return 0
+	kill -INT "$PG_PID"
+	for _ in $(seq 600); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$PG_PID" 2>/dev/null || die "PostgreSQL $PG_PID did not stop" || return 1
+	PG_PID=
+}
+psql_q() { as_pg "$PGBIN/psql" -h "$PG" -p "$PGPORT" -U veil -d postgres -XAtq -c "$1"; }
+
+start_replica() { # name data-dir port [extra flags]
+	local name=$1 data=$2 port=$3 init=
+	shift 3
+	[ -e "$data/master.key" ] || init=--init
+	rm -f "$WORK/$name.out"
+	"$CAS" --data "$data" $init --store "$DB" --listen "127.0.0.1:$port" --threads 2 \
+		--log-file "$WORK/$name.log" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	CAS_PIDS[$name]=$!
+	for _ in $(seq 600); do
+		grep -q "listening" "$WORK/$name.out" 2>/dev/null && return 0
+		kill -0 "${CAS_PIDS[$name]}" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$WORK/$name.err" >&2
+	unset "CAS_PIDS[$name]"
+	return 1
+}
+stop_replica() { # name
+	local p=${CAS_PIDS[$1]:-}
+	[ -n "$p" ] || return 0
+	kill -TERM "$p"
+	wait "$p"
+	local r=$?
+	unset "CAS_PIDS[$1]"
+	[ "$r" -eq 0 ] || die "veil-cas $1 exited $r: $(tail -3 "$WORK/$1.err")"
+}
+
+A() { VEIL_HOME=$WORK/home-a "$VEIL" "$@"; }
+TESTING="--only_for_testing-trust-any --only_for_testing-debug --only_for_testing-ignore-signer"
+# HTTPS as client A; the body in $WORK/.body (or -o FILE), the status printed
+as_a() { curl -sk --tlsv1.3 --cert "$WORK/home-a/identity/cert.pem" --key "$WORK/home-a/identity/key.pem" \
+	-o "$WORK/.body" -w '%{http_code}' "$@"; }
+as_a_to() { # body-file curl-args...
+	local f=$1
+	shift
+	curl -sk --tlsv1.3 --cert "$WORK/home-a/identity/cert.pem" --key "$WORK/home-a/identity/key.pem" \
+		-o "$f" -w '%{http_code}' "$@"
+}
+
+policy() { # ns [predecessor] [round]
+	{
+		echo "name: $1"
+		echo 'version: "0.3"'
+		echo "access_policy:"
+		echo "  read: [CREATOR]"
+		echo "  update: [CREATOR]"
+		[ -n "${2:-}" ] && echo "predecessor: $2"
+		echo "services:"
+		echo "  - name: app"
+		echo "    command: python3 print_env.py"
+		echo "    pwd: /python"
+		echo "    mrenclaves: [$(printf 'a%.0s' $(seq 64))]"
+		echo "    environment:"
+		echo "      API_PASSWORD: \"\$\$SCONE::password\$\$\""
+		echo "      ROUND: \"${3:-0}\""
+		echo "secrets:"
+		echo "  - name: password"
+		echo "    kind: ascii"
+		echo "    size: 10"
+	}
+}
+# the JSON body of a create or update of policy text on stdin
+as_body() { jq -Rs '{policy: .}'; }
+hash_via() { # url ns: the stored hash as that replica answers
+	[ "$(as_a_to "$WORK/.h" "$1/v1/policies/$2")" = 200 ] && jq -r .hash "$WORK/.h"
+}
+
+# ---- scenarios (in order; they share the database) ----
+t_setup() {
+	[ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 at $PGBIN (apt-get install postgresql-15)" || return 1
+	mkdir -p "$PG" && chown nobody:nogroup "$PG" 2>/dev/null
+	as_pg "$PGBIN/initdb" -D "$PG/data" -U veil --auth=trust -E UTF8 --no-locale >/dev/null ||
+		die "initdb failed" || return 1
+	pg_start || die "PostgreSQL did not start" || return 1
+}
+
+t_bad_store_refused() {
+	run "$CAS" --data "$WORK/bad" --init --store "mysql://x" --listen "127.0.0.1:$PORT1" &&
+		[ "$rc" = 2 ] && has "--store: expected postgresql://" || return 1
+	run "$CAS" --data "$WORK/bad" --init --store "postgresql://veil@127.0.0.1:$PGPORT/postgres?nosuch=1" \
+		--listen "127.0.0.1:$PORT1" && [ "$rc" = 1 ] && has "not a PostgreSQL connection URI" || return 1
+	lacks "nosuch=1" || return 1
+	# nothing listens on PORT2 yet
+	run "$CAS" --data "$WORK/bad2" --init --store "postgresql://veil:s3cret@127.0.0.1:$PORT2/postgres" \
+		--listen "127.0.0.1:$PORT1" && [ "$rc" = 1 ] && has "PostgreSQL (--store): cannot connect" || return 1
+	lacks "s3cret"
+}
+
+# (a) the CAS flows on PostgreSQL
+t_basic_flows() {
+	start_replica r1 "$WORK/data1" "$PORT1" || die "veil-cas did not start on PostgreSQL" || return 1
+	[ ! -e "$WORK/data1/cas.db" ] || die "cas.db made with --store" || return 1
+	[ "$(psql_q 'SELECT max(version) FROM veil_schema')" = 1 ] || die "schema version" || return 1
+	run A cas attest "$URL1" $TESTING && ok && has "pinned" || return 1
+	policy basic >"$WORK/basic.yaml"
+	run A policy create "$WORK/basic.yaml" && ok && has "created basic" || return 1
+	run A policy create "$WORK/basic.yaml" && rejected && has "409" && has "exists" || return 1
+	run A policy get basic && ok && has "name: basic" || return 1
+	local h
+	h=$(hash_via "$URL1" basic) || die "no hash" || return 1
+	policy basic "$h" 1 >"$WORK/basic1.yaml"
+	run A policy update "$WORK/basic1.yaml" && ok || return 1
+	# the same predecessor again: no longer the current hash
+	policy basic "$h" 2 >"$WORK/basic2.yaml"
+	run A policy update "$WORK/basic2.yaml" && rejected && has "409" || return 1
+	run A policy list && ok && has "basic" || return 1
+	# stored encrypted: the policy's text is not in the database
+	as_pg "$PGBIN/pg_dump" -h "$PG" -p "$PGPORT" -U veil postgres >"$WORK/dump.sql" || return 1
+	! grep -q "print_env.py" "$WORK/dump.sql" || die "policy text in the database in clear" || return 1
+	# child namespaces and delete
+	policy basic/child | as_body >"$WORK/child.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/child.json" "$URL1/v1/policies")" = 201 ] || die "child create: $(cat "$WORK/.body")" || return 1
+	[ "$(as_a -X DELETE "$URL1/v1/policies/basic")" = 409 ] || die "parent with child deleted" || return 1
+	[ "$(as_a -X DELETE "$URL1/v1/policies/basic/child")" = 200 ] || die "child delete" || return 1
+	[ "$(as_a -X DELETE "$URL1/v1/policies/basic")" = 200 ] || die "delete" || return 1
+	[ "$(as_a "$URL1/v1/policies/basic")" = 404 ] || die "deleted, still read" || return 1
+	[ "$(as_a "$URL1/readyz")" = 200 ] || die "readyz" || return 1
+	# a clean stop and start: the audit head this replica keeps in the database matches its log
+	stop_replica r1 || return 1
+	start_replica r1 "$WORK/data1" "$PORT1" || die "no restart on its own head" || return 1
+	[ "$(psql_q 'SELECT count(*) FROM audit_head')" = 1 ] || die "audit heads: $(psql_q 'SELECT * FROM audit_head')" || return 1
+	# the folder without --store: not "cas.db is missing, restore it"
+	run "$CAS" --data "$WORK/data1" --listen "127.0.0.1:$PORT2" && [ "$rc" = 1 ] &&
+		has "its policies are in PostgreSQL" && lacks "restore it" || return 1
+	run "$CAS" backup --data "$WORK/data1" "$WORK/bk" && [ "$rc" = 1 ] && has "its policies are in PostgreSQL" || return 1
+	run "$VEIL" audit verify "$WORK/data1/audit.log" && ok
+}
+
+t_init_on_populated_database_refused() {
+	policy keep | as_body >"$WORK/keep.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/keep.json" "$URL1/v1/policies")" = 201 ] || return 1
+	run "$CAS" --data "$WORK/other" --init --store "$DB" --listen "127.0.0.1:$PORT2" && [ "$rc" = 1 ] &&
+		has "already holds 1 namespaces of another CAS" && has "copy of its data folder"
+}
+
+# A replica is a copy of the first one's data folder (master.key, tls/),
+# without replica.id; a copy that kept it is refused while the first runs.
+t_second_replica() {
+	stop_replica r1 || return 1
+	cp -a "$WORK/data1" "$WORK/data2" || return 1
+	start_replica r1 "$WORK/data1" "$PORT1" || return 1
+	run "$CAS" --data "$WORK/data2" --store "$DB" --listen "127.0.0.1:$PORT2" && [ "$rc" = 1 ] &&
+		has "a running veil-cas uses this replica's id" || return 1
+	rm "$WORK/data2/replica.id"
+	start_replica r2 "$WORK/data2" "$PORT2" || die "second replica did not start" || return 1
+	[ "$("$CAS" --print-key-hash --data "$WORK/data1" --store "$DB")" = "$("$CAS" --print-key-hash --data "$WORK/data2" --store "$DB")" ] ||
+		die "replicas' keys differ" || return 1
+	run A cas attest "$URL2" $TESTING && ok || return 1
+	# each replica reads what the other wrote
+	[ "$(hash_via "$URL2" keep)" = "$(hash_via "$URL1" keep)" ] || die "keep differs"
+}
+
+# Secrets are generated once, by the replica that serves the create, and
+# kept by an update through the other: an attested start through either
+# replica gets the same password (veil-las and the evidence client of
+# keyproc.sh; the answer is sealed to the client's key, tests/sealed_open).
+attest_password() { # port -> the password the CAS released for secrets/app
+	python3 "$ROOT/tests/e2e/attack_cas_robust.py" attest "$1" "$WORK/home-a/identity/cert.pem" \
+		"$WORK/home-a/identity/key.pem" "$WORK/las.sock" "$KH" secrets/app 0 "$WORK/last.req" >"$WORK/att.out" &&
+		sed -n 2p "$WORK/att.out" | "$BUILD/tests/sealed_open" "$WORK/home-a/identity/key.pem" "$WORK/last.req" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])'
+}
+secrets_policy() { # [predecessor]
+	echo "name: secrets"
+	echo 'version: "0.3"'
+	echo "security:"
+	echo "  attestation:"
+	echo "    tolerate: [debug-mode]"
+	[ -n "${1:-}" ] && echo "predecessor: $1"
+	echo "services:"
+	echo "  - name: app"
+	echo "    command: python3 app.py${1:+ --updated}"
+	echo "    pwd: /python"
+	echo "    mrenclaves: [$PYHASH]"
+	echo "    environment:"
+	echo "      API_PASSWORD: \"\$\$SCONE::password\$\$\""
+	echo "secrets:"
+	echo "  - name: password"
+	echo "    kind: ascii"
+	echo "    size: 32"
+}
+t_secrets_same_through_either_replica() {
+	[ -x "$BUILD/tests/sealed_open" ] || die "no $BUILD/tests/sealed_open (-Dtests=enabled)" || return 1
+	"$BUILD/veil-las" --socket "$WORK/las.sock" --data "$WORK/las" >"$WORK/las.out" 2>&1 &
+	LAS_PID=$!
+	wait_for "$WORK/las.out" "key hash" || die "veil-las did not start" || return 1
+	local las_hash p1 p2 p3 h
+	las_hash=$("$BUILD/veil-las" --print-key-hash --data "$WORK/las") || return 1
+	build_lasc "$WORK/lasc" || return 1
+	export LASC=$WORK/lasc
+	PYHASH=$(sha256sum "$WORK/lasc" | cut -d' ' -f1)
+	KH=$(openssl x509 -in "$WORK/home-a/identity/cert.pem" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+	stop_replica r1 && stop_replica r2 || return 1
+	start_replica r1 "$WORK/data1" "$PORT1" --trust-platform "$las_hash" &&
+		start_replica r2 "$WORK/data2" "$PORT2" --trust-platform "$las_hash" || return 1
+	secrets_policy | as_body >"$WORK/secrets.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/secrets.json" "$URL2/v1/policies")" = 201 ] || die "create: $(cat "$WORK/.body")" || return 1
+	p1=$(attest_password "$PORT1") && p2=$(attest_password "$PORT2") || die "attest: $(cat "$WORK/att.out")" || return 1
+	[ ${#p1} = 32 ] && [ "$p1" = "$p2" ] || die "passwords differ between replicas: '$p1' '$p2'" || return 1
+	h=$(hash_via "$URL1" secrets) || return 1
+	secrets_policy "$h" | as_body >"$WORK/secrets2.json"
+	[ "$(as_a -X PUT --data-binary @"$WORK/secrets2.json" "$URL1/v1/policies/secrets")" = 200 ] || die "update: $(cat "$WORK/.body")" || return 1
+	p3=$(attest_password "$PORT2") && [ "$p3" = "$p1" ] || die "the update through the other replica changed the password: '$p3'" || return 1
+	hash_via "$URL2" secrets >/dev/null && jq -r .policy "$WORK/.h" | grep -q -- "--updated" ||
+		die "replica 2 does not serve the update"
+}
+
+# (b) 1,000 concurrent updates over both replicas, 100 rounds of 10 from the
+# same predecessor: one winner a round, the others 409; both replicas then
+# answer the winner's hash (a replica's caches do not serve the old one).
+t_replicas_race() {
+	policy race | as_body >"$WORK/race.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/race.json" "$URL1/v1/policies")" = 201 ] || return 1
+	local round i h won winner codes url pids
+	h=$(hash_via "$URL2" race) || return 1
+	for round in $(seq 1 100); do
+		# both replicas' caches hold the current answer
+		[ "$(hash_via "$URL1" race)" = "$h" ] && [ "$(hash_via "$URL2" race)" = "$h" ] ||
+			die "round $round: a replica does not answer $h" || return 1
+		for i in $(seq 0 9); do
+			policy race "$h" "$round.$i" | as_body >"$WORK/r$i.json"
+		done
+		pids=()
+		for i in $(seq 0 9); do
+			url=$([ $((i % 2)) = 0 ] && echo "$URL1" || echo "$URL2")
+			as_a_to "$WORK/r$i.out" -X PUT --data-binary @"$WORK/r$i.json" "$url/v1/policies/race" >"$WORK/r$i.code" &
+			pids+=($!)
+		done
+		wait "${pids[@]}"
+		won=0 codes=
+		for i in $(seq 0 9); do
+			codes+="$(cat "$WORK/r$i.code") "
+			case $(cat "$WORK/r$i.code") in
+			200) won=$((won + 1)) winner=$i ;;
+			409) ;;
+			*) die "round $round: update $i answered $(cat "$WORK/r$i.code"): $(cat "$WORK/r$i.out")" || return 1 ;;
+			esac
+		done
+		[ "$won" = 1 ] || die "round $round: $won winners ($codes)" || return 1
+		h=$(jq -r .hash "$WORK/r$winner.out")
+		[ "$(hash_via "$URL1" race)" = "$h" ] && [ "$(hash_via "$URL2" race)" = "$h" ] ||
+			die "round $round: the winner's update $h is not what both replicas answer" || return 1
+		# the stored policy is the winner's own text
+		jq -e --arg r "ROUND: \"$round.$winner\"" '.policy | contains($r)' "$WORK/.h" >/dev/null ||
+			die "round $round: stored policy is not the winner's" || return 1
+	done
+	# exactly the winners' updates were applied: one per round, in the
+	# database's generation counter too (1 create + 100 updates, no more)
+	[ "$(grep -c '"event":"update","namespace":"race"' "$WORK/data1/audit.log" "$WORK/data2/audit.log" | awk -F: '{s += $2} END {print s}')" = 100 ] ||
+		die "audit logs do not hold 100 updates of race" || return 1
+	# the same answer, byte for byte, through either replica
+	as_a_to "$WORK/g1" "$URL1/v1/policies/race" >/dev/null && as_a_to "$WORK/g2" "$URL2/v1/policies/race" >/dev/null &&
+		cmp -s "$WORK/g1" "$WORK/g2" || die "replicas answer differently"
+}
+
+# a load of reads and updates against URL in the background: each answer's
+# status is a line in FILE
+load() { # url file ns
+	local h code n=0
+	while :; do
+		n=$((n + 1))
+		code=$(as_a_to "$WORK/load.$$.g" "$1/v1/policies/$3")
+		echo "$code" >>"$2"
+		if [ "$code" = 200 ]; then
+			h=$(jq -r .hash "$WORK/load.$$.g")
+			policy "$3" "$h" "load$n" | as_body >"$WORK/load.$$.json"
+			as_a_to "$WORK/load.$$.u" -X PUT --data-binary @"$WORK/load.$$.json" "$1/v1/policies/$3" >>"$2"
+			echo >>"$2"
+		fi
+		sleep 0.02
+	done
+}
+
+# (c) the database stopped under load: 503s that say why, no 500; after it
+# restarts, requests succeed without restarting veil-cas
+t_database_restart_under_load() {
+	policy dbload | as_body >"$WORK/dbload.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/dbload.json" "$URL1/v1/policies")" = 201 ] || return 1
+	load "$URL1" "$WORK/codes1" dbload &
+	local lp=$!
+	sleep 1
+	pg_stop || { kill "$lp"; return 1; }
+	sleep 2
+	local code
+	code=$(as_a "$URL1/v1/policies/dbload")
+	[ "$code" = 503 ] && grep -q "the database is unavailable" "$WORK/.body" ||
+		{ kill "$lp"; die "database down: $code $(cat "$WORK/.body")"; return 1; }
+	[ "$(as_a "$URL2/readyz")" = 503 ] || { kill "$lp"; die "readyz with the database down"; return 1; }
+	pg_start || { kill "$lp"; return 1; }
+	sleep 2
+	kill "$lp"
+	wait "$lp" 2>/dev/null
+	grep -q '^503' "$WORK/codes1" || die "no 503 seen under load" || return 1
+	! grep -qvE '^(200|409|503)$' "$WORK/codes1" || die "unexpected answers: $(sort "$WORK/codes1" | uniq -c)" || return 1
+	tail -3 "$WORK/codes1" | grep -q '^200$' || die "no recovery: $(tail -5 "$WORK/codes1")" || return 1
+	# both replicas serve again, and agree
+	[ "$(hash_via "$URL1" dbload)" = "$(hash_via "$URL2" dbload)" ] || die "replicas disagree after the restart" || return 1
+	policy dbload "$(hash_via "$URL2" dbload)" after | as_body >"$WORK/dbafter.json"
+	[ "$(as_a -X PUT --data-binary @"$WORK/dbafter.json" "$URL2/v1/policies/dbload")" = 200 ] || die "update after restart"
+}
+
+# (d) kill -9 of one replica under load: the other keeps serving; the killed
+# one starts again on its own log and audit head
+t_replica_killed_under_load() {
+	policy killload | as_body >"$WORK/killload.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/killload.json" "$URL2/v1/policies")" = 201 ] || return 1
+	load "$URL1" "$WORK/codes-k1" killload &
+	local l1=$!
+	load "$URL2" "$WORK/codes-k2" killload &
+	local l2=$!
+	sleep 1.5
+	kill -9 "${CAS_PIDS[r1]}"
+	wait "${CAS_PIDS[r1]}" 2>/dev/null
+	unset "CAS_PIDS[r1]"
+	: >"$WORK/codes-k2"
+	sleep 2
+	kill "$l1" "$l2"
+	wait "$l1" "$l2" 2>/dev/null
+	grep -q '^200$' "$WORK/codes-k2" || die "the other replica stopped serving" || return 1
+	! grep -qvE '^(200|409)$' "$WORK/codes-k2" || die "other replica: $(sort "$WORK/codes-k2" | uniq -c)" || return 1
+	start_replica r1 "$WORK/data1" "$PORT1" || die "the killed replica does not start again" || return 1
+	[ "$(hash_via "$URL1" killload)" = "$(hash_via "$URL2" killload)" ] || die "replicas disagree"
+}
+
+t_stop() {
+	stop_replica r1 && stop_replica r2 || return 1
+	run "$VEIL" audit verify "$WORK/data1/audit.log" && ok || return 1
+	run "$VEIL" audit verify "$WORK/data2/audit.log" && ok || return 1
+	pg_stop
+}
+
+run_in_order pg t_setup t_bad_store_refused t_basic_flows t_init_on_populated_database_refused \
+	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load t_stop
