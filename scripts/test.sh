@@ -85,6 +85,13 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	tally cas $? "$log/cas.log"
 	tests/e2e/pg.sh build-ci >"$log/pg.log" 2>&1
 	tally pg $? "$log/pg.log"
+	# a PostgreSQL failover under load (a synchronous standby promoted)
+	tests/e2e/pg_failover.sh build-ci >"$log/pg-failover.log" 2>&1
+	tally pg-failover $? "$log/pg-failover.log"
+	# the soak, bounded for CI (bench/soak.sh: 600 s by hand): replicas on
+	# PostgreSQL under attestations and reads, errors, RSS and fds bounded
+	SOAK_TSV="$log/soak.tsv" bench/soak.sh build-ci "${SOAK_SECONDS:-45}" >"$log/soak.log" 2>&1
+	tally soak $? "$log/soak.log"
 	tests/e2e/attest.sh build-ci >"$log/attest.log" 2>&1
 	tally attest $? "$log/attest.log"
 	tests/e2e/collect.sh build-ci >"$log/collect.log" 2>&1
