@@ -44,6 +44,7 @@ done
 work=$(mktemp -d)
 pids=()
 cleanup() {
+	set +e # a killed process's status must not end the cleanup half-way (set -e)
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	rm -rf "$work"
 }

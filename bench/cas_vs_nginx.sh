@@ -29,6 +29,7 @@ echo "== $cores cores; server threads (nginx workers = veil-cas --threads): keep
 cas_pid=
 las_pid=
 cleanup() {
+	set +e # a killed process's status must not end the cleanup half-way (set -e)
 	[ -n "$cas_pid" ] && kill "$cas_pid" 2>/dev/null && wait "$cas_pid" 2>/dev/null
 	[ -n "$las_pid" ] && kill "$las_pid" 2>/dev/null && wait "$las_pid" 2>/dev/null
 	rm -rf "$work"

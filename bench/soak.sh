@@ -33,7 +33,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath "${1:-$root/build}")
 secs=${2:-600}
 pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
-tsv=${SOAK_TSV:-soak.tsv}
+tsv=$(realpath -m "${SOAK_TSV:-soak.tsv}")
 loadgen=$build/veil-loadgen
 for x in "$build/veil-cas" "$build/veil-las" "$loadgen" "$pgbin/initdb"; do
 	[ -x "$x" ] || {
@@ -43,9 +43,12 @@ for x in "$build/veil-cas" "$build/veil-las" "$loadgen" "$pgbin/initdb"; do
 done
 work=$(mktemp -d)
 chmod 711 "$work"
+cd "$work" # PostgreSQL runs as nobody, who may not enter the caller's folder
+trap 'echo "soak: a step failed at line $LINENO"; echo "soak: 0 passed, 1 failed"' ERR
 pids=()
 pg_pid=
 cleanup() {
+	set +e # a killed process's status must not end the cleanup half-way (set -e)
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	[ -n "$pg_pid" ] && kill -INT "$pg_pid" 2>/dev/null
 	sleep 0.5
@@ -126,8 +129,13 @@ reads() { # replica seconds
 }
 
 echo "== reference and scaling"
-nginx=$(PORT=$(free_port) bash "$root/bench/nginx_mtls.sh" "$loadgen" 5 "$threads" 2>&1 | grep 'mode=new')
-nginx_rate=$(field rate "$nginx")
+nginx_rate=0
+if command -v "${NGINX:-/usr/sbin/nginx}" >/dev/null; then
+	nginx=$(PORT=$(free_port) bash "$root/bench/nginx_mtls.sh" "$loadgen" 5 "$threads" 2>&1 | grep 'mode=new')
+	nginx_rate=$(field rate "$nginx")
+else
+	echo "nginx is not installed (apt-get install nginx-light): no reference rate"
+fi
 one=$(attest a 10)
 attest a 10 >"$work/two-a" &
 lg=$!
@@ -190,7 +198,9 @@ awk -F'\t' -v ref="$ref" 'NR > 1 && $1 >= ref { if (!($2 in base)) { base[$2] = 
 		if ($4 - fd0[$2] > 64) bad = bad " " $2 " fds@" $1 }
 	END { if (bad != "") { print "FAIL: growth past the bounds:" bad; exit 1 } }' "$tsv.proc" || fail=1
 awk -v t="$two" -v o="$(field rate "$one")" -v n="$nginx_rate" 'BEGIN {
-	printf "attestations/s: two replicas %.1f vs one %.1f: %.2fx; one replica / nginx handshakes %.2f\n", t, o, o ? t / o : 0, n ? o / n : 0 }'
+	printf "attestations/s: two replicas %.1f vs one %.1f: %.2fx", t, o, o ? t / o : 0
+	if (n > 0) printf "; one replica / nginx handshakes %.2f", o / n
+	printf "\n" }'
 echo "per-second table: $tsv, $tsv.proc"
 if [ "$fail" -eq 0 ]; then
 	echo "soak: bounds held; 1 passed, 0 failed"
