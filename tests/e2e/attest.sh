@@ -52,7 +52,7 @@ t_setup() {
 	"$BUILD/veil-cas" --init --data "$WORK/cas" --listen "127.0.0.1:$PORT" --threads 2 \
 		--trust-platform "$(las_hash las)" >"$WORK/cas.out" 2>"$WORK/cas.err" &
 	pids+=($!)
-	wait_for "$WORK/cas.out" "key hash" || die "veil-cas did not start" || return 1
+	wait_for "$WORK/cas.out" "key hash" || die "veil-cas did not start: $(tail -5 "$WORK/cas.err")" || return 1
 	CAS_KEY=$("$BUILD/veil-cas" --print-key-hash --data "$WORK/cas")
 	mkdir -p "$WORK/files" "$WORK/app" && cp "$SEED/print_env.py" "$WORK/files/" || return 1
 	cd "$WORK/app" || return 1

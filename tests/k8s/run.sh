@@ -594,13 +594,16 @@ helm_fails "control: an unquoted all-digit key hash" "at '/cas/trustPlatforms/0'
 	template veil "$CONTROL_CHART" -f "$WORK/control-number.yaml"
 helm_fails "control: with the schema skipped, the template refuses it too" "cas.trustPlatforms: quote each key hash" \
 	template veil "$CONTROL_CHART" -f "$WORK/control-number.yaml" --skip-schema-validation
-# values.schema.json: a misspelt key, a digest that is not one, a second CAS
+# values.schema.json: a misspelt key, a digest that is not one, a second CAS without PostgreSQL
 helm_fails "control: a misspelt value" "at '/cas': additional properties 'trustPlatform' not allowed" \
 	template veil "$CONTROL_CHART" --set cas.trustPlatform=x
 helm_fails "control: an image digest that is not sha256:<64 hex>" "at '/las/image/digest'" \
 	template veil "$CONTROL_CHART" --set las.image.digest=sha256:abc
-helm_fails "control: two CAS replicas" "at '/cas/replicas': value must be 1" \
+helm_fails "control: two CAS replicas without a shared store" "cas.replicas > 1 needs cas.store.urlSecret" \
 	template veil "$CONTROL_CHART" --set cas.replicas=2
+helm_fails "control: more CAS replicas than the schema allows" "at '/cas/replicas'" \
+	template veil "$CONTROL_CHART" --set cas.replicas=65 --set cas.store.urlSecret=db \
+	--set cas.keyMaterial.existingSecret=k
 expect_field "control: --set cas.autoInit=false runs veil-cas without the first-start script" "$C-set.yaml" StatefulSet veil-cas \
 	'o.spec.template.spec.containers[0].command' '["veil-cas"]'
 
