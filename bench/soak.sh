@@ -50,8 +50,9 @@ pg_pid=
 cleanup() {
 	set +e # a killed process's status must not end the cleanup half-way (set -e)
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	[ -n "$pg_pid" ] && kill -INT "$pg_pid" 2>/dev/null
-	sleep 0.5
+	# PostgreSQL stopped, and waited for, before its folder goes
+	[ -n "$pg_pid" ] && as_pg "$pgbin/pg_ctl" -D "$work/pg/data" stop -m fast -w -t 30 >/dev/null 2>&1
+	[ -n "$pg_pid" ] && kill -9 "$pg_pid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -88,10 +88,6 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	# a PostgreSQL failover under load (a synchronous standby promoted)
 	tests/e2e/pg_failover.sh build-ci >"$log/pg-failover.log" 2>&1
 	tally pg-failover $? "$log/pg-failover.log"
-	# the soak, bounded for CI (bench/soak.sh: 600 s by hand): replicas on
-	# PostgreSQL under attestations and reads, errors, RSS and fds bounded
-	SOAK_TSV="$log/soak.tsv" bench/soak.sh build-ci "${SOAK_SECONDS:-45}" >"$log/soak.log" 2>&1
-	tally soak $? "$log/soak.log"
 	tests/e2e/attest.sh build-ci >"$log/attest.log" 2>&1
 	tally attest $? "$log/attest.log"
 	tests/e2e/collect.sh build-ci >"$log/collect.log" 2>&1
@@ -137,6 +133,13 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	tally help $? "$log/help.log"
 	tests/e2e/install.sh build-ci >"$log/install.log" 2>&1
 	tally install $? "$log/install.log"
+	# the soak, bounded for CI (bench/soak.sh: 600 s by hand): replicas on
+	# PostgreSQL under attestations and reads, errors, RSS and fds bounded.
+	# Last of the normal part: it leaves tens of thousands of connections in
+	# TIME_WAIT (attest.sh right after it failed to start veil-cas twice in
+	# the fresh rootfs, not reproduced by hand)
+	SOAK_TSV="$log/soak.tsv" bench/soak.sh build-ci "${SOAK_SECONDS:-45}" >"$log/soak.log" 2>&1
+	tally soak $? "$log/soak.log"
 else
 	tail -30 "$log/ninja-build-ci.log"
 	fail=$((fail + 1))
