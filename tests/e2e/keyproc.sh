@@ -83,36 +83,9 @@ wait_cas_exit() {
 	CAS_PID=
 }
 
-write_policy() { # ns
-	cat >"$WORK/$1.yaml" <<YAML
-name: $1
-version: "0.3"
-security:
-  attestation:
-    tolerate: [debug-mode]
-services:
-  - name: app
-    command: python3 app.py
-    pwd: /python
-    mrenclaves: [$PYHASH]
-    environment:
-      API_PASSWORD: "\$\$SCONE::password\$\$"
-secrets:
-  - name: password
-    kind: ascii
-    size: 32
-YAML
-	python3 -c 'import json,sys; print(json.dumps({"policy": open(sys.argv[1]).read()}))' "$WORK/$1.yaml" >"$WORK/$1.json"
-}
-attest_once() { # config_id -> prints the status line and the body (the request in $WORK/last.req)
-	$PY attest "$PORT" "$CERT" "$KEY" "$WORK/las.sock" "$KH" "$1" 0 "$WORK/last.req"
-}
+. "$ROOT/tests/e2e/lib_attest.sh"
 # the password of an answer attest_once printed (sealed to the client's key:
 # tests/tools/sealed_open opens it)
-password_of() {
-	sed -n 2p "$1" | "$BUILD/tests/sealed_open" "$KEY" "$WORK/last.req" |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])'
-}
 
 t_setup() {
 	"$LAS" --socket "$WORK/las.sock" --data "$WORK/las" >"$WORK/las.out" 2>&1 &

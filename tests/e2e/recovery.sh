@@ -63,34 +63,7 @@ stop_cas() {
 	return $r
 }
 
-write_policy() { # ns
-	cat >"$WORK/$1.yaml" <<YAML
-name: $1
-version: "0.3"
-security:
-  attestation:
-    tolerate: [debug-mode]
-services:
-  - name: app
-    command: python3 app.py
-    pwd: /python
-    mrenclaves: [$PYHASH]
-    environment:
-      API_PASSWORD: "\$\$SCONE::password\$\$"
-secrets:
-  - name: password
-    kind: ascii
-    size: 32
-YAML
-	python3 -c 'import json,sys; print(json.dumps({"policy": open(sys.argv[1]).read()}))' "$WORK/$1.yaml" >"$WORK/$1.json"
-}
-attest_once() { # config_id -> prints the status line and the body (the request in $WORK/last.req)
-	$PY attest "$PORT" "$CERT" "$KEY" "$WORK/las.sock" "$KH" "$1" 0 "$WORK/last.req"
-}
-password_of() {
-	sed -n 2p "$1" | "$BUILD/tests/sealed_open" "$KEY" "$WORK/last.req" |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])'
-}
+. "$ROOT/tests/e2e/lib_attest.sh"
 # open_share DATA X HOLDER OUT: the opened share X of the CAS in DATA
 open_share() {
 	"$CAS" recovery-share open --key "$WORK/$3.pem" "$1/recovery/share-$2.json" >"$4" 2>"$WORK/open.err" ||
