@@ -32,10 +32,10 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath "${1:-$root/build}")
 secs=${2:-600}
-pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
+. "$root/tests/e2e/lib_pg.sh"
 tsv=$(realpath -m "${SOAK_TSV:-soak.tsv}")
 loadgen=$build/veil-loadgen
-for x in "$build/veil-cas" "$build/veil-las" "$loadgen" "$pgbin/initdb"; do
+for x in "$build/veil-cas" "$build/veil-las" "$loadgen" "$PGBIN/initdb"; do
 	[ -x "$x" ] || {
 		echo "$0: $x is missing" >&2
 		exit 2
@@ -46,34 +46,21 @@ chmod 711 "$work"
 cd "$work" # PostgreSQL runs as nobody, who may not enter the caller's folder
 trap 'echo "soak: a step failed at line $LINENO"; echo "soak: 0 passed, 1 failed"' ERR
 pids=()
-pg_pid=
 cleanup() {
 	set +e # a killed process's status must not end the cleanup half-way (set -e)
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	# PostgreSQL stopped, and waited for, before its folder goes
-	[ -n "$pg_pid" ] && as_pg "$pgbin/pg_ctl" -D "$work/pg/data" stop -m fast -w -t 30 >/dev/null 2>&1
-	[ -n "$pg_pid" ] && kill -9 "$pg_pid" 2>/dev/null
+	pg_server_stop data 2>/dev/null || pg_server_kill_all
 	rm -rf "$work"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 field() { sed -n "s/.* $1=\([^ /]*\).*/\1/p" <<<" $2"; }
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then
-		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
-	else
-		"$@"
-	fi
-}
 
 # PostgreSQL
 pgport=$(free_port)
-mkdir -p "$work/pg"
-[ "$(id -u)" != 0 ] || chown nobody:nogroup "$work/pg"
-as_pg "$pgbin/initdb" -D "$work/pg/data" -U veil --auth=trust -E UTF8 --no-locale >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -t 60 \
-	-o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
-pg_pid=$(head -1 "$work/pg/data/postmaster.pid")
+pg_init "$work/pg" data
+pg_server_start "$work/pg" data "$pgport"
 db="postgresql://veil@127.0.0.1:$pgport/postgres"
 
 # veil-las, the client identity, the policy (as bench/cas_vs_nginx.sh)

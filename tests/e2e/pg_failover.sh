@@ -16,11 +16,10 @@ set -u
 BUILD=$(realpath "$1")
 CAS=$BUILD/veil-cas
 ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 WORK=$(mktemp -d)
 chmod 711 "$WORK"
 PG=$WORK/pg
-declare -A PG_PID=() CAS_PID=()
+declare -A CAS_PID=()
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 P1=$(free_port)
 P2=$(free_port)
@@ -29,8 +28,9 @@ C2=$(free_port)
 DB="postgresql://veil@127.0.0.1:$P1,127.0.0.1:$P2/postgres?target_session_attrs=read-write&connect_timeout=2"
 cleanup() {
 	local p
-	for p in "${CAS_PID[@]}" "${PG_PID[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${CAS_PID[@]}"; do kill -9 "$p" 2>/dev/null; done
 	for p in "${CAS_PID[@]}"; do wait "$p" 2>/dev/null; done
+	pg_server_kill_all
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -38,22 +38,9 @@ trap 'exit 1' TERM INT
 
 . "$ROOT/tests/e2e/lib.sh"
 
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then
-		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
-	else
-		"$@"
-	fi
-}
-pg_start() { # name port [more server options]
-	as_pg "$PGBIN/pg_ctl" -D "$PG/$1" -l "$PG/$1.log" -w -t 60 \
-		-o "-p $2 -k $PG -c listen_addresses=127.0.0.1 ${3:-}" start >/dev/null || {
-		tail -5 "$PG/$1.log" >&2
-		return 1
-	}
-	PG_PID[$1]=$(head -1 "$PG/$1/postmaster.pid")
-}
-psql_on() { as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$1" -U veil -d postgres -XAtq -c "$2"; }
+. "$ROOT/tests/e2e/lib_pg.sh"
+pg_start() { pg_server_start "$PG" "$@"; } # name port [more server options]
+psql_on() { pg_sql "$@"; }
 cas_start() { # name data port
 	local init=
 	[ -e "$2/master.key" ] || init=--init
@@ -89,15 +76,12 @@ policy_json() { # predecessor round
 }
 
 t_setup() {
-	[ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 at $PGBIN (apt-get install postgresql-15)" || return 1
-	mkdir -p "$PG" && chown nobody:nogroup "$PG" 2>/dev/null
-	as_pg "$PGBIN/initdb" -D "$PG/primary" -U veil --auth=trust -E UTF8 --no-locale >/dev/null ||
-		die "initdb failed" || return 1
+	pg_init "$PG" primary || die "initdb failed" || return 1
 	# an acknowledged commit is on the standby's disk too
 	printf '%s\n' "wal_level = replica" "max_wal_senders = 4" "synchronous_standby_names = '*'" \
-		"synchronous_commit = on" | as_pg tee -a "$PG/primary/postgresql.conf" >/dev/null
+		"synchronous_commit = on" | pg_as tee -a "$PG/primary/postgresql.conf" >/dev/null
 	pg_start primary "$P1" || return 1
-	as_pg "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U veil -D "$PG/standby" -R -X stream >/dev/null ||
+	pg_as "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$P1" -U veil -D "$PG/standby" -R -X stream >/dev/null ||
 		die "pg_basebackup failed" || return 1
 	# promoted, it has no standby of its own: it must not wait for one at
 	# every commit (its configuration is the primary's copy)
@@ -159,10 +143,9 @@ t_failover_under_load() {
 	# the primary's machine is gone: the postmaster and every backend at
 	# once (a SIGKILL of the postmaster alone leaves its backends running,
 	# one of them waiting for the standby's acknowledgment forever)
-	kill -9 "${PG_PID[primary]}" $(ps -o pid= --ppid "${PG_PID[primary]}")
-	unset "PG_PID[primary]"
+	pg_server_kill primary
 	sleep 1
-	as_pg "$PGBIN/pg_ctl" -D "$PG/standby" promote -w >/dev/null || die "promote failed" || return 1
+	pg_as "$PGBIN/pg_ctl" -D "$PG/standby" promote -w >/dev/null || die "promote failed" || return 1
 	before=$(wc -l <"$WORK/acked")
 	# the writer goes on through the same processes
 	for _ in $(seq 300); do
