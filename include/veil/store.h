@@ -68,6 +68,14 @@ struct veil_store_opener {
 	void *arg;
 };
 
+/* The database server a handle talks to (PostgreSQL): role "primary" or
+ * "standby" (pg_is_in_recovery()), server "host:port" as libpq connected
+ * (of a multi-host URI, the one it follows). */
+struct veil_store_info {
+	char role[16];
+	char server[128];
+};
+
 struct veil_store;
 struct veil_store_ops {
 	int (*get)(struct veil_store *s, const char *ns, struct veil_record *out);
@@ -109,6 +117,9 @@ struct veil_store_ops {
 	 * check it (caches.c). NULL where one process owns the store (SQLite:
 	 * the process's own counter says it all). */
 	int (*generation)(struct veil_store *s, unsigned long long *out);
+	/* Where this handle's statements go, for /metrics (NULL: one local
+	 * file, SQLite). 0, or VEIL_EIO when the database does not answer. */
+	int (*info)(struct veil_store *s, struct veil_store_info *out);
 	void (*close)(struct veil_store *s);
 };
 struct veil_store {
@@ -118,6 +129,36 @@ struct veil_store {
 	 * next one that reached it */
 	bool unavailable;
 };
+
+/* How long one store statement may wait, for a lock or for a database that
+ * does not answer, before it fails and its request is answered 503:
+ * on PostgreSQL a cancel request at that time (store_pg.c: exec_within),
+ * SQLite's busy timeout. Process-wide: set once at
+ * start, before the first store is opened (veil-cas --store-timeout). */
+#define VEIL_STORE_TIMEOUT_DEFAULT_MS 10000
+void veil_store_set_timeout_ms(unsigned ms);
+unsigned veil_store_timeout_ms(void);
+
+/* Process-wide counts of the store's use, for /metrics (store.c); the
+ * stores report each statement as it ends. "busy": connections running a
+ * statement or holding a transaction open, of "open" connections. */
+#define VEIL_STORE_LATENCY_BUCKETS 10
+extern const double veil_store_latency_bounds[VEIL_STORE_LATENCY_BUCKETS];
+struct veil_store_stats {
+	unsigned long long statements;
+	unsigned long long latency[VEIL_STORE_LATENCY_BUCKETS + 1]; /* the last: +Inf */
+	unsigned long long latency_sum_us;
+	unsigned long long failures; /* any statement that failed, timeouts included */
+	unsigned long long timeouts; /* of those: cancelled at --store-timeout */
+	unsigned long long reconnects;
+	long long open, busy;
+};
+enum veil_store_outcome { VEIL_STORE_OK, VEIL_STORE_FAILED, VEIL_STORE_TIMED_OUT };
+void veil_store_stats_statement(double seconds, enum veil_store_outcome outcome);
+void veil_store_stats_reconnect(void);
+void veil_store_stats_conns(int open_delta, int busy_delta);
+void veil_store_stats_get(struct veil_store_stats *out);
+double veil_store_clock(void); /* monotonic seconds, to time a statement */
 
 /* SQLite in dir/cas.db: WAL, synchronous=FULL (an acknowledged write survives
  * a crash or power loss). opener (may be NULL) is used while migrating only. */

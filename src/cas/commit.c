@@ -72,7 +72,9 @@ int route_commit_change(struct route_ctx *c, const char *event, const char *ns, 
 		/* the entry stands for a change that is not stored: a rollback
 		 * entry restores the state (as veil_audit_reconcile does) */
 		struct veil_record old = {0};
+		bool unavailable = st->unavailable; /* the commit's: 503, not the get's */
 		int g = st->ops->get(st, ns, &old);
+		st->unavailable = unavailable;
 		struct veil_audit_event rb = {.event = "rollback",
 					      .namespace_ = ns,
 					      .status = 200,

@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		   "                      (TLS: sslmode, sslcert, sslkey, sslrootcert; several\n"
 		   "                      hosts with target_session_attrs=read-write); replicas\n"
 		   "                      on one database share DIR's master.key and tls/\n"
+		   "  --store-timeout S   seconds one store statement may wait (a lock, a\n"
+		   "                      database that does not answer) before its request\n"
+		   "                      is answered 503, 1 to 600 (default 10)\n"
 		   "  --init              create a new CAS in DIR (refused if DIR holds one),\n"
 		   "                      then serve; without it DIR must hold a CAS\n"
 		   "  --listen HOST:PORT  HTTPS address (default 127.0.0.1:8081); HOST may be a\n"
@@ -595,10 +598,12 @@ int main(int argc, char **argv)
 		OPT_RECOVERY_KEY,
 		OPT_RECOVERY_THRESHOLD,
 		OPT_STORE,
+		OPT_STORE_TIMEOUT,
 	};
 	static const struct option opts[] = {
 	    {"data", required_argument, NULL, OPT_DATA},
 	    {"store", required_argument, NULL, OPT_STORE},
+	    {"store-timeout", required_argument, NULL, OPT_STORE_TIMEOUT},
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"threads", required_argument, NULL, OPT_THREADS},
 	    {"body-max", required_argument, NULL, OPT_BODY_MAX},
@@ -698,6 +703,13 @@ int main(int argc, char **argv)
 					    &cas.max_conns_per_client, &d))
 				goto usage_error;
 			break;
+		case OPT_STORE_TIMEOUT: {
+			long secs;
+			if (veil_parse_long("--store-timeout", optarg, 1, 600, &secs, &d))
+				goto usage_error;
+			veil_store_set_timeout_ms((unsigned)secs * 1000u);
+			break;
+		}
 		case OPT_REQUEST_TIMEOUT:
 			if (veil_parse_long("--request-timeout", optarg, 1, 3600,
 					    &cas.request_timeout, &d))

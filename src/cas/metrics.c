@@ -42,6 +42,60 @@ void cas_metrics_record(struct cas_metrics *m, enum cas_route r, int status, dou
 		__atomic_fetch_add(&m->refusals, 1, __ATOMIC_RELAXED);
 }
 
+/* The store, as this replica sees it: which database and its role, the
+ * statements' latency, failures and timeouts, reconnections, and the
+ * connections (one per thread) open and busy. The counts are PostgreSQL's
+ * (SQLite's statements are not timed). */
+static void store_metrics(struct veil_buf *b, struct cas *cas, struct veil_store *store)
+{
+	struct veil_store_info info = {.role = "primary", .server = "local"};
+	int up = 1;
+	if (store && store->ops->info)
+		up = !store->ops->info(store, &info);
+	if (!up)
+		snprintf(info.role, sizeof(info.role), "unknown");
+	veil_buf_printf(b,
+			"# HELP veil_cas_store_info The store this replica uses; role as the "
+			"database says (pg_is_in_recovery), unknown when it did not answer.\n"
+			"# TYPE veil_cas_store_info gauge\n"
+			"veil_cas_store_info{engine=\"%s\",role=\"%s\",server=\"%s\"} 1\n"
+			"# HELP veil_cas_store_up 1 when the store answered this scrape.\n"
+			"# TYPE veil_cas_store_up gauge\nveil_cas_store_up %d\n",
+			cas->store_url ? "postgresql" : "sqlite", info.role, info.server, up);
+	struct veil_store_stats st;
+	veil_store_stats_get(&st);
+	veil_buf_puts(b, "# HELP veil_cas_store_statement_seconds Store statement latency.\n"
+			 "# TYPE veil_cas_store_statement_seconds histogram\n");
+	unsigned long long cum = 0;
+	for (int i = 0; i <= VEIL_STORE_LATENCY_BUCKETS; i++) {
+		cum += st.latency[i];
+		if (i < VEIL_STORE_LATENCY_BUCKETS)
+			veil_buf_printf(b,
+					"veil_cas_store_statement_seconds_bucket{le=\"%g\"} %llu\n",
+					veil_store_latency_bounds[i], cum);
+		else
+			veil_buf_printf(
+			    b, "veil_cas_store_statement_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+	}
+	veil_buf_printf(
+	    b,
+	    "veil_cas_store_statement_seconds_sum %.6f\n"
+	    "veil_cas_store_statement_seconds_count %llu\n"
+	    "# HELP veil_cas_store_failures_total Store statements that failed.\n"
+	    "# TYPE veil_cas_store_failures_total counter\nveil_cas_store_failures_total %llu\n"
+	    "# HELP veil_cas_store_timeouts_total Store statements ended by --store-timeout.\n"
+	    "# TYPE veil_cas_store_timeouts_total counter\nveil_cas_store_timeouts_total %llu\n"
+	    "# HELP veil_cas_store_reconnects_total New connections after one broke.\n"
+	    "# TYPE veil_cas_store_reconnects_total counter\n"
+	    "veil_cas_store_reconnects_total %llu\n"
+	    "# HELP veil_cas_store_connections Store connections (one per thread) by state.\n"
+	    "# TYPE veil_cas_store_connections gauge\n"
+	    "veil_cas_store_connections{state=\"open\"} %lld\n"
+	    "veil_cas_store_connections{state=\"busy\"} %lld\n",
+	    (double)st.latency_sum_us / 1e6, st.statements, st.failures, st.timeouts, st.reconnects,
+	    st.open, st.busy);
+}
+
 char *cas_metrics_render(struct cas *cas, struct veil_store *store)
 {
 	struct cas_metrics *m = &cas->metrics;
@@ -98,6 +152,7 @@ char *cas_metrics_render(struct cas *cas, struct veil_store *store)
 				"# HELP veil_cas_policies Policies stored.\n"
 				"# TYPE veil_cas_policies gauge\nveil_cas_policies %lld\n",
 				n);
+	store_metrics(&b, cas, store);
 	if (b.failed) {
 		veil_buf_free(&b);
 		return NULL;

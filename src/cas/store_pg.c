@@ -32,6 +32,7 @@
  * binary. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,9 @@ struct pg_store {
 	struct veil_store base;
 	PGconn *conn;
 	bool in_tx;
-	bool lost; /* the connection is to be reset before its next use */
+	bool lost;    /* the connection is to be reset before its next use */
+	bool warned;  /* the server sent a WARNING (pg_commit looks) */
+	bool counted; /* in the open connections of the statistics */
 	char replica[REPLICA_ID_LEN + 1];
 };
 
@@ -68,6 +71,7 @@ static int pg_ready(struct pg_store *q)
 {
 	if ((q->lost || PQstatus(q->conn) != CONNECTION_OK) && !q->in_tx) {
 		PQreset(q->conn);
+		veil_store_stats_reconnect();
 		q->lost = false;
 	}
 	if (q->lost || PQstatus(q->conn) != CONNECTION_OK) {
@@ -75,6 +79,54 @@ static int pg_ready(struct pg_store *q)
 		return VEIL_EIO;
 	}
 	return 0;
+}
+
+/* PQexecParams, cancelled when it has not ended after --store-timeout: a
+ * lock held elsewhere, a server that does not answer, a COMMIT waiting for a
+ * synchronous standby that is gone (which the server's statement_timeout
+ * does not end: it stops before the commit). The cancelled statement ends
+ * with 57014, a cancelled COMMIT with a WARNING (pg_commit). *timed_out:
+ * the cancel was sent. NULL when the query could not be sent. */
+static PGresult *exec_within(struct pg_store *q, const char *sql, int n, const char *const *vals,
+			     const int *lens, const int *fmts, int binary_result, bool *timed_out)
+{
+	if (!PQsendQueryParams(q->conn, sql, n, NULL, vals, lens, fmts, binary_result))
+		return NULL;
+	double deadline = veil_store_clock() + veil_store_timeout_ms() / 1000.0;
+	while (PQisBusy(q->conn)) {
+		double left = deadline - veil_store_clock();
+		if (!*timed_out && left <= 0) {
+			*timed_out = true;
+			PGcancel *c = PQgetCancel(q->conn);
+			char err[256];
+			if (!c || !PQcancel(c, err, sizeof(err)))
+				q->lost = true; /* the server cannot be reached: a new connection */
+			PQfreeCancel(c);
+			if (q->lost)
+				break;
+			continue;
+		}
+		/* after the cancel: until the server answers or the connection's
+		 * keepalives and tcp_user_timeout give it up */
+		struct pollfd p = {.fd = PQsocket(q->conn), .events = POLLIN};
+		int w = poll(&p, 1, *timed_out ? 1000 : (int)(left * 1000) + 1);
+		if (w < 0 && errno != EINTR)
+			break;
+		if (w > 0 && !PQconsumeInput(q->conn))
+			break;
+	}
+	PGresult *res = NULL, *r;
+	if (q->lost) /* abandoned mid-statement: nothing more is read from it */
+		return NULL;
+	while ((r = PQgetResult(q->conn))) {
+		if (!res || PQresultStatus(r) == PGRES_FATAL_ERROR) {
+			PQclear(res);
+			res = r;
+		} else {
+			PQclear(r);
+		}
+	}
+	return res;
 }
 
 /* Runs sql with n parameters (fmts[i] 1: binary, lens[i] its size; NULL
@@ -89,20 +141,37 @@ static int pg_exec(struct pg_store *q, const char *sql, int n, const char *const
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (pg_ready(q))
 			return VEIL_EIO;
-		PGresult *r = PQexecParams(q->conn, sql, n, NULL, vals, lens, fmts, binary_result);
+		bool own = !q->in_tx; /* a transaction counts as busy from begin to its end */
+		veil_store_stats_conns(0, own);
+		double t0 = veil_store_clock();
+		bool timed_out = false;
+		PGresult *r = exec_within(q, sql, n, vals, lens, fmts, binary_result, &timed_out);
 		ExecStatusType st = PQresultStatus(r);
+		double took = veil_store_clock() - t0;
+		veil_store_stats_conns(0, -(int)own);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+			veil_store_stats_statement(took, VEIL_STORE_OK);
 			q->base.unavailable = false;
 			*res = r;
 			return 0;
 		}
 		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		/* cancelled at --store-timeout (57014): the database is there but
+		 * does not get to it; retry later (503) */
+		bool timeout = timed_out && state && !strcmp(state, "57014");
+		veil_store_stats_statement(took,
+					   timeout ? VEIL_STORE_TIMED_OUT : VEIL_STORE_FAILED);
+		if (timeout) {
+			PQclear(r);
+			q->base.unavailable = true;
+			return VEIL_EIO;
+		}
 		bool unique = state && !strcmp(state, "23505");
 		/* the server ending the session (57P01 at a fast shutdown) can be
 		 * read as this statement's error while libpq still calls the
 		 * connection OK; a former primary is read-only (25006) after a
 		 * failover: both want a new connection (to the read-write host) */
-		bool lost = PQstatus(q->conn) != CONNECTION_OK ||
+		bool lost = q->lost || PQstatus(q->conn) != CONNECTION_OK ||
 			    (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3) ||
 				       !strcmp(state, "25006")));
 		PQclear(r);
@@ -345,6 +414,7 @@ static void pg_rollback(struct veil_store *s)
 	if (!q->in_tx)
 		return;
 	q->in_tx = false;
+	veil_store_stats_conns(0, -1);
 	if (PQstatus(q->conn) == CONNECTION_OK && !q->lost)
 		PQclear(PQexec(q->conn, "ROLLBACK"));
 }
@@ -355,6 +425,7 @@ static int pg_begin(struct veil_store *s)
 	if (pg_run(q, "BEGIN", 0, NULL))
 		return VEIL_EIO;
 	q->in_tx = true;
+	veil_store_stats_conns(0, 1);
 	if (pg_run(q, "SELECT pg_advisory_xact_lock(" PG_LOCK_SPACE ", " PG_LOCK_WRITE ")", 0,
 		   NULL)) {
 		pg_rollback(s);
@@ -367,12 +438,23 @@ static int pg_commit(struct veil_store *s)
 {
 	struct pg_store *q = pg_of(s);
 	PGresult *r;
+	q->warned = false;
 	int rc = pg_exec(q, "COMMIT", 0, NULL, NULL, NULL, 0, &r);
 	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK */
 	if (!rc && strcmp(PQcmdStatus(r), "COMMIT"))
 		rc = VEIL_EIO;
+	/* A COMMIT that waited for a synchronous standby until the statement
+	 * timeout ends with a WARNING: committed here, perhaps not on the
+	 * standby, so perhaps lost at a failover. Not acknowledged: the
+	 * request is answered 503, as when COMMIT's answer is lost (a retry
+	 * sees the change or a conflict). */
+	if (!rc && q->warned) {
+		rc = VEIL_EIO;
+		q->base.unavailable = true;
+	}
 	PQclear(r);
 	q->in_tx = false;
+	veil_store_stats_conns(0, -1);
 	return rc ? VEIL_EIO : 0;
 }
 
@@ -430,8 +512,23 @@ static void pg_close(struct veil_store *s)
 	struct pg_store *q = pg_of(s);
 	if (!q)
 		return;
+	if (q->counted)
+		veil_store_stats_conns(-1, 0);
 	PQfinish(q->conn);
 	free(q);
+}
+
+static int pg_info(struct veil_store *s, struct veil_store_info *out)
+{
+	struct pg_store *q = pg_of(s);
+	long long standby = 0;
+	int rc = pg_number(q, "SELECT pg_is_in_recovery()::int", 0, NULL, &standby);
+	if (rc)
+		return rc;
+	snprintf(out->role, sizeof(out->role), "%s", standby ? "standby" : "primary");
+	const char *host = PQhost(q->conn), *port = PQport(q->conn);
+	snprintf(out->server, sizeof(out->server), "%s:%s", host ? host : "?", port ? port : "?");
+	return 0;
 }
 
 static const struct veil_store_ops pg_ops = {
@@ -453,6 +550,7 @@ static const struct veil_store_ops pg_ops = {
     .set_head = pg_set_head,
     .get_head = pg_get_head,
     .generation = pg_generation,
+    .info = pg_info,
     .close = pg_close,
 };
 
@@ -616,10 +714,13 @@ out:
 	return rc;
 }
 
-static void ignore_notice(void *arg, const char *message)
+/* The server's notices ("already exists, skipping") are not ours to print;
+ * a WARNING is noted (pg_commit). */
+static void take_notice(void *arg, const PGresult *r)
 {
-	(void)arg;
-	(void)message;
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (sev && !strcmp(sev, "WARNING"))
+		((struct pg_store *)arg)->warned = true;
 }
 
 bool veil_store_url_is_pg(const char *url)
@@ -669,8 +770,9 @@ int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct
 		pg_fail(q, d, "cannot connect");
 		goto out;
 	}
-	/* the server's notices ("already exists, skipping") are not ours to print */
-	PQsetNoticeProcessor(q->conn, ignore_notice, NULL);
+	veil_store_stats_conns(1, 0);
+	q->counted = true;
+	PQsetNoticeReceiver(q->conn, take_notice, q);
 	if (first && (rc = pg_migrate(q, d)))
 		goto out;
 	if (first) {

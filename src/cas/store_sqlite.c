@@ -552,7 +552,7 @@ int veil_store_sqlite_open(const char *dir, const struct veil_store_opener *open
 			  q->db ? sqlite3_errmsg(q->db) : "out of memory");
 		goto out;
 	}
-	sqlite3_busy_timeout(q->db, 10000);
+	sqlite3_busy_timeout(q->db, (int)veil_store_timeout_ms());
 	char *err = NULL;
 	if (sqlite3_exec(q->db,
 			 "PRAGMA journal_mode=WAL;"

@@ -611,7 +611,9 @@ t_metrics_count_requests() {
 	[ "$(nocert "$URL/metrics")" = 200 ] || return 1
 	grep -q 'veil_cas_requests_total{route="policy_create",status="201"}' "$WORK/.body" || die "create not counted" || return 1
 	grep -q 'veil_cas_refusals_total [1-9]' "$WORK/.body" || die "refusals not counted" || return 1
-	grep -q '^veil_cas_policies [0-9]' "$WORK/.body" || die "policies gauge"
+	grep -q '^veil_cas_policies [0-9]' "$WORK/.body" || die "policies gauge" || return 1
+	grep -qx 'veil_cas_store_info{engine="sqlite",role="primary",server="local"} 1' "$WORK/.body" &&
+		grep -qx 'veil_cas_store_up 1' "$WORK/.body" || die "store info: $(grep store_ "$WORK/.body")"
 }
 
 t_audit_log_verifies() {

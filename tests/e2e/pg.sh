@@ -9,11 +9,9 @@ BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
 CAS=$BUILD/veil-cas
 ROOT=${VEIL_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 WORK=$(mktemp -d)
 chmod 711 "$WORK" # nobody reaches its own folder below
 PG=$WORK/pg
-PG_PID=
 declare -A CAS_PIDS=()
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PGPORT=$(free_port)
@@ -25,7 +23,7 @@ URL2=https://127.0.0.1:$PORT2
 cleanup() {
 	local p
 	for p in "${CAS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	[ -n "$PG_PID" ] && kill -9 "$PG_PID" 2>/dev/null
+	pg_server_kill_all
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -33,30 +31,10 @@ trap 'exit 1' TERM INT
 
 . "$ROOT/tests/e2e/lib.sh"
 
-# PostgreSQL as nobody when we are root
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then
-		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
-	else
-		"$@"
-	fi
-}
-pg_start() {
-	as_pg "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/log" -w -t 60 \
-		-o "-p $PGPORT -k $PG -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null || {
-		tail -5 "$PG/log" >&2
-		return 1
-	}
-	PG_PID=$(head -1 "$PG/data/postmaster.pid")
-}
-pg_stop() { # fast shutdown: sessions ended, no waiting for clients
-	[ -n "$PG_PID" ] || return 0
-	kill -INT "$PG_PID"
-	for _ in $(seq 600); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.05; done
-	! kill -0 "$PG_PID" 2>/dev/null || die "PostgreSQL $PG_PID did not stop" || return 1
-	PG_PID=
-}
-psql_q() { as_pg "$PGBIN/psql" -h "$PG" -p "$PGPORT" -U veil -d postgres -XAtq -c "$1"; }
+. "$ROOT/tests/e2e/lib_pg.sh"
+pg_start() { pg_server_start "$PG" data "$PGPORT" "-c fsync=off"; }
+pg_stop() { pg_server_stop data; }
+psql_q() { pg_sql "$PGPORT" "$1"; }
 
 start_replica() { # name data-dir port [extra flags]
 	local name=$1 data=$2 port=$3 init=
@@ -127,10 +105,7 @@ hash_via() { # url ns: the stored hash as that replica answers
 
 # ---- scenarios (in order; they share the database) ----
 t_setup() {
-	[ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 at $PGBIN (apt-get install postgresql-15)" || return 1
-	mkdir -p "$PG" && chown nobody:nogroup "$PG" 2>/dev/null
-	as_pg "$PGBIN/initdb" -D "$PG/data" -U veil --auth=trust -E UTF8 --no-locale >/dev/null ||
-		die "initdb failed" || return 1
+	pg_init "$PG" data || die "initdb failed" || return 1
 	pg_start || die "PostgreSQL did not start" || return 1
 }
 
@@ -165,7 +140,7 @@ t_basic_flows() {
 	run A policy update "$WORK/basic2.yaml" && rejected && has "409" || return 1
 	run A policy list && ok && has "basic" || return 1
 	# stored encrypted: the policy's text is not in the database
-	as_pg "$PGBIN/pg_dump" -h "$PG" -p "$PGPORT" -U veil postgres >"$WORK/dump.sql" || return 1
+	pg_as "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PGPORT" -U veil postgres >"$WORK/dump.sql" || return 1
 	! grep -q "print_env.py" "$WORK/dump.sql" || die "policy text in the database in clear" || return 1
 	# child namespaces and delete
 	policy basic/child | as_body >"$WORK/child.json"
@@ -382,6 +357,54 @@ t_replica_killed_under_load() {
 	[ "$(hash_via "$URL1" killload)" = "$(hash_via "$URL2" killload)" ] || die "replicas disagree"
 }
 
+# --store-timeout: a statement waiting for a lock held elsewhere, or a COMMIT
+# waiting for a synchronous standby that is not there, ends in a 503 after
+# the timeout instead of holding a worker (a promoted standby that kept
+# synchronous_standby_names hung every worker before); the waited-for commit
+# is not acknowledged, and a retry sees it applied (409). /metrics shows the
+# store as this replica sees it.
+t_store_timeout_and_metrics() {
+	stop_replica r1 && start_replica r1 "$WORK/data1" "$PORT1" --store-timeout 1 || return 1
+	policy slow | as_body >"$WORK/slow.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/slow.json" "$URL1/v1/policies")" = 201 ] || return 1
+	local h code
+	h=$(jq -r .hash "$WORK/.body")
+	pg_sql "$PGPORT" "BEGIN; LOCK TABLE policies, veil_generation IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(5); COMMIT" >/dev/null &
+	local lk=$!
+	sleep 0.5
+	code=$(as_a --max-time 20 "$URL1/v1/policies/slow")
+	wait "$lk"
+	[ "$code" = 503 ] && grep -q "the database is unavailable" "$WORK/.body" ||
+		die "a read behind a held lock: $code $(cat "$WORK/.body")" || return 1
+	[ "$(as_a "$URL1/v1/policies/slow")" = 200 ] || die "no read after the lock" || return 1
+	# every COMMIT now waits for a standby that does not exist
+	pg_sql "$PGPORT" "ALTER SYSTEM SET synchronous_standby_names = 'nonesuch'" &&
+		pg_sql "$PGPORT" "SELECT pg_reload_conf()" >/dev/null || return 1
+	sleep 0.5
+	policy slow "$h" 2 | as_body >"$WORK/slow2.json"
+	code=$(as_a --max-time 20 -X PUT --data-binary @"$WORK/slow2.json" "$URL1/v1/policies/slow")
+	pg_sql "$PGPORT" "ALTER SYSTEM RESET synchronous_standby_names" &&
+		pg_sql "$PGPORT" "SELECT pg_reload_conf()" >/dev/null || return 1
+	[ "$code" = 503 ] || die "a commit waiting for a missing standby: $code $(cat "$WORK/.body")" || return 1
+	[ "$(as_a "$URL1/readyz")" = 200 ] || die "readyz after the timeouts" || return 1
+	# committed here though not acknowledged: the retry conflicts
+	[ "$(as_a -X PUT --data-binary @"$WORK/slow2.json" "$URL1/v1/policies/slow")" = 409 ] ||
+		die "the retry: $(cat "$WORK/.body")" || return 1
+	[ "$(as_a "$URL1/metrics")" = 200 ] || return 1
+	grep -qx "veil_cas_store_info{engine=\"postgresql\",role=\"primary\",server=\"127.0.0.1:$PGPORT\"} 1" "$WORK/.body" ||
+		die "store info: $(grep store_info "$WORK/.body")" || return 1
+	grep -qx "veil_cas_store_up 1" "$WORK/.body" || return 1
+	local n
+	n=$(sed -n 's/^veil_cas_store_timeouts_total //p' "$WORK/.body")
+	[ "${n:-0}" -ge 2 ] || die "timeouts counted: '$n'" || return 1
+	n=$(sed -n 's/^veil_cas_store_statement_seconds_count //p' "$WORK/.body")
+	[ "${n:-0}" -ge 5 ] || die "statements counted: '$n'" || return 1
+	n=$(sed -n 's/^veil_cas_store_connections{state="open"} //p' "$WORK/.body")
+	[ "${n:-0}" -ge 2 ] || die "open connections: '$n'" || return 1
+	grep -q '^veil_cas_store_connections{state="busy"} [0-9]' "$WORK/.body" || return 1
+	grep -q '^veil_cas_store_reconnects_total [0-9]' "$WORK/.body"
+}
+
 t_stop() {
 	stop_replica r1 && stop_replica r2 || return 1
 	run "$VEIL" audit verify "$WORK/data1/audit.log" && ok || return 1
@@ -390,4 +413,5 @@ t_stop() {
 }
 
 run_in_order pg t_setup t_bad_store_refused t_basic_flows t_init_on_populated_database_refused \
-	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load t_stop
+	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load \
+	t_store_timeout_and_metrics t_stop
