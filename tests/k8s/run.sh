@@ -604,6 +604,29 @@ helm_fails "control: two CAS replicas without a shared store" "cas.replicas > 1 
 helm_fails "control: more CAS replicas than the schema allows" "at '/cas/replicas'" \
 	template veil "$CONTROL_CHART" --set cas.replicas=65 --set cas.store.urlSecret=db \
 	--set cas.keyMaterial.existingSecret=k
+# the master key in a PKCS#11 token (issue 13): --init makes it there, the PIN is a file from a
+# Secret, the module's configuration and environment are the operator's
+P11="pkcs11:token=veil;object=master"
+run "control: helm template with a PKCS#11 master key" template "$C-p11.yaml" veil "$CONTROL_CHART" \
+	--namespace veil-test --set "cas.masterKey.pkcs11Uri=$P11" --set cas.masterKey.pinSecret=veil-pin \
+	--set cas.masterKey.moduleConfigSecret=hsm-client --set 'cas.masterKey.moduleEnv[0].name=SOFTHSM2_CONF' \
+	--set 'cas.masterKey.moduleEnv[0].value=/etc/veil-cas/pkcs11/softhsm2.conf' &&
+	run "control: the PKCS#11 rendering is valid" validate --rendered "$C-p11.yaml"
+expect_field "control: PKCS#11: the first start's --init names the token's key, every start reads the PIN from a file" \
+	"$C-p11.yaml" StatefulSet veil-cas \
+	'[o.spec.template.spec.containers[0].command[2].includes("--master-key=$VEIL_CAS_MASTER_KEY"), o.spec.template.spec.containers[0].args.includes("--pin-file=/etc/veil-cas/pin/pin"), o.spec.template.spec.containers[0].env.filter((e) => /MASTER_KEY|SOFTHSM/.test(e.name)).map((e) => e.value)]' \
+	"[true,true,[\"$P11\",\"/etc/veil-cas/pkcs11/softhsm2.conf\"]]"
+expect_field "control: PKCS#11: the PIN and the module's configuration are read-only Secret volumes" "$C-p11.yaml" StatefulSet veil-cas \
+	'[o.spec.template.spec.volumes.filter((v) => v.secret && v.name !== "key-material").map((v) => [v.secret.secretName, v.secret.defaultMode]), o.spec.template.spec.containers[0].volumeMounts.filter((m) => m.readOnly).map((m) => m.mountPath)]' \
+	'[[["veil-pin",256],["hsm-client",256]],["/etc/veil-cas/pin","/etc/veil-cas/pkcs11"]]'
+helm_fails "control: a PKCS#11 master key without its PIN" "cas.masterKey.pkcs11Uri needs cas.masterKey.pinSecret" \
+	template veil "$CONTROL_CHART" --set "cas.masterKey.pkcs11Uri=$P11"
+helm_fails "control: a master key that is no pkcs11: URI" "at '/cas/masterKey/pkcs11Uri'" \
+	template veil "$CONTROL_CHART" --set cas.masterKey.pkcs11Uri=file:/x --set cas.masterKey.pinSecret=p
+helm_fails "control: replicas take the key's record from their key material, not an --init URI" \
+	"cas.masterKey.pkcs11Uri is for --init" template veil "$CONTROL_CHART" --set cas.replicas=2 \
+	--set cas.store.urlSecret=db --set cas.keyMaterial.existingSecret=k --set "cas.masterKey.pkcs11Uri=$P11" \
+	--set cas.masterKey.pinSecret=p
 expect_field "control: --set cas.autoInit=false runs veil-cas without the first-start script" "$C-set.yaml" StatefulSet veil-cas \
 	'o.spec.template.spec.containers[0].command' '["veil-cas"]'
 
