@@ -357,6 +357,35 @@ t_replica_killed_under_load() {
 	[ "$(hash_via "$URL1" killload)" = "$(hash_via "$URL2" killload)" ] || die "replicas disagree"
 }
 
+# Backup and restore as docs/operations.md says: PostgreSQL's own tool
+# (pg_dump) and a copy of one replica's data folder (the key material); a
+# CAS on the copy, its store the dump restored into a new database, serves
+# the same policy and releases the same secret to an attested start.
+t_backup_restore_with_pg_dump() {
+	local las_hash p0 p1 port3
+	las_hash=$("$BUILD/veil-las" --print-key-hash --data "$WORK/las") || return 1
+	p0=$(attest_password "$PORT2") || die "attest: $(cat "$WORK/att.out")" || return 1
+	pg_as "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PGPORT" -U veil -Fc -f "$PG/backup.dump" postgres ||
+		die "pg_dump failed" || return 1
+	stop_replica r2 && cp -a "$WORK/data2" "$WORK/restored" && rm "$WORK/restored/replica.id" || return 1
+	start_replica r2 "$WORK/data2" "$PORT2" --trust-platform "$las_hash" || return 1
+	pg_sql "$PGPORT" "CREATE DATABASE restored" >/dev/null &&
+		pg_as "$PGBIN/pg_restore" -h 127.0.0.1 -p "$PGPORT" -U veil -d restored "$PG/backup.dump" ||
+		die "pg_restore failed" || return 1
+	port3=$(free_port)
+	DB_SAVED=$DB
+	DB="postgresql://veil@127.0.0.1:$PGPORT/restored"
+	start_replica r3 "$WORK/restored" "$port3" --trust-platform "$las_hash"
+	local started=$?
+	DB=$DB_SAVED
+	[ "$started" = 0 ] || die "no CAS on the restored database" || return 1
+	[ "$(hash_via "https://127.0.0.1:$port3" secrets)" = "$(hash_via "$URL2" secrets)" ] ||
+		die "the restored policy differs" || return 1
+	p1=$(attest_password "$port3") || die "attest (restored): $(cat "$WORK/att.out")" || return 1
+	[ ${#p0} = 32 ] && [ "$p1" = "$p0" ] || die "the restored CAS released another secret" || return 1
+	stop_replica r3
+}
+
 # --store-timeout: a statement waiting for a lock held elsewhere, or a COMMIT
 # waiting for a synchronous standby that is not there, ends in a 503 after
 # the timeout instead of holding a worker (a promoted standby that kept
@@ -414,4 +443,4 @@ t_stop() {
 
 run_in_order pg t_setup t_bad_store_refused t_basic_flows t_init_on_populated_database_refused \
 	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load \
-	t_store_timeout_and_metrics t_stop
+	t_backup_restore_with_pg_dump t_store_timeout_and_metrics t_stop
