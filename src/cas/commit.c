@@ -41,7 +41,9 @@ static int record_head(struct cas *cas, struct veil_store *st, const struct veil
 }
 
 /* A change is acknowledged only once its audit entry is durable, and store
- * and log cannot disagree after a crash: the change (made by the caller in
+ * and log cannot disagree after a crash. PostgreSQL (store audit_append):
+ * the entry is a row of the change's own transaction, committed with it.
+ * SQLite, the file: the change (made by the caller in
  * the store's open transaction, store->begin) commits together with the
  * audit head its entry ends at, after the entry is synced. A crash before
  * the commit leaves an entry for a change that is not stored: the next start
@@ -60,9 +62,9 @@ int route_commit_change(struct route_ctx *c, const char *event, const char *ns, 
 				      .detail = detail};
 	struct veil_audit_head h;
 	if (st->ops->audit_append) {
-		/* the entry in the change's transaction: no rollback entry is
-		 * ever needed, and a commit whose answer was lost took both or
-		 * neither */
+		/* no rollback entry is ever needed, and a commit whose answer
+		 * was lost took both or neither (500, or 503 when the database
+		 * is out of reach: route_fail) */
 		int rc = st->ops->audit_append(st, &ev, NULL);
 		if (!rc)
 			fault_point("before_commit");

@@ -9,8 +9,11 @@
  *   update itself is still the compare-and-swap on the predecessor hash
  *   (UPDATE ... WHERE namespace = $1 AND hash = $6, one row or
  *   VEIL_ECONFLICT), which alone keeps concurrent updates from losing one.
- * - The audit log is a file per replica: audit_head has one row per replica,
- *   keyed by the id in DATA/replica.id. The first store a process opens
+ * - The audit entries of changes are one chain for every replica, rows of
+ *   veil_audit (schema 2) written in the change's transaction under the
+ *   writer lock (pg_audit_append). Each replica's own audit.log (its
+ *   requests) has its head in audit_head, one row per replica, keyed by the
+ *   id in DATA/replica.id. The first store a process opens
  *   holds a session advisory lock on that id: a second replica started on a
  *   copy of the same data folder is refused (delete its replica.id).
  * - veil_generation holds a counter a trigger moves at every statement that
