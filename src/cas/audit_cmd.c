@@ -83,62 +83,19 @@ struct check {
 	struct veil_diags *d;
 };
 
-/* Takes lit at *p. */
-static bool take(const char **p, const char *lit)
+/* A checkpoint signs the entry before it (e) with the CAS key. */
+static int check_checkpoint(struct check *c, const struct veil_audit_checkpoint *cp,
+			    const struct veil_audit_entry *e, const char *replica)
 {
-	size_t n = strlen(lit);
-	if (strncmp(*p, lit, n))
-		return false;
-	*p += n;
-	return true;
-}
-
-/* n (< cap) characters of set at *p into out, NUL-terminated; exactly n
- * when exact, else up to the first other character (at least one). */
-static bool take_span(const char **p, const char *set, char *out, size_t cap, bool exact)
-{
-	size_t n = strspn(*p, set);
-	if (!n || n >= cap || (exact && n != cap - 1))
-		return false;
-	memcpy(out, *p, n);
-	out[n] = '\0';
-	*p += n;
-	return true;
-}
-
-/* A checkpoint's detail, "seq S hash H key K signature SIG", signs the
- * entry before it (e) with the CAS key. */
-static int check_checkpoint(struct check *c, const char *line, const struct veil_audit_entry *e,
-			    const char *replica)
-{
-	static const char hex[] = "0123456789abcdef",
-			  b64[] =
-			      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-	const char *p = strstr(line, ",\"detail\":\"");
-	char num[21], hash[VEIL_AUDIT_HASH_HEX], kh[VEIL_KEY_HASH_HEX], sig[600];
-	unsigned long long seq = 0;
-	if (!p || !take(&p, ",\"detail\":\"seq ") ||
-	    !take_span(&p, "0123456789", num, sizeof(num), false) || !take(&p, " hash ") ||
-	    !take_span(&p, hex, hash, sizeof(hash), true) || !take(&p, " key ") ||
-	    !take_span(&p, hex, kh, sizeof(kh), true) || !take(&p, " signature ") ||
-	    !take_span(&p, b64, sig, sizeof(sig), false) || *p != '"') {
+	if (cp->head.seq != e->seq - 1 || strcmp(cp->head.hash, e->prev)) {
 		veil_diag(c->d,
-			  "entry %" PRIu64 " (replica %s): a checkpoint without its signed head",
-			  e->seq, replica);
+			  "entry %" PRIu64 " (replica %s): the checkpoint signs entry %" PRIu64
+			  ", not the entry before it",
+			  e->seq, replica, cp->head.seq);
 		return VEIL_EINVAL;
 	}
-	seq = strtoull(num, NULL, 10);
-	if (seq != e->seq - 1 || strcmp(hash, e->prev)) {
-		veil_diag(c->d,
-			  "entry %" PRIu64
-			  " (replica %s): the checkpoint signs entry %llu, not the "
-			  "entry before it",
-			  e->seq, replica, seq);
-		return VEIL_EINVAL;
-	}
-	struct veil_audit_head h = {.seq = seq};
-	memcpy(h.hash, hash, sizeof(h.hash));
-	if (strcmp(kh, c->key_hash) || veil_audit_head_verify(c->key, &h, sig)) {
+	if (strcmp(cp->key_hash, c->key_hash) ||
+	    veil_audit_head_verify(c->key, &cp->head, cp->signature)) {
 		veil_diag(c->d,
 			  "entry %" PRIu64 " (replica %s): the checkpoint is not signed by this "
 			  "CAS's key (%s)",
@@ -146,13 +103,6 @@ static int check_checkpoint(struct check *c, const char *line, const struct veil
 		return VEIL_EINVAL;
 	}
 	return 0;
-}
-
-static bool is_checkpoint(const char *line)
-{
-	static const char key[] = ",\"event\":\"checkpoint\",";
-	const char *p = strstr(line, ",\"event\":");
-	return p && !strncmp(p, key, strlen(key));
 }
 
 static int check_line(const char *line, size_t len, const char *replica, void *arg)
@@ -188,8 +138,16 @@ static int check_line(const char *line, size_t len, const char *replica, void *a
 			  want, replica, want - 1);
 		return VEIL_EINVAL;
 	}
-	if (is_checkpoint(line)) {
-		if (c->key && check_checkpoint(c, line, &e, replica))
+	struct veil_audit_checkpoint cp;
+	int k = veil_audit_parse_checkpoint(line, len, &cp);
+	if (k == VEIL_EINVAL) {
+		veil_diag(c->d,
+			  "entry %" PRIu64 " (replica %s): a checkpoint without its signed head",
+			  e.seq, replica);
+		return VEIL_EINVAL;
+	}
+	if (!k) {
+		if (c->key && check_checkpoint(c, &cp, &e, replica))
 			return VEIL_EINVAL;
 		c->checkpoints++;
 		c->last_checkpoint = e.seq;

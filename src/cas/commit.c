@@ -112,16 +112,16 @@ int route_commit_change(struct route_ctx *c, const char *event, const char *ns, 
 	return 0;
 }
 
-/* A checkpoint entry's detail: head signed with the CAS's TLS key. */
+/* A checkpoint entry's detail (audit.h): head signed with the CAS's TLS key. */
 static int checkpoint_detail(struct cas *cas, const struct veil_audit_head *head, char *out,
 			     size_t cap)
 {
-	char sig[512];
-	int rc = veil_audit_head_sign(cas->key, head, sig, sizeof(sig));
+	struct veil_audit_checkpoint cp = {.head = *head};
+	memcpy(cp.key_hash, cas->key_hash, sizeof(cp.key_hash));
+	int rc = veil_audit_head_sign(cas->key, head, cp.signature, sizeof(cp.signature));
 	if (!rc)
-		snprintf(out, cap, "seq %llu hash %s key %s signature %s",
-			 (unsigned long long)head->seq, head->hash, cas->key_hash, sig);
-	return rc;
+		rc = veil_audit_checkpoint_detail(&cp, out, cap);
+	return rc < 0 ? rc : 0;
 }
 
 /* PostgreSQL: a signed checkpoint of the database's change chain, when an

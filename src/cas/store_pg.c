@@ -448,19 +448,16 @@ static int pg_audit_last(struct veil_store *s, struct veil_audit_head *out, bool
 	*checkpoint = false;
 	int rc = 0;
 	if (PQntuples(r) == 1) {
-		static const char key[] = ",\"event\":", cp[] = "\"checkpoint\",";
-		const char *line = PQgetvalue(r, 0, 0), *why, *ev;
-		size_t col;
+		const char *line = PQgetvalue(r, 0, 0), *why;
+		size_t col, size = strlen(line);
 		struct veil_audit_entry e;
-		if (veil_audit_check_line(line, strlen(line), &e, &why, &col)) {
+		struct veil_audit_checkpoint cp;
+		if (veil_audit_check_line(line, size, &e, &why, &col)) {
 			rc = VEIL_EINVAL;
 		} else {
 			out->seq = e.seq;
 			memcpy(out->hash, e.hash, sizeof(out->hash));
-			/* the first ,"event": is the entry's own: seq, time and
-			 * prev before it hold no quote */
-			ev = strstr(line, key);
-			*checkpoint = ev && !strncmp(ev + strlen(key), cp, strlen(cp));
+			*checkpoint = veil_audit_parse_checkpoint(line, size, &cp) != VEIL_ENOENT;
 		}
 	}
 	PQclear(r);
