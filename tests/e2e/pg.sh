@@ -494,6 +494,25 @@ t_chain_killed_before_commit() {
 		die "the chain does not end at the stored hash of race"
 }
 
+# A database at schema 1 (the table dropped, its version row removed, as
+# before this veil-cas) is brought to 2 at the next start; the chain starts
+# at the first change after it.
+t_chain_migrates_from_schema_1() {
+	stop_replica r1 && stop_replica r2 || return 1
+	psql_q 'DROP TABLE veil_audit; DELETE FROM veil_schema WHERE version = 2' || return 1
+	run "$CAS" audit verify --store "$DB" && ok && has "0 entries, chain intact" || return 1
+	start_replica r1 "$WORK/data1" "$PORT1" && start_replica r2 "$WORK/data2" "$PORT2" || return 1
+	[ "$(psql_q 'SELECT max(version) FROM veil_schema')" = 2 ] && [ "$(psql_q 'SELECT count(*) FROM veil_audit')" = 0 ] ||
+		die "not schema 2 with an empty chain" || return 1
+	local h
+	h=$(hash_via "$URL2" race) || return 1
+	policy race "$h" migrated | as_body >"$WORK/rm.json"
+	[ "$(as_a -X PUT --data-binary @"$WORK/rm.json" "$URL2/v1/policies/race")" = 200 ] || return 1
+	chain_export "$WORK/chain3.log" && run "$VEIL" audit verify "$WORK/chain3.log" && ok && has "1 entries" || return 1
+	jq -e '.seq == 1 and .event == "update" and .namespace == "race"' "$WORK/chain3.log" >/dev/null ||
+		die "the first entry after the migration: $(cat "$WORK/chain3.log")"
+}
+
 t_stop() {
 	stop_replica r1 && stop_replica r2 || return 1
 	run "$VEIL" audit verify "$WORK/data1/audit.log" && ok || return 1
@@ -503,4 +522,5 @@ t_stop() {
 
 run_in_order pg t_setup t_bad_store_refused t_basic_flows t_init_on_populated_database_refused \
 	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load \
-	t_chain_after_race t_chain_checkpoint_signed t_chain_tampered_row t_chain_killed_before_commit t_stop
+	t_chain_after_race t_chain_checkpoint_signed t_chain_tampered_row t_chain_killed_before_commit \
+	t_chain_migrates_from_schema_1 t_stop
