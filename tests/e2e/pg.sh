@@ -405,7 +405,8 @@ t_chain_after_race() {
 	run "$VEIL" audit verify "$WORK/chain.log" && ok || return 1
 	local n
 	n=$(wc -l <"$WORK/chain.log")
-	[ "$n" -gt 100 ] && [ "$(psql_q 'SELECT count(*) || $$ $$ || min(seq) || $$ $$ || max(seq) FROM veil_audit')" = "$n 1 $n" ] ||
+	# (a replica's minute checkpoint may add a row after the export)
+	[ "$n" -gt 100 ] && [ "$(psql_q "SELECT count(*) || ' ' || min(seq) || ' ' || max(seq) FROM veil_audit WHERE seq <= $n")" = "$n 1 $n" ] ||
 		die "not one chain 1..$n: $(psql_q 'SELECT count(*), min(seq), max(seq) FROM veil_audit')" || return 1
 	[ "$(grep -c '"event":"update","namespace":"race",.*"status":200,' "$WORK/chain.log")" = 100 ] &&
 		[ "$(grep -c '"event":"update","namespace":"race"' "$WORK/chain.log")" = 100 ] ||
@@ -420,7 +421,8 @@ t_chain_after_race() {
 	cmp -s "$WORK/replayed" "$WORK/stored" || die "replaying the chain does not end in the store: $(diff "$WORK/replayed" "$WORK/stored" | head -5)" || return 1
 	! grep -qE "$CHANGE_RE" "$WORK/data1/audit.log" "$WORK/data2/audit.log" ||
 		die "a change entry in a replica's request log" || return 1
-	run "$CAS" audit verify --store "$DB" --data "$WORK/data2" && ok && has "$n entries, chain intact"
+	run "$CAS" audit verify --store "$DB" --data "$WORK/data2" && ok && has "entries, chain intact" || return 1
+	[ "$(grep -o '[0-9]* entries, chain intact' <<<"$out" | cut -d' ' -f1)" -ge "$n" ] || die "verify: $out"
 }
 
 # A clean stop ends the chain with a checkpoint signed by the CAS key over
