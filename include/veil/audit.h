@@ -97,6 +97,30 @@ const EVP_MD *veil_audit_head_md(EVP_PKEY *key);
 int veil_audit_head_verify(EVP_PKEY *key, const struct veil_audit_head *head,
 			   const char *sig) VEIL_MUST_CHECK;
 
+/* ---- checkpoints: entries that sign the head before them ---- */
+
+/* A "checkpoint" entry's detail, byte for byte:
+ *   seq N hash H key K signature S
+ * N (decimal) and H (64 hex) the head before the entry, K the signer's key
+ * hash (64 hex: SHA-256 of its public key), S the signature over
+ * veil_audit_head_message (base64, at most VEIL_AUDIT_SIG_MAX - 1 chars). */
+#define VEIL_AUDIT_SIG_MAX 512
+struct veil_audit_checkpoint {
+	struct veil_audit_head head; /* size 0: a detail does not say it */
+	char key_hash[VEIL_AUDIT_HASH_HEX];
+	char signature[VEIL_AUDIT_SIG_MAX];
+};
+/* The detail for cp into out (cap bytes, NUL-terminated): its length, or
+ * VEIL_ELIMIT when out is short / VEIL_EINVAL for a malformed cp. */
+int veil_audit_checkpoint_detail(const struct veil_audit_checkpoint *cp, char *out,
+				 size_t cap) VEIL_MUST_CHECK;
+/* The checkpoint a line (size bytes, without its '\n', already checked by
+ * veil_audit_check_line) holds: 0 and *out; VEIL_ENOENT when its event is
+ * not "checkpoint"; VEIL_EINVAL for a checkpoint whose detail is not the
+ * format above. *out is set only on success. */
+int veil_audit_parse_checkpoint(const char *line, size_t size,
+				struct veil_audit_checkpoint *out) VEIL_MUST_CHECK;
+
 /* ---- files ---- */
 
 /* size bytes of fd at off: 0, or -errno of a failed read (-EIO: the file

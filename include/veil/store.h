@@ -77,6 +77,8 @@ struct veil_store_info {
 };
 
 struct veil_store;
+struct veil_audit_event;
+struct veil_audit_head;
 struct veil_store_ops {
 	int (*get)(struct veil_store *s, const char *ns, struct veil_record *out);
 	int (*create)(struct veil_store *s, const struct veil_record *r);
@@ -117,6 +119,18 @@ struct veil_store_ops {
 	 * check it (caches.c). NULL where one process owns the store (SQLite:
 	 * the process's own counter says it all). */
 	int (*generation)(struct veil_store *s, unsigned long long *out);
+	/* The change chain in the database (PostgreSQL, table veil_audit):
+	 * one audit chain for every replica, whose entries are audit.log lines
+	 * (audit.h). Both run inside the open write transaction (begin), under
+	 * its writer lock. audit_last: the chain's last entry, seq and hash
+	 * (seq 0 and 64 zeros: empty; size is 0), and whether it is a
+	 * "checkpoint". audit_append: ev as the entry after it, which commits
+	 * or vanishes with the transaction's change; *head (may be NULL) is
+	 * the new entry's. NULL where the audit log is the data folder's file
+	 * alone (SQLite), whose head set_head keeps. */
+	int (*audit_last)(struct veil_store *s, struct veil_audit_head *out, bool *checkpoint);
+	int (*audit_append)(struct veil_store *s, const struct veil_audit_event *ev,
+			    struct veil_audit_head *head);
 	/* Where this handle's statements go, for /metrics (NULL: one local
 	 * file, SQLite). 0, or VEIL_EIO when the database does not answer. */
 	int (*info)(struct veil_store *s, struct veil_store_info *out);
@@ -184,14 +198,25 @@ bool veil_store_url_is_pg(const char *url);
 
 /* PostgreSQL (libpq): url is a libpq connection URI, passed on unchanged
  * (TLS with sslmode/sslcert/sslkey/sslrootcert, several hosts with
- * target_session_attrs=read-write). The audit head is kept per replica,
- * under the id in data_dir/replica.id (made at the first start). first:
- * applies the schema migrations (veil_schema, under an advisory lock) and
- * refuses to start when a running replica holds the same id. */
+ * target_session_attrs=read-write). The changes' audit chain is one table
+ * for every replica (audit_last, audit_append); the head of each replica's
+ * own audit.log (its requests) is kept per replica, under the id in
+ * data_dir/replica.id (made at the first start). first: applies the schema
+ * migrations (veil_schema, under an advisory lock) and refuses to start
+ * when a running replica holds the same id. */
 int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct veil_store **out,
 		       struct veil_diags *d) VEIL_MUST_CHECK;
 /* The schema version (table veil_schema) this code writes. */
-#define VEIL_STORE_PG_SCHEMA_VERSION 1
+#define VEIL_STORE_PG_SCHEMA_VERSION 2
+/* Reads the database's change chain (table veil_audit) in order, without a
+ * data folder and without migrating: fn gets each entry's line (len bytes,
+ * no '\n', NUL-terminated) and the replica that wrote it; non-zero from fn
+ * stops the walk and is returned. A database without the table (schema
+ * 1) has no entries. */
+int veil_store_pg_audit_walk(const char *url,
+			     int (*fn)(const char *line, size_t len, const char *replica,
+				       void *arg),
+			     void *arg, struct veil_diags *d) VEIL_MUST_CHECK;
 
 /* The vault: a master key that wraps per-namespace data keys. Providers:
  * a 0600 key file (simulation), or an AES-256 key in a PKCS#11 token that

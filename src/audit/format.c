@@ -30,6 +30,7 @@
  * longer ones are cut at a code point and end in AUDIT_TRUNCATED. */
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -502,6 +503,93 @@ int veil_audit_format_line(const char prev[static VEIL_AUDIT_HASH_HEX], uint64_t
 		return VEIL_ELIMIT;
 	*size = o.size;
 	memcpy(hash, digest, sizeof(digest));
+	return 0;
+}
+
+/* ---- checkpoint details ---- */
+
+static bool is_b64(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '+' ||
+	       c == '/' || c == '=';
+}
+
+int veil_audit_checkpoint_detail(const struct veil_audit_checkpoint *cp, char *out, size_t cap)
+{
+	size_t n = strlen(cp->signature);
+	if (!is_hash_hex(cp->head.hash) || !is_hash_hex(cp->key_hash) || !n ||
+	    n >= VEIL_AUDIT_SIG_MAX)
+		return VEIL_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!is_b64(cp->signature[i]))
+			return VEIL_EINVAL;
+	int w = snprintf(out, cap, "seq %" PRIu64 " hash %s key %s signature %s", cp->head.seq,
+			 cp->head.hash, cp->key_hash, cp->signature);
+	return w > 0 && (size_t)w < cap ? w : VEIL_ELIMIT;
+}
+
+/* lit at s (bounded by end): s moves past it */
+static bool take_literal(const char **s, const char *end, const char *lit)
+{
+	size_t n = strlen(lit);
+	/* not secret: a literal of the audit line format */
+	if ((size_t)(end - *s) < n || memcmp(*s, lit, n) != 0)
+		return false;
+	*s += n;
+	return true;
+}
+
+/* 64 lower-case hex digits at s into out */
+static bool take_hex(const char **s, const char *end, char out[static VEIL_AUDIT_HASH_HEX])
+{
+	if (end - *s < AUDIT_HEX_SIZE)
+		return false;
+	for (size_t i = 0; i < AUDIT_HEX_SIZE; i++) {
+		char c = (*s)[i];
+		if (!is_digit(c) && !(c >= 'a' && c <= 'f'))
+			return false;
+		out[i] = c;
+	}
+	out[AUDIT_HEX_SIZE] = '\0';
+	*s += AUDIT_HEX_SIZE;
+	return true;
+}
+
+int veil_audit_parse_checkpoint(const char *line, size_t size, struct veil_audit_checkpoint *out)
+{
+	/* the first ,"event": is the entry's own: seq, time and prev before it
+	 * hold no quote; a checkpoint's namespace and client are null, so its
+	 * detail follows at once */
+	const char *end = line + size, *p = line;
+	while (p < end && !take_literal(&p, end, ",\"event\":"))
+		p++;
+	if (p >= end || !take_literal(&p, end, "\"checkpoint\","))
+		return VEIL_ENOENT;
+	struct veil_audit_checkpoint cp = {.head.seq = 0};
+	size_t digits = 0;
+	if (!take_literal(&p, end,
+			  "\"namespace\":null,\"client\":null,\"status\":0,\"detail\":\"seq "))
+		return VEIL_EINVAL;
+	while (p < end && is_digit(*p) && digits < 20) {
+		if (cp.head.seq > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+			return VEIL_EINVAL;
+		cp.head.seq = cp.head.seq * 10 + (uint64_t)(*p++ - '0');
+		digits++;
+	}
+	if (!digits || (digits > 1 && p[-(ptrdiff_t)digits] == '0') ||
+	    !take_literal(&p, end, " hash ") || !take_hex(&p, end, cp.head.hash) ||
+	    !take_literal(&p, end, " key ") || !take_hex(&p, end, cp.key_hash) ||
+	    !take_literal(&p, end, " signature "))
+		return VEIL_EINVAL;
+	size_t n = 0;
+	while (p + n < end && is_b64(p[n]) && n < VEIL_AUDIT_SIG_MAX - 1)
+		n++;
+	memcpy(cp.signature, p, n);
+	cp.signature[n] = '\0';
+	p += n;
+	if (!n || !take_literal(&p, end, "\"" AUDIT_HASH_MEMBER))
+		return VEIL_EINVAL;
+	*out = cp;
 	return 0;
 }
 

@@ -182,8 +182,13 @@ void cas_keyproc_stop(void);
  * answer with another type */
 void cas_keyproc_test(const char *what);
 #endif
-/* commit.c: a signed checkpoint of the audit head, kept in the store too */
+/* commit.c: a signed checkpoint of the audit log file's head, kept in the
+ * store too; and (PostgreSQL; 0 and nothing on SQLite) one of the
+ * database's change chain when it moved since its last checkpoint */
 int cas_audit_checkpoint(struct cas *cas, struct veil_store *st) VEIL_MUST_CHECK;
+int cas_audit_checkpoint_chain(struct cas *cas, struct veil_store *st) VEIL_MUST_CHECK;
+/* audit_cmd.c: veil-cas audit export|verify (the database's change chain) */
+int cas_audit_main(int argc, char **argv) VEIL_MUST_CHECK;
 /* conn.c: connection limits (see there). setup once, after the SSL_CTX and
  * before any thread; new for every accepted connection (make_bev); listen
  * instead of evhttp_accept_socket (takes fd); request_done when a request is

@@ -1,7 +1,10 @@
-/* A change and its audit entry commit together: the entry is durable
- * before the store's transaction commits with the head it ends at, and a
- * failed commit is followed by a "rollback" entry (routes.h). Also the
- * signed checkpoints of the audit head (cas.h). */
+/* A change and its audit entry commit together (routes.h). On SQLite the
+ * entry goes to the data folder's audit.log, durable before the store's
+ * transaction commits with the head it ends at, and a failed commit is
+ * followed by a "rollback" entry. On PostgreSQL it is a row of the
+ * database's change chain (store audit_append), one chain for every
+ * replica, written in the change's own transaction: it commits or vanishes
+ * with the change. Also the signed checkpoints of the audit heads (cas.h). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +41,9 @@ static int record_head(struct cas *cas, struct veil_store *st, const struct veil
 }
 
 /* A change is acknowledged only once its audit entry is durable, and store
- * and log cannot disagree after a crash: the change (made by the caller in
+ * and log cannot disagree after a crash. PostgreSQL (store audit_append):
+ * the entry is a row of the change's own transaction, committed with it.
+ * SQLite, the file: the change (made by the caller in
  * the store's open transaction, store->begin) commits together with the
  * audit head its entry ends at, after the entry is synced. A crash before
  * the commit leaves an entry for a change that is not stored: the next start
@@ -56,6 +61,25 @@ int route_commit_change(struct route_ctx *c, const char *event, const char *ns, 
 				      .status = status,
 				      .detail = detail};
 	struct veil_audit_head h;
+	if (st->ops->audit_append) {
+		/* no rollback entry is ever needed, and a commit whose answer
+		 * was lost took both or neither (500, or 503 when the database
+		 * is out of reach: route_fail) */
+		int rc = st->ops->audit_append(st, &ev, NULL);
+		if (!rc)
+			fault_point("before_commit");
+		if (rc || st->ops->commit(st)) {
+			st->ops->rollback(st);
+			route_fail(c, 500, ns,
+				   rc ? "the audit chain cannot be written: the change was not "
+					"applied"
+				      : "storage error");
+			return -1;
+		}
+		fault_point("after_commit");
+		changed(c);
+		return 0;
+	}
 	if (veil_audit_append_at(cas->audit, &ev, &h)) {
 		st->ops->rollback(st);
 		snprintf(c->error, sizeof(c->error), "the audit log cannot be written");
@@ -90,20 +114,55 @@ int route_commit_change(struct route_ctx *c, const char *event, const char *ns, 
 	return 0;
 }
 
-/* A signed checkpoint of the head (at start, every minute when it moved, at
- * stop): an entry whose detail signs the head before it with the CAS's TLS
- * key, and the head after it kept in the store. */
+/* A checkpoint entry's detail (audit.h): head signed with the CAS's TLS key. */
+static int checkpoint_detail(struct cas *cas, const struct veil_audit_head *head, char *out,
+			     size_t cap)
+{
+	struct veil_audit_checkpoint cp = {.head = *head};
+	memcpy(cp.key_hash, cas->key_hash, sizeof(cp.key_hash));
+	int rc = veil_audit_head_sign(cas->key, head, cp.signature, sizeof(cp.signature));
+	if (!rc)
+		rc = veil_audit_checkpoint_detail(&cp, out, cap);
+	return rc < 0 ? rc : 0;
+}
+
+/* PostgreSQL: a signed checkpoint of the database's change chain, when an
+ * entry other than a checkpoint ends it (every replica calls this; a chain
+ * that did not move gets none). Signed with the CAS key all replicas share. */
+int cas_audit_checkpoint_chain(struct cas *cas, struct veil_store *st)
+{
+	struct veil_audit_head prev;
+	char detail[800];
+	bool cp = true;
+	if (!st->ops->audit_append)
+		return 0;
+	int rc = st->ops->begin(st);
+	if (rc)
+		return rc;
+	if (!(rc = st->ops->audit_last(st, &prev, &cp)) && prev.seq && !cp &&
+	    !(rc = checkpoint_detail(cas, &prev, detail, sizeof(detail)))) {
+		struct veil_audit_event ev = {.event = "checkpoint", .detail = detail};
+		rc = st->ops->audit_append(st, &ev, NULL);
+	}
+	if (!rc)
+		rc = st->ops->commit(st);
+	if (rc)
+		st->ops->rollback(st);
+	return rc;
+}
+
+/* A signed checkpoint of the file's head (at start, every minute when it
+ * moved, at stop): an entry whose detail signs the head before it with the
+ * CAS's TLS key, and the head after it kept in the store. */
 int cas_audit_checkpoint(struct cas *cas, struct veil_store *st)
 {
 	struct veil_audit_head prev, h;
-	char detail[800], sig[512];
+	char detail[800];
 	int rc = st->ops->begin(st);
 	if (rc)
 		return rc;
 	if (!(rc = veil_audit_head_get(cas->audit, &prev)) &&
-	    !(rc = veil_audit_head_sign(cas->key, &prev, sig, sizeof(sig)))) {
-		snprintf(detail, sizeof(detail), "seq %llu hash %s key %s signature %s",
-			 (unsigned long long)prev.seq, prev.hash, cas->key_hash, sig);
+	    !(rc = checkpoint_detail(cas, &prev, detail, sizeof(detail)))) {
 		struct veil_audit_event ev = {.event = "checkpoint", .detail = detail};
 		rc = veil_audit_append_at(cas->audit, &ev, &h);
 	}

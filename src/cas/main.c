@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		   "       veil-cas restore SRC --data NEWDIR\n"
 		   "       veil-cas rotate-master-key --data DIR [--pin-file FILE]\n"
 		   "       veil-cas recovery-share open --key HOLDER.pem SHARE.json\n"
-		   "       veil-cas recover --data DIR --share FILE --share FILE ...\n\n"
+		   "       veil-cas recover --data DIR --share FILE --share FILE ...\n"
+		   "       veil-cas audit export|verify --store URL [--data DIR] [-o FILE]\n\n"
 		   "The Configuration and Attestation Service: stores policies encrypted at rest,\n"
 		   "generates their secrets, and (with veil-run) provisions attested services.\n\n"
 		   "  --data DIR          state folder: SQLite store (cas.db), master key, TLS\n"
@@ -104,7 +105,9 @@ static void usage(FILE *f)
 		   "  rotate-master-key  a new PKCS#11 master key re-wraps every data key\n"
 		   "           (veil-cas stopped); the old key is then destroyed\n"
 		   "  recovery-share  open a recovery share with its holder's key\n"
-		   "  recover  the master key back from K opened recovery shares\n\n"
+		   "  recover  the master key back from K opened recovery shares\n"
+		   "  audit    the change chain in PostgreSQL (--store): export it as\n"
+		   "           audit.log lines, or verify it and its signed checkpoints\n\n"
 		   "HTTPS only (TLS 1.3), client certificates requested; a client's identity is\n"
 		   "the SHA-256 of its certificate's public key. SIGTERM stops it cleanly.\n");
 }
@@ -571,6 +574,8 @@ int main(int argc, char **argv)
 		return cas_recovery_share_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "recover"))
 		return cas_recover_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "audit"))
+		return cas_audit_main(argc - 1, argv + 1);
 	enum {
 		OPT_INIT = 256,
 		OPT_MASTER_KEY,
@@ -977,7 +982,8 @@ int main(int argc, char **argv)
 		struct veil_audit_event ev = {.event = "start", .detail = cas.key_hash};
 		if (veil_audit_append(cas.audit, &ev))
 			cas_warn_limited("cannot write the audit log");
-		if (cas_audit_checkpoint(&cas, main_store))
+		if (cas_audit_checkpoint(&cas, main_store) ||
+		    cas_audit_checkpoint_chain(&cas, main_store))
 			cas_warn_limited("cannot write an audit checkpoint");
 #ifdef VEIL_TEST_HOOKS
 		if (getenv("VEIL_TEST_KEYPROC"))
@@ -1000,6 +1006,11 @@ int main(int argc, char **argv)
 					/* as above */
 					VEIL_UNCHECKED(veil_audit_head_get(cas.audit, &last));
 				}
+				/* the database's change chain moves with every
+				 * replica's changes: checked each minute, a
+				 * checkpoint only when it moved */
+				if (cas_audit_checkpoint_chain(&cas, main_store))
+					cas_warn_limited("cannot write an audit checkpoint");
 				continue;
 			}
 			if (sig == SIGCHLD) {
@@ -1050,7 +1061,8 @@ int main(int argc, char **argv)
 		struct veil_audit_event ev = {.event = "stop"};
 		if (veil_audit_append(cas.audit, &ev))
 			cas_warn_limited("cannot write the audit log");
-		if (cas_audit_checkpoint(&cas, main_store))
+		if (cas_audit_checkpoint(&cas, main_store) ||
+		    cas_audit_checkpoint_chain(&cas, main_store))
 			cas_warn_limited("cannot write the audit checkpoint at stop");
 	}
 	if (main_store)

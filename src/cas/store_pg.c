@@ -9,8 +9,11 @@
  *   update itself is still the compare-and-swap on the predecessor hash
  *   (UPDATE ... WHERE namespace = $1 AND hash = $6, one row or
  *   VEIL_ECONFLICT), which alone keeps concurrent updates from losing one.
- * - The audit log is a file per replica: audit_head has one row per replica,
- *   keyed by the id in DATA/replica.id. The first store a process opens
+ * - The audit entries of changes are one chain for every replica, rows of
+ *   veil_audit (schema 2) written in the change's transaction under the
+ *   writer lock (pg_audit_append). Each replica's own audit.log (its
+ *   requests) has its head in audit_head, one row per replica, keyed by the
+ *   id in DATA/replica.id. The first store a process opens
  *   holds a session advisory lock on that id: a second replica started on a
  *   copy of the same data folder is refused (delete its replica.id).
  * - veil_generation holds a counter a trigger moves at every statement that
@@ -41,6 +44,7 @@
 #include <libpq-fe.h>
 #include <openssl/rand.h>
 
+#include "veil/audit.h"
 #include "veil/store.h"
 
 /* advisory lock keys: (PG_LOCK_SPACE, what); a replica's claim is
@@ -507,6 +511,70 @@ static int pg_generation(struct veil_store *s, unsigned long long *out)
 	return rc;
 }
 
+/* ---- the change chain (schema 2): table veil_audit ---- */
+
+/* The chain's last entry, from its line, which must verify: a last line
+ * changed in the table is refused, not extended (a new entry after it would
+ * chain to the changed bytes and hide the change). */
+static int pg_audit_last(struct veil_store *s, struct veil_audit_head *out, bool *checkpoint)
+{
+	struct pg_store *q = pg_of(s);
+	PGresult *r;
+	if (!q->in_tx) /* only under the writer lock: else two would take the same seq */
+		return VEIL_EINVAL;
+	if (pg_exec(q, "SELECT line FROM veil_audit ORDER BY seq DESC LIMIT 1", 0, NULL, NULL, NULL,
+		    0, &r))
+		return VEIL_EIO;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->hash, veil_audit_zero_hash, sizeof(out->hash));
+	*checkpoint = false;
+	int rc = 0;
+	if (PQntuples(r) == 1) {
+		const char *line = PQgetvalue(r, 0, 0), *why;
+		size_t col, size = strlen(line);
+		struct veil_audit_entry e;
+		struct veil_audit_checkpoint cp;
+		if (veil_audit_check_line(line, size, &e, &why, &col)) {
+			rc = VEIL_EINVAL;
+		} else {
+			out->seq = e.seq;
+			memcpy(out->hash, e.hash, sizeof(out->hash));
+			*checkpoint = veil_audit_parse_checkpoint(line, size, &cp) != VEIL_ENOENT;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_audit_append(struct veil_store *s, const struct veil_audit_event *ev,
+			   struct veil_audit_head *head)
+{
+	struct pg_store *q = pg_of(s);
+	struct veil_audit_head last;
+	char when[VEIL_AUDIT_TIME_SIZE], hash[VEIL_AUDIT_HASH_HEX], seq[24];
+	char *line = malloc(VEIL_AUDIT_LINE_MAX);
+	size_t size = 0;
+	bool cp;
+	int rc = line ? pg_audit_last(s, &last, &cp) : VEIL_ENOMEM;
+	if (!rc && !(rc = veil_audit_time_now(when)))
+		rc = veil_audit_format_line(last.hash, last.seq + 1, when, ev, line, &size, hash);
+	if (!rc) {
+		line[size - 1] = '\0'; /* the row holds the line without its '\n' */
+		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)(last.seq + 1));
+		const char *v[] = {seq, line, q->replica};
+		if (pg_run(q, "INSERT INTO veil_audit(seq, line, replica) VALUES($1, $2, $3)", 3,
+			   v))
+			rc = VEIL_EIO;
+	}
+	if (!rc && head) {
+		memset(head, 0, sizeof(*head));
+		head->seq = last.seq + 1;
+		memcpy(head->hash, hash, sizeof(head->hash));
+	}
+	free(line);
+	return rc;
+}
+
 static void pg_close(struct veil_store *s)
 {
 	struct pg_store *q = pg_of(s);
@@ -550,6 +618,8 @@ static const struct veil_store_ops pg_ops = {
     .set_head = pg_set_head,
     .get_head = pg_get_head,
     .generation = pg_generation,
+    .audit_last = pg_audit_last,
+    .audit_append = pg_audit_append,
     .info = pg_info,
     .close = pg_close,
 };
@@ -586,6 +656,13 @@ static const char *const pg_migrations[] = {
     "$$ BEGIN UPDATE veil_generation SET n = n + 1 WHERE id = 1; RETURN NULL; END $$;"
     "CREATE TRIGGER policies_changed AFTER INSERT OR UPDATE OR DELETE ON policies "
     "FOR EACH STATEMENT EXECUTE FUNCTION veil_policies_changed();",
+    /* 2: the changes' audit chain, one for every replica: each row an
+     * audit.log line (without its '\n'), seq as in the line, and the id of
+     * the replica that wrote it (its replica.id) */
+    "CREATE TABLE veil_audit ("
+    " seq bigint PRIMARY KEY CHECK (seq > 0),"
+    " line text NOT NULL,"
+    " replica text NOT NULL);",
 };
 _Static_assert(VEIL_ARRAY_LEN(pg_migrations) == VEIL_STORE_PG_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -802,5 +879,68 @@ int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct
 out:
 	if (q)
 		pg_close(&q->base);
+	return rc;
+}
+
+/* ---- reading the change chain (veil-cas audit) ---- */
+
+#define AUDIT_WALK_BATCH "1000"
+
+int veil_store_pg_audit_walk(const char *url,
+			     int (*fn)(const char *line, size_t len, const char *replica,
+				       void *arg),
+			     void *arg, struct veil_diags *d)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &err);
+	if (!opts) {
+		/* the string itself is not repeated: it may hold a password */
+		veil_diag(d, "--store: not a PostgreSQL connection URI: %s",
+			  err ? err : "out of memory");
+		PQfreemem(err);
+		return VEIL_EINVAL;
+	}
+	PQconninfoFree(opts);
+	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+	const char *const vals[] = {"10", "veil-cas audit", url, NULL};
+	struct pg_store q = {.conn = PQconnectdbParams(keys, vals, 1)};
+	int rc = VEIL_EIO;
+	if (!q.conn || PQstatus(q.conn) != CONNECTION_OK) {
+		veil_diag(d, "PostgreSQL (--store): cannot connect: %s",
+			  q.conn ? PQerrorMessage(q.conn) : "out of memory");
+		goto out;
+	}
+	PQsetNoticeReceiver(q.conn, take_notice, &q);
+	/* one snapshot: the chain as it was at one instant */
+	long long present = 0;
+	if (pg_run(&q, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL) ||
+	    pg_number(&q, "SELECT (to_regclass('veil_audit') IS NOT NULL)::int", 0, NULL,
+		      &present)) {
+		pg_fail(&q, d, "cannot read the audit chain");
+		goto out;
+	}
+	q.in_tx = true;
+	char after[24] = "0";
+	rc = 0;
+	for (int n = present ? 1 : 0; !rc && n > 0;) {
+		PGresult *r;
+		const char *v[] = {after};
+		if (pg_exec(&q,
+			    "SELECT seq, line, replica FROM veil_audit WHERE seq > $1 ORDER BY seq "
+			    "LIMIT " AUDIT_WALK_BATCH,
+			    1, v, NULL, NULL, 0, &r)) {
+			rc = pg_fail(&q, d, "cannot read the audit chain");
+			break;
+		}
+		n = PQntuples(r);
+		for (int i = 0; !rc && i < n; i++)
+			rc = fn(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1),
+				PQgetvalue(r, i, 2), arg);
+		if (n)
+			snprintf(after, sizeof(after), "%s", PQgetvalue(r, n - 1, 0));
+		PQclear(r);
+	}
+out:
+	PQfinish(q.conn);
 	return rc;
 }

@@ -11,7 +11,7 @@ if [ ! -f "$build/build.ninja" ]; then
 		-Db_lundef=false -Dbuildtype=debugoptimized -Dtests=disabled -Dman_pages=disabled \
 		>"$build.log" 2>&1 || { cat "$build.log"; echo "fuzz: meson setup failed"; exit 1; }
 fi
-harnesses="manifest meshfile record policy request evidence attest elf oci registry image_record codecrypt lasproto snp collateral dcap hpke ipc masterkey shamir"
+harnesses="manifest meshfile record policy request evidence attest elf oci registry image_record codecrypt lasproto snp collateral dcap hpke ipc masterkey shamir audit"
 ninja -C "$build" $(for f in $harnesses; do echo tests/fuzz/fuzz_$f; done) >"$build.log" 2>&1 ||
 	{ tail -40 "$build.log"; echo "fuzz: build failed"; exit 1; }
 rm -f "$build.log"

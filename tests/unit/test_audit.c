@@ -943,6 +943,77 @@ static void test_format_line_without_a_file_checks_and_links(void **state)
 	    VEIL_EINVAL);
 }
 
+/* A line holding a checkpoint with detail (what the CAS writes, or not). */
+static size_t checkpoint_line(const char *event, const char *detail,
+			      char line[static VEIL_AUDIT_LINE_MAX])
+{
+	char hash[VEIL_AUDIT_HASH_HEX];
+	size_t size = 0;
+	struct veil_audit_event ev = {.event = event, .detail = detail};
+	assert_int_equal(veil_audit_format_line(veil_audit_zero_hash, 2, "2026-01-02T03:04:05.678Z",
+						&ev, line, &size, hash),
+			 0);
+	return size - 1; /* without its '\n' */
+}
+
+/* Checkpoint details: malformed ones are refused (not read as some other
+ * head), other events are not checkpoints, and what the writer makes parses
+ * back to the same head, key hash and signature. */
+static void test_checkpoint_detail_malformed_refused_and_round_trips(void **state)
+{
+	(void)state;
+	char line[VEIL_AUDIT_LINE_MAX], detail[800];
+	struct veil_audit_checkpoint cp = {.head.seq = 41}, got;
+	memset(cp.head.hash, 'a', 64);
+	memset(cp.key_hash, '0', 64);
+	snprintf(cp.signature, sizeof(cp.signature), "MEUCIQ+/abc=");
+#define KEY " key 0000000000000000000000000000000000000000000000000000000000000000"
+#define HASH " hash aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	static const char *const bad[] = {
+	    "",
+	    "seq 41",
+	    "seq 041" HASH KEY " signature MEU=",
+	    "seq 41 hash AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" KEY
+	    " signature MEU=",
+	    "seq 41 hash aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" KEY
+	    " signature MEU=",
+	    "seq 41" HASH KEY " signature ",
+	    "seq 41" HASH KEY " signature MEU= x",
+	    "seq 41" HASH " signature MEU=",
+	    "seq 99999999999999999999" HASH KEY " signature MEU=",
+	};
+#undef KEY
+#undef HASH
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		size_t n = checkpoint_line("checkpoint", bad[i], line);
+		assert_int_equal(veil_audit_parse_checkpoint(line, n, &got), VEIL_EINVAL);
+	}
+	size_t n = checkpoint_line("checkpoint", NULL, line);
+	assert_int_equal(veil_audit_parse_checkpoint(line, n, &got), VEIL_EINVAL);
+	/* another event, even one whose detail reads like a checkpoint's */
+	assert_true(veil_audit_checkpoint_detail(&cp, detail, sizeof(detail)) > 0);
+	n = checkpoint_line("update", detail, line);
+	assert_int_equal(veil_audit_parse_checkpoint(line, n, &got), VEIL_ENOENT);
+	n = checkpoint_line("checkpointx", detail, line);
+	assert_int_equal(veil_audit_parse_checkpoint(line, n, &got), VEIL_ENOENT);
+	/* a cut line is refused, never read past its size */
+	n = checkpoint_line("checkpoint", detail, line);
+	assert_int_equal(veil_audit_parse_checkpoint(line, n - 80, &got), VEIL_EINVAL);
+	/* the writer's own detail parses back */
+	assert_int_equal(veil_audit_parse_checkpoint(line, n, &got), 0);
+	assert_int_equal(got.head.seq, 41);
+	assert_string_equal(got.head.hash, cp.head.hash);
+	assert_string_equal(got.key_hash, cp.key_hash);
+	assert_string_equal(got.signature, cp.signature);
+	/* the writer refuses what the parser would not read, and a short buffer */
+	assert_int_equal(veil_audit_checkpoint_detail(&cp, detail, 20), VEIL_ELIMIT);
+	cp.signature[3] = '"';
+	assert_int_equal(veil_audit_checkpoint_detail(&cp, detail, sizeof(detail)), VEIL_EINVAL);
+	cp.signature[3] = 'C';
+	cp.key_hash[5] = 'Z';
+	assert_int_equal(veil_audit_checkpoint_detail(&cp, detail, sizeof(detail)), VEIL_EINVAL);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -976,6 +1047,7 @@ int main(void)
 	    T(test_open_errors),
 	    T(test_concurrent_appends_chain),
 	    T(test_format_line_without_a_file_checks_and_links),
+	    T(test_checkpoint_detail_malformed_refused_and_round_trips),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
