@@ -16,8 +16,10 @@ failed=()
 log=$(mktemp -d)
 
 # count "N passed, N failed" from a runner's output
-tally() { # name status logfile
-	local name=$1 status=$2 f=$3 p q
+last_tally=$SECONDS
+tally() { # name status logfile; the seconds since the previous tally are the part's
+	local name=$1 status=$2 f=$3 p q took=$((SECONDS - last_tally))
+	last_tally=$SECONDS
 	p=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$f" | tail -1 | cut -d' ' -f1)
 	q=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$f" | tail -1 | cut -d' ' -f3)
 	p=${p:-0}
@@ -27,10 +29,10 @@ tally() { # name status logfile
 	fail=$((fail + q))
 	if [ "$status" -ne 0 ]; then
 		failed+=("$name")
-		echo "FAIL $name ($p passed, $q failed)"
+		echo "FAIL $name ($p passed, $q failed, $took s)"
 		tail -40 "$f"
 	else
-		echo "ok   $name ($p passed)"
+		echo "ok   $name ($p passed, $took s)"
 	fi
 }
 

@@ -27,13 +27,15 @@ wait_for() { # file text
 run_in_order() {
 	local label=$1 t passed=0 failed=0
 	shift
+	local t0
 	for t in "$@"; do
 		cd "$WORK" || return 1
+		t0=$SECONDS
 		if "$t"; then
-			echo "ok   $t"
+			echo "ok   $t ($((SECONDS - t0)) s)"
 			passed=$((passed + 1))
 		else
-			echo "FAIL $t"
+			echo "FAIL $t ($((SECONDS - t0)) s)"
 			failed=$((failed + 1))
 		fi
 	done
