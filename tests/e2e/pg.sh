@@ -246,31 +246,35 @@ t_secrets_same_through_either_replica() {
 t_replicas_race() {
 	policy race | as_body >"$WORK/race.json"
 	[ "$(as_a -X POST --data-binary @"$WORK/race.json" "$URL1/v1/policies")" = 201 ] || return 1
-	local round i h won winner codes url pids
+	local round i h won winner codes url transfers code
 	h=$(hash_via "$URL2" race) || return 1
+	# both replicas' caches hold the current answer (then after each round)
+	[ "$(hash_via "$URL1" race)" = "$h" ] && [ "$(hash_via "$URL2" race)" = "$h" ] ||
+		die "a replica does not answer $h" || return 1
+	local tls=(-sk --tlsv1.3 --cert "$WORK/home-a/identity/cert.pem" --key "$WORK/home-a/identity/key.pem")
 	for round in $(seq 1 100); do
-		# both replicas' caches hold the current answer
-		[ "$(hash_via "$URL1" race)" = "$h" ] && [ "$(hash_via "$URL2" race)" = "$h" ] ||
-			die "round $round: a replica does not answer $h" || return 1
+		# ten updates at once from the same predecessor, five through each
+		# replica: one curl running them in parallel (-Z), each on a
+		# connection (and TLS session) of its own
+		transfers=()
 		for i in $(seq 0 9); do
 			policy race "$h" "$round.$i" | as_body >"$WORK/r$i.json"
-		done
-		pids=()
-		for i in $(seq 0 9); do
 			url=$([ $((i % 2)) = 0 ] && echo "$URL1" || echo "$URL2")
-			as_a_to "$WORK/r$i.out" -X PUT --data-binary @"$WORK/r$i.json" "$url/v1/policies/race" >"$WORK/r$i.code" &
-			pids+=($!)
+			[ "$i" = 0 ] || transfers+=(--next)
+			transfers+=("${tls[@]}" -X PUT --data-binary @"$WORK/r$i.json" -o "$WORK/r$i.out"
+				-w "$i %{http_code}\n" "$url/v1/policies/race")
 		done
-		wait "${pids[@]}"
+		curl -Z --parallel-immediate --parallel-max 10 "${transfers[@]}" >"$WORK/r.codes"
 		won=0 codes=
-		for i in $(seq 0 9); do
-			codes+="$(cat "$WORK/r$i.code") "
-			case $(cat "$WORK/r$i.code") in
+		while read -r i code; do
+			codes+="$code "
+			case $code in
 			200) won=$((won + 1)) winner=$i ;;
 			409) ;;
-			*) die "round $round: update $i answered $(cat "$WORK/r$i.code"): $(cat "$WORK/r$i.out")" || return 1 ;;
+			*) die "round $round: update $i answered $code: $(cat "$WORK/r$i.out")" || return 1 ;;
 			esac
-		done
+		done <"$WORK/r.codes"
+		[ "$(wc -l <"$WORK/r.codes")" = 10 ] || die "round $round: $(wc -l <"$WORK/r.codes") answers" || return 1
 		[ "$won" = 1 ] || die "round $round: $won winners ($codes)" || return 1
 		h=$(jq -r .hash "$WORK/r$winner.out")
 		[ "$(hash_via "$URL1" race)" = "$h" ] && [ "$(hash_via "$URL2" race)" = "$h" ] ||
