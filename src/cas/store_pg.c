@@ -800,13 +800,8 @@ static void take_notice(void *arg, const PGresult *r)
 		((struct pg_store *)arg)->warned = true;
 }
 
-bool veil_store_url_is_pg(const char *url)
-{
-	return url && (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11));
-}
-
-int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct veil_store **out,
-		       struct veil_diags *d)
+/* url parses as a libpq connection string; else VEIL_EINVAL, why in d */
+static int check_uri(const char *url, struct veil_diags *d)
 {
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(url, &err);
@@ -818,6 +813,19 @@ int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct
 		return VEIL_EINVAL;
 	}
 	PQconninfoFree(opts);
+	return 0;
+}
+
+bool veil_store_url_is_pg(const char *url)
+{
+	return url && (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11));
+}
+
+int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct veil_store **out,
+		       struct veil_diags *d)
+{
+	if (check_uri(url, d))
+		return VEIL_EINVAL;
 	struct pg_store *q = calloc(1, sizeof(*q));
 	if (!q)
 		return VEIL_ENOMEM;
@@ -891,16 +899,8 @@ int veil_store_pg_audit_walk(const char *url,
 				       void *arg),
 			     void *arg, struct veil_diags *d)
 {
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(url, &err);
-	if (!opts) {
-		/* the string itself is not repeated: it may hold a password */
-		veil_diag(d, "--store: not a PostgreSQL connection URI: %s",
-			  err ? err : "out of memory");
-		PQfreemem(err);
+	if (check_uri(url, d))
 		return VEIL_EINVAL;
-	}
-	PQconninfoFree(opts);
 	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
 	const char *const vals[] = {"10", "veil-cas audit", url, NULL};
 	struct pg_store q = {.conn = PQconnectdbParams(keys, vals, 1)};
