@@ -1,8 +1,10 @@
 /* veil-cas rotate-master-key: a new PKCS#11 master key re-wraps every data
- * key of a stopped CAS (offline: the audit log's lock refuses a running
- * one), then the old key is destroyed in the token.
+ * key, then the old key is destroyed in the token; with veil-cas stopped
+ * (offline) or running (online, under load). The store is DATA/cas.db
+ * (SQLite); the PostgreSQL store is not covered.
  *
- * Order, so that a crash anywhere loses nothing and a rerun finishes:
+ * Offline (no process holds the audit log's lock), so that a crash
+ * anywhere loses nothing and a rerun finishes:
  *   1. the new key is recorded as pending in master.key, then made in the
  *      token (vault.c: veil_vault_rotate_begin); a start meanwhile loads
  *      both keys;
@@ -15,9 +17,39 @@
  *      marked);
  *   4. an audit entry "rotate-master-key" says which versions and how many
  *      data keys.
- * The store is cas.db (SQLite); the PostgreSQL store is not covered. */
+ *
+ * Online (a veil-cas holds the lock; DATA/master-key.loaded names it): the
+ * same steps, and after each one that changes master.key the running
+ * veil-cas loads it again (SIGUSR1: a fresh key process swapped in without
+ * failing a request, main.c and keyproc.c), this command waiting until
+ * master-key.loaded says it did. veil-cas writes the audit entries
+ * ("master-key-reload": what it loaded, and the line this command leaves in
+ * DATA/master-key.reload):
+ *   1. begin, reload: veil-cas holds both keys and wraps new data keys
+ *      under the new one;
+ *   2. the rows not under the new key re-wrapped, a few per short
+ *      transaction, each row compared-and-swapped on the wrapped key it
+ *      had (requests go on; a policy update leaves wrapped_key alone),
+ *      until none is left; reload (its caches, which may hold old wrapped
+ *      keys, emptied); the rows checked again;
+ *   3. switch (code-key root, current, retired), reload: veil-cas holds
+ *      only the new key; the rows checked again (this command still holds
+ *      the old key: a straggler is re-wrapped);
+ *   4. the old key destroyed, reload (the entry says so).
+ * A rerun after a crash anywhere continues from master.key's state (a
+ * rerun after the switch reloads, checks that no row is left under the old
+ * key, and destroys it). A data key the old key process made before step
+ * 1's reload and stored only after step 3's check (a request stalled for
+ * the whole rotation) would be lost: the checks after each reload make that
+ * window as short as the rotation's last steps. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +68,8 @@ static void rotate_usage(FILE *f)
 	fprintf(f, "Usage: veil-cas rotate-master-key --data DIR [--pin-file FILE]\n\n"
 		   "Makes a new master key in the PKCS#11 token of the CAS in DIR, re-wraps\n"
 		   "every namespace's data key under it, then destroys the old key. veil-cas\n"
-		   "must be stopped. A rerun after a crash finishes the rotation.\n\n"
+		   "may be running (started with --pin-file): it loads each step's keys\n"
+		   "(SIGUSR1) and keeps serving. A rerun after a crash finishes the rotation.\n\n"
 		   "  --data DIR       the CAS's data folder\n"
 		   "  --pin-file FILE  the token's PIN (else $VEIL_PKCS11_PIN)\n"
 		   "  -h, --help       this help\n");
@@ -142,6 +175,401 @@ out:
 	return rc;
 }
 
+/* ---- online: a running veil-cas ---- */
+
+/* whether a veil-cas holds DATA's audit log (flock, audit_log.c) */
+static int cas_running(const char *auditlog, bool *running, struct veil_diags *d)
+{
+	int fd = open(auditlog, O_RDONLY | O_CLOEXEC);
+	*running = false;
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		veil_diag(d, "%s: %s", auditlog, strerror(errno));
+		return VEIL_EIO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			veil_diag(d, "%s: cannot lock: %s", auditlog, strerror(errno));
+			close(fd);
+			return VEIL_EIO;
+		}
+		*running = true;
+	}
+	close(fd); /* releases the lock if it was taken */
+	return 0;
+}
+
+/* DATA/master-key.loaded (main.c: write_loaded) */
+struct loaded {
+	long pid;
+	unsigned long reload;
+	char what[128], error[512];
+};
+
+static int read_loaded(const char *data, struct loaded *l)
+{
+	char *path = veil_path_join(data, "master-key.loaded");
+	FILE *f = path ? fopen(path, "re") : NULL;
+	char line[600];
+	int got = 0;
+	free(path);
+	memset(l, 0, sizeof(*l));
+	if (!f)
+		return VEIL_ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, "veil-cas ", 9))
+			got |= (l->pid = strtol(line + 9, NULL, 10)) > 0;
+		else if (!strncmp(line, "reload ", 7))
+			l->reload = strtoul(line + 7, NULL, 10), got |= 2;
+		else if (!strncmp(line, "loaded ", 7))
+			snprintf(l->what, sizeof(l->what), "%.127s", line + 7), got |= 4;
+		else if (!strncmp(line, "error ", 6))
+			snprintf(l->error, sizeof(l->error), "%.511s", line + 6);
+	}
+	fclose(f);
+	return got == 7 ? 0 : VEIL_EINVAL;
+}
+
+/* pid is a veil-cas (this program): a pid left in a stale file may name
+ * another process by now, which must get no signal */
+static bool is_veil_cas(long pid)
+{
+	char self[PATH_MAX], other[PATH_MAX], proc[64];
+	snprintf(proc, sizeof(proc), "/proc/%ld/exe", pid);
+	ssize_t a = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ssize_t b = readlink(proc, other, sizeof(other) - 1);
+	if (a <= 0 || b <= 0)
+		return false;
+	self[a] = other[b] = 0;
+	return !strcmp(self, other);
+}
+
+/* the running veil-cas loads master.key again (SIGUSR1); waits until
+ * master-key.loaded says it holds what v describes. note: its audit entry's
+ * line. */
+static int cas_reload(const char *data, struct veil_vault *v, const char *note,
+		      struct veil_diags *d)
+{
+	char want[128];
+	struct loaded before, now;
+	int rc = veil_vault_describe(v, want, sizeof(want));
+	if (rc)
+		return rc;
+	if (read_loaded(data, &before) || !is_veil_cas(before.pid)) {
+		veil_diag(d,
+			  "%s/master-key.loaded does not name a running veil-cas (starting or "
+			  "stopping?): run this again",
+			  data);
+		return VEIL_EINVAL;
+	}
+	char *note_path = veil_path_join(data, "master-key.reload");
+	rc = note_path ? veil_write_file(note_path, note, strlen(note), 0600, d) : VEIL_ENOMEM;
+	free(note_path);
+	if (rc)
+		return rc;
+	if (kill((pid_t)before.pid, SIGUSR1) < 0) {
+		veil_diag(d, "veil-cas (pid %ld): %s", before.pid, strerror(errno));
+		return VEIL_EIO;
+	}
+	/* a key process starts in well under a second; a sanitizer build or
+	 * a busy token take longer */
+	const struct timespec tick = {0, 20 * 1000 * 1000};
+	for (int i = 0; i < 120 * 50; i++) {
+		nanosleep(&tick, NULL);
+		if (read_loaded(data, &now))
+			continue; /* being replaced, or veil-cas stopped */
+		if (now.pid == before.pid && now.reload == before.reload)
+			continue;
+		if (now.pid == before.pid && now.error[0]) {
+			veil_diag(d, "veil-cas (pid %ld) could not load the master key: %s",
+				  now.pid, now.error);
+			return VEIL_EIO;
+		}
+		if (strcmp(now.what, want)) {
+			veil_diag(d, "veil-cas (pid %ld) loaded '%s', not '%s'", now.pid, now.what,
+				  want);
+			return VEIL_EIO;
+		}
+		return 0;
+	}
+	veil_diag(d, "veil-cas (pid %ld) did not reload its master key within 120 s", before.pid);
+	return VEIL_EIO;
+}
+
+struct row {
+	char *ns;
+	uint8_t in[VEIL_VAULT_WRAPPED_MAX], out[VEIL_VAULT_WRAPPED_MAX];
+	size_t in_size, out_size;
+};
+
+#define BATCH 16
+
+/* the rows not under version `to`, re-wrapped a batch per transaction while
+ * veil-cas serves (each row compared-and-swapped on the wrapped key read),
+ * until none is left; *count re-wrapped */
+static int rewrap_online(const char *data, struct veil_vault *v, uint32_t to, long long *count,
+			 struct veil_diags *d)
+{
+	char *path = veil_path_join(data, "cas.db");
+	sqlite3 *db = NULL;
+	sqlite3_stmt *list = NULL, *put = NULL;
+	struct row rows[BATCH] = {0};
+	uint8_t prefix[8] = {'V', 'K', 1, 2};
+	int rc = VEIL_EIO, idle = 0;
+	for (int i = 0; i < 4; i++)
+		prefix[4 + i] = (uint8_t)(to >> (24 - 8 * i));
+	if (!path)
+		return VEIL_ENOMEM;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(db, 10000) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT namespace, wrapped_key FROM policies WHERE "
+			       "substr(wrapped_key, 1, 8) != ?1 LIMIT 16",
+			       -1, &list, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "UPDATE policies SET wrapped_key = ?1 WHERE namespace = ?2 AND "
+			       "wrapped_key = ?3",
+			       -1, &put, NULL) != SQLITE_OK) {
+		veil_diag(d, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	for (;;) {
+		size_t n = 0;
+		int x;
+		sqlite3_reset(list);
+		sqlite3_bind_blob(list, 1, prefix, sizeof(prefix), SQLITE_STATIC);
+		while (n < BATCH && (x = sqlite3_step(list)) == SQLITE_ROW) {
+			size_t size = (size_t)sqlite3_column_bytes(list, 1);
+			struct row *r = &rows[n];
+			if (size > sizeof(r->in)) {
+				veil_diag(d, "namespace %s: not a wrapped key of this CAS",
+					  (const char *)sqlite3_column_text(list, 0));
+				rc = VEIL_EINVAL;
+				goto out;
+			}
+			if (!(r->ns = strdup((const char *)sqlite3_column_text(list, 0)))) {
+				rc = VEIL_ENOMEM;
+				goto out;
+			}
+			memcpy(r->in, sqlite3_column_blob(list, 1), size);
+			r->in_size = size;
+			n++;
+		}
+		sqlite3_reset(list);
+		if (!n)
+			break;
+		/* in the token, outside the write transaction */
+		for (size_t i = 0; i < n; i++) {
+			if ((rc = veil_vault_rewrap(v, rows[i].ns, rows[i].in, rows[i].in_size,
+						    rows[i].out, &rows[i].out_size))) {
+				veil_diag(d,
+					  "namespace %s: its data key does not open with this "
+					  "CAS's master keys",
+					  rows[i].ns);
+				goto out;
+			}
+		}
+		rc = VEIL_EIO;
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+			veil_diag(d, "%s: %s", path, sqlite3_errmsg(db));
+			goto out;
+		}
+		long long done = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!rows[i].out_size)
+				continue;
+			sqlite3_reset(put);
+			sqlite3_bind_blob(put, 1, rows[i].out, (int)rows[i].out_size,
+					  SQLITE_STATIC);
+			sqlite3_bind_text(put, 2, rows[i].ns, -1, SQLITE_STATIC);
+			sqlite3_bind_blob(put, 3, rows[i].in, (int)rows[i].in_size, SQLITE_STATIC);
+			if (sqlite3_step(put) != SQLITE_DONE) {
+				veil_diag(d, "%s: namespace %s: %s", path, rows[i].ns,
+					  sqlite3_errmsg(db));
+				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+				goto out;
+			}
+			done += sqlite3_changes(db);
+		}
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			veil_diag(d, "%s: %s", path, sqlite3_errmsg(db));
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			goto out;
+		}
+		*count += done;
+		for (size_t i = 0; i < n; i++) {
+			free(rows[i].ns);
+			rows[i].ns = NULL;
+		}
+		/* rows that changed under us are read again; rows that never
+		 * re-wrap would loop forever */
+		if (!done && ++idle > 100) {
+			veil_diag(d, "%s: rows stay under the old master key", path);
+			goto out;
+		}
+		if (done)
+			idle = 0;
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < BATCH; i++)
+		free(rows[i].ns);
+	sqlite3_finalize(list);
+	sqlite3_finalize(put);
+	sqlite3_close(db);
+	free(path);
+	return rc;
+}
+
+/* how many rows are not under version `to` */
+static int count_not_under(const char *data, uint32_t to, unsigned long long *n,
+			   struct veil_diags *d)
+{
+	char *path = veil_path_join(data, "cas.db");
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint8_t prefix[8] = {'V', 'K', 1, 2};
+	int rc = VEIL_EIO;
+	for (int i = 0; i < 4; i++)
+		prefix[4 + i] = (uint8_t)(to >> (24 - 8 * i));
+	if (!path)
+		return VEIL_ENOMEM;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(db, 10000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(
+		db, "SELECT count(*) FROM policies WHERE substr(wrapped_key, 1, 8) != ?1", -1, &st,
+		NULL) == SQLITE_OK &&
+	    sqlite3_bind_blob(st, 1, prefix, sizeof(prefix), SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		*n = (unsigned long long)sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		veil_diag(d, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(path);
+	return rc;
+}
+
+#ifdef VEIL_TEST_HOOKS
+/* only for testing: a crash (exit 9) at the named step */
+static void test_stop(const char *step)
+{
+	const char *at = getenv("VEIL_TEST_ROTATE_STOP");
+	if (at && !strcmp(at, step))
+		_exit(9);
+}
+#else
+#define test_stop(step) ((void)0)
+#endif
+
+/* the rotation with veil-cas running (the comment at the top) */
+static int rotate_online(const char *data, const char *keyfile, const char *pin_file,
+			 struct veil_diags *d)
+{
+	struct veil_vault *v = NULL;
+	uint32_t from = 0, to = 0;
+	long long count = 0;
+	char note[256];
+	char state[128] = "";
+	unsigned long long retired = 0;
+	int rc = veil_vault_open_any(keyfile, pin_file, &v, d);
+	if (!rc)
+		rc = veil_vault_describe(v, state, sizeof(state));
+	if (!rc && strstr(state, " pending 0 retire ") && !strstr(state, " retire 0")) {
+		/* a rerun after the switch: veil-cas loads the new key alone
+		 * first; a row still under the old key (this vault no longer
+		 * holds it) stops the rerun before that key is destroyed */
+		/* "pkcs11 current N ..." (veil_vault_describe) */
+		char *end = NULL;
+		unsigned long cur =
+		    strncmp(state, "pkcs11 current ", 15) ? 0 : strtoul(state + 15, &end, 10);
+		if (!cur || cur > UINT32_MAX || !end || *end != ' ')
+			rc = VEIL_EINVAL;
+		if (!rc)
+			rc = cas_reload(data, v,
+					"rotate-master-key: the new key current, the old one "
+					"still to destroy",
+					d);
+		if (!rc && (rc = count_not_under(data, (uint32_t)cur, &retired, d)) == 0 &&
+		    retired) {
+			veil_diag(d,
+				  "%llu data keys are not under the current master key: the "
+				  "retired key is kept (master.key's retire line); report this",
+				  retired);
+			rc = VEIL_EIO;
+		}
+	}
+	if (!rc)
+		rc = veil_vault_rotate_begin(v, &from, &to, d);
+	if (!rc && from == to) {
+		/* a rerun after the switch: the old key is destroyed already
+		 * (begin did it); veil-cas loads the record without it */
+		snprintf(note, sizeof(note),
+			 "rotate-master-key: version %" PRIu32
+			 " is current; the retired key destroyed in the token",
+			 to);
+		rc = cas_reload(data, v, note, d);
+		if (!rc)
+			printf("veil-cas: %s master key version %" PRIu32
+			       ": the rotation to it is finished (its old key destroyed)\n",
+			       veil_vault_provider(v), to);
+		veil_vault_close(v);
+		return rc;
+	}
+	if (!rc) {
+		snprintf(note, sizeof(note),
+			 "rotate-master-key %" PRIu32 " -> %" PRIu32 ": the new key loaded", from,
+			 to);
+		rc = cas_reload(data, v, note, d);
+	}
+	if (!rc)
+		test_stop("online-loaded");
+	if (!rc)
+		rc = rewrap_online(data, v, to, &count, d);
+	if (!rc) {
+		test_stop("online-rewrapped");
+		snprintf(note, sizeof(note),
+			 "rotate-master-key %" PRIu32 " -> %" PRIu32 ": %lld data keys re-wrapped",
+			 from, to, count);
+		rc = cas_reload(data, v, note, d);
+	}
+	if (!rc)
+		rc = rewrap_online(data, v, to, &count, d);
+	if (!rc)
+		rc = veil_vault_rotate_switch(v, d);
+	if (!rc) {
+		test_stop("online-switched");
+		snprintf(note, sizeof(note),
+			 "rotate-master-key %" PRIu32 " -> %" PRIu32 ": %" PRIu32
+			 " is current, %" PRIu32 " retired",
+			 from, to, to, from);
+		rc = cas_reload(data, v, note, d);
+	}
+	/* stragglers: this vault still holds the old key */
+	if (!rc)
+		rc = rewrap_online(data, v, to, &count, d);
+	if (!rc)
+		rc = veil_vault_rotate_retire(v, d);
+	if (!rc) {
+		snprintf(note, sizeof(note),
+			 "rotate-master-key %" PRIu32 " -> %" PRIu32
+			 ": finished, %lld data keys re-wrapped, key %" PRIu32
+			 " destroyed in the token",
+			 from, to, count, from);
+		rc = cas_reload(data, v, note, d);
+	}
+	if (!rc)
+		printf("veil-cas: %s master key version %" PRIu32 " -> %" PRIu32
+		       "; %lld data keys re-wrapped (veil-cas running)\n",
+		       veil_vault_provider(v), from, to, count);
+	veil_vault_close(v);
+	return rc;
+}
+
 int cas_rotate_main(int argc, char **argv)
 {
 	enum { OPT_DATA = 256, OPT_PIN_FILE };
@@ -180,10 +608,23 @@ int cas_rotate_main(int argc, char **argv)
 	char *auditlog = veil_path_join(data, "audit.log");
 	uint32_t from = 0, to = 0;
 	long long count = 0;
+	bool running = false;
 	int rc = keyfile && auditlog ? cas_check_data_dir(data, false, true, &d) : VEIL_ENOMEM;
 	/* the audit log's lock: a running veil-cas holds it */
+	if (!rc)
+		rc = cas_running(auditlog, &running, &d);
+	if (!rc && running) {
+		rc = rotate_online(data, keyfile, pin_file, &d);
+		veil_diags_print(&d, stderr);
+		veil_diags_free(&d);
+		free(keyfile);
+		free(auditlog);
+		return rc ? 1 : 0;
+	}
+	/* offline: this command holds the lock (a veil-cas starting now
+	 * stops at it) and writes the audit entry */
 	if (!rc && (rc = veil_audit_open(auditlog, &audit, &d)))
-		veil_diag(&d, "stop veil-cas before rotating its master key");
+		veil_diag(&d, "veil-cas started meanwhile: run this again");
 	if (!rc)
 		rc = veil_vault_open_any(keyfile, pin_file, &v, &d);
 	if (!rc)

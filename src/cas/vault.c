@@ -356,8 +356,11 @@ static int p11_wrap_as(struct veil_vault *v, uint32_t version, const char *label
 static int p11_wrap_key(struct veil_vault *v, const char *label, const char *ns,
 			const uint8_t key[static KEY_SIZE], uint8_t **wrapped, size_t *size)
 {
+	/* during a rotation (its new key loaded) under the new key: the
+	 * re-wrap then never has to come back for a key made meanwhile */
+	uint32_t version = v->rec->pending ? v->rec->pending : v->rec->current;
 	uint8_t *w = malloc(P11_WRAPPED);
-	int rc = w ? p11_wrap_as(v, v->rec->current, label, ns, key, w) : VEIL_ENOMEM;
+	int rc = w ? p11_wrap_as(v, version, label, ns, key, w) : VEIL_ENOMEM;
 	if (rc) {
 		free(w);
 		return rc;
@@ -711,7 +714,34 @@ const char *veil_vault_provider(const struct veil_vault *v)
 	return v->p11 ? "pkcs11" : v->remote ? "remote" : "file";
 }
 
+int veil_vault_describe(const struct veil_vault *v, char *out, size_t cap)
+{
+	if (!v->p11) {
+		snprintf(out, cap, "%s", veil_vault_provider(v));
+		return 0;
+	}
+	const struct p11_record *r = v->rec;
+	int n = snprintf(out, cap, "pkcs11 current %u pending %u retire %zu", r->current,
+			 r->pending, r->nretire);
+	return n < 0 || (size_t)n >= cap ? VEIL_ELIMIT : 0;
+}
+
 /* ---- rotation ---- */
+
+int veil_vault_rotate_retire(struct veil_vault *v, struct veil_diags *d)
+{
+	struct p11_record *r = v->rec;
+	int rc = 0;
+	if (!v->p11)
+		return VEIL_EINVAL;
+	for (size_t i = 0; !rc && i < r->nretire; i++)
+		rc = p11_key_destroy(v->p11, r->retire[i], d);
+	if (!rc && r->nretire) {
+		r->nretire = 0;
+		rc = record_write(v->rec_path, r, d);
+	}
+	return rc;
+}
 
 int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
 			    struct veil_diags *d)
@@ -726,12 +756,7 @@ int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
 	/* a rotation that stopped after its record retired the old key: the
 	 * rerun finishes it (*from == *to), it does not start another */
 	if (r->nretire && !r->pending) {
-		for (size_t i = 0; !rc && i < r->nretire; i++)
-			rc = p11_key_destroy(v->p11, r->retire[i], d);
-		if (!rc) {
-			r->nretire = 0;
-			rc = record_write(v->rec_path, r, d);
-		}
+		rc = veil_vault_rotate_retire(v, d);
 		if (!rc)
 			*from = *to = r->current;
 		return rc;
@@ -764,16 +789,19 @@ int veil_vault_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in, s
 		      uint8_t out[static VEIL_VAULT_WRAPPED_MAX], size_t *out_size)
 {
 	uint32_t version = version_of(in, in_size);
-	if (!v->p11 || !v->rec->pending || !version)
+	if (!v->p11 || !version)
 		return VEIL_EINVAL;
-	if (version == v->rec->pending) {
+	/* the new key: pending, or after the switch current (a straggler,
+	 * opened with the old key this vault still holds) */
+	uint32_t to = v->rec->pending ? v->rec->pending : v->rec->current;
+	if (version == to) {
 		*out_size = 0; /* already */
 		return 0;
 	}
 	uint8_t *key = veil_secure_alloc(KEY_SIZE);
 	int rc = key ? p11_unwrap_key(v, "veil-key-v1", ns, in, in_size, key) : VEIL_ENOMEM;
 	if (!rc)
-		rc = p11_wrap_as(v, v->rec->pending, "veil-key-v1", ns, key, out);
+		rc = p11_wrap_as(v, to, "veil-key-v1", ns, key, out);
 	if (!rc)
 		*out_size = P11_WRAPPED;
 	if (key)
@@ -781,7 +809,7 @@ int veil_vault_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in, s
 	return rc;
 }
 
-int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
+int veil_vault_rotate_switch(struct veil_vault *v, struct veil_diags *d)
 {
 	struct p11_record *r = v->rec;
 	if (!v->p11 || !r->pending)
@@ -802,7 +830,12 @@ int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
 	r->current = r->pending;
 	memcpy(r->current_label, r->pending_label, LABEL_MAX);
 	r->pending = 0;
-	rc = record_write(v->rec_path, r, d);
+	return record_write(v->rec_path, r, d);
+}
+
+int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
+{
+	int rc = veil_vault_rotate_switch(v, d);
 #ifdef VEIL_TEST_HOOKS
 	/* only for testing: a crash between the switch and the destruction */
 	if (!rc && getenv("VEIL_TEST_ROTATE_STOP") &&
@@ -811,10 +844,6 @@ int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
 #endif
 	/* the old key goes only now: every data key is wrapped under the new */
 	if (!rc)
-		rc = p11_key_destroy(v->p11, r->retire[0], d);
-	if (!rc) {
-		r->nretire = 0;
-		rc = record_write(v->rec_path, r, d);
-	}
+		rc = veil_vault_rotate_retire(v, d);
 	return rc;
 }
