@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "veil/common.h"
 
 enum {
@@ -191,7 +193,7 @@ int veil_vault_describe(const struct veil_vault *v, char *out, size_t cap) VEIL_
  * vault still holds it); retire destroys the retired keys in the token;
  * finish is switch then retire. Until the switch both keys open data
  * keys. */
-#define VEIL_VAULT_WRAPPED_MAX 128
+#define VEIL_VAULT_WRAPPED_MAX 256
 int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
 			    struct veil_diags *d) VEIL_MUST_CHECK;
 int veil_vault_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in, size_t in_size,
@@ -200,6 +202,25 @@ int veil_vault_rotate_switch(struct veil_vault *v, struct veil_diags *d) VEIL_MU
 int veil_vault_rotate_retire(struct veil_vault *v, struct veil_diags *d) VEIL_MUST_CHECK;
 int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_vault_close(struct veil_vault *v);
+/* A recovery key for a PKCS#11 master key (issue 13 item 3; recovery.c
+ * splits its private key into the shares). set_recovery (at --init, in the
+ * key process): its P-256 public point goes into the record with the
+ * code-key root sealed to it, and every data key wrapped from then on
+ * carries a copy sealed to it (vault.c's header). recovery_open (veil-cas
+ * recover, the token gone): priv (borrowed; checked against the record's
+ * point) opens the code-key root, which becomes a key-file master key;
+ * recovery_rewrap opens a data key's copy and wraps it under that key
+ * (*out_size 0: it already is); recovery_write_key writes it to path (0600,
+ * atomically). */
+int veil_vault_set_recovery(struct veil_vault *v, const uint8_t point[static 65],
+			    struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_vault_recovery_open(const char *record_path, EVP_PKEY *priv, struct veil_vault **out,
+			     struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_vault_recovery_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in,
+			       size_t in_size, uint8_t out[static VEIL_VAULT_WRAPPED_MAX],
+			       size_t *out_size) VEIL_MUST_CHECK;
+int veil_vault_recovery_write_key(struct veil_vault *v, const char *path,
+				  struct veil_diags *d) VEIL_MUST_CHECK;
 /* New random data key, returned wrapped (AES-256-GCM under the master key,
  * bound to the namespace). */
 int veil_vault_new_key(struct veil_vault *v, const char *ns, uint8_t **wrapped,

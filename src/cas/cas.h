@@ -150,6 +150,9 @@ int cas_keyproc_main(int argc, char **argv) VEIL_MUST_CHECK;
 struct cas_master_key {
 	const char *uri;
 	const char *pin_file;
+	/* with --init, a token and --recovery-key: the recovery key's public
+	 * point, hex (cas_recovery_token_begin), else NULL */
+	const char *recovery_point;
 };
 int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_key *mk,
 		      size_t channels, struct veil_vault **out,

@@ -450,9 +450,11 @@ static void *channel_thread(void *arg)
 
 int cas_keyproc_main(int argc, char **argv)
 {
-	/* veil-cas --key-process N KEYFILE open|init [PROVIDER PINFILE]
-	 * (without the last two: the key file, no PIN file) */
-	long n = argc == 6 || argc == 4 ? strtol(argv[1], NULL, 10) : 0;
+	/* veil-cas --key-process N KEYFILE open|init [PROVIDER PINFILE
+	 * [RECOVERY]] (without the last two: the key file, no PIN file;
+	 * RECOVERY: at init with a token, the recovery key's public point in
+	 * hex, recovery.c) */
+	long n = argc == 7 || argc == 6 || argc == 4 ? strtol(argv[1], NULL, 10) : 0;
 	if (n < 1 || n > CHANNELS_MAX || (strcmp(argv[3], "open") && strcmp(argv[3], "init"))) {
 		fprintf(stderr, KP "started without its channels; veil-cas starts it itself\n");
 		return 2;
@@ -484,13 +486,19 @@ int cas_keyproc_main(int argc, char **argv)
 	veil_diags_init(&d);
 	struct veil_vault *v = NULL;
 	bool init = !strcmp(argv[3], "init");
-	const char *provider = argc == 6 ? argv[4] : "file";
-	const char *pin_file = argc == 6 && strcmp(argv[5], "-") ? argv[5] : NULL;
+	const char *provider = argc >= 6 ? argv[4] : "file";
+	const char *pin_file = argc >= 6 && strcmp(argv[5], "-") ? argv[5] : NULL;
 	/* a PKCS#11 module is loaded, its token opened and every key copied
 	 * into its sessions here, before the filter (vault_p11.c) */
 	int rc = init && !strcmp(provider, "file") ? veil_vault_open_file(argv[2], true, &v, &d)
 		 : init ? veil_vault_open_pkcs11(argv[2], provider, pin_file, true, &v, &d)
 			: veil_vault_open_any(argv[2], pin_file, &v, &d);
+	if (!rc && init && argc == 7) {
+		uint8_t point[VEIL_HPKE_ENC_SIZE];
+		rc = veil_unhex(argv[6], point, sizeof(point))
+			 ? VEIL_EINVAL
+			 : veil_vault_set_recovery(v, point, &d);
+	}
 	if (!rc)
 		rc = warm_up(v);
 	/* one malloc arena: a thread's own arena is shrunk by glibc with
@@ -888,6 +896,7 @@ static int keyproc_spawn(struct keyproc *k, const char *keyfile, bool init,
 			      init ? "init" : "open",
 			      (char *)(mk->uri ? mk->uri : "file"),
 			      (char *)(mk->pin_file ? mk->pin_file : "-"),
+			      init ? (char *)mk->recovery_point : NULL,
 			      NULL};
 	pid_t pid = rc ? -1 : fork();
 	if (!rc && pid < 0) {
@@ -985,7 +994,7 @@ int cas_keyproc_reload(char *what, size_t cap, struct veil_diags *d)
 			     "at start: a reload needs veil-cas started with --pin-file");
 		return VEIL_EINVAL;
 	}
-	struct cas_master_key mk = {NULL, kp_args.pin_file};
+	struct cas_master_key mk = {.pin_file = kp_args.pin_file};
 	struct keyproc fresh;
 	int rc = keyproc_spawn(&fresh, kp_args.keyfile, false, &mk, kp_args.channels, what, cap, d);
 	if (rc) {

@@ -875,14 +875,10 @@ int main(int argc, char **argv)
 	}
 	if (cas_recovery_check(&recovery, init, &d))
 		goto usage_error;
-	if (recovery.count && master_key.uri && strcmp(master_key.uri, "file")) {
-		/* the shares are of the key file's 32 bytes; a token's key never
-		 * leaves the token (a recovery key able to re-wrap the data keys
-		 * is not built yet: docs/cas.md, "Recovery") */
-		veil_diag(&d, "--recovery-key splits a key-file master key; a PKCS#11 key never "
-			      "leaves its token, so it cannot be split into recovery shares");
-		goto usage_error;
-	}
+	/* a token's key never leaves the token: the shares are then of a
+	 * recovery key that every data key is also sealed to (recovery.c) */
+	bool token_recovery = recovery.count && master_key.uri && strcmp(master_key.uri, "file");
+	struct cas_recovery_token rtok = {.pid = -1, .to_child = -1};
 	struct listen_addr la;
 	int lrc = key_hash_only ? 0 : listen_parse(listen_arg, &la, &d);
 	if (lrc == VEIL_EINVAL)
@@ -922,6 +918,8 @@ int main(int argc, char **argv)
 		rc = tighten_data_files(data, &d);
 	if (!rc)
 		rc = cas_log_open(&cas.log, &d);
+	if (!rc && token_recovery && !(rc = cas_recovery_token_begin(&recovery, data, &rtok, &d)))
+		master_key.recovery_point = rtok.point_hex;
 	if (!rc)
 		/* the master key lives in the key process only; one channel for
 		 * each event loop, each worker and the main thread */
@@ -939,7 +937,10 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = veil_cert_key_hash(cas.cert, cas.key_hash);
 	if (!rc && init)
-		rc = cas_recovery_write_shares(&recovery, data, cas.key_hash, &d);
+		rc = token_recovery
+			 ? cas_recovery_token_finish(&recovery, &rtok, data, cas.key_hash, &d)
+			 : cas_recovery_write_shares(&recovery, data, cas.key_hash, &d);
+	cas_recovery_token_abort(&rtok);
 	cas_recovery_plan_free(&recovery);
 	if (!rc)
 		rc = veil_audit_open(auditlog, &cas.audit, &d);
