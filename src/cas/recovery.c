@@ -13,10 +13,11 @@
  *       whose master.key is gone; checked against the commitment and the
  *       CAS's TLS key hash before it is written; never over a master.key.
  *
- * Only the file key provider is split: its key is DATA/master.key. A token
- * (PKCS#11, another change) cannot give its key out; there the issue wants a
- * separate recovery key that can re-wrap the data keys, split the same way
- * (cas_recovery_write_shares would then take that key, not read the file).
+ * The file key provider's key (DATA/master.key) is split as it is. A token
+ * (PKCS#11) cannot give its key out: there a recovery key pair is made
+ * and its private key split ("a token's recovery key" below); every data
+ * key also carries a copy sealed to its public key (vault.c), and recover
+ * re-wraps them from those copies under a new key file.
  *
  * The network process never holds the master key (DESIGN.md, "CAS": it
  * lives in the key process): at --init the split runs in a child forked for
@@ -524,6 +525,9 @@ static void recover_usage(FILE *f)
 		   "the key they give is checked against the split's commitment before it is\n"
 		   "written to DIR/master.key (mode 0600). Fewer than K shares are refused and\n"
 		   "nothing is written; an existing master.key is never overwritten.\n"
+		   "For a CAS whose master key was in a PKCS#11 token (DIR/master.key is its\n"
+		   "record), the shares give its recovery key: every data key is re-wrapped\n"
+		   "from its recovery copy under a new key file, which replaces the record.\n"
 		   "Then start the CAS with 'veil-cas --data DIR'.\n\n"
 		   "  --data DIR    the CAS's data folder\n"
 		   "  --share FILE  an opened share; at least K of them, each once\n"
