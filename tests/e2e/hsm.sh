@@ -416,6 +416,33 @@ t_rotate_online_crash_then_rerun() {
 	rotated_cleanly $((from + 1))
 }
 
+# the rotate command killed (SIGKILL) at some moment under load, whatever it
+# was doing: a rerun finishes (a rotation the killed run had finished is
+# followed by another), nothing is lost
+t_rotate_online_kill9_then_rerun() {
+	local from delay rp now
+	for delay in 0.05 0.2 0.5; do
+		kill -0 "$CAS_PID" 2>/dev/null || start_cas "$WORK/data" --pin-file "$WORK/pin" ||
+			die "start: $(cat "$WORK/cas.err")" || return 1
+		from=$(cur_version)
+		load_start
+		sleep 0.5
+		"$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin" >"$WORK/rot.out" 2>&1 &
+		rp=$!
+		sleep "$delay"
+		kill -9 "$rp" 2>/dev/null
+		wait "$rp" 2>/dev/null
+		run "$CAS" rotate-master-key --data "$WORK/data" --pin-file "$WORK/pin"
+		sleep 0.5
+		load_stop || return 1
+		ok || return 1
+		now=$(cur_version)
+		[ "$now" -gt "$from" ] || die "still version $now" || return 1
+		echo "    killed after ${delay}s, then: $out"
+		rotated_cleanly "$now" || return 1
+	done
+}
+
 # a running veil-cas whose PIN came from the environment cannot load a key
 # again: refused with the reason, nothing changed, it serves on
 t_rotate_online_needs_pin_file() {
@@ -481,5 +508,5 @@ t_wrong_pin_refused() {
 [ -n "${TESTS:-}" ] && { run_in_order hsm t_setup $TESTS; exit; }
 run_in_order hsm t_setup t_init_with_token t_restart_same_secrets t_key_not_exportable t_rotate \
 	t_rotate_crash_then_rerun t_rotate_crash_after_switch t_rotate_online_under_load \
-	t_rotate_online_crash_then_rerun t_rotate_online_needs_pin_file t_backup_restore \
+	t_rotate_online_crash_then_rerun t_rotate_online_kill9_then_rerun t_rotate_online_needs_pin_file t_backup_restore \
 	t_token_missing_refused t_wrong_pin_refused

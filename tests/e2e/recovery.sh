@@ -9,7 +9,8 @@
 # of a recovery key every data key is also sealed to; a rotation carries the
 # copies along; the token is deleted; one share is refused and nothing is
 # written; two re-wrap every data key under a new key file and the CAS
-# serves the same secrets. Usage: recovery.sh BUILD_DIR
+# serves the same secrets. A running key-file CAS refuses a master-key
+# rotation, saying why. Usage: recovery.sh BUILD_DIR
 set -u
 BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
@@ -227,6 +228,9 @@ t_recovered_cas_serves_everything() {
 		[ "$(head -c 3 "$WORK/$ns.again")" = 200 ] || die "attest $ns: $(cat "$WORK/$ns.again")" || return 1
 		[ "$(password_of "$WORK/$ns.again")" = "$(cat "$WORK/$ns.pw")" ] || die "$ns: another password" || return 1
 	done
+	# a key-file master key is not rotated (running or not): refused, said why
+	run "$CAS" rotate-master-key --data "$WORK/data"
+	rejected && has "rotation is for a PKCS#11 master key; this CAS's master key is a key file" || return 1
 	stop_cas
 }
 
