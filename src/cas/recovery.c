@@ -43,6 +43,7 @@
 #include "cas.h"
 #include "recovery.h"
 #include "veil/args.h"
+#include "veil/audit_log.h"
 #include "veil/recovery_share.h"
 #include "veil/secure.h"
 #include "veil/shamir.h"
@@ -783,16 +784,38 @@ static int recover_token(const char *data, const char *keyfile, const uint8_t *s
 {
 	EVP_PKEY *priv = p256_from_scalar(secret);
 	struct veil_vault *v = NULL;
+	struct veil_audit *audit = NULL;
+	char *auditlog = veil_path_join(data, "audit.log");
 	long long count = 0;
 	int rc = priv ? 0 : VEIL_EINVAL;
 	if (rc)
 		veil_diag(d, "the shares do not give a P-256 recovery key");
+	/* the audit log's lock: a running veil-cas (its token still there)
+	 * must not see its rows change under it */
+	if (!rc && !auditlog)
+		rc = VEIL_ENOMEM;
+	if (!rc && (rc = veil_audit_open(auditlog, &audit, d)))
+		veil_diag(d, "stop veil-cas before recovering its master key; nothing written");
 	if (!rc)
 		rc = veil_vault_recovery_open(keyfile, priv, &v, d);
 	if (!rc)
 		rc = recover_rows(data, v, &count, d);
 	if (!rc)
 		rc = veil_vault_recovery_write_key(v, keyfile, d);
+	if (!rc) {
+		char detail[160];
+		snprintf(
+		    detail, sizeof(detail),
+		    "pkcs11 recovery key from %zu shares: %lld data keys re-wrapped under a new "
+		    "key file",
+		    nshares, count);
+		struct veil_audit_event ev = {.event = "recover", .status = 200, .detail = detail};
+		if (veil_audit_append(audit, &ev))
+			veil_diag(d, "%s: the recovery is done but its audit entry was not written",
+				  auditlog);
+	}
+	veil_audit_close(audit);
+	free(auditlog);
 	if (!rc)
 		printf("recovered CAS %s from %zu shares: its token's recovery key re-wrapped %lld "
 		       "data keys under a new key file, %s (the token is no longer used); start "

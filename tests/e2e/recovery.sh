@@ -330,6 +330,8 @@ t_token_k_shares_recover() {
 	[ "$(stat -c %s:%a "$WORK/tdata/master.key")" = 32:600 ] || die "master.key: $(stat -c %s:%a "$WORK/tdata/master.key")" || return 1
 	[ "$(sqlite3 "$WORK/tdata/cas.db" "SELECT DISTINCT length(wrapped_key) FROM policies")" = 60 ] ||
 		die "wrapped keys: $(wrapped_sizes)" || return 1
+	grep '"event":"recover"' "$WORK/tdata/audit.log" |
+		grep -q '"status":200,"detail":"pkcs11 recovery key from 2 shares: 3 data keys re-wrapped under a new key file"'  || die "no audit entry: $(tail -2 "$WORK/tdata/audit.log")" || return 1
 	start_cas "$WORK/tdata" "$PORT" || return 1
 	local ns
 	for ns in "${TOKNS[@]}"; do
