@@ -18,7 +18,13 @@
  *
  * The network process uses a channel for one request and its answer at a
  * time (a mutex per channel; any thread takes a free one), so the request id
- * only confirms that an answer is the one awaited. */
+ * only confirms that an answer is the one awaited.
+ *
+ * A reload (SIGUSR1, a master-key rotation's steps: rotate.c) starts a
+ * fresh key process the same way and swaps it in for the serving one
+ * without cutting off a call (kp_lock below); the old one's exit, reaped
+ * by the reload, does not stop veil-cas. Its READY carries what it loaded
+ * (veil_vault_describe). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
