@@ -35,7 +35,7 @@ static void usage(FILE *f)
 		   "                [--threads N]\n"
 		   "       veil-cas backup --data DIR DEST\n"
 		   "       veil-cas restore SRC --data NEWDIR\n"
-		   "       veil-cas rotate-master-key --data DIR [--pin-file FILE]\n"
+		   "       veil-cas rotate-master-key --data DIR [--store URL] [--pin-file FILE]\n"
 		   "       veil-cas recovery-share open --key HOLDER.pem SHARE.json\n"
 		   "       veil-cas recover --data DIR --share FILE --share FILE ...\n\n"
 		   "The Configuration and Attestation Service: stores policies encrypted at rest,\n"

@@ -30,6 +30,7 @@ cleanup() {
 	touch "$WORK/load.stop"
 	for p in ${LOAD_PIDS:-}; do wait "$p" 2>/dev/null; done
 	for p in $CAS_PID $LAS_PID; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	[ -n "${PG_PID:-}" ] && kill -9 "$PG_PID" 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -108,8 +109,20 @@ passwords() {
 	done
 }
 policy_hashes() { sqlite3 "$WORK/data/cas.db" "SELECT namespace, hash FROM policies ORDER BY namespace"; }
-key_versions() { sqlite3 "$WORK/data/cas.db" "SELECT DISTINCT substr(hex(wrapped_key),1,16) FROM policies"; }
-probe() { VEIL_PKCS11_PIN=$PIN "$WORK/p11probe" "$MODULE" veil-test; }
+# the CAS the rotation tests look at: its data folder, its store (PGURL:
+# PostgreSQL, else DATA/cas.db), its token, the passwords it served first
+DATA=$WORK/data PGURL= TOKEN=veil-test PW_REF=$WORK/pw.before
+q() { # SQL on the store
+	if [ -n "$PGURL" ]; then psql "$PGURL" -XAtq -c "$1"; else sqlite3 "$DATA/cas.db" "$1"; fi
+}
+key_versions() {
+	if [ -n "$PGURL" ]; then
+		q "SELECT DISTINCT upper(encode(substring(wrapped_key from 1 for 8), 'hex')) FROM policies"
+	else
+		q "SELECT DISTINCT substr(hex(wrapped_key),1,16) FROM policies"
+	fi
+}
+probe() { VEIL_PKCS11_PIN=$PIN "$WORK/p11probe" "$MODULE" "$TOKEN"; }
 
 t_setup() {
 	softhsm2-util --init-token --free --label veil-test --pin "$PIN" --so-pin 5678 >/dev/null ||
@@ -265,7 +278,7 @@ password_in() { # out req
 # line in $WORK/load.NAME ("ok" or what failed)
 load_attest() { # ns
 	local ns=$1 want out=$WORK/load.$1.out req=$WORK/load.$1.req
-	want=$(awk -v n="$ns" '$1 == n {print $2}' "$WORK/pw.before")
+	want=$(awk -v n="$ns" '$1 == n {print $2}' "$PW_REF")
 	while [ ! -e "$WORK/load.stop" ] && [ -d "$WORK" ]; do
 		$PY attest "$PORT" "$CERT" "$KEY" "$WORK/las.sock" "$KH" "$ns/app" 0 "$req" >"$out" 2>&1
 		if [ "$(head -c 3 "$out")" != 200 ]; then
@@ -279,7 +292,7 @@ load_attest() { # ns
 }
 load_update() { # ns: updates, each naming the hash the previous one made
 	local ns=$1 h code
-	h=$(sqlite3 "$WORK/data/cas.db" "SELECT hash FROM policies WHERE namespace = '$ns'")
+	h=$(q "SELECT hash FROM policies WHERE namespace = '$ns'")
 	while [ ! -e "$WORK/load.stop" ] && [ -d "$WORK" ]; do
 		sed "1a predecessor: $h" "$WORK/$ns.yaml" >"$WORK/load.$ns.yaml"
 		python3 -c 'import json,sys; print(json.dumps({"policy": open(sys.argv[1]).read()}))' \
@@ -327,19 +340,19 @@ load_stop() {
 	[ "$bad" = 0 ] || die "requests failed during the rotation"
 }
 RUN_ID=0
-cur_version() { sed -n 's/^current \([0-9]*\) .*/\1/p' "$WORK/data/master.key"; }
+cur_version() { sed -n 's/^current \([0-9]*\) .*/\1/p' "$DATA/master.key"; }
 hex8() { printf '564B0102%08X' "$1"; }
 # every row under the current key; the token holds the current key only
 # (and no pending or retired one); the secrets are those from before
 rotated_cleanly() { # version
 	local v=$1
 	[ "$(key_versions)" = "$(hex8 "$v")" ] || die "wrapped keys: $(key_versions) (want $(hex8 "$v"))" || return 1
-	grep -qE "^(pending|retire)" "$WORK/data/master.key" && die "$(cat "$WORK/data/master.key")" && return 1
+	grep -qE "^(pending|retire)" "$DATA/master.key" && die "$(cat "$DATA/master.key")" && return 1
 	probe >"$WORK/probe.out" || return 1
-	[ "$(grep -c '^key ' "$WORK/probe.out")" = 1 ] && grep -q "^key veil-master.v$v " "$WORK/probe.out" ||
+	[ "$(grep -c '^key ' "$WORK/probe.out")" = 1 ] && grep -q "^key $(sed -n 's/^object //p' "$DATA/master.key").v$v " "$WORK/probe.out" ||
 		die "token keys: $(cat "$WORK/probe.out")" || return 1
 	passwords "$WORK/pw.now" || return 1
-	cmp -s "$WORK/pw.before" "$WORK/pw.now" || die "other passwords" || return 1
+	cmp -s "$PW_REF" "$WORK/pw.now" || die "other passwords" || return 1
 }
 
 # the rotation with veil-cas serving attestations, policy updates (with
@@ -505,8 +518,73 @@ t_wrong_pin_refused() {
 	return 0
 }
 
+# ---- online on a PostgreSQL store (PostgreSQL 15 on loopback; the start
+# helpers copied from pg.sh until tests/e2e/lib_pg.sh has them) ----
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PG=$WORK/pg PG_PID=
+as_pg() { # PostgreSQL as nobody when we are root
+	if [ "$(id -u)" = 0 ]; then
+		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+	else
+		"$@"
+	fi
+}
+pg_start() {
+	as_pg "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/log" -w -t 60 \
+		-o "-p $PGPORT -k $PG -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null || {
+		tail -5 "$PG/log" >&2
+		return 1
+	}
+	PG_PID=$(head -1 "$PG/data/postmaster.pid")
+}
+pg_stop() {
+	[ -n "$PG_PID" ] || return 0
+	kill -INT "$PG_PID"
+	for _ in $(seq 600); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$PG_PID" 2>/dev/null || die "PostgreSQL $PG_PID did not stop" || return 1
+	PG_PID=
+}
+
+# a PKCS#11 CAS on PostgreSQL (its own token): the rotation under load with
+# --store, as on SQLite; then a restart with only the new key
+t_rotate_online_postgres() {
+	[ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 at $PGBIN (apt-get install postgresql-15)" || return 1
+	stop_cas || return 1
+	PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	mkdir -p "$PG" && chown nobody:nogroup "$PG" 2>/dev/null
+	as_pg "$PGBIN/initdb" -D "$PG/data" -U veil --auth=trust -E UTF8 --no-locale >/dev/null ||
+		die "initdb failed" || return 1
+	pg_start || die "PostgreSQL did not start" || return 1
+	softhsm2-util --init-token --free --label veil-pg --pin "$PIN" --so-pin 5678 >/dev/null || return 1
+	DATA=$WORK/pgdata PGURL="postgresql://veil@127.0.0.1:$PGPORT/postgres" TOKEN=veil-pg PW_REF=$WORK/pw.pg
+	start_cas "$DATA" --init --master-key "pkcs11:token=veil-pg;object=veil-pg-master" \
+		--pin-file "$WORK/pin" --store "$PGURL" || die "init on PostgreSQL: $(cat "$WORK/cas.err")" || return 1
+	A cas attest "$URL" $TESTING >/dev/null 2>&1 || die "attest the CAS" || return 1
+	local ns from
+	for ns in canary second third; do
+		[ "$(as_a -X POST --data-binary @"$WORK/$ns.json" "$URL/v1/policies")" = 201 ] ||
+			die "create $ns: $(cat "$WORK/.body")" || return 1
+	done
+	passwords "$PW_REF" || return 1
+	from=$(cur_version)
+	load_start
+	sleep 2
+	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin"
+	sleep 2
+	load_stop || return 1
+	ok || return 1
+	echo "    $out"
+	rotated_cleanly $((from + 1)) || return 1
+	start_cas "$DATA" --pin-file "$WORK/pin" --store "$PGURL" || die "restart: $(cat "$WORK/cas.err")" || return 1
+	passwords "$WORK/pw.pg.restarted" || return 1
+	cmp -s "$PW_REF" "$WORK/pw.pg.restarted" || die "other passwords after the restart" || return 1
+	stop_cas || return 1
+	pg_stop
+}
+
 [ -n "${TESTS:-}" ] && { run_in_order hsm t_setup $TESTS; exit; }
 run_in_order hsm t_setup t_init_with_token t_restart_same_secrets t_key_not_exportable t_rotate \
 	t_rotate_crash_then_rerun t_rotate_crash_after_switch t_rotate_online_under_load \
 	t_rotate_online_crash_then_rerun t_rotate_online_kill9_then_rerun t_rotate_online_needs_pin_file t_backup_restore \
-	t_token_missing_refused t_wrong_pin_refused
+	t_token_missing_refused t_wrong_pin_refused t_rotate_online_postgres
