@@ -547,7 +547,8 @@ pg_stop() {
 }
 
 # a PKCS#11 CAS on PostgreSQL (its own token): the rotation under load with
-# --store, as on SQLite; then a restart with only the new key
+# --store, as on SQLite; then a restart with only the new key; then one
+# offline
 t_rotate_online_postgres() {
 	[ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 at $PGBIN (apt-get install postgresql-15)" || return 1
 	stop_cas || return 1
@@ -579,6 +580,12 @@ t_rotate_online_postgres() {
 	start_cas "$DATA" --pin-file "$WORK/pin" --store "$PGURL" || die "restart: $(cat "$WORK/cas.err")" || return 1
 	passwords "$WORK/pw.pg.restarted" || return 1
 	cmp -s "$PW_REF" "$WORK/pw.pg.restarted" || die "other passwords after the restart" || return 1
+	# and offline, veil-cas stopped
+	stop_cas || return 1
+	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin"
+	ok && has "master key version $((from + 1)) -> $((from + 2)); " && has " data keys re-wrapped" || return 1
+	start_cas "$DATA" --pin-file "$WORK/pin" --store "$PGURL" || die "start: $(cat "$WORK/cas.err")" || return 1
+	rotated_cleanly $((from + 2)) || return 1
 	stop_cas || return 1
 	pg_stop
 }
