@@ -466,6 +466,9 @@ int cas_keyproc_main(int argc, char **argv)
 		return 2;
 	}
 	int nfd = (int)n;
+	/* SIGUSR1 is veil-cas's (a reload): one sent to a stale pid that is
+	 * now a key process must not end it */
+	signal(SIGUSR1, SIG_IGN);
 	/* dies with veil-cas; if veil-cas died before this, the channels give
 	 * EOF. (getppid() == 1 is no sign of that: in a container veil-cas
 	 * itself is pid 1, and the key process never started there.) */

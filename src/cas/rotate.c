@@ -250,7 +250,17 @@ static bool is_veil_cas(long pid)
 	if (a <= 0 || b <= 0)
 		return false;
 	self[a] = other[b] = 0;
-	return !strcmp(self, other);
+	if (strcmp(self, other))
+		return false;
+	/* the same program, but not a key process ("veil-cas --key-process") */
+	char cmd[64] = "";
+	snprintf(proc, sizeof(proc), "/proc/%ld/cmdline", pid);
+	FILE *f = fopen(proc, "re");
+	size_t n = f ? fread(cmd, 1, sizeof(cmd) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	size_t first = strnlen(cmd, n);
+	return n > 0 && !(first + 1 < n && !strncmp(cmd + first + 1, "--key-process", 13));
 }
 
 /* the running veil-cas loads master.key again (SIGUSR1); waits until
