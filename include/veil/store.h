@@ -17,6 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "veil/common.h"
 
 enum {
@@ -82,7 +84,8 @@ struct veil_audit_head;
 struct veil_store_ops {
 	int (*get)(struct veil_store *s, const char *ns, struct veil_record *out);
 	int (*create)(struct veil_store *s, const struct veil_record *r);
-	/* compare-and-swap on the hash */
+	/* compare-and-swap on the hash; hash, owner and blob only: the wrapped
+	 * key stays as stored (a master-key rotation re-wraps it meanwhile) */
 	int (*update)(struct veil_store *s, const struct veil_record *r, const char *expected_hash);
 	/* VEIL_ENOENT when ns is absent or has child namespaces (in the same
 	 * statement: a child created meanwhile keeps its parent). Removes ns's
@@ -241,20 +244,49 @@ int veil_vault_open_any(const char *path, const char *pin_file, struct veil_vaul
 			struct veil_diags *d) VEIL_MUST_CHECK;
 /* "file", "pkcs11" or "remote" (a static string) */
 const char *veil_vault_provider(const struct veil_vault *v);
-/* Rotation (PKCS#11; offline: nothing else uses the vault meanwhile).
- * begin makes the next key in the token and records it as pending beside
- * the current one (after a crash, finds it: a rerun continues; a rerun
- * after the switch only destroys the old key: *from == *to); rewrap
- * re-wraps one data key under it (*out_size 0: it already is); finish
- * re-wraps the code-key root, makes the new key current and destroys the
- * old one in the token. Until finish both keys open data keys. */
-#define VEIL_VAULT_WRAPPED_MAX 128
+/* What the vault holds, one line, no secret: "file", "remote", or
+ * "pkcs11 current N pending M retire K" (M 0: no rotation under way; K:
+ * rotated-out keys still to destroy). veil-cas's key process reports it. */
+int veil_vault_describe(const struct veil_vault *v, char *out, size_t cap) VEIL_MUST_CHECK;
+/* Rotation (PKCS#11; by veil-cas rotate-master-key, with veil-cas stopped
+ * or running: src/cas/rotate.c). begin makes the next key in the token and
+ * records it as pending beside the current one (after a crash, finds it: a
+ * rerun continues; a rerun after the switch only destroys the old key:
+ * *from == *to); while one is pending, new data keys are wrapped under it;
+ * rewrap re-wraps one data key under it (*out_size 0: it already is; after
+ * the switch, under the new current key); switch re-wraps the code-key
+ * root, makes the new key current and marks the old one retired (this
+ * vault still holds it); retire destroys the retired keys in the token;
+ * finish is switch then retire. Until the switch both keys open data
+ * keys. */
+#define VEIL_VAULT_WRAPPED_MAX 256
 int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
 			    struct veil_diags *d) VEIL_MUST_CHECK;
 int veil_vault_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in, size_t in_size,
 		      uint8_t out[static VEIL_VAULT_WRAPPED_MAX], size_t *out_size) VEIL_MUST_CHECK;
+int veil_vault_rotate_switch(struct veil_vault *v, struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_vault_rotate_retire(struct veil_vault *v, struct veil_diags *d) VEIL_MUST_CHECK;
 int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d) VEIL_MUST_CHECK;
 void veil_vault_close(struct veil_vault *v);
+/* A recovery key for a PKCS#11 master key (issue 13 item 3; recovery.c
+ * splits its private key into the shares). set_recovery (at --init, in the
+ * key process): its P-256 public point goes into the record with the
+ * code-key root sealed to it, and every data key wrapped from then on
+ * carries a copy sealed to it (vault.c's header). recovery_open (veil-cas
+ * recover, the token gone): priv (borrowed; checked against the record's
+ * point) opens the code-key root, which becomes a key-file master key;
+ * recovery_rewrap opens a data key's copy and wraps it under that key
+ * (*out_size 0: it already is); recovery_write_key writes it to path (0600,
+ * atomically). */
+int veil_vault_set_recovery(struct veil_vault *v, const uint8_t point[static 65],
+			    struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_vault_recovery_open(const char *record_path, EVP_PKEY *priv, struct veil_vault **out,
+			     struct veil_diags *d) VEIL_MUST_CHECK;
+int veil_vault_recovery_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in,
+			       size_t in_size, uint8_t out[static VEIL_VAULT_WRAPPED_MAX],
+			       size_t *out_size) VEIL_MUST_CHECK;
+int veil_vault_recovery_write_key(struct veil_vault *v, const char *path,
+				  struct veil_diags *d) VEIL_MUST_CHECK;
 /* New random data key, returned wrapped (AES-256-GCM under the master key,
  * bound to the namespace). */
 int veil_vault_new_key(struct veil_vault *v, const char *ns, uint8_t **wrapped,

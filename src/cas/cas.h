@@ -150,11 +150,23 @@ int cas_keyproc_main(int argc, char **argv) VEIL_MUST_CHECK;
 struct cas_master_key {
 	const char *uri;
 	const char *pin_file;
+	/* with --init, a token and --recovery-key: the recovery key's public
+	 * point, hex (cas_recovery_token_begin), else NULL */
+	const char *recovery_point;
 };
 int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_key *mk,
 		      size_t channels, struct veil_vault **out,
 		      struct veil_diags *d) VEIL_MUST_CHECK;
 pid_t cas_keyproc_pid(void);
+/* reload: starts a fresh key process (the master key opened again from
+ * keyfile: after a rotation's step, src/cas/rotate.c) and swaps it in for
+ * the serving one without failing a call under way; the old one exits and
+ * is reaped here (its exit does not stop veil-cas). A PKCS#11 key needs
+ * --pin-file (the environment's PIN is wiped at start). On failure the old
+ * one keeps serving. what: what the new one loaded (veil_vault_describe).
+ * loaded: that text of the one serving now. Main thread only. */
+int cas_keyproc_reload(char *what, size_t cap, struct veil_diags *d) VEIL_MUST_CHECK;
+const char *cas_keyproc_loaded(void);
 /* What the network process asks of the key process beyond the vault (see
  * render.h for what each does there). open_policy: the policy's YAML of
  * stored record r, in secure memory (veil_secure_free); without a key

@@ -23,7 +23,7 @@ struct ipc_shape {
 };
 #define SEALED (BIT(IPC_F_NS) | BIT(IPC_F_WRAPPED) | BIT(IPC_F_DATA))
 static const struct ipc_shape shapes[] = {
-    {IPC_READY, 0, 0, 0, 0},
+    {IPC_READY, 0, BIT(IPC_F_TEXT), 0, 0},
     {IPC_NEW_KEY, BIT(IPC_F_NS), 0, BIT(IPC_F_WRAPPED), 0},
     {IPC_SEAL, SEALED, 0, BIT(IPC_F_DATA), 0},
     {IPC_CODE_KEY, BIT(IPC_F_KEY_ID) | BIT(IPC_F_OWNER), 0, BIT(IPC_F_KEY), 0},

@@ -36,7 +36,7 @@
 #define IPC_RESPONSE 0x8000u
 
 enum ipc_type {
-	IPC_READY = 1,   /* key process -> network: serving (no fields) */
+	IPC_READY = 1,   /* key process -> network: serving (text: what it loaded) */
 	IPC_NEW_KEY = 2, /* ns -> wrapped */
 	IPC_SEAL = 3,    /* ns, wrapped, data (plain) -> data (sealed) */
 	/* 4: reserved (a whole payload opened for the network process: gone) */

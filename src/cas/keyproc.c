@@ -18,7 +18,13 @@
  *
  * The network process uses a channel for one request and its answer at a
  * time (a mutex per channel; any thread takes a free one), so the request id
- * only confirms that an answer is the one awaited. */
+ * only confirms that an answer is the one awaited.
+ *
+ * A reload (SIGUSR1, a master-key rotation's steps: rotate.c) starts a
+ * fresh key process the same way and swaps it in for the serving one
+ * without cutting off a call (kp_lock below); the old one's exit, reaped
+ * by the reload, does not stop veil-cas. Its READY carries what it loaded
+ * (veil_vault_describe). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -450,14 +456,19 @@ static void *channel_thread(void *arg)
 
 int cas_keyproc_main(int argc, char **argv)
 {
-	/* veil-cas --key-process N KEYFILE open|init [PROVIDER PINFILE]
-	 * (without the last two: the key file, no PIN file) */
-	long n = argc == 6 || argc == 4 ? strtol(argv[1], NULL, 10) : 0;
+	/* veil-cas --key-process N KEYFILE open|init [PROVIDER PINFILE
+	 * [RECOVERY]] (without the last two: the key file, no PIN file;
+	 * RECOVERY: at init with a token, the recovery key's public point in
+	 * hex, recovery.c) */
+	long n = argc == 7 || argc == 6 || argc == 4 ? strtol(argv[1], NULL, 10) : 0;
 	if (n < 1 || n > CHANNELS_MAX || (strcmp(argv[3], "open") && strcmp(argv[3], "init"))) {
 		fprintf(stderr, KP "started without its channels; veil-cas starts it itself\n");
 		return 2;
 	}
 	int nfd = (int)n;
+	/* SIGUSR1 is veil-cas's (a reload): one sent to a stale pid that is
+	 * now a key process must not end it */
+	signal(SIGUSR1, SIG_IGN);
 	/* dies with veil-cas; if veil-cas died before this, the channels give
 	 * EOF. (getppid() == 1 is no sign of that: in a container veil-cas
 	 * itself is pid 1, and the key process never started there.) */
@@ -484,13 +495,19 @@ int cas_keyproc_main(int argc, char **argv)
 	veil_diags_init(&d);
 	struct veil_vault *v = NULL;
 	bool init = !strcmp(argv[3], "init");
-	const char *provider = argc == 6 ? argv[4] : "file";
-	const char *pin_file = argc == 6 && strcmp(argv[5], "-") ? argv[5] : NULL;
+	const char *provider = argc >= 6 ? argv[4] : "file";
+	const char *pin_file = argc >= 6 && strcmp(argv[5], "-") ? argv[5] : NULL;
 	/* a PKCS#11 module is loaded, its token opened and every key copied
 	 * into its sessions here, before the filter (vault_p11.c) */
 	int rc = init && !strcmp(provider, "file") ? veil_vault_open_file(argv[2], true, &v, &d)
 		 : init ? veil_vault_open_pkcs11(argv[2], provider, pin_file, true, &v, &d)
 			: veil_vault_open_any(argv[2], pin_file, &v, &d);
+	if (!rc && init && argc == 7) {
+		uint8_t point[VEIL_HPKE_ENC_SIZE];
+		rc = veil_unhex(argv[6], point, sizeof(point))
+			 ? VEIL_EINVAL
+			 : veil_vault_set_recovery(v, point, &d);
+	}
 	if (!rc)
 		rc = warm_up(v);
 	/* one malloc arena: a thread's own arena is shrunk by glibc with
@@ -533,9 +550,14 @@ int cas_keyproc_main(int argc, char **argv)
 	}
 	veil_diags_free(&d);
 	pthread_barrier_wait(&filtered);
+	/* what it loaded (veil_vault_describe: versions, no secret): veil-cas
+	 * writes it to DATA/master-key.loaded and the audit log */
 	struct ipc_msg ready = {.type = IPC_READY};
-	if (ipc_send(3, &ready))
+	char what[128];
+	if (veil_vault_describe(v, what, sizeof(what)) || ipc_put_str(&ready, IPC_F_TEXT, what) ||
+	    ipc_send(3, &ready))
 		_exit(0);
+	ipc_msg_clear(&ready);
 	serve_channel(&(struct channel_job){v, 3, 0});
 	return 0;
 }
@@ -554,7 +576,22 @@ struct keyproc {
 	pid_t pid;
 };
 
+/* the key process serving now. A reload (cas_keyproc_reload) starts
+ * another one and swaps it in under the write lock; every call holds the
+ * read lock for its request and answer, so none is cut off: the swap waits
+ * for the calls under way, and later ones go to the new process. Writer
+ * first: a stream of calls does not hold a reload off. Only the main thread
+ * writes kp (start, reload, reap, stop). */
 static struct keyproc kp = {.pid = -1};
+static pthread_rwlock_t kp_lock;
+static bool kp_started;     /* set before the threads start, cleared after */
+static char kp_loaded[128]; /* what the serving one loaded (its READY text) */
+/* for a reload: what the start was given */
+static struct {
+	char *keyfile, *pin_file;
+	size_t channels;
+	bool pkcs11;
+} kp_args;
 
 static void broken(const char *what, const char *why)
 {
@@ -579,12 +616,10 @@ static struct channel *channel_take(void)
 	return c;
 }
 
-/* one request and its answer; *resp decoded (fields as its type needs) */
-static int call(struct ipc_msg *req, struct ipc_msg *resp, char *text, size_t text_cap)
+/* one request and its answer (under kp_lock's read lock) */
+static int call_locked(struct ipc_msg *req, struct ipc_msg *resp, char *text, size_t text_cap)
 {
 	char why[200] = "";
-	if (!kp.count)
-		return VEIL_EIO; /* no key process (an offline command) */
 	struct channel *c = channel_take();
 	req->id = ++c->next_id;
 	int rc = ipc_send(c->fd, req);
@@ -620,6 +655,17 @@ static int call(struct ipc_msg *req, struct ipc_msg *resp, char *text, size_t te
 		return VEIL_EIO;
 	}
 	return 0;
+}
+
+/* one request and its answer; *resp decoded (fields as its type needs) */
+static int call(struct ipc_msg *req, struct ipc_msg *resp, char *text, size_t text_cap)
+{
+	if (!kp_started)
+		return VEIL_EIO; /* no key process (an offline command) */
+	pthread_rwlock_rdlock(&kp_lock);
+	int rc = call_locked(req, resp, text, text_cap);
+	pthread_rwlock_unlock(&kp_lock);
+	return rc;
 }
 
 static int remote_new_key(void *arg, const char *ns, uint8_t **wrapped, size_t *size)
@@ -710,7 +756,7 @@ static int remote_code_key(void *arg, const char *key_id, const char *owner, uin
 int cas_kp_open_policy(struct veil_vault *v, const struct veil_record *r, uint8_t **yaml,
 		       size_t *size)
 {
-	if (!kp.count) {
+	if (!kp_started) {
 		/* no key process: an offline command (veil-cas backup migrating
 		 * a store) holds the master key itself */
 		struct cas_opened o;
@@ -805,14 +851,35 @@ int cas_kp_render(const struct veil_record *r, const char *service, const char *
 static const struct veil_vault_remote remote_ops = {remote_new_key, remote_seal, remote_open,
 						    remote_code_key, NULL};
 
-int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_key *mk,
-		      size_t channels, struct veil_vault **out, struct veil_diags *d)
+/* closes k's channels (its signal to exit) and waits for it */
+static void keyproc_release(struct keyproc *k)
 {
-	if (channels < 1 || channels > CHANNELS_MAX)
-		return VEIL_ELIMIT;
+	for (size_t i = 0; i < k->count; i++) {
+		close(k->ch[i].fd);
+		pthread_mutex_destroy(&k->ch[i].lock);
+	}
+	free(k->ch);
+	k->ch = NULL;
+	k->count = 0;
+	if (k->pid > 0) {
+		int st;
+		while (waitpid(k->pid, &st, 0) < 0 && errno == EINTR)
+			;
+		k->pid = -1;
+	}
+}
+
+/* forks and re-execs a key process into k, and waits until it serves;
+ * what: its READY text (what it loaded) */
+static int keyproc_spawn(struct keyproc *k, const char *keyfile, bool init,
+			 const struct cas_master_key *mk, size_t channels, char *what, size_t cap,
+			 struct veil_diags *d)
+{
 	int *child = calloc(channels, sizeof(int));
-	kp.ch = calloc(channels, sizeof(*kp.ch));
-	if (!child || !kp.ch) {
+	k->ch = calloc(channels, sizeof(*k->ch));
+	k->count = 0;
+	k->pid = -1;
+	if (!child || !k->ch) {
 		free(child);
 		return VEIL_ENOMEM;
 	}
@@ -824,10 +891,10 @@ int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_ke
 			rc = VEIL_EIO;
 			break;
 		}
-		kp.ch[i].fd = sv[0];
+		k->ch[i].fd = sv[0];
 		child[i] = sv[1];
-		pthread_mutex_init(&kp.ch[i].lock, NULL);
-		kp.count++;
+		pthread_mutex_init(&k->ch[i].lock, NULL);
+		k->count++;
 	}
 	char nbuf[16];
 	snprintf(nbuf, sizeof(nbuf), "%zu", channels);
@@ -838,6 +905,7 @@ int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_ke
 			      init ? "init" : "open",
 			      (char *)(mk->uri ? mk->uri : "file"),
 			      (char *)(mk->pin_file ? mk->pin_file : "-"),
+			      init ? (char *)mk->recovery_point : NULL,
 			      NULL};
 	pid_t pid = rc ? -1 : fork();
 	if (!rc && pid < 0) {
@@ -845,7 +913,12 @@ int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_ke
 		rc = VEIL_EIO;
 	}
 	if (pid == 0) {
-		/* the child: its channel ends on 3.., nothing else */
+		/* the child: its channel ends on 3.., nothing else; no signal
+		 * blocked (a reload forks from the main thread, which blocks
+		 * the ones it waits for) */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		int base = 3 + (int)channels + 16;
 		for (size_t i = 0; i < channels; i++)
 			if ((child[i] = fcntl(child[i], F_DUPFD_CLOEXEC, base)) < 0)
@@ -857,25 +930,43 @@ int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_ke
 		execv("/proc/self/exe", args);
 		_exit(127);
 	}
-	for (size_t i = 0; i < kp.count; i++)
+	for (size_t i = 0; i < k->count; i++)
 		close(child[i]);
 	free(child);
 	if (!rc) {
-		kp.pid = pid;
+		k->pid = pid;
 		struct ipc_msg m = {0};
 		char why[200] = "";
-		int r = ipc_recv(kp.ch[0].fd, &m, why, sizeof(why));
+		int r = ipc_recv(k->ch[0].fd, &m, why, sizeof(why));
 		if (r || m.type != IPC_READY) {
 			int st = 0;
-			waitpid(pid, &st, 0);
-			kp.pid = -1;
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			k->pid = -1;
 			veil_diag(d, "the key process did not start (%s)",
 				  WIFEXITED(st) ? "it exited; its message is above"
 						: "killed by a signal");
 			rc = VEIL_EIO;
+		} else if (!ipc_field_str(&m.f[IPC_F_TEXT], what, cap)) {
+			snprintf(what, cap, "?");
 		}
 		ipc_msg_clear(&m);
 	}
+	return rc;
+}
+
+int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_key *mk,
+		      size_t channels, struct veil_vault **out, struct veil_diags *d)
+{
+	if (channels < 1 || channels > CHANNELS_MAX)
+		return VEIL_ELIMIT;
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&kp_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	char what[128] = "";
+	int rc = keyproc_spawn(&kp, keyfile, init, mk, channels, what, sizeof(what), d);
 	/* the key process has its copy of the environment: the network
 	 * process keeps no PKCS#11 PIN */
 	char *pin = getenv("VEIL_PKCS11_PIN");
@@ -883,9 +974,57 @@ int cas_keyproc_start(const char *keyfile, bool init, const struct cas_master_ke
 		OPENSSL_cleanse(pin, strlen(pin));
 		unsetenv("VEIL_PKCS11_PIN");
 	}
+	if (rc) {
+		keyproc_release(&kp);
+		return rc;
+	}
+	kp_args.channels = channels;
+	kp_args.pkcs11 = !strncmp(what, "pkcs11", 6);
+	kp_args.keyfile = strdup(keyfile);
+	kp_args.pin_file = mk->pin_file ? strdup(mk->pin_file) : NULL;
+	if (!kp_args.keyfile || (mk->pin_file && !kp_args.pin_file))
+		rc = VEIL_ENOMEM;
 	if (!rc)
 		rc = veil_vault_remote(&remote_ops, out);
+	if (!rc) {
+		snprintf(kp_loaded, sizeof(kp_loaded), "%s", what);
+		kp_started = true;
+	}
 	return rc;
+}
+
+int cas_keyproc_reload(char *what, size_t cap, struct veil_diags *d)
+{
+	if (!kp_started)
+		return VEIL_EINVAL;
+	if (kp_args.pkcs11 && !kp_args.pin_file) {
+		/* the network process keeps no PIN (wiped at start) */
+		veil_diag(d, "the token's PIN came from $VEIL_PKCS11_PIN, which veil-cas wipes "
+			     "at start: a reload needs veil-cas started with --pin-file");
+		return VEIL_EINVAL;
+	}
+	struct cas_master_key mk = {.pin_file = kp_args.pin_file};
+	struct keyproc fresh;
+	int rc = keyproc_spawn(&fresh, kp_args.keyfile, false, &mk, kp_args.channels, what, cap, d);
+	if (rc) {
+		keyproc_release(&fresh);
+		return rc;
+	}
+	/* the swap waits for the calls under way on the old process */
+	pthread_rwlock_wrlock(&kp_lock);
+	struct keyproc old = kp;
+	kp = fresh;
+	pthread_rwlock_unlock(&kp_lock);
+	/* the old one exits once its channels close; it is reaped here, so
+	 * its SIGCHLD finds kp.pid (the new one) still running */
+	keyproc_release(&old);
+	snprintf(kp_loaded, sizeof(kp_loaded), "%s", what);
+	return 0;
+}
+
+const char *cas_keyproc_loaded(void)
+{
+	return kp_loaded;
 }
 
 pid_t cas_keyproc_pid(void)
@@ -911,19 +1050,14 @@ int cas_keyproc_reap(char *why, size_t cap)
 
 void cas_keyproc_stop(void)
 {
-	/* closing the channels is its signal to exit */
-	for (size_t i = 0; i < kp.count; i++) {
-		close(kp.ch[i].fd);
-		pthread_mutex_destroy(&kp.ch[i].lock);
+	keyproc_release(&kp);
+	if (kp_started) {
+		kp_started = false;
+		pthread_rwlock_destroy(&kp_lock);
 	}
-	free(kp.ch);
-	kp.ch = NULL;
-	kp.count = 0;
-	if (kp.pid > 0) {
-		int st;
-		waitpid(kp.pid, &st, 0);
-		kp.pid = -1;
-	}
+	free(kp_args.keyfile);
+	free(kp_args.pin_file);
+	memset(&kp_args, 0, sizeof(kp_args));
 }
 
 #ifdef VEIL_TEST_HOOKS
@@ -935,18 +1069,22 @@ void cas_keyproc_test(const char *what)
 		call(&req, &resp, NULL, 0); /* refused: veil-cas stops */
 		ipc_msg_clear(&resp);
 	} else if (!strcmp(what, "socket")) {
+		pthread_rwlock_rdlock(&kp_lock);
 		struct channel *c = channel_take();
 		/* tests only: keyproc.sh checks what the key process does */
 		VEIL_UNCHECKED(ipc_send(c->fd, &m));
 		pthread_mutex_unlock(&c->lock);
+		pthread_rwlock_unlock(&kp_lock);
 	} else if (!strcmp(what, "malformed")) {
 		/* a field that runs past the message's end */
 		static const uint8_t bad[] = {IPC_SEAL, 0, 0, 0, 6, 0,    0,    0, 1,
 					      0,        0, 0, 1, 0, 0xff, 0xff, 0, 0};
+		pthread_rwlock_rdlock(&kp_lock);
 		struct channel *c = channel_take();
 		if (send(c->fd, bad, sizeof(bad), MSG_NOSIGNAL) < 0)
 			fprintf(stderr, "veil-cas: TEST: %s\n", strerror(errno));
 		pthread_mutex_unlock(&c->lock);
+		pthread_rwlock_unlock(&kp_lock);
 	}
 }
 #endif

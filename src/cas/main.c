@@ -35,7 +35,7 @@ static void usage(FILE *f)
 		   "                [--threads N]\n"
 		   "       veil-cas backup --data DIR DEST\n"
 		   "       veil-cas restore SRC --data NEWDIR\n"
-		   "       veil-cas rotate-master-key --data DIR [--pin-file FILE]\n"
+		   "       veil-cas rotate-master-key --data DIR [--store URL] [--pin-file FILE]\n"
 		   "       veil-cas recovery-share open --key HOLDER.pem SHARE.json\n"
 		   "       veil-cas recover --data DIR --share FILE --share FILE ...\n"
 		   "       veil-cas audit export|verify --store URL [--data DIR] [-o FILE]\n\n"
@@ -67,7 +67,9 @@ static void usage(FILE *f)
 		   "  --recovery-threshold K  with --init and --recovery-key: split the master\n"
 		   "                      key so that any K holders recover it (2 to the\n"
 		   "                      number of keys); DIR/recovery/share-X.json holds\n"
-		   "                      share X, sealed to the X-th key\n"
+		   "                      share X, sealed to the X-th key; with a pkcs11:\n"
+		   "                      key, the split key is a recovery key every data\n"
+		   "                      key is also sealed to\n"
 		   "  --threads N         event loops, 1 to 256 (default: number of cores)\n"
 		   "  --body-max BYTES    largest request body (default 4194304)\n"
 		   "  --buffered-max BYTES  request bytes all connections may hold before\n"
@@ -103,13 +105,14 @@ static void usage(FILE *f)
 		   "  backup   a consistent copy of a running CAS, key material included\n"
 		   "  restore  a backup into a new data folder\n"
 		   "  rotate-master-key  a new PKCS#11 master key re-wraps every data key\n"
-		   "           (veil-cas stopped); the old key is then destroyed\n"
+		   "           (veil-cas stopped or running); the old key is then destroyed\n"
 		   "  recovery-share  open a recovery share with its holder's key\n"
 		   "  recover  the master key back from K opened recovery shares\n"
 		   "  audit    the change chain in PostgreSQL (--store): export it as\n"
 		   "           audit.log lines, or verify it and its signed checkpoints\n\n"
 		   "HTTPS only (TLS 1.3), client certificates requested; a client's identity is\n"
-		   "the SHA-256 of its certificate's public key. SIGTERM stops it cleanly.\n");
+		   "the SHA-256 of its certificate's public key. SIGTERM stops it cleanly;\n"
+		   "SIGUSR1 loads the master key again (rotate-master-key sends it).\n");
 }
 
 /* --listen, resolved once: every thread's socket binds the same address. */
@@ -444,6 +447,75 @@ static int tighten_data_files(const char *data, struct veil_diags *d)
 		free(p);
 	}
 	return 0;
+}
+
+/* DATA/master-key.loaded (0600, no secret): this veil-cas's pid, how many
+ * master-key reloads it did, what its key process loaded
+ * (veil_vault_describe) and, after a reload that failed, why. Written at
+ * start and at each SIGUSR1, removed at a clean stop; veil-cas
+ * rotate-master-key reads it to find and follow a running CAS. */
+static void write_loaded(const char *data, unsigned long reloads, const char *error)
+{
+	struct veil_diags d;
+	veil_diags_init(&d);
+	char text[1024];
+	int n = snprintf(text, sizeof(text), "veil-cas %ld\nreload %lu\nloaded %s\n%s%.400s%s",
+			 (long)getpid(), reloads, cas_keyproc_loaded(), error ? "error " : "",
+			 error ? error : "", error ? "\n" : "");
+	char *path = veil_path_join(data, "master-key.loaded");
+	if (!path || n < 0 || veil_write_file(path, text, strlen(text), 0600, &d)) {
+		veil_diags_print(&d, stderr);
+		cas_warn_limited("cannot write master-key.loaded");
+	}
+	free(path);
+	veil_diags_free(&d);
+}
+
+/* SIGUSR1: the master key opened again by a fresh key process, swapped in
+ * for the serving one (cas_keyproc_reload), the caches emptied (a rotation
+ * re-wrote data keys under them), an audit entry "master-key-reload" (what
+ * is loaded now, and the line veil-cas rotate-master-key left in
+ * DATA/master-key.reload, if any), master-key.loaded rewritten. On failure
+ * the old key process keeps serving. */
+static void reload_master_key(struct cas *cas, const char *data, unsigned long *reloads)
+{
+	struct veil_diags d;
+	veil_diags_init(&d);
+	char what[128] = "", note[256] = "", detail[700];
+	char *note_path = veil_path_join(data, "master-key.reload");
+	FILE *f = note_path ? fopen(note_path, "re") : NULL;
+	if (f) {
+		if (!fgets(note, sizeof(note), f))
+			note[0] = 0;
+		fclose(f);
+		unlink(note_path);
+		/* one line of printable ASCII into the log, nothing else */
+		note[strcspn(note, "\r\n")] = 0;
+		for (char *p = note; *p; p++)
+			if (*p < 0x20 || *p > 0x7e)
+				*p = '?';
+	}
+	free(note_path);
+	int rc = cas_keyproc_reload(what, sizeof(what), &d);
+	(*reloads)++;
+	if (!rc) {
+		__atomic_add_fetch(&cas->generation, 1, __ATOMIC_RELEASE);
+		snprintf(detail, sizeof(detail), "%s%s%s", what, note[0] ? "; " : "", note);
+		fprintf(stderr, "veil-cas: master key reloaded: %s\n", detail);
+	} else {
+		snprintf(detail, sizeof(detail), "%s",
+			 d.count ? d.msgs[0] : "the key process did not start");
+		fprintf(stderr,
+			"veil-cas: master key reload failed, the key process serving keeps "
+			"serving: %s\n",
+			detail);
+	}
+	struct veil_audit_event ev = {
+	    .event = "master-key-reload", .status = rc ? 500 : 200, .detail = detail};
+	if (veil_audit_append(cas->audit, &ev))
+		cas_warn_limited("cannot write the audit log");
+	write_loaded(data, *reloads, rc ? detail : NULL);
+	veil_diags_free(&d);
 }
 
 /* --print-key-hash: the key hash of DIR's CAS, nothing created or started */
@@ -822,14 +894,10 @@ int main(int argc, char **argv)
 	}
 	if (cas_recovery_check(&recovery, init, &d))
 		goto usage_error;
-	if (recovery.count && master_key.uri && strcmp(master_key.uri, "file")) {
-		/* the shares are of the key file's 32 bytes; a token's key never
-		 * leaves the token (a recovery key able to re-wrap the data keys
-		 * is not built yet: docs/cas.md, "Recovery") */
-		veil_diag(&d, "--recovery-key splits a key-file master key; a PKCS#11 key never "
-			      "leaves its token, so it cannot be split into recovery shares");
-		goto usage_error;
-	}
+	/* a token's key never leaves the token: the shares are then of a
+	 * recovery key that every data key is also sealed to (recovery.c) */
+	bool token_recovery = recovery.count && master_key.uri && strcmp(master_key.uri, "file");
+	struct cas_recovery_token rtok = {.pid = -1, .to_child = -1};
 	struct listen_addr la;
 	int lrc = key_hash_only ? 0 : listen_parse(listen_arg, &la, &d);
 	if (lrc == VEIL_EINVAL)
@@ -869,6 +937,8 @@ int main(int argc, char **argv)
 		rc = tighten_data_files(data, &d);
 	if (!rc)
 		rc = cas_log_open(&cas.log, &d);
+	if (!rc && token_recovery && !(rc = cas_recovery_token_begin(&recovery, data, &rtok, &d)))
+		master_key.recovery_point = rtok.point_hex;
 	if (!rc)
 		/* the master key lives in the key process only; one channel for
 		 * each event loop, each worker and the main thread */
@@ -886,7 +956,10 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = veil_cert_key_hash(cas.cert, cas.key_hash);
 	if (!rc && init)
-		rc = cas_recovery_write_shares(&recovery, data, cas.key_hash, &d);
+		rc = token_recovery
+			 ? cas_recovery_token_finish(&recovery, &rtok, data, cas.key_hash, &d)
+			 : cas_recovery_write_shares(&recovery, data, cas.key_hash, &d);
+	cas_recovery_token_abort(&rtok);
 	cas_recovery_plan_free(&recovery);
 	if (!rc)
 		rc = veil_audit_open(auditlog, &cas.audit, &d);
@@ -933,6 +1006,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);               /* reload the master key */
 	sigaddset(&sigs, SIGCHLD);               /* the key process exited */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the threads inherit it */
 	if (!rc)
@@ -989,6 +1063,8 @@ int main(int argc, char **argv)
 		if (getenv("VEIL_TEST_KEYPROC"))
 			cas_keyproc_test(getenv("VEIL_TEST_KEYPROC"));
 #endif
+		unsigned long reloads = 0;
+		write_loaded(data, reloads, NULL);
 		int sig = 0;
 		struct veil_audit_head last = {0}, now;
 		/* the head is set even when the log is broken (the error); only
@@ -1022,6 +1098,10 @@ int main(int argc, char **argv)
 				keyproc_lost = true;
 				break;
 			}
+			if (sig == SIGUSR1) {
+				reload_master_key(&cas, data, &reloads);
+				continue;
+			}
 			if (sig != SIGHUP)
 				break;
 			/* log rotation: reopen, keep serving */
@@ -1033,6 +1113,10 @@ int main(int argc, char **argv)
 		}
 		if (!keyproc_lost)
 			fprintf(stderr, "veil-cas: signal %d, shutting down\n", sig);
+		char *loaded = veil_path_join(data, "master-key.loaded");
+		if (loaded)
+			unlink(loaded);
+		free(loaded);
 	} else {
 		veil_diags_print(&d, stderr);
 	}

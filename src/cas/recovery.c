@@ -13,10 +13,11 @@
  *       whose master.key is gone; checked against the commitment and the
  *       CAS's TLS key hash before it is written; never over a master.key.
  *
- * Only the file key provider is split: its key is DATA/master.key. A token
- * (PKCS#11, another change) cannot give its key out; there the issue wants a
- * separate recovery key that can re-wrap the data keys, split the same way
- * (cas_recovery_write_shares would then take that key, not read the file).
+ * The file key provider's key (DATA/master.key) is split as it is. A token
+ * (PKCS#11) cannot give its key out: there a recovery key pair is made
+ * and its private key split ("a token's recovery key" below); every data
+ * key also carries a copy sealed to its public key (vault.c), and recover
+ * re-wraps them from those copies under a new key file.
  *
  * The network process never holds the master key (DESIGN.md, "CAS": it
  * lives in the key process): at --init the split runs in a child forked for
@@ -31,15 +32,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/param_build.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
+#include <sqlite3.h>
 
 #include "cas.h"
 #include "recovery.h"
 #include "veil/args.h"
+#include "veil/audit_log.h"
 #include "veil/recovery_share.h"
 #include "veil/secure.h"
 #include "veil/shamir.h"
+#include "veil/store.h"
+
+#include "vault_record.h"
 
 #define KEY_SIZE VEIL_RECOVERY_SECRET_SIZE
 
@@ -140,15 +150,16 @@ static int read_master(const char *path, uint8_t key[static KEY_SIZE], struct ve
 	return 0;
 }
 
-/* in the child: split, seal, write */
-static int split_and_write(const struct cas_recovery_plan *p, const char *data,
-			   const char *key_hash, struct veil_diags *d)
+/* in a child: master (32 bytes: the key file's key, or a token's recovery
+ * private key) split, sealed, written */
+static int split_secret(const struct cas_recovery_plan *p, const char *data, const char *key_hash,
+			const uint8_t *master, struct veil_diags *d)
 {
 	size_t shares_size = (size_t)p->count * KEY_SIZE;
-	uint8_t *master = veil_secure_alloc(KEY_SIZE), *shares = veil_secure_alloc(shares_size);
-	char *keyfile = veil_path_join(data, "master.key"), *dir = veil_path_join(data, "recovery");
+	uint8_t *shares = veil_secure_alloc(shares_size);
+	char *dir = veil_path_join(data, "recovery");
 	struct veil_recovery_meta meta = {.threshold = (unsigned)p->threshold, .count = p->count};
-	int rc = master && shares && keyfile && dir ? read_master(keyfile, master, d) : VEIL_ENOMEM;
+	int rc = shares && dir ? 0 : VEIL_ENOMEM;
 	snprintf(meta.cas_key_hash, sizeof(meta.cas_key_hash), "%s", key_hash);
 	if (!rc)
 		rc = veil_recovery_commitment(master, key_hash, meta.commitment);
@@ -170,11 +181,183 @@ static int split_and_write(const struct cas_recovery_plan *p, const char *data,
 		free(json);
 		free(path);
 	}
-	veil_secure_free(master, KEY_SIZE);
-	veil_secure_free(shares, shares_size);
-	free(keyfile);
+	if (shares)
+		veil_secure_free(shares, shares_size);
 	free(dir);
 	return rc;
+}
+
+/* in the child: the key file's key split */
+static int split_and_write(const struct cas_recovery_plan *p, const char *data,
+			   const char *key_hash, struct veil_diags *d)
+{
+	uint8_t *master = veil_secure_alloc(KEY_SIZE);
+	char *keyfile = veil_path_join(data, "master.key");
+	int rc = master && keyfile ? read_master(keyfile, master, d) : VEIL_ENOMEM;
+	if (!rc)
+		rc = split_secret(p, data, key_hash, master, d);
+	if (master)
+		veil_secure_free(master, KEY_SIZE);
+	free(keyfile);
+	return rc;
+}
+
+static void report_split(const struct cas_recovery_plan *p, const char *data, const char *what)
+{
+	fprintf(stderr,
+		"veil-cas: %s split %ld of %u: %s/recovery/share-1.json .. share-%u.json, "
+		"each sealed to one holder's key (in --recovery-key order); give each holder "
+		"their file\n",
+		what, p->threshold, p->count, data, p->count);
+	for (unsigned i = 0; i < p->count; i++)
+		fprintf(stderr, "veil-cas:   share-%u.json for %s\n", i + 1, p->paths[i]);
+}
+
+/* ---- a token's recovery key ----
+ *
+ * A child forked before the key process starts makes the P-256 key pair and
+ * gives its public point (hex, one line) to veil-cas, which passes it to the
+ * key process's --init (veil_vault_set_recovery). The private key stays in
+ * that child until the CAS's TLS key hash exists (the shares are bound to
+ * it); then the child splits it, seals and writes the shares, and exits. */
+
+static int write_all_fd(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return VEIL_EIO;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static size_t read_full(int fd, char *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, buf + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+static int token_child(const struct cas_recovery_plan *p, const char *data, int out, int in)
+{
+	struct veil_diags d;
+	veil_diags_init(&d);
+	EVP_PKEY *key = EVP_EC_gen(SN_X9_62_prime256v1);
+	BIGNUM *bn = NULL;
+	uint8_t point[VEIL_HPKE_ENC_SIZE], *secret = veil_secure_alloc(KEY_SIZE);
+	char hex[2 * VEIL_HPKE_ENC_SIZE + 2], key_hash[VEIL_KEY_HASH_HEX + 1] = "";
+	int rc = key && secret && !veil_hpke_point_of(key, point) &&
+			 EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &bn) &&
+			 BN_bn2binpad(bn, secret, KEY_SIZE) == KEY_SIZE
+		     ? 0
+		     : VEIL_EIO;
+	BN_clear_free(bn);
+	EVP_PKEY_free(key); /* only the scalar is kept, in secure memory */
+	if (!rc) {
+		veil_hex(point, sizeof(point), hex);
+		hex[2 * VEIL_HPKE_ENC_SIZE] = '\n';
+		rc = write_all_fd(out, hex, 2 * VEIL_HPKE_ENC_SIZE + 1);
+	}
+	close(out);
+	/* the key hash, once veil-cas has its identity; EOF: --init failed */
+	if (!rc && read_full(in, key_hash, VEIL_KEY_HASH_HEX - 1) != VEIL_KEY_HASH_HEX - 1)
+		rc = VEIL_EINVAL;
+	if (!rc)
+		rc = split_secret(p, data, key_hash, secret, &d);
+	if (secret)
+		veil_secure_free(secret, KEY_SIZE);
+	veil_diags_print(&d, stderr);
+	veil_diags_free(&d);
+	return rc;
+}
+
+int cas_recovery_token_begin(const struct cas_recovery_plan *p, const char *data,
+			     struct cas_recovery_token *t, struct veil_diags *d)
+{
+	int a[2] = {-1, -1}, b[2] = {-1, -1};
+	t->pid = -1;
+	t->to_child = -1;
+	if (pipe2(a, O_CLOEXEC) || pipe2(b, O_CLOEXEC)) {
+		veil_diag(d, "cannot make the recovery key: %s", strerror(errno));
+		goto fail;
+	}
+	fflush(NULL);
+	t->pid = fork();
+	if (t->pid < 0) {
+		veil_diag(d, "cannot make the recovery key: %s", strerror(errno));
+		goto fail;
+	}
+	if (t->pid == 0) {
+		close(a[0]);
+		close(b[1]);
+		int rc = token_child(p, data, a[1], b[0]);
+		fflush(stderr);
+		_exit(rc ? 1 : 0);
+	}
+	close(a[1]);
+	close(b[0]);
+	size_t n = read_full(a[0], t->point_hex, 2 * VEIL_HPKE_ENC_SIZE + 1);
+	close(a[0]);
+	t->to_child = b[1];
+	if (n != 2 * VEIL_HPKE_ENC_SIZE + 1 || t->point_hex[2 * VEIL_HPKE_ENC_SIZE] != '\n') {
+		veil_diag(d, "the recovery key was not made");
+		cas_recovery_token_abort(t);
+		return VEIL_EIO;
+	}
+	t->point_hex[2 * VEIL_HPKE_ENC_SIZE] = 0;
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (a[i] >= 0)
+			close(a[i]);
+		if (b[i] >= 0)
+			close(b[i]);
+	}
+	return VEIL_EIO;
+}
+
+int cas_recovery_token_finish(const struct cas_recovery_plan *p, struct cas_recovery_token *t,
+			      const char *data, const char *key_hash, struct veil_diags *d)
+{
+	int rc = write_all_fd(t->to_child, key_hash, VEIL_KEY_HASH_HEX - 1);
+	close(t->to_child);
+	t->to_child = -1;
+	int st = 0;
+	while (waitpid(t->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	t->pid = -1;
+	if (rc || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		veil_diag(d,
+			  "the recovery shares were not written: the CAS in %s has none; remove "
+			  "%s (and its key in the token) and run --init again",
+			  data, data);
+		return VEIL_EIO;
+	}
+	report_split(p, data, "the token's recovery key");
+	return 0;
+}
+
+void cas_recovery_token_abort(struct cas_recovery_token *t)
+{
+	if (t->to_child >= 0)
+		close(t->to_child); /* EOF: the child writes nothing */
+	t->to_child = -1;
+	if (t->pid > 0)
+		while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	t->pid = -1;
 }
 
 int cas_recovery_write_shares(const struct cas_recovery_plan *p, const char *data,
@@ -206,13 +389,7 @@ int cas_recovery_write_shares(const struct cas_recovery_plan *p, const char *dat
 			  data, data);
 		return VEIL_EIO;
 	}
-	fprintf(stderr,
-		"veil-cas: master key split %ld of %u: %s/recovery/share-1.json .. share-%u.json, "
-		"each sealed to one holder's key (in --recovery-key order); give each holder "
-		"their file\n",
-		p->threshold, p->count, data, p->count);
-	for (unsigned i = 0; i < p->count; i++)
-		fprintf(stderr, "veil-cas:   share-%u.json for %s\n", i + 1, p->paths[i]);
+	report_split(p, data, "master key");
 	return 0;
 }
 
@@ -349,6 +526,9 @@ static void recover_usage(FILE *f)
 		   "the key they give is checked against the split's commitment before it is\n"
 		   "written to DIR/master.key (mode 0600). Fewer than K shares are refused and\n"
 		   "nothing is written; an existing master.key is never overwritten.\n"
+		   "For a CAS whose master key was in a PKCS#11 token (DIR/master.key is its\n"
+		   "record), the shares give its recovery key: every data key is re-wrapped\n"
+		   "from its recovery copy under a new key file, which replaces the record.\n"
 		   "Then start the CAS with 'veil-cas --data DIR'.\n\n"
 		   "  --data DIR    the CAS's data folder\n"
 		   "  --share FILE  an opened share; at least K of them, each once\n"
@@ -479,6 +659,173 @@ static int check_shares(const struct opened *s, size_t n, const char *cas_hash,
 	return 0;
 }
 
+/* ---- recovery of a token's CAS ---- */
+
+/* the recovery key pair from its private scalar (the public point
+ * computed: HPKE's open needs it) */
+static EVP_PKEY *p256_from_scalar(const uint8_t s[static KEY_SIZE])
+{
+	EVP_PKEY *pkey = NULL;
+	BIGNUM *priv = BN_secure_new();
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	EC_POINT *pub = g ? EC_POINT_new(g) : NULL;
+	uint8_t pt[VEIL_HPKE_ENC_SIZE];
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	if (priv && BN_bin2bn(s, KEY_SIZE, priv) && pub &&
+	    EC_POINT_mul(g, pub, priv, NULL, NULL, NULL) &&
+	    EC_POINT_point2oct(g, pub, POINT_CONVERSION_UNCOMPRESSED, pt, sizeof(pt), NULL) ==
+		sizeof(pt) &&
+	    bld &&
+	    OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, SN_X9_62_prime256v1,
+					    0) &&
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt)) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv) &&
+	    (params = OSSL_PARAM_BLD_to_param(bld)) && ctx && EVP_PKEY_fromdata_init(ctx) == 1 &&
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	/* the scalar's copy in params wiped (OpenSSL 3.0 has no
+	 * OSSL_PARAM_clear_free) */
+	for (OSSL_PARAM *q = params; q && q->key; q++)
+		if (q->data)
+			OPENSSL_cleanse(q->data, q->data_size);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EC_POINT_free(pub);
+	EC_GROUP_free(g);
+	BN_clear_free(priv);
+	return pkey;
+}
+
+/* master.key is a PKCS#11 provider record (not a key) */
+static bool is_record(const char *path)
+{
+	char head[sizeof(RECORD_MAGIC)] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t n = fd < 0 ? -1 : read(fd, head, sizeof(head) - 1);
+	if (fd >= 0)
+		close(fd);
+	/* not secret: the record's magic */
+	return n == (ssize_t)sizeof(head) - 1 && !memcmp(head, RECORD_MAGIC, sizeof(head) - 1);
+}
+
+/* every row's data key from its recovery copy under the recovered code-key
+ * root, one transaction (nothing changed if one does not open); *count
+ * re-wrapped */
+static int recover_rows(const char *data, struct veil_vault *v, long long *count,
+			struct veil_diags *d)
+{
+	char *path = veil_path_join(data, "cas.db");
+	sqlite3 *db = NULL;
+	sqlite3_stmt *list = NULL, *put = NULL;
+	int rc = VEIL_EIO, x;
+	*count = 0;
+	if (!path)
+		return VEIL_ENOMEM;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(db, 10000) != SQLITE_OK ||
+	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT namespace, wrapped_key FROM policies", -1, &list,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE policies SET wrapped_key = ?1 WHERE namespace = ?2", -1,
+			       &put, NULL) != SQLITE_OK) {
+		veil_diag(d, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	/* an UPDATE of the row a SELECT stands on is fine in SQLite (the
+	 * primary key does not change) */
+	while ((x = sqlite3_step(list)) == SQLITE_ROW) {
+		const char *ns = (const char *)sqlite3_column_text(list, 0);
+		uint8_t out[VEIL_VAULT_WRAPPED_MAX];
+		size_t out_size = 0;
+		if (veil_vault_recovery_rewrap(v, ns, sqlite3_column_blob(list, 1),
+					       (size_t)sqlite3_column_bytes(list, 1), out,
+					       &out_size)) {
+			veil_diag(d,
+				  "namespace %s: its data key has no recovery copy that opens with "
+				  "the recovered key; nothing written",
+				  ns);
+			rc = VEIL_EINVAL;
+			goto out;
+		}
+		if (!out_size)
+			continue;
+		sqlite3_reset(put);
+		sqlite3_bind_blob(put, 1, out, (int)out_size, SQLITE_TRANSIENT);
+		sqlite3_bind_text(put, 2, ns, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(put) != SQLITE_DONE) {
+			veil_diag(d, "%s: namespace %s: %s", path, ns, sqlite3_errmsg(db));
+			goto out;
+		}
+		(*count)++;
+	}
+	if (x != SQLITE_DONE || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		veil_diag(d, "%s: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(list);
+	sqlite3_finalize(put);
+	if (rc && db)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	free(path);
+	return rc;
+}
+
+/* the token is gone: the recovery key from the shares opens the code-key
+ * root (the new key file) and every data key's copy; the rows re-wrapped
+ * first (a rerun skips rows done), master.key replaced last */
+static int recover_token(const char *data, const char *keyfile, const uint8_t *secret,
+			 const char *cas_hash, size_t nshares, struct veil_diags *d)
+{
+	EVP_PKEY *priv = p256_from_scalar(secret);
+	struct veil_vault *v = NULL;
+	struct veil_audit *audit = NULL;
+	char *auditlog = veil_path_join(data, "audit.log");
+	long long count = 0;
+	int rc = priv ? 0 : VEIL_EINVAL;
+	if (rc)
+		veil_diag(d, "the shares do not give a P-256 recovery key");
+	/* the audit log's lock: a running veil-cas (its token still there)
+	 * must not see its rows change under it */
+	if (!rc && !auditlog)
+		rc = VEIL_ENOMEM;
+	if (!rc && (rc = veil_audit_open(auditlog, &audit, d)))
+		veil_diag(d, "stop veil-cas before recovering its master key; nothing written");
+	if (!rc)
+		rc = veil_vault_recovery_open(keyfile, priv, &v, d);
+	if (!rc)
+		rc = recover_rows(data, v, &count, d);
+	if (!rc)
+		rc = veil_vault_recovery_write_key(v, keyfile, d);
+	if (!rc) {
+		char detail[160];
+		snprintf(
+		    detail, sizeof(detail),
+		    "pkcs11 recovery key from %zu shares: %lld data keys re-wrapped under a new "
+		    "key file",
+		    nshares, count);
+		struct veil_audit_event ev = {.event = "recover", .status = 200, .detail = detail};
+		if (veil_audit_append(audit, &ev))
+			veil_diag(d, "%s: the recovery is done but its audit entry was not written",
+				  auditlog);
+	}
+	veil_audit_close(audit);
+	free(auditlog);
+	if (!rc)
+		printf("recovered CAS %s from %zu shares: its token's recovery key re-wrapped %lld "
+		       "data keys under a new key file, %s (the token is no longer used); start "
+		       "it with 'veil-cas --data %s'\n",
+		       cas_hash, nshares, count, keyfile, data);
+	veil_vault_close(v);
+	EVP_PKEY_free(priv);
+	return rc;
+}
+
 int cas_recover_main(int argc, char **argv)
 {
 	static const char prog[] = "veil-cas recover";
@@ -522,7 +869,10 @@ int cas_recover_main(int argc, char **argv)
 	char *text = veil_secure_alloc(VEIL_RECOVERY_OPENED_MAX + 1);
 	memset(s, 0, sizeof(s));
 	int rc = key && keyfile && text ? 0 : VEIL_ENOMEM;
-	if (!rc && access(keyfile, F_OK) == 0) {
+	/* a token's CAS: master.key is its record, the shares are of its
+	 * recovery key */
+	bool token = !rc && is_record(keyfile);
+	if (!rc && !token && access(keyfile, F_OK) == 0) {
 		veil_diag(&d,
 			  "%s is there: recover writes a master key only where it is gone, "
 			  "and never overwrites one",
@@ -562,9 +912,11 @@ int cas_recover_main(int argc, char **argv)
 			      "differs): a share was changed after it was opened; nothing written");
 		rc = VEIL_EINVAL;
 	}
-	if (!rc)
+	if (!rc && token)
+		rc = recover_token(data, keyfile, key, cas_hash, n, &d);
+	else if (!rc)
 		rc = write_master(keyfile, key, &d);
-	if (!rc)
+	if (!rc && !token)
 		printf("recovered the master key of CAS %s from %zu shares into %s; start it with "
 		       "'veil-cas --data %s'\n",
 		       cas_hash, n, keyfile, data);

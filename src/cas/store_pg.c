@@ -267,9 +267,12 @@ static int pg_create(struct veil_store *s, const struct veil_record *rec)
 static int pg_update(struct veil_store *s, const struct veil_record *rec, const char *expected)
 {
 	PGresult *r;
+	/* wrapped_key stays (a rotation may have re-wrapped it since it was
+	 * read; the payload is sealed with the same data key); $4 is only
+	 * typed, as every parameter must be */
 	int rc = pg_exec_record(pg_of(s),
-				"UPDATE policies SET hash = $2, owner = $3, wrapped_key = $4, "
-				"blob = $5 WHERE namespace = $1 AND hash = $6",
+				"UPDATE policies SET hash = $2, owner = $3, blob = $5 "
+				"WHERE namespace = $1 AND hash = $6 AND $4::bytea IS NOT NULL",
 				rec, expected, &r);
 	if (rc)
 		return rc == VEIL_EEXIST ? VEIL_EIO : rc;

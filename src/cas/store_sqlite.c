@@ -573,8 +573,10 @@ int veil_store_sqlite_open(const char *dir, const struct veil_store_opener *open
 	    {&q->get, "SELECT hash, owner, wrapped_key, blob FROM policies WHERE namespace=?"},
 	    {&q->create, "INSERT INTO policies(namespace, hash, owner, wrapped_key, blob) "
 			 "VALUES(?,?,?,?,?)"},
-	    {&q->update, "UPDATE policies SET namespace=?1, hash=?2, owner=?3, wrapped_key=?4, "
-			 "blob=?5 WHERE namespace=?1 AND hash=?6"},
+	    /* wrapped_key (?4) stays: a rotation re-wraps it meanwhile
+	     * (rotate.c), and the payload is sealed with the same data key */
+	    {&q->update, "UPDATE policies SET namespace=?1, hash=?2, owner=?3, blob=?5 "
+			 "WHERE namespace=?1 AND hash=?6"},
 	    {&q->remove, "DELETE FROM policies WHERE namespace=?1 AND NOT EXISTS (SELECT 1 FROM "
 			 "policies WHERE namespace > ?1 || '/' AND namespace < ?1 || '0')"},
 	    {&q->list, "SELECT namespace, hash FROM policies WHERE owner=? ORDER BY namespace"},

@@ -6,6 +6,13 @@
  *   wrapped key = "VK" 01 02 || version(4, big endian) || nonce(12) ||
  *                 GCM(token key `version`, data key 32) || tag(16),      AAD as above
  *   (01: this format; 02: the PKCS#11 provider; the GCM runs in the token)
+ *   With a recovery key (--init --recovery-key with a token, recovery.c),
+ *   a copy of the data key follows, sealed to the recovery public key:
+ *     ... || enc(65) || HPKE ct(data key 32 || tag 16)
+ *   (HPKE base mode, DHKEM P-256, info "veil-recovery-copy-v1", AAD as
+ *   above): 181 bytes instead of 68. A rotation re-wraps the first 68 and
+ *   carries the copy along; veil-cas recover opens the copies with the
+ *   recovery private key rebuilt from K shares.
  * Both:
  *   sealed blob = nonce(12) || GCM(data key, payload) || tag(16),  AAD "veil-blob-v1\0" ns
  *
@@ -27,6 +34,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "veil/hpke.h"
 #include "veil/secrets.h"
 #include "veil/store.h"
 
@@ -47,6 +55,7 @@ struct veil_vault {
 	struct p11 *p11; /* the PKCS#11 provider, else NULL */
 	struct p11_record *rec;
 	char *rec_path;
+	EVP_PKEY *recovery; /* veil-cas recover: the recovery private key (borrowed) */
 };
 
 static int p11_wrap_key(struct veil_vault *v, const char *label, const char *ns,
@@ -335,7 +344,8 @@ static int put_prefix(uint8_t out[static P11_PREFIX], uint32_t version)
 
 static uint32_t version_of(const uint8_t *w, size_t size)
 {
-	if (size != P11_WRAPPED || w[0] != 'V' || w[1] != 'K' || w[2] != 1 || w[3] != 2)
+	if ((size != P11_WRAPPED && size != P11_WRAPPED + RECOVERY_COPY) || w[0] != 'V' ||
+	    w[1] != 'K' || w[2] != 1 || w[3] != 2)
 		return 0;
 	return (uint32_t)w[4] << 24 | (uint32_t)w[5] << 16 | (uint32_t)w[6] << 8 | w[7];
 }
@@ -353,17 +363,65 @@ static int p11_wrap_as(struct veil_vault *v, uint32_t version, const char *label
 	return rc;
 }
 
+static const char recovery_info[] = "veil-recovery-copy-v1";
+
+/* key (32 bytes) sealed to the recovery public key: out = enc || ct */
+static int recovery_seal(const uint8_t point[static RECOVERY_POINT], const char *label,
+			 const char *ns, const uint8_t key[static KEY_SIZE],
+			 uint8_t out[static RECOVERY_COPY])
+{
+	uint8_t aad[300], *ct = NULL;
+	size_t aad_len, ct_len = 0;
+	int rc = aad_for(label, ns, aad, sizeof(aad), &aad_len);
+	if (!rc)
+		rc = veil_hpke_seal_to_point(point, (const uint8_t *)recovery_info,
+					     sizeof(recovery_info) - 1, aad, aad_len, key, KEY_SIZE,
+					     out, &ct, &ct_len);
+	if (!rc && ct_len != RECOVERY_COPY - RECOVERY_POINT)
+		rc = VEIL_EIO;
+	if (!rc)
+		memcpy(out + RECOVERY_POINT, ct, ct_len);
+	free(ct);
+	return rc;
+}
+
+/* the reverse, with the recovery private key */
+static int recovery_open(EVP_PKEY *priv, const char *label, const char *ns,
+			 const uint8_t in[static RECOVERY_COPY], uint8_t key[static KEY_SIZE])
+{
+	uint8_t aad[300], *pt = NULL;
+	size_t aad_len, pt_len = 0;
+	int rc = aad_for(label, ns, aad, sizeof(aad), &aad_len);
+	if (!rc)
+		rc = veil_hpke_open(priv, in, (const uint8_t *)recovery_info,
+				    sizeof(recovery_info) - 1, aad, aad_len, in + RECOVERY_POINT,
+				    RECOVERY_COPY - RECOVERY_POINT, &pt, &pt_len);
+	if (!rc && pt_len != KEY_SIZE)
+		rc = VEIL_EINVAL;
+	if (!rc)
+		memcpy(key, pt, KEY_SIZE);
+	if (pt)
+		veil_secure_free(pt, pt_len + 1);
+	return rc;
+}
+
 static int p11_wrap_key(struct veil_vault *v, const char *label, const char *ns,
 			const uint8_t key[static KEY_SIZE], uint8_t **wrapped, size_t *size)
 {
-	uint8_t *w = malloc(P11_WRAPPED);
-	int rc = w ? p11_wrap_as(v, v->rec->current, label, ns, key, w) : VEIL_ENOMEM;
+	/* during a rotation (its new key loaded) under the new key: the
+	 * re-wrap then never has to come back for a key made meanwhile */
+	uint32_t version = v->rec->pending ? v->rec->pending : v->rec->current;
+	size_t n = P11_WRAPPED + (v->rec->recovery ? RECOVERY_COPY : 0);
+	uint8_t *w = malloc(n);
+	int rc = w ? p11_wrap_as(v, version, label, ns, key, w) : VEIL_ENOMEM;
+	if (!rc && v->rec->recovery)
+		rc = recovery_seal(v->rec->recovery_point, label, ns, key, w + P11_WRAPPED);
 	if (rc) {
 		free(w);
 		return rc;
 	}
 	*wrapped = w;
-	*size = P11_WRAPPED;
+	*size = n;
 	return 0;
 }
 
@@ -476,6 +534,12 @@ int cas_mk_record_format(const struct p11_record *r, struct veil_buf *out)
 		rc = veil_buf_printf(out, "pending %u %s\n", r->pending, r->pending_label);
 	for (size_t i = 0; !rc && i < r->nretire; i++)
 		rc = veil_buf_printf(out, "retire %s\n", r->retire[i]);
+	if (!rc && r->recovery) {
+		char p[2 * RECOVERY_POINT + 1], c[2 * RECOVERY_COPY + 1];
+		veil_hex(r->recovery_point, RECOVERY_POINT, p);
+		veil_hex(r->code_root_copy, RECOVERY_COPY, c);
+		rc = veil_buf_printf(out, "recovery-key %s\ncode-root-recovery %s\n", p, c);
+	}
 	return rc;
 }
 
@@ -506,7 +570,7 @@ static int parse_versioned(const char *v, uint32_t *n, char *label, size_t cap)
 
 int cas_mk_record_parse(char *text, size_t size, struct p11_record *r)
 {
-	bool root = false, provider = false;
+	bool root = false, provider = false, rkey = false, rcopy = false;
 	int rc = 0;
 	if (size < sizeof(RECORD_MAGIC) - 1 || memchr(text, 0, size))
 		return VEIL_EINVAL;
@@ -541,6 +605,12 @@ int cas_mk_record_parse(char *text, size_t size, struct p11_record *r)
 		} else if (!strcmp(line, "code-root") && !root) {
 			root = true;
 			rc = veil_unhex(v, r->code_root, P11_WRAPPED) ? VEIL_EINVAL : 0;
+		} else if (!strcmp(line, "recovery-key") && !rkey) {
+			rkey = true;
+			rc = veil_unhex(v, r->recovery_point, RECOVERY_POINT) ? VEIL_EINVAL : 0;
+		} else if (!strcmp(line, "code-root-recovery") && !rcopy) {
+			rcopy = true;
+			rc = veil_unhex(v, r->code_root_copy, RECOVERY_COPY) ? VEIL_EINVAL : 0;
 		} else if (!strcmp(line, "retire") && r->nretire < 2) {
 			rc = copy_value(r->retire[r->nretire++], LABEL_MAX, v) ? 0 : VEIL_EINVAL;
 		} else {
@@ -548,8 +618,9 @@ int cas_mk_record_parse(char *text, size_t size, struct p11_record *r)
 		}
 	}
 	if (!rc && (!provider || !r->token[0] || !r->object[0] || !r->current || !r->module[0] ||
-		    !root || r->pending == r->current))
+		    !root || r->pending == r->current || rkey != rcopy))
 		rc = VEIL_EINVAL;
+	r->recovery = !rc && rkey;
 	return rc;
 }
 
@@ -711,7 +782,34 @@ const char *veil_vault_provider(const struct veil_vault *v)
 	return v->p11 ? "pkcs11" : v->remote ? "remote" : "file";
 }
 
+int veil_vault_describe(const struct veil_vault *v, char *out, size_t cap)
+{
+	if (!v->p11) {
+		snprintf(out, cap, "%s", veil_vault_provider(v));
+		return 0;
+	}
+	const struct p11_record *r = v->rec;
+	int n = snprintf(out, cap, "pkcs11 current %u pending %u retire %zu", r->current,
+			 r->pending, r->nretire);
+	return n < 0 || (size_t)n >= cap ? VEIL_ELIMIT : 0;
+}
+
 /* ---- rotation ---- */
+
+int veil_vault_rotate_retire(struct veil_vault *v, struct veil_diags *d)
+{
+	struct p11_record *r = v->rec;
+	int rc = 0;
+	if (!v->p11)
+		return VEIL_EINVAL;
+	for (size_t i = 0; !rc && i < r->nretire; i++)
+		rc = p11_key_destroy(v->p11, r->retire[i], d);
+	if (!rc && r->nretire) {
+		r->nretire = 0;
+		rc = record_write(v->rec_path, r, d);
+	}
+	return rc;
+}
 
 int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
 			    struct veil_diags *d)
@@ -726,12 +824,7 @@ int veil_vault_rotate_begin(struct veil_vault *v, uint32_t *from, uint32_t *to,
 	/* a rotation that stopped after its record retired the old key: the
 	 * rerun finishes it (*from == *to), it does not start another */
 	if (r->nretire && !r->pending) {
-		for (size_t i = 0; !rc && i < r->nretire; i++)
-			rc = p11_key_destroy(v->p11, r->retire[i], d);
-		if (!rc) {
-			r->nretire = 0;
-			rc = record_write(v->rec_path, r, d);
-		}
+		rc = veil_vault_rotate_retire(v, d);
 		if (!rc)
 			*from = *to = r->current;
 		return rc;
@@ -764,24 +857,30 @@ int veil_vault_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in, s
 		      uint8_t out[static VEIL_VAULT_WRAPPED_MAX], size_t *out_size)
 {
 	uint32_t version = version_of(in, in_size);
-	if (!v->p11 || !v->rec->pending || !version)
+	if (!v->p11 || !version)
 		return VEIL_EINVAL;
-	if (version == v->rec->pending) {
+	/* the new key: pending, or after the switch current (a straggler,
+	 * opened with the old key this vault still holds) */
+	uint32_t to = v->rec->pending ? v->rec->pending : v->rec->current;
+	if (version == to) {
 		*out_size = 0; /* already */
 		return 0;
 	}
 	uint8_t *key = veil_secure_alloc(KEY_SIZE);
 	int rc = key ? p11_unwrap_key(v, "veil-key-v1", ns, in, in_size, key) : VEIL_ENOMEM;
 	if (!rc)
-		rc = p11_wrap_as(v, v->rec->pending, "veil-key-v1", ns, key, out);
+		rc = p11_wrap_as(v, to, "veil-key-v1", ns, key, out);
+	/* the recovery copy, if any, does not depend on the token's key */
+	if (!rc && in_size > P11_WRAPPED)
+		memcpy(out + P11_WRAPPED, in + P11_WRAPPED, in_size - P11_WRAPPED);
 	if (!rc)
-		*out_size = P11_WRAPPED;
+		*out_size = in_size;
 	if (key)
 		veil_secure_free(key, KEY_SIZE);
 	return rc;
 }
 
-int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
+int veil_vault_rotate_switch(struct veil_vault *v, struct veil_diags *d)
 {
 	struct p11_record *r = v->rec;
 	if (!v->p11 || !r->pending)
@@ -802,7 +901,12 @@ int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
 	r->current = r->pending;
 	memcpy(r->current_label, r->pending_label, LABEL_MAX);
 	r->pending = 0;
-	rc = record_write(v->rec_path, r, d);
+	return record_write(v->rec_path, r, d);
+}
+
+int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
+{
+	int rc = veil_vault_rotate_switch(v, d);
 #ifdef VEIL_TEST_HOOKS
 	/* only for testing: a crash between the switch and the destruction */
 	if (!rc && getenv("VEIL_TEST_ROTATE_STOP") &&
@@ -811,10 +915,102 @@ int veil_vault_rotate_finish(struct veil_vault *v, struct veil_diags *d)
 #endif
 	/* the old key goes only now: every data key is wrapped under the new */
 	if (!rc)
-		rc = p11_key_destroy(v->p11, r->retire[0], d);
+		rc = veil_vault_rotate_retire(v, d);
+	return rc;
+}
+
+/* ---- a recovery key (veil-cas --init --recovery-key with a token) ---- */
+
+int veil_vault_set_recovery(struct veil_vault *v, const uint8_t point[static 65],
+			    struct veil_diags *d)
+{
+	if (!v->p11) {
+		veil_diag(d, "a recovery key is for a PKCS#11 master key");
+		return VEIL_EINVAL;
+	}
+	struct p11_record *r = v->rec;
+	memcpy(r->recovery_point, point, RECOVERY_POINT);
+	/* the code-key root (v->master): code keys survive a recovery */
+	int rc = recovery_seal(point, "veil-code-root-v1", "", v->master, r->code_root_copy);
 	if (!rc) {
-		r->nretire = 0;
+		r->recovery = true;
 		rc = record_write(v->rec_path, r, d);
 	}
+	if (rc)
+		r->recovery = false;
 	return rc;
+}
+
+int veil_vault_recovery_open(const char *record_path, EVP_PKEY *priv, struct veil_vault **out,
+			     struct veil_diags *d)
+{
+	struct veil_vault *v = calloc(1, sizeof(*v));
+	uint8_t point[RECOVERY_POINT];
+	int rc = VEIL_ENOMEM;
+	if (!v || !(v->master = veil_secure_alloc(KEY_SIZE)) ||
+	    !(v->rec = calloc(1, sizeof(*v->rec))))
+		goto out;
+	if ((rc = record_read(record_path, v->rec, d)))
+		goto out;
+	if (!v->rec->recovery) {
+		veil_diag(d,
+			  "%s: this CAS's token key has no recovery key (--init without "
+			  "--recovery-key)",
+			  record_path);
+		rc = VEIL_EINVAL;
+		goto out;
+	}
+	bool same = !veil_hpke_point_of(priv, point) &&
+		    /* not secret: public points */
+		    !memcmp(point, v->rec->recovery_point, RECOVERY_POINT);
+	if (!same) {
+		veil_diag(d, "the shares give a key that is not this CAS's recovery key");
+		rc = VEIL_EINVAL;
+		goto out;
+	}
+	if (recovery_open(priv, "veil-code-root-v1", "", v->rec->code_root_copy, v->master)) {
+		veil_diag(d, "%s: the code-key root does not open with the recovery key",
+			  record_path);
+		rc = VEIL_EINVAL;
+		goto out;
+	}
+	v->recovery = priv;
+	*out = v;
+	v = NULL;
+	rc = 0;
+out:
+	veil_vault_close(v);
+	return rc;
+}
+
+int veil_vault_recovery_rewrap(struct veil_vault *v, const char *ns, const uint8_t *in,
+			       size_t in_size, uint8_t out[static VEIL_VAULT_WRAPPED_MAX],
+			       size_t *out_size)
+{
+	if (!v->recovery)
+		return VEIL_EINVAL;
+	if (in_size == NONCE_SIZE + KEY_SIZE + TAG_SIZE) {
+		*out_size = 0; /* a rerun: already under the key file */
+		return 0;
+	}
+	if (!version_of(in, in_size) || in_size != P11_WRAPPED + RECOVERY_COPY)
+		return VEIL_EINVAL; /* no recovery copy */
+	uint8_t *key = veil_secure_alloc(KEY_SIZE), aad[300];
+	size_t aad_len;
+	int rc = key ? recovery_open(v->recovery, "veil-key-v1", ns, in + P11_WRAPPED, key)
+		     : VEIL_ENOMEM;
+	if (!rc)
+		rc = aad_for("veil-key-v1", ns, aad, sizeof(aad), &aad_len);
+	if (!rc)
+		rc = gcm(1, v->master, aad, aad_len, key, KEY_SIZE, out, out_size);
+	if (key)
+		veil_secure_free(key, KEY_SIZE);
+	return rc;
+}
+
+int veil_vault_recovery_write_key(struct veil_vault *v, const char *path, struct veil_diags *d)
+{
+	if (!v->recovery)
+		return VEIL_EINVAL;
+	return veil_write_file(path, v->master, KEY_SIZE, 0600, d);
 }

@@ -6,6 +6,7 @@
 #ifndef VEIL_CAS_VAULT_RECORD_H
 #define VEIL_CAS_VAULT_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,9 @@
 
 #define P11_PREFIX 8
 #define P11_WRAPPED (P11_PREFIX + P11_WRAPPED_SIZE)
+/* a recovery copy: HPKE enc (65) || the 32-byte key sealed (32 + tag 16) */
+#define RECOVERY_POINT 65
+#define RECOVERY_COPY (RECOVERY_POINT + 32 + 16)
 #define LABEL_MAX 128
 #define RECORD_MAGIC "veil-master-key-provider 1\n"
 #define RECORD_MAX 4096
@@ -30,6 +34,11 @@ struct p11_record {
 	uint8_t code_root[P11_WRAPPED];
 	char retire[2][LABEL_MAX];
 	size_t nretire;
+	/* a recovery key (issue 13 item 3): its public point, and the code-key
+	 * root sealed to it; data keys then carry a copy sealed to it too */
+	bool recovery;
+	uint8_t recovery_point[RECOVERY_POINT];
+	uint8_t code_root_copy[RECOVERY_COPY];
 };
 
 /* RFC 7512 pkcs11: URI (token=, object=, type=secret-key, module-path=,

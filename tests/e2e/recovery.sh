@@ -5,7 +5,12 @@
 # refused and nothing is written; two give the key back, checked against the
 # commitment; the CAS then serves every policy and the same secret values.
 # Shares of another CAS, a changed opened share and a changed share file are
-# refused. Usage: recovery.sh BUILD_DIR
+# refused. With the master key in a PKCS#11 token (softhsm2): the shares are
+# of a recovery key every data key is also sealed to; a rotation carries the
+# copies along; the token is deleted; one share is refused and nothing is
+# written; two re-wrap every data key under a new key file and the CAS
+# serves the same secrets. A running key-file CAS refuses a master-key
+# rotation, saying why. Usage: recovery.sh BUILD_DIR
 set -u
 BUILD=$(realpath "$1")
 VEIL=$BUILD/veil
@@ -104,10 +109,6 @@ t_init_refuses_bad_options() {
 	[ "$rc" = 2 ] && has "--recovery-key needs --recovery-threshold K" || return 1
 	run "$CAS" --data "$d" --init --recovery-key "$WORK/h1.pub" --recovery-key "$WORK/h1.pub" --recovery-threshold 2
 	[ "$rc" = 2 ] && has "are the same key" || return 1
-	# a token's key never leaves it: no shares of a PKCS#11 master key
-	run "$CAS" --data "$d" --init --master-key 'pkcs11:token=veil;object=master' \
-		--recovery-key "$WORK/h1.pub" --recovery-key "$WORK/h2.pub" --recovery-threshold 2
-	[ "$rc" = 2 ] && has "a PKCS#11 key never leaves its token" || return 1
 	[ ! -e "$d" ] || die "$d was created" || return 1
 }
 
@@ -227,6 +228,9 @@ t_recovered_cas_serves_everything() {
 		[ "$(head -c 3 "$WORK/$ns.again")" = 200 ] || die "attest $ns: $(cat "$WORK/$ns.again")" || return 1
 		[ "$(password_of "$WORK/$ns.again")" = "$(cat "$WORK/$ns.pw")" ] || die "$ns: another password" || return 1
 	done
+	# a key-file master key is not rotated (running or not): refused, said why
+	run "$CAS" rotate-master-key --data "$WORK/data"
+	rejected && has "rotation is for a PKCS#11 master key; this CAS's master key is a key file" || return 1
 	stop_cas
 }
 
@@ -247,7 +251,99 @@ t_usage_errors() {
 	[ ! -e "$WORK/empty/master.key" ] || return 1
 }
 
+# ---- a CAS whose master key is in a PKCS#11 token (softhsm2) ----
+
+MODULE=${VEIL_TEST_PKCS11_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+TOKNS=(tok-a tok-b tok-c)
+wrapped_sizes() { sqlite3 "$WORK/tdata/cas.db" "SELECT DISTINCT length(wrapped_key) || ':' || substr(hex(wrapped_key),1,16) FROM policies"; }
+t_token_setup() {
+	[ -e "$MODULE" ] && command -v softhsm2-util >/dev/null ||
+		die "softhsm2 is not installed (scripts/setup.sh --test installs it)" || return 1
+	mkdir -p "$WORK/tokens"
+	printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$WORK" >"$WORK/softhsm2.conf"
+	export SOFTHSM2_CONF=$WORK/softhsm2.conf
+	softhsm2-util --init-token --free --label veil-rec --pin 4711 --so-pin 5678 >/dev/null || return 1
+	echo 4711 >"$WORK/pin"
+	chmod 600 "$WORK/pin"
+}
+
+# --init with the token and 3 holders, K = 2: a recovery key is split, its
+# public key recorded; every data key carries a copy sealed to it (181-byte
+# wrapped keys), also after an online rotation and for a key made after it
+t_token_init_with_recovery() {
+	start_cas "$WORK/tdata" "$PORT" --init --master-key "pkcs11:token=veil-rec;object=rec-master" \
+		--pin-file "$WORK/pin" --recovery-key "$WORK/h1.pub" --recovery-key "$WORK/h2.pub" \
+		--recovery-key "$WORK/h3.pub" --recovery-threshold 2 || return 1
+	grep -q "the token's recovery key split 2 of 3: $WORK/tdata/recovery/share-1.json" "$WORK/cas.err" ||
+		die "no share message: $(cat "$WORK/cas.err")" || return 1
+	grep -qE "^recovery-key 04[0-9a-f]{128}$" "$WORK/tdata/master.key" &&
+		grep -qE "^code-root-recovery [0-9a-f]{226}$" "$WORK/tdata/master.key" ||
+		die "master.key: $(cat "$WORK/tdata/master.key")" || return 1
+	A cas attest "$URL" $TESTING >/dev/null || die "attest the CAS" || return 1
+	TCAS_HASH=$("$CAS" --print-key-hash --data "$WORK/tdata") || return 1
+	local ns
+	for ns in tok-a tok-b; do
+		write_policy "$ns"
+		[ "$(as_a -X POST --data-binary @"$WORK/$ns.json" "$URL/v1/policies")" = 201 ] ||
+			die "create $ns: $(cat "$WORK/.body")" || return 1
+	done
+	[ "$(wrapped_sizes)" = "181:564B010200000001" ] || die "wrapped keys: $(wrapped_sizes)" || return 1
+	run "$CAS" rotate-master-key --data "$WORK/tdata" --pin-file "$WORK/pin"
+	ok || return 1
+	write_policy tok-c
+	[ "$(as_a -X POST --data-binary @"$WORK/tok-c.json" "$URL/v1/policies")" = 201 ] ||
+		die "create tok-c: $(cat "$WORK/.body")" || return 1
+	[ "$(wrapped_sizes)" = "181:564B010200000002" ] || die "wrapped keys after the rotation: $(wrapped_sizes)" || return 1
+	for ns in "${TOKNS[@]}"; do
+		attest_once "$ns/app" >"$WORK/$ns.out"
+		password_of "$WORK/$ns.out" >"$WORK/$ns.pw" && [ "$(wc -c <"$WORK/$ns.pw")" -ge 9 ] ||
+			die "no password for $ns: $(cat "$WORK/$ns.out")" || return 1
+	done
+	stop_cas
+}
+
+# the token is gone: the CAS does not start; one share is refused and
+# nothing is written
+t_token_gone_k_minus_1_refused() {
+	softhsm2-util --delete-token --token veil-rec >/dev/null || return 1
+	run "$CAS" --data "$WORK/tdata" --listen "127.0.0.1:$PORT" --pin-file "$WORK/pin"
+	rejected && has "PKCS#11 token 'veil-rec' not found" || return 1
+	open_share "$WORK/tdata" 1 h1 "$WORK/t1.txt" || return 1
+	open_share "$WORK/tdata" 2 h2 "$WORK/t2.txt" || return 1
+	sha256sum "$WORK/tdata/master.key" "$WORK/tdata/cas.db" >"$WORK/tdata.sums"
+	run "$CAS" recover --data "$WORK/tdata" --share "$WORK/t2.txt"
+	rejected && has "1 share given; this CAS's master key was split 2 of 3 and needs 2 different shares" || return 1
+	sha256sum -c --quiet "$WORK/tdata.sums" || die "recover wrote something from one share" || return 1
+	# shares of the key-file CAS do not fit this one
+	run "$CAS" recover --data "$WORK/tdata" --share "$WORK/s1.txt" --share "$WORK/s3.txt"
+	rejected && has "is a share of another CAS" || return 1
+	sha256sum -c --quiet "$WORK/tdata.sums" || die "recover wrote something from another CAS's shares" || return 1
+}
+
+# two shares: every data key re-wrapped from its copy under a new key file;
+# the CAS starts without the token and serves the same secrets
+t_token_k_shares_recover() {
+	run "$CAS" recover --data "$WORK/tdata" --share "$WORK/t1.txt" --share "$WORK/t2.txt"
+	ok && has "recovered CAS $TCAS_HASH from 2 shares: its token's recovery key re-wrapped 3 data keys under a new key file" || return 1
+	echo "    $out"
+	[ "$(stat -c %s:%a "$WORK/tdata/master.key")" = 32:600 ] || die "master.key: $(stat -c %s:%a "$WORK/tdata/master.key")" || return 1
+	[ "$(sqlite3 "$WORK/tdata/cas.db" "SELECT DISTINCT length(wrapped_key) FROM policies")" = 60 ] ||
+		die "wrapped keys: $(wrapped_sizes)" || return 1
+	grep '"event":"recover"' "$WORK/tdata/audit.log" |
+		grep -q '"status":200,"detail":"pkcs11 recovery key from 2 shares: 3 data keys re-wrapped under a new key file"'  || die "no audit entry: $(tail -2 "$WORK/tdata/audit.log")" || return 1
+	start_cas "$WORK/tdata" "$PORT" || return 1
+	local ns
+	for ns in "${TOKNS[@]}"; do
+		attest_once "$ns/app" >"$WORK/$ns.again"
+		[ "$(head -c 3 "$WORK/$ns.again")" = 200 ] || die "attest $ns: $(cat "$WORK/$ns.again")" || return 1
+		[ "$(password_of "$WORK/$ns.again")" = "$(cat "$WORK/$ns.pw")" ] || die "$ns: another password" || return 1
+	done
+	stop_cas
+}
+
 [ -n "${TESTS:-}" ] && { run_in_order recovery t_setup $TESTS; exit; }
 run_in_order recovery t_setup t_init_refuses_bad_options t_init_with_shares_serves \
 	t_lost_key_and_open_shares t_k_minus_1_refused t_other_cas_shares_refused \
-	t_tampered_share_refused t_k_shares_recover t_recovered_cas_serves_everything t_usage_errors
+	t_tampered_share_refused t_k_shares_recover t_recovered_cas_serves_everything t_usage_errors \
+	t_token_setup t_token_init_with_recovery t_token_gone_k_minus_1_refused t_token_k_shares_recover

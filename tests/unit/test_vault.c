@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,56 @@ static void test_pkcs11_bad_record_refused(void **state)
 		assert_int_equal(veil_vault_open_any(path, NULL, &v, &d), VEIL_EINVAL);
 		assert_null(v);
 		assert_non_null(strstr(d.msgs[0], "not a veil master-key provider record"));
+		veil_diags_free(&d);
+	}
+	unlink(path);
+}
+
+/* a recovery key's two lines come together: its point without the sealed
+ * code-key root (or the reverse) is not a record; with both, or neither,
+ * the record is read and the start goes on to the PIN */
+static void test_pkcs11_record_recovery_lines(void **state)
+{
+	(void)state;
+	char path[128], base[600], point[2 * 65 + 1], copy[2 * 113 + 1], root[2 * 68 + 1];
+	snprintf(path, sizeof(path), "%s/master.key", dir);
+	memset(point, 'a', sizeof(point) - 1), point[sizeof(point) - 1] = 0;
+	memset(copy, 'b', sizeof(copy) - 1), copy[sizeof(copy) - 1] = 0;
+	memset(root, 'c', sizeof(root) - 1), root[sizeof(root) - 1] = 0;
+	snprintf(base, sizeof(base),
+		 "veil-master-key-provider 1\nprovider pkcs11\ntoken t\nobject o\nmodule "
+		 "/nonexistent.so\ncurrent 1 o\ncode-root %s\n",
+		 root);
+	const struct {
+		const char *extra1, *extra2;
+		bool record;
+	} cases[] = {
+	    {"", "", true},
+	    {"recovery-key ", point, false},
+	    {"code-root-recovery ", copy, false},
+	    {"recovery-key ", NULL, true}, /* both lines, below */
+	};
+	unsetenv("VEIL_PKCS11_PIN");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct veil_vault *v = NULL;
+		struct veil_diags d;
+		veil_diags_init(&d);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		if (cases[i].extra2)
+			fprintf(f, "%s%s%s%s", base, cases[i].extra1, cases[i].extra2,
+				cases[i].extra1[0] ? "\n" : "");
+		else
+			fprintf(f, "%srecovery-key %s\ncode-root-recovery %s\n", base, point, copy);
+		fclose(f);
+		chmod(path, 0600);
+		assert_int_not_equal(veil_vault_open_any(path, NULL, &v, &d), 0);
+		assert_null(v);
+		assert_true(d.count > 0);
+		if (cases[i].record)
+			assert_non_null(strstr(d.msgs[0], "no PIN for PKCS#11 token 't'"));
+		else
+			assert_non_null(strstr(d.msgs[0], "not a veil master-key provider record"));
 		veil_diags_free(&d);
 	}
 	unlink(path);
@@ -583,6 +634,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pkcs11_missing_module_and_pin_named, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pkcs11_bad_record_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pkcs11_record_recovery_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rotation_refused_for_key_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_seal_binds_namespace_and_detects_tampering, setup,
 					    teardown),
