@@ -194,6 +194,13 @@ void cas_keyproc_stop(void);
  * answer with another type */
 void cas_keyproc_test(const char *what);
 #endif
+/* routes.c: waits until every request begun before this call has been
+ * answered (those begun after are not waited for), at most max_seconds:
+ * VEIL_EIO then, with how many are left in d. A master-key reload calls it
+ * after the swap, so that once it reports done no request holds a data
+ * key the previous key process made (rotate.c relies on it). Main thread. */
+int cas_requests_drain(double max_seconds, struct veil_diags *d) VEIL_MUST_CHECK;
+
 /* commit.c: a signed checkpoint of the audit log file's head, kept in the
  * store too; and (PostgreSQL; 0 and nothing on SQLite) one of the
  * database's change chain when it moved since its last checkpoint */

@@ -475,8 +475,13 @@ static void write_loaded(const char *data, unsigned long reloads, const char *er
  * for the serving one (cas_keyproc_reload), the caches emptied (a rotation
  * re-wrote data keys under them), an audit entry "master-key-reload" (what
  * is loaded now, and the line veil-cas rotate-master-key left in
- * DATA/master-key.reload, if any), master-key.loaded rewritten. On failure
- * the old key process keeps serving. */
+ * DATA/master-key.reload, if any), master-key.loaded rewritten once every
+ * request begun before the swap has been answered. On failure to start
+ * the new process the old key process keeps serving. */
+/* Each statement is bounded by --store-timeout and a request does a few:
+ * longer is a request stuck elsewhere, and the reload reports it. */
+#define RELOAD_DRAIN_SECONDS 120.0
+
 static void reload_master_key(struct cas *cas, const char *data, unsigned long *reloads)
 {
 	struct veil_diags d;
@@ -497,6 +502,10 @@ static void reload_master_key(struct cas *cas, const char *data, unsigned long *
 	}
 	free(note_path);
 	int rc = cas_keyproc_reload(what, sizeof(what), &d);
+	/* and no request begun before it still holds what the old one made
+	 * (a data key under a key the rotation is about to retire) */
+	if (!rc)
+		rc = cas_requests_drain(RELOAD_DRAIN_SECONDS, &d);
 	(*reloads)++;
 	if (!rc) {
 		__atomic_add_fetch(&cas->generation, 1, __ATOMIC_RELEASE);
@@ -505,10 +514,7 @@ static void reload_master_key(struct cas *cas, const char *data, unsigned long *
 	} else {
 		snprintf(detail, sizeof(detail), "%s",
 			 d.count ? d.msgs[0] : "the key process did not start");
-		fprintf(stderr,
-			"veil-cas: master key reload failed, the key process serving keeps "
-			"serving: %s\n",
-			detail);
+		fprintf(stderr, "veil-cas: master key reload failed: %s\n", detail);
 	}
 	struct veil_audit_event ev = {
 	    .event = "master-key-reload", .status = rc ? 500 : 200, .detail = detail};

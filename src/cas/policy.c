@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -176,6 +177,14 @@ void route_policy_create(struct route_ctx *c, const char *name)
 	if (seal_generated(c, p, &in.canonical, r.wrapped_key, r.wrapped_size, NULL, 0, &r.blob,
 			   &r.blob_size))
 		goto out;
+#ifdef VEIL_TEST_HOOKS
+	/* test only: a create stalled between its sealing (a data key of the
+	 * key process serving then) and its store transaction, e.g. across a
+	 * master-key rotation (hsm.sh t_rotate_waits_for_a_stalled_create) */
+	const char *slow = getenv("VEIL_CAS_TEST_SLOW_CREATE");
+	if (slow && !strncmp(p->name, "slow-", 5))
+		sleep((unsigned)atoi(slow));
+#endif
 	struct veil_store *st = c->t->store;
 	if ((rc = st->ops->begin(st))) {
 		route_fail(c, 500, p->name, "storage error");

@@ -41,10 +41,9 @@
  *   4. the old key destroyed, reload (the entry says so).
  * A rerun after a crash anywhere continues from master.key's state (a
  * rerun after the switch reloads, checks that no row is left under the old
- * key, and destroys it). A data key the old key process made before step
- * 1's reload and stored only after step 3's check (a request stalled for
- * the whole rotation) would be lost: the checks after each reload make that
- * window as short as the rotation's last steps. */
+ * key, and destroys it). A reload reports done only once every request
+ * begun before it was answered (cas_requests_drain), so no data key the
+ * old key process made can be stored after step 1: step 2 finds them all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

@@ -194,9 +194,52 @@ static enum cas_log_level log_level_of(const struct route_ctx *c)
 	return CAS_LOG_INFO;
 }
 
+/* ---- requests under way, by the epoch they began in (cas_requests_drain):
+ * a drain moves the epoch on, then waits for the previous epoch's count to
+ * reach 0. Two slots: a drain empties the old one before it returns, so it
+ * is empty again when the next drain makes it current. ---- */
+static unsigned drain_epoch;
+static long inflight[2];
+
+static int inflight_enter(void)
+{
+	for (;;) {
+		unsigned e = __atomic_load_n(&drain_epoch, __ATOMIC_SEQ_CST) & 1u;
+		__atomic_add_fetch(&inflight[e], 1, __ATOMIC_SEQ_CST);
+		/* a drain that moved the epoch meanwhile may have read the old
+		 * count already: count in the new slot instead */
+		if ((__atomic_load_n(&drain_epoch, __ATOMIC_SEQ_CST) & 1u) == e)
+			return (int)e;
+		__atomic_sub_fetch(&inflight[e], 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+int cas_requests_drain(double max_seconds, struct veil_diags *d)
+{
+	unsigned old = __atomic_fetch_add(&drain_epoch, 1, __ATOMIC_SEQ_CST) & 1u;
+	struct timespec start, now, pause = {.tv_nsec = 2 * 1000 * 1000};
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		long left = __atomic_load_n(&inflight[old], __ATOMIC_SEQ_CST);
+		if (left <= 0)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)(now.tv_sec - start.tv_sec) +
+			(double)(now.tv_nsec - start.tv_nsec) / 1e9 >
+		    max_seconds) {
+			veil_diag(
+			    d, "%ld requests begun before the reload were not answered within %g s",
+			    left, max_seconds);
+			return VEIL_EIO;
+		}
+		nanosleep(&pause, NULL);
+	}
+}
+
 void route_finish(struct route_ctx *c, enum evhttp_cmd_type m, const char *path,
 		  const struct timespec *t0)
 {
+	__atomic_sub_fetch(&inflight[c->inflight_slot], 1, __ATOMIC_SEQ_CST);
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double seconds =
@@ -237,7 +280,8 @@ void cas_handle(struct evhttp_request *req, void *arg)
 {
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct route_ctx c = {.t = arg, .req = req, .route = R_OTHER};
+	struct route_ctx c = {
+	    .t = arg, .req = req, .route = R_OTHER, .inflight_slot = inflight_enter()};
 	cas_conn_request_done(req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);

@@ -28,6 +28,7 @@ struct route_ctx {
 	int status;
 	const char *allow;     /* the Allow header of a 405 */
 	bool cert_out_of_date; /* the client certificate is expired or not yet valid */
+	int inflight_slot;     /* its count of requests under way (cas_requests_drain) */
 	char error[512];       /* an error reply's reason, for the request log */
 	/* on a worker (cas_job): the body read from here, the reply kept here
 	 * and sent by the event loop */
