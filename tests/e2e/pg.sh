@@ -23,6 +23,7 @@ URL2=https://127.0.0.1:$PORT2
 cleanup() {
 	local p
 	for p in "${CAS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${CAS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	pg_server_kill_all
 	rm -rf "$WORK"
 }
@@ -119,6 +120,75 @@ t_bad_store_refused() {
 	run "$CAS" --data "$WORK/bad2" --init --store "postgresql://veil:s3cret@127.0.0.1:$PORT2/postgres" \
 		--listen "127.0.0.1:$PORT1" && [ "$rc" = 1 ] && has "PostgreSQL (--store): cannot connect" || return 1
 	lacks "s3cret"
+}
+
+# TLS and a client certificate to the database, from the libpq URI alone
+# (sslmode=verify-full, sslrootcert, sslcert, sslkey): the server takes the
+# role veiltls only over TLS with a certificate its CA signed. A CAS on it
+# serves; without the client certificate, with another CA, or without TLS
+# it is refused at start, saying why.
+t_tls_client_certificate() {
+	local d=$PG/tls port
+	pg_as mkdir -p "$d" && (
+		cd "$d" || exit 1
+		pg_as openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=test-ca \
+			-keyout ca.key -out ca.pem 2>/dev/null &&
+			pg_as openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+				-keyout server.key -out server.csr 2>/dev/null &&
+			printf 'subjectAltName=IP:127.0.0.1\n' | pg_as tee ext >/dev/null &&
+			pg_as openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+				-extfile ext -out server.pem 2>/dev/null &&
+			pg_as chmod 600 server.key
+	) || die "server certificates" || return 1
+	mkdir -p "$WORK/tlsc" && (
+		cd "$WORK/tlsc" || exit 1
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=veiltls \
+			-keyout client.key -out client.csr 2>/dev/null &&
+			openssl x509 -req -in client.csr -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+				-CAserial "$WORK/tlsc/ca.srl" -days 1 -out client.pem 2>/dev/null &&
+			openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=other-ca \
+				-keyout other.key -out other.pem 2>/dev/null && chmod 600 client.key
+	) || die "client certificate" || return 1
+	psql_q "CREATE ROLE veiltls LOGIN" && psql_q "CREATE DATABASE tlsdb OWNER veiltls" || return 1
+	psql_q "ALTER SYSTEM SET ssl = on" && psql_q "ALTER SYSTEM SET ssl_cert_file = '$d/server.pem'" &&
+		psql_q "ALTER SYSTEM SET ssl_key_file = '$d/server.key'" &&
+		psql_q "ALTER SYSTEM SET ssl_ca_file = '$d/ca.pem'" || return 1
+	# veiltls: TLS with a certificate only (first match wins: before initdb's trust lines)
+	{
+		echo "hostssl tlsdb veiltls 127.0.0.1/32 cert"
+		echo "host tlsdb veiltls 127.0.0.1/32 reject"
+		cat "$PG/data/pg_hba.conf"
+	} >"$WORK/hba" && pg_as cp "$WORK/hba" "$PG/data/pg_hba.conf" || return 1
+	[ "$(psql_q 'SELECT pg_reload_conf()')" = t ] || return 1
+	sleep 0.5
+	local tls="sslmode=verify-full&sslrootcert=$d/ca.pem&sslcert=$WORK/tlsc/client.pem&sslkey=$WORK/tlsc/client.key"
+	port=$(free_port)
+	run "$CAS" --data "$WORK/tls-nocert" --init --listen "127.0.0.1:$port" \
+		--store "postgresql://veiltls@127.0.0.1:$PGPORT/tlsdb?sslmode=verify-full&sslrootcert=$d/ca.pem"
+	[ "$rc" = 1 ] && has "PostgreSQL (--store): cannot connect" && has "certificate" ||
+		die "no client certificate: rc $rc: $out $err" || return 1
+	run "$CAS" --data "$WORK/tls-otherca" --init --listen "127.0.0.1:$port" \
+		--store "postgresql://veiltls@127.0.0.1:$PGPORT/tlsdb?sslmode=verify-full&sslrootcert=$WORK/tlsc/other.pem&sslcert=$WORK/tlsc/client.pem&sslkey=$WORK/tlsc/client.key"
+	[ "$rc" = 1 ] && has "cannot connect" && has "certificate verify failed" ||
+		die "a server certificate from another CA: rc $rc: $out $err" || return 1
+	run "$CAS" --data "$WORK/tls-plain" --init --listen "127.0.0.1:$port" \
+		--store "postgresql://veiltls@127.0.0.1:$PGPORT/tlsdb?sslmode=disable"
+	[ "$rc" = 1 ] && has "cannot connect" && has "rejects connection" ||
+		die "without TLS: rc $rc: $out $err" || return 1
+	DB_SAVED=$DB
+	DB="postgresql://veiltls@127.0.0.1:$PGPORT/tlsdb?$tls"
+	start_replica tls "$WORK/tls-data" "$port"
+	local started=$?
+	DB=$DB_SAVED
+	[ "$started" = 0 ] || die "no CAS over TLS with a client certificate" || return 1
+	policy overtls | as_body >"$WORK/overtls.json"
+	[ "$(as_a -X POST --data-binary @"$WORK/overtls.json" "https://127.0.0.1:$port/v1/policies")" = 201 ] ||
+		die "create over TLS: $(cat "$WORK/.body" 2>&1) $(tail -3 "$WORK/tls.err")" || return 1
+	[ "$(pg_sql "$PGPORT" "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'veiltls' AND s.ssl AND s.client_dn = '/CN=veiltls'")" -ge 1 ] ||
+		die "veil-cas's sessions are not TLS with its certificate" || return 1
+	[ "$(pg_sql "$PGPORT" "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'veiltls' AND NOT s.ssl")" = 0 ] ||
+		die "a session without TLS" || return 1
+	stop_replica tls
 }
 
 # (a) the CAS flows on PostgreSQL
@@ -264,7 +334,7 @@ t_replicas_race() {
 			transfers+=("${tls[@]}" -X PUT --data-binary @"$WORK/r$i.json" -o "$WORK/r$i.out"
 				-w "$i %{http_code}\n" "$url/v1/policies/race")
 		done
-		curl -Z --parallel-immediate --parallel-max 10 "${transfers[@]}" >"$WORK/r.codes"
+		curl -sZ --parallel-immediate --parallel-max 10 "${transfers[@]}" >"$WORK/r.codes"
 		won=0 codes=
 		while read -r i code; do
 			codes+="$code "
@@ -588,7 +658,9 @@ t_stop() {
 	pg_stop
 }
 
-run_in_order pg t_setup t_bad_store_refused t_basic_flows t_init_on_populated_database_refused \
+# TESTS="t_a t_b" runs t_setup and those only (for a look at one)
+[ -n "${TESTS:-}" ] && { run_in_order pg t_setup $TESTS; exit; }
+run_in_order pg t_setup t_bad_store_refused t_basic_flows t_tls_client_certificate t_init_on_populated_database_refused \
 	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load \
 	t_chain_after_race t_chain_checkpoint_signed t_chain_tampered_row t_chain_killed_before_commit \
 	t_chain_migrates_from_schema_1 t_backup_restore_with_pg_dump t_store_timeout_and_metrics t_stop
