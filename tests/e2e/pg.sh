@@ -334,7 +334,7 @@ t_replicas_race() {
 			transfers+=("${tls[@]}" -X PUT --data-binary @"$WORK/r$i.json" -o "$WORK/r$i.out"
 				-w "$i %{http_code}\n" "$url/v1/policies/race")
 		done
-		curl -sZ --parallel-immediate --parallel-max 10 "${transfers[@]}" >"$WORK/r.codes"
+		curl -sZ --no-progress-meter --parallel-immediate --parallel-max 10 "${transfers[@]}" >"$WORK/r.codes" 2>"$WORK/r.err"
 		won=0 codes=
 		while read -r i code; do
 			codes+="$code "
