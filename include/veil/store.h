@@ -172,6 +172,9 @@ struct veil_store_stats {
 };
 enum veil_store_outcome { VEIL_STORE_OK, VEIL_STORE_FAILED, VEIL_STORE_TIMED_OUT };
 void veil_store_stats_statement(double seconds, enum veil_store_outcome outcome);
+/* a statement counted as done that turned out a timeout (a COMMIT whose
+ * wait for a synchronous standby was cancelled) */
+void veil_store_stats_timed_out(void);
 void veil_store_stats_reconnect(void);
 void veil_store_stats_conns(int open_delta, int busy_delta);
 void veil_store_stats_get(struct veil_store_stats *out);

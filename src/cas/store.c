@@ -63,6 +63,12 @@ void veil_store_stats_statement(double seconds, enum veil_store_outcome outcome)
 		__atomic_fetch_add(&stats.timeouts, 1, __ATOMIC_RELAXED);
 }
 
+void veil_store_stats_timed_out(void)
+{
+	__atomic_fetch_add(&stats.failures, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&stats.timeouts, 1, __ATOMIC_RELAXED);
+}
+
 void veil_store_stats_reconnect(void)
 {
 	__atomic_fetch_add(&stats.reconnects, 1, __ATOMIC_RELAXED);

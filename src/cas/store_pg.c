@@ -89,16 +89,25 @@ static int pg_ready(struct pg_store *q)
  * lock held elsewhere, a server that does not answer, a COMMIT waiting for a
  * synchronous standby that is gone (which the server's statement_timeout
  * does not end: it stops before the commit). The cancelled statement ends
- * with 57014, a cancelled COMMIT with a WARNING (pg_commit). *timed_out:
- * the cancel was sent. NULL when the query could not be sent. */
+ * with 57014, a cancelled COMMIT with a WARNING (pg_commit); a cancel not
+ * answered within another timeout gives the connection up (lost). So no
+ * statement holds a thread longer than twice the timeout. *timed_out: the
+ * cancel was sent. NULL when the query could not be sent or was given up. */
 static PGresult *exec_within(struct pg_store *q, const char *sql, int n, const char *const *vals,
 			     const int *lens, const int *fmts, int binary_result, bool *timed_out)
 {
 	if (!PQsendQueryParams(q->conn, sql, n, NULL, vals, lens, fmts, binary_result))
 		return NULL;
-	double deadline = veil_store_clock() + veil_store_timeout_ms() / 1000.0;
+	double timeout = veil_store_timeout_ms() / 1000.0;
+	double deadline = veil_store_clock() + timeout;
 	while (PQisBusy(q->conn)) {
 		double left = deadline - veil_store_clock();
+		if (*timed_out && left <= 0) {
+			/* the cancel was not answered either (a frozen server, a
+			 * connection a middlebox dropped): given up, a new one */
+			q->lost = true;
+			break;
+		}
 		if (!*timed_out && left <= 0) {
 			*timed_out = true;
 			PGcancel *c = PQgetCancel(q->conn);
@@ -108,12 +117,11 @@ static PGresult *exec_within(struct pg_store *q, const char *sql, int n, const c
 			PQfreeCancel(c);
 			if (q->lost)
 				break;
+			deadline = veil_store_clock() + timeout; /* for the cancel's answer */
 			continue;
 		}
-		/* after the cancel: until the server answers or the connection's
-		 * keepalives and tcp_user_timeout give it up */
 		struct pollfd p = {.fd = PQsocket(q->conn), .events = POLLIN};
-		int w = poll(&p, 1, *timed_out ? 1000 : (int)(left * 1000) + 1);
+		int w = poll(&p, 1, (int)(left * 1000) + 1);
 		if (w < 0 && errno != EINTR)
 			break;
 		if (w > 0 && !PQconsumeInput(q->conn))
@@ -429,7 +437,12 @@ static void pg_rollback(struct veil_store *s)
 static int pg_begin(struct veil_store *s)
 {
 	struct pg_store *q = pg_of(s);
-	if (pg_run(q, "BEGIN", 0, NULL))
+	/* READ COMMITTED whatever the database's default: each statement
+	 * after the writer lock sees what the previous writer committed (under
+	 * REPEATABLE READ the snapshot would date from before the lock wait:
+	 * the chain's last entry stale, every waiting writer's append a
+	 * duplicate seq) */
+	if (pg_run(q, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL))
 		return VEIL_EIO;
 	q->in_tx = true;
 	veil_store_stats_conns(0, 1);
@@ -458,6 +471,8 @@ static int pg_commit(struct veil_store *s)
 	if (!rc && q->warned) {
 		rc = VEIL_EIO;
 		q->base.unavailable = true;
+		/* counted as a success by pg_exec: it is a timeout */
+		veil_store_stats_timed_out();
 	}
 	PQclear(r);
 	q->in_tx = false;

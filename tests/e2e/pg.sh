@@ -108,6 +108,11 @@ hash_via() { # url ns: the stored hash as that replica answers
 t_setup() {
 	pg_init "$PG" data || die "initdb failed" || return 1
 	pg_start || die "PostgreSQL did not start" || return 1
+	# every scenario below on a database whose default isolation is not
+	# READ COMMITTED: a change's transaction sets its own (under REPEATABLE
+	# READ its snapshot would predate the writer lock, and every writer that
+	# waited for it would append a stale seq to the chain)
+	psql_q "ALTER DATABASE postgres SET default_transaction_isolation = 'serializable'"
 }
 
 t_bad_store_refused() {
@@ -641,6 +646,7 @@ t_store_timeout_and_metrics() {
 		die "store info: $(grep store_info "$WORK/.body")" || return 1
 	grep -qx "veil_cas_store_up 1" "$WORK/.body" || return 1
 	local n
+	# the held lock's read and the commit that waited for the standby
 	n=$(sed -n 's/^veil_cas_store_timeouts_total //p' "$WORK/.body")
 	[ "${n:-0}" -ge 2 ] || die "timeouts counted: '$n'" || return 1
 	n=$(sed -n 's/^veil_cas_store_statement_seconds_count //p' "$WORK/.body")
