@@ -903,6 +903,14 @@ int main(int argc, char **argv)
 	/* a token's key never leaves the token: the shares are then of a
 	 * recovery key that every data key is also sealed to (recovery.c) */
 	bool token_recovery = recovery.count && master_key.uri && strcmp(master_key.uri, "file");
+	if (token_recovery && cas.store_url) {
+		/* veil-cas recover re-wraps the rows of DATA/cas.db only: shares
+		 * made here could not bring this CAS back */
+		veil_diag(&d, "--recovery-key with a PKCS#11 master key needs the SQLite store: "
+			      "veil-cas recover cannot yet re-wrap the data keys of a PostgreSQL "
+			      "store (--store); back the token up with its vendor's tools instead");
+		goto usage_error;
+	}
 	struct cas_recovery_token rtok = {.pid = -1, .to_child = -1};
 	struct listen_addr la;
 	int lrc = key_hash_only ? 0 : listen_parse(listen_arg, &la, &d);

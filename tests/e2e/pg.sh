@@ -124,7 +124,16 @@ t_bad_store_refused() {
 	# nothing listens on PORT2 yet
 	run "$CAS" --data "$WORK/bad2" --init --store "postgresql://veil:s3cret@127.0.0.1:$PORT2/postgres" \
 		--listen "127.0.0.1:$PORT1" && [ "$rc" = 1 ] && has "PostgreSQL (--store): cannot connect" || return 1
-	lacks "s3cret"
+	lacks "s3cret" || return 1
+	# shares of a token's recovery key could not restore a PostgreSQL store (recover reads cas.db)
+	local h
+	for h in 1 2; do
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null |
+			openssl pkey -pubout -out "$WORK/holder$h.pem" 2>/dev/null || return 1
+	done
+	run "$CAS" --data "$WORK/bad3" --init --master-key "pkcs11:token=t;object=o" --recovery-key "$WORK/holder1.pem" \
+		--recovery-key "$WORK/holder2.pem" --recovery-threshold 2 --store "$DB" --listen "127.0.0.1:$PORT1" &&
+		[ "$rc" = 2 ] && has "--recovery-key with a PKCS#11 master key needs the SQLite store" && [ ! -e "$WORK/bad3" ]
 }
 
 # TLS and a client certificate to the database, from the libpq URI alone
