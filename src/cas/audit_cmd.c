@@ -80,6 +80,11 @@ struct check {
 	char key_hash[VEIL_KEY_HASH_HEX];
 	uint64_t entries, checkpoints, last_checkpoint;
 	char prev[VEIL_AUDIT_HASH_HEX];
+	/* the last chain-anchor of DIR/audit.log: seq 0 none; seen: the
+	 * chain's entry of that seq, and whether its hash is the anchored one */
+	uint64_t anchor_seq;
+	char anchor_hash[VEIL_AUDIT_HASH_HEX];
+	bool anchor_seen, anchor_matches;
 	struct veil_diags *d;
 };
 
@@ -152,8 +157,54 @@ static int check_line(const char *line, size_t len, const char *replica, void *a
 		c->checkpoints++;
 		c->last_checkpoint = e.seq;
 	}
+	if (c->anchor_seq && e.seq == c->anchor_seq) {
+		c->anchor_seen = true;
+		c->anchor_matches = !memcmp(e.hash, c->anchor_hash, sizeof(e.hash));
+	}
 	c->entries = e.seq;
 	memcpy(c->prev, e.hash, sizeof(c->prev));
+	return 0;
+}
+
+/* The last "chain-anchor" entry of DIR/audit.log (commit.c: the database
+ * chain's head as this replica last saw it), whose line verifies. None: 0. */
+static int load_anchor(const char *dir, struct check *c, struct veil_diags *d)
+{
+	char *path = veil_path_join(dir, "audit.log");
+	FILE *f = path ? fopen(path, "re") : NULL;
+	if (!f && path && errno == ENOENT) {
+		free(path); /* a folder with the CAS's certificate only: no anchor */
+		return 0;
+	}
+	if (!f) {
+		veil_diag(d, "%s: cannot open the replica's audit log", path ? path : dir);
+		free(path);
+		return VEIL_EIO;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[--n] = 0;
+		if (!strstr(line, "\"event\":\"chain-anchor\""))
+			continue;
+		struct veil_audit_entry e;
+		const char *why;
+		size_t col;
+		const char *at = strstr(line, "\"detail\":\"seq ");
+		unsigned long long seq;
+		char hash[VEIL_AUDIT_HASH_HEX];
+		if (veil_audit_check_line(line, (size_t)n, &e, &why, &col) || !at ||
+		    sscanf(at, "\"detail\":\"seq %llu hash %64[0-9a-f]\"", &seq, hash) != 2 ||
+		    strlen(hash) != VEIL_AUDIT_HASH_HEX - 1)
+			continue; /* veil audit verify DIR/audit.log says what is wrong */
+		c->anchor_seq = seq;
+		memcpy(c->anchor_hash, hash, sizeof(hash));
+	}
+	free(line);
+	fclose(f);
+	free(path);
 	return 0;
 }
 
@@ -179,8 +230,21 @@ static int audit_verify(const char *url, const char *dir, struct veil_diags *d)
 	struct check c = {.d = d};
 	memcpy(c.prev, veil_audit_zero_hash, sizeof(c.prev));
 	int rc = dir ? load_cas_key(dir, &c, d) : 0;
+	if (!rc && dir)
+		rc = load_anchor(dir, &c, d);
 	if (!rc)
 		rc = veil_store_pg_audit_walk(url, check_line, &c, d);
+	if (!rc && c.anchor_seq && !c.anchor_seen) {
+		veil_diag(d,
+			  "the chain ends at entry %" PRIu64 ", before entry %" PRIu64
+			  " that %s/audit.log anchors: entries were removed from its end",
+			  c.entries, c.anchor_seq, dir);
+		rc = VEIL_EINVAL;
+	} else if (!rc && c.anchor_seq && !c.anchor_matches) {
+		veil_diag(d, "entry %" PRIu64 " is not the one %s/audit.log anchors (hash %s)",
+			  c.anchor_seq, dir, c.anchor_hash);
+		rc = VEIL_EINVAL;
+	}
 	if (rc) {
 		if (rc == VEIL_EINVAL)
 			veil_diag(d, "the database's audit chain is not intact");
@@ -191,9 +255,11 @@ static int audit_verify(const char *url, const char *dir, struct veil_diags *d)
 		if (dir)
 			printf("%" PRIu64
 			       " checkpoints signed by the CAS key %s (the last at entry "
-			       "%" PRIu64 "; %" PRIu64 " entries after it)\n",
+			       "%" PRIu64 "; %" PRIu64 " entries after it); %s\n",
 			       c.checkpoints, c.key_hash, c.last_checkpoint,
-			       c.entries - c.last_checkpoint);
+			       c.entries - c.last_checkpoint,
+			       c.anchor_seq ? "the head the replica's audit.log anchors is in it"
+					    : "no head anchored in the replica's audit.log yet");
 		else
 			printf("%" PRIu64 " checkpoints (their signatures are checked with --data "
 			       "DIR)\n",

@@ -519,6 +519,26 @@ t_chain_checkpoint_signed() {
 	start_replica r2 "$WORK/data2" "$PORT2"
 }
 
+# Rows cut from the chain's end, checkpoints and all, leave a chain that
+# verifies by itself; each replica writes the head it saw (at its
+# checkpoints, at stop) into its own audit.log as a "chain-anchor", and
+# veil-cas audit verify --data DIR finds the anchored entry gone.
+t_chain_truncated_end() {
+	stop_replica r1 && stop_replica r2 || return 1
+	local a
+	a=$(grep '"event":"chain-anchor"' "$WORK/data2/audit.log" | tail -1 | jq -r .detail | cut -d' ' -f2)
+	[ -n "$a" ] && [ "$a" -gt 1 ] || die "no chain-anchor in data2/audit.log" || return 1
+	[ "$(psql_q "SELECT max(seq) FROM veil_audit")" = "$a" ] || die "the anchor is not the chain's head" || return 1
+	run "$CAS" audit verify --store "$DB" --data "$WORK/data2" && ok && has "the head the replica's audit.log anchors is in it" || return 1
+	psql_q "CREATE TABLE cut AS SELECT * FROM veil_audit WHERE seq >= $((a - 1)); DELETE FROM veil_audit WHERE seq >= $((a - 1))" || return 1
+	run "$CAS" audit verify --store "$DB" && ok || return 1 # the shortened chain, alone, verifies
+	run "$CAS" audit verify --store "$DB" --data "$WORK/data2" && rejected &&
+		has "before entry $a that $WORK/data2/audit.log anchors: entries were removed from its end" || return 1
+	psql_q "INSERT INTO veil_audit SELECT * FROM cut; DROP TABLE cut" || return 1
+	run "$CAS" audit verify --store "$DB" --data "$WORK/data2" && ok || return 1
+	start_replica r1 "$WORK/data1" "$PORT1" && start_replica r2 "$WORK/data2" "$PORT2"
+}
+
 # A row changed in the table: veil audit verify of the export and veil-cas
 # audit verify both name that entry; undone, the chain verifies again.
 t_chain_tampered_row() {
@@ -677,5 +697,5 @@ t_stop() {
 [ -n "${TESTS:-}" ] && { run_in_order pg t_setup $TESTS; exit; }
 run_in_order pg t_setup t_bad_store_refused t_basic_flows t_tls_client_certificate t_init_on_populated_database_refused \
 	t_second_replica t_secrets_same_through_either_replica t_replicas_race t_database_restart_under_load t_replica_killed_under_load \
-	t_chain_after_race t_chain_checkpoint_signed t_chain_tampered_row t_chain_killed_before_commit \
+	t_chain_after_race t_chain_checkpoint_signed t_chain_truncated_end t_chain_tampered_row t_chain_killed_before_commit \
 	t_chain_migrates_from_schema_1 t_backup_restore_with_pg_dump t_store_timeout_and_metrics t_stop
