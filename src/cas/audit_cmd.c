@@ -159,6 +159,7 @@ static int check_line(const char *line, size_t len, const char *replica, void *a
 	}
 	if (c->anchor_seq && e.seq == c->anchor_seq) {
 		c->anchor_seen = true;
+		/* not secret: public hashes */
 		c->anchor_matches = !memcmp(e.hash, c->anchor_hash, sizeof(e.hash));
 	}
 	c->entries = e.seq;
@@ -192,15 +193,21 @@ static int load_anchor(const char *dir, struct check *c, struct veil_diags *d)
 		struct veil_audit_entry e;
 		const char *why;
 		size_t col;
-		const char *at = strstr(line, "\"detail\":\"seq ");
-		unsigned long long seq;
-		char hash[VEIL_AUDIT_HASH_HEX];
-		if (veil_audit_check_line(line, (size_t)n, &e, &why, &col) || !at ||
-		    sscanf(at, "\"detail\":\"seq %llu hash %64[0-9a-f]\"", &seq, hash) != 2 ||
-		    strlen(hash) != VEIL_AUDIT_HASH_HEX - 1)
+		static const char key[] = "\"detail\":\"seq ";
+		const char *at = strstr(line, key);
+		char *end = NULL;
+		if (veil_audit_check_line(line, (size_t)n, &e, &why, &col) || !at)
 			continue; /* veil audit verify DIR/audit.log says what is wrong */
+		at += sizeof(key) - 1;
+		errno = 0;
+		unsigned long long seq = strtoull(at, &end, 10);
+		const size_t hex = VEIL_AUDIT_HASH_HEX - 1;
+		if (errno || end == at || !seq || strncmp(end, " hash ", 6) ||
+		    strspn(end + 6, "0123456789abcdef") != hex || end[6 + hex] != '"')
+			continue;
 		c->anchor_seq = seq;
-		memcpy(c->anchor_hash, hash, sizeof(hash));
+		memcpy(c->anchor_hash, end + 6, hex);
+		c->anchor_hash[hex] = 0;
 	}
 	free(line);
 	fclose(f);
