@@ -502,13 +502,16 @@ static void reload_master_key(struct cas *cas, const char *data, unsigned long *
 	}
 	free(note_path);
 	int rc = cas_keyproc_reload(what, sizeof(what), &d);
+	/* swapped: the caches (which may hold wrapped keys a rotation
+	 * re-wrote) are stale, whatever the drain below finds */
+	if (!rc)
+		__atomic_add_fetch(&cas->generation, 1, __ATOMIC_RELEASE);
 	/* and no request begun before it still holds what the old one made
 	 * (a data key under a key the rotation is about to retire) */
 	if (!rc)
 		rc = cas_requests_drain(RELOAD_DRAIN_SECONDS, &d);
 	(*reloads)++;
 	if (!rc) {
-		__atomic_add_fetch(&cas->generation, 1, __ATOMIC_RELEASE);
 		snprintf(detail, sizeof(detail), "%s%s%s", what, note[0] ? "; " : "", note);
 		fprintf(stderr, "veil-cas: master key reloaded: %s\n", detail);
 	} else {
