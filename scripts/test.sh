@@ -7,7 +7,7 @@
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+FUZZ_SECONDS=${FUZZ_SECONDS:-5}
 "$root/scripts/setup.sh" --test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 pass=0
@@ -140,7 +140,7 @@ if build build-ci -Dwerror=true -Dtests=enabled -Dman_pages=enabled -Dtest_hooks
 	# Last of the normal part: it leaves tens of thousands of connections in
 	# TIME_WAIT (attest.sh right after it failed to start veil-cas twice in
 	# the fresh rootfs, not reproduced by hand)
-	SOAK_TSV="$log/soak.tsv" bench/soak.sh build-ci "${SOAK_SECONDS:-45}" >"$log/soak.log" 2>&1
+	SOAK_TSV="$log/soak.tsv" bench/soak.sh build-ci "${SOAK_SECONDS:-20}" >"$log/soak.log" 2>&1
 	tally soak $? "$log/soak.log"
 else
 	tail -30 "$log/ninja-build-ci.log"
@@ -157,7 +157,7 @@ if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enab
 	tally e2e-asan $? "$log/e2e-asan.log"
 	tests/e2e/cas.sh build-asan >"$log/cas-asan.log" 2>&1
 	tally cas-asan $? "$log/cas-asan.log"
-	tests/e2e/pg.sh build-asan >"$log/pg-asan.log" 2>&1
+	PG_RACE_ROUNDS=30 tests/e2e/pg.sh build-asan >"$log/pg-asan.log" 2>&1
 	tally pg-asan $? "$log/pg-asan.log"
 	tests/e2e/attest.sh build-asan >"$log/attest-asan.log" 2>&1
 	tally attest-asan $? "$log/attest-asan.log"
