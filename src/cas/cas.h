@@ -196,8 +196,9 @@ void cas_keyproc_test(const char *what);
 #endif
 /* keysync.c: a replica on PostgreSQL follows the master key's record a
  * rotation publishes in the database (the comment there). start: before
- * the key process opens keyfile (a newer record is written there first);
- * on only for --store with a PKCS#11 record. loading: keyfile's text is
+ * the key process opens keyfile (take: a newer record is written there
+ * first), or with --init after it made keyfile (take false); on only for
+ * --store with a PKCS#11 record. loading: keyfile's text is
  * what the key process loads now (start, each reload). check: each
  * second, main thread, st the store opened first: 1 when the record moved
  * and master.key must be loaded again (note: the line for the audit
@@ -208,7 +209,7 @@ struct cas_keysync {
 	char *loaded;      /* master.key's text the key process loaded */
 	bool fresh;        /* loaded since that version was reported */
 };
-int cas_keysync_start(struct cas_keysync *ks, const char *url, const char *keyfile,
+int cas_keysync_start(struct cas_keysync *ks, const char *url, const char *keyfile, bool take,
 		      struct veil_diags *d) VEIL_MUST_CHECK;
 void cas_keysync_loading(struct cas_keysync *ks, const char *keyfile);
 int cas_keysync_check(struct cas_keysync *ks, struct veil_store *st, const char *keyfile,

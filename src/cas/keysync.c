@@ -24,18 +24,13 @@
 #include "cas.h"
 #include "vault_record.h"
 
+static struct p11_record *parse(const char *text);
+
 /* the record's place in a rotation; 0: not a PKCS#11 record */
 static unsigned long long rank_of(const char *text)
 {
-	size_t n = text ? strlen(text) : 0;
-	if (!n || n > RECORD_MAX)
-		return 0;
-	char *copy = strndup(text, n);
-	struct p11_record *r = calloc(1, sizeof(*r));
-	unsigned long long rank = 0;
-	if (copy && r && !cas_mk_record_parse(copy, n, r))
-		rank = 4ull * r->current + (r->nretire ? 0 : r->pending ? 2 : 1);
-	free(copy);
+	struct p11_record *r = parse(text);
+	unsigned long long rank = r ? 4ull * r->current + (r->nretire ? 0 : r->pending ? 2 : 1) : 0;
 	free(r);
 	return rank;
 }
@@ -56,12 +51,52 @@ static char *read_record(const char *keyfile)
 	return s;
 }
 
-static int take_record(const char *keyfile, const char *record, struct veil_diags *d)
+static struct p11_record *parse(const char *text)
 {
-	return veil_write_file(keyfile, record, strlen(record), 0600, d);
+	size_t n = text ? strlen(text) : 0;
+	char *copy = n && n <= RECORD_MAX ? strndup(text, n) : NULL;
+	struct p11_record *r = copy ? calloc(1, sizeof(*r)) : NULL;
+	if (r && cas_mk_record_parse(copy, n, r)) {
+		free(r);
+		r = NULL;
+	}
+	free(copy);
+	return r;
 }
 
-int cas_keysync_start(struct cas_keysync *ks, const char *url, const char *keyfile,
+/* the database's record into keyfile, but with this replica's module line
+ * (the PKCS#11 library may be elsewhere on this host); a record of another
+ * token or key is refused */
+static int take_record(const char *keyfile, const char *record, struct veil_diags *d)
+{
+	char *text = read_record(keyfile);
+	struct p11_record *mine = parse(text), *theirs = parse(record);
+	struct veil_buf out = {.max = RECORD_MAX};
+	int rc = VEIL_EINVAL;
+	free(text);
+	if (!mine || !theirs) {
+		veil_diag(d, "%s or the database's master key record is not a PKCS#11 record",
+			  keyfile);
+	} else if (strcmp(mine->token, theirs->token) || strcmp(mine->object, theirs->object)) {
+		veil_diag(d,
+			  "the database's master key record names token '%s' object '%s', %s "
+			  "token '%s' object '%s': not taken (another CAS's database?)",
+			  theirs->token, theirs->object, keyfile, mine->token, mine->object);
+	} else {
+		memcpy(theirs->module, mine->module, sizeof(theirs->module));
+		rc = cas_mk_record_format(theirs, &out) ? VEIL_ENOMEM : 0;
+		if (rc)
+			veil_diag(d, "the database's master key record: out of memory");
+		else
+			rc = veil_write_file(keyfile, out.data, out.size, 0600, d);
+	}
+	veil_buf_free(&out);
+	free(mine);
+	free(theirs);
+	return rc;
+}
+
+int cas_keysync_start(struct cas_keysync *ks, const char *url, const char *keyfile, bool take,
 		      struct veil_diags *d)
 {
 	memset(ks, 0, sizeof(*ks));
@@ -69,8 +104,10 @@ int cas_keysync_start(struct cas_keysync *ks, const char *url, const char *keyfi
 	unsigned long long have = rank_of(mine);
 	free(mine);
 	if (!have)
-		return 0; /* SQLite, a key file, or --init: nothing to follow */
+		return 0; /* SQLite or a key file: nothing to follow */
 	ks->on = true;
+	if (!take)
+		return 0;
 	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
 	const char *const vals[] = {"10", "veil-cas", url, NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
@@ -139,8 +176,8 @@ int cas_keysync_check(struct cas_keysync *ks, struct veil_store *st, const char 
 		}
 		veil_diags_free(&d);
 		free(file);
-		file = strdup(record);
-		have = theirs;
+		file = read_record(keyfile);
+		have = rank_of(file);
 	}
 	/* each step is loaded again, as SIGUSR1 does (a step that leaves the
 	 * record as it was still empties the caches and drains the requests),

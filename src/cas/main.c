@@ -960,13 +960,15 @@ int main(int argc, char **argv)
 	 * stopped left a newer record in the database (keysync.c) */
 	struct cas_keysync keysync = {0};
 	if (!rc && !init)
-		rc = cas_keysync_start(&keysync, cas.store_url, keyfile, &d);
-	cas_keysync_loading(&keysync, keyfile);
+		rc = cas_keysync_start(&keysync, cas.store_url, keyfile, true, &d);
 	if (!rc)
 		/* the master key lives in the key process only; one channel for
 		 * each event loop, each worker and the main thread */
 		rc = cas_keyproc_start(keyfile, init, &master_key, (size_t)nthreads + 3, &cas.vault,
 				       &d);
+	if (!rc && init) /* master.key made now */
+		rc = cas_keysync_start(&keysync, cas.store_url, keyfile, false, &d);
+	cas_keysync_loading(&keysync, keyfile);
 	if (!rc) {
 		/* names clients may use: loopback, and the --listen host */
 		sans[nsans++] = "127.0.0.1";
@@ -1100,7 +1102,9 @@ int main(int argc, char **argv)
 		double next_checkpoint = veil_store_clock() + CHECKPOINT_SECONDS, retry_at = 0;
 		for (bool first = true;; first = false) {
 			sig = first && keysync.on ? -1 : sigtimedwait(&sigs, NULL, &every);
-			if (sig < 0 && keysync.on && veil_store_clock() >= retry_at) {
+			/* errno now: the store's calls below may change it */
+			bool timed_out = sig < 0 && (first || errno == EAGAIN || errno == EINTR);
+			if (timed_out && keysync.on && veil_store_clock() >= retry_at) {
 				char note[300];
 				if (cas_keysync_check(&keysync, main_store, keyfile, note,
 						      sizeof(note))) {
@@ -1114,9 +1118,9 @@ int main(int argc, char **argv)
 								      note, sizeof(note)));
 				}
 			}
-			if (sig < 0 && keysync.on && veil_store_clock() < next_checkpoint)
+			if (timed_out && keysync.on && veil_store_clock() < next_checkpoint)
 				continue;
-			if (sig < 0 && (errno == EAGAIN || errno == EINTR || first)) {
+			if (timed_out) {
 				next_checkpoint = veil_store_clock() + CHECKPOINT_SECONDS;
 				/* a checkpoint a minute while the log grows */
 				if (!veil_audit_head_get(cas.audit, &now) && now.seq != last.seq) {
