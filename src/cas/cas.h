@@ -212,6 +212,8 @@ struct cas_keysync {
 int cas_keysync_start(struct cas_keysync *ks, const char *url, const char *keyfile, bool take,
 		      struct veil_diags *d) VEIL_MUST_CHECK;
 void cas_keysync_loading(struct cas_keysync *ks, const char *keyfile);
+/* the reload after loading failed: the old key process serves on */
+void cas_keysync_failed(struct cas_keysync *ks);
 int cas_keysync_check(struct cas_keysync *ks, struct veil_store *st, const char *keyfile,
 		      char *note, size_t cap);
 void cas_keysync_free(struct cas_keysync *ks);

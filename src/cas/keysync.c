@@ -169,8 +169,8 @@ int cas_keysync_check(struct cas_keysync *ks, struct veil_store *st, const char 
 		struct veil_diags d;
 		veil_diags_init(&d);
 		if (take_record(keyfile, record, &d)) {
-			veil_diags_print(&d, stderr);
-			cas_warn_limited("cannot write master.key from the database");
+			cas_warn_limited("cannot write master.key from the database: %s",
+					 d.count ? d.msgs[0] : "?");
 			veil_diags_free(&d);
 			goto out;
 		}
@@ -200,6 +200,12 @@ out:
 	free(why);
 	free(file);
 	return want;
+}
+
+void cas_keysync_failed(struct cas_keysync *ks)
+{
+	free(ks->loaded);
+	ks->loaded = NULL; /* the key process that serves loaded something else */
 }
 
 void cas_keysync_free(struct cas_keysync *ks)

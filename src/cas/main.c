@@ -522,6 +522,7 @@ static int reload_master_key(struct cas *cas, const char *data, unsigned long *r
 		snprintf(detail, sizeof(detail), "%s%s%s", what, note[0] ? "; " : "", note);
 		fprintf(stderr, "veil-cas: master key reloaded: %s\n", detail);
 	} else {
+		cas_keysync_failed(ks);
 		snprintf(detail, sizeof(detail), "%s",
 			 d.count ? d.msgs[0] : "the key process did not start");
 		fprintf(stderr, "veil-cas: master key reload failed: %s\n", detail);
