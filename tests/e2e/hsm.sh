@@ -706,9 +706,17 @@ t_rotate_replicas() {
 	start_cas2 "$r2" --pin-file "$WORK/pin" --store "$PGURL" || die "restart 2: $(cat "$WORK/cas2.err")" || return 1
 	passwords "$WORK/pw.rep1" && passwords2 "$WORK/pw.rep2" || return 1
 	cmp -s "$PW_REF" "$WORK/pw.rep1" && cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords after the restart" || return 1
-	# a replica that does not load (stopped): refused, the old key kept
+	# a replica that does not load (stopped as it takes the rotation's first
+	# record): refused, the old key kept
+	local rp
+	"$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin" --wait 3 \
+		>"$WORK/rot.out" 2>"$WORK/rot.err" &
+	rp=$!
+	for _ in $(seq 500); do grep -q "^pending" "$r2/master.key" && break; sleep 0.01; done
 	kill -STOP "$CAS2_PID"
-	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin" --wait 3
+	wait "$rp"
+	rc=$? out=$(cat "$WORK/rot.out") err=$(cat "$WORK/rot.err")
+	grep -q "^pending" "$r2/master.key" || { kill -CONT "$CAS2_PID"; die "replica 2 took no record: $err"; return 1; }
 	rejected || { kill -CONT "$CAS2_PID"; return 1; }
 	has "1 live replica did not load the master key's record" && has "Nothing was destroyed" ||
 		{ kill -CONT "$CAS2_PID"; return 1; }
