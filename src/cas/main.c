@@ -478,7 +478,9 @@ static void write_loaded(const char *data, unsigned long reloads, const char *er
  * is loaded now, and the line veil-cas rotate-master-key left in
  * DATA/master-key.reload, if any), master-key.loaded rewritten once every
  * request begun before the swap has been answered. On failure to start
- * the new process the old key process keeps serving. */
+ * the new process the old key process keeps serving (non-zero). ks learns
+ * what was loaded (keysync.c); db_note: the step, when the database's
+ * record asked for the reload rather than SIGUSR1. */
 /* Each statement is bounded by --store-timeout and a request does a few:
  * longer is a request stuck elsewhere, and the reload reports it. */
 #define RELOAD_DRAIN_SECONDS 120.0
@@ -1113,7 +1115,7 @@ int main(int argc, char **argv)
 					if (reload_master_key(&cas, data, &reloads, &keysync,
 							      keyfile, note))
 						retry_at = veil_store_clock() + 10;
-					else
+					else /* loaded: this check only reports it (0) */
 						VEIL_UNCHECKED(
 						    cas_keysync_check(&keysync, main_store, keyfile,
 								      note, sizeof(note)));
@@ -1148,6 +1150,8 @@ int main(int argc, char **argv)
 				break;
 			}
 			if (sig == SIGUSR1) {
+				/* the outcome is in master-key.loaded and the audit
+				 * log, where rotate-master-key looks */
 				VEIL_UNCHECKED(reload_master_key(&cas, data, &reloads, &keysync,
 								 keyfile, NULL));
 				continue;

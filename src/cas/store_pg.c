@@ -18,6 +18,10 @@
  *   copy of the same data folder is refused (delete its replica.id).
  * - veil_generation holds a counter a trigger moves at every statement that
  *   changes policies: the caches of every replica compare it (caches.c).
+ * - veil_master_key and veil_replica_keys (schema 3): the PKCS#11 record a
+ *   master-key rotation publishes at each step (rotate.c) and what each
+ *   replica loaded (veil_store_pg_master_key, veil_store_pg_key_loaded;
+ *   keysync.c); a replica is live while it holds its id's advisory lock.
  * - Connections: a statement that finds the connection broken (libpq says
  *   so, or the server's error is a connection exception, 08..., an
  *   operator intervention such as a shutdown, 57P..., or a read-only

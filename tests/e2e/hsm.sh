@@ -9,7 +9,8 @@
 # or running under load (no request fails, no secret changes), and a
 # rotation stopped half-way loses nothing and a rerun finishes it; backup
 # and restore work
-# with the token; a missing module, an unknown token, a wrong or missing PIN
+# with the token; two replicas on one PostgreSQL rotate together (the second
+# follows the database), and one stopped stops the rotation; a missing module, an unknown token, a wrong or missing PIN
 # are refused at start with a message naming them.
 # Root (the key process's /proc files); a build with -Dtest_hooks=true.
 # Usage: hsm.sh BUILD_DIR
