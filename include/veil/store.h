@@ -213,7 +213,17 @@ bool veil_store_url_is_pg(const char *url);
 int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct veil_store **out,
 		       struct veil_diags *d) VEIL_MUST_CHECK;
 /* The schema version (table veil_schema) this code writes. */
-#define VEIL_STORE_PG_SCHEMA_VERSION 2
+#define VEIL_STORE_PG_SCHEMA_VERSION 3
+/* The master key's PKCS#11 record a rotation publishes for every replica
+ * (table veil_master_key, schema 3): *version 0 and NULLs when there is
+ * none yet; record and note (the rotation's step) are the caller's to
+ * free. key_loaded: this replica (s's replica.id) loaded what the record
+ * of that version says; loaded is veil_vault_describe's text (table
+ * veil_replica_keys). s: the store opened first (main thread). */
+int veil_store_pg_master_key(struct veil_store *s, long long *version, char **record,
+			     char **note) VEIL_MUST_CHECK;
+int veil_store_pg_key_loaded(struct veil_store *s, long long version,
+			     const char *loaded) VEIL_MUST_CHECK;
 /* Reads the database's change chain (table veil_audit) in order, without a
  * data folder and without migrating: fn gets each entry's line (len bytes,
  * no '\n', NUL-terminated) and the replica that wrote it; non-zero from fn

@@ -194,6 +194,29 @@ void cas_keyproc_stop(void);
  * answer with another type */
 void cas_keyproc_test(const char *what);
 #endif
+/* keysync.c: a replica on PostgreSQL follows the master key's record a
+ * rotation publishes in the database (the comment there). start: before
+ * the key process opens keyfile (take: a newer record is written there
+ * first), or with --init after it made keyfile (take false); on only for
+ * --store with a PKCS#11 record. loading: keyfile's text is
+ * what the key process loads now (start, each reload). check: each
+ * second, main thread, st the store opened first: 1 when the record moved
+ * and master.key must be loaded again (note: the line for the audit
+ * entry), else 0 (this replica's row then says the version it holds). */
+struct cas_keysync {
+	bool on;
+	long long version; /* the database's record version reported loaded */
+	char *loaded;      /* master.key's text the key process loaded */
+	bool fresh;        /* loaded since that version was reported */
+};
+int cas_keysync_start(struct cas_keysync *ks, const char *url, const char *keyfile, bool take,
+		      struct veil_diags *d) VEIL_MUST_CHECK;
+void cas_keysync_loading(struct cas_keysync *ks, const char *keyfile);
+/* the reload after loading failed: the old key process serves on */
+void cas_keysync_failed(struct cas_keysync *ks);
+int cas_keysync_check(struct cas_keysync *ks, struct veil_store *st, const char *keyfile,
+		      char *note, size_t cap);
+void cas_keysync_free(struct cas_keysync *ks);
 /* routes.c: waits until every request begun before this call has been
  * answered (those begun after are not waited for), at most max_seconds:
  * VEIL_EIO then, with how many are left in d. A master-key reload calls it

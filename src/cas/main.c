@@ -105,7 +105,8 @@ static void usage(FILE *f)
 		   "  backup   a consistent copy of a running CAS, key material included\n"
 		   "  restore  a backup into a new data folder\n"
 		   "  rotate-master-key  a new PKCS#11 master key re-wraps every data key\n"
-		   "           (veil-cas stopped or running); the old key is then destroyed\n"
+		   "           (veil-cas stopped or running; with --store, every replica on\n"
+		   "           the database loads each step); the old key is then destroyed\n"
 		   "  recovery-share  open a recovery share with its holder's key\n"
 		   "  recover  the master key back from K opened recovery shares\n"
 		   "  audit    the change chain in PostgreSQL (--store): export it as\n"
@@ -477,12 +478,15 @@ static void write_loaded(const char *data, unsigned long reloads, const char *er
  * is loaded now, and the line veil-cas rotate-master-key left in
  * DATA/master-key.reload, if any), master-key.loaded rewritten once every
  * request begun before the swap has been answered. On failure to start
- * the new process the old key process keeps serving. */
+ * the new process the old key process keeps serving (non-zero). ks learns
+ * what was loaded (keysync.c); db_note: the step, when the database's
+ * record asked for the reload rather than SIGUSR1. */
 /* Each statement is bounded by --store-timeout and a request does a few:
  * longer is a request stuck elsewhere, and the reload reports it. */
 #define RELOAD_DRAIN_SECONDS 120.0
 
-static void reload_master_key(struct cas *cas, const char *data, unsigned long *reloads)
+static int reload_master_key(struct cas *cas, const char *data, unsigned long *reloads,
+			     struct cas_keysync *ks, const char *keyfile, const char *db_note)
 {
 	struct veil_diags d;
 	veil_diags_init(&d);
@@ -501,6 +505,14 @@ static void reload_master_key(struct cas *cas, const char *data, unsigned long *
 				*p = '?';
 	}
 	free(note_path);
+	/* a reload the database's record asked for (keysync.c) */
+	if (!note[0] && db_note) {
+		snprintf(note, sizeof(note), "%s", db_note);
+		for (char *p = note; *p; p++)
+			if (*p < 0x20 || *p > 0x7e)
+				*p = '?';
+	}
+	cas_keysync_loading(ks, keyfile);
 	int rc = cas_keyproc_reload(what, sizeof(what), &d);
 	/* swapped: the caches (which may hold wrapped keys a rotation
 	 * re-wrote) are stale, whatever the drain below finds */
@@ -515,6 +527,7 @@ static void reload_master_key(struct cas *cas, const char *data, unsigned long *
 		snprintf(detail, sizeof(detail), "%s%s%s", what, note[0] ? "; " : "", note);
 		fprintf(stderr, "veil-cas: master key reloaded: %s\n", detail);
 	} else {
+		cas_keysync_failed(ks);
 		snprintf(detail, sizeof(detail), "%s",
 			 d.count ? d.msgs[0] : "the key process did not start");
 		fprintf(stderr, "veil-cas: master key reload failed: %s\n", detail);
@@ -525,6 +538,7 @@ static void reload_master_key(struct cas *cas, const char *data, unsigned long *
 		cas_warn_limited("cannot write the audit log");
 	write_loaded(data, *reloads, rc ? detail : NULL);
 	veil_diags_free(&d);
+	return rc;
 }
 
 /* --print-key-hash: the key hash of DIR's CAS, nothing created or started */
@@ -956,11 +970,19 @@ int main(int argc, char **argv)
 		rc = cas_log_open(&cas.log, &d);
 	if (!rc && token_recovery && !(rc = cas_recovery_token_begin(&recovery, data, &rtok, &d)))
 		master_key.recovery_point = rtok.point_hex;
+	/* a replica on PostgreSQL: a rotation that moved on while it was
+	 * stopped left a newer record in the database (keysync.c) */
+	struct cas_keysync keysync = {0};
+	if (!rc && !init)
+		rc = cas_keysync_start(&keysync, cas.store_url, keyfile, true, &d);
 	if (!rc)
 		/* the master key lives in the key process only; one channel for
 		 * each event loop, each worker and the main thread */
 		rc = cas_keyproc_start(keyfile, init, &master_key, (size_t)nthreads + 3, &cas.vault,
 				       &d);
+	if (!rc && init) /* master.key made now */
+		rc = cas_keysync_start(&keysync, cas.store_url, keyfile, false, &d);
+	cas_keysync_loading(&keysync, keyfile);
 	if (!rc) {
 		/* names clients may use: loopback, and the --listen host */
 		sans[nsans++] = "127.0.0.1";
@@ -1087,10 +1109,33 @@ int main(int argc, char **argv)
 		/* the head is set even when the log is broken (the error); only
 		 * its seq is compared here, and appends report the breakage */
 		VEIL_UNCHECKED(veil_audit_head_get(cas.audit, &last));
-		const struct timespec every = {CHECKPOINT_SECONDS, 0};
-		for (;;) {
-			sig = sigtimedwait(&sigs, NULL, &every);
-			if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+		/* a replica on PostgreSQL looks at the master key's record each
+		 * second (keysync.c), the first time now (its row says what it
+		 * loaded); else the loop wakes for the checkpoints only */
+		const struct timespec every = {keysync.on ? 1 : CHECKPOINT_SECONDS, 0};
+		double next_checkpoint = veil_store_clock() + CHECKPOINT_SECONDS, retry_at = 0;
+		for (bool first = true;; first = false) {
+			sig = first && keysync.on ? -1 : sigtimedwait(&sigs, NULL, &every);
+			/* errno now: the store's calls below may change it */
+			bool timed_out = sig < 0 && (first || errno == EAGAIN || errno == EINTR);
+			if (timed_out && keysync.on && veil_store_clock() >= retry_at) {
+				char note[300];
+				if (cas_keysync_check(&keysync, main_store, keyfile, note,
+						      sizeof(note))) {
+					/* a failed reload is tried again in 10 s */
+					if (reload_master_key(&cas, data, &reloads, &keysync,
+							      keyfile, note))
+						retry_at = veil_store_clock() + 10;
+					else /* loaded: this check only reports it (0) */
+						VEIL_UNCHECKED(
+						    cas_keysync_check(&keysync, main_store, keyfile,
+								      note, sizeof(note)));
+				}
+			}
+			if (timed_out && keysync.on && veil_store_clock() < next_checkpoint)
+				continue;
+			if (timed_out) {
+				next_checkpoint = veil_store_clock() + CHECKPOINT_SECONDS;
 				/* a checkpoint a minute while the log grows */
 				if (!veil_audit_head_get(cas.audit, &now) && now.seq != last.seq) {
 					if (cas_audit_checkpoint(&cas, main_store))
@@ -1116,7 +1161,10 @@ int main(int argc, char **argv)
 				break;
 			}
 			if (sig == SIGUSR1) {
-				reload_master_key(&cas, data, &reloads);
+				/* the outcome is in master-key.loaded and the audit
+				 * log, where rotate-master-key looks */
+				VEIL_UNCHECKED(reload_master_key(&cas, data, &reloads, &keysync,
+								 keyfile, NULL));
 				continue;
 			}
 			if (sig != SIGHUP)
@@ -1171,6 +1219,7 @@ int main(int argc, char **argv)
 	cas_workers_free(&cas);
 	veil_audit_close(cas.audit);
 	cas_keyproc_stop();
+	cas_keysync_free(&keysync);
 	veil_vault_close(cas.vault);
 	veil_collateral_free(cas.collateral);
 	cas_log_close(&cas.log);

@@ -1,9 +1,9 @@
 /* veil-cas rotate-master-key: a new PKCS#11 master key re-wraps every data
  * key, then the old key is destroyed in the token; with veil-cas stopped
  * (offline) or running (online, under load). The store is DATA/cas.db
- * (SQLite), or with --store the PostgreSQL database of one CAS (replicas,
- * each with its own copy of master.key and its own key process, are not
- * covered).
+ * (SQLite), or with --store the PostgreSQL database of one or several
+ * replicas (each with its own copy of master.key and its own key process,
+ * on this host or others; below).
  *
  * Offline (no process holds the audit log's lock), so that a crash
  * anywhere loses nothing and a rerun finishes:
@@ -43,7 +43,20 @@
  * rerun after the switch reloads, checks that no row is left under the old
  * key, and destroys it). A reload reports done only once every request
  * begun before it was answered (cas_requests_drain), so no data key the
- * old key process made can be stored after step 1: step 2 finds them all. */
+ * old key process made can be stored after step 1: step 2 finds them all.
+ *
+ * Replicas (--store): the steps are the online ones, whether a veil-cas
+ * runs here or not (offline, this command holds the audit log's lock and
+ * writes the entry). After each step master.key's text (the PKCS#11
+ * record: no key in clear) is also written to table veil_master_key, its
+ * version moved on, and the step waits (--wait, default 120 s) until every
+ * live replica (one holding its replica id's session advisory lock,
+ * store_pg.c) says in veil_replica_keys that it loaded that version: each
+ * replica looks each second, takes a newer record into its master.key and
+ * reloads as SIGUSR1 does (keysync.c). A live replica that does not (a
+ * stopped process, an older veil-cas) stops the command with its name
+ * before anything more happens: no key is destroyed before every live
+ * replica dropped it, and a rerun goes on from master.key's state. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -68,17 +81,22 @@
 
 static void rotate_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: veil-cas rotate-master-key --data DIR [--store URL] [--pin-file FILE]\n\n"
-		"Makes a new master key in the PKCS#11 token of the CAS in DIR, re-wraps\n"
-		"every namespace's data key under it, then destroys the old key. veil-cas\n"
-		"may be running (started with --pin-file): it loads each step's keys\n"
-		"(SIGUSR1) and keeps serving. A rerun after a crash finishes the rotation.\n\n"
-		"  --data DIR       the CAS's data folder\n"
-		"  --store URL      its PostgreSQL store (as given to veil-cas; one CAS\n"
-		"                   on it: replicas are not covered), else DIR/cas.db\n"
-		"  --pin-file FILE  the token's PIN (else $VEIL_PKCS11_PIN)\n"
-		"  -h, --help       this help\n");
+	fprintf(f, "Usage: veil-cas rotate-master-key --data DIR [--store URL] [--pin-file FILE]\n"
+		   "                                  [--wait SECONDS]\n\n"
+		   "Makes a new master key in the PKCS#11 token of the CAS in DIR, re-wraps\n"
+		   "every namespace's data key under it, then destroys the old key. veil-cas\n"
+		   "may be running (started with --pin-file): it loads each step's keys\n"
+		   "(SIGUSR1) and keeps serving. With --store, every replica on the database\n"
+		   "(here or on other hosts) loads each step's keys from it, and each step\n"
+		   "waits until every live one did; one that does not stops the rotation\n"
+		   "before the old key is destroyed. A rerun after a crash or a refusal\n"
+		   "finishes the rotation.\n\n"
+		   "  --data DIR       the CAS's data folder (a replica's, with --store)\n"
+		   "  --store URL      its PostgreSQL store (as given to veil-cas), else\n"
+		   "                   DIR/cas.db\n"
+		   "  --pin-file FILE  the token's PIN (else $VEIL_PKCS11_PIN)\n"
+		   "  --wait SECONDS   how long a step waits for the replicas (default 120)\n"
+		   "  -h, --help       this help\n");
 }
 
 struct names {
@@ -323,6 +341,151 @@ static int cas_reload(const char *data, struct veil_vault *v, const char *note,
 	}
 	veil_diag(d, "veil-cas (pid %ld) did not reload its master key within 120 s", before.pid);
 	return VEIL_EIO;
+}
+
+/* ---- replicas on PostgreSQL ---- */
+
+/* what a step reloads: the veil-cas on this host (local: it holds DATA's
+ * audit log; SIGUSR1), and with --store every live replica on the
+ * database (keysync.c), which loads the record published there */
+struct targets {
+	const char *data, *url, *keyfile;
+	bool local;
+	long wait; /* seconds a step waits for the replicas */
+};
+
+static PGconn *pg_connect(const char *url, struct veil_diags *d)
+{
+	const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+	const char *const vals[] = {"10", "veil-cas rotate-master-key", url, NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(c) != CONNECTION_OK) {
+		veil_diag(d, "--store: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* master.key's record into veil_master_key (its version moved on): each
+ * replica takes it; *version the new version */
+static int publish_record(PGconn *c, const char *keyfile, const char *note, long long *version,
+			  struct veil_diags *d)
+{
+	char *text = NULL;
+	size_t size = 0;
+	int rc = veil_read_file(keyfile, 65536, &text, &size, d);
+	char *record = rc ? NULL : strndup(text, size);
+	free(text);
+	if (rc || !record)
+		return rc ? rc : VEIL_ENOMEM;
+	const char *v[] = {record, note};
+	PGresult *res = PQexecParams(
+	    c,
+	    "INSERT INTO veil_master_key(id, record, note, version) VALUES(1, $1, $2, 1) "
+	    "ON CONFLICT (id) DO UPDATE SET record = excluded.record, note = excluded.note, "
+	    "version = veil_master_key.version + 1 RETURNING version",
+	    2, NULL, v, NULL, NULL, 0);
+	free(record);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		*version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	} else if (state && !strcmp(state, "42P01")) {
+		veil_diag(d, "--store: the database has no table veil_master_key (schema 3): "
+			     "start a veil-cas of this version on it first (it migrates the "
+			     "schema); nothing changed in the database");
+		rc = VEIL_EINVAL;
+	} else {
+		veil_diag(d, "--store: %s", PQerrorMessage(c));
+		rc = VEIL_EIO;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The live replicas (each holds its replica id's session advisory lock,
+ * store_pg.c: PG_LOCK_REPLICA 1986357613, hashtext(id), which pg_locks
+ * shows as classid and objid, an oid: the int4 hash's 32 bits) whose row
+ * of veil_replica_keys does not say version: *left of them, named in
+ * who. */
+static int replicas_behind(PGconn *c, long long version, int *left, char *who, size_t cap,
+			   struct veil_diags *d)
+{
+	char v[24];
+	snprintf(v, sizeof(v), "%lld", version);
+	const char *vals[] = {v};
+	PGresult *res = PQexecParams(
+	    c,
+	    "SELECT l.pid, k.replica, k.loaded, k.version FROM pg_locks l "
+	    "LEFT JOIN veil_replica_keys k ON (hashtext(k.replica)::bigint & 4294967295) = "
+	    "l.objid::bigint "
+	    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 1986357613 AND "
+	    "l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = "
+	    "current_database()) AND (k.version IS NULL OR k.version < $1) ORDER BY l.pid",
+	    1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		veil_diag(d, "--store: %s", PQerrorMessage(c));
+		PQclear(res);
+		return VEIL_EIO;
+	}
+	*left = PQntuples(res);
+	size_t used = 0;
+	who[0] = 0;
+	for (int i = 0; i < *left && used + 1 < cap; i++) {
+		int n;
+		if (PQgetisnull(res, i, 1))
+			n = snprintf(who + used, cap - used,
+				     "%sa replica that records no master key (an older veil-cas? "
+				     "PostgreSQL backend pid %s)",
+				     i ? "; " : "", PQgetvalue(res, i, 0));
+		else
+			n = snprintf(who + used, cap - used,
+				     "%sreplica %s (loaded '%s', record version %s)", i ? "; " : "",
+				     PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+				     PQgetvalue(res, i, 3));
+		if (n < 0)
+			break;
+		used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* master.key published for the replicas; waits until every live one loaded
+ * it (at most t->wait seconds) */
+static int replicas_reload(const struct targets *t, const char *note, struct veil_diags *d)
+{
+	PGconn *c = pg_connect(t->url, d);
+	long long version = 0;
+	int rc = c ? publish_record(c, t->keyfile, note, &version, d) : VEIL_EIO, left = 0;
+	char who[1024] = "";
+	const struct timespec tick = {0, 100 * 1000 * 1000};
+	for (long i = 0; !rc && i <= t->wait * 10; i++) {
+		if ((rc = replicas_behind(c, version, &left, who, sizeof(who), d)) || !left)
+			break;
+		nanosleep(&tick, NULL);
+	}
+	if (!rc && left) {
+		veil_diag(d,
+			  "%d live replica%s did not load the master key's record (version %lld "
+			  "in the database) within %ld s: %s. Nothing was destroyed: once every "
+			  "replica serves again (or is stopped), run this again to go on",
+			  left, left == 1 ? "" : "s", version, t->wait, who);
+		rc = VEIL_EIO;
+	}
+	if (c)
+		PQfinish(c);
+	return rc;
+}
+
+/* a step's master.key loaded by the veil-cas here and every replica */
+static int reload_all(const struct targets *t, struct veil_vault *v, const char *note,
+		      struct veil_diags *d)
+{
+	int rc = t->local ? cas_reload(t->data, v, note, d) : 0;
+	if (!rc && t->url)
+		rc = replicas_reload(t, note, d);
+	return rc;
 }
 
 struct row {
@@ -609,10 +772,13 @@ static void test_stop(const char *step)
 #define test_stop(step) ((void)0)
 #endif
 
-/* the rotation with veil-cas running (the comment at the top) */
-static int rotate_online(const char *data, const char *url, const char *keyfile,
-			 const char *pin_file, struct veil_diags *d)
+/* the rotation step by step, each step loaded by the veil-cas here
+ * (t->local) and the replicas (t->url), the comment at the top; detail:
+ * what it did, *finishing: only an earlier rotation's end */
+static int rotate_online(const struct targets *t, const char *pin_file, char *detail, size_t cap,
+			 bool *finishing, struct veil_diags *d)
 {
+	const char *data = t->data, *url = t->url, *keyfile = t->keyfile;
 	struct veil_vault *v = NULL;
 	uint32_t from = 0, to = 0;
 	long long count = 0;
@@ -633,7 +799,7 @@ static int rotate_online(const char *data, const char *url, const char *keyfile,
 		if (!cur || cur > UINT32_MAX || !end || *end != ' ')
 			rc = VEIL_EINVAL;
 		if (!rc)
-			rc = cas_reload(data, v,
+			rc = reload_all(t, v,
 					"rotate-master-key: the new key current, the old one "
 					"still to destroy",
 					d);
@@ -655,11 +821,13 @@ static int rotate_online(const char *data, const char *url, const char *keyfile,
 			 "rotate-master-key: version %" PRIu32
 			 " is current; the retired key destroyed in the token",
 			 to);
-		rc = cas_reload(data, v, note, d);
+		rc = reload_all(t, v, note, d);
 		if (!rc)
-			printf("veil-cas: %s master key version %" PRIu32
-			       ": the rotation to it is finished (its old key destroyed)\n",
-			       veil_vault_provider(v), to);
+			snprintf(detail, cap,
+				 "%s master key version %" PRIu32
+				 ": the rotation to it is finished (its old key destroyed)",
+				 veil_vault_provider(v), to);
+		*finishing = true;
 		veil_vault_close(v);
 		return rc;
 	}
@@ -667,7 +835,7 @@ static int rotate_online(const char *data, const char *url, const char *keyfile,
 		snprintf(note, sizeof(note),
 			 "rotate-master-key %" PRIu32 " -> %" PRIu32 ": the new key loaded", from,
 			 to);
-		rc = cas_reload(data, v, note, d);
+		rc = reload_all(t, v, note, d);
 	}
 	if (!rc)
 		test_stop("online-loaded");
@@ -678,7 +846,7 @@ static int rotate_online(const char *data, const char *url, const char *keyfile,
 		snprintf(note, sizeof(note),
 			 "rotate-master-key %" PRIu32 " -> %" PRIu32 ": %lld data keys re-wrapped",
 			 from, to, count);
-		rc = cas_reload(data, v, note, d);
+		rc = reload_all(t, v, note, d);
 	}
 	if (!rc)
 		rc = rewrap_online(data, url, v, to, &count, d);
@@ -690,7 +858,7 @@ static int rotate_online(const char *data, const char *url, const char *keyfile,
 			 "rotate-master-key %" PRIu32 " -> %" PRIu32 ": %" PRIu32
 			 " is current, %" PRIu32 " retired",
 			 from, to, to, from);
-		rc = cas_reload(data, v, note, d);
+		rc = reload_all(t, v, note, d);
 	}
 	/* stragglers: this vault still holds the old key */
 	if (!rc)
@@ -703,26 +871,29 @@ static int rotate_online(const char *data, const char *url, const char *keyfile,
 			 ": finished, %lld data keys re-wrapped, key %" PRIu32
 			 " destroyed in the token",
 			 from, to, count, from);
-		rc = cas_reload(data, v, note, d);
+		rc = reload_all(t, v, note, d);
 	}
 	if (!rc)
-		printf("veil-cas: %s master key version %" PRIu32 " -> %" PRIu32
-		       "; %lld data keys re-wrapped (veil-cas running)\n",
-		       veil_vault_provider(v), from, to, count);
+		snprintf(detail, cap,
+			 "%s master key version %" PRIu32 " -> %" PRIu32
+			 "; %lld data keys re-wrapped",
+			 veil_vault_provider(v), from, to, count);
 	veil_vault_close(v);
 	return rc;
 }
 
 int cas_rotate_main(int argc, char **argv)
 {
-	enum { OPT_DATA = 256, OPT_PIN_FILE, OPT_STORE };
+	enum { OPT_DATA = 256, OPT_PIN_FILE, OPT_STORE, OPT_WAIT };
 	static const struct option opts[] = {{"data", required_argument, NULL, OPT_DATA},
 					     {"pin-file", required_argument, NULL, OPT_PIN_FILE},
 					     {"store", required_argument, NULL, OPT_STORE},
+					     {"wait", required_argument, NULL, OPT_WAIT},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	const char *prog = "veil-cas rotate-master-key", *data = NULL, *pin_file = NULL,
 		   *store = NULL;
+	long wait = 120;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -734,6 +905,18 @@ int cas_rotate_main(int argc, char **argv)
 		case OPT_PIN_FILE:
 			pin_file = optarg;
 			break;
+		case OPT_WAIT: {
+			struct veil_diags wd;
+			veil_diags_init(&wd);
+			int bad = veil_parse_long("--wait", optarg, 1, 3600, &wait, &wd);
+			if (bad) {
+				int r = veil_usage_error(prog, "%s", wd.msgs[0]);
+				veil_diags_free(&wd);
+				return r;
+			}
+			veil_diags_free(&wd);
+			break;
+		}
 		case OPT_STORE:
 			if (!veil_store_url_is_pg(optarg))
 				return veil_usage_error(prog,
@@ -765,8 +948,13 @@ int cas_rotate_main(int argc, char **argv)
 	/* the audit log's lock: a running veil-cas holds it */
 	if (!rc)
 		rc = cas_running(auditlog, &running, &d);
+	char detail[160] = "";
+	bool finishing = false;
+	struct targets t = {data, store, keyfile, running, wait};
 	if (!rc && running) {
-		rc = rotate_online(data, store, keyfile, pin_file, &d);
+		rc = rotate_online(&t, pin_file, detail, sizeof(detail), &finishing, &d);
+		if (!rc)
+			printf("veil-cas: %s%s\n", detail, finishing ? "" : " (veil-cas running)");
 		veil_diags_print(&d, stderr);
 		veil_diags_free(&d);
 		free(keyfile);
@@ -777,31 +965,35 @@ int cas_rotate_main(int argc, char **argv)
 	 * stops at it) and writes the audit entry */
 	if (!rc && (rc = veil_audit_open(auditlog, &audit, &d)))
 		veil_diag(&d, "veil-cas started meanwhile: run this again");
-	if (!rc)
+	/* PostgreSQL: replicas elsewhere may serve; they load each step
+	 * from the database, as online */
+	if (!rc && store)
+		rc = rotate_online(&t, pin_file, detail, sizeof(detail), &finishing, &d);
+	else if (!rc)
 		rc = veil_vault_open_any(keyfile, pin_file, &v, &d);
-	if (!rc)
+	if (!rc && !store)
 		rc = veil_vault_rotate_begin(v, &from, &to, &d);
-	bool finishing = !rc && from == to; /* an earlier rotation's old key destroyed */
-	/* SQLite: every row in one transaction; PostgreSQL: in batches */
-	if (!rc && !finishing)
-		rc = store ? rewrap_online(data, store, v, to, &count, &d)
-			   : rewrap_store(data, v, &count, &d);
+	if (!rc && !store)
+		finishing = from == to; /* an earlier rotation's old key destroyed */
+	/* SQLite: every row in one transaction */
+	if (!rc && !store && !finishing)
+		rc = rewrap_store(data, v, &count, &d);
 #ifdef VEIL_TEST_HOOKS
 	/* only for testing: a crash between the re-wrap and the switch */
-	if (!rc && getenv("VEIL_TEST_ROTATE_STOP") &&
+	if (!rc && !store && getenv("VEIL_TEST_ROTATE_STOP") &&
 	    !strcmp(getenv("VEIL_TEST_ROTATE_STOP"), "after-rewrap"))
 		_exit(9);
 #endif
-	if (!rc && !finishing)
+	if (!rc && !store && !finishing)
 		rc = veil_vault_rotate_finish(v, &d);
 	if (!rc) {
-		char detail[160];
-		if (finishing)
+		/* with --store, rotate_online said what it did */
+		if (!store && finishing)
 			snprintf(detail, sizeof(detail),
 				 "%s master key version %" PRIu32
 				 ": the rotation to it is finished (its old key destroyed)",
 				 veil_vault_provider(v), to);
-		else
+		else if (!store)
 			snprintf(detail, sizeof(detail),
 				 "%s master key version %" PRIu32 " -> %" PRIu32
 				 "; %lld data keys re-wrapped",

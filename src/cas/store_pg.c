@@ -18,6 +18,10 @@
  *   copy of the same data folder is refused (delete its replica.id).
  * - veil_generation holds a counter a trigger moves at every statement that
  *   changes policies: the caches of every replica compare it (caches.c).
+ * - veil_master_key and veil_replica_keys (schema 3): the PKCS#11 record a
+ *   master-key rotation publishes at each step (rotate.c) and what each
+ *   replica loaded (veil_store_pg_master_key, veil_store_pg_key_loaded;
+ *   keysync.c); a replica is live while it holds its id's advisory lock.
  * - Connections: a statement that finds the connection broken (libpq says
  *   so, or the server's error is a connection exception, 08..., an
  *   operator intervention such as a shutdown, 57P..., or a read-only
@@ -681,6 +685,19 @@ static const char *const pg_migrations[] = {
     " seq bigint PRIMARY KEY CHECK (seq > 0),"
     " line text NOT NULL,"
     " replica text NOT NULL);",
+    /* 3: the master key's PKCS#11 record (master.key's text: no key in
+     * clear) that every replica loads during a rotation, version moved at
+     * each step (rotate.c), and what each replica loaded (main.c) */
+    "CREATE TABLE veil_master_key ("
+    " id integer PRIMARY KEY CHECK (id = 1),"
+    " record text NOT NULL,"
+    " note text NOT NULL,"
+    " version bigint NOT NULL);"
+    "CREATE TABLE veil_replica_keys ("
+    " replica text PRIMARY KEY,"
+    " loaded text NOT NULL,"
+    " version bigint NOT NULL,"
+    " at timestamptz NOT NULL);",
 };
 _Static_assert(VEIL_ARRAY_LEN(pg_migrations) == VEIL_STORE_PG_SCHEMA_VERSION,
 	       "one migration step per schema version");
@@ -906,6 +923,47 @@ out:
 	if (q)
 		pg_close(&q->base);
 	return rc;
+}
+
+/* ---- the master key's record for the replicas (schema 3) ---- */
+
+int veil_store_pg_master_key(struct veil_store *s, long long *version, char **record, char **note)
+{
+	PGresult *r;
+	*version = 0;
+	*record = *note = NULL;
+	if (pg_exec(pg_of(s), "SELECT version, record, note FROM veil_master_key", 0, NULL, NULL,
+		    NULL, 0, &r))
+		return VEIL_EIO;
+	int rc = 0;
+	if (PQntuples(r) == 1) {
+		*version = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		*record = strdup(PQgetvalue(r, 0, 1));
+		*note = strdup(PQgetvalue(r, 0, 2));
+		if (!*record || !*note) {
+			free(*record);
+			free(*note);
+			*record = *note = NULL;
+			*version = 0;
+			rc = VEIL_ENOMEM;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
+int veil_store_pg_key_loaded(struct veil_store *s, long long version, const char *loaded)
+{
+	char v[24];
+	snprintf(v, sizeof(v), "%lld", version);
+	const char *vals[] = {pg_of(s)->replica, loaded, v};
+	return pg_run(pg_of(s),
+		      "INSERT INTO veil_replica_keys(replica, loaded, version, at) "
+		      "VALUES($1, $2, $3, now()) ON CONFLICT (replica) DO UPDATE SET "
+		      "loaded = excluded.loaded, version = excluded.version, at = excluded.at",
+		      3, vals)
+		   ? VEIL_EIO
+		   : 0;
 }
 
 /* ---- reading the change chain (veil-cas audit) ---- */

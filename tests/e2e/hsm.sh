@@ -9,7 +9,8 @@
 # or running under load (no request fails, no secret changes), and a
 # rotation stopped half-way loses nothing and a rerun finishes it; backup
 # and restore work
-# with the token; a missing module, an unknown token, a wrong or missing PIN
+# with the token; two replicas on one PostgreSQL rotate together (the second
+# follows the database), and one stopped stops the rotation; a missing module, an unknown token, a wrong or missing PIN
 # are refused at start with a message naming them.
 # Root (the key process's /proc files); a build with -Dtest_hooks=true.
 # Usage: hsm.sh BUILD_DIR
@@ -29,7 +30,7 @@ CAS_PID= LAS_PID=
 cleanup() {
 	touch "$WORK/load.stop"
 	for p in ${LOAD_PIDS:-}; do wait "$p" 2>/dev/null; done
-	for p in $CAS_PID $LAS_PID; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	for p in $CAS_PID ${CAS2_PID:-} $LAS_PID; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	declare -F pg_server_kill_all >/dev/null && pg_server_kill_all
 	rm -rf "$WORK"
 }
@@ -597,8 +598,148 @@ t_rotate_online_postgres() {
 	pg_server_stop data
 }
 
+# ---- replicas: two veil-cas on one PostgreSQL, one token ----
+
+PORT2=$((PORT + 1))
+[ "$PORT2" -lt 65536 ] || PORT2=$((PORT - 1))
+CAS2_PID=
+# the second replica (on PORT2): CAS2_PID, its output in cas2.out, cas2.err
+start_cas2() { # data [flags...]
+	local data=$1
+	shift
+	stop_cas2 || return 1
+	rm -f "$WORK/cas2.out"
+	"$CAS" --data "$data" --listen "127.0.0.1:$PORT2" --threads 2 \
+		--trust-platform "$LAS_HASH" "$@" >"$WORK/cas2.out" 2>"$WORK/cas2.err" &
+	CAS2_PID=$!
+	for _ in $(seq 600); do
+		grep -q "listening" "$WORK/cas2.out" 2>/dev/null && return 0
+		kill -0 "$CAS2_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -9 "$CAS2_PID" 2>/dev/null
+	wait "$CAS2_PID" 2>/dev/null
+	CAS2_PID=
+	return 1
+}
+stop_cas2() {
+	[ -n "$CAS2_PID" ] || return 0
+	kill -TERM "$CAS2_PID" 2>/dev/null
+	wait "$CAS2_PID" 2>/dev/null
+	local r=$?
+	CAS2_PID=
+	! grep -q "Sanitizer" "$WORK/cas2.err" || die "$(grep -A12 Sanitizer "$WORK/cas2.err")" || return 1
+	return $r
+}
+# through replica 2: the passwords (as passwords())
+passwords2() { PORT=$PORT2 passwords "$1"; }
+# the load through both: attestations through each, updates through the
+# first, creations through the second
+load_start_both() {
+	rm -f "$WORK/load.stop" "$WORK"/load.attest-* "$WORK"/load.update-* "$WORK/load.create"
+	RUN_ID=$((RUN_ID + 1))
+	load_attest canary & LOAD_PIDS="$LOAD_PIDS $!"
+	PORT=$PORT2 load_attest second & LOAD_PIDS="$LOAD_PIDS $!"
+	load_update third & LOAD_PIDS="$LOAD_PIDS $!"
+	URL=https://127.0.0.1:$PORT2 load_create & LOAD_PIDS="$LOAD_PIDS $!"
+}
+# replica DIR's master.key at version V, nothing pending or retired
+replica_at() { # dir version
+	grep -qx "current $2 veil-rep-master.v$2" "$1/master.key" && ! grep -qE "^(pending|retire)" "$1/master.key" ||
+		die "$1/master.key: $(cat "$1/master.key")"
+}
+
+# Two replicas of a PKCS#11 CAS on one PostgreSQL (the second a copy of the
+# first's data folder without replica.id), one token: the rotation run on
+# the first's host under load through both, the second following through
+# the database (no signal reaches it): no request fails, the same secrets
+# through both before and after, no row under the old key, the old key gone
+# from the token, both master.key at the new version, both restart with
+# only the new key. Then a replica stopped (SIGSTOP) during a rotation: the
+# command refuses naming it, the old key stays; after SIGCONT a rerun
+# finishes.
+t_rotate_replicas() {
+	stop_cas || return 1
+	local port from r2=$WORK/rep2
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	pg_init "$PG" rep || die "initdb failed" || return 1
+	pg_server_start "$PG" rep "$port" "-c fsync=off" || die "PostgreSQL did not start" || return 1
+	softhsm2-util --init-token --free --label veil-rep --pin "$PIN" --so-pin 5678 >/dev/null || return 1
+	DATA=$WORK/rep1 PGURL="postgresql://veil@127.0.0.1:$port/postgres" TOKEN=veil-rep PW_REF=$WORK/pw.rep
+	start_cas "$DATA" --init --master-key "pkcs11:token=veil-rep;object=veil-rep-master" \
+		--pin-file "$WORK/pin" --store "$PGURL" || die "init on PostgreSQL: $(cat "$WORK/cas.err")" || return 1
+	A cas attest "$URL" $TESTING >/dev/null 2>&1 || die "attest the CAS" || return 1
+	local ns
+	for ns in canary second third; do
+		[ "$(as_a -X POST --data-binary @"$WORK/$ns.json" "$URL/v1/policies")" = 201 ] ||
+			die "create $ns: $(cat "$WORK/.body")" || return 1
+	done
+	passwords "$PW_REF" || return 1
+	stop_cas || return 1
+	cp -a "$DATA" "$r2" && rm "$r2/replica.id" || return 1
+	start_cas "$DATA" --pin-file "$WORK/pin" --store "$PGURL" || die "start: $(cat "$WORK/cas.err")" || return 1
+	start_cas2 "$r2" --pin-file "$WORK/pin" --store "$PGURL" || die "replica 2: $(cat "$WORK/cas2.err")" || return 1
+	passwords2 "$WORK/pw.rep2" || return 1
+	cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords through replica 2" || return 1
+	from=$(cur_version)
+	load_start_both
+	sleep 2
+	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin"
+	sleep 2
+	load_stop || return 1
+	ok || return 1
+	echo "    $out"
+	rotated_cleanly $((from + 1)) || return 1
+	replica_at "$DATA" $((from + 1)) && replica_at "$r2" $((from + 1)) || return 1
+	passwords2 "$WORK/pw.rep2" || return 1
+	cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords through replica 2 after the rotation" || return 1
+	[ "$(q "SELECT count(*) FROM veil_replica_keys WHERE loaded = 'pkcs11 current $((from + 1)) pending 0 retire 0'")" = 2 ] ||
+		die "veil_replica_keys: $(q 'SELECT * FROM veil_replica_keys')" || return 1
+	# replica 2 audited each step it took from the database
+	[ "$(grep '"event":"master-key-reload"' "$r2/audit.log" | grep -c 'from the database')" -ge 4 ] ||
+		die "replica 2's reloads: $(grep master-key-reload "$r2/audit.log")" || return 1
+	grep -q "master key reloaded" "$WORK/cas2.err" || die "replica 2 did not say it reloaded" || return 1
+	[ "$(q "SELECT count(*) FROM policies WHERE namespace LIKE 'new-%'")" -gt 0 ] ||
+		die "no namespace was created during the rotation" || return 1
+	# both restart with only the new key in the token
+	stop_cas2 && stop_cas || return 1
+	start_cas "$DATA" --pin-file "$WORK/pin" --store "$PGURL" || die "restart: $(cat "$WORK/cas.err")" || return 1
+	start_cas2 "$r2" --pin-file "$WORK/pin" --store "$PGURL" || die "restart 2: $(cat "$WORK/cas2.err")" || return 1
+	passwords "$WORK/pw.rep1" && passwords2 "$WORK/pw.rep2" || return 1
+	cmp -s "$PW_REF" "$WORK/pw.rep1" && cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords after the restart" || return 1
+	# a replica that does not load (stopped as it takes the rotation's first
+	# record): refused, the old key kept
+	local rp
+	"$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin" --wait 3 \
+		>"$WORK/rot.out" 2>"$WORK/rot.err" &
+	rp=$!
+	for _ in $(seq 500); do grep -q "^pending" "$r2/master.key" && break; sleep 0.01; done
+	kill -STOP "$CAS2_PID"
+	wait "$rp"
+	rc=$? out=$(cat "$WORK/rot.out") err=$(cat "$WORK/rot.err")
+	grep -q "^pending" "$r2/master.key" || { kill -CONT "$CAS2_PID"; die "replica 2 took no record: $err"; return 1; }
+	rejected || { kill -CONT "$CAS2_PID"; return 1; }
+	has "1 live replica did not load the master key's record" && has "Nothing was destroyed" ||
+		{ kill -CONT "$CAS2_PID"; return 1; }
+	echo "    $(head -c 300 <<<"$err")..."
+	probe >"$WORK/probe.out"
+	grep -q "^key veil-rep-master.v$((from + 1)) " "$WORK/probe.out" || { kill -CONT "$CAS2_PID"; die "the old key went: $(cat "$WORK/probe.out")"; return 1; }
+	passwords "$WORK/pw.rep1" || { kill -CONT "$CAS2_PID"; return 1; }
+	kill -CONT "$CAS2_PID"
+	cmp -s "$PW_REF" "$WORK/pw.rep1" || die "other passwords after the refusal" || return 1
+	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin"
+	ok || return 1
+	echo "    after SIGCONT: $out"
+	rotated_cleanly $((from + 2)) || return 1
+	replica_at "$DATA" $((from + 2)) && replica_at "$r2" $((from + 2)) || return 1
+	passwords2 "$WORK/pw.rep2" || return 1
+	cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords through replica 2 after the rerun" || return 1
+	stop_cas2 && stop_cas || return 1
+	pg_server_stop rep
+}
+
 [ -n "${TESTS:-}" ] && { run_in_order hsm t_setup $TESTS; exit; }
 run_in_order hsm t_setup t_init_with_token t_restart_same_secrets t_key_not_exportable t_rotate \
 	t_rotate_crash_then_rerun t_rotate_crash_after_switch t_rotate_online_under_load \
 	t_rotate_waits_for_a_stalled_create t_rotate_online_crash_then_rerun t_rotate_online_kill9_then_rerun t_rotate_online_needs_pin_file t_backup_restore \
-	t_token_missing_refused t_wrong_pin_refused t_rotate_online_postgres
+	t_token_missing_refused t_wrong_pin_refused t_rotate_online_postgres t_rotate_replicas
