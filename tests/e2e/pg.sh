@@ -210,7 +210,7 @@ t_tls_client_certificate() {
 t_basic_flows() {
 	start_replica r1 "$WORK/data1" "$PORT1" || die "veil-cas did not start on PostgreSQL" || return 1
 	[ ! -e "$WORK/data1/cas.db" ] || die "cas.db made with --store" || return 1
-	[ "$(psql_q 'SELECT max(version) FROM veil_schema')" = 2 ] || die "schema version" || return 1
+	[ "$(psql_q 'SELECT max(version) FROM veil_schema')" = 3 ] || die "schema version" || return 1
 	run A cas attest "$URL1" $TESTING && ok && has "pinned" || return 1
 	policy basic >"$WORK/basic.yaml"
 	run A policy create "$WORK/basic.yaml" && ok && has "created basic" || return 1
@@ -592,15 +592,15 @@ t_chain_killed_before_commit() {
 		die "the chain does not end at the stored hash of race"
 }
 
-# A database at schema 1 (the table dropped, its version row removed, as
-# before this veil-cas) is brought to 2 at the next start; the chain starts
-# at the first change after it.
+# A database at schema 1 (the later tables dropped, their version rows
+# removed, as before this veil-cas) is brought to 3 at the next start; the
+# chain starts at the first change after it.
 t_chain_migrates_from_schema_1() {
 	stop_replica r1 && stop_replica r2 || return 1
-	psql_q 'DROP TABLE veil_audit; DELETE FROM veil_schema WHERE version = 2' || return 1
+	psql_q 'DROP TABLE veil_audit, veil_master_key, veil_replica_keys; DELETE FROM veil_schema WHERE version >= 2' || return 1
 	run "$CAS" audit verify --store "$DB" && ok && has "0 entries, chain intact" || return 1
 	start_replica r1 "$WORK/data1" "$PORT1" && start_replica r2 "$WORK/data2" "$PORT2" || return 1
-	[ "$(psql_q 'SELECT max(version) FROM veil_schema')" = 2 ] && [ "$(psql_q 'SELECT count(*) FROM veil_audit')" = 0 ] ||
+	[ "$(psql_q 'SELECT max(version) FROM veil_schema')" = 3 ] && [ "$(psql_q 'SELECT count(*) FROM veil_audit')" = 0 ] ||
 		die "not schema 2 with an empty chain" || return 1
 	local h
 	h=$(hash_via "$URL2" race) || return 1
