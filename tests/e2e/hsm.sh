@@ -58,38 +58,47 @@ CERT=$WORK/home-a/identity/cert.pem KEY=$WORK/home-a/identity/key.pem
 key_hash_a() { openssl x509 -in "$CERT" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
 as_a() { curl -sk --tlsv1.3 --cert "$CERT" --key "$KEY" -o "$WORK/.body" -w '%{http_code}' "$@"; }
 
-# start_cas DATA [flags...]: sets CAS_PID and KP_PID; 1 (cas.err kept) if it
-# does not start
+# cas_up VAR NAME PORT DATA [flags...]: veil-cas on PORT, its pid in the
+# variable VAR, its output in NAME.out and NAME.err; 1 (NAME.err kept) if it
+# does not start. cas_down VAR NAME: SIGTERM, its exit status; a sanitizer
+# report in NAME.err fails it.
+cas_up() {
+	local var=$1 name=$2 port=$3 data=$4 pid
+	shift 4
+	rm -f "$WORK/$name.out"
+	"$CAS" --data "$data" --listen "127.0.0.1:$port" --threads 2 \
+		--trust-platform "$LAS_HASH" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	pid=$!
+	printf -v "$var" %s "$pid"
+	for _ in $(seq 600); do
+		grep -q "listening" "$WORK/$name.out" 2>/dev/null && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	printf -v "$var" %s ""
+	return 1
+}
+cas_down() {
+	local var=$1 name=$2 p=${!1}
+	[ -n "$p" ] || return 0
+	kill -TERM "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+	local r=$?
+	printf -v "$var" %s ""
+	! grep -q "Sanitizer" "$WORK/$name.err" || die "$(grep -A12 Sanitizer "$WORK/$name.err")" || return 1
+	return $r
+}
+# start_cas DATA [flags...]: sets CAS_PID and KP_PID
 start_cas() {
 	local data=$1
 	shift
 	stop_cas || return 1
-	rm -f "$WORK/cas.out"
-	"$CAS" --data "$data" --listen "127.0.0.1:$PORT" --threads 2 \
-		--trust-platform "$LAS_HASH" "$@" >"$WORK/cas.out" 2>"$WORK/cas.err" &
-	CAS_PID=$!
-	for _ in $(seq 600); do
-		if grep -q "listening" "$WORK/cas.out" 2>/dev/null; then
-			KP_PID=$(key_process_of "$CAS_PID")
-			return 0
-		fi
-		kill -0 "$CAS_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -9 "$CAS_PID" 2>/dev/null
-	wait "$CAS_PID" 2>/dev/null
-	CAS_PID=
-	return 1
+	cas_up CAS_PID cas "$PORT" "$data" "$@" || return 1
+	KP_PID=$(key_process_of "$CAS_PID")
 }
-stop_cas() {
-	[ -n "$CAS_PID" ] || return 0
-	kill -TERM "$CAS_PID" 2>/dev/null
-	wait "$CAS_PID" 2>/dev/null
-	local r=$?
-	CAS_PID=
-	! grep -q "Sanitizer" "$WORK/cas.err" || die "$(grep -A12 Sanitizer "$WORK/cas.err")" || return 1
-	return $r
-}
+stop_cas() { cas_down CAS_PID cas; }
 key_process_of() {
 	local c
 	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
@@ -608,29 +617,9 @@ start_cas2() { # data [flags...]
 	local data=$1
 	shift
 	stop_cas2 || return 1
-	rm -f "$WORK/cas2.out"
-	"$CAS" --data "$data" --listen "127.0.0.1:$PORT2" --threads 2 \
-		--trust-platform "$LAS_HASH" "$@" >"$WORK/cas2.out" 2>"$WORK/cas2.err" &
-	CAS2_PID=$!
-	for _ in $(seq 600); do
-		grep -q "listening" "$WORK/cas2.out" 2>/dev/null && return 0
-		kill -0 "$CAS2_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -9 "$CAS2_PID" 2>/dev/null
-	wait "$CAS2_PID" 2>/dev/null
-	CAS2_PID=
-	return 1
+	cas_up CAS2_PID cas2 "$PORT2" "$data" "$@"
 }
-stop_cas2() {
-	[ -n "$CAS2_PID" ] || return 0
-	kill -TERM "$CAS2_PID" 2>/dev/null
-	wait "$CAS2_PID" 2>/dev/null
-	local r=$?
-	CAS2_PID=
-	! grep -q "Sanitizer" "$WORK/cas2.err" || die "$(grep -A12 Sanitizer "$WORK/cas2.err")" || return 1
-	return $r
-}
+stop_cas2() { cas_down CAS2_PID cas2; }
 # through replica 2: the passwords (as passwords())
 passwords2() { PORT=$PORT2 passwords "$1"; }
 # the load through both: attestations through each, updates through the
