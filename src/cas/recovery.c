@@ -409,20 +409,6 @@ static void share_usage(FILE *f)
 		   "  -h, --help  this help\n");
 }
 
-/* stdout without stdio's buffer: the text is secret */
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return VEIL_EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 int cas_recovery_share_main(int argc, char **argv)
 {
@@ -497,7 +483,8 @@ int cas_recovery_share_main(int argc, char **argv)
 	if (!rc)
 		rc = veil_recovery_opened_format(&f.meta, share, text, VEIL_RECOVERY_OPENED_MAX,
 						 &size);
-	if (!rc && write_all(STDOUT_FILENO, text, size)) {
+	/* stdout without stdio's buffer: the text is secret */
+	if (!rc && write_all_fd(STDOUT_FILENO, text, size)) {
 		veil_diag(&d, "cannot write the share: %s", strerror(errno));
 		rc = VEIL_EIO;
 	}
