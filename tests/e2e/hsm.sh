@@ -566,6 +566,20 @@ t_wrong_pin_refused() {
 . "$ROOT/tests/e2e/lib_pg.sh"
 PG=$WORK/pg
 
+# rotate_pg_under LOAD-START: the rotation of DATA's CAS on PGURL while the
+# load LOAD-START starts runs; every request succeeds, and it ends at
+# version $from + 1 (the caller's from) with nothing lost
+rotate_pg_under() {
+	"$1"
+	sleep 2
+	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin"
+	sleep 2
+	load_stop || return 1
+	ok || return 1
+	echo "    $out"
+	rotated_cleanly $((from + 1))
+}
+
 # a PKCS#11 CAS on PostgreSQL (its own token): the rotation under load with
 # --store, as on SQLite; then a restart with only the new key; then one
 # offline
@@ -586,14 +600,7 @@ t_rotate_online_postgres() {
 	done
 	passwords "$PW_REF" || return 1
 	from=$(cur_version)
-	load_start
-	sleep 2
-	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin"
-	sleep 2
-	load_stop || return 1
-	ok || return 1
-	echo "    $out"
-	rotated_cleanly $((from + 1)) || return 1
+	rotate_pg_under load_start || return 1
 	start_cas "$DATA" --pin-file "$WORK/pin" --store "$PGURL" || die "restart: $(cat "$WORK/cas.err")" || return 1
 	passwords "$WORK/pw.pg.restarted" || return 1
 	cmp -s "$PW_REF" "$WORK/pw.pg.restarted" || die "other passwords after the restart" || return 1
@@ -671,14 +678,7 @@ t_rotate_replicas() {
 	passwords2 "$WORK/pw.rep2" || return 1
 	cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords through replica 2" || return 1
 	from=$(cur_version)
-	load_start_both
-	sleep 2
-	run "$CAS" rotate-master-key --data "$DATA" --store "$PGURL" --pin-file "$WORK/pin"
-	sleep 2
-	load_stop || return 1
-	ok || return 1
-	echo "    $out"
-	rotated_cleanly $((from + 1)) || return 1
+	rotate_pg_under load_start_both || return 1
 	replica_at "$DATA" $((from + 1)) && replica_at "$r2" $((from + 1)) || return 1
 	passwords2 "$WORK/pw.rep2" || return 1
 	cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords through replica 2 after the rotation" || return 1
