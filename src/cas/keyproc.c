@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -41,6 +42,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/audit.h>
@@ -62,6 +64,8 @@
 
 #define KP "veil-cas key process: "
 #define CHANNELS_MAX 300
+#define READY_SECONDS 60       /* a key process opens the master key (a token) */
+#define RELOAD_SWAP_SECONDS 30 /* the calls under way on the one replaced */
 
 /* ---- the key process ---- */
 
@@ -937,7 +941,18 @@ static int keyproc_spawn(struct keyproc *k, const char *keyfile, bool init,
 		k->pid = pid;
 		struct ipc_msg m = {0};
 		char why[200] = "";
-		int r = ipc_recv(k->ch[0].fd, &m, why, sizeof(why));
+		/* READY, in its time: a module that hangs opening the token must
+		 * not hang veil-cas's start or a reload with it */
+		struct pollfd p = {.fd = k->ch[0].fd, .events = POLLIN};
+		int w;
+		while ((w = poll(&p, 1, READY_SECONDS * 1000)) < 0 && errno == EINTR)
+			;
+		int r = w == 1 ? ipc_recv(k->ch[0].fd, &m, why, sizeof(why)) : VEIL_EIO;
+		if (w != 1) {
+			kill(pid, SIGKILL);
+			veil_diag(d, "the key process did not say it was ready within %d s",
+				  READY_SECONDS);
+		}
 		if (r || m.type != IPC_READY) {
 			int st = 0;
 			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -1010,8 +1025,21 @@ int cas_keyproc_reload(char *what, size_t cap, struct veil_diags *d)
 		keyproc_release(&fresh);
 		return rc;
 	}
-	/* the swap waits for the calls under way on the old process */
-	pthread_rwlock_wrlock(&kp_lock);
+	/* the swap waits for the calls under way on the old process, not
+	 * forever: a call stuck there (a token that hangs) would hold every
+	 * later call queued behind this writer */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += RELOAD_SWAP_SECONDS;
+	if (pthread_rwlock_timedwrlock(&kp_lock, &until)) {
+		kill(fresh.pid, SIGKILL);
+		keyproc_release(&fresh);
+		veil_diag(d,
+			  "a call to the serving key process did not end within %d s: the reload "
+			  "was abandoned (the serving key process serves on)",
+			  RELOAD_SWAP_SECONDS);
+		return VEIL_EIO;
+	}
 	struct keyproc old = kp;
 	kp = fresh;
 	pthread_rwlock_unlock(&kp_lock);
