@@ -409,7 +409,6 @@ static void share_usage(FILE *f)
 		   "  -h, --help  this help\n");
 }
 
-
 int cas_recovery_share_main(int argc, char **argv)
 {
 	static const char prog[] = "veil-cas recovery-share";
@@ -714,7 +713,7 @@ static int recover_rows(const char *data, struct veil_vault *v, long long *count
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(db, 10000) != SQLITE_OK ||
 	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "SELECT namespace, wrapped_key FROM policies", -1, &list,
+	    sqlite3_prepare_v2(db, "SELECT namespace, wrapped_key, blob FROM policies", -1, &list,
 			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "UPDATE policies SET wrapped_key = ?1 WHERE namespace = ?2", -1,
 			       &put, NULL) != SQLITE_OK) {
@@ -737,6 +736,24 @@ static int recover_rows(const char *data, struct veil_vault *v, long long *count
 			rc = VEIL_EINVAL;
 			goto out;
 		}
+		/* The copy is sealed to a public key: anyone who could write the
+		 * store could have put another key there. The row's own payload
+		 * must open with the key it gives, or nothing is written. */
+		const uint8_t *w = out_size ? out : sqlite3_column_blob(list, 1);
+		size_t w_size = out_size ? out_size : (size_t)sqlite3_column_bytes(list, 1);
+		uint8_t *plain = NULL;
+		size_t plain_size = 0;
+		if (veil_vault_open(v, ns, w, w_size, sqlite3_column_blob(list, 2),
+				    (size_t)sqlite3_column_bytes(list, 2), &plain, &plain_size)) {
+			veil_diag(
+			    d,
+			    "namespace %s: the data key its recovery copy gives does not open "
+			    "its stored policy (the copy was replaced?); nothing written",
+			    ns);
+			rc = VEIL_EINVAL;
+			goto out;
+		}
+		veil_secure_free(plain, plain_size);
 		if (!out_size)
 			continue;
 		sqlite3_reset(put);

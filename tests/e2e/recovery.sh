@@ -321,6 +321,22 @@ t_token_gone_k_minus_1_refused() {
 	sha256sum -c --quiet "$WORK/tdata.sums" || die "recover wrote something from another CAS's shares" || return 1
 }
 
+# The recovery copy is sealed to a public key, so whoever writes the store
+# could put another data key there: recover checks each row's payload opens
+# with the key its copy gives before it writes anything. Here a payload that
+# does not open (changed) stops it; nothing is written.
+t_token_payload_must_open() {
+	local ns=${TOKNS[0]}
+	sqlite3 "$WORK/tdata/cas.db" "SELECT hex(blob) FROM policies WHERE namespace = '$ns'" >"$WORK/blob.hex" || return 1
+	sqlite3 "$WORK/tdata/cas.db" "UPDATE policies SET blob = zeroblob(length(blob)) WHERE namespace = '$ns'" || return 1
+	sha256sum "$WORK/tdata/master.key" "$WORK/tdata/cas.db" >"$WORK/tdata.sums"
+	run "$CAS" recover --data "$WORK/tdata" --share "$WORK/t1.txt" --share "$WORK/t2.txt"
+	rejected && has "namespace $ns: the data key its recovery copy gives does not open its stored policy" &&
+		has "nothing written" || return 1
+	sha256sum -c --quiet "$WORK/tdata.sums" || die "recover wrote something" || return 1
+	sqlite3 "$WORK/tdata/cas.db" "UPDATE policies SET blob = X'$(cat "$WORK/blob.hex")' WHERE namespace = '$ns'"
+}
+
 # two shares: every data key re-wrapped from its copy under a new key file;
 # the CAS starts without the token and serves the same secrets
 t_token_k_shares_recover() {
@@ -346,4 +362,5 @@ t_token_k_shares_recover() {
 run_in_order recovery t_setup t_init_refuses_bad_options t_init_with_shares_serves \
 	t_lost_key_and_open_shares t_k_minus_1_refused t_other_cas_shares_refused \
 	t_tampered_share_refused t_k_shares_recover t_recovered_cas_serves_everything t_usage_errors \
-	t_token_setup t_token_init_with_recovery t_token_gone_k_minus_1_refused t_token_k_shares_recover
+	t_token_setup t_token_init_with_recovery t_token_gone_k_minus_1_refused t_token_payload_must_open \
+	t_token_k_shares_recover
