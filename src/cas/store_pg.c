@@ -66,6 +66,7 @@ struct pg_store {
 	bool lost;    /* the connection is to be reset before its next use */
 	bool warned;  /* the server sent a WARNING (pg_commit looks) */
 	bool counted; /* in the open connections of the statistics */
+	bool claims;  /* holds the replica id's session lock (the first store) */
 	char replica[REPLICA_ID_LEN + 1];
 };
 
@@ -81,6 +82,16 @@ static int pg_ready(struct pg_store *q)
 		PQreset(q->conn);
 		veil_store_stats_reconnect();
 		q->lost = false;
+		/* the replica id's session lock went with the old session: taken
+		 * again, so that this replica still counts as live (a rotation
+		 * waits for the live ones; rotate.c) */
+		if (q->claims && PQstatus(q->conn) == CONNECTION_OK) {
+			const char *v[] = {q->replica};
+			PQclear(PQexecParams(q->conn,
+					     "SELECT pg_try_advisory_lock(" PG_LOCK_REPLICA
+					     ", hashtext($1))",
+					     1, NULL, v, NULL, NULL, 0));
+		}
 	}
 	if (q->lost || PQstatus(q->conn) != CONNECTION_OK) {
 		q->base.unavailable = true;
@@ -906,6 +917,7 @@ int veil_store_pg_open(const char *url, const char *data_dir, bool first, struct
 		}
 		bool mine = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
 		PQclear(r);
+		q->claims = mine;
 		if (!mine) {
 			veil_diag(d,
 				  "PostgreSQL (--store): a running veil-cas uses this replica's id "

@@ -677,6 +677,19 @@ t_rotate_replicas() {
 	start_cas2 "$r2" --pin-file "$WORK/pin" --store "$PGURL" || die "replica 2: $(cat "$WORK/cas2.err")" || return 1
 	passwords2 "$WORK/pw.rep2" || return 1
 	cmp -s "$PW_REF" "$WORK/pw.rep2" || die "other passwords through replica 2" || return 1
+	# a live replica holds its id's session lock (what the rotation waits
+	# for); a restart of PostgreSQL ends those sessions, and each replica
+	# takes its lock again on its next statement (its key check each second)
+	local locks="SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1986357613 AND granted"
+	[ "$(q "$locks")" = 2 ] || die "replica locks before: $(q "$locks")" || return 1
+	pg_server_stop rep && pg_server_start "$PG" rep "$port" "-c fsync=off" || return 1
+	local n=
+	for _ in $(seq 50); do
+		n=$(q "$locks" 2>/dev/null)
+		[ "$n" = 2 ] && break
+		sleep 0.1
+	done
+	[ "$n" = 2 ] || die "the replicas did not take their locks again after PostgreSQL restarted: '$n'" || return 1
 	from=$(cur_version)
 	rotate_pg_under load_start_both || return 1
 	replica_at "$DATA" $((from + 1)) && replica_at "$r2" $((from + 1)) || return 1
