@@ -196,8 +196,15 @@ t_buffered_bodies_capped() {
 	r1=$(awk '/VmRSS/ {print $2}' "/proc/$CAS_PID/status")
 	wait "$EXTRA_PID"
 	EXTRA_PID=
-	echo "    RSS +$(((r1 - r0) / 1024)) MB; answers: $(tail -1 "$WORK/bodies.out" | tr ' ' '\n' | sort | uniq -c | tr '\n' ' ')"
-	[ $(((r1 - r0) / 1024)) -lt 80 ] || die "RSS grew by $(((r1 - r0) / 1024)) MB" || return 1
+	# the bound: 16 MB of bodies buffered at most, with libevent's and TLS's
+	# own (35 MB measured). Under ASan (redzones, shadow) a buffered byte
+	# costs more: 59 to 81 MB measured capped (80 failed once in CI), 169 MB
+	# with the cap lifted (BUF_FLAGS="--buffered-max 1073741824"): its bound
+	# is 120, between the two.
+	local max=80
+	grep -q libasan "/proc/$CAS_PID/maps" && max=120
+	echo "    RSS +$(((r1 - r0) / 1024)) MB (bound $max); answers: $(tail -1 "$WORK/bodies.out" | tr ' ' '\n' | sort | uniq -c | tr '\n' ' ')"
+	[ $(((r1 - r0) / 1024)) -lt "$max" ] || die "RSS grew by $(((r1 - r0) / 1024)) MB" || return 1
 	grep -q 503 "$WORK/bodies.out" || die "no body refused with 503"
 }
 
