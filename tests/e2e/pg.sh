@@ -386,12 +386,13 @@ load() { # url file ns: GET and PUT in a loop, each answer's status a line of fi
 	while :; do
 		n=$((n + 1))
 		code=$(as_a_to "$me.g" "$1/v1/policies/$3")
-		echo "$code" >>"$2"
+		# empty: this curl was stopped by stop_load (a failed one says 000)
+		[ -z "$code" ] || echo "$code" >>"$2"
 		if [ "$code" = 200 ]; then
 			h=$(jq -r .hash "$me.g")
 			policy "$3" "$h" "load$n" | as_body >"$me.json"
 			code=$(as_a_to "$me.u" -X PUT --data-binary @"$me.json" "$1/v1/policies/$3")
-			echo "$code" >>"$2"
+			[ -z "$code" ] || echo "$code" >>"$2"
 		fi
 		sleep 0.02
 	done
