@@ -98,7 +98,6 @@ start_cas() {
 	cas_up CAS_PID cas "$PORT" "$data" "$@" || return 1
 	KP_PID=$(key_process_of "$CAS_PID")
 }
-stop_cas() { cas_down CAS_PID cas; }
 key_process_of() {
 	local c
 	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do

@@ -57,15 +57,6 @@ start_cas() {
 	CAS_PID=
 	return 1
 }
-stop_cas() {
-	[ -n "$CAS_PID" ] || return 0
-	kill -TERM "$CAS_PID" 2>/dev/null
-	wait "$CAS_PID" 2>/dev/null
-	local r=$?
-	CAS_PID=
-	! grep -q "Sanitizer" "$WORK/cas.err" || die "$(grep -A12 Sanitizer "$WORK/cas.err")" || return 1
-	return $r
-}
 # the child of PID whose command line is "veil-cas --key-process ..."
 key_process_of() {
 	local c

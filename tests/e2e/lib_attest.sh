@@ -30,3 +30,15 @@ password_of() {
 	sed -n 2p "$1" | "$BUILD/tests/sealed_open" "$KEY" "$WORK/last.req" |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["environment"]["API_PASSWORD"])'
 }
+
+# stop_cas: SIGTERM to veil-cas (CAS_PID), its exit status; a sanitizer
+# report in WORK/cas.err fails it
+stop_cas() {
+	[ -n "$CAS_PID" ] || return 0
+	kill -TERM "$CAS_PID" 2>/dev/null
+	wait "$CAS_PID" 2>/dev/null
+	local r=$?
+	CAS_PID=
+	! grep -q "Sanitizer" "$WORK/cas.err" || die "$(grep -A12 Sanitizer "$WORK/cas.err")" || return 1
+	return $r
+}
